@@ -1,0 +1,297 @@
+"""Report sections for one site, as HTML blocks a notebook displays as they are.
+
+Each function takes a :class:`~evallib.site.SiteEvaluation` and returns an
+:class:`HTMLBlock`; the notebook only calls them in order, and the same blocks can
+be written to a file without Jupyter (:func:`full_report`). Every string from
+params or data is escaped; count tables pass through :mod:`evallib.disclosure`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from html import escape
+
+from matplotlib.figure import Figure
+
+from evallib import plots
+from evallib.data import ATTRIBUTION
+from evallib.disclosure import format_count
+from evallib.results import Estimate
+from evallib.site import (
+    MIN_COMPARATORS_FOR_CI,
+    SHORT_FOLLOW_UP,
+    OutcomeAnalysis,
+    SiteEvaluation,
+    outcome_label,
+)
+
+
+@dataclass(frozen=True)
+class HTMLBlock:
+    """A piece of report HTML; displays itself in Jupyter."""
+
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.html
+
+
+def figure_html(fig: Figure, alt: str) -> str:
+    """Embed a figure as a PNG image (PNG, not SVG: smaller pages, stable nbval)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{data}"/>'
+
+
+def _p(text: str) -> str:
+    return f"<p>{text}</p>"
+
+
+def _not_evaluable(ev: SiteEvaluation) -> HTMLBlock:
+    return HTMLBlock(f'<div class="not-evaluable"><strong>Not evaluable:</strong> {escape(ev.reason)}.</div>')
+
+
+def _fmt(v: float, digits: int = 1, signed: bool = True) -> str:
+    if not math.isfinite(v):
+        return "unbounded" if v > 0 else "-unbounded"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def _pct(v: float) -> float:
+    return 100 * (math.exp(v) - 1) if math.isfinite(v) else v
+
+
+def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
+    """(estimate, low, high) in words' units: percent change, or percentage points."""
+    if proportion or row.scale.startswith("percentage_points"):
+        return _fmt(row.estimate), _fmt(row.ci_low), _fmt(row.ci_high)
+    if row.scale == "log":
+        return _fmt(_pct(row.estimate)) + "%", _fmt(_pct(row.ci_low)) + "%", _fmt(_pct(row.ci_high)) + "%"
+    if row.scale == "log_per_year":
+        return (_fmt(100 * row.estimate) + " points", _fmt(100 * row.ci_low) + " points", _fmt(100 * row.ci_high) + " points")
+    return _fmt(row.estimate, 3), _fmt(row.ci_low, 3), _fmt(row.ci_high, 3)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
+    """Title block: the site, its care model, dates, members and membership confidence."""
+    p = ev.protocol
+    w = p.windows
+    status = "evaluated" if ev.evaluable else f"not evaluable: {ev.reason}"
+    rows = [
+        ("Site", f"{p.site_id}: {p.site_name}"),
+        ("Care model", p.care_model),
+        ("Announced", p.announced or "not recorded"),
+        ("Intervention start (analysis)", w["post_start"].strftime("%B %Y")),
+        ("Member trusts analysed as treated", ", ".join(p.treated_units) or "none listed"),
+        ("Membership confidence", f"{p.membership_confidence} (confirm membership locally)"),
+        ("Primary outcome (pre-specified)", f"{outcome_label(p.primary_outcome)}, expected to {p.expected_direction}"),
+        ("Pre-period", f"{w['pre_start']:%b %Y} to {w['pre_end']:%b %Y}"),
+        ("Follow-up", f"{w['post_start']:%b %Y} to {w['post_end']:%b %Y}"),
+        ("Status", status),
+    ]
+    table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    notes = f"<p class='notes'>Protocol notes: {escape(p.notes)}</p>" if p.notes else ""
+    return HTMLBlock(f"<table class='facts'>{table}</table>{notes}")
+
+
+def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
+    """What the data cover: months, trusts used, comparators and why others were left out."""
+    if not ev.evaluable:
+        return _not_evaluable(ev)
+    parts = []
+    for a in ev.analyses:
+        c = a.coverage
+        excluded = "; ".join(f"{escape(k)}: {v}" for k, v in c.excluded.items()) or "none"
+        lost = ", ".join(c.treated_not_in_data + c.treated_incomplete)
+        missing = ", ".join(m.strftime("%b %Y") for m in c.missing_periods)
+        rows = [
+            ("Data source", c.source),
+            ("Pre-period months in the data", str(c.n_pre)),
+            ("Follow-up months in the data", str(c.n_post) + (" (short)" if c.n_post < SHORT_FOLLOW_UP else "")),
+            ("Months missing from the data", missing or "none"),
+            ("Treated trusts used", ", ".join(c.treated_used)),
+            ("Treated trusts without complete data", lost or "none"),
+            ("Comparison trusts", str(c.n_comparators)),
+            ("Left out of the comparison pool", excluded),
+        ]
+        if math.isfinite(c.baseline_total):
+            rows.append(("Site total in the baseline year (rounded)", format_count(c.baseline_total)))
+        table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v) if k != 'Left out of the comparison pool' else v}</td></tr>" for k, v in rows)
+        comps = escape(", ".join(c.comparators))
+        parts.append(
+            f"<h4>{escape(a.label.capitalize())}</h4><table class='facts'>{table}</table>"
+            f"<details><summary>Comparison trusts ({c.n_comparators})</summary><p class='codes'>{comps}</p></details>"
+        )
+    for outcome, why in ev.skipped_outcomes.items():
+        parts.append(f"<p><strong>{escape(outcome_label(outcome).capitalize())} not analysed:</strong> {escape(why)}.</p>")
+    return HTMLBlock("".join(parts))
+
+
+def trends(ev: SiteEvaluation) -> HTMLBlock:
+    """Trend plots of the site against its comparison pool, indexed to the baseline year."""
+    if not ev.evaluable:
+        return _not_evaluable(ev)
+    parts = []
+    for a in ev.analyses:
+        fig = plots.plot_trends(
+            a.trends,
+            intervention_start=ev.protocol.windows["post_start"],
+            indexed=not a.is_proportion,
+            title=f"{a.label.capitalize()}: {ev.protocol.site_id} vs comparison pool",
+            site_label=f"{ev.protocol.site_id} ({len(a.coverage.treated_used)} trust(s))",
+        )
+        parts.append(figure_html(fig, f"{a.label} over time, site against comparison pool"))
+    return HTMLBlock(
+        _p("Monthly series of the site's trusts and of the comparison pool, each scaled so that its baseline year "
+           "(the 12 months before the start) averages 100; four-hour performance is shown in percent.")
+        + "".join(parts)
+    )
+
+
+def _estimate_table(rows: list[tuple[str, Estimate, bool]]) -> str:
+    head = "<tr><th>Outcome</th><th>Quantity</th><th>Estimate</th><th>95% interval</th><th>p-value</th><th>Inference</th><th>Treated / comparison</th></tr>"
+    body = []
+    for label, r, prop in rows:
+        est, lo, hi = describe_effect(r, proportion=prop)
+        body.append(
+            f"<tr><td>{escape(label)}</td><td>{escape(r.term.replace('_', ' '))}</td><td>{escape(est)}</td>"
+            f"<td>{escape(lo)} to {escape(hi)}</td><td>{r.p_value:.3f}</td><td>{escape(r.inference.replace('_', ' '))}</td>"
+            f"<td>{r.n_treated} / {r.n_control}</td></tr>"
+        )
+    return f"<table class='estimates'>{head}{''.join(body)}</table>"
+
+
+def did(ev: SiteEvaluation) -> HTMLBlock:
+    """Difference-in-differences estimates, pre-trend checks and placebo distributions."""
+    if not ev.evaluable:
+        return _not_evaluable(ev)
+    rows = []
+    for a in ev.analyses:
+        rows.append((a.label, a.did.row, a.is_proportion))
+        rows.append((a.label, a.pretrend, a.is_proportion))
+    figs = []
+    for a in ev.analyses:
+        unit = "difference in percentage points" if a.is_proportion else "difference in log outcome"
+        fig = plots.plot_placebo_distribution(a.did, title=f"{a.label.capitalize()}: site estimate among placebo estimates", xlabel=unit)
+        figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
+    text = _p(
+        "Two-way fixed effects (trust and month effects) on the log of each count, so estimates are percent changes "
+        "relative to the comparison pool; four-hour performance is in percentage points. With one or a few treated "
+        "trusts, clustered standard errors overstate certainty, so the p-value is a <em>placebo-in-space</em> test: "
+        "each comparison trust is given the treatment in turn and the site's estimate is ranked among theirs. "
+        "The interval collects every effect the placebo test does not reject. The pre-trend row compares growth "
+        "before the start (per year); a small p-value there means the parallel-trends assumption is doubtful."
+    )
+    return HTMLBlock(text + _estimate_table(rows) + "".join(figs))
+
+
+def its(ev: SiteEvaluation) -> HTMLBlock:
+    """Segmented interrupted time series of the site's own series."""
+    if not ev.evaluable:
+        return _not_evaluable(ev)
+    rows = [(a.label, r, a.is_proportion) for a in ev.analyses for r in a.its.rows]
+    figs, diag = [], []
+    for a in ev.analyses:
+        r = a.its
+        fig = plots.plot_its(r, title=f"{a.label.capitalize()}: {ev.protocol.site_id} segmented regression", ylabel="%" if a.is_proportion else "per month")
+        figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
+        verdict = "residual autocorrelation is present" if r.autocorrelated else "no clear residual autocorrelation"
+        diag.append(
+            f"<li>{escape(a.label.capitalize())}: Durbin-Watson {r.durbin_watson:.2f}, Ljung-Box p = {r.ljung_box_p:.3f} "
+            f"(lag {r.ljung_box_lags}): {verdict}; Newey-West SEs with {r.hac_lags} lags allow for it.</li>"
+        )
+    text = _p(
+        "Segmented regression of the site's own monthly series (log scale; percent for four-hour performance) on a "
+        "linear trend, a level change at the start and a change in slope after it, with two Fourier pairs for "
+        "seasonality. There is no comparison group here: anything else that changed at the same time is attributed "
+        "to the site, so read this alongside the difference-in-differences."
+    )
+    return HTMLBlock(text + _estimate_table(rows) + f"<ul>{''.join(diag)}</ul>" + "".join(figs))
+
+
+def _verdict(a: OutcomeAnalysis, expected: str) -> str:
+    r = a.did.row
+    est, lo, hi = describe_effect(r, proportion=a.is_proportion)
+    unit = " percentage points" if a.is_proportion else ""
+    share = f"{r.p_value:.0%}"
+    direction = "decrease" if r.estimate < 0 else "increase"
+    if a.is_proportion:
+        direction = "fall" if r.estimate < 0 else "rise"
+    sentence = (
+        f"Relative to its {r.n_control} comparison trusts, the site's {escape(a.label)} changed by {escape(est)}{unit} "
+        f"(95% interval {escape(lo)} to {escape(hi)}{unit}) over {a.coverage.n_post} months of follow-up. "
+    )
+    if r.p_value < 0.05:
+        sentence += (
+            f"A change this large was seen in only {share} of the placebo comparisons (p = {r.p_value:.3f}), "
+            f"so the data give evidence of a {direction}"
+        )
+        if a.outcome != "four_hour_performance":
+            sentence += " in line with" if direction == expected else " opposite to"
+            sentence += f" the protocol's expected {expected}."
+        else:
+            sentence += "."
+    else:
+        sentence += (
+            f"Changes at least this large were seen in {share} of the placebo comparisons (p = {r.p_value:.2f}), "
+            "so the data do not give clear evidence of any effect: effects anywhere in the interval are consistent "
+            "with the data."
+        )
+    if not math.isfinite(r.ci_low) or not math.isfinite(r.ci_high):
+        sentence += f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison trusts are available."
+    return sentence
+
+
+def findings(ev: SiteEvaluation) -> HTMLBlock:
+    """Findings in plain words, with the uncertainty and every caution."""
+    if not ev.evaluable:
+        return HTMLBlock(
+            f"<p><strong>This site could not be evaluated:</strong> {escape(ev.reason)}. "
+            "No estimate is reported, because any number would mislead.</p>"
+        )
+    p = ev.protocol
+    items = [f"<li>{_verdict(a, p.expected_direction)}</li>" for a in ev.analyses]
+    prim = ev.primary
+    its_text = ""
+    if prim is not None:
+        lvl, slope = prim.its.row("level_change"), prim.its.row("slope_change")
+        le, ll, lh = describe_effect(lvl, proportion=prim.is_proportion)
+        se_, sl, sh = describe_effect(slope, proportion=prim.is_proportion)
+        its_text = (
+            f"<p>On its own series (no comparison group), the site's {escape(prim.label)} shows a level change of "
+            f"{escape(le)} (95% CI {escape(ll)} to {escape(lh)}) at the start and a change in yearly growth of "
+            f"{escape(se_)} (95% CI {escape(sl)} to {escape(sh)}), allowing for seasonality"
+            + (" and for the residual autocorrelation found." if prim.its.autocorrelated else ".")
+            + "</p>"
+        )
+    cautions = "".join(f"<li>{escape(f)}</li>" for f in ev.flags)
+    caution_html = f"<h4>Cautions</h4><ul class='flags'>{cautions}</ul>" if cautions else "<p>No cautions were raised.</p>"
+    return HTMLBlock(f"<ul class='findings'>{''.join(items)}</ul>{its_text}{caution_html}")
+
+
+def attribution() -> HTMLBlock:
+    return HTMLBlock(f"<p class='attribution'>{escape(ATTRIBUTION)}</p>")
+
+
+def full_report(ev: SiteEvaluation) -> str:
+    """The whole report as one HTML fragment, without Jupyter."""
+    sections = [
+        ("Who and when", who_and_when),
+        ("Findings", findings),
+        ("Data coverage", data_coverage),
+        ("Trends against the comparison pool", trends),
+        ("Difference-in-differences", did),
+        ("Interrupted time series", its),
+    ]
+    body = "".join(f"<h2>{escape(title)}</h2>{fn(ev).html}" for title, fn in sections)
+    return f"<h1>{escape(ev.protocol.site_id)}: {escape(ev.protocol.site_name)}</h1>{body}{attribution().html}"

@@ -1,0 +1,86 @@
+"""The tidy-table contract every estimator's result follows.
+
+One row per estimated quantity, always these columns. Summaries, plots, the
+report's words and ``results.json`` all derive from this table.
+
+Method names (``method``):
+    ``did_twfe``        two-way fixed-effects difference-in-differences
+    ``did_pretrend``    difference in linear pre-period trends, treated vs comparison
+    ``its_segmented``   segmented regression on the site's own series (OLS)
+    ``its_poisson``     segmented Poisson / quasi-Poisson regression with an offset
+
+Inference names (``inference``):
+    ``placebo_in_space``   rank p-value among comparison units given the treatment in turn;
+                           interval by inverting that permutation test
+    ``cluster_cr1``        cluster-robust (by unit) SE with the CR1 small-sample factor
+    ``hc1``                heteroskedasticity-robust SE
+    ``newey_west``         heteroskedasticity- and autocorrelation-consistent SE
+    ``model_based``        the GLM's own (Poisson, or quasi-Poisson scaled) SE
+
+Scale names (``scale``):
+    ``log``                difference in natural logs; ``exp(estimate) - 1`` is the proportional change
+    ``log_per_year``       difference in log growth per year
+    ``percentage_points``  difference in a percentage
+    ``level``              difference in the outcome's own units
+    ``rate_ratio``         ratio of rates (already exponentiated)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+TIDY_COLUMNS: tuple[str, ...] = (
+    "outcome",
+    "term",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "method",
+    "inference",
+    "scale",
+    "n_treated",
+    "n_control",
+)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One row of a tidy table."""
+
+    outcome: str
+    term: str
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    method: str
+    inference: str
+    scale: str
+    n_treated: int
+    n_control: int
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-safe mapping (NaN and infinities become None)."""
+        out: dict[str, object] = {}
+        for c in TIDY_COLUMNS:
+            v = getattr(self, c)
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            out[c] = v
+        return out
+
+
+def tidy_frame(rows: list[Estimate] | tuple[Estimate, ...]) -> pd.DataFrame:
+    """A DataFrame with exactly :data:`TIDY_COLUMNS`."""
+    return pd.DataFrame([{c: getattr(r, c) for c in TIDY_COLUMNS} for r in rows], columns=list(TIDY_COLUMNS))
+
+
+def percent_change(log_estimate: float) -> float:
+    """Proportional change in percent implied by a log-scale estimate."""
+    return 100.0 * (math.exp(log_estimate) - 1.0) if math.isfinite(log_estimate) else float("nan")

@@ -1,0 +1,463 @@
+"""Evaluate one site from its protocol: the whole analysis behind a site report.
+
+:func:`evaluate_site` never crashes on a site the data cannot support: it returns
+a :class:`SiteEvaluation` whose ``status`` is ``"not evaluable"`` and whose
+``reason`` says why in words. Broken input (a bad file, an outcome the data
+lacks) still raises :class:`~evallib.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evallib import __version__
+from evallib.data import BUNDLED, Panel, load_bundled, load_file
+from evallib.did import DiD, DiDResult, pretrend_test
+from evallib.errors import DataError, NotEvaluable
+from evallib.its import ITSResult, SegmentedITS
+from evallib.params import COVID_START, SiteProtocol
+from evallib.paths import project_root
+from evallib.registry import load_registry, type1_trusts
+from evallib.results import TIDY_COLUMNS, Estimate, tidy_frame
+
+OUTCOME_LABELS = {
+    "ae_attendances": "A&E attendances",
+    "ae_type1_attendances": "type-1 A&E attendances",
+    "emergency_admissions": "emergency admissions via A&E",
+    "four_hour_performance": "four-hour A&E performance",
+}
+#: Follow-up shorter than this many periods is flagged as short in the report.
+SHORT_FOLLOW_UP = 24
+#: Pre-trend p-values below this are reported as a failed parallel-trends check.
+PRETREND_ALPHA = 0.10
+#: With fewer comparison units than this, a 95% placebo interval cannot be finite.
+MIN_COMPARATORS_FOR_CI = 19
+
+
+def outcome_label(outcome: str) -> str:
+    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What data the analysis of one outcome stands on."""
+
+    outcome: str
+    source: str
+    periods: tuple[pd.Timestamp, ...] = field(repr=False)
+    n_pre: int
+    n_post: int
+    missing_periods: tuple[pd.Timestamp, ...]
+    treated_used: tuple[str, ...]
+    treated_not_in_data: tuple[str, ...]
+    treated_incomplete: tuple[str, ...]
+    comparators: tuple[str, ...] = field(repr=False)
+    excluded: dict[str, int] = field(default_factory=dict)
+    baseline_total: float = float("nan")
+
+    @property
+    def n_comparators(self) -> int:
+        return len(self.comparators)
+
+
+@dataclass(frozen=True)
+class OutcomeAnalysis:
+    """All estimates for one outcome of one site."""
+
+    outcome: str
+    is_proportion: bool
+    coverage: Coverage
+    trends: pd.DataFrame = field(repr=False)
+    did: DiDResult
+    pretrend: Estimate
+    its: ITSResult
+
+    @property
+    def label(self) -> str:
+        return outcome_label(self.outcome)
+
+    @property
+    def rows(self) -> tuple[Estimate, ...]:
+        return (self.did.row, self.pretrend, *self.its.rows)
+
+
+@dataclass(frozen=True)
+class SiteEvaluation:
+    """The result of evaluating one site (read-only).
+
+    ``status`` is ``"evaluated"`` or ``"not evaluable"``; ``flags`` are the
+    cautions a reader must see (short follow-up, failed pre-trend check, ...).
+    """
+
+    protocol: SiteProtocol
+    status: str
+    reason: str = ""
+    analyses: tuple[OutcomeAnalysis, ...] = ()
+    flags: tuple[str, ...] = ()
+    skipped_outcomes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def evaluable(self) -> bool:
+        return self.status == "evaluated"
+
+    @property
+    def primary(self) -> OutcomeAnalysis | None:
+        for a in self.analyses:
+            if a.outcome == self.protocol.primary_outcome:
+                return a
+        return None
+
+    def tidy(self) -> pd.DataFrame:
+        """Every estimate of every outcome in one tidy table."""
+        return tidy_frame([r for a in self.analyses for r in a.rows])
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Content of ``results.json`` (documented in the README)."""
+        p = self.protocol
+        prim = self.primary
+        return {
+            "site_id": p.site_id,
+            "site_name": p.site_name,
+            "site_type": p.site_type,
+            "care_model": p.care_model,
+            "status": self.status,
+            "reason": self.reason,
+            "primary_outcome": p.primary_outcome,
+            "expected_direction": p.expected_direction,
+            "intervention_start": p.intervention_start,
+            "membership_confidence": p.membership_confidence,
+            "flags": list(self.flags),
+            "skipped_outcomes": self.skipped_outcomes,
+            "coverage": None
+            if prim is None
+            else {
+                "pre_periods": prim.coverage.n_pre,
+                "post_periods": prim.coverage.n_post,
+                "treated_units": list(prim.coverage.treated_used),
+                "n_comparators": prim.coverage.n_comparators,
+            },
+            "results": [r.as_dict() for r in (r for a in self.analyses for r in a.rows)],
+            "result_columns": list(TIDY_COLUMNS),
+            "provenance": {
+                "evallib_version": __version__,
+                "params_sha256": p.digest(),
+                "data_source": p.data_source if isinstance(p.data_source, str) else p.data_source.path,
+            },
+        }
+
+
+def write_results(evaluation: SiteEvaluation, output_dir: str | os.PathLike[str] = "") -> Path:
+    """Write ``results.json`` into ``output_dir`` (default ``outputs/<site_id>/``).
+
+    Written to a temporary file first and renamed, so a reader never sees half a file.
+    """
+    out = Path(output_dir) if output_dir else project_root() / "outputs" / evaluation.protocol.site_id
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    tmp = out / ".results.json.tmp"
+    tmp.write_text(json.dumps(evaluation.to_json_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def load_panel(protocol: SiteProtocol) -> Panel:
+    """The data named by the protocol's ``data_source``."""
+    if isinstance(protocol.data_source, str):
+        return load_bundled(protocol.data_source)
+    return load_file(protocol.data_source, base_dir=project_root())
+
+
+def excluded_by_rule(protocol: SiteProtocol) -> set[str]:
+    """Units the comparison-pool rule removes (other treated sites)."""
+    rule = protocol.comparison_pool
+    if rule == "all_eligible":
+        return set()
+    end = protocol.windows["post_end"]
+    out: set[str] = set()
+    for site in load_registry():
+        if rule == "exclude_other_vanguards" and site.site_type == "vanguard":
+            out.update(site.acute_trust_codes)
+        elif rule == "exclude_ics_designated_before_end" and site.site_type == "ICS" and site.announced_month <= end:
+            out.update(site.acute_trust_codes)
+    return out
+
+
+def _analysis_frame(protocol: SiteProtocol, panel: Panel, outcome: str) -> tuple[pd.DataFrame, pd.DataFrame | None, Coverage]:
+    """Values (period x unit) for the treated units and comparators; raises NotEvaluable."""
+    w = protocol.windows
+    label = outcome_label(outcome)
+    if outcome not in panel.outcomes:
+        raise DataError(
+            f"site {protocol.site_id}: outcome {outcome!r} is not in data source {panel.source!r} "
+            f"(it has {', '.join(panel.outcomes)}); fix primary_outcome/secondary_outcomes in the params file"
+        )
+    values = panel.wide(outcome)
+    denom = panel.wide(outcome, "denominator") if panel.has_denominator(outcome) else None
+    data_start, data_end = values.index.min(), values.index.max()
+    in_window = values.index[((values.index >= w["pre_start"]) & (values.index <= w["pre_end"])) |
+                             ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))]
+    n_pre = int((in_window <= w["pre_end"]).sum())
+    n_post = int((in_window >= w["post_start"]).sum())
+    if n_post == 0:
+        raise NotEvaluable(
+            f"no post-period in the data: {label} data run {data_start:%b %Y} to {data_end:%b %Y}, "
+            f"and follow-up would be {w['post_start']:%b %Y} to {w['post_end']:%b %Y}"
+        )
+    if n_pre < protocol.min_pre_periods:
+        raise NotEvaluable(
+            f"only {n_pre} pre-period months of {label} in the data (from {data_start:%b %Y}); "
+            f"the protocol needs at least {protocol.min_pre_periods}"
+        )
+    if n_post < protocol.min_post_periods:
+        raise NotEvaluable(
+            f"only {n_post} months of follow-up of {label} in the data (to {data_end:%b %Y}); "
+            f"the protocol needs at least {protocol.min_post_periods}"
+        )
+    expected = pd.date_range(w["pre_start"], w["post_end"], freq="MS" if panel.frequency == "monthly" else None)
+    missing = tuple(p for p in expected if p not in set(in_window) and data_start <= p <= data_end and not (w["pre_end"] < p < w["post_start"]))
+    win = values.loc[in_window]
+    complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
+    treated = list(protocol.treated_units)
+    not_in_data = tuple(u for u in treated if u not in win.columns or win[u].isna().all())
+    incomplete = tuple(u for u in treated if u not in not_in_data and not complete.get(u, False))
+    used = tuple(u for u in treated if u not in not_in_data and u not in incomplete)
+    if not used:
+        if len(not_in_data) == len(treated):
+            raise NotEvaluable(
+                f"none of the site's trusts ({', '.join(treated)}) appear in the {label} data "
+                f"between {w['pre_start']:%b %Y} and {w['post_end']:%b %Y}"
+            )
+        raise NotEvaluable(
+            f"the site's trusts ({', '.join(treated)}) have incomplete {label} series in the analysis window "
+            f"(gaps, zeros or a code that changed after a merger), so no before-and-after comparison is possible"
+        )
+    excluded: dict[str, int] = {}
+    candidates = [u for u in win.columns if u not in treated]
+    if protocol.comparison_include:
+        pool = [u for u in protocol.comparison_include if u in win.columns]
+        excluded["not in the protocol's include list"] = len(candidates) - len(pool)
+    else:
+        rule = excluded_by_rule(protocol)
+        pool = [u for u in candidates if u not in rule]
+        excluded[f"other treated sites ({protocol.comparison_pool})"] = len(candidates) - len(pool)
+        if protocol.type1_comparators_only and isinstance(protocol.data_source, str) and protocol.data_source in BUNDLED:
+            t1 = type1_trusts()
+            before = len(pool)
+            pool = [u for u in pool if u in t1]
+            excluded["no type-1 (major) A&E department"] = before - len(pool)
+    if protocol.comparison_exclude:
+        before = len(pool)
+        pool = [u for u in pool if u not in protocol.comparison_exclude]
+        excluded["excluded by the protocol"] = before - len(pool)
+    before = len(pool)
+    pool = [u for u in pool if complete.get(u, False)]
+    excluded["incomplete data in the window"] = before - len(pool)
+    if not pool:
+        raise NotEvaluable(f"the comparison pool for {label} is empty after applying the protocol's rules")
+    baseline = win.loc[win.index <= w["pre_end"], list(used)].iloc[-12:]
+    cov = Coverage(
+        outcome=outcome,
+        source=panel.source,
+        periods=tuple(in_window),
+        n_pre=n_pre,
+        n_post=n_post,
+        missing_periods=missing,
+        treated_used=used,
+        treated_not_in_data=not_in_data,
+        treated_incomplete=incomplete,
+        comparators=tuple(sorted(pool)),
+        excluded={k: v for k, v in excluded.items() if v},
+        baseline_total=float(baseline.to_numpy().sum()) if outcome != "four_hour_performance" else float("nan"),
+    )
+    cols = list(used) + sorted(pool)
+    return win[cols], (denom.loc[in_window, cols] if denom is not None else None), cov
+
+
+def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> OutcomeAnalysis:
+    values, denom, cov = _analysis_frame(protocol, panel, outcome)
+    w = protocol.windows
+    is_prop = denom is not None
+    label = outcome_label(outcome)
+    treated = list(cov.treated_used)
+    if is_prop:
+        # Percentage of the denominator (e.g. % seen within four hours).
+        unit_values = 100 * values / denom
+        site_series = 100 * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
+        comp_series = 100 * values[list(cov.comparators)].sum(axis=1) / denom[list(cov.comparators)].sum(axis=1)
+        trends = pd.DataFrame({"site": site_series, "comparison": comp_series})
+        transform = "identity"
+    else:
+        unit_values = values
+        site_series = values[treated].sum(axis=1)
+        comp_series = values[list(cov.comparators)].sum(axis=1)
+        base = values.index <= w["pre_end"]
+        base_idx = np.flatnonzero(base)[-12:]
+        trends = pd.DataFrame(
+            {
+                "site": 100 * site_series / site_series.iloc[base_idx].mean(),
+                "comparison": 100 * comp_series / comp_series.iloc[base_idx].mean(),
+            }
+        )
+        transform = "log"
+    trends.index.name = "period"
+    long = unit_values.stack().rename("value").reset_index()
+    long.columns = ["period", "unit", "value"]
+    long["treated"] = long["unit"].isin(treated).astype(int)
+    long["post"] = (long["period"] >= w["post_start"]).astype(int)
+    model = DiD(
+        outcome="value",
+        unit="unit",
+        time="period",
+        treated="treated",
+        post="post",
+        transform=transform,  # type: ignore[arg-type]
+        inference="placebo_in_space",
+        n_draws=protocol.n_placebo_draws,
+        seed=protocol.seed,
+        outcome_label=outcome,
+    )
+    did = model.fit(long)
+    if is_prop:
+        did = DiDResult(
+            row=_with_scale(did.row, "percentage_points"),
+            n_obs=did.n_obs,
+            n_periods=did.n_periods,
+            placebo_estimates=did.placebo_estimates,
+            treated_units=did.treated_units,
+        )
+    pre = long[long["post"] == 0]
+    pretrend = pretrend_test(
+        pre, outcome="value", unit="unit", time="period", treated="treated", transform=transform,  # type: ignore[arg-type]
+        outcome_label=outcome, n_draws=protocol.n_placebo_draws, seed=protocol.seed,
+    )
+    if is_prop:
+        pretrend = _with_scale(pretrend, "percentage_points_per_year")
+    its = SegmentedITS(
+        intervention_start=w["post_start"],
+        transform=transform,  # type: ignore[arg-type]
+        harmonics=2,
+        outcome_label=outcome,
+    ).fit(site_series)
+    if is_prop:
+        its = _rescale_its(its)
+    del label
+    return OutcomeAnalysis(outcome=outcome, is_proportion=is_prop, coverage=cov, trends=trends, did=did, pretrend=pretrend, its=its)
+
+
+def _with_scale(row: Estimate, scale: str) -> Estimate:
+    return Estimate(**{**row.__dict__, "scale": scale})
+
+
+def _rescale_its(its: ITSResult) -> ITSResult:
+    rows = tuple(
+        _with_scale(r, "percentage_points" if r.term == "level_change" else "percentage_points_per_year") for r in its.rows
+    )
+    return ITSResult(**{**its.__dict__, "rows": rows})
+
+
+def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tuple[str, ...]:
+    flags = []
+    if protocol.membership_confidence != "high":
+        flags.append(
+            f"Membership confidence is {protocol.membership_confidence}: which trusts make up this site was partly "
+            "inferred from its geography; confirm it locally before relying on the result."
+        )
+    if "approximate" in protocol.notes:
+        flags.append("The start date is approximate (the registry dates the announcement to the month or year only).")
+    for a in analyses:
+        c = a.coverage
+        if a.outcome == protocol.primary_outcome and c.n_post < SHORT_FOLLOW_UP:
+            flags.append(
+                f"Short follow-up: only {c.n_post} months after the start. Effects of new care models take years; "
+                "a null result here is weak evidence of no effect."
+            )
+        if a.pretrend.p_value < PRETREND_ALPHA:
+            flags.append(
+                f"Failed pre-trend check for {a.label}: before the start the site was already diverging from its "
+                f"comparison areas (p = {a.pretrend.p_value:.2f}), so the difference-in-differences estimate may "
+                "reflect that trend rather than the intervention."
+            )
+        if c.treated_not_in_data or c.treated_incomplete:
+            gone = ", ".join(c.treated_not_in_data + c.treated_incomplete)
+            flags.append(f"Not every member trust could be analysed for {a.label} ({gone} lacked complete data).")
+        if c.n_comparators < MIN_COMPARATORS_FOR_CI:
+            flags.append(
+                f"Only {c.n_comparators} comparison units for {a.label}: too few for a finite 95% placebo interval."
+            )
+    return tuple(dict.fromkeys(flags))
+
+
+def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEvaluation:
+    """Run the protocol's analysis for one site.
+
+    Parameters
+    ----------
+    protocol : SiteProtocol
+        The site's validated params.
+    panel : Panel, optional
+        Data to use instead of the protocol's ``data_source`` (for tests and power checks).
+
+    Returns
+    -------
+    SiteEvaluation
+        ``status="not evaluable"`` with a reason when the data cannot support the
+        protocol: follow-up overlapping COVID-19 (from March 2020), no treated trust in
+        the data, too few pre- or post-period months, or an empty comparison pool.
+
+    Notes
+    -----
+    For each outcome: a two-way fixed-effects DiD (log outcome, or percentage points
+    for proportions) of the site's trusts against the comparison pool with
+    placebo-in-space inference; a pre-trend check; and a segmented ITS of the site's
+    own series with Fourier seasonality and Newey-West SEs. DiD assumes parallel
+    trends; the ITS assumes the pre-period trend would have continued.
+    """
+    w = protocol.windows
+    try:
+        if w["post_end"] >= COVID_START:
+            raise NotEvaluable(
+                f"follow-up ({w['post_start']:%b %Y} to {w['post_end']:%b %Y}) overlaps the COVID-19 disruption of "
+                "hospital activity from March 2020, which would swamp any effect of the care model"
+            )
+        if not protocol.treated_units:
+            raise NotEvaluable(
+                "the registry lists no acute trust for this site, so trust-level A&E data cannot measure it"
+            )
+        data = panel if panel is not None else load_panel(protocol)
+        analyses = [_analyse_outcome(protocol, data, protocol.primary_outcome)]
+    except NotEvaluable as exc:
+        return SiteEvaluation(protocol=protocol, status="not evaluable", reason=str(exc))
+    skipped: dict[str, str] = {}
+    for outcome in protocol.outcomes[1:]:
+        try:
+            analyses.append(_analyse_outcome(protocol, data, outcome))
+        except NotEvaluable as exc:
+            skipped[outcome] = str(exc)
+    result = tuple(analyses)
+    return SiteEvaluation(protocol=protocol, status="evaluated", analyses=result, flags=_flags(protocol, result), skipped_outcomes=skipped)
+
+
+def headline(evaluation: SiteEvaluation) -> dict[str, float | str]:
+    """The primary DiD estimate as a percentage change (or points) with its interval."""
+    a = evaluation.primary
+    if a is None:
+        return {}
+    r = a.did.row
+    if a.is_proportion:
+        return {"estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value, "unit": "percentage points"}
+
+    def pct(v: float) -> float:
+        return 100 * (math.exp(v) - 1) if math.isfinite(v) else v
+
+    return {"estimate": pct(r.estimate), "ci_low": pct(r.ci_low), "ci_high": pct(r.ci_high), "p_value": r.p_value, "unit": "%"}
