@@ -50,6 +50,11 @@ def figure_html(fig: Figure, alt: str) -> str:
     return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
+def _cap(text: str) -> str:
+    """Capitalise the first letter only ("A&E attendances", not "A&e attendances")."""
+    return text[:1].upper() + text[1:]
+
+
 def _p(text: str) -> str:
     return f"<p>{text}</p>"
 
@@ -129,11 +134,11 @@ def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
         table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v) if k != 'Left out of the comparison pool' else v}</td></tr>" for k, v in rows)
         comps = escape(", ".join(c.comparators))
         parts.append(
-            f"<h4>{escape(a.label.capitalize())}</h4><table class='facts'>{table}</table>"
+            f"<h4>{escape(_cap(a.label))}</h4><table class='facts'>{table}</table>"
             f"<details><summary>Comparison trusts ({c.n_comparators})</summary><p class='codes'>{comps}</p></details>"
         )
     for outcome, why in ev.skipped_outcomes.items():
-        parts.append(f"<p><strong>{escape(outcome_label(outcome).capitalize())} not analysed:</strong> {escape(why)}.</p>")
+        parts.append(f"<p><strong>{escape(_cap(outcome_label(outcome)))} not analysed:</strong> {escape(why)}.</p>")
     return HTMLBlock("".join(parts))
 
 
@@ -147,7 +152,7 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
             a.trends,
             intervention_start=ev.protocol.windows["post_start"],
             indexed=not a.is_proportion,
-            title=f"{a.label.capitalize()}: {ev.protocol.site_id} vs comparison pool",
+            title=f"{_cap(a.label)}: {ev.protocol.site_id} vs comparison pool",
             site_label=f"{ev.protocol.site_id} ({len(a.coverage.treated_used)} trust(s))",
         )
         parts.append(figure_html(fig, f"{a.label} over time, site against comparison pool"))
@@ -182,7 +187,7 @@ def did(ev: SiteEvaluation) -> HTMLBlock:
     figs = []
     for a in ev.analyses:
         unit = "difference in percentage points" if a.is_proportion else "difference in log outcome"
-        fig = plots.plot_placebo_distribution(a.did, title=f"{a.label.capitalize()}: site estimate among placebo estimates", xlabel=unit)
+        fig = plots.plot_placebo_distribution(a.did, title=f"{_cap(a.label)}: site estimate among placebo estimates", xlabel=unit)
         figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
     text = _p(
         "Two-way fixed effects (trust and month effects) on the log of each count, so estimates are percent changes "
@@ -203,11 +208,11 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
     figs, diag = [], []
     for a in ev.analyses:
         r = a.its
-        fig = plots.plot_its(r, title=f"{a.label.capitalize()}: {ev.protocol.site_id} segmented regression", ylabel="%" if a.is_proportion else "per month")
+        fig = plots.plot_its(r, title=f"{_cap(a.label)}: {ev.protocol.site_id} segmented regression", ylabel="%" if a.is_proportion else "per month")
         figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
         verdict = "residual autocorrelation is present" if r.autocorrelated else "no clear residual autocorrelation"
         diag.append(
-            f"<li>{escape(a.label.capitalize())}: Durbin-Watson {r.durbin_watson:.2f}, Ljung-Box p = {r.ljung_box_p:.3f} "
+            f"<li>{escape(_cap(a.label))}: Durbin-Watson {r.durbin_watson:.2f}, Ljung-Box p = {r.ljung_box_p:.3f} "
             f"(lag {r.ljung_box_lags}): {verdict}; Newey-West SEs with {r.hac_lags} lags allow for it.</li>"
         )
     text = _p(

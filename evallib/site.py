@@ -251,7 +251,7 @@ def _analysis_frame(protocol: SiteProtocol, panel: Panel, outcome: str) -> tuple
         rule = excluded_by_rule(protocol)
         pool = [u for u in candidates if u not in rule]
         excluded[f"other treated sites ({protocol.comparison_pool})"] = len(candidates) - len(pool)
-        if protocol.type1_comparators_only and isinstance(protocol.data_source, str) and protocol.data_source in BUNDLED:
+        if protocol.type1_comparators_only and panel.source in BUNDLED:  # ODS flags describe NHS trusts only
             t1 = type1_trusts()
             before = len(pool)
             pool = [u for u in pool if u in t1]

@@ -1,0 +1,5 @@
+import sys
+
+from evallib.cli import main
+
+sys.exit(main())

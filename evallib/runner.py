@@ -1,0 +1,361 @@
+"""Batch execution of the site notebook, one Papermill run per params file.
+
+What the runner guards against (papermill's traps, measured in this project's notes):
+
+* misspelt or wrongly typed parameters only warn in Papermill: every params file
+  is validated (:func:`preflight`) before any kernel starts, and the data each
+  names is loaded and checked once;
+* kernel port collisions when kernels start in parallel: kernels talk over IPC
+  sockets, not TCP ports, and a failed start is retried;
+* a dead kernel leaves a notebook that is not marked failed: the runner marks it
+  itself and records the failure;
+* a failing site never stops the batch, and never destroys the site's last good
+  report: each site runs in a staging folder that replaces ``outputs/<site>/``
+  only on success;
+* absolute paths in warnings, metadata or HTML: cleaned before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import traceback
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evallib.errors import DataError, ExecutionError, ParamsError
+from evallib.params import SiteProtocol, find_params, load_params, read_yaml
+from evallib.paths import ROOT_ENV
+
+TEMPLATE = Path("notebooks") / "site_evaluation.ipynb"
+KERNEL_START_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class SiteJob:
+    """One site to run: its validated protocol and the raw values for Papermill."""
+
+    site_id: str
+    params_file: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SiteRun:
+    """What happened to one site in a batch."""
+
+    site_id: str
+    status: str  # "evaluated", "not evaluable" or "failed"
+    reason: str = ""
+    seconds: float = 0.0
+    attempts: int = 1
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
+    """Validate every params file and the data each names, before any kernel starts.
+
+    Raises
+    ------
+    ParamsError
+        Listing every invalid file (not just the first), or duplicate site ids.
+    DataError
+        When a data source cannot be loaded or lacks a protocol's outcome.
+    """
+    from evallib.site import load_panel
+
+    problems: list[str] = []
+    jobs: list[SiteJob] = []
+    protocols: list[SiteProtocol] = []
+    seen: dict[str, str] = {}
+    for path in params_files:
+        try:
+            protocol = load_params(path)
+        except ParamsError as exc:
+            problems.append(str(exc))
+            continue
+        rel = _relative(path, root)
+        if protocol.site_id in seen:
+            problems.append(f"{rel}: site_id {protocol.site_id!r} is also used by {seen[protocol.site_id]}; ids must be unique")
+            continue
+        if path.stem != protocol.site_id:
+            problems.append(f"{rel}: the file name should match site_id {protocol.site_id!r} (rename it {protocol.site_id}.yaml)")
+            continue
+        seen[protocol.site_id] = rel
+        protocols.append(protocol)
+        jobs.append(SiteJob(protocol.site_id, rel, read_yaml(path)))
+    if problems:
+        raise ParamsError(f"{len(problems)} params file(s) are invalid; no site was run:\n- " + "\n- ".join(problems))
+    # Load each data source once, so a broken file fails here, not in 95 kernels.
+    checked: dict[str, list[str]] = {}
+    for protocol in protocols:
+        key = repr(protocol.data_source)
+        if key not in checked:
+            old = os.environ.get(ROOT_ENV)
+            os.environ[ROOT_ENV] = str(root)
+            try:
+                checked[key] = load_panel(protocol).outcomes
+            except DataError as exc:
+                raise DataError(f"site {protocol.site_id} ({_relative(Path(protocol.source_file), root)}): {exc}") from exc
+            finally:
+                if old is None:
+                    os.environ.pop(ROOT_ENV, None)
+                else:
+                    os.environ[ROOT_ENV] = old
+        for o in protocol.outcomes:
+            if o not in checked[key]:
+                field_name = "primary_outcome" if o == protocol.primary_outcome else "secondary_outcomes"
+                raise ParamsError(
+                    f"{protocol.source_file}: field '{field_name}' names {o!r}, which the data source does not have. "
+                    f"Allowed values: {', '.join(checked[key])}."
+                )
+    return jobs
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path.name
+
+
+# --------------------------------------------------------------------------- one site
+
+
+def _kernel_manager_class() -> type:
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        """Kernels on IPC sockets: no TCP port to collide on when many start at once."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
+def scrub_paths(text: str, root: Path) -> str:
+    """Remove absolute paths of this machine from text bound for publication."""
+    import sys
+    import tempfile
+
+    prefixes = {str(root.resolve()), str(root), sys.prefix, sys.base_prefix, str(Path.home()), tempfile.gettempdir()}
+    for prefix in sorted((p for p in prefixes if p and p != "/"), key=len, reverse=True):
+        text = text.replace(prefix + os.sep, "").replace(prefix, "")
+    return text
+
+
+def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = None) -> None:
+    """Relative paths in papermill metadata; a visible failure marker when needed."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.setdefault("papermill", {})
+    meta["input_path"] = str(TEMPLATE)
+    meta["output_path"] = f"outputs/{site_id}/report.ipynb"
+    meta.pop("cwd", None)
+    if failure is not None:
+        meta["exception"] = True
+        banner = nbformat.v4.new_markdown_cell(
+            f'<span style="color:red;font-size:2em">Execution failed: {failure}</span>'
+        )
+        banner.metadata["tags"] = ["papermill-error-cell-tag"]
+        nb.cells.insert(0, banner)
+    text = scrub_paths(nbformat.writes(nb), root)
+    path.write_text(text, encoding="utf-8")
+
+
+def _publish_dir(staging: Path, final: Path) -> None:
+    """Replace ``final`` with ``staging`` so readers see the old or the new folder, never half."""
+    trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    if final.exists():
+        final.rename(trash)
+    staging.rename(final)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRun:
+    """Run one site's notebook (called in a worker process).
+
+    The notebook runs in ``outputs/.staging/<site>-<id>/``; on success the folder
+    becomes ``outputs/<site>/``. On failure the previous report stays where it is,
+    and ``failed.ipynb`` (with the traceback) and ``failure.json`` go beside it.
+    """
+    import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+
+    from evallib.publish import render_report
+
+    root_p, out_p = Path(root), Path(outputs)
+    os.environ[ROOT_ENV] = str(root_p)
+    t0 = time.perf_counter()
+    staging = out_p / ".staging" / f"{job.site_id}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    nb_out = staging / "report.ipynb"
+    params = {**job.parameters, "output_dir": "."}
+    failure: str | None = None
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            pm.execute_notebook(
+                str(template),
+                str(nb_out),
+                parameters=params,
+                cwd=str(staging),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                start_timeout=120,
+                kernel_manager_class=_kernel_manager_class(),
+            )
+            break
+        except pm.PapermillExecutionError as exc:
+            failure = f"{exc.ename}: {exc.evalue}"
+            break
+        except DeadKernelError as exc:
+            failure = f"the kernel died ({exc}); the notebook stopped part-way"
+            break
+        except (RuntimeError, TimeoutError) as exc:
+            # Kernel start-up failures (e.g. "Kernel died before replying to kernel_info").
+            if attempts >= KERNEL_START_RETRIES:
+                failure = f"the kernel could not start after {attempts} attempts: {exc}"
+                break
+            time.sleep(0.5 * attempts)
+    t_exec = time.perf_counter() - t0
+    final = out_p / job.site_id
+    if failure is None and not (staging / "results.json").exists():
+        failure = "the notebook finished without writing results.json"
+    if failure is not None:
+        failure = scrub_paths(failure, root_p)
+        if nb_out.exists():
+            _clean_notebook(nb_out, job.site_id, root_p, failure)
+        final.mkdir(parents=True, exist_ok=True)
+        if nb_out.exists():
+            shutil.copyfile(nb_out, final / "failed.ipynb")
+        record = {"site_id": job.site_id, "status": "failed", "reason": failure, "params_file": job.params_file}
+        tmp = final / ".failure.json.tmp"
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(final / "failure.json")
+        shutil.rmtree(staging, ignore_errors=True)
+        return SiteRun(job.site_id, "failed", failure, time.perf_counter() - t0, attempts, {"execute": t_exec})
+    _clean_notebook(nb_out, job.site_id, root_p)
+    t1 = time.perf_counter()
+    results = json.loads((staging / "results.json").read_text(encoding="utf-8"))
+    render_report(nb_out, staging / "report.html", title=f"{job.site_id}: {results.get('site_name', '')}", root=root_p)
+    t_render = time.perf_counter() - t1
+    _publish_dir(staging, final)
+    return SiteRun(
+        job.site_id,
+        results["status"],
+        results.get("reason", ""),
+        time.perf_counter() - t0,
+        attempts,
+        {"execute": t_exec, "render": t_render},
+    )
+
+
+def _safe_execute(job: SiteJob, root: str, outputs: str, template: str) -> SiteRun:
+    try:
+        return execute_site(job, root, outputs, template)
+    except Exception as exc:  # noqa: BLE001 - one site's crash must not stop the batch; it is recorded
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return SiteRun(job.site_id, "failed", f"runner error: {scrub_paths(detail, Path(root))}")
+
+
+# --------------------------------------------------------------------------- batch
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    runs: tuple[SiteRun, ...]
+    seconds: float
+
+    @property
+    def failed(self) -> list[SiteRun]:
+        return [r for r in self.runs if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def run_batch(
+    site_ids: list[str] | None = None,
+    *,
+    root: Path | None = None,
+    params_dir: Path | None = None,
+    outputs: Path | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> BatchResult:
+    """Validate, execute and publish the chosen sites (all when ``site_ids`` is empty).
+
+    Runs ``jobs`` notebooks at a time (default: every core) in separate processes,
+    keeps going when a site fails, writes ``outputs/run-summary.json`` and rebuilds
+    ``outputs/site/``.
+    """
+    from tqdm import tqdm
+
+    from evallib.publish import build_site
+
+    root = (root or Path.cwd()).resolve()
+    params_dir = params_dir or root / "params"
+    outputs = (outputs or root / "outputs").resolve()
+    template = root / TEMPLATE
+    if not template.is_file():
+        raise ExecutionError(f"notebook template {TEMPLATE} not found under {root.name}/; run from the project root")
+    files = find_params(params_dir, site_ids)
+    if not files:
+        raise ParamsError(f"no params files under {_relative(params_dir, root)}/; run `evallib make-params`")
+    batch = preflight(files, root)
+    outputs.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(outputs / ".staging", ignore_errors=True)  # leftovers of a killed run
+    t0 = time.perf_counter()
+    n_workers = max(1, min(jobs or os.cpu_count() or 1, len(batch)))
+    runs: list[SiteRun] = []
+    bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
+    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        futures = {pool.submit(_safe_execute, job, str(root), str(outputs), str(template)): job for job in batch}
+        for fut in as_completed(futures):
+            run = fut.result()
+            runs.append(run)
+            bar.set_postfix_str(f"{run.site_id} {run.status}")
+            bar.update()
+    bar.close()
+    runs.sort(key=lambda r: r.site_id)
+    for r in runs:
+        # A site that now runs cleanly leaves no stale failure record behind.
+        if r.status != "failed":
+            for name in ("failure.json", "failed.ipynb"):
+                (outputs / r.site_id / name).unlink(missing_ok=True)
+    result = BatchResult(tuple(runs), time.perf_counter() - t0)
+    summary = {"seconds": round(result.seconds, 2), "workers": n_workers, "runs": [asdict(r) for r in runs]}
+    tmp = outputs / ".run-summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(outputs / "run-summary.json")
+    build_site(outputs)
+    return result
+
+
+def summary_table(result: BatchResult) -> str:
+    """Plain-text table of a batch: one line per site, then the totals."""
+    lines = [f"{'site':<6} {'status':<14} {'secs':>6}  reason", "-" * 78]
+    for r in result.runs:
+        reason = r.reason if len(r.reason) <= 60 else r.reason[:57] + "..."
+        lines.append(f"{r.site_id:<6} {r.status:<14} {r.seconds:>6.1f}  {reason}")
+    counts: dict[str, int] = {}
+    for r in result.runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    lines.append("-" * 78)
+    lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f" in {result.seconds:.1f} s")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Whole-site evaluation on the bundled data: statuses, results.json, reports, disclosure, read-only data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evallib import report
+from evallib.data import bundled_data_dir, validate_panel
+from evallib.disclosure import SUPPRESSED, format_count, safe_count, safe_count_table
+from evallib.params import SiteProtocol, load_params
+from evallib.results import TIDY_COLUMNS
+from evallib.simulate import simulate_panel
+from evallib.site import evaluate_site, excluded_by_rule, write_results
+
+from .conftest import ROOT, tree_digest
+
+pytestmark = pytest.mark.integration
+
+
+def _protocol(site_id: str) -> SiteProtocol:
+    kind = "vanguards" if site_id.startswith("V") else "ics"
+    return load_params(ROOT / "params" / kind / f"{site_id}.yaml")
+
+
+def test_vanguard_evaluated_with_placebo_inference(tmp_path: Path) -> None:
+    before = tree_digest(bundled_data_dir())
+    ev = evaluate_site(_protocol("V04"))
+    assert ev.status == "evaluated" and ev.reason == ""
+    t = ev.tidy()
+    assert tuple(t.columns) == TIDY_COLUMNS
+    did = t[t["method"] == "did_twfe"].iloc[0]
+    assert did["inference"] == "placebo_in_space" and did["scale"] == "log" and did["n_treated"] == 1
+    assert did["ci_low"] < did["estimate"] < did["ci_high"]
+    assert set(t["method"]) == {"did_twfe", "did_pretrend", "its_segmented"}
+    path = write_results(ev, tmp_path)
+    data = json.loads(path.read_text())
+    assert data["site_id"] == "V04" and data["status"] == "evaluated"
+    assert all(set(TIDY_COLUMNS) <= set(r) for r in data["results"])
+    assert tree_digest(bundled_data_dir()) == before  # bundled data is never modified
+
+
+def test_ics_has_three_outcomes_and_percentage_points() -> None:
+    ev = evaluate_site(_protocol("I03"))
+    assert [a.outcome for a in ev.analyses] == ["ae_attendances", "emergency_admissions", "four_hour_performance"]
+    perf = ev.tidy().query("outcome == 'four_hour_performance' and method == 'did_twfe'").iloc[0]
+    assert perf["scale"] == "percentage_points"
+    assert any("Short follow-up" in f for f in ev.flags)  # 21 months of data after July 2017
+
+
+@pytest.mark.parametrize(
+    ("site_id", "reason"),
+    [
+        ("V45", "no acute trust"),
+        ("V05", "none of the site's trusts (RM3) appear"),
+        ("V07", "incomplete"),
+        ("I09", "pre-period months"),
+        ("I15", "no post-period in the data"),
+        ("I18", "COVID-19"),
+        ("I45", "COVID-19"),
+    ],
+)
+def test_not_evaluable_sites_say_why(site_id: str, reason: str, tmp_path: Path) -> None:
+    ev = evaluate_site(_protocol(site_id))
+    assert ev.status == "not evaluable" and reason in ev.reason
+    data = json.loads(write_results(ev, tmp_path).read_text())
+    assert data["status"] == "not evaluable" and data["results"] == [] and reason in data["reason"]
+    html = report.full_report(ev)
+    assert "Not evaluable" in html and "could not be evaluated" in html
+
+
+def test_pool_rules() -> None:
+    vanguard_trusts = excluded_by_rule(_protocol("V04"))
+    assert {"RTF", "RBL", "RX1"} <= vanguard_trusts  # every vanguard trust, not just this site's
+    ev = evaluate_site(_protocol("V04"))
+    assert not set(ev.primary.coverage.comparators) & vanguard_trusts
+    ics = excluded_by_rule(_protocol("I11"))  # follow-up to Feb 2020: waves to June 2019 excluded
+    assert {"RDU", "RTE", "RJ1"} <= ics and "REF" not in ics  # Cornwall (Dec 2020) stays eligible
+
+
+def test_known_effect_on_evaluators_own_data(tmp_path: Path) -> None:
+    sim = simulate_panel(60, 72, treated=1, start_period=48, effect=-0.15, seed=5)
+    sim["period"] = sim["period"].dt.strftime("%Y-%m")
+    sim[["unit", "period", "value"]].rename(columns={"value": "admissions"}).to_csv(tmp_path / "sim.csv", index=False)
+    p = _protocol("V04").to_mapping() | {
+        "site_id": "SIM",
+        "treated_units": ["U000"],
+        "comparison_pool": "all_eligible",
+        "data_source": {"path": str(tmp_path / "sim.csv"), "unit": "unit", "period": "period", "outcomes": ["admissions"]},
+        "primary_outcome": "admissions",
+    }
+    ev = evaluate_site(SiteProtocol.from_mapping(p))
+    r = ev.primary.did.row
+    assert ev.status == "evaluated" and r.n_control == 59
+    assert r.estimate == pytest.approx(-0.15, abs=0.08)
+    assert r.p_value < 0.05
+
+
+def test_report_escapes_hostile_names() -> None:
+    p = _protocol("V04").to_mapping() | {"site_name": "<script>alert('x')</script> & Co"}
+    ev = evaluate_site(SiteProtocol.from_mapping(p))
+    html = report.full_report(ev)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_findings_state_uncertainty_in_words() -> None:
+    ev = evaluate_site(_protocol("V04"))
+    text = report.findings(ev).html
+    assert "95% interval" in text and "placebo" in text
+    assert "do not give clear evidence" in text  # p = 0.94 for Northumberland
+
+
+def test_disclosure_rule() -> None:
+    assert [safe_count(v) for v in (0, 1, 7, 8, 12, 13, 1234)] == [0, SUPPRESSED, SUPPRESSED, 10, 10, 15, 1235]
+    assert format_count(123456) == "123,455"
+    t = safe_count_table(pd.DataFrame({"n": [3, 40], "rate": [0.123, 0.456]}), ["n"])
+    assert list(t["n"]) == [SUPPRESSED, 40] and list(t["rate"]) == [0.123, 0.456]
+    with pytest.raises(ValueError):
+        safe_count(-1)
+
+
+def test_custom_panel_argument() -> None:
+    sim = simulate_panel(30, 72, seed=1)
+    panel = validate_panel(sim.assign(outcome="ae_attendances"), "monthly", source="simulated")
+    p = _protocol("V04").to_mapping() | {"treated_units": ["U000"], "comparison_pool": "all_eligible"}
+    ev = evaluate_site(SiteProtocol.from_mapping(p), panel=panel)
+    assert ev.status == "evaluated" and ev.primary.coverage.n_comparators == 29
