@@ -33,7 +33,7 @@ def _fingerprint() -> str:
 
 def ensure_venv() -> Path:
     """Create or refresh .venv; return its python."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under whatever python3 is on PATH
         sys.exit(f"evallib needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     python = BIN / ("python.exe" if os.name == "nt" else "python")
     if not python.exists():
@@ -42,7 +42,18 @@ def ensure_venv() -> Path:
     want = _fingerprint()
     if not STAMP.exists() or STAMP.read_text() != want:
         print("Installing evallib and its dependencies into .venv (about a minute the first time) ...", flush=True)
-        cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", "constraints.txt", "-e", ".[test]"]
+        cmd = [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-c",
+            "constraints.txt",
+            "-e",
+            ".[test]",
+        ]
         subprocess.run(cmd, cwd=ROOT, check=True)
         STAMP.write_text(want)
     return python

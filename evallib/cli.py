@@ -13,7 +13,9 @@ log = logging.getLogger("evallib")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evallib", description="Evaluate NHS new care model sites and publish the reports.")
+    p = argparse.ArgumentParser(
+        prog="evallib", description="Evaluate NHS new care model sites and publish the reports."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="validate params, execute the site notebook for each site, publish outputs/site/")
     run.add_argument("sites", nargs="*", help="site ids (default: every params file)")
@@ -42,12 +44,20 @@ def main(argv: list[str] | None = None) -> int:
             from evallib.runner import run_batch, summary_table
 
             result = run_batch(
-                args.sites, root=root, params_dir=args.params_dir, outputs=args.outputs, jobs=args.jobs, progress=not args.no_progress
+                args.sites,
+                root=root,
+                params_dir=args.params_dir,
+                outputs=args.outputs,
+                jobs=args.jobs,
+                progress=not args.no_progress,
             )
             print(summary_table(result))
             print(f"Published {args.outputs / 'site' / 'index.html'}")
             if result.failed:
-                print(f"{len(result.failed)} site(s) failed; their notebooks with the traceback are in outputs/<site>/failed.ipynb", file=sys.stderr)
+                print(
+                    f"{len(result.failed)} site(s) failed; their notebooks with the traceback are in outputs/<site>/failed.ipynb",
+                    file=sys.stderr,
+                )
             return result.exit_code
         if args.command == "validate":
             from evallib.params import find_params
@@ -60,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             from evallib.make_params import write_params
 
             written = write_params(args.params_dir, overwrite=args.overwrite)
-            print(f"wrote {len(written)} params file(s) under {args.params_dir}/ (existing files kept unless --overwrite)")
+            print(
+                f"wrote {len(written)} params file(s) under {args.params_dir}/ (existing files kept unless --overwrite)"
+            )
             return 0
         if args.command == "publish":
             from evallib.publish import build_site

@@ -99,12 +99,14 @@ def _rows(df: pd.DataFrame, mask: pd.Series | np.ndarray, row_offset: int) -> st
     """Show offending rows with their line numbers in the source file."""
     bad = df[np.asarray(mask)]
     shown = bad.head(_MAX_ROWS_SHOWN)
-    lines = [f"  line {i + row_offset}: {dict(r)}" for i, r in zip(shown.index, shown.to_dict("records"))]
+    lines = [f"  line {i + row_offset}: {dict(r)}" for i, r in zip(shown.index, shown.to_dict("records"), strict=True)]
     more = f"\n  ... and {len(bad) - len(shown)} more" if len(bad) > len(shown) else ""
     return "\n".join(lines) + more
 
 
-def parse_periods(values: pd.Series, frequency: str, *, source: str, column: str = "period", row_offset: int = 2) -> pd.Series:
+def parse_periods(
+    values: pd.Series, frequency: str, *, source: str, column: str = "period", row_offset: int = 2
+) -> pd.Series:
     """Parse period labels to the timestamp of each period's first day.
 
     Accepts dates (``2016-04-01``), months (``2016-04``), quarters (``2016Q2``) and
@@ -201,7 +203,9 @@ def validate_panel(
     return Panel(data=out[PANEL_COLUMNS], frequency=frequency, source=source, files=files)  # type: ignore[arg-type]
 
 
-def find_gaps(panel: Panel, outcome: str, units: list[str], start: pd.Timestamp, end: pd.Timestamp) -> dict[str, list[pd.Timestamp]]:
+def find_gaps(
+    panel: Panel, outcome: str, units: list[str], start: pd.Timestamp, end: pd.Timestamp
+) -> dict[str, list[pd.Timestamp]]:
     """Periods in ``[start, end]`` that each unit lacks (empty lists omitted)."""
     expected = pd.date_range(start, end, freq=_OFFSET[panel.frequency])
     wide = panel.wide(outcome).reindex(index=expected, columns=units)
@@ -237,7 +241,12 @@ def _load_ae_monthly() -> pd.DataFrame:
     # Rows without an org_code are non-trust sites or the England total.
     raw = raw[raw["org_code"].notna()]
     return pd.DataFrame(
-        {"unit": raw["org_code"], "period": raw["period"], "outcome": "ae_attendances", "value": raw["attendances_all_types"]}
+        {
+            "unit": raw["org_code"],
+            "period": raw["period"],
+            "outcome": "ae_attendances",
+            "value": raw["attendances_all_types"],
+        }
     )
 
 
@@ -379,7 +388,9 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
         raise DataError(f"{source}: a wide file needs data_source.outcomes listing its outcome columns")
     frames = []
     for outcome in spec.outcomes:
-        part = pd.DataFrame({"unit": raw[spec.unit], "period": raw[spec.period], "outcome": outcome, "value": raw[outcome]})
+        part = pd.DataFrame(
+            {"unit": raw[spec.unit], "period": raw[spec.period], "outcome": outcome, "value": raw[outcome]}
+        )
         if spec.denominator:
             part["denominator"] = raw[spec.denominator]
         frames.append(part)

@@ -175,7 +175,9 @@ class DiD:
         cols = [self.outcome, self.unit, self.time, self.treated, self.post]
         missing = [c for c in cols if c not in data.columns]
         if missing:
-            raise DataError(f"DiD: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}")
+            raise DataError(
+                f"DiD: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}"
+            )
         d = data[cols].copy()
         if d[self.outcome].isna().any():
             raise DataError(f"DiD: outcome column {self.outcome!r} has missing values; drop those rows first")
@@ -262,9 +264,13 @@ class DiD:
             n_treated=n_treated,
             n_control=n_units - n_treated,
         )
-        return DiDResult(row=row, n_obs=n_obs, n_periods=int(n_periods), placebo_estimates=placebo, treated_units=treated_units)
+        return DiDResult(
+            row=row, n_obs=n_obs, n_periods=int(n_periods), placebo_estimates=placebo, treated_units=treated_units
+        )
 
-    def _unit_changes(self, d: pd.DataFrame, units: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray) -> np.ndarray:
+    def _unit_changes(
+        self, d: pd.DataFrame, units: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray
+    ) -> np.ndarray:
         """Each unit's mean post minus mean pre outcome (balanced panels only)."""
         n_units, n_periods = len(units), time_codes.max() + 1
         if len(d) != n_units * n_periods:
@@ -308,8 +314,18 @@ class DiD:
 
 
 def pretrend_test(
-    data: pd.DataFrame, *, outcome: str, unit: str, time: str, treated: str, transform: Transform = "log", periods_per_year: int = 12, alpha: float = 0.05, outcome_label: str = "",
-    n_draws: int = 999, seed: int = 2015,
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    time: str,
+    treated: str,
+    transform: Transform = "log",
+    periods_per_year: int = 12,
+    alpha: float = 0.05,
+    outcome_label: str = "",
+    n_draws: int = 999,
+    seed: int = 2015,
 ) -> Estimate:
     """Difference in linear pre-period trend between treated and comparison units.
 

@@ -16,8 +16,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import durbin_watson
 
@@ -86,7 +88,9 @@ def newey_west_lags(n: int) -> int:
     return int(math.floor(4 * (n / 100) ** (2 / 9)))
 
 
-def _design(index: pd.DatetimeIndex, start: pd.Timestamp, harmonics: int, periods_per_year: int, slope: bool) -> pd.DataFrame:
+def _design(
+    index: pd.DatetimeIndex, start: pd.Timestamp, harmonics: int, periods_per_year: int, slope: bool
+) -> pd.DataFrame:
     n = len(index)
     post = (index >= start).astype(float)
     X = pd.DataFrame({"const": 1.0, "time": np.arange(n, dtype=float), "level_change": post}, index=index)
@@ -158,7 +162,9 @@ class SegmentedITS:
 
     def fit(self, series: pd.Series) -> ITSResult:
         start = pd.Timestamp(self.intervention_start)
-        X = _design(pd.DatetimeIndex(series.sort_index().index), start, self.harmonics, self.periods_per_year, slope=True)
+        X = _design(
+            pd.DatetimeIndex(series.sort_index().index), start, self.harmonics, self.periods_per_year, slope=True
+        )
         s = _check_series(series, start, X.shape[1], f"ITS of {self.outcome_label}")
         if self.transform == "log":
             if (s <= 0).any():
@@ -167,7 +173,7 @@ class SegmentedITS:
         else:
             y = s
         lags = self.hac_lags if self.hac_lags is not None else newey_west_lags(len(s))
-        fit = sm.OLS(y.to_numpy(), X.to_numpy()).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+        fit = OLS(y.to_numpy(), X.to_numpy()).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
         params = pd.Series(fit.params, index=X.columns)
         se = pd.Series(fit.bse, index=X.columns)
         dof = len(s) - X.shape[1]
@@ -246,7 +252,9 @@ class PoissonITS:
 
     def fit(self, counts: pd.Series, exposure: pd.Series | None = None) -> ITSResult:
         start = pd.Timestamp(self.intervention_start)
-        X = _design(pd.DatetimeIndex(counts.sort_index().index), start, self.harmonics, self.periods_per_year, self.slope_change)
+        X = _design(
+            pd.DatetimeIndex(counts.sort_index().index), start, self.harmonics, self.periods_per_year, self.slope_change
+        )
         s = _check_series(counts, start, X.shape[1], f"Poisson ITS of {self.outcome_label}")
         if (s < 0).any() or not np.allclose(s, np.round(s)):
             raise DataError(f"Poisson ITS of {self.outcome_label}: counts must be non-negative whole numbers")
@@ -258,7 +266,7 @@ class PoissonITS:
             offset = np.log(e.to_numpy())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = sm.GLM(s.to_numpy(), X.to_numpy(), family=sm.families.Poisson(), offset=offset)
+            model = GLM(s.to_numpy(), X.to_numpy(), family=families.Poisson(), offset=offset)
             fit = model.fit(scale="X2" if self.dispersion == "quasi" else 1.0)
         params = pd.Series(fit.params, index=X.columns)
         se = pd.Series(fit.bse, index=X.columns)

@@ -46,7 +46,9 @@ def protocol_for(site: Site) -> dict[str, object]:
         start = pd.Timestamp(f"{site.announced}-04-01")
     notes = []
     if site.announced_precision != "day":
-        notes.append(f"announcement dated to the {site.announced_precision} only ({site.announced}): start is approximate")
+        notes.append(
+            f"announcement dated to the {site.announced_precision} only ({site.announced}): start is approximate"
+        )
     if site.site_type == "vanguard":
         p: dict[str, object] = {
             "primary_outcome": "ae_attendances",

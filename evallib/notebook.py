@@ -9,7 +9,9 @@ from typing import Any
 from evallib.params import PARAMETER_NAMES, SiteProtocol
 
 
-def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+def _format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
     # The default format starts with the absolute path of the library file that warned;
     # published pages must not carry paths from the machine that ran them.
     return f"{category.__name__}: {message}\n"

@@ -119,7 +119,9 @@ def _err(source: str, fld: str, problem: str, fix: str) -> ParamsError:
     return ParamsError(f"{source}: field '{fld}' {problem}. {fix}")
 
 
-def _string(m: dict[str, Any], source: str, name: str, *, allowed: tuple[str, ...] | None = None, default: str | None = None) -> str:
+def _string(
+    m: dict[str, Any], source: str, name: str, *, allowed: tuple[str, ...] | None = None, default: str | None = None
+) -> str:
     v = m.get(name, default)
     if v is None:
         raise _err(source, name, "is missing", "Add it to the params file.")
@@ -136,11 +138,11 @@ def _month(m: dict[str, Any], source: str, name: str, default: str | None = None
     if v == "" and default == "":
         return v
     if not _MONTH.match(v):
-        raise _err(source, name, f"is {v!r}", "Write a month as \"YYYY-MM\" in quotes, e.g. \"2015-04\".")
+        raise _err(source, name, f"is {v!r}", 'Write a month as "YYYY-MM" in quotes, e.g. "2015-04".')
     try:
         pd.Timestamp(v)
     except ValueError:
-        raise _err(source, name, f"is {v!r}, not a real month", "Write a month as \"YYYY-MM\".") from None
+        raise _err(source, name, f"is {v!r}, not a real month", 'Write a month as "YYYY-MM".') from None
     return v
 
 
@@ -148,11 +150,11 @@ def _codes(m: dict[str, Any], source: str, name: str, *, required: bool) -> tupl
     # An empty treated_units list is allowed: the site is then reported as not evaluable.
     v = m.get(name, [] if not required else None)
     if v is None:
-        raise _err(source, name, "is missing", "List the organisation codes, e.g. [\"RBL\"].")
+        raise _err(source, name, "is missing", 'List the organisation codes, e.g. ["RBL"].')
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list):
-        raise _err(source, name, f"must be a list of codes, got {v!r}", "Write e.g. [\"RBL\", \"RXA\"].")
+        raise _err(source, name, f"must be a list of codes, got {v!r}", 'Write e.g. ["RBL", "RXA"].')
     for i, c in enumerate(v):
         if not isinstance(c, str):
             raise _err(
@@ -162,7 +164,9 @@ def _codes(m: dict[str, Any], source: str, name: str, *, required: bool) -> tupl
                 "Quote every code: YAML reads 00123 as octal 83 and 007 as 7.",
             )
         if not _CODE.match(c):
-            raise _err(source, f"{name}[{i}]", f"is {c!r}", "Organisation codes are 2-10 letters and digits (ODS codes).")
+            raise _err(
+                source, f"{name}[{i}]", f"is {c!r}", "Organisation codes are 2-10 letters and digits (ODS codes)."
+            )
     return tuple(v)
 
 
@@ -185,11 +189,15 @@ def _data_source(m: dict[str, Any], source: str) -> str | FileSource:
             )
         return v
     if not isinstance(v, dict):
-        raise _err(source, "data_source", f"is {v!r}", f"Name a bundled dataset ({', '.join(BUNDLED)}) or give a mapping.")
+        raise _err(
+            source, "data_source", f"is {v!r}", f"Name a bundled dataset ({', '.join(BUNDLED)}) or give a mapping."
+        )
     allowed = {f.name for f in fields(FileSource)}
     unknown = sorted(set(v) - allowed)
     if unknown:
-        raise _err(source, f"data_source.{unknown[0]}", "is not a known key", f"Allowed keys: {', '.join(sorted(allowed))}.")
+        raise _err(
+            source, f"data_source.{unknown[0]}", "is not a known key", f"Allowed keys: {', '.join(sorted(allowed))}."
+        )
     sub = f"{source} data_source"
     for key in ("path", "unit", "period"):
         _string(v, sub, key)
@@ -232,7 +240,9 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         raise _err(source, missing[0], "is missing", f"Required fields: {', '.join(_REQUIRED)}.")
     site_id = _string(m, source, "site_id")
     if not _SITE_ID.match(site_id):
-        raise _err(source, "site_id", f"is {site_id!r}", "Use letters, digits, '-' or '_' (it names the output folder).")
+        raise _err(
+            source, "site_id", f"is {site_id!r}", "Use letters, digits, '-' or '_' (it names the output folder)."
+        )
     source = f"{source} (site {site_id})"
     name = _string(m, source, "site_name")
     if not name.strip() or "\n" in name or len(name) > 200:

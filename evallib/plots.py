@@ -29,7 +29,15 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (7.5, 3.6)) -> tuple[Figu
 
 def _mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start") -> None:
     ax.axvline(start, color=FLAG_COLOUR, linestyle="--", linewidth=1)
-    ax.annotate(label, xy=(start, 1), xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points", fontsize=8, color=FLAG_COLOUR)
+    ax.annotate(
+        label,
+        xy=(start, 1),
+        xycoords=("data", "axes fraction"),
+        xytext=(3, -12),
+        textcoords="offset points",
+        fontsize=8,
+        color=FLAG_COLOUR,
+    )
 
 
 def plot_trends(
@@ -61,13 +69,21 @@ def plot_trends(
     return fig
 
 
-def plot_placebo_distribution(result: DiDResult, *, title: str = "", xlabel: str = "estimate", ax: Axes | None = None) -> Figure:
+def plot_placebo_distribution(
+    result: DiDResult, *, title: str = "", xlabel: str = "estimate", ax: Axes | None = None
+) -> Figure:
     """Histogram of placebo estimates with the site's estimate marked."""
     if result.placebo_estimates is None:
         raise ValueError("this result has no placebo distribution (inference was not placebo_in_space)")
     fig, ax = _axes(ax, (7.5, 3.0))
     est = np.asarray(result.placebo_estimates)
-    ax.hist(est, bins=min(40, max(10, len(est) // 4)), color=COMPARISON_COLOUR, alpha=0.8, label="placebo estimates (comparison units)")
+    ax.hist(
+        est,
+        bins=min(40, max(10, len(est) // 4)),
+        color=COMPARISON_COLOUR,
+        alpha=0.8,
+        label="placebo estimates (comparison units)",
+    )
     ax.axvline(result.estimate, color=SITE_COLOUR, linewidth=2.2, label="this site")
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel(xlabel)
@@ -85,7 +101,14 @@ def plot_its(result: ITSResult, *, title: str = "", ylabel: str = "", ax: Axes |
     ax.plot(result.observed.index, result.observed, "o", markersize=3, color=SITE_COLOUR, alpha=0.7, label="observed")
     ax.plot(result.fitted.index, result.fitted, color=SITE_COLOUR, linewidth=1.5, label="fitted (with seasonality)")
     post = result.counterfactual.index >= start
-    ax.plot(result.counterfactual.index[post], result.counterfactual[post], color=FLAG_COLOUR, linestyle=":", linewidth=1.5, label="projected without the intervention")
+    ax.plot(
+        result.counterfactual.index[post],
+        result.counterfactual[post],
+        color=FLAG_COLOUR,
+        linestyle=":",
+        linewidth=1.5,
+        label="projected without the intervention",
+    )
     _mark_start(ax, start)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10, loc="left")

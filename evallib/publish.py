@@ -51,7 +51,11 @@ def render_report(notebook: Path, html_out: Path, *, title: str, root: Path | No
     # The notebook's usage note is for evaluators in JupyterLab, not for readers of the report.
     nb.cells = [c for c in nb.cells if "usage" not in c.metadata.get("tags", [])]
     exporter = HTMLExporter(
-        template_name="basic", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text=""
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
     )
     body, _ = exporter.from_notebook_node(nb)
     html = page(title, f"<p><a href='index.html'>&larr; all sites</a></p><h1>{escape(title)}</h1>{body}")
@@ -66,7 +70,8 @@ def render_report(notebook: Path, html_out: Path, *, title: str, root: Path | No
 def _headline(results: dict[str, Any]) -> tuple[str, str, str]:
     """(estimate, interval, p) text for the primary outcome's DiD row."""
     rows = [
-        r for r in results.get("results", [])
+        r
+        for r in results.get("results", [])
         if r["outcome"] == results.get("primary_outcome") and r["method"] == "did_twfe"
     ]
     if not rows:
@@ -85,7 +90,9 @@ def _headline(results: dict[str, Any]) -> tuple[str, str, str]:
 
 def _site_rows(outputs: Path) -> list[dict[str, Any]]:
     rows = []
-    for folder in sorted(p for p in outputs.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "site"):
+    for folder in sorted(
+        p for p in outputs.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "site"
+    ):
         res_file, fail_file = folder / "results.json", folder / "failure.json"
         row: dict[str, Any] = {"site_id": folder.name}
         if res_file.exists():
@@ -146,9 +153,7 @@ def build_site(outputs: Path) -> Path:
         "Most sites have one or a few trusts, so intervals are wide: read the interval, not just the estimate.</p>"
         f"<p><strong>{escape(summary)}</strong></p>"
         "<table class='index'><tr><th>Site</th><th>Name</th><th>Care model</th><th>Status</th><th>Estimate</th>"
-        "<th>95% interval</th><th>p</th><th>Notes</th><th>Report</th></tr>"
-        + "".join(body_rows)
-        + "</table>"
+        "<th>95% interval</th><th>p</th><th>Notes</th><th>Report</th></tr>" + "".join(body_rows) + "</table>"
     )
     (staging / "index.html").write_text(page("New care models: site evaluations", body), encoding="utf-8")
     old = outputs / ".site-old"

@@ -85,10 +85,3 @@ def type1_trusts() -> frozenset[str]:
     with open(bundled_data_dir() / "ods_trusts_etr.csv", encoding="utf-8") as fh:
         ods = pd.read_csv(fh, dtype=str, keep_default_na=False)
     return frozenset(ods.loc[ods["has_type1_ae_2016_19"] == "True", "org_code"])
-
-
-def trust_names() -> dict[str, str]:
-    """ODS trust code -> name (title case), for labels in reports."""
-    with open(bundled_data_dir() / "ods_trusts_etr.csv", encoding="utf-8") as fh:
-        ods = pd.read_csv(fh, dtype=str, keep_default_na=False)
-    return {c: n.title().replace("Nhs", "NHS") for c, n in zip(ods["org_code"], ods["name"])}

@@ -80,7 +80,11 @@ def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
     if row.scale == "log":
         return _fmt(_pct(row.estimate)) + "%", _fmt(_pct(row.ci_low)) + "%", _fmt(_pct(row.ci_high)) + "%"
     if row.scale == "log_per_year":
-        return (_fmt(100 * row.estimate) + " points", _fmt(100 * row.ci_low) + " points", _fmt(100 * row.ci_high) + " points")
+        return (
+            _fmt(100 * row.estimate) + " points",
+            _fmt(100 * row.ci_low) + " points",
+            _fmt(100 * row.ci_high) + " points",
+        )
     return _fmt(row.estimate, 3), _fmt(row.ci_low, 3), _fmt(row.ci_high, 3)
 
 
@@ -131,7 +135,10 @@ def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
         ]
         if math.isfinite(c.baseline_total):
             rows.append(("Site total in the baseline year (rounded)", format_count(c.baseline_total)))
-        table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v) if k != 'Left out of the comparison pool' else v}</td></tr>" for k, v in rows)
+        table = "".join(
+            f"<tr><th>{escape(k)}</th><td>{escape(v) if k != 'Left out of the comparison pool' else v}</td></tr>"
+            for k, v in rows
+        )
         comps = escape(", ".join(c.comparators))
         parts.append(
             f"<h4>{escape(_cap(a.label))}</h4><table class='facts'>{table}</table>"
@@ -157,8 +164,10 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
         )
         parts.append(figure_html(fig, f"{a.label} over time, site against comparison pool"))
     return HTMLBlock(
-        _p("Monthly series of the site's trusts and of the comparison pool, each scaled so that its baseline year "
-           "(the 12 months before the start) averages 100; four-hour performance is shown in percent.")
+        _p(
+            "Monthly series of the site's trusts and of the comparison pool, each scaled so that its baseline year "
+            "(the 12 months before the start) averages 100; four-hour performance is shown in percent."
+        )
         + "".join(parts)
     )
 
@@ -187,7 +196,9 @@ def did(ev: SiteEvaluation) -> HTMLBlock:
     figs = []
     for a in ev.analyses:
         unit = "difference in percentage points" if a.is_proportion else "difference in log outcome"
-        fig = plots.plot_placebo_distribution(a.did, title=f"{_cap(a.label)}: site estimate among placebo estimates", xlabel=unit)
+        fig = plots.plot_placebo_distribution(
+            a.did, title=f"{_cap(a.label)}: site estimate among placebo estimates", xlabel=unit
+        )
         figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
     text = _p(
         "Two-way fixed effects (trust and month effects) on the log of each count, so estimates are percent changes "
@@ -208,7 +219,11 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
     figs, diag = [], []
     for a in ev.analyses:
         r = a.its
-        fig = plots.plot_its(r, title=f"{_cap(a.label)}: {ev.protocol.site_id} segmented regression", ylabel="%" if a.is_proportion else "per month")
+        fig = plots.plot_its(
+            r,
+            title=f"{_cap(a.label)}: {ev.protocol.site_id} segmented regression",
+            ylabel="%" if a.is_proportion else "per month",
+        )
         figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
         verdict = "residual autocorrelation is present" if r.autocorrelated else "no clear residual autocorrelation"
         diag.append(
@@ -253,7 +268,9 @@ def _verdict(a: OutcomeAnalysis, expected: str) -> str:
             "with the data."
         )
     if not math.isfinite(r.ci_low) or not math.isfinite(r.ci_high):
-        sentence += f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison trusts are available."
+        sentence += (
+            f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison trusts are available."
+        )
     return sentence
 
 
@@ -280,7 +297,9 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
             + "</p>"
         )
     cautions = "".join(f"<li>{escape(f)}</li>" for f in ev.flags)
-    caution_html = f"<h4>Cautions</h4><ul class='flags'>{cautions}</ul>" if cautions else "<p>No cautions were raised.</p>"
+    caution_html = (
+        f"<h4>Cautions</h4><ul class='flags'>{cautions}</ul>" if cautions else "<p>No cautions were raised.</p>"
+    )
     return HTMLBlock(f"<ul class='findings'>{''.join(items)}</ul>{its_text}{caution_html}")
 
 

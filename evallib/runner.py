@@ -84,10 +84,14 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
             continue
         rel = _relative(path, root)
         if protocol.site_id in seen:
-            problems.append(f"{rel}: site_id {protocol.site_id!r} is also used by {seen[protocol.site_id]}; ids must be unique")
+            problems.append(
+                f"{rel}: site_id {protocol.site_id!r} is also used by {seen[protocol.site_id]}; ids must be unique"
+            )
             continue
         if path.stem != protocol.site_id:
-            problems.append(f"{rel}: the file name should match site_id {protocol.site_id!r} (rename it {protocol.site_id}.yaml)")
+            problems.append(
+                f"{rel}: the file name should match site_id {protocol.site_id!r} (rename it {protocol.site_id}.yaml)"
+            )
             continue
         seen[protocol.site_id] = rel
         protocols.append(protocol)
@@ -104,7 +108,9 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
             try:
                 checked[key] = load_panel(protocol).outcomes
             except DataError as exc:
-                raise DataError(f"site {protocol.site_id} ({_relative(Path(protocol.source_file), root)}): {exc}") from exc
+                raise DataError(
+                    f"site {protocol.site_id} ({_relative(Path(protocol.source_file), root)}): {exc}"
+                ) from exc
             finally:
                 if old is None:
                     os.environ.pop(ROOT_ENV, None)

@@ -86,7 +86,13 @@ def simulate_panel(
     for j in range(1, n_periods):
         noise[:, j] = ar_coefficient * noise[:, j - 1] + shocks[:, j]
     post = t >= start_period
-    log_mu = np.log(pop * baseline_rate)[:, None] + trends + season[None, :] + noise + effect * (is_t[:, None] & post[None, :])
+    log_mu = (
+        np.log(pop * baseline_rate)[:, None]
+        + trends
+        + season[None, :]
+        + noise
+        + effect * (is_t[:, None] & post[None, :])
+    )
     mu = np.exp(log_mu)
     if np.isfinite(overdispersion):
         mu = rng.gamma(overdispersion, mu / overdispersion)

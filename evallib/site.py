@@ -193,7 +193,9 @@ def excluded_by_rule(protocol: SiteProtocol) -> set[str]:
     return out
 
 
-def _analysis_frame(protocol: SiteProtocol, panel: Panel, outcome: str) -> tuple[pd.DataFrame, pd.DataFrame | None, Coverage]:
+def _analysis_frame(
+    protocol: SiteProtocol, panel: Panel, outcome: str
+) -> tuple[pd.DataFrame, pd.DataFrame | None, Coverage]:
     """Values (period x unit) for the treated units and comparators; raises NotEvaluable."""
     w = protocol.windows
     label = outcome_label(outcome)
@@ -205,8 +207,10 @@ def _analysis_frame(protocol: SiteProtocol, panel: Panel, outcome: str) -> tuple
     values = panel.wide(outcome)
     denom = panel.wide(outcome, "denominator") if panel.has_denominator(outcome) else None
     data_start, data_end = values.index.min(), values.index.max()
-    in_window = values.index[((values.index >= w["pre_start"]) & (values.index <= w["pre_end"])) |
-                             ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))]
+    in_window = values.index[
+        ((values.index >= w["pre_start"]) & (values.index <= w["pre_end"]))
+        | ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))
+    ]
     n_pre = int((in_window <= w["pre_end"]).sum())
     n_post = int((in_window >= w["post_start"]).sum())
     if n_post == 0:
@@ -225,7 +229,11 @@ def _analysis_frame(protocol: SiteProtocol, panel: Panel, outcome: str) -> tuple
             f"the protocol needs at least {protocol.min_post_periods}"
         )
     expected = pd.date_range(w["pre_start"], w["post_end"], freq="MS" if panel.frequency == "monthly" else None)
-    missing = tuple(p for p in expected if p not in set(in_window) and data_start <= p <= data_end and not (w["pre_end"] < p < w["post_start"]))
+    missing = tuple(
+        p
+        for p in expected
+        if p not in set(in_window) and data_start <= p <= data_end and not (w["pre_end"] < p < w["post_start"])
+    )
     win = values.loc[in_window]
     complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
     treated = list(protocol.treated_units)
@@ -338,8 +346,15 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
         )
     pre = long[long["post"] == 0]
     pretrend = pretrend_test(
-        pre, outcome="value", unit="unit", time="period", treated="treated", transform=transform,  # type: ignore[arg-type]
-        outcome_label=outcome, n_draws=protocol.n_placebo_draws, seed=protocol.seed,
+        pre,
+        outcome="value",
+        unit="unit",
+        time="period",
+        treated="treated",
+        transform=transform,  # type: ignore[arg-type]
+        outcome_label=outcome,
+        n_draws=protocol.n_placebo_draws,
+        seed=protocol.seed,
     )
     if is_prop:
         pretrend = _with_scale(pretrend, "percentage_points_per_year")
@@ -352,7 +367,9 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
     if is_prop:
         its = _rescale_its(its)
     del label
-    return OutcomeAnalysis(outcome=outcome, is_proportion=is_prop, coverage=cov, trends=trends, did=did, pretrend=pretrend, its=its)
+    return OutcomeAnalysis(
+        outcome=outcome, is_proportion=is_prop, coverage=cov, trends=trends, did=did, pretrend=pretrend, its=its
+    )
 
 
 def _with_scale(row: Estimate, scale: str) -> Estimate:
@@ -361,7 +378,8 @@ def _with_scale(row: Estimate, scale: str) -> Estimate:
 
 def _rescale_its(its: ITSResult) -> ITSResult:
     rows = tuple(
-        _with_scale(r, "percentage_points" if r.term == "level_change" else "percentage_points_per_year") for r in its.rows
+        _with_scale(r, "percentage_points" if r.term == "level_change" else "percentage_points_per_year")
+        for r in its.rows
     )
     return ITSResult(**{**its.__dict__, "rows": rows})
 
@@ -445,7 +463,9 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
         except NotEvaluable as exc:
             skipped[outcome] = str(exc)
     result = tuple(analyses)
-    return SiteEvaluation(protocol=protocol, status="evaluated", analyses=result, flags=_flags(protocol, result), skipped_outcomes=skipped)
+    return SiteEvaluation(
+        protocol=protocol, status="evaluated", analyses=result, flags=_flags(protocol, result), skipped_outcomes=skipped
+    )
 
 
 def headline(evaluation: SiteEvaluation) -> dict[str, float | str]:
@@ -455,9 +475,21 @@ def headline(evaluation: SiteEvaluation) -> dict[str, float | str]:
         return {}
     r = a.did.row
     if a.is_proportion:
-        return {"estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value, "unit": "percentage points"}
+        return {
+            "estimate": r.estimate,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "p_value": r.p_value,
+            "unit": "percentage points",
+        }
 
     def pct(v: float) -> float:
         return 100 * (math.exp(v) - 1) if math.isfinite(v) else v
 
-    return {"estimate": pct(r.estimate), "ci_low": pct(r.ci_low), "ci_high": pct(r.ci_high), "p_value": r.p_value, "unit": "%"}
+    return {
+        "estimate": pct(r.estimate),
+        "ci_low": pct(r.ci_low),
+        "ci_high": pct(r.ci_high),
+        "p_value": r.p_value,
+        "unit": "%",
+    }

@@ -29,7 +29,9 @@ def test_bundled_2016_2019_outcomes_and_denominators() -> None:
     one = raw[(raw["org_code"] == "RX1") & (raw["period"] == "2017-06-01")]
     w = p.wide("ae_attendances")
     assert w.loc["2017-06-01", "RX1"] == one["attendances"].sum()
-    perf = p.data[(p.data["outcome"] == "four_hour_performance") & (p.data["unit"] == "RX1") & (p.data["period"] == "2017-06-01")]
+    perf = p.data[
+        (p.data["outcome"] == "four_hour_performance") & (p.data["unit"] == "RX1") & (p.data["period"] == "2017-06-01")
+    ]
     assert perf["value"].item() == one["attendances"].sum() - one["breaches"].sum()
     assert perf["denominator"].item() == one["attendances"].sum()
     assert p.has_denominator("four_hour_performance") and not p.has_denominator("emergency_admissions")
@@ -42,7 +44,12 @@ def test_unknown_bundled_name() -> None:
 
 def _long(**over) -> pd.DataFrame:
     d = pd.DataFrame(
-        {"unit": ["A", "A", "B", "B"], "period": ["2016-04-01", "2016-05-01"] * 2, "outcome": "x", "value": [1.0, 2.0, 3.0, 4.0]}
+        {
+            "unit": ["A", "A", "B", "B"],
+            "period": ["2016-04-01", "2016-05-01"] * 2,
+            "outcome": "x",
+            "value": [1.0, 2.0, 3.0, 4.0],
+        }
     )
     for k, v in over.items():
         d[k] = v
@@ -89,7 +96,9 @@ def test_gaps_the_analysis_cannot_tolerate() -> None:
 
 def _wide_csv(tmp_path: Path) -> Path:
     f = tmp_path / "mine.csv"
-    f.write_text("area,month,admits,ae,pop\nX1,2016-04,10,100,5000\nX1,2016-05,12,90,5000\nX2,2016-04,7,80,4000\nX2,2016-05,8,85,4000\n")
+    f.write_text(
+        "area,month,admits,ae,pop\nX1,2016-04,10,100,5000\nX1,2016-05,12,90,5000\nX2,2016-04,7,80,4000\nX2,2016-05,8,85,4000\n"
+    )
     return f
 
 
@@ -106,7 +115,15 @@ def test_long_parquet(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
     df = pd.DataFrame({"org": ["A", "A"], "q": ["2017Q1", "2017Q2"], "measure": "beds", "n": [3.0, 4.0]})
     df.to_parquet(tmp_path / "beds.parquet")
-    spec = FileSource(path="beds.parquet", unit="org", period="q", frequency="quarterly", layout="long", outcome_column="measure", value_column="n")
+    spec = FileSource(
+        path="beds.parquet",
+        unit="org",
+        period="q",
+        frequency="quarterly",
+        layout="long",
+        outcome_column="measure",
+        value_column="n",
+    )
     assert load_file(spec, base_dir=tmp_path).outcomes == ["beds"]
 
 
@@ -114,7 +131,10 @@ def test_long_parquet(tmp_path: Path) -> None:
     ("spec", "message"),
     [
         (FileSource(path="absent.csv", unit="area", period="month", outcomes=("ae",)), "does not exist"),
-        (FileSource(path="mine.csv", unit="trust", period="month", outcomes=("ae",)), "missing column.*trust.*the file has area"),
+        (
+            FileSource(path="mine.csv", unit="trust", period="month", outcomes=("ae",)),
+            "missing column.*trust.*the file has area",
+        ),
         (FileSource(path="mine.csv", unit="area", period="month"), "needs data_source.outcomes"),
         (FileSource(path="mine.xlsx", unit="area", period="month", outcomes=("ae",)), "unsupported format"),
     ],

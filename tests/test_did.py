@@ -67,7 +67,9 @@ def test_within_transform_unbalanced_matches_dummies(organ_donations: pd.DataFra
     sm = smf.ols("Rate ~ I(treated * post) + C(State) + C(Quarter_Num)", d).fit()
     r = DiD(**ROLES, inference="hc1").fit(d)
     assert r.estimate == pytest.approx(sm.params["I(treated * post)"], rel=1e-8)
-    x = within_transform(np.arange(10.0), np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 2]), np.array([0, 1, 0, 1, 0, 1, 2, 2, 2, 3]))
+    x = within_transform(
+        np.arange(10.0), np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 2]), np.array([0, 1, 0, 1, 0, 1, 2, 2, 2, 3])
+    )
     assert x.shape == (10, 1)
 
 
@@ -94,7 +96,9 @@ def test_bad_input_raises_data_error(organ_donations: pd.DataFrame, change, mess
 
 def test_log_transform_rejects_zeros(organ_donations: pd.DataFrame) -> None:
     with pytest.raises(DataError, match="positive"):
-        DiD(**ROLES, transform="log").fit(organ_donations.assign(Rate=organ_donations["Rate"].where(organ_donations.index != 7, 0)))
+        DiD(**ROLES, transform="log").fit(
+            organ_donations.assign(Rate=organ_donations["Rate"].where(organ_donations.index != 7, 0))
+        )
 
 
 def test_known_effect_recovered_and_placebo_test_calibrated() -> None:
@@ -108,7 +112,14 @@ def test_known_effect_recovered_and_placebo_test_calibrated() -> None:
     est, rej_placebo, rej_cr1 = [], 0, 0
     for seed in range(200):
         d = simulate_panel(40, 60, start_period=40, effect=0.0, seed=seed)
-        roles = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post", "transform": "log"}
+        roles = {
+            "outcome": "value",
+            "unit": "unit",
+            "time": "period",
+            "treated": "treated",
+            "post": "post",
+            "transform": "log",
+        }
         r = DiD(**roles).fit(d)
         rej_placebo += r.p_value < 0.05
         rej_cr1 += DiD(**roles, inference="cluster_cr1").fit(d).p_value < 0.05
@@ -129,7 +140,14 @@ def test_known_effect_recovered_and_placebo_test_calibrated() -> None:
 
 def test_several_treated_units_use_seeded_random_draws() -> None:
     d = simulate_panel(50, 48, treated=4, start_period=30, effect=0.1, seed=3)
-    roles = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post", "transform": "log"}
+    roles = {
+        "outcome": "value",
+        "unit": "unit",
+        "time": "period",
+        "treated": "treated",
+        "post": "post",
+        "transform": "log",
+    }
     a, b = DiD(**roles, n_draws=499, seed=7).fit(d), DiD(**roles, n_draws=499, seed=7).fit(d)
     assert a.row == b.row
     assert len(a.placebo_estimates) == 500 and a.row.n_treated == 4

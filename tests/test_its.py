@@ -48,7 +48,9 @@ def test_slope_change_model(sicily: pd.DataFrame) -> None:
     assert (slope.estimate, slope.ci_low, slope.ci_high) == pytest.approx((1.00148, 0.99785, 1.00513), abs=1e-4)
 
 
-def _series(level: float, slope_per_year: float, n: int = 96, start: int = 60, seed: int = 0, ar: float = 0.4) -> pd.Series:
+def _series(
+    level: float, slope_per_year: float, n: int = 96, start: int = 60, seed: int = 0, ar: float = 0.4
+) -> pd.Series:
     rng = np.random.default_rng(seed)
     idx = pd.date_range("2012-04-01", periods=n, freq="MS")
     t = np.arange(n)
@@ -56,7 +58,14 @@ def _series(level: float, slope_per_year: float, n: int = 96, start: int = 60, s
     for i in range(1, n):
         e[i] = ar * e[i - 1] + rng.normal(0, 0.02)
     post = t >= start
-    log_y = 8 + 0.002 * t + 0.1 * np.cos(2 * np.pi * idx.month / 12) + level * post + slope_per_year / 12 * np.where(post, t - start + 1, 0) + e
+    log_y = (
+        8
+        + 0.002 * t
+        + 0.1 * np.cos(2 * np.pi * idx.month / 12)
+        + level * post
+        + slope_per_year / 12 * np.where(post, t - start + 1, 0)
+        + e
+    )
     return pd.Series(np.exp(log_y), index=idx)
 
 

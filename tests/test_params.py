@@ -69,24 +69,87 @@ BASE = (ROOT / "params" / "vanguards" / "V04.yaml").read_text()
     ("edit", "field", "hint"),
     [
         (lambda t: t.replace("primary_outcome:", "primary_outcom:"), "primary_outcom", "Allowed fields"),
-        (lambda t: t.replace('care_model: "PACS"', 'care_model: "XYZ"'), "care_model", "PACS, MCP, EHCH, UEC, ACC, ICS"),
+        (
+            lambda t: t.replace('care_model: "PACS"', 'care_model: "XYZ"'),
+            "care_model",
+            "PACS, MCP, EHCH, UEC, ACC, ICS",
+        ),
         (lambda t: t.replace('treated_units: ["RTF"]', "treated_units: [0123]"), "treated_units[0]", "octal"),
-        (lambda t: t.replace('intervention_start: "2015-04"', "intervention_start: 2015-04-01"), "intervention_start", "quotes"),
-        (lambda t: t.replace('intervention_start: "2015-04"', 'intervention_start: "April 2015"'), "intervention_start", "YYYY-MM"),
-        (lambda t: t.replace('intervention_start: "2015-04"', 'intervention_start: "2015-13"'), "intervention_start", "real month"),
-        (lambda t: t.replace('pre_period_end: "2015-03"', 'pre_period_end: "2015-06"'), "pre_period_end", "before the intervention"),
-        (lambda t: t.replace('post_period_end: "2018-03"', 'post_period_end: "2014-03"'), "post_period_end", "post-period"),
-        (lambda t: t.replace('expected_direction: "decrease"', 'expected_direction: "down"'), "expected_direction", "decrease, increase"),
-        (lambda t: t.replace('membership_confidence: "high"', "membership_confidence: 3"), "membership_confidence", "quotes"),
-        (lambda t: t.replace('data_source: "ae_monthly_2010_2021"', 'data_source: "hes_2020"'), "data_source", "bundled"),
-        (lambda t: t.replace('data_source: "ae_monthly_2010_2021"', 'data_source: {path: "x.csv", unit: "u"}'), "period", "missing"),
-        (lambda t: t.replace('data_source: "ae_monthly_2010_2021"', 'data_source: {path: "x.csv", unit: "u", period: "p", colour: "red"}'), "data_source.colour", "Allowed keys"),
+        (
+            lambda t: t.replace('intervention_start: "2015-04"', "intervention_start: 2015-04-01"),
+            "intervention_start",
+            "quotes",
+        ),
+        (
+            lambda t: t.replace('intervention_start: "2015-04"', 'intervention_start: "April 2015"'),
+            "intervention_start",
+            "YYYY-MM",
+        ),
+        (
+            lambda t: t.replace('intervention_start: "2015-04"', 'intervention_start: "2015-13"'),
+            "intervention_start",
+            "real month",
+        ),
+        (
+            lambda t: t.replace('pre_period_end: "2015-03"', 'pre_period_end: "2015-06"'),
+            "pre_period_end",
+            "before the intervention",
+        ),
+        (
+            lambda t: t.replace('post_period_end: "2018-03"', 'post_period_end: "2014-03"'),
+            "post_period_end",
+            "post-period",
+        ),
+        (
+            lambda t: t.replace('expected_direction: "decrease"', 'expected_direction: "down"'),
+            "expected_direction",
+            "decrease, increase",
+        ),
+        (
+            lambda t: t.replace('membership_confidence: "high"', "membership_confidence: 3"),
+            "membership_confidence",
+            "quotes",
+        ),
+        (
+            lambda t: t.replace('data_source: "ae_monthly_2010_2021"', 'data_source: "hes_2020"'),
+            "data_source",
+            "bundled",
+        ),
+        (
+            lambda t: t.replace('data_source: "ae_monthly_2010_2021"', 'data_source: {path: "x.csv", unit: "u"}'),
+            "period",
+            "missing",
+        ),
+        (
+            lambda t: t.replace(
+                'data_source: "ae_monthly_2010_2021"',
+                'data_source: {path: "x.csv", unit: "u", period: "p", colour: "red"}',
+            ),
+            "data_source.colour",
+            "Allowed keys",
+        ),
         (lambda t: t.replace("n_placebo_draws: 999", "n_placebo_draws: 5"), "n_placebo_draws", "19 to 100000"),
-        (lambda t: t.replace("type1_comparators_only: true", 'type1_comparators_only: "yes"'), "type1_comparators_only", "true or false"),
+        (
+            lambda t: t.replace("type1_comparators_only: true", 'type1_comparators_only: "yes"'),
+            "type1_comparators_only",
+            "true or false",
+        ),
         (lambda t: t.replace('site_id: "V04"', 'site_id: "../etc"'), "site_id", "letters, digits"),
-        (lambda t: t.replace('site_name: "Northumberland', 'site_name: "Line one\\nNorthumberland'), "site_name", "one line"),
-        (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("primary_outcome")), "primary_outcome", "Required fields"),
-        (lambda t: t.replace('comparison_exclude: []', 'comparison_exclude: ["R#1"]'), "comparison_exclude[0]", "2-10 letters"),
+        (
+            lambda t: t.replace('site_name: "Northumberland', 'site_name: "Line one\\nNorthumberland'),
+            "site_name",
+            "one line",
+        ),
+        (
+            lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("primary_outcome")),
+            "primary_outcome",
+            "Required fields",
+        ),
+        (
+            lambda t: t.replace("comparison_exclude: []", 'comparison_exclude: ["R#1"]'),
+            "comparison_exclude[0]",
+            "2-10 letters",
+        ),
     ],
 )
 def test_params_errors_name_file_field_and_fix(tmp_path: Path, edit, field: str, hint: str) -> None:

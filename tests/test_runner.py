@@ -43,7 +43,11 @@ def test_batch_publishes_every_site(tmp_path: Path) -> None:
     root = _project(tmp_path, ["V04", "V45", "I12"])
     result = run_batch(None, root=root, jobs=2, progress=False)
     assert result.exit_code == 0
-    assert {r.site_id: r.status for r in result.runs} == {"I12": "evaluated", "V04": "evaluated", "V45": "not evaluable"}
+    assert {r.site_id: r.status for r in result.runs} == {
+        "I12": "evaluated",
+        "V04": "evaluated",
+        "V45": "not evaluable",
+    }
     out = root / "outputs"
     index = (out / "site" / "index.html").read_text()
     assert "Open Government Licence v3.0" in index
@@ -68,9 +72,12 @@ def test_failures_keep_the_last_good_report(tmp_path: Path) -> None:
     good = (root / "outputs" / "V04" / "report.html").read_bytes()
     # A template whose code fails for V04 (cell error) and kills the kernel for V08.
     nb = nbformat.read(TEMPLATE, as_version=4)
-    nb.cells.insert(3, nbformat.v4.new_code_cell(
-        'if site_id == "V04":\n    raise RuntimeError("boom in V04")\nif site_id == "V08":\n    import os\n    os._exit(1)'
-    ))
+    nb.cells.insert(
+        3,
+        nbformat.v4.new_code_cell(
+            'if site_id == "V04":\n    raise RuntimeError("boom in V04")\nif site_id == "V08":\n    import os\n    os._exit(1)'
+        ),
+    )
     nbformat.write(nb, root / "notebooks" / "site_evaluation.ipynb")
     result = run_batch(None, root=root, jobs=2, progress=False)
     assert result.exit_code == 1
@@ -80,7 +87,9 @@ def test_failures_keep_the_last_good_report(tmp_path: Path) -> None:
     out = root / "outputs"
     assert (out / "V04" / "report.html").read_bytes() == good  # previous report untouched
     failed = nbformat.read(out / "V04" / "failed.ipynb", as_version=4)
-    assert failed.metadata.papermill.exception and "boom in V04" in json.dumps([c.get("outputs", []) for c in failed.cells])
+    assert failed.metadata.papermill.exception and "boom in V04" in json.dumps(
+        [c.get("outputs", []) for c in failed.cells]
+    )
     dead = nbformat.read(out / "V08" / "failed.ipynb", as_version=4)
     assert dead.metadata.papermill.exception and "Execution failed" in dead.cells[0].source  # marked by the runner
     assert json.loads((out / "V08" / "failure.json").read_text())["status"] == "failed"
@@ -88,7 +97,9 @@ def test_failures_keep_the_last_good_report(tmp_path: Path) -> None:
     assert index.count("last run failed") == 2 and "previous report shown" in index
 
 
-def test_invalid_params_stop_the_batch_before_any_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_invalid_params_stop_the_batch_before_any_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     root = _project(tmp_path, ["V04", "V45"])
     bad = root / "params" / "vanguards" / "V45.yaml"
     bad.write_text(bad.read_text().replace("seed:", "sed:"))
@@ -104,8 +115,14 @@ def test_invalid_params_stop_the_batch_before_any_kernel(tmp_path: Path, monkeyp
 def test_plain_papermill_cli_accepts_a_params_file(tmp_path: Path) -> None:
     env = {**os.environ, "EVALLIB_PROJECT_ROOT": str(tmp_path)}
     cmd = [
-        sys.executable, "-m", "papermill", str(TEMPLATE), str(tmp_path / "out.ipynb"),
-        "-f", str(ROOT / "params" / "vanguards" / "V45.yaml"), "--no-progress-bar",
+        sys.executable,
+        "-m",
+        "papermill",
+        str(TEMPLATE),
+        str(tmp_path / "out.ipynb"),
+        "-f",
+        str(ROOT / "params" / "vanguards" / "V45.yaml"),
+        "--no-progress-bar",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -117,7 +134,17 @@ def test_site_notebook_passes_nbval_lax(tmp_path: Path) -> None:
     nb = tmp_path / "notebooks" / "site_evaluation.ipynb"
     shutil.copy(TEMPLATE, nb)
     env = {**os.environ, "EVALLIB_PROJECT_ROOT": str(tmp_path)}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env", str(nb)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--nbval-lax",
+        "--nbval-current-env",
+        str(nb),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"\d+ passed", done.stdout)

@@ -89,7 +89,12 @@ def test_known_effect_on_evaluators_own_data(tmp_path: Path) -> None:
         "site_id": "SIM",
         "treated_units": ["U000"],
         "comparison_pool": "all_eligible",
-        "data_source": {"path": str(tmp_path / "sim.csv"), "unit": "unit", "period": "period", "outcomes": ["admissions"]},
+        "data_source": {
+            "path": str(tmp_path / "sim.csv"),
+            "unit": "unit",
+            "period": "period",
+            "outcomes": ["admissions"],
+        },
         "primary_outcome": "admissions",
     }
     ev = evaluate_site(SiteProtocol.from_mapping(p))
