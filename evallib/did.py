@@ -19,11 +19,12 @@ from evallib.errors import DataError
 from evallib.results import Estimate, tidy_frame
 
 Transform = Literal["identity", "log"]
-Inference = Literal["auto", "placebo_in_space", "cluster_cr1", "hc1"]
+Inference = Literal["auto", "placebo_in_space", "wild_bootstrap", "cluster_cr1", "hc1"]
 
-#: Below this many treated units the default inference is placebo-in-space:
-#: cluster-robust SEs need many treated clusters to be trustworthy.
-MIN_TREATED_FOR_CLUSTER = 10
+#: Below this many treated units the default inference is placebo-in-space; from it on,
+#: the wild cluster bootstrap. Plain cluster-robust SEs need many treated clusters to be
+#: trustworthy, so they are used only when asked for.
+MIN_TREATED_FOR_BOOTSTRAP = 10
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,159 @@ def permutation_estimates(unit_values: np.ndarray, assign: np.ndarray) -> np.nda
     return a @ unit_values / k - (1 - a) @ unit_values / (a.shape[1] - k)
 
 
+@dataclass(frozen=True)
+class PermutationTest:
+    """Placebo-in-space results for one or more statistics (columns)."""
+
+    estimate: np.ndarray
+    std_error: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
+    placebo: np.ndarray  # assignments x statistics
+
+
+def permutation_test(
+    unit_values: np.ndarray, is_treated: np.ndarray, *, n_draws: int, seed: int, alpha: float
+) -> PermutationTest:
+    """Placebo-in-space inference for treated-minus-comparison means of per-unit values.
+
+    ``unit_values`` is ``(n_units,)`` or ``(n_units, k)``: e.g. each unit's mean
+    post-minus-pre change (DiD), or its change relative to a reference period for
+    each event time. Each statistic is the treated units' mean minus the others'.
+
+    Notes
+    -----
+    Under the sharp null of no effect, which units were treated is exchangeable, so
+    the observed statistic is ranked among its values under every placebo assignment
+    (p-value = share at least as large in absolute value, the real assignment
+    included). Under the null "effect = tau", the treated units' values shift by tau
+    and each assignment's statistic moves by ``tau * c`` with ``c`` the share of real
+    treated units it holds; the interval is every tau not rejected at ``alpha``.
+    """
+    values = np.asarray(unit_values, float)
+    values = values[:, None] if values.ndim == 1 else values
+    is_treated = np.asarray(is_treated, bool)
+    n, k = len(is_treated), int(is_treated.sum())
+    assign = treatment_assignments(is_treated, n_draws, seed)
+    a = assign.astype(float)
+    est = permutation_estimates(values, assign)  # assignments x stats
+    obs = values[is_treated].mean(axis=0) - values[~is_treated].mean(axis=0)
+    p = np.mean(np.abs(est) >= np.abs(obs)[None, :] - 1e-12, axis=0)
+    m = a @ is_treated.astype(float)
+    c = m / k - (k - m) / (n - k)
+    sd = est.std(axis=0, ddof=1)
+    lo, hi = np.full(len(obs), -np.inf), np.full(len(obs), np.inf)
+    steps = np.linspace(-12, 12, 4801)
+    for j in range(len(obs)):
+        grid = obs[j] + steps * max(sd[j], 1e-12)
+        p_grid = np.mean(
+            np.abs(est[None, :, j] - grid[:, None] * c[None, :]) >= np.abs(obs[j] - grid)[:, None] - 1e-12, axis=1
+        )
+        kept = grid[p_grid > alpha]
+        if kept.size and p_grid[0] <= alpha and p_grid[-1] <= alpha:
+            lo[j], hi[j] = kept.min(), kept.max()
+    est.setflags(write=False)
+    return PermutationTest(obs, sd, lo, hi, p, est)
+
+
+_RADEMACHER = np.array([-1.0, 1.0])
+_WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+
+
+def wild_cluster_bootstrap(
+    d_w: np.ndarray,
+    y_w: np.ndarray,
+    *,
+    k_params: int,
+    n_draws: int,
+    seed: int,
+    alpha: float,
+    weights: Literal["rademacher", "webb"] = "webb",
+) -> tuple[float, float, float]:
+    """Restricted wild cluster bootstrap-t (WCR) for the DiD coefficient, clustered by unit.
+
+    ``d_w`` and ``y_w`` are the within-transformed regressor and outcome of a balanced
+    panel as ``(units, periods)`` arrays. Returns the p-value and the interval (by test
+    inversion over a grid).
+
+    Notes
+    -----
+    For a moderate number of treated clusters, where placebo inference has few distinct
+    assignments and CR1 over-rejects (MacKinnon, Nielsen & Webb 2023). Bootstrap samples
+    are ``y* = b0 d + v_g u``, with ``u`` the residuals under the null ``beta = b0`` and
+    ``v_g`` one Rademacher (+-1) or Webb six-point weight per unit. Each bootstrap
+    regression is solved exactly in closed form: the coefficient is ``d'y*/d'd`` and its
+    residuals need the period means of ``v_g u`` removed again (period effects are not
+    nested in the clusters). Everything is matrix products over units, so 999 draws cost
+    a few milliseconds.
+    """
+    g, _ = d_w.shape
+    n = d_w.size
+    rng = np.random.default_rng(seed)
+    v = rng.choice(_RADEMACHER if weights == "rademacher" else _WEBB, size=(n_draws, g))
+    sxx = float((d_w * d_w).sum())
+    q = (d_w * d_w).sum(axis=1)
+    factor = g / (g - 1) * (n - 1) / (n - k_params)
+    beta = float((d_w * y_w).sum() / sxx)
+
+    def cr1_se(resid: np.ndarray) -> float:
+        score = (d_w * resid).sum(axis=1)
+        return float(np.sqrt(score @ score / sxx**2 * factor))
+
+    se_hat = cr1_se(y_w - beta * d_w)
+
+    def p_value(b0: float) -> float:
+        u = y_w - b0 * d_w  # restricted residuals
+        s = (d_w * u).sum(axis=1)
+        db = v @ s / sxx  # beta* - b0 for each draw
+        corr = v @ (u @ d_w.T) / g  # d'(period means of v u), per cluster
+        score = v * s[None, :] - corr - db[:, None] * q[None, :]
+        se = np.sqrt((score**2).sum(axis=1) / sxx**2 * factor)
+        t_obs = (beta - b0) / se_hat
+        return float(np.mean(np.abs(db / se) >= abs(t_obs) - 1e-12))
+
+    p = p_value(0.0)
+    grid = beta + np.linspace(-8, 8, 161) * se_hat
+    p_grid = np.array([p_value(b) for b in grid])
+    kept = grid[p_grid > alpha]
+    if kept.size == 0 or p_grid[0] > alpha or p_grid[-1] > alpha:
+        return p, -np.inf, np.inf
+    return p, float(kept.min()), float(kept.max())
+
+
+def prepare_panel(
+    data: pd.DataFrame, outcome: str, unit: str, time: str, treated: str, transform: Transform, *, extra: list[str] = ()
+) -> pd.DataFrame:
+    """Check the column roles of a DiD panel and add the (transformed) outcome ``_y``."""
+    cols = [outcome, unit, time, treated, *extra]
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise DataError(f"DiD: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}")
+    d = data[list(dict.fromkeys(cols))].copy()
+    if d[outcome].isna().any():
+        raise DataError(f"DiD: outcome column {outcome!r} has missing values; drop those rows first")
+    if not d[treated].isin([0, 1, True, False]).all():
+        raise DataError(f"DiD: column {treated!r} must hold 0/1 values")
+    if d.duplicated([unit, time]).any():
+        raise DataError(f"DiD: more than one row per {unit} and {time}")
+    if d.groupby(unit)[treated].nunique().max() > 1:
+        raise DataError(f"DiD: {treated!r} must be constant within each {unit}")
+    y = d[outcome].astype(float)
+    if transform == "log":
+        if (y <= 0).any():
+            bad = d.loc[y <= 0, [unit, time]].head(5).to_dict("records")
+            raise DataError(f"DiD: log transform needs positive {outcome!r}; zero or negative at {bad}")
+        y = np.log(y)
+    d["_y"] = y
+    n_t = d.loc[d[treated].astype(bool), unit].nunique()
+    if n_t == 0:
+        raise DataError("DiD: no treated units")
+    if n_t == d[unit].nunique():
+        raise DataError("DiD: no comparison units")
+    return d
+
+
 def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     codes, uniques = pd.factorize(values, sort=True)
     return codes, np.asarray(uniques)
@@ -126,9 +280,12 @@ class DiD:
         Column that is 1 for periods on or after the intervention start.
     transform : {"identity", "log"}
         ``log`` estimates a proportional effect (scale ``log``); values must be positive.
-    inference : {"auto", "placebo_in_space", "cluster_cr1", "hc1"}
-        ``auto`` uses placebo-in-space below :data:`MIN_TREATED_FOR_CLUSTER` treated
-        units and cluster-robust CR1 above.
+    inference : {"auto", "placebo_in_space", "wild_bootstrap", "cluster_cr1", "hc1"}
+        ``auto`` uses placebo-in-space below :data:`MIN_TREATED_FOR_BOOTSTRAP` treated
+        units and the restricted wild cluster bootstrap from there on; CR1 and HC1 only
+        when asked for (they over-reject with few treated units).
+    bootstrap_weights : {"webb", "rademacher"}
+        Cluster weights for the wild bootstrap.
     n_draws : int
         Random treatment assignments for placebo inference when more than one unit is
         treated (with one treated unit every comparison unit is used exactly once).
@@ -169,46 +326,22 @@ class DiD:
     seed: int = 2015
     alpha: float = 0.05
     outcome_label: str = ""
+    bootstrap_weights: Literal["webb", "rademacher"] = "webb"
 
     # ------------------------------------------------------------------ validation
     def _prepare(self, data: pd.DataFrame) -> pd.DataFrame:
-        cols = [self.outcome, self.unit, self.time, self.treated, self.post]
-        missing = [c for c in cols if c not in data.columns]
-        if missing:
-            raise DataError(
-                f"DiD: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}"
-            )
-        d = data[cols].copy()
-        if d[self.outcome].isna().any():
-            raise DataError(f"DiD: outcome column {self.outcome!r} has missing values; drop those rows first")
-        for c in (self.treated, self.post):
-            if not d[c].isin([0, 1, True, False]).all():
-                raise DataError(f"DiD: column {c!r} must hold 0/1 values")
-        if d.duplicated([self.unit, self.time]).any():
-            raise DataError(f"DiD: more than one row per {self.unit} and {self.time}")
-        if d.groupby(self.unit)[self.treated].nunique().max() > 1:
-            raise DataError(f"DiD: {self.treated!r} must be constant within each {self.unit}")
-        y = d[self.outcome].astype(float)
-        if self.transform == "log":
-            if (y <= 0).any():
-                bad = d.loc[y <= 0, [self.unit, self.time]].head(5).to_dict("records")
-                raise DataError(f"DiD: log transform needs positive {self.outcome!r}; zero or negative at {bad}")
-            y = np.log(y)
-        d["_y"] = y
-        d["_d"] = d[self.treated].astype(int) * d[self.post].astype(int)
-        n_t = d.loc[d[self.treated].astype(bool), self.unit].nunique()
-        if n_t == 0:
-            raise DataError("DiD: no treated units")
-        if n_t == d[self.unit].nunique():
-            raise DataError("DiD: no comparison units")
+        d = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform, extra=[self.post])
+        if not d[self.post].isin([0, 1, True, False]).all():
+            raise DataError(f"DiD: column {self.post!r} must hold 0/1 values")
         if d[self.post].nunique() < 2:
             raise DataError("DiD: need both pre- and post-period observations")
+        d["_d"] = d[self.treated].astype(int) * d[self.post].astype(int)
         return d
 
     def _chosen_inference(self, n_treated: int) -> str:
         if self.inference != "auto":
             return self.inference
-        return "placebo_in_space" if n_treated < MIN_TREATED_FOR_CLUSTER else "cluster_cr1"
+        return "placebo_in_space" if n_treated < MIN_TREATED_FOR_BOOTSTRAP else "wild_bootstrap"
 
     @property
     def scale(self) -> str:
@@ -232,7 +365,34 @@ class DiD:
         label = self.outcome_label or self.outcome
         placebo = None
         if method == "placebo_in_space":
-            se, lo, hi, p, placebo = self._placebo(d, units, unit_codes, time_codes, beta)
+            perm = self._placebo(d, units, unit_codes, time_codes)
+            se, lo, hi, p, placebo = (
+                perm.std_error[0],
+                perm.ci_low[0],
+                perm.ci_high[0],
+                perm.p_value[0],
+                perm.placebo[:, 0],
+            )
+        elif method == "wild_bootstrap":
+            if n_obs != n_units * n_periods:
+                raise DataError(
+                    "DiD: the wild cluster bootstrap here needs a balanced panel; drop incomplete units first"
+                )
+            order = np.lexsort((time_codes, unit_codes))
+            shape = (n_units, int(n_periods))
+            p, lo, hi = wild_cluster_bootstrap(
+                d_w[order].reshape(shape),
+                y_w[order].reshape(shape),
+                k_params=1 + int(n_periods),
+                n_draws=self.n_draws,
+                seed=self.seed,
+                alpha=self.alpha,
+                weights=self.bootstrap_weights,
+            )
+            score = np.bincount(unit_codes, weights=d_w * resid, minlength=n_units)
+            k = 1 + n_periods
+            se = float(np.sqrt((score @ score) / sxx**2 * n_units / (n_units - 1) * (n_obs - 1) / (n_obs - k)))
+            method = f"wild_bootstrap_{self.bootstrap_weights}"
         else:
             if method == "cluster_cr1":
                 g = n_units
@@ -245,7 +405,9 @@ class DiD:
                 var = ((d_w * resid) @ (d_w * resid)) / sxx**2 * n_obs / (n_obs - k)
                 dof = n_obs - k
             else:
-                raise DataError(f"DiD: unknown inference {method!r}; use auto, placebo_in_space, cluster_cr1 or hc1")
+                raise DataError(
+                    f"DiD: unknown inference {method!r}; use auto, placebo_in_space, wild_bootstrap, cluster_cr1 or hc1"
+                )
             se = float(np.sqrt(var))
             tcrit = stats.t.ppf(1 - self.alpha / 2, dof)
             lo, hi = beta - tcrit * se, beta + tcrit * se
@@ -286,31 +448,12 @@ class DiD:
         return s_post / c_post - s_pre / (n_periods - c_post)
 
     def _placebo(
-        self, d: pd.DataFrame, units: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray, beta: float
-    ) -> tuple[float, float, float, float, np.ndarray]:
+        self, d: pd.DataFrame, units: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray
+    ) -> PermutationTest:
         change = self._unit_changes(d, units, unit_codes, time_codes)
         is_treated = np.zeros(len(units), bool)
         is_treated[np.unique(unit_codes[d[self.treated].astype(bool).to_numpy()])] = True
-        n, k = len(units), int(is_treated.sum())
-        assign = treatment_assignments(is_treated, self.n_draws, self.seed)
-        a = assign.astype(float)
-        est = permutation_estimates(change, assign)
-        p = float(np.mean(np.abs(est) >= abs(beta) - 1e-12))
-        # Under H0 "effect = tau" the treated units' changes shift by tau; each assignment's
-        # estimate moves by tau * c, with c the share of real treated units it holds.
-        m = a @ is_treated.astype(float)
-        c = m / k - (k - m) / (n - k)
-        sd = float(np.std(est, ddof=1))
-        grid = beta + np.linspace(-12, 12, 4801) * max(sd, 1e-12)
-        stat_obs = np.abs(beta - grid)  # observed estimate under each tau
-        p_grid = np.mean(np.abs(est[None, :] - grid[:, None] * c[None, :]) >= stat_obs[:, None] - 1e-12, axis=1)
-        keep = grid[p_grid > self.alpha]
-        if keep.size == 0 or p_grid[0] > self.alpha or p_grid[-1] > self.alpha:
-            lo, hi = -np.inf, np.inf
-        else:
-            lo, hi = float(keep.min()), float(keep.max())
-        est.setflags(write=False)
-        return sd, lo, hi, p, est
+        return permutation_test(change, is_treated, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)
 
 
 def pretrend_test(
@@ -353,18 +496,15 @@ def pretrend_test(
     slopes = (t @ y) / (t @ t) * periods_per_year
     is_t = d.groupby(unit)[treated].first().reindex(wide.columns).astype(bool).to_numpy()
     n, k = len(slopes), int(is_t.sum())
-    est_obs = slopes[is_t].mean() - slopes[~is_t].mean()
-    est = permutation_estimates(slopes, treatment_assignments(is_t, n_draws, seed))
-    p = float(np.mean(np.abs(est) >= abs(est_obs) - 1e-12))
-    sd = float(np.std(est, ddof=1))
-    z = stats.norm.ppf(1 - alpha / 2)
+    perm = permutation_test(slopes, is_t, n_draws=n_draws, seed=seed, alpha=alpha)
+    est_obs, sd, p = float(perm.estimate[0]), float(perm.std_error[0]), float(perm.p_value[0])
     return Estimate(
         outcome=outcome_label or outcome,
         term="pre_trend_difference",
         estimate=float(est_obs),
         std_error=sd,
-        ci_low=float(est_obs - z * sd),
-        ci_high=float(est_obs + z * sd),
+        ci_low=float(perm.ci_low[0]),
+        ci_high=float(perm.ci_high[0]),
         p_value=p,
         method="did_pretrend",
         inference="placebo_in_space",
@@ -372,3 +512,179 @@ def pretrend_test(
         n_treated=k,
         n_control=n - k,
     )
+
+
+@dataclass(frozen=True)
+class EventStudyResult:
+    """Read-only event-study result: one row per event time (the reference excluded).
+
+    ``pretrend`` is the joint test that every lead (pre-period event time) is zero.
+    """
+
+    rows: tuple[Estimate, ...]
+    event_times: tuple[int, ...]
+    reference: int
+    pretrend: Estimate
+    placebo: np.ndarray | None = field(default=None, repr=False)
+
+    def tidy(self) -> pd.DataFrame:
+        return tidy_frame(list(self.rows))
+
+    @property
+    def leads(self) -> tuple[Estimate, ...]:
+        return tuple(r for r, e in zip(self.rows, self.event_times, strict=True) if e < 0)
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+@dataclass(frozen=True)
+class EventStudy:
+    """Dynamic DiD: effects by period relative to a common start, leads included.
+
+    Parameters
+    ----------
+    outcome, unit, time, treated : str
+        Column roles, as for :class:`DiD`.
+    start : object
+        The first treated value of ``time``.
+    leads, lags : int, optional
+        Bin event times below ``-leads`` into ``-leads`` and above ``lags`` into ``lags``
+        (default: no binning).
+    reference : int
+        Event time normalised to zero (default -1, the period before the start).
+    transform, inference, n_draws, seed, alpha
+        As for :class:`DiD`; ``auto`` means placebo-in-space below
+        :data:`MIN_TREATED_FOR_BOOTSTRAP` treated units, else cluster-robust CR1.
+
+    Notes
+    -----
+    Estimand: for each event time e, the treated-minus-comparison difference in the
+    outcome relative to the reference period. Leads (e < 0) estimate differences
+    before the start: if parallel trends hold they are zero, which the joint pre-trend
+    test checks (a Wald statistic, referred to its placebo distribution or, with CR1,
+    to an F distribution). Lags (e >= 0) are dynamic effects. Common timing only; for
+    staggered adoption use :class:`evallib.staggered.CallawaySantAnna`.
+    """
+
+    outcome: str
+    unit: str
+    time: str
+    treated: str
+    start: object
+    leads: int | None = None
+    lags: int | None = None
+    reference: int = -1
+    transform: Transform = "identity"
+    inference: Literal["auto", "placebo_in_space", "cluster_cr1"] = "auto"
+    n_draws: int = 999
+    seed: int = 2015
+    alpha: float = 0.05
+    outcome_label: str = ""
+
+    def fit(self, data: pd.DataFrame) -> EventStudyResult:
+        d = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform)
+        periods = np.array(sorted(d[self.time].unique()))
+        if self.start not in set(periods):
+            raise DataError(f"EventStudy: start {self.start!r} is not one of the {self.time!r} values")
+        pos = {p: i for i, p in enumerate(periods)}
+        rel = np.array([pos[p] for p in periods]) - pos[self.start]
+        lo = -self.leads if self.leads is not None else rel.min()
+        hi = self.lags if self.lags is not None else rel.max()
+        binned = np.clip(rel, lo, hi)
+        if self.reference not in set(binned) or self.reference >= 0:
+            raise DataError(f"EventStudy: reference event time {self.reference} must be a pre-period in the data")
+        event_times = [int(e) for e in sorted(set(binned)) if e != self.reference]
+        unit_codes, units = _codes(d[self.unit])
+        time_codes, _ = _codes(d[self.time])
+        treated = d[self.treated].to_numpy().astype(bool)
+        X = np.column_stack([(treated & (binned[time_codes] == e)).astype(float) for e in event_times])
+        xy = within_transform(np.column_stack([d["_y"].to_numpy(), X]), unit_codes, time_codes)
+        y_w, X_w = xy[:, 0], xy[:, 1:]
+        xtx = X_w.T @ X_w
+        beta = np.linalg.solve(xtx, X_w.T @ y_w)
+        n_units, n_periods, n_obs = len(units), len(periods), len(d)
+        is_t = np.zeros(n_units, bool)
+        is_t[np.unique(unit_codes[treated])] = True
+        n_treated = int(is_t.sum())
+        method = self.inference
+        if method == "auto":
+            method = "placebo_in_space" if n_treated < MIN_TREATED_FOR_BOOTSTRAP else "cluster_cr1"
+        lead_idx = [i for i, e in enumerate(event_times) if e < 0]
+        placebo = None
+        if method == "placebo_in_space":
+            if n_obs != n_units * n_periods:
+                raise DataError("EventStudy: placebo inference needs a balanced panel; drop incomplete units first")
+            y = np.full((n_units, n_periods), np.nan)
+            y[unit_codes, time_codes] = d["_y"].to_numpy()
+            ref = y[:, binned == self.reference].mean(axis=1)
+            profile = np.column_stack([y[:, binned == e].mean(axis=1) - ref for e in event_times])
+            perm = permutation_test(profile, is_t, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)
+            se, lo_ci, hi_ci, p = perm.std_error, perm.ci_low, perm.ci_high, perm.p_value
+            placebo = perm.placebo
+            if lead_idx:
+                leads = placebo[:, lead_idx]
+                cov = np.atleast_2d(np.cov(leads, rowvar=False))
+                inv = np.linalg.pinv(cov)
+                w_all = np.einsum("ij,jk,ik->i", leads, inv, leads)
+                w_obs = float(beta[lead_idx] @ inv @ beta[lead_idx])
+                pre_stat, pre_p = w_obs, float(np.mean(w_all >= w_obs - 1e-12))
+            pre_inf = "placebo_in_space"
+        elif method == "cluster_cr1":
+            resid = y_w - X_w @ beta
+            scores = np.vstack(
+                [np.bincount(unit_codes, weights=X_w[:, j] * resid, minlength=n_units) for j in range(len(beta))]
+            ).T
+            bread = np.linalg.inv(xtx)
+            k = len(beta) + n_periods
+            vcov = bread @ (scores.T @ scores) @ bread * n_units / (n_units - 1) * (n_obs - 1) / (n_obs - k)
+            se = np.sqrt(np.diag(vcov))
+            tcrit = stats.t.ppf(1 - self.alpha / 2, n_units - 1)
+            lo_ci, hi_ci = beta - tcrit * se, beta + tcrit * se
+            p = 2 * stats.t.sf(np.abs(beta / se), n_units - 1)
+            if lead_idx:
+                b = beta[lead_idx]
+                v = vcov[np.ix_(lead_idx, lead_idx)]
+                pre_stat = float(b @ np.linalg.solve(v, b) / len(lead_idx))
+                pre_p = float(stats.f.sf(pre_stat, len(lead_idx), n_units - 1))
+            pre_inf = "cluster_cr1"
+        else:
+            raise DataError(f"EventStudy: unknown inference {method!r}; use auto, placebo_in_space or cluster_cr1")
+        label = self.outcome_label or self.outcome
+        scale = "log" if self.transform == "log" else "level"
+        rows = tuple(
+            Estimate(
+                label,
+                f"event_time_{e}",
+                float(beta[i]),
+                float(se[i]),
+                float(lo_ci[i]),
+                float(hi_ci[i]),
+                float(p[i]),
+                "did_event_study",
+                method,
+                scale,
+                n_treated,
+                n_units - n_treated,
+            )
+            for i, e in enumerate(event_times)
+        )
+        if not lead_idx:
+            pre_stat, pre_p = float("nan"), float("nan")
+        pretrend = Estimate(
+            label,
+            "joint_leads_wald",
+            pre_stat,
+            float("nan"),
+            float("nan"),
+            float("nan"),
+            pre_p,
+            "did_event_study_pretrend",
+            pre_inf,
+            "statistic",
+            n_treated,
+            n_units - n_treated,
+        )
+        return EventStudyResult(
+            rows=rows, event_times=tuple(event_times), reference=self.reference, pretrend=pretrend, placebo=placebo
+        )
