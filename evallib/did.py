@@ -96,6 +96,31 @@ class PermutationTest:
     placebo: np.ndarray  # assignments x statistics
 
 
+def _invert(est: np.ndarray, c: np.ndarray, obs: float, alpha: float) -> tuple[float, float]:
+    """Exact interval {tau: p(tau) > alpha} of a permutation test.
+
+    p(tau) counts assignments with ``|est - tau c| >= |obs - tau|``; it only changes
+    where the two sides are equal, at ``tau = (est -+ obs) / (c -+ 1)``, so evaluating
+    it at those breakpoints and between them gives the interval exactly.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cuts = np.concatenate([(est - obs) / (c - 1), (est + obs) / (c + 1)])
+    cuts = np.unique(cuts[np.isfinite(cuts)])
+    if cuts.size == 0:
+        return -np.inf, np.inf
+    mids = (cuts[:-1] + cuts[1:]) / 2
+    cand = np.concatenate([cuts, mids, [cuts[0] - 1.0, cuts[-1] + 1.0]])
+    tol = 1e-12 * (1 + np.abs(cand))
+    p = np.mean(np.abs(est[None, :] - cand[:, None] * c[None, :]) >= np.abs(obs - cand)[:, None] - tol[:, None], axis=1)
+    ok = cand[p > alpha]
+    if ok.size == 0:
+        return float("nan"), float("nan")
+    outer = p[-2:] > alpha  # beyond every breakpoint the verdict no longer changes
+    lo = -np.inf if outer[0] else float(ok.min())
+    hi = np.inf if outer[1] else float(ok.max())
+    return lo, hi
+
+
 def permutation_test(
     unit_values: np.ndarray, is_treated: np.ndarray, *, n_draws: int, seed: int, alpha: float
 ) -> PermutationTest:
@@ -127,15 +152,8 @@ def permutation_test(
     c = m / k - (k - m) / (n - k)
     sd = est.std(axis=0, ddof=1)
     lo, hi = np.full(len(obs), -np.inf), np.full(len(obs), np.inf)
-    steps = np.linspace(-12, 12, 4801)
     for j in range(len(obs)):
-        grid = obs[j] + steps * max(sd[j], 1e-12)
-        p_grid = np.mean(
-            np.abs(est[None, :, j] - grid[:, None] * c[None, :]) >= np.abs(obs[j] - grid)[:, None] - 1e-12, axis=1
-        )
-        kept = grid[p_grid > alpha]
-        if kept.size and p_grid[0] <= alpha and p_grid[-1] <= alpha:
-            lo[j], hi[j] = kept.min(), kept.max()
+        lo[j], hi[j] = _invert(est[:, j], c, obs[j], alpha)
     est.setflags(write=False)
     return PermutationTest(obs, sd, lo, hi, p, est)
 
@@ -529,6 +547,11 @@ class EventStudyResult:
 
     def tidy(self) -> pd.DataFrame:
         return tidy_frame(list(self.rows))
+
+    def with_scale(self, scale: str) -> EventStudyResult:
+        """The same result with its rows' ``scale`` relabelled (e.g. after aggregating logs)."""
+        rows = tuple(Estimate(**{**r.__dict__, "scale": scale}) for r in self.rows)
+        return EventStudyResult(rows, self.event_times, self.reference, self.pretrend, self.placebo)
 
     @property
     def leads(self) -> tuple[Estimate, ...]:

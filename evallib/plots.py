@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from evallib.did import DiDResult
+from evallib.did import DiDResult, EventStudyResult
 from evallib.its import ITSResult
+from evallib.staggered import AggregateResult
 
 SITE_COLOUR = "#005EB8"  # NHS blue
 COMPARISON_COLOUR = "#768692"  # NHS mid grey
@@ -113,5 +115,48 @@ def plot_its(result: ITSResult, *, title: str = "", ylabel: str = "", ax: Axes |
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def plot_event_study(
+    result: EventStudyResult | AggregateResult,
+    *,
+    title: str = "",
+    xlabel: str = "event time (periods relative to the start)",
+    ylabel: str = "effect",
+    ax: Axes | None = None,
+) -> Figure:
+    """Effects by event time with their intervals; the reference period is marked at zero.
+
+    Takes an :class:`~evallib.did.EventStudyResult` or the ``dynamic`` aggregation of a
+    Callaway-Sant'Anna result.
+    """
+    fig, ax = _axes(ax, (7.5, 3.4))
+    if isinstance(result, EventStudyResult):
+        points = [(e, r.estimate, r.ci_low, r.ci_high) for e, r in zip(result.event_times, result.rows, strict=True)]
+        points.append((result.reference, 0.0, 0.0, 0.0))
+        ref = result.reference
+    else:
+        points = [(int(r.term.rsplit(" ", 1)[1]), r.estimate, r.ci_low, r.ci_high) for r in result.components]
+        ref = None
+    points.sort()
+    e = np.array([p[0] for p in points], float)
+    est = np.array([p[1] for p in points])
+    lo = np.array([p[2] for p in points])
+    hi = np.array([p[3] for p in points])
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    colours = [SITE_COLOUR if x >= 0 else COMPARISON_COLOUR for x in e]
+    ax.vlines(e[finite], lo[finite], hi[finite], colors=np.array(colours)[finite], linewidth=2, alpha=0.6)
+    ax.scatter(e, est, c=colours, zorder=3, s=28)
+    if ref is not None:
+        ax.scatter([ref], [0.0], facecolors="white", edgecolors="black", zorder=4, s=40, label=f"reference ({ref})")
+        ax.legend(frameon=False, fontsize=8, loc="best")
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.axvline(-0.5, color=FLAG_COLOUR, linestyle="--", linewidth=1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
     return fig

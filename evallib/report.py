@@ -79,6 +79,12 @@ def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
         return _fmt(row.estimate), _fmt(row.ci_low), _fmt(row.ci_high)
     if row.scale == "log":
         return _fmt(_pct(row.estimate)) + "%", _fmt(_pct(row.ci_low)) + "%", _fmt(_pct(row.ci_high)) + "%"
+    if row.scale == "rate_ratio":
+        return (
+            _fmt(row.estimate, 3, signed=False),
+            _fmt(row.ci_low, 3, signed=False),
+            _fmt(row.ci_high, 3, signed=False),
+        )
     if row.scale == "log_per_year":
         return (
             _fmt(100 * row.estimate) + " points",
@@ -172,43 +178,117 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
     )
 
 
+_QUANTITY = {
+    "did_twfe": "difference-in-differences",
+    "did_poisson_fe": "rate ratio (Poisson)",
+    "did_pretrend": "pre-trend difference per year",
+    "its_segmented": "ITS",
+    "its_poisson": "ITS (Poisson)",
+}
+
+
+def _quantity(r: Estimate) -> str:
+    if r.method.startswith("did_callaway_santanna"):
+        return r.term
+    if r.method.startswith("its"):
+        return f"{_QUANTITY.get(r.method, r.method)}: {r.term.replace('_', ' ')}"
+    return _QUANTITY.get(r.method, r.term.replace("_", " "))
+
+
 def _estimate_table(rows: list[tuple[str, Estimate, bool]]) -> str:
     head = "<tr><th>Outcome</th><th>Quantity</th><th>Estimate</th><th>95% interval</th><th>p-value</th><th>Inference</th><th>Treated / comparison</th></tr>"
     body = []
     for label, r, prop in rows:
         est, lo, hi = describe_effect(r, proportion=prop)
         body.append(
-            f"<tr><td>{escape(label)}</td><td>{escape(r.term.replace('_', ' '))}</td><td>{escape(est)}</td>"
+            f"<tr><td>{escape(label)}</td><td>{escape(_quantity(r))}</td><td>{escape(est)}</td>"
             f"<td>{escape(lo)} to {escape(hi)}</td><td>{r.p_value:.3f}</td><td>{escape(r.inference.replace('_', ' '))}</td>"
             f"<td>{r.n_treated} / {r.n_control}</td></tr>"
         )
     return f"<table class='estimates'>{head}{''.join(body)}</table>"
 
 
+def _pretrend_sentence(a: OutcomeAnalysis) -> str:
+    es = a.event_study
+    lin = a.pretrend
+    parts = [f"linear pre-trend difference p = {lin.p_value:.2f}"]
+    if es is not None and es.leads:
+        parts.append(f"joint test of the {len(es.leads)} event-study leads p = {es.pretrend.p_value:.2f}")
+    verdict = (
+        "<strong>failed</strong>: the site was already diverging from its comparison trusts before the start"
+        if a.pretrend_failed
+        else "passed: no clear divergence before the start"
+    )
+    return (
+        f"<li>{escape(_cap(a.label))}: pre-trend check {verdict} ({escape('; '.join(parts))}, placebo inference).</li>"
+    )
+
+
 def did(ev: SiteEvaluation) -> HTMLBlock:
-    """Difference-in-differences estimates, pre-trend checks and placebo distributions."""
+    """Difference-in-differences: estimates, rate ratios, event studies, pre-trend verdicts, placebo plots."""
     if not ev.evaluable:
         return _not_evaluable(ev)
     rows = []
     for a in ev.analyses:
         rows.append((a.label, a.did.row, a.is_proportion))
+        if a.rate is not None:
+            rows.append((a.label, a.rate.row, a.is_proportion))
         rows.append((a.label, a.pretrend, a.is_proportion))
     figs = []
     for a in ev.analyses:
         unit = "difference in percentage points" if a.is_proportion else "difference in log outcome"
+        if a.event_study is not None:
+            fig = plots.plot_event_study(
+                a.event_study,
+                title=f"{_cap(a.label)}: effect by {a.event_bin_months}-month period relative to the start",
+                xlabel=f"{a.event_bin_months}-month periods relative to the start (-1 = reference)",
+                ylabel=unit,
+            )
+            figs.append(figure_html(fig, f"event study for {a.label}"))
         fig = plots.plot_placebo_distribution(
             a.did, title=f"{_cap(a.label)}: site estimate among placebo estimates", xlabel=unit
         )
         figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
     text = _p(
         "Two-way fixed effects (trust and month effects) on the log of each count, so estimates are percent changes "
-        "relative to the comparison pool; four-hour performance is in percentage points. With one or a few treated "
-        "trusts, clustered standard errors overstate certainty, so the p-value is a <em>placebo-in-space</em> test: "
-        "each comparison trust is given the treatment in turn and the site's estimate is ranked among theirs. "
-        "The interval collects every effect the placebo test does not reject. The pre-trend row compares growth "
-        "before the start (per year); a small p-value there means the parallel-trends assumption is doubtful."
+        "relative to the comparison pool; four-hour performance is in percentage points. The rate-ratio row fits the "
+        "same comparison as a Poisson model of the counts (1 = no change). With one or a few treated trusts, "
+        "clustered standard errors overstate certainty, so p-values come from a <em>placebo-in-space</em> test: each "
+        "comparison trust (or a random set of trusts, when the site has several) is given the treatment in turn and "
+        "the site's estimate is ranked among theirs. The interval collects every effect the placebo test does not "
+        "reject. The event study shows the difference period by period: before the start (grey) it should hover "
+        "around zero."
     )
-    return HTMLBlock(text + _estimate_table(rows) + "".join(figs))
+    checks = "<ul>" + "".join(_pretrend_sentence(a) for a in ev.analyses) + "</ul>"
+    return HTMLBlock(text + _estimate_table(rows) + checks + "".join(figs))
+
+
+def programme(ev: SiteEvaluation) -> HTMLBlock:
+    """ICS designation waves: Callaway-Sant'Anna effects, robust to staggered starts."""
+    if not ev.evaluable:
+        return _not_evaluable(ev)
+    pw = ev.programme
+    if pw is None:
+        return HTMLBlock(
+            _p("Not applicable: vanguards all started in 2015, so there are no staggered waves to compare.")
+            if ev.protocol.site_type == "vanguard"
+            else _p("No ICS wave starts inside the data, so the staggered-adoption analysis is not possible.")
+        )
+    rows = [(outcome_label(pw.outcome), r, False) for r in pw.rows]
+    fig = plots.plot_event_study(
+        pw.dynamic,
+        title=f"{_cap(outcome_label(pw.outcome))}: all ICS waves by months since designation",
+        xlabel="months relative to the wave's start",
+        ylabel="difference in log outcome",
+    )
+    text = _p(
+        f"ICSs were designated in waves, so a single before-and-after comparison mixes systems at different stages. "
+        f"The Callaway-Sant'Anna estimator compares each wave only with trusts not yet in an ICS at the time "
+        f"({pw.n_units} trusts with complete data). The first row averages every wave's effect since designation; "
+        "the second is this site's wave. Standard errors are analytic (influence functions), suitable here because "
+        "each wave holds many trusts."
+    )
+    return HTMLBlock(text + _estimate_table(rows) + figure_html(fig, "effects by months since designation, all waves"))
 
 
 def its(ev: SiteEvaluation) -> HTMLBlock:

@@ -20,13 +20,15 @@ import pandas as pd
 
 from evallib import __version__
 from evallib.data import BUNDLED, Panel, load_bundled, load_file
-from evallib.did import DiD, DiDResult, pretrend_test
+from evallib.did import DiD, DiDResult, EventStudy, EventStudyResult, pretrend_test
 from evallib.errors import DataError, NotEvaluable
 from evallib.its import ITSResult, SegmentedITS
 from evallib.params import COVID_START, SiteProtocol
 from evallib.paths import project_root
+from evallib.rates import PoissonDiD, RateRatioResult
 from evallib.registry import load_registry, type1_trusts
 from evallib.results import TIDY_COLUMNS, Estimate, tidy_frame
+from evallib.staggered import AggregateResult, CallawaySantAnna, CSResult
 
 OUTCOME_LABELS = {
     "ae_attendances": "A&E attendances",
@@ -79,6 +81,9 @@ class OutcomeAnalysis:
     did: DiDResult
     pretrend: Estimate
     its: ITSResult
+    event_study: EventStudyResult | None = None
+    rate: RateRatioResult | None = None
+    event_bin_months: int = 12
 
     @property
     def label(self) -> str:
@@ -86,7 +91,61 @@ class OutcomeAnalysis:
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
-        return (self.did.row, self.pretrend, *self.its.rows)
+        rows: list[Estimate] = [self.did.row, self.pretrend]
+        if self.rate is not None:
+            rows.append(self.rate.row)
+        if self.event_study is not None:
+            rows.extend([*self.event_study.rows, self.event_study.pretrend])
+        return (*rows, *self.its.rows)
+
+    @property
+    def pretrend_failed(self) -> bool:
+        """Either pre-trend check (linear trend, or joint event-study leads) has p < 0.10."""
+        ps = [self.pretrend.p_value]
+        if self.event_study is not None:
+            ps.append(self.event_study.pretrend.p_value)
+        return any(math.isfinite(p) and p < PRETREND_ALPHA for p in ps)
+
+
+@dataclass(frozen=True)
+class ProgrammeWaves:
+    """Callaway-Sant'Anna across ICS designation waves (the programme around an ICS site).
+
+    Every trust belongs to the cohort of its system's start month; trusts whose system
+    starts after the data end are not yet treated throughout. ``site_cohort`` is the
+    start month of the evaluated site's wave.
+    """
+
+    outcome: str
+    result: CSResult = field(repr=False)
+    cohort_labels: dict[int, str]
+    site_cohort: int
+    n_units: int
+
+    @property
+    def simple(self) -> AggregateResult:
+        return self.result.aggregate("simple")
+
+    @property
+    def dynamic(self) -> AggregateResult:
+        return self.result.aggregate("dynamic")
+
+    @property
+    def group(self) -> AggregateResult:
+        return self.result.aggregate("group")
+
+    @property
+    def site_wave(self) -> Estimate | None:
+        for r in self.group.components:
+            if r.term == f"group {self.site_cohort}":
+                return Estimate(**{**r.__dict__, "term": f"wave starting {self.cohort_labels[self.site_cohort]}"})
+        return None
+
+    @property
+    def rows(self) -> tuple[Estimate, ...]:
+        overall = Estimate(**{**self.simple.overall.__dict__, "term": "all ICS waves (simple ATT)"})
+        wave = self.site_wave
+        return (overall,) if wave is None else (overall, wave)
 
 
 @dataclass(frozen=True)
@@ -103,6 +162,7 @@ class SiteEvaluation:
     analyses: tuple[OutcomeAnalysis, ...] = ()
     flags: tuple[str, ...] = ()
     skipped_outcomes: dict[str, str] = field(default_factory=dict)
+    programme: ProgrammeWaves | None = None
 
     @property
     def evaluable(self) -> bool:
@@ -115,9 +175,16 @@ class SiteEvaluation:
                 return a
         return None
 
+    @property
+    def rows(self) -> tuple[Estimate, ...]:
+        rows = [r for a in self.analyses for r in a.rows]
+        if self.programme is not None:
+            rows.extend(self.programme.rows)
+        return tuple(rows)
+
     def tidy(self) -> pd.DataFrame:
         """Every estimate of every outcome in one tidy table."""
-        return tidy_frame([r for a in self.analyses for r in a.rows])
+        return tidy_frame(list(self.rows))
 
     def to_json_dict(self) -> dict[str, Any]:
         """Content of ``results.json`` (documented in the README)."""
@@ -144,7 +211,7 @@ class SiteEvaluation:
                 "treated_units": list(prim.coverage.treated_used),
                 "n_comparators": prim.coverage.n_comparators,
             },
-            "results": [r.as_dict() for r in (r for a in self.analyses for r in a.rows)],
+            "results": [r.as_dict() for r in self.rows],
             "result_columns": list(TIDY_COLUMNS),
             "provenance": {
                 "evallib_version": __version__,
@@ -366,9 +433,79 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
     ).fit(site_series)
     if is_prop:
         its = _rescale_its(its)
+    bin_months = 12 if cov.n_pre >= 36 else 6
+    event_study = _event_study(long, w["post_start"], transform, bin_months, protocol, outcome)
+    if is_prop:
+        event_study = EventStudyResult(
+            rows=tuple(_with_scale(r, "percentage_points") for r in event_study.rows),
+            event_times=event_study.event_times,
+            reference=event_study.reference,
+            pretrend=event_study.pretrend,
+            placebo=event_study.placebo,
+        )
+    counts = values.stack().rename("value").reset_index()
+    counts.columns = ["period", "unit", "value"]
+    counts["treated"] = counts["unit"].isin(treated).astype(int)
+    counts["post"] = (counts["period"] >= w["post_start"]).astype(int)
+    if denom is not None:
+        counts["exposure"] = denom.stack().to_numpy()
+    rate = PoissonDiD(
+        outcome="value",
+        unit="unit",
+        time="period",
+        treated="treated",
+        post="post",
+        exposure="exposure" if denom is not None else None,
+        inference="placebo_in_space",
+        n_draws=min(protocol.n_placebo_draws, 199),
+        seed=protocol.seed,
+        outcome_label=outcome,
+    ).fit(counts)
     del label
     return OutcomeAnalysis(
-        outcome=outcome, is_proportion=is_prop, coverage=cov, trends=trends, did=did, pretrend=pretrend, its=its
+        outcome=outcome,
+        is_proportion=is_prop,
+        coverage=cov,
+        trends=trends,
+        did=did,
+        pretrend=pretrend,
+        its=its,
+        event_study=event_study,
+        rate=rate,
+        event_bin_months=bin_months,
+    )
+
+
+def _event_study(
+    long: pd.DataFrame, start: pd.Timestamp, transform: str, bin_months: int, protocol: SiteProtocol, outcome: str
+) -> EventStudyResult:
+    """Event study on ``bin_months``-month periods relative to the start (whole bins only).
+
+    Monthly values are averaged (on the analysis scale) within each bin, which also
+    removes most seasonality; event time -1 (the bin just before the start) is the reference.
+    """
+    d = long.copy()
+    d["_y"] = np.log(d["value"]) if transform == "log" else d["value"]
+    months = (d["period"].dt.year - start.year) * 12 + (d["period"].dt.month - start.month)
+    d["event_time"] = np.floor_divide(months, bin_months)
+    size = d.groupby(["unit", "event_time"])["_y"].transform("size")
+    d = d[size == bin_months]
+    binned = d.groupby(["unit", "event_time"], as_index=False).agg(value=("_y", "mean"), treated=("treated", "first"))
+    return (
+        EventStudy(
+            outcome="value",
+            unit="unit",
+            time="event_time",
+            treated="treated",
+            start=0,
+            reference=-1,
+            inference="placebo_in_space",
+            n_draws=protocol.n_placebo_draws,
+            seed=protocol.seed,
+            outcome_label=outcome,
+        )
+        .fit(binned)
+        .with_scale("log" if transform == "log" else "level")
     )
 
 
@@ -400,11 +537,12 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
                 f"Short follow-up: only {c.n_post} months after the start. Effects of new care models take years; "
                 "a null result here is weak evidence of no effect."
             )
-        if a.pretrend.p_value < PRETREND_ALPHA:
+        if a.pretrend_failed:
+            es_p = a.event_study.pretrend.p_value if a.event_study is not None else float("nan")
             flags.append(
                 f"Failed pre-trend check for {a.label}: before the start the site was already diverging from its "
-                f"comparison areas (p = {a.pretrend.p_value:.2f}), so the difference-in-differences estimate may "
-                "reflect that trend rather than the intervention."
+                f"comparison areas (linear trend p = {a.pretrend.p_value:.2f}; event-study leads p = {es_p:.2f}), "
+                "so the difference-in-differences estimate may reflect that trend rather than the intervention."
             )
         if c.treated_not_in_data or c.treated_incomplete:
             gone = ", ".join(c.treated_not_in_data + c.treated_incomplete)
@@ -463,8 +601,57 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
         except NotEvaluable as exc:
             skipped[outcome] = str(exc)
     result = tuple(analyses)
+    programme = programme_waves(protocol, data, protocol.primary_outcome) if protocol.site_type == "ICS" else None
     return SiteEvaluation(
-        protocol=protocol, status="evaluated", analyses=result, flags=_flags(protocol, result), skipped_outcomes=skipped
+        protocol=protocol,
+        status="evaluated",
+        analyses=result,
+        flags=_flags(protocol, result),
+        skipped_outcomes=skipped,
+        programme=programme,
+    )
+
+
+def programme_waves(protocol: SiteProtocol, panel: Panel, outcome: str) -> ProgrammeWaves | None:
+    """Callaway-Sant'Anna ATTs of every ICS wave on ``outcome`` (log scale), not-yet-treated controls.
+
+    Units are the trusts with complete, positive monthly data over the whole data
+    span and (for bundled data) a type-1 A&E. Returns None when fewer than one wave
+    starts inside the data.
+    """
+    from evallib.make_params import protocol_for
+
+    values = panel.wide(outcome)
+    values = values.loc[:, values.notna().all() & (values > 0).all()]
+    if panel.source in BUNDLED:
+        values = values.loc[:, [u for u in values.columns if u in type1_trusts()]]
+    months = {p: i for i, p in enumerate(values.index)}
+    cohort: dict[str, pd.Timestamp] = {}
+    for site in load_registry():
+        if site.site_type != "ICS":
+            continue
+        start = pd.Timestamp(str(protocol_for(site)["intervention_start"]) + "-01")
+        for code in site.acute_trust_codes:
+            cohort[code] = min(cohort.get(code, start), start)
+    first, last = values.index.min(), values.index.max()
+    code_of = {}
+    for unit in values.columns:
+        start = cohort.get(unit)
+        code_of[unit] = months[start] if start is not None and first < start <= last else 0
+    if not any(code_of.values()):
+        return None
+    long = np.log(values).stack().rename("y").reset_index()
+    long.columns = ["period", "unit", "y"]
+    long["t"] = long["period"].map(months)
+    long["cohort"] = long["unit"].map(code_of)
+    res = CallawaySantAnna(outcome="y", unit="unit", time="t", cohort="cohort", control_group="not_yet_treated").fit(
+        long
+    )
+    res = CSResult(**{**res.__dict__, "outcome": outcome, "scale": "log"})
+    labels = {i: p.strftime("%b %Y") for p, i in months.items()}
+    site_start = months.get(protocol.windows["post_start"], -1)
+    return ProgrammeWaves(
+        outcome=outcome, result=res, cohort_labels=labels, site_cohort=site_start, n_units=values.shape[1]
     )
 
 

@@ -51,6 +51,7 @@ class CSResult:
     outcome: str
     alpha: float
     n_units: int
+    scale: str = "level"
 
     def _row(self, term: str, est: float, inf: np.ndarray, n_treated: int, n_control: int) -> Estimate:
         se = float(np.sqrt(np.mean(inf**2) / self.n_units))
@@ -65,7 +66,7 @@ class CSResult:
             p_value=float(2 * stats.norm.sf(abs(est / se))) if se > 0 else float("nan"),
             method=f"did_callaway_santanna_{self.control_group}",
             inference="analytic_influence_function",
-            scale="level",
+            scale=self.scale,
             n_treated=n_treated,
             n_control=n_control,
         )

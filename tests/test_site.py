@@ -35,7 +35,15 @@ def test_vanguard_evaluated_with_placebo_inference(tmp_path: Path) -> None:
     did = t[t["method"] == "did_twfe"].iloc[0]
     assert did["inference"] == "placebo_in_space" and did["scale"] == "log" and did["n_treated"] == 1
     assert did["ci_low"] < did["estimate"] < did["ci_high"]
-    assert set(t["method"]) == {"did_twfe", "did_pretrend", "its_segmented"}
+    assert set(t["method"]) == {
+        "did_twfe",
+        "did_pretrend",
+        "did_poisson_fe",
+        "did_event_study",
+        "did_event_study_pretrend",
+        "its_segmented",
+    }
+    assert ev.programme is None  # vanguards started together: no staggered waves
     path = write_results(ev, tmp_path)
     data = json.loads(path.read_text())
     assert data["site_id"] == "V04" and data["status"] == "evaluated"
@@ -49,6 +57,9 @@ def test_ics_has_three_outcomes_and_percentage_points() -> None:
     perf = ev.tidy().query("outcome == 'four_hour_performance' and method == 'did_twfe'").iloc[0]
     assert perf["scale"] == "percentage_points"
     assert any("Short follow-up" in f for f in ev.flags)  # 21 months of data after July 2017
+    waves = ev.tidy().query("method == 'did_callaway_santanna_not_yet_treated'")
+    assert list(waves["term"]) == ["all ICS waves (simple ATT)", "wave starting Jul 2017"]
+    assert ev.programme.n_units > 100 and (waves["std_error"] > 0).all()
 
 
 @pytest.mark.parametrize(
