@@ -223,65 +223,144 @@ def wild_cluster_bootstrap(
     return p, float(kept.min()), float(kept.max())
 
 
+@dataclass(frozen=True)
+class PanelArrays:
+    """A validated DiD panel as arrays: outcome, treatment and integer unit/period codes."""
+
+    y: np.ndarray
+    treated: np.ndarray  # bool, per row
+    unit: np.ndarray  # codes 0..n_units-1
+    time: np.ndarray  # codes 0..n_periods-1 (sorted periods)
+    units: np.ndarray  # labels
+    periods: np.ndarray  # labels, sorted
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    @property
+    def n_periods(self) -> int:
+        return len(self.periods)
+
+    @property
+    def balanced(self) -> bool:
+        return len(self.y) == self.n_units * self.n_periods
+
+    @property
+    def unit_treated(self) -> np.ndarray:
+        out = np.zeros(self.n_units, bool)
+        out[self.unit[self.treated]] = True
+        return out
+
+    def matrix(self, values: np.ndarray) -> np.ndarray:
+        """Values as a units x periods matrix (NaN where a unit lacks a period)."""
+        shape = (self.n_units, self.n_periods)
+        flat = self.unit * self.n_periods + self.time
+        if self.balanced and np.all(flat[1:] > flat[:-1]):
+            return np.asarray(values, float).reshape(shape)  # rows already in unit-period order
+        m = np.full(shape, np.nan)
+        m[self.unit, self.time] = values
+        return m
+
+
+def _binary(values: np.ndarray, name: str) -> np.ndarray:
+    v = np.asarray(values)
+    if v.dtype == bool:
+        return v
+    if not np.all((v == 0) | (v == 1)):
+        raise DataError(f"DiD: column {name!r} must hold 0/1 values")
+    return v.astype(bool)
+
+
 def prepare_panel(
     data: pd.DataFrame, outcome: str, unit: str, time: str, treated: str, transform: Transform, *, extra: list[str] = ()
-) -> pd.DataFrame:
-    """Check the column roles of a DiD panel and add the (transformed) outcome ``_y``."""
+) -> PanelArrays:
+    """Check the column roles of a DiD panel; return it as arrays with the (transformed) outcome.
+
+    Validation runs on integer codes with numpy, so it costs little next to the estimate.
+    """
     cols = [outcome, unit, time, treated, *extra]
     missing = [c for c in cols if c not in data.columns]
     if missing:
         raise DataError(f"DiD: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}")
-    d = data[list(dict.fromkeys(cols))].copy()
-    if d[outcome].isna().any():
-        raise DataError(f"DiD: outcome column {outcome!r} has missing values; drop those rows first")
-    if not d[treated].isin([0, 1, True, False]).all():
-        raise DataError(f"DiD: column {treated!r} must hold 0/1 values")
-    if d.duplicated([unit, time]).any():
+    y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(float)
+    if np.isnan(y).any():
+        raise DataError(f"DiD: outcome column {outcome!r} has missing or non-numeric values; drop those rows first")
+    tr = _binary(data[treated].to_numpy(), treated)
+    u, units = pd.factorize(data[unit], sort=True)
+    t, periods = pd.factorize(data[time], sort=True)
+    n_u, n_t = len(units), len(periods)
+    if np.bincount(u * n_t + t, minlength=n_u * n_t).max() > 1:
         raise DataError(f"DiD: more than one row per {unit} and {time}")
-    if d.groupby(unit)[treated].nunique().max() > 1:
+    rows_per_unit = np.bincount(u, minlength=n_u)
+    treated_per_unit = np.bincount(u, weights=tr, minlength=n_u)
+    if np.any((treated_per_unit > 0) & (treated_per_unit < rows_per_unit)):
         raise DataError(f"DiD: {treated!r} must be constant within each {unit}")
-    y = d[outcome].astype(float)
     if transform == "log":
         if (y <= 0).any():
-            bad = d.loc[y <= 0, [unit, time]].head(5).to_dict("records")
+            bad = data.loc[y <= 0, [unit, time]].head(5).to_dict("records")
             raise DataError(f"DiD: log transform needs positive {outcome!r}; zero or negative at {bad}")
         y = np.log(y)
-    d["_y"] = y
-    n_t = d.loc[d[treated].astype(bool), unit].nunique()
-    if n_t == 0:
+    n_treated = int((treated_per_unit > 0).sum())
+    if n_treated == 0:
         raise DataError("DiD: no treated units")
-    if n_t == d[unit].nunique():
+    if n_treated == n_u:
         raise DataError("DiD: no comparison units")
-    return d
-
-
-def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    codes, uniques = pd.factorize(values, sort=True)
-    return codes, np.asarray(uniques)
+    return PanelArrays(
+        y=y,
+        treated=tr,
+        unit=u,
+        time=t,
+        units=np.asarray(units),
+        periods=np.asarray(periods),
+        extra={c: data[c].to_numpy() for c in extra},
+    )
 
 
 def within_transform(
     x: np.ndarray, unit: np.ndarray, time: np.ndarray, *, tol: float = 1e-12, max_iter: int = 10_000
 ) -> np.ndarray:
-    """Remove unit and period means from each column of ``x``.
+    """Remove unit and period means from each column of ``x`` (rows are observations).
 
-    Exact in one pass for a balanced panel; alternating projections otherwise.
+    Exact in one step for a balanced panel (double demeaning of a units x periods
+    array); alternating projections otherwise.
     """
-    x = np.array(x, dtype=float, copy=True)
-    if x.ndim == 1:
-        x = x[:, None]
+    x = np.asarray(x, dtype=float)
+    return _within_rows((x[:, None] if x.ndim == 1 else x).T, unit, time, tol=tol, max_iter=max_iter).T
+
+
+def _within_rows(
+    xt: np.ndarray, unit: np.ndarray, time: np.ndarray, *, tol: float = 1e-12, max_iter: int = 10_000
+) -> np.ndarray:
+    """:func:`within_transform` on a ``(variables, observations)`` array (no transposes needed)."""
+    k, n = xt.shape
     n_u, n_t = unit.max() + 1, time.max() + 1
+    if n == n_u * n_t:
+        flat = unit * n_t + time
+        in_order = bool(np.all(flat[1:] > flat[:-1]))  # sorted by unit then period: a plain reshape
+        if in_order or np.bincount(flat, minlength=n).max() == 1:
+            if in_order:
+                cube = np.array(xt, dtype=float, order="C").reshape(k, n_u, n_t)
+            else:
+                cube = np.empty((k, n))
+                cube[:, flat] = xt
+                cube = cube.reshape(k, n_u, n_t)
+            cube -= cube.mean(axis=2, keepdims=True)
+            cube -= cube.mean(axis=1, keepdims=True)
+            out = cube.reshape(k, n)
+            return out if in_order else out[:, flat]
+    x = np.array(xt.T, dtype=float)
     cnt_u = np.bincount(unit, minlength=n_u).astype(float)
     cnt_t = np.bincount(time, minlength=n_t).astype(float)
-    balanced = len(x) == n_u * n_t and np.all(cnt_u == n_t)
-    for _ in range(1 if balanced else max_iter):
-        before = x.copy() if not balanced else None
-        for codes, cnt, n in ((unit, cnt_u, n_u), (time, cnt_t, n_t)):
-            sums = np.vstack([np.bincount(codes, weights=x[:, j], minlength=n) for j in range(x.shape[1])]).T
+    for _ in range(max_iter):
+        before = x.copy()
+        for codes, cnt, m in ((unit, cnt_u, n_u), (time, cnt_t, n_t)):
+            sums = np.vstack([np.bincount(codes, weights=x[:, j], minlength=m) for j in range(k)]).T
             x -= (sums / cnt[:, None])[codes]
-        if before is not None and np.max(np.abs(x - before)) < tol:
+        if np.max(np.abs(x - before)) < tol:
             break
-    return x
+    return x.T
 
 
 @dataclass(frozen=True)
@@ -347,14 +426,12 @@ class DiD:
     bootstrap_weights: Literal["webb", "rademacher"] = "webb"
 
     # ------------------------------------------------------------------ validation
-    def _prepare(self, data: pd.DataFrame) -> pd.DataFrame:
-        d = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform, extra=[self.post])
-        if not d[self.post].isin([0, 1, True, False]).all():
-            raise DataError(f"DiD: column {self.post!r} must hold 0/1 values")
-        if d[self.post].nunique() < 2:
+    def _prepare(self, data: pd.DataFrame) -> tuple[PanelArrays, np.ndarray]:
+        p = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform, extra=[self.post])
+        post = _binary(p.extra[self.post], self.post)
+        if post.all() or not post.any():
             raise DataError("DiD: need both pre- and post-period observations")
-        d["_d"] = d[self.treated].astype(int) * d[self.post].astype(int)
-        return d
+        return p, post
 
     def _chosen_inference(self, n_treated: int) -> str:
         if self.inference != "auto":
@@ -368,22 +445,38 @@ class DiD:
     # ------------------------------------------------------------------ fitting
     def fit(self, data: pd.DataFrame) -> DiDResult:
         """Estimate the effect; returns a frozen :class:`DiDResult`."""
-        d = self._prepare(data)
-        unit_codes, units = _codes(d[self.unit])
-        time_codes, _ = _codes(d[self.time])
-        xy = within_transform(np.column_stack([d["_y"].to_numpy(), d["_d"].to_numpy(float)]), unit_codes, time_codes)
-        y_w, d_w = xy[:, 0], xy[:, 1]
-        sxx = d_w @ d_w
-        beta = (d_w @ y_w) / sxx
-        resid = y_w - beta * d_w
-        treated_units = tuple(units[np.unique(unit_codes[d[self.treated].astype(bool).to_numpy()])])
+        pa, post = self._prepare(data)
+        unit_codes, units, time_codes = pa.unit, pa.units, pa.time
+        treated_units = tuple(units[pa.unit_treated])
         n_treated = len(treated_units)
-        n_units, n_periods, n_obs = len(units), time_codes.max() + 1, len(d)
+        n_units, n_periods, n_obs = pa.n_units, pa.n_periods, len(pa.y)
         method = self._chosen_inference(n_treated)
+        post_by_period = np.zeros(n_periods)
+        np.maximum.at(post_by_period, time_codes, post.astype(float))
+        common_start = pa.balanced and bool(np.all(post_by_period[time_codes] == post))
+        if common_start and method in ("placebo_in_space", "cluster_cr1"):
+            # Balanced panel, one start: the within-transformed treatment is the outer product
+            # (a_i - mean a)(b_t - mean b), so the estimate and the cluster scores need one
+            # matrix-vector product and no demeaning of the outcome.
+            Y = pa.matrix(pa.y)
+            ac = pa.unit_treated - pa.unit_treated.mean()
+            bc = post_by_period - post_by_period.mean()
+            yb, bb = Y @ bc, bc @ bc
+            sxx = float((ac @ ac) * bb)
+            beta = float(ac @ yb / sxx)
+            cluster_score = ac * ((yb - Y.mean(axis=0) @ bc) - beta * ac * bb)
+        else:
+            xy = np.empty((2, n_obs))
+            xy[0], xy[1] = pa.y, pa.treated & post
+            y_w, d_w = _within_rows(xy, unit_codes, time_codes)
+            sxx = d_w @ d_w
+            beta = (d_w @ y_w) / sxx
+            resid = y_w - beta * d_w
+            cluster_score = np.bincount(unit_codes, weights=d_w * resid, minlength=n_units)
         label = self.outcome_label or self.outcome
         placebo = None
         if method == "placebo_in_space":
-            perm = self._placebo(d, units, unit_codes, time_codes)
+            perm = self._placebo(pa, post)
             se, lo, hi, p, placebo = (
                 perm.std_error[0],
                 perm.ci_low[0],
@@ -407,16 +500,16 @@ class DiD:
                 alpha=self.alpha,
                 weights=self.bootstrap_weights,
             )
-            score = np.bincount(unit_codes, weights=d_w * resid, minlength=n_units)
             k = 1 + n_periods
-            se = float(np.sqrt((score @ score) / sxx**2 * n_units / (n_units - 1) * (n_obs - 1) / (n_obs - k)))
+            se = float(
+                np.sqrt((cluster_score @ cluster_score) / sxx**2 * n_units / (n_units - 1) * (n_obs - 1) / (n_obs - k))
+            )
             method = f"wild_bootstrap_{self.bootstrap_weights}"
         else:
             if method == "cluster_cr1":
                 g = n_units
                 k = 1 + n_periods  # unit effects are nested in the unit clusters
-                score = np.bincount(unit_codes, weights=d_w * resid, minlength=n_units)
-                var = (score @ score) / sxx**2 * (g / (g - 1)) * ((n_obs - 1) / (n_obs - k))
+                var = (cluster_score @ cluster_score) / sxx**2 * (g / (g - 1)) * ((n_obs - 1) / (n_obs - k))
                 dof = g - 1
             elif method == "hc1":
                 k = 1 + n_units + n_periods - 1
@@ -448,30 +541,21 @@ class DiD:
             row=row, n_obs=n_obs, n_periods=int(n_periods), placebo_estimates=placebo, treated_units=treated_units
         )
 
-    def _unit_changes(
-        self, d: pd.DataFrame, units: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray
-    ) -> np.ndarray:
+    def _unit_changes(self, p: PanelArrays, post: np.ndarray) -> np.ndarray:
         """Each unit's mean post minus mean pre outcome (balanced panels only)."""
-        n_units, n_periods = len(units), time_codes.max() + 1
-        if len(d) != n_units * n_periods:
+        if not p.balanced:
             raise DataError(
                 "DiD: placebo-in-space inference needs a balanced panel (every unit observed in every period); "
-                f"got {len(d)} rows for {n_units} units x {n_periods} periods. Drop incomplete units first."
+                f"got {len(p.y)} rows for {p.n_units} units x {p.n_periods} periods. Drop incomplete units first."
             )
-        post = d[self.post].to_numpy().astype(bool)
-        y = d["_y"].to_numpy()
-        s_post = np.bincount(unit_codes, weights=y * post, minlength=n_units)
-        s_pre = np.bincount(unit_codes, weights=y * ~post, minlength=n_units)
-        c_post = np.bincount(unit_codes, weights=post.astype(float), minlength=n_units)
-        return s_post / c_post - s_pre / (n_periods - c_post)
+        s_post = np.bincount(p.unit, weights=p.y * post, minlength=p.n_units)
+        s_pre = np.bincount(p.unit, weights=p.y * ~post, minlength=p.n_units)
+        c_post = np.bincount(p.unit, weights=post.astype(float), minlength=p.n_units)
+        return s_post / c_post - s_pre / (p.n_periods - c_post)
 
-    def _placebo(
-        self, d: pd.DataFrame, units: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray
-    ) -> PermutationTest:
-        change = self._unit_changes(d, units, unit_codes, time_codes)
-        is_treated = np.zeros(len(units), bool)
-        is_treated[np.unique(unit_codes[d[self.treated].astype(bool).to_numpy()])] = True
-        return permutation_test(change, is_treated, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)
+    def _placebo(self, p: PanelArrays, post: np.ndarray) -> PermutationTest:
+        change = self._unit_changes(p, post)
+        return permutation_test(change, p.unit_treated, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)
 
 
 def pretrend_test(
@@ -606,8 +690,8 @@ class EventStudy:
     outcome_label: str = ""
 
     def fit(self, data: pd.DataFrame) -> EventStudyResult:
-        d = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform)
-        periods = np.array(sorted(d[self.time].unique()))
+        pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform)
+        periods = pa.periods
         if self.start not in set(periods):
             raise DataError(f"EventStudy: start {self.start!r} is not one of the {self.time!r} values")
         pos = {p: i for i, p in enumerate(periods)}
@@ -618,15 +702,13 @@ class EventStudy:
         if self.reference not in set(binned) or self.reference >= 0:
             raise DataError(f"EventStudy: reference event time {self.reference} must be a pre-period in the data")
         event_times = [int(e) for e in sorted(set(binned)) if e != self.reference]
-        unit_codes, units = _codes(d[self.unit])
-        time_codes, _ = _codes(d[self.time])
-        treated = d[self.treated].to_numpy().astype(bool)
+        unit_codes, units, time_codes, treated = pa.unit, pa.units, pa.time, pa.treated
         X = np.column_stack([(treated & (binned[time_codes] == e)).astype(float) for e in event_times])
-        xy = within_transform(np.column_stack([d["_y"].to_numpy(), X]), unit_codes, time_codes)
+        xy = within_transform(np.column_stack([pa.y, X]), unit_codes, time_codes)
         y_w, X_w = xy[:, 0], xy[:, 1:]
         xtx = X_w.T @ X_w
         beta = np.linalg.solve(xtx, X_w.T @ y_w)
-        n_units, n_periods, n_obs = len(units), len(periods), len(d)
+        n_units, n_periods, n_obs = len(units), len(periods), len(pa.y)
         is_t = np.zeros(n_units, bool)
         is_t[np.unique(unit_codes[treated])] = True
         n_treated = int(is_t.sum())
@@ -639,7 +721,7 @@ class EventStudy:
             if n_obs != n_units * n_periods:
                 raise DataError("EventStudy: placebo inference needs a balanced panel; drop incomplete units first")
             y = np.full((n_units, n_periods), np.nan)
-            y[unit_codes, time_codes] = d["_y"].to_numpy()
+            y[unit_codes, time_codes] = pa.y
             ref = y[:, binned == self.reference].mean(axis=1)
             profile = np.column_stack([y[:, binned == e].mean(axis=1) - ref for e in event_times])
             perm = permutation_test(profile, is_t, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evallib.did import MIN_TREATED_FOR_BOOTSTRAP, _codes, prepare_panel, treatment_assignments
+from evallib.did import MIN_TREATED_FOR_BOOTSTRAP, _binary, prepare_panel, treatment_assignments
 from evallib.errors import DataError
 from evallib.results import Estimate, tidy_frame
 
@@ -171,22 +171,21 @@ class PoissonDiD:
 
     def fit(self, data: pd.DataFrame) -> RateRatioResult:
         extra = [self.post] + ([self.exposure] if self.exposure else [])
-        d = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity", extra=extra)
-        y = d["_y"].to_numpy(float)
+        pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity", extra=extra)
+        y = pa.y
         if (y < 0).any():
             raise DataError(f"PoissonDiD: {self.outcome!r} must be non-negative counts")
         offset = None
         if self.exposure:
-            e = d[self.exposure].astype(float).to_numpy()
+            e = pa.extra[self.exposure].astype(float)
             if not np.all(e > 0):
                 raise DataError(f"PoissonDiD: exposure {self.exposure!r} must be positive")
             offset = np.log(e)
-        unit, units = _codes(d[self.unit])
-        time, _ = _codes(d[self.time])
-        dvar = (d[self.treated].astype(int) * d[self.post].astype(int)).to_numpy(float)
+        unit, units, time = pa.unit, pa.units, pa.time
+        post = _binary(pa.extra[self.post], self.post)
+        dvar = (pa.treated & post).astype(float)
         beta, mu, d_t, w, iters = fit_poisson_fe(y, dvar, unit, time, offset)
-        is_t = np.zeros(len(units), bool)
-        is_t[np.unique(unit[d[self.treated].astype(bool).to_numpy()])] = True
+        is_t = pa.unit_treated
         n_t, n_units = int(is_t.sum()), len(units)
         method = self.inference
         if method == "auto":
@@ -204,7 +203,6 @@ class PoissonDiD:
         else:
             raise DataError(f"PoissonDiD: unknown inference {method!r}")
         if method == "placebo_in_space":
-            post = d[self.post].to_numpy().astype(bool)
             # Placebo refits: the Poisson estimate is not linear in per-unit values, so each is refitted.
             assign = treatment_assignments(is_t, self.n_draws, self.seed)
             n_periods = time.max() + 1

@@ -84,7 +84,7 @@ def test_tidy_has_the_contract_columns(organ_donations: pd.DataFrame) -> None:
     [
         (lambda d: d.drop(columns="post"), "missing column"),
         (lambda d: d.assign(treated=2), "0/1"),
-        (lambda d: d.assign(Rate=d["Rate"].where(d.index != 5)), "missing values"),
+        (lambda d: d.assign(Rate=d["Rate"].where(d.index != 5)), "missing or non-numeric values"),
         (lambda d: pd.concat([d, d.head(1)]), "more than one row"),
         (lambda d: d.assign(treated=0), "no treated units"),
     ],
