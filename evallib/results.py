@@ -4,15 +4,20 @@ One row per estimated quantity, always these columns. Summaries, plots, the
 report's words and ``results.json`` all derive from this table.
 
 Method names (``method``):
-    ``did_twfe``        two-way fixed-effects difference-in-differences
-    ``did_pretrend``    difference in linear pre-period trends, treated vs comparison
-    ``its_segmented``   segmented regression on the site's own series (OLS)
-    ``its_poisson``     segmented Poisson / quasi-Poisson regression with an offset
+    ``did_twfe``                   two-way fixed-effects difference-in-differences
+    ``did_poisson_fe``             the same as a Poisson model with fixed effects (rate ratio)
+    ``did_pretrend``               difference in linear pre-period trends, treated vs comparison
+    ``did_event_study``            effects by event time; ``did_event_study_pretrend`` its joint lead test
+    ``did_callaway_santanna_*``    staggered adoption (``never_treated`` / ``not_yet_treated`` controls)
+    ``its_segmented``              segmented regression on the site's own series (OLS)
+    ``its_poisson``                segmented Poisson / quasi-Poisson regression with an offset
 
 Inference names (``inference``):
     ``placebo_in_space``   rank p-value among comparison units given the treatment in turn;
                            interval by inverting that permutation test
+    ``wild_bootstrap_*``   restricted wild cluster bootstrap-t (Webb or Rademacher weights)
     ``cluster_cr1``        cluster-robust (by unit) SE with the CR1 small-sample factor
+    ``analytic_influence_function``  Callaway-Sant'Anna influence-function SEs
     ``hc1``                heteroskedasticity-robust SE
     ``newey_west``         heteroskedasticity- and autocorrelation-consistent SE
     ``model_based``        the GLM's own (Poisson, or quasi-Poisson scaled) SE
@@ -22,7 +27,8 @@ Scale names (``scale``):
     ``log_per_year``       difference in log growth per year
     ``percentage_points``  difference in a percentage
     ``level``              difference in the outcome's own units
-    ``rate_ratio``         ratio of rates (already exponentiated)
+    ``rate_ratio``         ratio of rates (already exponentiated); ``std_error`` on the log scale
+    ``statistic``          a test statistic; read the p-value
 """
 
 from __future__ import annotations
