@@ -1,10 +1,13 @@
 """Interrupted time series on a site's own series.
 
-:class:`SegmentedITS` is segmented regression (level and slope change) by OLS
-with Fourier seasonality and Newey-West SEs; :class:`PoissonITS` is the count
-model of Bernal, Cummins & Gasparrini (2017) with a population offset, giving
-rate ratios. Both return an :class:`ITSResult` with the tidy table, the fitted
-and counterfactual series for plots, and residual autocorrelation diagnostics.
+:class:`SegmentedITS` is segmented regression (a level and a slope change at each
+interruption, an optional phase-in left out of the fit) with Fourier or month-effect
+seasonality, by OLS with Newey-West SEs or with ARIMA errors (statsmodels SARIMAX),
+optionally controlled by a comparison series. :class:`PoissonITS` is the count
+model of Bernal, Cummins & Gasparrini (2017) with a population offset: Poisson,
+quasi-Poisson or negative binomial, giving rate ratios. Both return an
+:class:`ITSResult` with the tidy table, the fitted and counterfactual series (with
+an interval) for plots, effects at chosen horizons, and residual diagnostics.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import durbin_watson
+from statsmodels.tsa.stattools import acf as _acf
 
 from evallib.errors import DataError
 from evallib.results import Estimate, tidy_frame
+
+Seasonality = Literal["fourier", "month", "none"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,10 @@ class ITSResult:
 
     ``observed``, ``fitted`` and ``counterfactual`` are on the outcome's own scale
     (counts, not logs), indexed by period; ``counterfactual`` is the fitted series
-    with the intervention terms set to zero.
+    with every intervention term set to zero, and ``counterfactual_low`` /
+    ``counterfactual_high`` its interval in the post-period. ``rows`` holds the
+    level and slope changes and, for :class:`SegmentedITS`, the effects at the
+    chosen horizons and the cumulative effect.
     """
 
     rows: tuple[Estimate, ...]
@@ -49,6 +58,12 @@ class ITSResult:
     hac_lags: int | None = None
     dispersion: float | None = None
     warnings: tuple[str, ...] = ()
+    counterfactual_low: pd.Series | None = field(default=None, repr=False)
+    counterfactual_high: pd.Series | None = field(default=None, repr=False)
+    residuals: pd.Series | None = field(default=None, repr=False)
+    residual_acf: np.ndarray | None = field(default=None, repr=False)
+    excluded: tuple[pd.Timestamp, ...] = ()
+    errors: str = "newey_west"
 
     def tidy(self) -> pd.DataFrame:
         return tidy_frame(list(self.rows))
@@ -70,12 +85,7 @@ class ITSResult:
 
 def fourier_terms(index: pd.DatetimeIndex, harmonics: int, periods_per_year: int = 12) -> pd.DataFrame:
     """Sine and cosine pairs of the calendar month (as R's ``tsModel::harmonic``)."""
-    if periods_per_year == 12:
-        x = index.month.to_numpy(float)
-    elif periods_per_year == 4:
-        x = index.quarter.to_numpy(float)
-    else:
-        x = np.zeros(len(index))
+    x = _season_position(index, periods_per_year)
     cols = {}
     for k in range(1, harmonics + 1):
         cols[f"sin{k}"] = np.sin(2 * np.pi * k * x / periods_per_year)
@@ -83,25 +93,69 @@ def fourier_terms(index: pd.DatetimeIndex, harmonics: int, periods_per_year: int
     return pd.DataFrame(cols, index=index)
 
 
+def _season_position(index: pd.DatetimeIndex, periods_per_year: int) -> np.ndarray:
+    if periods_per_year == 12:
+        return index.month.to_numpy(float)
+    if periods_per_year == 4:
+        return index.quarter.to_numpy(float)
+    return np.zeros(len(index))
+
+
 def newey_west_lags(n: int) -> int:
     """Newey & West (1994) rule of thumb: floor(4 (n/100)^(2/9))."""
     return int(math.floor(4 * (n / 100) ** (2 / 9)))
 
 
-def _design(
-    index: pd.DatetimeIndex, start: pd.Timestamp, harmonics: int, periods_per_year: int, slope: bool
+def _suffix(k: int) -> str:
+    return "" if k == 0 else f"_{k + 1}"
+
+
+def its_design(
+    index: pd.DatetimeIndex,
+    interruptions: list[pd.Timestamp],
+    *,
+    slope: bool = True,
+    phase_in: int = 0,
+    seasonality: Seasonality = "fourier",
+    harmonics: int = 2,
+    periods_per_year: int = 12,
 ) -> pd.DataFrame:
+    """Design matrix: constant, trend, a level (and slope) change per interruption, seasonality.
+
+    With ``phase_in = m`` each change starts ``m`` periods after its interruption
+    (those periods are then left out of the fit by the caller). The slope term
+    counts periods since the last period before the change (1 in the first changed
+    period, as in Bernal et al. 2017), so ``level_change`` is the step itself.
+    Terms of the second and later interruptions carry a suffix (``level_change_2``).
+    """
     n = len(index)
-    post = (index >= start).astype(float)
-    X = pd.DataFrame({"const": 1.0, "time": np.arange(n, dtype=float), "level_change": post}, index=index)
-    if slope:
-        # Periods since the last pre-intervention period: 1 in the first post period,
-        # as in Bernal et al. (2017), so level_change is the step at the interruption.
-        last_pre = int(np.argmax(post)) - 1 if post.any() else n
-        X["slope_change"] = np.where(post > 0, np.arange(n) - last_pre, 0.0)
-    if harmonics:
+    X = pd.DataFrame({"const": 1.0, "time": np.arange(n, dtype=float)}, index=index)
+    for k, start in enumerate(sorted(interruptions)):
+        first = int(np.searchsorted(index.values, np.datetime64(start))) + phase_in
+        post = (np.arange(n) >= first).astype(float)
+        X[f"level_change{_suffix(k)}"] = post
+        if slope:
+            X[f"slope_change{_suffix(k)}"] = np.where(post > 0, np.arange(n) - first + 1, 0.0)
+    if seasonality == "fourier" and harmonics:
         X = X.join(fourier_terms(index, harmonics, periods_per_year))
+    elif seasonality == "month":
+        pos = _season_position(index, periods_per_year).astype(int)
+        for m in range(2, periods_per_year + 1):
+            X[f"season{m}"] = (pos == m).astype(float)
     return X
+
+
+def _intervention_columns(X: pd.DataFrame) -> list[str]:
+    return [c for c in X.columns if c.startswith(("level_change", "slope_change"))]
+
+
+def _phase_in_mask(index: pd.DatetimeIndex, interruptions: list[pd.Timestamp], phase_in: int) -> np.ndarray:
+    """True for the periods left out of the fit: the first ``phase_in`` after each interruption."""
+    out = np.zeros(len(index), bool)
+    for start in interruptions:
+        first = int(np.searchsorted(index.values, np.datetime64(start)))
+        out[first : first + phase_in] = True
+    return out
 
 
 def _check_series(series: pd.Series, start: pd.Timestamp, n_params: int, name: str) -> pd.Series:
@@ -123,92 +177,361 @@ def _ljung_box(resid: np.ndarray, lags: int) -> float:
     return float(acorr_ljungbox(resid, lags=[lags], return_df=True)["lb_pvalue"].iloc[0])
 
 
+def _row(
+    label: str,
+    term: str,
+    est: float,
+    se: float,
+    lo: float,
+    hi: float,
+    p: float,
+    method: str,
+    inference: str,
+    scale: str,
+) -> Estimate:
+    return Estimate(label, term, float(est), float(se), float(lo), float(hi), float(p), method, inference, scale, 1, 0)
+
+
 @dataclass(frozen=True)
 class SegmentedITS:
-    """Segmented regression with a level and a slope change, by OLS.
+    """Segmented regression with level and slope changes, by OLS or with ARIMA errors.
 
     Parameters
     ----------
     intervention_start : str or Timestamp
-        First period of the intervention.
+        First period of the (main) intervention.
+    additional_interruptions : tuple
+        Further interruption dates (e.g. an ICS designation after a vanguard start);
+        each adds ``level_change_k`` and ``slope_change_k``.
+    phase_in : int
+        Periods after each interruption left out of the fit (an implementation
+        period); the changes are measured from its end.
     transform : {"log", "identity"}
         ``log`` (default) makes the level change proportional (scale ``log``) and the
         slope change a change in growth (scale ``log_per_year``).
-    harmonics : int
-        Fourier pairs for seasonality (0 for none).
-    periods_per_year : int
-        12 for monthly data, 4 for quarterly.
-    hac_lags : int, optional
-        Newey-West lags; default :func:`newey_west_lags` of the series length.
+    seasonality : {"fourier", "month", "none"}
+        Fourier pairs (``harmonics`` of them) or one effect per calendar month.
+    errors : {"newey_west", "ols", "arima"}
+        OLS with Newey-West SEs (``hac_lags``, default :func:`newey_west_lags`), plain
+        OLS SEs (which under-cover with autocorrelated errors; for comparison), or a
+        regression with ARMA ``arima_order`` errors (statsmodels SARIMAX), whose
+        counterfactual interval comes from the pre-period model's forecast.
+    horizons : tuple of int
+        Report the effect this many periods after the start (1 = the first period).
+    n_sim : int
+        Draws from the coefficients' sampling distribution for effect intervals.
 
     Notes
     -----
-    Estimand: the change in the series' level at the intervention start and in its
-    trend afterwards, relative to the pre-intervention trend projected forward.
-    Assumes that trend (with its seasonal pattern) would have continued without the
-    intervention and that nothing else changed at the same time; there is no
-    comparison group, so a concurrent national change is attributed to the site.
-    Newey-West SEs allow for autocorrelated, heteroskedastic errors up to
-    ``hac_lags`` periods apart.
+    Estimand: the change in the series' level at the interruption and in its trend
+    afterwards, relative to the pre-intervention trend (and seasonal pattern)
+    projected forward; the effect at horizon ``h`` is the fitted series over that
+    counterfactual at ``h`` periods after the start, and the cumulative effect sums
+    observed minus counterfactual over the post-period. Assumes the trend would have
+    continued and that nothing else changed at the same time. With ``comparison``
+    (controlled ITS) a comparison series absorbs shocks common to both: as the
+    difference of the two (``controlled="difference"``) or as a second group with
+    its own level and trend (``"two_group"``, SEs robust to correlation across the
+    two series and over time).
     """
 
     intervention_start: str | pd.Timestamp
+    additional_interruptions: tuple[str | pd.Timestamp, ...] = ()
+    phase_in: int = 0
     transform: Literal["log", "identity"] = "log"
+    seasonality: Seasonality = "fourier"
     harmonics: int = 2
     periods_per_year: int = 12
+    errors: Literal["newey_west", "ols", "arima"] = "newey_west"
     hac_lags: int | None = None
+    arima_order: tuple[int, int, int] = (1, 0, 0)
     alpha: float = 0.05
     outcome_label: str = "outcome"
+    horizons: tuple[int, ...] = (12, 24)
+    n_sim: int = 2000
+    seed: int = 2015
 
-    def fit(self, series: pd.Series) -> ITSResult:
-        start = pd.Timestamp(self.intervention_start)
-        X = _design(
-            pd.DatetimeIndex(series.sort_index().index), start, self.harmonics, self.periods_per_year, slope=True
-        )
-        s = _check_series(series, start, X.shape[1], f"ITS of {self.outcome_label}")
+    def _y(self, s: pd.Series, what: str) -> pd.Series:
         if self.transform == "log":
             if (s <= 0).any():
-                raise DataError(f"ITS of {self.outcome_label}: log transform needs positive values")
-            y = np.log(s)
+                raise DataError(f"ITS of {self.outcome_label}: log transform needs positive {what}")
+            return np.log(s)
+        return s
+
+    def _back(self, v: np.ndarray) -> np.ndarray:
+        return np.exp(v) if self.transform == "log" else v
+
+    def fit(
+        self,
+        series: pd.Series,
+        comparison: pd.Series | None = None,
+        controlled: Literal["difference", "two_group"] = "difference",
+    ) -> ITSResult:
+        """Fit the model to ``series`` (indexed by period), optionally controlled by ``comparison``."""
+        start = pd.Timestamp(self.intervention_start)
+        starts = [start, *(pd.Timestamp(x) for x in self.additional_interruptions)]
+        index = pd.DatetimeIndex(series.sort_index().index)
+        X = its_design(
+            index,
+            starts,
+            phase_in=self.phase_in,
+            seasonality=self.seasonality,
+            harmonics=self.harmonics,
+            periods_per_year=self.periods_per_year,
+        )
+        name = f"ITS of {self.outcome_label}"
+        s = _check_series(series, start, X.shape[1], name)
+        y = self._y(s, "values")
+        method = "its_segmented"
+        if comparison is not None:
+            c = _check_series(comparison.reindex(s.index), start, X.shape[1], f"{name} (comparison series)")
+            yc = self._y(c, "comparison values")
+            if controlled == "difference":
+                y = y - yc
+                method = "its_controlled_difference"
+            elif controlled == "two_group":
+                return self._fit_two_group(s, y, yc, X, starts)
+            else:
+                raise DataError(f"{name}: controlled must be 'difference' or 'two_group', not {controlled!r}")
+        keep = ~_phase_in_mask(index, starts, self.phase_in)
+        if self.errors == "arima":
+            return self._fit_arima(s, y, X, keep, starts, method)
+        lags = self.hac_lags if self.hac_lags is not None else newey_west_lags(int(keep.sum()))
+        cov = {"cov_type": "HAC", "cov_kwds": {"maxlags": lags}} if self.errors == "newey_west" else {}
+        if self.errors not in ("newey_west", "ols"):
+            raise DataError(f"{name}: errors must be newey_west, ols or arima, not {self.errors!r}")
+        fit = OLS(y.to_numpy()[keep], X.to_numpy()[keep]).fit(**cov)
+        beta, vcov = np.asarray(fit.params), np.asarray(fit.cov_params())
+        dof = int(keep.sum()) - X.shape[1]
+        inference = "newey_west" if self.errors == "newey_west" else "ols"
+        rows = self._change_rows(X, beta, np.sqrt(np.diag(vcov)), dof, method, inference)
+        resid = y.to_numpy()[keep] - X.to_numpy()[keep] @ beta
+        draws = np.random.default_rng(self.seed).multivariate_normal(beta, vcov, size=self.n_sim, method="cholesky")
+        cf_cols = _intervention_columns(X)
+        Xcf = X.assign(**{c: 0.0 for c in cf_cols}).to_numpy()
+        eta_with, eta_cf = X.to_numpy() @ beta, Xcf @ beta
+        sims_with, sims_cf = draws @ X.to_numpy().T, draws @ Xcf.T
+        if method == "its_controlled_difference":
+            base = self._y(c, "comparison values").to_numpy()
+            level = s.to_numpy()
+            # Back on the outcome's scale: the comparison's observed path plus the modelled gap.
+            with_, cf = self._back(base + eta_with), self._back(base + eta_cf)
+            sims_with, sims_cf = self._back(base + sims_with), self._back(base + sims_cf)
         else:
-            y = s
-        lags = self.hac_lags if self.hac_lags is not None else newey_west_lags(len(s))
-        fit = OLS(y.to_numpy(), X.to_numpy()).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
-        params = pd.Series(fit.params, index=X.columns)
-        se = pd.Series(fit.bse, index=X.columns)
-        dof = len(s) - X.shape[1]
-        tcrit = stats.t.ppf(1 - self.alpha / 2, dof)
-        rows = []
-        for term, scale, mult in (
-            ("level_change", "log" if self.transform == "log" else "level", 1.0),
-            ("slope_change", "log_per_year" if self.transform == "log" else "level", float(self.periods_per_year)),
-        ):
-            b, e = params[term] * mult, se[term] * mult
-            rows.append(
-                Estimate(
-                    outcome=self.outcome_label,
-                    term=term,
-                    estimate=float(b),
-                    std_error=float(e),
-                    ci_low=float(b - tcrit * e),
-                    ci_high=float(b + tcrit * e),
-                    p_value=float(2 * stats.t.sf(abs(b / e), dof)),
-                    method="its_segmented",
-                    inference="newey_west",
-                    scale=scale,
-                    n_treated=1,
-                    n_control=0,
-                )
-            )
-        X_cf = X.assign(level_change=0.0, slope_change=0.0)
-        fitted, cf = X.to_numpy() @ params.to_numpy(), X_cf.to_numpy() @ params.to_numpy()
-        back = np.exp if self.transform == "log" else (lambda v: v)
-        resid = y.to_numpy() - fitted
+            level = s.to_numpy()
+            with_, cf = self._back(eta_with), self._back(eta_cf)
+            sims_with, sims_cf = self._back(sims_with), self._back(sims_cf)
+        rows += self._effect_rows(s.index, start, level, with_, cf, sims_with, sims_cf, method, inference)
+        q = [self.alpha / 2, 1 - self.alpha / 2]
+        lo_hi = np.quantile(sims_cf, q, axis=0)
+        post = s.index >= start
         return ITSResult(
             rows=tuple(rows),
             observed=s,
-            fitted=pd.Series(back(fitted), index=s.index),
-            counterfactual=pd.Series(back(cf), index=s.index),
+            fitted=pd.Series(with_, index=s.index),
+            counterfactual=pd.Series(cf, index=s.index),
+            intervention_start=start,
+            n_pre=int((s.index < start).sum()),
+            n_post=int(post.sum()),
+            durbin_watson=float(durbin_watson(resid)),
+            ljung_box_p=_ljung_box(resid, self.periods_per_year),
+            ljung_box_lags=max(1, min(self.periods_per_year, len(resid) // 4)),
+            hac_lags=lags if self.errors == "newey_west" else None,
+            counterfactual_low=pd.Series(np.where(post, lo_hi[0], np.nan), index=s.index),
+            counterfactual_high=pd.Series(np.where(post, lo_hi[1], np.nan), index=s.index),
+            residuals=pd.Series(resid, index=s.index[keep]),
+            residual_acf=_acf(resid, nlags=min(24, len(resid) // 3), fft=False)[1:],
+            excluded=tuple(s.index[~keep]),
+            errors=self.errors,
+        )
+
+    def _scales(self) -> tuple[str, str]:
+        return ("log", "log_per_year") if self.transform == "log" else ("level", "level_per_year")
+
+    def _change_rows(
+        self,
+        X: pd.DataFrame,
+        beta: np.ndarray,
+        se: np.ndarray,
+        dof: int,
+        method: str,
+        inference: str,
+        normal: bool = False,
+    ) -> list[Estimate]:
+        crit = stats.norm.ppf(1 - self.alpha / 2) if normal else stats.t.ppf(1 - self.alpha / 2, dof)
+        level_scale, slope_scale = self._scales()
+        rows = []
+        for j, col in enumerate(X.columns):
+            if not col.startswith(("level_change", "slope_change")):
+                continue
+            mult = float(self.periods_per_year) if col.startswith("slope") else 1.0
+            b, e = beta[j] * mult, se[j] * mult
+            p = 2 * (stats.norm.sf(abs(b / e)) if normal else stats.t.sf(abs(b / e), dof))
+            scale = slope_scale if col.startswith("slope") else level_scale
+            rows.append(_row(self.outcome_label, col, b, e, b - crit * e, b + crit * e, p, method, inference, scale))
+        return rows
+
+    def _effect_rows(
+        self,
+        index: pd.DatetimeIndex,
+        start: pd.Timestamp,
+        observed: np.ndarray,
+        with_: np.ndarray,
+        cf: np.ndarray,
+        sims_with: np.ndarray,
+        sims_cf: np.ndarray,
+        method: str,
+        inference: str,
+    ) -> list[Estimate]:
+        """Relative and absolute effects at each horizon, and the cumulative effect."""
+        q = [self.alpha / 2, 1 - self.alpha / 2]
+        post = np.flatnonzero(index >= start)
+        rows = []
+        for h in self.horizons:
+            if h > len(post):
+                continue
+            i = post[h - 1]
+            rel = (
+                100 * (sims_with[:, i] / sims_cf[:, i] - 1)
+                if self.transform == "log"
+                else sims_with[:, i] - sims_cf[:, i]
+            )
+            est = 100 * (with_[i] / cf[i] - 1) if self.transform == "log" else with_[i] - cf[i]
+            lo, hi = np.quantile(rel, q)
+            p = 2 * min(np.mean(rel <= 0), np.mean(rel >= 0))
+            scale = "percent" if self.transform == "log" else "level"
+            rows.append(
+                _row(
+                    self.outcome_label, f"effect_at_{h}", est, np.std(rel, ddof=1), lo, hi, p, method, inference, scale
+                )
+            )
+        if self.transform == "log":
+            cum = (observed[post][None, :] - sims_cf[:, post]).sum(axis=1)
+            est = float((observed[post] - cf[post]).sum())
+            lo, hi = np.quantile(cum, q)
+            p = 2 * min(np.mean(cum <= 0), np.mean(cum >= 0))
+            rows.append(
+                _row(
+                    self.outcome_label,
+                    "cumulative_effect",
+                    est,
+                    np.std(cum, ddof=1),
+                    lo,
+                    hi,
+                    p,
+                    method,
+                    inference,
+                    "count",
+                )
+            )
+        return rows
+
+    def _fit_arima(
+        self, s: pd.Series, y: pd.Series, X: pd.DataFrame, keep: np.ndarray, starts: list[pd.Timestamp], method: str
+    ) -> ITSResult:
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        start = starts[0]
+        yk = y.where(keep)  # SARIMAX skips missing observations: the phase-in is left out
+        # Regression with ARMA errors: the constant is a regressor (SARIMAX's trend="c" would put it
+        # in the AR recursion instead of the mean).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = SARIMAX(yk.to_numpy(), exog=X.to_numpy(), order=self.arima_order, trend="n").fit(disp=False)
+            pre = s.index < start
+            exog_cf = X.drop(columns=_intervention_columns(X))
+            pre_model = SARIMAX(
+                yk.to_numpy()[pre], exog=exog_cf.to_numpy()[pre], order=self.arima_order, trend="n"
+            ).fit(disp=False)
+            fc = pre_model.get_forecast(steps=int((~pre).sum()), exog=exog_cf.to_numpy()[~pre])
+        k = X.shape[1]
+        beta = pd.Series(np.asarray(res.params)[:k], index=X.columns)
+        se = pd.Series(np.asarray(res.bse)[:k], index=X.columns)
+        Xo = X
+        rows = self._change_rows(Xo, beta.to_numpy(), se.to_numpy(), 0, "its_arima", "arima_model_based", normal=True)
+        fitted = self._back(Xo.to_numpy() @ beta.to_numpy())
+        cf_mean = np.concatenate([np.asarray(pre_model.fittedvalues), np.asarray(fc.predicted_mean)])
+        ci = np.asarray(fc.conf_int(alpha=self.alpha))
+        post = ~pre
+        cf_low = np.full(len(s), np.nan)
+        cf_high = np.full(len(s), np.nan)
+        cf_low[post], cf_high[post] = self._back(ci[:, 0]), self._back(ci[:, 1])
+        # Effects at horizons: observed relative to the forecast counterfactual, with the forecast's interval.
+        post_idx = np.flatnonzero(post)
+        sd = np.sqrt(np.asarray(fc.var_pred_mean))
+        z = stats.norm.ppf(1 - self.alpha / 2)
+        for h in self.horizons:
+            if h > len(post_idx):
+                continue
+            i, m, v = post_idx[h - 1], fc.predicted_mean[h - 1], sd[h - 1]
+            obs = y.to_numpy()[i]
+            if self.transform == "log":
+                est, lo, hi, scale = (
+                    100 * (np.exp(obs - m) - 1),
+                    100 * (np.exp(obs - m - z * v) - 1),
+                    100 * (np.exp(obs - m + z * v) - 1),
+                    "percent",
+                )
+            else:
+                est, lo, hi, scale = obs - m, obs - m - z * v, obs - m + z * v, "level"
+            p = 2 * stats.norm.sf(abs((obs - m) / v))
+            rows.append(
+                _row(self.outcome_label, f"effect_at_{h}", est, v, lo, hi, p, "its_arima", "arima_forecast", scale)
+            )
+        resid = np.asarray(res.resid)[keep]
+        return ITSResult(
+            rows=tuple(rows),
+            observed=s,
+            fitted=pd.Series(fitted, index=s.index),
+            counterfactual=pd.Series(self._back(cf_mean), index=s.index),
+            intervention_start=start,
+            n_pre=int(pre.sum()),
+            n_post=int(post.sum()),
+            durbin_watson=float(durbin_watson(resid)),
+            ljung_box_p=_ljung_box(resid, self.periods_per_year),
+            ljung_box_lags=max(1, min(self.periods_per_year, len(resid) // 4)),
+            counterfactual_low=pd.Series(cf_low, index=s.index),
+            counterfactual_high=pd.Series(cf_high, index=s.index),
+            residuals=pd.Series(resid, index=s.index[keep]),
+            residual_acf=_acf(resid, nlags=min(24, len(resid) // 3), fft=False)[1:],
+            excluded=tuple(s.index[~keep]),
+            errors="arima",
+            warnings=tuple(str(w.message) for w in caught),
+        )
+
+    def _fit_two_group(
+        self, s: pd.Series, y: pd.Series, yc: pd.Series, X: pd.DataFrame, starts: list[pd.Timestamp]
+    ) -> ITSResult:
+        """Multiple-group ITS: both series stacked, the treated one with its own level, trend and changes."""
+        n = len(X)
+        Xg = pd.concat([X, X], ignore_index=True)
+        group = np.r_[np.zeros(n), np.ones(n)]
+        for c in ["const", "time", *_intervention_columns(X)]:
+            Xg[f"group_x_{c}"] = Xg[c] * group
+        keep1 = ~_phase_in_mask(X.index, starts, self.phase_in)
+        keep = np.r_[keep1, keep1]
+        yy = np.r_[yc.to_numpy(), y.to_numpy()]
+        time_idx = np.r_[np.arange(n), np.arange(n)]
+        lags = self.hac_lags if self.hac_lags is not None else newey_west_lags(int(keep1.sum()))
+        fit = OLS(yy[keep], Xg.to_numpy()[keep]).fit(
+            cov_type="hac-groupsum", cov_kwds={"time": time_idx[keep], "maxlags": lags}
+        )
+        beta, se = np.asarray(fit.params), np.asarray(fit.bse)
+        cols = list(Xg.columns)
+        sel = [cols.index(f"group_x_{c}") for c in _intervention_columns(X)]
+        sub = pd.DataFrame(columns=_intervention_columns(X))
+        rows = self._change_rows(
+            sub, beta[sel], se[sel], int(keep.sum()) - Xg.shape[1], "its_controlled_two_group", "driscoll_kraay"
+        )
+        Xt = Xg.iloc[n:].to_numpy()
+        Xt_cf = Xg.iloc[n:].assign(**{f"group_x_{c}": 0.0 for c in _intervention_columns(X)}).to_numpy()
+        resid = (yy - Xg.to_numpy() @ beta)[n:][keep1]
+        start = starts[0]
+        return ITSResult(
+            rows=tuple(rows),
+            observed=s,
+            fitted=pd.Series(self._back(Xt @ beta), index=s.index),
+            counterfactual=pd.Series(self._back(Xt_cf @ beta), index=s.index),
             intervention_start=start,
             n_pre=int((s.index < start).sum()),
             n_post=int((s.index >= start).sum()),
@@ -216,12 +539,14 @@ class SegmentedITS:
             ljung_box_p=_ljung_box(resid, self.periods_per_year),
             ljung_box_lags=max(1, min(self.periods_per_year, len(resid) // 4)),
             hac_lags=lags,
+            residuals=pd.Series(resid, index=s.index[keep1]),
+            excluded=tuple(s.index[~keep1]),
         )
 
 
 @dataclass(frozen=True)
 class PoissonITS:
-    """Segmented Poisson or quasi-Poisson regression with an exposure offset.
+    """Segmented Poisson, quasi-Poisson or negative binomial regression with an exposure offset.
 
     Parameters
     ----------
@@ -231,8 +556,9 @@ class PoissonITS:
         Fourier pairs for seasonality (0 for none).
     slope_change : bool
         Add a change in trend after the start.
-    dispersion : {"poisson", "quasi"}
-        ``quasi`` scales SEs by the Pearson dispersion (reported in the result).
+    dispersion : {"poisson", "quasi", "negative_binomial"}
+        ``quasi`` scales SEs by the Pearson dispersion (reported in the result);
+        ``negative_binomial`` fits NB2 by maximum likelihood (``dispersion`` is its alpha).
 
     Notes
     -----
@@ -246,14 +572,19 @@ class PoissonITS:
     harmonics: int = 0
     periods_per_year: int = 12
     slope_change: bool = False
-    dispersion: Literal["poisson", "quasi"] = "poisson"
+    dispersion: Literal["poisson", "quasi", "negative_binomial"] = "poisson"
     alpha: float = 0.05
     outcome_label: str = "outcome"
 
     def fit(self, counts: pd.Series, exposure: pd.Series | None = None) -> ITSResult:
         start = pd.Timestamp(self.intervention_start)
-        X = _design(
-            pd.DatetimeIndex(counts.sort_index().index), start, self.harmonics, self.periods_per_year, self.slope_change
+        X = its_design(
+            pd.DatetimeIndex(counts.sort_index().index),
+            [start],
+            slope=self.slope_change,
+            seasonality="fourier" if self.harmonics else "none",
+            harmonics=self.harmonics,
+            periods_per_year=self.periods_per_year,
         )
         s = _check_series(counts, start, X.shape[1], f"Poisson ITS of {self.outcome_label}")
         if (s < 0).any() or not np.allclose(s, np.round(s)):
@@ -266,36 +597,48 @@ class PoissonITS:
             offset = np.log(e.to_numpy())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = GLM(s.to_numpy(), X.to_numpy(), family=families.Poisson(), offset=offset)
-            fit = model.fit(scale="X2" if self.dispersion == "quasi" else 1.0)
-        params = pd.Series(fit.params, index=X.columns)
-        se = pd.Series(fit.bse, index=X.columns)
+            if self.dispersion == "negative_binomial":
+                from statsmodels.discrete.discrete_model import NegativeBinomial
+
+                nb = NegativeBinomial(s.to_numpy(), X.to_numpy(), offset=offset, loglike_method="nb2").fit(
+                    disp=False, maxiter=200
+                )
+                params = pd.Series(np.asarray(nb.params)[: X.shape[1]], index=X.columns)
+                se = pd.Series(np.asarray(nb.bse)[: X.shape[1]], index=X.columns)
+                scale_value = float(np.asarray(nb.params)[-1])
+                resid_raw = (s.to_numpy() - nb.predict(X.to_numpy(), offset=offset)) / np.sqrt(
+                    nb.predict(X.to_numpy(), offset=offset)
+                )
+            else:
+                model = GLM(s.to_numpy(), X.to_numpy(), family=families.Poisson(), offset=offset)
+                fit = model.fit(scale="X2" if self.dispersion == "quasi" else 1.0)
+                params = pd.Series(fit.params, index=X.columns)
+                se = pd.Series(fit.bse, index=X.columns)
+                scale_value = float(fit.scale)
+                resid_raw = np.asarray(fit.resid_deviance)
         z = stats.norm.ppf(1 - self.alpha / 2)
         terms = ["level_change"] + (["slope_change"] if self.slope_change else [])
         rows = []
         for term in terms:
             b, e = params[term], se[term]
             rows.append(
-                Estimate(
-                    outcome=self.outcome_label,
-                    term=term,
-                    estimate=float(np.exp(b)),
-                    std_error=float(e),
-                    ci_low=float(np.exp(b - z * e)),
-                    ci_high=float(np.exp(b + z * e)),
-                    p_value=float(2 * stats.norm.sf(abs(b / e))),
-                    method="its_poisson",
-                    inference="model_based",
-                    scale="rate_ratio",
-                    n_treated=1,
-                    n_control=0,
+                _row(
+                    self.outcome_label,
+                    term,
+                    np.exp(b),
+                    e,
+                    np.exp(b - z * e),
+                    np.exp(b + z * e),
+                    2 * stats.norm.sf(abs(b / e)),
+                    "its_poisson" if self.dispersion != "negative_binomial" else "its_negative_binomial",
+                    "model_based",
+                    "rate_ratio",
                 )
             )
-        X_cf = X.assign(level_change=0.0, **({"slope_change": 0.0} if self.slope_change else {}))
+        X_cf = X.assign(**{c: 0.0 for c in _intervention_columns(X)})
         off = offset if offset is not None else 0.0
         fitted = np.exp(X.to_numpy() @ params.to_numpy() + off)
         cf = np.exp(X_cf.to_numpy() @ params.to_numpy() + off)
-        resid = np.asarray(fit.resid_deviance)
         return ITSResult(
             rows=tuple(rows),
             observed=s,
@@ -304,9 +647,11 @@ class PoissonITS:
             intervention_start=start,
             n_pre=int((s.index < start).sum()),
             n_post=int((s.index >= start).sum()),
-            durbin_watson=float(durbin_watson(resid)),
-            ljung_box_p=_ljung_box(resid, self.periods_per_year),
-            ljung_box_lags=max(1, min(self.periods_per_year, len(resid) // 4)),
-            dispersion=float(fit.scale),
+            durbin_watson=float(durbin_watson(resid_raw)),
+            ljung_box_p=_ljung_box(resid_raw, self.periods_per_year),
+            ljung_box_lags=max(1, min(self.periods_per_year, len(resid_raw) // 4)),
+            dispersion=scale_value,
             warnings=tuple(str(w.message) for w in caught),
+            residuals=pd.Series(resid_raw, index=s.index),
+            errors="model_based",
         )

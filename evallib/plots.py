@@ -103,6 +103,18 @@ def plot_its(result: ITSResult, *, title: str = "", ylabel: str = "", ax: Axes |
     ax.plot(result.observed.index, result.observed, "o", markersize=3, color=SITE_COLOUR, alpha=0.7, label="observed")
     ax.plot(result.fitted.index, result.fitted, color=SITE_COLOUR, linewidth=1.5, label="fitted (with seasonality)")
     post = result.counterfactual.index >= start
+    if result.counterfactual_low is not None:
+        ax.fill_between(
+            result.counterfactual.index[post],
+            result.counterfactual_low[post],
+            result.counterfactual_high[post],
+            color=FLAG_COLOUR,
+            alpha=0.12,
+            linewidth=0,
+            label="95% interval without the intervention",
+        )
+    for excluded in result.excluded:
+        ax.axvspan(excluded, excluded + pd.offsets.MonthBegin(1), color="grey", alpha=0.15, linewidth=0)
     ax.plot(
         result.counterfactual.index[post],
         result.counterfactual[post],
@@ -158,5 +170,23 @@ def plot_event_study(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def plot_its_residuals(result: ITSResult, *, title: str = "", ax: Axes | None = None) -> Figure:
+    """Residual autocorrelation of an ITS fit (bars) with the approximate 95% band for white noise."""
+    if result.residual_acf is None or result.residuals is None:
+        raise ValueError("this result has no residual autocorrelations")
+    fig, ax = _axes(ax, (7.5, 2.6))
+    lags = np.arange(1, len(result.residual_acf) + 1)
+    ax.bar(lags, result.residual_acf, color=SITE_COLOUR, width=0.6)
+    band = 1.96 / np.sqrt(len(result.residuals))
+    ax.axhspan(-band, band, color=COMPARISON_COLOUR, alpha=0.2, linewidth=0, label="95% band if no autocorrelation")
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("lag (months)")
+    ax.set_ylabel("residual autocorrelation")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(frameon=False, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     return fig

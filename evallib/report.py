@@ -45,7 +45,7 @@ class HTMLBlock:
 def figure_html(fig: Figure, alt: str) -> str:
     """Embed a figure as a PNG image (PNG, not SVG: smaller pages, stable nbval)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96)
+    fig.savefig(buf, format="png", dpi=80)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{data}"/>'
 
@@ -79,6 +79,10 @@ def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
         return _fmt(row.estimate), _fmt(row.ci_low), _fmt(row.ci_high)
     if row.scale == "log":
         return _fmt(_pct(row.estimate)) + "%", _fmt(_pct(row.ci_low)) + "%", _fmt(_pct(row.ci_high)) + "%"
+    if row.scale == "percent":
+        return _fmt(row.estimate) + "%", _fmt(row.ci_low) + "%", _fmt(row.ci_high) + "%"
+    if row.scale == "count":
+        return _fmt(row.estimate, 0), _fmt(row.ci_low, 0), _fmt(row.ci_high, 0)
     if row.scale == "rate_ratio":
         return (
             _fmt(row.estimate, 3, signed=False),
@@ -179,6 +183,9 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
 
 
 _QUANTITY = {
+    "its_controlled_difference": "controlled ITS",
+    "its_controlled_two_group": "controlled ITS (two groups)",
+    "its_arima": "ITS, ARIMA errors",
     "did_twfe": "difference-in-differences",
     "did_poisson_fe": "rate ratio (Poisson)",
     "did_pretrend": "pre-trend difference per year",
@@ -191,7 +198,8 @@ def _quantity(r: Estimate) -> str:
     if r.method.startswith("did_callaway_santanna"):
         return r.term
     if r.method.startswith("its"):
-        return f"{_QUANTITY.get(r.method, r.method)}: {r.term.replace('_', ' ')}"
+        term = r.term.replace("effect_at_", "effect at month ").replace("_", " ")
+        return f"{_QUANTITY.get(r.method, r.method)}: {term}"
     return _QUANTITY.get(r.method, r.term.replace("_", " "))
 
 
@@ -291,11 +299,21 @@ def programme(ev: SiteEvaluation) -> HTMLBlock:
     return HTMLBlock(text + _estimate_table(rows) + figure_html(fig, "effects by months since designation, all waves"))
 
 
+def _seasonality_sentence(a: OutcomeAnalysis) -> str:
+    fitted = a.its.fitted[a.its.fitted.index < a.its.intervention_start]
+    swing = 100 * (fitted.max() / fitted.min() - 1) if len(fitted) and fitted.min() > 0 else float("nan")
+    return f"the fitted seasonal cycle swings by about {swing:.0f}% within a year" if math.isfinite(swing) else ""
+
+
 def its(ev: SiteEvaluation) -> HTMLBlock:
-    """Segmented interrupted time series of the site's own series."""
+    """Interrupted time series of the site's own series: uncontrolled, controlled, ARIMA errors, diagnostics."""
     if not ev.evaluable:
         return _not_evaluable(ev)
-    rows = [(a.label, r, a.is_proportion) for a in ev.analyses for r in a.its.rows]
+    rows = []
+    for a in ev.analyses:
+        for extra in (a.its, a.its_controlled, a.its_arima):
+            if extra is not None:
+                rows.extend((a.label, r, a.is_proportion) for r in extra.rows)
     figs, diag = [], []
     for a in ev.analyses:
         r = a.its
@@ -305,16 +323,32 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
             ylabel="%" if a.is_proportion else "per month",
         )
         figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
-        verdict = "residual autocorrelation is present" if r.autocorrelated else "no clear residual autocorrelation"
+        if a.outcome == ev.protocol.primary_outcome:
+            res_fig = plots.plot_its_residuals(r, title=f"{_cap(a.label)}: residual autocorrelation")
+            figs.append(figure_html(res_fig, f"residual autocorrelation for {a.label}"))
+        if r.autocorrelated:
+            verdict = (
+                f"residual autocorrelation is present (Ljung-Box p = {r.ljung_box_p:.3f} at lag {r.ljung_box_lags}; "
+                f"Durbin-Watson {r.durbin_watson:.2f}): Newey-West SEs ({r.hac_lags} lags) allow for it, but "
+                "in simulations they still under-cover, so read the ARIMA-errors rows too"
+            )
+        else:
+            verdict = (
+                f"no clear residual autocorrelation (Ljung-Box p = {r.ljung_box_p:.3f}; Durbin-Watson "
+                f"{r.durbin_watson:.2f})"
+            )
+        season = _seasonality_sentence(a)
         diag.append(
-            f"<li>{escape(_cap(a.label))}: Durbin-Watson {r.durbin_watson:.2f}, Ljung-Box p = {r.ljung_box_p:.3f} "
-            f"(lag {r.ljung_box_lags}): {verdict}; Newey-West SEs with {r.hac_lags} lags allow for it.</li>"
+            f"<li>{escape(_cap(a.label))}: {escape(verdict)}; {escape(season)}, modelled by two Fourier pairs.</li>"
         )
     text = _p(
         "Segmented regression of the site's own monthly series (log scale; percent for four-hour performance) on a "
         "linear trend, a level change at the start and a change in slope after it, with two Fourier pairs for "
-        "seasonality. There is no comparison group here: anything else that changed at the same time is attributed "
-        "to the site, so read this alongside the difference-in-differences."
+        "seasonality. The dotted line and band are the series projected without the intervention; the effect rows "
+        "give the change 12 and 24 months after the start (percent) and the cumulative difference between observed "
+        "and projected counts. On its own (<em>ITS</em>) anything else that changed at the same time is attributed "
+        "to the site; the <em>controlled</em> rows use the site's series relative to the comparison pool's, which "
+        "removes national shocks. Where residuals are autocorrelated, a model with ARIMA errors is fitted too."
     )
     return HTMLBlock(text + _estimate_table(rows) + f"<ul>{''.join(diag)}</ul>" + "".join(figs))
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ class OutcomeAnalysis:
     event_study: EventStudyResult | None = None
     rate: RateRatioResult | None = None
     event_bin_months: int = 12
+    its_controlled: ITSResult | None = None
+    its_arima: ITSResult | None = None
 
     @property
     def label(self) -> str:
@@ -96,7 +99,11 @@ class OutcomeAnalysis:
             rows.append(self.rate.row)
         if self.event_study is not None:
             rows.extend([*self.event_study.rows, self.event_study.pretrend])
-        return (*rows, *self.its.rows)
+        rows.extend(self.its.rows)
+        for extra in (self.its_controlled, self.its_arima):
+            if extra is not None:
+                rows.extend(extra.rows)
+        return tuple(rows)
 
     @property
     def pretrend_failed(self) -> bool:
@@ -425,14 +432,24 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
     )
     if is_prop:
         pretrend = _with_scale(pretrend, "percentage_points_per_year")
-    its = SegmentedITS(
+    its_model = SegmentedITS(
         intervention_start=w["post_start"],
         transform=transform,  # type: ignore[arg-type]
         harmonics=2,
         outcome_label=outcome,
-    ).fit(site_series)
+        seed=protocol.seed,
+    )
+    its = its_model.fit(site_series)
+    # Controlled ITS: the site's series relative to the comparison pool's absorbs national shocks.
+    its_controlled = its_model.fit(site_series, comp_series, controlled="difference")
+    its_arima = None
+    if its.autocorrelated and outcome == protocol.primary_outcome:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SARIMAX convergence chatter; the result's fit is reported
+            its_arima = replace(its_model, errors="arima").fit(site_series)
     if is_prop:
-        its = _rescale_its(its)
+        its, its_controlled = _rescale_its(its), _rescale_its(its_controlled)
+        its_arima = _rescale_its(its_arima) if its_arima is not None else None
     bin_months = 12 if cov.n_pre >= 36 else 6
     event_study = _event_study(long, w["post_start"], transform, bin_months, protocol, outcome)
     if is_prop:
@@ -473,6 +490,8 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
         event_study=event_study,
         rate=rate,
         event_bin_months=bin_months,
+        its_controlled=its_controlled,
+        its_arima=its_arima,
     )
 
 
@@ -513,11 +532,12 @@ def _with_scale(row: Estimate, scale: str) -> Estimate:
     return Estimate(**{**row.__dict__, "scale": scale})
 
 
+_PERCENT_SCALES = {"level": "percentage_points", "level_per_year": "percentage_points_per_year"}
+
+
 def _rescale_its(its: ITSResult) -> ITSResult:
-    rows = tuple(
-        _with_scale(r, "percentage_points" if r.term == "level_change" else "percentage_points_per_year")
-        for r in its.rows
-    )
+    """Label an ITS of a percentage (fitted on its own scale) in percentage points."""
+    rows = tuple(_with_scale(r, _PERCENT_SCALES.get(r.scale, r.scale)) for r in its.rows)
     return ITSResult(**{**its.__dict__, "rows": rows})
 
 
