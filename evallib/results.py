@@ -10,6 +10,8 @@ Method names (``method``):
     ``did_event_study``            effects by event time; ``did_event_study_pretrend`` its joint lead test
     ``did_callaway_santanna_*``    staggered adoption (``never_treated`` / ``not_yet_treated`` controls)
     ``its_segmented``              segmented regression on the site's own series (OLS)
+    ``its_controlled_*``           the same against a comparison series (difference or two-group)
+    ``its_arima``                  the same with ARMA errors (SARIMAX)
     ``its_poisson``                segmented Poisson / quasi-Poisson regression with an offset
 
 Inference names (``inference``):
@@ -29,6 +31,7 @@ Scale names (``scale``):
     ``level``              difference in the outcome's own units
     ``rate_ratio``         ratio of rates (already exponentiated); ``std_error`` on the log scale
     ``statistic``          a test statistic; read the p-value
+    ``percent``            a percent change; ``count`` a number of events (model output)
 """
 
 from __future__ import annotations
