@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from evallib.did import DiDResult, EventStudyResult
 from evallib.its import ITSResult
 from evallib.staggered import AggregateResult
+from evallib.synth import SynthResult
 
 SITE_COLOUR = "#005EB8"  # NHS blue
 COMPARISON_COLOUR = "#768692"  # NHS mid grey
@@ -188,5 +189,42 @@ def plot_its_residuals(result: ITSResult, *, title: str = "", ax: Axes | None = 
     ax.set_ylabel("residual autocorrelation")
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(frameon=False, fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def plot_synthetic_control(result: SynthResult, *, title: str = "", ylabel: str = "", ax: Axes | None = None) -> Figure:
+    """Gap between the site and its synthetic control, over the placebo gaps (grey)."""
+    fig, ax = _axes(ax)
+    if result.placebo_gaps is not None:
+        for unit in result.placebos["unit"]:
+            ax.plot(
+                result.placebo_gaps.index, result.placebo_gaps[unit], color=COMPARISON_COLOUR, alpha=0.25, linewidth=0.8
+            )
+    ax.plot(result.gap.index, result.gap, color=SITE_COLOUR, linewidth=2, label="site minus synthetic control")
+    ax.axhline(0, color="black", linewidth=0.6)
+    _mark_start(ax, result.start)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Figure:
+    """Standardised differences (site minus comparison set) of each pre-period feature, per set."""
+    fig, ax = _axes(ax, (7.5, 2.8))
+    cols = [c for c in table.columns if c.endswith("(std. diff.)")]
+    rows = table.dropna(subset=cols, how="all")
+    y = np.arange(len(rows))
+    markers = ["o", "s", "D", "^"]
+    for i, c in enumerate(cols):
+        ax.scatter(rows[c], y, marker=markers[i % len(markers)], label=c.replace(" (std. diff.)", ""), zorder=3)
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.axvspan(-0.25, 0.25, color=COMPARISON_COLOUR, alpha=0.15, linewidth=0)
+    ax.set_yticks(y, rows["feature"])
+    ax.set_xlabel("standardised difference, site minus comparison (pool SDs); shaded: |d| < 0.25")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(frameon=False, fontsize=8, loc="best")
     ax.spines[["top", "right"]].set_visible(False)
     return fig

@@ -74,28 +74,24 @@ def _pct(v: float) -> float:
 
 
 def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
-    """(estimate, low, high) in words' units: percent change, or percentage points."""
-    if proportion or row.scale.startswith("percentage_points"):
-        return _fmt(row.estimate), _fmt(row.ci_low), _fmt(row.ci_high)
+    """(estimate, low, high) in words' units: percent change, percentage points, ratio or count."""
+    values = (row.estimate, row.ci_low, row.ci_high)
     if row.scale == "log":
-        return _fmt(_pct(row.estimate)) + "%", _fmt(_pct(row.ci_low)) + "%", _fmt(_pct(row.ci_high)) + "%"
-    if row.scale == "percent":
-        return _fmt(row.estimate) + "%", _fmt(row.ci_low) + "%", _fmt(row.ci_high) + "%"
-    if row.scale == "count":
-        return _fmt(row.estimate, 0), _fmt(row.ci_low, 0), _fmt(row.ci_high, 0)
-    if row.scale == "rate_ratio":
-        return (
-            _fmt(row.estimate, 3, signed=False),
-            _fmt(row.ci_low, 3, signed=False),
-            _fmt(row.ci_high, 3, signed=False),
-        )
-    if row.scale == "log_per_year":
-        return (
-            _fmt(100 * row.estimate) + " points",
-            _fmt(100 * row.ci_low) + " points",
-            _fmt(100 * row.ci_high) + " points",
-        )
-    return _fmt(row.estimate, 3), _fmt(row.ci_low, 3), _fmt(row.ci_high, 3)
+        conv, unit, digits, signed = _pct, "%", 1, True
+    elif row.scale == "percent":
+        conv, unit, digits, signed = float, "%", 1, True
+    elif row.scale == "count":
+        conv, unit, digits, signed = float, "", 0, True
+    elif row.scale == "rate_ratio":
+        conv, unit, digits, signed = float, "", 3, False
+    elif row.scale == "log_per_year":
+        conv, unit, digits, signed = (lambda v: 100 * v), " points", 1, True
+    elif proportion or row.scale.startswith("percentage_points"):
+        conv, unit, digits, signed = float, "", 1, True
+    else:
+        conv, unit, digits, signed = float, "", 3, True
+    out = ["unbounded" if not math.isfinite(v) else _fmt(conv(v), digits, signed) + unit for v in values]
+    return out[0], out[1], out[2]
 
 
 # --------------------------------------------------------------------------- sections
@@ -183,6 +179,10 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
 
 
 _QUANTITY = {
+    "did_twfe_placebo_in_time": "placebo in time (fake start)",
+    "did_twfe_matched": "DiD, 10 matched comparators",
+    "synthetic_control_outcome": "synthetic control (mean gap)",
+    "synthetic_control_nested": "synthetic control (mean gap)",
     "its_controlled_difference": "controlled ITS",
     "its_controlled_two_group": "controlled ITS (two groups)",
     "its_arima": "ITS, ARIMA errors",
@@ -353,6 +353,85 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
     return HTMLBlock(text + _estimate_table(rows) + f"<ul>{''.join(diag)}</ul>" + "".join(figs))
 
 
+def robustness(ev: SiteEvaluation) -> HTMLBlock:
+    """Do the conclusions survive other comparison sets, a fake start, dropping comparators, trend violations?"""
+    if not ev.evaluable:
+        return _not_evaluable(ev)
+    a = ev.primary
+    rb = a.robustness if a is not None else None
+    if rb is None:
+        return HTMLBlock(_p("No robustness checks were run for this outcome."))
+    rows = [(a.label, rb.main, a.is_proportion)] + [(a.label, r, a.is_proportion) for r in rb.rows]
+    checks = "".join(
+        f"<li>{'passed' if ok else '<strong>failed</strong>'}: {escape(name)}: {escape(detail)}.</li>"
+        for name, ok, detail in rb.checks
+    )
+    verdict = (
+        "<p><strong>The conclusion survives the robustness checks.</strong></p>"
+        if rb.survives
+        else "<p><strong>The conclusion does not survive every robustness check</strong>: treat it with extra "
+        "caution and look at which comparison drives it.</p>"
+    )
+    parts = [
+        _p(
+            "The main estimate is re-estimated against other comparison sets (the 10 trusts most like the site before "
+            "the start, and a synthetic control: a weighted mix of comparison trusts that tracks the site's "
+            "pre-period trajectory), with a fake start date in the pre-period (where no effect can exist), dropping "
+            "each comparison trust in turn, and allowing for the parallel-trends assumption to fail by a linear "
+            "trend as large as the pre-period allows."
+        ),
+        _estimate_table(rows),
+        f"<ul>{checks}</ul>",
+        verdict,
+    ]
+    if rb.matched is not None:
+        t = rb.matched.table
+        body = "".join(
+            f"<tr><td>{escape(str(u))}</td><td>{d:.2f}</td><td>{g:+.3f}</td></tr>"
+            for u, d, g in zip(t["unit"], t["distance"], t["trend"], strict=True)
+        )
+        parts.append(
+            "<h4>Matched comparators</h4><table class='estimates'><tr><th>Trust</th><th>Distance</th>"
+            f"<th>Pre-period growth per year</th></tr>{body}</table>"
+        )
+    if rb.synthetic is not None:
+        sw = rb.synthetic.weights[rb.synthetic.weights > 0.005]
+        body = "".join(f"<tr><td>{escape(str(u))}</td><td>{v:.3f}</td></tr>" for u, v in sw.items())
+        parts.append(
+            f"<h4>Synthetic control weights</h4><p>Pre-period fit (RMSPE, log scale): {rb.synthetic.pre_rmspe:.3f}; "
+            f"post/pre RMSPE ratio ranked among {len(rb.synthetic.placebos)} placebos: p = {rb.synthetic.row.p_value:.2f}.</p>"
+            f"<table class='estimates'><tr><th>Trust</th><th>Weight</th></tr>{body}</table>"
+        )
+        fig = plots.plot_synthetic_control(
+            rb.synthetic,
+            title=f"{_cap(a.label)}: site minus synthetic control (grey: placebos)",
+            ylabel="log difference",
+        )
+        parts.append(figure_html(fig, "gap between the site and its synthetic control"))
+    if rb.balance is not None:
+        b = rb.balance
+        cols = [c for c in b.columns if c != "feature"]
+        head = "".join(f"<th>{escape(c)}</th>" for c in ["feature", *cols])
+        body = "".join(
+            "<tr>"
+            + f"<td>{escape(str(r['feature']))}</td>"
+            + "".join(f"<td>{_cell(r[c])}</td>" for c in cols)
+            + "</tr>"
+            for _, r in b.iterrows()
+        )
+        parts.append(f"<h4>Balance before the start</h4><table class='estimates'><tr>{head}</tr>{body}</table>")
+        parts.append(figure_html(plots.plot_balance(b, title="Pre-period balance by comparison set"), "balance plot"))
+    return HTMLBlock("".join(parts))
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, str):
+        return escape(v)
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return f"{v:,.0f}" if abs(float(v)) >= 100 else f"{float(v):.3f}"
+
+
 def _verdict(a: OutcomeAnalysis, expected: str) -> str:
     r = a.did.row
     est, lo, hi = describe_effect(r, proportion=a.is_proportion)
@@ -410,6 +489,15 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
             + (" and for the residual autocorrelation found." if prim.its.autocorrelated else ".")
             + "</p>"
         )
+    rb = prim.robustness if prim is not None else None
+    if rb is not None:
+        failed = [name for name, ok, _ in rb.checks if not ok]
+        its_text += (
+            "<p>The difference-in-differences conclusion survives every robustness check (other comparison sets, a "
+            "fake start, dropping comparators, trend violations).</p>"
+            if rb.survives
+            else f"<p><strong>Robustness:</strong> the conclusion does not survive these checks: {escape(', '.join(failed))}.</p>"
+        )
     cautions = "".join(f"<li>{escape(f)}</li>" for f in ev.flags)
     caution_html = (
         f"<h4>Cautions</h4><ul class='flags'>{cautions}</ul>" if cautions else "<p>No cautions were raised.</p>"
@@ -430,6 +518,8 @@ def full_report(ev: SiteEvaluation) -> str:
         ("Trends against the comparison pool", trends),
         ("Difference-in-differences", did),
         ("Interrupted time series", its),
+        ("ICS designation waves", programme),
+        ("Robustness", robustness),
     ]
     body = "".join(f"<h2>{escape(title)}</h2>{fn(ev).html}" for title, fn in sections)
     return f"<h1>{escape(ev.protocol.site_id)}: {escape(ev.protocol.site_name)}</h1>{body}{attribution().html}"
