@@ -40,10 +40,7 @@ def _month(ts: pd.Timestamp) -> str:
 
 def protocol_for(site: Site) -> dict[str, object]:
     """The default protocol of one registry site, as plain values."""
-    start = site.announced_month + pd.offsets.MonthBegin(1)
-    if site.announced_precision == "year":
-        # Only the year is known: assume the financial year's start, flagged in notes.
-        start = pd.Timestamp(f"{site.announced}-04-01")
+    start = site.start_month
     notes = []
     if site.announced_precision != "day":
         notes.append(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from evallib.params import PARAMETER_NAMES, SiteProtocol
+from evallib.paths import project_root
 
 
 def _format_warning(
@@ -28,3 +30,9 @@ def protocol_from_namespace(namespace: Mapping[str, Any], source: str = "noteboo
     Only names in :data:`evallib.params.PARAMETER_NAMES` are read.
     """
     return SiteProtocol.from_mapping({k: namespace[k] for k in PARAMETER_NAMES if k in namespace}, source)
+
+
+def project_path(path: str) -> Path:
+    """A path relative to the project root (absolute paths are returned as they are)."""
+    p = Path(path)
+    return p if p.is_absolute() else project_root() / p

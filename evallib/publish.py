@@ -117,7 +117,14 @@ def build_site(outputs: Path) -> Path:
     staging = outputs / ".site-staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    rows = _site_rows(outputs)
+    rows = [r for r in _site_rows(outputs) if r["site_id"] != "programme"]
+    programme_link = ""
+    if (outputs / "programme" / "report.html").exists():
+        shutil.copyfile(outputs / "programme" / "report.html", staging / "programme.html")
+        programme_link = (
+            "<p class='front'><a href='programme.html'><strong>Programme summary</strong></a>: every site's effect "
+            "by care model, pooled effects and growth against comparison areas (start here).</p>"
+        )
     body_rows = []
     counts = {"evaluated": 0, "not evaluable": 0, "failed": 0}
     for r in rows:
@@ -151,7 +158,7 @@ def build_site(outputs: Path) -> Path:
         "difference-in-differences estimate for the site's primary outcome (percent change relative to the "
         "comparison trusts, or percentage points), with its 95% interval and placebo-in-space p-value. "
         "Most sites have one or a few trusts, so intervals are wide: read the interval, not just the estimate.</p>"
-        f"<p><strong>{escape(summary)}</strong></p>"
+        f"{programme_link}<p><strong>{escape(summary)}</strong></p>"
         "<table class='index'><tr><th>Site</th><th>Name</th><th>Care model</th><th>Status</th><th>Estimate</th>"
         "<th>95% interval</th><th>p</th><th>Notes</th><th>Report</th></tr>" + "".join(body_rows) + "</table>"
     )

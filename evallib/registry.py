@@ -42,6 +42,17 @@ class Site:
         return {10: "day", 7: "month", 4: "year"}.get(len(self.announced), "unknown")
 
     @property
+    def start_month(self) -> pd.Timestamp:
+        """First month of the intervention: the first full month after the announcement.
+
+        When the registry gives only the year, the start of that financial year (April) is
+        assumed; protocols note the date as approximate.
+        """
+        if self.announced_precision == "year":
+            return pd.Timestamp(f"{self.announced}-04-01")
+        return self.announced_month + pd.offsets.MonthBegin(1)
+
+    @property
     def announced_month(self) -> pd.Timestamp:
         """First day of the announcement month (January for a year-only date)."""
         return pd.Timestamp(self.announced[:7] if len(self.announced) >= 7 else f"{self.announced}-01")

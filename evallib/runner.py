@@ -166,7 +166,7 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
 
     nb = nbformat.read(path, as_version=4)
     meta = nb.metadata.setdefault("papermill", {})
-    meta["input_path"] = str(TEMPLATE)
+    meta["input_path"] = str(PROGRAMME_TEMPLATE if site_id == "programme" else TEMPLATE)
     meta["output_path"] = f"outputs/{site_id}/report.ipynb"
     meta.pop("cwd", None)
     if failure is not None:
@@ -189,26 +189,15 @@ def _publish_dir(staging: Path, final: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRun:
-    """Run one site's notebook (called in a worker process).
+def execute_notebook(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) -> tuple[str | None, int]:
+    """Execute one notebook with Papermill on an IPC kernel; return (failure or None, attempts).
 
-    The notebook runs in ``outputs/.staging/<site>-<id>/``; on success the folder
-    becomes ``outputs/<site>/``. On failure the previous report stays where it is,
-    and ``failed.ipynb`` (with the traceback) and ``failure.json`` go beside it.
+    A cell error and a dead kernel are failures (the output notebook is kept); a
+    kernel that fails to start is retried, as parallel starts can collide.
     """
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
 
-    from evallib.publish import render_report
-
-    root_p, out_p = Path(root), Path(outputs)
-    os.environ[ROOT_ENV] = str(root_p)
-    t0 = time.perf_counter()
-    staging = out_p / ".staging" / f"{job.site_id}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    nb_out = staging / "report.ipynb"
-    params = {**job.parameters, "output_dir": "."}
-    failure: str | None = None
     attempts = 0
     while True:
         attempts += 1
@@ -217,26 +206,77 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRu
                 str(template),
                 str(nb_out),
                 parameters=params,
-                cwd=str(staging),
+                cwd=str(cwd),
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
                 start_timeout=120,
                 kernel_manager_class=_kernel_manager_class(),
             )
-            break
+            return None, attempts
         except pm.PapermillExecutionError as exc:
-            failure = f"{exc.ename}: {exc.evalue}"
-            break
+            return f"{exc.ename}: {exc.evalue}", attempts
         except DeadKernelError as exc:
-            failure = f"the kernel died ({exc}); the notebook stopped part-way"
-            break
+            return f"the kernel died ({exc}); the notebook stopped part-way", attempts
         except (RuntimeError, TimeoutError) as exc:
             # Kernel start-up failures (e.g. "Kernel died before replying to kernel_info").
             if attempts >= KERNEL_START_RETRIES:
-                failure = f"the kernel could not start after {attempts} attempts: {exc}"
-                break
+                return f"the kernel could not start after {attempts} attempts: {exc}", attempts
             time.sleep(0.5 * attempts)
+
+
+PROGRAMME_TEMPLATE = Path("notebooks") / "programme_summary.ipynb"
+
+
+def run_programme(root: Path, outputs: Path) -> SiteRun:
+    """Execute the programme notebook over every published results.json; publish outputs/programme/.
+
+    Skipped (status "skipped") when the project has no programme notebook or no site
+    was evaluated. Like a site, a failure keeps the previous programme report.
+    """
+    from evallib.publish import render_report
+
+    template = root / PROGRAMME_TEMPLATE
+    if not template.is_file() or not any(outputs.glob("*/results.json")):
+        return SiteRun("programme", "skipped", "no programme notebook or no site results")
+    t0 = time.perf_counter()
+    os.environ[ROOT_ENV] = str(root)
+    staging = outputs / ".staging" / f"programme-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    nb_out = staging / "report.ipynb"
+    failure, attempts = execute_notebook(template, nb_out, {"outputs_dir": _relative(outputs, root)}, staging)
+    final = outputs / "programme"
+    if failure is not None:
+        failure = scrub_paths(failure, root)
+        final.mkdir(parents=True, exist_ok=True)
+        if nb_out.exists():
+            _clean_notebook(nb_out, "programme", root, failure)
+            shutil.copyfile(nb_out, final / "failed.ipynb")
+        (final / "failure.json").write_text(json.dumps({"status": "failed", "reason": failure}, indent=2) + "\n")
+        shutil.rmtree(staging, ignore_errors=True)
+        return SiteRun("programme", "failed", failure, time.perf_counter() - t0, attempts)
+    _clean_notebook(nb_out, "programme", root)
+    render_report(nb_out, staging / "report.html", title="New care models: the programme view", root=root)
+    _publish_dir(staging, final)
+    return SiteRun("programme", "published", "", time.perf_counter() - t0, attempts)
+
+
+def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRun:
+    """Run one site's notebook (called in a worker process).
+
+    The notebook runs in ``outputs/.staging/<site>-<id>/``; on success the folder
+    becomes ``outputs/<site>/``. On failure the previous report stays where it is,
+    and ``failed.ipynb`` (with the traceback) and ``failure.json`` go beside it.
+    """
+    from evallib.publish import render_report
+
+    root_p, out_p = Path(root), Path(outputs)
+    os.environ[ROOT_ENV] = str(root_p)
+    t0 = time.perf_counter()
+    staging = out_p / ".staging" / f"{job.site_id}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    nb_out = staging / "report.ipynb"
+    failure, attempts = execute_notebook(Path(template), nb_out, {**job.parameters, "output_dir": "."}, staging)
     t_exec = time.perf_counter() - t0
     final = out_p / job.site_id
     if failure is None and not (staging / "results.json").exists():
@@ -344,6 +384,9 @@ def run_batch(
         if r.status != "failed":
             for name in ("failure.json", "failed.ipynb"):
                 (outputs / r.site_id / name).unlink(missing_ok=True)
+    programme = run_programme(root, outputs)
+    if programme.status != "skipped":
+        runs.append(programme)
     result = BatchResult(tuple(runs), time.perf_counter() - t0)
     summary = {"seconds": round(result.seconds, 2), "workers": n_workers, "runs": [asdict(r) for r in runs]}
     tmp = outputs / ".run-summary.json.tmp"

@@ -288,7 +288,7 @@ def excluded_by_rule(protocol: SiteProtocol) -> set[str]:
     for site in load_registry():
         if rule == "exclude_other_vanguards" and site.site_type == "vanguard":
             out.update(site.acute_trust_codes)
-        elif rule == "exclude_ics_designated_before_end" and site.site_type == "ICS" and site.announced_month <= end:
+        elif rule == "exclude_ics_designated_before_end" and site.site_type == "ICS" and site.start_month <= end:
             out.update(site.acute_trust_codes)
     return out
 
@@ -668,8 +668,6 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, outcome: str) -> Progr
     span and (for bundled data) a type-1 A&E. Returns None when fewer than one wave
     starts inside the data.
     """
-    from evallib.make_params import protocol_for
-
     values = panel.wide(outcome)
     values = values.loc[:, values.notna().all() & (values > 0).all()]
     if panel.source in BUNDLED:
@@ -679,7 +677,7 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, outcome: str) -> Progr
     for site in load_registry():
         if site.site_type != "ICS":
             continue
-        start = pd.Timestamp(str(protocol_for(site)["intervention_start"]) + "-01")
+        start = site.start_month
         for code in site.acute_trust_codes:
             cohort[code] = min(cohort.get(code, start), start)
     first, last = values.index.min(), values.index.max()

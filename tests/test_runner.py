@@ -23,10 +23,12 @@ pytestmark = pytest.mark.e2e
 TEMPLATE = ROOT / "notebooks" / "site_evaluation.ipynb"
 
 
-def _project(tmp_path: Path, sites: list[str]) -> Path:
-    """A minimal project tree: the notebook template and the named sites' params."""
+def _project(tmp_path: Path, sites: list[str], programme: bool = False) -> Path:
+    """A minimal project tree: the notebook template(s) and the named sites' params."""
     (tmp_path / "notebooks").mkdir()
     shutil.copy(TEMPLATE, tmp_path / "notebooks")
+    if programme:
+        shutil.copy(ROOT / "notebooks" / "programme_summary.ipynb", tmp_path / "notebooks")
     for sid in sites:
         kind = "vanguards" if sid.startswith("V") else "ics"
         (tmp_path / "params" / kind).mkdir(parents=True, exist_ok=True)
@@ -40,13 +42,14 @@ def _no_machine_paths(text: str, tmp: Path) -> None:
 
 
 def test_batch_publishes_every_site(tmp_path: Path) -> None:
-    root = _project(tmp_path, ["V04", "V45", "I12"])
+    root = _project(tmp_path, ["V04", "V45", "I12"], programme=True)
     result = run_batch(None, root=root, jobs=2, progress=False)
     assert result.exit_code == 0
     assert {r.site_id: r.status for r in result.runs} == {
         "I12": "evaluated",
         "V04": "evaluated",
         "V45": "not evaluable",
+        "programme": "published",
     }
     out = root / "outputs"
     index = (out / "site" / "index.html").read_text()
@@ -61,6 +64,10 @@ def test_batch_publishes_every_site(tmp_path: Path) -> None:
         nb = (out / sid / "report.ipynb").read_text()
         _no_machine_paths(nb, tmp_path)
     assert "the registry lists no acute trust" in index
+    assert "href='programme.html'" in index
+    front = (out / "site" / "programme.html").read_text()
+    assert "pooled" in front.lower() and "PACS" in front and "Open Government Licence" in front
+    _no_machine_paths(front, tmp_path)
     assert re.search(r"V04.*?evaluated.*?%.*?to.*?%", index, re.S)
     assert json.loads((out / "run-summary.json").read_text())["runs"][0]["site_id"] == "I12"
     assert not (out / ".staging").exists() or not any((out / ".staging").iterdir())
