@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--params-dir", type=Path, default=Path("params"))
     run.add_argument("--outputs", type=Path, default=Path("outputs"))
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    run.add_argument("--force", action="store_true", help="rerun sites even when nothing they depend on changed")
     val = sub.add_parser("validate", help="check params files and their data without running anything")
     val.add_argument("sites", nargs="*")
     val.add_argument("--params-dir", type=Path, default=Path("params"))
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 outputs=args.outputs,
                 jobs=args.jobs,
                 progress=not args.no_progress,
+                force=args.force,
             )
             print(summary_table(result))
             print(f"Published {args.outputs / 'site' / 'index.html'}")

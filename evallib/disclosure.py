@@ -9,6 +9,7 @@ and are never passed through here.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -41,3 +42,27 @@ def safe_count_table(table: pd.DataFrame, count_columns: list[str]) -> pd.DataFr
     for c in count_columns:
         out[c] = [safe_count(v) for v in table[c]]
     return out
+
+
+def check_published(folder: Path) -> list[str]:
+    """Every count cell (``<td class="count">``) in the HTML under ``folder`` that breaks the rule.
+
+    Reports mark each published count with ``class="count"`` (via :func:`count_cell`);
+    a value passes when it is ``*``, ``0`` or a multiple of 5 of at least 10.
+    """
+    import re
+
+    problems = []
+    pattern = re.compile(r"<td class=['\"]count['\"]>([^<]*)</td>")
+    for page in sorted(Path(folder).rglob("*.html")):
+        for value in pattern.findall(page.read_text(encoding="utf-8")):
+            text = value.replace(",", "").strip()
+            ok = text in (SUPPRESSED, "0") or (text.isdigit() and int(text) >= 10 and int(text) % 5 == 0)
+            if not ok:
+                problems.append(f"{page.name}: unsuppressed count {value!r}")
+    return problems
+
+
+def count_cell(value: float) -> str:
+    """A table cell for a published count, rounded and marked for :func:`check_published`."""
+    return f"<td class='count'>{format_count(value)}</td>"

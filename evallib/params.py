@@ -290,6 +290,14 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             f"before intervention_start {protocol.intervention_start}",
             "The pre-period must start before it ends and end before the intervention starts.",
         )
+    pre_months = (w["pre_end"].year - w["pre_start"].year) * 12 + w["pre_end"].month - w["pre_start"].month + 1
+    if pre_months < protocol.min_pre_periods:
+        raise _err(
+            source,
+            "pre_period_start",
+            f"gives a pre-period of {pre_months} months, fewer than min_pre_periods ({protocol.min_pre_periods})",
+            "Start the pre-period earlier or lower min_pre_periods (and say why in notes).",
+        )
     if not protocol.start <= w["post_start"] <= w["post_end"]:
         raise _err(
             source,

@@ -96,3 +96,11 @@ def type1_trusts() -> frozenset[str]:
     with open(bundled_data_dir() / "ods_trusts_etr.csv", encoding="utf-8") as fh:
         ods = pd.read_csv(fh, dtype=str, keep_default_na=False)
     return frozenset(ods.loc[ods["has_type1_ae_2016_19"] == "True", "org_code"])
+
+
+@lru_cache(maxsize=1)
+def known_trusts() -> frozenset[str]:
+    """Every NHS trust code in the ODS register (open or closed)."""
+    with open(bundled_data_dir() / "ods_trusts_etr.csv", encoding="utf-8") as fh:
+        ods = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    return frozenset(ods["org_code"])

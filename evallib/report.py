@@ -119,6 +119,17 @@ def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
     return HTMLBlock(f"<table class='facts'>{table}</table>{notes}")
 
 
+COUNT_MARK = "\x00count:"  # marks a published count among a facts table's values
+
+
+def _fact_cell(key: str, value: str) -> str:
+    if value.startswith(COUNT_MARK):
+        return f"<td class='count'>{escape(value[len(COUNT_MARK) :])}</td>"
+    if key == "Left out of the comparison pool":
+        return f"<td>{value}</td>"  # already escaped piecewise
+    return f"<td>{escape(value)}</td>"
+
+
 def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
     """What the data cover: months, trusts used, comparators and why others were left out."""
     if not ev.evaluable:
@@ -140,11 +151,8 @@ def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
             ("Left out of the comparison pool", excluded),
         ]
         if math.isfinite(c.baseline_total):
-            rows.append(("Site total in the baseline year (rounded)", format_count(c.baseline_total)))
-        table = "".join(
-            f"<tr><th>{escape(k)}</th><td>{escape(v) if k != 'Left out of the comparison pool' else v}</td></tr>"
-            for k, v in rows
-        )
+            rows.append(("Site total in the baseline year (rounded)", COUNT_MARK + format_count(c.baseline_total)))
+        table = "".join(f"<tr><th>{escape(k)}</th>{_fact_cell(k, v)}</tr>" for k, v in rows)
         comps = escape(", ".join(c.comparators))
         parts.append(
             f"<h4>{escape(_cap(a.label))}</h4><table class='facts'>{table}</table>"
@@ -415,13 +423,20 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         body = "".join(
             "<tr>"
             + f"<td>{escape(str(r['feature']))}</td>"
-            + "".join(f"<td>{_cell(r[c])}</td>" for c in cols)
+            + "".join(_balance_cell(r["feature"], c, r[c]) for c in cols)
             + "</tr>"
             for _, r in b.iterrows()
         )
         parts.append(f"<h4>Balance before the start</h4><table class='estimates'><tr>{head}</tr>{body}</table>")
         parts.append(figure_html(plots.plot_balance(b, title="Pre-period balance by comparison set"), "balance plot"))
     return HTMLBlock("".join(parts))
+
+
+def _balance_cell(feature: str, column: str, value: object) -> str:
+    """Counts in the balance table are published counts: rounded already, marked for the disclosure check."""
+    if str(feature).startswith("mean monthly count") and not column.endswith("(std. diff.)"):
+        return f"<td class='count'>{_cell(value)}</td>"
+    return f"<td>{_cell(value)}</td>"
 
 
 def _cell(v: object) -> str:
@@ -509,6 +524,18 @@ def attribution() -> HTMLBlock:
     return HTMLBlock(f"<p class='attribution'>{escape(ATTRIBUTION)}</p>")
 
 
+def provenance_block(ev: SiteEvaluation) -> HTMLBlock:
+    """What this report was made from (library version, commit, protocol and data hashes)."""
+    from evallib.site import provenance
+
+    p = provenance(ev.protocol)
+    files = "".join(f"<li>{escape(f['file'])}: <code>{escape(f['sha256'][:16])}</code></li>" for f in p["data_files"])
+    return HTMLBlock(
+        f"<p class='notes'>evallib {escape(p['evallib_version'])}, commit <code>{escape(str(p['git_commit'])[:12])}</code>, "
+        f"protocol <code>{escape(p['params_sha256'][:16])}</code>.</p><ul class='notes'>{files}</ul>"
+    )
+
+
 def full_report(ev: SiteEvaluation) -> str:
     """The whole report as one HTML fragment, without Jupyter."""
     sections = [
@@ -522,4 +549,7 @@ def full_report(ev: SiteEvaluation) -> str:
         ("Robustness", robustness),
     ]
     body = "".join(f"<h2>{escape(title)}</h2>{fn(ev).html}" for title, fn in sections)
-    return f"<h1>{escape(ev.protocol.site_id)}: {escape(ev.protocol.site_name)}</h1>{body}{attribution().html}"
+    return (
+        f"<h1>{escape(ev.protocol.site_id)}: {escape(ev.protocol.site_name)}</h1>{body}"
+        f"<h2>Provenance</h2>{provenance_block(ev).html}{attribution().html}"
+    )

@@ -17,6 +17,7 @@ What the runner guards against (papermill's traps, measured in this project's no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -27,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from evallib.errors import DataError, ExecutionError, ParamsError
 from evallib.params import SiteProtocol, find_params, load_params, read_yaml
@@ -43,6 +46,7 @@ class SiteJob:
     site_id: str
     params_file: str
     parameters: dict[str, Any]
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,18 +99,21 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
             continue
         seen[protocol.site_id] = rel
         protocols.append(protocol)
-        jobs.append(SiteJob(protocol.site_id, rel, read_yaml(path)))
+        jobs.append(SiteJob(protocol.site_id, rel, read_yaml(path), fingerprint(path, protocol, root)))
     if problems:
         raise ParamsError(f"{len(problems)} params file(s) are invalid; no site was run:\n- " + "\n- ".join(problems))
     # Load each data source once, so a broken file fails here, not in 95 kernels.
     checked: dict[str, list[str]] = {}
+    extents: dict[str, tuple[pd.Timestamp, set[str]]] = {}
     for protocol in protocols:
         key = repr(protocol.data_source)
         if key not in checked:
             old = os.environ.get(ROOT_ENV)
             os.environ[ROOT_ENV] = str(root)
             try:
-                checked[key] = load_panel(protocol).outcomes
+                panel = load_panel(protocol)
+                checked[key] = panel.outcomes
+                extents[key] = (panel.periods().min(), set(panel.units))
             except DataError as exc:
                 raise DataError(
                     f"site {protocol.site_id} ({_relative(Path(protocol.source_file), root)}): {exc}"
@@ -116,6 +123,9 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
                     os.environ.pop(ROOT_ENV, None)
                 else:
                     os.environ[ROOT_ENV] = old
+        problem = _check_against_data(protocol, *extents[key])
+        if problem:
+            raise ParamsError(f"{protocol.source_file}: {problem}")
         for o in protocol.outcomes:
             if o not in checked[key]:
                 field_name = "primary_outcome" if o == protocol.primary_outcome else "secondary_outcomes"
@@ -124,6 +134,90 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
                     f"Allowed values: {', '.join(checked[key])}."
                 )
     return jobs
+
+
+_CODE_HASH: list[str] = []
+
+
+def _code_hash() -> str:
+    """SHA-256 of evallib's own source: a code change reruns every site, even without a version bump."""
+    if not _CODE_HASH:
+        h = hashlib.sha256()
+        for f in sorted(Path(__file__).parent.glob("*.py")):
+            h.update(f.read_bytes())
+        _CODE_HASH.append(h.hexdigest())
+    return _CODE_HASH[0]
+
+
+def fingerprint(params_file: Path, protocol: SiteProtocol, root: Path) -> str:
+    """What a site's outputs depend on: its params file, the notebook, the data and evallib itself."""
+    from evallib import __version__
+    from evallib.site import _sha256, data_files
+
+    old = os.environ.get(ROOT_ENV)
+    os.environ[ROOT_ENV] = str(root)
+    try:
+        files = data_files(protocol)
+    finally:
+        if old is None:
+            os.environ.pop(ROOT_ENV, None)
+        else:
+            os.environ[ROOT_ENV] = old
+    h = hashlib.sha256()
+    h.update(params_file.read_bytes())
+    template = root / TEMPLATE
+    if template.is_file():
+        h.update(template.read_bytes())
+    for f in files:
+        h.update(f.name.encode() + (_sha256(f).encode() if f.is_file() else b"missing"))
+    h.update(__version__.encode() + _code_hash().encode())
+    return h.hexdigest()
+
+
+def unchanged_since_last_run(job: SiteJob, outputs: Path) -> dict[str, Any] | None:
+    """The previous results when the site's fingerprint matches its last successful run, else None."""
+    folder = outputs / job.site_id
+    record, results = folder / "run.json", folder / "results.json"
+    if not (record.is_file() and results.is_file()) or (folder / "failure.json").exists():
+        return None
+    try:
+        if json.loads(record.read_text(encoding="utf-8")).get("fingerprint") != job.fingerprint:
+            return None
+        return json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _check_against_data(protocol: SiteProtocol, data_start: pd.Timestamp, units: set[str]) -> str:
+    """Protocol errors that only the data reveal (empty string when there are none).
+
+    Trust codes that neither the data nor the NHS trust register know are typing
+    errors; a known trust missing from the data makes the site "not evaluable" instead.
+    """
+    from evallib.data import BUNDLED
+    from evallib.registry import known_trusts
+
+    known = units | (
+        known_trusts() if isinstance(protocol.data_source, str) and protocol.data_source in BUNDLED else set()
+    )
+    unknown = [c for c in protocol.treated_units if c not in known]
+    if unknown:
+        return (
+            f"field 'treated_units' has code(s) {', '.join(unknown)} that are neither in the data nor NHS trust "
+            "codes. Check the ODS codes of the site's trusts."
+        )
+    missing = [c for c in protocol.comparison_include if c not in units]
+    if missing:
+        return (
+            f"field 'comparison_include' names {', '.join(missing)}, not in the data, so the comparison pool would "
+            "lose them (or be empty). Use codes present in the data."
+        )
+    if protocol.start <= data_start:
+        return (
+            f"field 'intervention_start' is {protocol.intervention_start}, at or before the first period of the data "
+            f"({data_start:%Y-%m}), so there can be no pre-period. Check the date or the data source."
+        )
+    return ""
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -299,6 +393,13 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRu
     results = json.loads((staging / "results.json").read_text(encoding="utf-8"))
     render_report(nb_out, staging / "report.html", title=f"{job.site_id}: {results.get('site_name', '')}", root=root_p)
     t_render = time.perf_counter() - t1
+    run_record = {
+        "site_id": job.site_id,
+        "fingerprint": job.fingerprint,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    (staging / "run.json").write_text(json.dumps(run_record, indent=2) + "\n", encoding="utf-8")
     _publish_dir(staging, final)
     return SiteRun(
         job.site_id,
@@ -343,12 +444,14 @@ def run_batch(
     outputs: Path | None = None,
     jobs: int | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> BatchResult:
     """Validate, execute and publish the chosen sites (all when ``site_ids`` is empty).
 
     Runs ``jobs`` notebooks at a time (default: every core) in separate processes,
     keeps going when a site fails, writes ``outputs/run-summary.json`` and rebuilds
-    ``outputs/site/``.
+    ``outputs/site/``. A site whose params file, notebook, data and evallib code are
+    unchanged since its last successful run is skipped unless ``force``.
     """
     from tqdm import tqdm
 
@@ -367,16 +470,39 @@ def run_batch(
     outputs.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(outputs / ".staging", ignore_errors=True)  # leftovers of a killed run
     t0 = time.perf_counter()
-    n_workers = max(1, min(jobs or os.cpu_count() or 1, len(batch)))
     runs: list[SiteRun] = []
+    if not force:
+        todo = []
+        for job in batch:
+            previous = unchanged_since_last_run(job, outputs)
+            if previous is None:
+                todo.append(job)
+            else:
+                runs.append(
+                    SiteRun(
+                        job.site_id, previous["status"], "unchanged since the last run (use --force to rerun)", 0.0, 0
+                    )
+                )
+        batch = todo
+    n_workers = max(1, min(jobs or os.cpu_count() or 1, max(1, len(batch))))
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=n_workers)
+    try:
         futures = {pool.submit(_safe_execute, job, str(root), str(outputs), str(template)): job for job in batch}
         for fut in as_completed(futures):
             run = fut.result()
             runs.append(run)
             bar.set_postfix_str(f"{run.site_id} {run.status}")
             bar.update()
+    except KeyboardInterrupt:
+        # Finished sites are already published (each is swapped in whole); unfinished ones keep
+        # their previous outputs. Drop half-built staging folders and republish the index.
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        shutil.rmtree(outputs / ".staging", ignore_errors=True)
+        build_site(outputs)
+        raise
+    pool.shutdown(wait=True)
     bar.close()
     runs.sort(key=lambda r: r.site_id)
     for r in runs:
@@ -384,9 +510,10 @@ def run_batch(
         if r.status != "failed":
             for name in ("failure.json", "failed.ipynb"):
                 (outputs / r.site_id / name).unlink(missing_ok=True)
-    programme = run_programme(root, outputs)
-    if programme.status != "skipped":
-        runs.append(programme)
+    if batch or not (outputs / "programme" / "report.html").exists():
+        programme = run_programme(root, outputs)
+        if programme.status != "skipped":
+            runs.append(programme)
     result = BatchResult(tuple(runs), time.perf_counter() - t0)
     summary = {"seconds": round(result.seconds, 2), "workers": n_workers, "runs": [asdict(r) for r in runs]}
     tmp = outputs / ".run-summary.json.tmp"

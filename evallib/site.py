@@ -8,9 +8,11 @@ lacks) still raises :class:`~evallib.errors.DataError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import subprocess
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +23,7 @@ import pandas as pd
 
 from evallib import __version__
 from evallib.comparison import MatchResult, balance_table, match_comparators
-from evallib.data import BUNDLED, Panel, load_bundled, load_file
+from evallib.data import BUNDLED, Panel, bundled_data_dir, load_bundled, load_file
 from evallib.did import DiD, DiDResult, EventStudy, EventStudyResult, pretrend_test
 from evallib.errors import DataError, NotEvaluable
 from evallib.its import ITSResult, SegmentedITS
@@ -227,11 +229,7 @@ class SiteEvaluation:
             "robustness": None if prim is None or prim.robustness is None else prim.robustness.to_json_dict(),
             "growth": None if prim is None else _growth(prim),
             "result_columns": list(TIDY_COLUMNS),
-            "provenance": {
-                "evallib_version": __version__,
-                "params_sha256": p.digest(),
-                "data_source": p.data_source if isinstance(p.data_source, str) else p.data_source.path,
-            },
+            "provenance": provenance(p),
         }
 
 
@@ -252,6 +250,53 @@ def _growth(a: OutcomeAnalysis) -> dict[str, float | None] | None:
         out[f"{col}_growth_pct"] = float(100 * (last[col] / base[col] - 1)) if len(t[post]) else None
     out["months_in_follow_up_window"] = int(min(12, int(np.sum(post))))
     return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_files(protocol: SiteProtocol) -> list[Path]:
+    """The files a protocol's analysis reads (data and the site registry)."""
+    if isinstance(protocol.data_source, str):
+        files = [bundled_data_dir() / f for f in BUNDLED[protocol.data_source].files]
+    else:
+        path = Path(protocol.data_source.path)
+        files = [path if path.is_absolute() else project_root() / path]
+    return [*files, bundled_data_dir() / "sites.csv", bundled_data_dir() / "ods_trusts_etr.csv"]
+
+
+def git_commit() -> str | None:
+    """The project's git commit (``$EVALLIB_GIT_COMMIT`` when the runner set it)."""
+    env = os.environ.get("EVALLIB_GIT_COMMIT")
+    if env is not None:
+        return env or None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(protocol: SiteProtocol) -> dict[str, Any]:
+    """What a result was made from: library version, git commit, protocol and data hashes.
+
+    No timestamp: identical inputs give a byte-identical results.json (the runner records
+    when it ran in run.json).
+    """
+    return {
+        "evallib_version": __version__,
+        "git_commit": git_commit(),
+        "params_sha256": protocol.digest(),
+        "data_source": protocol.data_source if isinstance(protocol.data_source, str) else protocol.data_source.path,
+        "data_files": [{"file": f.name, "sha256": _sha256(f)} for f in data_files(protocol) if f.is_file()],
+    }
 
 
 def write_results(evaluation: SiteEvaluation, output_dir: str | os.PathLike[str] = "") -> Path:

@@ -65,6 +65,9 @@ def test_batch_publishes_every_site(tmp_path: Path) -> None:
         _no_machine_paths(nb, tmp_path)
     assert "the registry lists no acute trust" in index
     assert "href='programme.html'" in index
+    from evallib.disclosure import check_published
+
+    assert check_published(out / "site") == []  # no unsuppressed count in any published table
     front = (out / "site" / "programme.html").read_text()
     assert "pooled" in front.lower() and "PACS" in front and "Open Government Licence" in front
     _no_machine_paths(front, tmp_path)
