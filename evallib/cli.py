@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--outputs", type=Path, default=Path("outputs"))
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     run.add_argument("--force", action="store_true", help="rerun sites even when nothing they depend on changed")
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the sites as tasks on a Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786); needs evallib[dask]",
+    )
     val = sub.add_parser("validate", help="check params files and their data without running anything")
     val.add_argument("sites", nargs="*")
     val.add_argument("--params-dir", type=Path, default=Path("params"))
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 jobs=args.jobs,
                 progress=not args.no_progress,
                 force=args.force,
+                scheduler=args.scheduler,
             )
             print(summary_table(result))
             print(f"Published {args.outputs / 'site' / 'index.html'}")

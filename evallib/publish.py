@@ -30,13 +30,16 @@ pre{white-space:pre-wrap;font-size:.8em;background:#f7f7f7;padding:.5em}
 """
 
 
-def page(title: str, body: str) -> str:
-    """A complete standalone HTML page (``title`` is escaped here; ``body`` must be safe HTML)."""
+def page(title: str, body: str, *, attribution: bool = True) -> str:
+    """A complete standalone HTML page (``title`` is escaped here; ``body`` must be safe HTML).
+
+    ``attribution=False`` for rendered notebooks, which carry the data attribution themselves.
+    """
+    footer = f"<p class='attribution'>{escape(ATTRIBUTION)}</p>" if attribution else ""
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}"
-        f"<p class='attribution'>{escape(ATTRIBUTION)}</p></body></html>\n"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}{footer}</body></html>\n"
     )
 
 
@@ -58,7 +61,9 @@ def render_report(notebook: Path, html_out: Path, *, title: str, root: Path | No
         anchor_link_text="",
     )
     body, _ = exporter.from_notebook_node(nb)
-    html = page(title, f"<p><a href='index.html'>&larr; all sites</a></p><h1>{escape(title)}</h1>{body}")
+    html = page(
+        title, f"<p><a href='index.html'>&larr; all sites</a></p><h1>{escape(title)}</h1>{body}", attribution=False
+    )
     if root is not None:
         html = scrub_paths(html, root)
     tmp = html_out.with_name(f".{html_out.name}.tmp")
