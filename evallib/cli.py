@@ -25,6 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     run.add_argument("--force", action="store_true", help="rerun sites even when nothing they depend on changed")
     run.add_argument(
+        "--executor",
+        choices=("auto", "kernel", "forked"),
+        default="auto",
+        help="forked: notebooks run in processes forked after the imports (fast, local, POSIX); kernel: one "
+        "Jupyter kernel per notebook; auto (default): forked locally, kernel on Dask",
+    )
+    run.add_argument(
         "--scheduler",
         default=None,
         metavar="ADDRESS",
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
                 force=args.force,
                 scheduler=args.scheduler,
+                executor=args.executor,
             )
             print(summary_table(result))
             print(f"Published {args.outputs / 'site' / 'index.html'}")

@@ -64,6 +64,7 @@ class ITSResult:
     residual_acf: np.ndarray | None = field(default=None, repr=False)
     excluded: tuple[pd.Timestamp, ...] = ()
     errors: str = "newey_west"
+    trend_per_year: float | None = None
 
     def tidy(self) -> pd.DataFrame:
         return tidy_frame(list(self.rows))
@@ -565,7 +566,9 @@ class PoissonITS:
     Estimand: the rate ratio at the intervention (step) and, with ``slope_change``,
     the ratio of monthly growth rates after vs before, relative to the projected
     pre-intervention trend, with counts per unit of exposure (population).
-    ``std_error`` is on the log scale; estimate and interval are rate ratios.
+    ``std_error`` is on the log scale; estimate and interval are rate ratios. The
+    result's ``trend_per_year`` is the underlying (pre-intervention) trend as a
+    yearly rate ratio.
     """
 
     intervention_start: str | pd.Timestamp
@@ -654,4 +657,5 @@ class PoissonITS:
             warnings=tuple(str(w.message) for w in caught),
             residuals=pd.Series(resid_raw, index=s.index),
             errors="model_based",
+            trend_per_year=float(np.exp(params["time"] * self.periods_per_year)),
         )

@@ -43,8 +43,14 @@ def page(title: str, body: str, *, attribution: bool = True) -> str:
     )
 
 
-def render_report(notebook: Path, html_out: Path, *, title: str, root: Path | None = None) -> Path:
-    """Render an executed notebook to a standalone HTML page with code hidden."""
+def render_report(
+    notebook: Path, html_out: Path, *, title: str, root: Path | None = None, generated_at: str | None = None
+) -> Path:
+    """Render an executed notebook to a standalone HTML page with code hidden.
+
+    ``generated_at`` (default: now, UTC) is shown under the title; results.json carries no
+    time so that identical inputs give identical files.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 

@@ -322,7 +322,7 @@ def execute_notebook(template: Path, nb_out: Path, params: dict[str, Any], cwd: 
 PROGRAMME_TEMPLATE = Path("notebooks") / "programme_summary.ipynb"
 
 
-def run_programme(root: Path, outputs: Path) -> SiteRun:
+def run_programme(root: Path, outputs: Path, executor: str = "kernel") -> SiteRun:
     """Execute the programme notebook over every published results.json; publish outputs/programme/.
 
     Skipped (status "skipped") when the project has no programme notebook or no site
@@ -338,7 +338,14 @@ def run_programme(root: Path, outputs: Path) -> SiteRun:
     staging = outputs / ".staging" / f"programme-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     nb_out = staging / "report.ipynb"
-    failure, attempts = execute_notebook(template, nb_out, {"outputs_dir": _relative(outputs, root)}, staging)
+    params = {"outputs_dir": _relative(outputs, root)}
+    if executor == "forked":
+        from evallib.executor import run_forked, warm_up
+
+        warm_up()
+        failure, attempts = run_forked(template, nb_out, params, staging), 1
+    else:
+        failure, attempts = execute_notebook(template, nb_out, params, staging)
     final = outputs / "programme"
     if failure is not None:
         failure = scrub_paths(failure, root)
@@ -355,7 +362,7 @@ def run_programme(root: Path, outputs: Path) -> SiteRun:
     return SiteRun("programme", "published", "", time.perf_counter() - t0, attempts)
 
 
-def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRun:
+def execute_site(job: SiteJob, root: str, outputs: str, template: str, executor: str = "kernel") -> SiteRun:
     """Run one site's notebook (called in a worker process).
 
     The notebook runs in ``outputs/.staging/<site>-<id>/``; on success the folder
@@ -370,7 +377,13 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRu
     staging = out_p / ".staging" / f"{job.site_id}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     nb_out = staging / "report.ipynb"
-    failure, attempts = execute_notebook(Path(template), nb_out, {**job.parameters, "output_dir": "."}, staging)
+    params = {**job.parameters, "output_dir": "."}
+    if executor == "forked":
+        from evallib.executor import run_forked
+
+        failure, attempts = run_forked(Path(template), nb_out, params, staging), 1
+    else:
+        failure, attempts = execute_notebook(Path(template), nb_out, params, staging)
     t_exec = time.perf_counter() - t0
     final = out_p / job.site_id
     if failure is None and not (staging / "results.json").exists():
@@ -411,9 +424,9 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str) -> SiteRu
     )
 
 
-def _safe_execute(job: SiteJob, root: str, outputs: str, template: str) -> SiteRun:
+def _safe_execute(job: SiteJob, root: str, outputs: str, template: str, executor: str = "kernel") -> SiteRun:
     try:
-        return execute_site(job, root, outputs, template)
+        return execute_site(job, root, outputs, template, executor)
     except Exception as exc:  # noqa: BLE001 - one site's crash must not stop the batch; it is recorded
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return SiteRun(job.site_id, "failed", f"runner error: {scrub_paths(detail, Path(root))}")
@@ -446,6 +459,7 @@ def run_batch(
     progress: bool = True,
     force: bool = False,
     scheduler: str | None = None,
+    executor: str = "auto",
 ) -> BatchResult:
     """Validate, execute and publish the chosen sites (all when ``site_ids`` is empty).
 
@@ -486,14 +500,25 @@ def run_batch(
                 )
         batch = todo
     n_workers = max(1, min(jobs or os.cpu_count() or 1, max(1, len(batch))))
+    from evallib import executor as fast
+
+    if executor not in ("auto", "kernel", "forked"):
+        raise ExecutionError(f"executor {executor!r}: use auto, kernel or forked")
+    if executor == "auto":
+        executor = "forked" if fast.available() and scheduler is None else "kernel"
+    if executor == "forked" and (scheduler is not None or not fast.available()):
+        raise ExecutionError("the forked executor needs a local POSIX machine; use --executor kernel")
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     if scheduler is not None:
         runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar))
         bar.close()
-        return _finish(runs, root, outputs, batch, t0, n_workers)
-    pool = ProcessPoolExecutor(max_workers=n_workers)
+        return _finish(runs, root, outputs, batch, t0, n_workers, executor)
+    # Forked executor: each worker imports the heavy libraries once, then forks per notebook.
+    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=fast.warm_up if executor == "forked" else None)
     try:
-        futures = {pool.submit(_safe_execute, job, str(root), str(outputs), str(template)): job for job in batch}
+        futures = {
+            pool.submit(_safe_execute, job, str(root), str(outputs), str(template), executor): job for job in batch
+        }
         for fut in as_completed(futures):
             run = fut.result()
             runs.append(run)
@@ -509,7 +534,7 @@ def run_batch(
         raise
     pool.shutdown(wait=True)
     bar.close()
-    return _finish(runs, root, outputs, batch, t0, n_workers)
+    return _finish(runs, root, outputs, batch, t0, n_workers, executor)
 
 
 def _run_on_dask(
@@ -544,7 +569,7 @@ def _run_on_dask(
 
 
 def _finish(
-    runs: list[SiteRun], root: Path, outputs: Path, batch: list[SiteJob], t0: float, n_workers: int
+    runs: list[SiteRun], root: Path, outputs: Path, batch: list[SiteJob], t0: float, n_workers: int, executor: str
 ) -> BatchResult:
     """Tidy up after the site runs: failure records, the programme view, the summary and the site."""
     from evallib.publish import build_site
@@ -556,7 +581,7 @@ def _finish(
             for name in ("failure.json", "failed.ipynb"):
                 (outputs / r.site_id / name).unlink(missing_ok=True)
     if batch or not (outputs / "programme" / "report.html").exists():
-        programme = run_programme(root, outputs)
+        programme = run_programme(root, outputs, executor)
         if programme.status != "skipped":
             runs.append(programme)
     result = BatchResult(tuple(runs), time.perf_counter() - t0)

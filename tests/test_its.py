@@ -36,6 +36,7 @@ def test_harmonic_model_and_ljung_box(sicily: pd.DataFrame) -> None:
     r = res.row("level_change")
     assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx((0.8851, 0.8394, 0.9332), abs=1e-4)
     assert res.dispersion == pytest.approx(2.262, abs=1e-3)
+    assert res.trend_per_year == pytest.approx(1.0668, abs=1e-3)  # underlying trend RR per year
     assert res.ljung_box_lags == 12
     assert res.ljung_box_p == pytest.approx(0.0047, abs=1e-3)
     assert res.autocorrelated
