@@ -173,6 +173,16 @@ def _check_series(series: pd.Series, start: pd.Timestamp, n_params: int, name: s
     return s
 
 
+def _diagnostics(resid: np.ndarray, periods_per_year: int) -> dict[str, float | int]:
+    """Durbin-Watson and Ljung-Box (at a year's lag, at most a quarter of the series) of residuals."""
+    lags = max(1, min(periods_per_year, len(resid) // 4))
+    return {
+        "durbin_watson": float(durbin_watson(resid)),
+        "ljung_box_p": _ljung_box(resid, lags),
+        "ljung_box_lags": lags,
+    }
+
+
 def _ljung_box(resid: np.ndarray, lags: int) -> float:
     lags = max(1, min(lags, len(resid) // 4))
     return float(acorr_ljungbox(resid, lags=[lags], return_df=True)["lb_pvalue"].iloc[0])
@@ -334,9 +344,7 @@ class SegmentedITS:
             intervention_start=start,
             n_pre=int((s.index < start).sum()),
             n_post=int(post.sum()),
-            durbin_watson=float(durbin_watson(resid)),
-            ljung_box_p=_ljung_box(resid, self.periods_per_year),
-            ljung_box_lags=max(1, min(self.periods_per_year, len(resid) // 4)),
+            **_diagnostics(resid, self.periods_per_year),
             hac_lags=lags if self.errors == "newey_west" else None,
             counterfactual_low=pd.Series(np.where(post, lo_hi[0], np.nan), index=s.index),
             counterfactual_high=pd.Series(np.where(post, lo_hi[1], np.nan), index=s.index),
@@ -488,9 +496,7 @@ class SegmentedITS:
             intervention_start=start,
             n_pre=int(pre.sum()),
             n_post=int(post.sum()),
-            durbin_watson=float(durbin_watson(resid)),
-            ljung_box_p=_ljung_box(resid, self.periods_per_year),
-            ljung_box_lags=max(1, min(self.periods_per_year, len(resid) // 4)),
+            **_diagnostics(resid, self.periods_per_year),
             counterfactual_low=pd.Series(cf_low, index=s.index),
             counterfactual_high=pd.Series(cf_high, index=s.index),
             residuals=pd.Series(resid, index=s.index[keep]),
@@ -536,9 +542,7 @@ class SegmentedITS:
             intervention_start=start,
             n_pre=int((s.index < start).sum()),
             n_post=int((s.index >= start).sum()),
-            durbin_watson=float(durbin_watson(resid)),
-            ljung_box_p=_ljung_box(resid, self.periods_per_year),
-            ljung_box_lags=max(1, min(self.periods_per_year, len(resid) // 4)),
+            **_diagnostics(resid, self.periods_per_year),
             hac_lags=lags,
             residuals=pd.Series(resid, index=s.index[keep1]),
             excluded=tuple(s.index[~keep1]),
@@ -650,9 +654,7 @@ class PoissonITS:
             intervention_start=start,
             n_pre=int((s.index < start).sum()),
             n_post=int((s.index >= start).sum()),
-            durbin_watson=float(durbin_watson(resid_raw)),
-            ljung_box_p=_ljung_box(resid_raw, self.periods_per_year),
-            ljung_box_lags=max(1, min(self.periods_per_year, len(resid_raw) // 4)),
+            **_diagnostics(resid_raw, self.periods_per_year),
             dispersion=scale_value,
             warnings=tuple(str(w.message) for w in caught),
             residuals=pd.Series(resid_raw, index=s.index),

@@ -464,10 +464,7 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
         )
         transform = "log"
     trends.index.name = "period"
-    long = unit_values.stack().rename("value").reset_index()
-    long.columns = ["period", "unit", "value"]
-    long["treated"] = long["unit"].isin(treated).astype(int)
-    long["post"] = (long["period"] >= w["post_start"]).astype(int)
+    long = _long_panel(unit_values, treated, w["post_start"])
     model = DiD(
         outcome="value",
         unit="unit",
@@ -531,10 +528,7 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
             pretrend=event_study.pretrend,
             placebo=event_study.placebo,
         )
-    counts = values.stack().rename("value").reset_index()
-    counts.columns = ["period", "unit", "value"]
-    counts["treated"] = counts["unit"].isin(treated).astype(int)
-    counts["post"] = (counts["period"] >= w["post_start"]).astype(int)
+    counts = _long_panel(values, treated, w["post_start"])
     if denom is not None:
         counts["exposure"] = denom.stack().to_numpy()
     rate = PoissonDiD(
@@ -567,6 +561,15 @@ def _analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outc
     if outcome == protocol.primary_outcome:
         analysis = replace(analysis, robustness=_robustness(protocol, analysis, values, long, site_series))
     return analysis
+
+
+def _long_panel(wide: pd.DataFrame, treated: list[str], post_start: pd.Timestamp) -> pd.DataFrame:
+    """Period x unit table -> long rows with the DiD roles (treated, post)."""
+    long = wide.stack().rename("value").reset_index()
+    long.columns = ["period", "unit", "value"]
+    long["treated"] = long["unit"].isin(treated).astype(int)
+    long["post"] = (long["period"] >= post_start).astype(int)
+    return long
 
 
 def _event_study(
