@@ -274,7 +274,15 @@ def _binary(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def prepare_panel(
-    data: pd.DataFrame, outcome: str, unit: str, time: str, treated: str, transform: Transform, *, extra: list[str] = ()
+    data: pd.DataFrame,
+    outcome: str,
+    unit: str,
+    time: str,
+    treated: str,
+    transform: Transform,
+    *,
+    extra: list[str] = (),
+    denominator: str | None = None,
 ) -> PanelArrays:
     """Check the column roles of a DiD panel; return it as arrays with the (transformed) outcome.
 
@@ -287,6 +295,13 @@ def prepare_panel(
     y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(float)
     if np.isnan(y).any():
         raise DataError(f"DiD: outcome column {outcome!r} has missing or non-numeric values; drop those rows first")
+    if denominator is not None:
+        if denominator not in data.columns:
+            raise DataError(f"DiD: denominator column {denominator!r} is missing")
+        den = pd.to_numeric(data[denominator], errors="coerce").to_numpy(float)
+        if not np.all(den > 0):
+            raise DataError(f"DiD: denominator {denominator!r} must be positive in every row")
+        y = y / den  # a rate: events per unit of the denominator (e.g. per head of population)
     tr = _binary(data[treated].to_numpy(), treated)
     u, units = pd.factorize(data[unit], sort=True)
     t, periods = pd.factorize(data[time], sort=True)
@@ -383,6 +398,9 @@ class DiD:
         when asked for (they over-reject with few treated units).
     bootstrap_weights : {"webb", "rademacher"}
         Cluster weights for the wild bootstrap.
+    denominator : str, optional
+        Divide the outcome by this column first (a rate outcome, e.g. admissions per head);
+        with ``transform="log"`` the estimate is a proportional change in the rate.
     n_draws : int
         Random treatment assignments for placebo inference when more than one unit is
         treated (with one treated unit every comparison unit is used exactly once).
@@ -424,10 +442,20 @@ class DiD:
     alpha: float = 0.05
     outcome_label: str = ""
     bootstrap_weights: Literal["webb", "rademacher"] = "webb"
+    denominator: str | None = None
 
     # ------------------------------------------------------------------ validation
     def _prepare(self, data: pd.DataFrame) -> tuple[PanelArrays, np.ndarray]:
-        p = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform, extra=[self.post])
+        p = prepare_panel(
+            data,
+            self.outcome,
+            self.unit,
+            self.time,
+            self.treated,
+            self.transform,
+            extra=[self.post],
+            denominator=self.denominator,
+        )
         post = _binary(p.extra[self.post], self.post)
         if post.all() or not post.any():
             raise DataError("DiD: need both pre- and post-period observations")
