@@ -149,3 +149,21 @@ def test_rate_outcome_equals_a_precomputed_rate() -> None:
     )
     # Population is constant within an area here, so on the log scale the rate and the count agree.
     assert r.estimate == pytest.approx(DiD(**roles).fit(d).estimate, abs=1e-12)
+
+
+def test_event_study_binned_ends_match_ols_with_binned_dummies() -> None:
+    d = simulate_panel(25, 12, start_period=6, effect=0.1, seed=9)
+    d["t"] = d["period"].rank(method="dense").astype(int) - 1  # 0..11, start at 6
+    r = EventStudy(
+        "value", "unit", "t", "treated", start=6, leads=3, lags=2, transform="log", inference="cluster_cr1"
+    ).fit(d)
+    assert r.event_times == (-3, -2, 0, 1, 2)  # -6..-3 binned into -3; 2..5 binned into 2; -1 is the reference
+    rel = (d["t"] - 6).clip(-3, 2)
+    X = d.assign(y=np.log(d["value"]))
+    names = []
+    for e in r.event_times:
+        name = f"e{e + 10}"
+        X[name] = d["treated"] * (rel == e)
+        names.append(name)
+    m = smf.ols("y ~ " + " + ".join(names) + " + C(unit) + C(t)", X).fit()
+    assert [x.estimate for x in r.rows] == pytest.approx(list(m.params[names]), abs=1e-10)
