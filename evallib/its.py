@@ -183,6 +183,30 @@ def _diagnostics(resid: np.ndarray, periods_per_year: int) -> dict[str, float | 
     }
 
 
+def _its_result(
+    rows: list[Estimate] | tuple[Estimate, ...],
+    s: pd.Series,
+    start: pd.Timestamp,
+    fitted: np.ndarray | pd.Series,
+    counterfactual: np.ndarray | pd.Series,
+    resid: np.ndarray,
+    periods_per_year: int,
+    **extra: object,
+) -> ITSResult:
+    """An :class:`ITSResult` with the fields every ITS fit shares: series, windows and residual diagnostics."""
+    return ITSResult(
+        rows=tuple(rows),
+        observed=s,
+        fitted=pd.Series(np.asarray(fitted), index=s.index),
+        counterfactual=pd.Series(np.asarray(counterfactual), index=s.index),
+        intervention_start=start,
+        n_pre=int((s.index < start).sum()),
+        n_post=int((s.index >= start).sum()),
+        **_diagnostics(resid, periods_per_year),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
 def _ljung_box(resid: np.ndarray, lags: int) -> float:
     lags = max(1, min(lags, len(resid) // 4))
     return float(acorr_ljungbox(resid, lags=[lags], return_df=True)["lb_pvalue"].iloc[0])
@@ -336,15 +360,14 @@ class SegmentedITS:
         q = [self.alpha / 2, 1 - self.alpha / 2]
         lo_hi = np.quantile(sims_cf, q, axis=0)
         post = s.index >= start
-        return ITSResult(
-            rows=tuple(rows),
-            observed=s,
-            fitted=pd.Series(with_, index=s.index),
-            counterfactual=pd.Series(cf, index=s.index),
-            intervention_start=start,
-            n_pre=int((s.index < start).sum()),
-            n_post=int(post.sum()),
-            **_diagnostics(resid, self.periods_per_year),
+        return _its_result(
+            rows,
+            s,
+            start,
+            with_,
+            cf,
+            resid,
+            self.periods_per_year,
             hac_lags=lags if self.errors == "newey_west" else None,
             counterfactual_low=pd.Series(np.where(post, lo_hi[0], np.nan), index=s.index),
             counterfactual_high=pd.Series(np.where(post, lo_hi[1], np.nan), index=s.index),
@@ -488,15 +511,14 @@ class SegmentedITS:
                 _row(self.outcome_label, f"effect_at_{h}", est, v, lo, hi, p, "its_arima", "arima_forecast", scale)
             )
         resid = np.asarray(res.resid)[keep]
-        return ITSResult(
-            rows=tuple(rows),
-            observed=s,
-            fitted=pd.Series(fitted, index=s.index),
-            counterfactual=pd.Series(self._back(cf_mean), index=s.index),
-            intervention_start=start,
-            n_pre=int(pre.sum()),
-            n_post=int(post.sum()),
-            **_diagnostics(resid, self.periods_per_year),
+        return _its_result(
+            rows,
+            s,
+            start,
+            fitted,
+            self._back(cf_mean),
+            resid,
+            self.periods_per_year,
             counterfactual_low=pd.Series(cf_low, index=s.index),
             counterfactual_high=pd.Series(cf_high, index=s.index),
             residuals=pd.Series(resid, index=s.index[keep]),
@@ -534,15 +556,14 @@ class SegmentedITS:
         Xt_cf = Xg.iloc[n:].assign(**{f"group_x_{c}": 0.0 for c in _intervention_columns(X)}).to_numpy()
         resid = (yy - Xg.to_numpy() @ beta)[n:][keep1]
         start = starts[0]
-        return ITSResult(
-            rows=tuple(rows),
-            observed=s,
-            fitted=pd.Series(self._back(Xt @ beta), index=s.index),
-            counterfactual=pd.Series(self._back(Xt_cf @ beta), index=s.index),
-            intervention_start=start,
-            n_pre=int((s.index < start).sum()),
-            n_post=int((s.index >= start).sum()),
-            **_diagnostics(resid, self.periods_per_year),
+        return _its_result(
+            rows,
+            s,
+            start,
+            self._back(Xt @ beta),
+            self._back(Xt_cf @ beta),
+            resid,
+            self.periods_per_year,
             hac_lags=lags,
             residuals=pd.Series(resid, index=s.index[keep1]),
             excluded=tuple(s.index[~keep1]),
@@ -646,15 +667,14 @@ class PoissonITS:
         off = offset if offset is not None else 0.0
         fitted = np.exp(X.to_numpy() @ params.to_numpy() + off)
         cf = np.exp(X_cf.to_numpy() @ params.to_numpy() + off)
-        return ITSResult(
-            rows=tuple(rows),
-            observed=s,
-            fitted=pd.Series(fitted, index=s.index),
-            counterfactual=pd.Series(cf, index=s.index),
-            intervention_start=start,
-            n_pre=int((s.index < start).sum()),
-            n_post=int((s.index >= start).sum()),
-            **_diagnostics(resid_raw, self.periods_per_year),
+        return _its_result(
+            rows,
+            s,
+            start,
+            fitted,
+            cf,
+            resid_raw,
+            self.periods_per_year,
             dispersion=scale_value,
             warnings=tuple(str(w.message) for w in caught),
             residuals=pd.Series(resid_raw, index=s.index),

@@ -30,6 +30,14 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (7.5, 3.6)) -> tuple[Figu
     return fig, fig.add_subplot()
 
 
+def _finish(ax: Axes, title: str, *, legend: str | None) -> None:
+    """The house style every plot ends with: a left title, a frameless legend (at ``legend``), open axes."""
+    ax.set_title(title, fontsize=10, loc="left")
+    if legend is not None:
+        ax.legend(frameon=False, fontsize=8, loc=legend)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 def _mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start") -> None:
     ax.axvline(start, color=FLAG_COLOUR, linestyle="--", linewidth=1)
     ax.annotate(
@@ -66,9 +74,7 @@ def plot_trends(
     else:
         ax.set_ylabel("%")
     _mark_start(ax, intervention_start)
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(frameon=False, fontsize=8, loc="lower left")
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish(ax, title, legend="lower left")
     return fig
 
 
@@ -91,9 +97,7 @@ def plot_placebo_distribution(
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("number of units")
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(frameon=False, fontsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish(ax, title, legend="best")
     return fig
 
 
@@ -126,9 +130,7 @@ def plot_its(result: ITSResult, *, title: str = "", ylabel: str = "", ax: Axes |
     )
     _mark_start(ax, start)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(frameon=False, fontsize=8, loc="lower left")
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish(ax, title, legend="lower left")
     return fig
 
 
@@ -170,8 +172,7 @@ def plot_event_study(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish(ax, title, legend=None)
     return fig
 
 
@@ -187,9 +188,7 @@ def plot_its_residuals(result: ITSResult, *, title: str = "", ax: Axes | None = 
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("lag (months)")
     ax.set_ylabel("residual autocorrelation")
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(frameon=False, fontsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish(ax, title, legend="best")
     return fig
 
 
@@ -205,9 +204,7 @@ def plot_synthetic_control(result: SynthResult, *, title: str = "", ylabel: str 
     ax.axhline(0, color="black", linewidth=0.6)
     _mark_start(ax, result.start)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(frameon=False, fontsize=8, loc="lower left")
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish(ax, title, legend="lower left")
     return fig
 
 
@@ -224,7 +221,5 @@ def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
     ax.axvspan(-0.25, 0.25, color=COMPARISON_COLOUR, alpha=0.15, linewidth=0)
     ax.set_yticks(y, rows["feature"])
     ax.set_xlabel("standardised difference, site minus comparison (pool SDs); shaded: |d| < 0.25")
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(frameon=False, fontsize=8, loc="best")
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish(ax, title, legend="best")
     return fig

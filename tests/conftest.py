@@ -9,6 +9,15 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: DiD column roles of evallib.simulate.simulate_panel, on the log scale.
+SIM_ROLES = {
+    "outcome": "value",
+    "unit": "unit",
+    "time": "period",
+    "treated": "treated",
+    "post": "post",
+    "transform": "log",
+}
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

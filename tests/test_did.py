@@ -12,6 +12,8 @@ from evallib.errors import DataError
 from evallib.results import TIDY_COLUMNS
 from evallib.simulate import simulate_panel
 
+from .conftest import SIM_ROLES
+
 pytestmark = pytest.mark.unit
 ROLES = {"outcome": "Rate", "unit": "State", "time": "Quarter_Num", "treated": "treated", "post": "post"}
 
@@ -112,14 +114,7 @@ def test_known_effect_recovered_and_placebo_test_calibrated() -> None:
     est, rej_placebo, rej_cr1 = [], 0, 0
     for seed in range(200):
         d = simulate_panel(40, 60, start_period=40, effect=0.0, seed=seed)
-        roles = {
-            "outcome": "value",
-            "unit": "unit",
-            "time": "period",
-            "treated": "treated",
-            "post": "post",
-            "transform": "log",
-        }
+        roles = SIM_ROLES
         r = DiD(**roles).fit(d)
         rej_placebo += r.p_value < 0.05
         rej_cr1 += DiD(**roles, inference="cluster_cr1").fit(d).p_value < 0.05
@@ -140,14 +135,7 @@ def test_known_effect_recovered_and_placebo_test_calibrated() -> None:
 
 def test_several_treated_units_use_seeded_random_draws() -> None:
     d = simulate_panel(50, 48, treated=4, start_period=30, effect=0.1, seed=3)
-    roles = {
-        "outcome": "value",
-        "unit": "unit",
-        "time": "period",
-        "treated": "treated",
-        "post": "post",
-        "transform": "log",
-    }
+    roles = SIM_ROLES
     a, b = DiD(**roles, n_draws=499, seed=7).fit(d), DiD(**roles, n_draws=499, seed=7).fit(d)
     assert a.row == b.row
     assert len(a.placebo_estimates) == 500 and a.row.n_treated == 4

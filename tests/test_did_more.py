@@ -12,6 +12,8 @@ from evallib.did import DiD, EventStudy, wild_cluster_bootstrap, within_transfor
 from evallib.rates import PoissonDiD, fit_poisson_fe, fit_poisson_fe_balanced
 from evallib.simulate import simulate_panel
 
+from .conftest import SIM_ROLES
+
 pytestmark = pytest.mark.unit
 
 
@@ -131,14 +133,7 @@ def test_wcr_function_rejects_unbalanced_input() -> None:
 
 def test_rate_outcome_equals_a_precomputed_rate() -> None:
     d = simulate_panel(30, 36, start_period=24, effect=-0.1, seed=6)
-    roles = {
-        "outcome": "value",
-        "unit": "unit",
-        "time": "period",
-        "treated": "treated",
-        "post": "post",
-        "transform": "log",
-    }
+    roles = SIM_ROLES
     r = DiD(**roles, denominator="population").fit(d)
     direct = DiD(**{**roles, "outcome": "rate"}).fit(d.assign(rate=d["value"] / d["population"]))
     assert (r.row.estimate, r.row.ci_low, r.row.ci_high, r.p_value) == (
