@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evallib.params import find_params  # noqa: E402
-from evallib.runner import run_batch  # noqa: E402
+from evallib.pipeline.batch import run_batch  # noqa: E402
+from evallib.protocol.params import find_params  # noqa: E402
 
 DEFAULT = ["V01", "V04", "V05", "V08", "V10", "V25", "V45", "I01", "I03", "I09", "I12", "I18"]
 

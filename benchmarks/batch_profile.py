@@ -47,7 +47,10 @@ def _python_start() -> None:
 
 
 def _imports() -> None:
-    subprocess.run([sys.executable, "-c", "import evallib.site, evallib.report, evallib.notebook"], check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import evallib.evaluation.site, evallib.reporting.report, evallib.pipeline.notebook"],
+        check=True,
+    )
 
 
 def _kernel_start() -> None:
@@ -65,10 +68,10 @@ def _kernel_start() -> None:
 def profile_one_site(site: str, repeat: int) -> dict[str, float]:
     import papermill as pm
 
-    from evallib import report
-    from evallib.params import load_params
-    from evallib.publish import render_report
-    from evallib.site import evaluate_site
+    from evallib.evaluation.site import evaluate_site
+    from evallib.protocol.params import load_params
+    from evallib.reporting import report
+    from evallib.reporting.static_site import render_report
 
     kind = "vanguards" if site.startswith("V") else "ics"
     params_file = ROOT / "params" / kind / f"{site}.yaml"
@@ -104,7 +107,7 @@ def profile_one_site(site: str, repeat: int) -> dict[str, float]:
 def profile_batch(sites: list[str] | None, jobs: int | None) -> dict[str, object]:
     import shutil
 
-    from evallib.runner import run_batch
+    from evallib.pipeline.batch import run_batch
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -30,8 +30,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evallib.did import DiD  # noqa: E402
-from evallib.simulate import simulate_panel  # noqa: E402
+from evallib.methods.did import DiD  # noqa: E402
+from evallib.methods.simulate import simulate_panel  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:

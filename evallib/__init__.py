@@ -1,10 +1,86 @@
-"""evallib: difference-in-differences and interrupted time series for NHS new care model evaluations."""
+"""evallib: difference-in-differences and interrupted time series for NHS new care model evaluations.
+
+What an evaluator types is importable from here (``from evallib import DiD``); each
+name lives in one layer of the package:
+
+* ``evallib.sources``: loading and validating panels, the bundled NHS data, the site registry;
+* ``evallib.methods``: the estimators and their frozen results (nothing NHS-specific);
+* ``evallib.protocol``: site params files (the pre-specified protocols) and their generator;
+* ``evallib.evaluation``: one site's analysis, its results file, the programme view;
+* ``evallib.reporting``: report sections, plots, disclosure control, the static site;
+* ``evallib.pipeline``: the batch runner, notebook execution and the command line.
+
+Names are imported on first use, so ``import evallib`` stays cheap.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
+from evallib.errors import DataError, EvalLibError, NotEvaluable, ParamsError
+
 __version__ = "0.1.0"
 
-from evallib.errors import DataError, EvalLibError, NotEvaluable, ParamsError  # noqa: E402
-from evallib.params import SiteProtocol, load_params  # noqa: E402
+#: Public name -> the module that defines it.
+_PUBLIC: dict[str, str] = {
+    # methods
+    "DiD": "evallib.methods.did",
+    "DiDResult": "evallib.methods.did",
+    "pretrend_test": "evallib.methods.did",
+    "EventStudy": "evallib.methods.event_study",
+    "EventStudyResult": "evallib.methods.event_study",
+    "PoissonDiD": "evallib.methods.rates",
+    "RateRatioResult": "evallib.methods.rates",
+    "CallawaySantAnna": "evallib.methods.staggered",
+    "CSResult": "evallib.methods.staggered",
+    "SegmentedITS": "evallib.methods.its",
+    "PoissonITS": "evallib.methods.its_poisson",
+    "ITSResult": "evallib.methods.its_design",
+    "SyntheticControl": "evallib.methods.synth",
+    "SynthResult": "evallib.methods.synth",
+    "match_comparators": "evallib.methods.matching",
+    "balance_table": "evallib.methods.matching",
+    "random_effects": "evallib.methods.pooling",
+    "simulate_panel": "evallib.methods.simulate",
+    "permutation_test": "evallib.methods.inference",
+    "Estimate": "evallib.methods.results",
+    "TIDY_COLUMNS": "evallib.methods.results",
+    # sources
+    "Panel": "evallib.sources.panel",
+    "validate_panel": "evallib.sources.panel",
+    "FileSource": "evallib.sources.files",
+    "load_file": "evallib.sources.files",
+    "BUNDLED": "evallib.sources.bundled",
+    "load_bundled": "evallib.sources.bundled",
+    "load_registry": "evallib.sources.registry",
+    # protocol
+    "SiteProtocol": "evallib.protocol.params",
+    "load_params": "evallib.protocol.params",
+    "find_params": "evallib.protocol.params",
+    # evaluation
+    "evaluate_site": "evallib.evaluation.site",
+    "SiteEvaluation": "evallib.evaluation.site",
+    "write_results": "evallib.evaluation.results_file",
+    "load_programme": "evallib.evaluation.programme",
+    # reporting
+    "full_report": "evallib.reporting.report",
+    "build_site": "evallib.reporting.static_site",
+    # pipeline
+    "run_batch": "evallib.pipeline.batch",
+}
 
-__all__ = ["DataError", "EvalLibError", "NotEvaluable", "ParamsError", "SiteProtocol", "load_params", "__version__"]
+__all__ = ["DataError", "EvalLibError", "NotEvaluable", "ParamsError", "__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evallib' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -1,5 +1,5 @@
 import sys
 
-from evallib.cli import main
+from evallib.pipeline.cli import main
 
 sys.exit(main())

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: DiD column roles of evallib.simulate.simulate_panel, on the log scale.
+#: DiD column roles of evallib.methods.simulate.simulate_panel, on the log scale.
 SIM_ROLES = {
     "outcome": "value",
     "unit": "unit",

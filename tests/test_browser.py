@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from PIL import Image
 
-from evallib.runner import run_batch
+from evallib.pipeline.batch import run_batch
 
 from .test_runner import _project
 

@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib import programme
-from evallib.comparison import balance_table, match_comparators, series_features
 from evallib.errors import DataError
-from evallib.params import find_params, load_params
-from evallib.pooling import random_effects
-from evallib.registry import load_registry
-from evallib.site import _analysis_frame, excluded_by_rule, load_panel
-from evallib.synth import SyntheticControl, simplex_least_squares
+from evallib.evaluation import programme
+from evallib.evaluation.coverage import analysis_frame, excluded_by_rule, load_panel
+from evallib.methods.matching import MEAN_COUNT_FEATURE, balance_table, match_comparators, series_features
+from evallib.methods.pooling import random_effects
+from evallib.methods.synth import SyntheticControl, simplex_least_squares
+from evallib.protocol.params import find_params, load_params
+from evallib.reporting import programme_page
+from evallib.sources.registry import load_registry
 
 from .conftest import ROOT
 
@@ -30,7 +31,7 @@ def test_no_vanguard_is_ever_another_vanguards_comparator() -> None:
     for f in find_params(ROOT / "params" / "vanguards"):
         p = load_params(f)
         try:
-            _, _, cov = _analysis_frame(p, load_panel(p), p.primary_outcome)
+            _, _, cov = analysis_frame(p, load_panel(p), p.primary_outcome)
         except Exception:  # noqa: BLE001 - not evaluable sites have no pool to check
             continue
         assert not set(cov.comparators) & vanguard_trusts, p.site_id
@@ -73,13 +74,17 @@ def test_matching_returns_the_k_closest_by_standardised_distance() -> None:
 
 def test_balance_table_has_every_set() -> None:
     pool = pd.DataFrame({f"U{i}": _series(8 + 0.1 * i, 0.01 * i, 0.05, seed=i) for i in range(8)})
+    site = _series(8.3, 0.03, 0.05)
     t = balance_table(
-        _series(8.3, 0.03, 0.05),
+        site,
         pool,
         {"all": pd.Series(1.0, index=pool.columns), "first3": pd.Series(1.0, index=["U0", "U1", "U2"])},
     )
     assert list(t.columns) == ["feature", "site", "all", "all (std. diff.)", "first3", "first3 (std. diff.)"]
-    assert t.iloc[-1]["feature"].startswith("mean monthly count") and t.iloc[-1]["site"] % 5 == 0  # rounded to 5
+    # The mean count is returned unrounded: methods know nothing of disclosure control; the report rounds it.
+    assert t.iloc[-1]["feature"] == MEAN_COUNT_FEATURE
+    assert t.iloc[-1]["site"] == pytest.approx(site.mean())
+    assert t.iloc[-1]["first3"] == pytest.approx(pool[["U0", "U1", "U2"]].mean().mean())
 
 
 def test_simplex_solver_satisfies_constraints_and_beats_a_grid() -> None:
@@ -200,7 +205,7 @@ def test_programme_view_from_results_files(tmp_path: Path) -> None:
     assert pooled.loc["PACS", "sites"] == 2 and pooled.loc["PACS", "estimate"] == pytest.approx(0.0)
     g = programme.growth_table(data).set_index("care_model")
     assert g.loc["PACS", "difference_points"] == pytest.approx(-3.0)
-    assert "&lt;b&gt;" not in programme.overview(data).html  # names are not shown raw; counts only
-    assert "img" in programme.forest(data).html  # infinite interval ends are clipped, not a crash
+    assert "&lt;b&gt;" not in programme_page.overview(data).html  # names are not shown raw; counts only
+    assert "img" in programme_page.forest(data).html  # infinite interval ends are clipped, not a crash
     with pytest.raises(DataError, match="no results.json"):
         programme.load_programme(tmp_path / "empty")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evallib.runner import run_batch
+from evallib.pipeline.batch import run_batch
 
 from .test_runner import _project
 

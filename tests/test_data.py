@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evallib.data import BUNDLED, FileSource, bundled_data_dir, load_bundled, load_file, require_no_gaps, validate_panel
 from evallib.errors import DataError
+from evallib.sources.bundled import BUNDLED, bundled_data_dir, load_bundled
+from evallib.sources.files import FileSource, load_file
+from evallib.sources.panel import require_no_gaps, validate_panel
 
 pytestmark = pytest.mark.unit
 

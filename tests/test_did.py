@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from evallib.did import DiD, pretrend_test, within_transform
 from evallib.errors import DataError
-from evallib.results import TIDY_COLUMNS
-from evallib.simulate import simulate_panel
+from evallib.methods.did import DiD, pretrend_test
+from evallib.methods.panel import within_transform
+from evallib.methods.results import TIDY_COLUMNS
+from evallib.methods.simulate import simulate_panel
 
 from .conftest import SIM_ROLES
 

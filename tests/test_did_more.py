@@ -8,9 +8,12 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from evallib.did import DiD, EventStudy, wild_cluster_bootstrap, within_transform
-from evallib.rates import PoissonDiD, fit_poisson_fe, fit_poisson_fe_balanced
-from evallib.simulate import simulate_panel
+from evallib.methods.did import DiD
+from evallib.methods.event_study import EventStudy
+from evallib.methods.inference import wild_cluster_bootstrap
+from evallib.methods.panel import within_transform
+from evallib.methods.rates import PoissonDiD, fit_poisson_fe, fit_poisson_fe_balanced
+from evallib.methods.simulate import simulate_panel
 
 from .conftest import SIM_ROLES
 

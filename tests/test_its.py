@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.its import PoissonITS, SegmentedITS, newey_west_lags
+from evallib.methods.its import SegmentedITS
+from evallib.methods.its_design import newey_west_lags
+from evallib.methods.its_poisson import PoissonITS
 
 pytestmark = pytest.mark.unit
 START = "2005-01-01"  # smokban = 1 from month 37

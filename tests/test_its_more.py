@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.its import PoissonITS, SegmentedITS, its_design
+from evallib.methods.its import SegmentedITS
+from evallib.methods.its_design import its_design
+from evallib.methods.its_poisson import PoissonITS
 
 pytestmark = pytest.mark.unit
 IDX = pd.date_range("2012-04-01", periods=96, freq="MS")

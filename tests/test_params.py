@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from evallib.errors import ParamsError
-from evallib.make_params import protocol_for, to_yaml, write_params
-from evallib.params import PARAMETER_NAMES, SiteProtocol, find_params, load_params
-from evallib.registry import load_registry
+from evallib.protocol.generator import protocol_for, to_yaml, write_params
+from evallib.protocol.params import PARAMETER_NAMES, SiteProtocol, find_params, load_params
+from evallib.sources.registry import load_registry
 
 from .conftest import ROOT
 

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from evallib import plots
-from evallib.did import DiD, EventStudy
-from evallib.its import SegmentedITS
-from evallib.simulate import simulate_panel
-from evallib.staggered import CallawaySantAnna
+from evallib.methods.did import DiD
+from evallib.methods.event_study import EventStudy
+from evallib.methods.its import SegmentedITS
+from evallib.methods.simulate import simulate_panel
+from evallib.methods.staggered import CallawaySantAnna
+from evallib.reporting import plots
 
 from .conftest import FIXTURES
 

@@ -15,12 +15,13 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from evallib import report
-from evallib.cli import main as cli_main
-from evallib.disclosure import check_published
-from evallib.params import load_params
-from evallib.runner import run_batch
-from evallib.site import evaluate_site, write_results
+from evallib.evaluation.results_file import write_results
+from evallib.evaluation.site import evaluate_site
+from evallib.pipeline.batch import run_batch
+from evallib.pipeline.cli import main as cli_main
+from evallib.protocol.params import load_params
+from evallib.reporting import report
+from evallib.reporting.disclosure import check_published
 
 from .conftest import ROOT, tree_digest
 from .test_runner import _project

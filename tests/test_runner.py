@@ -13,9 +13,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from evallib.cli import main as cli_main
 from evallib.errors import ParamsError
-from evallib.runner import run_batch
+from evallib.pipeline.batch import run_batch
+from evallib.pipeline.cli import main as cli_main
 
 from .conftest import ROOT
 
@@ -65,7 +65,7 @@ def test_batch_publishes_every_site(tmp_path: Path) -> None:
         _no_machine_paths(nb, tmp_path)
     assert "the registry lists no acute trust" in index
     assert "href='programme.html'" in index
-    from evallib.disclosure import check_published
+    from evallib.reporting.disclosure import check_published
 
     assert check_published(out / "site") == []  # no unsuppressed count in any published table
     front = (out / "site" / "programme.html").read_text()

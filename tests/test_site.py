@@ -8,13 +8,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evallib import report
-from evallib.data import bundled_data_dir, validate_panel
-from evallib.disclosure import SUPPRESSED, format_count, safe_count, safe_count_table
-from evallib.params import SiteProtocol, load_params
-from evallib.results import TIDY_COLUMNS
-from evallib.simulate import simulate_panel
-from evallib.site import evaluate_site, excluded_by_rule, write_results
+from evallib.evaluation.coverage import excluded_by_rule
+from evallib.evaluation.results_file import write_results
+from evallib.evaluation.site import evaluate_site
+from evallib.methods.results import TIDY_COLUMNS
+from evallib.methods.simulate import simulate_panel
+from evallib.protocol.params import SiteProtocol, load_params
+from evallib.reporting import report
+from evallib.reporting.disclosure import SUPPRESSED, format_count, safe_count, safe_count_table
+from evallib.sources.bundled import bundled_data_dir
+from evallib.sources.panel import validate_panel
 
 from .conftest import ROOT, tree_digest
 

@@ -1,0 +1,179 @@
+"""What one outcome's analysis stands on: the windows, the site's units in the data, and the comparison pool.
+
+:func:`analysis_frame` applies the protocol's pool rule (other treated sites out,
+include/exclude lists, type-1 A&E, complete data) and raises
+:class:`~evallib.errors.NotEvaluable` with the reason in words when the data
+cannot support the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from evallib.errors import DataError, NotEvaluable
+from evallib.protocol.params import SiteProtocol
+from evallib.protocol.paths import project_root
+from evallib.sources.bundled import BUNDLED, load_bundled
+from evallib.sources.files import load_file
+from evallib.sources.panel import Panel
+from evallib.sources.registry import load_registry, type1_trusts
+
+OUTCOME_LABELS = {
+    "ae_attendances": "A&E attendances",
+    "ae_type1_attendances": "type-1 A&E attendances",
+    "emergency_admissions": "emergency admissions via A&E",
+    "four_hour_performance": "four-hour A&E performance",
+}
+#: Follow-up shorter than this many periods is flagged as short in the report.
+SHORT_FOLLOW_UP = 24
+#: With fewer comparison units than this, a 95% placebo interval cannot be finite.
+MIN_COMPARATORS_FOR_CI = 19
+
+
+def outcome_label(outcome: str) -> str:
+    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What data the analysis of one outcome stands on."""
+
+    outcome: str
+    source: str
+    periods: tuple[pd.Timestamp, ...] = field(repr=False)
+    n_pre: int
+    n_post: int
+    missing_periods: tuple[pd.Timestamp, ...]
+    treated_used: tuple[str, ...]
+    treated_not_in_data: tuple[str, ...]
+    treated_incomplete: tuple[str, ...]
+    comparators: tuple[str, ...] = field(repr=False)
+    excluded: dict[str, int] = field(default_factory=dict)
+    baseline_total: float = float("nan")
+
+    @property
+    def n_comparators(self) -> int:
+        return len(self.comparators)
+
+
+def load_panel(protocol: SiteProtocol) -> Panel:
+    """The data named by the protocol's ``data_source``."""
+    if isinstance(protocol.data_source, str):
+        return load_bundled(protocol.data_source)
+    return load_file(protocol.data_source, base_dir=project_root())
+
+
+def excluded_by_rule(protocol: SiteProtocol) -> set[str]:
+    """Units the comparison-pool rule removes (other treated sites)."""
+    rule = protocol.comparison_pool
+    if rule == "all_eligible":
+        return set()
+    end = protocol.windows["post_end"]
+    out: set[str] = set()
+    for site in load_registry():
+        if rule == "exclude_other_vanguards" and site.site_type == "vanguard":
+            out.update(site.acute_trust_codes)
+        elif rule == "exclude_ics_designated_before_end" and site.site_type == "ICS" and site.start_month <= end:
+            out.update(site.acute_trust_codes)
+    return out
+
+
+def analysis_frame(
+    protocol: SiteProtocol, panel: Panel, outcome: str
+) -> tuple[pd.DataFrame, pd.DataFrame | None, Coverage]:
+    """Values (period x unit) for the treated units and comparators; raises NotEvaluable."""
+    w = protocol.windows
+    label = outcome_label(outcome)
+    if outcome not in panel.outcomes:
+        raise DataError(
+            f"site {protocol.site_id}: outcome {outcome!r} is not in data source {panel.source!r} "
+            f"(it has {', '.join(panel.outcomes)}); fix primary_outcome/secondary_outcomes in the params file"
+        )
+    values = panel.wide(outcome)
+    denom = panel.wide(outcome, "denominator") if panel.has_denominator(outcome) else None
+    data_start, data_end = values.index.min(), values.index.max()
+    in_window = values.index[
+        ((values.index >= w["pre_start"]) & (values.index <= w["pre_end"]))
+        | ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))
+    ]
+    n_pre = int((in_window <= w["pre_end"]).sum())
+    n_post = int((in_window >= w["post_start"]).sum())
+    if n_post == 0:
+        raise NotEvaluable(
+            f"no post-period in the data: {label} data run {data_start:%b %Y} to {data_end:%b %Y}, "
+            f"and follow-up would be {w['post_start']:%b %Y} to {w['post_end']:%b %Y}"
+        )
+    if n_pre < protocol.min_pre_periods:
+        raise NotEvaluable(
+            f"only {n_pre} pre-period months of {label} in the data (from {data_start:%b %Y}); "
+            f"the protocol needs at least {protocol.min_pre_periods}"
+        )
+    if n_post < protocol.min_post_periods:
+        raise NotEvaluable(
+            f"only {n_post} months of follow-up of {label} in the data (to {data_end:%b %Y}); "
+            f"the protocol needs at least {protocol.min_post_periods}"
+        )
+    expected = pd.date_range(w["pre_start"], w["post_end"], freq="MS" if panel.frequency == "monthly" else None)
+    missing = tuple(
+        p
+        for p in expected
+        if p not in set(in_window) and data_start <= p <= data_end and not (w["pre_end"] < p < w["post_start"])
+    )
+    win = values.loc[in_window]
+    complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
+    treated = list(protocol.treated_units)
+    not_in_data = tuple(u for u in treated if u not in win.columns or win[u].isna().all())
+    incomplete = tuple(u for u in treated if u not in not_in_data and not complete.get(u, False))
+    used = tuple(u for u in treated if u not in not_in_data and u not in incomplete)
+    if not used:
+        if len(not_in_data) == len(treated):
+            raise NotEvaluable(
+                f"none of the site's trusts ({', '.join(treated)}) appear in the {label} data "
+                f"between {w['pre_start']:%b %Y} and {w['post_end']:%b %Y}"
+            )
+        raise NotEvaluable(
+            f"the site's trusts ({', '.join(treated)}) have incomplete {label} series in the analysis window "
+            f"(gaps, zeros or a code that changed after a merger), so no before-and-after comparison is possible"
+        )
+    excluded: dict[str, int] = {}
+    candidates = [u for u in win.columns if u not in treated]
+    if protocol.comparison_include:
+        pool = [u for u in protocol.comparison_include if u in win.columns]
+        excluded["not in the protocol's include list"] = len(candidates) - len(pool)
+    else:
+        rule = excluded_by_rule(protocol)
+        pool = [u for u in candidates if u not in rule]
+        excluded[f"other treated sites ({protocol.comparison_pool})"] = len(candidates) - len(pool)
+        if protocol.type1_comparators_only and panel.source in BUNDLED:  # ODS flags describe NHS trusts only
+            t1 = type1_trusts()
+            before = len(pool)
+            pool = [u for u in pool if u in t1]
+            excluded["no type-1 (major) A&E department"] = before - len(pool)
+    if protocol.comparison_exclude:
+        before = len(pool)
+        pool = [u for u in pool if u not in protocol.comparison_exclude]
+        excluded["excluded by the protocol"] = before - len(pool)
+    before = len(pool)
+    pool = [u for u in pool if complete.get(u, False)]
+    excluded["incomplete data in the window"] = before - len(pool)
+    if not pool:
+        raise NotEvaluable(f"the comparison pool for {label} is empty after applying the protocol's rules")
+    baseline = win.loc[win.index <= w["pre_end"], list(used)].iloc[-12:]
+    cov = Coverage(
+        outcome=outcome,
+        source=panel.source,
+        periods=tuple(in_window),
+        n_pre=n_pre,
+        n_post=n_post,
+        missing_periods=missing,
+        treated_used=used,
+        treated_not_in_data=not_in_data,
+        treated_incomplete=incomplete,
+        comparators=tuple(sorted(pool)),
+        excluded={k: v for k, v in excluded.items() if v},
+        baseline_total=float(baseline.to_numpy().sum()) if outcome != "four_hour_performance" else float("nan"),
+    )
+    cols = list(used) + sorted(pool)
+    return win[cols], (denom.loc[in_window, cols] if denom is not None else None), cov

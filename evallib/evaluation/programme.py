@@ -1,0 +1,116 @@
+"""The programme-level view across all sites, built from their ``results.json`` files.
+
+Reads what the site runs published (nothing is re-estimated), so the programme
+summary always matches the site reports: every site's primary effect, a
+random-effects pooled estimate per care model, and the growth table in the form
+NHS England reported ("growth since baseline: each care model against the rest of
+England", here against each site's comparison pool).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evallib.errors import DataError
+from evallib.methods.pooling import random_effects
+
+CARE_MODEL_ORDER = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
+
+
+@dataclass(frozen=True)
+class ProgrammeData:
+    """One row per site: status, primary DiD estimate (log scale) with interval, growth."""
+
+    sites: pd.DataFrame = field(repr=False)
+
+    @property
+    def evaluated(self) -> pd.DataFrame:
+        return self.sites[self.sites["status"] == "evaluated"]
+
+
+def load_programme(outputs: str | Path) -> ProgrammeData:
+    """Collect every ``outputs/<site>/results.json``."""
+    root = Path(outputs)
+    rows = []
+    for f in sorted(root.glob("*/results.json")):
+        res = json.loads(f.read_text(encoding="utf-8"))
+        did = next(
+            (
+                r
+                for r in res.get("results", [])
+                if r["method"] == "did_twfe" and r["outcome"] == res.get("primary_outcome")
+            ),
+            None,
+        )
+        growth = res.get("growth") or {}
+        rows.append(
+            {
+                "site_id": res["site_id"],
+                "site_name": res.get("site_name", ""),
+                "care_model": res.get("care_model", "other"),
+                "status": res["status"],
+                "scale": did["scale"] if did else None,
+                "estimate": did["estimate"] if did else np.nan,
+                "std_error": did["std_error"] if did else np.nan,
+                "ci_low": did["ci_low"] if did and did["ci_low"] is not None else (-np.inf if did else np.nan),
+                "ci_high": did["ci_high"] if did and did["ci_high"] is not None else (np.inf if did else np.nan),
+                "p_value": did["p_value"] if did else np.nan,
+                "site_growth_pct": growth.get("site_growth_pct", np.nan),
+                "comparison_growth_pct": growth.get("comparison_growth_pct", np.nan),
+            }
+        )
+    if not rows:
+        raise DataError(f"no results.json under {root.name}/: run the site evaluations first (evallib run)")
+    return ProgrammeData(pd.DataFrame(rows))
+
+
+def pooled_by_care_model(data: ProgrammeData) -> pd.DataFrame:
+    """DerSimonian-Laird pooled effect per care model, on the log scale and as percent.
+
+    Notes
+    -----
+    Each site's DiD estimate (log scale) is weighted by ``1 / (se^2 + tau^2)`` with
+    ``se`` the SD of its placebo estimates. Sites are treated as independent, which is
+    approximate where sites share trusts or comparison trusts.
+    """
+    ev = data.evaluated
+    ev = ev[ev["scale"] == "log"]
+    out = []
+    for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
+        g = ev[ev["care_model"] == model]
+        pooled = random_effects(g["estimate"].to_numpy(), g["std_error"].to_numpy())
+        out.append(
+            {
+                "care_model": model,
+                "sites": pooled.k,
+                "estimate": pooled.estimate,
+                "ci_low": pooled.ci_low,
+                "ci_high": pooled.ci_high,
+                "p_value": pooled.p_value,
+                "percent": 100 * (math.exp(pooled.estimate) - 1),
+                "percent_low": 100 * (math.exp(pooled.ci_low) - 1),
+                "percent_high": 100 * (math.exp(pooled.ci_high) - 1),
+                "tau2": pooled.tau2,
+                "i2": pooled.i2,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def growth_table(data: ProgrammeData) -> pd.DataFrame:
+    """Mean growth (last 12 months of follow-up vs the baseline year) of sites and their comparison pools."""
+    ev = data.evaluated.dropna(subset=["site_growth_pct", "comparison_growth_pct"])
+    g = ev.groupby("care_model").agg(
+        sites=("site_id", "size"),
+        site_growth_pct=("site_growth_pct", "mean"),
+        comparison_growth_pct=("comparison_growth_pct", "mean"),
+    )
+    g["difference_points"] = g["site_growth_pct"] - g["comparison_growth_pct"]
+    order = [m for m in CARE_MODEL_ORDER if m in g.index]
+    return g.loc[order].reset_index()

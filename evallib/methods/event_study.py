@@ -1,0 +1,195 @@
+"""Event studies: DiD effects by period relative to a common start, with a joint test of the leads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from evallib.errors import DataError
+from evallib.methods.did import MIN_TREATED_FOR_BOOTSTRAP
+from evallib.methods.inference import permutation_test
+from evallib.methods.panel import Transform, prepare_panel, within_transform
+from evallib.methods.results import Estimate, tidy_frame
+
+
+@dataclass(frozen=True)
+class EventStudyResult:
+    """Read-only event-study result: one row per event time (the reference excluded).
+
+    ``pretrend`` is the joint test that every lead (pre-period event time) is zero.
+    """
+
+    rows: tuple[Estimate, ...]
+    event_times: tuple[int, ...]
+    reference: int
+    pretrend: Estimate
+    placebo: np.ndarray | None = field(default=None, repr=False)
+
+    def tidy(self) -> pd.DataFrame:
+        return tidy_frame(list(self.rows))
+
+    def with_scale(self, scale: str) -> EventStudyResult:
+        """The same result with its rows' ``scale`` relabelled (e.g. after aggregating logs)."""
+        rows = tuple(Estimate(**{**r.__dict__, "scale": scale}) for r in self.rows)
+        return EventStudyResult(rows, self.event_times, self.reference, self.pretrend, self.placebo)
+
+    @property
+    def leads(self) -> tuple[Estimate, ...]:
+        return tuple(r for r, e in zip(self.rows, self.event_times, strict=True) if e < 0)
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+@dataclass(frozen=True)
+class EventStudy:
+    """Dynamic DiD: effects by period relative to a common start, leads included.
+
+    Parameters
+    ----------
+    outcome, unit, time, treated : str
+        Column roles, as for :class:`DiD`.
+    start : object
+        The first treated value of ``time``.
+    leads, lags : int, optional
+        Bin event times below ``-leads`` into ``-leads`` and above ``lags`` into ``lags``
+        (default: no binning).
+    reference : int
+        Event time normalised to zero (default -1, the period before the start).
+    transform, inference, n_draws, seed, alpha
+        As for :class:`DiD`; ``auto`` means placebo-in-space below
+        :data:`MIN_TREATED_FOR_BOOTSTRAP` treated units, else cluster-robust CR1.
+
+    Notes
+    -----
+    Estimand: for each event time e, the treated-minus-comparison difference in the
+    outcome relative to the reference period. Leads (e < 0) estimate differences
+    before the start: if parallel trends hold they are zero, which the joint pre-trend
+    test checks (a Wald statistic, referred to its placebo distribution or, with CR1,
+    to an F distribution). Lags (e >= 0) are dynamic effects. Common timing only; for
+    staggered adoption use :class:`evallib.methods.staggered.CallawaySantAnna`.
+    """
+
+    outcome: str
+    unit: str
+    time: str
+    treated: str
+    start: object
+    leads: int | None = None
+    lags: int | None = None
+    reference: int = -1
+    transform: Transform = "identity"
+    inference: Literal["auto", "placebo_in_space", "cluster_cr1"] = "auto"
+    n_draws: int = 999
+    seed: int = 2015
+    alpha: float = 0.05
+    outcome_label: str = ""
+
+    def fit(self, data: pd.DataFrame) -> EventStudyResult:
+        pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform)
+        periods = pa.periods
+        if self.start not in set(periods):
+            raise DataError(f"EventStudy: start {self.start!r} is not one of the {self.time!r} values")
+        pos = {p: i for i, p in enumerate(periods)}
+        rel = np.array([pos[p] for p in periods]) - pos[self.start]
+        lo = -self.leads if self.leads is not None else rel.min()
+        hi = self.lags if self.lags is not None else rel.max()
+        binned = np.clip(rel, lo, hi)
+        if self.reference not in set(binned) or self.reference >= 0:
+            raise DataError(f"EventStudy: reference event time {self.reference} must be a pre-period in the data")
+        event_times = [int(e) for e in sorted(set(binned)) if e != self.reference]
+        unit_codes, units, time_codes, treated = pa.unit, pa.units, pa.time, pa.treated
+        X = np.column_stack([(treated & (binned[time_codes] == e)).astype(float) for e in event_times])
+        xy = within_transform(np.column_stack([pa.y, X]), unit_codes, time_codes)
+        y_w, X_w = xy[:, 0], xy[:, 1:]
+        xtx = X_w.T @ X_w
+        beta = np.linalg.solve(xtx, X_w.T @ y_w)
+        n_units, n_periods, n_obs = len(units), len(periods), len(pa.y)
+        is_t = np.zeros(n_units, bool)
+        is_t[np.unique(unit_codes[treated])] = True
+        n_treated = int(is_t.sum())
+        method = self.inference
+        if method == "auto":
+            method = "placebo_in_space" if n_treated < MIN_TREATED_FOR_BOOTSTRAP else "cluster_cr1"
+        lead_idx = [i for i, e in enumerate(event_times) if e < 0]
+        placebo = None
+        if method == "placebo_in_space":
+            if n_obs != n_units * n_periods:
+                raise DataError("EventStudy: placebo inference needs a balanced panel; drop incomplete units first")
+            y = np.full((n_units, n_periods), np.nan)
+            y[unit_codes, time_codes] = pa.y
+            ref = y[:, binned == self.reference].mean(axis=1)
+            profile = np.column_stack([y[:, binned == e].mean(axis=1) - ref for e in event_times])
+            perm = permutation_test(profile, is_t, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)
+            se, lo_ci, hi_ci, p = perm.std_error, perm.ci_low, perm.ci_high, perm.p_value
+            placebo = perm.placebo
+            if lead_idx:
+                leads = placebo[:, lead_idx]
+                cov = np.atleast_2d(np.cov(leads, rowvar=False))
+                inv = np.linalg.pinv(cov)
+                w_all = np.einsum("ij,jk,ik->i", leads, inv, leads)
+                w_obs = float(beta[lead_idx] @ inv @ beta[lead_idx])
+                pre_stat, pre_p = w_obs, float(np.mean(w_all >= w_obs - 1e-12))
+            pre_inf = "placebo_in_space"
+        elif method == "cluster_cr1":
+            resid = y_w - X_w @ beta
+            scores = np.vstack(
+                [np.bincount(unit_codes, weights=X_w[:, j] * resid, minlength=n_units) for j in range(len(beta))]
+            ).T
+            bread = np.linalg.inv(xtx)
+            k = len(beta) + n_periods
+            vcov = bread @ (scores.T @ scores) @ bread * n_units / (n_units - 1) * (n_obs - 1) / (n_obs - k)
+            se = np.sqrt(np.diag(vcov))
+            tcrit = stats.t.ppf(1 - self.alpha / 2, n_units - 1)
+            lo_ci, hi_ci = beta - tcrit * se, beta + tcrit * se
+            p = 2 * stats.t.sf(np.abs(beta / se), n_units - 1)
+            if lead_idx:
+                b = beta[lead_idx]
+                v = vcov[np.ix_(lead_idx, lead_idx)]
+                pre_stat = float(b @ np.linalg.solve(v, b) / len(lead_idx))
+                pre_p = float(stats.f.sf(pre_stat, len(lead_idx), n_units - 1))
+            pre_inf = "cluster_cr1"
+        else:
+            raise DataError(f"EventStudy: unknown inference {method!r}; use auto, placebo_in_space or cluster_cr1")
+        label = self.outcome_label or self.outcome
+        scale = "log" if self.transform == "log" else "level"
+        rows = tuple(
+            Estimate(
+                label,
+                f"event_time_{e}",
+                float(beta[i]),
+                float(se[i]),
+                float(lo_ci[i]),
+                float(hi_ci[i]),
+                float(p[i]),
+                "did_event_study",
+                method,
+                scale,
+                n_treated,
+                n_units - n_treated,
+            )
+            for i, e in enumerate(event_times)
+        )
+        if not lead_idx:
+            pre_stat, pre_p = float("nan"), float("nan")
+        pretrend = Estimate(
+            label,
+            "joint_leads_wald",
+            pre_stat,
+            float("nan"),
+            float("nan"),
+            float("nan"),
+            pre_p,
+            "did_event_study_pretrend",
+            pre_inf,
+            "statistic",
+            n_treated,
+            n_units - n_treated,
+        )
+        return EventStudyResult(
+            rows=rows, event_times=tuple(event_times), reference=self.reference, pretrend=pretrend, placebo=placebo
+        )

@@ -1,0 +1,214 @@
+"""What every interrupted time series fit shares: the design matrix (trend, level and slope changes,
+seasonality), input checks, residual diagnostics and the read-only :class:`ITSResult`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.diagnostic import acorr_ljungbox
+from statsmodels.stats.stattools import durbin_watson
+
+from evallib.errors import DataError
+from evallib.methods.results import Estimate, tidy_frame
+
+Seasonality = Literal["fourier", "month", "none"]
+
+Seasonality = Literal["fourier", "month", "none"]
+
+
+@dataclass(frozen=True)
+class ITSResult:
+    """Read-only result of an ITS fit.
+
+    ``observed``, ``fitted`` and ``counterfactual`` are on the outcome's own scale
+    (counts, not logs), indexed by period; ``counterfactual`` is the fitted series
+    with every intervention term set to zero, and ``counterfactual_low`` /
+    ``counterfactual_high`` its interval in the post-period. ``rows`` holds the
+    level and slope changes and, for :class:`SegmentedITS`, the effects at the
+    chosen horizons and the cumulative effect.
+    """
+
+    rows: tuple[Estimate, ...]
+    observed: pd.Series = field(repr=False)
+    fitted: pd.Series = field(repr=False)
+    counterfactual: pd.Series = field(repr=False)
+    intervention_start: pd.Timestamp
+    n_pre: int
+    n_post: int
+    durbin_watson: float
+    ljung_box_p: float
+    ljung_box_lags: int
+    hac_lags: int | None = None
+    dispersion: float | None = None
+    warnings: tuple[str, ...] = ()
+    counterfactual_low: pd.Series | None = field(default=None, repr=False)
+    counterfactual_high: pd.Series | None = field(default=None, repr=False)
+    residuals: pd.Series | None = field(default=None, repr=False)
+    residual_acf: np.ndarray | None = field(default=None, repr=False)
+    excluded: tuple[pd.Timestamp, ...] = ()
+    errors: str = "newey_west"
+    trend_per_year: float | None = None
+
+    def tidy(self) -> pd.DataFrame:
+        return tidy_frame(list(self.rows))
+
+    def row(self, term: str) -> Estimate:
+        for r in self.rows:
+            if r.term == term:
+                return r
+        raise KeyError(f"no term {term!r}; terms are {[r.term for r in self.rows]}")
+
+    @property
+    def autocorrelated(self) -> bool:
+        """True when Ljung-Box rejects no residual autocorrelation at 5%."""
+        return bool(self.ljung_box_p < 0.05)
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+def fourier_terms(index: pd.DatetimeIndex, harmonics: int, periods_per_year: int = 12) -> pd.DataFrame:
+    """Sine and cosine pairs of the calendar month (as R's ``tsModel::harmonic``)."""
+    x = _season_position(index, periods_per_year)
+    cols = {}
+    for k in range(1, harmonics + 1):
+        cols[f"sin{k}"] = np.sin(2 * np.pi * k * x / periods_per_year)
+        cols[f"cos{k}"] = np.cos(2 * np.pi * k * x / periods_per_year)
+    return pd.DataFrame(cols, index=index)
+
+
+def _season_position(index: pd.DatetimeIndex, periods_per_year: int) -> np.ndarray:
+    if periods_per_year == 12:
+        return index.month.to_numpy(float)
+    if periods_per_year == 4:
+        return index.quarter.to_numpy(float)
+    return np.zeros(len(index))
+
+
+def newey_west_lags(n: int) -> int:
+    """Newey & West (1994) rule of thumb: floor(4 (n/100)^(2/9))."""
+    return int(math.floor(4 * (n / 100) ** (2 / 9)))
+
+
+def _suffix(k: int) -> str:
+    return "" if k == 0 else f"_{k + 1}"
+
+
+def its_design(
+    index: pd.DatetimeIndex,
+    interruptions: list[pd.Timestamp],
+    *,
+    slope: bool = True,
+    phase_in: int = 0,
+    seasonality: Seasonality = "fourier",
+    harmonics: int = 2,
+    periods_per_year: int = 12,
+) -> pd.DataFrame:
+    """Design matrix: constant, trend, a level (and slope) change per interruption, seasonality.
+
+    With ``phase_in = m`` each change starts ``m`` periods after its interruption
+    (those periods are then left out of the fit by the caller). The slope term
+    counts periods since the last period before the change (1 in the first changed
+    period, as in Bernal et al. 2017), so ``level_change`` is the step itself.
+    Terms of the second and later interruptions carry a suffix (``level_change_2``).
+    """
+    n = len(index)
+    X = pd.DataFrame({"const": 1.0, "time": np.arange(n, dtype=float)}, index=index)
+    for k, start in enumerate(sorted(interruptions)):
+        first = int(np.searchsorted(index.values, np.datetime64(start))) + phase_in
+        post = (np.arange(n) >= first).astype(float)
+        X[f"level_change{_suffix(k)}"] = post
+        if slope:
+            X[f"slope_change{_suffix(k)}"] = np.where(post > 0, np.arange(n) - first + 1, 0.0)
+    if seasonality == "fourier" and harmonics:
+        X = X.join(fourier_terms(index, harmonics, periods_per_year))
+    elif seasonality == "month":
+        pos = _season_position(index, periods_per_year).astype(int)
+        for m in range(2, periods_per_year + 1):
+            X[f"season{m}"] = (pos == m).astype(float)
+    return X
+
+
+def intervention_columns(X: pd.DataFrame) -> list[str]:
+    return [c for c in X.columns if c.startswith(("level_change", "slope_change"))]
+
+
+def phase_in_mask(index: pd.DatetimeIndex, interruptions: list[pd.Timestamp], phase_in: int) -> np.ndarray:
+    """True for the periods left out of the fit: the first ``phase_in`` after each interruption."""
+    out = np.zeros(len(index), bool)
+    for start in interruptions:
+        first = int(np.searchsorted(index.values, np.datetime64(start)))
+        out[first : first + phase_in] = True
+    return out
+
+
+def check_series(series: pd.Series, start: pd.Timestamp, n_params: int, name: str) -> pd.Series:
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise DataError(f"{name}: the series must be indexed by period (a DatetimeIndex)")
+    s = series.sort_index().astype(float)
+    if s.isna().any():
+        raise DataError(f"{name}: missing values at {list(s.index[s.isna()].strftime('%Y-%m'))[:6]}; fill or drop them")
+    n_pre, n_post = int((s.index < start).sum()), int((s.index >= start).sum())
+    if n_pre < 3 or n_post < 1:
+        raise DataError(f"{name}: need at least 3 pre-period and 1 post-period observations; got {n_pre} and {n_post}")
+    if len(s) <= n_params + 2:
+        raise DataError(f"{name}: {len(s)} observations are too few for {n_params} parameters")
+    return s
+
+
+def diagnostics(resid: np.ndarray, periods_per_year: int) -> dict[str, float | int]:
+    """Durbin-Watson and Ljung-Box (at a year's lag, at most a quarter of the series) of residuals."""
+    lags = max(1, min(periods_per_year, len(resid) // 4))
+    return {
+        "durbin_watson": float(durbin_watson(resid)),
+        "ljung_box_p": ljung_box(resid, lags),
+        "ljung_box_lags": lags,
+    }
+
+
+def its_result(
+    rows: list[Estimate] | tuple[Estimate, ...],
+    s: pd.Series,
+    start: pd.Timestamp,
+    fitted: np.ndarray | pd.Series,
+    counterfactual: np.ndarray | pd.Series,
+    resid: np.ndarray,
+    periods_per_year: int,
+    **extra: object,
+) -> ITSResult:
+    """An :class:`ITSResult` with the fields every ITS fit shares: series, windows and residual diagnostics."""
+    return ITSResult(
+        rows=tuple(rows),
+        observed=s,
+        fitted=pd.Series(np.asarray(fitted), index=s.index),
+        counterfactual=pd.Series(np.asarray(counterfactual), index=s.index),
+        intervention_start=start,
+        n_pre=int((s.index < start).sum()),
+        n_post=int((s.index >= start).sum()),
+        **diagnostics(resid, periods_per_year),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def ljung_box(resid: np.ndarray, lags: int) -> float:
+    lags = max(1, min(lags, len(resid) // 4))
+    return float(acorr_ljungbox(resid, lags=[lags], return_df=True)["lb_pvalue"].iloc[0])
+
+
+def its_row(
+    label: str,
+    term: str,
+    est: float,
+    se: float,
+    lo: float,
+    hi: float,
+    p: float,
+    method: str,
+    inference: str,
+    scale: str,
+) -> Estimate:
+    return Estimate(label, term, float(est), float(se), float(lo), float(hi), float(p), method, inference, scale, 1, 0)

@@ -1,0 +1,265 @@
+"""Synthetic control: a weighted average of comparison units that tracks the site before the start.
+
+Two fits: a fast outcome-only fit (weights that best reproduce the pre-period
+outcomes) and the Abadie-Diamond-Hainmueller nested fit, where predictor weights V
+are chosen so that the synthetic unit built on the predictors reproduces the
+pre-period outcomes. The inner problem (least squares on the simplex) is solved
+exactly by non-negative least squares, so the outer search over V cannot stop at
+weights the inner solver got wrong; several starting points guard the outer search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize, nnls
+
+from evallib.errors import DataError
+from evallib.methods.results import Estimate, tidy_frame
+
+
+def simplex_least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``argmin ||A w - b||`` subject to ``w >= 0`` and ``sum(w) = 1``.
+
+    Solved as NNLS with the sum constraint as a heavily weighted extra row, then
+    renormalised (the constraint holds to ~1e-10 before that).
+    """
+    scale = max(1.0, float(np.abs(A).max()))
+    lam = 1e4 * scale
+    A_aug = np.vstack([A, np.full((1, A.shape[1]), lam)])
+    b_aug = np.append(b, lam)
+    w, _ = nnls(A_aug, b_aug, maxiter=50 * A.shape[1])
+    total = w.sum()
+    return w / total if total > 0 else np.full(A.shape[1], 1.0 / A.shape[1])
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """Read-only synthetic-control result.
+
+    ``weights`` (donor -> weight), ``treated`` and ``synthetic`` series, ``gap`` =
+    treated - synthetic, RMSPEs before and after the start, and (with placebos) the
+    post/pre RMSPE ratio of every unit with the rank p-value. ``row`` is the mean
+    post-period gap with a placebo-based interval.
+    """
+
+    row: Estimate
+    weights: pd.Series
+    treated: pd.Series = field(repr=False)
+    synthetic: pd.Series = field(repr=False)
+    start: object
+    pre_rmspe: float
+    post_rmspe: float
+    v_weights: pd.Series | None = None
+    placebos: pd.DataFrame | None = field(default=None, repr=False)
+    placebo_gaps: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def gap(self) -> pd.Series:
+        return self.treated - self.synthetic
+
+    @property
+    def rmspe_ratio(self) -> float:
+        return self.post_rmspe / self.pre_rmspe if self.pre_rmspe > 0 else float("inf")
+
+    def tidy(self) -> pd.DataFrame:
+        return tidy_frame([self.row])
+
+
+def _rmspe(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x**2))) if len(x) else float("nan")
+
+
+@dataclass(frozen=True)
+class SyntheticControl:
+    """Synthetic control for one treated unit.
+
+    Parameters
+    ----------
+    outcome, unit, time : str
+        Column roles (balanced panel).
+    treated_unit : str
+        The unit that received the intervention.
+    start : object
+        First treated value of ``time``.
+    predictors : tuple of str
+        Columns averaged over the pre-period as predictors (nested fit only).
+    outcome_lags : tuple
+        ``time`` values whose outcome is also a predictor (nested fit only).
+    method : {"outcome", "nested"}
+        ``outcome``: weights reproducing every pre-period outcome (fast). ``nested``:
+        ADH predictor weights chosen to minimise the pre-period outcome MSPE.
+    demean : bool
+        Subtract each unit's pre-period mean first (compares trajectories, not levels;
+        needed when the site is larger than every donor, as a group of trusts is).
+    placebo : bool
+        Refit with each donor as the treated unit (excluding the real one) for the
+        RMSPE-ratio test and the interval.
+    n_starts : int
+        Starting points for the outer search of the nested fit.
+
+    Notes
+    -----
+    Estimand: the treated unit's post-period outcome minus that of a weighted
+    combination of donors (weights non-negative, summing to one) that matched it
+    before the start; reported as the mean post-period gap. Assumes the donors'
+    weighted outcome is what the treated unit would have had (no interference, no
+    donor affected by the intervention, a good pre-period fit). Inference (Abadie,
+    Diamond & Hainmueller 2010): the treated unit's post/pre RMSPE ratio is ranked
+    among every placebo's; the interval is the estimate minus the spread of the
+    placebos' mean gaps (those with a pre-period fit no worse than 5 times the
+    treated unit's, or all of them when fewer than 5 qualify). Keep donors fewer than
+    pre-period observations: with more, the pre-period is interpolated exactly and the
+    RMSPE ratio loses its meaning.
+    """
+
+    outcome: str
+    unit: str
+    time: str
+    treated_unit: str
+    start: object
+    predictors: tuple[str, ...] = ()
+    outcome_lags: tuple = ()
+    method: Literal["outcome", "nested"] = "outcome"
+    demean: bool = False
+    placebo: bool = True
+    n_starts: int = 6
+    seed: int = 2015
+    alpha: float = 0.05
+    outcome_label: str = ""
+    scale: str = "level"
+
+    def _matrices(self, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        cols = [self.outcome, self.unit, self.time, *self.predictors]
+        missing = [c for c in cols if c not in data.columns]
+        if missing:
+            raise DataError(f"SyntheticControl: missing column(s) {', '.join(missing)}")
+        Y = data.pivot(index=self.time, columns=self.unit, values=self.outcome).sort_index()
+        if Y.isna().any().any():
+            raise DataError("SyntheticControl: the panel must be balanced (every unit in every period)")
+        if self.treated_unit not in Y.columns:
+            raise DataError(f"SyntheticControl: treated unit {self.treated_unit!r} is not in the data")
+        if self.start not in set(Y.index):
+            raise DataError(f"SyntheticControl: start {self.start!r} is not a {self.time!r} value")
+        if Y.shape[1] < 3:
+            raise DataError("SyntheticControl: need at least two donors")
+        P = None
+        if self.method == "nested":
+            pre = data[data[self.time] < self.start]
+            rows = [pre.groupby(self.unit)[c].mean() for c in self.predictors]
+            rows += [Y.loc[lag] for lag in self.outcome_lags]
+            if not rows:
+                raise DataError("SyntheticControl: the nested fit needs predictors or outcome_lags")
+            P = pd.DataFrame(rows).reindex(columns=Y.columns)
+            if P.isna().any().any():
+                raise DataError("SyntheticControl: predictors have missing values")
+        return Y, P
+
+    def _weights(
+        self, Z1: np.ndarray, Z0: np.ndarray, X1: np.ndarray | None, X0: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.method == "outcome" or X1 is None:
+            return simplex_least_squares(Z0, Z1), None
+        sd = X0.std(axis=1, ddof=1)
+        sd[sd == 0] = 1.0
+        X1n, X0n = X1 / sd, X0 / sd[:, None]
+        k = len(X1n)
+
+        def inner(v: np.ndarray) -> np.ndarray:
+            r = np.sqrt(v)
+            return simplex_least_squares(X0n * r[:, None], X1n * r)
+
+        def loss(theta: np.ndarray) -> float:
+            v = np.exp(theta - theta.max())
+            v /= v.sum()
+            w = inner(v)
+            return float(np.mean((Z1 - Z0 @ w) ** 2))
+
+        rng = np.random.default_rng(self.seed)
+        # Starts: equal weights; weights from how well each predictor alone predicts the
+        # pre-period outcomes; and random points.
+        starts = [np.zeros(k)]
+        fit_each = np.array([loss(np.where(np.arange(k) == i, 5.0, 0.0)) for i in range(k)])
+        starts.append(-np.log(fit_each / fit_each.min()))
+        starts += [rng.normal(0, 2, k) for _ in range(max(0, self.n_starts - 2))]
+        best = None
+        for theta0 in starts:
+            # Powell's direction search suits this piecewise-smooth loss: on the Texas example it
+            # reaches a lower pre-period MSPE than Nelder-Mead with a tenth of the evaluations.
+            res = minimize(loss, theta0, method="Powell", options={"xtol": 1e-3, "ftol": 1e-8, "maxfev": 3000})
+            if best is None or res.fun < best.fun:
+                best = res
+        v = np.exp(best.x - best.x.max())
+        v /= v.sum()
+        return inner(v), v
+
+    def fit(self, data: pd.DataFrame) -> SynthResult:
+        Y, P = self._matrices(data)
+        pre = Y.index < self.start
+        if pre.sum() < 2 or (~pre).sum() < 1:
+            raise DataError("SyntheticControl: need at least two pre-period and one post-period observations")
+        if self.demean:
+            Y = Y - Y[pre].mean()
+        units = list(Y.columns)
+
+        def fit_one(treated: str, donors: list[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+            Z1, Z0 = Y.loc[pre, treated].to_numpy(), Y.loc[pre, donors].to_numpy()
+            X1 = P[treated].to_numpy() if P is not None else None
+            X0 = P[donors].to_numpy() if P is not None else None
+            w, v = self._weights(Z1, Z0, X1, X0)
+            return w, v, Y[treated].to_numpy() - Y[donors].to_numpy() @ w
+
+        donors = [u for u in units if u != self.treated_unit]
+        w, v, gap = fit_one(self.treated_unit, donors)
+        pre_r, post_r = _rmspe(gap[pre]), _rmspe(gap[~pre])
+        est = float(gap[~pre].mean())
+        placebos = gaps = None
+        p = lo = hi = float("nan")
+        se = float("nan")
+        if self.placebo:
+            recs, gap_cols = [], {}
+            for j in donors:
+                _, _, g = fit_one(j, [u for u in donors if u != j])
+                recs.append((j, _rmspe(g[pre]), _rmspe(g[~pre]), float(g[~pre].mean())))
+                gap_cols[j] = g
+            placebos = pd.DataFrame(recs, columns=["unit", "pre_rmspe", "post_rmspe", "mean_post_gap"])
+            placebos["ratio"] = placebos["post_rmspe"] / placebos["pre_rmspe"]
+            gaps = pd.DataFrame(gap_cols, index=Y.index)
+            ratio = post_r / pre_r if pre_r > 0 else np.inf
+            p = float((1 + (placebos["ratio"] >= ratio - 1e-12).sum()) / (1 + len(placebos)))
+            good = placebos.loc[placebos["pre_rmspe"] <= 5 * max(pre_r, 1e-12), "mean_post_gap"].to_numpy()
+            if len(good) < 5:  # too few placebos fit as well as the site: use them all
+                good = placebos["mean_post_gap"].to_numpy()
+            if len(good) >= 2:
+                se = float(np.std(good, ddof=1))
+                q_hi, q_lo = np.quantile(good, [1 - self.alpha / 2, self.alpha / 2])
+                lo, hi = est - q_hi, est - q_lo
+        row = Estimate(
+            outcome=self.outcome_label or self.outcome,
+            term="mean_post_gap",
+            estimate=est,
+            std_error=se,
+            ci_low=float(lo),
+            ci_high=float(hi),
+            p_value=p,
+            method=f"synthetic_control_{self.method}",
+            inference="placebo_rmspe_ratio",
+            scale=self.scale,
+            n_treated=1,
+            n_control=len(donors),
+        )
+        return SynthResult(
+            row=row,
+            weights=pd.Series(w, index=donors).sort_values(ascending=False),
+            treated=Y[self.treated_unit],
+            synthetic=pd.Series(Y[donors].to_numpy() @ w, index=Y.index),
+            start=self.start,
+            pre_rmspe=pre_r,
+            post_rmspe=post_r,
+            v_weights=None if v is None or P is None else pd.Series(v, index=P.index.astype(str)),
+            placebos=placebos,
+            placebo_gaps=gaps,
+        )

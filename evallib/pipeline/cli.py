@@ -1,0 +1,109 @@
+"""Command line: ``evallib run``, ``evallib validate``, ``evallib make-params``, ``evallib publish``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from evallib.errors import EvalLibError
+
+log = logging.getLogger("evallib")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evallib", description="Evaluate NHS new care model sites and publish the reports."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="validate params, execute the site notebook for each site, publish outputs/site/")
+    run.add_argument("sites", nargs="*", help="site ids (default: every params file)")
+    run.add_argument("--jobs", "-j", type=int, default=None, help="notebooks at a time (default: number of cores)")
+    run.add_argument("--params-dir", type=Path, default=Path("params"))
+    run.add_argument("--outputs", type=Path, default=Path("outputs"))
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    run.add_argument("--force", action="store_true", help="rerun sites even when nothing they depend on changed")
+    run.add_argument(
+        "--executor",
+        choices=("auto", "kernel", "forked"),
+        default="auto",
+        help="forked: notebooks run in processes forked after the imports (fast, local, POSIX); kernel: one "
+        "Jupyter kernel per notebook; auto (default): forked locally, kernel on Dask",
+    )
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the sites as tasks on a Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786); needs evallib[dask]",
+    )
+    val = sub.add_parser("validate", help="check params files and their data without running anything")
+    val.add_argument("sites", nargs="*")
+    val.add_argument("--params-dir", type=Path, default=Path("params"))
+    mk = sub.add_parser("make-params", help="write params/<type>/<site>.yaml from the site registry")
+    mk.add_argument("--params-dir", type=Path, default=Path("params"))
+    mk.add_argument("--overwrite", action="store_true", help="replace existing (possibly hand-edited) files")
+    pub = sub.add_parser("publish", help="rebuild outputs/site/ from what is in outputs/")
+    pub.add_argument("--outputs", type=Path, default=Path("outputs"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per cell is noise in a batch
+    root = Path.cwd()
+    try:
+        if args.command == "run":
+            from evallib.pipeline.batch import run_batch, summary_table
+
+            result = run_batch(
+                args.sites,
+                root=root,
+                params_dir=args.params_dir,
+                outputs=args.outputs,
+                jobs=args.jobs,
+                progress=not args.no_progress,
+                force=args.force,
+                scheduler=args.scheduler,
+                executor=args.executor,
+            )
+            print(summary_table(result))
+            print(f"Published {args.outputs / 'site' / 'index.html'}")
+            if result.failed:
+                print(
+                    f"{len(result.failed)} site(s) failed; their notebooks with the traceback are in outputs/<site>/failed.ipynb",
+                    file=sys.stderr,
+                )
+            return result.exit_code
+        if args.command == "validate":
+            from evallib.pipeline.preflight import preflight
+            from evallib.protocol.params import find_params
+
+            jobs = preflight(find_params(args.params_dir, args.sites), root)
+            print(f"{len(jobs)} params file(s) valid")
+            return 0
+        if args.command == "make-params":
+            from evallib.protocol.generator import write_params
+
+            written = write_params(args.params_dir, overwrite=args.overwrite)
+            print(
+                f"wrote {len(written)} params file(s) under {args.params_dir}/ (existing files kept unless --overwrite)"
+            )
+            return 0
+        if args.command == "publish":
+            from evallib.reporting.static_site import build_site
+
+            print(f"Published {build_site(args.outputs)}")
+            return 0
+    except EvalLibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished sites are published; unfinished ones keep their previous reports", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The robustness section of a site report: other comparison sets, a fake start, leave-one-out,
+trend violations, matched comparators, synthetic control weights and pre-period balance."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from evallib.evaluation.site import SiteEvaluation
+from evallib.methods.matching import MEAN_COUNT_FEATURE
+from evallib.reporting import plots
+from evallib.reporting.blocks import HTMLBlock, cap, estimate_table, figure_html, not_evaluable, paragraph
+from evallib.reporting.disclosure import format_count
+
+
+def robustness(ev: SiteEvaluation) -> HTMLBlock:
+    """Do the conclusions survive other comparison sets, a fake start, dropping comparators, trend violations?"""
+    if not ev.evaluable:
+        return not_evaluable(ev)
+    a = ev.primary
+    rb = a.robustness if a is not None else None
+    if rb is None:
+        return HTMLBlock(paragraph("No robustness checks were run for this outcome."))
+    rows = [(a.label, rb.main, a.is_proportion)] + [(a.label, r, a.is_proportion) for r in rb.rows]
+    checks = "".join(
+        f"<li>{'passed' if ok else '<strong>failed</strong>'}: {escape(name)}: {escape(detail)}.</li>"
+        for name, ok, detail in rb.checks
+    )
+    verdict = (
+        "<p><strong>The conclusion survives the robustness checks.</strong></p>"
+        if rb.survives
+        else "<p><strong>The conclusion does not survive every robustness check</strong>: treat it with extra "
+        "caution and look at which comparison drives it.</p>"
+    )
+    parts = [
+        paragraph(
+            "The main estimate is re-estimated against other comparison sets (the 10 trusts most like the site before "
+            "the start, and a synthetic control: a weighted mix of comparison trusts that tracks the site's "
+            "pre-period trajectory), with a fake start date in the pre-period (where no effect can exist), dropping "
+            "each comparison trust in turn, and allowing for the parallel-trends assumption to fail by a linear "
+            "trend as large as the pre-period allows."
+        ),
+        estimate_table(rows),
+        f"<ul>{checks}</ul>",
+        verdict,
+    ]
+    if rb.matched is not None:
+        t = rb.matched.table
+        body = "".join(
+            f"<tr><td>{escape(str(u))}</td><td>{d:.2f}</td><td>{g:+.3f}</td></tr>"
+            for u, d, g in zip(t["unit"], t["distance"], t["trend"], strict=True)
+        )
+        parts.append(
+            "<h4>Matched comparators</h4><table class='estimates'><tr><th>Trust</th><th>Distance</th>"
+            f"<th>Pre-period growth per year</th></tr>{body}</table>"
+        )
+    if rb.synthetic is not None:
+        sw = rb.synthetic.weights[rb.synthetic.weights > 0.005]
+        body = "".join(f"<tr><td>{escape(str(u))}</td><td>{v:.3f}</td></tr>" for u, v in sw.items())
+        parts.append(
+            f"<h4>Synthetic control weights</h4><p>Pre-period fit (RMSPE, log scale): {rb.synthetic.pre_rmspe:.3f}; "
+            f"post/pre RMSPE ratio ranked among {len(rb.synthetic.placebos)} placebos: p = {rb.synthetic.row.p_value:.2f}.</p>"
+            f"<table class='estimates'><tr><th>Trust</th><th>Weight</th></tr>{body}</table>"
+        )
+        fig = plots.plot_synthetic_control(
+            rb.synthetic,
+            title=f"{cap(a.label)}: site minus synthetic control (grey: placebos)",
+            ylabel="log difference",
+        )
+        parts.append(figure_html(fig, "gap between the site and its synthetic control"))
+    if rb.balance is not None:
+        b = rb.balance
+        cols = [c for c in b.columns if c != "feature"]
+        head = "".join(f"<th>{escape(c)}</th>" for c in ["feature", *cols])
+        body = "".join(
+            "<tr>"
+            + f"<td>{escape(_feature_label(r['feature']))}</td>"
+            + "".join(_balance_cell(r["feature"], c, r[c]) for c in cols)
+            + "</tr>"
+            for _, r in b.iterrows()
+        )
+        parts.append(f"<h4>Balance before the start</h4><table class='estimates'><tr>{head}</tr>{body}</table>")
+        parts.append(figure_html(plots.plot_balance(b, title="Pre-period balance by comparison set"), "balance plot"))
+    return HTMLBlock("".join(parts))
+
+
+def _feature_label(feature: object) -> str:
+    return f"{feature} (rounded)" if feature == MEAN_COUNT_FEATURE else str(feature)
+
+
+def _balance_cell(feature: str, column: str, value: object) -> str:
+    """Counts in the balance table are published counts: rounded here, marked for the disclosure check."""
+    if feature == MEAN_COUNT_FEATURE and not column.endswith("(std. diff.)"):
+        return f"<td class='count'>{format_count(float(value))}</td>"
+    return f"<td>{_cell(value)}</td>"
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, str):
+        return escape(v)
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return f"{v:,.0f}" if abs(float(v)) >= 100 else f"{float(v):.3f}"

@@ -1,0 +1,192 @@
+"""Render executed notebooks to HTML and build the static site in ``outputs/site/``.
+
+Pages use nbconvert's small "basic" template with code hidden (``--no-input``:
+``--report-mode`` is ignored by nbconvert 7.17) inside one page template with
+inline CSS, so every page stands alone and links never break. All text taken
+from params, data or results is HTML-escaped; absolute paths are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from evallib.sources.bundled import ATTRIBUTION
+
+STYLE = """
+body{font-family:Arial,Helvetica,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#212b32;line-height:1.45}
+h1{color:#005eb8}h2{border-bottom:2px solid #005eb8;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #d8dde0;padding:.3em .55em;text-align:left;vertical-align:top}
+th{background:#f0f4f5}table.facts th{width:16em}img.plot{max-width:100%;display:block;margin:.8em 0}
+.not-evaluable{background:#fff9c4;border-left:6px solid #ffb81c;padding:.6em 1em}.flags li{color:#8a1538}
+.attribution{font-size:.85em;color:#4c6272;border-top:1px solid #d8dde0;padding-top:.6em;margin-top:2em}
+.codes{font-family:monospace;font-size:.85em}.status-failed{color:#d5281b;font-weight:bold}
+.status-not-evaluable{color:#7a5b00}.status-evaluated{color:#007f3b}
+pre{white-space:pre-wrap;font-size:.8em;background:#f7f7f7;padding:.5em}
+"""
+
+
+def scrub_paths(text: str, root: Path) -> str:
+    """Remove absolute paths of this machine from text bound for publication."""
+    prefixes = {str(root.resolve()), str(root), sys.prefix, sys.base_prefix, str(Path.home()), tempfile.gettempdir()}
+    for prefix in sorted((p for p in prefixes if p and p != "/"), key=len, reverse=True):
+        text = text.replace(prefix + os.sep, "").replace(prefix, "")
+    return text
+
+
+def page(title: str, body: str, *, attribution: bool = True) -> str:
+    """A complete standalone HTML page (``title`` is escaped here; ``body`` must be safe HTML).
+
+    ``attribution=False`` for rendered notebooks, which carry the data attribution themselves.
+    """
+    footer = f"<p class='attribution'>{escape(ATTRIBUTION)}</p>" if attribution else ""
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}{footer}</body></html>\n"
+    )
+
+
+def render_report(
+    notebook: Path, html_out: Path, *, title: str, root: Path | None = None, generated_at: str | None = None
+) -> Path:
+    """Render an executed notebook to a standalone HTML page with code hidden.
+
+    ``generated_at`` (default: now, UTC) is shown under the title; results.json carries no
+    time so that identical inputs give identical files.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    # The notebook's usage note is for evaluators in JupyterLab, not for readers of the report.
+    nb.cells = [c for c in nb.cells if "usage" not in c.metadata.get("tags", [])]
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    html = page(
+        title, f"<p><a href='index.html'>&larr; all sites</a></p><h1>{escape(title)}</h1>{body}", attribution=False
+    )
+    if root is not None:
+        html = scrub_paths(html, root)
+    tmp = html_out.with_name(f".{html_out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(html_out)
+    return html_out
+
+
+def _headline(results: dict[str, Any]) -> tuple[str, str, str]:
+    """(estimate, interval, p) text for the primary outcome's DiD row."""
+    rows = [
+        r
+        for r in results.get("results", [])
+        if r["outcome"] == results.get("primary_outcome") and r["method"] == "did_twfe"
+    ]
+    if not rows:
+        return "", "", ""
+    r = rows[0]
+
+    def fmt(v: float | None) -> str:
+        if v is None:
+            return "unbounded"
+        if r["scale"] == "log":
+            return f"{100 * (math.exp(v) - 1):+.1f}%"
+        return f"{v:+.2f}"
+
+    return fmt(r["estimate"]), f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}", f"{r['p_value']:.2f}"
+
+
+def _site_rows(outputs: Path) -> list[dict[str, Any]]:
+    rows = []
+    for folder in sorted(
+        p for p in outputs.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "site"
+    ):
+        res_file, fail_file = folder / "results.json", folder / "failure.json"
+        row: dict[str, Any] = {"site_id": folder.name}
+        if res_file.exists():
+            res = json.loads(res_file.read_text(encoding="utf-8"))
+            row.update(res)
+            row["has_report"] = (folder / "report.html").exists()
+        if fail_file.exists():
+            fail = json.loads(fail_file.read_text(encoding="utf-8"))
+            row["failure"] = fail.get("reason", "")
+        if res_file.exists() or fail_file.exists():
+            rows.append(row)
+    return rows
+
+
+def build_site(outputs: Path) -> Path:
+    """Write ``outputs/site/``: ``index.html`` and one page per site report.
+
+    The index lists every site found under ``outputs/`` (not only this run's), with
+    status, the primary outcome's headline estimate and interval, and a link.
+    """
+    site = outputs / "site"
+    staging = outputs / ".site-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    rows = [r for r in _site_rows(outputs) if r["site_id"] != "programme"]
+    programme_link = ""
+    if (outputs / "programme" / "report.html").exists():
+        shutil.copyfile(outputs / "programme" / "report.html", staging / "programme.html")
+        programme_link = (
+            "<p class='front'><a href='programme.html'><strong>Programme summary</strong></a>: every site's effect "
+            "by care model, pooled effects and growth against comparison areas (start here).</p>"
+        )
+    body_rows = []
+    counts = {"evaluated": 0, "not evaluable": 0, "failed": 0}
+    for r in rows:
+        sid = r["site_id"]
+        if r.get("has_report"):
+            shutil.copyfile(outputs / sid / "report.html", staging / f"{sid}.html")
+        status = r.get("status", "failed")
+        if "failure" in r:
+            status = "failed"
+        counts[status] = counts.get(status, 0) + 1
+        est, ci, p = _headline(r) if status != "failed" else ("", "", "")
+        if status == "failed":
+            detail = f"last run failed: {r['failure']}" + (" (previous report shown)" if r.get("has_report") else "")
+        elif status == "not evaluable":
+            detail = r.get("reason", "")
+        else:
+            detail = f"{len(r.get('flags', []))} caution(s)" if r.get("flags") else ""
+        link = f"<a href='{escape(sid)}.html'>report</a>" if r.get("has_report") else ""
+        body_rows.append(
+            "<tr>"
+            f"<td>{escape(sid)}</td><td>{escape(str(r.get('site_name', '')))}</td><td>{escape(str(r.get('care_model', '')))}</td>"
+            f"<td class='status-{status.replace(' ', '-')}'>{escape(status)}</td>"
+            f"<td>{escape(est)}</td><td>{escape(ci)}</td><td>{escape(p)}</td><td>{escape(detail)}</td><td>{link}</td>"
+            "</tr>"
+        )
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    body = (
+        "<h1>New care models: site evaluations</h1>"
+        "<p>Each New Care Models vanguard (2015) and Integrated Care System, evaluated against comparison trusts on "
+        "NHS England A&amp;E data, following a protocol written before the results were seen. The headline is the "
+        "difference-in-differences estimate for the site's primary outcome (percent change relative to the "
+        "comparison trusts, or percentage points), with its 95% interval and placebo-in-space p-value. "
+        "Most sites have one or a few trusts, so intervals are wide: read the interval, not just the estimate.</p>"
+        f"{programme_link}<p><strong>{escape(summary)}</strong></p>"
+        "<table class='index'><tr><th>Site</th><th>Name</th><th>Care model</th><th>Status</th><th>Estimate</th>"
+        "<th>95% interval</th><th>p</th><th>Notes</th><th>Report</th></tr>" + "".join(body_rows) + "</table>"
+    )
+    (staging / "index.html").write_text(page("New care models: site evaluations", body), encoding="utf-8")
+    old = outputs / ".site-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if site.exists():
+        site.rename(old)
+    staging.rename(site)
+    shutil.rmtree(old, ignore_errors=True)
+    return site / "index.html"

@@ -1,0 +1,212 @@
+"""The canonical long panel every data source is loaded into, and its validation.
+
+Every source, bundled or the evaluator's own, ends up as a :class:`Panel`: one row
+per unit x period x outcome with columns ``unit``, ``period`` (timestamp of the
+period's first day), ``outcome``, ``value`` and ``denominator`` (NaN when the
+outcome has none). Estimators and plots only ever see this shape.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from evallib.errors import DataError
+
+Frequency = Literal["monthly", "quarterly", "yearly"]
+FREQUENCIES: tuple[str, ...] = ("monthly", "quarterly", "yearly")
+_PANDAS_FREQ = {"monthly": "M", "quarterly": "Q", "yearly": "Y"}
+_OFFSET = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
+
+PANEL_COLUMNS = ["unit", "period", "outcome", "value", "denominator"]
+
+
+_MAX_ROWS_SHOWN = 8
+_QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Canonical long panel of outcome counts.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Columns ``unit, period, outcome, value, denominator``; validated, sorted.
+    frequency : {"monthly", "quarterly", "yearly"}
+        Spacing of ``period``.
+    source : str
+        Human-readable name of where the data came from (for reports).
+    files : tuple of str
+        Names of the files read (for provenance).
+    """
+
+    data: pd.DataFrame = field(repr=False)
+    frequency: Frequency
+    source: str
+    files: tuple[str, ...] = ()
+
+    @property
+    def outcomes(self) -> list[str]:
+        return sorted(self.data["outcome"].unique())
+
+    @property
+    def units(self) -> list[str]:
+        return sorted(self.data["unit"].unique())
+
+    def periods(self, outcome: str | None = None) -> pd.DatetimeIndex:
+        d = self.data if outcome is None else self.data[self.data["outcome"] == outcome]
+        return pd.DatetimeIndex(sorted(d["period"].unique()))
+
+    def has_denominator(self, outcome: str) -> bool:
+        d = self.data.loc[self.data["outcome"] == outcome, "denominator"]
+        return bool(d.notna().any())
+
+    def wide(self, outcome: str, column: Literal["value", "denominator"] = "value") -> pd.DataFrame:
+        """Period x unit table of one outcome (NaN where a unit has no row)."""
+        if outcome not in self.outcomes:
+            raise DataError(
+                f"outcome {outcome!r} is not in data source {self.source!r}; "
+                f"available outcomes: {', '.join(self.outcomes)}"
+            )
+        d = self.data[self.data["outcome"] == outcome]
+        return d.pivot(index="period", columns="unit", values=column).sort_index()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _rows(df: pd.DataFrame, mask: pd.Series | np.ndarray, row_offset: int) -> str:
+    """Show offending rows with their line numbers in the source file."""
+    bad = df[np.asarray(mask)]
+    shown = bad.head(_MAX_ROWS_SHOWN)
+    lines = [f"  line {i + row_offset}: {dict(r)}" for i, r in zip(shown.index, shown.to_dict("records"), strict=True)]
+    more = f"\n  ... and {len(bad) - len(shown)} more" if len(bad) > len(shown) else ""
+    return "\n".join(lines) + more
+
+
+def parse_periods(
+    values: pd.Series, frequency: str, *, source: str, column: str = "period", row_offset: int = 2
+) -> pd.Series:
+    """Parse period labels to the timestamp of each period's first day.
+
+    Accepts dates (``2016-04-01``), months (``2016-04``), quarters (``2016Q2``) and
+    years (``2016``). A date that is not the first day of a period of the declared
+    frequency (``2016-04-15`` in monthly data) is an error, not silently moved.
+    """
+    if frequency not in FREQUENCIES:
+        raise DataError(f"{source}: frequency {frequency!r} is not one of {', '.join(FREQUENCIES)}")
+    raw = values.astype("string").str.strip()
+    parsed: dict[str, pd.Timestamp | None] = {}
+    for label in raw.dropna().unique():
+        try:
+            quarter = _QUARTER.match(str(label))
+            ts = pd.Period(f"{quarter[1]}Q{quarter[2]}", freq="Q").start_time if quarter else pd.Timestamp(str(label))
+        except (ValueError, TypeError):
+            parsed[label] = None
+            continue
+        start = pd.Period(ts, freq=_PANDAS_FREQ[frequency]).start_time
+        parsed[label] = ts if ts == start else None
+    out = raw.map(parsed)
+    bad = out.isna().to_numpy()
+    if bad.any():
+        frame = pd.DataFrame({column: values})
+        raise DataError(
+            f"{source}: column {column!r} has values that are not {frequency} periods "
+            f"(expected the first day of each period, e.g. "
+            f"{pd.Timestamp('2016-04-01').strftime('%Y-%m-%d') if frequency == 'monthly' else '2016-01-01'}):\n"
+            + _rows(frame, bad, row_offset)
+        )
+    return pd.to_datetime(out)
+
+
+def validate_panel(
+    df: pd.DataFrame,
+    frequency: str,
+    *,
+    source: str,
+    files: tuple[str, ...] = (),
+    row_offset: int = 2,
+) -> Panel:
+    """Check a long frame and return a :class:`Panel`.
+
+    Raises
+    ------
+    DataError
+        Missing columns, empty units, unparseable or off-frequency periods,
+        duplicate unit-period-outcome rows, non-numeric, missing or negative counts,
+        non-positive denominators. The message shows the offending rows.
+    """
+    required = ["unit", "period", "outcome", "value"]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}. "
+            "Name the columns' roles in the params file's data_source (unit, period, outcomes)."
+        )
+    if df.empty:
+        raise DataError(f"{source}: no rows")
+    out = pd.DataFrame(index=df.index)
+    out["unit"] = df["unit"].astype("string").str.strip()
+    empty_unit = out["unit"].isna() | (out["unit"] == "")
+    if empty_unit.any():
+        raise DataError(f"{source}: empty unit codes:\n" + _rows(df, empty_unit, row_offset))
+    out["period"] = parse_periods(df["period"], frequency, source=source, row_offset=row_offset)
+    out["outcome"] = df["outcome"].astype("string")
+    for col in ("value", "denominator"):
+        if col not in df.columns:
+            out[col] = np.nan
+            continue
+        num = pd.to_numeric(df[col], errors="coerce")
+        non_numeric = num.isna() & df[col].notna() & (df[col].astype("string").str.strip() != "")
+        if non_numeric.any():
+            raise DataError(f"{source}: non-numeric {col}s:\n" + _rows(df, non_numeric, row_offset))
+        if col == "value":
+            if num.isna().any():
+                raise DataError(
+                    f"{source}: missing values (drop the rows, or leave the period out, rather "
+                    "than leaving a blank):\n" + _rows(df, num.isna(), row_offset)
+                )
+            if (num < 0).any():
+                raise DataError(f"{source}: negative counts:\n" + _rows(df, num < 0, row_offset))
+        elif (num <= 0).any():
+            raise DataError(f"{source}: denominators must be positive:\n" + _rows(df, num <= 0, row_offset))
+        out[col] = num.astype(float)
+    dup = out.duplicated(["unit", "period", "outcome"], keep=False)
+    if dup.any():
+        raise DataError(
+            f"{source}: duplicate unit-period rows (each unit may have one row per period and outcome; "
+            "sum or remove the duplicates):\n" + _rows(df, dup, row_offset)
+        )
+    out = out.sort_values(["outcome", "unit", "period"]).reset_index(drop=True)
+    out["unit"] = out["unit"].astype(str)
+    out["outcome"] = out["outcome"].astype(str)
+    return Panel(data=out[PANEL_COLUMNS], frequency=frequency, source=source, files=files)  # type: ignore[arg-type]
+
+
+def find_gaps(
+    panel: Panel, outcome: str, units: list[str], start: pd.Timestamp, end: pd.Timestamp
+) -> dict[str, list[pd.Timestamp]]:
+    """Periods in ``[start, end]`` that each unit lacks (empty lists omitted)."""
+    expected = pd.date_range(start, end, freq=_OFFSET[panel.frequency])
+    wide = panel.wide(outcome).reindex(index=expected, columns=units)
+    return {u: list(wide.index[wide[u].isna()]) for u in units if wide[u].isna().any()}
+
+
+def require_no_gaps(
+    panel: Panel, outcome: str, units: list[str], start: pd.Timestamp, end: pd.Timestamp, *, max_missing: int = 0
+) -> None:
+    """Raise :class:`DataError` when a unit misses more than ``max_missing`` periods."""
+    gaps = {u: g for u, g in find_gaps(panel, outcome, units, start, end).items() if len(g) > max_missing}
+    if gaps:
+        lines = [
+            f"  {u}: {len(g)} missing, e.g. {', '.join(p.strftime('%Y-%m') for p in g[:6])}" for u, g in gaps.items()
+        ]
+        raise DataError(
+            f"{panel.source}: outcome {outcome!r} has gaps between {start:%Y-%m} and {end:%Y-%m} "
+            f"that the analysis cannot tolerate (at most {max_missing} missing periods allowed):\n" + "\n".join(lines)
+        )

@@ -1,0 +1,106 @@
+"""The site registry: every New Care Models vanguard and Integrated Care System.
+
+Reads the bundled ``sites.csv`` (50 vanguards V01-V50, 45 ICS rows I01-I45) and
+the ODS trust list. Codes in the registry are ``;``-separated strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+
+from evallib.errors import DataError
+from evallib.sources.bundled import bundled_data_dir
+
+
+def _split(codes: object) -> tuple[str, ...]:
+    if not isinstance(codes, str) or not codes.strip():
+        return ()
+    return tuple(c.strip() for c in codes.split(";") if c.strip())
+
+
+@dataclass(frozen=True)
+class Site:
+    """One registry row."""
+
+    site_id: str
+    site_type: str
+    care_model: str
+    name: str
+    announced: str
+    wave: str
+    region: str
+    acute_trust_codes: tuple[str, ...]
+    confidence: str
+    notes: str
+
+    @property
+    def announced_precision(self) -> str:
+        """``day``, ``month`` or ``year``: how exactly the registry dates the site."""
+        return {10: "day", 7: "month", 4: "year"}.get(len(self.announced), "unknown")
+
+    @property
+    def start_month(self) -> pd.Timestamp:
+        """First month of the intervention: the first full month after the announcement.
+
+        When the registry gives only the year, the start of that financial year (April) is
+        assumed; protocols note the date as approximate.
+        """
+        if self.announced_precision == "year":
+            return pd.Timestamp(f"{self.announced}-04-01")
+        return self.announced_month + pd.offsets.MonthBegin(1)
+
+    @property
+    def announced_month(self) -> pd.Timestamp:
+        """First day of the announcement month (January for a year-only date)."""
+        return pd.Timestamp(self.announced[:7] if len(self.announced) >= 7 else f"{self.announced}-01")
+
+
+@lru_cache(maxsize=1)
+def load_registry() -> tuple[Site, ...]:
+    """All registry rows, in file order."""
+    path = bundled_data_dir() / "sites.csv"
+    with open(path, encoding="utf-8") as fh:
+        df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    sites = []
+    for r in df.to_dict("records"):
+        sites.append(
+            Site(
+                site_id=r["site_id"],
+                site_type=r["site_type"],
+                care_model=r["care_model"],
+                name=r["name"],
+                announced=r["announced"],
+                wave=r["wave"],
+                region=r["region_current"],
+                acute_trust_codes=_split(r["acute_trust_codes"]),
+                confidence=r["confidence"],
+                notes=r["notes"],
+            )
+        )
+    return tuple(sites)
+
+
+def get_site(site_id: str) -> Site:
+    for s in load_registry():
+        if s.site_id == site_id:
+            return s
+    raise DataError(f"site {site_id!r} is not in the registry (sites.csv); ids run V01-V50 and I01-I45")
+
+
+@lru_cache(maxsize=1)
+def type1_trusts() -> frozenset[str]:
+    """Trusts with a type-1 (major) A&E department in 2016-2019, from ODS."""
+    with open(bundled_data_dir() / "ods_trusts_etr.csv", encoding="utf-8") as fh:
+        ods = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    return frozenset(ods.loc[ods["has_type1_ae_2016_19"] == "True", "org_code"])
+
+
+@lru_cache(maxsize=1)
+def known_trusts() -> frozenset[str]:
+    """Every NHS trust code in the ODS register (open or closed)."""
+    with open(bundled_data_dir() / "ods_trusts_etr.csv", encoding="utf-8") as fh:
+        ods = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    return frozenset(ods["org_code"])

@@ -1,0 +1,129 @@
+"""The package's architecture: layers import one way, no cycles, small modules that say what they are for,
+and a public face an evaluator can type.
+
+The import contracts live in pyproject.toml (``[tool.importlinter]``) and are checked with
+import-linter, the tool a developer runs as ``lint-imports``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.unit
+
+PACKAGE = ROOT / "evallib"
+LAYERS = ("sources", "methods", "protocol", "evaluation", "reporting", "pipeline")
+MAX_MODULE_LINES = 400
+
+
+def _lint_imports(package_parent: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run import-linter with the project's contracts on evallib (or on a copy under ``package_parent``)."""
+    # Python puts the working directory first on sys.path: run from the copy's parent so that its
+    # evallib, not the checkout's, is the one analysed.
+    cwd = package_parent or ROOT
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    code = (
+        "import sys; from importlinter.cli import lint_imports; "
+        f"sys.exit(lint_imports(config_filename={str(ROOT / 'pyproject.toml')!r}, no_cache=True, no_logo=True))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _copy_package(tmp_path: Path) -> Path:
+    """The evallib source tree (Python files only) copied under ``tmp_path``."""
+    dest = tmp_path / "evallib"
+    shutil.copytree(PACKAGE, dest, ignore=shutil.ignore_patterns("data", "__pycache__", "*.pyc"))
+    return dest
+
+
+def test_imports_keep_every_contract() -> None:
+    done = _lint_imports()
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "4 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "bad_import", "broken"),
+    [
+        # A method reaching up into the pipeline breaks the layers and the methods contract.
+        ("methods/did.py", "import evallib.pipeline.batch", "Layers import one way"),
+        ("methods/did.py", "import evallib.sources.registry", "Methods depend on nothing of the project"),
+        # Evaluation reaching up into reporting.
+        ("evaluation/site.py", "import evallib.reporting.plots", "Layers import one way"),
+        # A cycle inside one layer: coverage -> site -> outcome -> coverage.
+        ("evaluation/coverage.py", "import evallib.evaluation.site", "No import cycles"),
+    ],
+)
+def test_an_import_the_wrong_way_breaks_a_contract(tmp_path: Path, module: str, bad_import: str, broken: str) -> None:
+    copy = _copy_package(tmp_path)
+    target = copy / module
+    text = target.read_text()
+    anchor = "from __future__ import annotations\n"
+    target.write_text(text.replace(anchor, anchor + f"\n{bad_import}  # the wrong way\n", 1))
+    done = _lint_imports(tmp_path)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert f"{broken}" in done.stdout and "BROKEN" in done.stdout
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_the_tree_has_one_folder_per_layer_and_no_flat_modules() -> None:
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py", "errors.py"], top
+    for layer in LAYERS:
+        assert (PACKAGE / layer / "__init__.py").is_file(), f"missing layer {layer}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_says_what_it_is_for_and_stays_small(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    doc = ast.get_docstring(ast.parse(text))
+    assert path.name == "__main__.py" or (doc and len(doc.strip()) > 20), f"{path.name}: no module docstring"
+    assert text.count("\n") <= MAX_MODULE_LINES, f"{path.name}: {text.count(chr(10))} lines (at most about 400)"
+
+
+def test_public_face_exports_what_an_evaluator_types() -> None:
+    import evallib
+    from evallib import (  # noqa: F401
+        CallawaySantAnna,
+        DiD,
+        EventStudy,
+        PoissonDiD,
+        SegmentedITS,
+        SyntheticControl,
+        evaluate_site,
+        load_params,
+    )
+    from evallib.methods.did import DiD as did_class
+
+    assert DiD is did_class
+    for name in evallib.__all__:
+        assert getattr(evallib, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        evallib.NoSuchThing  # noqa: B018
+
+
+def test_importing_evallib_is_cheap() -> None:
+    """The command line imports evallib first; pandas, matplotlib and papermill load only when used."""
+    code = "import sys, evallib; print(sorted(m for m in ('pandas', 'matplotlib', 'papermill') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
+
+
+def test_notebooks_use_the_public_face() -> None:
+    for name in ("site_evaluation.ipynb", "programme_summary.ipynb"):
+        text = (ROOT / "notebooks" / name).read_text(encoding="utf-8")
+        assert "from evallib import " in text, name
