@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from evallib.errors import ParamsError
-from evallib.protocol.generator import protocol_for, to_yaml, write_params
+from evallib.protocol.generator import edited_by_hand, protocol_for, to_yaml, write_params
 from evallib.protocol.params import PARAMETER_NAMES, SiteProtocol, find_params, load_params
 from evallib.sources.registry import load_registry
 
@@ -37,17 +37,26 @@ def test_every_params_file_loads(path: Path) -> None:
 def test_generator_writes_valid_files_and_keeps_hand_edits(tmp_path: Path) -> None:
     written = write_params(tmp_path)
     assert len(written) == 95
-    v01 = tmp_path / "vanguards" / "V01.yaml"
-    v01.write_text(v01.read_text().replace('"notes": ', "notes: ").replace("partners listed", "EDITED partners listed"))
+    v01, v02 = tmp_path / "vanguards" / "V01.yaml", tmp_path / "vanguards" / "V02.yaml"
+    v01.write_text(v01.read_text().replace('seed: 2015', "seed: 7"))  # a hand edit
     assert write_params(tmp_path) == []  # existing files are not overwritten
-    assert "EDITED" in v01.read_text()
+    assert "seed: 7" in v01.read_text()
+    assert not edited_by_hand(v02.read_text()) and edited_by_hand(v01.read_text())
+    # --update regenerates only files nobody edited; here none changed, so nothing is rewritten...
+    assert write_params(tmp_path, update=True) == []
+    # ...and an old generated file (say, from before a rule change) is rewritten, the hand-edited one kept.
+    stale = to_yaml({**yaml.safe_load(v02.read_text()), "notes": "an older rule"})
+    v02.write_text(stale)
+    assert write_params(tmp_path, update=True) == [v02]
+    assert "seed: 7" in v01.read_text() and "an older rule" not in v02.read_text()
     assert len(write_params(tmp_path, overwrite=True)) == 95
 
 
 def test_generated_yaml_quotes_codes_and_survives_papermill_types() -> None:
     site = next(s for s in load_registry() if s.site_id == "V01")
     text = to_yaml(protocol_for(site))
-    assert 'treated_units: ["RBL"]' in text and 'intervention_start: "2015-04"' in text
+    assert 'treated_units: ["12F"]' in text and 'intervention_start: "2015-04"' in text  # Wirral CCG, quoted
+    assert 'secondary_analyses: [{"outcome": "ae_attendances", "data_source": "ae_monthly_2010_2021", ' in text
     assert SiteProtocol.from_mapping(yaml.safe_load(text)).site_id == "V01"
 
 

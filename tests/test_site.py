@@ -71,7 +71,7 @@ def test_ics_has_three_outcomes_and_percentage_points() -> None:
 @pytest.mark.parametrize(
     ("site_id", "reason"),
     [
-        ("V45", "no acute trust"),
+        ("V45", "lists no trust"),
         ("V05", "none of the site's trusts (RM3) appear"),
         ("V07", "incomplete"),
         ("I09", "pre-period months"),

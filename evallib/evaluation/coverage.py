@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.protocol.params import SiteProtocol
+from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, load_bundled
-from evallib.sources.files import load_file
+from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
 from evallib.sources.registry import load_registry, type1_trusts
 
 OUTCOME_LABELS = {
+    "nonelective_admissions": "emergency (non-elective) admissions",
     "ae_attendances": "A&E attendances",
     "ae_type1_attendances": "type-1 A&E attendances",
     "emergency_admissions": "emergency admissions via A&E",
@@ -32,8 +33,23 @@ SHORT_FOLLOW_UP = 24
 MIN_COMPARATORS_FOR_CI = 19
 
 
+#: Plural of each kind of unit, for reports ("comparison CCGs", "comparison trusts").
+UNIT_PLURALS = {"trust": "trusts", "CCG": "CCGs", "area": "areas"}
+
+
 def outcome_label(outcome: str) -> str:
     return OUTCOME_LABELS.get(outcome, outcome.replace("_", " "))
+
+
+def unit_kind(data_source: str | FileSource) -> str:
+    """What a unit of this data source is, in words: "trust", "CCG", or the evaluator's own label ("area")."""
+    if isinstance(data_source, FileSource):
+        return data_source.unit_label
+    return BUNDLED[data_source].unit_kind if data_source in BUNDLED else "area"
+
+
+def unit_plural(kind: str) -> str:
+    return UNIT_PLURALS.get(kind, kind if kind.endswith("s") else kind + "s")
 
 
 @dataclass(frozen=True)
@@ -52,38 +68,59 @@ class Coverage:
     comparators: tuple[str, ...] = field(repr=False)
     excluded: dict[str, int] = field(default_factory=dict)
     baseline_total: float = float("nan")
+    unit_kind: str = "trust"
 
     @property
     def n_comparators(self) -> int:
         return len(self.comparators)
 
+    @property
+    def units(self) -> str:
+        """The kind of unit in words, plural ("CCGs", "trusts", "areas")."""
+        return unit_plural(self.unit_kind)
+
+
+def load_source(data_source: str | FileSource) -> Panel:
+    """The data a protocol names: a bundled dataset, or the evaluator's own file (relative to the project)."""
+    if isinstance(data_source, str):
+        return load_bundled(data_source)
+    return load_file(data_source, base_dir=project_root())
+
 
 def load_panel(protocol: SiteProtocol) -> Panel:
-    """The data named by the protocol's ``data_source``."""
-    if isinstance(protocol.data_source, str):
-        return load_bundled(protocol.data_source)
-    return load_file(protocol.data_source, base_dir=project_root())
+    """The data named by the protocol's ``data_source`` (its primary outcome's source)."""
+    return load_source(protocol.data_source)
 
 
-def excluded_by_rule(protocol: SiteProtocol) -> set[str]:
-    """Units the comparison-pool rule removes (other treated sites)."""
+def excluded_by_rule(protocol: SiteProtocol, kind: str = "trust") -> set[str]:
+    """Units the comparison-pool rule removes (other treated sites): their trust or CCG codes, by ``kind``."""
     rule = protocol.comparison_pool
     if rule == "all_eligible":
         return set()
     end = protocol.windows["post_end"]
     out: set[str] = set()
     for site in load_registry():
+        codes = site.ccg_codes if kind == "CCG" else site.acute_trust_codes
         if rule == "exclude_other_vanguards" and site.site_type == "vanguard":
-            out.update(site.acute_trust_codes)
+            out.update(codes)
         elif rule == "exclude_ics_designated_before_end" and site.site_type == "ICS" and site.start_month <= end:
-            out.update(site.acute_trust_codes)
+            out.update(codes)
     return out
 
 
 def analysis_frame(
-    protocol: SiteProtocol, panel: Panel, outcome: str
+    protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | str
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, Coverage]:
-    """Values (period x unit) for the treated units and comparators; raises NotEvaluable."""
+    """Values (period x unit) for the treated units and comparators; raises NotEvaluable.
+
+    ``spec`` names the outcome, its data source and which of its units are the site (an
+    outcome name alone means the protocol's own ``data_source`` and ``treated_units``).
+    """
+    if isinstance(spec, str):
+        spec = AnalysisSpec(spec, protocol.data_source, protocol.treated_units, spec == protocol.primary_outcome)
+    outcome = spec.outcome
+    kind = unit_kind(spec.data_source)
+    units = unit_plural(kind)
     w = protocol.windows
     label = outcome_label(outcome)
     if outcome not in panel.outcomes:
@@ -123,18 +160,18 @@ def analysis_frame(
     )
     win = values.loc[in_window]
     complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
-    treated = list(protocol.treated_units)
+    treated = list(spec.treated_units)
     not_in_data = tuple(u for u in treated if u not in win.columns or win[u].isna().all())
     incomplete = tuple(u for u in treated if u not in not_in_data and not complete.get(u, False))
     used = tuple(u for u in treated if u not in not_in_data and u not in incomplete)
     if not used:
         if len(not_in_data) == len(treated):
             raise NotEvaluable(
-                f"none of the site's trusts ({', '.join(treated)}) appear in the {label} data "
+                f"none of the site's {units} ({', '.join(treated)}) appear in the {label} data "
                 f"between {w['pre_start']:%b %Y} and {w['post_end']:%b %Y}"
             )
         raise NotEvaluable(
-            f"the site's trusts ({', '.join(treated)}) have incomplete {label} series in the analysis window "
+            f"the site's {units} ({', '.join(treated)}) have incomplete {label} series in the analysis window "
             f"(gaps, zeros or a code that changed after a merger), so no before-and-after comparison is possible"
         )
     excluded: dict[str, int] = {}
@@ -143,11 +180,11 @@ def analysis_frame(
         pool = [u for u in protocol.comparison_include if u in win.columns]
         excluded["not in the protocol's include list"] = len(candidates) - len(pool)
     else:
-        rule = excluded_by_rule(protocol)
+        rule = excluded_by_rule(protocol, kind)
         pool = [u for u in candidates if u not in rule]
         excluded[f"other treated sites ({protocol.comparison_pool})"] = len(candidates) - len(pool)
-        if protocol.type1_comparators_only and panel.source in BUNDLED:  # ODS flags describe NHS trusts only
-            t1 = type1_trusts()
+        if protocol.type1_comparators_only and kind == "trust" and panel.source in BUNDLED:
+            t1 = type1_trusts()  # ODS flags describe NHS trusts only
             before = len(pool)
             pool = [u for u in pool if u in t1]
             excluded["no type-1 (major) A&E department"] = before - len(pool)
@@ -174,6 +211,7 @@ def analysis_frame(
         comparators=tuple(sorted(pool)),
         excluded={k: v for k, v in excluded.items() if v},
         baseline_total=float(baseline.to_numpy().sum()) if outcome != "four_hour_performance" else float("nan"),
+        unit_kind=kind,
     )
     cols = list(used) + sorted(pool)
     return win[cols], (denom.loc[in_window, cols] if denom is not None else None), cov

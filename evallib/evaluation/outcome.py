@@ -18,7 +18,7 @@ from evallib.methods.its import SegmentedITS
 from evallib.methods.its_design import ITSResult
 from evallib.methods.rates import PoissonDiD, RateRatioResult
 from evallib.methods.results import Estimate
-from evallib.protocol.params import SiteProtocol
+from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
 
 #: Pre-trend p-values below this are reported as a failed parallel-trends check.
@@ -71,8 +71,12 @@ class OutcomeAnalysis:
         return any(math.isfinite(p) and p < PRETREND_ALPHA for p in ps)
 
 
-def analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> OutcomeAnalysis:
-    values, denom, cov = analysis_frame(protocol, panel, outcome)
+def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | str) -> OutcomeAnalysis:
+    """Every estimate for one outcome of a site (``spec``: the outcome, its source and treated units)."""
+    if isinstance(spec, str):
+        spec = AnalysisSpec(spec, protocol.data_source, protocol.treated_units, spec == protocol.primary_outcome)
+    outcome = spec.outcome
+    values, denom, cov = analysis_frame(protocol, panel, spec)
     w = protocol.windows
     is_prop = denom is not None
     label = outcome_label(outcome)
@@ -145,7 +149,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outco
     # Controlled ITS: the site's series relative to the comparison pool's absorbs national shocks.
     its_controlled = its_model.fit(site_series, comp_series, controlled="difference")
     its_arima = None
-    if its.autocorrelated and outcome == protocol.primary_outcome:
+    if its.autocorrelated and spec.primary:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SARIMAX convergence chatter; the result's fit is reported
             its_arima = replace(its_model, errors="arima").fit(site_series)
@@ -192,7 +196,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, outcome: str) -> Outco
         its_controlled=its_controlled,
         its_arima=its_arima,
     )
-    if outcome == protocol.primary_outcome:
+    if spec.primary:
         robust = check_robustness(
             protocol,
             outcome=outcome,

@@ -13,6 +13,9 @@ from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, bundled_data_dir
 
+#: Bundled files every analysis reads besides its data: the site registry and the ODS register.
+REGISTRY_FILES = ("sites.csv", "ods_trusts_etr.csv")
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -23,13 +26,18 @@ def sha256_file(path: Path) -> str:
 
 
 def data_files(protocol: SiteProtocol) -> list[Path]:
-    """The files a protocol's analysis reads (data and the site registry)."""
-    if isinstance(protocol.data_source, str):
-        files = [bundled_data_dir() / f for f in BUNDLED[protocol.data_source].files]
-    else:
-        path = Path(protocol.data_source.path)
-        files = [path if path.is_absolute() else project_root() / path]
-    return [*files, bundled_data_dir() / "sites.csv", bundled_data_dir() / "ods_trusts_etr.csv"]
+    """The files a protocol's analyses read (every data source, the site registry and the ODS files)."""
+    files: list[Path] = []
+    for spec in protocol.analyses:
+        source = spec.data_source
+        if isinstance(source, str):
+            found = [bundled_data_dir() / f for f in BUNDLED[source].files]
+        else:
+            path = Path(source.path)
+            found = [path if path.is_absolute() else project_root() / path]
+        files.extend(f for f in found if f not in files)
+    registry = [bundled_data_dir() / f for f in REGISTRY_FILES]
+    return [*files, *(f for f in registry if f not in files)]
 
 
 def git_commit() -> str | None:

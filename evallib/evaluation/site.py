@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import NotEvaluable
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, SHORT_FOLLOW_UP, load_panel
+from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, SHORT_FOLLOW_UP, load_source, outcome_label, unit_kind
 from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.provenance import provenance
 from evallib.evaluation.waves import ProgrammeWaves, programme_waves
 from evallib.methods.results import TIDY_COLUMNS, Estimate, tidy_frame
-from evallib.protocol.params import COVID_START, SiteProtocol
+from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
 
 
@@ -119,7 +119,7 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
     flags = []
     if protocol.membership_confidence != "high":
         flags.append(
-            f"Membership confidence is {protocol.membership_confidence}: which trusts make up this site was partly "
+            f"Membership confidence is {protocol.membership_confidence}: which trusts and CCGs make up this site was partly "
             "inferred from its geography; confirm it locally before relying on the result."
         )
     if "approximate" in protocol.notes:
@@ -140,7 +140,9 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
             )
         if c.treated_not_in_data or c.treated_incomplete:
             gone = ", ".join(c.treated_not_in_data + c.treated_incomplete)
-            flags.append(f"Not every member trust could be analysed for {a.label} ({gone} lacked complete data).")
+            flags.append(
+                f"Not every one of the site's {c.units} could be analysed for {a.label} ({gone} lacked complete data)."
+            )
         if c.n_comparators < MIN_COMPARATORS_FOR_CI:
             flags.append(
                 f"Only {c.n_comparators} comparison units for {a.label}: too few for a finite 95% placebo interval."
@@ -162,40 +164,54 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
     -------
     SiteEvaluation
         ``status="not evaluable"`` with a reason when the data cannot support the
-        protocol: follow-up overlapping COVID-19 (from March 2020), no treated trust in
+        protocol: follow-up overlapping COVID-19 (from March 2020), none of the site's units in
         the data, too few pre- or post-period months, or an empty comparison pool.
 
     Notes
     -----
     For each outcome: a two-way fixed-effects DiD (log outcome, or percentage points
-    for proportions) of the site's trusts against the comparison pool with
+    for proportions) of the site's units (CCGs or trusts) against the comparison pool with
     placebo-in-space inference; a pre-trend check; and a segmented ITS of the site's
     own series with Fourier seasonality and Newey-West SEs. DiD assumes parallel
     trends; the ITS assumes the pre-period trend would have continued.
     """
     w = protocol.windows
+    primary, *secondary = protocol.analyses
+    panels: dict[str, Panel] = {}
+
+    def data_for(spec: AnalysisSpec) -> Panel:
+        key = repr(spec.data_source)
+        if key not in panels:
+            own = panel is not None and spec.data_source == protocol.data_source
+            panels[key] = panel if own else load_source(spec.data_source)  # type: ignore[assignment]
+        return panels[key]
+
     try:
+        if protocol.not_evaluable_reason:
+            raise NotEvaluable(protocol.not_evaluable_reason)
         if w["post_end"] >= COVID_START:
             raise NotEvaluable(
                 f"follow-up ({w['post_start']:%b %Y} to {w['post_end']:%b %Y}) overlaps the COVID-19 disruption of "
                 "hospital activity from March 2020, which would swamp any effect of the care model"
             )
-        if not protocol.treated_units:
+        if not primary.treated_units:
             raise NotEvaluable(
-                "the registry lists no acute trust for this site, so trust-level A&E data cannot measure it"
+                f"the protocol lists no {unit_kind(primary.data_source)} for this site, so the "
+                f"{outcome_label(primary.outcome)} data cannot measure it"
             )
-        data = panel if panel is not None else load_panel(protocol)
-        analyses = [analyse_outcome(protocol, data, protocol.primary_outcome)]
+        analyses = [analyse_outcome(protocol, data_for(primary), primary)]
     except NotEvaluable as exc:
         return SiteEvaluation(protocol=protocol, status="not evaluable", reason=str(exc))
     skipped: dict[str, str] = {}
-    for outcome in protocol.outcomes[1:]:
+    for spec in secondary:
         try:
-            analyses.append(analyse_outcome(protocol, data, outcome))
+            if not spec.treated_units:
+                raise NotEvaluable(f"the protocol lists no {unit_kind(spec.data_source)} for this outcome")
+            analyses.append(analyse_outcome(protocol, data_for(spec), spec))
         except NotEvaluable as exc:
-            skipped[outcome] = str(exc)
+            skipped[spec.outcome] = str(exc)
     result = tuple(analyses)
-    programme = programme_waves(protocol, data, protocol.primary_outcome) if protocol.site_type == "ICS" else None
+    programme = programme_waves(protocol, data_for(primary), primary) if protocol.site_type == "ICS" else None
     return SiteEvaluation(
         protocol=protocol,
         status="evaluated",

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from evallib.evaluation.coverage import unit_kind
 from evallib.methods.results import Estimate
 from evallib.methods.staggered import AggregateResult, CallawaySantAnna, CSResult
-from evallib.protocol.params import SiteProtocol
+from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.panel import Panel
 from evallib.sources.registry import load_registry, type1_trusts
@@ -29,6 +30,7 @@ class ProgrammeWaves:
     cohort_labels: dict[int, str]
     site_cohort: int
     n_units: int
+    unit_kind: str = "trust"
 
     @property
     def simple(self) -> AggregateResult:
@@ -56,16 +58,18 @@ class ProgrammeWaves:
         return (overall,) if wave is None else (overall, wave)
 
 
-def programme_waves(protocol: SiteProtocol, panel: Panel, outcome: str) -> ProgrammeWaves | None:
+def programme_waves(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | str) -> ProgrammeWaves | None:
     """Callaway-Sant'Anna ATTs of every ICS wave on ``outcome`` (log scale), not-yet-treated controls.
 
     Units are the trusts with complete, positive monthly data over the whole data
     span and (for bundled data) a type-1 A&E. Returns None when fewer than one wave
     starts inside the data.
     """
+    outcome = spec if isinstance(spec, str) else spec.outcome
+    kind = unit_kind(protocol.data_source if isinstance(spec, str) else spec.data_source)
     values = panel.wide(outcome)
     values = values.loc[:, values.notna().all() & (values > 0).all()]
-    if panel.source in BUNDLED:
+    if panel.source in BUNDLED and kind == "trust":
         values = values.loc[:, [u for u in values.columns if u in type1_trusts()]]
     months = {p: i for i, p in enumerate(values.index)}
     cohort: dict[str, pd.Timestamp] = {}
@@ -73,7 +77,7 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, outcome: str) -> Progr
         if site.site_type != "ICS":
             continue
         start = site.start_month
-        for code in site.acute_trust_codes:
+        for code in site.ccg_codes if kind == "CCG" else site.acute_trust_codes:
             cohort[code] = min(cohort.get(code, start), start)
     first, last = values.index.min(), values.index.max()
     code_of = {}
@@ -93,5 +97,10 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, outcome: str) -> Progr
     labels = {i: p.strftime("%b %Y") for p, i in months.items()}
     site_start = months.get(protocol.windows["post_start"], -1)
     return ProgrammeWaves(
-        outcome=outcome, result=res, cohort_labels=labels, site_cohort=site_start, n_units=values.shape[1]
+        outcome=outcome,
+        result=res,
+        cohort_labels=labels,
+        site_cohort=site_start,
+        n_units=values.shape[1],
+        unit_kind=kind,
     )

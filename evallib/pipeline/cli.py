@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     mk = sub.add_parser("make-params", help="write params/<type>/<site>.yaml from the site registry")
     mk.add_argument("--params-dir", type=Path, default=Path("params"))
     mk.add_argument("--overwrite", action="store_true", help="replace existing (possibly hand-edited) files")
+    mk.add_argument(
+        "--update", action="store_true", help="regenerate the files nobody edited since generation; keep hand edits"
+    )
     pub = sub.add_parser("publish", help="rebuild outputs/site/ from what is in outputs/")
     pub.add_argument("--outputs", type=Path, default=Path("outputs"))
     return p
@@ -86,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "make-params":
             from evallib.protocol.generator import write_params
 
-            written = write_params(args.params_dir, overwrite=args.overwrite)
+            written = write_params(args.params_dir, overwrite=args.overwrite, update=args.update)
             print(
-                f"wrote {len(written)} params file(s) under {args.params_dir}/ (existing files kept unless --overwrite)"
+                f"wrote {len(written)} params file(s) under {args.params_dir}/ (hand-edited files kept unless --overwrite)"
             )
             return 0
         if args.command == "publish":

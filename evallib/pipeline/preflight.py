@@ -19,9 +19,9 @@ import pandas as pd
 
 from evallib import __version__
 from evallib.errors import DataError, ParamsError
-from evallib.evaluation.coverage import load_panel
+from evallib.evaluation.coverage import load_source, unit_kind, unit_plural
 from evallib.evaluation.provenance import data_files, sha256_file
-from evallib.protocol.params import SiteProtocol, load_params, read_yaml
+from evallib.protocol.params import AnalysisSpec, SiteProtocol, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.registry import known_trusts
@@ -80,32 +80,39 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
     checked: dict[str, list[str]] = {}
     extents: dict[str, tuple[pd.Timestamp, set[str]]] = {}
     for protocol in protocols:
-        key = repr(protocol.data_source)
-        if key not in checked:
-            old = os.environ.get(ROOT_ENV)
-            os.environ[ROOT_ENV] = str(root)
-            try:
-                panel = load_panel(protocol)
-                checked[key] = panel.outcomes
-                extents[key] = (panel.periods().min(), set(panel.units))
-            except DataError as exc:
-                raise DataError(
-                    f"site {protocol.site_id} ({relative(Path(protocol.source_file), root)}): {exc}"
-                ) from exc
-            finally:
-                if old is None:
-                    os.environ.pop(ROOT_ENV, None)
-                else:
-                    os.environ[ROOT_ENV] = old
-        problem = _check_against_data(protocol, *extents[key])
-        if problem:
-            raise ParamsError(f"{protocol.source_file}: {problem}")
-        for o in protocol.outcomes:
-            if o not in checked[key]:
-                field_name = "primary_outcome" if o == protocol.primary_outcome else "secondary_outcomes"
+        for i, spec in enumerate(protocol.analyses):
+            key = repr(spec.data_source)
+            if key not in checked:
+                old = os.environ.get(ROOT_ENV)
+                os.environ[ROOT_ENV] = str(root)
+                try:
+                    panel = load_source(spec.data_source)
+                    checked[key] = panel.outcomes
+                    extents[key] = (panel.periods().min(), set(panel.units))
+                except DataError as exc:
+                    raise DataError(
+                        f"site {protocol.site_id} ({relative(Path(protocol.source_file), root)}): {exc}"
+                    ) from exc
+                finally:
+                    if old is None:
+                        os.environ.pop(ROOT_ENV, None)
+                    else:
+                        os.environ[ROOT_ENV] = old
+            problem = _check_against_data(protocol, spec, *extents[key])
+            if problem:
+                raise ParamsError(f"{protocol.source_file}: {problem}")
+            if spec.outcome not in checked[key]:
+                n_own = len(protocol.outcomes)
+                field_name = (
+                    "primary_outcome"
+                    if spec.primary
+                    else "secondary_outcomes"
+                    if i < n_own
+                    else f"secondary_analyses[{i - n_own}].outcome"
+                )
                 raise ParamsError(
-                    f"{protocol.source_file}: field '{field_name}' names {o!r}, which the data source does not have. "
-                    f"Allowed values: {', '.join(checked[key])}."
+                    f"{protocol.source_file}: field '{field_name}' names {spec.outcome!r}, which the data source does "
+                    f"not have. Allowed values: {', '.join(checked[key])}."
                 )
     return jobs
 
@@ -161,21 +168,24 @@ def unchanged_since_last_run(job: SiteJob, outputs: Path) -> dict[str, Any] | No
         return None
 
 
-def _check_against_data(protocol: SiteProtocol, data_start: pd.Timestamp, units: set[str]) -> str:
+def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: pd.Timestamp, units: set[str]) -> str:
     """Protocol errors that only the data reveal (empty string when there are none).
 
-    Trust codes that neither the data nor the NHS trust register know are typing
-    errors; a known trust missing from the data makes the site "not evaluable" instead.
+    Codes that neither the data nor the NHS registers know are typing errors; a known
+    trust or CCG missing from the data makes the site "not evaluable" instead.
     """
-    known = units | (
-        known_trusts() if isinstance(protocol.data_source, str) and protocol.data_source in BUNDLED else set()
-    )
-    unknown = [c for c in protocol.treated_units if c not in known]
+    kind = unit_kind(spec.data_source)
+    bundled = isinstance(spec.data_source, str) and spec.data_source in BUNDLED
+    known = units | (known_codes(kind) if bundled else set())
+    unknown = [c for c in spec.treated_units if c not in known]
     if unknown:
+        field_name = "treated_units" if spec.data_source == protocol.data_source else "secondary_analyses.treated_units"
         return (
-            f"field 'treated_units' has code(s) {', '.join(unknown)} that are neither in the data nor NHS trust "
-            "codes. Check the ODS codes of the site's trusts."
+            f"field '{field_name}' has code(s) {', '.join(unknown)} that are neither in the data nor NHS {kind} "
+            f"codes. Check the ODS codes of the site's {unit_plural(kind)}."
         )
+    if not spec.primary:
+        return ""
     missing = [c for c in protocol.comparison_include if c not in units]
     if missing:
         return (
@@ -188,6 +198,11 @@ def _check_against_data(protocol: SiteProtocol, data_start: pd.Timestamp, units:
             f"({data_start:%Y-%m}), so there can be no pre-period. Check the date or the data source."
         )
     return ""
+
+
+def known_codes(kind: str) -> frozenset[str]:
+    """Every code of this kind the NHS registers know (open or closed)."""
+    return known_trusts() if kind == "trust" else frozenset()
 
 
 def relative(path: Path, root: Path) -> str:

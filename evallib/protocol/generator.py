@@ -1,25 +1,43 @@
 """Write one params file per registry row: the pre-specified protocol of each site.
 
 Run once (``evallib make-params``); the files are committed and then edited by
-hand. Existing files are kept unless ``overwrite`` is set, so hand edits survive.
+hand. Existing files are kept unless ``overwrite`` is set; ``update`` rewrites
+only files still exactly as the generator wrote them (each carries the hash of
+its generated content), so hand edits survive a regeneration.
 
 The rules written into every protocol:
 
-* Vanguards (announced 2015): primary outcome A&E attendances from the 2010-2021
-  series; pre-period April 2011 to the month before the start; follow-up to
-  March 2018, the end of the New Care Models programme; comparators exclude every
-  vanguard trust.
-* ICSs: A&E attendances (primary), emergency admissions and four-hour
-  performance from the 2016-2019 data; pre-period from April 2016; follow-up two
-  years, cut at February 2020 so that COVID-19 disruption is never inside it;
-  comparators exclude systems designated before the end of follow-up.
+* Vanguards with CCGs in the registry (PACS, MCP, EHCH, UEC): primary outcome
+  emergency (non-elective) admissions of their CCGs from NHS England's Monthly
+  Activity Return by commissioner, the measure NHS England judged vanguards on;
+  pre-period April 2013 (the first CCG month) to the month before the start;
+  follow-up to March 2018, the end of the New Care Models programme; comparison
+  CCGs exclude every vanguard's CCGs. A&E attendances of their acute trusts
+  (2010-2021 series, stitched across mergers) are a secondary analysis over the
+  same windows, against trusts outside every vanguard.
+* Acute care collaborations (chains of trusts, no CCGs) and vanguards without
+  CCGs stay on their trusts' A&E attendances. Specialist vanguards whose work
+  does not act on a population's emergency admissions or A&E attendances (eye,
+  orthopaedic, neurology, mental health, women's and children's, cancer and
+  radiology networks) are "not evaluable" with that reason, rather than scored
+  on an unrelated measure.
+* ICSs with CCGs: emergency admissions of their CCGs (primary; data to December
+  2019, so the June 2019 wave has six months of follow-up), pre-period the 36
+  months before the start (from April 2013 at the earliest), follow-up two years
+  cut at the data's end and before COVID-19; A&E attendances, emergency
+  admissions via A&E and four-hour performance of their trusts (2016-2019) as
+  secondary analyses. ICS rows without CCGs use their trusts' 2016-2019 data.
+  Comparators exclude systems designated before the end of follow-up.
 * The intervention starts in the first full month after the announcement.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,11 +49,88 @@ _HEADER = """\
 # Generated from the site registry (evallib make-params), then open to hand edits.
 # Written before results are seen: change the outcome, windows or comparison
 # rule only with a recorded reason in `notes`. Quote every code and month.
+# generated-content: {digest}
 """
+_DIGEST = re.compile(r"^# generated-content: ([0-9a-f]{64})$", re.MULTILINE)
+
+CCG_DATA = "mar_commissioner_2008_2019"
+CCG_OUTCOME = "nonelective_admissions"
+CCG_FIRST_MONTH = pd.Timestamp("2013-04-01")
+CCG_LAST_MONTH = pd.Timestamp("2019-12-01")
+VANGUARD_END = "2018-03"
+
+#: Vanguards whose work does not act on a population's emergency admissions or A&E attendances.
+SPECIALIST_VANGUARDS = {
+    "V42": "a specialist eye hospital (Moorfields) network",
+    "V43": "an alliance of specialist orthopaedic hospitals (mostly planned surgery)",
+    "V44": "a specialist neurology and neurosurgery network",
+    "V45": "a mental health alliance",
+    "V46": "a collaboration of specialist women's and children's hospitals",
+    "V47": "a specialist cancer network",
+    "V48": "a radiology (imaging) consortium",
+}
 
 
 def _month(ts: pd.Timestamp) -> str:
     return ts.strftime("%Y-%m")
+
+
+def _specialist_reason(site: Site) -> str:
+    what = SPECIALIST_VANGUARDS[site.site_id]
+    return (
+        f"this vanguard is {what}: its work does not act on a local population's emergency admissions or A&E "
+        "attendances, so scoring it on them would measure something it never set out to change (pre-specified)"
+    )
+
+
+def _vanguard(site: Site, start: pd.Timestamp) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "pre_period_start": _month(CCG_FIRST_MONTH),
+        "post_period_end": VANGUARD_END,
+        "comparison_pool": "exclude_other_vanguards",
+    }
+    trusts_ae = {"outcome": "ae_attendances", "data_source": "ae_monthly_2010_2021"}
+    if site.site_id in SPECIALIST_VANGUARDS:
+        p.update(data_source="ae_monthly_2010_2021", primary_outcome="ae_attendances")
+        p.update(treated_units=list(site.acute_trust_codes), not_evaluable_reason=_specialist_reason(site))
+    elif site.ccg_codes and site.care_model != "ACC":
+        p.update(data_source=CCG_DATA, primary_outcome=CCG_OUTCOME, treated_units=list(site.ccg_codes))
+        if site.acute_trust_codes:
+            p["secondary_analyses"] = [{**trusts_ae, "treated_units": list(site.acute_trust_codes)}]
+    else:
+        p.update(data_source="ae_monthly_2010_2021", primary_outcome="ae_attendances")
+        p["treated_units"] = list(site.acute_trust_codes)
+    return p
+
+
+def _ics(site: Site, start: pd.Timestamp) -> dict[str, Any]:
+    end = min(start + pd.DateOffset(months=23), COVID_START - pd.DateOffset(months=1))
+    if end < start:  # designated after COVID-19 began: the protocol stays valid, the site "not evaluable"
+        end = start + pd.DateOffset(months=23)
+    p: dict[str, Any] = {"comparison_pool": "exclude_ics_designated_before_end"}
+    trust_outcomes = ["ae_attendances", "emergency_admissions", "four_hour_performance"]
+    if site.ccg_codes:
+        if start <= CCG_LAST_MONTH:
+            end = min(end, CCG_LAST_MONTH)
+        pre_start = max(start - pd.DateOffset(months=36), CCG_FIRST_MONTH)
+        p.update(data_source=CCG_DATA, primary_outcome=CCG_OUTCOME, treated_units=list(site.ccg_codes))
+        if site.acute_trust_codes:
+            p["secondary_analyses"] = [
+                {"outcome": o, "data_source": "ae_attendances_2016_2019", "treated_units": list(site.acute_trust_codes)}
+                for o in trust_outcomes
+            ]
+    else:
+        pre_start = pd.Timestamp("2016-04-01")
+        if start - pd.DateOffset(months=3) < pre_start:
+            pre_start = start - pd.DateOffset(months=24)
+        p.update(
+            data_source="ae_attendances_2016_2019",
+            primary_outcome="ae_attendances",
+            secondary_outcomes=trust_outcomes[1:],
+            treated_units=list(site.acute_trust_codes),
+        )
+    p.update(pre_period_start=_month(pre_start), post_period_end=_month(end))
+    return p
 
 
 def protocol_for(site: Site) -> dict[str, object]:
@@ -46,30 +141,7 @@ def protocol_for(site: Site) -> dict[str, object]:
         notes.append(
             f"announcement dated to the {site.announced_precision} only ({site.announced}): start is approximate"
         )
-    if site.site_type == "vanguard":
-        p: dict[str, object] = {
-            "primary_outcome": "ae_attendances",
-            "secondary_outcomes": [],
-            "pre_period_start": "2011-04",
-            "post_period_end": "2018-03",
-            "comparison_pool": "exclude_other_vanguards",
-            "data_source": "ae_monthly_2010_2021",
-        }
-    else:
-        end = min(start + pd.DateOffset(months=23), COVID_START - pd.DateOffset(months=1))
-        if end < start:
-            end = start + pd.DateOffset(months=23)
-        pre_start = pd.Timestamp("2016-04-01")
-        if start - pd.DateOffset(months=3) < pre_start:
-            pre_start = start - pd.DateOffset(months=24)
-        p = {
-            "primary_outcome": "ae_attendances",
-            "secondary_outcomes": ["emergency_admissions", "four_hour_performance"],
-            "pre_period_start": _month(pre_start),
-            "post_period_end": _month(end),
-            "comparison_pool": "exclude_ics_designated_before_end",
-            "data_source": "ae_attendances_2016_2019",
-        }
+    p = _vanguard(site, start) if site.site_type == "vanguard" else _ics(site, start)
     if site.notes:
         notes.append(f"registry: {site.notes}")
     return {
@@ -79,11 +151,11 @@ def protocol_for(site: Site) -> dict[str, object]:
         "care_model": site.care_model,
         "membership_confidence": site.confidence,
         "announced": site.announced,
-        "treated_units": list(site.acute_trust_codes),
+        "treated_units": p["treated_units"],
         "intervention_start": _month(start),
         "primary_outcome": p["primary_outcome"],
         "expected_direction": "decrease",
-        "secondary_outcomes": p["secondary_outcomes"],
+        "secondary_outcomes": p.get("secondary_outcomes", []),
         "pre_period_start": p["pre_period_start"],
         "pre_period_end": _month(start - pd.DateOffset(months=1)),
         "post_period_end": p["post_period_end"],
@@ -92,35 +164,58 @@ def protocol_for(site: Site) -> dict[str, object]:
         "comparison_exclude": [],
         "type1_comparators_only": True,
         "data_source": p["data_source"],
+        "secondary_analyses": p.get("secondary_analyses", []),
         "min_pre_periods": 12,
         "min_post_periods": 6,
         "n_placebo_draws": 999,
         "seed": 2015,
+        "not_evaluable_reason": p.get("not_evaluable_reason", ""),
         "notes": "; ".join(notes),
     }
 
 
+def _content(protocol: dict[str, object]) -> str:
+    return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in protocol.items())
+
+
 def to_yaml(protocol: dict[str, object]) -> str:
-    """YAML with every string double-quoted (JSON scalars are valid YAML)."""
-    lines = [_HEADER.format(site_id=protocol["site_id"], name=str(protocol["site_name"]).replace("\n", " "))]
-    for key, value in protocol.items():
-        lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
-    return "\n".join(lines) + "\n"
+    """YAML with every string double-quoted (JSON scalars are valid YAML), headed by the hash of its content."""
+    body = _content(protocol)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    name = str(protocol["site_name"]).replace("\n", " ")
+    return _HEADER.format(site_id=protocol["site_id"], name=name, digest=digest) + "\n" + body
 
 
-def write_params(root: Path, *, overwrite: bool = False) -> list[Path]:
-    """Write ``root/vanguards/V01.yaml`` ... ``root/ics/I45.yaml``; return the files written."""
+def edited_by_hand(text: str) -> bool:
+    """True when a params file's content no longer matches the hash the generator wrote into it."""
+    found = _DIGEST.search(text)
+    if found is None:
+        return True  # written by hand, or by a generator that recorded no hash
+    body = "".join(line + "\n" for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    return hashlib.sha256(body.encode()).hexdigest() != found.group(1)
+
+
+def write_params(root: Path, *, overwrite: bool = False, update: bool = False) -> list[Path]:
+    """Write ``root/vanguards/V01.yaml`` ... ``root/ics/I45.yaml``; return the files written.
+
+    Existing files are kept, unless ``overwrite`` (replace every file) or ``update``
+    (replace the files nobody has edited since they were generated).
+    """
     written = []
     for site in load_registry():
         folder = root / ("vanguards" if site.site_type == "vanguard" else "ics")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{site.site_id}.yaml"
         if path.exists() and not overwrite:
-            continue
+            if not update or edited_by_hand(path.read_text(encoding="utf-8")):
+                continue
         protocol = protocol_for(site)
         SiteProtocol.from_mapping(protocol, str(path))  # never write an invalid protocol
+        text = to_yaml(protocol)
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
         tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(to_yaml(protocol), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
         written.append(path)
     return written

@@ -36,6 +36,17 @@ _CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
 
 @dataclass(frozen=True)
+class AnalysisSpec:
+    """One outcome of a site's analysis: the data source it comes from and which of that source's units are
+    the site (trust codes for trust-level data, CCG codes for commissioner data, the evaluator's own codes)."""
+
+    outcome: str
+    data_source: str | FileSource
+    treated_units: tuple[str, ...]
+    primary: bool = False
+
+
+@dataclass(frozen=True)
 class SiteProtocol:
     """A validated site protocol (one params file).
 
@@ -68,6 +79,8 @@ class SiteProtocol:
     n_placebo_draws: int = 999
     seed: int = 2015
     notes: str = ""
+    secondary_analyses: tuple[AnalysisSpec, ...] = ()
+    not_evaluable_reason: str = ""
     source_file: str = field(default="", compare=False)
 
     # ---- derived, for the analysis ------------------------------------------------
@@ -86,21 +99,18 @@ class SiteProtocol:
 
     @property
     def outcomes(self) -> tuple[str, ...]:
+        """Outcomes of the protocol's own ``data_source`` (primary first)."""
         return (self.primary_outcome, *[o for o in self.secondary_outcomes if o != self.primary_outcome])
+
+    @property
+    def analyses(self) -> tuple[AnalysisSpec, ...]:
+        """Every outcome to analyse, primary first: the data source's outcomes, then the secondary analyses."""
+        own = tuple(AnalysisSpec(o, self.data_source, self.treated_units, i == 0) for i, o in enumerate(self.outcomes))
+        return own + self.secondary_analyses
 
     def to_mapping(self) -> dict[str, Any]:
         """Plain values as in a params file (lists, dicts, strings)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "source_file":
-                continue
-            v = getattr(self, f.name)
-            if isinstance(v, FileSource):
-                v = {k: (list(x) if isinstance(x, tuple) else x) for k, x in asdict(v).items() if x not in (None, ())}
-            elif isinstance(v, tuple):
-                v = list(v)
-            out[f.name] = v
-        return out
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "source_file"}
 
     def digest(self) -> str:
         """SHA-256 of the protocol's content (for provenance and reruns)."""
@@ -110,6 +120,16 @@ class SiteProtocol:
     def from_mapping(cls, mapping: dict[str, Any], source: str = "<parameters>") -> SiteProtocol:
         """Validate plain values (as read from YAML or injected by Papermill)."""
         return _validate(mapping, source)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, FileSource):
+        return {k: (list(x) if isinstance(x, tuple) else x) for k, x in asdict(v).items() if x not in (None, ())}
+    if isinstance(v, AnalysisSpec):
+        return {"outcome": v.outcome, "data_source": _plain(v.data_source), "treated_units": list(v.treated_units)}
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
 
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteProtocol) if f.name != "source_file")
@@ -179,40 +199,36 @@ def _int(m: dict[str, Any], source: str, name: str, default: int, lo: int, hi: i
     return v
 
 
-def _data_source(m: dict[str, Any], source: str) -> str | FileSource:
-    v = m.get("data_source")
+def _data_source(m: dict[str, Any], source: str, name: str = "data_source") -> str | FileSource:
+    v = m.get(name)
     if isinstance(v, str):
         if v not in BUNDLED:
             raise _err(
                 source,
-                "data_source",
+                name,
                 f"names {v!r}, which is not a bundled dataset",
                 f"Use one of {', '.join(BUNDLED)}, or a mapping with path, unit, period and outcomes for your own file.",
             )
         return v
     if not isinstance(v, dict):
-        raise _err(
-            source, "data_source", f"is {v!r}", f"Name a bundled dataset ({', '.join(BUNDLED)}) or give a mapping."
-        )
+        raise _err(source, name, f"is {v!r}", f"Name a bundled dataset ({', '.join(BUNDLED)}) or give a mapping.")
     allowed = {f.name for f in fields(FileSource)}
     unknown = sorted(set(v) - allowed)
     if unknown:
-        raise _err(
-            source, f"data_source.{unknown[0]}", "is not a known key", f"Allowed keys: {', '.join(sorted(allowed))}."
-        )
-    sub = f"{source} data_source"
+        raise _err(source, f"{name}.{unknown[0]}", "is not a known key", f"Allowed keys: {', '.join(sorted(allowed))}.")
+    sub = f"{source} {name}"
     for key in ("path", "unit", "period"):
         _string(v, sub, key)
     layout = _string(v, sub, "layout", allowed=("long", "wide"), default="wide")
     freq = _string(v, sub, "frequency", allowed=FREQUENCIES, default="monthly")
     outcomes = v.get("outcomes", [])
     if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
-        raise _err(source, "data_source.outcomes", f"is {outcomes!r}", "List the outcome column names in quotes.")
+        raise _err(source, f"{name}.outcomes", f"is {outcomes!r}", "List the outcome column names in quotes.")
     if layout == "wide" and not outcomes:
-        raise _err(source, "data_source.outcomes", "is missing", "A wide file needs the list of its outcome columns.")
+        raise _err(source, f"{name}.outcomes", "is missing", "A wide file needs the list of its outcome columns.")
     denominator = v.get("denominator")
     if denominator is not None and not isinstance(denominator, str):
-        raise _err(source, "data_source.denominator", f"is {denominator!r}", "Give the column name in quotes.")
+        raise _err(source, f"{name}.denominator", f"is {denominator!r}", "Give the column name in quotes.")
     return FileSource(
         path=v["path"],
         unit=v["unit"],
@@ -223,7 +239,33 @@ def _data_source(m: dict[str, Any], source: str) -> str | FileSource:
         outcome_column=_string(v, sub, "outcome_column", default="outcome"),
         value_column=_string(v, sub, "value_column", default="value"),
         denominator=denominator,
+        unit_label=_string(v, sub, "unit_label", default="area"),
     )
+
+
+def _secondary_analyses(m: dict[str, Any], source: str) -> tuple[AnalysisSpec, ...]:
+    v = m.get("secondary_analyses", [])
+    if not isinstance(v, list) or len(v) > 10:
+        raise _err(source, "secondary_analyses", "must be a list of at most 10 mappings", _ANALYSIS_HINT)
+    out = []
+    for i, entry in enumerate(v):
+        name = f"secondary_analyses[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"outcome", "data_source", "treated_units"}:
+            raise _err(source, name, "must be a mapping of outcome, data_source and treated_units", _ANALYSIS_HINT)
+        sub = f"{source} {name}"
+        out.append(
+            AnalysisSpec(
+                outcome=_string(entry, sub, "outcome"),
+                data_source=_data_source(entry, sub),
+                treated_units=_codes(entry, sub, "treated_units", required=True),
+            )
+        )
+    return tuple(out)
+
+
+_ANALYSIS_HINT = (
+    'Write e.g. [{outcome: "ae_attendances", data_source: "ae_monthly_2010_2021", treated_units: ["RTF"]}].'
+)
 
 
 def _validate(m: Any, source: str) -> SiteProtocol:
@@ -281,8 +323,16 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         n_placebo_draws=_int(m, source, "n_placebo_draws", 999, 19, 100_000),
         seed=_int(m, source, "seed", 2015, 0, 2**32 - 1),
         notes=_string(m, source, "notes", default=""),
+        secondary_analyses=_secondary_analyses(m, source),
+        not_evaluable_reason=_string(m, source, "not_evaluable_reason", default=""),
         source_file=source,
     )
+    names = [a.outcome for a in protocol.analyses]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise _err(
+            source, "secondary_analyses", f"repeats the outcome {', '.join(twice)}", "Analyse each outcome once."
+        )
     w = protocol.windows
     if not w["pre_start"] < w["pre_end"] < protocol.start:
         raise _err(

@@ -22,7 +22,7 @@ def _verdict(a: OutcomeAnalysis, expected: str) -> str:
     if a.is_proportion:
         direction = "fall" if r.estimate < 0 else "rise"
     sentence = (
-        f"Relative to its {r.n_control} comparison trusts, the site's {escape(a.label)} changed by {escape(est)}{unit} "
+        f"Relative to its {r.n_control} comparison {a.coverage.units}, the site's {escape(a.label)} changed by {escape(est)}{unit} "
         f"(95% interval {escape(lo)} to {escape(hi)}{unit}) over {a.coverage.n_post} months of follow-up. "
     )
     if r.p_value < 0.05:
@@ -42,9 +42,7 @@ def _verdict(a: OutcomeAnalysis, expected: str) -> str:
             "with the data."
         )
     if not math.isfinite(r.ci_low) or not math.isfinite(r.ci_high):
-        sentence += (
-            f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison trusts are available."
-        )
+        sentence += f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison {a.coverage.units} are available."
     return sentence
 
 

@@ -256,6 +256,6 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
     ticks = np.log(np.array([0.5, 0.75, 1.0, 1.5, 2.0]))
     ax.set_xticks(ticks, ["-50%", "-25%", "0", "+50%", "+100%"])
     ax.set_xlim(-limit, limit)
-    ax.set_xlabel("change relative to comparison trusts (95% interval, clipped)")
+    ax.set_xlabel("change relative to comparison areas (95% interval, clipped)")
     ax.spines[["top", "right"]].set_visible(False)
     return fig

@@ -43,8 +43,8 @@ def pooled_table(data: ProgrammeData) -> HTMLBlock:
     )
     return HTMLBlock(
         "<p>Random-effects (DerSimonian-Laird) pooled effect of each care model on the sites' primary outcome, "
-        "relative to comparison trusts. tau&sup2; is the between-site variance (log scale); I&sup2; the share of "
-        "variation that is between sites rather than chance. Sites sharing trusts are not independent, so treat "
+        "relative to comparison areas. tau&sup2; is the between-site variance (log scale); I&sup2; the share of "
+        "variation that is between sites rather than chance. Sites sharing trusts or CCGs are not independent, so treat "
         "the pooled intervals as approximate.</p>"
         "<table class='estimates'><tr><th>Care model</th><th>Sites</th><th>Pooled effect</th><th>95% interval</th>"
         f"<th>p</th><th>tau&sup2;</th><th>I&sup2;</th></tr>{body}</table>"

@@ -22,6 +22,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
     if rb is None:
         return HTMLBlock(paragraph("No robustness checks were run for this outcome."))
     rows = [(a.label, rb.main, a.is_proportion)] + [(a.label, r, a.is_proportion) for r in rb.rows]
+    units, unit = a.coverage.units, a.coverage.unit_kind
     checks = "".join(
         f"<li>{'passed' if ok else '<strong>failed</strong>'}: {escape(name)}: {escape(detail)}.</li>"
         for name, ok, detail in rb.checks
@@ -34,10 +35,10 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
     )
     parts = [
         paragraph(
-            "The main estimate is re-estimated against other comparison sets (the 10 trusts most like the site before "
-            "the start, and a synthetic control: a weighted mix of comparison trusts that tracks the site's "
+            f"The main estimate is re-estimated against other comparison sets (the 10 {units} most like the site "
+            f"before the start, and a synthetic control: a weighted mix of comparison {units} that tracks the site's "
             "pre-period trajectory), with a fake start date in the pre-period (where no effect can exist), dropping "
-            "each comparison trust in turn, and allowing for the parallel-trends assumption to fail by a linear "
+            f"each comparison {unit} in turn, and allowing for the parallel-trends assumption to fail by a linear "
             "trend as large as the pre-period allows."
         ),
         estimate_table(rows),
@@ -51,7 +52,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
             for u, d, g in zip(t["unit"], t["distance"], t["trend"], strict=True)
         )
         parts.append(
-            "<h4>Matched comparators</h4><table class='estimates'><tr><th>Trust</th><th>Distance</th>"
+            f"<h4>Matched comparators</h4><table class='estimates'><tr><th>{escape(cap(unit))}</th><th>Distance</th>"
             f"<th>Pre-period growth per year</th></tr>{body}</table>"
         )
     if rb.synthetic is not None:
@@ -60,7 +61,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         parts.append(
             f"<h4>Synthetic control weights</h4><p>Pre-period fit (RMSPE, log scale): {rb.synthetic.pre_rmspe:.3f}; "
             f"post/pre RMSPE ratio ranked among {len(rb.synthetic.placebos)} placebos: p = {rb.synthetic.row.p_value:.2f}.</p>"
-            f"<table class='estimates'><tr><th>Trust</th><th>Weight</th></tr>{body}</table>"
+            f"<table class='estimates'><tr><th>{escape(cap(unit))}</th><th>Weight</th></tr>{body}</table>"
         )
         fig = plots.plot_synthetic_control(
             rb.synthetic,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from evallib.evaluation.coverage import SHORT_FOLLOW_UP, outcome_label
+from evallib.evaluation.coverage import SHORT_FOLLOW_UP, outcome_label, unit_kind, unit_plural
 from evallib.evaluation.outcome import OutcomeAnalysis
 from evallib.evaluation.site import SiteEvaluation
 from evallib.reporting import plots
@@ -35,13 +35,20 @@ def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
         ("Care model", p.care_model),
         ("Announced", p.announced or "not recorded"),
         ("Intervention start (analysis)", w["post_start"].strftime("%B %Y")),
-        ("Member trusts analysed as treated", ", ".join(p.treated_units) or "none listed"),
         ("Membership confidence", f"{p.membership_confidence} (confirm membership locally)"),
         ("Primary outcome (pre-specified)", f"{outcome_label(p.primary_outcome)}, expected to {p.expected_direction}"),
         ("Pre-period", f"{w['pre_start']:%b %Y} to {w['pre_end']:%b %Y}"),
         ("Follow-up", f"{w['post_start']:%b %Y} to {w['post_end']:%b %Y}"),
         ("Status", status),
     ]
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for spec in p.analyses:  # one row per list of units, naming the outcomes measured on them
+        groups.setdefault((unit_kind(spec.data_source), spec.treated_units), []).append(outcome_label(spec.outcome))
+    members = [
+        (f"The site's {unit_plural(kind)} ({', '.join(outcomes)})", ", ".join(codes) or "none listed")
+        for (kind, codes), outcomes in groups.items()
+    ]
+    rows[4:4] = members
     table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     notes = f"<p class='notes'>Protocol notes: {escape(p.notes)}</p>" if p.notes else ""
     return HTMLBlock(f"<table class='facts'>{table}</table>{notes}")
@@ -59,7 +66,7 @@ def _fact_cell(key: str, value: str) -> str:
 
 
 def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
-    """What the data cover: months, trusts used, comparators and why others were left out."""
+    """What the data cover: months, the site's units used, comparators and why others were left out."""
     if not ev.evaluable:
         return not_evaluable(ev)
     parts = []
@@ -73,9 +80,9 @@ def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
             ("Pre-period months in the data", str(c.n_pre)),
             ("Follow-up months in the data", str(c.n_post) + (" (short)" if c.n_post < SHORT_FOLLOW_UP else "")),
             ("Months missing from the data", missing or "none"),
-            ("Treated trusts used", ", ".join(c.treated_used)),
-            ("Treated trusts without complete data", lost or "none"),
-            ("Comparison trusts", str(c.n_comparators)),
+            (f"The site's {c.units} used", ", ".join(c.treated_used)),
+            (f"The site's {c.units} without complete data", lost or "none"),
+            (f"Comparison {c.units}", str(c.n_comparators)),
             ("Left out of the comparison pool", excluded),
         ]
         if math.isfinite(c.baseline_total):
@@ -84,7 +91,7 @@ def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
         comps = escape(", ".join(c.comparators))
         parts.append(
             f"<h4>{escape(cap(a.label))}</h4><table class='facts'>{table}</table>"
-            f"<details><summary>Comparison trusts ({c.n_comparators})</summary><p class='codes'>{comps}</p></details>"
+            f"<details><summary>Comparison {escape(c.units)} ({c.n_comparators})</summary><p class='codes'>{comps}</p></details>"
         )
     for outcome, why in ev.skipped_outcomes.items():
         parts.append(f"<p><strong>{escape(cap(outcome_label(outcome)))} not analysed:</strong> {escape(why)}.</p>")
@@ -102,12 +109,12 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
             intervention_start=ev.protocol.windows["post_start"],
             indexed=not a.is_proportion,
             title=f"{cap(a.label)}: {ev.protocol.site_id} vs comparison pool",
-            site_label=f"{ev.protocol.site_id} ({len(a.coverage.treated_used)} trust(s))",
+            site_label=f"{ev.protocol.site_id} ({len(a.coverage.treated_used)} {a.coverage.units})",
         )
         parts.append(figure_html(fig, f"{a.label} over time, site against comparison pool"))
     return HTMLBlock(
         paragraph(
-            "Monthly series of the site's trusts and of the comparison pool, each scaled so that its baseline year "
+            "Monthly series of the site and of its comparison pool, each scaled so that its baseline year "
             "(the 12 months before the start) averages 100; four-hour performance is shown in percent."
         )
         + "".join(parts)
@@ -121,7 +128,7 @@ def _pretrend_sentence(a: OutcomeAnalysis) -> str:
     if es is not None and es.leads:
         parts.append(f"joint test of the {len(es.leads)} event-study leads p = {es.pretrend.p_value:.2f}")
     verdict = (
-        "<strong>failed</strong>: the site was already diverging from its comparison trusts before the start"
+        "<strong>failed</strong>: the site was already diverging from its comparison pool before the start"
         if a.pretrend_failed
         else "passed: no clear divergence before the start"
     )
@@ -156,11 +163,11 @@ def did(ev: SiteEvaluation) -> HTMLBlock:
         )
         figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
     text = paragraph(
-        "Two-way fixed effects (trust and month effects) on the log of each count, so estimates are percent changes "
+        "Two-way fixed effects (unit and month effects) on the log of each count, so estimates are percent changes "
         "relative to the comparison pool; four-hour performance is in percentage points. The rate-ratio row fits the "
-        "same comparison as a Poisson model of the counts (1 = no change). With one or a few treated trusts, "
+        "same comparison as a Poisson model of the counts (1 = no change). With one or a few treated units, "
         "clustered standard errors overstate certainty, so p-values come from a <em>placebo-in-space</em> test: each "
-        "comparison trust (or a random set of trusts, when the site has several) is given the treatment in turn and "
+        "comparison unit (or a random set of units, when the site has several) is given the treatment in turn and "
         "the site's estimate is ranked among theirs. The interval collects every effect the placebo test does not "
         "reject. The event study shows the difference period by period: before the start (grey) it should hover "
         "around zero."
@@ -181,6 +188,7 @@ def programme(ev: SiteEvaluation) -> HTMLBlock:
             else paragraph("No ICS wave starts inside the data, so the staggered-adoption analysis is not possible.")
         )
     rows = [(outcome_label(pw.outcome), r, False) for r in pw.rows]
+    units = unit_plural(pw.unit_kind)
     fig = plots.plot_event_study(
         pw.dynamic,
         title=f"{cap(outcome_label(pw.outcome))}: all ICS waves by months since designation",
@@ -189,10 +197,10 @@ def programme(ev: SiteEvaluation) -> HTMLBlock:
     )
     text = paragraph(
         f"ICSs were designated in waves, so a single before-and-after comparison mixes systems at different stages. "
-        f"The Callaway-Sant'Anna estimator compares each wave only with trusts not yet in an ICS at the time "
-        f"({pw.n_units} trusts with complete data). The first row averages every wave's effect since designation; "
+        f"The Callaway-Sant'Anna estimator compares each wave only with {units} not yet in an ICS at the time "
+        f"({pw.n_units} {units} with complete data). The first row averages every wave's effect since designation; "
         "the second is this site's wave. Standard errors are analytic (influence functions), suitable here because "
-        "each wave holds many trusts."
+        f"each wave holds many {units}."
     )
     return HTMLBlock(text + estimate_table(rows) + figure_html(fig, "effects by months since designation, all waves"))
 

@@ -173,11 +173,12 @@ def build_site(outputs: Path) -> Path:
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     body = (
         "<h1>New care models: site evaluations</h1>"
-        "<p>Each New Care Models vanguard (2015) and Integrated Care System, evaluated against comparison trusts on "
-        "NHS England A&amp;E data, following a protocol written before the results were seen. The headline is the "
+        "<p>Each New Care Models vanguard (2015) and Integrated Care System, evaluated against comparison areas on "
+        "NHS England data (emergency admissions by commissioner, A&amp;E attendances by trust), following a protocol "
+        "written before the results were seen. The headline is the "
         "difference-in-differences estimate for the site's primary outcome (percent change relative to the "
-        "comparison trusts, or percentage points), with its 95% interval and placebo-in-space p-value. "
-        "Most sites have one or a few trusts, so intervals are wide: read the interval, not just the estimate.</p>"
+        "comparison areas, or percentage points), with its 95% interval and placebo-in-space p-value. "
+        "Most sites are one or a few CCGs or trusts, so intervals are wide: read the interval, not just the estimate.</p>"
         f"{programme_link}<p><strong>{escape(summary)}</strong></p>"
         "<table class='index'><tr><th>Site</th><th>Name</th><th>Care model</th><th>Status</th><th>Estimate</th>"
         "<th>95% interval</th><th>p</th><th>Notes</th><th>Report</th></tr>" + "".join(body_rows) + "</table>"

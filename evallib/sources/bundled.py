@@ -74,6 +74,8 @@ class BundledDataset:
     files: tuple[str, ...]
     outcomes: tuple[str, ...]
     frequency: Frequency
+    #: What a unit of the data is, for reports: "trust" or "CCG".
+    unit_kind: str = "trust"
 
 
 BUNDLED: dict[str, BundledDataset] = {

@@ -19,7 +19,8 @@ class FileSource:
     ``layout="long"``: one row per unit, period and outcome, with the outcome's
     name in ``outcome_column`` and its count in ``value_column``.
     ``layout="wide"``: one row per unit and period, one column per outcome
-    (listed in ``outcomes``).
+    (listed in ``outcomes``). ``unit_label`` says what a unit is, in words, for reports
+    ("area" unless the evaluator names it: "practice", "local authority", ...).
     """
 
     path: str
@@ -31,6 +32,7 @@ class FileSource:
     outcome_column: str = "outcome"
     value_column: str = "value"
     denominator: str | None = None
+    unit_label: str = "area"
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -33,6 +33,7 @@ class Site:
     wave: str
     region: str
     acute_trust_codes: tuple[str, ...]
+    ccg_codes: tuple[str, ...]
     confidence: str
     notes: str
 
@@ -76,6 +77,7 @@ def load_registry() -> tuple[Site, ...]:
                 wave=r["wave"],
                 region=r["region_current"],
                 acute_trust_codes=_split(r["acute_trust_codes"]),
+                ccg_codes=_split(r["ccg_codes"]),
                 confidence=r["confidence"],
                 notes=r["notes"],
             )
