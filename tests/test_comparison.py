@@ -159,7 +159,7 @@ def test_random_effects_matches_hand_computation() -> None:
 
 
 def test_programme_view_from_results_files(tmp_path: Path) -> None:
-    def write(sid: str, model: str, est: float, status: str = "evaluated") -> None:
+    def write(sid: str, model: str, est: float, status: str = "evaluated", units: tuple[str, ...] = ()) -> None:
         (tmp_path / sid).mkdir()
         rows = (
             []
@@ -189,6 +189,8 @@ def test_programme_view_from_results_files(tmp_path: Path) -> None:
                     "care_model": model,
                     "status": status,
                     "primary_outcome": "ae_attendances",
+                    "intervention_start": "2015-04",
+                    "coverage": {"treated_units": list(units or (sid,))},
                     "results": rows,
                     "growth": {"site_growth_pct": 5.0, "comparison_growth_pct": 8.0},
                 }
@@ -199,10 +201,12 @@ def test_programme_view_from_results_files(tmp_path: Path) -> None:
     write("V02", "PACS", 0.05)
     write("V03", "MCP", 0.01)
     write("V04", "MCP", 0.0, status="not evaluable")
+    write("V05", "PACS", -0.05, units=("V01",))  # the same data as V01: must not be counted twice
     data = programme.load_programme(tmp_path)
-    assert len(data.sites) == 4 and len(data.evaluated) == 3
+    assert len(data.sites) == 5 and len(data.evaluated) == 4
     pooled = programme.pooled_by_care_model(data).set_index("care_model")
     assert pooled.loc["PACS", "sites"] == 2 and pooled.loc["PACS", "estimate"] == pytest.approx(0.0)
+    assert pooled.loc["PACS", "site_ids"] == "V01 + V05, V02"
     g = programme.growth_table(data).set_index("care_model")
     assert g.loc["PACS", "difference_points"] == pytest.approx(-3.0)
     assert "&lt;b&gt;" not in programme_page.overview(data).html  # names are not shown raw; counts only

@@ -49,9 +49,17 @@ def load_programme(outputs: str | Path) -> ProgrammeData:
             None,
         )
         growth = res.get("growth") or {}
+        coverage = res.get("coverage") or {}
         rows.append(
             {
                 "site_id": res["site_id"],
+                "inputs": "|".join(
+                    [
+                        str(res.get("primary_outcome")),
+                        str(res.get("intervention_start")),
+                        *coverage.get("treated_units", []),
+                    ]
+                ),
                 "site_name": res.get("site_name", ""),
                 "care_model": res.get("care_model", "other"),
                 "status": res["status"],
@@ -83,12 +91,13 @@ def pooled_by_care_model(data: ProgrammeData) -> pd.DataFrame:
     ev = ev[ev["scale"] == "log"]
     out = []
     for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
-        g = ev[ev["care_model"] == model]
+        g = merge_duplicate_sites(ev[ev["care_model"] == model])
         pooled = random_effects(g["estimate"].to_numpy(), g["std_error"].to_numpy())
         out.append(
             {
                 "care_model": model,
                 "sites": pooled.k,
+                "site_ids": ", ".join(g["site_id"]),
                 "estimate": pooled.estimate,
                 "ci_low": pooled.ci_low,
                 "ci_high": pooled.ci_high,
@@ -103,9 +112,26 @@ def pooled_by_care_model(data: ProgrammeData) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def merge_duplicate_sites(sites: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct analysis: sites with the same outcome, start and treated units are one observation.
+
+    Two registry sites can stand on identical data (two vanguards of the same CCG or
+    trust, starting the same month): their estimates are the same number, and pooling
+    both would count it twice. The merged row keeps the first site's estimate and
+    lists every site id (``"V14 + V24"``).
+    """
+    if sites.empty:
+        return sites
+    merged = sites.groupby("inputs", sort=False, as_index=False).agg(
+        {**{c: "first" for c in sites.columns if c not in ("inputs", "site_id")}, "site_id": " + ".join}
+    )
+    return merged[list(sites.columns)]
+
+
 def growth_table(data: ProgrammeData) -> pd.DataFrame:
     """Mean growth (last 12 months of follow-up vs the baseline year) of sites and their comparison pools."""
     ev = data.evaluated.dropna(subset=["site_growth_pct", "comparison_growth_pct"])
+    ev = pd.concat([merge_duplicate_sites(g) for _, g in ev.groupby("care_model", sort=False)]) if len(ev) else ev
     g = ev.groupby("care_model").agg(
         sites=("site_id", "size"),
         site_growth_pct=("site_growth_pct", "mean"),
