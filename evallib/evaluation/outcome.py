@@ -22,7 +22,7 @@ from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
 
 #: Pre-trend p-values below this are reported as a failed parallel-trends check.
-PRETREND_ALPHA = 0.10
+PRETREND_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,14 @@ class OutcomeAnalysis:
         return tuple(rows)
 
     @property
-    def pretrend_failed(self) -> bool:
-        """Either pre-trend check (linear trend, or joint event-study leads) has p < 0.10."""
-        ps = [self.pretrend.p_value]
-        if self.event_study is not None:
-            ps.append(self.event_study.pretrend.p_value)
-        return any(math.isfinite(p) and p < PRETREND_ALPHA for p in ps)
+    def pretrend_evidence(self) -> bool:
+        """The one pre-specified pre-trend test (placebo test of the linear pre-trend difference) has p < 0.05.
+
+        A single test at 5%, so that with parallel trends it fires in 5% of sites (two tests at
+        10% fired in 14%); the event-study leads are shown as a description, not a second test.
+        """
+        p = self.pretrend.p_value
+        return math.isfinite(p) and p < PRETREND_ALPHA
 
 
 def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | str) -> OutcomeAnalysis:

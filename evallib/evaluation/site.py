@@ -30,7 +30,7 @@ class SiteEvaluation:
     """The result of evaluating one site (read-only).
 
     ``status`` is ``"evaluated"`` or ``"not evaluable"``; ``flags`` are the
-    cautions a reader must see (short follow-up, failed pre-trend check, ...).
+    cautions a reader must see (short follow-up, evidence of diverging pre-period trends, ...).
     """
 
     protocol: SiteProtocol
@@ -131,12 +131,16 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
                 f"Short follow-up: only {c.n_post} months after the start. Effects of new care models take years; "
                 "a null result here is weak evidence of no effect."
             )
-        if a.pretrend_failed:
-            es_p = a.event_study.pretrend.p_value if a.event_study is not None else float("nan")
+        if a.pretrend_evidence:
+            pt = a.pretrend
+            per_year = (
+                f"{100 * pt.estimate:+.1f} points a year" if pt.scale == "log_per_year" else f"{pt.estimate:+.2f}"
+            )
             flags.append(
-                f"Failed pre-trend check for {a.label}: before the start the site was already diverging from its "
-                f"comparison areas (linear trend p = {a.pretrend.p_value:.2f}; event-study leads p = {es_p:.2f}), "
-                "so the difference-in-differences estimate may reflect that trend rather than the intervention."
+                f"Evidence of diverging trends before the start for {a.label} (placebo test of the pre-period trend "
+                f"difference, p = {pt.p_value:.2f}): the site's series was moving {per_year} relative to its comparison "
+                "pool, so the difference-in-differences estimate may partly reflect that divergence rather than the "
+                "care model."
             )
         if c.treated_not_in_data or c.treated_incomplete:
             gone = ", ".join(c.treated_not_in_data + c.treated_incomplete)

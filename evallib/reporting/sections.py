@@ -122,18 +122,21 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
 
 
 def _pretrend_sentence(a: OutcomeAnalysis) -> str:
-    es = a.event_study
     lin = a.pretrend
-    parts = [f"linear pre-trend difference p = {lin.p_value:.2f}"]
-    if es is not None and es.leads:
-        parts.append(f"joint test of the {len(es.leads)} event-study leads p = {es.pretrend.p_value:.2f}")
     verdict = (
-        "<strong>failed</strong>: the site was already diverging from its comparison pool before the start"
-        if a.pretrend_failed
-        else "passed: no clear divergence before the start"
+        f"evidence of diverging trends before the start (p = {lin.p_value:.2f})"
+        if a.pretrend_evidence
+        else f"no clear evidence of diverging trends before the start (p = {lin.p_value:.2f})"
+    )
+    es = a.event_study
+    leads = (
+        f"; the event-study leads, shown as a description, have a joint placebo p = {es.pretrend.p_value:.2f}"
+        if es is not None and es.leads
+        else ""
     )
     return (
-        f"<li>{escape(cap(a.label))}: pre-trend check {verdict} ({escape('; '.join(parts))}, placebo inference).</li>"
+        f"<li>{escape(cap(a.label))}: the pre-specified pre-trend test (placebo test of the linear pre-period trend "
+        f"difference, 5% level) found {escape(verdict)}{escape(leads)}.</li>"
     )
 
 
