@@ -199,16 +199,18 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         its_arima=its_arima,
     )
     if spec.primary:
+        leads = {e: r.estimate for e, r in zip(event_study.event_times, event_study.rows, strict=True) if e < 0}
         robust = check_robustness(
             protocol,
             outcome=outcome,
             main=did.row,
-            pretrend=pretrend,
             coverage=cov,
             is_proportion=is_prop,
             values=values,
             long=long,
             site_series=site_series,
+            leads={**leads, event_study.reference: 0.0},
+            n_post_bins=sum(e >= 0 for e in event_study.event_times),
         )
         analysis = replace(analysis, robustness=robust)
     return analysis

@@ -1,10 +1,18 @@
-"""Pre-specified robustness checks of a site's primary DiD conclusion, and their verdict."""
+"""Pre-specified robustness checks of a site's primary conclusion, and a verdict that can be right.
+
+Every check is judged by what it can show: alternative comparison sets by agreement with the
+main estimate (same sign, overlapping intervals), not by their own significance (ten matched
+comparators can never give p < 0.05); a test is run only when its smallest attainable p-value
+is below the level; sensitivity to parallel-trend violations follows Rambachan and Roth's
+relative-magnitude bound; a check that did not run is reported as not run, never as passed.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -13,26 +21,45 @@ from evallib.evaluation.coverage import Coverage
 from evallib.methods.did import DiD
 from evallib.methods.matching import MatchResult, balance_table, match_comparators
 from evallib.methods.results import Estimate
+from evallib.methods.sensitivity import RelativeMagnitudes, relative_magnitudes
 from evallib.methods.synth import SyntheticControl, SynthResult
 from evallib.protocol.params import SiteProtocol
+
+ALPHA = 0.05
+#: A post-period violation of parallel trends this many times the largest pre-period one must not overturn it.
+MBAR = 1.0
+Status = Literal["agrees", "disagrees", "not run"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One robustness check: its name, whether it agrees with the main conclusion, and why, in words."""
+
+    name: str
+    status: Status
+    detail: str
+
+    def to_json_dict(self) -> dict[str, str]:
+        return {"check": self.name, "status": self.status, "detail": self.detail}
 
 
 @dataclass(frozen=True)
 class Robustness:
-    """Pre-specified robustness checks of the primary outcome's DiD conclusion.
+    """Pre-specified robustness checks of the primary outcome's main estimate.
 
-    * ``placebo_in_time``: the same DiD with a fake start halfway through the
-      pre-period, on pre-period data only (an "effect" there means the design
-      finds effects where none can be);
+    * ``placebo_in_time``: the same DiD with a fake start halfway through the pre-period, on
+      pre-period data only (an "effect" there means the design finds effects where none can be);
     * ``leave_one_out``: the smallest and largest estimates dropping one comparator;
-    * ``matched`` / ``synthetic``: the estimate against the 10 nearest comparators
-      and against a synthetic control (trajectory-matched, demeaned logs);
-    * ``trend_breakdown``: the differential linear trend (log points per year) that
-      would be needed to overturn the conclusion, against the largest trend the
-      pre-period allows (upper end of the pre-trend interval). This is a simple
-      linear-extrapolation version of Rambachan and Roth's bounds: a trend of M per
-      year biases the DiD by M times the gap in years between the mean post- and
-      mean pre-period months.
+    * ``matched`` / ``synthetic``: the estimate against the 10 nearest comparators and against a
+      synthetic control (trajectory-matched, demeaned logs);
+    * ``sensitivity``: Rambachan and Roth's relative-magnitude breakdown value from the event
+      study's leads (how many times the largest pre-period departure from parallel trends a
+      post-period departure must be to overturn the conclusion).
+
+    ``verdict`` is ``"confirmed"`` when the main estimate is significant at 5% and every check
+    that ran agrees with it, ``"not confirmed"`` when it is significant but some check
+    disagrees, and ``"no clear effect"`` when the main estimate is not significant (a null is
+    never "confirmed": the report gives the effect the design could have detected instead).
     """
 
     outcome: str
@@ -43,14 +70,22 @@ class Robustness:
     matched_did: Estimate | None
     synthetic: SynthResult | None
     balance: pd.DataFrame | None = field(repr=False)
-    trend_gap_years: float = float("nan")
-    trend_breakdown: float = float("nan")
-    pretrend_bound: float = float("nan")
-    checks: tuple[tuple[str, bool, str], ...] = ()
+    sensitivity: RelativeMagnitudes | None = None
+    checks: tuple[Check, ...] = ()
 
     @property
-    def survives(self) -> bool:
-        return all(ok for _, ok, _ in self.checks)
+    def effect(self) -> bool:
+        return _conclusion(self.main) in ("decrease", "increase")
+
+    @property
+    def disagreements(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status == "disagrees")
+
+    @property
+    def verdict(self) -> str:
+        if not self.effect:
+            return "no clear effect"
+        return "not confirmed" if self.disagreements else "confirmed"
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
@@ -63,12 +98,13 @@ class Robustness:
         def num(v: float) -> float | None:
             return float(v) if math.isfinite(v) else None
 
+        rm = self.sensitivity
         return {
-            "survives": self.survives,
-            "checks": [{"check": name, "passed": ok, "detail": detail} for name, ok, detail in self.checks],
+            "verdict": self.verdict,
+            "checks": [c.to_json_dict() for c in self.checks],
             "leave_one_out_range": [num(self.leave_one_out[0]), num(self.leave_one_out[1])],
-            "trend_breakdown_per_year": num(self.trend_breakdown),
-            "pretrend_bound_per_year": num(self.pretrend_bound),
+            "relative_magnitude_breakdown": None if rm is None else num(rm.breakdown),
+            "largest_pre_period_violation": None if rm is None else num(rm.max_pre_violation),
             "matched_comparators": self.matched.units if self.matched is not None else [],
             "synthetic_weights": {}
             if self.synthetic is None
@@ -79,9 +115,30 @@ class Robustness:
 def _conclusion(row: Estimate) -> str:
     if not math.isfinite(row.p_value):
         return "unknown"
-    if row.p_value >= 0.05:
+    if row.p_value >= ALPHA:
         return "no clear effect"
     return "decrease" if row.estimate < 0 else "increase"
+
+
+def _overlap(a: Estimate, b: Estimate) -> bool:
+    return max(a.ci_low, b.ci_low) <= min(a.ci_high, b.ci_high)
+
+
+def _agreement(name: str, main: Estimate, alt: Estimate | None, why_no_test: str = "") -> Check:
+    """An alternative comparison agrees when its estimate has the main one's sign and the intervals overlap."""
+    if alt is None or not math.isfinite(alt.estimate):
+        return Check(name, "not run", "too few comparison units for this comparison set")
+    same_sign = (alt.estimate < 0) == (main.estimate < 0)
+    overlap = _overlap(main, alt)
+    words = f"estimate {alt.estimate:+.3f}" + (
+        f", 95% interval {alt.ci_low:+.3f} to {alt.ci_high:+.3f}"
+        if math.isfinite(alt.ci_low) and math.isfinite(alt.ci_high)
+        else f" ({why_no_test or 'interval unbounded'})"
+    )
+    if same_sign and overlap:
+        return Check(name, "agrees", f"{words}: same direction, overlapping intervals")
+    why = "the opposite direction" if not same_sign else "an interval that does not overlap the main one"
+    return Check(name, "disagrees", f"{words}: {why}")
 
 
 def check_robustness(
@@ -89,17 +146,20 @@ def check_robustness(
     *,
     outcome: str,
     main: Estimate,
-    pretrend: Estimate,
     coverage: Coverage,
     is_proportion: bool,
     values: pd.DataFrame,
     long: pd.DataFrame,
     site_series: pd.Series,
+    leads: Mapping[int, float] | None = None,
+    n_post_bins: int = 0,
 ) -> Robustness:
-    """Run the robustness checks of one outcome's DiD estimate ``main``.
+    """Run the robustness checks of one outcome's main estimate ``main``.
 
-    ``values`` are the counts (period x unit, the site's units and the pool), ``long``
-    the DiD panel on the analysis scale and ``site_series`` the site's summed series.
+    ``values`` are the counts (period x unit, the site's units and the pool), ``long`` the
+    DiD panel on the analysis scale, ``site_series`` the site's summed series; ``leads`` the
+    event study's pre-period estimates by event time (the reference included as 0) and
+    ``n_post_bins`` its number of post-period event times, for the parallel-trends check.
     """
     w = protocol.windows
     cov = coverage
@@ -172,55 +232,83 @@ def check_robustness(
             "synthetic": synth.weights,
         }
         balance = balance_table(site_series[~post], pre_vals[pool], sets)
-    # Linear-trend sensitivity.
-    months = np.arange(len(y.index))
-    gap_years = float((months[post].mean() - months[~post].mean()) / 12)
-    pt = pretrend
-    bound = (
-        max(abs(pt.ci_low), abs(pt.ci_high)) if math.isfinite(pt.ci_low) and math.isfinite(pt.ci_high) else float("inf")
-    )
-    conclusion = _conclusion(main)
-    if conclusion in ("decrease", "increase") and math.isfinite(main.ci_low) and math.isfinite(main.ci_high):
-        breakdown = min(abs(main.ci_low), abs(main.ci_high)) / gap_years
-    else:
-        breakdown = 0.0
-    checks: list[tuple[str, bool, str]] = []
-    if placebo_time is not None:
-        checks.append(
-            (
-                "placebo in time",
-                placebo_time.p_value >= 0.10,
-                f"a fake start in the pre-period gives p = {placebo_time.p_value:.2f}",
-            )
-        )
-    lo_loo, hi_loo = float(loo.min()), float(loo.max())
-    same_sign = (lo_loo > 0) == (hi_loo > 0) == (main.estimate > 0) if conclusion != "no clear effect" else True
-    checks.append(("leave one comparator out", bool(same_sign), f"estimates range from {lo_loo:+.3f} to {hi_loo:+.3f}"))
-    for name, row in (("matched comparators", matched_row), ("synthetic control", synth.row if synth else None)):
-        if row is None:
-            continue
-        alt = _conclusion(row)
-        ok = alt == conclusion if conclusion != "no clear effect" else alt in ("no clear effect", "unknown")
-        checks.append((name, ok, f"estimate {row.estimate:+.3f}, p = {row.p_value:.2f} ({alt})"))
-    if conclusion in ("decrease", "increase"):
-        checks.append(
-            (
-                "linear violations of parallel trends",
-                breakdown > bound,
-                f"a differential trend of {breakdown:.3f} per year would overturn it; the pre-period allows up to {bound:.3f}",
-            )
-        )
+    sensitivity = None
+    if leads and n_post_bins:
+        sensitivity = relative_magnitudes(leads, n_post_periods=n_post_bins, ci_low=main.ci_low, ci_high=main.ci_high)
+    checks = _judge(main, placebo_time, loo, matched_row, synth, sensitivity, n_comparators=len(pool))
     return Robustness(
         outcome=outcome,
         main=main,
         placebo_in_time=placebo_time,
-        leave_one_out=(lo_loo, hi_loo),
+        leave_one_out=(float(loo.min()), float(loo.max())),
         matched=matched,
         matched_did=matched_row,
         synthetic=synth,
         balance=balance,
-        trend_gap_years=gap_years,
-        trend_breakdown=breakdown,
-        pretrend_bound=bound,
-        checks=tuple(checks),
+        sensitivity=sensitivity,
+        checks=checks,
     )
+
+
+def _judge(
+    main: Estimate,
+    placebo_time: Estimate | None,
+    loo: pd.Series,
+    matched_row: Estimate | None,
+    synth: SynthResult | None,
+    sensitivity: RelativeMagnitudes | None,
+    *,
+    n_comparators: int,
+) -> tuple[Check, ...]:
+    checks = []
+    # A placebo test is only worth running when it could reach p < 0.05: with one treated unit
+    # its smallest attainable p is 1 / (comparators + 1).
+    if placebo_time is None:
+        checks.append(Check("placebo in time", "not run", "fewer than 12 pre-period months"))
+    elif 1 / (n_comparators + 1) > ALPHA:
+        checks.append(Check("placebo in time", "not run", "too few comparison units for the test to reach p < 0.05"))
+    else:
+        fake = placebo_time.p_value < ALPHA
+        detail = f"a fake start in the pre-period gives {placebo_time.estimate:+.3f}, p = {placebo_time.p_value:.2f}"
+        checks.append(
+            Check(
+                "placebo in time",
+                "disagrees" if fake else "agrees",
+                detail
+                + (": the design finds an effect where none can be" if fake else ": no effect where none can be"),
+            )
+        )
+    effect = _conclusion(main) in ("decrease", "increase")
+    lo, hi = float(loo.min()), float(loo.max())
+    if not effect:
+        checks.append(
+            Check("leave one comparator out", "not run", "no effect to lose: the main estimate is not significant")
+        )
+    else:
+        stable = (lo < 0) == (hi < 0) == (main.estimate < 0)
+        checks.append(
+            Check(
+                "leave one comparator out",
+                "agrees" if stable else "disagrees",
+                f"estimates range from {lo:+.3f} to {hi:+.3f}"
+                + ("" if stable else ": one comparator changes the sign"),
+            )
+        )
+    checks.append(_agreement("10 matched comparators", main, matched_row, "ten comparators cannot give p < 0.05"))
+    checks.append(_agreement("synthetic control", main, synth.row if synth is not None else None))
+    if not effect:
+        checks.append(Check("parallel-trends sensitivity", "not run", "no effect to overturn"))
+    elif sensitivity is None or not math.isfinite(sensitivity.breakdown) and sensitivity.breakdown != math.inf:
+        checks.append(Check("parallel-trends sensitivity", "not run", "fewer than two pre-period event times"))
+    else:
+        b = sensitivity.breakdown
+        ok = sensitivity.robust(MBAR)
+        checks.append(
+            Check(
+                "parallel-trends sensitivity",
+                "agrees" if ok else "disagrees",
+                f"post-period departures from parallel trends would have to be {b:.1f} times the largest pre-period "
+                f"one ({sensitivity.max_pre_violation:.3f}) to overturn it (Rambachan-Roth relative magnitudes)",
+            )
+        )
+    return tuple(checks)

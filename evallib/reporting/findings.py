@@ -70,13 +70,14 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
         )
     rb = prim.robustness if prim is not None else None
     if rb is not None:
-        failed = [name for name, ok, _ in rb.checks if not ok]
-        its_text += (
-            "<p>The difference-in-differences conclusion survives every robustness check (other comparison sets, a "
-            "fake start, dropping comparators, trend violations).</p>"
-            if rb.survives
-            else f"<p><strong>Robustness:</strong> the conclusion does not survive these checks: {escape(', '.join(failed))}.</p>"
-        )
+        if rb.verdict == "confirmed":
+            its_text += (
+                "<p><strong>Robustness:</strong> confirmed: every check that could run (other comparison sets, a fake "
+                "start, dropping comparators, departures from parallel trends) agrees with the main estimate.</p>"
+            )
+        elif rb.verdict == "not confirmed":
+            names = ", ".join(c.name for c in rb.disagreements)
+            its_text += f"<p><strong>Robustness:</strong> not confirmed: {escape(names)} disagree(s) with it.</p>"
     cautions = "".join(f"<li>{escape(f)}</li>" for f in ev.flags)
     caution_html = (
         f"<h4>Cautions</h4><ul class='flags'>{cautions}</ul>" if cautions else "<p>No cautions were raised.</p>"

@@ -23,23 +23,25 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         return HTMLBlock(paragraph("No robustness checks were run for this outcome."))
     rows = [(a.label, rb.main, a.is_proportion)] + [(a.label, r, a.is_proportion) for r in rb.rows]
     units, unit = a.coverage.units, a.coverage.unit_kind
-    checks = "".join(
-        f"<li>{'passed' if ok else '<strong>failed</strong>'}: {escape(name)}: {escape(detail)}.</li>"
-        for name, ok, detail in rb.checks
-    )
-    verdict = (
-        "<p><strong>The conclusion survives the robustness checks.</strong></p>"
-        if rb.survives
-        else "<p><strong>The conclusion does not survive every robustness check</strong>: treat it with extra "
-        "caution and look at which comparison drives it.</p>"
-    )
+    marks = {"agrees": "agrees", "disagrees": "<strong>disagrees</strong>", "not run": "not run"}
+    checks = "".join(f"<li>{marks[c.status]}: {escape(c.name)}: {escape(c.detail)}.</li>" for c in rb.checks)
+    verdict = {
+        "confirmed": "<p><strong>Confirmed:</strong> every check that could run agrees with the main estimate.</p>",
+        "not confirmed": "<p><strong>Not confirmed</strong>: the main estimate is significant, but "
+        f"{escape(', '.join(c.name for c in rb.disagreements))} disagree(s); treat it with caution and look at "
+        "which comparison drives it.</p>",
+        "no clear effect": "<p><strong>No clear effect</strong>: the main estimate is not significant, so there is no "
+        "effect for the checks to confirm; they are shown as descriptions.</p>",
+    }[rb.verdict]
     parts = [
         paragraph(
             f"The main estimate is re-estimated against other comparison sets (the 10 {units} most like the site "
             f"before the start, and a synthetic control: a weighted mix of comparison {units} that tracks the site's "
-            "pre-period trajectory), with a fake start date in the pre-period (where no effect can exist), dropping "
-            f"each comparison {unit} in turn, and allowing for the parallel-trends assumption to fail by a linear "
-            "trend as large as the pre-period allows."
+            "pre-period trajectory), judged by whether they agree with it (same direction, overlapping intervals) "
+            "rather than by their own significance; with a fake start date in the pre-period (where no effect can "
+            f"exist); dropping each comparison {unit} in turn; and asking how large a departure from parallel trends "
+            "after the start, relative to the largest one before it, would overturn the conclusion (Rambachan and "
+            "Roth's relative magnitudes). A check that could not run says so."
         ),
         estimate_table(rows),
         f"<ul>{checks}</ul>",
