@@ -35,6 +35,9 @@ class Site:
     acute_trust_codes: tuple[str, ...]
     confidence: str
     notes: str
+    #: The site's CCGs (codes as the registry gives them: vanguards' 2015 CCGs, ICSs' CCGs; some are
+    #: merged CCGs formed after 2019, which :func:`evallib.sources.areas.resolve` maps to their predecessors).
+    ccg_codes: tuple[str, ...] = ()
 
     @property
     def announced_precision(self) -> str:
@@ -78,6 +81,7 @@ def load_registry() -> tuple[Site, ...]:
                 acute_trust_codes=_split(r["acute_trust_codes"]),
                 confidence=r["confidence"],
                 notes=r["notes"],
+                ccg_codes=_split(r["ccg_codes"]),
             )
         )
     return tuple(sites)
