@@ -36,6 +36,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from evallib.errors import DataError
 from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label, resolve
 from evallib.sources.bundled import load_successions, organisation_names
 from evallib.sources.commissioners import join_links
@@ -121,7 +122,13 @@ def harmonise(
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     links = _default_links() if links is None else links.assign(source=links.get("source", "given link"))
     links = links.assign(effective_date=pd.to_datetime(links["effective_date"]))[LINK_COLUMNS]
+    if end < start:
+        raise DataError(f"{panel.source}: the window {start:%Y-%m} to {end:%Y-%m} ends before it starts")
     data = panel.data[(panel.data["period"] >= start) & (panel.data["period"] <= end)]
+    if data.empty:
+        raise DataError(
+            f"{panel.source}: no rows between {start:%Y-%m} and {end:%Y-%m}; choose a window the data cover"
+        )
     inside = links[(links["effective_date"] > start) & (links["effective_date"] <= end)]
     link_rows = list(inside.itertuples(index=False, name=None))
     span = data.groupby("unit")["period"].agg(["min", "max"])
@@ -309,6 +316,10 @@ def _check_stitches(
         events.append((areas[j], months[0], "unchecked", areas[j], outcome, text))
     for j in np.flatnonzero(failed.any(axis=0)):
         area, i = areas[j], np.flatnonzero(failed[:, j])[-1]
+        # Data often change hands a few months from the legal date: cut at the largest step near it.
+        near = np.abs(st[max(i - k, 0) : i + k + 1, j])
+        if np.isfinite(near).any():
+            i = max(i - k, 0) + int(np.nanargmax(near))
         absent = [c for c in members[area] if c not in reporting]
         why = f" ({', '.join(label(c, names) for c in absent)}: no rows)" if absent else ""
         summed[:i, j] = np.nan

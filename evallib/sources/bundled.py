@@ -60,6 +60,16 @@ def _mar_raw() -> pd.DataFrame:
     return raw
 
 
+def mar_rows() -> pd.DataFrame:
+    """Every row of the bundled Monthly Activity Return, as bundled (a copy).
+
+    Columns ``period`` (timestamp), ``org_type`` (``pct``, ``ccg``, ``england_total``, ``other_commissioner``:
+    national commissioning), ``org_code``, ``org_name``, ``nonel_ga_total`` (total non-elective = emergency
+    admissions) and ``qa_nonel_outlier`` (1 where the compiler's 13-month rule flagged the month).
+    """
+    return _mar_raw().copy()
+
+
 def _load_mar() -> pd.DataFrame:
     raw = _mar_raw()
     # Units are the raw commissioner codes: PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019.
@@ -185,7 +195,11 @@ def england_total(name: str, outcome: str | None = None) -> pd.Series:
     the sum over every provider in the file (the file holds every provider of the publication).
     """
     _check_name(name)
-    outcome = outcome or BUNDLED[name].outcomes[0]
+    return _england(name, outcome or BUNDLED[name].outcomes[0]).copy()
+
+
+@lru_cache(maxsize=8)
+def _england(name: str, outcome: str) -> pd.Series:
     if outcome not in BUNDLED[name].outcomes:
         raise DataError(
             f"outcome {outcome!r} is not in bundled dataset {name!r}; choose one of {', '.join(BUNDLED[name].outcomes)}"

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from evallib.sources.bundled import _mar_raw
+from evallib.sources.bundled import mar_rows
 
 #: Months either side of April 2013 whose mean shares are compared.
 JOIN_MONTHS = 6
@@ -68,13 +68,18 @@ def _mean_shares(raw: pd.DataFrame, first: pd.Timestamp, months: int) -> pd.Seri
     return means[counts == months]  # only units reporting in every month of the window
 
 
-@lru_cache(maxsize=4)
-def _joins(tolerance: float, months: int) -> pd.DataFrame:
-    raw = _mar_raw()
-    pct_share = _mean_shares(raw, CCG_START - pd.DateOffset(months=months), months)
-    ccg_share = _mean_shares(raw, CCG_START, months)
+def match_pcts_to_ccgs(
+    rows: pd.DataFrame, *, tolerance: float = JOIN_TOLERANCE, months: int = JOIN_MONTHS
+) -> pd.DataFrame:
+    """Apply the module's rule to Monthly Activity Return rows (columns ``period`` as timestamps, ``org_type``,
+    ``org_code``, ``org_name``, ``nonel_ga_total``); see :func:`pct_ccg_joins` for the result."""
+    kind = rows.groupby("org_code")["org_type"].first()
+    pct_share = _mean_shares(rows, CCG_START - pd.DateOffset(months=months), months)
+    pct_share = pct_share[(kind[pct_share.index] == "pct").to_numpy()]
+    ccg_share = _mean_shares(rows, CCG_START, months)
+    ccg_share = ccg_share[(kind[ccg_share.index] == "ccg").to_numpy()]
     # Names as they were at the handover: a PCT's last name, a CCG's first (01H Cumbria became North Cumbria).
-    ordered = raw.sort_values("period").groupby("org_code")["org_name"]
+    ordered = rows.sort_values("period").groupby("org_code")["org_name"]
     pcts = pd.DataFrame({"pct_code": pct_share.index, "pct_name": ordered.last()[pct_share.index].to_numpy()})
     ccgs = pd.DataFrame({"ccg_code": ccg_share.index, "ccg_name": ordered.first()[ccg_share.index].to_numpy()})
     pcts["name_key"] = pcts["pct_name"].map(name_key)
@@ -82,10 +87,10 @@ def _joins(tolerance: float, months: int) -> pd.DataFrame:
     n_pct = pcts["name_key"].value_counts()
     n_ccg = ccgs["name_key"].value_counts()
     out = ccgs.merge(pcts, on="name_key", how="left")
-    rows = []
+    result = []
     for r in out.itertuples(index=False):
         if pd.isna(r.pct_code):
-            rows.append((r.ccg_code, r.ccg_name, "", "", r.name_key, float("nan"), False, "no PCT of the same name"))
+            result.append((r.ccg_code, r.ccg_name, "", "", r.name_key, float("nan"), False, "no PCT of the same name"))
             continue
         ratio = float(ccg_share[r.ccg_code] / pct_share[r.pct_code])
         if n_pct[r.name_key] > 1 or n_ccg[r.name_key] > 1:
@@ -98,8 +103,13 @@ def _joins(tolerance: float, months: int) -> pd.DataFrame:
             )
         else:
             ok, reason = True, f"same name, one to one, share of England moves by {100 * (ratio - 1):+.1f}%"
-        rows.append((r.ccg_code, r.ccg_name, r.pct_code, r.pct_name, r.name_key, ratio, ok, reason))
-    return pd.DataFrame(rows, columns=JOIN_COLUMNS).sort_values("ccg_code", ignore_index=True)
+        result.append((r.ccg_code, r.ccg_name, r.pct_code, r.pct_name, r.name_key, ratio, ok, reason))
+    return pd.DataFrame(result, columns=JOIN_COLUMNS).sort_values("ccg_code", ignore_index=True)
+
+
+@lru_cache(maxsize=4)
+def _joins(tolerance: float, months: int) -> pd.DataFrame:
+    return match_pcts_to_ccgs(mar_rows(), tolerance=tolerance, months=months)
 
 
 def pct_ccg_joins(*, tolerance: float = JOIN_TOLERANCE, months: int = JOIN_MONTHS) -> pd.DataFrame:
