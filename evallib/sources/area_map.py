@@ -94,9 +94,10 @@ def resolve(codes: Iterable[str], area_map: AreaMap) -> tuple[tuple[str, ...], t
 
     A code in an area maps to it. A code formed after the window (a 2020 merged CCG such as 36L South West
     London) maps to the areas of its predecessors, followed back through every succession until codes that
-    are in the window. A code closed before the window maps to the areas of its successors. An area that also
-    holds codes the given codes do not cover (neither given, nor a predecessor of a given code, nor a code all
-    of whose predecessors are covered) is partly covered, and a note says so.
+    are in the window. A code closed before the window maps to the areas of its successors. A code is covered
+    when it is given, when all its successors are covered (it was wholly absorbed into given codes) or when all
+    its predecessors are covered (it is made of them); an area holding a code that is not covered is only partly
+    covered (partly treated), and a note says so.
 
     Returns
     -------
