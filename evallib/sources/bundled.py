@@ -1,12 +1,17 @@
 """The bundled NHS England datasets, loaded read-only into validated panels.
 
 The files live in ``evallib/data/nhs`` (Open Government Licence v3.0, see its
-README); they are opened read-only and never written.
+README); they are opened read-only and never written. Besides the panels this
+module reads the England totals, organisation names and ODS successions that
+:mod:`evallib.sources.areas` and :mod:`evallib.sources.quality` need; every
+parsed file is cached for the life of the process.
 """
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -19,8 +24,21 @@ from evallib.sources.panel import Frequency, Panel, validate_panel
 ATTRIBUTION = (
     "Contains public sector information licensed under the Open Government Licence v3.0. "
     "Source: NHS England, A&E Attendances and Emergency Admissions statistics; "
+    "NHS England, Monthly Activity Return (commissioner basis); "
     "NHS Organisation Data Service."
 )
+
+#: Words for each bundled outcome, for reports.
+OUTCOME_LABELS = {
+    "ae_attendances": "A&E attendances",
+    "ae_type1_attendances": "type-1 A&E attendances",
+    "emergency_admissions": "emergency admissions via A&E",
+    "four_hour_performance": "four-hour A&E performance",
+    "nonelective_admissions": "emergency (non-elective) admissions",
+}
+#: The Monthly Activity Return file and the org types it holds.
+MAR_FILE = "mar_commissioner_2008_2019.csv.gz"
+SUCCESSIONS_FILE = "ods_successions_2008_2022.csv.gz"
 
 
 def bundled_data_dir() -> Path:
@@ -28,10 +46,42 @@ def bundled_data_dir() -> Path:
     return Path(str(resources.files("evallib") / "data" / "nhs"))
 
 
-def _read_bundled_csv(name: str) -> pd.DataFrame:
+def _read_bundled_csv(name: str, **kwargs: object) -> pd.DataFrame:
     path = bundled_data_dir() / name
-    with open(path, encoding="utf-8") as fh:  # read-only by construction
-        return pd.read_csv(fh, dtype={"org_code": "string"}, keep_default_na=True)
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:  # read-only by construction
+        return pd.read_csv(fh, **({"dtype": {"org_code": "string"}, "keep_default_na": True} | kwargs))
+
+
+@lru_cache(maxsize=1)
+def _mar_raw() -> pd.DataFrame:
+    raw = _read_bundled_csv(MAR_FILE, dtype={"org_code": str, "org_type": str, "org_name": str})
+    raw["period"] = pd.to_datetime(raw["period"], format="%Y-%m")
+    return raw
+
+
+def mar_rows() -> pd.DataFrame:
+    """Every row of the bundled Monthly Activity Return, as bundled (a copy).
+
+    Columns ``period`` (timestamp), ``org_type`` (``pct``, ``ccg``, ``england_total``, ``other_commissioner``:
+    national commissioning), ``org_code``, ``org_name``, ``nonel_ga_total`` (total non-elective = emergency
+    admissions) and ``qa_nonel_outlier`` (1 where the compiler's 13-month rule flagged the month).
+    """
+    return _mar_raw().copy()
+
+
+def _load_mar() -> pd.DataFrame:
+    raw = _mar_raw()
+    # Units are the raw commissioner codes: PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019.
+    raw = raw[raw["org_type"].isin(["pct", "ccg"])]
+    return pd.DataFrame(
+        {
+            "unit": raw["org_code"],
+            "period": raw["period"].dt.strftime("%Y-%m-%d"),
+            "outcome": "nonelective_admissions",
+            "value": raw["nonel_ga_total"],
+        }
+    )
 
 
 def _load_ae_monthly() -> pd.DataFrame:
@@ -69,13 +119,15 @@ def _load_ae_attendances() -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class BundledDataset:
+    """One bundled dataset: its files, outcomes, spacing and what its units are (``trust`` or ``CCG``)."""
+
     name: str
     description: str
     files: tuple[str, ...]
     outcomes: tuple[str, ...]
     frequency: Frequency
     #: What a unit of the data is, for reports: "trust" or "CCG".
-    unit_kind: str = "trust"
+    unit_kind: str
 
 
 BUNDLED: dict[str, BundledDataset] = {
@@ -85,6 +137,7 @@ BUNDLED: dict[str, BundledDataset] = {
         ("ae_monthly_2010_2021.csv",),
         ("ae_attendances",),
         "monthly",
+        "trust",
     ),
     "ae_attendances_2016_2019": BundledDataset(
         "ae_attendances_2016_2019",
@@ -92,9 +145,23 @@ BUNDLED: dict[str, BundledDataset] = {
         ("ae_attendances.csv",),
         ("ae_attendances", "ae_type1_attendances", "emergency_admissions", "four_hour_performance"),
         "monthly",
+        "trust",
+    ),
+    "mar_commissioner_2008_2019": BundledDataset(
+        "mar_commissioner_2008_2019",
+        "NHS England Monthly Activity Return (commissioner basis): emergency (non-elective) admissions by "
+        "commissioner, PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019",
+        (MAR_FILE,),
+        ("nonelective_admissions",),
+        "monthly",
+        "CCG",
     ),
 }
-_LOADERS = {"ae_monthly_2010_2021": _load_ae_monthly, "ae_attendances_2016_2019": _load_ae_attendances}
+_LOADERS = {
+    "ae_monthly_2010_2021": _load_ae_monthly,
+    "ae_attendances_2016_2019": _load_ae_attendances,
+    "mar_commissioner_2008_2019": _load_mar,
+}
 _CACHE: dict[str, Panel] = {}
 
 
@@ -104,11 +171,87 @@ def load_bundled(name: str) -> Panel:
     Parameters
     ----------
     name : str
-        One of ``evallib.sources.bundled.BUNDLED`` (``ae_monthly_2010_2021``, ``ae_attendances_2016_2019``).
+        One of ``evallib.sources.bundled.BUNDLED`` (``ae_monthly_2010_2021``, ``ae_attendances_2016_2019``,
+        ``mar_commissioner_2008_2019``). Units are the codes as published: trust codes, or commissioner codes
+        (PCTs to March 2013, CCGs from April 2013); :func:`evallib.sources.areas.harmonise` turns them into
+        areas that stay the same over an analysis window.
     """
-    if name not in BUNDLED:
-        raise DataError(f"unknown bundled dataset {name!r}; choose one of {', '.join(BUNDLED)}")
+    _check_name(name)
     if name not in _CACHE:
         spec = BUNDLED[name]
         _CACHE[name] = validate_panel(_LOADERS[name](), spec.frequency, source=name, files=spec.files)
     return _CACHE[name]
+
+
+def _check_name(name: str) -> None:
+    if name not in BUNDLED:
+        raise DataError(f"unknown bundled dataset {name!r}; choose one of {', '.join(BUNDLED)}")
+
+
+def england_total(name: str, outcome: str | None = None) -> pd.Series:
+    """England's monthly total of a bundled count outcome (index: period start, name ``england``).
+
+    ``mar_commissioner_2008_2019``: the published England row of the Monthly Activity Return (every commissioner,
+    national commissioning included). ``ae_monthly_2010_2021``: the published England row. ``ae_attendances_2016_2019``:
+    the sum over every provider in the file (the file holds every provider of the publication).
+    """
+    _check_name(name)
+    return _england(name, outcome or BUNDLED[name].outcomes[0]).copy()
+
+
+@lru_cache(maxsize=8)
+def _england(name: str, outcome: str) -> pd.Series:
+    if outcome not in BUNDLED[name].outcomes:
+        raise DataError(
+            f"outcome {outcome!r} is not in bundled dataset {name!r}; choose one of {', '.join(BUNDLED[name].outcomes)}"
+        )
+    if name == "mar_commissioner_2008_2019":
+        raw = _mar_raw()
+        s = raw.loc[raw["org_type"] == "england_total"].set_index("period")["nonel_ga_total"].astype(float)
+    elif name == "ae_monthly_2010_2021":
+        raw = _read_bundled_csv("ae_monthly_2010_2021.csv")
+        eng = raw[raw["org_code"].isna() & (raw["org_name"] == "England")]
+        s = eng.set_index(pd.to_datetime(eng["period"]))["attendances_all_types"].astype(float)
+    else:
+        panel = load_bundled(name)
+        if panel.has_denominator(outcome):
+            raise DataError(f"{outcome!r} is a rate; England's total is defined for counts only")
+        s = panel.data[panel.data["outcome"] == outcome].groupby("period")["value"].sum()
+    s = s.sort_index()
+    s.index = pd.DatetimeIndex(s.index, name="period")
+    return s.rename("england")
+
+
+@lru_cache(maxsize=1)
+def commissioner_names() -> dict[str, str]:
+    """Latest published name of every PCT and CCG code in the Monthly Activity Return."""
+    raw = _mar_raw()
+    raw = raw[raw["org_type"].isin(["pct", "ccg"])].sort_values("period")
+    return dict(zip(raw["org_code"], raw["org_name"], strict=True))
+
+
+@lru_cache(maxsize=1)
+def organisation_names() -> dict[str, str]:
+    """Names of every trust (ODS ``etr``), CCG (ODS ``eccg``) and MAR commissioner code, for notes in reports."""
+    names: dict[str, str] = {}
+    for f in ("ods_trusts_etr.csv", "ods_ccgs_eccg.csv"):
+        ods = _read_bundled_csv(f, dtype=str, keep_default_na=False)
+        names |= dict(zip(ods["org_code"], ods["name"], strict=True))
+    return names | commissioner_names()
+
+
+@lru_cache(maxsize=1)
+def _successions() -> pd.DataFrame:
+    succ = _read_bundled_csv(SUCCESSIONS_FILE, dtype=str, keep_default_na=False)
+    succ["effective_date"] = pd.to_datetime(succ["effective_date"])
+    return succ
+
+
+def load_successions() -> pd.DataFrame:
+    """ODS successions from 2008 between CCGs, PCTs, care trusts and NHS trusts.
+
+    Columns ``old_code``, ``new_code``, ``effective_date`` (timestamp), ``old_kind``, ``new_kind``; one row per
+    predecessor-successor pair (a merger has several rows with one ``new_code``, a split several with one
+    ``old_code``). A copy: callers may modify it.
+    """
+    return _successions().copy()

@@ -33,9 +33,11 @@ class Site:
     wave: str
     region: str
     acute_trust_codes: tuple[str, ...]
-    ccg_codes: tuple[str, ...]
     confidence: str
     notes: str
+    #: The site's CCGs (codes as the registry gives them: vanguards' 2015 CCGs, ICSs' CCGs; some are
+    #: merged CCGs formed after 2019, which :func:`evallib.sources.areas.resolve` maps to their predecessors).
+    ccg_codes: tuple[str, ...] = ()
 
     @property
     def announced_precision(self) -> str:
@@ -77,9 +79,9 @@ def load_registry() -> tuple[Site, ...]:
                 wave=r["wave"],
                 region=r["region_current"],
                 acute_trust_codes=_split(r["acute_trust_codes"]),
-                ccg_codes=_split(r["ccg_codes"]),
                 confidence=r["confidence"],
                 notes=r["notes"],
+                ccg_codes=_split(r["ccg_codes"]),
             )
         )
     return tuple(sites)
