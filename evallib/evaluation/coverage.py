@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
+from evallib.evaluation.units import area_data
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, load_bundled
@@ -69,6 +70,11 @@ class Coverage:
     excluded: dict[str, int] = field(default_factory=dict)
     baseline_total: float = float("nan")
     unit_kind: str = "trust"
+    stitches: tuple[str, ...] = ()
+    imputed: tuple[str, ...] = ()
+    rolled_up: tuple[str, ...] = ()
+    screened: dict[str, str] = field(default_factory=dict)
+    site_breaks: tuple[str, ...] = ()
 
     @property
     def n_comparators(self) -> int:
@@ -128,9 +134,10 @@ def analysis_frame(
             f"site {protocol.site_id}: outcome {outcome!r} is not in data source {panel.source!r} "
             f"(it has {', '.join(panel.outcomes)}); fix primary_outcome/secondary_outcomes in the params file"
         )
-    values = panel.wide(outcome)
-    denom = panel.wide(outcome, "denominator") if panel.has_denominator(outcome) else None
-    data_start, data_end = values.index.min(), values.index.max()
+    areas = area_data(panel, outcome, spec.treated_units, w["pre_start"], w["post_end"])
+    values = areas.panel.wide(outcome)
+    denom = areas.panel.wide(outcome, "denominator") if areas.panel.has_denominator(outcome) else None
+    data_start, data_end = panel.periods(outcome).min(), panel.periods(outcome).max()
     in_window = values.index[
         ((values.index >= w["pre_start"]) & (values.index <= w["pre_end"]))
         | ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))
@@ -160,7 +167,7 @@ def analysis_frame(
     )
     win = values.loc[in_window]
     complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
-    treated = list(spec.treated_units)
+    treated = list(areas.treated) or list(spec.treated_units)
     not_in_data = tuple(u for u in treated if u not in win.columns or win[u].isna().all())
     incomplete = tuple(u for u in treated if u not in not_in_data and not complete.get(u, False))
     used = tuple(u for u in treated if u not in not_in_data and u not in incomplete)
@@ -170,31 +177,39 @@ def analysis_frame(
                 f"none of the site's {units} ({', '.join(treated)}) appear in the {label} data "
                 f"between {w['pre_start']:%b %Y} and {w['post_end']:%b %Y}"
             )
+        why = " ".join(areas.stitches)
         raise NotEvaluable(
             f"the site's {units} ({', '.join(treated)}) have incomplete {label} series in the analysis window "
             f"(gaps, zeros or a code that changed after a merger), so no before-and-after comparison is possible"
+            + (f". {why}" if why else "")
         )
     excluded: dict[str, int] = {}
     candidates = [u for u in win.columns if u not in treated]
     if protocol.comparison_include:
-        pool = [u for u in protocol.comparison_include if u in win.columns]
+        include = areas.areas_for(protocol.comparison_include)
+        pool = [u for u in candidates if u in include]
         excluded["not in the protocol's include list"] = len(candidates) - len(pool)
     else:
-        rule = excluded_by_rule(protocol, kind)
+        rule = areas.areas_for(excluded_by_rule(protocol, kind))
         pool = [u for u in candidates if u not in rule]
         excluded[f"other treated sites ({protocol.comparison_pool})"] = len(candidates) - len(pool)
         if protocol.type1_comparators_only and kind == "trust" and panel.source in BUNDLED:
             t1 = type1_trusts()  # ODS flags describe NHS trusts only
             before = len(pool)
-            pool = [u for u in pool if u in t1]
+            pool = [u for u in pool if any(c in t1 for c in areas.codes(u))]
             excluded["no type-1 (major) A&E department"] = before - len(pool)
     if protocol.comparison_exclude:
         before = len(pool)
-        pool = [u for u in pool if u not in protocol.comparison_exclude]
+        leave_out = areas.areas_for(protocol.comparison_exclude)
+        pool = [u for u in pool if u not in leave_out]
         excluded["excluded by the protocol"] = before - len(pool)
     before = len(pool)
     pool = [u for u in pool if complete.get(u, False)]
     excluded["incomplete data in the window"] = before - len(pool)
+    before = len(pool)
+    screened = {u: areas.screened[u] for u in pool if u in areas.screened}
+    pool = [u for u in pool if u not in screened]
+    excluded["data-quality screen (suspect months or a one-month level shift)"] = before - len(pool)
     if not pool:
         raise NotEvaluable(f"the comparison pool for {label} is empty after applying the protocol's rules")
     baseline = win.loc[win.index <= w["pre_end"], list(used)].iloc[-12:]
@@ -212,6 +227,11 @@ def analysis_frame(
         excluded={k: v for k, v in excluded.items() if v},
         baseline_total=float(baseline.to_numpy().sum()) if outcome != "four_hour_performance" else float("nan"),
         unit_kind=kind,
+        stitches=areas.stitches,
+        imputed=areas.imputed,
+        rolled_up=tuple(r for r in areas.rolled_up if r.split(" = ")[0] in set(pool)),
+        screened=screened,
+        site_breaks=areas.site_breaks,
     )
     cols = list(used) + sorted(pool)
     return win[cols], (denom.loc[in_window, cols] if denom is not None else None), cov

@@ -158,9 +158,13 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     if is_prop:
         its, its_controlled = _rescale_its(its), _rescale_its(its_controlled)
         its_arima = _rescale_its(its_arima) if its_arima is not None else None
-    bin_months = 12 if cov.n_pre >= 36 else 6
-    event_study = _event_study(long, w["post_start"], transform, bin_months, protocol, outcome)
-    if is_prop:
+    # Whole 12-month bins when the windows allow (they also average out seasonality), else 6-month bins;
+    # no event study without one post-period bin and two pre-period bins (a lead and the reference).
+    bin_months = 12 if cov.n_pre >= 36 and cov.n_post >= 12 else 6
+    event_study = None
+    if cov.n_post >= bin_months and cov.n_pre >= 2 * bin_months:
+        event_study = _event_study(long, w["post_start"], transform, bin_months, protocol, outcome)
+    if is_prop and event_study is not None:
         event_study = EventStudyResult(
             rows=tuple(_with_scale(r, "percentage_points") for r in event_study.rows),
             event_times=event_study.event_times,
@@ -199,7 +203,8 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         its_arima=its_arima,
     )
     if spec.primary:
-        leads = {e: r.estimate for e, r in zip(event_study.event_times, event_study.rows, strict=True) if e < 0}
+        es = event_study
+        leads = {} if es is None else {e: r.estimate for e, r in zip(es.event_times, es.rows, strict=True) if e < 0}
         robust = check_robustness(
             protocol,
             outcome=outcome,
@@ -209,8 +214,8 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
             values=values,
             long=long,
             site_series=site_series,
-            leads={**leads, event_study.reference: 0.0},
-            n_post_bins=sum(e >= 0 for e in event_study.event_times),
+            leads={**leads, es.reference: 0.0} if es is not None else None,
+            n_post_bins=0 if es is None else sum(e >= 0 for e in es.event_times),
         )
         analysis = replace(analysis, robustness=robust)
     return analysis

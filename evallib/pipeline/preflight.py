@@ -24,7 +24,7 @@ from evallib.evaluation.provenance import data_files, sha256_file
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
 from evallib.sources.bundled import BUNDLED
-from evallib.sources.registry import known_trusts
+from evallib.sources.registry import known_commissioners, known_trusts
 
 TEMPLATE = Path("notebooks") / "site_evaluation.ipynb"
 PROGRAMME_TEMPLATE = Path("notebooks") / "programme_summary.ipynb"
@@ -202,7 +202,7 @@ def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: 
 
 def known_codes(kind: str) -> frozenset[str]:
     """Every code of this kind the NHS registers know (open or closed)."""
-    return known_trusts() if kind == "trust" else frozenset()
+    return known_trusts() if kind == "trust" else known_commissioners() if kind == "CCG" else frozenset()
 
 
 def relative(path: Path, root: Path) -> str:

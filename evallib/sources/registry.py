@@ -12,7 +12,7 @@ from functools import lru_cache
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.sources.bundled import bundled_data_dir
+from evallib.sources.bundled import bundled_data_dir, commissioner_names, load_successions
 
 
 def _split(codes: object) -> tuple[str, ...]:
@@ -108,3 +108,14 @@ def known_trusts() -> frozenset[str]:
     with open(bundled_data_dir() / "ods_trusts_etr.csv", encoding="utf-8") as fh:
         ods = pd.read_csv(fh, dtype=str, keep_default_na=False)
     return frozenset(ods["org_code"])
+
+
+@lru_cache(maxsize=1)
+def known_commissioners() -> frozenset[str]:
+    """Every CCG and PCT code the bundled data know: in the Monthly Activity Return or in an ODS succession."""
+    succ = load_successions()
+    kinds = {"ccg", "pct", "care_trust"}
+    codes = set(succ.loc[succ["old_kind"].isin(kinds), "old_code"]) | set(
+        succ.loc[succ["new_kind"].isin(kinds), "new_code"]
+    )
+    return frozenset(codes | set(commissioner_names()))

@@ -1,0 +1,154 @@
+"""The site's units and its candidate comparators as areas an analysis can trust over one window.
+
+For the bundled NHS data, before any estimate:
+
+1. **Suspect months** (commissioner data): every run of months whose share of England is far from
+   the unit's usual share (:func:`evallib.sources.quality.suspect_runs`) and overlaps the window is
+   imputed from the unit's usual share; an area holding an imputed month can still be the site (the
+   report lists what was imputed and how) but is never a comparator.
+2. **Areas** (:func:`evallib.sources.areas.harmonise`): codes merged, split or joined inside the
+   window are summed into one area, so every series covers the same population throughout; the
+   protocol's codes are mapped to those areas (:func:`~evallib.sources.areas.resolve`).
+3. **Level shifts** (:func:`evallib.sources.quality.structural_breaks`): a comparator whose series
+   jumps in one month far beyond its own noise (a service moving between returns) is screened out
+   and listed with the reason; the same jump in the site's own series is a caution.
+
+An evaluator's own file is used as it is (its units are the areas), with the level-shift screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pandas as pd
+
+from evallib.sources.areas import AreaMap, harmonise, resolve
+from evallib.sources.bundled import BUNDLED, load_bundled
+from evallib.sources.panel import Panel
+from evallib.sources.quality import impute_suspect, structural_breaks, suspect_runs
+
+#: Bundled datasets whose months are checked against the unit's usual share of England.
+SUSPECT_MONTH_DATASETS = frozenset(name for name, d in BUNDLED.items() if d.unit_kind == "CCG")
+
+
+@dataclass(frozen=True)
+class AreaData:
+    """One outcome's data as areas over the analysis window, and what was done to get there.
+
+    ``treated`` are the site's areas; ``members`` maps each area to its published codes;
+    ``stitches`` describe, in words, every merger, join, split or failed stitch of the site's
+    areas and how the protocol's codes were mapped; ``imputed`` the site's imputed months;
+    ``rolled_up`` the comparator areas combined from several codes; ``screened`` maps each
+    comparator left out by the data-quality rules to the reason; ``site_breaks`` describe level
+    shifts in the site's own series.
+    """
+
+    panel: Panel = field(repr=False)
+    outcome: str
+    treated: tuple[str, ...]
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    stitches: tuple[str, ...] = ()
+    imputed: tuple[str, ...] = ()
+    rolled_up: tuple[str, ...] = ()
+    screened: dict[str, str] = field(default_factory=dict)
+    site_breaks: tuple[str, ...] = ()
+    area_map: AreaMap | None = field(default=None, repr=False)
+
+    def codes(self, area: str) -> tuple[str, ...]:
+        return self.members.get(area, (area,))
+
+    def areas_for(self, codes: tuple[str, ...] | set[str] | list[str]) -> set[str]:
+        """The areas holding any of ``codes`` (codes of any era; an own file's codes are its areas)."""
+        if self.area_map is None:
+            return set(codes)
+        key = (self.panel.source, self.outcome, self.area_map.start, self.area_map.end, tuple(sorted(codes)))
+        return set(_resolved(*key)[0])
+
+
+@lru_cache(maxsize=8)
+def _runs(source: str, outcome: str) -> pd.DataFrame:
+    return suspect_runs(load_bundled(source), outcome)
+
+
+@lru_cache(maxsize=32)
+def _harmonised(
+    source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp
+) -> tuple[Panel, AreaMap, tuple, dict[str, str]]:
+    """Imputed then harmonised bundled data for one window (cached: sites share windows)."""
+    panel = load_bundled(source)
+    notes: list[tuple[str, str]] = []
+    if source in SUSPECT_MONTH_DATASETS:
+        runs = _runs(source, outcome)
+        runs = runs[(runs["first"] <= end) & (runs["last"] >= start)]
+        for unit, unit_runs in runs.groupby("unit", sort=True):
+            panel, words = impute_suspect(panel, unit_runs, outcome)
+            notes.extend((str(unit), w) for w in words)
+    harmonised, area_map = harmonise(panel, start, end)
+    breaks = structural_breaks(harmonised, outcome, start, end)
+    reasons = dict(zip(breaks["unit"], breaks["reason"], strict=True))
+    return harmonised, area_map, tuple(notes), reasons
+
+
+@lru_cache(maxsize=256)
+def _resolved(source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp, codes: tuple[str, ...]) -> tuple:
+    return resolve(codes, _harmonised(source, outcome, start, end)[1])
+
+
+def area_data(
+    panel: Panel, outcome: str, treated_codes: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp
+) -> AreaData:
+    """The outcome's areas over ``[start, end]``, the site's areas among them, and the data-quality screening.
+
+    ``panel`` is used as it is unless it is a bundled dataset as loaded (then the cached, imputed and
+    harmonised version of it is used).
+    """
+    bundled = panel.source in BUNDLED and panel is load_bundled(panel.source)
+    if not bundled:
+        breaks = structural_breaks(panel, outcome, start, end)
+        reasons = dict(zip(breaks["unit"], breaks["reason"], strict=True))
+        site = tuple(c for c in treated_codes)
+        return AreaData(
+            panel=panel,
+            outcome=outcome,
+            treated=site,
+            screened={u: r for u, r in reasons.items() if u not in site},
+            site_breaks=tuple(f"{u}: {r}" for u, r in reasons.items() if u in site),
+        )
+    harmonised, area_map, imputed, break_reasons = _harmonised(panel.source, outcome, start, end)
+    treated, resolve_notes = _resolved(panel.source, outcome, start, end, tuple(treated_codes))
+    members = area_map.members
+    code_area = area_map.code_to_area
+    stitches = [*resolve_notes]
+    for area in treated:
+        stitches.extend(area_map.notes(area, outcome))
+    site_codes = {c for a in treated for c in members[a]}
+    imputed_site = tuple(words for code, words in imputed if code in site_codes)
+    screened: dict[str, str] = {}
+    for code, words in imputed:
+        area = code_area.get(code)
+        if area is not None and area not in treated:
+            screened[area] = "months the data cannot be trusted for in the window: " + words
+    site_breaks = []
+    for unit, reason in break_reasons.items():
+        if unit in treated:
+            site_breaks.append(f"{unit}: {reason}")
+        else:
+            screened.setdefault(unit, reason)
+    rolled_up = tuple(
+        f"{area} = {' + '.join(codes)}"
+        for area, codes in sorted(area_map.combined().items())
+        if area not in treated and area in set(harmonised.units)
+    )
+    return AreaData(
+        panel=harmonised,
+        outcome=outcome,
+        treated=treated,
+        members=dict(members),
+        stitches=tuple(dict.fromkeys(stitches)),
+        imputed=imputed_site,
+        rolled_up=rolled_up,
+        screened=screened,
+        site_breaks=tuple(site_breaks),
+        area_map=area_map,
+    )
