@@ -30,15 +30,28 @@ def test_one_params_file_per_registry_row() -> None:
 def test_every_params_file_loads(path: Path) -> None:
     p = load_params(path)
     assert p.site_id == path.stem
-    assert p.primary_outcome == "ae_attendances"
     assert all(isinstance(c, str) for c in p.treated_units)
+    site = next(s for s in load_registry() if s.site_id == p.site_id)
+    # The protocol's rules (evallib.protocol.generator): commissioner emergency admissions where the registry
+    # gives CCGs (acute care collaborations excepted), trusts' A&E otherwise; specialist vanguards not evaluable.
+    if p.not_evaluable_reason:
+        assert site.care_model == "ACC" and "does not act on" in p.not_evaluable_reason
+    elif site.ccg_codes and site.care_model != "ACC":
+        assert p.primary_outcome == "nonelective_admissions" and p.treated_units == site.ccg_codes
+        assert {a.outcome for a in p.secondary_analyses} <= {
+            "ae_attendances",
+            "emergency_admissions",
+            "four_hour_performance",
+        }
+    else:
+        assert p.primary_outcome == "ae_attendances" and p.treated_units == site.acute_trust_codes
 
 
 def test_generator_writes_valid_files_and_keeps_hand_edits(tmp_path: Path) -> None:
     written = write_params(tmp_path)
     assert len(written) == 95
     v01, v02 = tmp_path / "vanguards" / "V01.yaml", tmp_path / "vanguards" / "V02.yaml"
-    v01.write_text(v01.read_text().replace('seed: 2015', "seed: 7"))  # a hand edit
+    v01.write_text(v01.read_text().replace("seed: 2015", "seed: 7"))  # a hand edit
     assert write_params(tmp_path) == []  # existing files are not overwritten
     assert "seed: 7" in v01.read_text()
     assert not edited_by_hand(v02.read_text()) and edited_by_hand(v01.read_text())
@@ -49,7 +62,7 @@ def test_generator_writes_valid_files_and_keeps_hand_edits(tmp_path: Path) -> No
     v02.write_text(stale)
     assert write_params(tmp_path, update=True) == [v02]
     assert "seed: 7" in v01.read_text() and "an older rule" not in v02.read_text()
-    assert len(write_params(tmp_path, overwrite=True)) == 95
+    assert write_params(tmp_path, overwrite=True) == [v01]  # identical files are not rewritten
 
 
 def test_generated_yaml_quotes_codes_and_survives_papermill_types() -> None:
@@ -83,7 +96,7 @@ BASE = (ROOT / "params" / "vanguards" / "V04.yaml").read_text()
             "care_model",
             "PACS, MCP, EHCH, UEC, ACC, ICS",
         ),
-        (lambda t: t.replace('treated_units: ["RTF"]', "treated_units: [0123]"), "treated_units[0]", "octal"),
+        (lambda t: t.replace('treated_units: ["00L"]', "treated_units: [0123]"), "treated_units[0]", "octal"),
         (
             lambda t: t.replace('intervention_start: "2015-04"', "intervention_start: 2015-04-01"),
             "intervention_start",
@@ -120,18 +133,18 @@ BASE = (ROOT / "params" / "vanguards" / "V04.yaml").read_text()
             "quotes",
         ),
         (
-            lambda t: t.replace('data_source: "ae_monthly_2010_2021"', 'data_source: "hes_2020"'),
+            lambda t: t.replace('data_source: "mar_commissioner_2008_2019"', 'data_source: "hes_2020"'),
             "data_source",
             "bundled",
         ),
         (
-            lambda t: t.replace('data_source: "ae_monthly_2010_2021"', 'data_source: {path: "x.csv", unit: "u"}'),
+            lambda t: t.replace('data_source: "mar_commissioner_2008_2019"', 'data_source: {path: "x.csv", unit: "u"}'),
             "period",
             "missing",
         ),
         (
             lambda t: t.replace(
-                'data_source: "ae_monthly_2010_2021"',
+                'data_source: "mar_commissioner_2008_2019"',
                 'data_source: {path: "x.csv", unit: "u", period: "p", colour: "red"}',
             ),
             "data_source.colour",

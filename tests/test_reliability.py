@@ -90,11 +90,11 @@ MATRIX = [
     (
         "start date before the data",
         lambda t, p: (
-            t.replace('"2015-04"', '"2008-01"').replace('"2011-04"', '"2006-01"').replace('"2015-03"', '"2007-12"')
+            t.replace('"2015-04"', '"2008-01"').replace('"2013-04"', '"2006-01"').replace('"2015-03"', '"2007-12"')
         ),
         "no pre-period",
     ),
-    ("too few pre-periods", lambda t, p: t.replace('"2011-04"', '"2015-01"'), "fewer than min_pre_periods"),
+    ("too few pre-periods", lambda t, p: t.replace('"2013-04"', '"2015-01"'), "fewer than min_pre_periods"),
     (
         "empty comparison pool (include list not in data)",
         lambda t, p: t.replace("comparison_include: []", 'comparison_include: ["ZZ111"]'),
@@ -107,7 +107,7 @@ MATRIX = [
     ("unknown care model", lambda t, p: t.replace('"PACS"', '"XYZ"'), "Allowed values"),
     (
         "outcome not in the data",
-        lambda t, p: t.replace('primary_outcome: "ae_attendances"', 'primary_outcome: "bed_days"'),
+        lambda t, p: t.replace('primary_outcome: "nonelective_admissions"', 'primary_outcome: "bed_days"'),
         "bed_days",
     ),
     ("unreadable YAML", lambda t, p: t + "\n  broken: [unclosed\n", "not valid YAML"),

@@ -63,7 +63,7 @@ def test_batch_publishes_every_site(tmp_path: Path) -> None:
         _no_machine_paths(page, tmp_path)
         nb = (out / sid / "report.ipynb").read_text()
         _no_machine_paths(nb, tmp_path)
-    assert "the protocol lists no trust" in index
+    assert "does not act on a local population" in index
     assert "href='programme.html'" in index
     from evallib.reporting.disclosure import check_published
 

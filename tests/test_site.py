@@ -57,31 +57,60 @@ def test_vanguard_evaluated_with_placebo_inference(tmp_path: Path) -> None:
     assert tree_digest(bundled_data_dir()) == before  # bundled data is never modified
 
 
-def test_ics_has_three_outcomes_and_percentage_points() -> None:
+def test_ics_has_commissioner_and_trust_outcomes_and_percentage_points() -> None:
     ev = evaluate_site(_protocol("I03"))
-    assert [a.outcome for a in ev.analyses] == ["ae_attendances", "emergency_admissions", "four_hour_performance"]
+    assert [a.outcome for a in ev.analyses] == [
+        "nonelective_admissions",
+        "ae_attendances",
+        "emergency_admissions",
+        "four_hour_performance",
+    ]
+    assert ev.primary.coverage.unit_kind == "CCG" and ev.analyses[1].coverage.unit_kind == "trust"
     perf = ev.tidy().query("outcome == 'four_hour_performance' and method == 'did_twfe'").iloc[0]
     assert perf["scale"] == "percentage_points"
-    assert any("Short follow-up" in f for f in ev.flags)  # 21 months of data after July 2017
     waves = ev.tidy().query("method == 'did_callaway_santanna_not_yet_treated'")
     assert list(waves["term"]) == ["all ICS waves (simple ATT)", "wave starting Jul 2017"]
-    assert ev.programme.n_units > 100 and (waves["std_error"] > 0).all()
+    assert ev.programme.n_units > 100 and ev.programme.unit_kind == "CCG" and (waves["std_error"] > 0).all()
+
+
+def _edited(site_id: str, **changes: object) -> SiteProtocol:
+    return SiteProtocol.from_mapping(_protocol(site_id).to_mapping() | changes)
 
 
 @pytest.mark.parametrize(
-    ("site_id", "reason"),
+    ("protocol", "reason"),
     [
-        ("V45", "lists no trust"),
-        ("V05", "none of the site's trusts (RM3) appear"),
-        ("V07", "incomplete"),
-        ("I09", "pre-period months"),
-        ("I15", "no post-period in the data"),
-        ("I18", "COVID-19"),
-        ("I45", "COVID-19"),
+        (lambda: _protocol("V45"), "does not act on a local population's emergency admissions"),
+        (lambda: _edited("V04", treated_units=["ZZ9"]), "none of the site's CCGs (ZZ9) appear"),
+        (lambda: _edited("V40", pre_period_start="2013-04"), "incomplete A&E attendances series"),
+        (
+            lambda: _edited(
+                "V04",
+                data_source="ae_attendances_2016_2019",
+                primary_outcome="ae_attendances",
+                treated_units=["RTF"],
+                secondary_analyses=[],
+            ),
+            "pre-period months",
+        ),
+        (
+            lambda: _edited(
+                "I16",
+                data_source="ae_attendances_2016_2019",
+                primary_outcome="ae_attendances",
+                treated_units=["RTF"],
+                secondary_analyses=[],
+                pre_period_start="2016-07",
+            ),
+            "no post-period in the data",
+        ),
+        (lambda: _protocol("I18"), "COVID-19"),
+        (lambda: _protocol("I45"), "COVID-19"),
     ],
+    ids=["specialist", "codes not in the data", "incomplete", "short pre-period", "no follow-up", "I18", "I45"],
 )
-def test_not_evaluable_sites_say_why(site_id: str, reason: str, tmp_path: Path) -> None:
-    ev = evaluate_site(_protocol(site_id))
+def test_not_evaluable_sites_say_why(protocol, reason: str, tmp_path: Path) -> None:  # noqa: ANN001
+    ev = evaluate_site(protocol())
     assert ev.status == "not evaluable" and reason in ev.reason
     data = json.loads(write_results(ev, tmp_path).read_text())
     assert data["status"] == "not evaluable" and data["results"] == [] and reason in data["reason"]
@@ -147,6 +176,11 @@ def test_disclosure_rule() -> None:
 def test_custom_panel_argument() -> None:
     sim = simulate_panel(30, 72, seed=1)
     panel = validate_panel(sim.assign(outcome="ae_attendances"), "monthly", source="simulated")
-    p = _protocol("V04").to_mapping() | {"treated_units": ["U000"], "comparison_pool": "all_eligible"}
+    p = _protocol("V04").to_mapping() | {
+        "treated_units": ["U000"],
+        "comparison_pool": "all_eligible",
+        "primary_outcome": "ae_attendances",
+        "secondary_analyses": [],
+    }
     ev = evaluate_site(SiteProtocol.from_mapping(p), panel=panel)
     assert ev.status == "evaluated" and ev.primary.coverage.n_comparators == 29

@@ -62,7 +62,7 @@ class AreaData:
         """The areas holding any of ``codes`` (codes of any era; an own file's codes are its areas)."""
         if self.area_map is None:
             return set(codes)
-        key = (self.panel.source, self.outcome, self.area_map.start, self.area_map.end, tuple(sorted(codes)))
+        key = (self.panel.source, self.area_map.start, self.area_map.end, tuple(sorted(codes)))
         return set(_resolved(*key)[0])
 
 
@@ -71,28 +71,33 @@ def _runs(source: str, outcome: str) -> pd.DataFrame:
     return suspect_runs(load_bundled(source), outcome)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _harmonised(
-    source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp
-) -> tuple[Panel, AreaMap, tuple, dict[str, str]]:
-    """Imputed then harmonised bundled data for one window (cached: sites share windows)."""
+    source: str, start: pd.Timestamp, end: pd.Timestamp
+) -> tuple[Panel, AreaMap, tuple[tuple[str, str], ...]]:
+    """Imputed then harmonised bundled data for one window, every outcome at once (cached: sites share windows)."""
     panel = load_bundled(source)
     notes: list[tuple[str, str]] = []
     if source in SUSPECT_MONTH_DATASETS:
-        runs = _runs(source, outcome)
-        runs = runs[(runs["first"] <= end) & (runs["last"] >= start)]
-        for unit, unit_runs in runs.groupby("unit", sort=True):
-            panel, words = impute_suspect(panel, unit_runs, outcome)
-            notes.extend((str(unit), w) for w in words)
+        for outcome in panel.outcomes:
+            runs = _runs(source, outcome)
+            runs = runs[(runs["first"] <= end) & (runs["last"] >= start)]
+            if len(runs):
+                panel, words = impute_suspect(panel, runs, outcome)
+                notes.extend((w.split(":", 1)[0], w) for w in words)  # each note starts "<unit>: "
     harmonised, area_map = harmonise(panel, start, end)
-    breaks = structural_breaks(harmonised, outcome, start, end)
-    reasons = dict(zip(breaks["unit"], breaks["reason"], strict=True))
-    return harmonised, area_map, tuple(notes), reasons
+    return harmonised, area_map, tuple(notes)
+
+
+@lru_cache(maxsize=32)
+def _breaks(source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, str]:
+    breaks = structural_breaks(_harmonised(source, start, end)[0], outcome, start, end)
+    return dict(zip(breaks["unit"], breaks["reason"], strict=True))
 
 
 @lru_cache(maxsize=256)
-def _resolved(source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp, codes: tuple[str, ...]) -> tuple:
-    return resolve(codes, _harmonised(source, outcome, start, end)[1])
+def _resolved(source: str, start: pd.Timestamp, end: pd.Timestamp, codes: tuple[str, ...]) -> tuple:
+    return resolve(codes, _harmonised(source, start, end)[1])
 
 
 def area_data(
@@ -115,8 +120,9 @@ def area_data(
             screened={u: r for u, r in reasons.items() if u not in site},
             site_breaks=tuple(f"{u}: {r}" for u, r in reasons.items() if u in site),
         )
-    harmonised, area_map, imputed, break_reasons = _harmonised(panel.source, outcome, start, end)
-    treated, resolve_notes = _resolved(panel.source, outcome, start, end, tuple(treated_codes))
+    harmonised, area_map, imputed = _harmonised(panel.source, start, end)
+    break_reasons = _breaks(panel.source, outcome, start, end)
+    treated, resolve_notes = _resolved(panel.source, start, end, tuple(treated_codes))
     members = area_map.members
     code_area = area_map.code_to_area
     stitches = [*resolve_notes]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.evaluation.coverage import unit_kind
+from evallib.evaluation.units import area_data
 from evallib.methods.results import Estimate
 from evallib.methods.staggered import AggregateResult, CallawaySantAnna, CSResult
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
@@ -58,6 +59,10 @@ class ProgrammeWaves:
         return (overall,) if wave is None else (overall, wave)
 
 
+#: First month of commissioner (CCG) data; earlier months are PCTs'.
+CCG_ERA_START = pd.Timestamp("2013-04-01")
+
+
 def programme_waves(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | str) -> ProgrammeWaves | None:
     """Callaway-Sant'Anna ATTs of every ICS wave on ``outcome`` (log scale), not-yet-treated controls.
 
@@ -67,18 +72,23 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     """
     outcome = spec if isinstance(spec, str) else spec.outcome
     kind = unit_kind(protocol.data_source if isinstance(spec, str) else spec.data_source)
-    values = panel.wide(outcome)
+    periods = panel.periods(outcome)
+    if kind == "CCG":  # commissioner data: the CCG era only, areas continuous over it
+        periods = periods[periods >= CCG_ERA_START]
+    areas = area_data(panel, outcome, (), periods.min(), periods.max())
+    values = areas.panel.wide(outcome)
     values = values.loc[:, values.notna().all() & (values > 0).all()]
     if panel.source in BUNDLED and kind == "trust":
-        values = values.loc[:, [u for u in values.columns if u in type1_trusts()]]
+        t1 = type1_trusts()
+        values = values.loc[:, [u for u in values.columns if any(c in t1 for c in areas.codes(u))]]
     months = {p: i for i, p in enumerate(values.index)}
     cohort: dict[str, pd.Timestamp] = {}
     for site in load_registry():
         if site.site_type != "ICS":
             continue
         start = site.start_month
-        for code in site.ccg_codes if kind == "CCG" else site.acute_trust_codes:
-            cohort[code] = min(cohort.get(code, start), start)
+        for area in areas.areas_for(site.ccg_codes if kind == "CCG" else site.acute_trust_codes):
+            cohort[area] = min(cohort.get(area, start), start)
     first, last = values.index.min(), values.index.max()
     code_of = {}
     for unit in values.columns:

@@ -16,7 +16,9 @@ The rules written into every protocol:
   (2010-2021 series, stitched across mergers) are a secondary analysis over the
   same windows, against trusts outside every vanguard.
 * Acute care collaborations (chains of trusts, no CCGs) and vanguards without
-  CCGs stay on their trusts' A&E attendances. Specialist vanguards whose work
+  CCGs stay on their trusts' A&E attendances (stitched across mergers; where no
+  trust of the site has a continuous series from April 2013, the pre-period starts
+  at the first month one has, if that leaves 12 pre-period months). Specialist vanguards whose work
   does not act on a population's emergency admissions or A&E attendances (eye,
   orthopaedic, neurology, mental health, women's and children's, cancer and
   radiology networks) are "not evaluable" with that reason, rather than scored
@@ -39,9 +41,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from evallib.protocol.params import COVID_START, SiteProtocol
+from evallib.sources.areas import harmonise, resolve
+from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.registry import Site, load_registry
 
 _HEADER = """\
@@ -100,7 +105,40 @@ def _vanguard(site: Site, start: pd.Timestamp) -> dict[str, Any]:
     else:
         p.update(data_source="ae_monthly_2010_2021", primary_outcome="ae_attendances")
         p["treated_units"] = list(site.acute_trust_codes)
+        later = _continuous_start(p["data_source"], site.acute_trust_codes, CCG_FIRST_MONTH, start)
+        if later is not None:
+            p["pre_period_start"] = _month(later)
+            p["note"] = (
+                f"pre-period from {later:%b %Y}: the site's trusts have no continuous series before then (a merger "
+                "whose predecessor's rows are not in the data)"
+            )
     return p
+
+
+def _continuous_start(
+    dataset: str, codes: tuple[str, ...], earliest: pd.Timestamp, start: pd.Timestamp
+) -> pd.Timestamp | None:
+    """A later pre-period start when no trust of the site has a continuous series from ``earliest``.
+
+    The first month from which one of the site's trusts (stitched across mergers) is complete up to the
+    end of the vanguard follow-up, if that leaves at least 12 pre-period months; None when the default
+    start works, or when no later start would.
+    """
+    end = pd.Timestamp(f"{VANGUARD_END}-01")
+    panel, area_map = harmonise(load_bundled(dataset), earliest, end)
+    wide = panel.wide(BUNDLED[dataset].outcomes[0])
+    firsts = []
+    for area in resolve(codes, area_map)[0]:
+        s = wide[area].loc[earliest:end] if area in wide.columns else pd.Series(dtype=float)
+        if s.empty or s.isna().iloc[-1]:
+            continue
+        missing = s.isna().to_numpy()
+        first = s.index[len(s) - int(np.argmax(missing[::-1])) if missing.any() else 0]
+        firsts.append(first)
+    if not firsts or min(firsts) == earliest:
+        return None
+    later = min(firsts)
+    return later if later <= start - pd.DateOffset(months=12) else None
 
 
 def _ics(site: Site, start: pd.Timestamp) -> dict[str, Any]:
@@ -142,6 +180,8 @@ def protocol_for(site: Site) -> dict[str, object]:
             f"announcement dated to the {site.announced_precision} only ({site.announced}): start is approximate"
         )
     p = _vanguard(site, start) if site.site_type == "vanguard" else _ics(site, start)
+    if p.get("note"):
+        notes.append(p["note"])
     if site.notes:
         notes.append(f"registry: {site.notes}")
     return {
