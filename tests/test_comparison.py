@@ -179,13 +179,13 @@ def test_random_effects_matches_hand_computation() -> None:
     q = (w * (y - fixed) ** 2).sum()
     tau2 = max(0.0, (q - 3) / (w.sum() - (w**2).sum() / w.sum()))
     wr = 1 / (se**2 + tau2)
-    r = random_effects(y, se)
+    r = random_effects(y, se, tau2_method="dl", interval="normal")
     assert r.tau2 == pytest.approx(tau2) and r.q == pytest.approx(q)
     assert r.estimate == pytest.approx((wr * y).sum() / wr.sum()) and r.std_error == pytest.approx(
         np.sqrt(1 / wr.sum())
     )
     assert r.i2 == pytest.approx(max(0.0, (q - 3) / q))
-    same = random_effects(np.array([0.1, 0.1]), np.array([0.05, 0.05]))
+    same = random_effects(np.array([0.1, 0.1]), np.array([0.05, 0.05]), tau2_method="dl", interval="normal")
     assert same.tau2 == 0.0 and same.i2 == 0.0
 
 
