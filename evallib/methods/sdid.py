@@ -113,7 +113,8 @@ def sdid_batch(Y: np.ndarray, post: np.ndarray, assign: np.ndarray, real: np.nda
         # SD of the comparison units' first differences in the pre-period.
         n_d = comp.sum(axis=1) * (t0 - 1)
         mean_d = comp @ s1 / n_d
-        return np.sqrt((comp @ s2 - n_d * mean_d**2) / (n_d - 1))
+        var = np.maximum((comp @ s2 - n_d * mean_d**2) / (n_d - 1), 0.0)
+        return np.maximum(np.sqrt(var), 1e-10 * (1.0 + np.abs(Ypre).max()))  # flat series: keep the ridge positive
 
     # The real assignment's time-weight support starts every placebo's search: they differ little.
     comp_real = (~real).astype(float)[None, :]
