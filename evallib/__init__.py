@@ -39,6 +39,8 @@ _PUBLIC: dict[str, str] = {
     "ITSResult": "evallib.methods.its_design",
     "SyntheticControl": "evallib.methods.synth",
     "SynthResult": "evallib.methods.synth",
+    "SyntheticDiD": "evallib.methods.sdid",
+    "SDIDResult": "evallib.methods.sdid",
     "match_comparators": "evallib.methods.matching",
     "balance_table": "evallib.methods.matching",
     "random_effects": "evallib.methods.pooling",

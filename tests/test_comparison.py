@@ -96,9 +96,9 @@ def test_simplex_solver_satisfies_constraints_and_beats_a_grid() -> None:
     assert np.sum((A @ w - b) ** 2) <= best + 1e-9
 
 
-def _constructed(seed: int = 0) -> pd.DataFrame:
+def _constructed(seed: int = 0, J: int = 15) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    T, J = 30, 15
+    T = 30
     D = rng.normal(size=(T, J)).cumsum(axis=0) + 20
     y = D[:, 2] * 0.6 + D[:, 5] * 0.4
     y[20:] += 1.5
@@ -112,7 +112,8 @@ def test_synthetic_control_recovers_known_weights_and_effect() -> None:
     r = SyntheticControl("y", "unit", "time", "T", 20).fit(_constructed())
     assert r.weights["D02"] == pytest.approx(0.6, abs=1e-6) and r.weights["D05"] == pytest.approx(0.4, abs=1e-6)
     assert r.row.estimate == pytest.approx(1.5, abs=1e-6) and r.pre_rmspe < 1e-6
-    assert r.row.p_value == pytest.approx(1 / 16)  # the largest RMSPE ratio of 16 units
+    assert r.rmspe_ratio_p_value == pytest.approx(1 / 16)  # the largest RMSPE ratio of 16 units
+    assert r.min_p_value == pytest.approx(1 / 16) and r.row.inference == "placebo_in_space"
 
 
 def test_nested_fit_is_stable_across_starting_points() -> None:
@@ -127,18 +128,48 @@ def test_nested_fit_is_stable_across_starting_points() -> None:
     assert fits[0].v_weights is not None and fits[0].v_weights.sum() == pytest.approx(1.0)
 
 
-def test_placebo_p_value_matches_a_direct_loop() -> None:
+def test_placebo_p_values_match_a_direct_loop() -> None:
+    """Every unit in turn is treated, with all the others (the real one included) as donors."""
     d = _constructed(5)
     d.loc[(d["unit"] == "T") & (d["time"] >= 20), "y"] += 3.0
     r = SyntheticControl("y", "unit", "time", "T", 20).fit(d)
-    ratios = {}
+    ratios, gaps = {}, {}
     donors = [u for u in d["unit"].unique() if u != "T"]
     for j in donors:
-        sub = d[d["unit"] != "T"]
-        ratios[j] = SyntheticControl("y", "unit", "time", j, 20, placebo=False).fit(sub).rmspe_ratio
+        f = SyntheticControl("y", "unit", "time", j, 20, placebo=False).fit(d)
+        ratios[j], gaps[j] = f.rmspe_ratio, f.row.estimate
     expected = (1 + sum(v >= r.rmspe_ratio - 1e-12 for v in ratios.values())) / (1 + len(donors))
-    assert r.row.p_value == pytest.approx(expected)
+    assert r.rmspe_ratio_p_value == pytest.approx(expected)
     np.testing.assert_allclose(r.placebos.set_index("unit")["ratio"].reindex(donors), [ratios[j] for j in donors])
+    all_gaps = np.array([*gaps.values(), r.row.estimate])
+    assert r.row.p_value == pytest.approx(np.mean(np.abs(all_gaps) >= abs(r.row.estimate) - 1e-12))
+
+
+def test_synth_interval_inverts_the_mean_gap_test() -> None:
+    """Removing tau from the site's post-period moves each placebo by tau times the site's weight in it,
+    so the interval is exactly the effects the test keeps; p > 0.05 exactly when it holds 0."""
+    d = _constructed(7, J=39)
+    d.loc[(d["unit"] == "T") & (d["time"] >= 20), "y"] += 2.0
+    r = SyntheticControl("y", "unit", "time", "T", 20).fit(d)
+    assert np.isfinite(r.row.ci_low) and np.isfinite(r.row.ci_high)
+    for tau in (r.row.ci_low - 1e-6, r.row.ci_low + 1e-6, r.row.ci_high - 1e-6, r.row.ci_high + 1e-6):
+        shifted = d.copy()
+        shifted.loc[(shifted["unit"] == "T") & (shifted["time"] >= 20), "y"] -= tau
+        p_tau = SyntheticControl("y", "unit", "time", "T", 20).fit(shifted).row.p_value
+        assert (p_tau > 0.05) == (r.row.ci_low <= tau <= r.row.ci_high)
+    for seed in range(15):
+        d = _constructed(seed, J=39)
+        d.loc[(d["unit"] == "T") & (d["time"] >= 20), "y"] += 3.0 * (seed % 5)
+        row = SyntheticControl("y", "unit", "time", "T", 20).fit(d).row
+        assert (row.p_value > 0.05) == (row.ci_low <= 0 <= row.ci_high)
+
+
+def test_synth_reports_the_p_value_floor() -> None:
+    d = _constructed(1)
+    few = d[d["unit"].isin(["T", "D00", "D01", "D02", "D03", "D04", "D05", "D06"])]  # 7 donors, like a small ICS
+    r = SyntheticControl("y", "unit", "time", "T", 20).fit(few)
+    assert r.min_p_value == pytest.approx(1 / 8) and r.row.p_value >= r.min_p_value
+    assert r.row.ci_low == -np.inf and r.row.ci_high == np.inf  # the test can never reject at 5%
 
 
 def test_random_effects_matches_hand_computation() -> None:
@@ -148,13 +179,13 @@ def test_random_effects_matches_hand_computation() -> None:
     q = (w * (y - fixed) ** 2).sum()
     tau2 = max(0.0, (q - 3) / (w.sum() - (w**2).sum() / w.sum()))
     wr = 1 / (se**2 + tau2)
-    r = random_effects(y, se)
+    r = random_effects(y, se, tau2_method="dl", interval="normal")
     assert r.tau2 == pytest.approx(tau2) and r.q == pytest.approx(q)
     assert r.estimate == pytest.approx((wr * y).sum() / wr.sum()) and r.std_error == pytest.approx(
         np.sqrt(1 / wr.sum())
     )
     assert r.i2 == pytest.approx(max(0.0, (q - 3) / q))
-    same = random_effects(np.array([0.1, 0.1]), np.array([0.05, 0.05]))
+    same = random_effects(np.array([0.1, 0.1]), np.array([0.05, 0.05]), tau2_method="dl", interval="normal")
     assert same.tau2 == 0.0 and same.i2 == 0.0
 
 

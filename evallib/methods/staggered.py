@@ -52,20 +52,44 @@ class CSResult:
     alpha: float
     n_units: int
     scale: str = "level"
+    cluster_codes: np.ndarray | None = field(default=None, repr=False)  # cluster of each unit, 0..G-1
+    anticipation: int = 0
+
+    @property
+    def n_clusters(self) -> int | None:
+        return None if self.cluster_codes is None else int(self.cluster_codes.max()) + 1
+
+    def std_errors(self, inf: np.ndarray) -> np.ndarray:
+        """Standard errors of estimates with influence functions ``inf`` (units x estimates).
+
+        Unit-level: ``sqrt(mean(psi^2) / n)`` as R ``did``. Clustered: the influence
+        functions are summed within clusters, ``sqrt(G/(G-1) sum_c S_c^2) / n``.
+        """
+        inf = inf.reshape(len(inf), -1)
+        if self.cluster_codes is None:
+            return np.sqrt(np.mean(inf**2, axis=0) / self.n_units)
+        g = self.n_clusters
+        sums = np.zeros((g, inf.shape[1]))
+        np.add.at(sums, self.cluster_codes, inf)
+        return np.sqrt(g / (g - 1) * (sums**2).sum(axis=0)) / self.n_units
 
     def _row(self, term: str, est: float, inf: np.ndarray, n_treated: int, n_control: int) -> Estimate:
-        se = float(np.sqrt(np.mean(inf**2) / self.n_units))
-        z = stats.norm.ppf(1 - self.alpha / 2)
+        se = float(self.std_errors(inf)[0])
+        if self.cluster_codes is None:
+            crit, dist, inference = stats.norm.ppf(1 - self.alpha / 2), stats.norm, "analytic_influence_function"
+        else:  # few clusters: t with G - 1 degrees of freedom
+            dist = stats.t(self.n_clusters - 1)
+            crit, inference = dist.ppf(1 - self.alpha / 2), "analytic_influence_function_cluster"
         return Estimate(
             outcome=self.outcome,
             term=term,
             estimate=float(est),
             std_error=se,
-            ci_low=float(est - z * se),
-            ci_high=float(est + z * se),
-            p_value=float(2 * stats.norm.sf(abs(est / se))) if se > 0 else float("nan"),
+            ci_low=float(est - crit * se),
+            ci_high=float(est + crit * se),
+            p_value=float(2 * dist.sf(abs(est / se))) if se > 0 else float("nan"),
             method=f"did_callaway_santanna_{self.control_group}",
-            inference="analytic_influence_function",
+            inference=inference,
             scale=self.scale,
             n_treated=n_treated,
             n_control=n_control,
@@ -96,7 +120,8 @@ class CSResult:
         -----
         Weights are cohort shares of all units. ``simple``: post-treatment cells weighted by
         cohort size. ``group``: each cohort's mean post-treatment effect, then weighted by
-        cohort size. ``dynamic``: by event time ``e = t - g`` (pre-periods included), overall
+        cohort size (a cohort without any post-treatment cell, e.g. no control left, is left
+        out rather than counted as a zero effect). ``dynamic``: by event time ``e = t - g`` (pre-periods included), overall
         = mean over ``e >= 0``. ``calendar``: by period, overall = mean over periods.
         Influence functions include the estimation of the weights, so SEs match ``did``.
         """
@@ -122,6 +147,7 @@ class CSResult:
             return AggregateResult(kind, self._row("simple", est, inf, n_t, n_c))
         if kind == "group":
             comps, infs, ests = [], [], []
+            cohorts = np.array([g for g in cohorts if np.any((groups == g) & (g <= times))])  # no invented zeros
             for g in cohorts:
                 keep = np.flatnonzero((groups == g) & (g <= times))
                 est, inf = combine(keep, pg[keep] / pg[keep].sum(), None)
@@ -178,15 +204,27 @@ class CallawaySantAnna:
     estimation : {"dr", "or"}
         Doubly robust or outcome regression; without covariates both reduce to the
         same difference in mean changes and the same influence function.
+    anticipation : int
+        Periods before its start in which a cohort may already be affected (R ``did``'s
+        ``anticipation``): post-treatment cells compare with period ``g - 1 - anticipation``
+        and not-yet-treated controls must start after ``t + anticipation``.
+    cluster : str, optional
+        Column (constant within unit) to cluster standard errors by, e.g. the system an
+        NHS trust belongs to when systems were designated together; influence functions
+        are summed within clusters and intervals use t with ``G - 1`` degrees of freedom.
 
     Notes
     -----
     Estimand: ATT(g,t), the average effect in period t on units first treated in
     period g, under parallel trends between cohort g and its controls and no
-    anticipation. Post-treatment cells compare period t with g-1; pre-treatment
-    cells compare t with t-1 ("varying" base period, R ``did``'s default), so they
-    test parallel trends period by period. Panels must be balanced. Units already
-    treated in the first period are dropped (they have no pre-period).
+    anticipation beyond ``anticipation`` periods. Post-treatment cells compare period t
+    with g-1-anticipation; pre-treatment cells compare t with t-1 ("varying" base
+    period, R ``did``'s default), so they test parallel trends period by period. Panels
+    must be balanced. Units treated in the first period (plus ``anticipation``) are
+    dropped (they have no clean pre-period); units first treated after the last period
+    count as never treated, as R ``did`` does. Unit-level standard errors assume units
+    are independent; when treatment was assigned to groups of units (trusts designated
+    with their system), cluster by that group.
     """
 
     outcome: str
@@ -196,9 +234,13 @@ class CallawaySantAnna:
     control_group: ControlGroup = "never_treated"
     estimation: Literal["dr", "or"] = "dr"
     alpha: float = 0.05
+    anticipation: int = 0
+    cluster: str | None = None
 
     def fit(self, data: pd.DataFrame) -> CSResult:
-        cols = [self.outcome, self.unit, self.time, self.cohort]
+        cols = list(
+            dict.fromkeys([self.outcome, self.unit, self.time, self.cohort, *([self.cluster] if self.cluster else [])])
+        )
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise DataError(f"Callaway-Sant'Anna: missing column(s) {', '.join(missing)}")
@@ -212,9 +254,28 @@ class CallawaySantAnna:
         if wide.isna().any().any():
             raise DataError("Callaway-Sant'Anna: the panel must be balanced (every unit in every period)")
         periods = np.array(wide.columns, dtype=float)
+        if self.anticipation < 0 or int(self.anticipation) != self.anticipation:
+            raise DataError(
+                f"Callaway-Sant'Anna: anticipation must be a whole number of periods >= 0, not {self.anticipation}"
+            )
+        step = float(np.min(np.diff(periods))) if len(periods) > 1 else 1.0
+        ahead = self.anticipation * step  # anticipation in units of the time column
         cohort = d.groupby(self.unit)[self.cohort].first().reindex(wide.index).to_numpy(float)
-        keep = ~((cohort > 0) & (cohort <= periods[0]))  # treated from the start: no pre-period
+        cohort[cohort > periods[-1]] = 0.0  # first treated after the data end: never treated here
+        keep = ~((cohort > 0) & (cohort <= periods[0] + ahead))  # no clean pre-period
         wide, cohort = wide[keep], cohort[keep]
+        codes = None
+        if self.cluster:
+            if d.groupby(self.unit)[self.cluster].nunique(dropna=False).max() > 1:
+                raise DataError(
+                    f"Callaway-Sant'Anna: cluster column {self.cluster!r} must be constant within each unit"
+                )
+            cl = d.groupby(self.unit)[self.cluster].first().reindex(wide.index)
+            if cl.isna().any():
+                raise DataError(f"Callaway-Sant'Anna: cluster column {self.cluster!r} has missing values")
+            codes = pd.factorize(cl)[0]
+            if codes.max() < 1:
+                raise DataError("Callaway-Sant'Anna: clustered standard errors need at least two clusters")
         y = wide.to_numpy(float)
         n = len(y)
         groups = np.array(sorted(set(cohort[cohort > 0])))
@@ -227,12 +288,15 @@ class CallawaySantAnna:
         for g in groups:
             for ti in range(1, len(periods)):
                 t = periods[ti]
-                base = pos[periods[periods < g].max()] if t >= g else ti - 1
+                before = periods[periods < g - ahead]
+                if t >= g and before.size == 0:
+                    continue
+                base = pos[before.max()] if t >= g else ti - 1
                 treated = cohort == g
                 if self.control_group == "never_treated":
                     control = cohort == 0
-                else:
-                    control = (cohort == 0) | ((cohort > t) & (cohort != g))
+                else:  # not yet treated, nor anticipating, by period t
+                    control = (cohort == 0) | ((cohort > t + ahead) & (cohort != g))
                 if not control.any():
                     continue
                 dy = y[:, ti] - y[:, base]
@@ -246,8 +310,7 @@ class CallawaySantAnna:
                 infs.append(inf * n / n_sub)  # rescaled to the full sample, as did does
         gt = pd.DataFrame(cells, columns=["group", "time", "att"])
         psi = np.column_stack(infs)
-        gt["std_error"] = np.sqrt(np.mean(psi**2, axis=0) / n)
-        return CSResult(
+        res = CSResult(
             group_time=gt,
             influence=psi,
             unit_cohort=cohort,
@@ -255,4 +318,8 @@ class CallawaySantAnna:
             outcome=self.outcome,
             alpha=self.alpha,
             n_units=n,
+            cluster_codes=codes,
+            anticipation=int(self.anticipation),
         )
+        gt["std_error"] = res.std_errors(psi)
+        return res

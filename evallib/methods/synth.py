@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.optimize import minimize, nnls
 
 from evallib.errors import DataError
+from evallib.methods.inference import _invert
 from evallib.methods.results import Estimate, tidy_frame
 
 
@@ -41,9 +42,13 @@ class SynthResult:
     """Read-only synthetic-control result.
 
     ``weights`` (donor -> weight), ``treated`` and ``synthetic`` series, ``gap`` =
-    treated - synthetic, RMSPEs before and after the start, and (with placebos) the
-    post/pre RMSPE ratio of every unit with the rank p-value. ``row`` is the mean
-    post-period gap with a placebo-based interval.
+    treated - synthetic, RMSPEs before and after the start. ``row`` is the mean
+    post-period gap with its placebo-in-space p-value and the interval from inverting
+    that test; ``min_p_value`` is the smallest p-value the test can give (1 / number of
+    units), so a caller can refuse a test that cannot reach its level. ``placebos`` has,
+    for every unit given the treatment in turn (the real one included), its pre- and
+    post-period RMSPE, their ratio and its mean post-period gap; the post/pre RMSPE-ratio
+    rank test of Abadie et al. (2010) is kept as a diagnostic in ``rmspe_ratio_p_value``.
     """
 
     row: Estimate
@@ -56,6 +61,8 @@ class SynthResult:
     v_weights: pd.Series | None = None
     placebos: pd.DataFrame | None = field(default=None, repr=False)
     placebo_gaps: pd.DataFrame | None = field(default=None, repr=False)
+    rmspe_ratio_p_value: float = float("nan")
+    min_p_value: float = float("nan")
 
     @property
     def gap(self) -> pd.Series:
@@ -96,8 +103,8 @@ class SyntheticControl:
         Subtract each unit's pre-period mean first (compares trajectories, not levels;
         needed when the site is larger than every donor, as a group of trusts is).
     placebo : bool
-        Refit with each donor as the treated unit (excluding the real one) for the
-        RMSPE-ratio test and the interval.
+        Refit with every other unit as the treated one (the real one joins the donors)
+        for the p-value, the interval and the RMSPE-ratio diagnostic.
     n_starts : int
         Starting points for the outer search of the nested fit.
 
@@ -107,13 +114,23 @@ class SyntheticControl:
     combination of donors (weights non-negative, summing to one) that matched it
     before the start; reported as the mean post-period gap. Assumes the donors'
     weighted outcome is what the treated unit would have had (no interference, no
-    donor affected by the intervention, a good pre-period fit). Inference (Abadie,
-    Diamond & Hainmueller 2010): the treated unit's post/pre RMSPE ratio is ranked
-    among every placebo's; the interval is the estimate minus the spread of the
-    placebos' mean gaps (those with a pre-period fit no worse than 5 times the
-    treated unit's, or all of them when fewer than 5 qualify). Keep donors fewer than
-    pre-period observations: with more, the pre-period is interpolated exactly and the
-    RMSPE ratio loses its meaning.
+    donor affected by the intervention, a good pre-period fit).
+
+    Inference is placebo-in-space on that same statistic: under the sharp null of no
+    effect, which unit was treated is exchangeable, so the whole fit is repeated with
+    every unit as the treated one and all the others as donors; the p-value is the
+    share of units (the real one included) whose absolute mean gap is at least the
+    observed one. Weights depend only on pre-period data, so removing an effect
+    ``tau`` from the treated unit's post-period outcomes moves its mean gap by
+    ``-tau`` and a placebo's by ``+tau w``, ``w`` the weight that placebo gives the
+    treated unit; the interval is every ``tau`` the test does not reject (exact
+    inversion), so ``p > alpha`` exactly when it holds 0. With ``N`` units the
+    smallest attainable p-value is ``1/N`` (``min_p_value``): with fewer than
+    ``1/alpha`` units the test cannot reject and the interval is unbounded.
+    The post/pre RMSPE-ratio rank test (Abadie, Diamond & Hainmueller 2010) tests a
+    different statistic and is kept as a diagnostic. Keep donors fewer than pre-period
+    observations: with more, the pre-period is interpolated exactly and the RMSPE ratio
+    loses its meaning.
     """
 
     outcome: str
@@ -217,26 +234,25 @@ class SyntheticControl:
         pre_r, post_r = _rmspe(gap[pre]), _rmspe(gap[~pre])
         est = float(gap[~pre].mean())
         placebos = gaps = None
-        p = lo = hi = float("nan")
-        se = float("nan")
+        p = lo = hi = se = ratio_p = float("nan")
         if self.placebo:
-            recs, gap_cols = [], {}
+            recs, gap_cols, shift = [], {}, []
             for j in donors:
-                _, _, g = fit_one(j, [u for u in donors if u != j])
+                others = [u for u in units if u != j]  # the real treated unit is a donor too
+                wj, _, g = fit_one(j, others)
                 recs.append((j, _rmspe(g[pre]), _rmspe(g[~pre]), float(g[~pre].mean())))
                 gap_cols[j] = g
+                shift.append(-wj[others.index(self.treated_unit)])
             placebos = pd.DataFrame(recs, columns=["unit", "pre_rmspe", "post_rmspe", "mean_post_gap"])
             placebos["ratio"] = placebos["post_rmspe"] / placebos["pre_rmspe"]
             gaps = pd.DataFrame(gap_cols, index=Y.index)
             ratio = post_r / pre_r if pre_r > 0 else np.inf
-            p = float((1 + (placebos["ratio"] >= ratio - 1e-12).sum()) / (1 + len(placebos)))
-            good = placebos.loc[placebos["pre_rmspe"] <= 5 * max(pre_r, 1e-12), "mean_post_gap"].to_numpy()
-            if len(good) < 5:  # too few placebos fit as well as the site: use them all
-                good = placebos["mean_post_gap"].to_numpy()
-            if len(good) >= 2:
-                se = float(np.std(good, ddof=1))
-                q_hi, q_lo = np.quantile(good, [1 - self.alpha / 2, self.alpha / 2])
-                lo, hi = est - q_hi, est - q_lo
+            ratio_p = float((1 + (placebos["ratio"] >= ratio - 1e-12).sum()) / (1 + len(placebos)))
+            stats_all = np.append(placebos["mean_post_gap"].to_numpy(), est)
+            coef = np.append(shift, 1.0)  # d statistic / d tau under "effect = tau"
+            p = float(np.mean(np.abs(stats_all) >= abs(est) - 1e-12))
+            lo, hi = _invert(stats_all, coef, est, self.alpha)
+            se = float(np.std(stats_all, ddof=1))
         row = Estimate(
             outcome=self.outcome_label or self.outcome,
             term="mean_post_gap",
@@ -246,7 +262,7 @@ class SyntheticControl:
             ci_high=float(hi),
             p_value=p,
             method=f"synthetic_control_{self.method}",
-            inference="placebo_rmspe_ratio",
+            inference="placebo_in_space" if self.placebo else "none",
             scale=self.scale,
             n_treated=1,
             n_control=len(donors),
@@ -262,4 +278,6 @@ class SyntheticControl:
             v_weights=None if v is None or P is None else pd.Series(v, index=P.index.astype(str)),
             placebos=placebos,
             placebo_gaps=gaps,
+            rmspe_ratio_p_value=ratio_p,
+            min_p_value=1.0 / len(units) if self.placebo else float("nan"),
         )
