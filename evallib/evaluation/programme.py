@@ -79,13 +79,15 @@ def load_programme(outputs: str | Path) -> ProgrammeData:
 
 
 def pooled_by_care_model(data: ProgrammeData) -> pd.DataFrame:
-    """DerSimonian-Laird pooled effect per care model, on the log scale and as percent.
+    """Random-effects pooled effect per care model, on the log scale and as percent.
 
     Notes
     -----
-    Each site's DiD estimate (log scale) is weighted by ``1 / (se^2 + tau^2)`` with
-    ``se`` the SD of its placebo estimates. Sites are treated as independent, which is
-    approximate where sites share trusts or comparison trusts.
+    Each site's estimate (log scale) is weighted by ``1 / (se^2 + tau^2)`` with ``se`` the SD
+    of its placebo estimates; tau^2 by REML, the interval by Hartung-Knapp (t with k - 1
+    degrees of freedom), see :func:`evallib.methods.pooling.random_effects`. Sites standing
+    on the same data are merged first (:func:`merge_duplicate_sites`); sites sharing some
+    units or comparators are still treated as independent, which is approximate.
     """
     ev = data.evaluated
     ev = ev[ev["scale"] == "log"]

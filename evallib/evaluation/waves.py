@@ -21,9 +21,10 @@ from evallib.sources.registry import load_registry, type1_trusts
 class ProgrammeWaves:
     """Callaway-Sant'Anna across ICS designation waves (the programme around an ICS site).
 
-    Every trust belongs to the cohort of its system's start month; trusts whose system
-    starts after the data end are not yet treated throughout. ``site_cohort`` is the
-    start month of the evaluated site's wave.
+    Every unit (CCG area or trust) belongs to the cohort of its system's start month; units
+    whose system starts after the data end are not yet treated throughout. Standard errors
+    are clustered by system (ICSs are designated as systems, so their units' errors are not
+    independent). ``site_cohort`` is the start month of the evaluated site's wave.
     """
 
     outcome: str
@@ -83,12 +84,14 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         values = values.loc[:, [u for u in values.columns if any(c in t1 for c in areas.codes(u))]]
     months = {p: i for i, p in enumerate(values.index)}
     cohort: dict[str, pd.Timestamp] = {}
+    system: dict[str, str] = {}  # ICSs are designated as systems: their units' errors are not independent
     for site in load_registry():
         if site.site_type != "ICS":
             continue
         start = site.start_month
         for area in areas.areas_for(site.ccg_codes if kind == "CCG" else site.acute_trust_codes):
-            cohort[area] = min(cohort.get(area, start), start)
+            if start < cohort.get(area, pd.Timestamp.max):
+                cohort[area], system[area] = start, site.site_id
     first, last = values.index.min(), values.index.max()
     code_of = {}
     for unit in values.columns:
@@ -100,9 +103,10 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     long.columns = ["period", "unit", "y"]
     long["t"] = long["period"].map(months)
     long["cohort"] = long["unit"].map(code_of)
-    res = CallawaySantAnna(outcome="y", unit="unit", time="t", cohort="cohort", control_group="not_yet_treated").fit(
-        long
-    )
+    long["system"] = long["unit"].map(lambda u: system.get(u, u))
+    res = CallawaySantAnna(
+        outcome="y", unit="unit", time="t", cohort="cohort", control_group="not_yet_treated", cluster="system"
+    ).fit(long)
     res = CSResult(**{**res.__dict__, "outcome": outcome, "scale": "log"})
     labels = {i: p.strftime("%b %Y") for p, i in months.items()}
     site_start = months.get(protocol.windows["post_start"], -1)

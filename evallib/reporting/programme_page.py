@@ -42,7 +42,9 @@ def pooled_table(data: ProgrammeData) -> HTMLBlock:
         for r in p.itertuples()
     )
     return HTMLBlock(
-        "<p>Random-effects (DerSimonian-Laird) pooled effect of each care model on the sites' primary outcome, "
+        "<p>Random-effects pooled effect of each care model on the sites' primary outcome (between-site variance "
+        "by restricted maximum likelihood, Hartung-Knapp interval with k - 1 degrees of freedom, so that a handful of "
+        "sites gives an honestly wide interval; sites standing on the same data count once), "
         "relative to comparison areas. tau&sup2; is the between-site variance (log scale); I&sup2; the share of "
         "variation that is between sites rather than chance. Sites sharing trusts or CCGs are not independent, so treat "
         "the pooled intervals as approximate.</p>"

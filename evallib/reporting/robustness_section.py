@@ -62,7 +62,9 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         body = "".join(f"<tr><td>{escape(str(u))}</td><td>{v:.3f}</td></tr>" for u, v in sw.items())
         parts.append(
             f"<h4>Synthetic control weights</h4><p>Pre-period fit (RMSPE, log scale): {rb.synthetic.pre_rmspe:.3f}; "
-            f"post/pre RMSPE ratio ranked among {len(rb.synthetic.placebos)} placebos: p = {rb.synthetic.row.p_value:.2f}.</p>"
+            f"the mean post-period gap's placebo p-value is {rb.synthetic.row.p_value:.2f} (smallest attainable: "
+            f"{rb.synthetic.min_p_value:.2f}); as a diagnostic, the post/pre RMSPE ratio ranks with p = "
+            f"{rb.synthetic.rmspe_ratio_p_value:.2f} among {len(rb.synthetic.placebos)} placebos.</p>"
             f"<table class='estimates'><tr><th>{escape(cap(unit))}</th><th>Weight</th></tr>{body}</table>"
         )
         fig = plots.plot_synthetic_control(

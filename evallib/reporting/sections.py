@@ -202,8 +202,8 @@ def programme(ev: SiteEvaluation) -> HTMLBlock:
         f"ICSs were designated in waves, so a single before-and-after comparison mixes systems at different stages. "
         f"The Callaway-Sant'Anna estimator compares each wave only with {units} not yet in an ICS at the time "
         f"({pw.n_units} {units} with complete data). The first row averages every wave's effect since designation; "
-        "the second is this site's wave. Standard errors are analytic (influence functions), suitable here because "
-        f"each wave holds many {units}."
+        "the second is this site's wave. Standard errors are analytic (influence functions), clustered by system: "
+        f"the {units} of one ICS share its decisions, so they are not independent."
     )
     return HTMLBlock(text + estimate_table(rows) + figure_html(fig, "effects by months since designation, all waves"))
 
