@@ -184,7 +184,8 @@ def permutation_test(
     post-minus-pre change (DiD), or its change relative to a reference period for
     each event time. Each statistic is the treated units' mean minus the others'.
     With ``unit_scale`` (one positive number per unit, e.g. its pre-period noise) the
-    test is studentized: it ranks the same difference of ``unit_values / unit_scale``.
+    test is studentized: it ranks the same difference of each unit's deviation from the
+    all-unit mean divided by its scale.
 
     Notes
     -----
@@ -212,13 +213,22 @@ def permutation_test(
     w = np.ones(n) if unit_scale is None else 1.0 / np.asarray(unit_scale, float)
     if unit_scale is not None and not (np.all(np.isfinite(w)) and np.all(w > 0)):
         raise ValueError("unit_scale must be positive and finite for every unit")
-    z = values * w[:, None]
+    # Under "effect = tau" the treated units' values shift by tau: shift = tau * delta.
+    delta = is_treated.astype(float)
+    if unit_scale is None:
+        z = values
+    else:
+        # Scale each unit's deviation from the all-unit mean: a change every unit shares (a
+        # national trend) must not be divided by each unit's own noise. The mean moves by
+        # tau k / n under the shifted null, so the statistic stays linear in tau.
+        delta = delta - k / n
+        z = (values - values.mean(axis=0)) * w[:, None]
     stat_est = est if unit_scale is None else permutation_estimates(z, assign)
     obs = z[is_treated].mean(axis=0) - z[~is_treated].mean(axis=0)
-    wt = w * is_treated
-    held = a @ wt
-    c = held / k - (wt.sum() - held) / (n - k)
-    c_obs = wt.sum() / k
+    wd = w * delta
+    held = a @ wd
+    c = held / k - (wd.sum() - held) / (n - k)  # how each assignment's statistic moves per unit of tau
+    c_obs = wd[is_treated].sum() / k - wd[~is_treated].sum() / (n - k)
     p = np.empty(len(obs))
     lo, hi = np.full(len(obs), -np.inf), np.full(len(obs), np.inf)
     for j in range(len(obs)):
