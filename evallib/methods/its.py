@@ -12,7 +12,6 @@ an interval) for plots, effects at chosen horizons, and residual diagnostics.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +22,7 @@ from statsmodels.regression.linear_model import OLS
 from statsmodels.tsa.stattools import acf as _acf
 
 from evallib.errors import DataError
+from evallib.methods.its_arima import fit_arima_its
 from evallib.methods.its_design import (
     ITSResult,
     Seasonality,
@@ -35,7 +35,6 @@ from evallib.methods.its_design import (
     newey_west_lags,
     phase_in_mask,
 )
-from evallib.methods.its_arima import fit_arima_its
 from evallib.methods.its_reml import fit_reml_its
 from evallib.methods.results import Estimate
 
