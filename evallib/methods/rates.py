@@ -46,6 +46,10 @@ class RateRatioResult:
     def estimate(self) -> float:
         return self.row.estimate
 
+    @property
+    def p_value(self) -> float:
+        return self.row.p_value
+
 
 @dataclass(frozen=True)
 class PoissonDiD:
