@@ -244,7 +244,7 @@ def permutation_test(
 
 
 def invert_by_search(
-    p_of: Callable[[np.ndarray], np.ndarray],
+    p_of: Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, np.ndarray]],
     center: float,
     step: float,
     alpha: float,
@@ -256,9 +256,13 @@ def invert_by_search(
     """Interval ``{tau: p(tau) > alpha}`` of a test whose statistic is not linear in tau.
 
     ``p_of`` maps an array of null values to their p-values (one call per round, both
-    sides at once). From ``center`` (the estimate, where the test accepts) each side is
-    bracketed by doubling steps from ``step`` (beyond ``step * 2**max_doublings`` the end
-    is infinite), then bisected until the bracket is narrower than ``rel_tol * step``.
+    sides at once), or to ``(p, margin)`` with ``margin`` a continuous function that is
+    at most 0 exactly where the test accepts (e.g. the observed statistic minus the
+    critical placebo statistic). From ``center`` (the estimate, where the test accepts)
+    each side is bracketed by doubling steps from ``step`` (beyond
+    ``step * 2**max_doublings`` the end is infinite), then narrowed until the bracket is
+    shorter than ``rel_tol * step``: by false position on the margin when there is one
+    (with bisection whenever a step fails to halve the bracket), else by bisection.
     The reported end is the last accepted value, so the interval holds only values the
     test accepts. ``known`` p-values (e.g. ``{0.0: p}``, the reported p-value) join the
     brackets, so a null value with a known p-value above ``alpha`` lies inside the interval
@@ -266,12 +270,18 @@ def invert_by_search(
     Returns ``(nan, nan)`` when the test rejects at ``center`` itself.
     """
     pts = dict(known or {})
-    first = [] if center in pts else [center]
-    first += [center - step, center + step]
-    pts.update(zip(first, np.asarray(p_of(np.array(first)), float), strict=True))
+    marg: dict[float, float] = {}
+    tol = rel_tol * step
+
+    def evaluate(taus: list[float]) -> None:
+        out = p_of(np.array(taus, float))
+        p, m = out if isinstance(out, tuple) else (out, np.full(len(taus), np.nan))
+        pts.update(zip(taus, np.asarray(p, float).tolist(), strict=True))
+        marg.update(zip(taus, np.asarray(m, float).tolist(), strict=True))
+
+    evaluate(([] if center in pts else [center]) + [center - step, center + step])
     if pts[center] <= alpha:
         return float("nan"), float("nan")
-    ends: dict[int, tuple[float, float | None]] = {}
 
     def bracket(side: int) -> tuple[float, float | None]:
         """The farthest accepted point before the nearest rejected one, and that rejected point."""
@@ -280,25 +290,35 @@ def invert_by_search(
         accepted = [t for t in ts if pts[t] > alpha and (rejected is None or side * (t - rejected) < 0)]
         return (accepted[-1] if accepted else center), rejected
 
+    ends = {s: bracket(s) for s in (-1, 1)}
     for k in range(1, max_doublings + 1):
-        ends = {s: bracket(s) for s in (-1, 1)}
         todo = [center + s * step * 2.0**k for s in (-1, 1) if ends[s][1] is None]
         if not todo:
             break
         # A known accepted point farther out already stands for this doubling.
         todo = [t for t in todo if abs(t - center) > abs(ends[1 if t > center else -1][0] - center)]
         if todo:
-            pts.update(zip(todo, np.asarray(p_of(np.array(todo)), float), strict=True))
-    while True:
+            evaluate(todo)
         ends = {s: bracket(s) for s in (-1, 1)}
-        todo = [
-            (inner + outer) / 2
-            for inner, outer in ends.values()
-            if outer is not None and abs(outer - inner) > rel_tol * step
-        ]
+    last_width = {s: np.inf for s in (-1, 1)}
+    while True:
+        todo = []
+        for side, (inner, outer) in ends.items():
+            if outer is None or abs(outer - inner) <= tol:
+                continue
+            width = abs(outer - inner)
+            x = (inner + outer) / 2
+            m_in, m_out = marg.get(inner, np.nan), marg.get(outer, np.nan)
+            if width <= last_width[side] / 2 and np.isfinite(m_in) and np.isfinite(m_out) and m_in <= 0 < m_out:
+                x = inner + (outer - inner) * (-m_in) / (m_out - m_in)  # false position
+            # Keep tol / 2 from both ends, so a good guess closes the bracket at the next step.
+            lo_x, hi_x = sorted((inner + side * tol / 2, outer - side * tol / 2))
+            todo.append(float(min(max(x, lo_x), hi_x)))
+            last_width[side] = width
         if not todo:
             break
-        pts.update(zip(todo, np.asarray(p_of(np.array(todo)), float), strict=True))
+        evaluate(todo)
+        ends = {s: bracket(s) for s in (-1, 1)}
     lo = -np.inf if ends[-1][1] is None else ends[-1][0]
     hi = np.inf if ends[1][1] is None else ends[1][0]
     return float(lo), float(hi)

@@ -144,7 +144,8 @@ def poisson_fe_assignments(
     g_, a_ = unit_total.shape[0], assign.shape[0]
     a = assign.astype(float)[None]  # (1, A, n)
     e = np.asarray(exposure, float)
-    e_post, e_pre = e * post, e * ~post
+    n_units = e.shape[0]
+    e_split = np.concatenate([(e * ~post).T, (e * post).T], axis=1)  # (T, 2n): pre and post exposures
     big_r = unit_total[:, None, :]  # (G, 1, n)
     big_c = period_total[:, None, :]
     held_post = unit_post_total @ a[0].T  # (G, A): post-period total of each assignment's units
@@ -154,15 +155,15 @@ def poisson_fe_assignments(
     v = np.ones((g_, a_, e.shape[1]))
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(max_iter):
-            flat_u = u.reshape(-1, u.shape[-1])
-            ua = (u * a).reshape(-1, u.shape[-1])
-            den_v = (flat_u @ e).reshape(v.shape) + (r[..., None] - 1) * (ua @ e_post).reshape(v.shape)
+            # Two matrix products per iteration (fewer, larger products suit a shared BLAS better).
+            both = np.concatenate([u, u * a], axis=1).reshape(-1, u.shape[-1]) @ e
+            both = both.reshape(g_, 2 * a_, -1)
+            den_v = both[:, :a_] + (r[..., None] - 1) * both[:, a_:] * post
             v_new = np.where(den_v > 0, big_c / den_v, 0.0)
             change = float(np.nanmax(np.abs(v_new - v) / np.maximum(v_new, 1e-300)))
             v = v_new
-            flat_v = v.reshape(-1, v.shape[-1])
-            v_pre = (flat_v @ e_pre.T).reshape(u.shape)
-            v_post = (flat_v @ e_post.T).reshape(u.shape)
+            v_both = (v.reshape(-1, v.shape[-1]) @ e_split).reshape(g_, a_, -1)
+            v_pre, v_post = v_both[..., :n_units], v_both[..., n_units:]
             den_u = v_pre + v_post * (1 + a * (r[..., None] - 1))
             u = np.where(den_u > 0, big_r / den_u, 0.0)
             md = r[..., None] * u * v_post * a  # fitted post-period counts of the assigned units

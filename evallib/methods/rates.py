@@ -87,8 +87,9 @@ class PoissonDiD:
     exp(tau)" the treated units' post-period counts are divided by exp(tau) and every
     assignment refitted; the interval is {exp(tau): p(tau) > alpha}. p(tau) is a step
     function; each end is bracketed from the estimate in steps of the placebo SD and
-    bisected to within 0.001 placebo SDs (log scale), reporting the last value the test
-    accepts, with tau = 0 (the reported p-value) among the brackets, so the interval
+    narrowed to within 0.001 placebo SDs (log scale; false position on the gap between
+    the real |estimate| and the critical placebo one, safeguarded by bisection),
+    reporting the last value the test accepts, with tau = 0 (the reported p-value) among the brackets, so the interval
     holds 1 exactly when p > alpha (when the accepted set is an interval).
     ``null_values_tested`` counts the null values refitted (each one refit of every
     assignment, on the data's totals).
@@ -195,16 +196,29 @@ class PoissonDiD:
             unit_post_total = unit_post[None] + shrink * (unit_post * is_t)[None]
             return poisson_fe_assignments(unit_total, period_total, unit_post_total, assign, post_t, expo)
 
+        n_real, n_all = int(real.sum()), len(real)
+        # p > alpha  <=>  at least `need` placebos reach the real |estimate|  <=>  it is at most
+        # the need-th largest placebo |estimate|: the margin's sign is the test's verdict.
+        need = int(np.floor(self.alpha * n_all - n_real)) + 1
+
         def p_values(ests: np.ndarray) -> np.ndarray:
             # The real assignment counts explicitly; the others against its own refit.
             obs = np.abs(ests[:, np.flatnonzero(real)[0]])
-            return (real.sum() + (np.abs(ests[:, ~real]) >= obs[:, None]).sum(axis=1)) / ests.shape[1]
+            return (n_real + (np.abs(ests[:, ~real]) >= obs[:, None]).sum(axis=1)) / n_all
+
+        def margins(ests: np.ndarray) -> np.ndarray:
+            obs = np.abs(ests[:, np.flatnonzero(real)[0]])
+            if need <= 0 or need > n_all - n_real:
+                return np.full(len(obs), -np.inf)
+            critical = -np.sort(-np.abs(ests[:, ~real]), axis=1)[:, need - 1]
+            return obs - critical
 
         tested = [0]
 
-        def p_of(taus: np.ndarray) -> np.ndarray:
+        def p_of(taus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             tested[0] += len(taus)
-            return p_values(estimates(taus))
+            ests = estimates(taus)
+            return p_values(ests), margins(ests)
 
         ests = estimates(np.zeros(1))[0]
         p = float(p_values(ests[None])[0])
