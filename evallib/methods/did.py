@@ -87,8 +87,8 @@ class DiD:
         when asked for (they over-reject with few treated units). ``placebo_studentized``
         ranks each unit's post-minus-pre change divided by its own pre-period noise
         (:func:`evallib.methods.volatility.pre_period_noise`): the same estimate, with a
-        p-value and interval that stay valid when the treated unit is noisier (or quieter)
-        than its comparators.
+        p-value and interval that stay valid when units differ by a scale factor, e.g. a
+        treated unit more volatile than its comparators (see Notes).
     bootstrap_weights : {"webb", "rademacher"}
         Cluster weights for the wild bootstrap.
     denominator : str, optional
@@ -119,7 +119,14 @@ class DiD:
     infinite. The studentized variant assumes instead that units' changes are
     exchangeable once divided by their pre-period noise (units may differ by a scale
     factor); it is inverted the same way, each studentized statistic moving linearly
-    with the effect (by ``tau / noise`` of each treated unit it holds).
+    with the effect (by ``tau / noise`` of each treated unit it holds). On NHS-like
+    panels (tests/montecarlo) with one treated trust three times as volatile as the
+    median, the plain test rejects a true null 35% of the time and the studentized one
+    about 6%. The studentized test is not safe the other way round: a treated trust
+    much quieter than its comparators (0.4 times the median noise) whose drift is as
+    large as theirs makes it reject 21% of the time (the plain test 4%); where drift
+    grows with noise, as on the bundled A&E panel, it holds (3%). ``volatility`` on the
+    result shows where the site stands.
 
     Cluster-robust SEs use CR1 with the small-sample factor ``G/(G-1) (N-1)/(N-K)``
     where unit effects nested in the clusters are not counted in ``K`` (as fixest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -43,3 +45,11 @@ def panels(reps: int, *, seed: int, n_treated: int = 1, chunk: int = 100, **kw: 
 
 def rate(hits: list[bool]) -> float:
     return float(np.mean(hits))
+
+
+def record(estimator: str, scenario: str, reps: int, **rates: float) -> None:
+    """Append measured rates to the JSON-lines file named by ``EVALLIB_MC_RECORD`` (for the README table)."""
+    path = os.environ.get("EVALLIB_MC_RECORD")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"estimator": estimator, "scenario": scenario, "reps": reps, **rates}) + "\n")

@@ -16,12 +16,12 @@ import pytest
 from evallib.methods.did import DiD
 from evallib.methods.event_study import EventStudy
 
-from .sim import ALPHA, N_PERIODS, N_UNITS, START, mc_se, panels, rate, within
+from .sim import ALPHA, N_PERIODS, N_UNITS, START, mc_se, panels, rate, record, within
 
 pytestmark = pytest.mark.montecarlo
 ROLES = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
 EFFECT = -0.1
-REPS = 100
+REPS = 1000  # MC SE 0.69 points at 5%; 3 SE = 2.1 points
 
 
 def _run(n_treated: int, effect: float, seed: int, **kw: object) -> dict[str, list[bool]]:
@@ -44,6 +44,7 @@ def test_placebo_size_and_coverage_with_exchangeable_trusts(n_treated: int) -> N
     eff = _run(n_treated, EFFECT, seed=200 + n_treated)
     for inference in ("placebo_in_space", "placebo_studentized"):
         size, cover = rate(null[f"{inference}_reject"]), 1 - rate(eff[f"{inference}_reject"])
+        record(f"DiD {inference}", f"{n_treated} treated", REPS, size=size, coverage=cover)
         assert within(size, ALPHA, REPS), (inference, size)
         assert within(cover, 1 - ALPHA, REPS), (inference, cover)
         assert all(null[f"{inference}_agree"]) and all(eff[f"{inference}_agree"])
@@ -56,8 +57,11 @@ def test_studentized_placebo_holds_with_a_volatile_treated_trust(n_treated: int)
     null = _run(n_treated, 0.0, seed=300 + n_treated, treated_volatility=3.0)
     eff = _run(n_treated, EFFECT, seed=400 + n_treated, treated_volatility=3.0)
     plain = rate(null["placebo_in_space_reject"])
-    assert plain > ALPHA + 3 * mc_se(ALPHA, REPS), plain  # the problem the studentized test fixes
     size, cover = rate(null["placebo_studentized_reject"]), 1 - rate(eff["placebo_studentized_reject"])
+    scenario = f"{n_treated} treated, first 3x volatile"
+    record("DiD placebo_in_space", scenario, REPS, size=plain, coverage=1 - rate(eff["placebo_in_space_reject"]))
+    record("DiD placebo_studentized", scenario, REPS, size=size, coverage=cover)
+    assert plain > ALPHA + 3 * mc_se(ALPHA, REPS), plain  # the problem the studentized test fixes
     assert within(size, ALPHA, REPS), size
     assert within(cover, 1 - ALPHA, REPS), cover
     assert all(null["placebo_studentized_agree"]) and all(eff["placebo_studentized_agree"])
@@ -65,8 +69,8 @@ def test_studentized_placebo_holds_with_a_volatile_treated_trust(n_treated: int)
 
 def test_event_study_joint_lead_test_size() -> None:
     """Yearly bins as the site analysis uses (reference: the year before the start, leads -5..-2); the
-    placebo Wald test of the leads rejects 5% of null panels (600 panels, MC SE 0.89 points)."""
-    reps, rejections = 600, []
+    placebo Wald test of the leads rejects 5% of null panels (1000 panels, MC SE 0.69 points)."""
+    reps, rejections = 1000, []
     year = (np.arange(N_PERIODS) - START) // 12  # -5..2; every bin a whole year
     units = np.repeat(np.arange(N_UNITS), 8)
     for d in panels(reps, seed=500):
@@ -78,4 +82,5 @@ def test_event_study_joint_lead_test_size() -> None:
         binned["treated"] = binned["treated"].astype(int)
         r = EventStudy("value", "unit", "bin", "treated", start=0, inference="placebo_in_space").fit(binned)
         rejections.append(r.pretrend.p_value <= ALPHA)
+    record("EventStudy joint leads test", "1 treated, yearly bins", reps, size=rate(rejections))
     assert within(rate(rejections), ALPHA, reps), rate(rejections)

@@ -17,7 +17,7 @@ from evallib.methods.its import SegmentedITS
 from evallib.methods.its_placebo import ControlledITS
 from evallib.methods.rates import PoissonDiD
 
-from .sim import ALPHA, START, START_DATE, panels, rate, within
+from .sim import ALPHA, START, START_DATE, panels, rate, record, within
 
 pytestmark = pytest.mark.montecarlo
 EFFECT = -0.1
@@ -37,6 +37,7 @@ def test_rate_ratio_size_and_coverage() -> None:
             inside = r.ci_low <= np.exp(effect) <= r.ci_high
             hits.append(not inside if effect == 0 else inside)
             agree.append((r.p_value > ALPHA) == (r.ci_low <= 1 <= r.ci_high))
+    record("PoissonDiD rate ratio", "1 treated", reps, size=rate(reject), coverage=rate(cover))
     assert within(rate(reject), ALPHA, reps), rate(reject)
     assert within(rate(cover), 1 - ALPHA, reps), rate(cover)
     assert all(agree)
@@ -45,8 +46,8 @@ def test_rate_ratio_size_and_coverage() -> None:
 @pytest.mark.parametrize("n_treated", [1, 3])
 def test_controlled_its_placebo_size_and_coverage(n_treated: int) -> None:
     """Level change, slope change, effect at 12 months and mean post-period effect: 500 null and 500 effect
-    panels, MC SE 0.97 points (3 SE = 2.9 points) for each term."""
-    reps = 500
+    panels, MC SE 0.69 points (3 SE = 2.1 points) for each term."""
+    reps = 1000
     model = ControlledITS("value", "unit", "period", "treated", start=START_DATE, horizons=(12,), n_draws=999)
     truth = {"level_change": EFFECT, "slope_change": 0.0, "effect_at_12": 100 * np.expm1(EFFECT)}
     truth["mean_post_effect"] = truth["effect_at_12"]
@@ -61,6 +62,10 @@ def test_controlled_its_placebo_size_and_coverage(n_treated: int) -> None:
                 else:
                     cover.setdefault(row.term, []).append(row.ci_low <= truth[row.term] <= row.ci_high)
                 agree.append((row.p_value > ALPHA) == (row.ci_low <= 0 <= row.ci_high))
+    for term in truth:
+        record(
+            f"ControlledITS {term}", f"{n_treated} treated", reps, size=rate(reject[term]), coverage=rate(cover[term])
+        )
     for term in truth:
         assert within(rate(reject[term]), ALPHA, reps), (term, rate(reject[term]))
         assert within(rate(cover[term]), 1 - ALPHA, reps), (term, rate(cover[term]))
@@ -91,6 +96,8 @@ def test_its_own_series_reml_intervals_reach_95_percent() -> None:
                 else:
                     cover.setdefault(row.term, []).append(row.ci_low <= truth[row.term] <= row.ci_high)
                 agree.append((row.p_value > ALPHA) == (row.ci_low <= 0 <= row.ci_high))
+    for term in reject:
+        record(f"SegmentedITS ar1_reml {term}", "own series", reps, size=rate(reject[term]), coverage=rate(cover[term]))
     for term in reject:
         assert within(rate(reject[term]), ALPHA, reps), (term, rate(reject[term]))
         assert within(rate(cover[term]), 1 - ALPHA, reps), (term, rate(cover[term]))
