@@ -8,18 +8,15 @@ suite they cover less than 95%, so their inference names end in ``_approx``.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 from statsmodels.tsa.stattools import acf
 
-from evallib.methods.its_design import ITSResult, intervention_columns, its_result, its_row
+from evallib.methods.its_design import ITSResult, ITSSettings, intervention_columns, its_result, its_row
 from evallib.methods.its_reml import _gls
-
-if TYPE_CHECKING:
-    from evallib.methods.its import SegmentedITS
 
 
 def ar1_ml_start(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -84,7 +81,7 @@ def fit_sarimax(y: np.ndarray, X: np.ndarray, order: tuple[int, int, int]) -> tu
 
 
 def fit_arima_its(
-    model: SegmentedITS, s: pd.Series, y: pd.Series, X: pd.DataFrame, keep: np.ndarray, starts: list[pd.Timestamp]
+    model: ITSSettings, s: pd.Series, y: pd.Series, X: pd.DataFrame, keep: np.ndarray, starts: list[pd.Timestamp]
 ) -> ITSResult:
     """:class:`SegmentedITS` with ARMA errors: changes from the whole-series fit, effects against the
     pre-period model's forecast (approximate intervals)."""

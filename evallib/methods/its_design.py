@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,34 @@ from evallib.methods.results import Estimate, tidy_frame
 
 Seasonality = Literal["fourier", "month", "none"]
 SlopeCoding = Literal["itsa", "bernal2017"]
+
+
+class ITSSettings(Protocol):
+    """What the fitting helpers need of :class:`~evallib.methods.its.SegmentedITS` (without importing it)."""
+
+    alpha: float
+    horizons: tuple[int, ...]
+    transform: Literal["log", "identity"]
+    outcome_label: str
+    periods_per_year: int
+    seed: int
+    n_boot: int
+    arima_order: tuple[int, int, int]
+
+    def _back(self, v: np.ndarray) -> np.ndarray: ...
+
+    def _scales(self) -> tuple[str, str]: ...
+
+    def _change_rows(
+        self,
+        X: pd.DataFrame,
+        beta: np.ndarray,
+        se: np.ndarray,
+        dof: int,
+        method: str,
+        inference: str,
+        normal: bool = False,
+    ) -> list[Estimate]: ...
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,13 @@ series, with the autocorrelation's uncertainty carried into the coefficients' co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 from statsmodels.tsa.stattools import acf
 
-from evallib.methods.its_design import ITSResult, intervention_columns, its_result, its_row
-
-if TYPE_CHECKING:
-    from evallib.methods.its import SegmentedITS
+from evallib.methods.its_design import ITSResult, ITSSettings, intervention_columns, its_result, its_row
 
 RHO_BOUND = 0.99
 
@@ -210,7 +206,7 @@ def bootstrap_p_value(t_obs: float, sorted_abs_t: np.ndarray) -> float:
 
 
 def fit_reml_its(
-    model: SegmentedITS,
+    model: ITSSettings,
     s: pd.Series,
     y: pd.Series,
     X: pd.DataFrame,
