@@ -62,7 +62,8 @@ class SegmentedITS:
         ``ar1_reml``: GLS with AR(1) errors, the autocorrelation by REML, intervals from a
         parametric bootstrap of the t statistics (``n_boot`` series refitted the same way;
         inference ``ar1_reml_bootstrap_t``), the only choice whose 95% intervals reach 95%
-        in the Monte Carlo suite (tests/montecarlo). The others are approximate and named
+        in the Monte Carlo suite (tests/montecarlo; t critical values at the residual degrees
+        of freedom gave 92-93%, as REML still underestimates rho a little). The others are approximate and named
         so (inference ending ``_approx``; coverage of nominal 95% intervals on the suite's
         NHS-like trust series): OLS with Newey-West SEs (``hac_lags``, default
         :func:`newey_west_lags`; 75-79%, cumulative effect 72%), plain OLS SEs (61-70%), or a
