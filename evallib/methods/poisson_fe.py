@@ -153,7 +153,7 @@ def poisson_fe_assignments(
     u = np.broadcast_to(big_r / np.maximum(e.sum(axis=1), 1e-300), (g_, a_, e.shape[0])).copy()
     r = np.ones((g_, a_))
     v = np.ones((g_, a_, e.shape[1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for _ in range(max_iter):
             # Two matrix products per iteration (fewer, larger products suit a shared BLAS better).
             both = np.concatenate([u, u * a], axis=1).reshape(-1, u.shape[-1]) @ e
@@ -172,6 +172,7 @@ def poisson_fe_assignments(
             info = md.sum(axis=2) - np.where(fitted > 0, md**2 / fitted, 0.0).sum(axis=2)
             step = np.where(info > 0, score / info, 0.0)
             r = r * np.exp(step)
-            if max(float(np.max(np.abs(step))), change) < tol:
+            worst = max(float(np.max(np.abs(step))), change)
+            if worst < tol or not np.isfinite(worst):
                 break
-    return np.log(r)
+        return np.log(r)  # an assignment whose post-period counts are all 0 gets -inf

@@ -223,6 +223,9 @@ class PoissonDiD:
         ests = estimates(np.zeros(1))[0]
         p = float(p_values(ests[None])[0])
         sd = float(np.std(ests, ddof=1))
-        lo, hi = invert_by_search(p_of, beta, sd if sd > 0 else 0.1, self.alpha, known={0.0: p})
+        step = sd if sd > 0 else 0.1
+        # Rate ratios beyond exp(+-20) are not worth refitting: the end is then reported infinite.
+        doublings = int(np.clip(np.floor(np.log2(20 / step)), 1, 10))
+        lo, hi = invert_by_search(p_of, beta, step, self.alpha, known={0.0: p}, max_doublings=doublings)
         ests.setflags(write=False)
         return p, sd, lo, hi, ests, tested[0] + 1
