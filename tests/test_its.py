@@ -45,10 +45,25 @@ def test_harmonic_model_and_ljung_box(sicily: pd.DataFrame) -> None:
 
 
 def test_slope_change_model(sicily: pd.DataFrame) -> None:
-    res = _fit(sicily, dispersion="quasi", harmonics=2, slope_change=True)
+    # The published model codes time since the ban as 1 in its first month (Bernal et al. 2017).
+    res = _fit(sicily, dispersion="quasi", harmonics=2, slope_change=True, slope_coding="bernal2017")
     step, slope = res.row("level_change"), res.row("slope_change")
     assert (step.estimate, step.ci_low, step.ci_high) == pytest.approx((0.8765, 0.8268, 0.9292), abs=1e-3)
     assert (slope.estimate, slope.ci_low, slope.ci_high) == pytest.approx((1.00148, 0.99785, 1.00513), abs=1e-4)
+
+
+def test_level_change_is_the_jump_in_the_first_post_period(sicily: pd.DataFrame) -> None:
+    """itsa coding (the default): the same fit, with the step measured in the ban's first month."""
+    kw = {"dispersion": "quasi", "harmonics": 2, "slope_change": True}
+    itsa, bernal = _fit(sicily, **kw), _fit(sicily, **kw, slope_coding="bernal2017")
+    np.testing.assert_allclose(itsa.fitted, bernal.fitted, rtol=1e-9)
+    step, slope = itsa.row("level_change").estimate, itsa.row("slope_change").estimate
+    assert slope == pytest.approx(bernal.row("slope_change").estimate, rel=1e-9)
+    assert step == pytest.approx(bernal.row("level_change").estimate * slope, rel=1e-9)  # reference x one month
+    assert step == pytest.approx(0.8765 * 1.00148, abs=1e-3)
+    first = sicily.index[sicily["smokban"] == 1][0]
+    jump = itsa.fitted[first] / itsa.counterfactual[first]
+    assert jump == pytest.approx(step, rel=1e-9)
 
 
 def _series(
@@ -66,7 +81,7 @@ def _series(
         + 0.002 * t
         + 0.1 * np.cos(2 * np.pi * idx.month / 12)
         + level * post
-        + slope_per_year / 12 * np.where(post, t - start + 1, 0)
+        + slope_per_year / 12 * np.where(post, t - start, 0)
         + e
     )
     return pd.Series(np.exp(log_y), index=idx)

@@ -133,7 +133,9 @@ class EventStudy:
                 inv = np.linalg.pinv(cov)
                 w_all = np.einsum("ij,jk,ik->i", leads, inv, leads)
                 w_obs = float(beta[lead_idx] @ inv @ beta[lead_idx])
-                pre_stat, pre_p = w_obs, float(np.mean(w_all >= w_obs - 1e-12))
+                real = perm.is_real if perm.is_real is not None else np.zeros(len(w_all), bool)
+                # The real assignment counts explicitly (its row equals w_obs only up to rounding).
+                pre_stat, pre_p = w_obs, float((real.sum() + np.sum(w_all[~real] >= w_obs)) / len(w_all))
             pre_inf = "placebo_in_space"
         elif method == "cluster_cr1":
             resid = y_w - X_w @ beta

@@ -1,17 +1,32 @@
-"""Design-based inference for one or a few treated units: placebo-in-space permutation tests
-(with exact test-inversion intervals) and the restricted wild cluster bootstrap.
+"""Design-based inference for one or a few treated units: placebo-in-space permutation tests whose
+intervals are exact inversions of the same test, plain or studentized.
 
-Every function works on per-unit statistics or demeaned arrays, so each estimator
-that reduces to "treated mean minus comparison mean" gets its placebo distribution
-from one matrix product.
+Every function works on per-unit statistics, so each estimator that reduces to "treated mean minus
+comparison mean" gets its placebo distribution from one matrix product, and its interval from one
+sort of the points where an assignment starts or stops counting (memory linear in the draws).
+Statistics that are not linear in the effect (the Poisson rate ratio) are inverted by
+:func:`invert_by_search`. The wild cluster bootstrap lives in :mod:`evallib.methods.wild_bootstrap`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
+
+from evallib.methods.wild_bootstrap import wild_cluster_bootstrap
+
+__all__ = [
+    "PermutationTest",
+    "PlaceboCount",
+    "invert_by_search",
+    "permutation_estimates",
+    "permutation_test",
+    "real_assignments",
+    "treatment_assignments",
+    "wild_cluster_bootstrap",
+]
 
 
 def treatment_assignments(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
@@ -31,6 +46,11 @@ def treatment_assignments(is_treated: np.ndarray, n_draws: int, seed: int) -> np
     return np.vstack([np.asarray(is_treated, bool), assign])
 
 
+def real_assignments(assign: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
+    """True for the assignments that treat exactly the real treated units (the real one, and any repeat of it)."""
+    return assign.astype(float) @ np.asarray(is_treated, float) == int(np.sum(is_treated))
+
+
 def permutation_estimates(unit_values: np.ndarray, assign: np.ndarray) -> np.ndarray:
     """Mean of ``unit_values`` over each assignment's treated units minus the rest's.
 
@@ -41,9 +61,102 @@ def permutation_estimates(unit_values: np.ndarray, assign: np.ndarray) -> np.nda
     return a @ unit_values / k - (1 - a) @ unit_values / (a.shape[1] - k)
 
 
+class PlaceboCount:
+    """The p-value of a placebo test as a function of the null effect ``tau``, for linear statistics.
+
+    Under the null "effect = tau" each placebo assignment's statistic is ``est - tau c`` and
+    the observed one ``obs - tau c_obs``; an assignment counts when its statistic is at least
+    the observed one in absolute value. That holds on a closed interval of tau, on two closed
+    half-lines, or everywhere (a quadratic inequality in tau), so ``p(tau)`` is a count of
+    intervals containing tau: two sorted arrays and binary search, memory linear in the number
+    of assignments. ``n_real`` assignments that treat exactly the real units always count.
+    """
+
+    def __init__(self, est: np.ndarray, c: np.ndarray, obs: float, *, c_obs: float = 1.0, n_real: int = 1) -> None:
+        if not np.isfinite(c_obs) or c_obs == 0:
+            raise ValueError("the observed statistic must move with the effect (c_obs != 0)")
+        e = np.asarray(est, float) / c_obs
+        g = np.asarray(c, float) / c_obs
+        o = float(obs) / c_obs
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1 = (e - o) / (g - 1)  # where est - tau c = obs - tau
+            t2 = (e + o) / (g + 1)  # where est - tau c = -(obs - tau)
+        a, b = np.fmin(t1, t2), np.fmax(t1, t2)
+        inner = np.abs(g) < 1  # (g^2 - 1) tau^2 + ... >= 0 with a negative leading term: [a, b]
+        outer = (np.abs(g) > 1) & (a < b)  # positive leading term: (-inf, a] and [b, inf)
+        always = int(n_real) + int(np.sum((np.abs(g) > 1) & (a >= b)))
+        # |g| = 1: the inequality is linear in tau, a half-line (or everything when the sides coincide).
+        # Sides equal up to rounding (a repeat of the real assignment, or its complement when half
+        # the units are treated) tie for every tau, as they do in exact arithmetic.
+        tie = 1e-12 * (1 + abs(o))
+        up, down = g == 1, g == -1
+        up_tie, down_tie = up & (np.abs(e - o) <= tie), down & (np.abs(e + o) <= tie)
+        always += int(np.sum(up_tie)) + int(np.sum(down_tie))
+        up, down = up & ~up_tie, down & ~down_tie
+        left_up, right_up = up & (e > o), up & (e < o)  # tau <= (e+o)/2, tau >= (e+o)/2
+        left_dn, right_dn = down & (e + o < 0), down & (e + o > 0)  # tau <= (o-e)/2, tau >= (o-e)/2
+        # Only the multisets of starts and ends matter: count(tau) = #{starts <= tau} - #{ends < tau}.
+        n_inf = int(outer.sum() + left_up.sum() + left_dn.sum())
+        lo = np.concatenate([a[inner], b[outer], t2[right_up], t1[right_dn], np.full(n_inf, -np.inf)])
+        n_inf = int(outer.sum() + right_up.sum() + right_dn.sum())
+        hi = np.concatenate([b[inner], a[outer], t2[left_up], t1[left_dn], np.full(n_inf, np.inf)])
+        self._lo, self._hi = np.sort(lo), np.sort(hi)
+        self.n_always = always
+        self.n_total = len(e) + int(n_real)
+
+    def count(self, tau: float | np.ndarray) -> np.ndarray:
+        """Assignments whose statistic is at least the observed one under the null ``tau``."""
+        t = np.asarray(tau, float)
+        inside = np.searchsorted(self._lo, t, side="right") - np.searchsorted(self._hi, t, side="left")
+        return self.n_always + inside
+
+    def p_value(self, tau: float | np.ndarray = 0.0) -> float | np.ndarray:
+        """Share of assignments at least as extreme as the observed one under the null ``tau``."""
+        p = self.count(tau) / self.n_total
+        return float(p) if np.ndim(p) == 0 else p
+
+    def interval(self, alpha: float) -> tuple[float, float]:
+        """Every tau the test does not reject at ``alpha``: ``{tau: p(tau) > alpha}``.
+
+        ``p`` only changes at the interval ends, so it is evaluated there and between
+        neighbouring ends; exact up to floating point. Returns the hull of the accepted
+        set (it is one interval whenever every placebo moves less than the observed
+        statistic, ``|c| <= |c_obs|``, because every assignment counts at ``tau = obs``),
+        ``(nan, nan)`` if nothing is accepted, infinite ends where acceptance never stops.
+        """
+        cuts = np.concatenate([self._lo, self._hi])
+        cuts = np.unique(cuts[np.isfinite(cuts)])
+        if cuts.size == 0:
+            return (-np.inf, np.inf) if self.n_always / self.n_total > alpha else (float("nan"), float("nan"))
+        mids = (cuts[:-1] + cuts[1:]) / 2
+        cand = np.concatenate([cuts, mids, [cuts[0] - 1.0, cuts[-1] + 1.0]])
+        ok = cand[self.count(cand) / self.n_total > alpha]
+        if ok.size == 0:
+            return float("nan"), float("nan")
+        outer = self.count(cand[-2:]) / self.n_total > alpha  # beyond every end the verdict no longer changes
+        return (-np.inf if outer[0] else float(ok.min())), (np.inf if outer[1] else float(ok.max()))
+
+
+def _invert(est: np.ndarray, c: np.ndarray, obs: float, alpha: float, *, c_obs: float = 1.0) -> tuple[float, float]:
+    """Exact interval {tau: p(tau) > alpha} of a permutation test, memory linear in the assignments.
+
+    p(tau) counts assignments (the real one among them, ``c == c_obs`` with ``est == obs``)
+    with ``|est - tau c| >= |obs - tau c_obs|``; see :class:`PlaceboCount`.
+    """
+    est, c = np.asarray(est, float), np.asarray(c, float)
+    real = (c == c_obs) & (np.abs(est - obs) <= 1e-12 * (1 + abs(obs)))
+    return PlaceboCount(est[~real], c[~real], obs, c_obs=c_obs, n_real=int(real.sum())).interval(alpha)
+
+
 @dataclass(frozen=True)
 class PermutationTest:
-    """Placebo-in-space results for one or more statistics (columns)."""
+    """Placebo-in-space results for one or more statistics (columns).
+
+    ``estimate`` and ``placebo`` (assignments x statistics, the real assignment included)
+    are treated-minus-comparison differences of the unit values, on the effect's scale.
+    For the studentized test ``statistic`` and ``placebo_statistic`` hold the studentized
+    statistics that the p-value ranks; ``is_real`` marks the real assignment(s).
+    """
 
     estimate: np.ndarray
     std_error: np.ndarray
@@ -51,50 +164,42 @@ class PermutationTest:
     ci_high: np.ndarray
     p_value: np.ndarray
     placebo: np.ndarray  # assignments x statistics
-
-
-def _invert(est: np.ndarray, c: np.ndarray, obs: float, alpha: float) -> tuple[float, float]:
-    """Exact interval {tau: p(tau) > alpha} of a permutation test.
-
-    p(tau) counts assignments with ``|est - tau c| >= |obs - tau|``; it only changes
-    where the two sides are equal, at ``tau = (est -+ obs) / (c -+ 1)``, so evaluating
-    it at those breakpoints and between them gives the interval exactly.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cuts = np.concatenate([(est - obs) / (c - 1), (est + obs) / (c + 1)])
-    cuts = np.unique(cuts[np.isfinite(cuts)])
-    if cuts.size == 0:
-        return -np.inf, np.inf
-    mids = (cuts[:-1] + cuts[1:]) / 2
-    cand = np.concatenate([cuts, mids, [cuts[0] - 1.0, cuts[-1] + 1.0]])
-    tol = 1e-12 * (1 + np.abs(cand))
-    p = np.mean(np.abs(est[None, :] - cand[:, None] * c[None, :]) >= np.abs(obs - cand)[:, None] - tol[:, None], axis=1)
-    ok = cand[p > alpha]
-    if ok.size == 0:
-        return float("nan"), float("nan")
-    outer = p[-2:] > alpha  # beyond every breakpoint the verdict no longer changes
-    lo = -np.inf if outer[0] else float(ok.min())
-    hi = np.inf if outer[1] else float(ok.max())
-    return lo, hi
+    is_real: np.ndarray | None = None
+    statistic: np.ndarray | None = None
+    placebo_statistic: np.ndarray | None = None
 
 
 def permutation_test(
-    unit_values: np.ndarray, is_treated: np.ndarray, *, n_draws: int, seed: int, alpha: float
+    unit_values: np.ndarray,
+    is_treated: np.ndarray,
+    *,
+    n_draws: int,
+    seed: int,
+    alpha: float,
+    unit_scale: np.ndarray | None = None,
 ) -> PermutationTest:
     """Placebo-in-space inference for treated-minus-comparison means of per-unit values.
 
     ``unit_values`` is ``(n_units,)`` or ``(n_units, k)``: e.g. each unit's mean
     post-minus-pre change (DiD), or its change relative to a reference period for
     each event time. Each statistic is the treated units' mean minus the others'.
+    With ``unit_scale`` (one positive number per unit, e.g. its pre-period noise) the
+    test is studentized: it ranks the same difference of each unit's deviation from the
+    all-unit mean divided by its scale.
 
     Notes
     -----
     Under the sharp null of no effect, which units were treated is exchangeable, so
-    the observed statistic is ranked among its values under every placebo assignment
-    (p-value = share at least as large in absolute value, the real assignment
-    included). Under the null "effect = tau", the treated units' values shift by tau
-    and each assignment's statistic moves by ``tau * c`` with ``c`` the share of real
-    treated units it holds; the interval is every tau not rejected at ``alpha``.
+    the observed statistic is ranked among its values under every placebo assignment:
+    the p-value is the share at least as large in absolute value, the real assignment
+    counted explicitly (it always ties with itself). Under the null "effect = tau" the
+    treated units' values shift by tau, so every statistic is linear in tau: an
+    assignment's moves by ``tau c`` with ``c`` the (scale-weighted) share of real
+    treated units it holds, the observed one by ``tau c_obs``; the interval is every
+    tau not rejected at ``alpha`` (:class:`PlaceboCount`), so p-value and interval
+    always agree. Studentizing keeps this exact when the scale uses pre-period data
+    only (it does not move with tau); it makes the test valid when units differ by a
+    scale factor, not only when they are exchangeable as they are.
     """
     values = np.asarray(unit_values, float)
     values = values[:, None] if values.ndim == 1 else values
@@ -102,79 +207,118 @@ def permutation_test(
     n, k = len(is_treated), int(is_treated.sum())
     assign = treatment_assignments(is_treated, n_draws, seed)
     a = assign.astype(float)
-    est = permutation_estimates(values, assign)  # assignments x stats
-    obs = values[is_treated].mean(axis=0) - values[~is_treated].mean(axis=0)
-    p = np.mean(np.abs(est) >= np.abs(obs)[None, :] - 1e-12, axis=0)
-    m = a @ is_treated.astype(float)
-    c = m / k - (k - m) / (n - k)
-    sd = est.std(axis=0, ddof=1)
+    real = real_assignments(assign, is_treated)
+    est = permutation_estimates(values, assign)  # assignments x stats, effect scale
+    diff = values[is_treated].mean(axis=0) - values[~is_treated].mean(axis=0)
+    w = np.ones(n) if unit_scale is None else 1.0 / np.asarray(unit_scale, float)
+    if unit_scale is not None and not (np.all(np.isfinite(w)) and np.all(w > 0)):
+        raise ValueError("unit_scale must be positive and finite for every unit")
+    # Under "effect = tau" the treated units' values shift by tau: shift = tau * delta.
+    delta = is_treated.astype(float)
+    if unit_scale is None:
+        z = values
+    else:
+        # Scale each unit's deviation from the all-unit mean: a change every unit shares (a
+        # national trend) must not be divided by each unit's own noise. The mean moves by
+        # tau k / n under the shifted null, so the statistic stays linear in tau.
+        delta = delta - k / n
+        z = (values - values.mean(axis=0)) * w[:, None]
+    stat_est = est if unit_scale is None else permutation_estimates(z, assign)
+    obs = z[is_treated].mean(axis=0) - z[~is_treated].mean(axis=0)
+    wd = w * delta
+    held = a @ wd
+    c = held / k - (wd.sum() - held) / (n - k)  # how each assignment's statistic moves per unit of tau
+    c_obs = wd[is_treated].sum() / k - wd[~is_treated].sum() / (n - k)
+    p = np.empty(len(obs))
     lo, hi = np.full(len(obs), -np.inf), np.full(len(obs), np.inf)
     for j in range(len(obs)):
-        lo[j], hi[j] = _invert(est[:, j], c, obs[j], alpha)
+        count = PlaceboCount(stat_est[~real, j], c[~real], obs[j], c_obs=c_obs, n_real=int(real.sum()))
+        p[j] = count.p_value(0.0)
+        lo[j], hi[j] = count.interval(alpha)
+    sd = est.std(axis=0, ddof=1)
     est.setflags(write=False)
-    return PermutationTest(obs, sd, lo, hi, p, est)
+    if unit_scale is None:
+        return PermutationTest(diff, sd, lo, hi, p, est, real)
+    stat_est.setflags(write=False)
+    return PermutationTest(diff, sd, lo, hi, p, est, real, obs, stat_est)
 
 
-_RADEMACHER = np.array([-1.0, 1.0])
-_WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
-
-
-def wild_cluster_bootstrap(
-    d_w: np.ndarray,
-    y_w: np.ndarray,
-    *,
-    k_params: int,
-    n_draws: int,
-    seed: int,
+def invert_by_search(
+    p_of: Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, np.ndarray]],
+    center: float,
+    step: float,
     alpha: float,
-    weights: Literal["rademacher", "webb"] = "webb",
-) -> tuple[float, float, float]:
-    """Restricted wild cluster bootstrap-t (WCR) for the DiD coefficient, clustered by unit.
+    *,
+    known: dict[float, float] | None = None,
+    rel_tol: float = 1e-3,
+    max_doublings: int = 10,
+) -> tuple[float, float]:
+    """Interval ``{tau: p(tau) > alpha}`` of a test whose statistic is not linear in tau.
 
-    ``d_w`` and ``y_w`` are the within-transformed regressor and outcome of a balanced
-    panel as ``(units, periods)`` arrays. Returns the p-value and the interval (by test
-    inversion over a grid).
-
-    Notes
-    -----
-    For a moderate number of treated clusters, where placebo inference has few distinct
-    assignments and CR1 over-rejects (MacKinnon, Nielsen & Webb 2023). Bootstrap samples
-    are ``y* = b0 d + v_g u``, with ``u`` the residuals under the null ``beta = b0`` and
-    ``v_g`` one Rademacher (+-1) or Webb six-point weight per unit. Each bootstrap
-    regression is solved exactly in closed form: the coefficient is ``d'y*/d'd`` and its
-    residuals need the period means of ``v_g u`` removed again (period effects are not
-    nested in the clusters). Everything is matrix products over units, so 999 draws cost
-    a few milliseconds.
+    ``p_of`` maps an array of null values to their p-values (one call per round, both
+    sides at once), or to ``(p, margin)`` with ``margin`` a continuous function that is
+    at most 0 exactly where the test accepts (e.g. the observed statistic minus the
+    critical placebo statistic). From ``center`` (the estimate, where the test accepts)
+    each side is bracketed by doubling steps from ``step`` (beyond
+    ``step * 2**max_doublings`` the end is infinite), then narrowed until the bracket is
+    shorter than ``rel_tol * step``: by false position on the margin when there is one
+    (with bisection whenever a step fails to halve the bracket), else by bisection.
+    The reported end is the last accepted value, so the interval holds only values the
+    test accepts. ``known`` p-values (e.g. ``{0.0: p}``, the reported p-value) join the
+    brackets, so a null value with a known p-value above ``alpha`` lies inside the interval
+    and one at or below it outside, whenever the accepted set is an interval.
+    Returns ``(nan, nan)`` when the test rejects at ``center`` itself.
     """
-    g, _ = d_w.shape
-    n = d_w.size
-    rng = np.random.default_rng(seed)
-    v = rng.choice(_RADEMACHER if weights == "rademacher" else _WEBB, size=(n_draws, g))
-    sxx = float((d_w * d_w).sum())
-    q = (d_w * d_w).sum(axis=1)
-    factor = g / (g - 1) * (n - 1) / (n - k_params)
-    beta = float((d_w * y_w).sum() / sxx)
+    pts = dict(known or {})
+    marg: dict[float, float] = {}
+    tol = rel_tol * step
 
-    def cr1_se(resid: np.ndarray) -> float:
-        score = (d_w * resid).sum(axis=1)
-        return float(np.sqrt(score @ score / sxx**2 * factor))
+    def evaluate(taus: list[float]) -> None:
+        out = p_of(np.array(taus, float))
+        p, m = out if isinstance(out, tuple) else (out, np.full(len(taus), np.nan))
+        pts.update(zip(taus, np.asarray(p, float).tolist(), strict=True))
+        marg.update(zip(taus, np.asarray(m, float).tolist(), strict=True))
 
-    se_hat = cr1_se(y_w - beta * d_w)
+    evaluate(([] if center in pts else [center]) + [center - step, center + step])
+    if pts[center] <= alpha:
+        return float("nan"), float("nan")
 
-    def p_value(b0: float) -> float:
-        u = y_w - b0 * d_w  # restricted residuals
-        s = (d_w * u).sum(axis=1)
-        db = v @ s / sxx  # beta* - b0 for each draw
-        corr = v @ (u @ d_w.T) / g  # d'(period means of v u), per cluster
-        score = v * s[None, :] - corr - db[:, None] * q[None, :]
-        se = np.sqrt((score**2).sum(axis=1) / sxx**2 * factor)
-        t_obs = (beta - b0) / se_hat
-        return float(np.mean(np.abs(db / se) >= abs(t_obs) - 1e-12))
+    def bracket(side: int) -> tuple[float, float | None]:
+        """The farthest accepted point before the nearest rejected one, and that rejected point."""
+        ts = sorted((t for t in pts if side * (t - center) > 0), key=lambda t: side * (t - center))
+        rejected = next((t for t in ts if pts[t] <= alpha), None)
+        accepted = [t for t in ts if pts[t] > alpha and (rejected is None or side * (t - rejected) < 0)]
+        return (accepted[-1] if accepted else center), rejected
 
-    p = p_value(0.0)
-    grid = beta + np.linspace(-8, 8, 161) * se_hat
-    p_grid = np.array([p_value(b) for b in grid])
-    kept = grid[p_grid > alpha]
-    if kept.size == 0 or p_grid[0] > alpha or p_grid[-1] > alpha:
-        return p, -np.inf, np.inf
-    return p, float(kept.min()), float(kept.max())
+    ends = {s: bracket(s) for s in (-1, 1)}
+    for k in range(1, max_doublings + 1):
+        todo = [center + s * step * 2.0**k for s in (-1, 1) if ends[s][1] is None]
+        if not todo:
+            break
+        # A known accepted point farther out already stands for this doubling.
+        todo = [t for t in todo if abs(t - center) > abs(ends[1 if t > center else -1][0] - center)]
+        if todo:
+            evaluate(todo)
+        ends = {s: bracket(s) for s in (-1, 1)}
+    last_width = {s: np.inf for s in (-1, 1)}
+    while True:
+        todo = []
+        for side, (inner, outer) in ends.items():
+            if outer is None or abs(outer - inner) <= tol:
+                continue
+            width = abs(outer - inner)
+            x = (inner + outer) / 2
+            m_in, m_out = marg.get(inner, np.nan), marg.get(outer, np.nan)
+            if width <= last_width[side] / 2 and np.isfinite(m_in) and np.isfinite(m_out) and m_in <= 0 < m_out:
+                x = inner + (outer - inner) * (-m_in) / (m_out - m_in)  # false position
+            # Keep tol / 2 from both ends, so a good guess closes the bracket at the next step.
+            lo_x, hi_x = sorted((inner + side * tol / 2, outer - side * tol / 2))
+            todo.append(float(min(max(x, lo_x), hi_x)))
+            last_width[side] = width
+        if not todo:
+            break
+        evaluate(todo)
+        ends = {s: bracket(s) for s in (-1, 1)}
+    lo = -np.inf if ends[-1][1] is None else ends[-1][0]
+    hi = np.inf if ends[1][1] is None else ends[1][0]
+    return float(lo), float(hi)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,35 @@ from evallib.errors import DataError
 from evallib.methods.results import Estimate, tidy_frame
 
 Seasonality = Literal["fourier", "month", "none"]
+SlopeCoding = Literal["itsa", "bernal2017"]
 
-Seasonality = Literal["fourier", "month", "none"]
+
+class ITSSettings(Protocol):
+    """What the fitting helpers need of :class:`~evallib.methods.its.SegmentedITS` (without importing it)."""
+
+    alpha: float
+    horizons: tuple[int, ...]
+    transform: Literal["log", "identity"]
+    outcome_label: str
+    periods_per_year: int
+    seed: int
+    n_boot: int
+    arima_order: tuple[int, int, int]
+
+    def _back(self, v: np.ndarray) -> np.ndarray: ...
+
+    def _scales(self) -> tuple[str, str]: ...
+
+    def _change_rows(
+        self,
+        X: pd.DataFrame,
+        beta: np.ndarray,
+        se: np.ndarray,
+        dof: int,
+        method: str,
+        inference: str,
+        normal: bool = False,
+    ) -> list[Estimate]: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +79,7 @@ class ITSResult:
     excluded: tuple[pd.Timestamp, ...] = ()
     errors: str = "newey_west"
     trend_per_year: float | None = None
+    ar1_rho: float | None = None
 
     def tidy(self) -> pd.DataFrame:
         return tidy_frame(list(self.rows))
@@ -107,13 +135,17 @@ def its_design(
     seasonality: Seasonality = "fourier",
     harmonics: int = 2,
     periods_per_year: int = 12,
+    slope_coding: SlopeCoding = "itsa",
 ) -> pd.DataFrame:
     """Design matrix: constant, trend, a level (and slope) change per interruption, seasonality.
 
     With ``phase_in = m`` each change starts ``m`` periods after its interruption
-    (those periods are then left out of the fit by the caller). The slope term
-    counts periods since the last period before the change (1 in the first changed
-    period, as in Bernal et al. 2017), so ``level_change`` is the step itself.
+    (those periods are then left out of the fit by the caller). With the default
+    ``slope_coding="itsa"`` the slope term counts periods since the change (0 in the
+    first changed period, as Linden's itsa), so ``level_change`` is the whole jump in
+    the first changed period; ``"bernal2017"`` counts from the last period before it
+    (1 in the first changed period, as Bernal, Cummins & Gasparrini 2017), so the jump
+    there is ``level_change`` plus one ``slope_change``. The two fit identically.
     Terms of the second and later interruptions carry a suffix (``level_change_2``).
     """
     n = len(index)
@@ -123,7 +155,8 @@ def its_design(
         post = (np.arange(n) >= first).astype(float)
         X[f"level_change{_suffix(k)}"] = post
         if slope:
-            X[f"slope_change{_suffix(k)}"] = np.where(post > 0, np.arange(n) - first + 1, 0.0)
+            origin = first - (1 if slope_coding == "bernal2017" else 0)
+            X[f"slope_change{_suffix(k)}"] = np.where(post > 0, np.arange(n) - origin, 0.0)
     if seasonality == "fourier" and harmonics:
         X = X.join(fourier_terms(index, harmonics, periods_per_year))
     elif seasonality == "month":

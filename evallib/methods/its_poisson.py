@@ -16,7 +16,15 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
 from evallib.errors import DataError
-from evallib.methods.its_design import ITSResult, check_series, intervention_columns, its_design, its_result, its_row
+from evallib.methods.its_design import (
+    ITSResult,
+    SlopeCoding,
+    check_series,
+    intervention_columns,
+    its_design,
+    its_result,
+    its_row,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,11 @@ class PoissonITS:
         Fourier pairs for seasonality (0 for none).
     slope_change : bool
         Add a change in trend after the start.
+    slope_coding : {"itsa", "bernal2017"}
+        With ``slope_change``: ``itsa`` (default) makes ``level_change`` the rate ratio of
+        the first post period (time since the start is 0 there); ``bernal2017`` reproduces
+        the published Sicily model (1 there), whose step is one month's slope change short
+        of that jump. See :func:`evallib.methods.its_design.its_design`.
     dispersion : {"poisson", "quasi", "negative_binomial"}
         ``quasi`` scales SEs by the Pearson dispersion (reported in the result);
         ``negative_binomial`` fits NB2 by maximum likelihood (``dispersion`` is its alpha).
@@ -52,6 +65,7 @@ class PoissonITS:
     dispersion: Literal["poisson", "quasi", "negative_binomial"] = "poisson"
     alpha: float = 0.05
     outcome_label: str = "outcome"
+    slope_coding: SlopeCoding = "itsa"
 
     def fit(self, counts: pd.Series, exposure: pd.Series | None = None) -> ITSResult:
         start = pd.Timestamp(self.intervention_start)
@@ -62,6 +76,7 @@ class PoissonITS:
             seasonality="fourier" if self.harmonics else "none",
             harmonics=self.harmonics,
             periods_per_year=self.periods_per_year,
+            slope_coding=self.slope_coding,
         )
         s = check_series(counts, start, X.shape[1], f"Poisson ITS of {self.outcome_label}")
         if (s < 0).any() or not np.allclose(s, np.round(s)):

@@ -3,8 +3,9 @@
 Counts of admissions or attendances are naturally modelled as rates per head of
 population. :class:`PoissonDiD` estimates the DiD effect as a rate ratio: how much
 the treated units' rate changed relative to the comparison units'. Fixed effects
-are absorbed by weighted demeaning inside IRLS (no dummy columns), so hundreds of
-placebo refits stay cheap.
+are absorbed by weighted demeaning inside IRLS (no dummy columns); placebo refits for
+every assignment run at once on the data's totals (:mod:`evallib.methods.poisson_fe`),
+so the placebo test can be refitted under each null value its interval needs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from scipy import stats
 
 from evallib.errors import DataError
 from evallib.methods.did import MIN_TREATED_FOR_BOOTSTRAP
-from evallib.methods.inference import treatment_assignments
-from evallib.methods.panel import as_binary, prepare_panel
+from evallib.methods.inference import invert_by_search, real_assignments, treatment_assignments
+from evallib.methods.panel import PanelArrays, as_binary, prepare_panel
+from evallib.methods.poisson_fe import (  # noqa: F401 - fit_poisson_fe_balanced re-exported for callers
+    fit_poisson_fe,
+    fit_poisson_fe_balanced,
+    poisson_fe_assignments,
+)
 from evallib.methods.results import Estimate, tidy_frame
 
 
@@ -31,6 +37,7 @@ class RateRatioResult:
     log_rate_ratio: float
     iterations: int
     placebo_estimates: np.ndarray | None = field(default=None, repr=False)
+    null_values_tested: int = 0
 
     def tidy(self) -> pd.DataFrame:
         return tidy_frame([self.row])
@@ -39,95 +46,9 @@ class RateRatioResult:
     def estimate(self) -> float:
         return self.row.estimate
 
-
-def _weighted_demean(
-    x: np.ndarray, w: np.ndarray, unit: np.ndarray, time: np.ndarray, n_u: int, n_t: int, tol: float = 1e-11
-) -> np.ndarray:
-    """Remove weighted unit and period means from the columns of ``x`` (alternating projections)."""
-    x = x.copy()
-    wu = np.bincount(unit, weights=w, minlength=n_u)
-    wt = np.bincount(time, weights=w, minlength=n_t)
-    for _ in range(10_000):
-        change = 0.0
-        for codes, tot, n in ((unit, wu, n_u), (time, wt, n_t)):
-            for j in range(x.shape[1]):
-                m = np.bincount(codes, weights=w * x[:, j], minlength=n) / tot
-                x[:, j] -= m[codes]
-                change = max(change, float(np.abs(m).max()))
-        if change < tol:
-            break
-    return x
-
-
-def fit_poisson_fe(
-    y: np.ndarray,
-    d: np.ndarray,
-    unit: np.ndarray,
-    time: np.ndarray,
-    offset: np.ndarray | None = None,
-    *,
-    tol: float = 1e-10,
-    max_iter: int = 100,
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, int]:
-    """IRLS for ``log E[y] = offset + unit + period + beta * d``.
-
-    Returns ``beta``, fitted means, the weighted-demeaned regressor, the working
-    weights and the number of iterations.
-    """
-    n_u, n_t = unit.max() + 1, time.max() + 1
-    off = np.zeros_like(y, dtype=float) if offset is None else offset
-    mu = (y + y.mean()) / 2
-    eta = np.log(mu)
-    beta = 0.0
-    dev_old = np.inf
-    for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
-        z = eta - off + (y - mu) / mu
-        w = mu
-        zd = _weighted_demean(np.column_stack([z, d]), w, unit, time, n_u, n_t)
-        z_t, d_t = zd[:, 0], zd[:, 1]
-        beta = float((w * d_t) @ z_t / ((w * d_t) @ d_t))
-        eta = off + (z - (z_t - beta * d_t))
-        mu = np.exp(eta)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = 2 * np.sum(np.where(y > 0, y * np.log(y / mu), 0.0) - (y - mu))
-        if abs(dev - dev_old) / (0.1 + abs(dev)) < tol:
-            break
-        dev_old = dev
-    d_t = _weighted_demean(d[:, None].astype(float), mu, unit, time, n_u, n_t)[:, 0]
-    return beta, mu, d_t, mu, it
-
-
-def fit_poisson_fe_balanced(
-    y: np.ndarray, d: np.ndarray, offset: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 500
-) -> np.ndarray:
-    """Poisson two-way FE coefficients for many treatment indicators at once.
-
-    ``y`` and ``offset`` are ``(units, periods)``; ``d`` is ``(assignments, units,
-    periods)``. Unit and period effects have closed forms given the rest, so each
-    iteration updates them exactly and takes a Newton step on ``beta`` (profiled
-    information), for every assignment in one array operation. 0/1 indicators only.
-    """
-    off = np.zeros_like(y, dtype=float) if offset is None else offset
-    a = d.shape[0]
-    beta = np.zeros(a)
-    alpha = np.log(y.sum(axis=1) / np.exp(off).sum(axis=1))[None, :, None]
-    row, col = y.sum(axis=1)[None, :, None], y.sum(axis=0)[None, None, :]
-    # mu is kept up to date multiplicatively: each update changes one set of effects.
-    mu = np.exp(alpha + off[None]) * np.ones_like(d)
-    for _ in range(max_iter):
-        mu *= col / mu.sum(axis=1, keepdims=True)
-        mu *= row / mu.sum(axis=2, keepdims=True)
-        score = (d * (y[None] - mu)).sum(axis=(1, 2))
-        # Information for beta with the unit effects profiled out (the period effects' share is
-        # small and absorbed by the next sweep): sum mu d^2 - sum_i (sum_t mu d)^2 / sum_t mu.
-        md = (mu * d).sum(axis=2)
-        info = md.sum(axis=1) - (md**2 / mu.sum(axis=2)).sum(axis=1)  # d is 0/1, so d^2 = d
-        step = score / np.maximum(info, 1e-300)
-        beta = beta + step
-        mu *= 1 + d * np.expm1(step)[:, None, None]
-        if np.max(np.abs(step)) < tol:
-            break
-    return beta
+    @property
+    def p_value(self) -> float:
+        return self.row.p_value
 
 
 @dataclass(frozen=True)
@@ -147,6 +68,8 @@ class PoissonDiD:
         treated units, cluster-robust CR1 otherwise.
     n_draws : int
         Random placebo assignments when several units are treated (each is a refit).
+    seed, alpha : int, float
+        Seed of those draws; 1 - confidence level of the interval.
 
     Notes
     -----
@@ -155,8 +78,21 @@ class PoissonDiD:
     parallel-trends assumption on the rate scale). Poisson quasi-likelihood is
     consistent without the variance equalling the mean, so overdispersion affects only
     the SEs, which are cluster-robust (or placebo-based). ``std_error`` is on the log
-    scale. Placebo inference refits the model with each comparison unit treated in
-    turn; its interval is the estimate minus the placebo spread (Conley & Taber 2011).
+    scale.
+
+    Placebo inference refits the model with each comparison unit treated in turn (random
+    sets of units when several are treated); the p-value is the share of assignments
+    whose |log rate ratio| is at least the real assignment's, the real one counted
+    explicitly. The interval inverts the same test: under the null "rate ratio =
+    exp(tau)" the treated units' post-period counts are divided by exp(tau) and every
+    assignment refitted; the interval is {exp(tau): p(tau) > alpha}. p(tau) is a step
+    function; each end is bracketed from the estimate in steps of the placebo SD and
+    narrowed to within 0.001 placebo SDs (log scale; false position on the gap between
+    the real |estimate| and the critical placebo one, safeguarded by bisection),
+    reporting the last value the test accepts, with tau = 0 (the reported p-value) among the brackets, so the interval
+    holds 1 exactly when p > alpha (when the accepted set is an interval).
+    ``null_values_tested`` counts the null values refitted (each one refit of every
+    assignment, on the data's totals).
     """
 
     outcome: str
@@ -204,34 +140,9 @@ class PoissonDiD:
             se = float("nan")
         else:
             raise DataError(f"PoissonDiD: unknown inference {method!r}")
+        n_tested = 0
         if method == "placebo_in_space":
-            # Placebo refits: the Poisson estimate is not linear in per-unit values, so each is refitted.
-            assign = treatment_assignments(is_t, self.n_draws, self.seed)
-            n_periods = time.max() + 1
-            if len(y) == n_units * n_periods:  # balanced: all assignments in one vectorised fit
-                shape = (n_units, n_periods)
-                y_m = np.zeros(shape)
-                y_m[unit, time] = y
-                off_m = None
-                if offset is not None:
-                    off_m = np.zeros(shape)
-                    off_m[unit, time] = offset
-                post_t = np.zeros(n_periods, bool)
-                post_t[time[post]] = True
-                d_all = (assign[:, :, None] & post_t[None, None, :]).astype(float)
-                ests = fit_poisson_fe_balanced(y_m, d_all, off_m)
-            else:
-                ests = np.array(
-                    [fit_poisson_fe(y, (a[unit] & post).astype(float), unit, time, offset)[0] for a in assign]
-                )
-            p = float(np.mean(np.abs(ests) >= abs(beta) - 1e-12))
-            se = float(np.std(ests, ddof=1))
-            # Interval in the manner of Conley & Taber (2011): the site's estimate minus the
-            # spread of the placebo estimates (refitting under every shifted null would
-            # multiply the cost by the size of a grid).
-            upper_q, lower_q = np.quantile(ests, [1 - self.alpha / 2, self.alpha / 2])
-            lo, hi = beta - upper_q, beta - lower_q
-            placebo = ests
+            p, se, lo, hi, placebo, n_tested = self._placebo(pa, offset, post, beta)
         else:
             z = stats.norm.ppf(1 - self.alpha / 2)
             lo, hi = beta - z * se, beta + z * se
@@ -250,4 +161,71 @@ class PoissonDiD:
             n_treated=n_t,
             n_control=n_units - n_t,
         )
-        return RateRatioResult(row=row, log_rate_ratio=float(beta), iterations=iters, placebo_estimates=placebo)
+        return RateRatioResult(
+            row=row,
+            log_rate_ratio=float(beta),
+            iterations=iters,
+            placebo_estimates=placebo,
+            null_values_tested=n_tested,
+        )
+
+    def _placebo(
+        self, pa: PanelArrays, offset: np.ndarray | None, post: np.ndarray, beta: float
+    ) -> tuple[float, float, float, float, np.ndarray, int]:
+        """Placebo p-value, SD, inverted interval (log scale), placebo estimates and null values tested."""
+        is_t = pa.unit_treated
+        n_u, n_p = pa.n_units, pa.n_periods
+        assign = treatment_assignments(is_t, self.n_draws, self.seed)
+        real = real_assignments(assign, is_t)
+        y = np.zeros((n_u, n_p))
+        y[pa.unit, pa.time] = pa.y
+        expo = np.zeros((n_u, n_p))  # a missing cell has no exposure, so it drops out of every total
+        expo[pa.unit, pa.time] = 1.0 if offset is None else np.exp(offset)
+        post_t = np.zeros(n_p, bool)
+        post_t[pa.time[post]] = True
+        y_post = y * post_t
+        treated_post = y_post[is_t].sum(axis=0)  # (T,)
+        unit_post = y_post.sum(axis=1)
+
+        def estimates(taus: np.ndarray) -> np.ndarray:
+            # Under "rate ratio = exp(tau)" the treated units' post-period counts divided by
+            # exp(tau) have no effect; only the totals the solver needs change.
+            shrink = np.expm1(-np.asarray(taus, float))[:, None]  # exp(-tau) - 1
+            unit_total = y.sum(axis=1)[None] + shrink * (unit_post * is_t)[None]
+            period_total = y.sum(axis=0)[None] + shrink * treated_post[None]
+            unit_post_total = unit_post[None] + shrink * (unit_post * is_t)[None]
+            return poisson_fe_assignments(unit_total, period_total, unit_post_total, assign, post_t, expo)
+
+        n_real, n_all = int(real.sum()), len(real)
+        # p > alpha  <=>  at least `need` placebos reach the real |estimate|  <=>  it is at most
+        # the need-th largest placebo |estimate|: the margin's sign is the test's verdict.
+        need = int(np.floor(self.alpha * n_all - n_real)) + 1
+
+        def p_values(ests: np.ndarray) -> np.ndarray:
+            # The real assignment counts explicitly; the others against its own refit.
+            obs = np.abs(ests[:, np.flatnonzero(real)[0]])
+            return (n_real + (np.abs(ests[:, ~real]) >= obs[:, None]).sum(axis=1)) / n_all
+
+        def margins(ests: np.ndarray) -> np.ndarray:
+            obs = np.abs(ests[:, np.flatnonzero(real)[0]])
+            if need <= 0 or need > n_all - n_real:
+                return np.full(len(obs), -np.inf)
+            critical = -np.sort(-np.abs(ests[:, ~real]), axis=1)[:, need - 1]
+            return obs - critical
+
+        tested = [0]
+
+        def p_of(taus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            tested[0] += len(taus)
+            ests = estimates(taus)
+            return p_values(ests), margins(ests)
+
+        ests = estimates(np.zeros(1))[0]
+        p = float(p_values(ests[None])[0])
+        sd = float(np.std(ests, ddof=1))
+        step = sd if sd > 0 else 0.1
+        # Rate ratios beyond exp(+-20) are not worth refitting: the end is then reported infinite.
+        doublings = int(np.clip(np.floor(np.log2(20 / step)), 1, 10))
+        lo, hi = invert_by_search(p_of, beta, step, self.alpha, known={0.0: p}, max_doublings=doublings)
+        ests.setflags(write=False)
+        return p, sd, lo, hi, ests, tested[0] + 1

@@ -10,18 +10,24 @@ Method names (``method``):
     ``did_event_study``            effects by event time; ``did_event_study_pretrend`` its joint lead test
     ``did_callaway_santanna_*``    staggered adoption (``never_treated`` / ``not_yet_treated`` controls)
     ``its_segmented``              segmented regression on the site's own series (OLS)
+    ``its_gls_ar1``                the same by GLS with AR(1) errors (REML); ``*_gls_ar1`` for a controlled one
     ``its_controlled_*``           the same against a comparison series (difference or two-group)
+    ``its_controlled_placebo``     the treated units against the comparison pool, each comparison unit a placebo
     ``its_arima``                  the same with ARMA errors (SARIMAX)
     ``its_poisson``                segmented Poisson / quasi-Poisson regression with an offset
 
 Inference names (``inference``):
     ``placebo_in_space``   rank p-value among comparison units given the treatment in turn;
                            interval by inverting that permutation test
+    ``placebo_studentized``  the same test on each unit's change divided by its pre-period noise
+    ``ar1_reml_bootstrap_t`` GLS with REML AR(1) errors, parametric bootstrap-t p-value and interval
+    ``*_approx``           intervals that do not reach their nominal coverage in the Monte Carlo suite
+                           (``newey_west_approx``, ``ols_approx``, ``arima_approx``,
+                           ``arima_forecast_approx``, ``driscoll_kraay_approx``): descriptions, not tests
     ``wild_bootstrap_*``   restricted wild cluster bootstrap-t (Webb or Rademacher weights)
     ``cluster_cr1``        cluster-robust (by unit) SE with the CR1 small-sample factor
     ``analytic_influence_function``  Callaway-Sant'Anna influence-function SEs
     ``hc1``                heteroskedasticity-robust SE
-    ``newey_west``         heteroskedasticity- and autocorrelation-consistent SE
     ``model_based``        the GLM's own (Poisson, or quasi-Poisson scaled) SE
 
 Scale names (``scale``):

@@ -108,3 +108,168 @@ def simulate_panel(
             "true_log_rate": log_mu.ravel(),
         }
     )
+
+
+def nhs_log_panels(
+    n_reps: int,
+    n_units: int = 130,
+    n_periods: int = 96,
+    *,
+    n_treated: int = 1,
+    start_period: int = 60,
+    effect: float = 0.0,
+    treated_volatility: float | None = None,
+    volatility_scales_drift: bool = True,
+    trend_sd: float = 0.02,
+    common_trend: float = 0.02,
+    seasonal_amplitude: float = 0.07,
+    ar_coefficient: float = 0.6,
+    noise_sd: float = 0.05,
+    noise_spread: float = 0.5,
+    common_sd: float = 0.02,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected log counts of ``n_reps`` NHS-like trust panels at once, and each unit's volatility.
+
+    Returns ``(log_mu, volatility)`` with shapes ``(n_reps, n_units, n_periods)`` and
+    ``(n_reps, n_units)``; the first ``n_treated`` units are treated. See
+    :func:`simulate_nhs_panel` for the model.
+    """
+    rng = np.random.default_rng(seed)
+    r, n, t_ = n_reps, n_units, n_periods
+    t = np.arange(t_)
+    vol = np.exp(rng.normal(0.0, noise_spread, (r, n)))  # median 1: a typical trust
+    if treated_volatility is not None:
+        vol[:, 0] = treated_volatility  # the first treated trust
+    drift_scale = vol if volatility_scales_drift else np.ones_like(vol)
+    drift = rng.normal(0.0, trend_sd, (r, n)) * drift_scale  # log per year
+    month = (t + 3) % 12  # period 0 is April
+    season = seasonal_amplitude * np.cos(2 * np.pi * month / 12) + 0.3 * seasonal_amplitude * np.sin(
+        4 * np.pi * month / 12
+    )
+    rho = ar_coefficient
+    innov_sd = np.sqrt(1 - rho**2)  # unit-variance stationary AR(1), scaled below
+    shocks = rng.normal(0.0, 1.0, (r, n + 1, t_))
+    ar = np.empty_like(shocks)
+    ar[..., 0] = shocks[..., 0]
+    for j in range(1, t_):
+        ar[..., j] = rho * ar[..., j - 1] + innov_sd * shocks[..., j]
+    noise = ar[:, :n] * (noise_sd * vol)[..., None]
+    common = common_sd * ar[:, n] + common_trend * t / 12 + season  # shared by every trust
+    level = np.log(rng.uniform(4_000, 20_000, (r, n)))
+    log_mu = level[..., None] + drift[..., None] * t / 12 + common[:, None, :] + noise
+    log_mu[:, :n_treated, start_period:] += effect
+    return log_mu, vol
+
+
+def simulate_nhs_panel(
+    n_units: int = 130,
+    n_periods: int = 96,
+    *,
+    n_treated: int = 1,
+    start_period: int = 60,
+    effect: float = 0.0,
+    treated_volatility: float | None = None,
+    volatility_scales_drift: bool = True,
+    trend_sd: float = 0.02,
+    ar_coefficient: float = 0.6,
+    noise_sd: float = 0.05,
+    noise_spread: float = 0.5,
+    first_month: str = "2011-04",
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """One NHS-like panel of monthly counts (e.g. A&E attendances of 130 trusts over 8 years).
+
+    Parameters
+    ----------
+    n_units, n_periods : int
+        Trusts and months.
+    n_treated : int
+        The first ``n_treated`` trusts are treated.
+    start_period : int
+        First month with the effect.
+    effect : float
+        Multiplicative effect on the treated trusts' expected counts from ``start_period``
+        on, as a log (``-0.2`` is about -18%).
+    treated_volatility : float, optional
+        Make the first treated trust this many times as volatile as the median trust (3 is
+        about the most volatile 1-2% of trusts); by default it is drawn like the rest.
+    volatility_scales_drift : bool
+        A trust's volatility scales its drift as well as its noise (default), or only its
+        noise.
+    trend_sd : float
+        SD of the trusts' own linear drifts (log per year) at median volatility.
+    ar_coefficient, noise_sd, noise_spread : float
+        Each trust's AR(1) noise on the log scale: lag-one correlation, marginal SD at median
+        volatility, and the SD of log volatility across trusts.
+    first_month : str
+        The first period.
+    seed : int, optional
+        Random seed.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``unit``, ``period``, ``value`` (count), ``population``, ``treated``, ``post``,
+        ``log_mu`` (the expected log count) and ``volatility`` (per trust).
+
+    Notes
+    -----
+    ``log E[count] = trust level + drift_i t + national (trend + season + AR(1) shocks)
+    + v_i AR(1)_i + effect x treated x post``, counts Poisson given the mean. The numbers
+    follow the bundled A&E panel: AR(1) correlation about 0.6-0.75, residual SD after
+    period effects and trust trends 0.02-0.18 (median 0.05), trust drifts of a few
+    percent a year, a seasonal range of about 15%. Trusts are exchangeable up to their
+    volatility ``v_i`` (log-normal, median 1), which scales their whole idiosyncratic
+    variation unless ``volatility_scales_drift=False``: a plain placebo test assumes
+    exchangeability, the studentized one only exchangeability up to that scale. Scaling
+    the drift too is what the bundled panel shows: regressing log |change over a start|
+    on log pre-period noise (:func:`evallib.methods.volatility.pre_period_noise`) across
+    trusts gives slopes of 0.85-0.99, and log |drift| on log noise 0.71-0.94.
+    """
+    log_mu, vol = nhs_log_panels(
+        1,
+        n_units,
+        n_periods,
+        n_treated=n_treated,
+        start_period=start_period,
+        effect=effect,
+        treated_volatility=treated_volatility,
+        volatility_scales_drift=volatility_scales_drift,
+        trend_sd=trend_sd,
+        ar_coefficient=ar_coefficient,
+        noise_sd=noise_sd,
+        noise_spread=noise_spread,
+        seed=seed,
+    )
+    rng = np.random.default_rng(None if seed is None else seed + 1)
+    counts = rng.poisson(np.exp(log_mu[0]))
+    return panel_frame(counts, log_mu[0], vol[0], n_treated, start_period, first_month)
+
+
+def panel_frame(
+    counts: np.ndarray,
+    log_mu: np.ndarray,
+    volatility: np.ndarray,
+    n_treated: int,
+    start_period: int,
+    first_month: str = "2011-04",
+) -> pd.DataFrame:
+    """Long DataFrame (DiD roles) of a ``(units, periods)`` count array; the first ``n_treated`` units treated."""
+    n, t_ = counts.shape
+    periods = pd.date_range(first_month, periods=t_, freq="MS")
+    is_t = np.arange(n) < n_treated
+    # Population: the trust's mean monthly count over a typical rate of 0.02 attendances per head.
+    pop = np.round(np.exp(log_mu.mean(axis=1)) / 0.02)
+    return pd.DataFrame(
+        {
+            "unit": np.repeat([f"T{i:03d}" for i in range(n)], t_),
+            "period": np.tile(periods, n),
+            "value": counts.ravel().astype(float),
+            "population": np.repeat(pop, t_),
+            "treated": np.repeat(is_t.astype(int), t_),
+            "post": np.tile((np.arange(t_) >= start_period).astype(int), n),
+            "log_mu": log_mu.ravel(),
+            "volatility": np.repeat(volatility, t_),
+        }
+    )

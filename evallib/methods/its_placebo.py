@@ -1,0 +1,233 @@
+"""Controlled interrupted time series with placebo-in-space inference: the treated units' series relative
+to the comparison pool's, segmented regression, and every comparison unit in turn as a fake site.
+
+Design-based, like :class:`~evallib.methods.did.DiD`: the p-value ranks the site's effect among the
+fake sites' and the interval inverts that same test, so the two always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from evallib.errors import DataError
+from evallib.methods.inference import PlaceboCount
+from evallib.methods.its_design import SlopeCoding, its_design
+from evallib.methods.panel import prepare_panel
+from evallib.methods.results import Estimate, tidy_frame
+
+
+@dataclass(frozen=True)
+class ControlledITSResult:
+    """Read-only result of :meth:`ControlledITS.fit`.
+
+    ``observed``, ``fitted`` and ``counterfactual`` are the treated units' series relative
+    to the comparison pool's (a ratio of totals with ``transform="log"``, a difference of
+    means otherwise), indexed by period; ``counterfactual`` is the fit with the level and
+    slope changes set to zero. ``placebo_estimates`` has one row per assignment (the real
+    one first) and one column per term of ``terms``, on the analysis scale (logs).
+    """
+
+    rows: tuple[Estimate, ...]
+    observed: pd.Series = field(repr=False)
+    fitted: pd.Series = field(repr=False)
+    counterfactual: pd.Series = field(repr=False)
+    intervention_start: pd.Timestamp
+    terms: tuple[str, ...]
+    placebo_estimates: np.ndarray = field(repr=False)
+    treated_units: tuple[str, ...] = ()
+    n_pre: int = 0
+    n_post: int = 0
+
+    def tidy(self) -> pd.DataFrame:
+        return tidy_frame(list(self.rows))
+
+    def row(self, term: str) -> Estimate:
+        for r in self.rows:
+            if r.term == term:
+                return r
+        raise KeyError(f"no term {term!r}; terms are {[r.term for r in self.rows]}")
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+@dataclass(frozen=True)
+class ControlledITS:
+    """Controlled ITS on a panel: the treated units against the comparison pool, with placebo inference.
+
+    Parameters
+    ----------
+    outcome, unit, time, treated : str
+        Column roles, as for :class:`~evallib.methods.did.DiD` (``time`` holds dates).
+    start : object
+        The first treated value of ``time``.
+    transform : {"log", "identity"}
+        ``log``: the series is log(treated units' total) - log(comparison units' total);
+        ``identity``: the treated units' mean minus the comparison units' mean.
+    harmonics : int
+        Fourier pairs for seasonality left in the relative series (0 for none).
+    horizons : tuple of int
+        Report the effect this many periods after the start (1 = the first period).
+    n_draws : int
+        Random fake sites (sets of comparison units) when several units are treated; with
+        one treated unit every comparison unit is the fake site once.
+    seed, alpha, outcome_label, periods_per_year, slope_coding
+        As for :class:`~evallib.methods.its.SegmentedITS`.
+
+    Notes
+    -----
+    Estimand: the change in the treated units' series relative to the comparison pool's
+    at the start (``level_change``, the jump in the first post period), in its trend
+    (``slope_change``, per year), at each horizon, and on average over the post-period
+    (``mean_post_effect``), against the relative series' pre-period trend and seasonality
+    projected forward. The pool absorbs shocks common to all units; the segmented
+    regression absorbs a steady divergence.
+
+    Inference is placebo-in-space: each comparison unit (or random set of as many units as
+    are treated) is a fake site against the other comparison units, the real treated
+    units left out, and refitted. The p-value is the share of assignments whose
+    |estimate| is at least the real one's (the real one counted). Each term is a linear
+    function of the relative series (OLS), and an effect ``tau`` on the treated units'
+    post-period values (a ratio exp(tau) with ``log``) moves the real series by
+    ``tau`` in every post period and no fake site's series at all: the real estimate
+    moves by exactly ``tau`` (``tau`` per year for ``slope_change``, whose null adds a
+    post-period trend instead) and the placebo estimates stay. So the interval
+    ``{tau: p(tau) > alpha}`` is exact: the estimate plus or minus the ``K``-th largest
+    |placebo estimate|. It needs at least ``1/alpha - 1`` fake sites to be finite.
+    The effect terms are reported in percent with ``log`` (the interval's ends
+    transformed), the level and slope changes on the log scale.
+    """
+
+    outcome: str
+    unit: str
+    time: str
+    treated: str
+    start: object
+    transform: Literal["log", "identity"] = "log"
+    harmonics: int = 2
+    periods_per_year: int = 12
+    horizons: tuple[int, ...] = (12, 24)
+    n_draws: int = 999
+    seed: int = 2015
+    alpha: float = 0.05
+    outcome_label: str = ""
+    slope_coding: SlopeCoding = "itsa"
+
+    def fit(self, data: pd.DataFrame) -> ControlledITSResult:
+        """Estimate the effect with placebo inference; returns a frozen :class:`ControlledITSResult`."""
+        name = "ControlledITS"
+        pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity")
+        if not pa.balanced:
+            raise DataError(f"{name}: needs every unit in every period; drop incomplete units first")
+        index = pd.DatetimeIndex(pd.to_datetime(pa.periods))
+        start = pd.Timestamp(self.start)
+        if start not in index:
+            raise DataError(f"{name}: start {self.start!r} is not one of the {self.time!r} values")
+        values = pa.matrix(pa.y)
+        if self.transform == "log" and not np.all(values > 0):
+            raise DataError(f"{name}: log transform needs positive {self.outcome!r} in every unit and period")
+        is_t = pa.unit_treated
+        k, comp = int(is_t.sum()), np.flatnonzero(~is_t)
+        X = its_design(
+            index,
+            [start],
+            seasonality="fourier" if self.harmonics else "none",
+            harmonics=self.harmonics,
+            periods_per_year=self.periods_per_year,
+            slope_coding=self.slope_coding,
+        )
+        post = np.asarray(index >= start)
+        n_pre, n_post = int((~post).sum()), int(post.sum())
+        if n_pre < X.shape[1] + 2 or n_post < 1:
+            raise DataError(f"{name}: {n_pre} pre-period and {n_post} post-period observations are too few")
+        if len(comp) <= k:
+            raise DataError(f"{name}: needs more comparison units ({len(comp)}) than treated units ({k})")
+        assign = self._fake_sites(len(comp), k)  # fake sites among the comparison units
+        series = self._relative(values[is_t].sum(axis=0), values[~is_t].sum(axis=0), k, len(comp))[None]
+        fake = assign.astype(float) @ values[comp]
+        rest = values[comp].sum(axis=0)[None] - fake
+        series = np.vstack([series, self._relative(fake, rest, k, len(comp) - k)])
+        Xn = X.to_numpy()
+        hat = np.linalg.pinv(Xn)  # (p, T): every term is a linear function of the series
+        terms, contrasts = self._contrasts(X, post)
+        est = series @ hat.T @ contrasts.T  # (assignments, terms), the real one first
+        rows = []
+        for j, term in enumerate(terms):
+            count = PlaceboCount(est[1:, j], np.zeros(len(est) - 1), est[0, j], n_real=1)
+            lo, hi = count.interval(self.alpha)
+            sd = float(est[:, j].std(ddof=1))
+            rows.append(self._row(term, est[0, j], sd, lo, hi, count.p_value(0.0), k, len(comp)))
+        beta = hat @ series[0]
+        level_cols = [c for c in X.columns if c.startswith(("level_change", "slope_change"))]
+        Xcf = X.assign(**{c: 0.0 for c in level_cols}).to_numpy()
+        back = np.exp if self.transform == "log" else (lambda v: v)
+        est.setflags(write=False)
+        return ControlledITSResult(
+            rows=tuple(rows),
+            observed=pd.Series(back(series[0]), index=index, name="relative"),
+            fitted=pd.Series(back(Xn @ beta), index=index),
+            counterfactual=pd.Series(back(Xcf @ beta), index=index),
+            intervention_start=start,
+            terms=tuple(terms),
+            placebo_estimates=est,
+            treated_units=tuple(str(u) for u in pa.units[is_t]),
+            n_pre=n_pre,
+            n_post=n_post,
+        )
+
+    def _fake_sites(self, n_comp: int, k: int) -> np.ndarray:
+        if k == 1:
+            return np.eye(n_comp, dtype=bool)
+        rng = np.random.default_rng(self.seed)
+        idx = np.argpartition(rng.random((self.n_draws, n_comp)), k - 1, axis=1)[:, :k]
+        assign = np.zeros((self.n_draws, n_comp), bool)
+        np.put_along_axis(assign, idx, True, axis=1)
+        return assign
+
+    def _relative(self, site: np.ndarray, pool: np.ndarray, k: int, n_pool: int) -> np.ndarray:
+        if self.transform == "log":
+            return np.log(site) - np.log(pool)
+        return site / k - pool / n_pool
+
+    def _contrasts(self, X: pd.DataFrame, post: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Each term as a row vector on the coefficients, scaled so that its null shift moves it by tau."""
+        cols = list(X.columns)
+        level, slope = np.eye(len(cols))[cols.index("level_change")], np.eye(len(cols))[cols.index("slope_change")]
+        effect = X[["level_change", "slope_change"]].to_numpy()  # each period's effect = level + slope x time
+        post_idx = np.flatnonzero(post)
+        terms, rows = ["level_change", "slope_change"], [level, slope * self.periods_per_year]
+        for h in self.horizons:
+            if h <= len(post_idx):
+                terms.append(f"effect_at_{h}")
+                rows.append(effect[post_idx[h - 1]] @ np.vstack([level, slope]))
+        terms.append("mean_post_effect")
+        rows.append(effect[post_idx].mean(axis=0) @ np.vstack([level, slope]))
+        return terms, np.array(rows)
+
+    def _row(
+        self, term: str, est: float, sd: float, lo: float, hi: float, p: float, k: int, n_control: int
+    ) -> Estimate:
+        if self.transform == "log" and term.startswith(("effect_at", "mean_post")):
+            est, lo, hi, scale = 100 * np.expm1(est), 100 * np.expm1(lo), 100 * np.expm1(hi), "percent"
+        elif term == "slope_change":
+            scale = "log_per_year" if self.transform == "log" else "level_per_year"
+        else:
+            scale = "log" if self.transform == "log" else "level"
+        return Estimate(
+            outcome=self.outcome_label or self.outcome,
+            term=term,
+            estimate=float(est),
+            std_error=sd,
+            ci_low=float(lo),
+            ci_high=float(hi),
+            p_value=float(p),
+            method="its_controlled_placebo",
+            inference="placebo_in_space",
+            scale=scale,
+            n_treated=k,
+            n_control=n_control,
+        )

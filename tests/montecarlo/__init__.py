@@ -1,0 +1,1 @@
+"""Monte Carlo checks of size and coverage through the public API (marker ``montecarlo``)."""
