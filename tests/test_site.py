@@ -44,11 +44,17 @@ def test_vanguard_evaluated_with_placebo_inference(tmp_path: Path) -> None:
         "did_poisson_fe",
         "did_event_study",
         "did_event_study_pretrend",
-        "its_segmented",
-        "its_controlled_difference",
+        "its_gls_ar1",
+        "its_controlled_placebo",
+        "synthetic_control_outcome",
+        "did_synthetic",
     }
-    assert set(t["method"]) <= {*t["method"], "its_arima"}  # ARIMA rows only when residuals are autocorrelated
-    assert {"effect_at_12", "effect_at_24", "cumulative_effect"} <= set(t.query("method == 'its_segmented'")["term"])
+    # Every headline estimate of the primary outcome is design-based: placebo test, interval by inversion.
+    headline = t.query("outcome == 'nonelective_admissions' and method != 'its_gls_ar1' and scale != 'statistic'")
+    assert set(headline["inference"]) <= {"placebo_in_space", "placebo_studentized"}
+    assert set(t.query("method == 'its_gls_ar1'")["inference"]) == {"ar1_reml_bootstrap_t"}
+    assert {"effect_at_12", "effect_at_24", "cumulative_effect"} <= set(t.query("method == 'its_gls_ar1'")["term"])
+    assert ev.answer is not None and ev.answer.estimator == ev.primary.primary_estimator
     assert ev.programme is None  # vanguards started together: no staggered waves
     path = write_results(ev, tmp_path)
     data = json.loads(path.read_text())

@@ -1,46 +1,60 @@
-"""The analysis of one outcome of one site: DiD with placebo inference, pre-trend check, event study,
-rate ratio, ITS (own series, controlled, ARIMA errors) and, for the primary outcome, robustness."""
+"""The analysis of one outcome of one site.
+
+For every outcome: the DiD with placebo inference and its pre-trend test, the rate ratio, an
+event study and the site's own series (segmented regression with REML AR(1) errors, a
+description whose intervals are approximate). For the primary outcome also every headline
+estimator (:mod:`evallib.evaluation.estimators`) and the robustness checks of the protocol's
+primary estimate.
+"""
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
+from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
 from evallib.evaluation.robustness import Robustness, check_robustness
-from evallib.methods.did import DiD, DiDResult, pretrend_test
+from evallib.methods.did import DiDResult, pretrend_test
 from evallib.methods.event_study import EventStudy, EventStudyResult
 from evallib.methods.its import SegmentedITS
 from evallib.methods.its_design import ITSResult
-from evallib.methods.rates import PoissonDiD, RateRatioResult
+from evallib.methods.its_placebo import ControlledITSResult
+from evallib.methods.power import placebo_mde
+from evallib.methods.rates import RateRatioResult
 from evallib.methods.results import Estimate
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
 
-#: Pre-trend p-values below this are reported as a failed parallel-trends check.
+#: Pre-trend p-values below this are reported as evidence of diverging trends.
 PRETREND_ALPHA = 0.05
+#: Estimators fitted for secondary outcomes (the primary outcome gets every headline estimator).
+SECONDARY_ESTIMATORS = ("did", "did_studentized", "rate_ratio")
 
 
 @dataclass(frozen=True)
 class OutcomeAnalysis:
-    """All estimates for one outcome of one site."""
+    """All estimates for one outcome of one site.
+
+    ``headline`` maps each headline estimator's name to its estimate (every one for the primary
+    outcome, the DiD family and rate ratio for the others); ``primary_estimator`` names the one
+    the protocol leads with; ``its`` is the site's own series (a description: approximate
+    intervals); ``controlled`` the controlled ITS with placebo units (primary outcome only).
+    """
 
     outcome: str
     is_proportion: bool
     coverage: Coverage
     trends: pd.DataFrame = field(repr=False)
-    did: DiDResult
+    headline: dict[str, Headline] = field(repr=False)
     pretrend: Estimate
     its: ITSResult
     event_study: EventStudyResult | None = None
-    rate: RateRatioResult | None = None
     event_bin_months: int = 12
-    its_controlled: ITSResult | None = None
-    its_arima: ITSResult | None = None
+    primary_estimator: str = "did"
     robustness: Robustness | None = None
 
     @property
@@ -48,16 +62,41 @@ class OutcomeAnalysis:
         return outcome_label(self.outcome)
 
     @property
+    def did(self) -> DiDResult:
+        return self.headline["did"].result
+
+    @property
+    def rate(self) -> RateRatioResult | None:
+        h = self.headline.get("rate_ratio")
+        return None if h is None else h.result
+
+    @property
+    def controlled(self) -> ControlledITSResult | None:
+        h = self.headline.get("controlled_its")
+        return None if h is None else h.result
+
+    @property
+    def main(self) -> Headline:
+        """The estimate the findings lead with: the protocol's primary estimator (DiD if it was not fitted)."""
+        return self.headline.get(self.primary_estimator, self.headline["did"])
+
+    @property
+    def mde(self) -> float:
+        """Smallest effect (log scale or points) the DiD placebo test would detect with 80% power."""
+        direction = "either"
+        return placebo_mde(self.did.placebo_estimates, direction=direction)
+
+    @property
     def rows(self) -> tuple[Estimate, ...]:
-        rows: list[Estimate] = [self.did.row, self.pretrend]
-        if self.rate is not None:
-            rows.append(self.rate.row)
+        rows: list[Estimate] = [self.headline["did"].row, self.pretrend]
+        if "rate_ratio" in self.headline:
+            rows.append(self.headline["rate_ratio"].row)
         if self.event_study is not None:
             rows.extend([*self.event_study.rows, self.event_study.pretrend])
         rows.extend(self.its.rows)
-        for extra in (self.its_controlled, self.its_arima):
-            if extra is not None:
-                rows.extend(extra.rows)
+        if self.controlled is not None:
+            rows.extend(self.controlled.rows)
+        rows.extend(h.row for n, h in self.headline.items() if n not in ("did", "rate_ratio", "controlled_its"))
         if self.robustness is not None:
             rows.extend(self.robustness.rows)
         return tuple(rows)
@@ -81,21 +120,20 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     values, denom, cov = analysis_frame(protocol, panel, spec)
     w = protocol.windows
     is_prop = denom is not None
-    label = outcome_label(outcome)
     treated = list(cov.treated_used)
+    comparators = list(cov.comparators)
     if is_prop:
         # Percentage of the denominator (e.g. % seen within four hours).
         unit_values = 100 * values / denom
         site_series = 100 * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
-        comp_series = 100 * values[list(cov.comparators)].sum(axis=1) / denom[list(cov.comparators)].sum(axis=1)
+        comp_series = 100 * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
         trends = pd.DataFrame({"site": site_series, "comparison": comp_series})
         transform = "identity"
     else:
         unit_values = values
         site_series = values[treated].sum(axis=1)
-        comp_series = values[list(cov.comparators)].sum(axis=1)
-        base = values.index <= w["pre_end"]
-        base_idx = np.flatnonzero(base)[-12:]
+        comp_series = values[comparators].sum(axis=1)
+        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-12:]
         trends = pd.DataFrame(
             {
                 "site": 100 * site_series / site_series.iloc[base_idx].mean(),
@@ -105,27 +143,22 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         transform = "log"
     trends.index.name = "period"
     long = _long_panel(unit_values, treated, w["post_start"])
-    model = DiD(
-        outcome="value",
-        unit="unit",
-        time="period",
-        treated="treated",
-        post="post",
-        transform=transform,  # type: ignore[arg-type]
-        inference="placebo_in_space",
+    counts = _long_panel(values, treated, w["post_start"])
+    if denom is not None:
+        counts["exposure"] = denom.stack().to_numpy()
+    design = DesignData(
+        long=long,
+        counts=counts,
+        start=w["post_start"],
+        transform=transform,
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
-        outcome_label=outcome,
+        outcome=outcome,
     )
-    did = model.fit(long)
+    names = HEADLINE_ESTIMATORS if spec.primary else SECONDARY_ESTIMATORS
+    headline = fit_headlines(design, names)
     if is_prop:
-        did = DiDResult(
-            row=_with_scale(did.row, "percentage_points"),
-            n_obs=did.n_obs,
-            n_periods=did.n_periods,
-            placebo_estimates=did.placebo_estimates,
-            treated_units=did.treated_units,
-        )
+        headline = {n: _rescale_headline(h) for n, h in headline.items()}
     pre = long[long["post"] == 0]
     pretrend = pretrend_test(
         pre,
@@ -140,24 +173,18 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     )
     if is_prop:
         pretrend = _with_scale(pretrend, "percentage_points_per_year")
-    its_model = SegmentedITS(
+    # The site's own series: a description (what changed at the start), with REML AR(1) errors,
+    # whose intervals reach their nominal coverage in the Monte Carlo suite.
+    its = SegmentedITS(
         intervention_start=w["post_start"],
         transform=transform,  # type: ignore[arg-type]
         harmonics=2,
+        errors="ar1_reml",
         outcome_label=outcome,
         seed=protocol.seed,
-    )
-    its = its_model.fit(site_series)
-    # Controlled ITS: the site's series relative to the comparison pool's absorbs national shocks.
-    its_controlled = its_model.fit(site_series, comp_series, controlled="difference")
-    its_arima = None
-    if its.autocorrelated and spec.primary:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SARIMAX convergence chatter; the result's fit is reported
-            its_arima = replace(its_model, errors="arima").fit(site_series)
+    ).fit(site_series)
     if is_prop:
-        its, its_controlled = _rescale_its(its), _rescale_its(its_controlled)
-        its_arima = _rescale_its(its_arima) if its_arima is not None else None
+        its = _rescale_its(its)
     # Whole 12-month bins when the windows allow (they also average out seasonality), else 6-month bins;
     # no event study without one post-period bin and two pre-period bins (a lead and the reference).
     bin_months = 12 if cov.n_pre >= 36 and cov.n_post >= 12 else 6
@@ -172,43 +199,26 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
             pretrend=event_study.pretrend,
             placebo=event_study.placebo,
         )
-    counts = _long_panel(values, treated, w["post_start"])
-    if denom is not None:
-        counts["exposure"] = denom.stack().to_numpy()
-    rate = PoissonDiD(
-        outcome="value",
-        unit="unit",
-        time="period",
-        treated="treated",
-        post="post",
-        exposure="exposure" if denom is not None else None,
-        inference="placebo_in_space",
-        n_draws=min(protocol.n_placebo_draws, 199),
-        seed=protocol.seed,
-        outcome_label=outcome,
-    ).fit(counts)
-    del label
     analysis = OutcomeAnalysis(
         outcome=outcome,
         is_proportion=is_prop,
         coverage=cov,
         trends=trends,
-        did=did,
+        headline=headline,
         pretrend=pretrend,
         its=its,
         event_study=event_study,
-        rate=rate,
         event_bin_months=bin_months,
-        its_controlled=its_controlled,
-        its_arima=its_arima,
+        primary_estimator=getattr(protocol, "primary_estimator", "did") if spec.primary else "did",
     )
     if spec.primary:
         es = event_study
         leads = {} if es is None else {e: r.estimate for e, r in zip(es.event_times, es.rows, strict=True) if e < 0}
+        sc = headline.get("synthetic_control")
         robust = check_robustness(
             protocol,
             outcome=outcome,
-            main=did.row,
+            main=analysis.main.row,
             coverage=cov,
             is_proportion=is_prop,
             values=values,
@@ -216,6 +226,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
             site_series=site_series,
             leads={**leads, es.reference: 0.0} if es is not None else None,
             n_post_bins=0 if es is None else sum(e >= 0 for e in es.event_times),
+            synth=None if sc is None else sc.result,
         )
         analysis = replace(analysis, robustness=robust)
     return analysis
@@ -268,6 +279,11 @@ def _with_scale(row: Estimate, scale: str) -> Estimate:
 
 
 _PERCENT_SCALES = {"level": "percentage_points", "level_per_year": "percentage_points_per_year"}
+
+
+def _rescale_headline(h: Headline) -> Headline:
+    """A headline estimate of a percentage (fitted on its own scale) labelled in percentage points."""
+    return replace(h, row=_with_scale(h.row, _PERCENT_SCALES.get(h.row.scale, h.row.scale)))
 
 
 def _rescale_its(its: ITSResult) -> ITSResult:

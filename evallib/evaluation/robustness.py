@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from evallib.evaluation.coverage import Coverage
+from evallib.evaluation.estimators import on_log_scale
 from evallib.methods.did import DiD
 from evallib.methods.matching import MatchResult, balance_table, match_comparators
 from evallib.methods.results import Estimate
 from evallib.methods.sensitivity import RelativeMagnitudes, relative_magnitudes
-from evallib.methods.synth import SyntheticControl, SynthResult
+from evallib.methods.synth import SynthResult
 from evallib.protocol.params import SiteProtocol
 
 ALPHA = 0.05
@@ -89,10 +90,8 @@ class Robustness:
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
-        out = [r for r in (self.placebo_in_time, self.matched_did) if r is not None]
-        if self.synthetic is not None:
-            out.append(self.synthetic.row)
-        return tuple(out)
+        """The checks' own estimates (the synthetic control's row is a headline estimate, listed there)."""
+        return tuple(r for r in (self.placebo_in_time, self.matched_did) if r is not None)
 
     def to_json_dict(self) -> dict[str, Any]:
         def num(v: float) -> float | None:
@@ -153,14 +152,18 @@ def check_robustness(
     site_series: pd.Series,
     leads: Mapping[int, float] | None = None,
     n_post_bins: int = 0,
+    synth: SynthResult | None = None,
 ) -> Robustness:
     """Run the robustness checks of one outcome's main estimate ``main``.
 
     ``values`` are the counts (period x unit, the site's units and the pool), ``long`` the
     DiD panel on the analysis scale, ``site_series`` the site's summed series; ``leads`` the
     event study's pre-period estimates by event time (the reference included as 0) and
-    ``n_post_bins`` its number of post-period event times, for the parallel-trends check.
+    ``n_post_bins`` its number of post-period event times, for the parallel-trends check; ``synth``
+    the site's synthetic control (an alternative comparison set). ``main`` may be any headline
+    estimate: ratios and percent changes are compared on the log scale.
     """
+    main = on_log_scale(main)
     w = protocol.windows
     cov = coverage
     treated = list(cov.treated_used)
@@ -199,37 +202,17 @@ def check_robustness(
     treated_change = change[treated].mean()
     comp = change[pool]
     loo = treated_change - (comp.sum() - comp) / (len(comp) - 1) if len(comp) > 1 else pd.Series([main.estimate])
-    matched = matched_row = synth = balance = None
+    matched = matched_row = balance = None
     if not is_proportion and len(pool) >= 3:
         pre_vals = values.loc[~post]
         matched = match_comparators(site_series[~post], pre_vals[pool], k=min(10, len(pool)))
         sub = long[long["unit"].isin(treated + matched.units)]
         r = DiD(**roles, **common).fit(sub).row
         matched_row = Estimate(**{**r.__dict__, "method": "did_twfe_matched", "term": "treated_x_post"})
-        # Donors: the trusts most like the site, fewer than the pre-period months, so that the
-        # synthetic control cannot interpolate the pre-period exactly (which would make the
-        # RMSPE-ratio test meaningless).
-        n_donors = max(5, min(20, int((~post).sum()) // 2, len(pool)))
-        donors = match_comparators(site_series[~post], pre_vals[pool], k=n_donors).units
-        synth_data = (
-            np.log(pd.concat([site_series.rename("SITE"), values[donors]], axis=1)).stack().rename("y").reset_index()
-        )
-        synth_data.columns = ["period", "unit", "y"]
-        synth = SyntheticControl(
-            "y",
-            "unit",
-            "period",
-            "SITE",
-            w["post_start"],
-            demean=True,
-            seed=protocol.seed,
-            outcome_label=outcome,
-            scale="log",
-        ).fit(synth_data)
         sets = {
             "all eligible": pd.Series(1.0, index=pool),
             "matched": pd.Series(1.0, index=matched.units),
-            "synthetic": synth.weights,
+            **({"synthetic": synth.weights} if synth is not None else {}),
         }
         balance = balance_table(site_series[~post], pre_vals[pool], sets)
     sensitivity = None
@@ -295,7 +278,7 @@ def _judge(
             )
         )
     checks.append(_agreement("10 matched comparators", main, matched_row, "ten comparators cannot give p < 0.05"))
-    checks.append(_agreement("synthetic control", main, synth.row if synth is not None else None))
+    checks.append(_agreement("synthetic control", main, on_log_scale(synth.row) if synth is not None else None))
     if not effect:
         checks.append(Check("parallel-trends sensitivity", "not run", "no effect to overturn"))
     elif sensitivity is None or not math.isfinite(sensitivity.breakdown) and sensitivity.breakdown != math.inf:

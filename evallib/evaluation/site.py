@@ -8,7 +8,6 @@ lacks) still raises :class:`~evallib.errors.DataError`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import NotEvaluable
+from evallib.evaluation.answer import Answer, site_answer
 from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, SHORT_FOLLOW_UP, load_source, outcome_label, unit_kind
 from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.provenance import provenance
@@ -53,6 +53,12 @@ class SiteEvaluation:
         return None
 
     @property
+    def answer(self) -> Answer | None:
+        """The site's answer on its primary outcome (None when not evaluated)."""
+        a = self.primary
+        return None if a is None else site_answer(a, self.protocol.expected_direction)
+
+    @property
     def rows(self) -> tuple[Estimate, ...]:
         rows = [r for a in self.analyses for r in a.rows]
         if self.programme is not None:
@@ -88,6 +94,7 @@ class SiteEvaluation:
                 "treated_units": list(prim.coverage.treated_used),
                 "n_comparators": prim.coverage.n_comparators,
             },
+            "answer": None if self.answer is None else self.answer.to_json_dict(),
             "results": [r.as_dict() for r in self.rows],
             "robustness": None if prim is None or prim.robustness is None else prim.robustness.to_json_dict(),
             "growth": None if prim is None else _growth(prim),
@@ -224,33 +231,3 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
         skipped_outcomes=skipped,
         programme=programme,
     )
-
-
-def headline(evaluation: SiteEvaluation) -> dict[str, float | str]:
-    """The primary DiD estimate as a percentage change (or points) with its interval."""
-    a = evaluation.primary
-    if a is None:
-        return {}
-    r = a.did.row
-    if a.is_proportion:
-        return {
-            "estimate": r.estimate,
-            "ci_low": r.ci_low,
-            "ci_high": r.ci_high,
-            "p_value": r.p_value,
-            "unit": "percentage points",
-        }
-
-    def pct(v: float) -> float:
-        return 100 * (math.exp(v) - 1) if math.isfinite(v) else v
-
-    return {
-        "estimate": pct(r.estimate),
-        "ci_low": pct(r.ci_low),
-        "ci_high": pct(r.ci_high),
-        "p_value": r.p_value,
-        "unit": "%",
-    }
-
-
-# --------------------------------------------------------------------------- robustness

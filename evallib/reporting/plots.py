@@ -17,6 +17,7 @@ from evallib.evaluation.programme import CARE_MODEL_ORDER, ProgrammeData
 from evallib.methods.did import DiDResult
 from evallib.methods.event_study import EventStudyResult
 from evallib.methods.its_design import ITSResult
+from evallib.methods.its_placebo import ControlledITSResult
 from evallib.methods.staggered import AggregateResult
 from evallib.methods.synth import SynthResult
 
@@ -103,14 +104,16 @@ def plot_placebo_distribution(
     return fig
 
 
-def plot_its(result: ITSResult, *, title: str = "", ylabel: str = "", ax: Axes | None = None) -> Figure:
-    """Observed series, fitted segmented model and the projected counterfactual."""
+def plot_its(
+    result: ITSResult | ControlledITSResult, *, title: str = "", ylabel: str = "", ax: Axes | None = None
+) -> Figure:
+    """Observed series, fitted segmented model and the projected counterfactual (own or controlled ITS)."""
     fig, ax = _axes(ax)
     start = result.intervention_start
     ax.plot(result.observed.index, result.observed, "o", markersize=3, color=SITE_COLOUR, alpha=0.7, label="observed")
     ax.plot(result.fitted.index, result.fitted, color=SITE_COLOUR, linewidth=1.5, label="fitted (with seasonality)")
     post = result.counterfactual.index >= start
-    if result.counterfactual_low is not None:
+    if getattr(result, "counterfactual_low", None) is not None:
         ax.fill_between(
             result.counterfactual.index[post],
             result.counterfactual_low[post],
@@ -120,7 +123,7 @@ def plot_its(result: ITSResult, *, title: str = "", ylabel: str = "", ax: Axes |
             linewidth=0,
             label="95% interval without the intervention",
         )
-    for excluded in result.excluded:
+    for excluded in getattr(result, "excluded", ()):
         ax.axvspan(excluded, excluded + pd.offsets.MonthBegin(1), color="grey", alpha=0.15, linewidth=0)
     ax.plot(
         result.counterfactual.index[post],

@@ -141,14 +141,14 @@ def _pretrend_sentence(a: OutcomeAnalysis) -> str:
 
 
 def did(ev: SiteEvaluation) -> HTMLBlock:
-    """Difference-in-differences: estimates, rate ratios, event studies, pre-trend verdicts, placebo plots."""
+    """Comparisons with the comparison pool: every headline estimate, the pre-trend test, event studies, placebos."""
     if not ev.evaluable:
         return not_evaluable(ev)
     rows = []
     for a in ev.analyses:
-        rows.append((a.label, a.did.row, a.is_proportion))
-        if a.rate is not None:
-            rows.append((a.label, a.rate.row, a.is_proportion))
+        for name, h in a.headline.items():
+            mark = " (the protocol's primary estimate)" if a is ev.primary and name == a.primary_estimator else ""
+            rows.append((a.label + mark, h.row, a.is_proportion))
         rows.append((a.label, a.pretrend, a.is_proportion))
     figs = []
     for a in ev.analyses:
@@ -161,22 +161,46 @@ def did(ev: SiteEvaluation) -> HTMLBlock:
                 ylabel=unit,
             )
             figs.append(figure_html(fig, f"event study for {a.label}"))
-        fig = plots.plot_placebo_distribution(
-            a.did, title=f"{cap(a.label)}: site estimate among placebo estimates", xlabel=unit
-        )
-        figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
+        if a is ev.primary:
+            fig = plots.plot_placebo_distribution(
+                a.did, title=f"{cap(a.label)}: site estimate among placebo estimates", xlabel=unit
+            )
+            figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
     text = paragraph(
-        "Two-way fixed effects (unit and month effects) on the log of each count, so estimates are percent changes "
-        "relative to the comparison pool; four-hour performance is in percentage points. The rate-ratio row fits the "
-        "same comparison as a Poisson model of the counts (1 = no change). With one or a few treated units, "
-        "clustered standard errors overstate certainty, so p-values come from a <em>placebo-in-space</em> test: each "
+        "Each estimate compares the site with its comparison pool over the same months. <em>Difference-in-"
+        "differences</em> (unit and month effects, on the log of each count, so estimates are percent changes; "
+        "four-hour performance in percentage points); its <em>studentized</em> test scales each unit's change by "
+        "its own month-to-month noise before the start, so a site noisier than most cannot look significant by "
+        "chance; the <em>rate ratio</em> fits the same comparison as a Poisson model of the counts (1 = no change); "
+        "the <em>controlled interrupted time series</em> projects the site's series relative to its pool's forward "
+        "from before the start; the <em>synthetic control</em> and <em>synthetic difference-in-differences</em> "
+        "weight the comparison units to track the site before the start. With one or a few treated units clustered "
+        "standard errors overstate certainty, so every p-value comes from a <em>placebo-in-space</em> test: each "
         "comparison unit (or a random set of units, when the site has several) is given the treatment in turn and "
-        "the site's estimate is ranked among theirs. The interval collects every effect the placebo test does not "
-        "reject. The event study shows the difference period by period: before the start (grey) it should hover "
-        "around zero."
+        "the site's estimate is ranked among theirs; the interval collects every effect that test does not reject, "
+        "so p-value and interval always agree. The event study shows the difference period by period: before the "
+        "start (grey) it should hover around zero."
     )
-    checks = "<ul>" + "".join(_pretrend_sentence(a) for a in ev.analyses) + "</ul>"
+    checks = "<ul>" + "".join(_pretrend_sentence(a) + _volatility_sentence(a) for a in ev.analyses) + "</ul>"
     return HTMLBlock(text + estimate_table(rows) + checks + "".join(figs))
+
+
+def _volatility_sentence(a: OutcomeAnalysis) -> str:
+    vol = a.did.volatility
+    if vol is None or not vol.rank:
+        return ""
+    rank, pct, n = vol.rank[0], vol.percentile[0], vol.n_comparison
+    noisy = "noisier than most of" if pct >= 75 else "quieter than most of" if pct <= 25 else "about as noisy as"
+    return (
+        f"<li>{escape(cap(a.label))}: before the start the site's month-to-month noise ranks {rank} of {n + 1} "
+        f"({pct:.0f}th percentile): it is {noisy} its comparison {escape(a.coverage.units)}"
+        + (
+            "; the plain placebo test can over-reject for such a site, so read the studentized test"
+            if pct >= 90
+            else ""
+        )
+        + ".</li>"
+    )
 
 
 def programme(ev: SiteEvaluation) -> HTMLBlock:
@@ -215,48 +239,46 @@ def _seasonality_sentence(a: OutcomeAnalysis) -> str:
 
 
 def its(ev: SiteEvaluation) -> HTMLBlock:
-    """Interrupted time series of the site's own series: uncontrolled, controlled, ARIMA errors, diagnostics."""
+    """Interrupted time series: the site's own series (a description) and the controlled series (placebo test)."""
     if not ev.evaluable:
         return not_evaluable(ev)
     rows = []
     for a in ev.analyses:
-        for extra in (a.its, a.its_controlled, a.its_arima):
-            if extra is not None:
-                rows.extend((a.label, r, a.is_proportion) for r in extra.rows)
+        if a.controlled is not None:
+            rows.extend((a.label, r, a.is_proportion) for r in a.controlled.rows)
+        rows.extend((a.label, r, a.is_proportion) for r in a.its.rows)
     figs, diag = [], []
     for a in ev.analyses:
         r = a.its
-        fig = plots.plot_its(
-            r,
-            title=f"{cap(a.label)}: {ev.protocol.site_id} segmented regression",
-            ylabel="%" if a.is_proportion else "per month",
-        )
-        figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
-        if a.outcome == ev.protocol.primary_outcome:
-            res_fig = plots.plot_its_residuals(r, title=f"{cap(a.label)}: residual autocorrelation")
-            figs.append(figure_html(res_fig, f"residual autocorrelation for {a.label}"))
-        if r.autocorrelated:
-            verdict = (
-                f"residual autocorrelation is present (Ljung-Box p = {r.ljung_box_p:.3f} at lag {r.ljung_box_lags}; "
-                f"Durbin-Watson {r.durbin_watson:.2f}): Newey-West SEs ({r.hac_lags} lags) allow for it, but "
-                "in simulations they still under-cover, so read the ARIMA-errors rows too"
+        if a is ev.primary:
+            if a.controlled is not None:
+                fig = plots.plot_its(
+                    a.controlled,
+                    title=f"{cap(a.label)}: {ev.protocol.site_id} relative to its comparison pool",
+                    ylabel="site / comparison pool" if not a.is_proportion else "difference, points",
+                )
+                figs.append(figure_html(fig, f"controlled interrupted time series for {a.label}"))
+            fig = plots.plot_its(
+                r,
+                title=f"{cap(a.label)}: {ev.protocol.site_id} on its own (segmented regression)",
+                ylabel="%" if a.is_proportion else "per month",
             )
-        else:
-            verdict = (
-                f"no clear residual autocorrelation (Ljung-Box p = {r.ljung_box_p:.3f}; Durbin-Watson "
-                f"{r.durbin_watson:.2f})"
-            )
+            figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
+        rho = getattr(r, "ar1_rho", None)
+        verdict = f"AR(1) autocorrelation of the errors {rho:.2f} (REML)" if rho is not None else ""
         season = _seasonality_sentence(a)
         diag.append(
             f"<li>{escape(cap(a.label))}: {escape(verdict)}; {escape(season)}, modelled by two Fourier pairs.</li>"
         )
     text = paragraph(
-        "Segmented regression of the site's own monthly series (log scale; percent for four-hour performance) on a "
-        "linear trend, a level change at the start and a change in slope after it, with two Fourier pairs for "
-        "seasonality. The dotted line and band are the series projected without the intervention; the effect rows "
-        "give the change 12 and 24 months after the start (percent) and the cumulative difference between observed "
-        "and projected counts. On its own (<em>ITS</em>) anything else that changed at the same time is attributed "
-        "to the site; the <em>controlled</em> rows use the site's series relative to the comparison pool's, which "
-        "removes national shocks. Where residuals are autocorrelated, a model with ARIMA errors is fitted too."
+        "Segmented regression on a linear trend, a level change at the start (the jump in the first month) and a "
+        "change in slope after it, with two Fourier pairs for seasonality; the effect rows give the change 12 and "
+        "24 months after the start and over the whole follow-up. The <em>controlled</em> rows use the site's series "
+        "relative to its comparison pool's, which removes national shocks, with every comparison unit in turn as a "
+        "placebo site (p-values and intervals from that test). The <em>own series</em> rows describe what changed "
+        "in the site's series at the start: anything else that changed at the same time is attributed to the site, "
+        "so they are a description, not an evaluation; their errors follow an AR(1) process fitted by REML, and "
+        "their intervals (from a bootstrap of the t statistics) reached 95% coverage in the Monte Carlo suite "
+        "but remain approximate."
     )
     return HTMLBlock(text + estimate_table(rows) + f"<ul>{''.join(diag)}</ul>" + "".join(figs))

@@ -1,0 +1,190 @@
+"""One answer per site: the protocol's primary estimate, what the other methods say, and why they differ.
+
+The answer leads with the primary estimator (chosen by the calibration study and recorded in
+the protocol); every other headline estimate, and the site's own series, is compared with it
+by its conclusion (a significant decrease, a significant increase, or no clear effect) and
+where they differ a reason is given in words from the analysis itself (a pre-period
+divergence, a volatile site, comparisons that depend on which areas are chosen). Beside a null
+it gives the effect the design could have detected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from evallib.evaluation.estimators import ESTIMATOR_LABELS, on_log_scale
+from evallib.evaluation.outcome import OutcomeAnalysis
+from evallib.methods.results import Estimate
+
+ALPHA = 0.05
+#: Estimators whose counterfactual projects the site's pre-period trend forward (the others assume its gap stays).
+TREND_BASED = frozenset({"controlled_its"})
+
+
+def conclusion(row: Estimate) -> str:
+    """``decrease``, ``increase`` or ``no clear effect`` (at the 5% level); ``unknown`` without a p-value."""
+    if not math.isfinite(row.p_value):
+        return "unknown"
+    if row.p_value >= ALPHA:
+        return "no clear effect"
+    return "decrease" if on_log_scale(row).estimate < 0 else "increase"
+
+
+@dataclass(frozen=True)
+class View:
+    """What one other method says, whether it agrees with the primary estimate, and why not."""
+
+    name: str
+    label: str
+    row: Estimate
+    conclusion: str
+    agrees: bool
+    why: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "estimator": self.name,
+            "method": self.row.method,
+            "conclusion": self.conclusion,
+            "agrees": self.agrees,
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The site's answer on its primary outcome.
+
+    ``direction`` is ``hoped for`` when the primary estimate is a significant change in the
+    protocol's expected direction, ``opposite`` when it is a significant change the other way,
+    and ``unclear`` otherwise. ``mde`` is the smallest change (on the log scale, or in points
+    for a percentage) the primary DiD placebo test would detect with 80% power.
+    """
+
+    estimator: str
+    label: str
+    row: Estimate
+    conclusion: str
+    direction: str
+    others: tuple[View, ...] = field(default=())
+    mde: float = float("nan")
+    verdict: str = ""
+
+    @property
+    def agreeing(self) -> tuple[View, ...]:
+        return tuple(v for v in self.others if v.agrees)
+
+    @property
+    def disagreeing(self) -> tuple[View, ...]:
+        return tuple(v for v in self.others if not v.agrees)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        r = self.row
+
+        def num(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        return {
+            "estimator": self.estimator,
+            "method": r.method,
+            "term": r.term,
+            "inference": r.inference,
+            "scale": r.scale,
+            "estimate": num(r.estimate),
+            "ci_low": num(r.ci_low),
+            "ci_high": num(r.ci_high),
+            "p_value": num(r.p_value),
+            "conclusion": self.conclusion,
+            "direction": self.direction,
+            "robustness_verdict": self.verdict,
+            "minimum_detectable_effect": num(self.mde),
+            "other_methods": [v.to_json_dict() for v in self.others],
+        }
+
+
+def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
+    """A reason, from the analysis, why ``name`` concludes ``other`` where the primary concludes ``main``."""
+    trend = a.pretrend
+    if (name in TREND_BASED) != (a.primary_estimator in TREND_BASED) and a.pretrend_evidence:
+        way = "rising" if trend.estimate > 0 else "falling"
+        return (
+            f"before the start the site's series was already {way} relative to its comparison pool (pre-trend test "
+            f"p = {trend.p_value:.2f}); methods that project that earlier divergence forward and methods that assume "
+            "the gap stays where it was disagree on whether it would have continued, which the data cannot settle"
+        )
+    if {name, a.primary_estimator} == {"did", "did_studentized"}:
+        vol = a.did.volatility
+        pct = f" (its noise ranks at the {vol.percentile[0]:.0f}th percentile)" if vol is not None and vol.rank else ""
+        return (
+            f"the two tests differ in how they treat the site's own month-to-month noise{pct}: the studentized test "
+            "scales every unit's change by its noise, so it is the one to trust for an unusually noisy or quiet site"
+        )
+    if name in ("synthetic_control", "synthetic_did") or a.primary_estimator in ("synthetic_control", "synthetic_did"):
+        return (
+            "weighting the comparison units to track the site before the start gives a different answer from the "
+            "whole pool: the result depends on which areas the site is compared with"
+        )
+    return f"{ESTIMATOR_LABELS.get(name, name)} finds {other} where the primary estimate finds {main}"
+
+
+def _own_series(a: OutcomeAnalysis, main: str) -> View | None:
+    """The site's own series (a description): noted when it shows a change the comparison does not."""
+    try:
+        row = a.its.row("effect_at_12")
+    except KeyError:
+        return None
+    own = conclusion(row)
+    if own == main or own == "unknown":
+        return View("own_series", "the site's own series (ITS)", row, own, True)
+    trend = a.pretrend
+    if a.pretrend_evidence and a.primary_estimator not in TREND_BASED:
+        way = "rising" if trend.estimate > 0 else "falling"
+        why = (
+            f"the site's own series projects its pre-period trend forward, and before the start the site was already "
+            f"{way} relative to its comparison pool (pre-trend test p = {trend.p_value:.2f}); the comparison with "
+            "that pool over the same months is the better guide to what the care model changed"
+        )
+    elif main == "no clear effect":
+        why = (
+            f"the site's own series shows a {own} at the start, but its comparison pool changed in the same way, "
+            "so relative to comparable areas there is no clear effect"
+        )
+    else:
+        why = (
+            f"the site's own series shows {own} on its own, while relative to comparable areas there is a {main}: "
+            "the comparison pool moved too"
+        )
+    return View("own_series", "the site's own series (ITS)", row, own, False, why)
+
+
+def site_answer(a: OutcomeAnalysis, expected_direction: str) -> Answer:
+    """The answer on one (primary) outcome: the primary estimate and the views of every other method."""
+    main = a.main
+    main_conclusion = conclusion(main.row)
+    if main_conclusion in ("decrease", "increase"):
+        direction = "hoped for" if main_conclusion == expected_direction else "opposite"
+    else:
+        direction = "unclear"
+    others = []
+    for name, h in a.headline.items():
+        if name == main.name:
+            continue
+        c = conclusion(h.row)
+        agrees = c == main_conclusion or c == "unknown"
+        others.append(View(name, h.label, h.row, c, agrees, "" if agrees else _why(a, name, main_conclusion, c)))
+    own = _own_series(a, main_conclusion)
+    if own is not None:
+        others.append(own)
+    verdict = a.robustness.verdict if a.robustness is not None else ""
+    return Answer(
+        estimator=main.name,
+        label=main.label,
+        row=main.row,
+        conclusion=main_conclusion,
+        direction=direction,
+        others=tuple(others),
+        mde=a.mde,
+        verdict=verdict,
+    )
