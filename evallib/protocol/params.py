@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import yaml
 
 from evallib.errors import ParamsError
+from evallib.protocol import bounds
+from evallib.protocol.safe_yaml import clip, read_params_file
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.files import FileSource
 from evallib.sources.panel import FREQUENCIES
@@ -118,11 +119,18 @@ _NOTEBOOK_ONLY = ("output_dir",)
 
 
 def _err(source: str, fld: str, problem: str, fix: str) -> ParamsError:
-    return ParamsError(f"{source}: field '{fld}' {problem}. {fix}")
+    # ``problem`` quotes values from the file: never more than a line of them.
+    return ParamsError(f"{source}: field '{clip(fld, 60)}' {clip(problem, 200)}. {fix}")
 
 
 def _string(
-    m: dict[str, Any], source: str, name: str, *, allowed: tuple[str, ...] | None = None, default: str | None = None
+    m: dict[str, Any],
+    source: str,
+    name: str,
+    *,
+    allowed: tuple[str, ...] | None = None,
+    default: str | None = None,
+    max_len: int = bounds.MAX_TEXT,
 ) -> str:
     v = m.get(name, default)
     if v is None:
@@ -132,6 +140,8 @@ def _string(
         raise _err(source, name, f"must be text, got {type(v).__name__} {v!r}", "Put it in quotes." + hint)
     if allowed is not None and v not in allowed:
         raise _err(source, name, f"is {v!r}", f"Allowed values: {', '.join(allowed)}.")
+    if len(v) > max_len:
+        raise _err(source, name, f"is {len(v):,} characters long", f"Keep it to {max_len:,} characters.")
     return v
 
 
@@ -145,6 +155,8 @@ def _month(m: dict[str, Any], source: str, name: str, default: str | None = None
         pd.Timestamp(v)
     except ValueError:
         raise _err(source, name, f"is {v!r}, not a real month", 'Write a month as "YYYY-MM".') from None
+    if not bounds.MONTH_YEARS[0] <= int(v[:4]) <= bounds.MONTH_YEARS[1]:
+        raise _err(source, name, f"is {v!r}", "Use a year from {} to {}.".format(*bounds.MONTH_YEARS))
     return v
 
 
@@ -157,6 +169,8 @@ def _codes(m: dict[str, Any], source: str, name: str, *, required: bool) -> tupl
         v = [v]
     if not isinstance(v, list):
         raise _err(source, name, f"must be a list of codes, got {v!r}", 'Write e.g. ["RBL", "RXA"].')
+    if len(v) > bounds.MAX_CODES:
+        raise _err(source, name, f"lists {len(v):,} codes", f"List at most {bounds.MAX_CODES:,}.")
     for i, c in enumerate(v):
         if not isinstance(c, str):
             raise _err(
@@ -169,7 +183,12 @@ def _codes(m: dict[str, Any], source: str, name: str, *, required: bool) -> tupl
             raise _err(
                 source, f"{name}[{i}]", f"is {c!r}", "Organisation codes are 2-10 letters and digits (ODS codes)."
             )
-    return tuple(v)
+    codes, repeated = bounds.upper_codes(v)
+    if repeated:
+        raise _err(
+            source, name, f"lists {', '.join(repeated)} more than once", "List each code once (case is ignored)."
+        )
+    return codes
 
 
 def _int(m: dict[str, Any], source: str, name: str, default: int, lo: int, hi: int) -> int:
@@ -208,6 +227,10 @@ def _data_source(m: dict[str, Any], source: str) -> str | FileSource:
     outcomes = v.get("outcomes", [])
     if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
         raise _err(source, "data_source.outcomes", f"is {outcomes!r}", "List the outcome column names in quotes.")
+    if len(outcomes) > bounds.MAX_OUTCOMES:
+        raise _err(source, "data_source.outcomes", "is too long", f"List at most {bounds.MAX_OUTCOMES} outcomes.")
+    for o in outcomes:
+        bounds.check_name(o, source, "data_source.outcomes")
     if layout == "wide" and not outcomes:
         raise _err(source, "data_source.outcomes", "is missing", "A wide file needs the list of its outcome columns.")
     denominator = v.get("denominator")
@@ -245,13 +268,23 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         raise _err(
             source, "site_id", f"is {site_id!r}", "Use letters, digits, '-' or '_' (it names the output folder)."
         )
+    if bounds.is_reserved(site_id):
+        raise _err(
+            source, "site_id", f"is {site_id!r}, a name the published site keeps for itself", "Choose another id."
+        )
     source = f"{source} (site {site_id})"
     name = _string(m, source, "site_name")
     if not name.strip() or "\n" in name or len(name) > 200:
         raise _err(source, "site_name", "must be one line of 1-200 characters", "Shorten or fill in the name.")
+    if bounds.name_problem(name):
+        raise _err(source, "site_name", bounds.name_problem(name) or "", "Remove it.")
     secondary = m.get("secondary_outcomes", [])
     if not isinstance(secondary, list) or not all(isinstance(s, str) for s in secondary):
         raise _err(source, "secondary_outcomes", f"is {secondary!r}", "List outcome names in quotes, or [].")
+    if len(secondary) > bounds.MAX_OUTCOMES:
+        raise _err(source, "secondary_outcomes", "is too long", f"List at most {bounds.MAX_OUTCOMES} outcomes.")
+    for outcome in secondary:
+        bounds.check_name(outcome, source, "secondary_outcomes")
     flag = m.get("type1_comparators_only", True)
     if not isinstance(flag, bool):
         raise _err(source, "type1_comparators_only", f"is {flag!r}", "Use true or false.")
@@ -263,7 +296,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         membership_confidence=_string(m, source, "membership_confidence", allowed=CONFIDENCE),  # type: ignore[arg-type]
         treated_units=_codes(m, source, "treated_units", required=True),
         intervention_start=_month(m, source, "intervention_start"),
-        primary_outcome=_string(m, source, "primary_outcome"),
+        primary_outcome=bounds.check_name(_string(m, source, "primary_outcome"), source, "primary_outcome"),
         expected_direction=_string(m, source, "expected_direction", allowed=DIRECTIONS),  # type: ignore[arg-type]
         pre_period_start=_month(m, source, "pre_period_start"),
         pre_period_end=_month(m, source, "pre_period_end"),
@@ -278,11 +311,16 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         type1_comparators_only=flag,
         min_pre_periods=_int(m, source, "min_pre_periods", 12, 3, 600),
         min_post_periods=_int(m, source, "min_post_periods", 6, 1, 600),
-        n_placebo_draws=_int(m, source, "n_placebo_draws", 999, 19, 100_000),
+        n_placebo_draws=_int(m, source, "n_placebo_draws", 999, 19, bounds.MAX_PLACEBO_DRAWS),
         seed=_int(m, source, "seed", 2015, 0, 2**32 - 1),
-        notes=_string(m, source, "notes", default=""),
+        notes=_string(m, source, "notes", default="", max_len=bounds.MAX_NOTES),
         source_file=source,
     )
+    clash = bounds.overlap(
+        {k: getattr(protocol, k) for k in ("treated_units", "comparison_include", "comparison_exclude")}
+    )
+    if clash:
+        raise _err(source, *clash)
     w = protocol.windows
     if not w["pre_start"] < w["pre_end"] < protocol.start:
         raise _err(
@@ -311,15 +349,8 @@ def _validate(m: Any, source: str) -> SiteProtocol:
 
 
 def read_yaml(path: Path) -> Any:
-    """Read YAML the way Papermill does (safe loader), with errors as ParamsError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParamsError(f"{path}: cannot read the params file ({exc.strerror})") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    """Read YAML as Papermill does (safe loader) within bounds (:mod:`.safe_yaml`), errors as ParamsError."""
+    return read_params_file(path)
 
 
 def load_params(path: str | Path) -> SiteProtocol:
@@ -339,11 +370,11 @@ def find_params(root: Path, site_ids: list[str] | None = None) -> list[Path]:
     files = sorted(p for p in root.rglob("*.yaml") if p.is_file())
     if not site_ids:
         return files
-    by_id = {p.stem: p for p in files}
-    unknown = [s for s in site_ids if s not in by_id]
+    by_id = bounds.ids_of(files, root)
+    unknown = [s for s in site_ids if s.lower() not in by_id]
     if unknown:
         raise ParamsError(
             f"no params file for site(s) {', '.join(unknown)} under {root.name}/; "
             "run `evallib make-params` or check the id (e.g. V01, I11)"
         )
-    return [by_id[s] for s in site_ids]
+    return [by_id[s.lower()] for s in site_ids]
