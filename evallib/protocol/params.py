@@ -36,6 +36,9 @@ _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
 
+_NOT_PARAMETERS = ("source_file", "departures")
+
+
 @dataclass(frozen=True)
 class SiteProtocol:
     """A validated site protocol (one params file).
@@ -70,6 +73,8 @@ class SiteProtocol:
     seed: int = 2015
     notes: str = ""
     source_file: str = field(default="", compare=False)
+    #: Fields set differently from the site's params file (exploration in a notebook): "field: file -> used".
+    departures: tuple[str, ...] = field(default=(), compare=False)
 
     # ---- derived, for the analysis ------------------------------------------------
     @property
@@ -93,7 +98,7 @@ class SiteProtocol:
         """Plain values as in a params file (lists, dicts, strings)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "source_file":
+            if f.name in _NOT_PARAMETERS:
                 continue
             v = getattr(self, f.name)
             if isinstance(v, FileSource):
@@ -113,7 +118,7 @@ class SiteProtocol:
         return _validate(mapping, source)
 
 
-PARAMETER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteProtocol) if f.name != "source_file")
+PARAMETER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteProtocol) if f.name not in _NOT_PARAMETERS)
 _REQUIRED = tuple(f.name for f in fields(SiteProtocol) if f.default is MISSING and f.default_factory is MISSING)
 _NOTEBOOK_ONLY = ("output_dir",)
 

@@ -22,7 +22,7 @@ from evallib.reporting.blocks import (
     not_evaluable,
     paragraph,
 )
-from evallib.reporting.disclosure import format_count
+from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 
 
 def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
@@ -97,6 +97,9 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
         return not_evaluable(ev)
     parts = []
     for a in ev.analyses:
+        if not a.is_proportion and count_series_policy(a.its.observed) == "withheld":
+            parts.append(withheld_note(f"{a.label} trend"))
+            continue
         fig = plots.plot_trends(
             a.trends,
             intervention_start=ev.protocol.windows["post_start"],
@@ -215,12 +218,14 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
     figs, diag = [], []
     for a in ev.analyses:
         r = a.its
-        fig = plots.plot_its(
-            r,
-            title=f"{cap(a.label)}: {ev.protocol.site_id} segmented regression",
-            ylabel="%" if a.is_proportion else "per month",
+        title, alt = (
+            f"{cap(a.label)}: {ev.protocol.site_id} segmented regression",
+            f"interrupted time series for {a.label}",
         )
-        figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
+        if a.is_proportion:
+            figs.append(figure_html(plots.plot_its(r, title=title, ylabel="%"), alt))
+        else:  # counts: indexed, or withheld when small (disclosure control)
+            figs.append(its_count_figure(r, title=title, alt=alt))
         if a.outcome == ev.protocol.primary_outcome:
             res_fig = plots.plot_its_residuals(r, title=f"{cap(a.label)}: residual autocorrelation")
             figs.append(figure_html(res_fig, f"residual autocorrelation for {a.label}"))
