@@ -147,8 +147,11 @@ class WorkerPool:
         ``(job, on_error(job, why))`` instead, and the batch goes on with a fresh worker."""
         pending = deque(jobs)
         while pending or any(w.busy for w in self._workers):
-            for w in self._workers:
+            for i, w in enumerate(self._workers):
                 if not w.busy and pending:
+                    if not w.process.is_alive():  # died while idle: replace it before giving it a site
+                        w.conn.close()
+                        w = self._workers[i] = self._spawn()
                     job, args = pending.popleft()
                     w.job, w.busy = job, True
                     try:

@@ -134,7 +134,7 @@ def resolve_data_path(written: str, root: Path) -> Path:
     cap = max_data_bytes(root)
     if st.st_size > cap:
         raise DataError(
-            f"data file {shown} is {st.st_size / 2**20:,.0f} MB, over the {cap / 2**20:,.0f} MB limit; "
+            f"data file {shown} is {st.st_size / 2**20:,.1f} MB, over the {cap / 2**20:,.0f} MB limit; "
             f"raise [data] max_megabytes in {SETTINGS_FILE} if it really is that large"
         )
     return real
