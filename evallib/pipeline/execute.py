@@ -30,7 +30,7 @@ from typing import Any
 from evallib.pipeline.executor import run_forked, warm_up
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.pool import critical
-from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, relative
+from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
 from evallib.protocol.paths import ROOT_ENV
 from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, read_json
 from evallib.reporting.static_site import render_report, scrub_paths
@@ -190,7 +190,6 @@ def run_programme(root: Path, outputs: Path, executor: str = "kernel", sites: li
     if not template.is_file() or not chosen:
         return SiteRun("programme", "skipped", "no programme notebook or no site results")
     t0 = time.perf_counter()
-    os.environ[ROOT_ENV] = str(root)
     staging = outputs / ".staging" / f"programme-{uuid.uuid4().hex[:8]}"
     inputs = staging / "inputs"
     for e in chosen:
@@ -199,11 +198,12 @@ def run_programme(root: Path, outputs: Path, executor: str = "kernel", sites: li
     nb_out = staging / "report.ipynb"
     inside = inputs.resolve().is_relative_to(root.resolve())
     params = {"outputs_dir": relative(inputs, root) if inside else str(inputs)}
-    if executor == "forked":
-        warm_up()
-        failure, attempts = run_forked(template, nb_out, params, staging), 1
-    else:
-        failure, attempts = execute_notebook(template, nb_out, params, staging)
+    with project_env(root):  # for the notebook only: this process's environment is left as it was
+        if executor == "forked":
+            warm_up()
+            failure, attempts = run_forked(template, nb_out, params, staging), 1
+        else:
+            failure, attempts = execute_notebook(template, nb_out, params, staging)
     if failure is not None:
         failure = scrub_paths(failure, root)
         if nb_out.exists():
