@@ -139,6 +139,11 @@ def _escape(root: Path) -> list[str]:
     return _data(path=f"../{_outside_file(root).name}")(root)
 
 
+def _validate_environ(root: Path) -> list[str]:
+    _data(path="data/env.csv", make=_link("/proc/self/environ", "data/env.csv"))(root)
+    return ["validate", "X99"]
+
+
 def _fifo(root: Path) -> None:
     (root / "data").mkdir(exist_ok=True)
     os.mkfifo(root / "data" / "pipe.csv")
@@ -237,6 +242,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], int, tuple[str, ...]]] = [
         2,
         ("resolves outside the project",),
     ),
+    ("validate with a data symlink to the environment", _validate_environ, 2, ("resolves outside the project",)),
     (
         "data symlink to a file outside",
         _data(path="data/link.csv", make=_link(_outside_file)),
