@@ -159,7 +159,9 @@ def test_sigterm_takes_the_ctrl_c_path(published_project: Path, tmp_path: Path) 
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
-def test_a_killed_batch_takes_its_workers_with_it(published_project: Path, tmp_path: Path, capsys) -> None:
+def test_a_killed_batch_takes_its_workers_with_it(
+    published_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     root = _copy(published_project, tmp_path)
     pidfile = tmp_path / "pids"
     _hang(root, "S01", pidfile)
@@ -172,7 +174,7 @@ def test_a_killed_batch_takes_its_workers_with_it(published_project: Path, tmp_p
     (root / "notebooks" / "site_evaluation.ipynb").write_bytes(
         (published_project / "notebooks" / "site_evaluation.ipynb").read_bytes()
     )
-    os.chdir(root)
+    monkeypatch.chdir(root)
     assert cli_main(["run", "--no-progress"]) == 0, capsys.readouterr().err  # the lock died with it too
     assert _leftovers(root) == []
 
@@ -207,11 +209,13 @@ def test_two_concurrent_runs(published_project: Path, tmp_path: Path) -> None:
     assert _leftovers(root) == []
 
 
-def test_data_changed_mid_run_is_never_published(published_project: Path, tmp_path: Path, capsys) -> None:
+def test_data_changed_mid_run_is_never_published(
+    published_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     root = _copy(published_project, tmp_path)
     last_good = _site(root, "S01")
     _inject(root, "if site_id == 'S01':\n    open('../../../data/small.csv', 'a').write('ZZ9,2012-01,50\\n')")
-    os.chdir(root)
+    monkeypatch.chdir(root)
     assert cli_main(["run", "S01", "--no-progress"]) == 1
     assert "do not match what was checked" in capsys.readouterr().out
     assert _site(root, "S01") == last_good
@@ -314,3 +318,22 @@ def test_a_page_that_breaks_a_rule_is_never_published(
     err = capsys.readouterr().err
     assert "publishing refused; the previous site is unchanged" in err and message in err
     assert tree_digest(root / "outputs" / "site") == site
+
+
+def test_a_site_whose_protocol_changed_is_shown_stale_until_it_reruns(
+    published_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    root = _copy(published_project, tmp_path)
+    before = {s: _site(root, s) for s in ("S01", "V04", "V45")}
+    params = root / "params" / "vanguards" / "V04.yaml"
+    params.write_text(
+        params.read_text().replace('comparison_pool: "exclude_other_vanguards"', 'comparison_pool: "all_eligible"')
+    )
+    monkeypatch.chdir(root)
+    assert cli_main(["publish"]) == 0
+    assert "V04: params, data or code changed since its last run" in capsys.readouterr().err
+    index = (root / "outputs" / "site" / "index.html").read_text()
+    row = re.search(r"<tr><td>V04</td>.*?</tr>", index).group(0)
+    assert "stale" in row and "%" not in row and "href" not in row  # no old number shown as current
+    assert not (root / "outputs" / "site" / "V04.html").exists()
+    assert {s: _site(root, s) for s in ("S01", "V04", "V45")} == before  # nothing lost: a rerun brings it back

@@ -75,7 +75,8 @@ def test_small_counts_are_suppressed_in_every_published_place(published_project:
 
 
 @pytest.mark.integration
-def test_site_id_alone_loads_that_sites_params_file() -> None:
+def test_site_id_alone_loads_that_sites_params_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALLIB_PROJECT_ROOT", str(ROOT))
     ns = _cell_defaults() | {"site_id": "I12"}
     protocol = protocol_from_namespace(ns)
     assert protocol == load_params(ROOT / "params" / "ics" / "I12.yaml") and protocol.departures == ()
@@ -139,3 +140,12 @@ def test_runner_errors_and_failures_leave_generic_public_notes(
     assert "secret/place" not in index
     kept = tree_digest(root / "outputs" / "V45")
     assert {k: v for k, v in kept.items() if k in last_good} == last_good  # the last good report is untouched
+
+
+@pytest.mark.e2e
+def test_provenance_names_files_relative_to_the_project(published_project: Path) -> None:
+    results = json.loads((published_project / "outputs" / "S01" / "results.json").read_text())
+    prov = results["provenance"]
+    assert prov["data_source"] == "data/small.csv" and prov["data_files"][0]["file"] == "data/small.csv"
+    text = json.dumps(results) + (published_project / "outputs" / "site" / "S01.html").read_text()
+    assert str(published_project) not in text and str(Path.home()) + "/" not in text

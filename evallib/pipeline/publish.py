@@ -70,6 +70,5 @@ def publish(
         step = run_programme(root, outputs, executor, chosen)
         if step.status == "failed":
             notes.append("programme: the programme notebook failed (see outputs/programme/failure.json)")
-    index, found = build_site(outputs, expected=expected, root=root)
-    notes.extend(found)
+    index = build_site(outputs, expected=expected, root=root, problems=notes)
     return Published(index, step, tuple(dict.fromkeys(notes)))

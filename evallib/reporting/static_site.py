@@ -146,14 +146,18 @@ def _programme_page(outputs: Path, entries: list[SiteEntry]) -> Path | None:
 
 
 def build_site(
-    outputs: Path, *, expected: dict[str, Expected] | None = None, root: Path | None = None
-) -> tuple[Path, list[str]]:
+    outputs: Path,
+    *,
+    expected: dict[str, Expected] | None = None,
+    root: Path | None = None,
+    problems: list[str] | None = None,
+) -> Path:
     """Write ``outputs/site/``: ``index.html``, one page per verified site report and the programme page.
 
     Sites are chosen by :func:`evallib.reporting.publishing.collect_sites` (``expected`` from the current
     params files: removed and draft sites are left out, stale ones shown without numbers). Every page is
-    scanned before the new site replaces the old one. Returns the index and the problems found (to report,
-    never published).
+    scanned before the new site replaces the old one. Returns the index; problems found (to report, never
+    published) are appended to ``problems`` when a list is given.
 
     Raises
     ------
@@ -164,7 +168,9 @@ def build_site(
     staging = outputs / f".site-staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    entries, problems = collect_sites(outputs, expected)
+    entries, found = collect_sites(outputs, expected)
+    problems = problems if problems is not None else []
+    problems.extend(found)
     programme_link = ""
     programme = _programme_page(outputs, entries)
     if programme is not None:
@@ -206,4 +212,4 @@ def build_site(
     )
     (staging / "index.html").write_text(page("New care models: site evaluations", body), encoding="utf-8")
     swap_in(staging, site, root)
-    return site / "index.html", problems
+    return site / "index.html"
