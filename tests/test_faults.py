@@ -337,3 +337,19 @@ def test_a_site_whose_protocol_changed_is_shown_stale_until_it_reruns(
     assert "stale" in row and "%" not in row and "href" not in row  # no old number shown as current
     assert not (root / "outputs" / "site" / "V04.html").exists()
     assert {s: _site(root, s) for s in ("S01", "V04", "V45")} == before  # nothing lost: a rerun brings it back
+
+
+def test_hand_edited_results_are_never_published(
+    published_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    root = _copy(published_project, tmp_path)
+    f = root / "outputs" / "V04" / "results.json"
+    results = json.loads(f.read_text())
+    row = next(r for r in results["results"] if r["method"] == "did_twfe")
+    row["estimate"] = -0.5  # "-39.3%": the index would disagree with the page
+    f.write_text(json.dumps(results, indent=2) + "\n")
+    monkeypatch.chdir(root)
+    assert cli_main(["publish"]) == 0
+    assert "V04: results.json does not match the run record" in capsys.readouterr().err
+    index = (root / "outputs" / "site" / "index.html").read_text()
+    assert "-39.3%" not in index and "href='V04.html'" not in index

@@ -17,6 +17,7 @@ What this guards against (papermill's traps, measured in this project's notes):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -258,6 +259,9 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str, executor:
         "site_id": job.site_id,
         "fingerprint": job.fingerprint,
         "result_fingerprint": job.result_fingerprint,
+        # The exact files this run made: any later edit (a copy, a hand edit) no longer matches.
+        "results_sha256": hashlib.sha256((staging / "results.json").read_bytes()).hexdigest(),
+        "report_sha256": hashlib.sha256((staging / "report.html").read_bytes()).hexdigest(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -16,6 +16,7 @@ Any page builder (today :func:`evallib.reporting.static_site.build_site`) calls 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -86,8 +87,9 @@ def page_fingerprint(page: Path) -> str | None:
 def verified_fingerprint(folder: Path) -> str | None:
     """The fingerprint shared by a site's results.json, run.json and report.html, or None if they disagree.
 
-    Results written by anything but a published run (exploration, a copy, a hand edit, departures from the
-    protocol) have no matching run record and page, so they are never shown.
+    ``run.json`` records the fingerprint and the SHA-256 of the results and page the run wrote. Results written
+    by anything but that run (exploration, a copy, a hand edit, departures from the protocol) do not match, so
+    they are never shown.
     """
     results, run = read_json(folder / "results.json"), read_json(folder / "run.json")
     if results is None or run is None:
@@ -98,7 +100,17 @@ def verified_fingerprint(folder: Path) -> str | None:
         return None
     if run.get("result_fingerprint") != fp or page_fingerprint(folder / "report.html") != fp:
         return None
+    for name, key in (("results.json", "results_sha256"), ("report.html", "report_sha256")):
+        if _sha256(folder / name) != run.get(key):
+            return None  # changed since the run wrote it
     return fp
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def collect_sites(outputs: Path, expected: dict[str, Expected] | None = None) -> tuple[list[SiteEntry], list[str]]:
@@ -217,8 +229,6 @@ def swap_in(staging: Path, site: Path, root: Path | None = None) -> Path:
 
 def inputs_fingerprint(entries: list[SiteEntry]) -> str:
     """One value for the set of verified results a programme page is made from (it is stale when they change)."""
-    import hashlib
-
     parts = sorted(
         (e.site_id, str((e.results.get("provenance") or {}).get("fingerprint"))) for e in entries if e.page is not None
     )
