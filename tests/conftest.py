@@ -42,3 +42,68 @@ def tree_digest(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+SMALL_SITE = """site_id: "S01"
+site_name: "Small counts test site"
+site_type: "other"
+care_model: "other"
+membership_confidence: "high"
+treated_units: ["SM1"]
+intervention_start: "2015-04"
+primary_outcome: "admissions"
+expected_direction: "decrease"
+pre_period_start: "2012-01"
+pre_period_end: "2015-03"
+post_period_end: "2017-12"
+comparison_pool: "all_eligible"
+type1_comparators_only: false
+data_source: {path: "data/small.csv", unit: "trust", period: "month", outcomes: ["admissions"]}
+"""
+
+
+def small_counts_csv(seed: int = 3) -> str:
+    """A treated trust with 1-7 admissions every month against 30 larger comparators."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = ["trust,month,admissions"]
+    for u in ["SM1"] + [f"C{i:02d}" for i in range(30)]:
+        base = rng.uniform(20, 300)
+        for y in range(2012, 2018):
+            for m in range(1, 13):
+                v = int(rng.integers(1, 8)) if u == "SM1" else int(rng.poisson(base))
+                lines.append(f"{u},{y}-{m:02d},{v}")
+    return "\n".join(lines) + "\n"
+
+
+def make_project(tmp: Path, sites: list[str], *, programme: bool = True, small: bool = False) -> Path:
+    """A project tree: the notebook templates, the named sites' params and (``small``) site S01 on its own data."""
+    import shutil
+
+    (tmp / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "site_evaluation.ipynb", tmp / "notebooks")
+    if programme:
+        shutil.copy(ROOT / "notebooks" / "programme_summary.ipynb", tmp / "notebooks")
+    for sid in sites:
+        kind = "vanguards" if sid.startswith("V") else "ics"
+        (tmp / "params" / kind).mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "params" / kind / f"{sid}.yaml", tmp / "params" / kind)
+    if small:
+        (tmp / "data").mkdir()
+        (tmp / "data" / "small.csv").write_text(small_counts_csv())
+        (tmp / "params" / "other").mkdir(parents=True)
+        (tmp / "params" / "other" / "S01.yaml").write_text(SMALL_SITE)
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def published_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real batch run shared by the hostile-input and fault matrix: V04 (evaluated), V45 (not
+    evaluable), S01 (small counts on the evaluator's own data) and the programme page."""
+    from evallib.pipeline.batch import run_batch
+
+    root = make_project(tmp_path_factory.mktemp("hostile"), ["V04", "V45"], small=True)
+    result = run_batch(None, root=root, progress=False)
+    assert result.exit_code == 0, result.runs
+    return root

@@ -41,7 +41,10 @@ def test_folders_differing_only_in_the_commit_are_identical(tmp_path: Path, caps
     a = _folder(tmp_path, "a", {"V01": RESULT})
     b = _folder(tmp_path, "b", {"V01": new})
     assert compare_results.main([str(a), str(b)]) == 0
-    assert "1 site(s) compared, ignoring provenance.git_commit: identical" in capsys.readouterr().out
+    assert (
+        "1 site(s) compared, ignoring provenance.git_commit, provenance.fingerprint: identical"
+        in capsys.readouterr().out
+    )
 
 
 def test_any_changed_value_is_reported_with_its_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -135,7 +135,7 @@ def test_long_parquet(tmp_path: Path) -> None:
         (FileSource(path="absent.csv", unit="area", period="month", outcomes=("ae",)), "does not exist"),
         (
             FileSource(path="mine.csv", unit="trust", period="month", outcomes=("ae",)),
-            "missing column.*trust.*the file has area",
+            "missing column.*trust.*the file has 5 column",
         ),
         (FileSource(path="mine.csv", unit="area", period="month"), "needs data_source.outcomes"),
         (FileSource(path="mine.xlsx", unit="area", period="month", outcomes=("ae",)), "unsupported format"),

@@ -150,7 +150,7 @@ BASE = (ROOT / "params" / "vanguards" / "V04.yaml").read_text()
             "data_source.colour",
             "Allowed keys",
         ),
-        (lambda t: t.replace("n_placebo_draws: 999", "n_placebo_draws: 5"), "n_placebo_draws", "19 to 100000"),
+        (lambda t: t.replace("n_placebo_draws: 999", "n_placebo_draws: 5"), "n_placebo_draws", "19 to 4999"),
         (
             lambda t: t.replace("type1_comparators_only: true", 'type1_comparators_only: "yes"'),
             "type1_comparators_only",

@@ -138,13 +138,17 @@ def test_plain_papermill_cli_accepts_a_params_file(tmp_path: Path) -> None:
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads((tmp_path / "outputs" / "V45" / "results.json").read_text())["status"] == "not evaluable"
+    # Exploration goes to scratch/, never to the published outputs/.
+    assert json.loads((tmp_path / "scratch" / "V45" / "results.json").read_text())["status"] == "not evaluable"
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_site_notebook_passes_nbval_lax(tmp_path: Path) -> None:
     (tmp_path / "notebooks").mkdir()
     nb = tmp_path / "notebooks" / "site_evaluation.ipynb"
     shutil.copy(TEMPLATE, nb)
+    (tmp_path / "params" / "vanguards").mkdir(parents=True)  # the notebook's site_id names a params file
+    shutil.copy(ROOT / "params" / "vanguards" / "V04.yaml", tmp_path / "params" / "vanguards")
     env = {**os.environ, "EVALLIB_PROJECT_ROOT": str(tmp_path)}
     cmd = [
         sys.executable,
@@ -160,4 +164,4 @@ def test_site_notebook_passes_nbval_lax(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"\d+ passed", done.stdout)
-    assert (tmp_path / "outputs" / "V04" / "results.json").exists()  # the default site is evaluated
+    assert (tmp_path / "scratch" / "V04" / "results.json").exists()  # the default site is evaluated, in scratch/

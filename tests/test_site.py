@@ -133,7 +133,8 @@ def test_pool_rules() -> None:
     assert {"RDU", "RTE", "RJ1"} <= ics and "REF" not in ics  # Cornwall (Dec 2020) stays eligible
 
 
-def test_known_effect_on_evaluators_own_data(tmp_path: Path) -> None:
+def test_known_effect_on_evaluators_own_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALLIB_PROJECT_ROOT", str(tmp_path))  # data files resolve inside the project
     sim = simulate_panel(60, 72, treated=1, start_period=48, effect=-0.15, seed=5)
     sim["period"] = sim["period"].dt.strftime("%Y-%m")
     sim[["unit", "period", "value"]].rename(columns={"value": "admissions"}).to_csv(tmp_path / "sim.csv", index=False)
@@ -142,7 +143,7 @@ def test_known_effect_on_evaluators_own_data(tmp_path: Path) -> None:
         "treated_units": ["U000"],
         "comparison_pool": "all_eligible",
         "data_source": {
-            "path": str(tmp_path / "sim.csv"),
+            "path": "sim.csv",
             "unit": "unit",
             "period": "period",
             "outcomes": ["admissions"],

@@ -6,7 +6,7 @@
 For checking that a change which should not alter any result (a refactor, a speed-up)
 did not: every site's results must be equal, value for value, apart from the keys
 named with ``--ignore`` (default: ``provenance.git_commit``, which records the commit
-that made the file). Prints one line per difference (site, JSON path, old, new) and a
+that made the file, and ``provenance.fingerprint``, which covers the code too). Prints one line per difference (site, JSON path, old, new) and a
 summary; exits 0 when the folders agree and 1 when they do not. Standard library only.
 """
 
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_IGNORE = ("provenance.git_commit",)
+DEFAULT_IGNORE = ("provenance.git_commit", "provenance.fingerprint")
 
 
 def _load(folder: Path) -> dict[str, Any]:

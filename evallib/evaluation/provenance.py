@@ -1,28 +1,24 @@
-"""What a result was made from: library version, git commit, protocol and data hashes."""
+"""What a result was made from: library version, git commit, protocol and data hashes, and the fingerprint
+publishing checks (:mod:`evallib.evaluation.fingerprint`). Paths are project-relative: nothing names the
+machine that ran it."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from evallib import __version__
+from evallib.evaluation.fingerprint import data_digests, result_fingerprint, sha256_file
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, bundled_data_dir
 
+__all__ = ["data_files", "git_commit", "provenance", "sha256_file"]
+
 #: Bundled files every analysis reads besides its data: the site registry and the ODS register.
 REGISTRY_FILES = ("sites.csv", "ods_trusts_etr.csv")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def data_files(protocol: SiteProtocol) -> list[Path]:
@@ -55,15 +51,21 @@ def git_commit() -> str | None:
 
 
 def provenance(protocol: SiteProtocol) -> dict[str, Any]:
-    """What a result was made from: library version, git commit, protocol and data hashes.
+    """What a result was made from: library version, git commit, protocol and data hashes, fingerprint.
 
     No timestamp: identical inputs give a byte-identical results.json (the runner records
-    when it ran in run.json).
+    when it ran in run.json). ``departures`` lists fields set differently from the site's
+    params file (exploration): such results never match a published run's fingerprint.
     """
-    return {
+    data = data_digests(protocol)
+    out = {
         "evallib_version": __version__,
         "git_commit": git_commit(),
         "params_sha256": protocol.digest(),
-        "data_source": protocol.data_source if isinstance(protocol.data_source, str) else protocol.data_source.path,
-        "data_files": [{"file": f.name, "sha256": sha256_file(f)} for f in data_files(protocol) if f.is_file()],
+        "data_source": protocol.data_source if isinstance(protocol.data_source, str) else data[0]["file"],
+        "data_files": data,
+        "fingerprint": result_fingerprint(protocol, data),
     }
+    if protocol.departures:
+        out["departures"] = list(protocol.departures)
+    return out

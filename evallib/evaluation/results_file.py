@@ -1,4 +1,9 @@
-"""Writing a site's ``results.json`` (its content is :meth:`SiteEvaluation.to_json_dict`)."""
+"""Writing a site's ``results.json`` (its content is :meth:`SiteEvaluation.to_json_dict`).
+
+Exploration never touches what is published: by default results go to the project's
+``scratch/<site_id>/`` folder, and writing into the published ``outputs/`` folder is
+refused (only ``evallib run`` writes there, through its staging folder).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,40 @@ import json
 import os
 from pathlib import Path
 
+from evallib.errors import ParamsError
 from evallib.evaluation.site import SiteEvaluation
 from evallib.protocol.paths import project_root
 
+#: Where notebooks and the plain Papermill command write unless told otherwise.
+SCRATCH = "scratch"
+
+
+def default_output_dir(site_id: str) -> Path:
+    return project_root() / SCRATCH / site_id
+
+
+def _check_not_published(out: Path) -> None:
+    published = (project_root() / "outputs").resolve()
+    real = out.resolve()
+    if real.is_relative_to(published) and not real.is_relative_to(published / ".staging"):
+        raise ParamsError(
+            "output_dir points into outputs/, which holds the published results: only `evallib run` writes there. "
+            f'Leave output_dir as "" (results go to {SCRATCH}/<site_id>/) or choose another folder.'
+        )
+
 
 def write_results(evaluation: SiteEvaluation, output_dir: str | os.PathLike[str] = "") -> Path:
-    """Write ``results.json`` into ``output_dir`` (default ``outputs/<site_id>/``).
+    """Write ``results.json`` into ``output_dir`` (default ``scratch/<site_id>/`` in the project).
 
     Written to a temporary file first and renamed, so a reader never sees half a file.
+
+    Raises
+    ------
+    ParamsError
+        When ``output_dir`` is inside the project's published ``outputs/`` folder.
     """
-    out = Path(output_dir) if output_dir else project_root() / "outputs" / evaluation.protocol.site_id
+    out = Path(output_dir) if output_dir else default_output_dir(evaluation.protocol.site_id)
+    _check_not_published(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     tmp = out / ".results.json.tmp"

@@ -24,6 +24,9 @@ from evallib.methods.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
 
+#: End of the COVID-19 disruption of hospital activity counted as an overlap (the 2021/22 recovery year).
+COVID_END = pd.Timestamp("2022-04-01")
+
 
 @dataclass(frozen=True)
 class SiteEvaluation:
@@ -200,7 +203,7 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
     try:
         if protocol.not_evaluable_reason:
             raise NotEvaluable(protocol.not_evaluable_reason)
-        if w["post_end"] >= COVID_START:
+        if w["post_end"] >= COVID_START and w["post_start"] < COVID_END:  # a 2031 start is not a COVID overlap
             raise NotEvaluable(
                 f"follow-up ({w['post_start']:%b %Y} to {w['post_end']:%b %Y}) overlaps the COVID-19 disruption of "
                 "hospital activity from March 2020, which would swamp any effect of the care model"

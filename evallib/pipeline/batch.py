@@ -1,9 +1,12 @@
 """Batch execution of the site notebook, one Papermill run per params file, then the programme view
 and the static site.
 
-A failing site never stops the batch; sites whose inputs are unchanged since their
-last successful run are skipped; notebooks run in parallel processes (forked after
-the imports, or one kernel each), or as tasks on a Dask cluster.
+A failing site never stops the batch, and neither does a dead worker (it fails only
+its own site); sites whose inputs are unchanged since their last successful run are
+skipped; notebooks run in parallel processes (forked after the imports, or one
+kernel each), or as tasks on a Dask cluster. One run at a time holds the outputs
+folder; SIGTERM stops a run as Ctrl-C does: finished sites stay published, the rest
+keep their previous reports, and no worker outlives the run.
 """
 
 from __future__ import annotations
@@ -11,24 +14,31 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from evallib.errors import ExecutionError, ParamsError
 from evallib.pipeline import executor as fast
-from evallib.pipeline.execute import SiteRun, run_programme, safe_execute
+from evallib.pipeline.execute import SiteRun, record_failure, recover, safe_execute, write_atomic
+from evallib.pipeline.lock import check_writable, outputs_lock
+from evallib.pipeline.pool import WorkerPool
 from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
+from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import find_params
-from evallib.reporting.static_site import build_site
+from evallib.reporting.publishing import Expected
 
 
 @dataclass(frozen=True)
 class BatchResult:
     runs: tuple[SiteRun, ...]
     seconds: float
+    problems: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[SiteRun]:
@@ -37,6 +47,24 @@ class BatchResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM takes the Ctrl-C path (finished sites published, no partial files, no orphan workers)."""
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def run_batch(
@@ -50,30 +78,69 @@ def run_batch(
     force: bool = False,
     scheduler: str | None = None,
     executor: str = "auto",
+    wait: bool = False,
 ) -> BatchResult:
     """Validate, execute and publish the chosen sites (all when ``site_ids`` is empty).
 
     Runs ``jobs`` notebooks at a time (default: every core) in separate processes,
-    keeps going when a site fails, writes ``outputs/run-summary.json`` and rebuilds
-    ``outputs/site/``. A site whose params file, notebook, data and evallib code are
-    unchanged since its last successful run is skipped unless ``force``.
+    keeps going when a site (or its worker) fails, writes ``outputs/run-summary.json``
+    and rebuilds ``outputs/site/`` from verified results. A site whose params, notebook,
+    data and evallib code are unchanged since its last successful run is skipped unless
+    ``force``. Holds the outputs lock throughout (``wait``: queue behind another run).
     """
-    from tqdm import tqdm
-
     root = (root or Path.cwd()).resolve()
     params_dir = params_dir or root / "params"
     outputs = (outputs or root / "outputs").resolve()
     template = root / TEMPLATE
     if not template.is_file():
         raise ExecutionError(f"notebook template {TEMPLATE} not found under {root.name}/; run from the project root")
+    if executor not in ("auto", "kernel", "forked"):
+        raise ExecutionError(f"executor {executor!r}: use auto, kernel or forked")
+    if executor == "auto":
+        executor = "forked" if fast.available() and scheduler is None else "kernel"
+    if executor == "forked" and (scheduler is not None or not fast.available()):
+        raise ExecutionError("the forked executor needs a local POSIX machine; use --executor kernel")
     files = find_params(params_dir, site_ids)
     if not files:
         raise ParamsError(f"no params files under {relative(params_dir, root)}/; run `evallib make-params`")
     batch = preflight(files, root)
-    outputs.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(outputs / ".staging", ignore_errors=True)  # leftovers of a killed run
+    check_writable(outputs)
+    with outputs_lock(outputs, wait=wait), _sigterm_as_interrupt():
+        return _locked_run(
+            batch,
+            root,
+            params_dir,
+            outputs,
+            template,
+            jobs,
+            progress,
+            force,
+            scheduler,
+            executor,
+            all_sites=not site_ids,
+        )
+
+
+def _locked_run(
+    batch: list[SiteJob],
+    root: Path,
+    params_dir: Path,
+    outputs: Path,
+    template: Path,
+    jobs: int | None,
+    progress: bool,
+    force: bool,
+    scheduler: str | None,
+    executor: str,
+    *,
+    all_sites: bool,
+) -> BatchResult:
+    from tqdm import tqdm
+
+    recover(outputs)  # swaps a killed run left half-done; its staging leftovers
     t0 = time.perf_counter()
     runs: list[SiteRun] = []
+    expected = {j.site_id: Expected(j.result_fingerprint, j.draft) for j in batch} if all_sites else None
     if not force:
         todo = []
         for job in batch:
@@ -81,46 +148,60 @@ def run_batch(
             if previous is None:
                 todo.append(job)
             else:
-                runs.append(
-                    SiteRun(
-                        job.site_id, previous["status"], "unchanged since the last run (use --force to rerun)", 0.0, 0
-                    )
-                )
+                reason = "unchanged since the last run (use --force to rerun)"
+                runs.append(SiteRun(job.site_id, str(previous.get("status")), reason, 0.0, 0))
         batch = todo
     n_workers = max(1, min(jobs or os.cpu_count() or 1, max(1, len(batch))))
-    if executor not in ("auto", "kernel", "forked"):
-        raise ExecutionError(f"executor {executor!r}: use auto, kernel or forked")
-    if executor == "auto":
-        executor = "forked" if fast.available() and scheduler is None else "kernel"
-    if executor == "forked" and (scheduler is not None or not fast.available()):
-        raise ExecutionError("the forked executor needs a local POSIX machine; use --executor kernel")
-    bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
-    if scheduler is not None:
-        runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar))
-        bar.close()
-        return _finish(runs, root, outputs, batch, t0, n_workers, executor)
-    # Forked executor: each worker imports the heavy libraries once, then forks per notebook.
-    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=fast.warm_up if executor == "forked" else None)
     try:
-        futures = {
-            pool.submit(safe_execute, job, str(root), str(outputs), str(template), executor): job for job in batch
-        }
-        for fut in as_completed(futures):
-            run = fut.result()
+        if scheduler is not None:
+            bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
+            runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar))
+            bar.close()
+        elif batch:
+            runs.extend(_run_local(batch, root, outputs, template, executor, n_workers, progress))
+    except KeyboardInterrupt:
+        # Finished sites are already in place (each swapped in whole); unfinished ones keep their
+        # previous outputs. Drop half-built staging folders and republish from what is verified.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
+        try:
+            shutil.rmtree(outputs / ".staging", ignore_errors=True)
+            publish(root, outputs, expected=expected, params_dir=params_dir, programme=False)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise
+    return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, executor)
+
+
+def _dead_worker(outputs: Path) -> Any:
+    def on_error(job: SiteJob, why: str) -> SiteRun:
+        record_failure(outputs, job.site_id, why, job.params_file)
+        return SiteRun(job.site_id, "failed", why)
+
+    return on_error
+
+
+def _run_local(
+    batch: list[SiteJob], root: Path, outputs: Path, template: Path, executor: str, n_workers: int, progress: bool
+) -> list[SiteRun]:
+    from tqdm import tqdm
+
+    # Forked executor: each worker imports the heavy libraries once, then forks per notebook.
+    pool = WorkerPool(n_workers, initializer=fast.warm_up if executor == "forked" else None)
+    bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
+    runs = []
+    try:
+        tasks = [(job, (job, str(root), str(outputs), str(template), executor)) for job in batch]
+        for _, run in pool.run(safe_execute, tasks, on_error=_dead_worker(outputs)):
             runs.append(run)
             bar.set_postfix_str(f"{run.site_id} {run.status}")
             bar.update()
-    except KeyboardInterrupt:
-        # Finished sites are already published (each is swapped in whole); unfinished ones keep
-        # their previous outputs. Drop half-built staging folders and republish the index.
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-        shutil.rmtree(outputs / ".staging", ignore_errors=True)
-        build_site(outputs)
+    except BaseException:
+        pool.terminate()
         raise
-    pool.shutdown(wait=True)
-    bar.close()
-    return _finish(runs, root, outputs, batch, t0, n_workers, executor)
+    finally:
+        bar.close()
+    pool.close()
+    return runs
 
 
 def _run_on_dask(
@@ -155,7 +236,14 @@ def _run_on_dask(
 
 
 def _finish(
-    runs: list[SiteRun], root: Path, outputs: Path, batch: list[SiteJob], t0: float, n_workers: int, executor: str
+    runs: list[SiteRun],
+    root: Path,
+    params_dir: Path,
+    outputs: Path,
+    expected: dict[str, Expected] | None,
+    t0: float,
+    n_workers: int,
+    executor: str,
 ) -> BatchResult:
     """Tidy up after the site runs: failure records, the programme view, the summary and the site."""
     runs.sort(key=lambda r: r.site_id)
@@ -164,16 +252,16 @@ def _finish(
         if r.status != "failed":
             for name in ("failure.json", "failed.ipynb"):
                 (outputs / r.site_id / name).unlink(missing_ok=True)
-    if batch or not (outputs / "programme" / "report.html").exists():
-        programme = run_programme(root, outputs, executor)
-        if programme.status != "skipped":
-            runs.append(programme)
-    result = BatchResult(tuple(runs), time.perf_counter() - t0)
+    shutil.rmtree(outputs / ".staging", ignore_errors=True)
+    problems: list[str] = []
+    if expected is None:  # some sites were chosen: the others are checked against their params files too
+        expected, problems = current_expectations(root, params_dir)
+    done = publish(root, outputs, expected=expected, executor=executor, problems=problems)
+    if done.programme.status not in ("skipped", "unchanged"):
+        runs.append(done.programme)
+    result = BatchResult(tuple(runs), time.perf_counter() - t0, done.problems)
     summary = {"seconds": round(result.seconds, 2), "workers": n_workers, "runs": [asdict(r) for r in runs]}
-    tmp = outputs / ".run-summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(outputs / "run-summary.json")
-    build_site(outputs)
+    write_atomic(outputs / "run-summary.json", json.dumps(summary, indent=2) + "\n")
     return result
 
 

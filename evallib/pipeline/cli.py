@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--outputs", type=Path, default=Path("outputs"))
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     run.add_argument("--force", action="store_true", help="rerun sites even when nothing they depend on changed")
+    run.add_argument("--wait", action="store_true", help="if another run or publish holds outputs/, wait for it")
     run.add_argument(
         "--executor",
         choices=("auto", "kernel", "forked"),
@@ -47,9 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument(
         "--update", action="store_true", help="regenerate the files nobody edited since generation; keep hand edits"
     )
-    pub = sub.add_parser("publish", help="rebuild outputs/site/ from what is in outputs/")
+    pub = sub.add_parser(
+        "publish", help="rebuild the programme page and outputs/site/ from the verified results in outputs/"
+    )
     pub.add_argument("--outputs", type=Path, default=Path("outputs"))
+    pub.add_argument("--params-dir", type=Path, default=Path("params"))
+    pub.add_argument("--wait", action="store_true", help="if another run or publish holds outputs/, wait for it")
     return p
+
+
+def _warn(problems: tuple[str, ...] | list[str]) -> None:
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 scheduler=args.scheduler,
                 executor=args.executor,
+                wait=args.wait,
             )
             print(summary_table(result))
+            _warn(result.problems)
             print(f"Published {args.outputs / 'site' / 'index.html'}")
             if result.failed:
                 print(
@@ -100,9 +112,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "publish":
-            from evallib.reporting.static_site import build_site
+            from evallib.pipeline import executor as fast
+            from evallib.pipeline.lock import check_writable, outputs_lock
+            from evallib.pipeline.publish import publish
 
-            print(f"Published {build_site(args.outputs)}")
+            outputs = args.outputs.resolve()
+            if not outputs.is_dir():
+                raise EvalLibError(f"no outputs folder {args.outputs}; run `evallib run` first")
+            check_writable(outputs)
+            with outputs_lock(outputs, wait=args.wait):
+                done = publish(
+                    root, outputs, params_dir=args.params_dir, executor="forked" if fast.available() else "kernel"
+                )
+            _warn(done.problems)
+            print(f"Published {args.outputs / 'site' / 'index.html'} (programme: {done.programme.status})")
             return 0
     except EvalLibError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,11 +8,16 @@ What this guards against (papermill's traps, measured in this project's notes):
   the failure recorded;
 * a failing site never destroys the site's last good report: each site runs in a
   staging folder that replaces ``outputs/<site>/`` only on success;
-* absolute paths in warnings, metadata or HTML: cleaned before anything is written.
+* absolute paths in warnings, metadata or HTML: cleaned before anything is written;
+* results that do not match the fingerprint checked before the run (data changed
+  while it ran, departures from the protocol) are a failure, never published;
+* every record (``failure.json``, ``failed.ipynb``, ``run.json``) is written whole or
+  not at all, and a SIGTERM waits for a folder swap in progress.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,8 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from evallib.pipeline.executor import run_forked, warm_up
-from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, relative
+from evallib.pipeline.notebook import PARAMS_FILE_ENV
+from evallib.pipeline.pool import critical
+from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
 from evallib.protocol.paths import ROOT_ENV
+from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, read_json
 from evallib.reporting.static_site import render_report, scrub_paths
 
 KERNEL_START_RETRIES = 3
@@ -76,13 +84,61 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
     path.write_text(text, encoding="utf-8")
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary name, flushed, then renamed)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _publish_dir(staging: Path, final: Path) -> None:
-    """Replace ``final`` with ``staging`` so readers see the old or the new folder, never half."""
+    """Replace ``final`` with ``staging`` so readers see the old or the new folder, never half.
+
+    A SIGTERM waits for the two renames; a process killed between them leaves the old folder as
+    ``.<site>.old-*``, which :func:`recover` puts back before the next run.
+    """
     trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        final.rename(trash)
-    staging.rename(final)
+    with critical():
+        if final.exists():
+            final.rename(trash)
+        staging.rename(final)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def recover(outputs: Path) -> list[str]:
+    """Undo swaps cut short by a killed run: a site folder missing beside its ``.old`` copy gets it back."""
+    restored = []
+    for trash in sorted(outputs.glob(".*.old-*")):
+        name = trash.name[1:].rsplit(".old-", 1)[0]
+        final = outputs / name
+        if trash.is_dir() and not final.exists():
+            trash.rename(final)
+            restored.append(name)
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(outputs / ".staging", ignore_errors=True)  # leftovers of a killed run (we hold the lock)
+    for tmp in outputs.glob(".site-staging-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    return restored
+
+
+def record_failure(
+    outputs: Path, site_id: str, reason: str, params_file: str = "", notebook: Path | None = None
+) -> None:
+    """``failure.json`` (and ``failed.ipynb``) beside the site's last good report, each written whole."""
+    final = outputs / site_id
+    with critical():
+        final.mkdir(parents=True, exist_ok=True)
+        if notebook is not None and notebook.exists():
+            write_atomic(final / "failed.ipynb", notebook.read_text(encoding="utf-8"))
+        record = {"site_id": site_id, "status": "failed", "reason": reason, "params_file": params_file}
+        write_atomic(final / "failure.json", json.dumps(record, indent=2) + "\n")
 
 
 def execute_notebook(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) -> tuple[str | None, int]:
@@ -121,39 +177,46 @@ def execute_notebook(template: Path, nb_out: Path, params: dict[str, Any], cwd: 
             time.sleep(0.5 * attempts)
 
 
-def run_programme(root: Path, outputs: Path, executor: str = "kernel") -> SiteRun:
-    """Execute the programme notebook over every published results.json; publish outputs/programme/.
+def run_programme(root: Path, outputs: Path, executor: str = "kernel", sites: list[SiteEntry] | None = None) -> SiteRun:
+    """Execute the programme notebook over the verified results of ``sites``; publish outputs/programme/.
 
-    Skipped (status "skipped") when the project has no programme notebook or no site
-    was evaluated. Like a site, a failure keeps the previous programme report.
+    The notebook reads copies of exactly those results (never drafts, stale or unreadable
+    ones); ``programme/run.json`` records which, so the page is linked only while they are
+    what the site shows. Skipped (status "skipped") when the project has no programme
+    notebook or there are no results. A failure keeps the previous programme report, which
+    is then no longer linked.
     """
     template = root / PROGRAMME_TEMPLATE
-    if not template.is_file() or not any(outputs.glob("*/results.json")):
+    chosen = [e for e in (sites or []) if e.page is not None]
+    if not template.is_file() or not chosen:
         return SiteRun("programme", "skipped", "no programme notebook or no site results")
     t0 = time.perf_counter()
-    os.environ[ROOT_ENV] = str(root)
     staging = outputs / ".staging" / f"programme-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    inputs = staging / "inputs"
+    for e in chosen:
+        (inputs / e.site_id).mkdir(parents=True)
+        shutil.copyfile(outputs / e.site_id / "results.json", inputs / e.site_id / "results.json")
     nb_out = staging / "report.ipynb"
-    params = {"outputs_dir": relative(outputs, root)}
-    if executor == "forked":
-        warm_up()
-        failure, attempts = run_forked(template, nb_out, params, staging), 1
-    else:
-        failure, attempts = execute_notebook(template, nb_out, params, staging)
-    final = outputs / "programme"
+    inside = inputs.resolve().is_relative_to(root.resolve())
+    params = {"outputs_dir": relative(inputs, root) if inside else str(inputs)}
+    with project_env(root):  # for the notebook only: this process's environment is left as it was
+        if executor == "forked":
+            warm_up()
+            failure, attempts = run_forked(template, nb_out, params, staging), 1
+        else:
+            failure, attempts = execute_notebook(template, nb_out, params, staging)
     if failure is not None:
         failure = scrub_paths(failure, root)
-        final.mkdir(parents=True, exist_ok=True)
         if nb_out.exists():
             _clean_notebook(nb_out, "programme", root, failure)
-            shutil.copyfile(nb_out, final / "failed.ipynb")
-        (final / "failure.json").write_text(json.dumps({"status": "failed", "reason": failure}, indent=2) + "\n")
+        record_failure(outputs, "programme", failure, notebook=nb_out)
         shutil.rmtree(staging, ignore_errors=True)
         return SiteRun("programme", "failed", failure, time.perf_counter() - t0, attempts)
     _clean_notebook(nb_out, "programme", root)
     render_report(nb_out, staging / "report.html", title="New care models: the programme view", root=root)
-    _publish_dir(staging, final)
+    shutil.rmtree(inputs)
+    write_atomic(staging / "run.json", json.dumps({"inputs": inputs_fingerprint(chosen)}, indent=2) + "\n")
+    _publish_dir(staging, outputs / "programme")
     return SiteRun("programme", "published", "", time.perf_counter() - t0, attempts)
 
 
@@ -166,6 +229,7 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str, executor:
     """
     root_p, out_p = Path(root), Path(outputs)
     os.environ[ROOT_ENV] = str(root_p)
+    os.environ[PARAMS_FILE_ENV] = str(root_p / job.params_file)  # the notebook loads exactly this protocol
     t0 = time.perf_counter()
     staging = out_p / ".staging" / f"{job.site_id}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
@@ -176,35 +240,33 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str, executor:
     else:
         failure, attempts = execute_notebook(Path(template), nb_out, params, staging)
     t_exec = time.perf_counter() - t0
-    final = out_p / job.site_id
-    if failure is None and not (staging / "results.json").exists():
-        failure = "the notebook finished without writing results.json"
-    if failure is not None:
-        failure = scrub_paths(failure, root_p)
+    results = read_json(staging / "results.json") if failure is None else None
+    if failure is None:
+        failure = _results_problem(results, job)
+    if failure is not None or results is None:
+        failure = scrub_paths(failure or "no results", root_p)
         if nb_out.exists():
             _clean_notebook(nb_out, job.site_id, root_p, failure)
-        final.mkdir(parents=True, exist_ok=True)
-        if nb_out.exists():
-            shutil.copyfile(nb_out, final / "failed.ipynb")
-        record = {"site_id": job.site_id, "status": "failed", "reason": failure, "params_file": job.params_file}
-        tmp = final / ".failure.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(final / "failure.json")
+        record_failure(out_p, job.site_id, failure, job.params_file, nb_out)
         shutil.rmtree(staging, ignore_errors=True)
         return SiteRun(job.site_id, "failed", failure, time.perf_counter() - t0, attempts, {"execute": t_exec})
     _clean_notebook(nb_out, job.site_id, root_p)
     t1 = time.perf_counter()
-    results = json.loads((staging / "results.json").read_text(encoding="utf-8"))
-    render_report(nb_out, staging / "report.html", title=f"{job.site_id}: {results.get('site_name', '')}", root=root_p)
+    title = f"{job.site_id}: {results.get('site_name', '')}"
+    render_report(nb_out, staging / "report.html", title=title, root=root_p, fingerprint=job.result_fingerprint)
     t_render = time.perf_counter() - t1
     run_record = {
         "site_id": job.site_id,
         "fingerprint": job.fingerprint,
+        "result_fingerprint": job.result_fingerprint,
+        # The exact files this run made: any later edit (a copy, a hand edit) no longer matches.
+        "results_sha256": hashlib.sha256((staging / "results.json").read_bytes()).hexdigest(),
+        "report_sha256": hashlib.sha256((staging / "report.html").read_bytes()).hexdigest(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    (staging / "run.json").write_text(json.dumps(run_record, indent=2) + "\n", encoding="utf-8")
-    _publish_dir(staging, final)
+    write_atomic(staging / "run.json", json.dumps(run_record, indent=2) + "\n")
+    _publish_dir(staging, out_p / job.site_id)
     return SiteRun(
         job.site_id,
         results["status"],
@@ -215,9 +277,30 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str, executor:
     )
 
 
+def _results_problem(results: dict[str, Any] | None, job: SiteJob) -> str | None:
+    """Why the notebook's results cannot be published as this site's (None when they can)."""
+    if results is None:
+        return "the notebook finished without writing a readable results.json"
+    prov = results.get("provenance") or {}
+    if prov.get("departures"):
+        return "the notebook ran with parameters that depart from the params file; nothing was published"
+    if prov.get("fingerprint") != job.result_fingerprint:
+        return (
+            "the results do not match what was checked before the run (the data, params or code changed while "
+            "it ran); nothing was published: run it again"
+        )
+    return None
+
+
 def safe_execute(job: SiteJob, root: str, outputs: str, template: str, executor: str = "kernel") -> SiteRun:
+    """:func:`execute_site`, with any error of the runner itself recorded as the site's failure."""
     try:
         return execute_site(job, root, outputs, template, executor)
     except Exception as exc:  # noqa: BLE001 - one site's crash must not stop the batch; it is recorded
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return SiteRun(job.site_id, "failed", f"runner error: {scrub_paths(detail, Path(root))}")
+        reason = f"runner error: {scrub_paths(detail, Path(root))}"
+        try:
+            record_failure(Path(outputs), job.site_id, reason, job.params_file)
+        except OSError:
+            pass  # the outputs folder itself is failing; the summary still reports the site
+        return SiteRun(job.site_id, "failed", reason)

@@ -16,11 +16,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
+
+from evallib.pipeline.pool import die_with_parent, set_child
 
 ENGINE_NAME = "evallib-forked"
 _SHELL: list[Any] = []
@@ -135,17 +138,22 @@ def run_forked(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) 
 
     The child exits 0 on success, 3 after a cell error (its notebook carries the
     traceback) and writes the error to ``<nb_out>.error.json``; any other end (a
-    crash, ``os._exit``, a signal) is a dead process, like a dead kernel.
+    crash, ``os._exit``, a signal) is a dead process, like a dead kernel. A child
+    that cannot write its error file still exits 3: a failed notebook is never
+    counted as a success. The child dies with this process.
     """
     error_file = nb_out.with_name(nb_out.name + ".error.json")
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the child: run, report, and leave without running the parent's cleanup
-        code = 0
+        code = 3  # anything but a clean finish is a failure
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            die_with_parent()
             import papermill as pm
 
+            reason = ""
             try:
                 pm.execute_notebook(
                     str(template),
@@ -156,20 +164,32 @@ def run_forked(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) 
                     progress_bar=False,
                     log_output=False,
                 )
+                code = 0
             except pm.PapermillExecutionError as exc:
-                error_file.write_text(json.dumps({"reason": f"{exc.ename}: {exc.evalue}"}))
-                code = 3
+                reason = f"{exc.ename}: {exc.evalue}"
             except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records it
-                error_file.write_text(json.dumps({"reason": f"{type(exc).__name__}: {exc}"}))
-                code = 3
+                reason = f"{type(exc).__name__}: {exc}"
+            if code:
+                error_file.write_text(json.dumps({"reason": reason[:2000]}))
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    set_child(pid)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except BaseException:  # interrupted: the notebook must not outlive the run
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        set_child(0)
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-        return None
-    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3 and error_file.exists():
-        reason = json.loads(error_file.read_text())["reason"]
-        error_file.unlink()
+        return None if nb_out.exists() else "the notebook process finished without writing its notebook"
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:
+        try:
+            reason = str(json.loads(error_file.read_text())["reason"])
+            error_file.unlink()
+        except (OSError, ValueError, KeyError, TypeError):
+            reason = "the notebook failed, and its error could not be recorded"
         return reason
     how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
     return f"the notebook process died ({how}); the notebook stopped part-way"

@@ -1,14 +1,29 @@
-"""Helpers the site notebook calls, so that it holds no logic of its own."""
+"""Helpers the site notebook calls, so that it holds no logic of its own.
+
+The notebook's parameters cell names a site; every other parameter is ``None``
+("as in the site's params file"). :func:`protocol_from_namespace` loads that
+site's params file and applies only the values set in the notebook (in the cell,
+with ``papermill -p`` or ``-f``); each one that differs from the file is a
+*departure* from the protocol, listed at the top of the report and in
+``results.json``. Results with departures never match a published run's
+fingerprint, so exploration cannot reach the published site.
+"""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evallib.protocol.params import PARAMETER_NAMES, SiteProtocol
+from evallib.errors import ParamsError
+from evallib.protocol.params import PARAMETER_NAMES, SiteProtocol, find_params, read_yaml
 from evallib.protocol.paths import project_root
+
+#: Set by the batch runner for each site's notebook: the params file it validated.
+PARAMS_FILE_ENV = "EVALLIB_PARAMS_FILE"
 
 
 def _format_warning(
@@ -24,12 +39,64 @@ def setup() -> None:
     warnings.formatwarning = _format_warning  # type: ignore[assignment]
 
 
-def protocol_from_namespace(namespace: Mapping[str, Any], source: str = "notebook parameters") -> SiteProtocol:
-    """Validate the notebook's parameter variables (``globals()``) as a :class:`SiteProtocol`.
+def params_file_for(site_id: str) -> Path | None:
+    """The params file of ``site_id``: the batch runner's, else the project's ``params/`` (None when none)."""
+    given = os.environ.get(PARAMS_FILE_ENV)
+    if given and Path(given).stem.lower() == site_id.lower():
+        return Path(given)
+    folder = project_root() / "params"
+    if not folder.is_dir():
+        return None
+    try:
+        return find_params(folder, [site_id])[0]
+    except ParamsError as exc:
+        if "no params file" in str(exc):
+            return None
+        raise
 
-    Only names in :data:`evallib.protocol.params.PARAMETER_NAMES` are read.
+
+def _relative(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _shown(v: Any) -> str:
+    text = repr(list(v) if isinstance(v, tuple) else v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def protocol_from_namespace(namespace: Mapping[str, Any], source: str = "notebook parameters") -> SiteProtocol:
+    """The protocol the notebook runs: the site's params file with the notebook's own values applied.
+
+    Only names in :data:`evallib.protocol.params.PARAMETER_NAMES` are read; ``None``
+    means "as in the params file". Values that differ from the file are recorded in
+    ``SiteProtocol.departures``. A site without a params file is a draft: every
+    required field must be set, and the draft is marked as such.
     """
-    return SiteProtocol.from_mapping({k: namespace[k] for k in PARAMETER_NAMES if k in namespace}, source)
+    given = {k: namespace[k] for k in PARAMETER_NAMES if namespace.get(k) is not None}
+    site_id = given.get("site_id")
+    if not isinstance(site_id, str):
+        raise ParamsError(f"{source}: field 'site_id' must be set to a site id in quotes, e.g. \"V04\"")
+    file = params_file_for(site_id)
+    if file is None:
+        protocol = SiteProtocol.from_mapping(given, f"{source} (no params file for {site_id})")
+        return replace(protocol, departures=("no params file: a draft protocol",))
+    rel = _relative(file)
+    base = read_yaml(file)
+    if isinstance(base, dict) and str(base.get("site_id", "")).lower() == site_id.lower():
+        given["site_id"] = base["site_id"]  # ids are compared ignoring case: "v04" is V04
+    on_file = SiteProtocol.from_mapping(base, rel)
+    if not isinstance(base, dict):  # pragma: no cover - from_mapping has refused it
+        raise ParamsError(f"{rel}: not a mapping")
+    protocol = SiteProtocol.from_mapping({**base, **given}, f"{rel} with the notebook's parameters")
+    departures = tuple(
+        f"{k}: {_shown(getattr(on_file, k))} in {rel}, {_shown(getattr(protocol, k))} here"
+        for k in PARAMETER_NAMES
+        if getattr(on_file, k) != getattr(protocol, k)
+    )
+    return replace(protocol, source_file=rel, departures=departures)
 
 
 def project_path(path: str) -> Path:

@@ -1,43 +1,173 @@
 """Before any notebook runs: every params file and the data it names are checked, and each site's
-fingerprint (params, notebook, data, evallib code) decides whether it must run again.
+fingerprints decide whether it must run again and what its published results must match.
 
 Papermill only warns on a misspelt parameter and injects a wrongly typed one as it
 is, so every protocol is validated here, and each data source is loaded once, so a
-broken file fails once instead of in 95 notebooks.
+broken file fails once instead of in 95 notebooks. The data are hashed as read
+here; the notebook hashes them again as it reads them, and the runner refuses
+results whose fingerprint differs (the data changed during the run).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from evallib import __version__
 from evallib.errors import DataError, ParamsError
 from evallib.evaluation.coverage import load_source, unit_kind, unit_plural
-from evallib.evaluation.provenance import data_files, sha256_file
+from evallib.evaluation.fingerprint import combine, data_digests, result_fingerprint
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
+from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.registry import known_commissioners, known_trusts
 
 TEMPLATE = Path("notebooks") / "site_evaluation.ipynb"
 PROGRAMME_TEMPLATE = Path("notebooks") / "programme_summary.ipynb"
+#: Params files under a folder of this name are drafts: run on request, never published.
+DRAFTS = "drafts"
 
 
 @dataclass(frozen=True)
 class SiteJob:
-    """One site to run: its validated protocol and the raw values for Papermill."""
+    """One site to run: its validated protocol's raw values for Papermill and its fingerprints.
+
+    ``result_fingerprint`` is what the results must carry (protocol, data as read, code);
+    ``fingerprint`` adds the notebook template and decides whether the site must rerun.
+    """
 
     site_id: str
     params_file: str
     parameters: dict[str, Any]
     fingerprint: str = ""
+    result_fingerprint: str = ""
+    draft: bool = False
+
+
+@contextmanager
+def project_env(root: Path) -> Iterator[None]:
+    """``$EVALLIB_PROJECT_ROOT`` set to ``root`` for the duration (restored after)."""
+    old = os.environ.get(ROOT_ENV)
+    os.environ[ROOT_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ROOT_ENV, None)
+        else:
+            os.environ[ROOT_ENV] = old
+
+
+def is_draft(params_file: Path, root: Path) -> bool:
+    return DRAFTS in (p.lower() for p in Path(relative(params_file, root)).parts[:-1])
+
+
+def check_params(params_files: list[Path], root: Path) -> tuple[list[tuple[Path, SiteProtocol]], list[str]]:
+    """Each valid params file with its protocol, and a problem line for each invalid one."""
+    problems: list[str] = []
+    valid: list[tuple[Path, SiteProtocol]] = []
+    seen: dict[str, str] = {}
+    real_root = root.resolve()
+    for path in params_files:
+        rel = relative(path, root)
+        if not path.resolve().is_relative_to(real_root):
+            problems.append(f"{rel}: the params file resolves outside the project (a link?); copy it in instead")
+            continue
+        try:
+            protocol = load_params(path)
+        except ParamsError as exc:
+            problems.append(str(exc))
+            continue
+        key = protocol.site_id.lower()  # "V04" and "v04" would share a folder on some systems
+        if key in seen:
+            problems.append(
+                f"{rel}: site_id {protocol.site_id!r} is also used by {seen[key]}; ids must be unique (ignoring case)"
+            )
+            continue
+        if path.stem != protocol.site_id:
+            problems.append(
+                f"{rel}: the file name should match site_id {protocol.site_id!r} (rename it {protocol.site_id}.yaml)"
+            )
+            continue
+        seen[key] = rel
+        valid.append((path, protocol))
+    return valid, problems
+
+
+def _check_data(protocols: list[SiteProtocol], root: Path) -> dict[str, str]:
+    """A problem for each site whose data cannot be loaded or do not fit its protocol (site id -> message).
+
+    Every data source of every analysis (the primary's and the secondary analyses') is loaded once.
+    """
+    problems: dict[str, str] = {}
+    loaded: dict[str, tuple[list[str], pd.Timestamp, set[str]] | str] = {}
+    with project_env(root):
+        for protocol in protocols:
+            n_own = len(protocol.outcomes)
+            for i, spec in enumerate(protocol.analyses):
+                key = repr(spec.data_source)
+                if key not in loaded:
+                    try:
+                        panel = load_source(spec.data_source)
+                        loaded[key] = (panel.outcomes, panel.periods().min(), set(panel.units))
+                    except DataError as exc:
+                        loaded[key] = f"site {protocol.site_id} ({_source(protocol, root)}): {exc}"
+                got = loaded[key]
+                if isinstance(got, str):
+                    problems.setdefault(protocol.site_id, got)
+                    break
+                outcomes, start, units = got
+                problem = _check_against_data(protocol, spec, start, units)
+                if not problem and spec.outcome not in outcomes:
+                    name = (
+                        "primary_outcome"
+                        if spec.primary
+                        else "secondary_outcomes"
+                        if i < n_own
+                        else f"secondary_analyses[{i - n_own}].outcome"
+                    )
+                    problem = (
+                        f"field '{name}' names {spec.outcome!r}, which the data source does not have. "
+                        f"Allowed values: {', '.join(outcomes)}."
+                    )
+                if problem:
+                    problems[protocol.site_id] = f"{_source(protocol, root)}: {problem}"
+                    break
+    return problems
+
+
+def _source(protocol: SiteProtocol, root: Path) -> str:
+    return relative(Path(protocol.source_file.split(" (site ")[0]), root)
+
+
+def _jobs(valid: list[tuple[Path, SiteProtocol]], root: Path, skip: set[str]) -> list[SiteJob]:
+    template = root / TEMPLATE
+    notebook = hashlib.sha256(template.read_bytes()).hexdigest() if template.is_file() else "missing"
+    jobs = []
+    with project_env(root):
+        for path, protocol in valid:
+            if protocol.site_id in skip:
+                continue
+            result_fp = result_fingerprint(protocol, data_digests(protocol, root))
+            run_fp = combine({"result": result_fp, "notebook": notebook})
+            jobs.append(
+                SiteJob(
+                    protocol.site_id,
+                    relative(path, root),
+                    read_yaml(path),
+                    run_fp,
+                    result_fp,
+                    is_draft(path, root),
+                )
+            )
+    return jobs
 
 
 def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
@@ -48,136 +178,55 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
     ParamsError
         Listing every invalid file (not just the first), or duplicate site ids.
     DataError
-        When a data source cannot be loaded or lacks a protocol's outcome.
+        When a data source cannot be loaded, lacks a protocol's outcome or does not fit it.
     """
-    problems: list[str] = []
-    jobs: list[SiteJob] = []
-    protocols: list[SiteProtocol] = []
-    seen: dict[str, str] = {}
-    for path in params_files:
-        try:
-            protocol = load_params(path)
-        except ParamsError as exc:
-            problems.append(str(exc))
-            continue
-        rel = relative(path, root)
-        if protocol.site_id in seen:
-            problems.append(
-                f"{rel}: site_id {protocol.site_id!r} is also used by {seen[protocol.site_id]}; ids must be unique"
-            )
-            continue
-        if path.stem != protocol.site_id:
-            problems.append(
-                f"{rel}: the file name should match site_id {protocol.site_id!r} (rename it {protocol.site_id}.yaml)"
-            )
-            continue
-        seen[protocol.site_id] = rel
-        protocols.append(protocol)
-        jobs.append(SiteJob(protocol.site_id, rel, read_yaml(path), fingerprint(path, protocol, root)))
+    valid, problems = check_params(params_files, root)
     if problems:
         raise ParamsError(f"{len(problems)} params file(s) are invalid; no site was run:\n- " + "\n- ".join(problems))
-    # Load each data source once, so a broken file fails here, not in 95 kernels.
-    checked: dict[str, list[str]] = {}
-    extents: dict[str, tuple[pd.Timestamp, set[str]]] = {}
-    for protocol in protocols:
-        for i, spec in enumerate(protocol.analyses):
-            key = repr(spec.data_source)
-            if key not in checked:
-                old = os.environ.get(ROOT_ENV)
-                os.environ[ROOT_ENV] = str(root)
-                try:
-                    panel = load_source(spec.data_source)
-                    checked[key] = panel.outcomes
-                    extents[key] = (panel.periods().min(), set(panel.units))
-                except DataError as exc:
-                    raise DataError(
-                        f"site {protocol.site_id} ({relative(Path(protocol.source_file), root)}): {exc}"
-                    ) from exc
-                finally:
-                    if old is None:
-                        os.environ.pop(ROOT_ENV, None)
-                    else:
-                        os.environ[ROOT_ENV] = old
-            problem = _check_against_data(protocol, spec, *extents[key])
-            if problem:
-                raise ParamsError(f"{protocol.source_file}: {problem}")
-            if spec.outcome not in checked[key]:
-                n_own = len(protocol.outcomes)
-                field_name = (
-                    "primary_outcome"
-                    if spec.primary
-                    else "secondary_outcomes"
-                    if i < n_own
-                    else f"secondary_analyses[{i - n_own}].outcome"
-                )
-                raise ParamsError(
-                    f"{protocol.source_file}: field '{field_name}' names {spec.outcome!r}, which the data source does "
-                    f"not have. Allowed values: {', '.join(checked[key])}."
-                )
-    return jobs
+    data_problems = _check_data([p for _, p in valid], root)
+    if data_problems:
+        first = next(iter(data_problems.values()))
+        kind = DataError if first.startswith("site ") else ParamsError
+        raise kind("\n".join(data_problems.values()))
+    return _jobs(valid, root, set())
 
 
-_CODE_HASH: list[str] = []
-
-
-def _code_hash() -> str:
-    """SHA-256 of evallib's own source: a code change reruns every site, even without a version bump."""
-    if not _CODE_HASH:
-        h = hashlib.sha256()
-        package = Path(__file__).resolve().parents[1]
-        for f in sorted(package.rglob("*.py")):
-            h.update(str(f.relative_to(package)).encode())
-            h.update(f.read_bytes())
-        _CODE_HASH.append(h.hexdigest())
-    return _CODE_HASH[0]
-
-
-def fingerprint(params_file: Path, protocol: SiteProtocol, root: Path) -> str:
-    """What a site's outputs depend on: its params file, the notebook, the data and evallib itself."""
-    old = os.environ.get(ROOT_ENV)
-    os.environ[ROOT_ENV] = str(root)
-    try:
-        files = data_files(protocol)
-    finally:
-        if old is None:
-            os.environ.pop(ROOT_ENV, None)
-        else:
-            os.environ[ROOT_ENV] = old
-    h = hashlib.sha256()
-    h.update(params_file.read_bytes())
-    template = root / TEMPLATE
-    if template.is_file():
-        h.update(template.read_bytes())
-    for f in files:
-        h.update(f.name.encode() + (sha256_file(f).encode() if f.is_file() else b"missing"))
-    h.update(__version__.encode() + _code_hash().encode())
-    return h.hexdigest()
+def expectations(params_files: list[Path], root: Path) -> tuple[dict[str, Expected], list[str]]:
+    """What each site's published results must match, for publishing; invalid files are reported, not fatal
+    (their sites are left off the public index until fixed)."""
+    valid, problems = check_params(params_files, root)
+    data_problems = _check_data([p for _, p in valid], root)
+    problems.extend(data_problems.values())
+    jobs = _jobs(valid, root, set(data_problems))
+    return {j.site_id: Expected(j.result_fingerprint, j.draft) for j in jobs}, problems
 
 
 def unchanged_since_last_run(job: SiteJob, outputs: Path) -> dict[str, Any] | None:
-    """The previous results when the site's fingerprint matches its last successful run, else None."""
+    """The previous results when the site's last successful run had this fingerprint and its published
+    results, run record and page still agree; else None (the site runs again)."""
     folder = outputs / job.site_id
-    record, results = folder / "run.json", folder / "results.json"
-    if not (record.is_file() and results.is_file()) or (folder / "failure.json").exists():
+    if (folder / "failure.json").exists():
         return None
-    try:
-        if json.loads(record.read_text(encoding="utf-8")).get("fingerprint") != job.fingerprint:
-            return None
-        return json.loads(results.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    record = read_json(folder / "run.json")
+    if record is None or record.get("fingerprint") != job.fingerprint:
         return None
+    if verified_fingerprint(folder) != job.result_fingerprint:
+        return None  # results.json changed since the run (exploration, a copy, a hand edit): rerun
+    return read_json(folder / "results.json")
 
 
 def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: pd.Timestamp, units: set[str]) -> str:
     """Protocol errors that only the data reveal (empty string when there are none).
 
-    Codes that neither the data nor the NHS registers know are typing errors; a known
-    trust or CCG missing from the data makes the site "not evaluable" instead.
+    Codes that neither the data nor the NHS registers know are typing errors; a known trust or
+    CCG missing from the data makes the site "not evaluable" instead. Codes are compared
+    ignoring case.
     """
     kind = unit_kind(spec.data_source)
     bundled = isinstance(spec.data_source, str) and spec.data_source in BUNDLED
+    units = {u.upper() for u in units}
     known = units | (known_codes(kind) if bundled else set())
-    unknown = [c for c in spec.treated_units if c not in known]
+    unknown = [c for c in spec.treated_units if c.upper() not in known]
     if unknown:
         field_name = "treated_units" if spec.data_source == protocol.data_source else "secondary_analyses.treated_units"
         return (
@@ -186,7 +235,7 @@ def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: 
         )
     if not spec.primary:
         return ""
-    missing = [c for c in protocol.comparison_include if c not in units]
+    missing = [c for c in protocol.comparison_include if c.upper() not in units]
     if missing:
         return (
             f"field 'comparison_include' names {', '.join(missing)}, not in the data, so the comparison pool would "
@@ -207,6 +256,9 @@ def known_codes(kind: str) -> frozenset[str]:
 
 def relative(path: Path, root: Path) -> str:
     try:
-        return str(path.resolve().relative_to(root.resolve()))
+        return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return path.name
+        try:
+            return path.absolute().relative_to(root.absolute()).as_posix()
+        except ValueError:
+            return path.name

@@ -17,12 +17,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import yaml
 
 from evallib.errors import ParamsError
-from evallib.sources.bundled import BUNDLED
+from evallib.protocol import bounds
+from evallib.protocol.fields import (
+    AnalysisSpec,
+    codes_field,
+    data_source_field,
+    field_error,
+    int_field,
+    month_field,
+    secondary_analyses_field,
+    text_field,
+)
+from evallib.protocol.safe_yaml import read_params_file
 from evallib.sources.files import FileSource
-from evallib.sources.panel import FREQUENCIES
 
 SITE_TYPES = ("vanguard", "ICS", "other")
 CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
@@ -31,19 +40,9 @@ DIRECTIONS = ("decrease", "increase")
 POOL_RULES = ("exclude_other_vanguards", "exclude_ics_designated_before_end", "all_eligible")
 COVID_START = pd.Timestamp("2020-03-01")
 _SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
-_MONTH = re.compile(r"^\d{4}-\d{2}$")
-_CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
 
-@dataclass(frozen=True)
-class AnalysisSpec:
-    """One outcome of a site's analysis: the data source it comes from and which of that source's units are
-    the site (trust codes for trust-level data, CCG codes for commissioner data, the evaluator's own codes)."""
-
-    outcome: str
-    data_source: str | FileSource
-    treated_units: tuple[str, ...]
-    primary: bool = False
+_NOT_PARAMETERS = ("source_file", "departures")
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,8 @@ class SiteProtocol:
     secondary_analyses: tuple[AnalysisSpec, ...] = ()
     not_evaluable_reason: str = ""
     source_file: str = field(default="", compare=False)
+    #: Fields set differently from the site's params file (exploration in a notebook): "field: file -> used".
+    departures: tuple[str, ...] = field(default=(), compare=False)
 
     # ---- derived, for the analysis ------------------------------------------------
     @property
@@ -110,7 +111,7 @@ class SiteProtocol:
 
     def to_mapping(self) -> dict[str, Any]:
         """Plain values as in a params file (lists, dicts, strings)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "source_file"}
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_PARAMETERS}
 
     def digest(self) -> str:
         """SHA-256 of the protocol's content (for provenance and reruns)."""
@@ -132,140 +133,9 @@ def _plain(v: Any) -> Any:
     return v
 
 
-PARAMETER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteProtocol) if f.name != "source_file")
+PARAMETER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteProtocol) if f.name not in _NOT_PARAMETERS)
 _REQUIRED = tuple(f.name for f in fields(SiteProtocol) if f.default is MISSING and f.default_factory is MISSING)
 _NOTEBOOK_ONLY = ("output_dir",)
-
-
-def _err(source: str, fld: str, problem: str, fix: str) -> ParamsError:
-    return ParamsError(f"{source}: field '{fld}' {problem}. {fix}")
-
-
-def _string(
-    m: dict[str, Any], source: str, name: str, *, allowed: tuple[str, ...] | None = None, default: str | None = None
-) -> str:
-    v = m.get(name, default)
-    if v is None:
-        raise _err(source, name, "is missing", "Add it to the params file.")
-    if not isinstance(v, str):
-        hint = " YAML reads unquoted dates as dates and codes such as 00123 as (octal) numbers: quote the value."
-        raise _err(source, name, f"must be text, got {type(v).__name__} {v!r}", "Put it in quotes." + hint)
-    if allowed is not None and v not in allowed:
-        raise _err(source, name, f"is {v!r}", f"Allowed values: {', '.join(allowed)}.")
-    return v
-
-
-def _month(m: dict[str, Any], source: str, name: str, default: str | None = None) -> str:
-    v = _string(m, source, name, default=default)
-    if v == "" and default == "":
-        return v
-    if not _MONTH.match(v):
-        raise _err(source, name, f"is {v!r}", 'Write a month as "YYYY-MM" in quotes, e.g. "2015-04".')
-    try:
-        pd.Timestamp(v)
-    except ValueError:
-        raise _err(source, name, f"is {v!r}, not a real month", 'Write a month as "YYYY-MM".') from None
-    return v
-
-
-def _codes(m: dict[str, Any], source: str, name: str, *, required: bool) -> tuple[str, ...]:
-    # An empty treated_units list is allowed: the site is then reported as not evaluable.
-    v = m.get(name, [] if not required else None)
-    if v is None:
-        raise _err(source, name, "is missing", 'List the organisation codes, e.g. ["RBL"].')
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list):
-        raise _err(source, name, f"must be a list of codes, got {v!r}", 'Write e.g. ["RBL", "RXA"].')
-    for i, c in enumerate(v):
-        if not isinstance(c, str):
-            raise _err(
-                source,
-                f"{name}[{i}]",
-                f"is the number {c!r}, not a code",
-                "Quote every code: YAML reads 00123 as octal 83 and 007 as 7.",
-            )
-        if not _CODE.match(c):
-            raise _err(
-                source, f"{name}[{i}]", f"is {c!r}", "Organisation codes are 2-10 letters and digits (ODS codes)."
-            )
-    return tuple(v)
-
-
-def _int(m: dict[str, Any], source: str, name: str, default: int, lo: int, hi: int) -> int:
-    v = m.get(name, default)
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise _err(source, name, f"is {v!r}", f"Use a whole number from {lo} to {hi}.")
-    return v
-
-
-def _data_source(m: dict[str, Any], source: str, name: str = "data_source") -> str | FileSource:
-    v = m.get(name)
-    if isinstance(v, str):
-        if v not in BUNDLED:
-            raise _err(
-                source,
-                name,
-                f"names {v!r}, which is not a bundled dataset",
-                f"Use one of {', '.join(BUNDLED)}, or a mapping with path, unit, period and outcomes for your own file.",
-            )
-        return v
-    if not isinstance(v, dict):
-        raise _err(source, name, f"is {v!r}", f"Name a bundled dataset ({', '.join(BUNDLED)}) or give a mapping.")
-    allowed = {f.name for f in fields(FileSource)}
-    unknown = sorted(set(v) - allowed)
-    if unknown:
-        raise _err(source, f"{name}.{unknown[0]}", "is not a known key", f"Allowed keys: {', '.join(sorted(allowed))}.")
-    sub = f"{source} {name}"
-    for key in ("path", "unit", "period"):
-        _string(v, sub, key)
-    layout = _string(v, sub, "layout", allowed=("long", "wide"), default="wide")
-    freq = _string(v, sub, "frequency", allowed=FREQUENCIES, default="monthly")
-    outcomes = v.get("outcomes", [])
-    if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
-        raise _err(source, f"{name}.outcomes", f"is {outcomes!r}", "List the outcome column names in quotes.")
-    if layout == "wide" and not outcomes:
-        raise _err(source, f"{name}.outcomes", "is missing", "A wide file needs the list of its outcome columns.")
-    denominator = v.get("denominator")
-    if denominator is not None and not isinstance(denominator, str):
-        raise _err(source, f"{name}.denominator", f"is {denominator!r}", "Give the column name in quotes.")
-    return FileSource(
-        path=v["path"],
-        unit=v["unit"],
-        period=v["period"],
-        frequency=freq,  # type: ignore[arg-type]
-        layout=layout,  # type: ignore[arg-type]
-        outcomes=tuple(outcomes),
-        outcome_column=_string(v, sub, "outcome_column", default="outcome"),
-        value_column=_string(v, sub, "value_column", default="value"),
-        denominator=denominator,
-        unit_label=_string(v, sub, "unit_label", default="area"),
-    )
-
-
-def _secondary_analyses(m: dict[str, Any], source: str) -> tuple[AnalysisSpec, ...]:
-    v = m.get("secondary_analyses", [])
-    if not isinstance(v, list) or len(v) > 10:
-        raise _err(source, "secondary_analyses", "must be a list of at most 10 mappings", _ANALYSIS_HINT)
-    out = []
-    for i, entry in enumerate(v):
-        name = f"secondary_analyses[{i}]"
-        if not isinstance(entry, dict) or set(entry) - {"outcome", "data_source", "treated_units"}:
-            raise _err(source, name, "must be a mapping of outcome, data_source and treated_units", _ANALYSIS_HINT)
-        sub = f"{source} {name}"
-        out.append(
-            AnalysisSpec(
-                outcome=_string(entry, sub, "outcome"),
-                data_source=_data_source(entry, sub),
-                treated_units=_codes(entry, sub, "treated_units", required=True),
-            )
-        )
-    return tuple(out)
-
-
-_ANALYSIS_HINT = (
-    'Write e.g. [{outcome: "ae_attendances", data_source: "ae_monthly_2010_2021", treated_units: ["RTF"]}].'
-)
 
 
 def _validate(m: Any, source: str) -> SiteProtocol:
@@ -273,7 +143,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         raise ParamsError(f"{source}: a params file must be a YAML mapping of field: value, got {type(m).__name__}")
     unknown = sorted(set(m) - set(PARAMETER_NAMES) - set(_NOTEBOOK_ONLY))
     if unknown:
-        raise _err(
+        raise field_error(
             source,
             unknown[0],
             "is not a known field (misspelt?)",
@@ -281,61 +151,76 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         )
     missing = [n for n in _REQUIRED if n not in m]
     if missing:
-        raise _err(source, missing[0], "is missing", f"Required fields: {', '.join(_REQUIRED)}.")
-    site_id = _string(m, source, "site_id")
+        raise field_error(source, missing[0], "is missing", f"Required fields: {', '.join(_REQUIRED)}.")
+    site_id = text_field(m, source, "site_id")
     if not _SITE_ID.match(site_id):
-        raise _err(
+        raise field_error(
             source, "site_id", f"is {site_id!r}", "Use letters, digits, '-' or '_' (it names the output folder)."
         )
+    if bounds.is_reserved(site_id):
+        raise field_error(
+            source, "site_id", f"is {site_id!r}, a name the published site keeps for itself", "Choose another id."
+        )
     source = f"{source} (site {site_id})"
-    name = _string(m, source, "site_name")
+    name = text_field(m, source, "site_name")
     if not name.strip() or "\n" in name or len(name) > 200:
-        raise _err(source, "site_name", "must be one line of 1-200 characters", "Shorten or fill in the name.")
+        raise field_error(source, "site_name", "must be one line of 1-200 characters", "Shorten or fill in the name.")
+    if bounds.name_problem(name):
+        raise field_error(source, "site_name", bounds.name_problem(name) or "", "Remove it.")
     secondary = m.get("secondary_outcomes", [])
     if not isinstance(secondary, list) or not all(isinstance(s, str) for s in secondary):
-        raise _err(source, "secondary_outcomes", f"is {secondary!r}", "List outcome names in quotes, or [].")
+        raise field_error(source, "secondary_outcomes", f"is {secondary!r}", "List outcome names in quotes, or [].")
+    if len(secondary) > bounds.MAX_OUTCOMES:
+        raise field_error(source, "secondary_outcomes", "is too long", f"List at most {bounds.MAX_OUTCOMES} outcomes.")
+    for outcome in secondary:
+        bounds.check_name(outcome, source, "secondary_outcomes")
     flag = m.get("type1_comparators_only", True)
     if not isinstance(flag, bool):
-        raise _err(source, "type1_comparators_only", f"is {flag!r}", "Use true or false.")
+        raise field_error(source, "type1_comparators_only", f"is {flag!r}", "Use true or false.")
     protocol = SiteProtocol(
         site_id=site_id,
         site_name=name,
-        site_type=_string(m, source, "site_type", allowed=SITE_TYPES),  # type: ignore[arg-type]
-        care_model=_string(m, source, "care_model", allowed=CARE_MODELS),
-        membership_confidence=_string(m, source, "membership_confidence", allowed=CONFIDENCE),  # type: ignore[arg-type]
-        treated_units=_codes(m, source, "treated_units", required=True),
-        intervention_start=_month(m, source, "intervention_start"),
-        primary_outcome=_string(m, source, "primary_outcome"),
-        expected_direction=_string(m, source, "expected_direction", allowed=DIRECTIONS),  # type: ignore[arg-type]
-        pre_period_start=_month(m, source, "pre_period_start"),
-        pre_period_end=_month(m, source, "pre_period_end"),
-        post_period_end=_month(m, source, "post_period_end"),
-        data_source=_data_source(m, source),
-        announced=_string(m, source, "announced", default=""),
+        site_type=text_field(m, source, "site_type", allowed=SITE_TYPES),  # type: ignore[arg-type]
+        care_model=text_field(m, source, "care_model", allowed=CARE_MODELS),
+        membership_confidence=text_field(m, source, "membership_confidence", allowed=CONFIDENCE),  # type: ignore[arg-type]
+        treated_units=codes_field(m, source, "treated_units", required=True),
+        intervention_start=month_field(m, source, "intervention_start"),
+        primary_outcome=bounds.check_name(text_field(m, source, "primary_outcome"), source, "primary_outcome"),
+        expected_direction=text_field(m, source, "expected_direction", allowed=DIRECTIONS),  # type: ignore[arg-type]
+        pre_period_start=month_field(m, source, "pre_period_start"),
+        pre_period_end=month_field(m, source, "pre_period_end"),
+        post_period_end=month_field(m, source, "post_period_end"),
+        data_source=data_source_field(m, source),
+        announced=text_field(m, source, "announced", default=""),
         secondary_outcomes=tuple(secondary),
-        post_period_start=_month(m, source, "post_period_start", default=""),
-        comparison_pool=_string(m, source, "comparison_pool", allowed=POOL_RULES, default="all_eligible"),
-        comparison_include=_codes(m, source, "comparison_include", required=False),
-        comparison_exclude=_codes(m, source, "comparison_exclude", required=False),
+        post_period_start=month_field(m, source, "post_period_start", default=""),
+        comparison_pool=text_field(m, source, "comparison_pool", allowed=POOL_RULES, default="all_eligible"),
+        comparison_include=codes_field(m, source, "comparison_include", required=False),
+        comparison_exclude=codes_field(m, source, "comparison_exclude", required=False),
         type1_comparators_only=flag,
-        min_pre_periods=_int(m, source, "min_pre_periods", 12, 3, 600),
-        min_post_periods=_int(m, source, "min_post_periods", 6, 1, 600),
-        n_placebo_draws=_int(m, source, "n_placebo_draws", 999, 19, 100_000),
-        seed=_int(m, source, "seed", 2015, 0, 2**32 - 1),
-        notes=_string(m, source, "notes", default=""),
-        secondary_analyses=_secondary_analyses(m, source),
-        not_evaluable_reason=_string(m, source, "not_evaluable_reason", default=""),
+        min_pre_periods=int_field(m, source, "min_pre_periods", 12, 3, 600),
+        min_post_periods=int_field(m, source, "min_post_periods", 6, 1, 600),
+        n_placebo_draws=int_field(m, source, "n_placebo_draws", 999, 19, bounds.MAX_PLACEBO_DRAWS),
+        seed=int_field(m, source, "seed", 2015, 0, 2**32 - 1),
+        notes=text_field(m, source, "notes", default="", max_len=bounds.MAX_NOTES),
+        secondary_analyses=secondary_analyses_field(m, source),
+        not_evaluable_reason=text_field(m, source, "not_evaluable_reason", default="", max_len=bounds.MAX_NOTES),
         source_file=source,
     )
+    clash = bounds.overlap(
+        {k: getattr(protocol, k) for k in ("treated_units", "comparison_include", "comparison_exclude")}
+    )
+    if clash:
+        raise field_error(source, *clash)
     names = [a.outcome for a in protocol.analyses]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
-        raise _err(
+        raise field_error(
             source, "secondary_analyses", f"repeats the outcome {', '.join(twice)}", "Analyse each outcome once."
         )
     w = protocol.windows
     if not w["pre_start"] < w["pre_end"] < protocol.start:
-        raise _err(
+        raise field_error(
             source,
             "pre_period_end",
             f"gives a pre-period {protocol.pre_period_start} to {protocol.pre_period_end} that does not end "
@@ -344,14 +229,14 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         )
     pre_months = (w["pre_end"].year - w["pre_start"].year) * 12 + w["pre_end"].month - w["pre_start"].month + 1
     if pre_months < protocol.min_pre_periods:
-        raise _err(
+        raise field_error(
             source,
             "pre_period_start",
             f"gives a pre-period of {pre_months} months, fewer than min_pre_periods ({protocol.min_pre_periods})",
             "Start the pre-period earlier or lower min_pre_periods (and say why in notes).",
         )
     if not protocol.start <= w["post_start"] <= w["post_end"]:
-        raise _err(
+        raise field_error(
             source,
             "post_period_end",
             f"gives a post-period {w['post_start']:%Y-%m} to {protocol.post_period_end}",
@@ -361,15 +246,8 @@ def _validate(m: Any, source: str) -> SiteProtocol:
 
 
 def read_yaml(path: Path) -> Any:
-    """Read YAML the way Papermill does (safe loader), with errors as ParamsError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParamsError(f"{path}: cannot read the params file ({exc.strerror})") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    """Read YAML as Papermill does (safe loader) within bounds (:mod:`.safe_yaml`), errors as ParamsError."""
+    return read_params_file(path)
 
 
 def load_params(path: str | Path) -> SiteProtocol:
@@ -389,11 +267,11 @@ def find_params(root: Path, site_ids: list[str] | None = None) -> list[Path]:
     files = sorted(p for p in root.rglob("*.yaml") if p.is_file())
     if not site_ids:
         return files
-    by_id = {p.stem: p for p in files}
-    unknown = [s for s in site_ids if s not in by_id]
+    by_id = bounds.ids_of(files, root)
+    unknown = [s for s in site_ids if s.lower() not in by_id]
     if unknown:
         raise ParamsError(
             f"no params file for site(s) {', '.join(unknown)} under {root.name}/; "
             "run `evallib make-params` or check the id (e.g. V01, I11)"
         )
-    return [by_id[s] for s in site_ids]
+    return [by_id[s.lower()] for s in site_ids]

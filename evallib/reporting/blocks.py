@@ -45,6 +45,17 @@ def paragraph(text: str) -> str:
     return f"<p>{text}</p>"
 
 
+def departures(ev: SiteEvaluation) -> HTMLBlock:
+    """A warning listing where the run departs from the site's params file (empty when it does not)."""
+    if not ev.protocol.departures:
+        return HTMLBlock("")
+    items = "".join(f"<li>{escape(d)}</li>" for d in ev.protocol.departures)
+    return HTMLBlock(
+        "<div class='not-evaluable departures'><strong>Exploration, not the protocol:</strong> these parameters "
+        f"depart from the site's params file, so these results are never published.<ul>{items}</ul></div>"
+    )
+
+
 def not_evaluable(ev: SiteEvaluation) -> HTMLBlock:
     return HTMLBlock(f'<div class="not-evaluable"><strong>Not evaluable:</strong> {escape(ev.reason)}.</div>')
 

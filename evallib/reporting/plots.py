@@ -33,9 +33,23 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (7.5, 3.6)) -> tuple[Figu
     return fig, fig.add_subplot()
 
 
+def plain(text: str) -> str:
+    """Text drawn as written: matplotlib reads ``$...$`` in any label as mathematics (and can fail on it)."""
+    return str(text).replace("$", r"\$")
+
+
 def _finish(ax: Axes, title: str, *, legend: str | None) -> None:
-    """The house style every plot ends with: a left title, a frameless legend (at ``legend``), open axes."""
-    ax.set_title(title, fontsize=10, loc="left")
+    """The house style every plot ends with: a left title, a frameless legend (at ``legend``), open axes.
+
+    Every text from params or data is escaped here (titles, axis labels, legend labels).
+    """
+    ax.set_title(plain(title), fontsize=10, loc="left")
+    ax.set_xlabel(plain(ax.get_xlabel()))
+    ax.set_ylabel(plain(ax.get_ylabel()))
+    for line in [*ax.get_lines(), *ax.collections, *ax.patches]:
+        label = line.get_label()
+        if label and not label.startswith("_"):
+            line.set_label(plain(label))
     if legend is not None:
         ax.legend(frameon=False, fontsize=8, loc=legend)
     ax.spines[["top", "right"]].set_visible(False)
@@ -105,19 +119,30 @@ def plot_placebo_distribution(
 
 
 def plot_its(
-    result: ITSResult | ControlledITSResult, *, title: str = "", ylabel: str = "", ax: Axes | None = None
+    result: ITSResult | ControlledITSResult,
+    *,
+    title: str = "",
+    ylabel: str = "",
+    scale: float = 1.0,
+    ax: Axes | None = None,
 ) -> Figure:
-    """Observed series, fitted segmented model and the projected counterfactual (own or controlled ITS)."""
+    """Observed series, fitted segmented model and the projected counterfactual (own or controlled ITS).
+
+    ``scale`` multiplies every series (e.g. ``100 / pre-period mean`` for an index), so that a
+    published figure of counts never shows them on a labelled axis.
+    """
     fig, ax = _axes(ax)
     start = result.intervention_start
-    ax.plot(result.observed.index, result.observed, "o", markersize=3, color=SITE_COLOUR, alpha=0.7, label="observed")
-    ax.plot(result.fitted.index, result.fitted, color=SITE_COLOUR, linewidth=1.5, label="fitted (with seasonality)")
-    post = result.counterfactual.index >= start
-    if getattr(result, "counterfactual_low", None) is not None:
+    obs, fitted, cf = result.observed * scale, result.fitted * scale, result.counterfactual * scale
+    ax.plot(obs.index, obs, "o", markersize=3, color=SITE_COLOUR, alpha=0.7, label="observed")
+    ax.plot(fitted.index, fitted, color=SITE_COLOUR, linewidth=1.5, label="fitted (with seasonality)")
+    post = cf.index >= start
+    low, high = getattr(result, "counterfactual_low", None), getattr(result, "counterfactual_high", None)
+    if low is not None and high is not None:
         ax.fill_between(
-            result.counterfactual.index[post],
-            result.counterfactual_low[post],
-            result.counterfactual_high[post],
+            cf.index[post],
+            (result.counterfactual_low * scale)[post],
+            (result.counterfactual_high * scale)[post],
             color=FLAG_COLOUR,
             alpha=0.12,
             linewidth=0,
@@ -126,8 +151,8 @@ def plot_its(
     for excluded in getattr(result, "excluded", ()):
         ax.axvspan(excluded, excluded + pd.offsets.MonthBegin(1), color="grey", alpha=0.15, linewidth=0)
     ax.plot(
-        result.counterfactual.index[post],
-        result.counterfactual[post],
+        cf.index[post],
+        cf[post],
         color=FLAG_COLOUR,
         linestyle=":",
         linewidth=1.5,
@@ -224,7 +249,7 @@ def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
         ax.scatter(rows[c], y, marker=markers[i % len(markers)], label=c.replace(" (std. diff.)", ""), zorder=3)
     ax.axvline(0, color="black", linewidth=0.6)
     ax.axvspan(-0.25, 0.25, color=COMPARISON_COLOUR, alpha=0.15, linewidth=0)
-    ax.set_yticks(y, rows["feature"])
+    ax.set_yticks(y, [plain(f) for f in rows["feature"]])
     ax.set_xlabel("standardised difference, site minus comparison (pool SDs); shaded: |d| < 0.25")
     _finish(ax, title, legend="best")
     return fig
@@ -237,7 +262,7 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
     for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
         g = ev[ev["care_model"] == model].sort_values("estimate")
         for r in g.itertuples():
-            rows.append((f"{r.site_id} {r.site_name[:28]}", r.estimate, r.ci_low, r.ci_high, False))
+            rows.append((plain(f"{r.site_id} {r.site_name[:28]}"), r.estimate, r.ci_low, r.ci_high, False))
         p = pooled[pooled["care_model"] == model]
         if len(p):
             p = p.iloc[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from evallib.evaluation.site import SiteEvaluation
-from evallib.reporting.blocks import HTMLBlock
+from evallib.reporting.blocks import HTMLBlock, departures
 from evallib.reporting.findings import attribution, findings, provenance_block
 from evallib.reporting.robustness_section import robustness
 from evallib.reporting.sections import data_coverage, did, its, programme, trends, who_and_when
@@ -18,6 +18,7 @@ __all__ = [
     "HTMLBlock",
     "attribution",
     "data_coverage",
+    "departures",
     "did",
     "findings",
     "full_report",
@@ -44,6 +45,6 @@ def full_report(ev: SiteEvaluation) -> str:
     ]
     body = "".join(f"<h2>{escape(title)}</h2>{fn(ev).html}" for title, fn in sections)
     return (
-        f"<h1>{escape(ev.protocol.site_id)}: {escape(ev.protocol.site_name)}</h1>{body}"
+        f"<h1>{escape(ev.protocol.site_id)}: {escape(ev.protocol.site_name)}</h1>{departures(ev).html}{body}"
         f"<h2>Provenance</h2>{provenance_block(ev).html}{attribution().html}"
     )

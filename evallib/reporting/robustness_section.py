@@ -7,10 +7,10 @@ import math
 from html import escape
 
 from evallib.evaluation.site import SiteEvaluation
-from evallib.methods.matching import MEAN_COUNT_FEATURE
+from evallib.methods.matching import FEATURE_LABELS, MEAN_COUNT_FEATURE
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, cap, estimate_table, figure_html, not_evaluable, paragraph
-from evallib.reporting.disclosure import format_count
+from evallib.reporting.disclosure import count_cell, log_count_text
 
 
 def robustness(ev: SiteEvaluation) -> HTMLBlock:
@@ -94,9 +94,13 @@ def _feature_label(feature: object) -> str:
 
 
 def _balance_cell(feature: str, column: str, value: object) -> str:
-    """Counts in the balance table are published counts: rounded here, marked for the disclosure check."""
-    if feature == MEAN_COUNT_FEATURE and not column.endswith("(std. diff.)"):
-        return f"<td class='count'>{format_count(float(value))}</td>"
+    """Counts in the balance table, and logs of counts, are published through the disclosure rule."""
+    if column.endswith("(std. diff.)") or not isinstance(value, int | float) or not math.isfinite(value):
+        return f"<td>{_cell(value)}</td>"
+    if feature == MEAN_COUNT_FEATURE:
+        return count_cell(float(value))  # type: ignore[arg-type]
+    if feature == FEATURE_LABELS["level"]:
+        return f"<td>{log_count_text(float(value))}</td>"  # type: ignore[arg-type]
     return f"<td>{_cell(value)}</td>"
 
 

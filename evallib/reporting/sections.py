@@ -22,7 +22,7 @@ from evallib.reporting.blocks import (
     not_evaluable,
     paragraph,
 )
-from evallib.reporting.disclosure import format_count
+from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 
 
 def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
@@ -104,6 +104,9 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
         return not_evaluable(ev)
     parts = []
     for a in ev.analyses:
+        if not a.is_proportion and count_series_policy(a.its.observed) == "withheld":
+            parts.append(withheld_note(f"{a.label} trend"))
+            continue
         fig = plots.plot_trends(
             a.trends,
             intervention_start=ev.protocol.windows["post_start"],
@@ -251,19 +254,19 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
     for a in ev.analyses:
         r = a.its
         if a is ev.primary:
-            if a.controlled is not None:
+            if a.controlled is not None:  # a ratio of the site's counts to its pool's: not a count
                 fig = plots.plot_its(
                     a.controlled,
                     title=f"{cap(a.label)}: {ev.protocol.site_id} relative to its comparison pool",
                     ylabel="site / comparison pool" if not a.is_proportion else "difference, points",
                 )
                 figs.append(figure_html(fig, f"controlled interrupted time series for {a.label}"))
-            fig = plots.plot_its(
-                r,
-                title=f"{cap(a.label)}: {ev.protocol.site_id} on its own (segmented regression)",
-                ylabel="%" if a.is_proportion else "per month",
-            )
-            figs.append(figure_html(fig, f"interrupted time series for {a.label}"))
+            title = f"{cap(a.label)}: {ev.protocol.site_id} on its own (segmented regression)"
+            alt = f"interrupted time series for {a.label}"
+            if a.is_proportion:
+                figs.append(figure_html(plots.plot_its(r, title=title, ylabel="%"), alt))
+            else:  # counts: indexed, or withheld when small (disclosure control)
+                figs.append(its_count_figure(r, title=title, alt=alt))
         rho = getattr(r, "ar1_rho", None)
         verdict = f"AR(1) autocorrelation of the errors {rho:.2f} (REML)" if rho is not None else ""
         season = _seasonality_sentence(a)

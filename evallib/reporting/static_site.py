@@ -3,14 +3,16 @@
 Pages use nbconvert's small "basic" template with code hidden (``--no-input``:
 ``--report-mode`` is ignored by nbconvert 7.17) inside one page template with
 inline CSS, so every page stands alone and links never break. All text taken
-from params, data or results is HTML-escaped; absolute paths are removed.
+from params, data or results is HTML-escaped; absolute paths are removed. What
+may be published, and the scan before the new site replaces the old one, are in
+:mod:`evallib.reporting.publishing`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -18,6 +20,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from evallib.reporting.publishing import (
+    FINGERPRINT_META,
+    Expected,
+    SiteEntry,
+    collect_sites,
+    inputs_fingerprint,
+    public_note,
+    read_json,
+    swap_in,
+)
 from evallib.sources.bundled import ATTRIBUTION
 
 STYLE = """
@@ -34,32 +46,45 @@ pre{white-space:pre-wrap;font-size:.8em;background:#f7f7f7;padding:.5em}
 
 
 def scrub_paths(text: str, root: Path) -> str:
-    """Remove absolute paths of this machine from text bound for publication."""
+    """Remove absolute paths of this machine from text bound for publication.
+
+    Only a prefix that starts a path and is followed by a separator is removed
+    (``/tmp/x/report.ipynb`` becomes ``x/report.ipynb``); the words "/tmp" or "/root" in
+    someone's notes, or ``/tmpfiles``, are left as written.
+    """
     prefixes = {str(root.resolve()), str(root), sys.prefix, sys.base_prefix, str(Path.home()), tempfile.gettempdir()}
-    for prefix in sorted((p for p in prefixes if p and p != "/"), key=len, reverse=True):
-        text = text.replace(prefix + os.sep, "").replace(prefix, "")
+    for prefix in sorted((p for p in prefixes if p and p != os.sep), key=len, reverse=True):
+        text = re.sub(r"(?<![\w./-])" + re.escape(prefix.rstrip(os.sep) + os.sep), "", text)
     return text
 
 
-def page(title: str, body: str, *, attribution: bool = True) -> str:
+def page(title: str, body: str, *, attribution: bool = True, fingerprint: str | None = None) -> str:
     """A complete standalone HTML page (``title`` is escaped here; ``body`` must be safe HTML).
 
     ``attribution=False`` for rendered notebooks, which carry the data attribution themselves.
     """
     footer = f"<p class='attribution'>{escape(ATTRIBUTION)}</p>" if attribution else ""
+    meta = f"<meta name='{FINGERPRINT_META}' content='{escape(fingerprint)}'>" if fingerprint else ""
     return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>{meta}"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}{footer}</body></html>\n"
     )
 
 
 def render_report(
-    notebook: Path, html_out: Path, *, title: str, root: Path | None = None, generated_at: str | None = None
+    notebook: Path,
+    html_out: Path,
+    *,
+    title: str,
+    root: Path | None = None,
+    generated_at: str | None = None,
+    fingerprint: str | None = None,
 ) -> Path:
     """Render an executed notebook to a standalone HTML page with code hidden.
 
-    ``generated_at`` (default: now, UTC) is shown under the title; results.json carries no
+    ``fingerprint`` (of the results the notebook wrote) goes into the page's ``<meta>``, so that
+    publishing can check the page shows the numbers in ``results.json``. results.json carries no
     time so that identical inputs give identical files.
     """
     import nbformat
@@ -77,7 +102,10 @@ def render_report(
     )
     body, _ = exporter.from_notebook_node(nb)
     html = page(
-        title, f"<p><a href='index.html'>&larr; all sites</a></p><h1>{escape(title)}</h1>{body}", attribution=False
+        title,
+        f"<p><a href='index.html'>&larr; all sites</a></p><h1>{escape(title)}</h1>{body}",
+        attribution=False,
+        fingerprint=fingerprint,
     )
     if root is not None:
         html = scrub_paths(html, root)
@@ -108,67 +136,67 @@ def _headline(results: dict[str, Any]) -> tuple[str, str, str]:
     return fmt(r["estimate"]), f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}", f"{r['p_value']:.2f}"
 
 
-def _site_rows(outputs: Path) -> list[dict[str, Any]]:
-    rows = []
-    for folder in sorted(
-        p for p in outputs.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "site"
-    ):
-        res_file, fail_file = folder / "results.json", folder / "failure.json"
-        row: dict[str, Any] = {"site_id": folder.name}
-        if res_file.exists():
-            res = json.loads(res_file.read_text(encoding="utf-8"))
-            row.update(res)
-            row["has_report"] = (folder / "report.html").exists()
-        if fail_file.exists():
-            fail = json.loads(fail_file.read_text(encoding="utf-8"))
-            row["failure"] = fail.get("reason", "")
-        if res_file.exists() or fail_file.exists():
-            rows.append(row)
-    return rows
+def _programme_page(outputs: Path, entries: list[SiteEntry]) -> Path | None:
+    """The programme report, when it was made from exactly the results about to be published."""
+    record = read_json(outputs / "programme" / "run.json")
+    page_ = outputs / "programme" / "report.html"
+    if record is None or not page_.is_file() or record.get("inputs") != inputs_fingerprint(entries):
+        return None
+    return page_
 
 
-def build_site(outputs: Path) -> Path:
-    """Write ``outputs/site/``: ``index.html`` and one page per site report.
+def build_site(
+    outputs: Path,
+    *,
+    expected: dict[str, Expected] | None = None,
+    root: Path | None = None,
+    problems: list[str] | None = None,
+) -> Path:
+    """Write ``outputs/site/``: ``index.html``, one page per verified site report and the programme page.
 
-    The index lists every site found under ``outputs/`` (not only this run's), with
-    status, the primary outcome's headline estimate and interval, and a link.
+    Sites are chosen by :func:`evallib.reporting.publishing.collect_sites` (``expected`` from the current
+    params files: removed and draft sites are left out, stale ones shown without numbers). Every page is
+    scanned before the new site replaces the old one. Returns the index; problems found (to report, never
+    published) are appended to ``problems`` when a list is given.
+
+    Raises
+    ------
+    PublishError
+        When a page breaks a publication rule; the previous site is left as it was.
     """
     site = outputs / "site"
-    staging = outputs / ".site-staging"
+    staging = outputs / f".site-staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    rows = [r for r in _site_rows(outputs) if r["site_id"] != "programme"]
+    entries, found = collect_sites(outputs, expected)
+    problems = problems if problems is not None else []
+    problems.extend(found)
     programme_link = ""
-    if (outputs / "programme" / "report.html").exists():
-        shutil.copyfile(outputs / "programme" / "report.html", staging / "programme.html")
+    programme = _programme_page(outputs, entries)
+    if programme is not None:
+        shutil.copyfile(programme, staging / "programme.html")
         programme_link = (
             "<p class='front'><a href='programme.html'><strong>Programme summary</strong></a>: every site's effect "
             "by care model, pooled effects and growth against comparison areas (start here).</p>"
         )
+    elif (outputs / "programme").is_dir() and any(e.page is not None for e in entries):
+        problems.append("programme: its page was not made from the results now published; left out")
     body_rows = []
-    counts = {"evaluated": 0, "not evaluable": 0, "failed": 0}
-    for r in rows:
-        sid = r["site_id"]
-        if r.get("has_report"):
-            shutil.copyfile(outputs / sid / "report.html", staging / f"{sid}.html")
-        status = r.get("status", "failed")
-        if "failure" in r:
-            status = "failed"
-        counts[status] = counts.get(status, 0) + 1
-        est, ci, p = _headline(r) if status != "failed" else ("", "", "")
-        if status == "failed":
-            detail = f"last run failed: {r['failure']}" + (" (previous report shown)" if r.get("has_report") else "")
-        elif status == "not evaluable":
-            detail = r.get("reason", "")
-        else:
-            detail = f"{len(r.get('flags', []))} caution(s)" if r.get("flags") else ""
-        link = f"<a href='{escape(sid)}.html'>report</a>" if r.get("has_report") else ""
+    counts: dict[str, int] = {}
+    for e in entries:
+        sid, r = e.site_id, e.results
+        if e.page is not None:
+            shutil.copyfile(e.page, staging / f"{sid}.html")
+        counts[e.status] = counts.get(e.status, 0) + 1
+        est, ci, p = _headline(r) if e.status in ("evaluated",) else ("", "", "")
+        link = f"<a href='{escape(sid)}.html'>report</a>" if e.page is not None else ""
         body_rows.append(
             "<tr>"
-            f"<td>{escape(sid)}</td><td>{escape(str(r.get('site_name', '')))}</td><td>{escape(str(r.get('care_model', '')))}</td>"
-            f"<td class='status-{status.replace(' ', '-')}'>{escape(status)}</td>"
-            f"<td>{escape(est)}</td><td>{escape(ci)}</td><td>{escape(p)}</td><td>{escape(detail)}</td><td>{link}</td>"
-            "</tr>"
+            f"<td>{escape(sid)}</td><td>{escape(str(r.get('site_name', '')))}</td>"
+            f"<td>{escape(str(r.get('care_model', '')))}</td>"
+            f"<td class='status-{e.status.replace(' ', '-')}'>{escape(e.status)}</td>"
+            f"<td>{escape(est)}</td><td>{escape(ci)}</td><td>{escape(p)}</td><td>{escape(public_note(e))}</td>"
+            f"<td>{link}</td></tr>"
         )
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     body = (
@@ -184,10 +212,5 @@ def build_site(outputs: Path) -> Path:
         "<th>95% interval</th><th>p</th><th>Notes</th><th>Report</th></tr>" + "".join(body_rows) + "</table>"
     )
     (staging / "index.html").write_text(page("New care models: site evaluations", body), encoding="utf-8")
-    old = outputs / ".site-old"
-    shutil.rmtree(old, ignore_errors=True)
-    if site.exists():
-        site.rename(old)
-    staging.rename(site)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(staging, site, root)
     return site / "index.html"

@@ -1,7 +1,23 @@
-"""An evaluator's own CSV or parquet file, with the roles of its columns, loaded into a validated panel."""
+"""An evaluator's own CSV or parquet file, with the roles of its columns, loaded into a validated panel.
+
+Params files (and so ``data_source.path``) may come from collaborators, so a data
+file must resolve, after following every link, inside the project folder or inside
+a data folder the evaluator names in the project's own settings file
+(:data:`SETTINGS_FILE`, ``[data] folders = [...]``); it must be a regular file of
+at most :data:`MAX_DATA_BYTES` (or ``[data] max_megabytes``). It is read once,
+into memory, and the SHA-256 of exactly those bytes is recorded
+(:func:`read_digest`), so provenance and fingerprints describe the data as read.
+No message ever prints the file's content: errors name the file, line numbers and
+the column roles given in the params file.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import stat
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -10,6 +26,14 @@ import pandas as pd
 
 from evallib.errors import DataError
 from evallib.sources.panel import Frequency, Panel, validate_panel
+
+#: The project-level settings file (TOML) at the project root; only ``[data]`` is read here.
+SETTINGS_FILE = "evallib.toml"
+#: Largest data file read, unless the settings raise it.
+MAX_DATA_BYTES = 256 * 1024 * 1024
+#: Never data, wherever a setting points: the kernel's and devices' pseudo-files.
+_SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
+_READ: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -35,28 +59,139 @@ class FileSource:
     unit_label: str = "area"
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or parquet file, raising :class:`DataError` when it cannot be read."""
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist; check data_source.path in the params file")
+def _settings(root: Path) -> dict[str, object]:
+    """The ``[data]`` table of the project's settings file ({} when there is none)."""
+    f = root / SETTINGS_FILE
+    if not f.is_file() or f.is_symlink():
+        return {}
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() in (".csv", ".txt"):
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except ImportError as exc:
-        raise DataError(f"cannot read {path.name}: {exc}. Install pyarrow (pip install 'evallib[parquet]').") from exc
+        with open(f, "rb") as fh:
+            data = tomllib.loads(fh.read(64 * 1024).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"{SETTINGS_FILE}: cannot be read as TOML ({type(exc).__name__}); fix or remove it") from None
+    table = data.get("data", {})
+    return table if isinstance(table, dict) else {}
+
+
+def data_folders(root: Path) -> tuple[Path, ...]:
+    """Where data files may live: the project folder, then each folder named in ``[data] folders``."""
+    folders = [root.resolve()]
+    named = _settings(root).get("folders", [])
+    if not isinstance(named, list) or not all(isinstance(x, str) for x in named):
+        raise DataError(f'{SETTINGS_FILE}: [data] folders must be a list of folder names, e.g. ["/srv/extracts"]')
+    for name in named:
+        p = Path(name)
+        folders.append((p if p.is_absolute() else root / p).resolve())
+    return tuple(folders)
+
+
+def max_data_bytes(root: Path) -> int:
+    mb = _settings(root).get("max_megabytes")
+    if mb is None:
+        return MAX_DATA_BYTES
+    if isinstance(mb, bool) or not isinstance(mb, int) or not 1 <= mb <= 100_000:
+        raise DataError(f"{SETTINGS_FILE}: [data] max_megabytes must be a whole number from 1 to 100000")
+    return mb * 1024 * 1024
+
+
+def display_path(path: Path, root: Path) -> str:
+    """A data file's path as published: relative to the project, or to the named data folder holding it."""
+    real = path.resolve()
+    for i, folder in enumerate(data_folders(root)):
+        if real.is_relative_to(folder):
+            rel = real.relative_to(folder).as_posix()
+            return rel if i == 0 else f"[data folder {folder.name}]/{rel}"
+    return path.name
+
+
+def resolve_data_path(written: str, root: Path) -> Path:
+    """The real path of the data file ``written`` in a params file, checked against the rules above.
+
+    Raises
+    ------
+    DataError
+        When the file is missing, resolves (through ``..`` or links) outside the project
+        and the named data folders, is not a regular file, or is larger than the cap.
+    """
+    shown = written if len(written) <= 120 else written[:117] + "..."
+    if not written or "\x00" in written:
+        raise DataError("data_source.path is empty or holds a NUL character; name a file inside the project")
+    p = Path(written)
+    candidate = p if p.is_absolute() else root / p
+    try:
+        real = candidate.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"data file {shown} does not exist; check data_source.path in the params file") from None
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"data file {shown} cannot be opened ({type(exc).__name__})") from None
+    folders = data_folders(root)
+    if not any(real.is_relative_to(f) for f in folders) or any(real.is_relative_to(s) for s in _SYSTEM):
+        raise DataError(
+            f"data file {shown} resolves outside the project folder (through an absolute path, '..' or a link); "
+            f"put the file inside the project, or name its folder in {SETTINGS_FILE} under [data] folders"
+        )
+    st = real.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"data file {shown} is not a regular file; name a CSV or parquet file")
+    cap = max_data_bytes(root)
+    if st.st_size > cap:
+        raise DataError(
+            f"data file {shown} is {st.st_size / 2**20:,.1f} MB, over the {cap / 2**20:,.0f} MB limit; "
+            f"raise [data] max_megabytes in {SETTINGS_FILE} if it really is that large"
+        )
+    return real
+
+
+def _read_bytes(real: Path, cap: int, shown: str) -> bytes:
+    """The file's bytes, opened without following a link swapped in since it was checked."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(real, flags)
+    except OSError as exc:
+        raise DataError(f"data file {shown} cannot be opened ({exc.strerror or type(exc).__name__})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise DataError(f"data file {shown} is not a regular file; name a CSV or parquet file")
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise DataError(f"data file {shown} grew over the {cap / 2**20:,.0f} MB limit while it was read")
+    return data
+
+
+def read_digest(path: Path) -> str | None:
+    """SHA-256 of the bytes this process last read from ``path`` (None when it has not read it)."""
+    return _READ.get(str(path.resolve()))
+
+
+def read_table(path: Path, root: Path | None = None) -> pd.DataFrame:
+    """Read a CSV or parquet file (inside ``root``, default the working directory) as text columns.
+
+    Raises :class:`DataError` when it cannot be read; never shows its content.
+    """
+    root = root or Path.cwd()
+    real = resolve_data_path(str(path), root)
+    shown = path.name
+    data = _read_bytes(real, max_data_bytes(root), shown)
+    _READ[str(real)] = hashlib.sha256(data).hexdigest()
+    suffix = real.suffix.lower() if real.suffix else Path(str(path)).suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(io.BytesIO(data))
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""])
+    except ImportError:
+        raise DataError(f"cannot read {shown}: install pyarrow (pip install 'evallib[parquet]')") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a data problem for the evaluator
-        raise DataError(f"cannot read data file {path.name}: {exc}") from exc
-    raise DataError(f"data file {path.name}: unsupported format {path.suffix!r}; use .csv or .parquet")
+        # The parser's message can quote the file: name only the kind of failure.
+        raise DataError(f"cannot read data file {shown}: not a well-formed table ({type(exc).__name__})") from None
+    raise DataError(f"data file {shown}: unsupported format {suffix!r}; use .csv or .parquet")
 
 
 def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
-    """Load an evaluator's own file into a validated :class:`Panel`."""
+    """Load an evaluator's own file (``spec.path`` relative to ``base_dir``, the project) into a :class:`Panel`."""
+    root = base_dir or Path.cwd()
     path = Path(spec.path)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    raw = read_table(path)
+    raw = read_table(path, root)
     source = path.name
     roles = [spec.unit, spec.period] + (
         [spec.outcome_column, spec.value_column] if spec.layout == "long" else list(spec.outcomes)
@@ -65,14 +200,18 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
         roles.append(spec.denominator)
     missing = [c for c in roles if c not in raw.columns]
     if missing:
+        # Column names are the file's first line: name only the roles the params file gave.
+        near = [c for c in missing if any(str(h).strip().lower() == c.lower() for h in raw.columns)]
+        hint = f" ({', '.join(near)} differ(s) only in case or spaces)" if near else ""
         raise DataError(
-            f"{source}: missing column(s) {', '.join(missing)} named in data_source; "
-            f"the file has {', '.join(map(str, raw.columns))}"
+            f"{source}: missing column(s) {', '.join(missing)} named in data_source{hint}; the file has "
+            f"{len(raw.columns)} column(s). Check its header row against data_source in the params file"
         )
+    units = raw[spec.unit].astype("string").str.upper()  # ODS codes are case-insensitive, as in params files
     if spec.layout == "long":
         long = pd.DataFrame(
             {
-                "unit": raw[spec.unit],
+                "unit": units,
                 "period": raw[spec.period],
                 "outcome": raw[spec.outcome_column],
                 "value": raw[spec.value_column],
@@ -85,9 +224,7 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
         raise DataError(f"{source}: a wide file needs data_source.outcomes listing its outcome columns")
     frames = []
     for outcome in spec.outcomes:
-        part = pd.DataFrame(
-            {"unit": raw[spec.unit], "period": raw[spec.period], "outcome": outcome, "value": raw[outcome]}
-        )
+        part = pd.DataFrame({"unit": units, "period": raw[spec.period], "outcome": outcome, "value": raw[outcome]})
         if spec.denominator:
             part["denominator"] = raw[spec.denominator]
         frames.append(part)

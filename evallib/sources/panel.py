@@ -80,11 +80,28 @@ class Panel:
 # --------------------------------------------------------------------------- validation
 
 
+#: Values shown in messages: short numbers, dates and periods only; anything else could be any text
+#: (a secret, if a file was not what it seemed), so it is described, never quoted.
+_SHOWABLE = re.compile(r"^[-+]?[0-9][0-9.,:/ eEQq-]{0,15}$|^(nan|inf|-inf|true|false)$", re.IGNORECASE)
+
+
+def _describe(value: object) -> str:
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+    if not text:
+        return "(blank)"
+    return repr(text) if _SHOWABLE.match(text) else f"(text of {len(text)} characters)"
+
+
 def _rows(df: pd.DataFrame, mask: pd.Series | np.ndarray, row_offset: int) -> str:
-    """Show offending rows with their line numbers in the source file."""
+    """The offending rows by line number in the source file, with their values when they are plainly numbers
+    or dates (never other text from the file)."""
     bad = df[np.asarray(mask)]
     shown = bad.head(_MAX_ROWS_SHOWN)
-    lines = [f"  line {i + row_offset}: {dict(r)}" for i, r in zip(shown.index, shown.to_dict("records"), strict=True)]
+    cols = [c for c in ("period", "outcome", "value", "denominator") if c in shown.columns]
+    lines = [
+        f"  line {i + row_offset}: " + ", ".join(f"{c} {_describe(r[c])}" for c in cols)
+        for i, r in zip(shown.index, shown.to_dict("records"), strict=True)
+    ]
     more = f"\n  ... and {len(bad) - len(shown)} more" if len(bad) > len(shown) else ""
     return "\n".join(lines) + more
 
@@ -145,7 +162,7 @@ def validate_panel(
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(
-            f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}. "
+            f"{source}: missing column(s) {', '.join(missing)}; the table has {len(df.columns)} other column(s). "
             "Name the columns' roles in the params file's data_source (unit, period, outcomes)."
         )
     if df.empty:
@@ -161,10 +178,15 @@ def validate_panel(
         if col not in df.columns:
             out[col] = np.nan
             continue
+        if pd.api.types.is_bool_dtype(df[col]):
+            raise DataError(f"{source}: {col}s are true/false, not counts; check the column named for them")
         num = pd.to_numeric(df[col], errors="coerce")
         non_numeric = num.isna() & df[col].notna() & (df[col].astype("string").str.strip() != "")
         if non_numeric.any():
             raise DataError(f"{source}: non-numeric {col}s:\n" + _rows(df, non_numeric, row_offset))
+        infinite = np.isinf(num.to_numpy(dtype=float, na_value=np.nan))
+        if infinite.any():
+            raise DataError(f"{source}: infinite {col}s (inf is not a count):\n" + _rows(df, infinite, row_offset))
         if col == "value":
             if num.isna().any():
                 raise DataError(

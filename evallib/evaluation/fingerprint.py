@@ -1,0 +1,83 @@
+"""What a result was made from, as one comparable value: the protocol, the data as read and the code.
+
+Every ``results.json`` carries the fingerprint of the run that made it
+(``provenance.fingerprint``); the batch runner computes the fingerprint a site's
+published results must have (from its params file, the data it reads and this
+code) and publishing refuses results, run records or pages that disagree. The data
+part hashes the bytes the analysis actually read (:func:`evallib.sources.files.read_digest`),
+so a data file changed between the check before a run and the notebook's read is
+caught, never called "unchanged" later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from evallib.protocol.params import SiteProtocol
+from evallib.protocol.paths import project_root
+from evallib.sources.bundled import BUNDLED, bundled_data_dir
+from evallib.sources.files import display_path, read_digest, resolve_data_path
+
+_CODE: list[str] = []
+_REGISTRY_FILES = ("sites.csv", "ods_trusts_etr.csv")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def code_digest() -> str:
+    """SHA-256 of evallib's own source: a code change reruns every site, even without a version bump."""
+    if not _CODE:
+        h = hashlib.sha256()
+        package = Path(__file__).resolve().parents[1]
+        for f in sorted(package.rglob("*.py")):
+            h.update(f.relative_to(package).as_posix().encode())
+            h.update(f.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
+
+def data_digests(protocol: SiteProtocol, root: Path | None = None) -> list[dict[str, str]]:
+    """Each file the analysis reads, by its project-relative name, with the SHA-256 of the bytes read.
+
+    An evaluator's own file is hashed as this process read it (when it has); bundled files
+    (read-only package data) and the registry as they are.
+    """
+    root = root or project_root()
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+
+    def add(name: str, digest: str) -> None:
+        if name not in seen:
+            seen.add(name)
+            out.append({"file": name, "sha256": digest})
+
+    for spec in protocol.analyses:  # every data source the site's analyses read
+        if isinstance(spec.data_source, str):
+            for name in BUNDLED[spec.data_source].files:
+                f = bundled_data_dir() / name
+                add(name, sha256_file(f) if f.is_file() else "missing")
+        else:
+            real = resolve_data_path(spec.data_source.path, root)
+            add(display_path(real, root), read_digest(real) or sha256_file(real))
+    for name in _REGISTRY_FILES:
+        f = bundled_data_dir() / name
+        add(name, sha256_file(f) if f.is_file() else "missing")
+    return out
+
+
+def combine(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def result_fingerprint(protocol: SiteProtocol, data: list[dict[str, str]]) -> str:
+    """The fingerprint of results made from ``protocol`` (its content), ``data`` (as read) and this code."""
+    return combine({"params": protocol.digest(), "data": data, "code": code_digest()})

@@ -1,0 +1,74 @@
+"""Publishing: the programme page and the static site, rebuilt from verified results only.
+
+``evallib publish`` and the end of ``evallib run`` both come here: the current params
+files say what each site's results must match (:func:`evallib.pipeline.preflight.expectations`),
+the programme notebook is rerun when the set of verified results changed, and the
+site is rebuilt and scanned before it replaces the old one
+(:func:`evallib.reporting.static_site.build_site`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evallib.pipeline.execute import SiteRun, run_programme
+from evallib.pipeline.preflight import expectations
+from evallib.protocol.params import find_params
+from evallib.reporting.publishing import Expected, collect_sites, inputs_fingerprint, read_json
+from evallib.reporting.static_site import build_site
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a publish did: the index page, the programme step and the problems to report (never published)."""
+
+    index: Path
+    programme: SiteRun
+    problems: tuple[str, ...]
+
+
+def current_expectations(root: Path, params_dir: Path) -> tuple[dict[str, Expected], list[str]]:
+    """What every site's published results must match, from the params files now on disk."""
+    files = find_params(params_dir) if params_dir.is_dir() else []
+    return expectations(files, root)
+
+
+def publish(
+    root: Path,
+    outputs: Path,
+    *,
+    expected: dict[str, Expected] | None = None,
+    params_dir: Path | None = None,
+    executor: str = "kernel",
+    problems: list[str] | None = None,
+    programme: bool = True,
+) -> Published:
+    """Rebuild ``outputs/programme/`` (when its inputs changed) and ``outputs/site/`` from verified results.
+
+    The caller holds the outputs lock. ``expected`` defaults to the params files under ``params_dir``.
+    ``programme=False`` (after an interrupt) only rebuilds the site; a programme page made from
+    other results is then left off it.
+
+    Raises
+    ------
+    PublishError
+        When a page breaks a publication rule (the previous site stays).
+    """
+    notes = list(problems or [])
+    if expected is None:
+        expected, found = current_expectations(root, params_dir or root / "params")
+        notes.extend(found)
+    entries, _ = collect_sites(outputs, expected)
+    chosen = [e for e in entries if e.page is not None]
+    record = read_json(outputs / "programme" / "run.json")
+    if record is not None and record.get("inputs") == inputs_fingerprint(chosen):
+        step = SiteRun("programme", "unchanged", "made from the results now published")
+    elif not programme:
+        step = SiteRun("programme", "skipped", "interrupted")
+    else:
+        step = run_programme(root, outputs, executor, chosen)
+        if step.status == "failed":
+            notes.append("programme: the programme notebook failed (see outputs/programme/failure.json)")
+    index = build_site(outputs, expected=expected, root=root, problems=notes)
+    return Published(index, step, tuple(dict.fromkeys(notes)))

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Remove each reliability guard once and check that its test fails (the README's Reliability table).
+
+    .venv/bin/python tools/check_guards.py          # every guard (about 10 minutes on 2 cores)
+    .venv/bin/python tools/check_guards.py 3 7      # only guards 3 and 7
+
+Each entry replaces one line of a guard with a no-op, runs the test that enforces it, and restores the file.
+Prints CAUGHT (the test failed, as it must) or MISSED for each; exits 1 when any guard was MISSED.
+"""
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MUTANTS = [
+    (
+        "evallib/pipeline/pool.py",
+        '                yield job, on_error(job, f"the worker process running it died ({how})")',
+        "                raise RuntimeError('pool broken')",
+        "tests/test_faults.py::test_a_dead_worker_fails_only_its_own_site",
+    ),
+    (
+        "evallib/pipeline/pool.py",
+        "    parent = os.getppid()\n    done = False",
+        "    return\n    parent = os.getppid()\n    done = False",
+        "tests/test_faults.py::test_a_killed_batch_takes_its_workers_with_it",
+    ),
+    (
+        "evallib/pipeline/lock.py",
+        "                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "                pass",
+        "tests/test_faults.py::test_a_second_run_refuses_while_one_holds_the_outputs",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        "        if _sha256(folder / name) != run.get(key):",
+        "        if False:",
+        "tests/test_faults.py::test_hand_edited_results_are_never_published",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        "    problems = scan_pages(staging, root)\n",
+        "    problems = []\n",
+        "tests/test_faults.py::test_a_page_that_breaks_a_rule_is_never_published",
+    ),
+    (
+        "evallib/sources/files.py",
+        "    if not any(real.is_relative_to(f) for f in folders) or any(real.is_relative_to(s) for s in _SYSTEM):",
+        "    if False:",
+        "tests/test_hostile.py -k symlink",
+    ),
+    (
+        "evallib/protocol/bounds.py",
+        "    return site_id.lower() in RESERVED_SITE_IDS",
+        "    return False",
+        "tests/test_hostile.py -k reserved",
+    ),
+    (
+        "evallib/reporting/disclosure.py",
+        "    whole = math.floor(v + 0.5)",
+        "    whole = v",
+        "tests/test_publishing.py -k rounded_first",
+    ),
+    (
+        "evallib/pipeline/batch.py",
+        "        old = signal.signal(signal.SIGTERM, _raise)",
+        "        old = signal.getsignal(signal.SIGTERM)",
+        "tests/test_faults.py::test_sigterm_takes_the_ctrl_c_path",
+    ),
+    (
+        "evallib/evaluation/results_file.py",
+        "    _check_not_published(out)\n",
+        "",
+        "tests/test_publishing.py -k exploration_never",
+    ),
+    (
+        "evallib/pipeline/execute.py",
+        "            record_failure(Path(outputs), job.site_id, reason, job.params_file)",
+        "            pass",
+        "tests/test_publishing.py -k runner_errors",
+    ),
+    (
+        "evallib/pipeline/executor.py",
+        "        code = 3  # anything but a clean finish is a failure",
+        "        code = 0",
+        "tests/test_publishing.py -k cannot_record",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        "            continue  # a removed params file removes its page; drafts never reach the public index",
+        "            pass",
+        "tests/test_faults.py -k removed_params",
+    ),
+    (
+        "evallib/pipeline/publish.py",
+        '    if record is not None and record.get("inputs") == inputs_fingerprint(chosen):',
+        "    if True:",
+        "tests/test_faults.py -k programme_page",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        '        value = json.loads(path.read_text(encoding="utf-8"))\n    except (OSError, ValueError):\n        return None',
+        '        value = json.loads(path.read_text(encoding="utf-8"))\n    except OSError:\n        return None',
+        "tests/test_faults.py -k unreadable",
+    ),
+    (
+        "evallib/pipeline/execute.py",
+        '    if prov.get("fingerprint") != job.result_fingerprint:',
+        "    if False:",
+        "tests/test_faults.py -k mid_run",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        "            if expected is not None and expected[sid].fingerprint != fp:",
+        "            if False:",
+        "tests/test_faults.py -k stale",
+    ),
+    (
+        "evallib/reporting/disclosure.py",
+        '    return SUPPRESSED if is_small(math.exp(float(value))) else f"{float(value):.{digits}f}"',
+        '    return f"{float(value):.{digits}f}"',
+        "tests/test_publishing.py -k log_count",
+    ),
+    (
+        "evallib/reporting/disclosure.py",
+        '    return "withheld" if any(is_small(v) for v in vals) else "indexed"',
+        '    return "indexed"',
+        "tests/test_publishing.py -k every_published_place",
+    ),
+    (
+        "evallib/pipeline/notebook.py",
+        "    given = {k: namespace[k] for k in PARAMETER_NAMES if namespace.get(k) is not None}",
+        "    given = {k: namespace[k] for k in PARAMETER_NAMES if k in namespace}",
+        "tests/test_publishing.py -k site_id_alone",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        "    if site.exists() and not (site / SITE_MARKER).exists():",
+        "    if False:",
+        "tests/test_hostile.py -k someone",
+    ),
+    (
+        "evallib/protocol/safe_yaml.py",
+        "            if key in seen:",
+        "            if False:",
+        "tests/test_hostile.py -k duplicate",
+    ),
+    (
+        "evallib/pipeline/preflight.py",
+        "        key = protocol.site_id.lower()",
+        "        key = protocol.site_id",
+        "tests/test_hostile.py -k differing",
+    ),
+    (
+        "evallib/reporting/static_site.py",
+        '        text = re.sub(r"(?<![\\w./-])" + re.escape(prefix.rstrip(os.sep) + os.sep), "", text)',
+        '        text = text.replace(prefix + os.sep, "").replace(prefix, "")',
+        "tests/test_publishing.py -k scrubbing",
+    ),
+    (
+        "evallib/sources/panel.py",
+        '    return repr(text) if _SHOWABLE.match(text) else f"(text of {len(text)} characters)"',
+        "    return repr(text)",
+        "tests/test_hostile.py -k 'secret and count'",
+    ),
+]
+missed = 0
+only = sys.argv[1:]
+for i, (path, old, new, test) in enumerate(MUTANTS):
+    if only and str(i) not in only:
+        continue
+    p = ROOT / path
+    text = p.read_text()
+    assert text.count(old) == 1, (i, path, old)
+    p.write_text(text.replace(old, new))
+    try:
+        r = subprocess.run(
+            f"{sys.executable} -m pytest -q -x -p no:cacheprovider {test}",
+            shell=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        verdict = "CAUGHT" if r.returncode not in (0, 5) else "MISSED"  # 5: no test selected
+        missed += verdict == "MISSED"
+        print(i, verdict, path, test, r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "", flush=True)
+    finally:
+        p.write_text(text)
+sys.exit(1 if missed else 0)
