@@ -93,6 +93,7 @@ class Answer:
             "inference": r.inference,
             "scale": r.scale,
             "estimate": num(r.estimate),
+            "std_error": num(r.std_error),
             "ci_low": num(r.ci_low),
             "ci_high": num(r.ci_high),
             "p_value": num(r.p_value),

@@ -34,16 +34,11 @@ from evallib.methods.rates import PoissonDiD
 from evallib.methods.results import Estimate
 from evallib.methods.sdid import SyntheticDiD
 from evallib.methods.synth import SyntheticControl
+from evallib.protocol.params import PRIMARY_ESTIMATORS
 
-#: The estimators, in the order reports list them; the first is the default primary estimator.
-HEADLINE_ESTIMATORS: tuple[str, ...] = (
-    "did",
-    "did_studentized",
-    "rate_ratio",
-    "controlled_its",
-    "synthetic_control",
-    "synthetic_did",
-)
+#: The estimators, in the order reports list them; the first is the default primary estimator. The
+#: protocol layer keeps the same names (``PRIMARY_ESTIMATORS``), which params files may name.
+HEADLINE_ESTIMATORS: tuple[str, ...] = PRIMARY_ESTIMATORS
 ESTIMATOR_LABELS = {
     "did": "difference-in-differences",
     "did_studentized": "difference-in-differences, studentized test",

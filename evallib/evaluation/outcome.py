@@ -26,6 +26,7 @@ from evallib.methods.its_placebo import ControlledITSResult
 from evallib.methods.power import placebo_mde
 from evallib.methods.rates import RateRatioResult
 from evallib.methods.results import Estimate
+from evallib.methods.volatility import VolatilityRank
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
 
@@ -33,6 +34,12 @@ from evallib.sources.panel import Panel
 PRETREND_ALPHA = 0.05
 #: Estimators fitted for secondary outcomes (the primary outcome gets every headline estimator).
 SECONDARY_ESTIMATORS = ("did", "did_studentized", "rate_ratio")
+#: A site noisier before the start than this share of its comparison units (percentile) is "volatile": a plain
+#: placebo test is not reliable for it (the Monte Carlo suite shows it rejecting about a third of true nulls for a
+#: site three times as noisy as the median), so only the studentized test's p-value and interval are published.
+VOLATILE_PERCENTILE = 90.0
+#: The ``inference`` of a row whose p-value and interval are withheld for a volatile site.
+WITHHELD = "withheld_volatile_site"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class OutcomeAnalysis:
     event_bin_months: int = 12
     primary_estimator: str = "did"
     robustness: Robustness | None = None
+    volatile: bool = False
+    noise_percentile: float = float("nan")
 
     @property
     def label(self) -> str:
@@ -108,7 +117,7 @@ class OutcomeAnalysis:
         A single test at 5%, so that with parallel trends it fires in 5% of sites (two tests at
         10% fired in 14%); the event-study leads are shown as a description, not a second test.
         """
-        p = self.pretrend.p_value
+        p = self.pretrend.p_value  # NaN (withheld) for a volatile site: not assessable, never "evidence"
         return math.isfinite(p) and p < PRETREND_ALPHA
 
 
@@ -159,6 +168,10 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     headline = fit_headlines(design, names)
     if is_prop:
         headline = {n: _rescale_headline(h) for n, h in headline.items()}
+    noise_pct = site_noise_percentile(headline["did"].result.volatility, protocol.seed)
+    volatile = noise_pct >= VOLATILE_PERCENTILE
+    if volatile:  # only the studentized test allows for the site's own noise
+        headline = {n: h if n == "did_studentized" else replace(h, row=withhold(h.row)) for n, h in headline.items()}
     pre = long[long["post"] == 0]
     pretrend = pretrend_test(
         pre,
@@ -173,6 +186,8 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     )
     if is_prop:
         pretrend = _with_scale(pretrend, "percentage_points_per_year")
+    if volatile:
+        pretrend = withhold(pretrend)
     # The site's own series: a description (what changed at the start), with REML AR(1) errors,
     # whose intervals reach their nominal coverage in the Monte Carlo suite.
     its = SegmentedITS(
@@ -191,6 +206,10 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     event_study = None
     if cov.n_post >= bin_months and cov.n_pre >= 2 * bin_months:
         event_study = _event_study(long, w["post_start"], transform, bin_months, protocol, outcome)
+    if volatile and event_study is not None:
+        event_study = replace(
+            event_study, rows=tuple(withhold(r) for r in event_study.rows), pretrend=withhold(event_study.pretrend)
+        )
     if is_prop and event_study is not None:
         event_study = EventStudyResult(
             rows=tuple(_with_scale(r, "percentage_points") for r in event_study.rows),
@@ -209,7 +228,9 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         its=its,
         event_study=event_study,
         event_bin_months=bin_months,
-        primary_estimator=getattr(protocol, "primary_estimator", "did") if spec.primary else "did",
+        primary_estimator=("did_studentized" if volatile else protocol.primary_estimator) if spec.primary else "did",
+        volatile=volatile,
+        noise_percentile=noise_pct,
     )
     if spec.primary:
         es = event_study
@@ -227,6 +248,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
             leads={**leads, es.reference: 0.0} if es is not None else None,
             n_post_bins=0 if es is None else sum(e >= 0 for e in es.event_times),
             synth=None if sc is None else sc.result,
+            inference="placebo_studentized" if volatile else "placebo_in_space",
         )
         analysis = replace(analysis, robustness=robust)
     return analysis
@@ -271,6 +293,36 @@ def _event_study(
         )
         .fit(binned)
         .with_scale("log" if transform == "log" else "level")
+    )
+
+
+def site_noise_percentile(vol: VolatilityRank | None, seed: int, draws: int = 999) -> float:
+    """How noisy the site is before the start, as a percentile among what placebo assignments would give.
+
+    With one treated unit, the percentage of comparison units with less pre-period noise; with
+    ``k`` units, the percentage of random sets of ``k`` comparison units whose mean noise is below
+    the site's (a set's mean is less extreme than one unit's, so individual ranks would overstate it).
+    """
+    if vol is None or not vol.rank:
+        return float("nan")
+    if len(vol.treated) == 1:
+        return float(vol.percentile[0])
+    scale = vol.unit_scale
+    site = float(scale[list(vol.treated)].mean())
+    comp = scale.drop(list(vol.treated)).to_numpy()
+    k = len(vol.treated)
+    if len(comp) < k:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.argsort(rng.random((draws, len(comp))), axis=1)[:, :k]
+    return float(100 * np.mean(comp[means].mean(axis=1) < site))
+
+
+def withhold(row: Estimate) -> Estimate:
+    """The row with its p-value and interval withheld (a plain placebo test on a volatile site)."""
+    nan = float("nan")
+    return Estimate(
+        **{**row.__dict__, "std_error": nan, "ci_low": nan, "ci_high": nan, "p_value": nan, "inference": WITHHELD}
     )
 
 

@@ -34,20 +34,44 @@ class ProgrammeData:
         return self.sites[self.sites["status"] == "evaluated"]
 
 
+def _headline_row(res: dict) -> dict | None:
+    """The site's answer (its protocol's primary estimate) on the log scale, for pooling; the DiD row if the file
+    has no answer. A rate ratio becomes its log; a percent change ``log(1 + x/100)`` (its SE by the delta method)."""
+    row = res.get("answer") or next(
+        (r for r in res.get("results", []) if r["method"] == "did_twfe" and r["outcome"] == res.get("primary_outcome")),
+        None,
+    )
+    if row is None or row.get("estimate") is None:
+        return None
+    out = dict(row)
+    out.setdefault("std_error", None)
+    if row["scale"] in ("rate_ratio", "percent"):
+
+        def conv(v: float | None) -> float | None:
+            if v is None:
+                return None
+            return math.log(v) if row["scale"] == "rate_ratio" else math.log1p(v / 100)
+
+        est = row["estimate"]
+        out.update(estimate=conv(est), ci_low=conv(row["ci_low"]), ci_high=conv(row["ci_high"]), scale="log")
+        if row["scale"] == "percent" and out.get("std_error") is not None:
+            out["std_error"] = row["std_error"] / 100 / (1 + est / 100)
+    if out.get("std_error") is None:  # the answer stores no SE: take it from the matching tidy row
+        match = next(
+            (r for r in res.get("results", []) if r["method"] == row.get("method") and r["term"] == row.get("term")),
+            None,
+        )
+        out["std_error"] = match["std_error"] if match else None
+    return out
+
+
 def load_programme(outputs: str | Path) -> ProgrammeData:
     """Collect every ``outputs/<site>/results.json``."""
     root = Path(outputs)
     rows = []
     for f in sorted(root.glob("*/results.json")):
         res = json.loads(f.read_text(encoding="utf-8"))
-        did = next(
-            (
-                r
-                for r in res.get("results", [])
-                if r["method"] == "did_twfe" and r["outcome"] == res.get("primary_outcome")
-            ),
-            None,
-        )
+        did = _headline_row(res)
         growth = res.get("growth") or {}
         coverage = res.get("coverage") or {}
         rows.append(
@@ -65,10 +89,10 @@ def load_programme(outputs: str | Path) -> ProgrammeData:
                 "status": res["status"],
                 "scale": did["scale"] if did else None,
                 "estimate": did["estimate"] if did else np.nan,
-                "std_error": did["std_error"] if did else np.nan,
+                "std_error": did["std_error"] if did and did["std_error"] is not None else np.nan,
                 "ci_low": did["ci_low"] if did and did["ci_low"] is not None else (-np.inf if did else np.nan),
                 "ci_high": did["ci_high"] if did and did["ci_high"] is not None else (np.inf if did else np.nan),
-                "p_value": did["p_value"] if did else np.nan,
+                "p_value": did["p_value"] if did and did.get("p_value") is not None else np.nan,
                 "site_growth_pct": growth.get("site_growth_pct", np.nan),
                 "comparison_growth_pct": growth.get("comparison_growth_pct", np.nan),
             }
@@ -94,6 +118,9 @@ def pooled_by_care_model(data: ProgrammeData) -> pd.DataFrame:
     out = []
     for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
         g = merge_duplicate_sites(ev[ev["care_model"] == model])
+        g = g[np.isfinite(g["estimate"]) & np.isfinite(g["std_error"]) & (g["std_error"] > 0)]
+        if g.empty:
+            continue
         pooled = random_effects(g["estimate"].to_numpy(), g["std_error"].to_numpy())
         out.append(
             {

@@ -120,7 +120,14 @@ def _conclusion(row: Estimate) -> str:
 
 
 def _overlap(a: Estimate, b: Estimate) -> bool:
-    return max(a.ci_low, b.ci_low) <= min(a.ci_high, b.ci_high)
+    # A withheld interval (NaN: a plain placebo test on a volatile site) says nothing: treat it as unbounded.
+    def lo(r: Estimate) -> float:
+        return -math.inf if math.isnan(r.ci_low) else r.ci_low
+
+    def hi(r: Estimate) -> float:
+        return math.inf if math.isnan(r.ci_high) else r.ci_high
+
+    return max(lo(a), lo(b)) <= min(hi(a), hi(b))
 
 
 def _agreement(name: str, main: Estimate, alt: Estimate | None, why_no_test: str = "") -> Check:
@@ -153,6 +160,7 @@ def check_robustness(
     leads: Mapping[int, float] | None = None,
     n_post_bins: int = 0,
     synth: SynthResult | None = None,
+    inference: str = "placebo_in_space",
 ) -> Robustness:
     """Run the robustness checks of one outcome's main estimate ``main``.
 
@@ -172,7 +180,7 @@ def check_robustness(
     roles = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
     common = {
         "transform": transform,
-        "inference": "placebo_in_space",
+        "inference": inference,
         "n_draws": protocol.n_placebo_draws,
         "seed": protocol.seed,
         "outcome_label": outcome,

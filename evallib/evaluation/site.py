@@ -141,6 +141,12 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
                 f"Short follow-up: only {c.n_post} months after the start. Effects of new care models take years; "
                 "a null result here is weak evidence of no effect."
             )
+        if a.volatile:
+            flags.append(
+                f"Before the start the site's {a.label} was noisier than {a.noise_percentile:.0f}% of what its comparison "
+                f"{c.units} would give in its place: a plain placebo test is not reliable for such a site, so only the studentized test's "
+                "p-value and interval are published for this outcome (the other estimates are shown without them)."
+            )
         if a.pretrend_evidence:
             pt = a.pretrend
             per_year = (

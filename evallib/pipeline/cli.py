@@ -48,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument(
         "--update", action="store_true", help="regenerate the files nobody edited since generation; keep hand edits"
     )
+    cal = sub.add_parser(
+        "calibrate",
+        help="the calibration study: every comparison area as a fake site, every estimator; writes "
+        "params/calibration.csv (then `evallib make-params --update` sets each protocol's primary estimator)",
+    )
+    cal.add_argument("--params-dir", type=Path, default=Path("params"))
+    cal.add_argument("--outputs", type=Path, default=Path("outputs"))
+    cal.add_argument("--jobs", "-j", type=int, default=None, help="designs at a time (default: number of cores)")
+    cal.add_argument("--max-fake-sites", type=int, default=None, help="a seeded random subset of each pool")
+    cal.add_argument("--no-progress", action="store_true")
     pub = sub.add_parser(
         "publish", help="rebuild the programme page and outputs/site/ from the verified results in outputs/"
     )
@@ -110,6 +120,21 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"wrote {len(written)} params file(s) under {args.params_dir}/ (hand-edited files kept unless --overwrite)"
             )
+            return 0
+        if args.command == "calibrate":
+            from evallib.pipeline.calibrate import run_calibration
+
+            summary = run_calibration(
+                root,
+                params_dir=args.params_dir,
+                outputs=args.outputs,
+                jobs=args.jobs,
+                max_fake_sites=args.max_fake_sites,
+                progress=not args.no_progress,
+            )
+            chosen = summary[summary["chosen"]]
+            print(chosen[["design", "estimator", "rejection_rate", "median_width"]].to_string(index=False))
+            print(f"Wrote {args.params_dir / 'calibration.csv'}; run `evallib make-params --update` to apply it")
             return 0
         if args.command == "publish":
             from evallib.pipeline import executor as fast

@@ -31,6 +31,10 @@ The rules written into every protocol:
   secondary analyses. ICS rows without CCGs use their trusts' 2016-2019 data.
   Comparators exclude systems designated before the end of follow-up.
 * The intervention starts in the first full month after the announcement.
+* The primary estimator (what the findings lead with) is the calibration study's
+  choice for the protocol's kind (``params/calibration.csv``, from ``evallib
+  calibrate``): the most precise headline estimator that held its size when every
+  comparison area was a fake site; the difference-in-differences without the study.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evallib.protocol.params import COVID_START, SiteProtocol
+from evallib.protocol.params import COVID_START, PRIMARY_ESTIMATORS, SiteProtocol
 from evallib.sources.areas import harmonise, resolve
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.registry import Site, load_registry
@@ -59,6 +63,8 @@ _HEADER = """\
 _DIGEST = re.compile(r"^# generated-content: ([0-9a-f]{64})$", re.MULTILINE)
 
 CCG_DATA = "mar_commissioner_2008_2019"
+#: The calibration study's summary, in the params folder (``evallib calibrate`` writes it).
+CALIBRATION_FILE = "calibration.csv"
 CCG_OUTCOME = "nonelective_admissions"
 CCG_FIRST_MONTH = pd.Timestamp("2013-04-01")
 CCG_LAST_MONTH = pd.Timestamp("2019-12-01")
@@ -171,8 +177,32 @@ def _ics(site: Site, start: pd.Timestamp) -> dict[str, Any]:
     return p
 
 
-def protocol_for(site: Site) -> dict[str, object]:
-    """The default protocol of one registry site, as plain values."""
+def chosen_estimators(params_dir: Path | None) -> dict[tuple[str, str, str], str]:
+    """The calibration study's choice of primary estimator by (site type, data source, outcome).
+
+    Read from ``<params_dir>/calibration.csv`` (written by ``evallib calibrate``): for each kind of
+    protocol, the headline estimator that held its size in every design of that kind with the
+    narrowest intervals. Empty without the file (protocols then lead with the DiD).
+    """
+    path = None if params_dir is None else params_dir / CALIBRATION_FILE
+    if path is None or not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype={"holds_size": bool, "chosen": bool})
+    out: dict[tuple[str, str, str], str] = {}
+    for key, g in table.groupby(["site_type", "data_source", "outcome"]):
+        ok = (
+            g[g["estimator"].isin(PRIMARY_ESTIMATORS)]
+            .groupby("estimator")
+            .agg(holds=("holds_size", "all"), width=("median_width", "mean"))
+        )
+        ok = ok[ok["holds"]]
+        if len(ok):
+            out[(str(key[0]), str(key[1]), str(key[2]))] = str(ok["width"].idxmin())
+    return out
+
+
+def protocol_for(site: Site, estimators: dict[tuple[str, str, str], str] | None = None) -> dict[str, object]:
+    """The default protocol of one registry site, as plain values (``estimators``: :func:`chosen_estimators`)."""
     start = site.start_month
     notes = []
     if site.announced_precision != "day":
@@ -210,6 +240,7 @@ def protocol_for(site: Site) -> dict[str, object]:
         "n_placebo_draws": 999,
         "seed": 2015,
         "not_evaluable_reason": p.get("not_evaluable_reason", ""),
+        "primary_estimator": (estimators or {}).get((site.site_type, p["data_source"], p["primary_outcome"]), "did"),
         "notes": "; ".join(notes),
     }
 
@@ -242,6 +273,7 @@ def write_params(root: Path, *, overwrite: bool = False, update: bool = False) -
     (replace the files nobody has edited since they were generated).
     """
     written = []
+    estimators = chosen_estimators(root)
     for site in load_registry():
         folder = root / ("vanguards" if site.site_type == "vanguard" else "ics")
         folder.mkdir(parents=True, exist_ok=True)
@@ -249,7 +281,7 @@ def write_params(root: Path, *, overwrite: bool = False, update: bool = False) -
         if path.exists() and not overwrite:
             if not update or edited_by_hand(path.read_text(encoding="utf-8")):
                 continue
-        protocol = protocol_for(site)
+        protocol = protocol_for(site, estimators)
         SiteProtocol.from_mapping(protocol, str(path))  # never write an invalid protocol
         text = to_yaml(protocol)
         if path.exists() and path.read_text(encoding="utf-8") == text:

@@ -38,6 +38,15 @@ CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
 CONFIDENCE = ("high", "medium", "low")
 DIRECTIONS = ("decrease", "increase")
 POOL_RULES = ("exclude_other_vanguards", "exclude_ics_designated_before_end", "all_eligible")
+#: The headline estimators a protocol may lead with (evallib.evaluation.estimators fits them).
+PRIMARY_ESTIMATORS = (
+    "did",
+    "did_studentized",
+    "rate_ratio",
+    "controlled_its",
+    "synthetic_control",
+    "synthetic_did",
+)
 COVID_START = pd.Timestamp("2020-03-01")
 _SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
@@ -80,6 +89,7 @@ class SiteProtocol:
     notes: str = ""
     secondary_analyses: tuple[AnalysisSpec, ...] = ()
     not_evaluable_reason: str = ""
+    primary_estimator: str = "did"
     source_file: str = field(default="", compare=False)
     #: Fields set differently from the site's params file (exploration in a notebook): "field: file -> used".
     departures: tuple[str, ...] = field(default=(), compare=False)
@@ -205,6 +215,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         notes=text_field(m, source, "notes", default="", max_len=bounds.MAX_NOTES),
         secondary_analyses=secondary_analyses_field(m, source),
         not_evaluable_reason=text_field(m, source, "not_evaluable_reason", default="", max_len=bounds.MAX_NOTES),
+        primary_estimator=text_field(m, source, "primary_estimator", allowed=PRIMARY_ESTIMATORS, default="did"),
         source_file=source,
     )
     clash = bounds.overlap(

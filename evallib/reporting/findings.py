@@ -7,7 +7,7 @@ from html import escape
 
 from evallib.evaluation.answer import Answer, conclusion
 from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI
-from evallib.evaluation.outcome import OutcomeAnalysis
+from evallib.evaluation.outcome import WITHHELD, OutcomeAnalysis
 from evallib.evaluation.provenance import provenance
 from evallib.evaluation.site import SiteEvaluation
 from evallib.methods.results import Estimate
@@ -58,8 +58,14 @@ def _lead(a: OutcomeAnalysis, ans: Answer, expected: str) -> str:
 
 
 def _others(ans: Answer) -> str:
-    agree = [v.label for v in ans.agreeing if v.name != "own_series"]
+    withheld = [v.label for v in ans.others if v.row.inference == WITHHELD]
+    agree = [v.label for v in ans.agreeing if v.name != "own_series" and v.row.inference != WITHHELD]
     parts = []
+    if withheld:
+        parts.append(
+            f"{escape(cap(', '.join(withheld)))}: shown without p-values or intervals, which a plain placebo test "
+            "cannot give reliably for a site this noisy."
+        )
     if agree:
         parts.append(f"{escape(cap(', '.join(agree)))} agree.")
     for v in ans.disagreeing:

@@ -116,24 +116,24 @@ def render_report(
 
 
 def _headline(results: dict[str, Any]) -> tuple[str, str, str]:
-    """(estimate, interval, p) text for the primary outcome's DiD row."""
-    rows = [
-        r
-        for r in results.get("results", [])
-        if r["outcome"] == results.get("primary_outcome") and r["method"] == "did_twfe"
-    ]
-    if not rows:
+    """(estimate, interval, p) text for the site's answer: its protocol's primary estimate."""
+    r = results.get("answer")
+    if not r:
         return "", "", ""
-    r = rows[0]
 
     def fmt(v: float | None) -> str:
         if v is None:
             return "unbounded"
         if r["scale"] == "log":
             return f"{100 * (math.exp(v) - 1):+.1f}%"
+        if r["scale"] == "rate_ratio":
+            return f"{v:.3f}"
+        if r["scale"] == "percent":
+            return f"{v:+.1f}%"
         return f"{v:+.2f}"
 
-    return fmt(r["estimate"]), f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}", f"{r['p_value']:.2f}"
+    p = r.get("p_value")
+    return fmt(r["estimate"]), f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}", "" if p is None else f"{p:.2f}"
 
 
 def _programme_page(outputs: Path, entries: list[SiteEntry]) -> Path | None:

@@ -1,0 +1,207 @@
+"""The calibration study: how each estimator behaves on the real data when there is no effect to find.
+
+For every design the protocols use (site type, data source, outcome, windows and pool rule), every
+comparison area in turn becomes a fake site, with the real windows and no intervention, and is
+evaluated against the rest of the pool by every estimator. A method that holds its size rejects
+"no effect" in about 5% of fake sites; among those, the most precise (narrowest median interval)
+is the one a protocol of that kind should lead with. The study sees only comparison areas, never a
+real site's outcome, so the choice is made before results are seen; `evallib make-params` writes it
+into the protocols (``primary_estimator``).
+
+Besides the headline estimators the study runs two contrasts that no protocol may lead with: the
+DiD with cluster-robust (CR1) standard errors, and the site's own series (segmented regression
+with Newey-West errors, the effect 12 months after the start or at the end of a shorter follow-up), to show on the real data why
+design-based inference is used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from evallib.errors import NotEvaluable
+from evallib.evaluation.coverage import analysis_frame, load_source
+from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
+from evallib.methods.did import DiD
+from evallib.methods.its import SegmentedITS
+from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
+
+ALPHA = 0.05
+#: Estimators shown for contrast only (model-based inference a protocol may not lead with).
+CONTRASTS: tuple[str, ...] = ("did_cr1", "own_series_its")
+CONTRAST_LABELS = {
+    "did_cr1": "difference-in-differences, cluster-robust (CR1) errors",
+    "own_series_its": "the site's own series (Newey-West errors)",
+}
+SUMMARY_COLUMNS = [
+    "design",
+    "site_type",
+    "data_source",
+    "outcome",
+    "estimator",
+    "fake_sites",
+    "bias",
+    "rmse",
+    "rejection_rate",
+    "rejection_mc_se",
+    "median_width",
+    "holds_size",
+    "chosen",
+]
+
+
+@dataclass(frozen=True)
+class Design:
+    """A kind of analysis the protocols run: its windows, pool rule and outcome, with one protocol standing for it."""
+
+    name: str
+    site_type: str
+    data_source: str
+    outcome: str
+    protocol: SiteProtocol
+    sites: tuple[str, ...]
+
+
+def designs(protocols: Iterable[SiteProtocol]) -> list[Design]:
+    """The distinct primary-outcome designs of the evaluable protocols (bundled data, follow-up before COVID-19)."""
+    groups: dict[tuple, list[SiteProtocol]] = {}
+    for p in protocols:
+        if p.not_evaluable_reason or not isinstance(p.data_source, str) or p.windows["post_end"] >= COVID_START:
+            continue
+        w = p.windows
+        key = (p.site_type, p.data_source, p.primary_outcome, *w.values(), p.comparison_pool)
+        groups.setdefault(key, []).append(p)
+    out = []
+    for (site_type, source, outcome, pre_start, _, start, end, _), ps in sorted(groups.items(), key=lambda kv: kv[0]):
+        name = f"{site_type}: {outcome} ({source}), {pre_start:%b %Y} - {end:%b %Y}, start {start:%b %Y}"
+        out.append(Design(name, site_type, source, outcome, ps[0], tuple(p.site_id for p in ps)))
+    return out
+
+
+def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
+    if name == "did_cr1":
+        row = (
+            DiD(
+                outcome="value",
+                unit="unit",
+                time="period",
+                treated="treated",
+                post="post",
+                transform=data.transform,  # type: ignore[arg-type]
+                inference="cluster_cr1",
+            )
+            .fit(data.long)
+            .row
+        )
+    else:
+        wide = data.long.pivot(index="period", columns="unit", values="value")
+        site = wide[sorted(data.long.loc[data.long["treated"] == 1, "unit"].unique())].sum(axis=1)
+        h = min(12, int((site.index >= data.start).sum()))  # 12 months after the start, or the last month
+        its = SegmentedITS(intervention_start=data.start, transform=data.transform, harmonics=2, horizons=(h,))  # type: ignore[arg-type]
+        row = on_log_scale(its.fit(site).row(f"effect_at_{h}"))
+    return row.estimate, row.ci_low, row.ci_high, row.p_value
+
+
+def fake_site_results(
+    design: Design,
+    *,
+    estimators: tuple[str, ...] = HEADLINE_ESTIMATORS + CONTRASTS,
+    max_fake_sites: int | None = None,
+    seed: int = 2015,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Every estimator on every fake site of one design (estimates on the log scale, or points).
+
+    Returns one row per fake site and estimator: ``design, fake_site, estimator, estimate,
+    ci_low, ci_high, p_value``. ``max_fake_sites`` takes a seeded random subset of the pool.
+    """
+    p = design.protocol
+    spec = AnalysisSpec(p.primary_outcome, p.data_source, p.treated_units, True)
+    try:
+        values, denom, cov = analysis_frame(p, load_source(p.data_source), spec)
+    except NotEvaluable:
+        return pd.DataFrame(columns=["design", "fake_site", "estimator", "estimate", "ci_low", "ci_high", "p_value"])
+    pool = list(cov.comparators)
+    values = values[pool]
+    is_prop = denom is not None
+    unit_values = 100 * values / denom[pool] if is_prop else values
+    fakes = pool
+    if max_fake_sites is not None and max_fake_sites < len(pool):
+        fakes = sorted(np.random.default_rng(seed).choice(pool, max_fake_sites, replace=False))
+    start = p.windows["post_start"]
+    rows = []
+    for i, fake in enumerate(fakes):
+        long = _long(unit_values, fake, start)
+        counts = _long(values, fake, start)
+        if is_prop:
+            counts["exposure"] = denom[pool].stack().to_numpy()
+        data = DesignData(
+            long=long,
+            counts=counts,
+            start=start,
+            transform="identity" if is_prop else "log",
+            n_draws=p.n_placebo_draws,
+            seed=p.seed,
+            outcome=p.primary_outcome,
+        )
+        for name in estimators:
+            if name in CONTRASTS:
+                est, lo, hi, pv = _contrast(name, data)
+            else:
+                row = on_log_scale(fit_headline(name, data).row)
+                est, lo, hi, pv = row.estimate, row.ci_low, row.ci_high, row.p_value
+            rows.append((design.name, fake, name, est, lo, hi, pv))
+        if progress is not None:
+            progress(i + 1)
+    return pd.DataFrame(rows, columns=["design", "fake_site", "estimator", "estimate", "ci_low", "ci_high", "p_value"])
+
+
+def _long(wide: pd.DataFrame, fake: str, start: pd.Timestamp) -> pd.DataFrame:
+    long = wide.stack().rename("value").reset_index()
+    long.columns = ["period", "unit", "value"]
+    long["treated"] = (long["unit"] == fake).astype(int)
+    long["post"] = (long["period"] >= start).astype(int)
+    return long
+
+
+def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
+    """Bias, RMSE, rejection rate at 5% (with its Monte Carlo error) and median interval width by design and estimator.
+
+    ``holds_size``: the rejection rate is within 3 Monte Carlo standard errors of 5% or below it. ``chosen``:
+    per design, the headline estimator that holds its size with the narrowest median interval.
+    """
+    by_name = {d.name: d for d in designs_}
+    out = []
+    for (name, est), g in results.groupby(["design", "estimator"], sort=False):
+        d = by_name[name]
+        n = len(g)
+        rej = float(np.mean(g["p_value"] < ALPHA))
+        se = math.sqrt(ALPHA * (1 - ALPHA) / n) if n else float("nan")
+        width = (g["ci_high"] - g["ci_low"]).replace([np.inf, -np.inf], np.nan)
+        out.append(
+            {
+                "design": name,
+                "site_type": d.site_type,
+                "data_source": d.data_source,
+                "outcome": d.outcome,
+                "estimator": est,
+                "fake_sites": n,
+                "bias": float(g["estimate"].mean()),
+                "rmse": float(np.sqrt(np.mean(g["estimate"] ** 2))),
+                "rejection_rate": rej,
+                "rejection_mc_se": se,
+                "median_width": float(width.median()) if width.notna().any() else float("inf"),
+                "holds_size": bool(rej <= ALPHA + 3 * se),
+                "chosen": False,
+            }
+        )
+    table = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+    for _, g in table.groupby("design", sort=False):
+        eligible = g[g["estimator"].isin(HEADLINE_ESTIMATORS) & g["holds_size"]]
+        if len(eligible):
+            table.loc[eligible["median_width"].idxmin(), "chosen"] = True
+    return table

@@ -1,0 +1,64 @@
+"""`evallib calibrate`: run the calibration study over every design the protocols use, in parallel.
+
+Writes ``outputs/calibration/fake_sites.csv`` (every estimate on every fake site) and
+``outputs/calibration/summary.csv``, and the summary the protocols are chosen from,
+``params/calibration.csv`` (committed with the protocols; ``evallib make-params --update``
+writes each protocol's ``primary_estimator`` from it).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+from evallib.evaluation.calibration import Design, designs, fake_site_results, summarise
+from evallib.protocol.params import find_params, load_params
+from evallib.protocol.paths import ROOT_ENV
+
+#: Where the protocol generator reads the study's summary (relative to the params folder).
+SUMMARY_FILE = "calibration.csv"
+
+
+def _run(design: Design, max_fake_sites: int | None, root: str) -> pd.DataFrame:
+    os.environ[ROOT_ENV] = root
+    return fake_site_results(design, max_fake_sites=max_fake_sites)
+
+
+def run_calibration(
+    root: Path,
+    *,
+    params_dir: Path | None = None,
+    outputs: Path | None = None,
+    jobs: int | None = None,
+    max_fake_sites: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the study; return the summary (one row per design and estimator) and write the files above."""
+    from tqdm import tqdm
+
+    params_dir = params_dir or root / "params"
+    outputs = outputs or root / "outputs"
+    found = designs(load_params(f) for f in find_params(params_dir))
+    n_workers = max(1, min(jobs or os.cpu_count() or 1, len(found) or 1))
+    parts = []
+    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        futures = [pool.submit(_run, d, max_fake_sites, str(root)) for d in found]
+        for fut in tqdm(futures, desc="designs", unit="design", disable=not progress):
+            parts.append(fut.result())
+    results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    summary = summarise(results, found)
+    folder = outputs / "calibration"
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, path in ((results, folder / "fake_sites.csv"), (summary, folder / "summary.csv")):
+        _write_csv(frame, path)
+    _write_csv(summary, params_dir / SUMMARY_FILE)
+    return summary
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    tmp.replace(path)
