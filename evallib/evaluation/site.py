@@ -19,7 +19,7 @@ from evallib.evaluation.answer import Answer, site_answer
 from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, SHORT_FOLLOW_UP, load_source, outcome_label, unit_kind
 from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.provenance import provenance
-from evallib.evaluation.waves import ProgrammeWaves, programme_waves
+from evallib.evaluation.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
@@ -240,3 +240,20 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
         skipped_outcomes=skipped,
         programme=programme,
     )
+
+
+def data_windows(protocols: list[SiteProtocol]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
+    """Every (bundled dataset, start, end) the protocols' analyses will harmonise, for :func:`~evallib.evaluation.
+    units.prefetch`: each analysis window and, for ICSs, the whole span of the ICS-wave analysis."""
+    out: dict[tuple[str, pd.Timestamp, pd.Timestamp], None] = {}
+    for p in protocols:
+        w = p.windows
+        for spec in p.analyses:
+            if isinstance(spec.data_source, str):
+                out[(spec.data_source, w["pre_start"], w["post_end"])] = None
+        if p.site_type == "ICS" and isinstance(p.data_source, str):
+            span = load_source(p.data_source).periods(p.primary_outcome)
+            if unit_kind(p.data_source) == "CCG":
+                span = span[span >= CCG_ERA_START]
+            out[(p.data_source, span.min(), span.max())] = None
+    return list(out)

@@ -158,3 +158,18 @@ def area_data(
         site_breaks=tuple(site_breaks),
         area_map=area_map,
     )
+
+
+def prefetch(windows: list[tuple[str, pd.Timestamp, pd.Timestamp]]) -> None:
+    """Load, impute and harmonise bundled data for each ``(dataset, start, end)`` into this process's cache.
+
+    The batch's worker processes call it once before forking a process per site, so no site pays
+    for loading and harmonising the data again; other names and windows are ignored.
+    """
+    for source, start, end in windows:
+        if source not in BUNDLED:
+            continue
+        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        _harmonised(source, start, end)
+        for outcome in load_bundled(source).outcomes:
+            _breaks(source, outcome, start, end)

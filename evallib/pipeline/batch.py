@@ -20,17 +20,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from evallib.errors import ExecutionError, ParamsError
+from evallib.errors import EvalLibError, ExecutionError, ParamsError
+from evallib.evaluation.site import data_windows
 from evallib.pipeline import executor as fast
 from evallib.pipeline.execute import SiteRun, record_failure, recover, safe_execute, write_atomic
 from evallib.pipeline.lock import check_writable, outputs_lock
 from evallib.pipeline.pool import WorkerPool
 from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
 from evallib.pipeline.publish import current_expectations, publish
-from evallib.protocol.params import find_params
+from evallib.protocol.params import SiteProtocol, find_params
 from evallib.reporting.publishing import Expected
 
 
@@ -186,7 +188,8 @@ def _run_local(
     from tqdm import tqdm
 
     # Forked executor: each worker imports the heavy libraries once, then forks per notebook.
-    pool = WorkerPool(n_workers, initializer=fast.warm_up if executor == "forked" else None)
+    warm = partial(fast.warm_up, tuple(_windows(batch))) if executor == "forked" else None
+    pool = WorkerPool(n_workers, initializer=warm)
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     runs = []
     try:
@@ -277,3 +280,14 @@ def summary_table(result: BatchResult) -> str:
     lines.append("-" * 78)
     lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f" in {result.seconds:.1f} s")
     return "\n".join(lines)
+
+
+def _windows(batch: list[SiteJob]) -> list[tuple[str, object, object]]:
+    """The bundled data windows the batch's sites will harmonise (for the workers to load once, before forking)."""
+    protocols = []
+    for job in batch:
+        try:
+            protocols.append(SiteProtocol.from_mapping(job.parameters))
+        except EvalLibError:
+            continue  # preflight already reported it
+    return data_windows(protocols)

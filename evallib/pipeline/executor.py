@@ -33,8 +33,9 @@ def available() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
 
 
-def warm_up() -> None:
-    """Import what the notebooks import and build one pristine shell, before any fork."""
+def warm_up(windows: tuple[tuple[str, object, object], ...] = ()) -> None:
+    """Import what the notebooks import, load and harmonise the data ``windows`` the sites will read, and
+    build one pristine shell, before any fork (so every forked site starts with all of it in memory)."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 
@@ -48,7 +49,9 @@ def warm_up() -> None:
     import evallib.pipeline.notebook  # noqa: F401
     import evallib.reporting.programme_page  # noqa: F401
     import evallib.reporting.report  # noqa: F401
+    from evallib.evaluation.units import prefetch
 
+    prefetch(list(windows))  # type: ignore[arg-type]
     _register()
     if not _SHELL:
         config = Config()
