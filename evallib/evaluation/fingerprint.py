@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from evallib.errors import DataError
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, bundled_data_dir
@@ -66,7 +67,11 @@ def data_digests(protocol: SiteProtocol, root: Path | None = None) -> list[dict[
                 f = bundled_data_dir() / name
                 add(name, sha256_file(f) if f.is_file() else "missing")
         else:
-            real = resolve_data_path(spec.data_source.path, root)
+            try:
+                real = resolve_data_path(spec.data_source.path, root)
+            except DataError:  # evaluated from a panel in memory (tests, power checks): no file was read
+                add(spec.data_source.path, "missing")
+                continue
             add(display_path(real, root), read_digest(real) or sha256_file(real))
     for name in _REGISTRY_FILES:
         f = bundled_data_dir() / name
