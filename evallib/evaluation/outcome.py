@@ -27,6 +27,7 @@ from evallib.methods.power import placebo_mde
 from evallib.methods.rates import RateRatioResult
 from evallib.methods.results import Estimate
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
+from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
 
 #: Pre-trend p-values below this are reported as evidence of diverging trends.
@@ -53,9 +54,16 @@ class OutcomeAnalysis:
     pretrend: Estimate
     its: ITSResult
     event_study: EventStudyResult | None = None
-    event_bin_months: int = 12
+    event_bin_periods: int = 12
     primary_estimator: str = "did"
     robustness: Robustness | None = None
+    measure: str = "count"
+    per: int = 1
+    site_counts: pd.Series | None = field(default=None, repr=False)
+
+    @property
+    def periods_per_year(self) -> int:
+        return self.coverage.periods_per_year
 
     @property
     def label(self) -> str:
@@ -119,10 +127,25 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     outcome = spec.outcome
     values, denom, cov = analysis_frame(protocol, panel, spec)
     w = protocol.windows
-    is_prop = denom is not None
+    measure, per = _measure(spec, denom)
+    is_prop = measure == "proportion"
+    ppy = cov.periods_per_year
     treated = list(cov.treated_used)
     comparators = list(cov.comparators)
-    if is_prop:
+    if measure == "rate":
+        # Events per ``per`` people: proportional effects (log scale), as for counts.
+        unit_values = per * values / denom
+        site_series = per * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
+        comp_series = per * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
+        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
+        trends = pd.DataFrame(
+            {
+                "site": 100 * site_series / site_series.iloc[base_idx].mean(),
+                "comparison": 100 * comp_series / comp_series.iloc[base_idx].mean(),
+            }
+        )
+        transform = "log"
+    elif is_prop:
         # Percentage of the denominator (e.g. % seen within four hours).
         unit_values = 100 * values / denom
         site_series = 100 * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
@@ -133,7 +156,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit_values = values
         site_series = values[treated].sum(axis=1)
         comp_series = values[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-12:]
+        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
         trends = pd.DataFrame(
             {
                 "site": 100 * site_series / site_series.iloc[base_idx].mean(),
@@ -154,6 +177,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
         outcome=outcome,
+        periods_per_year=ppy,
     )
     names = HEADLINE_ESTIMATORS if spec.primary else SECONDARY_ESTIMATORS
     headline = fit_headlines(design, names)
@@ -170,27 +194,34 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         outcome_label=outcome,
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
+        periods_per_year=ppy,
     )
     if is_prop:
         pretrend = _with_scale(pretrend, "percentage_points_per_year")
     # The site's own series: a description (what changed at the start), with REML AR(1) errors,
     # whose intervals reach their nominal coverage in the Monte Carlo suite.
+    harmonics = seasonal_harmonics(ppy)
     its = SegmentedITS(
         intervention_start=w["post_start"],
         transform=transform,  # type: ignore[arg-type]
-        harmonics=2,
+        seasonality="fourier" if harmonics else "none",
+        harmonics=harmonics,
+        periods_per_year=ppy,
+        horizons=(ppy, 2 * ppy),
         errors="ar1_reml",
         outcome_label=outcome,
         seed=protocol.seed,
     ).fit(site_series)
     if is_prop:
         its = _rescale_its(its)
-    # Whole 12-month bins when the windows allow (they also average out seasonality), else 6-month bins;
-    # no event study without one post-period bin and two pre-period bins (a lead and the reference).
-    bin_months = 12 if cov.n_pre >= 36 and cov.n_post >= 12 else 6
+    elif measure == "rate":  # a sum of rates over the follow-up is not a number of events
+        its = ITSResult(**{**its.__dict__, "rows": tuple(r for r in its.rows if r.term != "cumulative_effect")})
+    # Whole one-year bins when the windows allow (they also average out seasonality), else half-year bins
+    # (yearly data: one-year bins); no event study without one post-period bin and two pre-period bins.
+    bin_periods = ppy if cov.n_pre >= 3 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
     event_study = None
-    if cov.n_post >= bin_months and cov.n_pre >= 2 * bin_months:
-        event_study = _event_study(long, w["post_start"], transform, bin_months, protocol, outcome)
+    if cov.n_post >= bin_periods and cov.n_pre >= 2 * bin_periods:
+        event_study = _event_study(long, w["post_start"], transform, bin_periods, ppy, protocol, outcome)
     if is_prop and event_study is not None:
         event_study = EventStudyResult(
             rows=tuple(_with_scale(r, "percentage_points") for r in event_study.rows),
@@ -208,8 +239,11 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         pretrend=pretrend,
         its=its,
         event_study=event_study,
-        event_bin_months=bin_months,
+        event_bin_periods=bin_periods,
         primary_estimator=getattr(protocol, "primary_estimator", "did") if spec.primary else "did",
+        measure=measure,
+        per=per,
+        site_counts=values[treated].sum(axis=1),
     )
     if spec.primary:
         es = event_study
@@ -221,7 +255,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
             main=analysis.main.row,
             coverage=cov,
             is_proportion=is_prop,
-            values=values,
+            values=unit_values if measure == "rate" else values,
             long=long,
             site_series=site_series,
             leads={**leads, es.reference: 0.0} if es is not None else None,
@@ -241,20 +275,43 @@ def _long_panel(wide: pd.DataFrame, treated: list[str], post_start: pd.Timestamp
     return long
 
 
-def _event_study(
-    long: pd.DataFrame, start: pd.Timestamp, transform: str, bin_months: int, protocol: SiteProtocol, outcome: str
-) -> EventStudyResult:
-    """Event study on ``bin_months``-month periods relative to the start (whole bins only).
+def seasonal_harmonics(periods_per_year: int) -> int:
+    """Fourier pairs for a series with this many periods a year: two for monthly data, one for quarterly
+    (a second pair is degenerate at four periods: its sine is zero), none for yearly data."""
+    return min(2, (periods_per_year - 1) // 2)
 
-    Monthly values are averaged (on the analysis scale) within each bin, which also
-    removes most seasonality; event time -1 (the bin just before the start) is the reference.
+
+def _measure(spec: AnalysisSpec, denom: pd.DataFrame | None) -> tuple[str, int]:
+    """What the outcome is (count, rate or proportion) and a rate's multiplier: declared for the evaluator's
+    files (``data_source.measure``), a proportion for bundled outcomes with a denominator."""
+    if denom is None:
+        return "count", 1
+    if isinstance(spec.data_source, FileSource):
+        return spec.data_source.kind, spec.data_source.per
+    return "proportion", 1
+
+
+def _event_study(
+    long: pd.DataFrame,
+    start: pd.Timestamp,
+    transform: str,
+    bin_periods: int,
+    periods_per_year: int,
+    protocol: SiteProtocol,
+    outcome: str,
+) -> EventStudyResult:
+    """Event study on bins of ``bin_periods`` periods relative to the start (whole bins only).
+
+    Values are averaged (on the analysis scale) within each bin, which also removes most
+    seasonality when a bin is a year; event time -1 (the bin just before the start) is the reference.
     """
     d = long.copy()
     d["_y"] = np.log(d["value"]) if transform == "log" else d["value"]
+    step = 12 // periods_per_year  # months per period
     months = (d["period"].dt.year - start.year) * 12 + (d["period"].dt.month - start.month)
-    d["event_time"] = np.floor_divide(months, bin_months)
+    d["event_time"] = np.floor_divide(np.floor_divide(months, step), bin_periods)
     size = d.groupby(["unit", "event_time"])["_y"].transform("size")
-    d = d[size == bin_months]
+    d = d[size == bin_periods]
     binned = d.groupby(["unit", "event_time"], as_index=False).agg(value=("_y", "mean"), treated=("treated", "first"))
     return (
         EventStudy(

@@ -16,7 +16,7 @@ import pandas as pd
 
 from evallib.errors import NotEvaluable
 from evallib.evaluation.answer import Answer, site_answer
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, SHORT_FOLLOW_UP, load_source, outcome_label, unit_kind
+from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, load_source, outcome_label, unit_kind
 from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.provenance import provenance
 from evallib.evaluation.waves import ProgrammeWaves, programme_waves
@@ -115,13 +115,15 @@ def _growth(a: OutcomeAnalysis) -> dict[str, float | None] | None:
     if a.is_proportion:
         return None
     t = a.trends
+    year = a.periods_per_year
     post = t.index >= t.index[a.coverage.n_pre] if a.coverage.n_pre < len(t) else np.zeros(len(t), bool)
-    base = t[~post].iloc[-12:].mean()
-    last = t[post].iloc[-12:].mean()
+    base = t[~post].iloc[-year:].mean()
+    last = t[post].iloc[-year:].mean()
     out = {}
     for col in ("site", "comparison"):
         out[f"{col}_growth_pct"] = float(100 * (last[col] / base[col] - 1)) if len(t[post]) else None
-    out["months_in_follow_up_window"] = int(min(12, int(np.sum(post))))
+    # The key keeps its name (results.json format); its value is in months whatever the data's frequency.
+    out["months_in_follow_up_window"] = int(min(year, int(np.sum(post))) * (12 // year))
     return out
 
 
@@ -136,10 +138,10 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
         flags.append("The start date is approximate (the registry dates the announcement to the month or year only).")
     for a in analyses:
         c = a.coverage
-        if a.outcome == protocol.primary_outcome and c.n_post < SHORT_FOLLOW_UP:
+        if a.outcome == protocol.primary_outcome and c.short_follow_up:
             flags.append(
-                f"Short follow-up: only {c.n_post} months after the start. Effects of new care models take years; "
-                "a null result here is weak evidence of no effect."
+                f"Short follow-up: only {c.in_periods(c.n_post)} after the start. Effects of new care models take "
+                "years; a null result here is weak evidence of no effect."
             )
         if a.pretrend_evidence:
             pt = a.pretrend
@@ -159,7 +161,7 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
             )
         if c.n_comparators < MIN_COMPARATORS_FOR_CI:
             flags.append(
-                f"Only {c.n_comparators} comparison units for {a.label}: too few for a finite 95% placebo interval."
+                f"Only {c.n_comparators} comparison {c.units} for {a.label}: too few for a finite 95% placebo interval."
             )
     return tuple(dict.fromkeys(flags))
 
