@@ -25,7 +25,7 @@ from evallib.methods.its_design import ITSResult
 from evallib.methods.its_placebo import ControlledITSResult
 from evallib.methods.power import placebo_mde
 from evallib.methods.rates import RateRatioResult
-from evallib.methods.results import Estimate
+from evallib.methods.results import Estimate, tidy_frame
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
@@ -108,6 +108,13 @@ class OutcomeAnalysis:
         if self.robustness is not None:
             rows.extend(self.robustness.rows)
         return tuple(rows)
+
+    def tidy(self) -> pd.DataFrame:
+        """Every estimate of this outcome in one tidy table."""
+        return tidy_frame(list(self.rows))
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
 
     @property
     def pretrend_evidence(self) -> bool:

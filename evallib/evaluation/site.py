@@ -9,6 +9,7 @@ lacks) still raises :class:`~evallib.errors.DataError`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,36 @@ class SiteEvaluation:
     def tidy(self) -> pd.DataFrame:
         """Every estimate of every outcome in one tidy table."""
         return tidy_frame(list(self.rows))
+
+    def _repr_html_(self) -> str:
+        """In JupyterLab: the status and the primary answer in a line, then every estimate as a table."""
+        p = self.protocol
+        if not self.evaluable:
+            return f"<p><strong>{escape(p.site_id)}</strong>: not evaluable: {escape(self.reason)}.</p>"
+        a = self.answer
+        head = (
+            ""
+            if a is None
+            else f" Primary estimate ({escape(a.label)}): {escape(a.conclusion)}, {escape(a.direction)}."
+        )
+        table = self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return f"<p><strong>{escape(p.site_id)}</strong>: evaluated.{head} <code>.tidy()</code> gives this table.</p>{table}"
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """The primary outcome's DiD estimate among its placebo estimates, on ``ax``; returns the Figure.
+
+        Each result has its own ``plot`` (``evaluation.primary.event_study.plot()``, ``.its.plot()``, ...).
+        """
+        a = self.primary
+        if a is not None:
+            return a.did.plot(ax=ax, **kwargs)
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4.8, 1.0)) if ax is None else ax.figure
+        target = fig.add_subplot() if ax is None else ax
+        target.axis("off")
+        target.text(0, 0.5, f"{self.protocol.site_id} was not evaluated: nothing to plot", fontsize=10, va="center")
+        return fig
 
     def to_json_dict(self) -> dict[str, Any]:
         """Content of ``results.json`` (documented in the README)."""
@@ -150,7 +181,7 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
             )
             flags.append(
                 f"Evidence of diverging trends before the start for {a.label} (placebo test of the pre-period trend "
-                f"difference, p = {pt.p_value:.2f}): the site's series was moving {per_year} relative to its comparison "
+                f"difference, p = {pt.p_value:.3f}): the site's series was moving {per_year} relative to its comparison "
                 "pool, so the difference-in-differences estimate may partly reflect that divergence rather than the "
                 "care model."
             )
