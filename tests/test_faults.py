@@ -26,7 +26,7 @@ import pytest
 from evallib.pipeline.cli import main as cli_main
 from evallib.pipeline.lock import outputs_lock
 from evallib.protocol.params import load_params
-from evallib.reporting.static_site import _headline
+from evallib.reporting.words import short_effect
 
 from .conftest import tree_digest
 
@@ -244,10 +244,11 @@ def test_exploration_then_a_run(published_project: Path, tmp_path: Path, monkeyp
     results = json.loads((root / "outputs" / "V04" / "results.json").read_text())
     assert "departures" not in results["provenance"]
     assert results["provenance"]["params_sha256"] == load_params(root / "params" / "vanguards" / "V04.yaml").digest()
-    est, ci, p = _headline(results)
+    est, ci = short_effect(results["answer"])  # the primary estimate, as the index shows it
     page = (root / "outputs" / "site" / "V04.html").read_text()
     index = (root / "outputs" / "site" / "index.html").read_text()
-    assert est and est in page and re.search(rf"V04.*?{re.escape(est)}</td><td>{re.escape(ci)}", index, re.S)
+    row = re.search(r'<td data-label="Site" data-sort="V04">.*?</tr>', index, re.S).group(0)
+    assert est and est in page and est in row and f">{ci}</td>" in row
 
 
 def test_an_unreadable_results_file_never_blocks_publishing(
@@ -337,7 +338,7 @@ def test_a_site_whose_protocol_changed_is_shown_stale_until_it_reruns(
     assert cli_main(["publish"]) == 0
     assert "V04: params, data or code changed since its last run" in capsys.readouterr().err
     index = (root / "outputs" / "site" / "index.html").read_text()
-    row = re.search(r"<tr><td>V04</td>.*?</tr>", index).group(0)
+    row = re.search(r'<td data-label="Site" data-sort="V04">.*?</tr>', index, re.S).group(0)
     assert "stale" in row and "%" not in row and "href" not in row  # no old number shown as current
     assert not (root / "outputs" / "site" / "V04.html").exists()
     assert {s: _site(root, s) for s in ("S01", "V04", "V45")} == before  # nothing lost: a rerun brings it back

@@ -187,7 +187,7 @@ def analysis_frame(
 
     if n_pre < protocol.min_pre_periods:
         raise NotEvaluable(
-            f"only {periods(n_pre)} of {label} before the start in the data (from {data_start:%b %Y}); "
+            f"only {n_pre} pre-period {word}{'' if n_pre == 1 else 's'} of {label} in the data (from {data_start:%b %Y}); "
             f"the protocol needs at least {protocol.min_pre_periods}"
         )
     if n_post < protocol.min_post_periods:

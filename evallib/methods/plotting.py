@@ -8,21 +8,13 @@ least 10 points) is shared with :mod:`evallib.reporting.plots`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-
-if TYPE_CHECKING:
-    from evallib.methods.did import DiDResult
-    from evallib.methods.event_study import EventStudyResult
-    from evallib.methods.its_design import ITSResult
-    from evallib.methods.its_placebo import ControlledITSResult
-    from evallib.methods.staggered import AggregateResult
-    from evallib.methods.synth import SynthResult
 
 SITE_COLOUR = "#005EB8"  # NHS blue
 COMPARISON_COLOUR = "#768692"  # NHS mid grey
@@ -80,7 +72,7 @@ def _mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start"
 
 
 def plot_placebo_distribution(
-    result: DiDResult, *, title: str = "", xlabel: str = "estimate", ax: Axes | None = None
+    result: Any, *, title: str = "", xlabel: str = "estimate", ax: Axes | None = None
 ) -> Figure:
     """Histogram of placebo estimates with the site's estimate marked."""
     if result.placebo_estimates is None:
@@ -103,7 +95,7 @@ def plot_placebo_distribution(
 
 
 def plot_its(
-    result: ITSResult | ControlledITSResult,
+    result: Any,
     *,
     title: str = "",
     ylabel: str = "",
@@ -149,7 +141,7 @@ def plot_its(
 
 
 def plot_event_study(
-    result: EventStudyResult | AggregateResult,
+    result: Any,
     *,
     title: str = "",
     xlabel: str = "event time (periods relative to the start)",
@@ -162,9 +154,7 @@ def plot_event_study(
     Callaway-Sant'Anna result.
     """
     fig, ax = _axes(ax, (FIG_WIDTH, 3.2))
-    from evallib.methods.event_study import EventStudyResult
-
-    if isinstance(result, EventStudyResult):
+    if hasattr(result, "event_times"):  # an event study (this module imports no result class: they import it)
         points = [(e, r.estimate, r.ci_low, r.ci_high) for e, r in zip(result.event_times, result.rows, strict=True)]
         points.append((result.reference, 0.0, 0.0, 0.0))
         ref = result.reference
@@ -192,7 +182,7 @@ def plot_event_study(
     return fig
 
 
-def plot_its_residuals(result: ITSResult, *, title: str = "", ax: Axes | None = None) -> Figure:
+def plot_its_residuals(result: Any, *, title: str = "", ax: Axes | None = None) -> Figure:
     """Residual autocorrelation of an ITS fit (bars) with the approximate 95% band for white noise."""
     if result.residual_acf is None or result.residuals is None:
         raise ValueError("this result has no residual autocorrelations")
@@ -208,7 +198,7 @@ def plot_its_residuals(result: ITSResult, *, title: str = "", ax: Axes | None = 
     return fig
 
 
-def plot_synthetic_control(result: SynthResult, *, title: str = "", ylabel: str = "", ax: Axes | None = None) -> Figure:
+def plot_synthetic_control(result: Any, *, title: str = "", ylabel: str = "", ax: Axes | None = None) -> Figure:
     """Gap between the site and its synthetic control, over the placebo gaps (grey)."""
     fig, ax = _axes(ax)
     if result.placebo_gaps is not None:
