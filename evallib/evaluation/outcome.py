@@ -67,6 +67,13 @@ class OutcomeAnalysis:
 
     @property
     def label(self) -> str:
+        """The outcome in words; a rate says per how many people ("admissions per 1,000 people")."""
+        if self.measure == "rate":
+            return (
+                f"{outcome_label(self.outcome)} per {self.per:,} people"
+                if self.per != 1
+                else f"{outcome_label(self.outcome)} per person"
+            )
         return outcome_label(self.outcome)
 
     @property
