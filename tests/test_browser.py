@@ -95,8 +95,10 @@ def test_pages_fit_the_screen_with_images_loaded_labels_readable_and_no_errors(
     page.context.close()
 
 
-@pytest.mark.parametrize(("name", "selector"), [("V04.html", ".summary .effect"), ("I12.html", ".summary .effect"),
-                                                ("V45.html", ".summary .not-evaluable")])
+@pytest.mark.parametrize(
+    ("name", "selector"),
+    [("V04.html", ".summary .effect"), ("I12.html", ".summary .effect"), ("V45.html", ".summary .not-evaluable")],
+)
 def test_the_summary_is_read_without_scrolling_on_a_desktop(site: Path, browser, name: str, selector: str) -> None:
     page, _ = _open(browser, site / name, VIEWPORTS["desktop"])
     box = page.locator(selector).bounding_box()

@@ -6,6 +6,8 @@ estimates anything.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -73,7 +75,8 @@ def plot_trends(
 
 
 def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Figure:
-    """Standardised differences (site minus comparison set) of each pre-period feature, per set."""
+    """Standardised differences (site minus comparison set) of each pre-period feature, per set (shaded: within
+    0.25 pool standard deviations)."""
     fig, ax = _axes(ax, (FIG_WIDTH, 3.2))
     cols = [c for c in table.columns if c.endswith("(std. diff.)")]
     rows = table.dropna(subset=cols, how="all")
@@ -83,10 +86,11 @@ def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
         ax.scatter(rows[c], y, marker=markers[i % len(markers)], label=c.replace(" (std. diff.)", ""), zorder=3)
     ax.axvline(0, color="black", linewidth=0.6)
     ax.axvspan(-0.25, 0.25, color=COMPARISON_COLOUR, alpha=0.15, linewidth=0)
-    ax.set_yticks(y, [plain(f) for f in rows["feature"]])
-    ax.set_xlabel("site minus comparison, in pool SDs (shaded: |d| < 0.25)")
+    ax.set_yticks(y, [textwrap.fill(plain(f), 20) for f in rows["feature"]])
+    ax.set_xlabel("site minus comparison (pool SDs)")
     _finish(ax, title, legend=None)
-    ax.legend(frameon=False, fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=3)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, frameon=False, fontsize=FONT, loc="outside lower center", ncols=3)
     return fig
 
 
@@ -120,7 +124,7 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
     ticks = np.log(np.array([0.5, 0.75, 1.0, 1.5, 2.0]))
     ax.set_xticks(ticks, ["-50%", "-25%", "0", "+50%", "+100%"], fontsize=FONT)
     ax.set_xlim(-limit, limit)
-    ax.set_xlabel("change vs comparison areas (95% interval)", fontsize=FONT)
+    ax.set_xlabel("change vs comparison areas", fontsize=FONT)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 
