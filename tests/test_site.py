@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from markupsafe import escape
-
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from evallib.evaluation.coverage import excluded_by_rule
 from evallib.evaluation.results_file import write_results
