@@ -28,7 +28,7 @@ def test_results_table_is_every_sites_tidy_rows_in_one_frame(published_project: 
     assert len(rows) == len(v04["results"])
     primary = rows[rows["primary"]]
     assert len(primary) == 1 and primary["estimate"].item() == pytest.approx(v04["answer"]["estimate"])
-    assert table["estimate"].dtype == float and table["care_model"].eq("MCP").any()
+    assert table["estimate"].dtype == float and table["care_model"].eq("PACS").any()
     # slicing as in pandas: by care model, outcome and method
     assert table.groupby(["care_model", "outcome", "method"]).size().gt(0).all()
 

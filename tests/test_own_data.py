@@ -201,7 +201,7 @@ def test_own_data_in_any_frequency_recovers_the_injected_effect(own_data_run: Pa
     assert answer["ci_low"] < truth < answer["ci_high"]  # the 95% interval holds the truth
     assert answer["conclusion"] == "decrease" and answer["p_value"] < 0.05
     page = (own_data_run / "outputs" / "site" / f"{sid}.html").read_text()
-    summary = re.search(r'<section class="summary".*?</section>', page, re.S).group(0)
+    summary = re.search(r'<section[^>]*class="summary"[^>]*>.*?</section>', page, re.S).group(0)
     assert words in summary  # the finding names the direction correctly
     assert ("percentage points lower" in summary) == (scale == "percentage_points")
     assert "% lower" in summary or scale == "percentage_points"

@@ -157,7 +157,9 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
     denominator = v.get("denominator")
     if denominator is not None and not isinstance(denominator, str):
         raise field_error(source, f"{name}.denominator", f"is {denominator!r}", "Give the column name in quotes.")
-    measure = text_field(v, sub, "measure", allowed=MEASURES, default="count" if denominator is None else "")
+    measure = v.get("measure", "count" if denominator is None else None)
+    if measure is not None:
+        measure = text_field(v, sub, "measure", allowed=MEASURES, default=measure)
     if denominator is not None and measure not in ("rate", "proportion"):
         raise field_error(
             source,

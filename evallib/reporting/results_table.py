@@ -81,6 +81,7 @@ def results_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 bool(answer)
                 and r.get("method") == answer.get("method")
                 and r.get("term") == answer.get("term")
+                and r.get("inference") == answer.get("inference")
                 and r.get("outcome") == res.get("primary_outcome")
             )
             rows.append({**site, "primary": primary, **{c: r.get(c) for c in TIDY_COLUMNS}})
