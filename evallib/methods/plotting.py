@@ -53,7 +53,12 @@ def _finish(ax: Axes, title: str, *, legend: str | None) -> None:
         label = line.get_label()
         if label and not label.startswith("_"):
             line.set_label(plain(label))
-    if legend is not None:
+    if legend is not None and len(ax.figure.axes) == 1 and ax.get_legend_handles_labels()[0]:
+        # Below the plot, where it covers no data (its own figure: a caller's grid keeps the legend inside).
+        handles, labels = ax.get_legend_handles_labels()
+        ncols = 2 if max(len(t) for t in labels) <= 26 else 1
+        ax.figure.legend(handles, labels, frameon=False, fontsize=FONT, loc="outside lower center", ncols=ncols)
+    elif legend is not None:
         ax.legend(frameon=False, fontsize=FONT, loc=legend)
     ax.spines[["top", "right"]].set_visible(False)
 
