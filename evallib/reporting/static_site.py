@@ -168,7 +168,8 @@ def render_report(
 
 def _caution(flag: str) -> dict[str, str]:
     """A caution for the index: its first clause (the rest is in the report and the title)."""
-    short = re.split(r"(?<=[a-z0-9)])[:.(;] ?| \(", flag, maxsplit=1)[0].strip()
+    short = re.split(r"[:.;] ", flag, maxsplit=1)[0].strip().rstrip(".")
+    short = re.sub(r" \([^()]*\)$", "", short)  # a trailing parenthesis (a test's p-value, codes) stays in the report
     return {"short": short, "full": flag}
 
 
