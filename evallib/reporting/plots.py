@@ -105,7 +105,10 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
         p = pooled[pooled["care_model"] == model]
         if len(p):
             p = p.iloc[0]
-            rows.append((f"{model} pooled ({int(p['sites'])} sites)", p["estimate"], p["ci_low"], p["ci_high"], True))
+            n = int(p["sites"])
+            rows.append(
+                (f"{model} pooled ({n} site{'' if n == 1 else 's'})", p["estimate"], p["ci_low"], p["ci_high"], True)
+            )
     if ax is None:
         fig = Figure(figsize=(FIG_WIDTH, max(3.0, 0.22 * len(rows) + 1.2)), dpi=96, layout="constrained")
         ax = fig.add_subplot()
@@ -121,8 +124,8 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_yticks(range(len(rows), 0, -1), [r[0] for r in rows], fontsize=FONT)
     ax.set_ylim(0.3, len(rows) + 0.7)
-    ticks = np.log(np.array([0.5, 0.75, 1.0, 1.5, 2.0]))
-    ax.set_xticks(ticks, ["-50%", "-25%", "0", "+50%", "+100%"], fontsize=FONT)
+    ticks = np.log(np.array([0.5, 1.0, 2.0]))  # halving and doubling sit symmetrically on the log scale
+    ax.set_xticks(ticks, ["-50%", "0", "+100%"], fontsize=FONT)
     ax.set_xlim(-limit, limit)
     ax.set_xlabel("change vs comparison areas", fontsize=FONT)
     ax.spines[["top", "right"]].set_visible(False)
