@@ -129,7 +129,7 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
     if ans is not None and prim is not None:
         names = [v.label for v in ans.agreeing if v.name != "own_series"]
         if names:
-            agree = f"{cap(', '.join(names))} {'agrees' if len(names) == 1 else 'agree'} with the primary estimate."
+            agree = f"{cap('; '.join(names))} {'agrees' if len(names) == 1 else 'agree'} with the primary estimate."
         for v in ans.disagreeing:
             est, lo, hi = _change_words(v.row, v.row.scale.startswith("percentage_points"))
             said = v.conclusion if v.conclusion == "no clear effect" else article(v.conclusion)
