@@ -89,6 +89,10 @@ def test_pages_fit_the_screen_with_images_loaded_labels_readable_and_no_errors(
         if src.startswith("data:image/svg+xml"):
             svg_width, font = _svg_scale(src)
             assert font * shown / svg_width >= 10, f"{name}: labels of {font * shown / svg_width:.1f} px at {device}"
+    for href in page.evaluate("Array.from(document.links).map(a => a.getAttribute('href'))"):
+        target = href.split("#")[0]
+        if target and "://" not in target:
+            assert (site / target).is_file(), f"{name}: broken link {href}"
     for href in page.evaluate("Array.from(document.querySelectorAll('nav.contents a')).map(a => a.hash.slice(1))"):
         assert page.evaluate(f"document.getElementById({json.dumps(href)}) !== null"), f"{name}: #{href} missing"
     assert problems == [], f"{name} at {device}: {problems}"
