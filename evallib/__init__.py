@@ -72,6 +72,7 @@ _PUBLIC: dict[str, str] = {
     # reporting
     "full_report": "evallib.reporting.report",
     "build_site": "evallib.reporting.static_site",
+    "results_table": "evallib.reporting.results_table",
     # pipeline
     "run_batch": "evallib.pipeline.batch",
 }

@@ -13,7 +13,7 @@ import pytest
 from evallib import SiteProtocol, evaluate_site, load_params
 from evallib.evaluation.answer import conclusion
 from evallib.evaluation.calibration import designs, fake_site_results, summarise
-from evallib.evaluation.outcome import WITHHELD, site_noise_percentile, withhold
+from evallib.evaluation.volatile import WITHHELD, site_noise_percentile, withhold
 from evallib.methods.results import Estimate
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.generator import chosen_estimators, protocol_for

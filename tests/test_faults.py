@@ -26,7 +26,7 @@ import pytest
 from evallib.pipeline.cli import main as cli_main
 from evallib.pipeline.lock import outputs_lock
 from evallib.protocol.params import load_params
-from evallib.reporting.static_site import _headline
+from evallib.reporting.words import short_effect
 
 from .conftest import tree_digest
 
@@ -244,10 +244,11 @@ def test_exploration_then_a_run(published_project: Path, tmp_path: Path, monkeyp
     results = json.loads((root / "outputs" / "V04" / "results.json").read_text())
     assert "departures" not in results["provenance"]
     assert results["provenance"]["params_sha256"] == load_params(root / "params" / "vanguards" / "V04.yaml").digest()
-    est, ci, p = _headline(results)
+    est, ci = short_effect(results["answer"])  # the primary estimate, as the index shows it
     page = (root / "outputs" / "site" / "V04.html").read_text()
     index = (root / "outputs" / "site" / "index.html").read_text()
-    assert est and est in page and re.search(rf"V04.*?{re.escape(est)}</td><td>{re.escape(ci)}", index, re.S)
+    row = re.search(r'<td data-label="Site" data-sort="V04">.*?</tr>', index, re.S).group(0)
+    assert est and est in page and est in row and f">{ci}</td>" in row
 
 
 def test_an_unreadable_results_file_never_blocks_publishing(
@@ -277,7 +278,8 @@ def test_a_removed_params_file_removes_its_page_and_drafts_never_show(
     index = (root / "outputs" / "site" / "index.html").read_text()
     assert "V45" not in index and "S01" not in index
     pages = sorted(p.name for p in (root / "outputs" / "site").glob("*.html"))
-    assert pages == ["V04.html", "index.html", "programme.html"]
+    assert pages == ["V04.html", "data-dictionary.html", "how-to-read.html", "index.html", "programme.html"]
+    assert sorted(p.name for p in (root / "outputs" / "site" / "downloads").glob("*.json")) == ["V04.json"]
     assert "1 sites: 1 evaluated" in (root / "outputs" / "site" / "programme.html").read_text()  # V04 alone
     assert (root / "outputs" / "site" / "V04.html").read_bytes() == page
     assert (root / "outputs" / "S01" / "results.json").exists()  # the draft ran; it is kept, not published
@@ -337,8 +339,9 @@ def test_a_site_whose_protocol_changed_is_shown_stale_until_it_reruns(
     assert cli_main(["publish"]) == 0
     assert "V04: params, data or code changed since its last run" in capsys.readouterr().err
     index = (root / "outputs" / "site" / "index.html").read_text()
-    row = re.search(r"<tr><td>V04</td>.*?</tr>", index).group(0)
-    assert "stale" in row and "%" not in row and "href" not in row  # no old number shown as current
+    row = re.search(r'<td data-label="Site" data-sort="V04">.*?</tr>', index, re.S).group(0)
+    text = re.sub(r"<[^>]+>", " ", row)
+    assert "stale" in text and "%" not in text and "href" not in row  # no old number shown as current
     assert not (root / "outputs" / "site" / "V04.html").exists()
     assert {s: _site(root, s) for s in ("S01", "V04", "V45")} == before  # nothing lost: a rerun brings it back
 

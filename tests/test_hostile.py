@@ -28,16 +28,19 @@ pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-TOKEN-value-9f8e7d"
 V04 = (ROOT / "params" / "vanguards" / "V04.yaml").read_text()
 # A trust-level protocol (Northumbria's A&E attendances), so that every case below can break one field of it.
-BASE = "\n".join(
-    line
-    for line in V04.replace('site_id: "V04"', 'site_id: "X99"')
-    .replace('treated_units: ["00L"]', 'treated_units: ["RTF"]')
-    .replace('primary_outcome: "nonelective_admissions"', 'primary_outcome: "ae_attendances"')
-    .replace('data_source: "mar_commissioner_2008_2019"', 'data_source: "ae_monthly_2010_2021"')
-    .replace('pre_period_start: "2013-04"', 'pre_period_start: "2011-04"')
-    .splitlines()
-    if not line.startswith("secondary_analyses:")
-) + "\n"
+BASE = (
+    "\n".join(
+        line
+        for line in V04.replace('site_id: "V04"', 'site_id: "X99"')
+        .replace('treated_units: ["00L"]', 'treated_units: ["RTF"]')
+        .replace('primary_outcome: "nonelective_admissions"', 'primary_outcome: "ae_attendances"')
+        .replace('data_source: "mar_commissioner_2008_2019"', 'data_source: "ae_monthly_2010_2021"')
+        .replace('pre_period_start: "2013-04"', 'pre_period_start: "2011-04"')
+        .splitlines()
+        if not line.startswith("secondary_analyses:")
+    )
+    + "\n"
+)
 BOMB = (
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
     + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))

@@ -68,7 +68,7 @@ def test_small_counts_are_suppressed_in_every_published_place(published_project:
     assert check_published(site) == [] and scan_pages(site, published_project) == []
     cells = re.findall(r"class=['\"]count['\"]>([^<]*)<", page)
     assert SUPPRESSED in cells and all(c == SUPPRESSED or int(c.replace(",", "")) >= 10 for c in cells)
-    assert re.search(r"mean log monthly count\)</td><td>\*</td>", page)  # the log does not undo the *
+    assert re.search(r"mean log count per period\)</td><td>\*</td>", page)  # the log does not undo the *
     assert page.count("figure is withheld") == 2  # trend and ITS: no figure of 1-7 counts, even indexed
     v04 = (site / "V04.html").read_text()
     assert "figure is withheld" not in v04 and v04.count("<img") > page.count("<img")

@@ -44,7 +44,7 @@ def test_published_count_cells_follow_the_rule(tmp_path: Path) -> None:
     ev = evaluate_site(load_params(V04))
     (tmp_path / "V04.html").write_text(report.full_report(ev))
     html = (tmp_path / "V04.html").read_text()
-    assert html.count("class='count'") >= 2  # baseline total and the balance table's counts
+    assert html.count('class="count"') >= 2  # baseline total and the balance table's counts
     assert check_published(tmp_path) == []
     (tmp_path / "bad.html").write_text("<table><tr><td class='count'>3</td><td class='count'>1,234</td></tr></table>")
     assert check_published(tmp_path) == ["bad.html: unsuppressed count '3'", "bad.html: unsuppressed count '1,234'"]

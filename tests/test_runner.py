@@ -71,7 +71,9 @@ def test_batch_publishes_every_site(tmp_path: Path) -> None:
     front = (out / "site" / "programme.html").read_text()
     assert "pooled" in front.lower() and "PACS" in front and "Open Government Licence" in front
     _no_machine_paths(front, tmp_path)
-    assert re.search(r"V04.*?evaluated.*?%.*?to.*?%", index, re.S)
+    assert re.search(
+        r'data-status="evaluated".*?data-sort="V04">.*?[+-][0-9.]+%.*?[+-][0-9.]+% to [+-][0-9.]+%', index, re.S
+    )
     assert json.loads((out / "run-summary.json").read_text())["runs"][0]["site_id"] == "I12"
     assert not (out / ".staging").exists() or not any((out / ".staging").iterdir())
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from evallib.evaluation.coverage import excluded_by_rule
 from evallib.evaluation.results_file import write_results
@@ -121,7 +122,8 @@ def test_not_evaluable_sites_say_why(protocol, reason: str, tmp_path: Path) -> N
     data = json.loads(write_results(ev, tmp_path).read_text())
     assert data["status"] == "not evaluable" and data["results"] == [] and reason in data["reason"]
     html = report.full_report(ev)
-    assert "Not evaluable" in html and "could not be evaluated" in html
+    assert "could not be evaluated" in html and "What would make it evaluable" in html
+    assert html.count(escape(ev.reason)) == 1  # said once, in the summary: no banner in every section
 
 
 def test_pool_rules() -> None:
@@ -164,11 +166,12 @@ def test_report_escapes_hostile_names() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
-def test_findings_state_uncertainty_in_words() -> None:
+def test_summary_states_the_effect_and_its_uncertainty_in_words() -> None:
     ev = evaluate_site(_protocol("V04"))
-    text = report.findings(ev).html
-    assert "95% interval" in text and "placebo" in text
-    assert "do not give clear evidence" in text  # p = 0.94 for Northumberland
+    text = report.summary(ev).html
+    assert "the data are consistent with anything from" in text and "placebo test" in text
+    assert "do not give clear evidence" in text  # no clear effect for Northumberland
+    assert "could have detected a change of about" in text  # the minimum detectable effect beside a null
 
 
 def test_disclosure_rule() -> None:

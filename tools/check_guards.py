@@ -164,6 +164,18 @@ MUTANTS = [
         "    return repr(text)",
         "tests/test_hostile.py -k 'secret and count'",
     ),
+    (
+        "evallib/reporting/publishing.py",
+        'SCANNED = ("*.html", "*.csv", "*.json")',
+        'SCANNED = ("*.html",)',
+        "tests/test_templates.py -k downloads_are_scanned",
+    ),
+    (
+        "evallib/reporting/templating.py",
+        "        autoescape=True,",
+        "        autoescape=False,",
+        "tests/test_templates.py",
+    ),
 ]
 missed = 0
 only = sys.argv[1:]

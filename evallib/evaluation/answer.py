@@ -133,7 +133,7 @@ def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
 def _own_series(a: OutcomeAnalysis, main: str) -> View | None:
     """The site's own series (a description): noted when it shows a change the comparison does not."""
     try:
-        row = a.its.row("effect_at_12")
+        row = a.its.row(f"effect_at_{a.periods_per_year}")  # one year after the start
     except KeyError:
         return None
     own = conclusion(row)

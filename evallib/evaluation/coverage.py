@@ -28,8 +28,12 @@ OUTCOME_LABELS = {
     "emergency_admissions": "emergency admissions via A&E",
     "four_hour_performance": "four-hour A&E performance",
 }
-#: Follow-up shorter than this many periods is flagged as short in the report.
+#: Follow-up shorter than this many months (two years, in any frequency) is flagged as short in the report.
 SHORT_FOLLOW_UP = 24
+#: Periods a year of each frequency, and the word for one period.
+PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
+PERIOD_WORDS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
+_OFFSETS = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
 #: With fewer comparison units than this, a 95% placebo interval cannot be finite.
 MIN_COMPARATORS_FOR_CI = 19
 
@@ -75,6 +79,25 @@ class Coverage:
     rolled_up: tuple[str, ...] = ()
     screened: dict[str, str] = field(default_factory=dict)
     site_breaks: tuple[str, ...] = ()
+    frequency: str = "monthly"
+
+    @property
+    def periods_per_year(self) -> int:
+        return PERIODS_PER_YEAR.get(self.frequency, 12)
+
+    @property
+    def period_word(self) -> str:
+        """One period in words: "month", "quarter" or "year"."""
+        return PERIOD_WORDS.get(self.frequency, "period")
+
+    def in_periods(self, n: int) -> str:
+        """``n`` periods in words: "1 month", "8 quarters"."""
+        return f"{n} {self.period_word}" + ("" if n == 1 else "s")
+
+    @property
+    def short_follow_up(self) -> bool:
+        """Follow-up shorter than two years."""
+        return self.n_post < SHORT_FOLLOW_UP * self.periods_per_year / 12
 
     @property
     def n_comparators(self) -> int:
@@ -142,6 +165,14 @@ def analysis_frame(
         ((values.index >= w["pre_start"]) & (values.index <= w["pre_end"]))
         | ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))
     ]
+    step = 12 // PERIODS_PER_YEAR.get(panel.frequency, 12)
+    if (w["post_start"].month - 1) % step:
+        first = ", ".join(f"{m:02d}" for m in range(1, 13, step))
+        raise DataError(
+            f"site {protocol.site_id}: {panel.source} is {panel.frequency} data, so the start "
+            f"({w['post_start']:%Y-%m}) must be the first month of a period; use a month ending -{first.replace(', ', ', -')} "
+            "for intervention_start (and post_period_start)"
+        )
     n_pre = int((in_window <= w["pre_end"]).sum())
     n_post = int((in_window >= w["post_start"]).sum())
     if n_post == 0:
@@ -149,17 +180,22 @@ def analysis_frame(
             f"no post-period in the data: {label} data run {data_start:%b %Y} to {data_end:%b %Y}, "
             f"and follow-up would be {w['post_start']:%b %Y} to {w['post_end']:%b %Y}"
         )
+    word = PERIOD_WORDS.get(panel.frequency, "period")
+
+    def periods(n: int) -> str:
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
     if n_pre < protocol.min_pre_periods:
         raise NotEvaluable(
-            f"only {n_pre} pre-period months of {label} in the data (from {data_start:%b %Y}); "
+            f"only {n_pre} pre-period {word}{'' if n_pre == 1 else 's'} of {label} in the data (from {data_start:%b %Y}); "
             f"the protocol needs at least {protocol.min_pre_periods}"
         )
     if n_post < protocol.min_post_periods:
         raise NotEvaluable(
-            f"only {n_post} months of follow-up of {label} in the data (to {data_end:%b %Y}); "
+            f"only {periods(n_post)} of follow-up of {label} in the data (to {data_end:%b %Y}); "
             f"the protocol needs at least {protocol.min_post_periods}"
         )
-    expected = pd.date_range(w["pre_start"], w["post_end"], freq="MS" if panel.frequency == "monthly" else None)
+    expected = pd.date_range(w["pre_start"], w["post_end"], freq=_OFFSETS.get(panel.frequency, "MS"))
     missing = tuple(
         p
         for p in expected
@@ -212,7 +248,7 @@ def analysis_frame(
     excluded["data-quality screen (suspect months or a one-month level shift)"] = before - len(pool)
     if not pool:
         raise NotEvaluable(f"the comparison pool for {label} is empty after applying the protocol's rules")
-    baseline = win.loc[win.index <= w["pre_end"], list(used)].iloc[-12:]
+    baseline = win.loc[win.index <= w["pre_end"], list(used)].iloc[-PERIODS_PER_YEAR.get(panel.frequency, 12) :]
     cov = Coverage(
         outcome=outcome,
         source=panel.source,
@@ -232,6 +268,7 @@ def analysis_frame(
         rolled_up=tuple(r for r in areas.rolled_up if r.split(" = ")[0] in set(pool)),
         screened=screened,
         site_breaks=areas.site_breaks,
+        frequency=panel.frequency,
     )
     cols = list(used) + sorted(pool)
     return win[cols], (denom.loc[in_window, cols] if denom is not None else None), cov

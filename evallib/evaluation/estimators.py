@@ -82,6 +82,7 @@ class DesignData:
     n_draws: int = 999
     seed: int = 2015
     outcome: str = ""
+    periods_per_year: int = 12
 
 
 _ROLES = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
@@ -116,6 +117,9 @@ def _controlled_its(d: DesignData) -> Headline:
         treated="treated",
         start=d.start,
         transform=d.transform,  # type: ignore[arg-type]
+        harmonics=min(2, (d.periods_per_year - 1) // 2),  # none for yearly data, one pair for quarterly
+        periods_per_year=d.periods_per_year,
+        horizons=(d.periods_per_year, 2 * d.periods_per_year),
         n_draws=d.n_draws,
         seed=d.seed,
         outcome_label=d.outcome,

@@ -35,11 +35,13 @@ def sha256_file(path: Path) -> str:
 
 
 def code_digest() -> str:
-    """SHA-256 of evallib's own source: a code change reruns every site, even without a version bump."""
+    """SHA-256 of evallib's own source and report templates: a change reruns every site, even without a version
+    bump."""
     if not _CODE:
         h = hashlib.sha256()
         package = Path(__file__).resolve().parents[1]
-        for f in sorted(package.rglob("*.py")):
+        templates = sorted(p for p in (package / "reporting" / "templates").glob("*") if p.is_file())
+        for f in [*sorted(package.rglob("*.py")), *templates]:
             h.update(f.relative_to(package).as_posix().encode())
             h.update(f.read_bytes())
         _CODE.append(h.hexdigest())

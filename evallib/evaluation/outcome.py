@@ -18,6 +18,7 @@ import pandas as pd
 from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
 from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
 from evallib.evaluation.robustness import Robustness, check_robustness
+from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold
 from evallib.methods.did import DiDResult, pretrend_test
 from evallib.methods.event_study import EventStudy, EventStudyResult
 from evallib.methods.its import SegmentedITS
@@ -25,21 +26,15 @@ from evallib.methods.its_design import ITSResult
 from evallib.methods.its_placebo import ControlledITSResult
 from evallib.methods.power import placebo_mde
 from evallib.methods.rates import RateRatioResult
-from evallib.methods.results import Estimate
-from evallib.methods.volatility import VolatilityRank
+from evallib.methods.results import Estimate, tidy_frame
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
+from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
 
 #: Pre-trend p-values below this are reported as evidence of diverging trends.
 PRETREND_ALPHA = 0.05
 #: Estimators fitted for secondary outcomes (the primary outcome gets every headline estimator).
 SECONDARY_ESTIMATORS = ("did", "did_studentized", "rate_ratio")
-#: A site noisier before the start than this share of its comparison units (percentile) is "volatile": a plain
-#: placebo test is not reliable for it (the Monte Carlo suite shows it rejecting about a third of true nulls for a
-#: site three times as noisy as the median), so only the studentized test's p-value and interval are published.
-VOLATILE_PERCENTILE = 90.0
-#: The ``inference`` of a row whose p-value and interval are withheld for a volatile site.
-WITHHELD = "withheld_volatile_site"
 
 
 @dataclass(frozen=True)
@@ -60,14 +55,28 @@ class OutcomeAnalysis:
     pretrend: Estimate
     its: ITSResult
     event_study: EventStudyResult | None = None
-    event_bin_months: int = 12
+    event_bin_periods: int = 12
     primary_estimator: str = "did"
     robustness: Robustness | None = None
     volatile: bool = False
     noise_percentile: float = float("nan")
+    measure: str = "count"
+    per: int = 1
+    site_counts: pd.Series | None = field(default=None, repr=False)
+
+    @property
+    def periods_per_year(self) -> int:
+        return self.coverage.periods_per_year
 
     @property
     def label(self) -> str:
+        """The outcome in words; a rate says per how many people ("admissions per 1,000 people")."""
+        if self.measure == "rate":
+            return (
+                f"{outcome_label(self.outcome)} per {self.per:,} people"
+                if self.per != 1
+                else f"{outcome_label(self.outcome)} per person"
+            )
         return outcome_label(self.outcome)
 
     @property
@@ -110,6 +119,13 @@ class OutcomeAnalysis:
             rows.extend(self.robustness.rows)
         return tuple(rows)
 
+    def tidy(self) -> pd.DataFrame:
+        """Every estimate of this outcome in one tidy table."""
+        return tidy_frame(list(self.rows))
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
     @property
     def pretrend_evidence(self) -> bool:
         """The one pre-specified pre-trend test (placebo test of the linear pre-trend difference) has p < 0.05.
@@ -128,10 +144,25 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     outcome = spec.outcome
     values, denom, cov = analysis_frame(protocol, panel, spec)
     w = protocol.windows
-    is_prop = denom is not None
+    measure, per = _measure(spec, denom)
+    is_prop = measure == "proportion"
+    ppy = cov.periods_per_year
     treated = list(cov.treated_used)
     comparators = list(cov.comparators)
-    if is_prop:
+    if measure == "rate":
+        # Events per ``per`` people: proportional effects (log scale), as for counts.
+        unit_values = per * values / denom
+        site_series = per * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
+        comp_series = per * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
+        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
+        trends = pd.DataFrame(
+            {
+                "site": 100 * site_series / site_series.iloc[base_idx].mean(),
+                "comparison": 100 * comp_series / comp_series.iloc[base_idx].mean(),
+            }
+        )
+        transform = "log"
+    elif is_prop:
         # Percentage of the denominator (e.g. % seen within four hours).
         unit_values = 100 * values / denom
         site_series = 100 * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
@@ -142,7 +173,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit_values = values
         site_series = values[treated].sum(axis=1)
         comp_series = values[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-12:]
+        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
         trends = pd.DataFrame(
             {
                 "site": 100 * site_series / site_series.iloc[base_idx].mean(),
@@ -163,6 +194,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
         outcome=outcome,
+        periods_per_year=ppy,
     )
     names = HEADLINE_ESTIMATORS if spec.primary else SECONDARY_ESTIMATORS
     headline = fit_headlines(design, names)
@@ -183,6 +215,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         outcome_label=outcome,
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
+        periods_per_year=ppy,
     )
     if is_prop:
         pretrend = _with_scale(pretrend, "percentage_points_per_year")
@@ -190,22 +223,28 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         pretrend = withhold(pretrend)
     # The site's own series: a description (what changed at the start), with REML AR(1) errors,
     # whose intervals reach their nominal coverage in the Monte Carlo suite.
+    harmonics = seasonal_harmonics(ppy)
     its = SegmentedITS(
         intervention_start=w["post_start"],
         transform=transform,  # type: ignore[arg-type]
-        harmonics=2,
+        seasonality="fourier" if harmonics else "none",
+        harmonics=harmonics,
+        periods_per_year=ppy,
+        horizons=(ppy, 2 * ppy),
         errors="ar1_reml",
         outcome_label=outcome,
         seed=protocol.seed,
     ).fit(site_series)
     if is_prop:
         its = _rescale_its(its)
-    # Whole 12-month bins when the windows allow (they also average out seasonality), else 6-month bins;
-    # no event study without one post-period bin and two pre-period bins (a lead and the reference).
-    bin_months = 12 if cov.n_pre >= 36 and cov.n_post >= 12 else 6
+    elif measure == "rate":  # a sum of rates over the follow-up is not a number of events
+        its = ITSResult(**{**its.__dict__, "rows": tuple(r for r in its.rows if r.term != "cumulative_effect")})
+    # Whole one-year bins when the windows allow (they also average out seasonality), else half-year bins
+    # (yearly data: one-year bins); no event study without one post-period bin and two pre-period bins.
+    bin_periods = ppy if cov.n_pre >= 3 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
     event_study = None
-    if cov.n_post >= bin_months and cov.n_pre >= 2 * bin_months:
-        event_study = _event_study(long, w["post_start"], transform, bin_months, protocol, outcome)
+    if cov.n_post >= bin_periods and cov.n_pre >= 2 * bin_periods:
+        event_study = _event_study(long, w["post_start"], transform, bin_periods, ppy, protocol, outcome)
     if volatile and event_study is not None:
         event_study = replace(
             event_study, rows=tuple(withhold(r) for r in event_study.rows), pretrend=withhold(event_study.pretrend)
@@ -227,10 +266,13 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         pretrend=pretrend,
         its=its,
         event_study=event_study,
-        event_bin_months=bin_months,
+        event_bin_periods=bin_periods,
         primary_estimator=("did_studentized" if volatile else protocol.primary_estimator) if spec.primary else "did",
         volatile=volatile,
         noise_percentile=noise_pct,
+        measure=measure,
+        per=per,
+        site_counts=values[treated].sum(axis=1),
     )
     if spec.primary:
         es = event_study
@@ -242,7 +284,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
             main=analysis.main.row,
             coverage=cov,
             is_proportion=is_prop,
-            values=values,
+            values=unit_values if measure == "rate" else values,
             long=long,
             site_series=site_series,
             leads={**leads, es.reference: 0.0} if es is not None else None,
@@ -263,20 +305,43 @@ def _long_panel(wide: pd.DataFrame, treated: list[str], post_start: pd.Timestamp
     return long
 
 
-def _event_study(
-    long: pd.DataFrame, start: pd.Timestamp, transform: str, bin_months: int, protocol: SiteProtocol, outcome: str
-) -> EventStudyResult:
-    """Event study on ``bin_months``-month periods relative to the start (whole bins only).
+def seasonal_harmonics(periods_per_year: int) -> int:
+    """Fourier pairs for a series with this many periods a year: two for monthly data, one for quarterly
+    (a second pair is degenerate at four periods: its sine is zero), none for yearly data."""
+    return min(2, (periods_per_year - 1) // 2)
 
-    Monthly values are averaged (on the analysis scale) within each bin, which also
-    removes most seasonality; event time -1 (the bin just before the start) is the reference.
+
+def _measure(spec: AnalysisSpec, denom: pd.DataFrame | None) -> tuple[str, int]:
+    """What the outcome is (count, rate or proportion) and a rate's multiplier: declared for the evaluator's
+    files (``data_source.measure``), a proportion for bundled outcomes with a denominator."""
+    if denom is None:
+        return "count", 1
+    if isinstance(spec.data_source, FileSource):
+        return spec.data_source.kind, spec.data_source.per
+    return "proportion", 1
+
+
+def _event_study(
+    long: pd.DataFrame,
+    start: pd.Timestamp,
+    transform: str,
+    bin_periods: int,
+    periods_per_year: int,
+    protocol: SiteProtocol,
+    outcome: str,
+) -> EventStudyResult:
+    """Event study on bins of ``bin_periods`` periods relative to the start (whole bins only).
+
+    Values are averaged (on the analysis scale) within each bin, which also removes most
+    seasonality when a bin is a year; event time -1 (the bin just before the start) is the reference.
     """
     d = long.copy()
     d["_y"] = np.log(d["value"]) if transform == "log" else d["value"]
+    step = 12 // periods_per_year  # months per period
     months = (d["period"].dt.year - start.year) * 12 + (d["period"].dt.month - start.month)
-    d["event_time"] = np.floor_divide(months, bin_months)
+    d["event_time"] = np.floor_divide(np.floor_divide(months, step), bin_periods)
     size = d.groupby(["unit", "event_time"])["_y"].transform("size")
-    d = d[size == bin_months]
+    d = d[size == bin_periods]
     binned = d.groupby(["unit", "event_time"], as_index=False).agg(value=("_y", "mean"), treated=("treated", "first"))
     return (
         EventStudy(
@@ -293,36 +358,6 @@ def _event_study(
         )
         .fit(binned)
         .with_scale("log" if transform == "log" else "level")
-    )
-
-
-def site_noise_percentile(vol: VolatilityRank | None, seed: int, draws: int = 999) -> float:
-    """How noisy the site is before the start, as a percentile among what placebo assignments would give.
-
-    With one treated unit, the percentage of comparison units with less pre-period noise; with
-    ``k`` units, the percentage of random sets of ``k`` comparison units whose mean noise is below
-    the site's (a set's mean is less extreme than one unit's, so individual ranks would overstate it).
-    """
-    if vol is None or not vol.rank:
-        return float("nan")
-    if len(vol.treated) == 1:
-        return float(vol.percentile[0])
-    scale = vol.unit_scale
-    site = float(scale[list(vol.treated)].mean())
-    comp = scale.drop(list(vol.treated)).to_numpy()
-    k = len(vol.treated)
-    if len(comp) < k:
-        return float("nan")
-    rng = np.random.default_rng(seed)
-    means = np.argsort(rng.random((draws, len(comp))), axis=1)[:, :k]
-    return float(100 * np.mean(comp[means].mean(axis=1) < site))
-
-
-def withhold(row: Estimate) -> Estimate:
-    """The row with its p-value and interval withheld (a plain placebo test on a volatile site)."""
-    nan = float("nan")
-    return Estimate(
-        **{**row.__dict__, "std_error": nan, "ci_low": nan, "ci_high": nan, "p_value": nan, "inference": WITHHELD}
     )
 
 

@@ -27,6 +27,8 @@ from evallib.methods.synth import SynthResult
 from evallib.protocol.params import SiteProtocol
 
 ALPHA = 0.05
+#: Fewest pre-period periods (of any frequency) for the placebo-in-time check: a fake start halfway leaves three a side.
+MIN_PLACEBO_TIME_PERIODS = 6
 #: A post-period violation of parallel trends this many times the largest pre-period one must not overturn it.
 MBAR = 1.0
 Status = Literal["agrees", "disagrees", "not run"]
@@ -189,7 +191,7 @@ def check_robustness(
     pre = long[long["post"] == 0].copy()
     pre_periods = sorted(pre["period"].unique())
     placebo_time = None
-    if len(pre_periods) >= 12:
+    if len(pre_periods) >= MIN_PLACEBO_TIME_PERIODS:
         fake = pre_periods[len(pre_periods) // 2]
         pre["post"] = (pre["period"] >= fake).astype(int)
         r = DiD(**roles, **common).fit(pre).row
@@ -255,7 +257,9 @@ def _judge(
     # A placebo test is only worth running when it could reach p < 0.05: with one treated unit
     # its smallest attainable p is 1 / (comparators + 1).
     if placebo_time is None:
-        checks.append(Check("placebo in time", "not run", "fewer than 12 pre-period months"))
+        checks.append(
+            Check("placebo in time", "not run", f"fewer than {MIN_PLACEBO_TIME_PERIODS} periods before the start")
+        )
     elif 1 / (n_comparators + 1) > ALPHA:
         checks.append(Check("placebo in time", "not run", "too few comparison units for the test to reach p < 0.05"))
     else:

@@ -9,6 +9,7 @@ lacks) still raises :class:`~evallib.errors.DataError`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 
 from evallib.errors import NotEvaluable
 from evallib.evaluation.answer import Answer, site_answer
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, SHORT_FOLLOW_UP, load_source, outcome_label, unit_kind
+from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, load_source, outcome_label, unit_kind
 from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.provenance import provenance
 from evallib.evaluation.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
@@ -72,6 +73,36 @@ class SiteEvaluation:
         """Every estimate of every outcome in one tidy table."""
         return tidy_frame(list(self.rows))
 
+    def _repr_html_(self) -> str:
+        """In JupyterLab: the status and the primary answer in a line, then every estimate as a table."""
+        p = self.protocol
+        if not self.evaluable:
+            return f"<p><strong>{escape(p.site_id)}</strong>: not evaluable: {escape(self.reason)}.</p>"
+        a = self.answer
+        head = (
+            ""
+            if a is None
+            else f" Primary estimate ({escape(a.label)}): {escape(a.conclusion)}, {escape(a.direction)}."
+        )
+        table = self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return f"<p><strong>{escape(p.site_id)}</strong>: evaluated.{head} <code>.tidy()</code> gives this table.</p>{table}"
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """The primary outcome's DiD estimate among its placebo estimates, on ``ax``; returns the Figure.
+
+        Each result has its own ``plot`` (``evaluation.primary.event_study.plot()``, ``.its.plot()``, ...).
+        """
+        a = self.primary
+        if a is not None:
+            return a.did.plot(ax=ax, **kwargs)
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4.8, 1.0)) if ax is None else ax.figure
+        target = fig.add_subplot() if ax is None else ax
+        target.axis("off")
+        target.text(0, 0.5, f"{self.protocol.site_id} was not evaluated: nothing to plot", fontsize=10, va="center")
+        return fig
+
     def to_json_dict(self) -> dict[str, Any]:
         """Content of ``results.json`` (documented in the README)."""
         p = self.protocol
@@ -115,13 +146,15 @@ def _growth(a: OutcomeAnalysis) -> dict[str, float | None] | None:
     if a.is_proportion:
         return None
     t = a.trends
+    year = a.periods_per_year
     post = t.index >= t.index[a.coverage.n_pre] if a.coverage.n_pre < len(t) else np.zeros(len(t), bool)
-    base = t[~post].iloc[-12:].mean()
-    last = t[post].iloc[-12:].mean()
+    base = t[~post].iloc[-year:].mean()
+    last = t[post].iloc[-year:].mean()
     out = {}
     for col in ("site", "comparison"):
         out[f"{col}_growth_pct"] = float(100 * (last[col] / base[col] - 1)) if len(t[post]) else None
-    out["months_in_follow_up_window"] = int(min(12, int(np.sum(post))))
+    # The key keeps its name (results.json format); its value is in months whatever the data's frequency.
+    out["months_in_follow_up_window"] = int(min(year, int(np.sum(post))) * (12 // year))
     return out
 
 
@@ -136,10 +169,10 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
         flags.append("The start date is approximate (the registry dates the announcement to the month or year only).")
     for a in analyses:
         c = a.coverage
-        if a.outcome == protocol.primary_outcome and c.n_post < SHORT_FOLLOW_UP:
+        if a.outcome == protocol.primary_outcome and c.short_follow_up:
             flags.append(
-                f"Short follow-up: only {c.n_post} months after the start. Effects of new care models take years; "
-                "a null result here is weak evidence of no effect."
+                f"Short follow-up: only {c.in_periods(c.n_post)} after the start. Effects of new care models take "
+                "years; a null result here is weak evidence of no effect."
             )
         if a.volatile:
             flags.append(
@@ -154,7 +187,7 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
             )
             flags.append(
                 f"Evidence of diverging trends before the start for {a.label} (placebo test of the pre-period trend "
-                f"difference, p = {pt.p_value:.2f}): the site's series was moving {per_year} relative to its comparison "
+                f"difference, p = {pt.p_value:.3f}): the site's series was moving {per_year} relative to its comparison "
                 "pool, so the difference-in-differences estimate may partly reflect that divergence rather than the "
                 "care model."
             )
@@ -165,7 +198,7 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
             )
         if c.n_comparators < MIN_COMPARATORS_FOR_CI:
             flags.append(
-                f"Only {c.n_comparators} comparison units for {a.label}: too few for a finite 95% placebo interval."
+                f"Only {c.n_comparators} comparison {c.units} for {a.label}: too few for a finite 95% placebo interval."
             )
     return tuple(dict.fromkeys(flags))
 

@@ -9,7 +9,7 @@ units are treated (the usual vanguard case), cluster-robust CR1 otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,15 @@ class DiDResult:
 
     def _repr_html_(self) -> str:
         return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """The placebo distribution with the site's estimate marked on ``ax`` (a new figure when None); returns the Figure.
+
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_placebo_distribution`.
+        """
+        from evallib.methods.plotting import plot_placebo_distribution
+
+        return plot_placebo_distribution(self, ax=ax, **kwargs)
 
 
 @dataclass(frozen=True)

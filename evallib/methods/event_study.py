@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,15 @@ class EventStudyResult:
 
     def _repr_html_(self) -> str:
         return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """Effects by event time with their intervals on ``ax`` (a new figure when None); returns the Figure.
+
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_event_study`.
+        """
+        from evallib.methods.plotting import plot_event_study
+
+        return plot_event_study(self, ax=ax, **kwargs)
 
 
 @dataclass(frozen=True)

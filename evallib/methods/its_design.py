@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -97,6 +97,15 @@ class ITSResult:
 
     def _repr_html_(self) -> str:
         return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """Observed series, fitted model and the counterfactual on ``ax`` (a new figure when None); returns the Figure.
+
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_its`.
+        """
+        from evallib.methods.plotting import plot_its
+
+        return plot_its(self, ax=ax, **kwargs)
 
 
 def fourier_terms(index: pd.DatetimeIndex, harmonics: int, periods_per_year: int = 12) -> pd.DataFrame:

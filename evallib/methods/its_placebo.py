@@ -8,7 +8,7 @@ fake sites' and the interval inverts that same test, so the two always agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,15 @@ class ControlledITSResult:
 
     def _repr_html_(self) -> str:
         return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """The site's series relative to its pool, fitted and projected on ``ax`` (a new figure when None); returns the Figure.
+
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_its`.
+        """
+        from evallib.methods.plotting import plot_its
+
+        return plot_its(self, ax=ax, **kwargs)
 
 
 @dataclass(frozen=True)

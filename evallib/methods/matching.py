@@ -16,9 +16,9 @@ from evallib.errors import DataError
 
 FEATURES = ("level", "trend", "season_sin", "season_cos")
 #: Label of the balance table's last row, the mean count per period (a count, not a model output).
-MEAN_COUNT_FEATURE = "mean monthly count"
+MEAN_COUNT_FEATURE = "mean count per period"
 FEATURE_LABELS = {
-    "level": "size (mean log monthly count)",
+    "level": "size (mean log count per period)",
     "trend": "growth (log points per year)",
     "season_sin": "seasonal profile (sine)",
     "season_cos": "seasonal profile (cosine)",
@@ -31,12 +31,23 @@ def series_features(wide: pd.DataFrame) -> pd.DataFrame:
         raise DataError("matching needs complete, positive pre-period series")
     y = np.log(wide.to_numpy(float))
     t = np.arange(len(wide), dtype=float)
-    month = pd.DatetimeIndex(wide.index).month.to_numpy()
-    X = np.column_stack([np.ones_like(t), t - t.mean(), np.sin(2 * np.pi * month / 12), np.cos(2 * np.pi * month / 12)])
+    ppy = periods_per_year(pd.DatetimeIndex(wide.index))
+    # Position within the year (month or quarter); yearly data have no seasonal profile (both columns zero).
+    pos = (pd.DatetimeIndex(wide.index).month.to_numpy() - 1) // (12 // ppy) + 1
+    season = [np.sin(2 * np.pi * pos / ppy), np.cos(2 * np.pi * pos / ppy)] if ppy > 1 else [0 * t, 0 * t]
+    X = np.column_stack([np.ones_like(t), t - t.mean(), *season])
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     return pd.DataFrame(
-        {"level": coef[0], "trend": coef[1] * 12, "season_sin": coef[2], "season_cos": coef[3]}, index=wide.columns
+        {"level": coef[0], "trend": coef[1] * ppy, "season_sin": coef[2], "season_cos": coef[3]}, index=wide.columns
     )
+
+
+def periods_per_year(index: pd.DatetimeIndex) -> int:
+    """12, 4 or 1: how many periods a year a series' index holds (from the months it uses)."""
+    months = set(index.month)
+    if len(months) <= 1:
+        return 1
+    return 4 if months <= {1, 4, 7, 10} else 12
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ as R's ``did`` package computes them without the bootstrap.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,18 @@ class AggregateResult:
 
     def tidy(self) -> pd.DataFrame:
         return tidy_frame([self.overall, *self.components])
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """Effects by event time (the dynamic aggregation) on ``ax`` (a new figure when None); returns the Figure.
+
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_event_study`.
+        """
+        from evallib.methods.plotting import plot_event_study
+
+        return plot_event_study(self, ax=ax, **kwargs)
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ weights the inner solver got wrong; several starting points guard the outer sear
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,18 @@ class SynthResult:
 
     def tidy(self) -> pd.DataFrame:
         return tidy_frame([self.row])
+
+    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
+        """The gap between the site and its synthetic control, over the placebos on ``ax`` (a new figure when None); returns the Figure.
+
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_synthetic_control`.
+        """
+        from evallib.methods.plotting import plot_synthetic_control
+
+        return plot_synthetic_control(self, ax=ax, **kwargs)
+
+    def _repr_html_(self) -> str:
+        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
 
 
 def _rmspe(x: np.ndarray) -> float:

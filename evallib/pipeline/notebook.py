@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evallib.errors import ParamsError
+from evallib.errors import EvalLibError, ParamsError
 from evallib.protocol.params import PARAMETER_NAMES, SiteProtocol, find_params, read_yaml
 from evallib.protocol.paths import project_root
 
@@ -35,8 +35,31 @@ def _format_warning(
 
 
 def setup() -> None:
-    """Prepare a notebook kernel: path-free warning messages."""
+    """Prepare a notebook kernel: path-free warning messages, and evallib's own errors (a bad parameter, a
+    data problem) shown as their message, not a wall of traceback. The cell still fails, so a batch run
+    still records the site as failed."""
     warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((EvalLibError,), show_domain_error)
+
+
+def domain_message(exc: BaseException) -> list[str]:
+    """The lines a notebook shows for one of evallib's errors: its kind and message, nothing else."""
+    return [f"{type(exc).__name__}: {exc}"]
+
+
+def show_domain_error(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+) -> list[str]:
+    """IPython's handler for :class:`~evallib.errors.EvalLibError`: the message alone (the fix is in it)."""
+    stb = domain_message(value)
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 def params_file_for(site_id: str) -> Path | None:

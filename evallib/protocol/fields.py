@@ -20,6 +20,8 @@ from evallib.sources.bundled import BUNDLED
 from evallib.sources.files import FileSource
 from evallib.sources.panel import FREQUENCIES
 
+#: What a data_source's outcome is, given its denominator (see FileSource.kind).
+MEASURES = ("count", "rate", "proportion")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
@@ -155,6 +157,32 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
     denominator = v.get("denominator")
     if denominator is not None and not isinstance(denominator, str):
         raise field_error(source, f"{name}.denominator", f"is {denominator!r}", "Give the column name in quotes.")
+    measure = v.get("measure", "count" if denominator is None else None)
+    if measure is not None:
+        measure = text_field(v, sub, "measure", allowed=MEASURES, default=measure)
+    if denominator is not None and measure not in ("rate", "proportion"):
+        raise field_error(
+            source,
+            f"{name}.measure",
+            "is missing: a denominator makes the outcome a rate or a proportion",
+            'Add measure: "rate" (events per head or per 1,000 people: effects in percent, with per: 1000) or '
+            'measure: "proportion" (a share of the denominator, such as four-hour performance: effects in '
+            "percentage points).",
+        )
+    if denominator is None and measure != "count":
+        raise field_error(
+            source, f"{name}.measure", f"is {measure!r} without a denominator", "Name the denominator column too."
+        )
+    per = v.get("per", 1)
+    if (
+        isinstance(per, bool)
+        or not isinstance(per, int)
+        or not 1 <= per <= 1_000_000
+        or (per != 1 and measure != "rate")
+    ):
+        raise field_error(
+            source, f"{name}.per", f"is {per!r}", "For a rate, give a whole number from 1 to 1000000 (e.g. 1000)."
+        )
     return FileSource(
         path=v["path"],
         unit=v["unit"],
@@ -166,6 +194,9 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
         value_column=text_field(v, sub, "value_column", default="value"),
         denominator=denominator,
         unit_label=text_field(v, sub, "unit_label", default="area"),
+        measure=measure,  # type: ignore[arg-type]
+        per=per,
+        attribution=text_field(v, sub, "attribution", default=""),
     )
 
 

@@ -1,23 +1,25 @@
 """Building blocks of report pages: HTML blocks that display in Jupyter, embedded figures, effects in
-words' units and the estimates table. Every string from params or data is escaped here or by the caller."""
+words' units and the estimates table. Every block is rendered from a template with autoescaping
+(:mod:`evallib.reporting.templating`)."""
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from dataclasses import dataclass
-from html import escape
 
-from matplotlib.figure import Figure
+from markupsafe import Markup
 
 from evallib.evaluation.site import SiteEvaluation
 from evallib.methods.results import Estimate
+from evallib.reporting.templating import figure_html, render
+from evallib.reporting.words import inference_label, p_text
+
+__all__ = ["HTMLBlock", "cap", "departures", "describe_effect", "estimate_table", "figure_html", "render"]
 
 
 @dataclass(frozen=True)
 class HTMLBlock:
-    """A piece of report HTML; displays itself in Jupyter."""
+    """A piece of report HTML (made by a template); displays itself in Jupyter."""
 
     html: str
 
@@ -27,13 +29,18 @@ class HTMLBlock:
     def __str__(self) -> str:
         return self.html
 
+    def __html__(self) -> str:  # safe HTML to Jinja2 and markupsafe
+        return self.html
 
-def figure_html(fig: Figure, alt: str) -> str:
-    """Embed a figure as a PNG image (PNG, not SVG: smaller pages, stable nbval)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{data}"/>'
+
+def block(*parts: object) -> HTMLBlock:
+    """Join rendered parts (Markup, or HTMLBlocks) into one block; plain strings are escaped."""
+    return HTMLBlock(str(render("block.html.j2", parts=[p for p in parts if p])))
+
+
+def paragraph(text: str) -> Markup:
+    """A paragraph of plain text (escaped)."""
+    return Markup("<p>{}</p>").format(text)
 
 
 def cap(text: str) -> str:
@@ -41,29 +48,17 @@ def cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def paragraph(text: str) -> str:
-    return f"<p>{text}</p>"
-
-
 def departures(ev: SiteEvaluation) -> HTMLBlock:
     """A warning listing where the run departs from the site's params file (empty when it does not)."""
     if not ev.protocol.departures:
         return HTMLBlock("")
-    items = "".join(f"<li>{escape(d)}</li>" for d in ev.protocol.departures)
-    return HTMLBlock(
-        "<div class='not-evaluable departures'><strong>Exploration, not the protocol:</strong> these parameters "
-        f"depart from the site's params file, so these results are never published.<ul>{items}</ul></div>"
-    )
-
-
-def not_evaluable(ev: SiteEvaluation) -> HTMLBlock:
-    return HTMLBlock(f'<div class="not-evaluable"><strong>Not evaluable:</strong> {escape(ev.reason)}.</div>')
+    return HTMLBlock(str(render("departures.html.j2", departures=ev.protocol.departures)))
 
 
 def _fmt(v: float, digits: int = 1, signed: bool = True) -> str:
     if not math.isfinite(v):
         return "unbounded" if v > 0 else "-unbounded"
-    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+    return f"{v:+,.{digits}f}" if signed else f"{v:,.{digits}f}"
 
 
 def _pct(v: float) -> float:
@@ -84,7 +79,9 @@ def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
     elif row.scale == "log_per_year":
         conv, unit, digits, signed = (lambda v: 100 * v), " points", 1, True
     elif proportion or row.scale.startswith("percentage_points"):
-        conv, unit, digits, signed = float, "", 1, True
+        conv, unit, digits, signed = float, " pts", 1, True
+    elif row.scale == "statistic":
+        conv, unit, digits, signed = float, "", 2, False
     else:
         conv, unit, digits, signed = float, "", 3, True
     out = ["unbounded" if not math.isfinite(v) else _fmt(conv(v), digits, signed) + unit for v in values]
@@ -105,28 +102,56 @@ _QUANTITY = {
     "did_twfe": "difference-in-differences",
     "did_poisson_fe": "rate ratio (Poisson)",
     "did_pretrend": "pre-trend difference per year",
+    "did_event_study": "event study",
+    "did_event_study_pretrend": "event study: joint test of the leads",
     "its_segmented": "ITS",
     "its_poisson": "ITS (Poisson)",
 }
+_TERMS = {
+    "level_change": "level change",
+    "slope_change": "change in yearly growth",
+    "cumulative_effect": "cumulative effect (events)",
+    "mean_post_effect": "mean effect over follow-up",
+}
 
 
-def _quantity(r: Estimate) -> str:
+def _term(term: str, period: str) -> str:
+    if term.startswith("effect_at_"):
+        return f"effect at {period} {term.rsplit('_', 1)[1]}"
+    if term.startswith("event_time_"):
+        return f"{period}s {term.rsplit('_', 1)[1]} (binned)"
+    return _TERMS.get(term, term.replace("_", " "))
+
+
+def quantity(r: Estimate, period: str = "month") -> str:
+    """What a tidy row estimates, in words."""
     if r.method.startswith("did_callaway_santanna"):
         return r.term
     if r.method.startswith("its"):
-        term = r.term.replace("effect_at_", "effect at month ").replace("_", " ")
-        return f"{_QUANTITY.get(r.method, r.method)}: {term}"
+        return f"{_QUANTITY.get(r.method, r.method)}: {_term(r.term, period)}"
+    if r.method == "did_event_study":
+        return f"event study: {_term(r.term, 'period')}"
     return _QUANTITY.get(r.method, r.term.replace("_", " "))
 
 
-def estimate_table(rows: list[tuple[str, Estimate, bool]]) -> str:
-    head = "<tr><th>Outcome</th><th>Quantity</th><th>Estimate</th><th>95% interval</th><th>p-value</th><th>Inference</th><th>Treated / comparison</th></tr>"
-    body = []
+def estimate_rows(rows: list[tuple[str, Estimate, bool]], period: str = "month") -> list[dict[str, str]]:
+    out = []
     for label, r, prop in rows:
         est, lo, hi = describe_effect(r, proportion=prop)
-        body.append(
-            f"<tr><td>{escape(label)}</td><td>{escape(_quantity(r))}</td><td>{escape(est)}</td>"
-            f"<td>{escape(lo)} to {escape(hi)}</td><td>{r.p_value:.3f}</td><td>{escape(r.inference.replace('_', ' '))}</td>"
-            f"<td>{r.n_treated} / {r.n_control}</td></tr>"
+        out.append(
+            {
+                "outcome": label,
+                "quantity": quantity(r, period),
+                "estimate": est,
+                "interval": "" if r.scale == "statistic" else f"{lo} to {hi}",
+                "p": p_text(r.p_value).replace("p = ", "").replace("p ", ""),
+                "inference": inference_label(r.inference),
+                "n": f"{r.n_treated} / {r.n_control}",
+            }
         )
-    return f"<table class='estimates'>{head}{''.join(body)}</table>"
+    return out
+
+
+def estimate_table(rows: list[tuple[str, Estimate, bool]], period: str = "month") -> Markup:
+    """The estimates table: one row per tidy row, effects in words' units, p-values as read."""
+    return render("estimates.html.j2", rows=estimate_rows(rows, period))

@@ -85,20 +85,23 @@ def count_series_policy(values: Iterable[float]) -> str:
 
 
 def withheld_note(what: str) -> str:
-    """The note shown in place of a figure of small counts."""
-    return (
-        f"<p class='withheld'>The {what} figure is withheld: some months have 1-7 events, which NHS rules do not "
-        "allow to be published, even as an index.</p>"
-    )
+    """The note shown in place of a figure of small counts (from its template, ``what`` escaped)."""
+    from evallib.reporting.templating import render
+
+    return render("withheld.html.j2", what=what)
 
 
-def its_count_figure(result: object, *, title: str, alt: str) -> str:
-    """HTML of an ITS figure of a count series: indexed to its pre-period mean (= 100), or withheld."""
-    from evallib.reporting.blocks import figure_html
+def its_count_figure(result: object, *, title: str, alt: str, counts: pd.Series | None = None) -> str:
+    """HTML of an ITS figure of a count (or rate) series: indexed to its pre-period mean (= 100), or withheld.
+
+    ``counts`` are the events behind the series when it is a rate (the rule applies to them); by default the
+    series itself.
+    """
     from evallib.reporting.plots import plot_its
+    from evallib.reporting.templating import figure_html
 
     observed = result.observed  # type: ignore[attr-defined]
-    if count_series_policy(observed) == "withheld":
+    if count_series_policy(observed if counts is None else counts) == "withheld":
         return withheld_note(alt)
     pre = observed[observed.index < result.intervention_start]  # type: ignore[attr-defined]
     base = float(pre.mean()) if len(pre) else float("nan")
@@ -139,6 +142,7 @@ def check_published(folder: Path) -> list[str]:
     return problems
 
 
-def count_cell(value: float) -> str:
-    """A table cell for a published count, rounded and marked for :func:`check_published`."""
-    return f"<td class='count'>{format_count(value)}</td>"
+def count_cell(value: float) -> dict[str, str]:
+    """A table cell (for the ``simple_table`` template macro) holding a published count, rounded and marked
+    ``class="count"`` for :func:`check_published`."""
+    return {"cls": "count", "text": format_count(value)}

@@ -1,80 +1,113 @@
-"""The findings of a site report in plain words, its cautions, provenance and the data attribution."""
+"""The summary box a board reads first, the findings in plain words, provenance and the data attribution."""
 
 from __future__ import annotations
 
 import math
-from html import escape
 
-from evallib.evaluation.answer import Answer, conclusion
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI
-from evallib.evaluation.outcome import WITHHELD, OutcomeAnalysis
+from evallib.evaluation.answer import conclusion
+from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, outcome_label, unit_kind, unit_plural
+from evallib.evaluation.outcome import OutcomeAnalysis
 from evallib.evaluation.provenance import provenance
 from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.volatile import WITHHELD
 from evallib.methods.results import Estimate
-from evallib.reporting.blocks import HTMLBlock, cap, describe_effect
+from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
+from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text, plural
 from evallib.sources.bundled import ATTRIBUTION
+from evallib.sources.files import FileSource
 
 
 def _change_words(row: Estimate, proportion: bool) -> tuple[str, str, str]:
-    """(headline change, low, high) as readers say them: "3.1% less", or points for a percentage."""
+    """(headline change, low, high) as readers say them: "-3.1%", or points for a percentage."""
     est, lo, hi = describe_effect(row, proportion=proportion)
     if row.scale == "rate_ratio":
         return est, lo, hi
-    unit = " percentage points" if proportion or row.scale.startswith("percentage_points") else ""
-    return est + unit, lo, hi + unit
+    points = proportion or row.scale.startswith("percentage_points")
+    strip = (lambda s: s.replace(" pts", "")) if points else (lambda s: s)
+    unit = " percentage points" if points else ""
+    return strip(est) + unit, strip(lo), strip(hi) + unit
 
 
-def _lead(a: OutcomeAnalysis, ans: Answer, expected: str) -> str:
-    r = ans.row
-    est, lo, hi = _change_words(r, a.is_proportion)
-    measure = "rate ratio" if r.scale == "rate_ratio" else "change"
-    sentence = (
-        f"<strong>{escape(cap(ans.label))}</strong> (the protocol's primary estimate): relative to its "
-        f"{r.n_control} comparison {escape(a.coverage.units)}, the site's {escape(a.label)} {measure} over "
-        f"{a.coverage.n_post} months of follow-up was {escape(est)} (95% interval {escape(lo)} to {escape(hi)}; "
-        f"placebo test p = {r.p_value:.2f}). "
+def _question(ev: SiteEvaluation) -> str:
+    p = ev.protocol
+    kind = unit_kind(p.data_source)
+    verb = {"decrease": "fall", "increase": "rise"}[p.expected_direction]
+    start = p.windows["post_start"]
+    return (
+        f"Did {outcome_label(p.primary_outcome)} for {p.site_id}'s {unit_plural(kind)} {verb}, relative to "
+        f"comparable {unit_plural(kind)}, after the care model started in {start:%B %Y}?"
     )
-    if ans.conclusion in ("decrease", "increase"):
-        word = {"decrease": "a fall", "increase": "a rise"}[ans.conclusion]
-        hoped = "in line with" if ans.direction == "hoped for" else "opposite to"
-        sentence += f"The data give evidence of {word}, {hoped} the protocol's expected {escape(expected)}."
-    else:
-        sentence += "The data do not give clear evidence of any effect: every change in the interval fits the data."
-        if math.isfinite(ans.mde):
-            mde = (
-                f"{ans.mde:.1f} percentage points"
-                if a.is_proportion
-                else f"{100 * (math.exp(ans.mde) - 1):.0f}% either way"
-            )
-            sentence += f" This design could have detected a change of about {escape(mde)} (80% power)."
-        elif ans.mde == math.inf:
-            sentence += " With so few comparison units this design could not have detected any change."
-    if not math.isfinite(r.ci_low) or not math.isfinite(r.ci_high):
-        sentence += (
-            f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison "
-            f"{escape(a.coverage.units)} are available."
-        )
-    return sentence
 
 
-def _others(ans: Answer) -> str:
-    withheld = [v.label for v in ans.others if v.row.inference == WITHHELD]
-    agree = [v.label for v in ans.agreeing if v.name != "own_series" and v.row.inference != WITHHELD]
-    parts = []
-    if withheld:
-        parts.append(
-            f"{escape(cap(', '.join(withheld)))}: shown without p-values or intervals, which a plain placebo test "
-            "cannot give reliably for a site this noisy."
+def next_step(reason: str) -> str:
+    """What would make a not-evaluable site evaluable, from the reason it is not."""
+    r = reason.lower()
+    if "covid" in r:
+        return (
+            "an end of follow-up before March 2020 that still leaves enough follow-up after the start "
+            "(post_period_end), or data from after the COVID-19 disruption ended"
         )
-    if agree:
-        parts.append(f"{escape(cap(', '.join(agree)))} agree.")
-    for v in ans.disagreeing:
-        est, lo, hi = _change_words(v.row, v.row.scale.startswith("percentage_points"))
-        parts.append(
-            f"{escape(cap(v.label))} finds {escape(v.conclusion)} ({escape(est)}, {escape(lo)} to {escape(hi)}): "
-            f"{escape(v.why)}."
+    if "lists no" in r or "none listed" in r:
+        return "the site's member units listed in its params file (treated_units), from the registry or locally"
+    if "appear in" in r or "incomplete" in r:
+        return "data that cover the site's units over the whole window, or their current codes in treated_units"
+    if "before the start" in r or "pre-period" in r:
+        return "data reaching further back before the start (or an earlier pre_period_start)"
+    if "follow-up" in r or "post-period" in r:
+        return "data reaching further after the start (a later post_period_end, once the data exist)"
+    if "comparison pool" in r:
+        return "a wider comparison pool (comparison_pool, comparison_include or comparison_exclude)"
+    return (
+        "an outcome the site's own work changes, measured on the population it serves: name that dataset and "
+        "outcome in the params file (data_source, primary_outcome)"
+    )
+
+
+def _direction_words(ans_conclusion: str, direction: str, expected: str) -> str:
+    if direction == "hoped for":
+        return f"This is a clear {ans_conclusion}, the direction the protocol hoped for."
+    if direction == "opposite":
+        return f"This is a clear {ans_conclusion}: the opposite of the {expected} the protocol hoped for."
+    return "The data do not give clear evidence of any effect: no change, and changes either way, fit the data."
+
+
+def summary(ev: SiteEvaluation) -> HTMLBlock:
+    """The box a board member reads without scrolling: question, effect in words, direction, verdict, cautions."""
+    ctx: dict[str, object] = {"question": _question(ev), "evaluable": ev.evaluable}
+    a, ans = ev.primary, ev.answer
+    if not ev.evaluable or a is None or ans is None:
+        ctx.update(reason=ev.reason, next_step=next_step(ev.reason))
+        return HTMLBlock(str(render("summary.html.j2", **ctx)))
+    r = ans.row
+    c = a.coverage
+    cls, symbol = marker(ans.direction)
+    verdict = {
+        "confirmed": "confirmed: every check that could run agrees with the primary estimate.",
+        "not confirmed": "not confirmed: "
+        + ", ".join(x.name for x in (a.robustness.disagreements if a.robustness else ()))
+        + " disagree(s) with it, so treat it with caution.",
+        "no clear effect": "no clear effect to confirm.",
+    }.get(ans.verdict, "not assessed.")
+    ctx.update(
+        marker=cls,
+        marker_symbol=symbol,
+        effect=effect_sentence(r.__dict__, outcome=a.label, units=c.units),
+        direction=_direction_words(ans.conclusion, ans.direction, ev.protocol.expected_direction),
+        detail=(
+            f"Primary estimate: {ans.label}, {p_text(r.p_value)} (placebo test), over "
+            f"{plural(c.n_post, c.period_word)} of follow-up against {c.n_comparators} comparison {c.units}."
+        ),
+        verdict=verdict,
+        mde=mde_words(ans.mde, "percentage_points" if a.is_proportion else "log")
+        if ans.conclusion == "no clear effect"
+        else "",
+        cautions=list(ev.flags),
+    )
+    if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)):
+        ctx["detail"] = str(ctx["detail"]) + (
+            f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison {c.units} are available."
         )
-    return " ".join(parts)
+    return HTMLBlock(str(render("summary.html.j2", **ctx)))
 
 
 def _secondary(a: OutcomeAnalysis) -> str:
@@ -83,55 +116,72 @@ def _secondary(a: OutcomeAnalysis) -> str:
     c = conclusion(r)
     said = "no clear effect" if c == "no clear effect" else f"a clear {c}"
     return (
-        f"{escape(cap(a.label))} (comparison {escape(a.coverage.units)}, difference-in-differences): {escape(est)} "
-        f"(95% interval {escape(lo)} to {escape(hi)}, p = {r.p_value:.2f}): {escape(said)}."
+        f"{cap(a.label)} (comparison {a.coverage.units}, difference-in-differences): {est} "
+        f"(95% interval {lo} to {hi}, {p_text(r.p_value)}): {said}."
     )
 
 
 def findings(ev: SiteEvaluation) -> HTMLBlock:
-    """The site's answer in plain words: the primary estimate, the other methods, robustness and every caution."""
+    """What every other method says beside the primary estimate, robustness and the other outcomes, in words."""
     if not ev.evaluable:
-        return HTMLBlock(
-            f"<p><strong>This site could not be evaluated:</strong> {escape(ev.reason)}. "
-            "No estimate is reported, because any number would mislead.</p>"
-        )
-    p = ev.protocol
-    prim = ev.primary
-    ans = ev.answer
-    parts = []
-    if prim is not None and ans is not None:
-        parts.append(f"<p>{_lead(prim, ans, p.expected_direction)}</p>")
-        others = _others(ans)
-        if others:
-            parts.append(f"<p><strong>Other methods:</strong> {others}</p>")
+        return HTMLBlock("")
+    ans, prim = ev.answer, ev.primary
+    agree, disagree, robust = "", [], ""
+    if ans is not None and prim is not None:
+        withheld = [v.label for v in ans.others if v.row.inference == WITHHELD]
+        if withheld:
+            agree = (
+                f"{cap('; '.join(withheld))}: shown without p-values or intervals, which a plain placebo test cannot "
+                "give reliably for a site this noisy. "
+            )
+        names = [v.label for v in ans.agreeing if v.name != "own_series" and v.row.inference != WITHHELD]
+        if names:
+            agree += f"{cap('; '.join(names))} {'agrees' if len(names) == 1 else 'agree'} with the primary estimate."
+        for v in ans.disagreeing:
+            est, lo, hi = _change_words(v.row, v.row.scale.startswith("percentage_points"))
+            said = v.conclusion if v.conclusion == "no clear effect" else article(v.conclusion)
+            disagree.append(f"{cap(v.label)} finds {said} ({est}, {lo} to {hi}): {v.why}.")
         rb = prim.robustness
         if rb is not None and rb.verdict == "confirmed":
-            parts.append(
-                "<p><strong>Robustness:</strong> confirmed: every check that could run (other comparison sets, a "
-                "fake start, dropping comparators, departures from parallel trends) agrees with it.</p>"
+            robust = (
+                "confirmed: every check that could run (other comparison sets, a fake start, dropping comparators, "
+                "departures from parallel trends) agrees with it."
             )
         elif rb is not None and rb.verdict == "not confirmed":
-            names = ", ".join(c.name for c in rb.disagreements)
-            parts.append(f"<p><strong>Robustness:</strong> not confirmed: {escape(names)} disagree(s) with it.</p>")
-    secondary = [f"<li>{_secondary(a)}</li>" for a in ev.analyses if a is not prim]
-    if secondary:
-        parts.append(f"<p><strong>Other outcomes:</strong></p><ul class='findings'>{''.join(secondary)}</ul>")
-    cautions = "".join(f"<li>{escape(f)}</li>" for f in ev.flags)
-    parts.append(
-        f"<h4>Cautions</h4><ul class='flags'>{cautions}</ul>" if cautions else "<p>No cautions were raised.</p>"
-    )
-    return HTMLBlock("".join(parts))
+            names_ = ", ".join(c.name for c in rb.disagreements)
+            robust = f"not confirmed: {names_} {'disagrees' if len(rb.disagreements) == 1 else 'disagree'} with it."
+    secondary = [_secondary(a) for a in ev.analyses if a is not prim]
+    html = render("findings.html.j2", agree=agree, disagree=disagree, robustness=robust, secondary=secondary)
+    return HTMLBlock(str(html))
 
 
-def attribution() -> HTMLBlock:
-    return HTMLBlock(f"<p class='attribution'>{escape(ATTRIBUTION)}</p>")
+def attributions(ev: SiteEvaluation | None = None) -> list[str]:
+    """Who to credit for the data: NHS England for bundled data, the evaluator's own words for their files."""
+    if ev is None:
+        return [ATTRIBUTION]
+    out = []
+    for spec in ev.protocol.analyses:
+        src = spec.data_source
+        if isinstance(src, FileSource):
+            out.append(src.attribution or f"Data: {src.path.rsplit('/', 1)[-1]}, supplied by the evaluator.")
+        else:
+            out.append(ATTRIBUTION)
+    return list(dict.fromkeys(out))
+
+
+def attribution(ev: SiteEvaluation | None = None) -> HTMLBlock:
+    """The data attribution (NHS England's licence for bundled data; the evaluator's for their own files)."""
+    return HTMLBlock(str(render("attribution.html.j2", attributions=attributions(ev))))
 
 
 def provenance_block(ev: SiteEvaluation) -> HTMLBlock:
     """What this report was made from (library version, commit, protocol and data hashes)."""
     p = provenance(ev.protocol)
-    files = "".join(f"<li>{escape(f['file'])}: <code>{escape(f['sha256'][:16])}</code></li>" for f in p["data_files"])
-    return HTMLBlock(
-        f"<p class='notes'>evallib {escape(p['evallib_version'])}, commit <code>{escape(str(p['git_commit'])[:12])}</code>, "
-        f"protocol <code>{escape(p['params_sha256'][:16])}</code>.</p><ul class='notes'>{files}</ul>"
+    html = render(
+        "provenance.html.j2",
+        version=p["evallib_version"],
+        commit=str(p["git_commit"])[:12],
+        protocol=p["params_sha256"][:16],
+        files=[(f["file"], f["sha256"][:16]) for f in p["data_files"]],
     )
+    return HTMLBlock(str(html))

@@ -1,71 +1,50 @@
-"""Plots of results. Each takes a result (or its data), draws on ``ax`` (a new
-figure when ``ax`` is None) and returns the Figure. Nothing here estimates anything.
-
-Figures are made with :class:`matplotlib.figure.Figure`, not pyplot, so that no
-global figure state builds up over a batch run and a notebook shows each once.
+"""Plots for reports: the site against its comparison pool, pre-period balance and the programme's forest plot,
+plus every plot of a method result (:mod:`evallib.methods.plotting`, re-exported here). Each takes a result
+(or its data), draws on ``ax`` (a new figure when ``ax`` is None) and returns the Figure. Nothing here
+estimates anything.
 """
 
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from evallib.evaluation.programme import CARE_MODEL_ORDER, ProgrammeData
-from evallib.methods.did import DiDResult
-from evallib.methods.event_study import EventStudyResult
-from evallib.methods.its_design import ITSResult
-from evallib.methods.its_placebo import ControlledITSResult
-from evallib.methods.staggered import AggregateResult
-from evallib.methods.synth import SynthResult
+from evallib.methods.plotting import (
+    COMPARISON_COLOUR,
+    FIG_WIDTH,
+    FLAG_COLOUR,
+    FONT,
+    SITE_COLOUR,
+    _axes,
+    _finish,
+    _mark_start,
+    plain,
+    plot_event_study,
+    plot_its,
+    plot_its_residuals,
+    plot_placebo_distribution,
+    plot_synthetic_control,
+)
 
-SITE_COLOUR = "#005EB8"  # NHS blue
-COMPARISON_COLOUR = "#768692"  # NHS mid grey
-FLAG_COLOUR = "#DA291C"
-
-
-def _axes(ax: Axes | None, size: tuple[float, float] = (7.5, 3.6)) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax  # type: ignore[return-value]
-    fig = Figure(figsize=size, dpi=96, layout="constrained")
-    return fig, fig.add_subplot()
-
-
-def plain(text: str) -> str:
-    """Text drawn as written: matplotlib reads ``$...$`` in any label as mathematics (and can fail on it)."""
-    return str(text).replace("$", r"\$")
-
-
-def _finish(ax: Axes, title: str, *, legend: str | None) -> None:
-    """The house style every plot ends with: a left title, a frameless legend (at ``legend``), open axes.
-
-    Every text from params or data is escaped here (titles, axis labels, legend labels).
-    """
-    ax.set_title(plain(title), fontsize=10, loc="left")
-    ax.set_xlabel(plain(ax.get_xlabel()))
-    ax.set_ylabel(plain(ax.get_ylabel()))
-    for line in [*ax.get_lines(), *ax.collections, *ax.patches]:
-        label = line.get_label()
-        if label and not label.startswith("_"):
-            line.set_label(plain(label))
-    if legend is not None:
-        ax.legend(frameon=False, fontsize=8, loc=legend)
-    ax.spines[["top", "right"]].set_visible(False)
-
-
-def _mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start") -> None:
-    ax.axvline(start, color=FLAG_COLOUR, linestyle="--", linewidth=1)
-    ax.annotate(
-        label,
-        xy=(start, 1),
-        xycoords=("data", "axes fraction"),
-        xytext=(3, -12),
-        textcoords="offset points",
-        fontsize=8,
-        color=FLAG_COLOUR,
-    )
+__all__ = [
+    "COMPARISON_COLOUR",
+    "FLAG_COLOUR",
+    "SITE_COLOUR",
+    "plain",
+    "plot_balance",
+    "plot_event_study",
+    "plot_forest",
+    "plot_its",
+    "plot_its_residuals",
+    "plot_placebo_distribution",
+    "plot_synthetic_control",
+    "plot_trends",
+]
 
 
 def plot_trends(
@@ -95,152 +74,10 @@ def plot_trends(
     return fig
 
 
-def plot_placebo_distribution(
-    result: DiDResult, *, title: str = "", xlabel: str = "estimate", ax: Axes | None = None
-) -> Figure:
-    """Histogram of placebo estimates with the site's estimate marked."""
-    if result.placebo_estimates is None:
-        raise ValueError("this result has no placebo distribution (inference was not placebo_in_space)")
-    fig, ax = _axes(ax, (7.5, 3.0))
-    est = np.asarray(result.placebo_estimates)
-    ax.hist(
-        est,
-        bins=min(40, max(10, len(est) // 4)),
-        color=COMPARISON_COLOUR,
-        alpha=0.8,
-        label="placebo estimates (comparison units)",
-    )
-    ax.axvline(result.estimate, color=SITE_COLOUR, linewidth=2.2, label="this site")
-    ax.axvline(0, color="black", linewidth=0.6)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("number of units")
-    _finish(ax, title, legend="best")
-    return fig
-
-
-def plot_its(
-    result: ITSResult | ControlledITSResult,
-    *,
-    title: str = "",
-    ylabel: str = "",
-    scale: float = 1.0,
-    ax: Axes | None = None,
-) -> Figure:
-    """Observed series, fitted segmented model and the projected counterfactual (own or controlled ITS).
-
-    ``scale`` multiplies every series (e.g. ``100 / pre-period mean`` for an index), so that a
-    published figure of counts never shows them on a labelled axis.
-    """
-    fig, ax = _axes(ax)
-    start = result.intervention_start
-    obs, fitted, cf = result.observed * scale, result.fitted * scale, result.counterfactual * scale
-    ax.plot(obs.index, obs, "o", markersize=3, color=SITE_COLOUR, alpha=0.7, label="observed")
-    ax.plot(fitted.index, fitted, color=SITE_COLOUR, linewidth=1.5, label="fitted (with seasonality)")
-    post = cf.index >= start
-    low, high = getattr(result, "counterfactual_low", None), getattr(result, "counterfactual_high", None)
-    if low is not None and high is not None:
-        ax.fill_between(
-            cf.index[post],
-            (result.counterfactual_low * scale)[post],
-            (result.counterfactual_high * scale)[post],
-            color=FLAG_COLOUR,
-            alpha=0.12,
-            linewidth=0,
-            label="95% interval without the intervention",
-        )
-    for excluded in getattr(result, "excluded", ()):
-        ax.axvspan(excluded, excluded + pd.offsets.MonthBegin(1), color="grey", alpha=0.15, linewidth=0)
-    ax.plot(
-        cf.index[post],
-        cf[post],
-        color=FLAG_COLOUR,
-        linestyle=":",
-        linewidth=1.5,
-        label="projected without the intervention",
-    )
-    _mark_start(ax, start)
-    ax.set_ylabel(ylabel)
-    _finish(ax, title, legend="lower left")
-    return fig
-
-
-def plot_event_study(
-    result: EventStudyResult | AggregateResult,
-    *,
-    title: str = "",
-    xlabel: str = "event time (periods relative to the start)",
-    ylabel: str = "effect",
-    ax: Axes | None = None,
-) -> Figure:
-    """Effects by event time with their intervals; the reference period is marked at zero.
-
-    Takes an :class:`~evallib.methods.event_study.EventStudyResult` or the ``dynamic`` aggregation of a
-    Callaway-Sant'Anna result.
-    """
-    fig, ax = _axes(ax, (7.5, 3.4))
-    if isinstance(result, EventStudyResult):
-        points = [(e, r.estimate, r.ci_low, r.ci_high) for e, r in zip(result.event_times, result.rows, strict=True)]
-        points.append((result.reference, 0.0, 0.0, 0.0))
-        ref = result.reference
-    else:
-        points = [(int(r.term.rsplit(" ", 1)[1]), r.estimate, r.ci_low, r.ci_high) for r in result.components]
-        ref = None
-    points.sort()
-    e = np.array([p[0] for p in points], float)
-    est = np.array([p[1] for p in points])
-    lo = np.array([p[2] for p in points])
-    hi = np.array([p[3] for p in points])
-    finite = np.isfinite(lo) & np.isfinite(hi)
-    colours = [SITE_COLOUR if x >= 0 else COMPARISON_COLOUR for x in e]
-    ax.vlines(e[finite], lo[finite], hi[finite], colors=np.array(colours)[finite], linewidth=2, alpha=0.6)
-    ax.scatter(e, est, c=colours, zorder=3, s=28)
-    if ref is not None:
-        ax.scatter([ref], [0.0], facecolors="white", edgecolors="black", zorder=4, s=40, label=f"reference ({ref})")
-        ax.legend(frameon=False, fontsize=8, loc="best")
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.axvline(-0.5, color=FLAG_COLOUR, linestyle="--", linewidth=1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    _finish(ax, title, legend=None)
-    return fig
-
-
-def plot_its_residuals(result: ITSResult, *, title: str = "", ax: Axes | None = None) -> Figure:
-    """Residual autocorrelation of an ITS fit (bars) with the approximate 95% band for white noise."""
-    if result.residual_acf is None or result.residuals is None:
-        raise ValueError("this result has no residual autocorrelations")
-    fig, ax = _axes(ax, (7.5, 2.6))
-    lags = np.arange(1, len(result.residual_acf) + 1)
-    ax.bar(lags, result.residual_acf, color=SITE_COLOUR, width=0.6)
-    band = 1.96 / np.sqrt(len(result.residuals))
-    ax.axhspan(-band, band, color=COMPARISON_COLOUR, alpha=0.2, linewidth=0, label="95% band if no autocorrelation")
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xlabel("lag (months)")
-    ax.set_ylabel("residual autocorrelation")
-    _finish(ax, title, legend="best")
-    return fig
-
-
-def plot_synthetic_control(result: SynthResult, *, title: str = "", ylabel: str = "", ax: Axes | None = None) -> Figure:
-    """Gap between the site and its synthetic control, over the placebo gaps (grey)."""
-    fig, ax = _axes(ax)
-    if result.placebo_gaps is not None:
-        for unit in result.placebos["unit"]:
-            ax.plot(
-                result.placebo_gaps.index, result.placebo_gaps[unit], color=COMPARISON_COLOUR, alpha=0.25, linewidth=0.8
-            )
-    ax.plot(result.gap.index, result.gap, color=SITE_COLOUR, linewidth=2, label="site minus synthetic control")
-    ax.axhline(0, color="black", linewidth=0.6)
-    _mark_start(ax, result.start)
-    ax.set_ylabel(ylabel)
-    _finish(ax, title, legend="lower left")
-    return fig
-
-
 def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Figure:
-    """Standardised differences (site minus comparison set) of each pre-period feature, per set."""
-    fig, ax = _axes(ax, (7.5, 2.8))
+    """Standardised differences (site minus comparison set) of each pre-period feature, per set (shaded: within
+    0.25 pool standard deviations)."""
+    fig, ax = _axes(ax, (FIG_WIDTH, 3.2))
     cols = [c for c in table.columns if c.endswith("(std. diff.)")]
     rows = table.dropna(subset=cols, how="all")
     y = np.arange(len(rows))
@@ -249,9 +86,11 @@ def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
         ax.scatter(rows[c], y, marker=markers[i % len(markers)], label=c.replace(" (std. diff.)", ""), zorder=3)
     ax.axvline(0, color="black", linewidth=0.6)
     ax.axvspan(-0.25, 0.25, color=COMPARISON_COLOUR, alpha=0.15, linewidth=0)
-    ax.set_yticks(y, [plain(f) for f in rows["feature"]])
-    ax.set_xlabel("standardised difference, site minus comparison (pool SDs); shaded: |d| < 0.25")
-    _finish(ax, title, legend="best")
+    ax.set_yticks(y, [textwrap.fill(plain(f), 20) for f in rows["feature"]])
+    ax.set_xlabel("site minus comparison (pool SDs)")
+    _finish(ax, title, legend=None)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, frameon=False, fontsize=FONT, loc="outside lower center", ncols=3)
     return fig
 
 
@@ -262,13 +101,16 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
     for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
         g = ev[ev["care_model"] == model].sort_values("estimate")
         for r in g.itertuples():
-            rows.append((plain(f"{r.site_id} {r.site_name[:28]}"), r.estimate, r.ci_low, r.ci_high, False))
+            rows.append((plain(f"{r.site_id} {_short(r.site_name)}"), r.estimate, r.ci_low, r.ci_high, False))
         p = pooled[pooled["care_model"] == model]
         if len(p):
             p = p.iloc[0]
-            rows.append((f"{model} pooled ({int(p['sites'])} sites)", p["estimate"], p["ci_low"], p["ci_high"], True))
+            n = int(p["sites"])
+            rows.append(
+                (f"{model} pooled ({n} site{'' if n == 1 else 's'})", p["estimate"], p["ci_low"], p["ci_high"], True)
+            )
     if ax is None:
-        fig = Figure(figsize=(8, max(3.0, 0.18 * len(rows) + 1)), dpi=80, layout="constrained")
+        fig = Figure(figsize=(FIG_WIDTH, max(3.0, 0.22 * len(rows) + 1.2)), dpi=96, layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure  # type: ignore[assignment]
@@ -280,10 +122,19 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
         ax.plot([lo_c, hi_c], [y, y], color=colour, linewidth=1.2)
         ax.plot([est], [y], marker="D" if pooled_row else "o", color=colour, markersize=6 if pooled_row else 3)
     ax.axvline(0, color="black", linewidth=0.6)
-    ax.set_yticks(range(len(rows), 0, -1), [r[0] for r in rows], fontsize=6)
-    ticks = np.log(np.array([0.5, 0.75, 1.0, 1.5, 2.0]))
-    ax.set_xticks(ticks, ["-50%", "-25%", "0", "+50%", "+100%"])
+    ax.set_yticks(range(len(rows), 0, -1), [r[0] for r in rows], fontsize=FONT)
+    ax.set_ylim(0.3, len(rows) + 0.7)
+    ticks = np.log(np.array([0.5, 1.0, 2.0]))  # halving and doubling sit symmetrically on the log scale
+    ax.set_xticks(ticks, ["-50%", "0", "+100%"], fontsize=FONT)
     ax.set_xlim(-limit, limit)
-    ax.set_xlabel("change relative to comparison areas (95% interval, clipped)")
+    ax.set_xlabel("change vs comparison areas", fontsize=FONT)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
+
+
+def _short(name: str, limit: int = 22) -> str:
+    """A site name cut at a word boundary for a plot label ("Northumberland Accountable...")."""
+    if len(name) <= limit:
+        return name
+    cut = name[:limit].rsplit(" ", 1)[0]
+    return cut + "\u2026"

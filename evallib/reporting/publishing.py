@@ -160,8 +160,7 @@ def public_note(entry: SiteEntry) -> str:
         return "no verified result: the site has not been run by the batch since its results changed"
     if entry.status == "not evaluable":
         return str(entry.results.get("reason", ""))
-    flags = entry.results.get("flags") or []
-    return f"{len(flags)} caution(s)" if flags else ""
+    return ""
 
 
 def _machine_paths(root: Path | None) -> list[str]:
@@ -191,10 +190,14 @@ def scan_page(name: str, html: str, root: Path | None = None) -> list[str]:
     return problems
 
 
+#: Published files that are scanned: pages and the downloads (tables and results files).
+SCANNED = ("*.html", "*.csv", "*.json")
+
+
 def scan_pages(folder: Path, root: Path | None = None) -> list[str]:
-    """:func:`scan_page` over every HTML page under ``folder``."""
+    """:func:`scan_page` over every HTML page and download (CSV, JSON) under ``folder``."""
     problems = []
-    for page in sorted(folder.rglob("*.html")):
+    for page in sorted(p for pattern in SCANNED for p in folder.rglob(pattern)):
         problems.extend(scan_page(page.name, page.read_text(encoding="utf-8", errors="replace"), root))
     return problems
 

@@ -1,27 +1,31 @@
 """Render executed notebooks to HTML and build the static site in ``outputs/site/``.
 
-Pages use nbconvert's small "basic" template with code hidden (``--no-input``:
-``--report-mode`` is ignored by nbconvert 7.17) inside one page template with
-inline CSS, so every page stands alone and links never break. All text taken
-from params, data or results is HTML-escaped; absolute paths are removed. What
+Every page comes from the Jinja2 templates in ``templates/`` (autoescape on, one stylesheet
+inlined so every page stands alone): the index (sortable, filterable and searchable with a few
+lines of plain JavaScript, no network), the "how to read" page with its glossary, the downloads'
+data dictionary, and each site report, whose body is the executed notebook rendered by
+nbconvert's small "basic" template with code hidden (``--no-input``: ``--report-mode`` is ignored
+by nbconvert 7.17). All text taken from params, data or results is HTML-escaped; absolute paths
+are removed. What
 may be published, and the scan before the new site replaces the old one, are in
 :mod:`evallib.reporting.publishing`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
 import sys
 import tempfile
-from html import escape
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
+from evallib.evaluation.coverage import outcome_label
+from evallib.reporting.glossary import GLOSSARY
 from evallib.reporting.publishing import (
-    FINGERPRINT_META,
     Expected,
     SiteEntry,
     collect_sites,
@@ -30,19 +34,17 @@ from evallib.reporting.publishing import (
     read_json,
     swap_in,
 )
+from evallib.reporting.results_table import (
+    SCALES,
+    SITE_COLUMNS,
+    SITES_COLUMNS,
+    TIDY_MEANINGS,
+    results_frame,
+    sites_frame,
+)
+from evallib.reporting.templating import render, stylesheet
+from evallib.reporting.words import marker, percent, short_effect
 from evallib.sources.bundled import ATTRIBUTION
-
-STYLE = """
-body{font-family:Arial,Helvetica,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#212b32;line-height:1.45}
-h1{color:#005eb8}h2{border-bottom:2px solid #005eb8;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #d8dde0;padding:.3em .55em;text-align:left;vertical-align:top}
-th{background:#f0f4f5}table.facts th{width:16em}img.plot{max-width:100%;display:block;margin:.8em 0}
-.not-evaluable{background:#fff9c4;border-left:6px solid #ffb81c;padding:.6em 1em}.flags li{color:#8a1538}
-.attribution{font-size:.85em;color:#4c6272;border-top:1px solid #d8dde0;padding-top:.6em;margin-top:2em}
-.codes{font-family:monospace;font-size:.85em}.status-failed{color:#d5281b;font-weight:bold}
-.status-not-evaluable{color:#7a5b00}.status-evaluated{color:#007f3b}
-pre{white-space:pre-wrap;font-size:.8em;background:#f7f7f7;padding:.5em}
-"""
 
 
 def scrub_paths(text: str, root: Path) -> str:
@@ -58,18 +60,73 @@ def scrub_paths(text: str, root: Path) -> str:
     return text
 
 
-def page(title: str, body: str, *, attribution: bool = True, fingerprint: str | None = None) -> str:
-    """A complete standalone HTML page (``title`` is escaped here; ``body`` must be safe HTML).
+def _programme_page(outputs: Path, entries: list[SiteEntry]) -> Path | None:
+    """The programme report, when it was made from exactly the results about to be published."""
+    record = read_json(outputs / "programme" / "run.json")
+    page_ = outputs / "programme" / "report.html"
+    if record is None or not page_.is_file() or record.get("inputs") != inputs_fingerprint(entries):
+        return None
+    return page_
 
-    ``attribution=False`` for rendered notebooks, which carry the data attribution themselves.
+
+def page(
+    title: str,
+    body: str,
+    *,
+    attribution: str | None = ATTRIBUTION,
+    fingerprint: str | None = None,
+    template: str = "page.html.j2",
+    **context: Any,
+) -> str:
+    """A complete standalone HTML page from ``template`` (``title`` and every context value are escaped unless
+    they are :class:`~markupsafe.Markup` from another template; ``body`` must be safe HTML).
+
+    ``attribution=None`` for rendered notebooks, which carry their data attribution themselves.
     """
-    footer = f"<p class='attribution'>{escape(ATTRIBUTION)}</p>" if attribution else ""
-    meta = f"<meta name='{FINGERPRINT_META}' content='{escape(fingerprint)}'>" if fingerprint else ""
-    return (
-        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>{meta}"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}{footer}</body></html>\n"
+    html = render(
+        template,
+        title=title,
+        body=Markup(body),
+        attribution=attribution,
+        fingerprint=fingerprint,
+        style=stylesheet(),
+        programme_link=context.pop("programme_link", False),
+        **context,
     )
+    return html + "\n"
+
+
+#: Tags of notebook cells left out of published pages: usage notes and exploration for JupyterLab.
+UNPUBLISHED_TAGS = frozenset({"usage", "explore"})
+
+
+def _empty_output(cell: Any) -> bool:
+    """A code cell that showed nothing (a report section with nothing to say for this site)."""
+    outputs = cell.get("outputs", [])
+    for out in outputs:
+        data = out.get("data", {})
+        if out.get("output_type") == "stream" and out.get("text", "").strip():
+            return False
+        if "text/html" in data and str(data["text/html"]).strip():
+            return False
+        if data and "text/html" not in data:
+            return False
+    return True
+
+
+def published_cells(cells: list[Any]) -> list[Any]:
+    """The cells a published report shows: no usage or exploration cells, and no section heading whose
+    section showed nothing (so a not-evaluable site says why once, in its summary)."""
+    kept = [c for c in cells if not UNPUBLISHED_TAGS & set(c.metadata.get("tags", []))]
+    out = []
+    for i, c in enumerate(kept):
+        if c.cell_type == "code" and _empty_output(c):
+            continue
+        nxt = kept[i + 1] if i + 1 < len(kept) else None
+        if c.cell_type == "markdown" and nxt is not None and nxt.cell_type == "code" and _empty_output(nxt):
+            continue
+        out.append(c)
+    return out
 
 
 def render_report(
@@ -91,8 +148,7 @@ def render_report(
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
-    # The notebook's usage note is for evaluators in JupyterLab, not for readers of the report.
-    nb.cells = [c for c in nb.cells if "usage" not in c.metadata.get("tags", [])]
+    nb.cells = published_cells(nb.cells)
     exporter = HTMLExporter(
         template_name="basic",
         exclude_input=True,
@@ -101,12 +157,7 @@ def render_report(
         anchor_link_text="",
     )
     body, _ = exporter.from_notebook_node(nb)
-    html = page(
-        title,
-        f"<p><a href='index.html'>&larr; all sites</a></p><h1>{escape(title)}</h1>{body}",
-        attribution=False,
-        fingerprint=fingerprint,
-    )
+    html = page(title, body, attribution=None, fingerprint=fingerprint, template="report_page.html.j2")
     if root is not None:
         html = scrub_paths(html, root)
     tmp = html_out.with_name(f".{html_out.name}.tmp")
@@ -115,34 +166,82 @@ def render_report(
     return html_out
 
 
-def _headline(results: dict[str, Any]) -> tuple[str, str, str]:
-    """(estimate, interval, p) text for the site's answer: its protocol's primary estimate."""
-    r = results.get("answer")
-    if not r:
-        return "", "", ""
-
-    def fmt(v: float | None) -> str:
-        if v is None:
-            return "unbounded"
-        if r["scale"] == "log":
-            return f"{100 * (math.exp(v) - 1):+.1f}%"
-        if r["scale"] == "rate_ratio":
-            return f"{v:.3f}"
-        if r["scale"] == "percent":
-            return f"{v:+.1f}%"
-        return f"{v:+.2f}"
-
-    p = r.get("p_value")
-    return fmt(r["estimate"]), f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}", "" if p is None else f"{p:.2f}"
+def _caution(flag: str) -> dict[str, str]:
+    """A caution for the index: its first clause (the rest is in the report and the title)."""
+    short = re.split(r"[:.;] ", flag, maxsplit=1)[0].strip().rstrip(".")
+    short = re.sub(r" \([^()]*\)$", "", short)  # a trailing parenthesis (a test's p-value, codes) stays in the report
+    return {"short": short, "full": flag}
 
 
-def _programme_page(outputs: Path, entries: list[SiteEntry]) -> Path | None:
-    """The programme report, when it was made from exactly the results about to be published."""
-    record = read_json(outputs / "programme" / "run.json")
-    page_ = outputs / "programme" / "report.html"
-    if record is None or not page_.is_file() or record.get("inputs") != inputs_fingerprint(entries):
-        return None
-    return page_
+def index_row(e: SiteEntry) -> dict[str, Any]:
+    """What the index shows for one site (every value escaped by the template)."""
+    r = e.results
+    answer = r.get("answer") or {}
+    outcome = str(r.get("primary_outcome") or "")
+    row: dict[str, Any] = {
+        "site_id": e.site_id,
+        "site_name": str(r.get("site_name", "")),
+        "care_model": str(r.get("care_model", "")),
+        "status": e.status,
+        "outcome": outcome_label(outcome) if outcome else "",
+        "expected": str(r.get("expected_direction", "")) if outcome else "",
+        "link": f"{e.site_id}.html" if e.page is not None else "",
+        "effect": "",
+        "interval": "",
+        "sort_effect": "",
+        "marker": "",
+        "marker_symbol": "",
+        "verdict": e.status,
+        "cautions": [],
+        "note": public_note(e),
+    }
+    if e.status == "evaluated" and answer.get("estimate") is not None:
+        est, interval = short_effect(answer)
+        cls, symbol = marker(str(answer.get("direction", "")))
+        row.update(
+            effect=est,
+            interval=interval,
+            sort_effect=f"{percent(float(answer['estimate']), str(answer['scale'])):.4f}",
+            marker=cls,
+            marker_symbol=symbol,
+            verdict=str(answer.get("robustness_verdict") or answer.get("conclusion", "")),
+            cautions=[_caution(f) for f in r.get("flags") or []],
+        )
+    return row
+
+
+INDEX_COLUMNS = (
+    ("site", "Site"),
+    ("care_model", "Care model"),
+    ("outcome", "Outcome"),
+    ("effect", "Effect"),
+    ("interval", "95% interval"),
+    ("verdict", "Verdict"),
+    ("cautions", "Cautions"),
+)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
+    """``downloads/``: results.csv, results.parquet (when pyarrow is installed), sites.csv and each verified
+    results.json. Returns whether the parquet file was written."""
+    shown = [e for e in entries if e.page is not None]
+    folder = staging / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    tidy = results_frame(e.results for e in shown)
+    tidy.to_csv(folder / "results.csv", index=False)
+    sites_frame(e.results for e in shown).to_csv(folder / "sites.csv", index=False)
+    for e in shown:
+        shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")  # type: ignore[union-attr]
+    try:
+        tidy.to_parquet(folder / "results.parquet", index=False)
+    except ImportError:
+        return False
+    return True
 
 
 def build_site(
@@ -152,12 +251,13 @@ def build_site(
     root: Path | None = None,
     problems: list[str] | None = None,
 ) -> Path:
-    """Write ``outputs/site/``: ``index.html``, one page per verified site report and the programme page.
+    """Write ``outputs/site/``: ``index.html``, one page per verified site report, the programme page, the
+    downloads with their data dictionary and the "how to read" page.
 
     Sites are chosen by :func:`evallib.reporting.publishing.collect_sites` (``expected`` from the current
-    params files: removed and draft sites are left out, stale ones shown without numbers). Every page is
-    scanned before the new site replaces the old one. Returns the index; problems found (to report, never
-    published) are appended to ``problems`` when a list is given.
+    params files: removed and draft sites are left out, stale ones shown without numbers). Every page and
+    download is scanned before the new site replaces the old one. Returns the index; problems found (to
+    report, never published) are appended to ``problems`` when a list is given.
 
     Raises
     ------
@@ -171,46 +271,49 @@ def build_site(
     entries, found = collect_sites(outputs, expected)
     problems = problems if problems is not None else []
     problems.extend(found)
-    programme_link = ""
     programme = _programme_page(outputs, entries)
     if programme is not None:
         shutil.copyfile(programme, staging / "programme.html")
-        programme_link = (
-            "<p class='front'><a href='programme.html'><strong>Programme summary</strong></a>: every site's effect "
-            "by care model, pooled effects and growth against comparison areas (start here).</p>"
-        )
     elif (outputs / "programme").is_dir() and any(e.page is not None for e in entries):
         problems.append("programme: its page was not made from the results now published; left out")
-    body_rows = []
     counts: dict[str, int] = {}
     for e in entries:
-        sid, r = e.site_id, e.results
         if e.page is not None:
-            shutil.copyfile(e.page, staging / f"{sid}.html")
+            shutil.copyfile(e.page, staging / f"{e.site_id}.html")
         counts[e.status] = counts.get(e.status, 0) + 1
-        est, ci, p = _headline(r) if e.status in ("evaluated",) else ("", "", "")
-        link = f"<a href='{escape(sid)}.html'>report</a>" if e.page is not None else ""
-        body_rows.append(
-            "<tr>"
-            f"<td>{escape(sid)}</td><td>{escape(str(r.get('site_name', '')))}</td>"
-            f"<td>{escape(str(r.get('care_model', '')))}</td>"
-            f"<td class='status-{e.status.replace(' ', '-')}'>{escape(e.status)}</td>"
-            f"<td>{escape(est)}</td><td>{escape(ci)}</td><td>{escape(p)}</td><td>{escape(public_note(e))}</td>"
-            f"<td>{link}</td></tr>"
-        )
-    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    body = (
-        "<h1>New care models: site evaluations</h1>"
-        "<p>Each New Care Models vanguard (2015) and Integrated Care System, evaluated against comparison areas on "
-        "NHS England data (emergency admissions by commissioner, A&amp;E attendances by trust), following a protocol "
-        "written before the results were seen. The headline is the "
-        "difference-in-differences estimate for the site's primary outcome (percent change relative to the "
-        "comparison areas, or percentage points), with its 95% interval and placebo-in-space p-value. "
-        "Most sites are one or a few CCGs or trusts, so intervals are wide: read the interval, not just the estimate.</p>"
-        f"{programme_link}<p><strong>{escape(summary)}</strong></p>"
-        "<table class='index'><tr><th>Site</th><th>Name</th><th>Care model</th><th>Status</th><th>Estimate</th>"
-        "<th>95% interval</th><th>p</th><th>Notes</th><th>Report</th></tr>" + "".join(body_rows) + "</table>"
+    rows = [index_row(e) for e in entries]
+    parquet = write_downloads(staging, entries)
+    common = {"programme_link": programme is not None, "parquet": parquet}
+    _write(
+        staging / "index.html",
+        page(
+            "New care models: site evaluations",
+            "",
+            template="index.html.j2",
+            rows=rows,
+            columns=INDEX_COLUMNS,
+            summary=", ".join(f"{v} {k}" for k, v in counts.items() if v),
+            care_models=sorted({r["care_model"] for r in rows if r["care_model"]}),
+            statuses=sorted({r["status"] for r in rows}),
+            **common,
+        ),
     )
-    (staging / "index.html").write_text(page("New care models: site evaluations", body), encoding="utf-8")
+    _write(
+        staging / "how-to-read.html",
+        page("How to read these reports", "", template="how_to_read.html.j2", glossary=GLOSSARY, **common),
+    )
+    _write(
+        staging / "data-dictionary.html",
+        page(
+            "Downloads and data dictionary",
+            "",
+            template="data_dictionary.html.j2",
+            sites=[e.site_id for e in entries if e.page is not None],
+            results_columns=[*SITE_COLUMNS, *TIDY_MEANINGS.items()],
+            sites_columns=SITES_COLUMNS,
+            scales=SCALES,
+            **common,
+        ),
+    )
     swap_in(staging, site, root)
     return site / "index.html"

@@ -45,6 +45,10 @@ class FileSource:
     ``layout="wide"``: one row per unit and period, one column per outcome
     (listed in ``outcomes``). ``unit_label`` says what a unit is, in words, for reports
     ("area" unless the evaluator names it: "practice", "local authority", ...).
+    With a ``denominator`` column, ``measure`` says what the outcome becomes: ``rate``
+    (events per ``per`` people, e.g. per 1,000: its effects are proportional, in percent)
+    or ``proportion`` (a share of the denominator, such as four-hour performance: its
+    effects are in percentage points). ``attribution`` credits the data in reports.
     """
 
     path: str
@@ -57,6 +61,15 @@ class FileSource:
     value_column: str = "value"
     denominator: str | None = None
     unit_label: str = "area"
+    measure: Literal["count", "rate", "proportion"] = "count"
+    per: int = 1
+    attribution: str = ""
+
+    @property
+    def kind(self) -> str:
+        """What the outcome is: ``count``, ``rate`` (events per ``per`` of the denominator: proportional
+        effects) or ``proportion`` (a share of the denominator: effects in percentage points)."""
+        return self.measure if self.denominator else "count"
 
 
 def _settings(root: Path) -> dict[str, object]:

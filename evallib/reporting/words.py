@@ -1,0 +1,160 @@
+"""Numbers in words for readers: effects with their intervals, p-values, counts of periods, method names.
+
+Used by the summary box, the findings, the index and the tables, so that every page says the same
+thing the same way ("3.1% lower", "p < 0.001", "1 month", "Newey-West").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+#: Readable names of the ``inference`` values of tidy rows.
+INFERENCE_LABELS = {
+    "placebo_in_space": "placebo test",
+    "placebo_studentized": "studentized placebo test",
+    "wild_bootstrap_webb": "wild bootstrap (Webb)",
+    "wild_bootstrap_rademacher": "wild bootstrap (Rademacher)",
+    "cluster_cr1": "cluster-robust (CR1)",
+    "hc1": "heteroskedasticity-robust",
+    "analytic_influence_function": "influence functions",
+    "newey_west": "Newey-West",
+    "newey_west_approx": "Newey-West (approximate)",
+    "ols": "OLS",
+    "ols_approx": "OLS (approximate)",
+    "arima_model_based": "ARIMA model",
+    "arima_forecast": "ARIMA forecast",
+    "driscoll_kraay": "Driscoll-Kraay",
+    "driscoll_kraay_approx": "Driscoll-Kraay (approximate)",
+    "model_based": "model-based",
+    "ar1_reml_bootstrap_t": "AR(1) errors, bootstrap-t",
+}
+#: Words for one period of each frequency.
+PERIOD_WORDS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
+
+
+def plural(n: int, word: str) -> str:
+    """``1 month``, ``2 months`` (``word`` is singular)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def article(word: str) -> str:
+    """``a decrease``, ``an increase``."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+def p_text(p: float | None) -> str:
+    """A p-value as read: ``p < 0.001``, ``p = 0.04``, ``p = 1``; empty when there is none."""
+    if p is None or not math.isfinite(p):
+        return ""
+    if p < 0.001:
+        return "p < 0.001"
+    return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+
+
+def inference_label(name: str) -> str:
+    return INFERENCE_LABELS.get(name, name.replace("_", " "))
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def percent(value: float, scale: str) -> float:
+    """A proportional effect as a percent change (from logs, rate ratios or percents)."""
+    if not math.isfinite(value):
+        return value
+    if scale == "log":
+        return 100 * (math.exp(value) - 1)
+    if scale == "rate_ratio":
+        return 100 * (value - 1)
+    return value
+
+
+def is_points(scale: str) -> bool:
+    return scale.startswith("percentage_points")
+
+
+def is_proportional(scale: str) -> bool:
+    return scale in ("log", "rate_ratio", "percent")
+
+
+def _amount(v: float, scale: str) -> str:
+    """Size of a change without its sign: ``3.1%``, ``1.2 percentage points``, ``0.052``."""
+    if math.isnan(v):
+        return "unknown"
+    if math.isinf(v):
+        return "unbounded"
+    a = abs(v)
+    if is_proportional(scale):
+        return f"{a:.0f}%" if a >= 100 else f"{a:.1f}%"
+    if is_points(scale):
+        return f"{a:.1f} percentage point" + ("" if round(a, 1) == 1 else "s")
+    return f"{a:,.3g}"
+
+
+def change_words(v: float, scale: str) -> str:
+    """One change in words: ``3.1% lower``, ``1.2 percentage points higher``, ``no different``."""
+    if math.isnan(v):
+        return "unknown"
+    if math.isinf(v):
+        return "unboundedly " + ("higher" if v > 0 else "lower")
+    if abs(v) < 0.05 and (is_proportional(scale) or is_points(scale)):
+        return "no different"
+    return f"{_amount(v, scale)} {'higher' if v > 0 else 'lower'}"
+
+
+def effect_sentence(row: Mapping[str, Any], *, outcome: str, units: str) -> str:
+    """The headline effect and its interval in words, from a tidy row (a dict or an Estimate's ``__dict__``).
+
+    "Relative to comparable CCGs, emergency admissions were 3.1% lower than expected; the data are consistent
+    with anything from 8.0% lower to 2.0% higher."
+    """
+    scale = str(row["scale"])
+    est, lo, hi = (percent(_num(row[k]), scale) for k in ("estimate", "ci_low", "ci_high"))
+    lo = -math.inf if row.get("ci_low") is None and row.get("estimate") is not None else lo
+    hi = math.inf if row.get("ci_high") is None and row.get("estimate") is not None else hi
+    head = f"Relative to comparable {units}, {outcome} {'were' if outcome.endswith('s') else 'was'} {change_words(est, scale)}"
+    head += " than expected" if change_words(est, scale) != "no different" else " from what was expected"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return head + "; the interval is unbounded, so the data rule out no effect of any size."
+    return (
+        head + f"; the data are consistent with anything from {change_words(lo, scale)} to {change_words(hi, scale)}."
+    )
+
+
+def short_effect(row: Mapping[str, Any]) -> tuple[str, str]:
+    """(estimate, interval) in short form for tables: ``-3.1%``, ``-8.0% to +2.0%``; points as ``pts``."""
+    scale = str(row["scale"])
+
+    def one(v: Any) -> str:
+        x = percent(_num(v), scale) if v is not None else math.nan
+        if v is None or math.isnan(x):
+            return "unbounded"
+        if is_proportional(scale):
+            return f"{x:+.0f}%" if abs(x) >= 100 else f"{x:+.1f}%"
+        if is_points(scale):
+            return f"{x:+.1f} pts"
+        return f"{x:+,.3g}"
+
+    return one(row["estimate"]), f"{one(row['ci_low'])} to {one(row['ci_high'])}"
+
+
+def marker(direction: str) -> tuple[str, str]:
+    """(class, symbol) of the good/bad/unclear marker from an answer's ``direction``."""
+    if direction == "hoped for":
+        return "good", "\u2714"
+    if direction == "opposite":
+        return "bad", "\u2716"
+    return "unclear", "\u2022"
+
+
+def mde_words(mde: float | None, scale: str) -> str:
+    """The minimum detectable effect in words (``mde`` on the log scale, or in points)."""
+    if mde is None or math.isnan(mde):
+        return ""
+    if math.isinf(mde):
+        return "with so few comparison units the design could not have detected a change of any size"
+    size = f"{mde:.1f} percentage points" if is_points(scale) else f"{100 * (math.exp(mde) - 1):.0f}%"
+    return f"the design could have detected a change of about {size} either way (80% power)"
