@@ -183,8 +183,12 @@ def replicate(task: Task) -> dict[str, Any]:
 def simulate_sites(
     design: SiteDesign, n_treated: int, effect: float, reps: int, seed: int, treated_volatility: float | None = None
 ) -> list[dict[str, Any]]:
-    """:func:`replicate` for ``reps`` sites (seeds ``seed``, ``seed + 1``, ...), spread over the worker processes."""
-    tasks = [Task(design, n_treated, effect, seed + i, treated_volatility) for i in range(reps)]
+    """:func:`replicate` for ``reps`` sites, spread over the worker processes.
+
+    Seeds ``seed``, ``seed + 2``, ...: :func:`~evallib.methods.simulate.simulate_nhs_panel` draws the counts
+    with ``seed + 1``, which must not be the next site's seed.
+    """
+    tasks = [Task(design, n_treated, effect, seed + 2 * i, treated_volatility) for i in range(reps)]
     return run_all(replicate, tasks)
 
 
