@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evallib.errors import NotEvaluable
+from evallib.errors import DataError, NotEvaluable
 from evallib.evaluation.coverage import analysis_frame, load_source
 from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
 from evallib.methods.did import DiD
 from evallib.methods.its import SegmentedITS
+from evallib.methods.volatility import pre_period_noise
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 
 ALPHA = 0.05
@@ -37,6 +38,9 @@ CONTRAST_LABELS = {
     "did_cr1": "difference-in-differences, cluster-robust (CR1) errors",
     "own_series_its": "the site's own series (Newey-West errors)",
 }
+RESULT_COLUMNS = ["design", "fake_site", "estimator", "estimate", "ci_low", "ci_high", "p_value", "noise"]
+#: The share of fake sites, the noisiest before the start, whose rejection rate is shown on its own.
+NOISY_SHARE = 0.2
 SUMMARY_COLUMNS = [
     "design",
     "site_type",
@@ -48,6 +52,8 @@ SUMMARY_COLUMNS = [
     "rmse",
     "rejection_rate",
     "rejection_mc_se",
+    "rejection_rate_noisiest_fifth",
+    "noisiest_fifth_mc_se",
     "median_width",
     "holds_size",
     "chosen",
@@ -117,18 +123,21 @@ def fake_site_results(
     """Every estimator on every fake site of one design (estimates on the log scale, or points).
 
     Returns one row per fake site and estimator: ``design, fake_site, estimator, estimate,
-    ci_low, ci_high, p_value``. ``max_fake_sites`` takes a seeded random subset of the pool.
+    ci_low, ci_high, p_value, noise``, ``noise`` being the fake site's pre-period noise on the
+    analysis scale (:func:`~evallib.methods.volatility.pre_period_noise`, the scale of the
+    studentized test). ``max_fake_sites`` takes a seeded random subset of the pool.
     """
     p = design.protocol
     spec = AnalysisSpec(p.primary_outcome, p.data_source, p.treated_units, True)
     try:
         values, denom, cov = analysis_frame(p, load_source(p.data_source), spec)
     except NotEvaluable:
-        return pd.DataFrame(columns=["design", "fake_site", "estimator", "estimate", "ci_low", "ci_high", "p_value"])
+        return pd.DataFrame(columns=RESULT_COLUMNS)
     pool = list(cov.comparators)
     values = values[pool]
     is_prop = denom is not None
     unit_values = 100 * values / denom[pool] if is_prop else values
+    noise = _noise(unit_values, p.windows["post_start"], log=not is_prop)
     fakes = pool
     if max_fake_sites is not None and max_fake_sites < len(pool):
         fakes = sorted(np.random.default_rng(seed).choice(pool, max_fake_sites, replace=False))
@@ -154,10 +163,21 @@ def fake_site_results(
             else:
                 row = on_log_scale(fit_headline(name, data).row)
                 est, lo, hi, pv = row.estimate, row.ci_low, row.ci_high, row.p_value
-            rows.append((design.name, fake, name, est, lo, hi, pv))
+            rows.append((design.name, fake, name, est, lo, hi, pv, float(noise[fake])))
         if progress is not None:
             progress(i + 1)
-    return pd.DataFrame(rows, columns=["design", "fake_site", "estimator", "estimate", "ci_low", "ci_high", "p_value"])
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def _noise(unit_values: pd.DataFrame, start: pd.Timestamp, *, log: bool) -> pd.Series:
+    """Each unit's pre-period noise on the analysis scale (NaN for all when a unit has too little to measure)."""
+    y = np.log(unit_values) if log else unit_values
+    post = np.asarray(unit_values.index >= start)
+    try:
+        scale = pre_period_noise(y.to_numpy(dtype=float).T, post, np.asarray(unit_values.columns))
+    except DataError:
+        scale = np.full(unit_values.shape[1], np.nan)
+    return pd.Series(scale, index=unit_values.columns)
 
 
 def _long(wide: pd.DataFrame, fake: str, start: pd.Timestamp) -> pd.DataFrame:
@@ -168,19 +188,44 @@ def _long(wide: pd.DataFrame, fake: str, start: pd.Timestamp) -> pd.DataFrame:
     return long
 
 
+def noisiest(results: pd.DataFrame, share: float = NOISY_SHARE) -> pd.Series:
+    """Whether each row's fake site is among the noisiest ``share`` of its design's fake sites (by ``noise``).
+
+    The noisiest ``ceil(share x fake sites)`` of each design, ties broken by order; all False for a design
+    whose noise is unknown (no ``noise`` column, or NaN).
+    """
+    if "noise" not in results.columns:
+        return pd.Series(False, index=results.index)
+    flag = pd.Series(False, index=results.index)
+    for _, g in results.groupby("design", sort=False):
+        sites = g.drop_duplicates("fake_site").set_index("fake_site")["noise"]
+        if sites.isna().any() or sites.empty:
+            continue
+        top = sites.rank(ascending=False, method="first") <= math.ceil(share * len(sites))
+        flag[g.index] = g["fake_site"].map(top).to_numpy(dtype=bool)
+    return flag
+
+
 def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
     """Bias, RMSE, rejection rate at 5% (with its Monte Carlo error) and median interval width by design and estimator.
 
-    ``holds_size``: the rejection rate is within 3 Monte Carlo standard errors of 5% or below it. ``chosen``:
-    per design, the headline estimator that holds its size with the narrowest median interval.
+    ``rejection_rate_noisiest_fifth`` is the rejection rate among the fifth of fake sites noisiest before the
+    start (:func:`noisiest`), with ``noisiest_fifth_mc_se`` its Monte Carlo error at 5%: a plain placebo test
+    assumes the site is exchangeable with its comparators, and over-rejects for sites much noisier than them
+    (NaN when the noise is unknown). ``holds_size``: the rejection rate is within 3 Monte Carlo standard errors
+    of 5% or below it. ``chosen``: per design, the headline estimator that holds its size with the narrowest
+    median interval.
     """
     by_name = {d.name: d for d in designs_}
+    noisy = noisiest(results)
     out = []
     for (name, est), g in results.groupby(["design", "estimator"], sort=False):
         d = by_name[name]
         n = len(g)
         rej = float(np.mean(g["p_value"] < ALPHA))
         se = math.sqrt(ALPHA * (1 - ALPHA) / n) if n else float("nan")
+        loud = g[noisy[g.index]]
+        n_loud = len(loud)
         width = (g["ci_high"] - g["ci_low"]).replace([np.inf, -np.inf], np.nan)
         out.append(
             {
@@ -194,6 +239,8 @@ def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
                 "rmse": float(np.sqrt(np.mean(g["estimate"] ** 2))),
                 "rejection_rate": rej,
                 "rejection_mc_se": se,
+                "rejection_rate_noisiest_fifth": float(np.mean(loud["p_value"] < ALPHA)) if n_loud else float("nan"),
+                "noisiest_fifth_mc_se": math.sqrt(ALPHA * (1 - ALPHA) / n_loud) if n_loud else float("nan"),
                 "median_width": float(width.median()) if width.notna().any() else float("inf"),
                 "holds_size": bool(rej <= ALPHA + 3 * se),
                 "chosen": False,

@@ -18,7 +18,7 @@ import pandas as pd
 from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
 from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
 from evallib.evaluation.robustness import Robustness, check_robustness
-from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold
+from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
 from evallib.methods.did import DiDResult, pretrend_test
 from evallib.methods.event_study import EventStudy, EventStudyResult
 from evallib.methods.its import SegmentedITS
@@ -203,7 +203,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     noise_pct = site_noise_percentile(headline["did"].result.volatility, protocol.seed)
     volatile = noise_pct >= VOLATILE_PERCENTILE
     if volatile:  # only the studentized test allows for the site's own noise
-        headline = {n: h if n == "did_studentized" else replace(h, row=withhold(h.row)) for n, h in headline.items()}
+        headline = {n: h if n == "did_studentized" else withhold_headline(h) for n, h in headline.items()}
     pre = long[long["post"] == 0]
     pretrend = pretrend_test(
         pre,

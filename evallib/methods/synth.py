@@ -233,13 +233,18 @@ class SyntheticControl:
         if self.demean:
             Y = Y - Y[pre].mean()
         units = list(Y.columns)
+        # Arrays, not labels, inside the placebo loop: the fit is refitted once per unit.
+        Yv, Pv = Y.to_numpy(dtype=float), None if P is None else P.to_numpy(dtype=float)
+        Ypre = Yv[np.asarray(pre)]
+        col = {u: i for i, u in enumerate(units)}
 
         def fit_one(treated: str, donors: list[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-            Z1, Z0 = Y.loc[pre, treated].to_numpy(), Y.loc[pre, donors].to_numpy()
-            X1 = P[treated].to_numpy() if P is not None else None
-            X0 = P[donors].to_numpy() if P is not None else None
+            t, d = col[treated], [col[u] for u in donors]
+            Z1, Z0 = Ypre[:, t], Ypre[:, d]
+            X1 = Pv[:, t] if Pv is not None else None
+            X0 = Pv[:, d] if Pv is not None else None
             w, v = self._weights(Z1, Z0, X1, X0)
-            return w, v, Y[treated].to_numpy() - Y[donors].to_numpy() @ w
+            return w, v, Yv[:, t] - Yv[:, d] @ w
 
         donors = [u for u in units if u != self.treated_unit]
         w, v, gap = fit_one(self.treated_unit, donors)

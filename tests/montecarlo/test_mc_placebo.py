@@ -9,6 +9,8 @@ treated trust among 130 the attainable size is 6/130 = 4.6%. Measured values: te
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from evallib.methods.did import DiD
 from evallib.methods.event_study import EventStudy
 
-from .sim import ALPHA, N_PERIODS, N_UNITS, START, mc_se, panels, rate, record, within
+from .sim import ALPHA, N_PERIODS, N_UNITS, START, mc_se, over_panels, rate, record, within
 
 pytestmark = pytest.mark.montecarlo
 ROLES = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
@@ -24,16 +26,20 @@ EFFECT = -0.1
 REPS = 1000  # MC SE 0.69 points at 5%; 3 SE = 2.1 points
 
 
-def _run(n_treated: int, effect: float, seed: int, **kw: object) -> dict[str, list[bool]]:
-    """Rejections of the true effect and agreement of p with the interval, for both placebo tests."""
-    out: dict[str, list[bool]] = {}
-    for d in panels(REPS, seed=seed, n_treated=n_treated, effect=effect, **kw):
-        for inference in ("placebo_in_space", "placebo_studentized"):
-            r = DiD(**ROLES, transform="log", inference=inference, n_draws=999).fit(d).row  # type: ignore[arg-type]
-            covered = r.ci_low <= effect <= r.ci_high
-            out.setdefault(f"{inference}_reject", []).append(not covered)
-            out.setdefault(f"{inference}_agree", []).append((r.p_value > ALPHA) == (r.ci_low <= 0 <= r.ci_high))
+def _did_rows(d: pd.DataFrame, effect: float) -> dict[str, bool]:
+    """Rejection of the true effect and agreement of p with the interval, for both placebo tests, on one panel."""
+    out = {}
+    for inference in ("placebo_in_space", "placebo_studentized"):
+        r = DiD(**ROLES, transform="log", inference=inference, n_draws=999).fit(d).row  # type: ignore[arg-type]
+        out[f"{inference}_reject"] = not (r.ci_low <= effect <= r.ci_high)
+        out[f"{inference}_agree"] = (r.p_value > ALPHA) == (r.ci_low <= 0 <= r.ci_high)
     return out
+
+
+def _run(n_treated: int, effect: float, seed: int, **kw: object) -> dict[str, list[bool]]:
+    """:func:`_did_rows` over ``REPS`` panels (spread over the worker processes), as lists."""
+    rows = over_panels(partial(_did_rows, effect=effect), REPS, seed=seed, n_treated=n_treated, effect=effect, **kw)
+    return {k: [r[k] for r in rows] for k in rows[0]}
 
 
 @pytest.mark.parametrize("n_treated", [1, 3])
@@ -70,17 +76,20 @@ def test_studentized_placebo_holds_with_a_volatile_treated_trust(n_treated: int)
 def test_event_study_joint_lead_test_size() -> None:
     """Yearly bins as the site analysis uses (reference: the year before the start, leads -5..-2); the
     placebo Wald test of the leads rejects 5% of null panels (1000 panels, MC SE 0.69 points)."""
-    reps, rejections = 1000, []
-    year = (np.arange(N_PERIODS) - START) // 12  # -5..2; every bin a whole year
-    units = np.repeat(np.arange(N_UNITS), 8)
-    for d in panels(reps, seed=500):
-        logs = np.log(d["value"].to_numpy()).reshape(N_UNITS, N_PERIODS)
-        means = np.stack([logs[:, year == b].mean(axis=1) for b in range(-5, 3)], axis=1)
-        binned = pd.DataFrame(
-            {"unit": units, "bin": np.tile(np.arange(-5, 3), N_UNITS), "value": means.ravel(), "treated": units < 1}
-        )
-        binned["treated"] = binned["treated"].astype(int)
-        r = EventStudy("value", "unit", "bin", "treated", start=0, inference="placebo_in_space").fit(binned)
-        rejections.append(r.pretrend.p_value <= ALPHA)
+    reps = 1000
+    rejections = over_panels(_leads_rejected, reps, seed=500)
     record("EventStudy joint leads test", "1 treated, yearly bins", reps, size=rate(rejections))
     assert within(rate(rejections), ALPHA, reps), rate(rejections)
+
+
+def _leads_rejected(d: pd.DataFrame) -> bool:
+    year = (np.arange(N_PERIODS) - START) // 12  # -5..2; every bin a whole year
+    units = np.repeat(np.arange(N_UNITS), 8)
+    logs = np.log(d["value"].to_numpy()).reshape(N_UNITS, N_PERIODS)
+    means = np.stack([logs[:, year == b].mean(axis=1) for b in range(-5, 3)], axis=1)
+    binned = pd.DataFrame(
+        {"unit": units, "bin": np.tile(np.arange(-5, 3), N_UNITS), "value": means.ravel(), "treated": units < 1}
+    )
+    binned["treated"] = binned["treated"].astype(int)
+    r = EventStudy("value", "unit", "bin", "treated", start=0, inference="placebo_in_space").fit(binned)
+    return bool(r.pretrend.p_value <= ALPHA)

@@ -1,0 +1,189 @@
+"""Size and coverage of every interval a site analysis publishes, the volatile-site rule, and the verdict.
+
+Whole sites through the public API (``SiteProtocol.from_mapping``, ``evaluate_site(protocol, panel=...)``) on
+simulated vanguards like the commissioner data the site analysis uses (:data:`.site_sim.VANGUARD`: about
+140 comparison CCGs, 24 pre-period and 36 post-period months, start April 2015, the protocol leading with
+synthetic DiD). Two views of every replication:
+
+* **own**: each estimator's own interval before the volatile-site rule (every headline estimator, the
+  pre-trend test, the event study's leads, lags and joint lead test): size and coverage are asserted
+  within 3 Monte Carlo standard errors (SE) of 5% and 95%, both ways;
+* **published**: the rows the site's results carry (withheld rows left out): the rule publishes a plain
+  placebo row only for sites no noisier than 90% of what their comparators would give, which makes those
+  rows a little conservative; asserted not to reject more than 5% + 3 SE, nor cover less than 95% - 3 SE
+  (rows published for at least 50 replications).
+
+Rows measured before the start (leads, the pre-trend test, the placebo in time) test a true null in effect
+replications too. In every replication p > alpha exactly when the null value is in the interval. The
+effect is a true -20% (log 0.8) on every treated unit from the start. Measured values:
+tests/montecarlo/README.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from functools import cache
+from typing import Any
+
+import pytest
+
+from .sim import ALPHA, mc_se, record
+from .site_sim import VANGUARD, Tally, simulate_sites, tally
+
+pytestmark = pytest.mark.montecarlo
+EFFECT = math.log(0.8)
+#: Replications (null, effect) by scenario and treated units; MC SE at 5%: 300 -> 1.26, 200 -> 1.54, 120 -> 1.99 points.
+REPS = {("exchangeable", 1): 300, ("exchangeable", 3): 200, ("volatile", 1): 120, ("volatile", 3): 120}
+#: Null sites use seeds from these on (every other integer), effect sites from these plus 5,000.
+SEEDS = {("exchangeable", 1): 10_000, ("exchangeable", 3): 20_000, ("volatile", 1): 30_000, ("volatile", 3): 40_000}
+#: A published row is judged when published in at least this many replications.
+MIN_PUBLISHED = 50
+
+
+@cache
+def sites(scenario: str, n_treated: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Null and -20% replications of one scenario (computed once per test session)."""
+    reps, seed = REPS[scenario, n_treated], SEEDS[scenario, n_treated]
+    vol = 3.0 if scenario == "volatile" else None
+    null = simulate_sites(VANGUARD, n_treated, 0.0, reps, seed, treated_volatility=vol)
+    eff = simulate_sites(VANGUARD, n_treated, EFFECT, reps, seed + 5_000, treated_volatility=vol)
+    return null, eff
+
+
+def _label(scenario: str, n_treated: int) -> str:
+    return f"vanguard CCGs, {n_treated} treated" + (", first 3x volatile" if scenario == "volatile" else "")
+
+
+def _tallies(scenario: str, n_treated: int, which: str) -> dict[tuple[str, str], tuple[Tally, Tally]]:
+    null, eff = sites(scenario, n_treated)
+    t0, t1 = tally(null, 0.0, which), tally(eff, EFFECT, which)
+    return {k: (t0.get(k, Tally()), t1.get(k, Tally())) for k in {**t0, **t1}}
+
+
+def _record(scenario: str, n_treated: int, which: str, rows: dict[tuple[str, str], tuple[Tally, Tally]]) -> None:
+    for (key, term), (t0, t1) in sorted(rows.items()):
+        record(
+            f"{key} {term}",
+            f"{_label(scenario, n_treated)}; {which}",
+            t0.n,
+            size=t0.rate,
+            coverage=1 - t1.rate,
+            reps_effect=t1.n,
+        )
+
+
+def _over(t: Tally) -> bool:
+    """Rejects true values more often than 5% + 3 Monte Carlo SE (over its own number of replications)."""
+    return t.n > 0 and t.rate > ALPHA + 3 * mc_se(ALPHA, t.n)
+
+
+def _off(t: Tally) -> bool:
+    """Rejects true values more than 3 Monte Carlo SE away from 5%, either way."""
+    return t.n > 0 and abs(t.rate - ALPHA) > 3 * mc_se(ALPHA, t.n)
+
+
+#: Own intervals known to be conservative, asserted one way only: with several treated units the synthetic
+#: control's site is their sum, smoother than any single placebo unit, so its placebo test rejects about 1%
+#: (README).
+CONSERVATIVE = {("synthetic_control", "mean_post_gap", 3)}
+
+
+@pytest.mark.parametrize("n_treated", [1, 3])
+def test_every_interval_holds_with_exchangeable_units(n_treated: int) -> None:
+    """Units exchangeable (CCG volatility spread as in the bundled data): every estimator's own interval within
+    3 SE of 5% size and 95% coverage, every published row at most 5% + 3 SE; 300 (1 treated) or 200 (3) null
+    and effect sites, MC SE 1.26 or 1.54 points; pre-period rows 600 or 400 replications (0.89 or 1.09)."""
+    own = _tallies("exchangeable", n_treated, "own")
+    published = _tallies("exchangeable", n_treated, "published")
+    _record("exchangeable", n_treated, "own", own)
+    _record("exchangeable", n_treated, "published", published)
+    null, eff = sites("exchangeable", n_treated)
+    fired = sum(r["volatile"] for r in null + eff) / len(null + eff)
+    record("volatile-site rule fires", _label("exchangeable", n_treated), len(null + eff), rate=fired)
+    off = [
+        (k, t.rate, t.n)
+        for k, ts in own.items()
+        for t in ts
+        if (_over(t) if (*k, n_treated) in CONSERVATIVE else _off(t))
+    ]
+    assert not off, off
+    over = [(k, t.rate, t.n) for k, ts in published.items() for t in ts if t.n >= MIN_PUBLISHED and _over(t)]
+    assert not over, over
+    assert all(t.disagreements == 0 for ts in (*own.values(), *published.values()) for t in ts)
+    assert len(own) >= 20 and len(published) >= 20  # every estimator and term was judged
+
+
+@pytest.mark.parametrize("n_treated", [1, 3])
+def test_volatile_site_rule_publishes_only_intervals_that_hold(n_treated: int) -> None:
+    """The first treated CCG 3x as volatile as the median (about the most volatile 0.01% at the bundled data's
+    spread): the rule fires, the plain placebo tests it withholds over-reject, and every row still published
+    (studentized DiD, its robustness rows, the site's own series) rejects at most 5% + 3 SE; 120 null and
+    120 effect sites, MC SE 1.99 points (pre-period rows 240: 1.41)."""
+    own = _tallies("volatile", n_treated, "own")
+    published = _tallies("volatile", n_treated, "published")
+    _record("volatile", n_treated, "own", own)
+    _record("volatile", n_treated, "published", published)
+    null, eff = sites("volatile", n_treated)
+    fired = sum(r["volatile"] for r in null + eff) / len(null + eff)
+    record("volatile-site rule fires", _label("volatile", n_treated), len(null + eff), rate=fired)
+    assert fired >= 0.9, fired
+    assert _over(own["did", "treated_x_post"][0]), own["did", "treated_x_post"]  # why the rule exists
+    assert not _off(own["did_studentized", "treated_x_post"][0]), own["did_studentized", "treated_x_post"]
+    assert not _off(own["did_studentized", "treated_x_post"][1]), own["did_studentized", "treated_x_post"]
+    over = [(k, t.rate, t.n) for k, ts in published.items() for t in ts if t.n >= MIN_PUBLISHED and _over(t)]
+    assert not over, over
+    assert all(t.disagreements == 0 for ts in published.values() for t in ts)
+
+
+def _verdicts(results: list[dict[str, Any]]) -> tuple[float, Counter[str]]:
+    """Share confirmed as a decrease (any confirmed effect for null sites) and how often each check disagreed."""
+    confirmed = [r["verdict"] == "confirmed" and r["main_estimate"] < 0 for r in results]
+    disagreed = Counter(name for r in results for name, status in r["checks"].items() if status == "disagrees")
+    return sum(confirmed) / len(results), disagreed
+
+
+def _confirmed_if(results: list[dict[str, Any]], mbar: float) -> float:
+    """Share that would be confirmed as a decrease if the parallel-trends check needed a breakdown above ``mbar``."""
+
+    def ok(r: dict[str, Any]) -> bool:
+        others = all(s != "disagrees" for name, s in r["checks"].items() if name != "parallel-trends sensitivity")
+        rm = r["sensitivity"]
+        robust = mbar == 0 or (rm is not None and rm[2] > mbar)
+        return r["main_p"] < ALPHA and r["main_estimate"] < 0 and others and robust
+
+    return sum(ok(r) for r in results) / len(results)
+
+
+def test_verdict_confirms_few_null_sites() -> None:
+    """One treated CCG, no effect: the verdict confirms an effect (either direction) in at most 10% of sites
+    (300 sites, MC SE 1.7 points at 10%)."""
+    null, _ = sites("exchangeable", 1)
+    confirmed = sum(r["verdict"] == "confirmed" for r in null) / len(null)
+    _, disagreed = _verdicts(null)
+    record("verdict confirmed", "vanguard CCGs, 1 treated, no effect", len(null), rate=confirmed, **disagreed)
+    assert confirmed <= 0.10, confirmed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the parallel-trends sensitivity check (Rambachan-Roth relative magnitudes, Mbar = 1, six half-year "
+    "bins) disagrees with about three in four true -20% effects: the largest change between noisy pre-period "
+    "leads, accumulated over six post-period bins, exceeds the interval's distance from zero (README)",
+)
+def test_verdict_confirms_most_true_effects() -> None:
+    """One treated CCG, a true -20% effect: the verdict confirms a decrease in at least 80% of sites, within
+    3 SE (300 sites, MC SE 2.3 points at 80%)."""
+    _, eff = sites("exchangeable", 1)
+    confirmed, disagreed = _verdicts(eff)
+    significant = sum(r["main_p"] < ALPHA and r["main_estimate"] < 0 for r in eff) / len(eff)
+    record(
+        "verdict confirmed",
+        "vanguard CCGs, 1 treated, -20%",
+        len(eff),
+        rate=confirmed,
+        primary_significant=significant,
+        **disagreed,
+        **{f"confirmed_if_mbar_{m}": _confirmed_if(eff, m) for m in (0.5, 0.25, 0.0)},
+    )
+    assert confirmed >= 0.80 - 3 * mc_se(0.80, len(eff)), (confirmed, disagreed)
