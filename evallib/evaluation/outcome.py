@@ -239,9 +239,11 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         its = _rescale_its(its)
     elif measure == "rate":  # a sum of rates over the follow-up is not a number of events
         its = ITSResult(**{**its.__dict__, "rows": tuple(r for r in its.rows if r.term != "cumulative_effect")})
-    # Whole one-year bins when the windows allow (they also average out seasonality), else half-year bins
-    # (yearly data: one-year bins); no event study without one post-period bin and two pre-period bins.
-    bin_periods = ppy if cov.n_pre >= 3 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
+    # Whole one-year bins when there are two pre-period years (NHS England's two-year baseline): a year's mean
+    # averages out seasonality, which half-year bins (winter against summer) leave in every lead, and most
+    # month-to-month noise, which the parallel-trends sensitivity would otherwise read as departures from
+    # parallel trends. Else half-year bins (yearly data: one-year bins); none without one post and two pre bins.
+    bin_periods = ppy if cov.n_pre >= 2 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
     event_study = None
     if cov.n_post >= bin_periods and cov.n_pre >= 2 * bin_periods:
         event_study = _event_study(long, w["post_start"], transform, bin_periods, ppy, protocol, outcome)

@@ -88,6 +88,8 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         + " disagree(s) with it, so treat it with caution.",
         "no clear effect": "no clear effect to confirm.",
     }.get(ans.verdict, "not assessed.")
+    if a.robustness is not None and a.robustness.sensitivity_words and ans.verdict in ("confirmed", "not confirmed"):
+        verdict += f" Sensitivity: {a.robustness.sensitivity_words}."
     ctx.update(
         marker=cls,
         marker_symbol=symbol,
@@ -144,12 +146,14 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
         rb = prim.robustness
         if rb is not None and rb.verdict == "confirmed":
             robust = (
-                "confirmed: every check that could run (other comparison sets, a fake start, dropping comparators, "
-                "departures from parallel trends) agrees with it."
+                "confirmed: every check that could run (other comparison sets, a fake start, dropping comparators) "
+                "agrees with it."
             )
         elif rb is not None and rb.verdict == "not confirmed":
             names_ = ", ".join(c.name for c in rb.disagreements)
             robust = f"not confirmed: {names_} {'disagrees' if len(rb.disagreements) == 1 else 'disagree'} with it."
+        if robust and rb is not None and rb.sensitivity_words:
+            robust += f" Sensitivity: {rb.sensitivity_words}."
     secondary = [_secondary(a) for a in ev.analyses if a is not prim]
     html = render("findings.html.j2", agree=agree, disagree=disagree, robustness=robust, secondary=secondary)
     return HTMLBlock(str(html))

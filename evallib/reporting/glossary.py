@@ -50,8 +50,10 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     (
         "Robustness verdict",
         "Confirmed: every check that could run (other comparison sets, a fake start date, dropping "
-        "each comparator, departures from parallel trends) agrees with the primary estimate. Not confirmed: at least "
-        "one disagrees. No clear effect: there is nothing for the checks to confirm.",
+        "each comparator) agrees with the primary estimate. Not confirmed: at least one disagrees. No clear effect: "
+        "there is nothing for the checks to confirm. Beside it, the parallel-trends sensitivity: how many times the "
+        "largest departure from parallel trends before the start a departure after it would have to be to overturn "
+        "the conclusion (below 1: the conclusion rests on trends staying parallel).",
     ),
     (
         "Minimum detectable effect",

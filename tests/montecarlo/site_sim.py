@@ -55,7 +55,7 @@ class SiteDesign:
     @property
     def bin_months(self) -> int:
         # The site analysis's event-study bins: whole years when the windows allow, else half-years.
-        return 12 if self.n_pre >= 36 and self.n_post >= 12 else 6
+        return 12 if self.n_pre >= 24 and self.n_post >= 12 else 6
 
 
 #: A vanguard on commissioner data: about 140 comparison CCGs, April 2013 - March 2018, start April 2015. The
