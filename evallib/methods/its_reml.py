@@ -124,6 +124,11 @@ def fit_ar1_reml(y: np.ndarray, X: np.ndarray, times: np.ndarray | None = None) 
     )
 
 
+#: Grid step of the bootstrap refits' autocorrelation (0.005 gave the same coverage in the Monte Carlo suite at
+#: twice the cost).
+RHO_STEP = 0.01
+
+
 def simulate_ar1(times: np.ndarray, rho: float, sigma2: float, n_sim: int, rng: np.random.Generator) -> np.ndarray:
     """``n_sim`` stationary AR(1) error series at integer ``times``, innovation variance ``sigma2``."""
     lag, scale, _ = ar1_whitener(times, rho)
@@ -156,8 +161,8 @@ def bootstrap_t_critical(
     Errors are simulated from the fitted AR(1) (``rho``, innovation variance); GLS is
     equivariant, so the coefficients' errors do not depend on ``beta`` and the series are
     pure noise. Each bootstrap series is refitted the same way as the data, ``rho`` by REML
-    on a grid of step 0.005 (the values in between move the statistics by far less than
-    their spread), with the same covariance (Kackar-Harville term included). All series
+    on a grid of step :data:`RHO_STEP` (a bootstrap ``rho`` is off by at most half a step,
+    against a sampling spread of about 0.1 for five years of months), with the same covariance (Kackar-Harville term included). All series
     share each grid value's whitened design, so the whole bootstrap is a few hundred
     small matrix products.
     """
@@ -165,7 +170,7 @@ def bootstrap_t_critical(
     n, p = X.shape
     e = simulate_ar1(times, fit.rho, fit.sigma2, n_boot, rng)
     # Bootstrap estimates of rho stay within a few tenths of the truth: a window of +-0.45 holds them.
-    grid = np.arange(max(-0.97, fit.rho - 0.45), min(0.97, fit.rho + 0.45) + 1e-9, 0.005)
+    grid = np.arange(max(-0.97, fit.rho - 0.45), min(0.97, fit.rho + 0.45) + 1e-9, RHO_STEP)
     obj = np.empty((len(grid), n_boot))
     coef = np.empty((len(grid), n_boot, p))
     rinv_all = np.empty((len(grid), p, p))

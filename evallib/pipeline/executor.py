@@ -13,6 +13,7 @@ POSIX only (``os.fork``); elsewhere, and on Dask, the runner uses ordinary kerne
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -103,36 +104,45 @@ def _execute_cells(nb_man: Any) -> Any:
     shell.displayhook = Hook(shell=shell, cache_size=0)
     shell.display_trap.hook = shell.displayhook
     shell._showtraceback = lambda *a, **k: None  # errors become error outputs instead
-    for index, cell in enumerate(nb_man.nb.cells):
-        nb_man.cell_start(cell, index)
-        try:
-            if cell.cell_type != "code":
-                continue
-            sink.clear()
-            out, err = io.StringIO(), io.StringIO()
-            with redirect_stdout(out), redirect_stderr(err):
-                result = shell.run_cell(cell.source, store_history=True)
-            outputs = []
-            for name, buf in (("stdout", out), ("stderr", err)):
-                if buf.getvalue():
-                    outputs.append(nbformat.v4.new_output("stream", name=name, text=buf.getvalue()))
-            outputs.extend(sink)
-            cell.outputs = outputs
-            cell.execution_count = shell.execution_count - 1
-            exc = result.error_before_exec or result.error_in_exec
-            if exc is not None:
-                cell.outputs.append(
-                    nbformat.v4.new_output(
-                        "error",
-                        ename=type(exc).__name__,
-                        evalue=str(exc),
-                        traceback=traceback.format_exception(type(exc), exc, exc.__traceback__),
+    # papermill saves the whole notebook (figures and all) at every cell's start and end: a third of a
+    # report's run. One save before each code cell keeps what matters: a process that dies in a cell
+    # leaves the notebook with every earlier cell's output; the end (or the error) is saved by papermill.
+    save = nb_man.save
+    nb_man.save = lambda **kwargs: None
+    try:
+        for index, cell in enumerate(nb_man.nb.cells):
+            nb_man.cell_start(cell, index)
+            try:
+                if cell.cell_type != "code":
+                    continue
+                save()
+                sink.clear()
+                out, err = io.StringIO(), io.StringIO()
+                with redirect_stdout(out), redirect_stderr(err):
+                    result = shell.run_cell(cell.source, store_history=True)
+                outputs = []
+                for name, buf in (("stdout", out), ("stderr", err)):
+                    if buf.getvalue():
+                        outputs.append(nbformat.v4.new_output("stream", name=name, text=buf.getvalue()))
+                outputs.extend(sink)
+                cell.outputs = outputs
+                cell.execution_count = shell.execution_count - 1
+                exc = result.error_before_exec or result.error_in_exec
+                if exc is not None:
+                    cell.outputs.append(
+                        nbformat.v4.new_output(
+                            "error",
+                            ename=type(exc).__name__,
+                            evalue=str(exc),
+                            traceback=traceback.format_exception(type(exc), exc, exc.__traceback__),
+                        )
                     )
-                )
-                nb_man.cell_exception(cell, cell_index=index, exception=exc)
-                break
-        finally:
-            nb_man.cell_complete(cell, cell_index=index)
+                    nb_man.cell_exception(cell, cell_index=index, exception=exc)
+                    break
+            finally:
+                nb_man.cell_complete(cell, cell_index=index)
+    finally:
+        nb_man.save = save
     return nb_man.nb
 
 
@@ -148,6 +158,9 @@ def run_forked(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) 
     error_file = nb_out.with_name(nb_out.name + ".error.json")
     sys.stdout.flush()
     sys.stderr.flush()
+    # Frozen objects are never traversed by the child's garbage collector, so the child does not write to (and
+    # copy) every page of the warmed-up data and libraries it inherits: a third less CPU per site.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the child: run, report, and leave without running the parent's cleanup
         code = 3  # anything but a clean finish is a failure

@@ -18,12 +18,14 @@ import re
 import shutil
 import sys
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
 from evallib.evaluation.coverage import outcome_label
+from evallib.reporting.calibration_page import calibration_context
 from evallib.reporting.glossary import GLOSSARY
 from evallib.reporting.publishing import (
     Expected,
@@ -91,6 +93,7 @@ def page(
         fingerprint=fingerprint,
         style=stylesheet(),
         programme_link=context.pop("programme_link", False),
+        calibration_link=context.pop("calibration_link", False),
         **context,
     )
     return html + "\n"
@@ -129,6 +132,20 @@ def published_cells(cells: list[Any]) -> list[Any]:
     return out
 
 
+@cache
+def _exporter() -> Any:
+    """One HTML exporter per process: building one compiles nbconvert's templates (half of a render)."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
+
+
 def render_report(
     notebook: Path,
     html_out: Path,
@@ -145,18 +162,10 @@ def render_report(
     time so that identical inputs give identical files.
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
     nb.cells = published_cells(nb.cells)
-    exporter = HTMLExporter(
-        template_name="basic",
-        exclude_input=True,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-        anchor_link_text="",
-    )
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = _exporter().from_notebook_node(nb)
     html = page(title, body, attribution=None, fingerprint=fingerprint, template="report_page.html.j2")
     if root is not None:
         html = scrub_paths(html, root)
@@ -252,7 +261,8 @@ def build_site(
     problems: list[str] | None = None,
 ) -> Path:
     """Write ``outputs/site/``: ``index.html``, one page per verified site report, the programme page, the
-    downloads with their data dictionary and the "how to read" page.
+    downloads with their data dictionary, the "how to read" page and the calibration study (from the
+    project's ``params/calibration.csv``, when ``root`` is given).
 
     Sites are chosen by :func:`evallib.reporting.publishing.collect_sites` (``expected`` from the current
     params files: removed and draft sites are left out, stale ones shown without numbers). Every page and
@@ -283,7 +293,13 @@ def build_site(
         counts[e.status] = counts.get(e.status, 0) + 1
     rows = [index_row(e) for e in entries]
     parquet = write_downloads(staging, entries)
-    common = {"programme_link": programme is not None, "parquet": parquet}
+    calibration = calibration_context(root)
+    common = {"programme_link": programme is not None, "calibration_link": calibration is not None, "parquet": parquet}
+    if calibration is not None:
+        _write(
+            staging / "calibration.html",
+            page("Calibration study", "", template="calibration.html.j2", **calibration, **common),
+        )
     _write(
         staging / "index.html",
         page(

@@ -174,8 +174,11 @@ def _walk(
 def _covered(given: set[str], links: pd.DataFrame) -> set[str]:
     """Codes whose whole population is in the given codes: the given codes, codes all of whose successors
     are covered (wholly absorbed), and codes all of whose predecessors are covered (made of them)."""
-    succ = links.groupby("old_code")["new_code"].agg(set).to_dict()
-    pred = links.groupby("new_code")["old_code"].agg(set).to_dict()
+    succ: dict[str, set[str]] = {}
+    pred: dict[str, set[str]] = {}
+    for old, new in zip(links["old_code"], links["new_code"], strict=True):  # a plain loop: groupby(set) is 50x slower
+        succ.setdefault(old, set()).add(new)
+        pred.setdefault(new, set()).add(old)
     covered = set(given)
     grew = True
     while grew:

@@ -266,13 +266,20 @@ def structural_breaks(
     wide = wide.loc[lo:hi]
     steps, sigma = level_steps(wide, k)
     chosen = list(units) if units is not None else list(wide.columns)
+    # Each unit's largest step, on arrays (a loop of pandas look-ups cost most of a batch's start).
+    arr = steps.to_numpy(dtype=float)
+    absolute = np.where(np.isnan(arr), -np.inf, np.abs(arr))
+    at = absolute.argmax(axis=0)  # the first month of the largest step, as idxmax
+    column = {u: i for i, u in enumerate(steps.columns)}
+    sigmas = sigma.reindex(steps.columns).to_numpy(dtype=float)
     rows = []
     for unit in chosen:
-        if unit not in steps.columns or steps[unit].isna().all():
+        i = column.get(unit)
+        if i is None or not np.isfinite(absolute[at[i], i]):
             continue
-        month = steps[unit].abs().idxmax()
-        step = float(steps.loc[month, unit])
-        s = float(sigma[unit])
+        month = steps.index[at[i]]
+        step = float(arr[at[i], i])
+        s = float(sigmas[i])
         if not is_break(step, s, k, floor, z):
             continue
         score = abs(step) / (s * np.sqrt(2 / k)) if s > 0 else np.inf
