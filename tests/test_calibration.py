@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,3 +93,17 @@ def test_fake_sites_carry_the_pre_period_noise_of_the_studentized_test() -> None
     long["post"] = (long["period"] >= p.windows["post_start"]).astype(int)
     did = DiD("value", "unit", "period", "treated", "post", transform="log", inference="placebo_studentized").fit(long)
     assert np.isclose(results["noise"].iloc[0], did.volatility.unit_scale[fake])
+
+
+@pytest.mark.unit
+def test_the_calibration_page_reads_the_committed_study_and_marks_each_designs_choice(tmp_path: Path) -> None:
+    from evallib.reporting.calibration_page import calibration_context
+
+    ctx = calibration_context(ROOT)
+    assert ctx is not None
+    summary = pd.read_csv(ROOT / "params" / "calibration.csv")
+    assert len(ctx["designs"]) == summary["design"].nunique()
+    for d in ctx["designs"]:  # one chosen estimator per design, and it holds its size
+        chosen = [r for r in d["rows"] if r["chosen"]]
+        assert len(chosen) == 1 and chosen[0]["holds"], d["name"]
+    assert calibration_context(tmp_path) is None  # no study: no page, no link

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -64,6 +65,24 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     (root / "params" / "other").mkdir(parents=True)
     (root / "params" / "other" / "H01.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    calibration = pd.DataFrame(
+        {
+            "design": [f"design {HOSTILE}"] * 2,
+            "site_type": "other",
+            "data_source": "own",
+            "outcome": outcome,
+            "estimator": ["did", f"est {HOSTILE}"],
+            "fake_sites": 29,
+            "bias": [0.001, -0.002],
+            "rmse": [0.05, 0.04],
+            "rejection_rate": [0.05, 0.04],
+            "rejection_mc_se": 0.04,
+            "median_width": [0.2, 0.18],
+            "holds_size": True,
+            "chosen": [False, True],
+        }
+    )
+    calibration.to_csv(root / "params" / "calibration.csv", index=False)
     result = run_batch(None, root=root, progress=False)
     assert result.exit_code == 0, result.runs
     return root / "outputs" / "site"
@@ -78,6 +97,7 @@ def test_every_published_page_is_templated_and_escapes_a_hostile_name(hostile_si
         "programme.html",
         "how-to-read.html",
         "data-dictionary.html",
+        "calibration.html",
     }
     for page in pages:
         html = page.read_text()
@@ -88,6 +108,10 @@ def test_every_published_page_is_templated_and_escapes_a_hostile_name(hostile_si
         assert re.search(re.escape(field) + r"&lt;img src=x onerror=alert\(1\)&gt;", report), field
     index = (hostile_site / "index.html").read_text()
     assert f"Site {ESCAPED}" in index and "adm " + ESCAPED in index
+    calibration = (hostile_site / "calibration.html").read_text()
+    assert f"design {ESCAPED}" in calibration
+    assert re.search(re.escape(f"est {ESCAPED}") + r"[^<]* <strong>\(chosen\)</strong>", calibration)
+    assert 'href="calibration.html"' in index
     assert scan_pages(hostile_site) == []
 
 
