@@ -218,3 +218,13 @@ def test_suspect_run_is_found_and_imputed_from_the_usual_share() -> None:
 )
 def test_name_key_strips_organisation_words(name: str, key: str) -> None:
     assert name_key(name) == key
+
+
+@pytest.mark.unit
+def test_covered_ignores_links_with_missing_codes() -> None:
+    # The old groupby dropped missing codes; the loop keys them, so a missing code becomes "covered" and then
+    # covers every code whose only predecessor is missing (C here). harmonise() accepts user links.
+    from evallib.sources.area_map import _covered
+
+    links = pd.DataFrame({"old_code": ["A", None, "B"], "new_code": ["B", "C", None]})
+    assert _covered({"A"}, links) == {"A", "B"}

@@ -49,11 +49,11 @@ def test_parallel_trends_sensitivity_is_reported_beside_the_verdict_not_judged()
     assert _status(checks, "parallel-trends sensitivity") == "reported"
     rb = _verdict(MAIN, checks)
     assert rb.verdict == "confirmed"
-    assert "0.6 times the largest pre-period one" in rb.sensitivity_words
+    assert "0.62 times the largest pre-period one" in rb.sensitivity_words
     assert "rests on trends staying parallel" in rb.sensitivity_words
     robust = relative_magnitudes({-2: 0.01, -1: 0.0}, n_post_periods=3, ci_low=-0.30, ci_high=-0.10)
     words = _verdict(MAIN, _judge(MAIN, None, STABLE, None, None, robust, n_comparators=60)).sensitivity_words
-    assert "5.0 times" in words and "rests on" not in words
+    assert "5.00 times" in words and "rests on" not in words
 
 
 def test_alternative_comparison_sets_are_judged_by_agreement_not_their_own_significance() -> None:
@@ -110,3 +110,32 @@ def test_one_comparator_that_flips_the_sign_disagrees() -> None:
     assert _status(_judge(MAIN, None, flips, None, None, None, n_comparators=60), "leave one comparator out") == (
         "disagrees"
     )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(math.nan, math.nan), (-math.inf, -0.1), (-0.3, 0.01)], ids=["withheld", "unbounded", "spans-0"]
+)
+def test_sensitivity_words_never_report_a_breakdown_that_was_not_measured(lo: float, hi: float) -> None:
+    # relative_magnitudes sets breakdown = 0 for an interval that is not finite or already spans zero; the words
+    # then say departures "would have to be 0.0 times the largest pre-period one to overturn it", a number no
+    # bound was computed for.
+    main = _row(-0.2, lo, hi, 0.01)
+    rm = relative_magnitudes({-2: 0.05, -1: 0.0}, n_post_periods=3, ci_low=lo, ci_high=hi)
+    checks = _judge(main, None, pd.Series([-0.2, -0.19]), None, None, rm, n_comparators=60)
+    rb = Robustness("y", main, None, (math.nan, math.nan), None, None, None, None, checks=checks, sensitivity=rm)
+    assert "0.0 times" not in rb.sensitivity_words
+
+
+@pytest.mark.unit
+def test_sensitivity_words_do_not_print_the_same_number_with_and_without_the_caution() -> None:
+    # 1.04 and 0.96 both print "1.0 times"; one carries the caution, the other does not.
+    def words(hi: float) -> str:
+        main = _row(-0.2, -0.3, hi, 0.01)
+        rm = relative_magnitudes({-2: 0.05, -1: 0.0}, n_post_periods=3, ci_low=-0.3, ci_high=hi)
+        checks = _judge(main, None, pd.Series([-0.2, -0.19]), None, None, rm, n_comparators=60)
+        return Robustness("y", main, None, (math.nan,) * 2, None, None, None, None, checks=checks).sensitivity_words
+
+    above, below = words(-0.104), words(-0.096)
+    assert "rests on" not in above and "rests on" in below
+    assert above.split(" times")[0] != below.split(" times")[0]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import nbformat
@@ -167,3 +169,33 @@ def test_site_notebook_passes_nbval_lax(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"\d+ passed", done.stdout)
     assert (tmp_path / "scratch" / "V04" / "results.json").exists()  # the default site is evaluated, in scratch/
+
+
+@pytest.mark.unit
+def test_run_forked_leaves_the_parents_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    # gc.freeze() runs in the parent and is never undone: cyclic garbage present at each fork is moved to the
+    # permanent generation and never collected in a worker that runs many sites (and the batch process).
+    from evallib.pipeline.executor import available, run_forked, warm_up
+
+    if not available():
+        pytest.skip("no fork")
+    warm_up()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("y = 2")]
+    nbformat.write(nb, tmp_path / "t.ipynb")
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.self = cycle  # type: ignore[attr-defined]
+    ref = weakref.ref(cycle)
+    del cycle
+    try:
+        assert run_forked(tmp_path / "t.ipynb", tmp_path / "o.ipynb", {}, tmp_path) is None
+        gc.collect()
+        assert ref() is None
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()

@@ -1,6 +1,6 @@
 """Pre-specified robustness checks of a site's primary conclusion, and a verdict that can be right.
 
-Every check is judged by what it can show: alternative comparison sets by agreement with the
+Every falsification check is judged by what it can show: alternative comparison sets by agreement with the
 main estimate (same sign, overlapping intervals), not by their own significance (ten matched
 comparators can never give p < 0.05); a test is run only when its smallest attainable p-value
 is below the level; sensitivity to parallel-trend violations follows Rambachan and Roth's
@@ -309,6 +309,9 @@ def _judge(
         checks.append(Check("parallel-trends sensitivity", "not run", "no effect to overturn"))
     elif sensitivity is None or not math.isfinite(sensitivity.breakdown) and sensitivity.breakdown != math.inf:
         checks.append(Check("parallel-trends sensitivity", "not run", "fewer than two pre-period event times"))
+    elif not (math.isfinite(main.ci_low) and math.isfinite(main.ci_high)) or main.ci_low <= 0 <= main.ci_high:
+        # No bound to scale: the interval is unbounded, withheld or already holds zero.
+        checks.append(Check("parallel-trends sensitivity", "not run", "the interval has no finite end away from zero"))
     else:
         checks.append(Check("parallel-trends sensitivity", "reported", _sensitivity_detail(sensitivity)))
     return tuple(checks)
@@ -319,8 +322,9 @@ def _sensitivity_detail(rm: RelativeMagnitudes) -> str:
     if rm.breakdown == math.inf:
         return "the event study shows no departure from parallel trends before the start to scale a bound by"
     words = (
-        f"post-period departures from parallel trends would have to be {rm.breakdown:.1f} times the largest "
-        f"pre-period one ({rm.max_pre_violation:.3f}) to overturn it (Rambachan-Roth relative magnitudes)"
+        f"post-period departures from parallel trends would have to be {rm.breakdown:.2f} times the largest "
+        f"pre-period one ({rm.max_pre_violation:.3f} on the estimate's scale) to overturn it "
+        "(Rambachan-Roth relative magnitudes)"
     )
     if rm.robust(MBAR):
         return words

@@ -159,9 +159,12 @@ def run_forked(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) 
     sys.stdout.flush()
     sys.stderr.flush()
     # Frozen objects are never traversed by the child's garbage collector, so the child does not write to (and
-    # copy) every page of the warmed-up data and libraries it inherits: a third less CPU per site.
+    # copy) every page of the warmed-up data and libraries it inherits; the parent unfreezes at once, so its own
+    # garbage is still collected.
     gc.freeze()
     pid = os.fork()
+    if pid != 0:
+        gc.unfreeze()
     if pid == 0:  # the child: run, report, and leave without running the parent's cleanup
         code = 3  # anything but a clean finish is a failure
         try:

@@ -3,6 +3,7 @@ area in turn was a fake site with no true effect, and which one each kind of pro
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -11,70 +12,126 @@ import pandas as pd
 
 from evallib.evaluation.coverage import outcome_label
 from evallib.evaluation.estimators import ESTIMATOR_LABELS
+from evallib.protocol.generator import chosen_estimators
 
 #: The study's summary, committed with the protocols (written by ``evallib calibrate``).
 SUMMARY = Path("params") / "calibration.csv"
-#: Columns the page needs; a summary without them is not shown.
-REQUIRED = ("design", "estimator", "fake_sites", "bias", "rmse", "rejection_rate", "median_width", "chosen")
+#: Columns the page needs.
+REQUIRED = (
+    "design",
+    "site_type",
+    "data_source",
+    "outcome",
+    "estimator",
+    "fake_sites",
+    "bias",
+    "rmse",
+    "rejection_rate",
+    "median_width",
+    "holds_size",
+    "chosen",
+)
+#: Rates lie in [0, 1]; biases, errors and widths (logs or points) beyond this are not a study's output.
+_LARGEST = 1000.0
 
 
-def _pct(v: Any, digits: int = 1) -> str:
+class CalibrationFileError(ValueError):
+    """``params/calibration.csv`` cannot be shown as it is (the page is left out, the reason reported)."""
+
+
+def _number(v: Any, what: str, *, rate: bool = False) -> float:
     try:
         x = float(v)
     except (TypeError, ValueError):
-        return ""
-    return f"{100 * x:.{digits}f}" if math.isfinite(x) else ""
+        raise CalibrationFileError(f"a {what} that is not a number") from None
+    if not math.isfinite(x) or abs(x) > _LARGEST or (rate and not 0 <= x <= 1):
+        raise CalibrationFileError(f"a {what} out of range")
+    return x
 
 
-def _num(v: Any) -> str:
+def _flag(v: Any, what: str) -> bool:
+    text = str(v).strip().lower()
+    if text not in ("true", "false"):
+        raise CalibrationFileError(f"a {what} that is not True or False")
+    return text == "true"
+
+
+def _read(path: Path) -> pd.DataFrame:
     try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return ""
-    return f"{x:+.3f}" if math.isfinite(x) else ""
-
-
-def _true(v: Any) -> bool:
-    return str(v).strip().lower() in ("true", "1")
+        text = path.read_text(encoding="utf-8")
+        rows = list(csv.reader(text.splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CalibrationFileError(f"unreadable ({type(exc).__name__})") from None
+    rows = [r for r in rows if r]
+    if len(rows) < 2:
+        raise CalibrationFileError("no rows")
+    head, body = rows[0], rows[1:]
+    if any(len(r) != len(head) for r in body):
+        raise CalibrationFileError("rows with more or fewer fields than the header")
+    missing = [c for c in REQUIRED if c not in head]
+    if missing:
+        raise CalibrationFileError(f"missing columns {', '.join(missing)}")
+    return pd.DataFrame(body, columns=head)
 
 
 def calibration_context(root: Path | None) -> dict[str, Any] | None:
-    """What the calibration page shows, from ``params/calibration.csv`` under ``root`` (None when absent)."""
+    """What the calibration page shows, from ``params/calibration.csv`` under ``root`` (None when absent).
+
+    Raises
+    ------
+    CalibrationFileError
+        When the file cannot be shown as it is: unreadable, columns missing, values that are not the
+        study's (not numbers, rates outside 0-1, infinite), or a design without exactly one chosen method
+        that holds its size (the page's text would then be untrue).
+    """
     if root is None or not (root / SUMMARY).is_file():
         return None
-    s = pd.read_csv(root / SUMMARY, dtype=str, keep_default_na=False)
-    if not set(REQUIRED) <= set(s.columns) or s.empty:
-        return None
+    s = _read(root / SUMMARY)
     noisy = "rejection_rate_noisiest_fifth" in s.columns
     designs = []
     for name, g in s.groupby("design", sort=False):
         rows = []
         for r in g.to_dict("records"):
+            cells = [
+                f"{_number(r['bias'], 'bias'):+.3f}",
+                f"{_number(r['rmse'], 'RMSE'):.3f}",
+                f"{100 * _number(r['rejection_rate'], 'rejection rate', rate=True):.1f}",
+            ]
+            if "rejection_mc_se" in s.columns:
+                cells.append(f"{100 * _number(r['rejection_mc_se'], 'Monte Carlo error', rate=True):.1f}")
+            if noisy:
+                v = str(r["rejection_rate_noisiest_fifth"]).strip()
+                cells.append("" if v in ("", "nan") else f"{100 * _number(v, 'rejection rate', rate=True):.1f}")
+            cells.append(f"{_number(r['median_width'], 'interval width'):.3f}")
             rows.append(
                 {
                     "estimator": ESTIMATOR_LABELS.get(r["estimator"], r["estimator"]),
-                    "chosen": _true(r["chosen"]),
-                    "holds": _true(r.get("holds_size", "")),
-                    "cells": [
-                        _num(r["bias"]),
-                        _num(r["rmse"]).lstrip("+"),
-                        _pct(r["rejection_rate"]),
-                        _pct(r.get("rejection_mc_se", "")),
-                        *([_pct(r["rejection_rate_noisiest_fifth"])] if noisy else []),
-                        _num(r["median_width"]).lstrip("+"),
-                    ],
+                    "chosen": _flag(r["chosen"], "chosen flag"),
+                    "holds": _flag(r["holds_size"], "holds_size flag"),
+                    "cells": cells,
                 }
             )
+        chosen = [r for r in rows if r["chosen"]]
+        if len(chosen) != 1 or not chosen[0]["holds"]:
+            raise CalibrationFileError("a design without exactly one chosen method that holds its size")
         first = g.iloc[0]
         designs.append(
             {
                 "name": name,
-                "outcome": outcome_label(str(first.get("outcome", ""))),
+                "kind": (str(first["site_type"]), str(first["data_source"]), str(first["outcome"])),
+                "outcome": outcome_label(str(first["outcome"])),
                 "fake_sites": str(first["fake_sites"]),
                 "rows": rows,
+                "chosen": chosen[0]["estimator"],
             }
         )
-    head = ["Bias (log)", "RMSE (log)", "Rejected at 5% (%)", "MC SE (points)"]
+    leads = chosen_estimators(root / SUMMARY.parent)  # the file is valid by now
+    for d in designs:
+        lead = leads.get(d.pop("kind"), "did")
+        d["lead"] = ESTIMATOR_LABELS.get(lead, lead)
+    head = ["Bias (log)", "RMSE (log)", "Rejected at 5% (%)"]
+    if "rejection_mc_se" in s.columns:
+        head.append("MC SE (points)")
     if noisy:
         head.append("Rejected, noisiest fifth (%)")
     head.append("Median 95% interval width (log)")

@@ -25,7 +25,7 @@ from typing import Any
 from markupsafe import Markup
 
 from evallib.evaluation.coverage import outcome_label
-from evallib.reporting.calibration_page import calibration_context
+from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
 from evallib.reporting.glossary import GLOSSARY
 from evallib.reporting.publishing import (
     Expected,
@@ -278,58 +278,70 @@ def build_site(
     staging = outputs / f".site-staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    entries, found = collect_sites(outputs, expected)
-    problems = problems if problems is not None else []
-    problems.extend(found)
-    programme = _programme_page(outputs, entries)
-    if programme is not None:
-        shutil.copyfile(programme, staging / "programme.html")
-    elif (outputs / "programme").is_dir() and any(e.page is not None for e in entries):
-        problems.append("programme: its page was not made from the results now published; left out")
-    counts: dict[str, int] = {}
-    for e in entries:
-        if e.page is not None:
-            shutil.copyfile(e.page, staging / f"{e.site_id}.html")
-        counts[e.status] = counts.get(e.status, 0) + 1
-    rows = [index_row(e) for e in entries]
-    parquet = write_downloads(staging, entries)
-    calibration = calibration_context(root)
-    common = {"programme_link": programme is not None, "calibration_link": calibration is not None, "parquet": parquet}
-    if calibration is not None:
+    try:
+        entries, found = collect_sites(outputs, expected)
+        problems = problems if problems is not None else []
+        problems.extend(found)
+        programme = _programme_page(outputs, entries)
+        if programme is not None:
+            shutil.copyfile(programme, staging / "programme.html")
+        elif (outputs / "programme").is_dir() and any(e.page is not None for e in entries):
+            problems.append("programme: its page was not made from the results now published; left out")
+        counts: dict[str, int] = {}
+        for e in entries:
+            if e.page is not None:
+                shutil.copyfile(e.page, staging / f"{e.site_id}.html")
+            counts[e.status] = counts.get(e.status, 0) + 1
+        rows = [index_row(e) for e in entries]
+        parquet = write_downloads(staging, entries)
+        try:
+            calibration = calibration_context(root)
+        except CalibrationFileError as exc:  # an optional page: reported, never blocking the rest
+            calibration = None
+            problems.append(f"calibration: params/calibration.csv {exc}; page left out")
+        common = {
+            "programme_link": programme is not None,
+            "calibration_link": calibration is not None,
+            "parquet": parquet,
+        }
+        if calibration is not None:
+            _write(
+                staging / "calibration.html",
+                page("Calibration study", "", template="calibration.html.j2", **calibration, **common),
+            )
         _write(
-            staging / "calibration.html",
-            page("Calibration study", "", template="calibration.html.j2", **calibration, **common),
+            staging / "index.html",
+            page(
+                "New care models: site evaluations",
+                "",
+                template="index.html.j2",
+                rows=rows,
+                columns=INDEX_COLUMNS,
+                summary=", ".join(f"{v} {k}" for k, v in counts.items() if v),
+                care_models=sorted({r["care_model"] for r in rows if r["care_model"]}),
+                statuses=sorted({r["status"] for r in rows}),
+                **common,
+            ),
         )
-    _write(
-        staging / "index.html",
-        page(
-            "New care models: site evaluations",
-            "",
-            template="index.html.j2",
-            rows=rows,
-            columns=INDEX_COLUMNS,
-            summary=", ".join(f"{v} {k}" for k, v in counts.items() if v),
-            care_models=sorted({r["care_model"] for r in rows if r["care_model"]}),
-            statuses=sorted({r["status"] for r in rows}),
-            **common,
-        ),
-    )
-    _write(
-        staging / "how-to-read.html",
-        page("How to read these reports", "", template="how_to_read.html.j2", glossary=GLOSSARY, **common),
-    )
-    _write(
-        staging / "data-dictionary.html",
-        page(
-            "Downloads and data dictionary",
-            "",
-            template="data_dictionary.html.j2",
-            sites=[e.site_id for e in entries if e.page is not None],
-            results_columns=[*SITE_COLUMNS, *TIDY_MEANINGS.items()],
-            sites_columns=SITES_COLUMNS,
-            scales=SCALES,
-            **common,
-        ),
-    )
+        _write(
+            staging / "how-to-read.html",
+            page("How to read these reports", "", template="how_to_read.html.j2", glossary=GLOSSARY, **common),
+        )
+        _write(
+            staging / "data-dictionary.html",
+            page(
+                "Downloads and data dictionary",
+                "",
+                template="data_dictionary.html.j2",
+                sites=[e.site_id for e in entries if e.page is not None],
+                results_columns=[*SITE_COLUMNS, *TIDY_MEANINGS.items()],
+                sites_columns=SITES_COLUMNS,
+                scales=SCALES,
+                **common,
+            ),
+        )
+    except BaseException:  # nothing half-built is left behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     swap_in(staging, site, root)
     return site / "index.html"

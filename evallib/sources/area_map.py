@@ -177,6 +177,8 @@ def _covered(given: set[str], links: pd.DataFrame) -> set[str]:
     succ: dict[str, set[str]] = {}
     pred: dict[str, set[str]] = {}
     for old, new in zip(links["old_code"], links["new_code"], strict=True):  # a plain loop: groupby(set) is 50x slower
+        if pd.isna(old) or pd.isna(new):  # a link missing one side says nothing (as groupby dropped it)
+            continue
         succ.setdefault(old, set()).add(new)
         pred.setdefault(new, set()).add(old)
     covered = set(given)
