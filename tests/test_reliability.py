@@ -220,6 +220,9 @@ def test_ctrl_c_keeps_finished_sites_and_leaves_no_partial_files(tmp_path: Path)
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # A shell without job control starts background jobs with Ctrl-C ignored, and the run would inherit that
+        # (and rightly keep ignoring it): the run is started as a terminal would start it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list((root / "outputs").glob("*/results.json")):
@@ -227,7 +230,7 @@ def test_ctrl_c_keeps_finished_sites_and_leaves_no_partial_files(tmp_path: Path)
     time.sleep(0.3)  # let the next site get going
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, (out.decode()[-1500:], err.decode()[-1500:])
     finished = list((root / "outputs").glob("*/results.json"))
     assert 1 <= len(finished) < len(sites)
     for f in finished:
