@@ -10,26 +10,16 @@ from typing import Any
 
 import pandas as pd
 
+from evallib.evaluation.calibration import CONTRAST_LABELS, SUMMARY_COLUMNS
 from evallib.evaluation.coverage import outcome_label
 from evallib.evaluation.estimators import ESTIMATOR_LABELS
 from evallib.protocol.generator import chosen_estimators
 
 #: The study's summary, committed with the protocols (written by ``evallib calibrate``).
 SUMMARY = Path("params") / "calibration.csv"
-#: Columns the page needs.
-REQUIRED = (
-    "design",
-    "site_type",
-    "data_source",
-    "outcome",
-    "estimator",
-    "fake_sites",
-    "bias",
-    "rmse",
-    "rejection_rate",
-    "median_width",
-    "holds_size",
-    "chosen",
+#: Columns the page needs: the study's summary columns less the optional Monte Carlo ones.
+REQUIRED = tuple(
+    c for c in SUMMARY_COLUMNS if c not in ("rejection_mc_se", "rejection_rate_noisiest_fifth", "noisiest_fifth_mc_se")
 )
 #: Rates lie in [0, 1]; biases, errors and widths (logs or points) beyond this are not a study's output.
 _LARGEST = 1000.0
@@ -105,7 +95,7 @@ def calibration_context(root: Path | None) -> dict[str, Any] | None:
             cells.append(f"{_number(r['median_width'], 'interval width'):.3f}")
             rows.append(
                 {
-                    "estimator": ESTIMATOR_LABELS.get(r["estimator"], r["estimator"]),
+                    "estimator": {**ESTIMATOR_LABELS, **CONTRAST_LABELS}.get(r["estimator"], r["estimator"]),
                     "chosen": _flag(r["chosen"], "chosen flag"),
                     "holds": _flag(r["holds_size"], "holds_size flag"),
                     "cells": cells,
