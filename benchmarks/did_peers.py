@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evallib.methods.did import DiD  # noqa: E402
+from evallib.methods.did.twfe import DiD  # noqa: E402
 from evallib.methods.simulate import simulate_panel  # noqa: E402
 
 

@@ -26,8 +26,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evallib.methods.sdid import SyntheticDiD, sdid_batch  # noqa: E402
 from evallib.methods.simulate import simulate_panel  # noqa: E402
+from evallib.methods.synth.synthetic_did import SyntheticDiD, sdid_batch  # noqa: E402
 
 
 def best_of(fn, repeat: int = 3) -> tuple[float, object]:

@@ -25,7 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evallib.methods.synth import SyntheticControl  # noqa: E402
+from evallib.methods.synth.control import SyntheticControl  # noqa: E402
 
 PREDICTORS = ("income", "ur", "poverty", "alcohol", "aidscapita", "black", "perc1519")
 LAGS = (1988, 1990, 1991, 1992)

@@ -14,7 +14,7 @@ from evallib import SiteProtocol, evaluate_site, load_params
 from evallib.evaluation.answer import conclusion
 from evallib.evaluation.calibration import designs, fake_site_results, summarise
 from evallib.evaluation.volatile import WITHHELD, site_noise_percentile, withhold
-from evallib.methods.results import Estimate
+from evallib.methods.base.results import Estimate
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.generator import chosen_estimators, protocol_for
 from evallib.sources.panel import validate_panel
@@ -103,7 +103,7 @@ def test_a_volatile_site_leads_with_the_studentized_test_and_withholds_plain_int
 
 
 def test_site_noise_percentile_of_several_units_compares_sets_not_units() -> None:
-    from evallib.methods.volatility import VolatilityRank
+    from evallib.methods.inference.volatility import VolatilityRank
 
     scale = pd.Series(np.r_[[2.0, 2.0, 2.0], np.linspace(1, 3, 100)], index=[f"U{i}" for i in range(103)])
     vol = VolatilityRank(("U0", "U1", "U2"), (1, 1, 1), (50.0, 50.0, 50.0), (1.0, 1.0, 1.0), 100, scale)

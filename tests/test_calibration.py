@@ -11,7 +11,7 @@ import pytest
 
 from evallib.evaluation.calibration import Design, designs, fake_site_results, noisiest, summarise
 from evallib.evaluation.coverage import analysis_frame, load_source
-from evallib.methods.did import DiD
+from evallib.methods.did.twfe import DiD
 from evallib.protocol.params import SiteProtocol, load_params
 from tests.conftest import ROOT
 

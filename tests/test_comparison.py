@@ -12,9 +12,9 @@ import pytest
 from evallib.errors import DataError
 from evallib.evaluation import programme
 from evallib.evaluation.coverage import analysis_frame, excluded_by_rule, load_panel
-from evallib.methods.matching import MEAN_COUNT_FEATURE, balance_table, match_comparators, series_features
 from evallib.methods.pooling import random_effects
-from evallib.methods.synth import SyntheticControl, simplex_least_squares
+from evallib.methods.synth.control import SyntheticControl, simplex_least_squares
+from evallib.methods.synth.matching import MEAN_COUNT_FEATURE, balance_table, match_comparators, series_features
 from evallib.protocol.params import find_params, load_params
 from evallib.reporting import programme_page
 from evallib.sources.registry import load_registry

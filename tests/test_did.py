@@ -8,9 +8,9 @@ import pytest
 import statsmodels.formula.api as smf
 
 from evallib.errors import DataError
-from evallib.methods.did import DiD, pretrend_test
-from evallib.methods.panel import within_transform
-from evallib.methods.results import TIDY_COLUMNS
+from evallib.methods.base.arrays import within_transform
+from evallib.methods.base.results import TIDY_COLUMNS
+from evallib.methods.did.twfe import DiD, pretrend_test
 from evallib.methods.simulate import simulate_panel
 
 from .conftest import SIM_ROLES

@@ -8,11 +8,11 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from evallib.methods.did import DiD
-from evallib.methods.event_study import EventStudy
-from evallib.methods.inference import wild_cluster_bootstrap
-from evallib.methods.panel import within_transform
-from evallib.methods.rates import PoissonDiD, fit_poisson_fe, fit_poisson_fe_balanced
+from evallib.methods.base.arrays import within_transform
+from evallib.methods.did.event_study import EventStudy
+from evallib.methods.did.poisson import PoissonDiD, fit_poisson_fe, fit_poisson_fe_balanced
+from evallib.methods.did.twfe import DiD
+from evallib.methods.inference.wild_bootstrap import wild_cluster_bootstrap
 from evallib.methods.simulate import simulate_panel
 
 from .conftest import SIM_ROLES

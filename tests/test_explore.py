@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from evallib import evaluate_site, load_params, results_table
-from evallib.methods.results import TIDY_COLUMNS
+from evallib.methods.base.results import TIDY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 

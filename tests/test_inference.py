@@ -10,17 +10,11 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.methods.did import DiD
-from evallib.methods.inference import (
-    PlaceboCount,
-    _invert,
-    invert_by_search,
-    permutation_estimates,
-    permutation_test,
-    treatment_assignments,
-)
+from evallib.methods.did.twfe import DiD
+from evallib.methods.inference.inversion import PlaceboCount, invert_by_search, invert_linear
+from evallib.methods.inference.permutation import permutation_estimates, permutation_test, treatment_assignments
+from evallib.methods.inference.volatility import pre_period_noise, volatility_rank
 from evallib.methods.simulate import simulate_nhs_panel
-from evallib.methods.volatility import pre_period_noise, volatility_rank
 
 pytestmark = pytest.mark.unit
 ROLES = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
@@ -63,7 +57,7 @@ def test_invert_equals_the_quadratic_implementation_on_small_designs() -> None:
         est, c, obs = _design(rng, n, k, 200, r)
         alpha = float(rng.choice([0.05, 0.1, 0.2]))
         np.testing.assert_allclose(
-            _invert(est, c, obs, alpha), _invert_quadratic(est, c, obs, alpha), rtol=1e-10, atol=1e-12
+            invert_linear(est, c, obs, alpha), _invert_quadratic(est, c, obs, alpha), rtol=1e-10, atol=1e-12
         )
 
 
@@ -74,7 +68,7 @@ def test_invert_memory_is_linear_in_draws() -> None:
     est, c = rng.normal(size=n), rng.uniform(-0.02, 0.02, n)
     est[0], c[0] = 1.5, 1.0  # the real assignment
     tracemalloc.start()
-    lo, hi = _invert(est, c, 1.5, 0.05)
+    lo, hi = invert_linear(est, c, 1.5, 0.05)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 60e6
@@ -190,7 +184,7 @@ def test_studentized_needs_pre_period_variation() -> None:
 
 
 def test_event_study_counts_the_real_assignment() -> None:
-    from evallib.methods.event_study import EventStudy
+    from evallib.methods.did.event_study import EventStudy
 
     d = simulate_nhs_panel(30, 48, start_period=36, seed=9)
     d["event_time"] = (d["period"].dt.year - 2014) * 12 + d["period"].dt.month - 4

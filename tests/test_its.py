@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.methods.its import SegmentedITS
-from evallib.methods.its_design import newey_west_lags
-from evallib.methods.its_poisson import PoissonITS
+from evallib.methods.its.model import newey_west_lags
+from evallib.methods.its.poisson import PoissonITS
+from evallib.methods.its.segmented import SegmentedITS
 
 pytestmark = pytest.mark.unit
 START = "2005-01-01"  # smokban = 1 from month 37

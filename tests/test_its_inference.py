@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.methods.its import SegmentedITS
-from evallib.methods.its_arima import ar1_ml_start, fit_sarimax
-from evallib.methods.its_design import its_design
-from evallib.methods.its_placebo import ControlledITS
-from evallib.methods.its_reml import _neg_reml, fit_ar1_reml, simulate_ar1
+from evallib.methods.its.arima import ar1_ml_start, fit_sarimax
+from evallib.methods.its.controlled import ControlledITS
+from evallib.methods.its.model import its_design
+from evallib.methods.its.reml import _neg_reml, fit_ar1_reml, simulate_ar1
+from evallib.methods.its.segmented import SegmentedITS
 from evallib.methods.simulate import simulate_nhs_panel
 
 pytestmark = pytest.mark.unit

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.methods.its import SegmentedITS
-from evallib.methods.its_design import its_design
-from evallib.methods.its_poisson import PoissonITS
+from evallib.methods.its.model import its_design
+from evallib.methods.its.poisson import PoissonITS
+from evallib.methods.its.segmented import SegmentedITS
 
 pytestmark = pytest.mark.unit
 IDX = pd.date_range("2012-04-01", periods=96, freq="MS")

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from evallib.methods.did import DiD
-from evallib.methods.event_study import EventStudy
-from evallib.methods.its import SegmentedITS
+from evallib.methods.did.event_study import EventStudy
+from evallib.methods.did.staggered import CallawaySantAnna
+from evallib.methods.did.twfe import DiD
+from evallib.methods.its.segmented import SegmentedITS
 from evallib.methods.simulate import simulate_panel
-from evallib.methods.staggered import CallawaySantAnna
 from evallib.reporting import plots
 
 from .conftest import FIXTURES

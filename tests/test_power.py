@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from evallib.methods.power import placebo_mde
+from evallib.methods.inference.power import placebo_mde
 
 pytestmark = pytest.mark.unit
 

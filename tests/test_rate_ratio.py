@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.methods.inference import treatment_assignments
-from evallib.methods.poisson_fe import fit_poisson_fe, fit_poisson_fe_balanced, poisson_fe_assignments
-from evallib.methods.rates import PoissonDiD
+from evallib.methods.did.poisson import PoissonDiD
+from evallib.methods.did.poisson_fe import fit_poisson_fe, fit_poisson_fe_balanced, poisson_fe_assignments
+from evallib.methods.inference.permutation import treatment_assignments
 from evallib.methods.simulate import simulate_nhs_panel
 
 pytestmark = pytest.mark.unit

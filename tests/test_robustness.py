@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from evallib.evaluation.robustness import Robustness, _judge
-from evallib.methods.results import Estimate
-from evallib.methods.sensitivity import relative_magnitudes
+from evallib.methods.base.results import Estimate
+from evallib.methods.did.sensitivity import relative_magnitudes
 
 pytestmark = pytest.mark.unit
 

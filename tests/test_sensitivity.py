@@ -7,7 +7,7 @@ import math
 import pytest
 
 from evallib.errors import DataError
-from evallib.methods.sensitivity import relative_magnitudes
+from evallib.methods.did.sensitivity import relative_magnitudes
 
 pytestmark = pytest.mark.unit
 

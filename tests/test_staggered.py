@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
+from evallib.methods.did.staggered import CallawaySantAnna
 from evallib.methods.simulate import simulate_panel
-from evallib.methods.staggered import CallawaySantAnna
 
 from .conftest import FIXTURES
 

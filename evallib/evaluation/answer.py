@@ -16,7 +16,7 @@ from typing import Any
 
 from evallib.evaluation.estimators import ESTIMATOR_LABELS, on_log_scale
 from evallib.evaluation.outcome import OutcomeAnalysis
-from evallib.methods.results import Estimate
+from evallib.methods.base.results import Estimate
 
 ALPHA = 0.05
 #: Estimators whose counterfactual projects the site's pre-period trend forward (the others assume its gap stays).

@@ -26,9 +26,9 @@ import pandas as pd
 from evallib.errors import DataError, NotEvaluable
 from evallib.evaluation.coverage import analysis_frame, load_source
 from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
-from evallib.methods.did import DiD
-from evallib.methods.its import SegmentedITS
-from evallib.methods.volatility import pre_period_noise
+from evallib.methods.did.twfe import DiD
+from evallib.methods.inference.volatility import pre_period_noise
+from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 
 ALPHA = 0.05
@@ -132,7 +132,7 @@ def fake_site_results(
 
     Returns one row per fake site and estimator: ``design, fake_site, estimator, estimate,
     ci_low, ci_high, p_value, noise``, ``noise`` being the fake site's pre-period noise on the
-    analysis scale (:func:`~evallib.methods.volatility.pre_period_noise`, the scale of the
+    analysis scale (:func:`~evallib.methods.inference.volatility.pre_period_noise`, the scale of the
     studentized test). ``max_fake_sites`` takes a seeded random subset of the pool.
     """
     p = design.protocol

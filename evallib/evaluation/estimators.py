@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evallib.methods.did import DiD
-from evallib.methods.its_placebo import ControlledITS
-from evallib.methods.matching import match_comparators
-from evallib.methods.rates import PoissonDiD
-from evallib.methods.results import Estimate
-from evallib.methods.sdid import SyntheticDiD
-from evallib.methods.synth import SyntheticControl
+from evallib.methods.base.results import Estimate
+from evallib.methods.did.poisson import PoissonDiD
+from evallib.methods.did.twfe import DiD
+from evallib.methods.its.controlled import ControlledITS
+from evallib.methods.synth.control import SyntheticControl
+from evallib.methods.synth.matching import match_comparators
+from evallib.methods.synth.synthetic_did import SyntheticDiD
 from evallib.protocol.params import PRIMARY_ESTIMATORS
 
 #: The estimators, in the order reports list them; the first is the default primary estimator. The

@@ -19,14 +19,14 @@ from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
 from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
 from evallib.evaluation.robustness import Robustness, check_robustness
 from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
-from evallib.methods.did import DiDResult, pretrend_test
-from evallib.methods.event_study import EventStudy, EventStudyResult
-from evallib.methods.its import SegmentedITS
-from evallib.methods.its_design import ITSResult
-from evallib.methods.its_placebo import ControlledITSResult
-from evallib.methods.power import placebo_mde
-from evallib.methods.rates import RateRatioResult
-from evallib.methods.results import Estimate, tidy_frame
+from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.did.event_study import EventStudy, EventStudyResult
+from evallib.methods.did.poisson import RateRatioResult
+from evallib.methods.did.twfe import DiDResult, pretrend_test
+from evallib.methods.inference.power import placebo_mde
+from evallib.methods.its.controlled import ControlledITSResult
+from evallib.methods.its.model import ITSResult
+from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel

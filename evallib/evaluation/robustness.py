@@ -21,11 +21,11 @@ import pandas as pd
 
 from evallib.evaluation.coverage import Coverage
 from evallib.evaluation.estimators import on_log_scale
-from evallib.methods.did import DiD
-from evallib.methods.matching import MatchResult, balance_table, match_comparators
-from evallib.methods.results import Estimate
-from evallib.methods.sensitivity import RelativeMagnitudes, relative_magnitudes
-from evallib.methods.synth import SynthResult
+from evallib.methods.base.results import Estimate
+from evallib.methods.did.sensitivity import RelativeMagnitudes, relative_magnitudes
+from evallib.methods.did.twfe import DiD
+from evallib.methods.synth.control import SynthResult
+from evallib.methods.synth.matching import MatchResult, balance_table, match_comparators
 from evallib.protocol.params import SiteProtocol
 
 ALPHA = 0.05

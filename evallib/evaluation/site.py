@@ -21,7 +21,7 @@ from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, load_source, out
 from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.provenance import provenance
 from evallib.evaluation.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
-from evallib.methods.results import TIDY_COLUMNS, Estimate, tidy_frame
+from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 
 from evallib.evaluation.estimators import Headline
-from evallib.methods.its_placebo import ControlledITSResult
-from evallib.methods.results import Estimate
-from evallib.methods.volatility import VolatilityRank
+from evallib.methods.base.results import Estimate
+from evallib.methods.inference.volatility import VolatilityRank
+from evallib.methods.its.controlled import ControlledITSResult
 
 #: A site noisier before the start than this share of its comparison units (percentile) is "volatile": a plain
 #: placebo test is not reliable for it (the Monte Carlo suite shows it rejecting about a third of true nulls for a

@@ -9,8 +9,8 @@ import pandas as pd
 
 from evallib.evaluation.coverage import unit_kind
 from evallib.evaluation.units import area_data
-from evallib.methods.results import Estimate
-from evallib.methods.staggered import AggregateResult, CallawaySantAnna, CSResult
+from evallib.methods.base.results import Estimate
+from evallib.methods.did.staggered import AggregateResult, CallawaySantAnna, CSResult
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.panel import Panel

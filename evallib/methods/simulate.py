@@ -224,7 +224,7 @@ def simulate_nhs_panel(
     variation unless ``volatility_scales_drift=False``: a plain placebo test assumes
     exchangeability, the studentized one only exchangeability up to that scale. Scaling
     the drift too is what the bundled panel shows: regressing log |change over a start|
-    on log pre-period noise (:func:`evallib.methods.volatility.pre_period_noise`) across
+    on log pre-period noise (:func:`evallib.methods.inference.volatility.pre_period_noise`) across
     trusts gives slopes of 0.85-0.99, and log |drift| on log noise 0.71-0.94.
     """
     log_mu, vol = nhs_log_panels(

@@ -10,7 +10,7 @@ from evallib.evaluation.outcome import OutcomeAnalysis
 from evallib.evaluation.provenance import provenance
 from evallib.evaluation.site import SiteEvaluation
 from evallib.evaluation.volatile import WITHHELD
-from evallib.methods.results import Estimate
+from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
 from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text, plural
 from evallib.sources.bundled import ATTRIBUTION

@@ -1,5 +1,5 @@
 """Plots for reports: the site against its comparison pool, pre-period balance and the programme's forest plot,
-plus every plot of a method result (:mod:`evallib.methods.plotting`, re-exported here). Each takes a result
+plus every plot of a method result (:mod:`evallib.methods.base.plotting`, re-exported here). Each takes a result
 (or its data), draws on ``ax`` (a new figure when ``ax`` is None) and returns the Figure. Nothing here
 estimates anything.
 """
@@ -14,15 +14,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from evallib.evaluation.programme import CARE_MODEL_ORDER, ProgrammeData
-from evallib.methods.plotting import (
+from evallib.methods.base.plotting import (
     COMPARISON_COLOUR,
     FIG_WIDTH,
     FLAG_COLOUR,
     FONT,
     SITE_COLOUR,
-    _axes,
-    _finish,
-    _mark_start,
+    finish_axes,
+    mark_start,
+    new_axes,
     plain,
     plot_event_study,
     plot_its,
@@ -61,7 +61,7 @@ def plot_trends(
     ``trends`` has a period index and columns ``site`` and ``comparison`` (indexed so
     the baseline year = 100 when ``indexed``; otherwise in the outcome's units).
     """
-    fig, ax = _axes(ax)
+    fig, ax = new_axes(ax)
     ax.plot(trends.index, trends["site"], color=SITE_COLOUR, linewidth=1.8, label=site_label)
     ax.plot(trends.index, trends["comparison"], color=COMPARISON_COLOUR, linewidth=1.4, label="comparison pool (sum)")
     if indexed:
@@ -69,15 +69,15 @@ def plot_trends(
         ax.set_ylabel("index (baseline year = 100)")
     else:
         ax.set_ylabel("%")
-    _mark_start(ax, intervention_start)
-    _finish(ax, title, legend="lower left")
+    mark_start(ax, intervention_start)
+    finish_axes(ax, title, legend="lower left")
     return fig
 
 
 def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Figure:
     """Standardised differences (site minus comparison set) of each pre-period feature, per set (shaded: within
     0.25 pool standard deviations)."""
-    fig, ax = _axes(ax, (FIG_WIDTH, 3.2))
+    fig, ax = new_axes(ax, (FIG_WIDTH, 3.2))
     cols = [c for c in table.columns if c.endswith("(std. diff.)")]
     rows = table.dropna(subset=cols, how="all")
     y = np.arange(len(rows))
@@ -88,7 +88,7 @@ def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
     ax.axvspan(-0.25, 0.25, color=COMPARISON_COLOUR, alpha=0.15, linewidth=0)
     ax.set_yticks(y, [textwrap.fill(plain(f), 20) for f in rows["feature"]])
     ax.set_xlabel("site minus comparison (pool SDs)")
-    _finish(ax, title, legend=None)
+    finish_axes(ax, title, legend=None)
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, frameon=False, fontsize=FONT, loc="outside lower center", ncols=3)
     return fig

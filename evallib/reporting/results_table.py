@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from evallib.methods.results import TIDY_COLUMNS
+from evallib.methods.base.results import TIDY_COLUMNS
 from evallib.reporting.publishing import NOT_SITES, verified_fingerprint
 
 #: Columns of :func:`results_table` before the tidy row's own, with their meaning (the data dictionary).
@@ -138,7 +138,7 @@ def results_table(outputs: str | Path = "outputs", *, verified_only: bool = Fals
     DataFrame
         Site columns (``site_id``, ``site_name``, ``site_type``, ``care_model``, ``status``,
         ``primary_outcome``, ``expected_direction``, ``primary``) followed by the tidy columns
-        (:data:`evallib.methods.results.TIDY_COLUMNS`); ``primary`` marks each site's primary estimate.
+        (:data:`evallib.methods.base.results.TIDY_COLUMNS`); ``primary`` marks each site's primary estimate.
         Sites that were not evaluable have no rows: see :func:`sites_frame` for one row per site.
 
     Examples

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from evallib.evaluation.site import SiteEvaluation
-from evallib.methods.matching import FEATURE_LABELS, MEAN_COUNT_FEATURE
+from evallib.methods.synth.matching import FEATURE_LABELS, MEAN_COUNT_FEATURE
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_cell, log_count_text

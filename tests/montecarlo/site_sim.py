@@ -22,8 +22,8 @@ import pandas as pd
 from evallib.evaluation.estimators import DesignData, fit_headline
 from evallib.evaluation.site import evaluate_site
 from evallib.evaluation.volatile import WITHHELD
-from evallib.methods.did import pretrend_test
-from evallib.methods.event_study import EventStudy
+from evallib.methods.did.event_study import EventStudy
+from evallib.methods.did.twfe import pretrend_test
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import validate_panel

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.methods.did import DiD
-from evallib.methods.event_study import EventStudy
+from evallib.methods.did.event_study import EventStudy
+from evallib.methods.did.twfe import DiD
 
 from .sim import ALPHA, N_PERIODS, N_UNITS, START, mc_se, over_panels, rate, record, within
 

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.methods.its import SegmentedITS
-from evallib.methods.its_placebo import ControlledITS
-from evallib.methods.rates import PoissonDiD
+from evallib.methods.did.poisson import PoissonDiD
+from evallib.methods.its.controlled import ControlledITS
+from evallib.methods.its.segmented import SegmentedITS
 
 from .sim import ALPHA, START, START_DATE, over_panels, rate, record, within
 

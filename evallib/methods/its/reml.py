@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import optimize, stats
 from statsmodels.tsa.stattools import acf
 
-from evallib.methods.its_design import ITSResult, ITSSettings, intervention_columns, its_result, its_row
+from evallib.methods.its.model import ITSResult, ITSSettings, intervention_columns, its_result, its_row
 
 RHO_BOUND = 0.99
 
@@ -52,7 +52,7 @@ class AR1Fit:
     resid: np.ndarray
 
 
-def _gls(y: np.ndarray, X: np.ndarray, times: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+def gls_ar1(y: np.ndarray, X: np.ndarray, times: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray, float, float]:
     lag, scale, logdet = ar1_whitener(times, rho)
     ys, Xs = _whiten(y, lag, scale), _whiten(X, lag, scale)
     q, r = np.linalg.qr(Xs)
@@ -63,7 +63,7 @@ def _gls(y: np.ndarray, X: np.ndarray, times: np.ndarray, rho: float) -> tuple[n
 
 def _neg_reml(rho: float, y: np.ndarray, X: np.ndarray, times: np.ndarray) -> float:
     """Minus twice the REML log-likelihood, profiled over the innovation variance (constants dropped)."""
-    _, r, rss, logdet = _gls(y, X, times, rho)
+    _, r, rss, logdet = gls_ar1(y, X, times, rho)
     n, p = X.shape
     return (n - p) * np.log(rss / (n - p)) + logdet + 2 * np.log(np.abs(np.diag(r))).sum()
 
@@ -95,7 +95,7 @@ def fit_ar1_reml(y: np.ndarray, X: np.ndarray, times: np.ndarray | None = None) 
         _neg_reml, bounds=(lo, hi), args=(y, X, t), method="bounded", options={"xatol": 1e-7}
     )
     rho = float(opt.x)
-    beta, r, rss, _ = _gls(y, X, t, rho)
+    beta, r, rss, _ = gls_ar1(y, X, t, rho)
     sigma2 = rss / (n - p)
     rinv = np.linalg.inv(r)
     vcov_plugin = sigma2 * rinv @ rinv.T
@@ -106,7 +106,7 @@ def fit_ar1_reml(y: np.ndarray, X: np.ndarray, times: np.ndarray | None = None) 
         curvature = (fp - 2 * f0 + fm) / h**2 / 2  # minus the second derivative of the REML log-likelihood
         if curvature > 0:
             rho_se = float(np.sqrt(1 / curvature))
-            jac = (_gls(y, X, t, rho + h)[0] - _gls(y, X, t, rho - h)[0]) / (2 * h)
+            jac = (gls_ar1(y, X, t, rho + h)[0] - gls_ar1(y, X, t, rho - h)[0]) / (2 * h)
             vcov = vcov_plugin + np.outer(jac, jac) * rho_se**2
     lag, scale, _ = ar1_whitener(t, rho)
     resid = y - X @ beta

@@ -16,7 +16,7 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
 from evallib.errors import DataError
-from evallib.methods.its_design import (
+from evallib.methods.its.model import (
     ITSResult,
     SlopeCoding,
     check_series,
@@ -43,7 +43,7 @@ class PoissonITS:
         With ``slope_change``: ``itsa`` (default) makes ``level_change`` the rate ratio of
         the first post period (time since the start is 0 there); ``bernal2017`` reproduces
         the published Sicily model (1 there), whose step is one month's slope change short
-        of that jump. See :func:`evallib.methods.its_design.its_design`.
+        of that jump. See :func:`evallib.methods.its.model.its_design`.
     dispersion : {"poisson", "quasi", "negative_binomial"}
         ``quasi`` scales SEs by the Pearson dispersion (reported in the result);
         ``negative_binomial`` fits NB2 by maximum likelihood (``dispersion`` is its alpha).

@@ -22,8 +22,9 @@ from statsmodels.regression.linear_model import OLS
 from statsmodels.tsa.stattools import acf as _acf
 
 from evallib.errors import DataError
-from evallib.methods.its_arima import fit_arima_its
-from evallib.methods.its_design import (
+from evallib.methods.base.results import Estimate
+from evallib.methods.its.arima import fit_arima_its
+from evallib.methods.its.model import (
     ITSResult,
     Seasonality,
     SlopeCoding,
@@ -35,8 +36,7 @@ from evallib.methods.its_design import (
     newey_west_lags,
     phase_in_mask,
 )
-from evallib.methods.its_reml import fit_reml_its
-from evallib.methods.results import Estimate
+from evallib.methods.its.reml import fit_reml_its
 
 
 @dataclass(frozen=True)

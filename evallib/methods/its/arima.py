@@ -1,6 +1,6 @@
 """Segmented regression with ARMA errors (statsmodels SARIMAX), fitted to the maximum of its likelihood.
 
-Used by :class:`~evallib.methods.its.SegmentedITS` with ``errors="arima"``. Its intervals are
+Used by :class:`~evallib.methods.its.segmented.SegmentedITS` with ``errors="arima"``. Its intervals are
 approximate (normal critical values, the ARMA parameters' uncertainty ignored): in the Monte Carlo
 suite they cover less than 95%, so their inference names end in ``_approx``.
 """
@@ -15,8 +15,8 @@ import pandas as pd
 from scipy import optimize, stats
 from statsmodels.tsa.stattools import acf
 
-from evallib.methods.its_design import ITSResult, ITSSettings, intervention_columns, its_result, its_row
-from evallib.methods.its_reml import _gls
+from evallib.methods.its.model import ITSResult, ITSSettings, intervention_columns, its_result, its_row
+from evallib.methods.its.reml import gls_ar1
 
 
 def ar1_ml_start(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -32,14 +32,14 @@ def ar1_ml_start(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, float, float
     n = len(yk)
 
     def neg(rho: float) -> float:
-        _, _, rss, logdet = _gls(yk, Xk, times, rho)
+        _, _, rss, logdet = gls_ar1(yk, Xk, times, rho)
         return n * np.log(rss / n) + logdet
 
     grid = np.linspace(-0.95, 0.95, 39)
     i = int(np.argmin([neg(r) for r in grid]))
     lo, hi = grid[max(i - 1, 0)] if i > 0 else -0.99, grid[min(i + 1, 38)] if i < 38 else 0.99
     rho = float(optimize.minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"xatol": 1e-8}).x)
-    beta, _, rss, _ = _gls(yk, Xk, times, rho)
+    beta, _, rss, _ = gls_ar1(yk, Xk, times, rho)
     return beta, rho, rss / n
 
 

@@ -1,7 +1,7 @@
 """Controlled interrupted time series with placebo-in-space inference: the treated units' series relative
 to the comparison pool's, segmented regression, and every comparison unit in turn as a fake site.
 
-Design-based, like :class:`~evallib.methods.did.DiD`: the p-value ranks the site's effect among the
+Design-based, like :class:`~evallib.methods.did.twfe.DiD`: the p-value ranks the site's effect among the
 fake sites' and the interval inverts that same test, so the two always agree.
 """
 
@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.methods.inference import PlaceboCount
-from evallib.methods.its_design import SlopeCoding, its_design
-from evallib.methods.panel import prepare_panel
-from evallib.methods.results import Estimate, tidy_frame
+from evallib.methods.base.arrays import prepare_panel
+from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.inference.inversion import PlaceboCount
+from evallib.methods.its.model import SlopeCoding, its_design
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ class ControlledITSResult:
     def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """The site's series relative to its pool, fitted and projected on ``ax`` (a new figure when None); returns the Figure.
 
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_its`.
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_its`.
         """
-        from evallib.methods.plotting import plot_its
+        from evallib.methods.base.plotting import plot_its
 
         return plot_its(self, ax=ax, **kwargs)
 
@@ -71,7 +71,7 @@ class ControlledITS:
     Parameters
     ----------
     outcome, unit, time, treated : str
-        Column roles, as for :class:`~evallib.methods.did.DiD` (``time`` holds dates).
+        Column roles, as for :class:`~evallib.methods.did.twfe.DiD` (``time`` holds dates).
     start : object
         The first treated value of ``time``.
     transform : {"log", "identity"}
@@ -85,7 +85,7 @@ class ControlledITS:
         Random fake sites (sets of comparison units) when several units are treated; with
         one treated unit every comparison unit is the fake site once.
     seed, alpha, outcome_label, periods_per_year, slope_coding
-        As for :class:`~evallib.methods.its.SegmentedITS`.
+        As for :class:`~evallib.methods.its.segmented.SegmentedITS`.
 
     Notes
     -----

@@ -10,10 +10,10 @@ import pandas as pd
 from scipy import stats
 
 from evallib.errors import DataError
-from evallib.methods.did import MIN_TREATED_FOR_BOOTSTRAP
-from evallib.methods.inference import permutation_test
-from evallib.methods.panel import Transform, prepare_panel, within_transform
-from evallib.methods.results import Estimate, tidy_frame
+from evallib.methods.base.arrays import Transform, prepare_panel, within_transform
+from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.did.twfe import MIN_TREATED_FOR_BOOTSTRAP
+from evallib.methods.inference.permutation import permutation_test
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ class EventStudyResult:
     def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """Effects by event time with their intervals on ``ax`` (a new figure when None); returns the Figure.
 
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_event_study`.
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_event_study`.
         """
-        from evallib.methods.plotting import plot_event_study
+        from evallib.methods.base.plotting import plot_event_study
 
         return plot_event_study(self, ax=ax, **kwargs)
 
@@ -80,7 +80,7 @@ class EventStudy:
     before the start: if parallel trends hold they are zero, which the joint pre-trend
     test checks (a Wald statistic, referred to its placebo distribution or, with CR1,
     to an F distribution). Lags (e >= 0) are dynamic effects. Common timing only; for
-    staggered adoption use :class:`evallib.methods.staggered.CallawaySantAnna`.
+    staggered adoption use :class:`evallib.methods.did.staggered.CallawaySantAnna`.
     """
 
     outcome: str

@@ -4,7 +4,7 @@ Counts of admissions or attendances are naturally modelled as rates per head of
 population. :class:`PoissonDiD` estimates the DiD effect as a rate ratio: how much
 the treated units' rate changed relative to the comparison units'. Fixed effects
 are absorbed by weighted demeaning inside IRLS (no dummy columns); placebo refits for
-every assignment run at once on the data's totals (:mod:`evallib.methods.poisson_fe`),
+every assignment run at once on the data's totals (:mod:`evallib.methods.did.poisson_fe`),
 so the placebo test can be refitted under each null value its interval needs.
 """
 
@@ -18,15 +18,16 @@ import pandas as pd
 from scipy import stats
 
 from evallib.errors import DataError
-from evallib.methods.did import MIN_TREATED_FOR_BOOTSTRAP
-from evallib.methods.inference import invert_by_search, real_assignments, treatment_assignments
-from evallib.methods.panel import PanelArrays, as_binary, prepare_panel
-from evallib.methods.poisson_fe import (  # noqa: F401 - fit_poisson_fe_balanced re-exported for callers
+from evallib.methods.base.arrays import PanelArrays, as_binary, prepare_panel
+from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.did.poisson_fe import (  # noqa: F401 - fit_poisson_fe_balanced re-exported for callers
     fit_poisson_fe,
     fit_poisson_fe_balanced,
     poisson_fe_assignments,
 )
-from evallib.methods.results import Estimate, tidy_frame
+from evallib.methods.did.twfe import MIN_TREATED_FOR_BOOTSTRAP
+from evallib.methods.inference.inversion import invert_by_search
+from evallib.methods.inference.permutation import real_assignments, treatment_assignments
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,11 @@ class PoissonDiD:
     outcome : str
         Count column.
     unit, time, treated, post : str
-        Column roles, as for :class:`evallib.methods.did.DiD`.
+        Column roles, as for :class:`evallib.methods.did.twfe.DiD`.
     exposure : str, optional
         Population or other exposure; enters as ``log(exposure)`` offset.
     inference : {"auto", "placebo_in_space", "cluster_cr1", "model_based"}
-        ``auto``: placebo-in-space below :data:`evallib.methods.did.MIN_TREATED_FOR_BOOTSTRAP`
+        ``auto``: placebo-in-space below :data:`evallib.methods.did.twfe.MIN_TREATED_FOR_BOOTSTRAP`
         treated units, cluster-robust CR1 otherwise.
     n_draws : int
         Random placebo assignments when several units are treated (each is a refit).

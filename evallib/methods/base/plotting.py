@@ -28,7 +28,7 @@ FONT = 10
 TITLE_FONT = 11
 
 
-def _axes(ax: Axes | None, size: tuple[float, float] = (FIG_WIDTH, 3.2)) -> tuple[Figure, Axes]:
+def new_axes(ax: Axes | None, size: tuple[float, float] = (FIG_WIDTH, 3.2)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=(min(size[0], FIG_WIDTH), size[1]), dpi=96, layout="constrained")
@@ -40,7 +40,7 @@ def plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _finish(ax: Axes, title: str, *, legend: str | None) -> None:
+def finish_axes(ax: Axes, title: str, *, legend: str | None) -> None:
     """The house style every plot ends with: a left title, a frameless legend (at ``legend``), open axes.
 
     Every text from params or data is escaped here (titles, axis labels, legend labels).
@@ -63,7 +63,7 @@ def _finish(ax: Axes, title: str, *, legend: str | None) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start") -> None:
+def mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start") -> None:
     ax.axvline(start, color=FLAG_COLOUR, linestyle="--", linewidth=1)
     ax.annotate(
         label,
@@ -82,7 +82,7 @@ def plot_placebo_distribution(
     """Histogram of placebo estimates with the site's estimate marked."""
     if result.placebo_estimates is None:
         raise ValueError("this result has no placebo distribution (inference was not placebo_in_space)")
-    fig, ax = _axes(ax, (FIG_WIDTH, 3.0))
+    fig, ax = new_axes(ax, (FIG_WIDTH, 3.0))
     est = np.asarray(result.placebo_estimates)
     ax.hist(
         est,
@@ -95,7 +95,7 @@ def plot_placebo_distribution(
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("number of units")
-    _finish(ax, title, legend="best")
+    finish_axes(ax, title, legend="best")
     return fig
 
 
@@ -112,7 +112,7 @@ def plot_its(
     ``scale`` multiplies every series (e.g. ``100 / pre-period mean`` for an index), so that a
     published figure of counts never shows them on a labelled axis.
     """
-    fig, ax = _axes(ax)
+    fig, ax = new_axes(ax)
     start = result.intervention_start
     obs, fitted, cf = result.observed * scale, result.fitted * scale, result.counterfactual * scale
     ax.plot(obs.index, obs, "o", markersize=3, color=SITE_COLOUR, alpha=0.7, label="observed")
@@ -139,9 +139,9 @@ def plot_its(
         linewidth=1.5,
         label="projected without the intervention",
     )
-    _mark_start(ax, start)
+    mark_start(ax, start)
     ax.set_ylabel(ylabel)
-    _finish(ax, title, legend="lower left")
+    finish_axes(ax, title, legend="lower left")
     return fig
 
 
@@ -155,10 +155,10 @@ def plot_event_study(
 ) -> Figure:
     """Effects by event time with their intervals; the reference period is marked at zero.
 
-    Takes an :class:`~evallib.methods.event_study.EventStudyResult` or the ``dynamic`` aggregation of a
+    Takes an :class:`~evallib.methods.did.event_study.EventStudyResult` or the ``dynamic`` aggregation of a
     Callaway-Sant'Anna result.
     """
-    fig, ax = _axes(ax, (FIG_WIDTH, 3.2))
+    fig, ax = new_axes(ax, (FIG_WIDTH, 3.2))
     if hasattr(result, "event_times"):  # an event study (this module imports no result class: they import it)
         points = [(e, r.estimate, r.ci_low, r.ci_high) for e, r in zip(result.event_times, result.rows, strict=True)]
         points.append((result.reference, 0.0, 0.0, 0.0))
@@ -183,7 +183,7 @@ def plot_event_study(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    _finish(ax, title, legend=None)
+    finish_axes(ax, title, legend=None)
     return fig
 
 
@@ -191,7 +191,7 @@ def plot_its_residuals(result: Any, *, title: str = "", ax: Axes | None = None) 
     """Residual autocorrelation of an ITS fit (bars) with the approximate 95% band for white noise."""
     if result.residual_acf is None or result.residuals is None:
         raise ValueError("this result has no residual autocorrelations")
-    fig, ax = _axes(ax, (FIG_WIDTH, 2.6))
+    fig, ax = new_axes(ax, (FIG_WIDTH, 2.6))
     lags = np.arange(1, len(result.residual_acf) + 1)
     ax.bar(lags, result.residual_acf, color=SITE_COLOUR, width=0.6)
     band = 1.96 / np.sqrt(len(result.residuals))
@@ -199,13 +199,13 @@ def plot_its_residuals(result: Any, *, title: str = "", ax: Axes | None = None) 
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("lag (months)")
     ax.set_ylabel("residual autocorrelation")
-    _finish(ax, title, legend="best")
+    finish_axes(ax, title, legend="best")
     return fig
 
 
 def plot_synthetic_control(result: Any, *, title: str = "", ylabel: str = "", ax: Axes | None = None) -> Figure:
     """Gap between the site and its synthetic control, over the placebo gaps (grey)."""
-    fig, ax = _axes(ax)
+    fig, ax = new_axes(ax)
     if result.placebo_gaps is not None:
         for unit in result.placebos["unit"]:
             ax.plot(
@@ -213,7 +213,7 @@ def plot_synthetic_control(result: Any, *, title: str = "", ylabel: str = "", ax
             )
     ax.plot(result.gap.index, result.gap, color=SITE_COLOUR, linewidth=2, label="site minus synthetic control")
     ax.axhline(0, color="black", linewidth=0.6)
-    _mark_start(ax, result.start)
+    mark_start(ax, result.start)
     ax.set_ylabel(ylabel)
-    _finish(ax, title, legend="lower left")
+    finish_axes(ax, title, legend="lower left")
     return fig

@@ -16,10 +16,11 @@ import pandas as pd
 from scipy import stats
 
 from evallib.errors import DataError
-from evallib.methods.inference import PermutationTest, permutation_test, wild_cluster_bootstrap
-from evallib.methods.panel import PanelArrays, Transform, as_binary, prepare_panel, within_rows
-from evallib.methods.results import Estimate, tidy_frame
-from evallib.methods.volatility import VolatilityRank, pre_period_noise, volatility_rank
+from evallib.methods.base.arrays import PanelArrays, Transform, as_binary, prepare_panel, within_rows
+from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.inference.permutation import PermutationTest, permutation_test
+from evallib.methods.inference.volatility import VolatilityRank, pre_period_noise, volatility_rank
+from evallib.methods.inference.wild_bootstrap import wild_cluster_bootstrap
 
 Inference = Literal["auto", "placebo_in_space", "placebo_studentized", "wild_bootstrap", "cluster_cr1", "hc1"]
 _PLACEBO = ("placebo_in_space", "placebo_studentized")
@@ -69,9 +70,9 @@ class DiDResult:
     def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """The placebo distribution with the site's estimate marked on ``ax`` (a new figure when None); returns the Figure.
 
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_placebo_distribution`.
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_placebo_distribution`.
         """
-        from evallib.methods.plotting import plot_placebo_distribution
+        from evallib.methods.base.plotting import plot_placebo_distribution
 
         return plot_placebo_distribution(self, ax=ax, **kwargs)
 
@@ -95,7 +96,7 @@ class DiD:
         units and the restricted wild cluster bootstrap from there on; CR1 and HC1 only
         when asked for (they over-reject with few treated units). ``placebo_studentized``
         ranks each unit's post-minus-pre change divided by its own pre-period noise
-        (:func:`evallib.methods.volatility.pre_period_noise`): the same estimate, with a
+        (:func:`evallib.methods.inference.volatility.pre_period_noise`): the same estimate, with a
         p-value and interval that stay valid when units differ by a scale factor, e.g. a
         treated unit more volatile than its comparators (see Notes).
     bootstrap_weights : {"webb", "rademacher"}

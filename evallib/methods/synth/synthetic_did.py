@@ -6,7 +6,7 @@ so they resemble the post-period for the comparison units (time weights), then t
 the weighted difference-in-differences. Inference is placebo-in-space: the whole
 estimator, weights included, is refitted with every comparison unit (or random sets of
 ``k`` units) as the treated ones, in one batch of array operations
-(:mod:`evallib.methods.simplex`), and the interval inverts the same test.
+(:mod:`evallib.methods.synth.simplex`), and the interval inverts the same test.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.methods.inference import _invert, treatment_assignments
-from evallib.methods.panel import Transform, as_binary, prepare_panel
-from evallib.methods.results import Estimate, tidy_frame
-from evallib.methods.simplex import simplex_qp_active_set, simplex_ridge_dual
+from evallib.methods.base.arrays import Transform, as_binary, prepare_panel
+from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.inference.inversion import invert_linear
+from evallib.methods.inference.permutation import treatment_assignments
+from evallib.methods.synth.simplex import simplex_qp_active_set, simplex_ridge_dual
 
 #: Problems solved per batch: bounds memory (a batch holds ``CHUNK x pre-periods x units`` floats).
 CHUNK = 128
@@ -158,7 +159,7 @@ class SyntheticDiD:
     n_draws : int
         Random sets of ``k`` units given the treatment when ``k > 1`` units are treated
         (with one treated unit every unit is used once). Each draw refits both sets of
-        weights, so the default is 499 rather than :class:`~evallib.methods.did.DiD`'s 999
+        weights, so the default is 499 rather than :class:`~evallib.methods.did.twfe.DiD`'s 999
         (p-values in steps of 0.002; about 0.3 s on 200 units x 72 months).
     seed : int
         Seed of those draws.
@@ -248,7 +249,7 @@ class SyntheticDiD:
         est = batch.estimates
         obs = float(est[i_real])
         p = float(np.mean(np.abs(est) >= abs(obs) - 1e-12))
-        lo, hi = _invert(est, batch.coefficients, obs, self.alpha)
+        lo, hi = invert_linear(est, batch.coefficients, obs, self.alpha)
         omega, lam = batch.omega[i_real], batch.lam[i_real]
         treated_path = Y[real].mean(axis=0)
         synth = omega @ Y

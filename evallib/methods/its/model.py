@@ -13,14 +13,14 @@ from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import durbin_watson
 
 from evallib.errors import DataError
-from evallib.methods.results import Estimate, tidy_frame
+from evallib.methods.base.results import Estimate, tidy_frame
 
 Seasonality = Literal["fourier", "month", "none"]
 SlopeCoding = Literal["itsa", "bernal2017"]
 
 
 class ITSSettings(Protocol):
-    """What the fitting helpers need of :class:`~evallib.methods.its.SegmentedITS` (without importing it)."""
+    """What the fitting helpers need of :class:`~evallib.methods.its.segmented.SegmentedITS` (without importing it)."""
 
     alpha: float
     horizons: tuple[int, ...]
@@ -101,9 +101,9 @@ class ITSResult:
     def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """Observed series, fitted model and the counterfactual on ``ax`` (a new figure when None); returns the Figure.
 
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_its`.
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_its`.
         """
-        from evallib.methods.plotting import plot_its
+        from evallib.methods.base.plotting import plot_its
 
         return plot_its(self, ax=ax, **kwargs)
 

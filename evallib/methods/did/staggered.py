@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from evallib.errors import DataError
-from evallib.methods.results import Estimate, tidy_frame
+from evallib.methods.base.results import Estimate, tidy_frame
 
 ControlGroup = Literal["never_treated", "not_yet_treated"]
 Aggregation = Literal["simple", "group", "dynamic", "calendar"]
@@ -42,9 +42,9 @@ class AggregateResult:
     def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """Effects by event time (the dynamic aggregation) on ``ax`` (a new figure when None); returns the Figure.
 
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_event_study`.
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_event_study`.
         """
-        from evallib.methods.plotting import plot_event_study
+        from evallib.methods.base.plotting import plot_event_study
 
         return plot_event_study(self, ax=ax, **kwargs)
 

@@ -18,8 +18,8 @@ import pandas as pd
 from scipy.optimize import minimize, nnls
 
 from evallib.errors import DataError
-from evallib.methods.inference import _invert
-from evallib.methods.results import Estimate, tidy_frame
+from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.inference.inversion import invert_linear
 
 
 def simplex_least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -78,9 +78,9 @@ class SynthResult:
     def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
         """The gap between the site and its synthetic control, over the placebos on ``ax`` (a new figure when None); returns the Figure.
 
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.plotting.plot_synthetic_control`.
+        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_synthetic_control`.
         """
-        from evallib.methods.plotting import plot_synthetic_control
+        from evallib.methods.base.plotting import plot_synthetic_control
 
         return plot_synthetic_control(self, ax=ax, **kwargs)
 
@@ -268,7 +268,7 @@ class SyntheticControl:
             stats_all = np.append(placebos["mean_post_gap"].to_numpy(), est)
             coef = np.append(shift, 1.0)  # d statistic / d tau under "effect = tau"
             p = float(np.mean(np.abs(stats_all) >= abs(est) - 1e-12))
-            lo, hi = _invert(stats_all, coef, est, self.alpha)
+            lo, hi = invert_linear(stats_all, coef, est, self.alpha)
             se = float(np.std(stats_all, ddof=1))
         row = Estimate(
             outcome=self.outcome_label or self.outcome,
