@@ -73,7 +73,7 @@ def main() -> None:
         t_ev, ours = timed(lambda d=d, model=model: model.fit(d), args.repeat)
         times = {"evallib": t_ev}
         t_pf, pf_fit = timed(lambda d=d: pf.feols("y ~ D | unit + t", data=d, vcov={"CRV1": "unit"}), args.repeat)
-        assert abs(pf_fit.coef()["D"] - ours.estimate) < 1e-8 and abs(pf_fit.se()["D"] - ours.row.std_error) < 1e-8
+        assert abs(pf_fit.coef()["D"] - ours.estimate) < 1e-8 and abs(pf_fit.se()["D"] - ours.headline.std_error) < 1e-8
         times["pyfixest"] = t_pf
         lm_data = d.set_index(["unit", "t"])
         t_lm, lm_fit = timed(

@@ -78,7 +78,7 @@ def compare(name: str, data: pd.DataFrame, roles: dict[str, str]) -> None:
     )
     t_full, fit = best_of(lambda: model.fit(data), repeat=2)
     t_pl, se = best_of(lambda: theirs.se(method="placebo", replications=n0, random_state=0), repeat=1)
-    row = fit.row
+    row = fit.headline
     print(
         f"  with placebos    evallib {t_full * 1e3:8.1f} ms ({len(fit.placebo_estimates)} refits, exact test: "
         f"p = {row.p_value:.3f}, interval {row.ci_low:.4g} to {row.ci_high:.4g})"

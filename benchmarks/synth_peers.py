@@ -118,8 +118,8 @@ def main() -> None:
     t_theirs_pl = per_fit * (len(donors) + 1)
     print(f"\nFull placebo run ({len(donors)} refits + the real fit)")
     print(
-        f"  evallib   {t_ours_pl:7.2f} s   mean-gap placebo p = {full.row.p_value:.3f} "
-        f"(interval {full.row.ci_low:,.0f} to {full.row.ci_high:,.0f}); RMSPE-ratio p = {full.rmspe_ratio_p_value:.3f}"
+        f"  evallib   {t_ours_pl:7.2f} s   mean-gap placebo p = {full.headline.p_value:.3f} "
+        f"(interval {full.headline.ci_low:,.0f} to {full.headline.ci_high:,.0f}); RMSPE-ratio p = {full.rmspe_ratio_p_value:.3f}"
     )
     print(
         f"  pysyncon  {t_theirs_pl:7.2f} s   projected from {len(sample) + 1} timed fits "
@@ -128,7 +128,7 @@ def main() -> None:
     t = time.perf_counter()
     fast = SyntheticControl("bmprison", "state", "year", "Texas", 1993).fit(keep)
     print(
-        f"\nOutcome-only fit with all placebos: {time.perf_counter() - t:.2f} s, mean-gap p = {fast.row.p_value:.3f}, "
+        f"\nOutcome-only fit with all placebos: {time.perf_counter() - t:.2f} s, mean-gap p = {fast.headline.p_value:.3f}, "
         f"RMSPE-ratio p = {fast.rmspe_ratio_p_value:.3f}"
     )
 

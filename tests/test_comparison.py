@@ -111,9 +111,9 @@ def _constructed(seed: int = 0, J: int = 15) -> pd.DataFrame:
 def test_synthetic_control_recovers_known_weights_and_effect() -> None:
     r = SyntheticControl("y", "unit", "time", "T", 20).fit(_constructed())
     assert r.weights["D02"] == pytest.approx(0.6, abs=1e-6) and r.weights["D05"] == pytest.approx(0.4, abs=1e-6)
-    assert r.row.estimate == pytest.approx(1.5, abs=1e-6) and r.pre_rmspe < 1e-6
+    assert r.headline.estimate == pytest.approx(1.5, abs=1e-6) and r.pre_rmspe < 1e-6
     assert r.rmspe_ratio_p_value == pytest.approx(1 / 16)  # the largest RMSPE ratio of 16 units
-    assert r.min_p_value == pytest.approx(1 / 16) and r.row.inference == "placebo_in_space"
+    assert r.min_p_value == pytest.approx(1 / 16) and r.headline.inference == "placebo_in_space"
 
 
 def test_nested_fit_is_stable_across_starting_points() -> None:
@@ -137,12 +137,12 @@ def test_placebo_p_values_match_a_direct_loop() -> None:
     donors = [u for u in d["unit"].unique() if u != "T"]
     for j in donors:
         f = SyntheticControl("y", "unit", "time", j, 20, placebo=False).fit(d)
-        ratios[j], gaps[j] = f.rmspe_ratio, f.row.estimate
+        ratios[j], gaps[j] = f.rmspe_ratio, f.headline.estimate
     expected = (1 + sum(v >= r.rmspe_ratio - 1e-12 for v in ratios.values())) / (1 + len(donors))
     assert r.rmspe_ratio_p_value == pytest.approx(expected)
     np.testing.assert_allclose(r.placebos.set_index("unit")["ratio"].reindex(donors), [ratios[j] for j in donors])
-    all_gaps = np.array([*gaps.values(), r.row.estimate])
-    assert r.row.p_value == pytest.approx(np.mean(np.abs(all_gaps) >= abs(r.row.estimate) - 1e-12))
+    all_gaps = np.array([*gaps.values(), r.headline.estimate])
+    assert r.headline.p_value == pytest.approx(np.mean(np.abs(all_gaps) >= abs(r.headline.estimate) - 1e-12))
 
 
 def test_synth_interval_inverts_the_mean_gap_test() -> None:
@@ -151,16 +151,16 @@ def test_synth_interval_inverts_the_mean_gap_test() -> None:
     d = _constructed(7, J=39)
     d.loc[(d["unit"] == "T") & (d["time"] >= 20), "y"] += 2.0
     r = SyntheticControl("y", "unit", "time", "T", 20).fit(d)
-    assert np.isfinite(r.row.ci_low) and np.isfinite(r.row.ci_high)
-    for tau in (r.row.ci_low - 1e-6, r.row.ci_low + 1e-6, r.row.ci_high - 1e-6, r.row.ci_high + 1e-6):
+    assert np.isfinite(r.headline.ci_low) and np.isfinite(r.headline.ci_high)
+    for tau in (r.headline.ci_low - 1e-6, r.headline.ci_low + 1e-6, r.headline.ci_high - 1e-6, r.headline.ci_high + 1e-6):
         shifted = d.copy()
         shifted.loc[(shifted["unit"] == "T") & (shifted["time"] >= 20), "y"] -= tau
-        p_tau = SyntheticControl("y", "unit", "time", "T", 20).fit(shifted).row.p_value
-        assert (p_tau > 0.05) == (r.row.ci_low <= tau <= r.row.ci_high)
+        p_tau = SyntheticControl("y", "unit", "time", "T", 20).fit(shifted).headline.p_value
+        assert (p_tau > 0.05) == (r.headline.ci_low <= tau <= r.headline.ci_high)
     for seed in range(15):
         d = _constructed(seed, J=39)
         d.loc[(d["unit"] == "T") & (d["time"] >= 20), "y"] += 3.0 * (seed % 5)
-        row = SyntheticControl("y", "unit", "time", "T", 20).fit(d).row
+        row = SyntheticControl("y", "unit", "time", "T", 20).fit(d).headline
         assert (row.p_value > 0.05) == (row.ci_low <= 0 <= row.ci_high)
 
 
@@ -168,8 +168,8 @@ def test_synth_reports_the_p_value_floor() -> None:
     d = _constructed(1)
     few = d[d["unit"].isin(["T", "D00", "D01", "D02", "D03", "D04", "D05", "D06"])]  # 7 donors, like a small ICS
     r = SyntheticControl("y", "unit", "time", "T", 20).fit(few)
-    assert r.min_p_value == pytest.approx(1 / 8) and r.row.p_value >= r.min_p_value
-    assert r.row.ci_low == -np.inf and r.row.ci_high == np.inf  # the test can never reject at 5%
+    assert r.min_p_value == pytest.approx(1 / 8) and r.headline.p_value >= r.min_p_value
+    assert r.headline.ci_low == -np.inf and r.headline.ci_high == np.inf  # the test can never reject at 5%
 
 
 def test_random_effects_matches_hand_computation() -> None:

@@ -23,9 +23,9 @@ def test_twfe_matches_reference_with_cr1(organ_donations: pd.DataFrame) -> None:
     # REFERENCE.md section 1: -0.022459, cluster (CR1, fixest convention) SE 0.006131, p = 0.0011.
     r = DiD(**ROLES, inference="cluster_cr1").fit(organ_donations)
     assert r.estimate == pytest.approx(-0.022459, abs=1e-6)
-    assert r.row.std_error == pytest.approx(0.006131, abs=1e-6)
+    assert r.headline.std_error == pytest.approx(0.006131, abs=1e-6)
     assert r.p_value == pytest.approx(0.0011, abs=1e-4)
-    assert r.row.inference == "cluster_cr1"
+    assert r.headline.inference == "cluster_cr1"
 
 
 def test_hc1_matches_statsmodels_with_dummies(organ_donations: pd.DataFrame) -> None:
@@ -33,16 +33,16 @@ def test_hc1_matches_statsmodels_with_dummies(organ_donations: pd.DataFrame) -> 
     sm = smf.ols("Rate ~ d + C(State) + C(Quarter_Num)", d).fit(cov_type="HC1")
     r = DiD(**ROLES, inference="hc1").fit(organ_donations)
     assert r.estimate == pytest.approx(sm.params["d"], rel=1e-10)
-    assert r.row.std_error == pytest.approx(sm.bse["d"], rel=1e-8)
+    assert r.headline.std_error == pytest.approx(sm.bse["d"], rel=1e-8)
 
 
 def test_placebo_p_value_matches_reference(organ_donations: pd.DataFrame) -> None:
     # REFERENCE.md: each of the 26 control states as fake treated, two-sided rank p = 0.185 (5/27).
     r = DiD(**ROLES).fit(organ_donations)  # one treated unit: auto chooses placebo
-    assert r.row.inference == "placebo_in_space"
+    assert r.headline.inference == "placebo_in_space"
     assert r.p_value == pytest.approx(5 / 27, abs=1e-12)
-    assert r.row.n_control == 26
-    assert r.row.ci_low < r.estimate < r.row.ci_high
+    assert r.headline.n_control == 26
+    assert r.headline.ci_low < r.estimate < r.headline.ci_high
 
 
 def test_placebo_estimates_match_a_loop_of_twfe_fits(organ_donations: pd.DataFrame) -> None:
@@ -58,7 +58,7 @@ def test_placebo_estimates_match_a_loop_of_twfe_fits(organ_donations: pd.DataFra
 def test_placebo_interval_is_the_set_of_unrejected_effects(organ_donations: pd.DataFrame) -> None:
     """Shifting California's post-period by a value inside the interval must not be rejected; outside must."""
     r = DiD(**ROLES).fit(organ_donations)
-    for tau, rejected in ((r.row.ci_low + 1e-3, False), (r.row.ci_high - 1e-3, False), (r.row.ci_low - 0.02, True)):
+    for tau, rejected in ((r.headline.ci_low + 1e-3, False), (r.headline.ci_high - 1e-3, False), (r.headline.ci_low - 0.02, True)):
         shifted = organ_donations.copy()
         mask = (shifted["treated"] == 1) & (shifted["post"] == 1)
         shifted.loc[mask, "Rate"] -= tau
@@ -138,8 +138,8 @@ def test_several_treated_units_use_seeded_random_draws() -> None:
     d = simulate_panel(50, 48, treated=4, start_period=30, effect=0.1, seed=3)
     roles = SIM_ROLES
     a, b = DiD(**roles, n_draws=499, seed=7).fit(d), DiD(**roles, n_draws=499, seed=7).fit(d)
-    assert a.row == b.row
-    assert len(a.placebo_estimates) == 500 and a.row.n_treated == 4
+    assert a.headline == b.headline
+    assert len(a.placebo_estimates) == 500 and a.headline.n_treated == 4
     assert a.estimate == pytest.approx(0.1, abs=0.05)
 
 

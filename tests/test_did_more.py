@@ -60,8 +60,8 @@ def test_rate_ratio_matches_statsmodels_glm_with_dummies() -> None:
         "value ~ dd + C(unit) + C(period)", d, family=sm.families.Poisson(), offset=np.log(d["population"])
     ).fit()
     assert r.log_rate_ratio == pytest.approx(m.params["dd"], rel=1e-8)
-    assert r.row.std_error == pytest.approx(m.bse["dd"], rel=1e-5)
-    assert r.estimate == pytest.approx(np.exp(m.params["dd"]), rel=1e-8) and r.row.scale == "rate_ratio"
+    assert r.headline.std_error == pytest.approx(m.bse["dd"], rel=1e-5)
+    assert r.estimate == pytest.approx(np.exp(m.params["dd"]), rel=1e-8) and r.headline.scale == "rate_ratio"
 
 
 def test_vectorised_poisson_placebo_equals_refits() -> None:
@@ -111,11 +111,11 @@ def test_wild_bootstrap_matches_brute_force_refits() -> None:
         "value", "unit", "period", "treated", "post", transform="log", inference="wild_bootstrap", n_draws=199, seed=3
     )
     r = model.fit(d)
-    assert r.row.inference == "wild_bootstrap_webb"
+    assert r.headline.inference == "wild_bootstrap_webb"
     rng = np.random.default_rng(3)
     v = rng.choice(np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)]), size=(199, 24))
     assert r.p_value == pytest.approx(_brute_force_wcr(d, v), abs=1e-12)
-    assert r.row.ci_low < r.estimate < r.row.ci_high
+    assert r.headline.ci_low < r.estimate < r.headline.ci_high
 
 
 def test_wild_bootstrap_size_with_few_treated_clusters() -> None:
@@ -124,7 +124,7 @@ def test_wild_bootstrap_size_with_few_treated_clusters() -> None:
     for seed in range(150):
         d = simulate_panel(40, 24, treated=12, start_period=16, seed=500 + seed)
         r = DiD("value", "unit", "period", "treated", "post", transform="log", n_draws=199, seed=seed).fit(d)
-        assert r.row.inference == "wild_bootstrap_webb"  # the auto choice for 10+ treated units
+        assert r.headline.inference == "wild_bootstrap_webb"  # the auto choice for 10+ treated units
         rejections += r.p_value < 0.05
     assert rejections <= 16
 
@@ -137,12 +137,12 @@ def test_wcr_function_rejects_unbalanced_input() -> None:
 def test_rate_outcome_equals_a_precomputed_rate() -> None:
     d = simulate_panel(30, 36, start_period=24, effect=-0.1, seed=6)
     roles = SIM_ROLES
-    r = DiD(**roles, denominator="population").fit(d)
+    r = DiD(**roles, exposure="population").fit(d)
     direct = DiD(**{**roles, "outcome": "rate"}).fit(d.assign(rate=d["value"] / d["population"]))
-    assert (r.row.estimate, r.row.ci_low, r.row.ci_high, r.p_value) == (
-        direct.row.estimate,
-        direct.row.ci_low,
-        direct.row.ci_high,
+    assert (r.headline.estimate, r.headline.ci_low, r.headline.ci_high, r.p_value) == (
+        direct.headline.estimate,
+        direct.headline.ci_low,
+        direct.headline.ci_high,
         direct.p_value,
     )
     # Population is constant within an area here, so on the log scale the rate and the count agree.

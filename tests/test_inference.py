@@ -106,9 +106,9 @@ def test_did_interval_is_the_inversion_of_its_p_value(inference: str, n_treated:
     d = simulate_nhs_panel(50, 48, n_treated=n_treated, start_period=36, effect=-0.1, seed=4)
     model = DiD(**ROLES, transform="log", inference=inference, n_draws=199)  # type: ignore[arg-type]
     r = model.fit(d)
-    assert r.row.inference == inference and r.row.ci_low < r.estimate < r.row.ci_high
+    assert r.headline.inference == inference and r.headline.ci_low < r.estimate < r.headline.ci_high
     shift = (d["treated"] == 1) & (d["post"] == 1)
-    for end, inside in ((r.row.ci_low, 1e-7), (r.row.ci_high, -1e-7)):
+    for end, inside in ((r.headline.ci_low, 1e-7), (r.headline.ci_high, -1e-7)):
         for step, accepted in ((inside, True), (-inside, False)):
             moved = d.assign(value=d["value"] * np.where(shift, np.exp(-(end + step)), 1.0))
             assert (model.fit(moved).p_value > 0.05) == accepted

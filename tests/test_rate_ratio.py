@@ -53,9 +53,9 @@ def test_interval_inverts_the_placebo_test(n_treated: int) -> None:
     d = simulate_nhs_panel(40, 36, n_treated=n_treated, start_period=24, effect=-0.15, seed=6)
     model = _model(n_draws=99)
     r = model.fit(d)
-    lo, hi = np.log(r.row.ci_low), np.log(r.row.ci_high)
+    lo, hi = np.log(r.headline.ci_low), np.log(r.headline.ci_high)
     shift = (d["treated"] == 1) & (d["post"] == 1)
-    tol = 1e-3 * r.row.std_error  # the ends are located to 0.001 placebo SDs, on the accepted side
+    tol = 1e-3 * r.headline.std_error  # the ends are located to 0.001 placebo SDs, on the accepted side
 
     def p_under(tau: float) -> float:
         return model.fit(d.assign(value=d["value"] * np.where(shift, np.exp(-tau), 1.0))).p_value
@@ -68,7 +68,7 @@ def test_interval_inverts_the_placebo_test(n_treated: int) -> None:
 def test_p_above_alpha_exactly_when_one_is_in_the_interval() -> None:
     for seed in range(25):
         d = simulate_nhs_panel(30, 24, start_period=16, effect=-0.12 * (seed % 3), seed=seed)
-        r = _model().fit(d).row
+        r = _model().fit(d).headline
         assert (r.p_value > 0.05) == (r.ci_low <= 1 <= r.ci_high)
 
 

@@ -107,7 +107,7 @@ def test_p_value_and_interval_agree(n_treated: int) -> None:
     agree = []
     for seed in range(40):
         d = simulate_panel(16, 20, treated=n_treated, start_period=14, effect=0.04 * (seed % 4), seed=seed)
-        r = SyntheticDiD(**SIM_ROLES, n_draws=99, seed=seed).fit(d).row
+        r = SyntheticDiD(**SIM_ROLES, n_draws=99, seed=seed).fit(d).headline
         agree.append((r.p_value > 0.05) == (r.ci_low <= 0 <= r.ci_high))
         assert r.ci_low <= r.estimate <= r.ci_high
     assert all(agree)
@@ -135,7 +135,7 @@ def test_placebo_size_and_coverage() -> None:
         d = simulate_panel(40, 24, treated=1, start_period=16, effect=0.0, seed=10_000 + s)
         reject0.append(SyntheticDiD(**SIM_ROLES).fit(d).p_value <= 0.05)
         d = simulate_panel(40, 24, treated=1, start_period=16, effect=effect, seed=20_000 + s)
-        r = SyntheticDiD(**SIM_ROLES).fit(d).row
+        r = SyntheticDiD(**SIM_ROLES).fit(d).headline
         cover.append(r.ci_low <= effect <= r.ci_high)
     mc = 3 * np.sqrt(0.05 * 0.95 / reps)
     assert abs(np.mean(reject0) - 0.05) < mc

@@ -153,7 +153,7 @@ def test_known_effect_on_evaluators_own_data(tmp_path: Path, monkeypatch: pytest
         "primary_outcome": "admissions",
     }
     ev = evaluate_site(SiteProtocol.from_mapping(p))
-    r = ev.primary.did.row
+    r = ev.primary.did.headline
     assert ev.status == "evaluated" and r.n_control == 59
     assert r.estimate == pytest.approx(-0.15, abs=0.08)
     assert r.p_value < 0.05

@@ -101,7 +101,7 @@ def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
                 inference="cluster_cr1",
             )
             .fit(data.long)
-            .row
+            .headline
         )
     else:
         wide = data.long.pivot(index="period", columns="unit", values="value")
@@ -110,7 +110,7 @@ def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
         # As the reports fit it: GLS with REML AR(1) errors and bootstrap-t intervals (Newey-West would measure a
         # method no report publishes).
         its = SegmentedITS(
-            intervention_start=data.start,
+            start=data.start,
             transform=data.transform,  # type: ignore[arg-type]
             harmonics=2,
             horizons=(h,),

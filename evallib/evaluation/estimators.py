@@ -93,7 +93,7 @@ def _did(d: DesignData, inference: str) -> Headline:
         **_ROLES, transform=d.transform, inference=inference, n_draws=d.n_draws, seed=d.seed, outcome_label=d.outcome
     ).fit(d.long)
     name = "did" if inference == "placebo_in_space" else "did_studentized"
-    return Headline(name, res.row, res)
+    return Headline(name, res.headline, res)
 
 
 def _rate_ratio(d: DesignData) -> Headline:
@@ -106,7 +106,7 @@ def _rate_ratio(d: DesignData) -> Headline:
         seed=d.seed,
         outcome_label=d.outcome,
     ).fit(d.counts)
-    return Headline("rate_ratio", res.row, res)
+    return Headline("rate_ratio", res.headline, res)
 
 
 def _controlled_its(d: DesignData) -> Headline:
@@ -151,7 +151,7 @@ def _synthetic_control(d: DesignData) -> Headline:
         outcome_label=d.outcome,
         scale="log" if d.transform == "log" else "level",
     ).fit(data)
-    return Headline("synthetic_control", res.row, res)
+    return Headline("synthetic_control", res.headline, res)
 
 
 def _synthetic_did(d: DesignData) -> Headline:
@@ -162,7 +162,7 @@ def _synthetic_did(d: DesignData) -> Headline:
         seed=d.seed,
         outcome_label=d.outcome,
     ).fit(d.long)
-    return Headline("synthetic_did", res.row, res)
+    return Headline("synthetic_did", res.headline, res)
 
 
 _FITS = {

@@ -225,7 +225,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     # whose intervals reach their nominal coverage in the Monte Carlo suite.
     harmonics = seasonal_harmonics(ppy)
     its = SegmentedITS(
-        intervention_start=w["post_start"],
+        start=w["post_start"],
         transform=transform,  # type: ignore[arg-type]
         seasonality="fourier" if harmonics else "none",
         harmonics=harmonics,

@@ -208,7 +208,7 @@ def check_robustness(
     if len(pre_periods) >= MIN_PLACEBO_TIME_PERIODS:
         fake = pre_periods[len(pre_periods) // 2]
         pre["post"] = (pre["period"] >= fake).astype(int)
-        r = DiD(**roles, **common).fit(pre).row
+        r = DiD(**roles, **common).fit(pre).headline
         placebo_time = Estimate(
             **{
                 **r.__dict__,
@@ -231,7 +231,7 @@ def check_robustness(
         pre_vals = values.loc[~post]
         matched = match_comparators(site_series[~post], pre_vals[pool], k=min(10, len(pool)))
         sub = long[long["unit"].isin(treated + matched.units)]
-        r = DiD(**roles, **common).fit(sub).row
+        r = DiD(**roles, **common).fit(sub).headline
         matched_row = Estimate(**{**r.__dict__, "method": "did_twfe_matched", "term": "treated_x_post"})
         sets = {
             "all eligible": pd.Series(1.0, index=pool),
@@ -304,7 +304,7 @@ def _judge(
             )
         )
     checks.append(_agreement("10 matched comparators", main, matched_row, "ten comparators cannot give p < 0.05"))
-    checks.append(_agreement("synthetic control", main, on_log_scale(synth.row) if synth is not None else None))
+    checks.append(_agreement("synthetic control", main, on_log_scale(synth.headline) if synth is not None else None))
     if not effect:
         checks.append(Check("parallel-trends sensitivity", "not run", "no effect to overturn"))
     elif sensitivity is None or not math.isfinite(sensitivity.breakdown) and sensitivity.breakdown != math.inf:

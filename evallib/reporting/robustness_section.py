@@ -52,7 +52,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         )
         ctx["synthetic"] = {
             "rmspe": f"{s.pre_rmspe:.3f}",
-            "p": p_text(s.row.p_value),
+            "p": p_text(s.headline.p_value),
             "min_p": f"{s.min_p_value:.2f}",
             "ratio_p": p_text(s.rmspe_ratio_p_value),
             "n": len(s.placebos),

@@ -148,7 +148,7 @@ def replicate(task: Task) -> dict[str, Any]:
                 h = fit_headline(name, DesignData(long=long, counts=long, start=d.start))
             own.extend(_row(name, r) for r in h.result.rows)
         else:
-            own.append(_row(name, h.result.row))
+            own.append(_row(name, h.result.headline))
     # The pre-period tests on the same panel (every unit, before the site analysis's screening), never withheld.
     pre = long[long["post"] == 0]
     pt = pretrend_test(pre, outcome="value", unit="unit", time="period", treated="treated", transform="log")

@@ -30,7 +30,7 @@ def _did_rows(d: pd.DataFrame, effect: float) -> dict[str, bool]:
     """Rejection of the true effect and agreement of p with the interval, for both placebo tests, on one panel."""
     out = {}
     for inference in ("placebo_in_space", "placebo_studentized"):
-        r = DiD(**ROLES, transform="log", inference=inference, n_draws=999).fit(d).row  # type: ignore[arg-type]
+        r = DiD(**ROLES, transform="log", inference=inference, n_draws=999).fit(d).headline  # type: ignore[arg-type]
         out[f"{inference}_reject"] = not (r.ci_low <= effect <= r.ci_high)
         out[f"{inference}_agree"] = (r.p_value > ALPHA) == (r.ci_low <= 0 <= r.ci_high)
     return out

@@ -34,7 +34,7 @@ ITS_MODEL = SegmentedITS(MONTHS[START], errors="ar1_reml", horizons=(12, 24), ou
 
 
 def _rate_ratio(d: pd.DataFrame, effect: float) -> tuple[bool, bool]:
-    r = RATE_MODEL.fit(d).row
+    r = RATE_MODEL.fit(d).headline
     return (not r.ci_low <= np.exp(effect) <= r.ci_high), (r.p_value > ALPHA) == (r.ci_low <= 1 <= r.ci_high)
 
 

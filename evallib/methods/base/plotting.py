@@ -77,9 +77,9 @@ def mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start")
 
 
 def plot_placebo_distribution(
-    result: Any, *, title: str = "", xlabel: str = "estimate", ax: Axes | None = None
+    result: Any, *, title: str = "", xlabel: str = "estimate", ax: Axes | None = None, marked: float | None = None
 ) -> Figure:
-    """Histogram of placebo estimates with the site's estimate marked."""
+    """Histogram of placebo estimates with the site's estimate (or ``marked``, on the placebos' scale) marked."""
     if result.placebo_estimates is None:
         raise ValueError("this result has no placebo distribution (inference was not placebo_in_space)")
     fig, ax = new_axes(ax, (FIG_WIDTH, 3.0))
@@ -91,7 +91,8 @@ def plot_placebo_distribution(
         alpha=0.8,
         label="placebo estimates (comparison units)",
     )
-    ax.axvline(result.estimate, color=SITE_COLOUR, linewidth=2.2, label="this site")
+    site = result.estimate if marked is None else marked
+    ax.axvline(site, color=SITE_COLOUR, linewidth=2.2, label="this site")
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("number of units")
@@ -216,4 +217,27 @@ def plot_synthetic_control(result: Any, *, title: str = "", ylabel: str = "", ax
     mark_start(ax, result.start)
     ax.set_ylabel(ylabel)
     finish_axes(ax, title, legend="lower left")
+    return fig
+
+
+def plot_paths(
+    treated: pd.Series,
+    comparison: pd.Series,
+    start: object,
+    *,
+    title: str = "",
+    ylabel: str = "",
+    labels: tuple[str, str] = ("treated units", "comparison"),
+    ax: Axes | None = None,
+) -> Figure:
+    """The treated units' path against the comparison's, with the start marked."""
+    fig, ax = new_axes(ax)
+    ax.plot(comparison.index, comparison, color=COMPARISON_COLOUR, linewidth=1.6, linestyle="--", label=labels[1])
+    ax.plot(treated.index, treated, color=SITE_COLOUR, linewidth=2, label=labels[0])
+    if isinstance(start, pd.Timestamp):
+        mark_start(ax, start)
+    else:
+        ax.axvline(start, color=FLAG_COLOUR, linewidth=1, linestyle=":")  # type: ignore[arg-type]
+    ax.set_ylabel(ylabel)
+    finish_axes(ax, title, legend="best")
     return fig

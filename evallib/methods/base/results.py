@@ -42,10 +42,16 @@ Scale names (``scale``):
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 TIDY_COLUMNS: tuple[str, ...] = (
     "outcome",
@@ -99,3 +105,78 @@ def tidy_frame(rows: list[Estimate] | tuple[Estimate, ...]) -> pd.DataFrame:
 def percent_change(log_estimate: float) -> float:
     """Proportional change in percent implied by a log-scale estimate."""
     return 100.0 * (math.exp(log_estimate) - 1.0) if math.isfinite(log_estimate) else float("nan")
+
+
+class EstimatorResult:
+    """What every estimator's frozen result offers, whatever the method.
+
+    A result holds its tidy rows (:attr:`rows`, one :class:`Estimate` each) and names the row it leads with
+    (:attr:`headline`). From those come :meth:`tidy`, :attr:`estimate`, :attr:`p_value`, :meth:`conf_int`,
+    :meth:`summary` and the display in JupyterLab; :meth:`plot` draws the result on ``ax=``. Subclasses are
+    frozen dataclasses that define ``rows`` (a field or a property) and may set :attr:`headline_term`.
+    """
+
+    #: The term of the row the result leads with (the first row when ``None``).
+    headline_term: ClassVar[str | None] = None
+    #: Every estimate of the result, in the order :meth:`tidy` lists them (a field or a property of each subclass).
+    rows: tuple[Estimate, ...]
+
+    def row(self, term: str | None = None) -> Estimate:
+        """The row for ``term`` (the headline row when ``None``)."""
+        rows = self.rows
+        want = self.headline_term if term is None else term
+        if want is None:
+            return rows[0]
+        for r in rows:
+            if r.term == want:
+                return r
+        raise KeyError(f"no term {want!r}; terms: {', '.join(r.term for r in rows)}")
+
+    @property
+    def headline(self) -> Estimate:
+        """The row the result leads with."""
+        return self.row()
+
+    @property
+    def estimate(self) -> float:
+        """The headline estimate."""
+        return self.headline.estimate
+
+    @property
+    def p_value(self) -> float:
+        """The headline estimate's p-value."""
+        return self.headline.p_value
+
+    def tidy(self) -> pd.DataFrame:
+        """Every estimate as one tidy table with the columns :data:`TIDY_COLUMNS`."""
+        return tidy_frame(list(self.rows))
+
+    def conf_int(self) -> pd.DataFrame:
+        """The 95% (``1 - alpha``) interval of every term, indexed by term (columns ``ci_low``, ``ci_high``)."""
+        t = self.tidy()
+        return t.set_index("term")[["ci_low", "ci_high"]]
+
+    def summary(self) -> str:
+        """A plain-text table of the estimates with the method and inference named."""
+        t = self.tidy()
+        head = self.headline
+        lines = [
+            f"{type(self).__name__}: {head.outcome} ({head.method}; inference: {head.inference}; scale: {head.scale})",
+            f"treated units: {head.n_treated}; comparison units: {head.n_control}",
+            t[["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]].to_string(
+                index=False, float_format=lambda x: f"{x:.4g}"
+            ),
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        caption = f"{type(self).__name__}: {self.headline.method}, {self.headline.inference} inference"
+        body = self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return f"<p><b>{html.escape(caption)}</b></p>{body}"
+
+    def plot(self, *, ax: Axes | None = None, title: str = "") -> Figure:
+        """Draw the result on ``ax`` (a new figure when ``None``); returns the Figure."""
+        raise NotImplementedError(f"{type(self).__name__} has no plot")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -11,26 +11,31 @@ from scipy import stats
 
 from evallib.errors import DataError
 from evallib.methods.base.arrays import Transform, prepare_panel, within_transform
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.did.twfe import MIN_TREATED_FOR_BOOTSTRAP
 from evallib.methods.inference.permutation import permutation_test
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 
 @dataclass(frozen=True)
-class EventStudyResult:
+class EventStudyResult(EstimatorResult):
     """Read-only event-study result: one row per event time (the reference excluded).
 
-    ``pretrend`` is the joint test that every lead (pre-period event time) is zero.
+    ``pretrend`` is the joint test that every lead (pre-period event time) is zero. The headline is the
+    first post-period event time.
     """
+
+    headline_term: ClassVar[str | None] = "event_time_0"
 
     rows: tuple[Estimate, ...]
     event_times: tuple[int, ...]
     reference: int
     pretrend: Estimate
     placebo: np.ndarray | None = field(default=None, repr=False)
-
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame(list(self.rows))
 
     def with_scale(self, scale: str) -> EventStudyResult:
         """The same result with its rows' ``scale`` relabelled (e.g. after aggregating logs)."""
@@ -41,17 +46,11 @@ class EventStudyResult:
     def leads(self) -> tuple[Estimate, ...]:
         return tuple(r for r, e in zip(self.rows, self.event_times, strict=True) if e < 0)
 
-    def _repr_html_(self) -> str:
-        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-
-    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
-        """Effects by event time with their intervals on ``ax`` (a new figure when None); returns the Figure.
-
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_event_study`.
-        """
+    def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "effect") -> Figure:
+        """Effects by event time with their intervals on ``ax`` (a new figure when None); returns the Figure."""
         from evallib.methods.base.plotting import plot_event_study
 
-        return plot_event_study(self, ax=ax, **kwargs)
+        return plot_event_study(self, ax=ax, title=title, ylabel=ylabel)
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,9 @@ class EventStudy:
     leads, lags : int, optional
         Bin event times below ``-leads`` into ``-leads`` and above ``lags`` into ``lags``
         (default: no binning).
+    bin_periods : int
+        With a design: average each unit's values within whole bins of this many periods relative to the
+        start first (12 for years of monthly data); incomplete bins are dropped.
     reference : int
         Event time normalised to zero (default -1, the period before the start).
     transform, inference, n_draws, seed, alpha
@@ -83,11 +85,11 @@ class EventStudy:
     staggered adoption use :class:`evallib.methods.did.staggered.CallawaySantAnna`.
     """
 
-    outcome: str
-    unit: str
-    time: str
-    treated: str
-    start: object
+    outcome: str = "value"
+    unit: str = "unit"
+    time: str = "period"
+    treated: str = "treated"
+    start: object = None
     leads: int | None = None
     lags: int | None = None
     reference: int = -1
@@ -97,8 +99,15 @@ class EventStudy:
     seed: int = 2015
     alpha: float = 0.05
     outcome_label: str = ""
+    bin_periods: int = 1
 
-    def fit(self, data: pd.DataFrame) -> EventStudyResult:
+    def fit(self, data: Design | pd.DataFrame) -> EventStudyResult:
+        """Effects by event time on a :class:`~evallib.methods.base.design.Design` (or long rows with the
+        column roles and ``start`` named in the settings)."""
+        if isinstance(data, Design):
+            return self._fit_design(data)
+        if self.start is None:
+            raise DataError("EventStudy: give the start (the first treated value of the time column)")
         pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, self.transform)
         periods = pa.periods
         if self.start not in set(periods):
@@ -204,3 +213,28 @@ class EventStudy:
         return EventStudyResult(
             rows=rows, event_times=tuple(event_times), reference=self.reference, pretrend=pretrend, placebo=placebo
         )
+
+    def _fit_design(self, design: Design) -> EventStudyResult:
+        """Bin the design's periods into whole bins of ``bin_periods`` relative to its start (each unit's mean
+        on the analysis scale within a bin: a year's mean removes seasonality), then fit by event time."""
+        pos = np.arange(design.n_periods) - int(np.argmax(design.post))
+        a = design.arrays(self.transform)
+        d = pd.DataFrame({"unit": a.units[a.unit], "_y": a.y, "treated": a.treated.astype(int)})
+        d["event_time"] = np.floor_divide(pos[a.time], self.bin_periods)
+        size = d.groupby(["unit", "event_time"])["_y"].transform("size")
+        d = d[size == self.bin_periods]
+        binned = d.groupby(["unit", "event_time"], as_index=False).agg(
+            value=("_y", "mean"), treated=("treated", "first")
+        )
+        settings = replace(
+            self,
+            outcome="value",
+            unit="unit",
+            time="event_time",
+            treated="treated",
+            start=0,
+            transform="identity",
+            bin_periods=1,
+            outcome_label=self.outcome_label or design.outcome,
+        )
+        return settings.fit(binned).with_scale("log" if self.transform == "log" else "level")

@@ -11,7 +11,7 @@ so the placebo test can be refitted under each null value its interval needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,8 @@ from scipy import stats
 
 from evallib.errors import DataError
 from evallib.methods.base.arrays import PanelArrays, as_binary, prepare_panel
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.did.poisson_fe import (  # noqa: F401 - fit_poisson_fe_balanced re-exported for callers
     fit_poisson_fe,
     fit_poisson_fe_balanced,
@@ -29,27 +30,29 @@ from evallib.methods.did.twfe import MIN_TREATED_FOR_BOOTSTRAP
 from evallib.methods.inference.inversion import invert_by_search
 from evallib.methods.inference.permutation import real_assignments, treatment_assignments
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 
 @dataclass(frozen=True)
-class RateRatioResult:
-    """Read-only result of :meth:`PoissonDiD.fit`; ``row.estimate`` is the rate ratio."""
+class RateRatioResult(EstimatorResult):
+    """Read-only result of :meth:`PoissonDiD.fit`; ``headline.estimate`` is the rate ratio.
 
-    row: Estimate
+    ``placebo_estimates`` are the placebo assignments' log rate ratios (placebo inference only).
+    """
+
+    rows: tuple[Estimate, ...]
     log_rate_ratio: float
     iterations: int
     placebo_estimates: np.ndarray | None = field(default=None, repr=False)
     null_values_tested: int = 0
 
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame([self.row])
+    def plot(self, *, ax: Axes | None = None, title: str = "", xlabel: str = "log rate ratio") -> Figure:
+        """The placebo log rate ratios with the site's marked on ``ax`` (a new figure when None)."""
+        from evallib.methods.base.plotting import plot_placebo_distribution
 
-    @property
-    def estimate(self) -> float:
-        return self.row.estimate
-
-    @property
-    def p_value(self) -> float:
-        return self.row.p_value
+        return plot_placebo_distribution(self, ax=ax, title=title, xlabel=xlabel, marked=self.log_rate_ratio)
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,11 @@ class PoissonDiD:
     assignment, on the data's totals).
     """
 
-    outcome: str
-    unit: str
-    time: str
-    treated: str
-    post: str
+    outcome: str = "value"
+    unit: str = "unit"
+    time: str = "period"
+    treated: str = "treated"
+    post: str = "post"
     exposure: str | None = None
     inference: Literal["auto", "placebo_in_space", "cluster_cr1", "model_based"] = "auto"
     n_draws: int = 199
@@ -108,20 +111,32 @@ class PoissonDiD:
     alpha: float = 0.05
     outcome_label: str = ""
 
-    def fit(self, data: pd.DataFrame) -> RateRatioResult:
-        extra = [self.post] + ([self.exposure] if self.exposure else [])
-        pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity", extra=extra)
+    def fit(self, data: Design | pd.DataFrame) -> RateRatioResult:
+        """The rate ratio on a :class:`~evallib.methods.base.design.Design` (its counts, with its exposure as
+        the offset) or on long rows with the column roles named in the settings."""
+        e = None
+        if isinstance(data, Design):
+            pa = data.arrays("identity", values=data.counts if data.counts is not None else data.values)
+            if data.exposure is not None:
+                e = data.exposure.T.reshape(-1)
+            post = pa.extra["post"].astype(bool)
+            label = self.outcome_label or data.outcome
+        else:
+            extra = [self.post] + ([self.exposure] if self.exposure else [])
+            pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity", extra=extra)
+            if self.exposure:
+                e = pa.extra[self.exposure].astype(float)
+            post = as_binary(pa.extra[self.post], self.post)
+            label = self.outcome_label or self.outcome
         y = pa.y
         if (y < 0).any():
-            raise DataError(f"PoissonDiD: {self.outcome!r} must be non-negative counts")
+            raise DataError(f"PoissonDiD: {label!r} must be non-negative counts")
         offset = None
-        if self.exposure:
-            e = pa.extra[self.exposure].astype(float)
+        if e is not None:
             if not np.all(e > 0):
-                raise DataError(f"PoissonDiD: exposure {self.exposure!r} must be positive")
+                raise DataError(f"PoissonDiD: the exposure of {label!r} must be positive")
             offset = np.log(e)
         unit, units, time = pa.unit, pa.units, pa.time
-        post = as_binary(pa.extra[self.post], self.post)
         dvar = (pa.treated & post).astype(float)
         beta, mu, d_t, w, iters = fit_poisson_fe(y, dvar, unit, time, offset)
         is_t = pa.unit_treated
@@ -149,7 +164,7 @@ class PoissonDiD:
             lo, hi = beta - z * se, beta + z * se
             p = float(2 * stats.norm.sf(abs(beta / se)))
         row = Estimate(
-            outcome=self.outcome_label or self.outcome,
+            outcome=label,
             term="treated_x_post",
             estimate=float(np.exp(beta)),
             std_error=se,
@@ -163,7 +178,7 @@ class PoissonDiD:
             n_control=n_units - n_t,
         )
         return RateRatioResult(
-            row=row,
+            rows=(row,),
             log_rate_ratio=float(beta),
             iterations=iters,
             placebo_estimates=placebo,

@@ -10,23 +10,28 @@ as R's ``did`` package computes them without the bootstrap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from evallib.errors import DataError
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 ControlGroup = Literal["never_treated", "not_yet_treated"]
 Aggregation = Literal["simple", "group", "dynamic", "calendar"]
 
 
 @dataclass(frozen=True)
-class AggregateResult:
-    """An aggregation of ATT(g,t): the overall effect and its components.
+class AggregateResult(EstimatorResult):
+    """An aggregation of ATT(g,t): the overall effect (the headline) and its components.
 
     ``overall`` is one tidy row; ``components`` has one row per group, event time
     or calendar period (``term`` says which), all with analytic SEs.
@@ -36,25 +41,24 @@ class AggregateResult:
     overall: Estimate
     components: tuple[Estimate, ...] = ()
 
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame([self.overall, *self.components])
+    @property
+    def rows(self) -> tuple[Estimate, ...]:  # type: ignore[override]
+        return (self.overall, *self.components)
 
-    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
-        """Effects by event time (the dynamic aggregation) on ``ax`` (a new figure when None); returns the Figure.
-
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_event_study`.
-        """
+    def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "effect") -> Figure:
+        """Effects by event time (the dynamic aggregation) on ``ax`` (a new figure when None)."""
         from evallib.methods.base.plotting import plot_event_study
 
-        return plot_event_study(self, ax=ax, **kwargs)
-
-    def _repr_html_(self) -> str:
-        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return plot_event_study(self, ax=ax, title=title, ylabel=ylabel)
 
 
 @dataclass(frozen=True)
-class CSResult:
-    """Group-time average treatment effects with their influence functions (read-only)."""
+class CSResult(EstimatorResult):
+    """Group-time average treatment effects with their influence functions (read-only).
+
+    ``rows`` are the ATT(g,t); the headline is their simple aggregate (:meth:`aggregate`), the average effect
+    on the treated across cohorts and periods.
+    """
 
     group_time: pd.DataFrame = field(repr=False)  # group, time, att, std_error
     influence: np.ndarray = field(repr=False)  # n_units x n_cells
@@ -107,14 +111,23 @@ class CSResult:
             n_control=n_control,
         )
 
-    def tidy(self) -> pd.DataFrame:
+    @property
+    def rows(self) -> tuple[Estimate, ...]:  # type: ignore[override]
         """One row per ATT(g,t), term ``ATT(g,t)``."""
         n_t = int((self.unit_cohort > 0).sum())
-        rows = [
+        return tuple(
             self._row(f"ATT({int(g)},{int(t)})", a, self.influence[:, k], n_t, self.n_units - n_t)
             for k, (g, t, a) in enumerate(self.group_time[["group", "time", "att"]].itertuples(index=False))
-        ]
-        return tidy_frame(rows)
+        )
+
+    @property
+    def headline(self) -> Estimate:
+        """The simple aggregate ATT."""
+        return self.aggregate("simple").overall
+
+    def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "effect") -> Figure:
+        """Effects by event time (the dynamic aggregation) on ``ax`` (a new figure when None)."""
+        return self.aggregate("dynamic").plot(ax=ax, title=title, ylabel=ylabel)
 
     def _wif(self, keepers: np.ndarray, pg: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """Influence of estimating the group-share weights (n_units x len(keepers))."""
@@ -239,17 +252,23 @@ class CallawaySantAnna:
     with their system), cluster by that group.
     """
 
-    outcome: str
-    unit: str
-    time: str
-    cohort: str
+    outcome: str = "value"
+    unit: str = "unit"
+    time: str = "period"
+    cohort: str = "cohort"
     control_group: ControlGroup = "never_treated"
     estimation: Literal["dr", "or"] = "dr"
     alpha: float = 0.05
     anticipation: int = 0
     cluster: str | None = None
 
-    def fit(self, data: pd.DataFrame) -> CSResult:
+    def fit(self, data: Design | pd.DataFrame) -> CSResult:
+        """ATT(g,t) on a :class:`~evallib.methods.base.design.Design` (its units' own starts, periods numbered
+        from 1) or on long rows with the column roles named in the settings."""
+        if isinstance(data, Design):
+            return replace(self, outcome="value", unit="unit", time="period", cohort="cohort", cluster=None).fit(
+                _long_with_cohorts(data)
+            )
         cols = list(
             dict.fromkeys([self.outcome, self.unit, self.time, self.cohort, *([self.cluster] if self.cluster else [])])
         )
@@ -335,3 +354,12 @@ class CallawaySantAnna:
         )
         gt["std_error"] = res.std_errors(psi)
         return res
+
+
+def _long_with_cohorts(design: Design) -> pd.DataFrame:
+    """A design's rows with periods numbered 1..T and each unit's first treated period (0: never treated)."""
+    a = design.arrays()
+    starts = design.unit_starts or tuple(design.start if t else None for t in design.treated)
+    position = {p: i + 1 for i, p in enumerate(design.periods)}
+    cohort = np.array([0 if s is None else position[s] for s in starts])
+    return pd.DataFrame({"unit": a.units[a.unit], "period": a.time + 1, "value": a.y, "cohort": cohort[a.unit]})

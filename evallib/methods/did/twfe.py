@@ -9,7 +9,7 @@ units are treated (the usual vanguard case), cluster-robust CR1 otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,15 @@ from scipy import stats
 
 from evallib.errors import DataError
 from evallib.methods.base.arrays import PanelArrays, Transform, as_binary, prepare_panel, within_rows
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.permutation import PermutationTest, permutation_test
 from evallib.methods.inference.volatility import VolatilityRank, pre_period_noise, volatility_rank
 from evallib.methods.inference.wild_bootstrap import wild_cluster_bootstrap
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Inference = Literal["auto", "placebo_in_space", "placebo_studentized", "wild_bootstrap", "cluster_cr1", "hc1"]
 _PLACEBO = ("placebo_in_space", "placebo_studentized")
@@ -32,7 +37,7 @@ MIN_TREATED_FOR_BOOTSTRAP = 10
 
 
 @dataclass(frozen=True)
-class DiDResult:
+class DiDResult(EstimatorResult):
     """Read-only result of :meth:`DiD.fit`.
 
     ``placebo_estimates`` holds the permutation distribution (the estimate with
@@ -43,7 +48,7 @@ class DiDResult:
     comparison units (placebo inference on a balanced panel only).
     """
 
-    row: Estimate
+    rows: tuple[Estimate, ...]
     n_obs: int
     n_periods: int
     placebo_estimates: np.ndarray | None = field(default=None, repr=False)
@@ -53,28 +58,11 @@ class DiDResult:
     placebo_statistics: np.ndarray | None = field(default=None, repr=False)
     observed_statistic: float | None = None
 
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame([self.row])
-
-    @property
-    def estimate(self) -> float:
-        return self.row.estimate
-
-    @property
-    def p_value(self) -> float:
-        return self.row.p_value
-
-    def _repr_html_(self) -> str:
-        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-
-    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
-        """The placebo distribution with the site's estimate marked on ``ax`` (a new figure when None); returns the Figure.
-
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_placebo_distribution`.
-        """
+    def plot(self, *, ax: Axes | None = None, title: str = "", xlabel: str = "estimate") -> Figure:
+        """The placebo distribution with the site's estimate marked on ``ax`` (a new figure when None)."""
         from evallib.methods.base.plotting import plot_placebo_distribution
 
-        return plot_placebo_distribution(self, ax=ax, **kwargs)
+        return plot_placebo_distribution(self, ax=ax, title=title, xlabel=xlabel)
 
 
 @dataclass(frozen=True)
@@ -101,7 +89,7 @@ class DiD:
         treated unit more volatile than its comparators (see Notes).
     bootstrap_weights : {"webb", "rademacher"}
         Cluster weights for the wild bootstrap.
-    denominator : str, optional
+    exposure : str, optional
         Divide the outcome by this column first (a rate outcome, e.g. admissions per head);
         with ``transform="log"`` the estimate is a proportional change in the rate.
     n_draws : int
@@ -143,11 +131,11 @@ class DiD:
     and pyfixest do).
     """
 
-    outcome: str
-    unit: str
-    time: str
-    treated: str
-    post: str
+    outcome: str = "value"
+    unit: str = "unit"
+    time: str = "period"
+    treated: str = "treated"
+    post: str = "post"
     transform: Transform = "identity"
     inference: Inference = "auto"
     n_draws: int = 999
@@ -155,21 +143,25 @@ class DiD:
     alpha: float = 0.05
     outcome_label: str = ""
     bootstrap_weights: Literal["webb", "rademacher"] = "webb"
-    denominator: str | None = None
+    exposure: str | None = None
 
     # ------------------------------------------------------------------ validation
-    def _prepare(self, data: pd.DataFrame) -> tuple[PanelArrays, np.ndarray]:
-        p = prepare_panel(
-            data,
-            self.outcome,
-            self.unit,
-            self.time,
-            self.treated,
-            self.transform,
-            extra=[self.post],
-            denominator=self.denominator,
-        )
-        post = as_binary(p.extra[self.post], self.post)
+    def _prepare(self, data: Design | pd.DataFrame) -> tuple[PanelArrays, np.ndarray]:
+        if isinstance(data, Design):
+            p = data.arrays(self.transform)
+            post = p.extra["post"].astype(bool)
+        else:
+            p = prepare_panel(
+                data,
+                self.outcome,
+                self.unit,
+                self.time,
+                self.treated,
+                self.transform,
+                extra=[self.post],
+                denominator=self.exposure,
+            )
+            post = as_binary(p.extra[self.post], self.post)
         if post.all() or not post.any():
             raise DataError("DiD: need both pre- and post-period observations")
         return p, post
@@ -184,8 +176,9 @@ class DiD:
         return "log" if self.transform == "log" else "level"
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, data: pd.DataFrame) -> DiDResult:
-        """Estimate the effect; returns a frozen :class:`DiDResult`."""
+    def fit(self, data: Design | pd.DataFrame) -> DiDResult:
+        """Estimate the effect on a :class:`~evallib.methods.base.design.Design` (or long rows with the
+        column roles named in the settings); returns a frozen :class:`DiDResult`."""
         pa, post = self._prepare(data)
         unit_codes, units, time_codes = pa.unit, pa.units, pa.time
         treated_units = tuple(units[pa.unit_treated])
@@ -214,7 +207,7 @@ class DiD:
             beta = (d_w @ y_w) / sxx
             resid = y_w - beta * d_w
             cluster_score = np.bincount(unit_codes, weights=d_w * resid, minlength=n_units)
-        label = self.outcome_label or self.outcome
+        label = self.outcome_label or (data.outcome if isinstance(data, Design) else "") or self.outcome
         placebo = volatility = stat = stats_placebo = None
         if method in _PLACEBO:
             perm, volatility = self._placebo(pa, post, studentized=method == "placebo_studentized")
@@ -282,7 +275,7 @@ class DiD:
             n_control=n_units - n_treated,
         )
         return DiDResult(
-            row=row,
+            rows=(row,),
             n_obs=n_obs,
             n_periods=int(n_periods),
             placebo_estimates=placebo,
@@ -329,14 +322,14 @@ class DiD:
 
 
 def pretrend_test(
-    data: pd.DataFrame,
+    data: Design | pd.DataFrame,
     *,
-    outcome: str,
-    unit: str,
-    time: str,
-    treated: str,
+    outcome: str = "value",
+    unit: str = "unit",
+    time: str = "period",
+    treated: str = "treated",
     transform: Transform = "log",
-    periods_per_year: int = 12,
+    periods_per_year: int | None = None,
     alpha: float = 0.05,
     outcome_label: str = "",
     n_draws: int = 999,
@@ -344,7 +337,8 @@ def pretrend_test(
 ) -> Estimate:
     """Difference in linear pre-period trend between treated and comparison units.
 
-    Pass pre-period rows only. Each unit's slope on time is taken after removing
+    Give a :class:`~evallib.methods.base.design.Design` (its pre-period is used) or pre-period rows
+    only with the column roles. Each unit's slope on time is taken after removing
     the period means (so common shocks and seasonality drop out); the estimate is
     the treated units' mean slope minus the comparison units' (per year), and the
     p-value and interval come from the same placebo-in-space permutation as
@@ -356,22 +350,32 @@ def pretrend_test(
     before the intervention, so parallel trends are doubtful and the DiD estimate
     may carry that divergence.
     """
-    d = data[[outcome, unit, time, treated]].copy()
-    d["_y"] = np.log(d[outcome].astype(float)) if transform == "log" else d[outcome].astype(float)
-    wide = d.pivot(index=time, columns=unit, values="_y")
-    if wide.isna().any().any():
-        raise DataError("pretrend_test: needs a balanced pre-period panel")
-    y = wide.to_numpy()
+    if isinstance(data, Design):
+        pre = ~data.post
+        values = data.values[:, pre]
+        y = (np.log(values) if transform == "log" else values).T
+        is_t = data.treated
+        ppy = data.periods_per_year if periods_per_year is None else periods_per_year
+        label = outcome_label or data.outcome
+    else:
+        d = data[[outcome, unit, time, treated]].copy()
+        d["_y"] = np.log(d[outcome].astype(float)) if transform == "log" else d[outcome].astype(float)
+        wide = d.pivot(index=time, columns=unit, values="_y")
+        if wide.isna().any().any():
+            raise DataError("pretrend_test: needs a balanced pre-period panel")
+        y = wide.to_numpy()
+        is_t = d.groupby(unit)[treated].first().reindex(wide.columns).astype(bool).to_numpy()
+        ppy = 12 if periods_per_year is None else periods_per_year
+        label = outcome_label or outcome
     y = y - y.mean(axis=1, keepdims=True)  # remove period effects
-    t = np.arange(len(wide), dtype=float)
+    t = np.arange(len(y), dtype=float)
     t -= t.mean()
-    slopes = (t @ y) / (t @ t) * periods_per_year
-    is_t = d.groupby(unit)[treated].first().reindex(wide.columns).astype(bool).to_numpy()
+    slopes = (t @ y) / (t @ t) * ppy
     n, k = len(slopes), int(is_t.sum())
     perm = permutation_test(slopes, is_t, n_draws=n_draws, seed=seed, alpha=alpha)
     est_obs, sd, p = float(perm.estimate[0]), float(perm.std_error[0]), float(perm.p_value[0])
     return Estimate(
-        outcome=outcome_label or outcome,
+        outcome=label,
         term="pre_trend_difference",
         estimate=float(est_obs),
         std_error=sd,

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import optimize, stats
 from statsmodels.tsa.stattools import acf
 
-from evallib.methods.its.model import ITSResult, ITSSettings, intervention_columns, its_result, its_row
+from evallib.methods.its.model import ITSResult, ITSSpec, intervention_columns, its_result, its_row
 from evallib.methods.its.reml import gls_ar1
 
 
@@ -81,7 +81,7 @@ def fit_sarimax(y: np.ndarray, X: np.ndarray, order: tuple[int, int, int]) -> tu
 
 
 def fit_arima_its(
-    model: ITSSettings, s: pd.Series, y: pd.Series, X: pd.DataFrame, keep: np.ndarray, starts: list[pd.Timestamp]
+    model: ITSSpec, s: pd.Series, y: pd.Series, X: pd.DataFrame, keep: np.ndarray, starts: list[pd.Timestamp]
 ) -> ITSResult:
     """:class:`SegmentedITS` with ARMA errors: changes from the whole-series fit, effects against the
     pre-period model's forecast (approximate intervals)."""
@@ -97,13 +97,13 @@ def fit_arima_its(
     k = X.shape[1]
     beta = np.asarray(res.params)[:k] / sc
     se = np.asarray(res.bse)[:k] / sc
-    rows = model._change_rows(X, beta, se, 0, "its_arima", "arima_approx", normal=True)
-    fitted = model._back(X.to_numpy() @ beta)
+    rows = model.change_rows(X, beta, se, 0, "its_arima", "arima_approx", normal=True)
+    fitted = model.back(X.to_numpy() @ beta)
     cf_mean = np.concatenate([np.asarray(pre_res.fittedvalues), np.asarray(fc.predicted_mean)])
     ci = np.asarray(fc.conf_int(alpha=model.alpha))
     post = ~pre
     cf_low, cf_high = np.full(len(s), np.nan), np.full(len(s), np.nan)
-    cf_low[post], cf_high[post] = model._back(ci[:, 0]), model._back(ci[:, 1])
+    cf_low[post], cf_high[post] = model.back(ci[:, 0]), model.back(ci[:, 1])
     # Effects at horizons: observed relative to the forecast counterfactual, with the forecast's interval.
     post_idx = np.flatnonzero(post)
     sd = np.sqrt(np.asarray(fc.var_pred_mean))
@@ -130,7 +130,7 @@ def fit_arima_its(
         s,
         start,
         fitted,
-        model._back(cf_mean),
+        model.back(cf_mean),
         resid,
         model.periods_per_year,
         counterfactual_low=pd.Series(cf_low, index=s.index),

@@ -7,21 +7,26 @@ fake sites' and the interval inverts that same test, so the two always agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
 from evallib.methods.base.arrays import prepare_panel
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import PlaceboCount
 from evallib.methods.its.model import SlopeCoding, its_design
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 
 @dataclass(frozen=True)
-class ControlledITSResult:
+class ControlledITSResult(EstimatorResult):
     """Read-only result of :meth:`ControlledITS.fit`.
 
     ``observed``, ``fitted`` and ``counterfactual`` are the treated units' series relative
@@ -42,26 +47,13 @@ class ControlledITSResult:
     n_pre: int = 0
     n_post: int = 0
 
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame(list(self.rows))
+    headline_term: ClassVar[str | None] = "mean_post_effect"
 
-    def row(self, term: str) -> Estimate:
-        for r in self.rows:
-            if r.term == term:
-                return r
-        raise KeyError(f"no term {term!r}; terms are {[r.term for r in self.rows]}")
-
-    def _repr_html_(self) -> str:
-        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-
-    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
-        """The site's series relative to its pool, fitted and projected on ``ax`` (a new figure when None); returns the Figure.
-
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_its`.
-        """
+    def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "", scale: float = 1.0) -> Figure:
+        """The site's series relative to its pool, fitted and projected, on ``ax`` (a new figure when None)."""
         from evallib.methods.base.plotting import plot_its
 
-        return plot_its(self, ax=ax, **kwargs)
+        return plot_its(self, ax=ax, title=title, ylabel=ylabel, scale=scale)
 
 
 @dataclass(frozen=True)
@@ -111,11 +103,11 @@ class ControlledITS:
     transformed), the level and slope changes on the log scale.
     """
 
-    outcome: str
-    unit: str
-    time: str
-    treated: str
-    start: object
+    outcome: str = "value"
+    unit: str = "unit"
+    time: str = "period"
+    treated: str = "treated"
+    start: object = None
     transform: Literal["log", "identity"] = "log"
     harmonics: int = 2
     periods_per_year: int = 12
@@ -126,16 +118,26 @@ class ControlledITS:
     outcome_label: str = ""
     slope_coding: SlopeCoding = "itsa"
 
-    def fit(self, data: pd.DataFrame) -> ControlledITSResult:
-        """Estimate the effect with placebo inference; returns a frozen :class:`ControlledITSResult`."""
+    def fit(self, data: Design | pd.DataFrame) -> ControlledITSResult:
+        """Estimate the effect with placebo inference on a :class:`~evallib.methods.base.design.Design` (its
+        start unless ``start`` is set) or on long rows with the column roles named in the settings."""
         name = "ControlledITS"
-        pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity")
+        if isinstance(data, Design):
+            if not self.outcome_label and data.outcome:
+                return replace(self, outcome_label=data.outcome).fit(data)
+            pa = data.arrays("identity")
+            start_value = data.start if self.start is None else self.start
+        else:
+            pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity")
+            start_value = self.start
         if not pa.balanced:
             raise DataError(f"{name}: needs every unit in every period; drop incomplete units first")
+        if start_value is None:
+            raise DataError(f"{name}: give the start (the first treated period)")
         index = pd.DatetimeIndex(pd.to_datetime(pa.periods))
-        start = pd.Timestamp(self.start)
+        start = pd.Timestamp(start_value)
         if start not in index:
-            raise DataError(f"{name}: start {self.start!r} is not one of the {self.time!r} values")
+            raise DataError(f"{name}: start {start_value!r} is not one of the {self.time!r} values")
         values = pa.matrix(pa.y)
         if self.transform == "log" and not np.all(values > 0):
             raise DataError(f"{name}: log transform needs positive {self.outcome!r} in every unit and period")

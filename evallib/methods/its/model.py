@@ -5,37 +5,51 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import durbin_watson
 
 from evallib.errors import DataError
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.results import Estimate, EstimatorResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Seasonality = Literal["fourier", "month", "none"]
 SlopeCoding = Literal["itsa", "bernal2017"]
 
 
-class ITSSettings(Protocol):
-    """What the fitting helpers need of :class:`~evallib.methods.its.segmented.SegmentedITS` (without importing it)."""
+@dataclass(frozen=True)
+class ITSSpec:
+    """The settings every ITS fitting routine needs, passed to it explicitly (it never calls back into an estimator).
 
-    alpha: float
-    horizons: tuple[int, ...]
-    transform: Literal["log", "identity"]
-    outcome_label: str
-    periods_per_year: int
-    seed: int
-    n_boot: int
-    arima_order: tuple[int, int, int]
+    ``transform`` decides the scales: proportional level changes and growth changes on a log scale, changes
+    in the outcome's units otherwise; ``back`` returns fitted values to the outcome's own scale.
+    """
 
-    def _back(self, v: np.ndarray) -> np.ndarray: ...
+    alpha: float = 0.05
+    horizons: tuple[int, ...] = (12, 24)
+    transform: Literal["log", "identity"] = "log"
+    outcome_label: str = "outcome"
+    periods_per_year: int = 12
+    seed: int = 2015
+    n_boot: int = 999
+    arima_order: tuple[int, int, int] = (1, 0, 0)
 
-    def _scales(self) -> tuple[str, str]: ...
+    def back(self, v: np.ndarray) -> np.ndarray:
+        """Values on the analysis scale back on the outcome's own scale."""
+        return np.exp(v) if self.transform == "log" else v
 
-    def _change_rows(
+    def scales(self) -> tuple[str, str]:
+        """The scale names of level changes and of slope changes."""
+        return ("log", "log_per_year") if self.transform == "log" else ("level", "level_per_year")
+
+    def change_rows(
         self,
         X: pd.DataFrame,
         beta: np.ndarray,
@@ -44,11 +58,24 @@ class ITSSettings(Protocol):
         method: str,
         inference: str,
         normal: bool = False,
-    ) -> list[Estimate]: ...
+    ) -> list[Estimate]:
+        """Tidy rows of the level and slope changes (slopes per year) with t (or normal) intervals."""
+        crit = stats.norm.ppf(1 - self.alpha / 2) if normal else stats.t.ppf(1 - self.alpha / 2, dof)
+        level_scale, slope_scale = self.scales()
+        rows = []
+        for j, col in enumerate(X.columns):
+            if not col.startswith(("level_change", "slope_change")):
+                continue
+            mult = float(self.periods_per_year) if col.startswith("slope") else 1.0
+            b, e = beta[j] * mult, se[j] * mult
+            p = 2 * (stats.norm.sf(abs(b / e)) if normal else stats.t.sf(abs(b / e), dof))
+            scale = slope_scale if col.startswith("slope") else level_scale
+            rows.append(its_row(self.outcome_label, col, b, e, b - crit * e, b + crit * e, p, method, inference, scale))
+        return rows
 
 
 @dataclass(frozen=True)
-class ITSResult:
+class ITSResult(EstimatorResult):
     """Read-only result of an ITS fit.
 
     ``observed``, ``fitted`` and ``counterfactual`` are on the outcome's own scale
@@ -81,31 +108,21 @@ class ITSResult:
     trend_per_year: float | None = None
     ar1_rho: float | None = None
 
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame(list(self.rows))
-
-    def row(self, term: str) -> Estimate:
-        for r in self.rows:
-            if r.term == term:
-                return r
-        raise KeyError(f"no term {term!r}; terms are {[r.term for r in self.rows]}")
+    @property
+    def headline(self) -> Estimate:
+        """The first effect at a horizon (e.g. ``effect_at_12``), else the level change."""
+        return next((r for r in self.rows if r.term.startswith(("effect_at_", "mean_post"))), self.rows[0])
 
     @property
     def autocorrelated(self) -> bool:
         """True when Ljung-Box rejects no residual autocorrelation at 5%."""
         return bool(self.ljung_box_p < 0.05)
 
-    def _repr_html_(self) -> str:
-        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-
-    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
-        """Observed series, fitted model and the counterfactual on ``ax`` (a new figure when None); returns the Figure.
-
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_its`.
-        """
+    def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "", scale: float = 1.0) -> Figure:
+        """Observed series, fitted model and the counterfactual on ``ax`` (a new figure when None)."""
         from evallib.methods.base.plotting import plot_its
 
-        return plot_its(self, ax=ax, **kwargs)
+        return plot_its(self, ax=ax, title=title, ylabel=ylabel, scale=scale)
 
 
 def fourier_terms(index: pd.DatetimeIndex, harmonics: int, periods_per_year: int = 12) -> pd.DataFrame:

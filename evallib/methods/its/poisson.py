@@ -6,7 +6,7 @@ The count model of Bernal, Cummins & Gasparrini (2017).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -16,6 +16,7 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
 from evallib.errors import DataError
+from evallib.methods.base.design import Design
 from evallib.methods.its.model import (
     ITSResult,
     SlopeCoding,
@@ -33,7 +34,7 @@ class PoissonITS:
 
     Parameters
     ----------
-    intervention_start : str or Timestamp
+    start : str or Timestamp, optional
         First period of the intervention.
     harmonics : int
         Fourier pairs for seasonality (0 for none).
@@ -58,7 +59,7 @@ class PoissonITS:
     yearly rate ratio.
     """
 
-    intervention_start: str | pd.Timestamp
+    start: str | pd.Timestamp | None = None
     harmonics: int = 0
     periods_per_year: int = 12
     slope_change: bool = False
@@ -67,8 +68,19 @@ class PoissonITS:
     outcome_label: str = "outcome"
     slope_coding: SlopeCoding = "itsa"
 
-    def fit(self, counts: pd.Series, exposure: pd.Series | None = None) -> ITSResult:
-        start = pd.Timestamp(self.intervention_start)
+    def fit(self, counts: Design | pd.Series, exposure: pd.Series | None = None) -> ITSResult:
+        """Fit to the treated units' summed counts of a :class:`~evallib.methods.base.design.Design` (their summed
+        exposure as the offset, from its start), or to ``counts`` with an optional ``exposure``."""
+        if isinstance(counts, Design):
+            d = counts
+            num = d.counts if d.counts is not None else d.values
+            total = pd.Series(num[d.treated].sum(axis=0), index=d.periods)
+            exp = None if d.exposure is None else pd.Series(d.exposure[d.treated].sum(axis=0), index=d.periods)
+            model = self if self.start is not None else replace(self, start=d.start)
+            return model.fit(total, exp)
+        if self.start is None:
+            raise DataError("PoissonITS: give the start (the first period of the intervention)")
+        start = pd.Timestamp(self.start)
         X = its_design(
             pd.DatetimeIndex(counts.sort_index().index),
             [start],

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import optimize, stats
 from statsmodels.tsa.stattools import acf
 
-from evallib.methods.its.model import ITSResult, ITSSettings, intervention_columns, its_result, its_row
+from evallib.methods.its.model import ITSResult, ITSSpec, intervention_columns, its_result, its_row
 
 RHO_BOUND = 0.99
 
@@ -211,7 +211,7 @@ def bootstrap_p_value(t_obs: float, sorted_abs_t: np.ndarray) -> float:
 
 
 def fit_reml_its(
-    model: ITSSettings,
+    model: ITSSpec,
     s: pd.Series,
     y: pd.Series,
     X: pd.DataFrame,
@@ -236,7 +236,7 @@ def fit_reml_its(
     Xcf = X.assign(**{c: 0.0 for c in int_cols}).to_numpy()
     effect = Xn - Xcf  # each period's modelled intervention effect is effect @ beta
     post_idx = np.flatnonzero(np.asarray(s.index >= start))
-    level_scale, slope_scale = model._scales()
+    level_scale, slope_scale = model.scales()
     labels, contrasts, ests, scales = [], [], [], []
     for c in int_cols:
         mult = float(model.periods_per_year) if c.startswith("slope") else 1.0
@@ -279,12 +279,12 @@ def fit_reml_its(
         rows,
         s,
         start,
-        model._back(Xn @ beta + shift),
-        model._back(cf),
+        model.back(Xn @ beta + shift),
+        model.back(cf),
         fit.whitened_resid,
         model.periods_per_year,
-        counterfactual_low=pd.Series(np.where(post, model._back(cf - band), np.nan), index=s.index),
-        counterfactual_high=pd.Series(np.where(post, model._back(cf + band), np.nan), index=s.index),
+        counterfactual_low=pd.Series(np.where(post, model.back(cf - band), np.nan), index=s.index),
+        counterfactual_high=pd.Series(np.where(post, model.back(cf + band), np.nan), index=s.index),
         residuals=whitened,
         residual_acf=acf(fit.whitened_resid, nlags=min(24, len(times) // 3), fft=False)[1:],
         excluded=tuple(s.index[~keep]),

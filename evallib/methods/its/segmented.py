@@ -12,20 +12,21 @@ an interval) for plots, effects at chosen horizons, and residual diagnostics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from statsmodels.regression.linear_model import OLS
 from statsmodels.tsa.stattools import acf as _acf
 
 from evallib.errors import DataError
+from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.its.arima import fit_arima_its
 from evallib.methods.its.model import (
     ITSResult,
+    ITSSpec,
     Seasonality,
     SlopeCoding,
     check_series,
@@ -45,8 +46,8 @@ class SegmentedITS:
 
     Parameters
     ----------
-    intervention_start : str or Timestamp
-        First period of the (main) intervention.
+    start : str or Timestamp, optional
+        First period of the (main) intervention (a design's own start when ``None``).
     additional_interruptions : tuple
         Further interruption dates (e.g. an ICS designation after a vanguard start);
         each adds ``level_change_k`` and ``slope_change_k``.
@@ -103,7 +104,7 @@ class SegmentedITS:
     two series and over time).
     """
 
-    intervention_start: str | pd.Timestamp
+    start: str | pd.Timestamp | None = None
     additional_interruptions: tuple[str | pd.Timestamp, ...] = ()
     phase_in: int = 0
     transform: Literal["log", "identity"] = "log"
@@ -129,16 +130,36 @@ class SegmentedITS:
         return s
 
     def _back(self, v: np.ndarray) -> np.ndarray:
-        return np.exp(v) if self.transform == "log" else v
+        return self.spec.back(v)
+
+    @property
+    def spec(self) -> ITSSpec:
+        """The settings the fitting routines read."""
+        return ITSSpec(
+            alpha=self.alpha,
+            horizons=self.horizons,
+            transform=self.transform,
+            outcome_label=self.outcome_label,
+            periods_per_year=self.periods_per_year,
+            seed=self.seed,
+            n_boot=self.n_boot,
+            arima_order=self.arima_order,
+        )
 
     def fit(
         self,
-        series: pd.Series,
+        series: Design | pd.Series,
         comparison: pd.Series | None = None,
         controlled: Literal["difference", "two_group"] = "difference",
     ) -> ITSResult:
-        """Fit the model to ``series`` (indexed by period), optionally controlled by ``comparison``."""
-        start = pd.Timestamp(self.intervention_start)
+        """Fit the model to the treated units' series of a :class:`~evallib.methods.base.design.Design` (from its
+        start), or to ``series`` (indexed by period), optionally controlled by ``comparison``."""
+        if isinstance(series, Design):
+            model = self if self.start is not None else replace(self, start=series.start)
+            return model.fit(series.treated_series(), comparison, controlled)
+        if self.start is None:
+            raise DataError("SegmentedITS: give the start (the first period of the intervention)")
+        start = pd.Timestamp(self.start)
         starts = [start, *(pd.Timestamp(x) for x in self.additional_interruptions)]
         index = pd.DatetimeIndex(series.sort_index().index)
         X = its_design(
@@ -166,10 +187,10 @@ class SegmentedITS:
                 raise DataError(f"{name}: controlled must be 'difference' or 'two_group', not {controlled!r}")
         keep = ~phase_in_mask(index, starts, self.phase_in)
         if self.errors == "arima":
-            return fit_arima_its(self, s, y, X, keep, starts)
+            return fit_arima_its(self.spec, s, y, X, keep, starts)
         if self.errors == "ar1_reml":
             base = yc.to_numpy() if method == "its_controlled_difference" else None
-            return fit_reml_its(self, s, y, X, keep, starts, method, base)
+            return fit_reml_its(self.spec, s, y, X, keep, starts, method, base)
         lags = self.hac_lags if self.hac_lags is not None else newey_west_lags(int(keep.sum()))
         cov = {"cov_type": "HAC", "cov_kwds": {"maxlags": lags}} if self.errors == "newey_west" else {}
         if self.errors not in ("newey_west", "ols"):
@@ -178,7 +199,7 @@ class SegmentedITS:
         beta, vcov = np.asarray(fit.params), np.asarray(fit.cov_params())
         dof = int(keep.sum()) - X.shape[1]
         inference = "newey_west_approx" if self.errors == "newey_west" else "ols_approx"
-        rows = self._change_rows(X, beta, np.sqrt(np.diag(vcov)), dof, method, inference)
+        rows = self.spec.change_rows(X, beta, np.sqrt(np.diag(vcov)), dof, method, inference)
         resid = y.to_numpy()[keep] - X.to_numpy()[keep] @ beta
         draws = np.random.default_rng(self.seed).multivariate_normal(beta, vcov, size=self.n_sim, method="cholesky")
         cf_cols = intervention_columns(X)
@@ -215,32 +236,6 @@ class SegmentedITS:
             excluded=tuple(s.index[~keep]),
             errors=self.errors,
         )
-
-    def _scales(self) -> tuple[str, str]:
-        return ("log", "log_per_year") if self.transform == "log" else ("level", "level_per_year")
-
-    def _change_rows(
-        self,
-        X: pd.DataFrame,
-        beta: np.ndarray,
-        se: np.ndarray,
-        dof: int,
-        method: str,
-        inference: str,
-        normal: bool = False,
-    ) -> list[Estimate]:
-        crit = stats.norm.ppf(1 - self.alpha / 2) if normal else stats.t.ppf(1 - self.alpha / 2, dof)
-        level_scale, slope_scale = self._scales()
-        rows = []
-        for j, col in enumerate(X.columns):
-            if not col.startswith(("level_change", "slope_change")):
-                continue
-            mult = float(self.periods_per_year) if col.startswith("slope") else 1.0
-            b, e = beta[j] * mult, se[j] * mult
-            p = 2 * (stats.norm.sf(abs(b / e)) if normal else stats.t.sf(abs(b / e), dof))
-            scale = slope_scale if col.startswith("slope") else level_scale
-            rows.append(its_row(self.outcome_label, col, b, e, b - crit * e, b + crit * e, p, method, inference, scale))
-        return rows
 
     def _effect_rows(
         self,
@@ -318,7 +313,7 @@ class SegmentedITS:
         cols = list(Xg.columns)
         sel = [cols.index(f"group_x_{c}") for c in intervention_columns(X)]
         sub = pd.DataFrame(columns=intervention_columns(X))
-        rows = self._change_rows(
+        rows = self.spec.change_rows(
             sub, beta[sel], se[sel], int(keep.sum()) - Xg.shape[1], "its_controlled_two_group", "driscoll_kraay_approx"
         )
         Xt = Xg.iloc[n:].to_numpy()

@@ -10,16 +10,27 @@ weights the inner solver got wrong; several starting points guard the outer sear
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import bisect
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, nnls
 
 from evallib.errors import DataError
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.arrays import Transform
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import invert_linear
+from evallib.methods.synth.matching import match_comparators
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: The name of the treated units' combined series when a design is fitted.
+TREATED_LABEL = "treated units"
 
 
 def simplex_least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -38,7 +49,7 @@ def simplex_least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class SynthResult:
+class SynthResult(EstimatorResult):
     """Read-only synthetic-control result.
 
     ``weights`` (donor -> weight), ``treated`` and ``synthetic`` series, ``gap`` =
@@ -51,7 +62,7 @@ class SynthResult:
     rank test of Abadie et al. (2010) is kept as a diagnostic in ``rmspe_ratio_p_value``.
     """
 
-    row: Estimate
+    rows: tuple[Estimate, ...]
     weights: pd.Series
     treated: pd.Series = field(repr=False)
     synthetic: pd.Series = field(repr=False)
@@ -72,20 +83,11 @@ class SynthResult:
     def rmspe_ratio(self) -> float:
         return self.post_rmspe / self.pre_rmspe if self.pre_rmspe > 0 else float("inf")
 
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame([self.row])
-
-    def plot(self, *, ax: Any = None, **kwargs: Any) -> Any:
-        """The gap between the site and its synthetic control, over the placebos on ``ax`` (a new figure when None); returns the Figure.
-
-        Keyword arguments (``title``, axis labels) go to :func:`evallib.methods.base.plotting.plot_synthetic_control`.
-        """
+    def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "") -> Figure:
+        """The gap between the site and its synthetic control, over the placebos' gaps, on ``ax``."""
         from evallib.methods.base.plotting import plot_synthetic_control
 
-        return plot_synthetic_control(self, ax=ax, **kwargs)
-
-    def _repr_html_(self) -> str:
-        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return plot_synthetic_control(self, ax=ax, title=title, ylabel=ylabel)
 
 
 def _rmspe(x: np.ndarray) -> float:
@@ -100,8 +102,8 @@ class SyntheticControl:
     ----------
     outcome, unit, time : str
         Column roles (balanced panel).
-    treated_unit : str
-        The unit that received the intervention.
+    treated : str
+        The unit that received the intervention (long rows); a design's treated units are combined.
     start : object
         First treated value of ``time``.
     predictors : tuple of str
@@ -117,6 +119,11 @@ class SyntheticControl:
     placebo : bool
         Refit with every other unit as the treated one (the real one joins the donors)
         for the p-value, the interval and the RMSPE-ratio diagnostic.
+    transform : {"identity", "log"}
+        With a design: the scale the units are compared on (the treated units summed on a log scale).
+    donors : int, optional
+        With a design: keep only this many comparison units, the nearest to the treated units before the
+        start (:func:`~evallib.methods.synth.matching.match_comparators`); all of them when ``None``.
     n_starts : int
         Starting points for the outer search of the nested fit.
 
@@ -145,11 +152,11 @@ class SyntheticControl:
     loses its meaning.
     """
 
-    outcome: str
-    unit: str
-    time: str
-    treated_unit: str
-    start: object
+    outcome: str = "value"
+    unit: str = "unit"
+    time: str = "period"
+    treated: str = ""
+    start: object = None
     predictors: tuple[str, ...] = ()
     outcome_lags: tuple = ()
     method: Literal["outcome", "nested"] = "outcome"
@@ -160,6 +167,8 @@ class SyntheticControl:
     alpha: float = 0.05
     outcome_label: str = ""
     scale: str = "level"
+    transform: Transform = "identity"
+    donors: int | None = None
 
     def _matrices(self, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         cols = [self.outcome, self.unit, self.time, *self.predictors]
@@ -169,8 +178,8 @@ class SyntheticControl:
         Y = data.pivot(index=self.time, columns=self.unit, values=self.outcome).sort_index()
         if Y.isna().any().any():
             raise DataError("SyntheticControl: the panel must be balanced (every unit in every period)")
-        if self.treated_unit not in Y.columns:
-            raise DataError(f"SyntheticControl: treated unit {self.treated_unit!r} is not in the data")
+        if self.treated not in Y.columns:
+            raise DataError(f"SyntheticControl: treated unit {self.treated!r} is not in the data")
         if self.start not in set(Y.index):
             raise DataError(f"SyntheticControl: start {self.start!r} is not a {self.time!r} value")
         if Y.shape[1] < 3:
@@ -225,8 +234,37 @@ class SyntheticControl:
         v /= v.sum()
         return inner(v), v
 
-    def fit(self, data: pd.DataFrame) -> SynthResult:
+    def fit(self, data: Design | pd.DataFrame) -> SynthResult:
+        """Fit on a :class:`~evallib.methods.base.design.Design` (its treated units together, against its
+        comparison units or the ``donors`` nearest of them) or on long rows with the roles in the settings."""
+        if isinstance(data, Design):
+            Y, treated = self._design_matrix(data)
+            return replace(
+                self, treated=treated, start=data.start, outcome_label=self.outcome_label or data.outcome
+            )._fit(Y, None)
         Y, P = self._matrices(data)
+        return self._fit(Y, P)
+
+    def _design_matrix(self, d: Design) -> tuple[pd.DataFrame, str]:
+        """The treated units as one series (summed on a log scale, else averaged) beside the comparison units."""
+        wide = d.frame()
+        treated = list(d.treated_units)
+        site = wide[treated].sum(axis=1) if self.transform == "log" else wide[treated].mean(axis=1)
+        pool = wide[list(d.comparison_units)]
+        pre = ~d.post
+        if self.donors is not None and d.positive:
+            donors = match_comparators(site[pre], pool.loc[pre], k=min(self.donors, pool.shape[1])).units
+        else:
+            donors = list(pool.columns)
+        # The treated series takes the place a unit labelled "SITE" sorts to, as the long-format entry point did,
+        # so that the solver sees the units in the same order whichever entry point was used.
+        order = sorted(donors)
+        at = bisect.bisect_left(order, "SITE")
+        label = TREATED_LABEL
+        Y = pd.concat([pool[order[:at]], site.rename(label), pool[order[at:]]], axis=1)
+        return (np.log(Y) if self.transform == "log" else Y), label
+
+    def _fit(self, Y: pd.DataFrame, P: pd.DataFrame | None) -> SynthResult:
         pre = Y.index < self.start
         if pre.sum() < 2 or (~pre).sum() < 1:
             raise DataError("SyntheticControl: need at least two pre-period and one post-period observations")
@@ -246,8 +284,8 @@ class SyntheticControl:
             w, v = self._weights(Z1, Z0, X1, X0)
             return w, v, Yv[:, t] - Yv[:, d] @ w
 
-        donors = [u for u in units if u != self.treated_unit]
-        w, v, gap = fit_one(self.treated_unit, donors)
+        donors = [u for u in units if u != self.treated]
+        w, v, gap = fit_one(self.treated, donors)
         pre_r, post_r = _rmspe(gap[pre]), _rmspe(gap[~pre])
         est = float(gap[~pre].mean())
         placebos = gaps = None
@@ -259,7 +297,7 @@ class SyntheticControl:
                 wj, _, g = fit_one(j, others)
                 recs.append((j, _rmspe(g[pre]), _rmspe(g[~pre]), float(g[~pre].mean())))
                 gap_cols[j] = g
-                shift.append(-wj[others.index(self.treated_unit)])
+                shift.append(-wj[others.index(self.treated)])
             placebos = pd.DataFrame(recs, columns=["unit", "pre_rmspe", "post_rmspe", "mean_post_gap"])
             placebos["ratio"] = placebos["post_rmspe"] / placebos["pre_rmspe"]
             gaps = pd.DataFrame(gap_cols, index=Y.index)
@@ -285,9 +323,9 @@ class SyntheticControl:
             n_control=len(donors),
         )
         return SynthResult(
-            row=row,
+            rows=(row,),
             weights=pd.Series(w, index=donors).sort_values(ascending=False),
-            treated=Y[self.treated_unit],
+            treated=Y[self.treated],
             synthetic=pd.Series(Y[donors].to_numpy() @ w, index=Y.index),
             start=self.start,
             pre_rmspe=pre_r,

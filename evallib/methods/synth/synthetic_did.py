@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
 from evallib.methods.base.arrays import Transform, as_binary, prepare_panel
-from evallib.methods.base.results import Estimate, tidy_frame
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import invert_linear
 from evallib.methods.inference.permutation import treatment_assignments
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 from evallib.methods.synth.simplex import simplex_qp_active_set, simplex_ridge_dual
 
 #: Problems solved per batch: bounds memory (a batch holds ``CHUNK x pre-periods x units`` floats).
@@ -29,7 +36,7 @@ CHUNK = 128
 
 
 @dataclass(frozen=True)
-class SDIDResult:
+class SDIDResult(EstimatorResult):
     """Read-only result of :meth:`SyntheticDiD.fit`.
 
     ``unit_weights`` (comparison unit -> omega) and ``time_weights`` (pre-period ->
@@ -40,7 +47,7 @@ class SDIDResult:
     test (the real one included); ``min_p_value`` is the smallest p-value the test can give.
     """
 
-    row: Estimate
+    rows: tuple[Estimate, ...]
     unit_weights: pd.Series
     time_weights: pd.Series
     treated_path: pd.Series = field(repr=False)
@@ -53,24 +60,24 @@ class SDIDResult:
     min_p_value: float = float("nan")
 
     @property
-    def estimate(self) -> float:
-        return self.row.estimate
-
-    @property
-    def p_value(self) -> float:
-        return self.row.p_value
-
-    @property
     def effect_curve(self) -> pd.Series:
         """Treated minus synthetic path in each post-period (its mean is the estimate)."""
         gap = self.treated_path - self.synthetic_path
         return gap[gap.index >= self.start]
 
-    def tidy(self) -> pd.DataFrame:
-        return tidy_frame([self.row])
+    def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "") -> Figure:
+        """The treated units' path and the shifted synthetic path, start marked, on ``ax`` (new figure when None)."""
+        from evallib.methods.base.plotting import plot_paths
 
-    def _repr_html_(self) -> str:
-        return self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return plot_paths(
+            self.treated_path,
+            self.synthetic_path,
+            self.start,
+            ax=ax,
+            title=title,
+            ylabel=ylabel,
+            labels=("treated units", "synthetic DiD comparison"),
+        )
 
 
 @dataclass(frozen=True)
@@ -194,23 +201,28 @@ class SyntheticDiD:
     ``p > alpha`` exactly when the interval contains 0.
     """
 
-    outcome: str
-    unit: str
-    time: str
-    treated: str
-    post: str
+    outcome: str = "value"
+    unit: str = "unit"
+    time: str = "period"
+    treated: str = "treated"
+    post: str = "post"
     transform: Transform = "identity"
     n_draws: int = 499
     seed: int = 2015
     alpha: float = 0.05
     outcome_label: str = ""
-    denominator: str | None = None
+    exposure: str | None = None
 
     @property
     def scale(self) -> str:
         return "log" if self.transform == "log" else "level"
 
-    def _matrix(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _matrix(self, data: Design | pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if isinstance(data, Design):
+            if (~data.post).sum() < 2:
+                raise DataError("SyntheticDiD: needs at least two pre-period periods")
+            a = data.arrays(self.transform)
+            return a.matrix(a.y), data.post, data.treated, a.units, a.periods
         p = prepare_panel(
             data,
             self.outcome,
@@ -219,7 +231,7 @@ class SyntheticDiD:
             self.treated,
             self.transform,
             extra=[self.post],
-            denominator=self.denominator,
+            denominator=self.exposure,
         )
         if not p.balanced:
             raise DataError(
@@ -237,8 +249,10 @@ class SyntheticDiD:
             raise DataError("SyntheticDiD: needs at least two pre-period periods")
         return p.matrix(p.y), post, p.unit_treated, p.units, p.periods
 
-    def fit(self, data: pd.DataFrame) -> SDIDResult:
-        """Estimate the effect with its placebo p-value and interval; returns a frozen :class:`SDIDResult`."""
+    def fit(self, data: Design | pd.DataFrame) -> SDIDResult:
+        """Estimate the effect with its placebo p-value and interval on a
+        :class:`~evallib.methods.base.design.Design` (or long rows with the column roles named in the
+        settings); returns a frozen :class:`SDIDResult`."""
         Y, post, real, units, periods = self._matrix(data)
         n, k = len(real), int(real.sum())
         if n - k < 2:
@@ -255,7 +269,7 @@ class SyntheticDiD:
         synth = omega @ Y
         offset = float(lam @ (treated_path[~post] - synth[~post]))
         row = Estimate(
-            outcome=self.outcome_label or self.outcome,
+            outcome=self.outcome_label or (data.outcome if isinstance(data, Design) else "") or self.outcome,
             term="treated_x_post",
             estimate=obs,
             std_error=float(est.std(ddof=1)),
@@ -270,7 +284,7 @@ class SyntheticDiD:
         )
         est.setflags(write=False)
         return SDIDResult(
-            row=row,
+            rows=(row,),
             unit_weights=pd.Series(omega[~real], index=units[~real], name="omega"),
             time_weights=pd.Series(lam, index=periods[~post], name="lambda"),
             treated_path=pd.Series(treated_path, index=periods, name="treated"),

@@ -1,0 +1,340 @@
+"""The design of a comparison, built once: who is compared with whom, on what measure, from when.
+
+:class:`Design` plays the part of R ``synthdid``'s ``panel.matrices``: the units x periods matrix of the
+outcome, which units are treated and from when, the comparison units, the exposure (denominator) and the
+kind of measure, with the periods' frequency. Every estimator's ``fit`` takes one; the DataFrame entry
+points build one with :meth:`Design.from_long`. Checks re-fit an estimator on a design with other
+comparison units (:meth:`Design.subset`), or on the pre-period with a fake start (:meth:`Design.before`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from evallib.errors import DataError
+from evallib.methods.base.arrays import PanelArrays, Transform
+
+__all__ = ["Design", "Measure"]
+
+#: What the outcome is: a count of events, a rate (events per ``per`` people), a percentage of a
+#: denominator, or any other level.
+Measure = Literal["count", "rate", "proportion", "level"]
+
+
+@dataclass(frozen=True)
+class Design:
+    """A panel ready for estimation: the outcome matrix with its treated units, start and comparison units.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Units x periods matrix of the outcome on its own scale: counts, a rate per ``per`` people, a
+        percentage, or a level. Complete (no missing cells).
+    units : tuple of str
+        Unit labels, sorted (the order placebo assignments are drawn in).
+    periods : pandas.Index
+        Period labels, sorted (timestamps, or numbers such as years).
+    treated : numpy.ndarray
+        Boolean per unit: received the intervention.
+    start : object
+        First treated period, common to every treated unit. For staggered adoption use ``unit_starts``.
+    unit_starts : tuple, optional
+        First treated period of each unit (``None`` for comparison units), when treated units started at
+        different dates; ``start`` is then the earliest.
+    counts : numpy.ndarray, optional
+        Units x periods numerator counts when ``values`` is a rate or percentage (the rate ratio models them).
+    exposure : numpy.ndarray, optional
+        Units x periods denominator (population, attendances) of a rate or percentage.
+    measure : {"count", "rate", "proportion", "level"}
+        What ``values`` holds; decides the default scale of effects (proportional for counts and rates).
+    per : int
+        A rate's multiplier (events per ``per`` people).
+    periods_per_year : int
+        12 for monthly data, 4 quarterly, 1 yearly (seasonality and effect horizons).
+    outcome : str
+        The outcome's name, for result rows.
+
+    Notes
+    -----
+    A design holds data, not assumptions: each estimator states its own estimand and identifying
+    assumptions. Rows of the arrays an estimator works on run period by period, units sorted within each
+    period, so every estimator sees the units in one order whichever entry point built the design.
+    """
+
+    values: np.ndarray = field(repr=False)
+    units: tuple[str, ...]
+    periods: pd.Index = field(repr=False)
+    treated: np.ndarray = field(repr=False)
+    start: object
+    unit_starts: tuple[object, ...] | None = field(default=None, repr=False)
+    counts: np.ndarray | None = field(default=None, repr=False)
+    exposure: np.ndarray | None = field(default=None, repr=False)
+    measure: Measure = "level"
+    per: int = 1
+    periods_per_year: int = 12
+    outcome: str = ""
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values, float)
+        if v.shape != (len(self.units), len(self.periods)):
+            raise DataError(f"design: values are {v.shape}, expected {len(self.units)} units x {len(self.periods)}")
+        if not np.isfinite(v).all():
+            raise DataError("design: the outcome has missing or non-finite values; drop those units first")
+        t = np.asarray(self.treated, bool)
+        if not t.any():
+            raise DataError("design: no treated units")
+        if t.all():
+            raise DataError("design: no comparison units")
+        if not (self.periods < self.start).any() or not (self.periods >= self.start).any():
+            raise DataError("design: need periods both before and from the start")
+        for name in ("counts", "exposure"):
+            m = getattr(self, name)
+            if m is not None and np.shape(m) != v.shape:
+                raise DataError(f"design: {name} must have the outcome's shape")
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "treated", t)
+        v.setflags(write=False)
+        t.setflags(write=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_wide(
+        cls,
+        values: pd.DataFrame,
+        treated: Sequence[str],
+        start: object,
+        *,
+        counts: pd.DataFrame | None = None,
+        exposure: pd.DataFrame | None = None,
+        measure: Measure = "level",
+        per: int = 1,
+        periods_per_year: int = 12,
+        outcome: str = "",
+    ) -> Design:
+        """A design from a periods x units table (columns are units) and the treated units' labels."""
+        missing = [u for u in treated if u not in values.columns]
+        if missing:
+            raise DataError(f"design: treated unit(s) {missing} not in the data")
+        order = sorted(values.columns)
+        wide = values.sort_index()[order]
+
+        def mat(frame: pd.DataFrame | None) -> np.ndarray | None:
+            return None if frame is None else frame.reindex(index=wide.index, columns=order).to_numpy(float).T
+
+        return cls(
+            values=wide.to_numpy(float).T,
+            units=tuple(str(u) for u in order),
+            periods=wide.index,
+            treated=np.isin(order, list(treated)),
+            start=start,
+            counts=mat(counts),
+            exposure=mat(exposure),
+            measure=measure,
+            per=per,
+            periods_per_year=periods_per_year,
+            outcome=outcome,
+        )
+
+    @classmethod
+    def from_long(
+        cls,
+        data: pd.DataFrame,
+        *,
+        outcome: str,
+        unit: str,
+        time: str,
+        treated: str,
+        post: str | None = None,
+        start: object = None,
+        exposure: str | None = None,
+        measure: Measure = "level",
+        periods_per_year: int = 12,
+        label: str = "",
+    ) -> Design:
+        """A design from long rows (one per unit and period) with named column roles.
+
+        ``treated`` is a 0/1 column constant within unit; the start is given directly (``start``) or read
+        from a 0/1 ``post`` column that switches on at one period for every unit.
+        """
+        cols = [c for c in (outcome, unit, time, treated, post, exposure) if c is not None]
+        missing = [c for c in cols if c not in data.columns]
+        if missing:
+            raise DataError(
+                f"design: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}"
+            )
+        if data.duplicated([unit, time]).any():
+            raise DataError(f"design: more than one row per {unit} and {time}")
+        wide = data.pivot(index=time, columns=unit, values=outcome)
+        if wide.isna().any().any():
+            raise DataError("design: the panel must be balanced (every unit in every period)")
+        flags = data.groupby(unit)[treated].agg(["min", "max"])
+        if (flags["min"] != flags["max"]).any():
+            raise DataError(f"design: {treated!r} must be constant within each {unit}")
+        if start is None:
+            if post is None:
+                raise DataError("design: give the start, or a 0/1 post column")
+            by_period = data.groupby(time)[post].agg(["min", "max"])
+            if (by_period["min"] != by_period["max"]).any():
+                raise DataError(f"design: {post!r} must switch on at one period for every unit (one start)")
+            on = by_period.index[by_period["max"] > 0]
+            if len(on) == 0:
+                raise DataError("design: no post-period periods")
+            start = on.min()
+        ex = None if exposure is None else data.pivot(index=time, columns=unit, values=exposure)
+        return cls.from_wide(
+            wide,
+            [u for u, f in flags["max"].items() if f],
+            start,
+            exposure=ex,
+            measure=measure,
+            periods_per_year=periods_per_year,
+            outcome=label or outcome,
+        )
+
+    # ------------------------------------------------------------------ what estimators read
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    @property
+    def n_periods(self) -> int:
+        return len(self.periods)
+
+    @property
+    def post(self) -> np.ndarray:
+        """Boolean per period: on or after the start."""
+        return np.asarray(self.periods >= self.start)
+
+    @property
+    def treated_units(self) -> tuple[str, ...]:
+        return tuple(u for u, t in zip(self.units, self.treated, strict=True) if t)
+
+    @property
+    def comparison_units(self) -> tuple[str, ...]:
+        return tuple(u for u, t in zip(self.units, self.treated, strict=True) if not t)
+
+    @property
+    def positive(self) -> bool:
+        """Every value above zero (a log scale is possible)."""
+        return bool((self.values > 0).all())
+
+    def frame(self, values: np.ndarray | None = None) -> pd.DataFrame:
+        """A periods x units table of ``values`` (the outcome by default)."""
+        v = self.values if values is None else values
+        return pd.DataFrame(v.T, index=self.periods, columns=list(self.units))
+
+    def treated_series(self) -> pd.Series:
+        """The treated units together as one series: counts summed; rates and percentages from summed
+        numerators and denominators; levels averaged."""
+        t = self.treated
+        if self.measure in ("rate", "proportion") and self.exposure is not None:
+            num = self.counts if self.counts is not None else self.values * self.exposure / self._multiplier
+            s = self._multiplier * num[t].sum(axis=0) / self.exposure[t].sum(axis=0)
+        elif self.measure == "count":
+            s = self.values[t].sum(axis=0)
+        else:
+            s = self.values[t].mean(axis=0)
+        return pd.Series(s, index=self.periods, name=self.outcome or "treated")
+
+    @property
+    def _multiplier(self) -> float:
+        return 100.0 if self.measure == "proportion" else float(self.per)
+
+    def arrays(self, transform: Transform = "identity", *, values: np.ndarray | None = None) -> PanelArrays:
+        """The design as the arrays the DiD-type estimators work on (rows period by period, units sorted);
+        ``extra["post"]`` holds the post-period flag of each row."""
+        v = self.values if values is None else np.asarray(values, float)
+        if transform == "log":
+            if (v <= 0).any():
+                raise DataError(f"{self.outcome or 'outcome'}: a log scale needs positive values in every period")
+            v = np.log(v)
+        n_u, n_t = self.n_units, self.n_periods
+        unit = np.tile(np.arange(n_u), n_t)
+        time = np.repeat(np.arange(n_t), n_u)
+        return PanelArrays(
+            y=v.T.reshape(-1),
+            treated=self.treated[unit],
+            unit=unit,
+            time=time,
+            units=np.asarray(self.units, dtype=object),
+            periods=np.asarray(self.periods),
+            extra={"post": self.post[time].astype(int)},
+        )
+
+    # ------------------------------------------------------------------ other designs for checks
+    def subset(self, comparison_units: Sequence[str]) -> Design:
+        """The same design against other comparison units (the treated units kept), e.g. one comparator left out."""
+        keep_set = set(comparison_units) | set(self.treated_units)
+        keep = np.array([u in keep_set for u in self.units])
+        return self._rows(keep)
+
+    def drop(self, unit: str) -> Design:
+        """The design without one comparison unit."""
+        if unit in self.treated_units:
+            raise DataError(f"design: {unit!r} is treated; only comparison units can be left out")
+        return self._rows(np.array([u != unit for u in self.units]))
+
+    def before(self, fake_start: object) -> Design:
+        """The pre-period alone with a fake start (a placebo in time): no real post-period data remain."""
+        keep = np.asarray(self.periods < self.start)
+        return self._cols(keep, fake_start)
+
+    def _rows(self, keep: np.ndarray) -> Design:
+        def sub(m: np.ndarray | None) -> np.ndarray | None:
+            return None if m is None else m[keep]
+
+        return Design(
+            values=self.values[keep],
+            units=tuple(u for u, k in zip(self.units, keep, strict=True) if k),
+            periods=self.periods,
+            treated=self.treated[keep],
+            start=self.start,
+            unit_starts=None
+            if self.unit_starts is None
+            else tuple(s for s, k in zip(self.unit_starts, keep, strict=True) if k),
+            counts=sub(self.counts),
+            exposure=sub(self.exposure),
+            measure=self.measure,
+            per=self.per,
+            periods_per_year=self.periods_per_year,
+            outcome=self.outcome,
+        )
+
+    def _cols(self, keep: np.ndarray, start: object) -> Design:
+        def sub(m: np.ndarray | None) -> np.ndarray | None:
+            return None if m is None else m[:, keep]
+
+        return Design(
+            values=self.values[:, keep],
+            units=self.units,
+            periods=self.periods[keep],
+            treated=self.treated,
+            start=start,
+            counts=sub(self.counts),
+            exposure=sub(self.exposure),
+            measure=self.measure,
+            per=self.per,
+            periods_per_year=self.periods_per_year,
+            outcome=self.outcome,
+        )
+
+    def long(self) -> pd.DataFrame:
+        """Long rows ``period, unit, value, treated, post`` (and ``exposure``), period by period."""
+        a = self.arrays()
+        out = pd.DataFrame(
+            {
+                "period": np.asarray(self.periods)[a.time],
+                "unit": a.units[a.unit],
+                "value": a.y,
+                "treated": a.treated.astype(int),
+                "post": a.extra["post"],
+            }
+        )
+        if self.exposure is not None:
+            out["exposure"] = self.exposure.T.reshape(-1)
+        return out
