@@ -45,7 +45,7 @@ def main() -> None:
             print(f"{name}.{kind}.estimate = {float(agg['overall_att']):.10f}")
             print(f"{name}.{kind}.std_error = {float(agg['overall_se']):.10f}")
             if name == "never_treated" and kind in ("group", "dynamic"):
-                for e, v in zip(np.asarray(agg["egt"]), np.asarray(agg["att_egt"])):
+                for e, v in zip(np.asarray(agg["egt"]), np.asarray(agg["att_egt"]), strict=True):
                     print(f"never_treated.{kind}.{int(e)}.estimate = {float(v):.10f}")
 
 

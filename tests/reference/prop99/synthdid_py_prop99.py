@@ -24,7 +24,9 @@ DATA = Path(__file__).resolve().parents[2] / "fixtures" / "california_prop99.csv
 def main() -> None:
     panel = panel_matrices(pd.read_csv(DATA), "State", "Year", "PacksPerCapita", "treated")
     tau = synthdid_estimate(panel.Y, panel.N0, panel.T0)
-    print(f"# synthdid-py {version('synthdid-py')}, numpy {version('numpy')}; data tests/fixtures/california_prop99.csv")
+    print(
+        f"# synthdid-py {version('synthdid-py')}, numpy {version('numpy')}; data tests/fixtures/california_prop99.csv"
+    )
     print(f"estimate = {float(tau):.10f}")
     controls = np.asarray(panel.units)[: panel.N0]
     omega = pd.Series(np.asarray(tau.weights["omega"], dtype=float), index=controls).sort_values(ascending=False)
