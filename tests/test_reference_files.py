@@ -117,3 +117,10 @@ def test_python_script_reproduces_its_stored_output(stored: str) -> None:
     assert set(fresh) == set(kept)
     for name, value in kept.items():
         assert float(fresh[name]) == pytest.approx(value, rel=1e-7, abs=1e-9), name
+
+
+def test_readme_names_only_tests_that_exist() -> None:
+    named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)", (REFERENCE / "README.md").read_text())
+    assert len(named) >= 20
+    missing = sorted({f"{f}::{t}" for f, t in named if f"def {t}(" not in (ROOT / f).read_text()})
+    assert missing == []

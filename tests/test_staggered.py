@@ -134,7 +134,8 @@ def test_clustering_by_unit_reproduces_unit_level_errors(mpdta: pd.DataFrame) ->
     ).fit(mpdta)
     row = res.aggregate("simple").overall
     n = 500
-    assert row.std_error == pytest.approx(0.012034 * np.sqrt(n / (n - 1)), abs=1e-6)
+    # R did's unit-level SE, times the clustered variance's G / (G - 1) with one unit per cluster.
+    assert row.std_error == pytest.approx(R_DID["never_treated.simple.std_error"] * np.sqrt(n / (n - 1)), abs=1e-6)
     assert row.inference == "analytic_influence_function_cluster"
     with pytest.raises(DataError, match="constant within"):
         CallawaySantAnna(outcome="lemp", unit="countyreal", time="year", cohort="first.treat", cluster="year").fit(

@@ -8,7 +8,7 @@
 suppressPackageStartupMessages(library(did))
 
 mpdta <- read.csv("tests/fixtures/mpdta.csv", check.names = FALSE)  # keeps the column name first.treat
-say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, value))
+say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, as.numeric(value)))
 cat(sprintf("# R %s, did %s\n", getRversion(), packageVersion("did")))
 
 for (control in c("nevertreated", "notyettreated")) {

@@ -12,7 +12,7 @@ suppressPackageStartupMessages(library(fixest))
 od <- read.csv("tests/fixtures/organ_donations.csv")
 od$california <- as.integer(od$State == "California")
 od$treated <- od$california * as.integer(od$Quarter_Num >= 4)  # California from 2011 Q3 (quarter 4)
-say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, value))
+say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, as.numeric(value)))
 cat(sprintf("# R %s, fixest %s\n", getRversion(), packageVersion("fixest")))
 
 # TWFE DiD, state and quarter fixed effects, standard errors clustered by state. fixest's default small-sample

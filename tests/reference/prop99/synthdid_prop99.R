@@ -11,7 +11,7 @@
 suppressPackageStartupMessages(library(synthdid))
 
 prop99 <- read.csv("tests/fixtures/california_prop99.csv")  # State, Year, PacksPerCapita, treated
-say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, value))
+say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, as.numeric(value)))
 cat(sprintf("# R %s, synthdid %s\n", getRversion(), packageVersion("synthdid")))
 
 # Columns in the order panel.matrices expects: unit, time, outcome, treatment.

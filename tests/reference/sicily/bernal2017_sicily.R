@@ -14,7 +14,7 @@ suppressPackageStartupMessages({
 })
 
 sicily <- read.csv("tests/fixtures/sicily.csv")  # aces = monthly count, smokban = 1 from month 37 (January 2005)
-say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, value))
+say <- function(name, value, digits) cat(sprintf("%s = %.*f\n", name, digits, as.numeric(value)))
 ratio <- function(name, fit, term, digits = 4) {
   ci <- ci.exp(fit)[term, ]  # exp of the estimate and its Wald 95% interval (normal quantile)
   say(paste0(name, ".rate_ratio"), ci[[1]], digits)
