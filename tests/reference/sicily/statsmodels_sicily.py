@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy.stats import norm
+from statsmodels.genmod.generalized_linear_model import GLMResults
 from statsmodels.stats.diagnostic import acorr_ljungbox
 
 DATA = Path(__file__).resolve().parents[2] / "fixtures" / "sicily.csv"
@@ -34,12 +35,12 @@ def _design(d: pd.DataFrame, harmonics: int = 0, slope: bool = False) -> pd.Data
     return X
 
 
-def _fit(d: pd.DataFrame, quasi: bool, **kw: int | bool) -> sm.GLM:
-    model = sm.GLM(d["aces"], _design(d, **kw), family=sm.families.Poisson(), offset=np.log(d["stdpop"]))
+def _fit(d: pd.DataFrame, quasi: bool, harmonics: int = 0, slope: bool = False) -> GLMResults:
+    model = sm.GLM(d["aces"], _design(d, harmonics, slope), family=sm.families.Poisson(), offset=np.log(d["stdpop"]))
     return model.fit(scale="X2" if quasi else 1.0)  # quasi-Poisson: Pearson chi-square / residual df
 
 
-def _print_ratio(name: str, fit: sm.GLM, term: str) -> None:
+def _print_ratio(name: str, fit: GLMResults, term: str) -> None:
     b, se = fit.params[term], fit.bse[term]
     print(f"{name}.rate_ratio = {np.exp(b):.10f}")
     print(f"{name}.ci_low = {np.exp(b - Z * se):.10f}")
