@@ -1,4 +1,5 @@
-"""Shared fixtures. Reference data are copied from ../shared/reference (sources in fixtures/README.md)."""
+"""Shared fixtures. Reference data are copied into fixtures/ (sources in fixtures/README.md); reference values and
+the scripts that produced them are in reference/ (reference/README.md)."""
 
 from __future__ import annotations
 

@@ -8,23 +8,26 @@ import pytest
 import statsmodels.formula.api as smf
 
 from evallib.errors import DataError
+from evallib.methods.did.twfe import DiD, pretrend_test
 from evallib.methods.base.arrays import within_transform
 from evallib.methods.base.results import TIDY_COLUMNS
-from evallib.methods.did.twfe import DiD, pretrend_test
 from evallib.methods.simulate import simulate_panel
 
 from .conftest import SIM_ROLES
+from .reference import values
 
 pytestmark = pytest.mark.unit
 ROLES = {"outcome": "Rate", "unit": "State", "time": "Quarter_Num", "treated": "treated", "post": "post"}
+#: R fixest on the organ-donations data (tests/reference/organ_donations: the script, its output and the source).
+FIXEST = values("organ_donations/fixest_organ_donations.out")
 
 
 def test_twfe_matches_reference_with_cr1(organ_donations: pd.DataFrame) -> None:
-    # REFERENCE.md section 1: -0.022459, cluster (CR1, fixest convention) SE 0.006131, p = 0.0011.
+    # fixest: -0.022459, cluster (CR1, fixest convention) SE 0.006131, p = 0.0011 (6, 6 and 4 decimals).
     r = DiD(**ROLES, inference="cluster_cr1").fit(organ_donations)
-    assert r.estimate == pytest.approx(-0.022459, abs=1e-6)
-    assert r.headline.std_error == pytest.approx(0.006131, abs=1e-6)
-    assert r.p_value == pytest.approx(0.0011, abs=1e-4)
+    assert r.estimate == pytest.approx(FIXEST["twfe.estimate"], abs=1e-6)
+    assert r.headline.std_error == pytest.approx(FIXEST["twfe.std_error"], abs=1e-6)
+    assert r.p_value == pytest.approx(FIXEST["twfe.p_value"], abs=1e-4)
     assert r.headline.inference == "cluster_cr1"
 
 
@@ -37,11 +40,11 @@ def test_hc1_matches_statsmodels_with_dummies(organ_donations: pd.DataFrame) -> 
 
 
 def test_placebo_p_value_matches_reference(organ_donations: pd.DataFrame) -> None:
-    # REFERENCE.md: each of the 26 control states as fake treated, two-sided rank p = 0.185 (5/27).
+    # fixest loop: each of the 26 control states as fake treated, two-sided rank p = 0.185 (5/27).
     r = DiD(**ROLES).fit(organ_donations)  # one treated unit: auto chooses placebo
     assert r.headline.inference == "placebo_in_space"
-    assert r.p_value == pytest.approx(5 / 27, abs=1e-12)
-    assert r.headline.n_control == 26
+    assert r.p_value == pytest.approx(FIXEST["placebo.n_as_extreme"] / FIXEST["placebo.n_states"], abs=1e-12)
+    assert r.headline.n_control == FIXEST["placebo.n_states"] - 1
     assert r.headline.ci_low < r.estimate < r.headline.ci_high
 
 

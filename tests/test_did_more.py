@@ -16,17 +16,21 @@ from evallib.methods.inference.wild_bootstrap import wild_cluster_bootstrap
 from evallib.methods.simulate import simulate_panel
 
 from .conftest import SIM_ROLES
+from .reference import values
 
 pytestmark = pytest.mark.unit
 
 
 def test_event_study_matches_reference(organ_donations: pd.DataFrame) -> None:
-    # REFERENCE.md section 1, reference quarter 3: q1 -0.00294, q2 +0.00630, q4 -0.02157, q5 -0.02029, q6 -0.02217.
+    # R fixest, reference quarter 3: q1 -0.00294, q2 +0.00630, q4 -0.02157, q5 -0.02029, q6 -0.02217
+    # (tests/reference/organ_donations: the script, its output and the source).
+    fixest = values("organ_donations/fixest_organ_donations.out")
     r = EventStudy(
         outcome="Rate", unit="State", time="Quarter_Num", treated="treated", start=4, inference="cluster_cr1"
     ).fit(organ_donations)
     assert r.event_times == (-3, -2, 0, 1, 2)
-    assert [x.estimate for x in r.rows] == pytest.approx([-0.00294, 0.00630, -0.02157, -0.02029, -0.02217], abs=1e-5)
+    expected = [fixest[f"event.q{q}.estimate"] for q in (1, 2, 4, 5, 6)]
+    assert [x.estimate for x in r.rows] == pytest.approx(expected, abs=1e-5)
     # CR1 SEs equal statsmodels' cluster SEs once its small-sample factor (which counts the
     # unit dummies) is replaced by fixest's (which does not).
     d = organ_donations.copy()

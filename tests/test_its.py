@@ -11,8 +11,16 @@ from evallib.methods.its.model import newey_west_lags
 from evallib.methods.its.poisson import PoissonITS
 from evallib.methods.its.segmented import SegmentedITS
 
+from .reference import values
+
 pytestmark = pytest.mark.unit
 START = "2005-01-01"  # smokban = 1 from month 37
+#: The published models in R (tests/reference/sicily: the script, its output and the source).
+BERNAL = values("sicily/bernal2017_sicily.out")
+
+
+def _ratio(name: str) -> tuple[float, float, float]:
+    return BERNAL[f"{name}.rate_ratio"], BERNAL[f"{name}.ci_low"], BERNAL[f"{name}.ci_high"]
 
 
 def _fit(sicily: pd.DataFrame, **kw) -> object:
@@ -20,27 +28,27 @@ def _fit(sicily: pd.DataFrame, **kw) -> object:
 
 
 def test_poisson_rate_ratio_matches_reference(sicily: pd.DataFrame) -> None:
-    # REFERENCE.md section 3: RR 0.8944 (0.8647-0.9251), to 1e-4.
+    # Poisson: RR 0.8944 (0.8647-0.9251), to 1e-4.
     r = _fit(sicily).row("level_change")
-    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx((0.8944, 0.8647, 0.9251), abs=1e-4)
+    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx(_ratio("poisson"), abs=1e-4)
     assert r.scale == "rate_ratio" and r.method == "its_poisson"
 
 
 def test_quasi_poisson_reports_dispersion(sicily: pd.DataFrame) -> None:
     res = _fit(sicily, dispersion="quasi")
     r = res.row("level_change")
-    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx((0.8944, 0.8392, 0.9532), abs=1e-4)
-    assert res.dispersion == pytest.approx(3.559, abs=1e-3)
+    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx(_ratio("quasipoisson"), abs=1e-4)
+    assert res.dispersion == pytest.approx(BERNAL["quasipoisson.dispersion"], abs=1e-3)
 
 
 def test_harmonic_model_and_ljung_box(sicily: pd.DataFrame) -> None:
     res = _fit(sicily, dispersion="quasi", harmonics=2)
     r = res.row("level_change")
-    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx((0.8851, 0.8394, 0.9332), abs=1e-4)
-    assert res.dispersion == pytest.approx(2.262, abs=1e-3)
-    assert res.trend_per_year == pytest.approx(1.0668, abs=1e-3)  # underlying trend RR per year
-    assert res.ljung_box_lags == 12
-    assert res.ljung_box_p == pytest.approx(0.0047, abs=1e-3)
+    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx(_ratio("harmonic"), abs=1e-4)
+    assert res.dispersion == pytest.approx(BERNAL["harmonic.dispersion"], abs=1e-3)
+    assert res.trend_per_year == pytest.approx(BERNAL["harmonic.trend_per_year"], abs=1e-3)  # underlying trend per year
+    assert res.ljung_box_lags == BERNAL["harmonic.ljung_box_lags"]
+    assert res.ljung_box_p == pytest.approx(BERNAL["harmonic.ljung_box_p"], abs=1e-3)
     assert res.autocorrelated
 
 
@@ -48,8 +56,8 @@ def test_slope_change_model(sicily: pd.DataFrame) -> None:
     # The published model codes time since the ban as 1 in its first month (Bernal et al. 2017).
     res = _fit(sicily, dispersion="quasi", harmonics=2, slope_change=True, slope_coding="bernal2017")
     step, slope = res.row("level_change"), res.row("slope_change")
-    assert (step.estimate, step.ci_low, step.ci_high) == pytest.approx((0.8765, 0.8268, 0.9292), abs=1e-3)
-    assert (slope.estimate, slope.ci_low, slope.ci_high) == pytest.approx((1.00148, 0.99785, 1.00513), abs=1e-4)
+    assert (step.estimate, step.ci_low, step.ci_high) == pytest.approx(_ratio("slope_change.step"), abs=1e-3)
+    assert (slope.estimate, slope.ci_low, slope.ci_high) == pytest.approx(_ratio("slope_change.slope"), abs=1e-4)
 
 
 def test_level_change_is_the_jump_in_the_first_post_period(sicily: pd.DataFrame) -> None:
@@ -60,7 +68,9 @@ def test_level_change_is_the_jump_in_the_first_post_period(sicily: pd.DataFrame)
     step, slope = itsa.row("level_change").estimate, itsa.row("slope_change").estimate
     assert slope == pytest.approx(bernal.row("slope_change").estimate, rel=1e-9)
     assert step == pytest.approx(bernal.row("level_change").estimate * slope, rel=1e-9)  # reference x one month
-    assert step == pytest.approx(0.8765 * 1.00148, abs=1e-3)
+    assert step == pytest.approx(
+        BERNAL["slope_change.step.rate_ratio"] * BERNAL["slope_change.slope.rate_ratio"], abs=1e-3
+    )
     first = sicily.index[sicily["smokban"] == 1][0]
     jump = itsa.fitted[first] / itsa.counterfactual[first]
     assert jump == pytest.approx(step, rel=1e-9)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,10 +9,12 @@ import pytest
 from evallib import DataError, random_effects
 
 from .conftest import FIXTURES
+from .reference import json_output
 
 pytestmark = pytest.mark.unit
 
-_REF = json.loads((FIXTURES / "metafor_rma_reference.json").read_text())["cases"]
+#: metafor 4.6.0 (tests/reference/metafor: the R script, its stored output and the source).
+_REF = json_output("metafor/metafor_rma.json")["cases"]
 _DATA = pd.read_csv(FIXTURES / "metafor_small_sample.csv")
 
 

@@ -10,15 +10,18 @@ from scipy.optimize import nnls
 from evallib import DataError, SyntheticDiD, simulate_panel
 
 from .conftest import FIXTURES, SIM_ROLES
+from .reference import values
 
 pytestmark = pytest.mark.unit
 
-#: R synthdid 0.0.9 README / Arkhangelsky et al. (2021) Table 1: synthdid_estimate on california_prop99
-#: (default settings: eta.omega = (N1 T1)^(1/4), eta.lambda = 1e-6, intercepts, sparsify, Frank-Wolfe).
-R_SDID_PROP99 = -15.60383
+#: R synthdid 0.0.9 / Arkhangelsky et al. (2021) Table 1: synthdid_estimate on california_prop99 (default settings:
+#: eta.omega = (N1 T1)^(1/4), eta.lambda = 1e-6, intercepts, sparsify, Frank-Wolfe); tests/reference/prop99 holds
+#: the script, its output and the source.
+_R = values("prop99/synthdid_prop99.out")
+R_SDID_PROP99 = _R["estimate"]
 #: R's leading unit weights and its time weights on the same fit (synthdid summary).
-R_OMEGA = {"Nevada": 0.124, "New Hampshire": 0.105, "Connecticut": 0.078, "Delaware": 0.070, "Colorado": 0.057}
-R_LAMBDA = {1986: 0.366, 1987: 0.206, 1988: 0.427}
+R_OMEGA = {key.removeprefix("omega."): w for key, w in _R.items() if key.startswith("omega.")}
+R_LAMBDA = {int(key.removeprefix("lambda.")): w for key, w in _R.items() if key.startswith("lambda.")}
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from evallib.sources.quality import level_steps, structural_breaks, suspect_runs
 from evallib.sources.registry import get_site, type1_trusts
 
 from .conftest import FIXTURES
+from .reference import values
 
 pytestmark = pytest.mark.integration
 
@@ -203,6 +204,12 @@ def test_level_shift_screen_on_real_type1_attendances() -> None:
 
 def test_nhs_england_growth_comparison_reproduced() -> None:
     raw = programme_growth(FY13, FY17).set_index("group")
+    # The same comparison in plain pandas (tests/reference/nhs_growth: the script and its stored output) ...
+    independent = values("nhs_growth/pandas_programme_growth.out")
+    for group, key in (("PACS+MCP", "pacs_mcp"), ("no vanguard", "no_vanguard")):
+        assert raw.loc[group, "n_units"] == independent[f"{key}.n_ccgs"]
+        assert raw.loc[group, "growth_pct"] == pytest.approx(independent[f"{key}.growth_pct"], abs=1e-6)
+    # ... and the data compilers' published figures: +8.1% (28 CCGs) against +12.9% (155).
     assert raw.loc["PACS+MCP", ["n_units", "growth_pct"]].tolist() == [28, pytest.approx(8.1, abs=0.05)]
     assert raw.loc["no vanguard", ["n_units", "growth_pct"]].tolist() == [155, pytest.approx(12.9, abs=0.05)]
     clean = programme_growth(FY13, FY17, drop_suspect=True).set_index("group")

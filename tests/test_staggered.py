@@ -1,4 +1,4 @@
-"""Callaway-Sant'Anna on mpdta: all eight aggregates and SEs against R's did (REFERENCE.md section 2)."""
+"""Callaway-Sant'Anna on mpdta: all eight aggregates and SEs against R's did (tests/reference/mpdta)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from evallib.methods.did.staggered import CallawaySantAnna
 from evallib.methods.simulate import simulate_panel
 
 from .conftest import FIXTURES
+from .reference import values
 
 pytestmark = pytest.mark.unit
 
-# (estimate, SE) from R did, doubly robust, no covariates, analytic SEs, varying base period.
+#: R did on mpdta, doubly robust, no covariates, analytic SEs, varying base period (tests/reference/mpdta: the
+#: script, its output and the source).
+R_DID = values("mpdta/did_mpdta.out")
+#: (estimate, SE) of each control group and aggregation.
 REFERENCE = {
-    ("never_treated", "simple"): (-0.039951, 0.012034),
-    ("never_treated", "group"): (-0.031018, 0.012446),
-    ("never_treated", "dynamic"): (-0.077240, 0.019965),
-    ("never_treated", "calendar"): (-0.041700, 0.015972),
-    ("not_yet_treated", "simple"): (-0.039764, 0.012052),
-    ("not_yet_treated", "group"): (-0.030462, 0.012575),
-    ("not_yet_treated", "dynamic"): (-0.077399, 0.019560),
-    ("not_yet_treated", "calendar"): (-0.044267, 0.015571),
+    (control, kind): (R_DID[f"{control}.{kind}.estimate"], R_DID[f"{control}.{kind}.std_error"])
+    for control in ("never_treated", "not_yet_treated")
+    for kind in ("simple", "group", "dynamic", "calendar")
 }
 
 
@@ -55,12 +54,17 @@ def test_aggregates_match_r_did(mpdta: pd.DataFrame, control: str, kind: str) ->
 def test_components_match_did_readme(mpdta: pd.DataFrame) -> None:
     res = _fit(mpdta, "never_treated")
     groups = {r.term: r.estimate for r in res.aggregate("group").components}
-    assert [groups[f"group {g}"] for g in (2004, 2006, 2007)] == pytest.approx([-0.0797, -0.0229, -0.0261], abs=1e-4)
+    expected_groups = [R_DID[f"never_treated.group.{g}.estimate"] for g in (2004, 2006, 2007)]
+    assert [groups[f"group {g}"] for g in (2004, 2006, 2007)] == pytest.approx(expected_groups, abs=1e-4)
     events = {r.term: r.estimate for r in res.aggregate("dynamic").components}
-    expected = {-3: 0.0305, -2: -0.0006, -1: -0.0245, 0: -0.0199, 1: -0.0510, 2: -0.1373, 3: -0.1008}
+    expected = {e: R_DID[f"never_treated.dynamic.{e}.estimate"] for e in range(-3, 4)}
     assert [events[f"event time {e}"] for e in expected] == pytest.approx(list(expected.values()), abs=1e-4)
     first = res.group_time.iloc[0]
-    assert (first["group"], first["time"], round(first["att"], 4)) == (2004, 2004, -0.0105)
+    assert (first["group"], first["time"], round(first["att"], 4)) == (
+        2004,
+        2004,
+        R_DID["never_treated.att_gt.2004.2004"],
+    )
     assert len(res.tidy()) == 12
 
 
@@ -130,7 +134,8 @@ def test_clustering_by_unit_reproduces_unit_level_errors(mpdta: pd.DataFrame) ->
     ).fit(mpdta)
     row = res.aggregate("simple").overall
     n = 500
-    assert row.std_error == pytest.approx(0.012034 * np.sqrt(n / (n - 1)), abs=1e-6)
+    # R did's unit-level SE, times the clustered variance's G / (G - 1) with one unit per cluster.
+    assert row.std_error == pytest.approx(R_DID["never_treated.simple.std_error"] * np.sqrt(n / (n - 1)), abs=1e-6)
     assert row.inference == "analytic_influence_function_cluster"
     with pytest.raises(DataError, match="constant within"):
         CallawaySantAnna(outcome="lemp", unit="countyreal", time="year", cohort="first.treat", cluster="year").fit(
