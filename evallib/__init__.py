@@ -65,10 +65,10 @@ _PUBLIC: dict[str, str] = {
     "load_params": "evallib.protocol.params",
     "find_params": "evallib.protocol.params",
     # evaluation
-    "evaluate_site": "evallib.evaluation.site",
-    "SiteEvaluation": "evallib.evaluation.site",
-    "write_results": "evallib.evaluation.results_file",
-    "load_programme": "evallib.evaluation.programme",
+    "evaluate_site": "evallib.evaluation.site.evaluate",
+    "SiteEvaluation": "evallib.evaluation.site.evaluate",
+    "write_results": "evallib.evaluation.record.results_file",
+    "load_programme": "evallib.evaluation.studies.programme",
     # reporting
     "full_report": "evallib.reporting.report",
     "build_site": "evallib.reporting.static_site",

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.evaluation.calibration import Design, designs, fake_site_results, noisiest, summarise
-from evallib.evaluation.coverage import analysis_frame, load_source
+from evallib.evaluation.site.coverage import analysis_frame, load_source
+from evallib.evaluation.studies.calibration import Design, designs, fake_site_results, noisiest, summarise
 from evallib.methods.did.twfe import DiD
 from evallib.protocol.params import SiteProtocol, load_params
 from tests.conftest import ROOT

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.evaluation import programme
-from evallib.evaluation.coverage import analysis_frame, excluded_by_rule, load_panel
+from evallib.evaluation.site.coverage import analysis_frame, excluded_by_rule, load_panel
+from evallib.evaluation.studies import programme
 from evallib.methods.pooling import random_effects
 from evallib.methods.synth.control import SyntheticControl, simplex_least_squares
 from evallib.methods.synth.matching import MEAN_COUNT_FEATURE, balance_table, match_comparators, series_features

@@ -38,7 +38,7 @@ CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
 CONFIDENCE = ("high", "medium", "low")
 DIRECTIONS = ("decrease", "increase")
 POOL_RULES = ("exclude_other_vanguards", "exclude_ics_designated_before_end", "all_eligible")
-#: The headline estimators a protocol may lead with (evallib.evaluation.estimators fits them).
+#: The headline estimators a protocol may lead with (evallib.evaluation.site.estimators fits them).
 PRIMARY_ESTIMATORS = (
     "did",
     "did_studentized",

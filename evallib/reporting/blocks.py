@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.base.results import Estimate
 from evallib.reporting.templating import figure_html, render
 from evallib.reporting.words import inference_label, p_text

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from evallib.evaluation.calibration import CONTRAST_LABELS, SUMMARY_COLUMNS
-from evallib.evaluation.coverage import outcome_label
-from evallib.evaluation.estimators import ESTIMATOR_LABELS
+from evallib.evaluation.site.coverage import outcome_label
+from evallib.evaluation.site.estimators import ESTIMATOR_LABELS
+from evallib.evaluation.studies.calibration import CONTRAST_LABELS, SUMMARY_COLUMNS
 from evallib.protocol.generator import chosen_estimators
 
 #: The study's summary, committed with the protocols (written by ``evallib calibrate``).

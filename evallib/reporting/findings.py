@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-from evallib.evaluation.answer import conclusion
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, outcome_label, unit_kind, unit_plural
-from evallib.evaluation.outcome import OutcomeAnalysis
-from evallib.evaluation.provenance import provenance
-from evallib.evaluation.site import SiteEvaluation
-from evallib.evaluation.volatile import WITHHELD
+from evallib.evaluation.record.provenance import provenance
+from evallib.evaluation.site.answer import conclusion
+from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, outcome_label, unit_kind, unit_plural
+from evallib.evaluation.site.evaluate import SiteEvaluation
+from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
 from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text, plural

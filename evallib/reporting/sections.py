@@ -1,6 +1,6 @@
 """Report sections for one site, as HTML blocks a notebook displays as they are.
 
-Each function takes a :class:`~evallib.evaluation.site.SiteEvaluation` and returns an
+Each function takes a :class:`~evallib.evaluation.site.evaluate.SiteEvaluation` and returns an
 :class:`~evallib.reporting.blocks.HTMLBlock` rendered from a template (autoescaped). A site
 that could not be evaluated gets empty technical sections: its summary says why, once.
 Count tables pass through :mod:`evallib.reporting.disclosure`.
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from evallib.evaluation.coverage import outcome_label, unit_kind, unit_plural
-from evallib.evaluation.outcome import OutcomeAnalysis
-from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.site.coverage import outcome_label, unit_kind, unit_plural
+from evallib.evaluation.site.evaluate import SiteEvaluation
+from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note

@@ -24,7 +24,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from evallib.evaluation.coverage import outcome_label
+from evallib.evaluation.site.coverage import outcome_label
 from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
 from evallib.reporting.glossary import GLOSSARY
 from evallib.reporting.publishing import (

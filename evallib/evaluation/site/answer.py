@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from evallib.evaluation.estimators import ESTIMATOR_LABELS, on_log_scale
-from evallib.evaluation.outcome import OutcomeAnalysis
+from evallib.evaluation.site.estimators import ESTIMATOR_LABELS, on_log_scale
+from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.methods.base.results import Estimate
 
 ALPHA = 0.05

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.units import area_data
+from evallib.evaluation.site.units import area_data
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, load_bundled

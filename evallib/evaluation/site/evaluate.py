@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import NotEvaluable
-from evallib.evaluation.answer import Answer, site_answer
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, load_source, outcome_label, unit_kind
-from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
-from evallib.evaluation.provenance import provenance
-from evallib.evaluation.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
+from evallib.evaluation.site.answer import Answer, site_answer
+from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, load_source, outcome_label, unit_kind
+from evallib.evaluation.site.outcome import OutcomeAnalysis, analyse_outcome
+from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
@@ -104,7 +103,11 @@ class SiteEvaluation:
         return fig
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Content of ``results.json`` (documented in the README)."""
+        """The analysis part of ``results.json`` (documented in the README).
+
+        The file itself (:func:`~evallib.evaluation.record.results_file.results_json`) adds the provenance:
+        what was run on what, which the analysis knows nothing of.
+        """
         p = self.protocol
         prim = self.primary
         return {
@@ -133,7 +136,6 @@ class SiteEvaluation:
             "robustness": None if prim is None or prim.robustness is None else prim.robustness.to_json_dict(),
             "growth": None if prim is None else _growth(prim),
             "result_columns": list(TIDY_COLUMNS),
-            "provenance": provenance(p),
         }
 
 
@@ -276,8 +278,9 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
 
 
 def data_windows(protocols: list[SiteProtocol]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
-    """Every (bundled dataset, start, end) the protocols' analyses will harmonise, for :func:`~evallib.evaluation.
-    units.prefetch`: each analysis window and, for ICSs, the whole span of the ICS-wave analysis."""
+    """Every (bundled dataset, start, end) the protocols' analyses will harmonise, for
+    :func:`~evallib.evaluation.site.units.prefetch`: each analysis window and, for ICSs, the whole span of the
+    ICS-wave analysis."""
     out: dict[tuple[str, pd.Timestamp, pd.Timestamp], None] = {}
     for p in protocols:
         w = p.windows

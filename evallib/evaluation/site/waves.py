@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.coverage import unit_kind
-from evallib.evaluation.units import area_data
+from evallib.evaluation.site.coverage import unit_kind
+from evallib.evaluation.site.units import area_data
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.staggered import AggregateResult, CallawaySantAnna, CSResult
 from evallib.protocol.params import AnalysisSpec, SiteProtocol

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.coverage import analysis_frame, load_source
-from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
+from evallib.evaluation.site.coverage import analysis_frame, load_source
+from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
 from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.volatility import pre_period_noise
 from evallib.methods.its.segmented import SegmentedITS

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.coverage import Coverage
-from evallib.evaluation.estimators import on_log_scale
+from evallib.evaluation.site.coverage import Coverage
+from evallib.evaluation.site.estimators import on_log_scale
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import RelativeMagnitudes, relative_magnitudes
 from evallib.methods.did.twfe import DiD

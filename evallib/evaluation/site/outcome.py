@@ -3,7 +3,7 @@
 For every outcome: the DiD with placebo inference and its pre-trend test, the rate ratio, an
 event study and the site's own series (segmented regression with REML AR(1) errors, a
 description whose intervals are approximate). For the primary outcome also every headline
-estimator (:mod:`evallib.evaluation.estimators`) and the robustness checks of the protocol's
+estimator (:mod:`evallib.evaluation.site.estimators`) and the robustness checks of the protocol's
 primary estimate.
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
-from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
-from evallib.evaluation.robustness import Robustness, check_robustness
-from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
+from evallib.evaluation.site.coverage import Coverage, analysis_frame, outcome_label
+from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
+from evallib.evaluation.site.robustness import Robustness, check_robustness
+from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
 from evallib.methods.base.results import Estimate, tidy_frame
 from evallib.methods.did.event_study import EventStudy, EventStudyResult
 from evallib.methods.did.poisson import RateRatioResult

@@ -14,7 +14,7 @@ inverting the same test, so p-value and interval always agree:
 * ``synthetic_did``: synthetic difference-in-differences (unit and time weights).
 
 Which one a protocol leads with (``primary_estimator``) is chosen from the calibration study
-(:mod:`evallib.evaluation.calibration`): the most precise estimator that holds its size on the
+(:mod:`evallib.evaluation.studies.calibration`): the most precise estimator that holds its size on the
 real data. The others are reported beside it, and the findings say where they disagree.
 """
 
