@@ -90,7 +90,7 @@ def test_fake_sites_carry_the_pre_period_noise_of_the_studentized_test() -> None
     long = pool.stack().rename("value").reset_index()
     long.columns = ["period", "unit", "value"]
     long["treated"] = (long["unit"] == fake).astype(int)
-    long["post"] = (long["period"] >= p.windows["post_start"]).astype(int)
+    long["post"] = (long["period"] >= p.windows.post_start).astype(int)
     did = DiD("value", "unit", "period", "treated", "post", transform="log", inference="placebo_studentized").fit(long)
     assert np.isclose(results["noise"].iloc[0], did.volatility.unit_scale[fake])
 

@@ -32,7 +32,7 @@ def _question(ev: SiteEvaluation) -> str:
     p = ev.protocol
     kind = unit_kind(p.data_source)
     verb = {"decrease": "fall", "increase": "rise"}[p.expected_direction]
-    start = p.windows["post_start"]
+    start = p.windows.post_start
     return (
         f"Did {outcome_label(p.primary_outcome)} for {p.site_id}'s {unit_plural(kind)} {verb}, relative to "
         f"comparable {unit_plural(kind)}, after the care model started in {start:%B %Y}?"

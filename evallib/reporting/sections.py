@@ -35,11 +35,11 @@ def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
         ("Site", f"{p.site_id}: {p.site_name}"),
         ("Care model", p.care_model),
         ("Announced", p.announced or "not recorded"),
-        ("Intervention start (analysis)", w["post_start"].strftime("%B %Y")),
+        ("Intervention start (analysis)", w.post_start.strftime("%B %Y")),
         ("Membership confidence", f"{p.membership_confidence} (confirm membership locally)"),
         ("Primary outcome (pre-specified)", f"{outcome_label(p.primary_outcome)}, expected to {p.expected_direction}"),
-        ("Pre-period", f"{w['pre_start']:%b %Y} to {w['pre_end']:%b %Y}"),
-        ("Follow-up", f"{w['post_start']:%b %Y} to {w['post_end']:%b %Y}"),
+        ("Pre-period", w.pre_text()),
+        ("Follow-up", w.follow_up_text()),
         ("Status", status),
     ]
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -101,7 +101,7 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
             continue
         fig = plots.plot_trends(
             a.trends,
-            intervention_start=ev.protocol.windows["post_start"],
+            intervention_start=ev.protocol.windows.post_start,
             indexed=not a.is_proportion,
             title=f"{cap(a.label)}: {ev.protocol.site_id} vs comparison pool",
             site_label=f"{ev.protocol.site_id} ({plural(len(a.coverage.treated_used), a.coverage.unit_kind)})",

@@ -126,7 +126,7 @@ def excluded_by_rule(protocol: SiteProtocol, kind: str = "trust") -> set[str]:
     rule = protocol.comparison_pool
     if rule == "all_eligible":
         return set()
-    end = protocol.windows["post_end"]
+    end = protocol.windows.post_end
     out: set[str] = set()
     for site in load_registry():
         codes = site.ccg_codes if kind == "CCG" else site.acute_trust_codes
@@ -157,28 +157,25 @@ def analysis_frame(
             f"site {protocol.site_id}: outcome {outcome!r} is not in data source {panel.source!r} "
             f"(it has {', '.join(panel.outcomes)}); fix primary_outcome/secondary_outcomes in the params file"
         )
-    areas = area_data(panel, outcome, spec.treated_units, w["pre_start"], w["post_end"])
+    areas = area_data(panel, outcome, spec.treated_units, *w.span)
     values = areas.panel.wide(outcome)
     denom = areas.panel.wide(outcome, "denominator") if areas.panel.has_denominator(outcome) else None
     data_start, data_end = panel.periods(outcome).min(), panel.periods(outcome).max()
-    in_window = values.index[
-        ((values.index >= w["pre_start"]) & (values.index <= w["pre_end"]))
-        | ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))
-    ]
+    in_window = values.index[w.within(values.index)]
     step = 12 // PERIODS_PER_YEAR.get(panel.frequency, 12)
-    if (w["post_start"].month - 1) % step:
+    if (w.post_start.month - 1) % step:
         first = ", ".join(f"{m:02d}" for m in range(1, 13, step))
         raise DataError(
             f"site {protocol.site_id}: {panel.source} is {panel.frequency} data, so the start "
-            f"({w['post_start']:%Y-%m}) must be the first month of a period; use a month ending -{first.replace(', ', ', -')} "
+            f"({w.post_start:%Y-%m}) must be the first month of a period; use a month ending -{first.replace(', ', ', -')} "
             "for intervention_start (and post_period_start)"
         )
-    n_pre = int((in_window <= w["pre_end"]).sum())
-    n_post = int((in_window >= w["post_start"]).sum())
+    n_pre = int((in_window <= w.pre_end).sum())
+    n_post = int((in_window >= w.post_start).sum())
     if n_post == 0:
         raise NotEvaluable(
             f"no post-period in the data: {label} data run {data_start:%b %Y} to {data_end:%b %Y}, "
-            f"and follow-up would be {w['post_start']:%b %Y} to {w['post_end']:%b %Y}"
+            f"and follow-up would be {w.follow_up_text()}"
         )
     word = PERIOD_WORDS.get(panel.frequency, "period")
 
@@ -195,11 +192,11 @@ def analysis_frame(
             f"only {periods(n_post)} of follow-up of {label} in the data (to {data_end:%b %Y}); "
             f"the protocol needs at least {protocol.min_post_periods}"
         )
-    expected = pd.date_range(w["pre_start"], w["post_end"], freq=_OFFSETS.get(panel.frequency, "MS"))
+    expected = pd.date_range(*w.span, freq=_OFFSETS.get(panel.frequency, "MS"))
     missing = tuple(
         p
         for p in expected
-        if p not in set(in_window) and data_start <= p <= data_end and not (w["pre_end"] < p < w["post_start"])
+        if p not in set(in_window) and data_start <= p <= data_end and not (w.pre_end < p < w.post_start)
     )
     win = values.loc[in_window]
     complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
@@ -211,7 +208,7 @@ def analysis_frame(
         if len(not_in_data) == len(treated):
             raise NotEvaluable(
                 f"none of the site's {units} ({', '.join(treated)}) appear in the {label} data "
-                f"between {w['pre_start']:%b %Y} and {w['post_end']:%b %Y}"
+                f"between {w.pre_start:%b %Y} and {w.post_end:%b %Y}"
             )
         why = " ".join(areas.stitches)
         raise NotEvaluable(
@@ -248,7 +245,7 @@ def analysis_frame(
     excluded["data-quality screen (suspect months or a one-month level shift)"] = before - len(pool)
     if not pool:
         raise NotEvaluable(f"the comparison pool for {label} is empty after applying the protocol's rules")
-    baseline = win.loc[win.index <= w["pre_end"], list(used)].iloc[-PERIODS_PER_YEAR.get(panel.frequency, 12) :]
+    baseline = win.loc[win.index <= w.pre_end, list(used)].iloc[-PERIODS_PER_YEAR.get(panel.frequency, 12) :]
     cov = Coverage(
         outcome=outcome,
         source=panel.source,

@@ -244,9 +244,9 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
     try:
         if protocol.not_evaluable_reason:
             raise NotEvaluable(protocol.not_evaluable_reason)
-        if w["post_end"] >= COVID_START and w["post_start"] < COVID_END:  # a 2031 start is not a COVID overlap
+        if w.follow_up_overlaps(COVID_START, COVID_END):  # a 2031 start is not a COVID overlap
             raise NotEvaluable(
-                f"follow-up ({w['post_start']:%b %Y} to {w['post_end']:%b %Y}) overlaps the COVID-19 disruption of "
+                f"follow-up ({w.follow_up_text()}) overlaps the COVID-19 disruption of "
                 "hospital activity from March 2020, which would swamp any effect of the care model"
             )
         if not primary.treated_units:
@@ -286,7 +286,7 @@ def data_windows(protocols: list[SiteProtocol]) -> list[tuple[str, pd.Timestamp,
         w = p.windows
         for spec in p.analyses:
             if isinstance(spec.data_source, str):
-                out[(spec.data_source, w["pre_start"], w["post_end"])] = None
+                out[(spec.data_source, *w.span)] = None
         if p.site_type == "ICS" and isinstance(p.data_source, str):
             span = load_source(p.data_source).periods(p.primary_outcome)
             if unit_kind(p.data_source) == "CCG":

@@ -154,7 +154,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit_values = per * values / denom
         site_series = per * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
         comp_series = per * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
+        base_idx = np.flatnonzero(values.index <= w.pre_end)[-ppy:]
         trends = pd.DataFrame(
             {
                 "site": 100 * site_series / site_series.iloc[base_idx].mean(),
@@ -173,7 +173,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit_values = values
         site_series = values[treated].sum(axis=1)
         comp_series = values[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
+        base_idx = np.flatnonzero(values.index <= w.pre_end)[-ppy:]
         trends = pd.DataFrame(
             {
                 "site": 100 * site_series / site_series.iloc[base_idx].mean(),
@@ -182,14 +182,14 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         )
         transform = "log"
     trends.index.name = "period"
-    long = _long_panel(unit_values, treated, w["post_start"])
-    counts = _long_panel(values, treated, w["post_start"])
+    long = _long_panel(unit_values, treated, w.post_start)
+    counts = _long_panel(values, treated, w.post_start)
     if denom is not None:
         counts["exposure"] = denom.stack().to_numpy()
     design = DesignData(
         long=long,
         counts=counts,
-        start=w["post_start"],
+        start=w.post_start,
         transform=transform,
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
@@ -225,7 +225,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     # whose intervals reach their nominal coverage in the Monte Carlo suite.
     harmonics = seasonal_harmonics(ppy)
     its = SegmentedITS(
-        intervention_start=w["post_start"],
+        intervention_start=w.post_start,
         transform=transform,  # type: ignore[arg-type]
         seasonality="fourier" if harmonics else "none",
         harmonics=harmonics,
@@ -246,7 +246,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     bin_periods = ppy if cov.n_pre >= 2 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
     event_study = None
     if cov.n_post >= bin_periods and cov.n_pre >= 2 * bin_periods:
-        event_study = _event_study(long, w["post_start"], transform, bin_periods, ppy, protocol, outcome)
+        event_study = _event_study(long, w.post_start, transform, bin_periods, ppy, protocol, outcome)
     if volatile and event_study is not None:
         event_study = replace(
             event_study, rows=tuple(withhold(r) for r in event_study.rows), pretrend=withhold(event_study.pretrend)

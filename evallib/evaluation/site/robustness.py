@@ -221,7 +221,7 @@ def check_robustness(
     y = np.log(values) if transform == "log" else 100 * values  # proportions arrive as percentages already
     if is_proportion:
         y = long.pivot(index="period", columns="unit", values="value")
-    post = y.index >= w["post_start"]
+    post = y.index >= w.post_start
     change = y[post].mean() - y[~post].mean()
     treated_change = change[treated].mean()
     comp = change[pool]

@@ -109,7 +109,7 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     ).fit(long)
     res = CSResult(**{**res.__dict__, "outcome": outcome, "scale": "log"})
     labels = {i: p.strftime("%b %Y") for p, i in months.items()}
-    site_start = months.get(protocol.windows["post_start"], -1)
+    site_start = months.get(protocol.windows.post_start, -1)
     return ProgrammeWaves(
         outcome=outcome,
         result=res,
