@@ -6,15 +6,16 @@ import math
 
 from evallib.evaluation.record.provenance import provenance
 from evallib.evaluation.site.answer import conclusion
-from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, outcome_label, unit_kind, unit_plural
+from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, unit_kind
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
-from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text, plural
+from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text
 from evallib.sources.bundled import ATTRIBUTION
 from evallib.sources.files import FileSource
+from evallib.vocabulary import outcome_label, plural, unit_plural
 
 
 def _change_words(row: Estimate, proportion: bool) -> tuple[str, str, str]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 
-from evallib.evaluation.site.coverage import outcome_label, unit_kind, unit_plural
+from evallib.evaluation.site.coverage import unit_kind
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
-from evallib.reporting.words import p_text, plural
+from evallib.reporting.words import p_text
+from evallib.vocabulary import outcome_label, plural, unit_plural
 
 EMPTY = HTMLBlock("")
 

@@ -20,30 +20,15 @@ from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
 from evallib.sources.registry import load_registry, type1_trusts
+from evallib.vocabulary import outcome_label, period_word, plural, unit_plural
 
-OUTCOME_LABELS = {
-    "nonelective_admissions": "emergency (non-elective) admissions",
-    "ae_attendances": "A&E attendances",
-    "ae_type1_attendances": "type-1 A&E attendances",
-    "emergency_admissions": "emergency admissions via A&E",
-    "four_hour_performance": "four-hour A&E performance",
-}
 #: Follow-up shorter than this many months (two years, in any frequency) is flagged as short in the report.
 SHORT_FOLLOW_UP = 24
-#: Periods a year of each frequency, and the word for one period.
+#: Periods a year of each frequency (the word for one period: :func:`evallib.vocabulary.period_word`).
 PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
-PERIOD_WORDS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 _OFFSETS = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
 #: With fewer comparison units than this, a 95% placebo interval cannot be finite.
 MIN_COMPARATORS_FOR_CI = 19
-
-
-#: Plural of each kind of unit, for reports ("comparison CCGs", "comparison trusts").
-UNIT_PLURALS = {"trust": "trusts", "CCG": "CCGs", "area": "areas"}
-
-
-def outcome_label(outcome: str) -> str:
-    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " "))
 
 
 def unit_kind(data_source: str | FileSource) -> str:
@@ -51,10 +36,6 @@ def unit_kind(data_source: str | FileSource) -> str:
     if isinstance(data_source, FileSource):
         return data_source.unit_label
     return BUNDLED[data_source].unit_kind if data_source in BUNDLED else "area"
-
-
-def unit_plural(kind: str) -> str:
-    return UNIT_PLURALS.get(kind, kind if kind.endswith("s") else kind + "s")
 
 
 @dataclass(frozen=True)
@@ -88,11 +69,11 @@ class Coverage:
     @property
     def period_word(self) -> str:
         """One period in words: "month", "quarter" or "year"."""
-        return PERIOD_WORDS.get(self.frequency, "period")
+        return period_word(self.frequency)
 
     def in_periods(self, n: int) -> str:
         """``n`` periods in words: "1 month", "8 quarters"."""
-        return f"{n} {self.period_word}" + ("" if n == 1 else "s")
+        return plural(n, self.period_word)
 
     @property
     def short_follow_up(self) -> bool:
@@ -177,19 +158,15 @@ def analysis_frame(
             f"no post-period in the data: {label} data run {data_start:%b %Y} to {data_end:%b %Y}, "
             f"and follow-up would be {w.follow_up_text()}"
         )
-    word = PERIOD_WORDS.get(panel.frequency, "period")
-
-    def periods(n: int) -> str:
-        return f"{n} {word}" + ("" if n == 1 else "s")
-
+    word = period_word(panel.frequency)
     if n_pre < protocol.min_pre_periods:
         raise NotEvaluable(
-            f"only {n_pre} pre-period {word}{'' if n_pre == 1 else 's'} of {label} in the data (from {data_start:%b %Y}); "
+            f"only {plural(n_pre, 'pre-period ' + word)} of {label} in the data (from {data_start:%b %Y}); "
             f"the protocol needs at least {protocol.min_pre_periods}"
         )
     if n_post < protocol.min_post_periods:
         raise NotEvaluable(
-            f"only {periods(n_post)} of follow-up of {label} in the data (to {data_end:%b %Y}); "
+            f"only {plural(n_post, word)} of follow-up of {label} in the data (to {data_end:%b %Y}); "
             f"the protocol needs at least {protocol.min_post_periods}"
         )
     expected = pd.date_range(*w.span, freq=_OFFSETS.get(panel.frequency, "MS"))

@@ -35,18 +35,11 @@ from evallib.methods.synth.control import SyntheticControl
 from evallib.methods.synth.matching import match_comparators
 from evallib.methods.synth.synthetic_did import SyntheticDiD
 from evallib.protocol.params import PRIMARY_ESTIMATORS
+from evallib.vocabulary import ESTIMATOR_LABELS
 
 #: The estimators, in the order reports list them; the first is the default primary estimator. The
 #: protocol layer keeps the same names (``PRIMARY_ESTIMATORS``), which params files may name.
 HEADLINE_ESTIMATORS: tuple[str, ...] = PRIMARY_ESTIMATORS
-ESTIMATOR_LABELS = {
-    "did": "difference-in-differences",
-    "did_studentized": "difference-in-differences, studentized test",
-    "rate_ratio": "rate ratio (Poisson)",
-    "controlled_its": "controlled interrupted time series",
-    "synthetic_control": "synthetic control",
-    "synthetic_did": "synthetic difference-in-differences",
-}
 #: Donors for the synthetic control: the comparison units most like the site before the start.
 SYNTH_DONORS = 40
 #: Placebo draws for the costlier estimators when several units are treated.

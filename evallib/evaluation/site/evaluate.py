@@ -17,12 +17,13 @@ import pandas as pd
 
 from evallib.errors import NotEvaluable
 from evallib.evaluation.site.answer import Answer, site_answer
-from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, load_source, outcome_label, unit_kind
+from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, load_source, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
+from evallib.vocabulary import outcome_label
 
 #: End of the COVID-19 disruption of hospital activity counted as an overlap (the 2021/22 recovery year).
 COVID_END = pd.Timestamp("2022-04-01")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.site.coverage import Coverage, analysis_frame, outcome_label
+from evallib.evaluation.site.coverage import Coverage, analysis_frame
 from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
 from evallib.evaluation.site.robustness import Robustness, check_robustness
 from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
@@ -30,6 +30,7 @@ from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
+from evallib.vocabulary import outcome_label
 
 #: Pre-trend p-values below this are reported as evidence of diverging trends.
 PRETREND_ALPHA = 0.05

@@ -32,12 +32,9 @@ from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 
 ALPHA = 0.05
-#: Estimators shown for contrast only (model-based inference a protocol may not lead with).
+#: Estimators shown for contrast only (model-based inference a protocol may not lead with; their words:
+#: :data:`evallib.vocabulary.CONTRAST_LABELS`).
 CONTRASTS: tuple[str, ...] = ("did_cr1", "own_series_its")
-CONTRAST_LABELS = {
-    "did_cr1": "difference-in-differences, cluster-robust (CR1) errors",
-    "own_series_its": "the site's own series (REML AR(1) errors, as reports describe it)",
-}
 RESULT_COLUMNS = ["design", "fake_site", "estimator", "estimate", "ci_low", "ci_high", "p_value", "noise"]
 #: The share of fake sites, the noisiest before the start, whose rejection rate is shown on its own.
 NOISY_SHARE = 0.2
