@@ -48,7 +48,11 @@ def _python_start() -> None:
 
 def _imports() -> None:
     subprocess.run(
-        [sys.executable, "-c", "import evallib.evaluation.site, evallib.reporting.report, evallib.pipeline.notebook"],
+        [
+            sys.executable,
+            "-c",
+            "import evallib.evaluation.site.evaluate, evallib.reporting.report, evallib.pipeline.notebook",
+        ],
         check=True,
     )
 
@@ -68,7 +72,7 @@ def _kernel_start() -> None:
 def profile_one_site(site: str, repeat: int) -> dict[str, float]:
     import papermill as pm
 
-    from evallib.evaluation.site import evaluate_site
+    from evallib.evaluation.site.evaluate import evaluate_site
     from evallib.protocol.params import load_params
     from evallib.reporting import report
     from evallib.reporting.static_site import render_report

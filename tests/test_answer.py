@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from evallib import SiteProtocol, evaluate_site, load_params
-from evallib.evaluation.answer import conclusion
-from evallib.evaluation.calibration import designs, fake_site_results, summarise
-from evallib.evaluation.volatile import WITHHELD, site_noise_percentile, withhold
+from evallib.evaluation.site.answer import conclusion
+from evallib.evaluation.site.volatile import WITHHELD, site_noise_percentile, withhold
+from evallib.evaluation.studies.calibration import designs, fake_site_results, summarise
 from evallib.methods.base.results import Estimate
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.generator import chosen_estimators, protocol_for

@@ -50,7 +50,7 @@ def _copy_package(tmp_path: Path) -> Path:
 def test_imports_keep_every_contract() -> None:
     done = _lint_imports()
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "5 kept, 0 broken" in done.stdout
+    assert "8 kept, 0 broken" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -60,13 +60,22 @@ def test_imports_keep_every_contract() -> None:
         ("methods/did/twfe.py", "import evallib.pipeline.batch", "Layers import one way"),
         ("methods/did/twfe.py", "import evallib.sources.registry", "Methods depend on nothing of the project"),
         # Evaluation reaching up into reporting.
-        ("evaluation/site.py", "import evallib.reporting.plots", "Layers import one way"),
+        ("evaluation/site/evaluate.py", "import evallib.reporting.plots", "Layers import one way"),
         # One estimator family reaching into another (the ITS family borrowing the DiD's placebo code).
         ("methods/its/controlled.py", "import evallib.methods.did.twfe", "Estimator families"),
         # The shared base reaching up into a family.
         ("methods/base/results.py", "import evallib.methods.synth.control", "Estimator families"),
-        # A cycle inside one layer: coverage -> site -> outcome -> coverage.
-        ("evaluation/coverage.py", "import evallib.evaluation.site", "No import cycles"),
+        # A cycle inside one layer: coverage -> evaluate -> outcome -> coverage.
+        ("evaluation/site/coverage.py", "import evallib.evaluation.site.evaluate", "No import cycles"),
+        # One site's analysis reaching up into the record of a run, or into a study across sites.
+        ("evaluation/site/evaluate.py", "import evallib.evaluation.record.provenance", "Evaluation: the record"),
+        ("evaluation/site/outcome.py", "import evallib.evaluation.studies.calibration", "Evaluation: the record"),
+        # A study across sites leaning on the record of a run (they are independent).
+        ("evaluation/studies/programme.py", "import evallib.evaluation.record.results_file", "Evaluation: the record"),
+        # The fingerprint depending on the analysis, which runs after it is computed.
+        ("evaluation/record/fingerprint.py", "import evallib.evaluation.site.coverage", "fingerprinted by"),
+        # The domain's words reaching into a layer (every layer may import them, so they import none).
+        ("vocabulary.py", "import evallib.sources.bundled", "The domain's words import nothing"),
     ],
 )
 def test_an_import_the_wrong_way_breaks_a_contract(tmp_path: Path, module: str, bad_import: str, broken: str) -> None:
@@ -86,7 +95,7 @@ def _modules() -> list[Path]:
 
 def test_the_tree_has_one_folder_per_layer_and_no_flat_modules() -> None:
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__.py", "__main__.py", "errors.py"], top
+    assert top == ["__init__.py", "__main__.py", "errors.py", "vocabulary.py"], top
     for layer in LAYERS:
         assert (PACKAGE / layer / "__init__.py").is_file(), f"missing layer {layer}"
 
@@ -156,6 +165,14 @@ def test_methods_are_grouped_in_families_not_rows_of_prefixed_siblings() -> None
         prefixes = [s.split("_")[0] for s in stems if "_" in s]
         shared = sorted({x for x in prefixes if sum(s.startswith(x + "_") or s == x for s in stems) > 1})
         assert shared == [], f"{folder.relative_to(PACKAGE)}: modules sharing a prefix {shared}"
+
+
+def test_evaluation_is_one_site_the_record_of_a_run_and_studies_across_sites() -> None:
+    """evaluation/ holds three parts and no modules of its own beside them."""
+    folder = PACKAGE / "evaluation"
+    parts = sorted(p.name for p in folder.iterdir() if (p / "__init__.py").is_file())
+    assert parts == ["record", "site", "studies"]
+    assert sorted(p.name for p in folder.glob("*.py")) == ["__init__.py"]
 
 
 def test_architecture_document_names_every_module() -> None:

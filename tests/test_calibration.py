@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.evaluation.calibration import Design, designs, fake_site_results, noisiest, summarise
-from evallib.evaluation.coverage import analysis_frame, load_source
+from evallib.evaluation.site.coverage import analysis_frame, load_source
+from evallib.evaluation.studies.calibration import Design, designs, fake_site_results, noisiest, summarise
 from evallib.methods.did.twfe import DiD
 from evallib.protocol.params import SiteProtocol, load_params
 from tests.conftest import ROOT
@@ -90,7 +90,7 @@ def test_fake_sites_carry_the_pre_period_noise_of_the_studentized_test() -> None
     long = pool.stack().rename("value").reset_index()
     long.columns = ["period", "unit", "value"]
     long["treated"] = (long["unit"] == fake).astype(int)
-    long["post"] = (long["period"] >= p.windows["post_start"]).astype(int)
+    long["post"] = (long["period"] >= p.windows.post_start).astype(int)
     did = DiD("value", "unit", "period", "treated", "post", transform="log", inference="placebo_studentized").fit(long)
     assert np.isclose(results["noise"].iloc[0], did.volatility.unit_scale[fake])
 

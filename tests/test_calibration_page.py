@@ -79,9 +79,9 @@ def test_each_design_needs_exactly_one_chosen_method_that_holds_its_size(tmp_pat
 def test_the_page_names_what_every_protocol_leads_with() -> None:
     # Protocols of a kind lead with the method most precise over all designs of that kind, which can differ from a
     # design's own choice (V40's design chose the synthetic control): the page must say what the protocols do.
-    from evallib.evaluation.calibration import designs
-    from evallib.evaluation.estimators import ESTIMATOR_LABELS
+    from evallib.evaluation.studies.calibration import designs
     from evallib.protocol.params import load_params
+    from evallib.vocabulary import ESTIMATOR_LABELS
 
     protocols = [load_params(p) for p in sorted((ROOT / "params").glob("*/*.yaml"))]
     by_id = {p.site_id: p for p in protocols}

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from evallib.errors import DataError
-from evallib.evaluation import programme
-from evallib.evaluation.coverage import analysis_frame, excluded_by_rule, load_panel
+from evallib.evaluation.site.coverage import analysis_frame, excluded_by_rule, load_panel
+from evallib.evaluation.studies import programme
 from evallib.methods.pooling import random_effects
 from evallib.methods.synth.control import SyntheticControl, simplex_least_squares
 from evallib.methods.synth.matching import MEAN_COUNT_FEATURE, balance_table, match_comparators, series_features
@@ -152,7 +152,12 @@ def test_synth_interval_inverts_the_mean_gap_test() -> None:
     d.loc[(d["unit"] == "T") & (d["time"] >= 20), "y"] += 2.0
     r = SyntheticControl("y", "unit", "time", "T", 20).fit(d)
     assert np.isfinite(r.headline.ci_low) and np.isfinite(r.headline.ci_high)
-    for tau in (r.headline.ci_low - 1e-6, r.headline.ci_low + 1e-6, r.headline.ci_high - 1e-6, r.headline.ci_high + 1e-6):
+    for tau in (
+        r.headline.ci_low - 1e-6,
+        r.headline.ci_low + 1e-6,
+        r.headline.ci_high - 1e-6,
+        r.headline.ci_high + 1e-6,
+    ):
         shifted = d.copy()
         shifted.loc[(shifted["unit"] == "T") & (shifted["time"] >= 20), "y"] -= tau
         p_tau = SyntheticControl("y", "unit", "time", "T", 20).fit(shifted).headline.p_value

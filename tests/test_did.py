@@ -8,9 +8,9 @@ import pytest
 import statsmodels.formula.api as smf
 
 from evallib.errors import DataError
-from evallib.methods.did.twfe import DiD, pretrend_test
 from evallib.methods.base.arrays import within_transform
 from evallib.methods.base.results import TIDY_COLUMNS
+from evallib.methods.did.twfe import DiD, pretrend_test
 from evallib.methods.simulate import simulate_panel
 
 from .conftest import SIM_ROLES
@@ -61,7 +61,11 @@ def test_placebo_estimates_match_a_loop_of_twfe_fits(organ_donations: pd.DataFra
 def test_placebo_interval_is_the_set_of_unrejected_effects(organ_donations: pd.DataFrame) -> None:
     """Shifting California's post-period by a value inside the interval must not be rejected; outside must."""
     r = DiD(**ROLES).fit(organ_donations)
-    for tau, rejected in ((r.headline.ci_low + 1e-3, False), (r.headline.ci_high - 1e-3, False), (r.headline.ci_low - 0.02, True)):
+    for tau, rejected in (
+        (r.headline.ci_low + 1e-3, False),
+        (r.headline.ci_high - 1e-3, False),
+        (r.headline.ci_low - 0.02, True),
+    ):
         shifted = organ_donations.copy()
         mask = (shifted["treated"] == 1) & (shifted["post"] == 1)
         shifted.loc[mask, "Rate"] -= tau

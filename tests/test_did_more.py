@@ -10,7 +10,7 @@ import statsmodels.formula.api as smf
 
 from evallib.methods.base.arrays import within_transform
 from evallib.methods.did.event_study import EventStudy
-from evallib.methods.did.poisson import PoissonDiD, fit_poisson_fe, fit_poisson_fe_balanced
+from evallib.methods.did.rate_ratio import PoissonDiD, fit_poisson_fe, fit_poisson_fe_balanced
 from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.wild_bootstrap import wild_cluster_bootstrap
 from evallib.methods.simulate import simulate_panel

@@ -22,7 +22,7 @@ import pytest
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import TIDY_COLUMNS, EstimatorResult
 from evallib.methods.did.event_study import EventStudy
-from evallib.methods.did.poisson import PoissonDiD
+from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.did.staggered import CallawaySantAnna
 from evallib.methods.did.twfe import DiD
 from evallib.methods.its.controlled import ControlledITS

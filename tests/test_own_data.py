@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from evallib.errors import ParamsError
-from evallib.evaluation.outcome import seasonal_harmonics
+from evallib.evaluation.site.outcome import seasonal_harmonics
 from evallib.methods.simulate import simulate_panel
 from evallib.pipeline.batch import run_batch
 from evallib.protocol.params import SiteProtocol

@@ -70,7 +70,7 @@ def test_report_figures_have_labels_of_at_least_10_points_and_nothing_clipped() 
     import numpy as np
 
     from evallib import evaluate_site, load_params
-    from evallib.evaluation.programme import ProgrammeData, pooled_by_care_model
+    from evallib.evaluation.studies.programme import ProgrammeData, pooled_by_care_model
     from evallib.reporting.plots import FIG_WIDTH, FONT
 
     from .conftest import ROOT

@@ -14,8 +14,8 @@ import nbformat
 import pytest
 
 from evallib.errors import ParamsError
-from evallib.evaluation.results_file import write_results
-from evallib.evaluation.site import evaluate_site
+from evallib.evaluation.record.results_file import write_results
+from evallib.evaluation.site.evaluate import evaluate_site
 from evallib.pipeline import execute
 from evallib.pipeline.batch import run_batch
 from evallib.pipeline.executor import run_forked, warm_up

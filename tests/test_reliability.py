@@ -15,8 +15,8 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from evallib.evaluation.results_file import write_results
-from evallib.evaluation.site import evaluate_site
+from evallib.evaluation.record.results_file import write_results
+from evallib.evaluation.site.evaluate import evaluate_site
 from evallib.pipeline.batch import run_batch
 from evallib.pipeline.cli import main as cli_main
 from evallib.protocol.params import load_params

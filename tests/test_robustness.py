@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from evallib.evaluation.robustness import Robustness, _judge
+from evallib.evaluation.site.robustness import Robustness, _judge
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import relative_magnitudes
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 
-from evallib.evaluation.coverage import excluded_by_rule
-from evallib.evaluation.results_file import write_results
-from evallib.evaluation.site import evaluate_site
+from evallib.evaluation.record.results_file import write_results
+from evallib.evaluation.site.coverage import excluded_by_rule
+from evallib.evaluation.site.evaluate import evaluate_site
 from evallib.methods.base.results import TIDY_COLUMNS
 from evallib.methods.simulate import simulate_panel
 from evallib.protocol.params import SiteProtocol, load_params

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.evaluation.programme_growth import programme_growth, site_growth, vanguard_ccgs
+from evallib.evaluation.studies.growth import programme_growth, site_growth, vanguard_ccgs
 from evallib.sources.areas import harmonise, resolve
 from evallib.sources.bundled import (
     ATTRIBUTION,

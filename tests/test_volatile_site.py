@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from evallib.evaluation.site import evaluate_site
-from evallib.evaluation.volatile import WITHHELD
+from evallib.evaluation.site.evaluate import evaluate_site
+from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import validate_panel

@@ -69,7 +69,7 @@ MUTANTS = [
         "tests/test_faults.py::test_sigterm_takes_the_ctrl_c_path",
     ),
     (
-        "evallib/evaluation/results_file.py",
+        "evallib/evaluation/record/results_file.py",
         "    _check_not_published(out)\n",
         "",
         "tests/test_publishing.py -k exploration_never",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from evallib.errors import EvalLibError, ExecutionError, ParamsError
-from evallib.evaluation.site import data_windows
+from evallib.evaluation.site.evaluate import data_windows
 from evallib.pipeline import executor as fast
 from evallib.pipeline.execute import SiteRun, record_failure, recover, safe_execute, write_atomic
 from evallib.pipeline.lock import check_writable, outputs_lock

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evallib.evaluation.calibration import Design, designs, fake_site_results, summarise
+from evallib.evaluation.studies.calibration import Design, designs, fake_site_results, summarise
 from evallib.protocol.params import find_params, load_params
 from evallib.protocol.paths import ROOT_ENV
 

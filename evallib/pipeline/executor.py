@@ -46,11 +46,11 @@ def warm_up(windows: tuple[tuple[str, object, object], ...] = ()) -> None:
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
-    import evallib.evaluation.site  # noqa: F401
+    import evallib.evaluation.site.evaluate  # noqa: F401
     import evallib.pipeline.notebook  # noqa: F401
     import evallib.reporting.programme_page  # noqa: F401
     import evallib.reporting.report  # noqa: F401
-    from evallib.evaluation.units import prefetch
+    from evallib.evaluation.site.units import prefetch
 
     prefetch(list(windows))  # type: ignore[arg-type]
     _register()

@@ -21,13 +21,14 @@ from typing import Any
 import pandas as pd
 
 from evallib.errors import DataError, ParamsError
-from evallib.evaluation.coverage import load_source, unit_kind, unit_plural
-from evallib.evaluation.fingerprint import combine, data_digests, result_fingerprint
+from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint
+from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.registry import known_commissioners, known_trusts
+from evallib.vocabulary import unit_plural
 
 TEMPLATE = Path("notebooks") / "site_evaluation.ipynb"
 PROGRAMME_TEMPLATE = Path("notebooks") / "programme_summary.ipynb"

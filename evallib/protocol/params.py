@@ -31,6 +31,7 @@ from evallib.protocol.fields import (
     text_field,
 )
 from evallib.protocol.safe_yaml import read_params_file
+from evallib.protocol.windows import Windows
 from evallib.sources.files import FileSource
 
 SITE_TYPES = ("vanguard", "ICS", "other")
@@ -38,7 +39,7 @@ CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
 CONFIDENCE = ("high", "medium", "low")
 DIRECTIONS = ("decrease", "increase")
 POOL_RULES = ("exclude_other_vanguards", "exclude_ics_designated_before_end", "all_eligible")
-#: The headline estimators a protocol may lead with (evallib.evaluation.estimators fits them).
+#: The headline estimators a protocol may lead with (evallib.evaluation.site.estimators fits them).
 PRIMARY_ESTIMATORS = (
     "did",
     "did_studentized",
@@ -100,13 +101,14 @@ class SiteProtocol:
         return pd.Timestamp(self.intervention_start)
 
     @property
-    def windows(self) -> dict[str, pd.Timestamp]:
-        return {
-            "pre_start": pd.Timestamp(self.pre_period_start),
-            "pre_end": pd.Timestamp(self.pre_period_end),
-            "post_start": pd.Timestamp(self.post_period_start or self.intervention_start),
-            "post_end": pd.Timestamp(self.post_period_end),
-        }
+    def windows(self) -> Windows:
+        """The pre-period and the follow-up (which starts at ``post_period_start``, else ``intervention_start``)."""
+        return Windows(
+            pre_start=pd.Timestamp(self.pre_period_start),
+            pre_end=pd.Timestamp(self.pre_period_end),
+            post_start=pd.Timestamp(self.post_period_start or self.intervention_start),
+            post_end=pd.Timestamp(self.post_period_end),
+        )
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -230,7 +232,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             source, "secondary_analyses", f"repeats the outcome {', '.join(twice)}", "Analyse each outcome once."
         )
     w = protocol.windows
-    if not w["pre_start"] < w["pre_end"] < protocol.start:
+    if not w.pre_start < w.pre_end < protocol.start:
         raise field_error(
             source,
             "pre_period_end",
@@ -238,19 +240,18 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             f"before intervention_start {protocol.intervention_start}",
             "The pre-period must start before it ends and end before the intervention starts.",
         )
-    pre_months = (w["pre_end"].year - w["pre_start"].year) * 12 + w["pre_end"].month - w["pre_start"].month + 1
-    if pre_months < protocol.min_pre_periods:
+    if w.pre_months < protocol.min_pre_periods:
         raise field_error(
             source,
             "pre_period_start",
-            f"gives a pre-period of {pre_months} months, fewer than min_pre_periods ({protocol.min_pre_periods})",
+            f"gives a pre-period of {w.pre_months} months, fewer than min_pre_periods ({protocol.min_pre_periods})",
             "Start the pre-period earlier or lower min_pre_periods (and say why in notes).",
         )
-    if not protocol.start <= w["post_start"] <= w["post_end"]:
+    if not protocol.start <= w.post_start <= w.post_end:
         raise field_error(
             source,
             "post_period_end",
-            f"gives a post-period {w['post_start']:%Y-%m} to {protocol.post_period_end}",
+            f"gives a post-period {w.post_start:%Y-%m} to {protocol.post_period_end}",
             "The post-period must start at or after intervention_start and end after it starts.",
         )
     return protocol

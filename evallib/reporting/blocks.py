@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.base.results import Estimate
 from evallib.reporting.templating import figure_html, render
-from evallib.reporting.words import inference_label, p_text
+from evallib.reporting.words import p_text
+from evallib.vocabulary import METHOD_LABELS, TERM_LABELS, inference_label
 
 __all__ = ["HTMLBlock", "cap", "departures", "describe_effect", "estimate_table", "figure_html", "render"]
 
@@ -88,39 +89,12 @@ def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
     return out[0], out[1], out[2]
 
 
-_QUANTITY = {
-    "did_twfe_placebo_in_time": "placebo in time (fake start)",
-    "did_twfe_matched": "DiD, 10 matched comparators",
-    "synthetic_control_outcome": "synthetic control (mean gap)",
-    "synthetic_control_nested": "synthetic control (mean gap)",
-    "its_controlled_difference": "controlled ITS (model-based)",
-    "its_controlled_two_group": "controlled ITS (two groups)",
-    "its_controlled_placebo": "controlled ITS",
-    "its_arima": "ITS, ARIMA errors",
-    "its_gls_ar1": "own series ITS (approximate)",
-    "did_synthetic": "synthetic difference-in-differences",
-    "did_twfe": "difference-in-differences",
-    "did_poisson_fe": "rate ratio (Poisson)",
-    "did_pretrend": "pre-trend difference per year",
-    "did_event_study": "event study",
-    "did_event_study_pretrend": "event study: joint test of the leads",
-    "its_segmented": "ITS",
-    "its_poisson": "ITS (Poisson)",
-}
-_TERMS = {
-    "level_change": "level change",
-    "slope_change": "change in yearly growth",
-    "cumulative_effect": "cumulative effect (events)",
-    "mean_post_effect": "mean effect over follow-up",
-}
-
-
 def _term(term: str, period: str) -> str:
     if term.startswith("effect_at_"):
         return f"effect at {period} {term.rsplit('_', 1)[1]}"
     if term.startswith("event_time_"):
         return f"{period}s {term.rsplit('_', 1)[1]} (binned)"
-    return _TERMS.get(term, term.replace("_", " "))
+    return TERM_LABELS.get(term, term.replace("_", " "))
 
 
 def quantity(r: Estimate, period: str = "month") -> str:
@@ -128,10 +102,10 @@ def quantity(r: Estimate, period: str = "month") -> str:
     if r.method.startswith("did_callaway_santanna"):
         return r.term
     if r.method.startswith("its"):
-        return f"{_QUANTITY.get(r.method, r.method)}: {_term(r.term, period)}"
+        return f"{METHOD_LABELS.get(r.method, r.method)}: {_term(r.term, period)}"
     if r.method == "did_event_study":
         return f"event study: {_term(r.term, 'period')}"
-    return _QUANTITY.get(r.method, r.term.replace("_", " "))
+    return METHOD_LABELS.get(r.method, r.term.replace("_", " "))
 
 
 def estimate_rows(rows: list[tuple[str, Estimate, bool]], period: str = "month") -> list[dict[str, str]]:

@@ -10,10 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from evallib.evaluation.calibration import CONTRAST_LABELS, SUMMARY_COLUMNS
-from evallib.evaluation.coverage import outcome_label
-from evallib.evaluation.estimators import ESTIMATOR_LABELS
+from evallib.evaluation.studies.calibration import SUMMARY_COLUMNS
 from evallib.protocol.generator import chosen_estimators
+from evallib.vocabulary import estimator_label, outcome_label
 
 #: The study's summary, committed with the protocols (written by ``evallib calibrate``).
 SUMMARY = Path("params") / "calibration.csv"
@@ -95,7 +94,7 @@ def calibration_context(root: Path | None) -> dict[str, Any] | None:
             cells.append(f"{_number(r['median_width'], 'interval width'):.3f}")
             rows.append(
                 {
-                    "estimator": {**ESTIMATOR_LABELS, **CONTRAST_LABELS}.get(r["estimator"], r["estimator"]),
+                    "estimator": estimator_label(r["estimator"]),
                     "chosen": _flag(r["chosen"], "chosen flag"),
                     "holds": _flag(r["holds_size"], "holds_size flag"),
                     "cells": cells,
@@ -118,7 +117,7 @@ def calibration_context(root: Path | None) -> dict[str, Any] | None:
     leads = chosen_estimators(root / SUMMARY.parent)  # the file is valid by now
     for d in designs:
         lead = leads.get(d.pop("kind"), "did")
-        d["lead"] = ESTIMATOR_LABELS.get(lead, lead)
+        d["lead"] = estimator_label(lead)
     head = ["Bias (log)", "RMSE (log)", "Rejected at 5% (%)"]
     if "rejection_mc_se" in s.columns:
         head.append("MC SE (points)")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 
-from evallib.evaluation.answer import conclusion
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, outcome_label, unit_kind, unit_plural
-from evallib.evaluation.outcome import OutcomeAnalysis
-from evallib.evaluation.provenance import provenance
-from evallib.evaluation.site import SiteEvaluation
-from evallib.evaluation.volatile import WITHHELD
+from evallib.evaluation.record.provenance import provenance
+from evallib.evaluation.site.answer import conclusion
+from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, unit_kind
+from evallib.evaluation.site.evaluate import SiteEvaluation
+from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
-from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text, plural
+from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text
 from evallib.sources.bundled import ATTRIBUTION
 from evallib.sources.files import FileSource
+from evallib.vocabulary import outcome_label, plural, unit_plural
 
 
 def _change_words(row: Estimate, proportion: bool) -> tuple[str, str, str]:
@@ -32,7 +33,7 @@ def _question(ev: SiteEvaluation) -> str:
     p = ev.protocol
     kind = unit_kind(p.data_source)
     verb = {"decrease": "fall", "increase": "rise"}[p.expected_direction]
-    start = p.windows["post_start"]
+    start = p.windows.post_start
     return (
         f"Did {outcome_label(p.primary_outcome)} for {p.site_id}'s {unit_plural(kind)} {verb}, relative to "
         f"comparable {unit_plural(kind)}, after the care model started in {start:%B %Y}?"

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from evallib.evaluation.programme import CARE_MODEL_ORDER, ProgrammeData
+from evallib.evaluation.studies.programme import CARE_MODEL_ORDER, ProgrammeData
 from evallib.methods.base.plotting import (
     COMPARISON_COLOUR,
     FIG_WIDTH,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
-from evallib.evaluation.programme import ProgrammeData, growth_table, pooled_by_care_model
-from evallib.evaluation.programme_growth import CARE_MODELS as GROWTH_CARE_MODELS
-from evallib.evaluation.programme_growth import NO_VANGUARD, programme_growth
+from evallib.evaluation.studies.growth import CARE_MODELS as GROWTH_CARE_MODELS
+from evallib.evaluation.studies.growth import NO_VANGUARD, programme_growth
+from evallib.evaluation.studies.programme import ProgrammeData, growth_table, pooled_by_care_model
 from evallib.reporting.blocks import HTMLBlock, render
 from evallib.reporting.plots import plot_forest
 from evallib.reporting.templating import figure_html

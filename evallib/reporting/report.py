@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from markupsafe import Markup
 
-from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.reporting.blocks import HTMLBlock, departures, render
 from evallib.reporting.findings import attribution, findings, provenance_block, summary
 from evallib.reporting.robustness_section import robustness

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.synth.matching import FEATURE_LABELS, MEAN_COUNT_FEATURE
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render

@@ -1,6 +1,6 @@
 """Report sections for one site, as HTML blocks a notebook displays as they are.
 
-Each function takes a :class:`~evallib.evaluation.site.SiteEvaluation` and returns an
+Each function takes a :class:`~evallib.evaluation.site.evaluate.SiteEvaluation` and returns an
 :class:`~evallib.reporting.blocks.HTMLBlock` rendered from a template (autoescaped). A site
 that could not be evaluated gets empty technical sections: its summary says why, once.
 Count tables pass through :mod:`evallib.reporting.disclosure`.
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 
-from evallib.evaluation.coverage import outcome_label, unit_kind, unit_plural
-from evallib.evaluation.outcome import OutcomeAnalysis
-from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.site.coverage import unit_kind
+from evallib.evaluation.site.evaluate import SiteEvaluation
+from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
-from evallib.reporting.words import p_text, plural
+from evallib.reporting.words import p_text
+from evallib.vocabulary import outcome_label, plural, unit_plural
 
 EMPTY = HTMLBlock("")
 
@@ -35,11 +36,11 @@ def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
         ("Site", f"{p.site_id}: {p.site_name}"),
         ("Care model", p.care_model),
         ("Announced", p.announced or "not recorded"),
-        ("Intervention start (analysis)", w["post_start"].strftime("%B %Y")),
+        ("Intervention start (analysis)", w.post_start.strftime("%B %Y")),
         ("Membership confidence", f"{p.membership_confidence} (confirm membership locally)"),
         ("Primary outcome (pre-specified)", f"{outcome_label(p.primary_outcome)}, expected to {p.expected_direction}"),
-        ("Pre-period", f"{w['pre_start']:%b %Y} to {w['pre_end']:%b %Y}"),
-        ("Follow-up", f"{w['post_start']:%b %Y} to {w['post_end']:%b %Y}"),
+        ("Pre-period", w.pre_text()),
+        ("Follow-up", w.follow_up_text()),
         ("Status", status),
     ]
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -101,7 +102,7 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
             continue
         fig = plots.plot_trends(
             a.trends,
-            intervention_start=ev.protocol.windows["post_start"],
+            intervention_start=ev.protocol.windows.post_start,
             indexed=not a.is_proportion,
             title=f"{cap(a.label)}: {ev.protocol.site_id} vs comparison pool",
             site_label=f"{ev.protocol.site_id} ({plural(len(a.coverage.treated_used), a.coverage.unit_kind)})",

@@ -24,7 +24,6 @@ from typing import Any
 
 from markupsafe import Markup
 
-from evallib.evaluation.coverage import outcome_label
 from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
 from evallib.reporting.glossary import GLOSSARY
 from evallib.reporting.publishing import (
@@ -47,6 +46,7 @@ from evallib.reporting.results_table import (
 from evallib.reporting.templating import render, stylesheet
 from evallib.reporting.words import marker, percent, short_effect
 from evallib.sources.bundled import ATTRIBUTION
+from evallib.vocabulary import outcome_label
 
 
 def scrub_paths(text: str, root: Path) -> str:

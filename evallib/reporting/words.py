@@ -1,7 +1,8 @@
-"""Numbers in words for readers: effects with their intervals, p-values, counts of periods, method names.
+"""Numbers in words for readers: effects with their intervals, p-values, minimum detectable effects.
 
 Used by the summary box, the findings, the index and the tables, so that every page says the same
-thing the same way ("3.1% lower", "p < 0.001", "1 month", "Newey-West").
+thing the same way ("3.1% lower", "p < 0.001"). The domain's names (outcomes, periods, units, methods,
+inference) are :mod:`evallib.vocabulary`'s.
 """
 
 from __future__ import annotations
@@ -9,34 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
-
-#: Readable names of the ``inference`` values of tidy rows.
-INFERENCE_LABELS = {
-    "placebo_in_space": "placebo test",
-    "placebo_studentized": "studentized placebo test",
-    "wild_bootstrap_webb": "wild bootstrap (Webb)",
-    "wild_bootstrap_rademacher": "wild bootstrap (Rademacher)",
-    "cluster_cr1": "cluster-robust (CR1)",
-    "hc1": "heteroskedasticity-robust",
-    "analytic_influence_function": "influence functions",
-    "newey_west": "Newey-West",
-    "newey_west_approx": "Newey-West (approximate)",
-    "ols": "OLS",
-    "ols_approx": "OLS (approximate)",
-    "arima_model_based": "ARIMA model",
-    "arima_forecast": "ARIMA forecast",
-    "driscoll_kraay": "Driscoll-Kraay",
-    "driscoll_kraay_approx": "Driscoll-Kraay (approximate)",
-    "model_based": "model-based",
-    "ar1_reml_bootstrap_t": "AR(1) errors, bootstrap-t",
-}
-#: Words for one period of each frequency.
-PERIOD_WORDS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
-
-
-def plural(n: int, word: str) -> str:
-    """``1 month``, ``2 months`` (``word`` is singular)."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def article(word: str) -> str:
@@ -51,10 +24,6 @@ def p_text(p: float | None) -> str:
     if p < 0.001:
         return "p < 0.001"
     return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
-
-
-def inference_label(name: str) -> str:
-    return INFERENCE_LABELS.get(name, name.replace("_", " "))
 
 
 def _num(v: Any) -> float:

@@ -28,14 +28,6 @@ ATTRIBUTION = (
     "NHS Organisation Data Service."
 )
 
-#: Words for each bundled outcome, for reports.
-OUTCOME_LABELS = {
-    "ae_attendances": "A&E attendances",
-    "ae_type1_attendances": "type-1 A&E attendances",
-    "emergency_admissions": "emergency admissions via A&E",
-    "four_hour_performance": "four-hour A&E performance",
-    "nonelective_admissions": "emergency (non-elective) admissions",
-}
 #: The Monthly Activity Return file and the org types it holds.
 MAR_FILE = "mar_commissioner_2008_2019.csv.gz"
 SUCCESSIONS_FILE = "ods_successions_2008_2022.csv.gz"

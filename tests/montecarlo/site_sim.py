@@ -2,7 +2,7 @@
 
 A replication draws one panel (:func:`evallib.methods.simulate.simulate_nhs_panel`), evaluates it with
 the public API exactly as a site is evaluated (a :class:`~evallib.protocol.params.SiteProtocol` built
-with ``from_mapping``, the panel passed as ``panel=`` to :func:`~evallib.evaluation.site.evaluate_site`)
+with ``from_mapping``, the panel passed as ``panel=`` to :func:`~evallib.evaluation.site.evaluate.evaluate_site`)
 and keeps what the tests judge: every published row, each headline estimator's own row (before the
 volatile-site rule withholds it), the pre-trend test and event study on the same panel, the verdict
 and its checks. Replications run in a pool of processes (``EVALLIB_MC_WORKERS``, default 2).
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.estimators import DesignData, fit_headline
-from evallib.evaluation.site import evaluate_site
-from evallib.evaluation.volatile import WITHHELD
+from evallib.evaluation.site.estimators import DesignData, fit_headline
+from evallib.evaluation.site.evaluate import evaluate_site
+from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.did.event_study import EventStudy
 from evallib.methods.did.twfe import pretrend_test
 from evallib.methods.simulate import simulate_nhs_panel

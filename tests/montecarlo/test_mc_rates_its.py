@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.methods.did.poisson import PoissonDiD
+from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.its.controlled import ControlledITS
 from evallib.methods.its.segmented import SegmentedITS
 

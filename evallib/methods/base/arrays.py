@@ -1,7 +1,7 @@
 """Panel data as arrays for the DiD estimators: validated column roles, integer codes, within transformation.
 
 Shared by :mod:`~evallib.methods.did.twfe`, :mod:`~evallib.methods.did.event_study` and
-:mod:`~evallib.methods.did.poisson`, so every estimator checks its input the same way.
+:mod:`~evallib.methods.did.rate_ratio`, so every estimator checks its input the same way.
 """
 
 from __future__ import annotations

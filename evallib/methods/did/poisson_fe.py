@@ -1,4 +1,4 @@
-"""Poisson regression with unit and period fixed effects: the solvers behind :class:`~evallib.methods.did.poisson.PoissonDiD`.
+"""Poisson regression with unit and period fixed effects: the solvers behind :class:`~evallib.methods.did.rate_ratio.PoissonDiD`.
 
 :func:`fit_poisson_fe` is IRLS with weighted demeaning (any panel); :func:`poisson_fe_assignments`
 fits the model for many treatment assignments and many null values at once from the data's

@@ -39,7 +39,7 @@ def code_digest() -> str:
     bump."""
     if not _CODE:
         h = hashlib.sha256()
-        package = Path(__file__).resolve().parents[1]
+        package = Path(__file__).resolve().parents[2]  # evallib/ (this file is evallib/evaluation/record/)
         templates = sorted(p for p in (package / "reporting" / "templates").glob("*") if p.is_file())
         for f in [*sorted(package.rglob("*.py")), *templates]:
             h.update(f.relative_to(package).as_posix().encode())

@@ -24,20 +24,17 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.coverage import analysis_frame, load_source
-from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
+from evallib.evaluation.site.coverage import analysis_frame, load_source
+from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
 from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.volatility import pre_period_noise
 from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 
 ALPHA = 0.05
-#: Estimators shown for contrast only (model-based inference a protocol may not lead with).
+#: Estimators shown for contrast only (model-based inference a protocol may not lead with; their words:
+#: :data:`evallib.vocabulary.CONTRAST_LABELS`).
 CONTRASTS: tuple[str, ...] = ("did_cr1", "own_series_its")
-CONTRAST_LABELS = {
-    "did_cr1": "difference-in-differences, cluster-robust (CR1) errors",
-    "own_series_its": "the site's own series (REML AR(1) errors, as reports describe it)",
-}
 RESULT_COLUMNS = ["design", "fake_site", "estimator", "estimate", "ci_low", "ci_high", "p_value", "noise"]
 #: The share of fake sites, the noisiest before the start, whose rejection rate is shown on its own.
 NOISY_SHARE = 0.2
@@ -76,14 +73,15 @@ def designs(protocols: Iterable[SiteProtocol]) -> list[Design]:
     """The distinct primary-outcome designs of the evaluable protocols (bundled data, follow-up before COVID-19)."""
     groups: dict[tuple, list[SiteProtocol]] = {}
     for p in protocols:
-        if p.not_evaluable_reason or not isinstance(p.data_source, str) or p.windows["post_end"] >= COVID_START:
+        if p.not_evaluable_reason or not isinstance(p.data_source, str) or p.windows.post_end >= COVID_START:
             continue
-        w = p.windows
-        key = (p.site_type, p.data_source, p.primary_outcome, *w.values(), p.comparison_pool)
+        key = (p.site_type, p.data_source, p.primary_outcome, p.windows, p.comparison_pool)
         groups.setdefault(key, []).append(p)
     out = []
-    for (site_type, source, outcome, pre_start, _, start, end, _), ps in sorted(groups.items(), key=lambda kv: kv[0]):
-        name = f"{site_type}: {outcome} ({source}), {pre_start:%b %Y} - {end:%b %Y}, start {start:%b %Y}"
+    for (site_type, source, outcome, w, _), ps in sorted(groups.items(), key=lambda kv: kv[0]):
+        name = (
+            f"{site_type}: {outcome} ({source}), {w.pre_start:%b %Y} - {w.post_end:%b %Y}, start {w.post_start:%b %Y}"
+        )
         out.append(Design(name, site_type, source, outcome, ps[0], tuple(p.site_id for p in ps)))
     return out
 
@@ -145,11 +143,11 @@ def fake_site_results(
     values = values[pool]
     is_prop = denom is not None
     unit_values = 100 * values / denom[pool] if is_prop else values
-    noise = _noise(unit_values, p.windows["post_start"], log=not is_prop)
+    noise = _noise(unit_values, p.windows.post_start, log=not is_prop)
     fakes = pool
     if max_fake_sites is not None and max_fake_sites < len(pool):
         fakes = sorted(np.random.default_rng(seed).choice(pool, max_fake_sites, replace=False))
-    start = p.windows["post_start"]
+    start = p.windows.post_start
     rows = []
     for i, fake in enumerate(fakes):
         long = _long(unit_values, fake, start)

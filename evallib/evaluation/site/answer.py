@@ -14,9 +14,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from evallib.evaluation.estimators import ESTIMATOR_LABELS, on_log_scale
-from evallib.evaluation.outcome import OutcomeAnalysis
+from evallib.evaluation.site.estimators import on_log_scale
+from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.methods.base.results import Estimate
+from evallib.vocabulary import estimator_label
 
 ALPHA = 0.05
 #: Estimators whose counterfactual projects the site's pre-period trend forward (the others assume its gap stays).
@@ -127,7 +128,7 @@ def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
             "weighting the comparison units to track the site before the start gives a different answer from the "
             "whole pool: the result depends on which areas the site is compared with"
         )
-    return f"{ESTIMATOR_LABELS.get(name, name)} finds {other} where the primary estimate finds {main}"
+    return f"{estimator_label(name)} finds {other} where the primary estimate finds {main}"
 
 
 def _own_series(a: OutcomeAnalysis, main: str) -> View | None:

@@ -1,4 +1,4 @@
-"""Writing a site's ``results.json`` (its content is :meth:`SiteEvaluation.to_json_dict`).
+"""Writing a site's ``results.json``: :meth:`SiteEvaluation.to_json_dict` and the run's provenance.
 
 Exploration never touches what is published: by default results go to the project's
 ``scratch/<site_id>/`` folder, and writing into the published ``outputs/`` folder is
@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from evallib.errors import ParamsError
-from evallib.evaluation.site import SiteEvaluation
+from evallib.evaluation.record.provenance import provenance
+from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.protocol.paths import project_root
 
 #: Where notebooks and the plain Papermill command write unless told otherwise.
@@ -33,6 +35,11 @@ def _check_not_published(out: Path) -> None:
         )
 
 
+def results_json(evaluation: SiteEvaluation) -> dict[str, Any]:
+    """The content of ``results.json``: the site's analysis, then the provenance of the run (last)."""
+    return {**evaluation.to_json_dict(), "provenance": provenance(evaluation.protocol)}
+
+
 def write_results(evaluation: SiteEvaluation, output_dir: str | os.PathLike[str] = "") -> Path:
     """Write ``results.json`` into ``output_dir`` (default ``scratch/<site_id>/`` in the project).
 
@@ -48,6 +55,6 @@ def write_results(evaluation: SiteEvaluation, output_dir: str | os.PathLike[str]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(evaluation.to_json_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(results_json(evaluation), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path

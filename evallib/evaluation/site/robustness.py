@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.coverage import Coverage
-from evallib.evaluation.estimators import on_log_scale
+from evallib.evaluation.site.coverage import Coverage
+from evallib.evaluation.site.estimators import on_log_scale
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import RelativeMagnitudes, relative_magnitudes
 from evallib.methods.did.twfe import DiD
@@ -221,7 +221,7 @@ def check_robustness(
     y = np.log(values) if transform == "log" else 100 * values  # proportions arrive as percentages already
     if is_proportion:
         y = long.pivot(index="period", columns="unit", values="value")
-    post = y.index >= w["post_start"]
+    post = y.index >= w.post_start
     change = y[post].mean() - y[~post].mean()
     treated_change = change[treated].mean()
     comp = change[pool]

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from evallib.evaluation.estimators import Headline
+from evallib.evaluation.site.estimators import Headline
 from evallib.methods.base.results import Estimate
 from evallib.methods.inference.volatility import VolatilityRank
 from evallib.methods.its.controlled import ControlledITSResult

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import NotEvaluable
-from evallib.evaluation.answer import Answer, site_answer
-from evallib.evaluation.coverage import MIN_COMPARATORS_FOR_CI, load_source, outcome_label, unit_kind
-from evallib.evaluation.outcome import OutcomeAnalysis, analyse_outcome
-from evallib.evaluation.provenance import provenance
-from evallib.evaluation.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
+from evallib.evaluation.site.answer import Answer, site_answer
+from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, load_source, unit_kind
+from evallib.evaluation.site.outcome import OutcomeAnalysis, analyse_outcome
+from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
+from evallib.vocabulary import outcome_label
 
 #: End of the COVID-19 disruption of hospital activity counted as an overlap (the 2021/22 recovery year).
 COVID_END = pd.Timestamp("2022-04-01")
@@ -104,7 +104,11 @@ class SiteEvaluation:
         return fig
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Content of ``results.json`` (documented in the README)."""
+        """The analysis part of ``results.json`` (documented in the README).
+
+        The file itself (:func:`~evallib.evaluation.record.results_file.results_json`) adds the provenance:
+        what was run on what, which the analysis knows nothing of.
+        """
         p = self.protocol
         prim = self.primary
         return {
@@ -133,7 +137,6 @@ class SiteEvaluation:
             "robustness": None if prim is None or prim.robustness is None else prim.robustness.to_json_dict(),
             "growth": None if prim is None else _growth(prim),
             "result_columns": list(TIDY_COLUMNS),
-            "provenance": provenance(p),
         }
 
 
@@ -242,9 +245,9 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
     try:
         if protocol.not_evaluable_reason:
             raise NotEvaluable(protocol.not_evaluable_reason)
-        if w["post_end"] >= COVID_START and w["post_start"] < COVID_END:  # a 2031 start is not a COVID overlap
+        if w.follow_up_overlaps(COVID_START, COVID_END):  # a 2031 start is not a COVID overlap
             raise NotEvaluable(
-                f"follow-up ({w['post_start']:%b %Y} to {w['post_end']:%b %Y}) overlaps the COVID-19 disruption of "
+                f"follow-up ({w.follow_up_text()}) overlaps the COVID-19 disruption of "
                 "hospital activity from March 2020, which would swamp any effect of the care model"
             )
         if not primary.treated_units:
@@ -276,14 +279,15 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
 
 
 def data_windows(protocols: list[SiteProtocol]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
-    """Every (bundled dataset, start, end) the protocols' analyses will harmonise, for :func:`~evallib.evaluation.
-    units.prefetch`: each analysis window and, for ICSs, the whole span of the ICS-wave analysis."""
+    """Every (bundled dataset, start, end) the protocols' analyses will harmonise, for
+    :func:`~evallib.evaluation.site.units.prefetch`: each analysis window and, for ICSs, the whole span of the
+    ICS-wave analysis."""
     out: dict[tuple[str, pd.Timestamp, pd.Timestamp], None] = {}
     for p in protocols:
         w = p.windows
         for spec in p.analyses:
             if isinstance(spec.data_source, str):
-                out[(spec.data_source, w["pre_start"], w["post_end"])] = None
+                out[(spec.data_source, *w.span)] = None
         if p.site_type == "ICS" and isinstance(p.data_source, str):
             span = load_source(p.data_source).periods(p.primary_outcome)
             if unit_kind(p.data_source) == "CCG":

@@ -3,7 +3,7 @@
 For every outcome: the DiD with placebo inference and its pre-trend test, the rate ratio, an
 event study and the site's own series (segmented regression with REML AR(1) errors, a
 description whose intervals are approximate). For the primary outcome also every headline
-estimator (:mod:`evallib.evaluation.estimators`) and the robustness checks of the protocol's
+estimator (:mod:`evallib.evaluation.site.estimators`) and the robustness checks of the protocol's
 primary estimate.
 """
 
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
-from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
-from evallib.evaluation.robustness import Robustness, check_robustness
-from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
+from evallib.evaluation.site.coverage import Coverage, analysis_frame
+from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
+from evallib.evaluation.site.robustness import Robustness, check_robustness
+from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
 from evallib.methods.base.results import Estimate, tidy_frame
 from evallib.methods.did.event_study import EventStudy, EventStudyResult
-from evallib.methods.did.poisson import RateRatioResult
+from evallib.methods.did.rate_ratio import RateRatioResult
 from evallib.methods.did.twfe import DiDResult, pretrend_test
 from evallib.methods.inference.power import placebo_mde
 from evallib.methods.its.controlled import ControlledITSResult
@@ -30,6 +30,7 @@ from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
+from evallib.vocabulary import outcome_label
 
 #: Pre-trend p-values below this are reported as evidence of diverging trends.
 PRETREND_ALPHA = 0.05
@@ -154,7 +155,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit_values = per * values / denom
         site_series = per * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
         comp_series = per * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
+        base_idx = np.flatnonzero(values.index <= w.pre_end)[-ppy:]
         trends = pd.DataFrame(
             {
                 "site": 100 * site_series / site_series.iloc[base_idx].mean(),
@@ -173,7 +174,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit_values = values
         site_series = values[treated].sum(axis=1)
         comp_series = values[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w["pre_end"])[-ppy:]
+        base_idx = np.flatnonzero(values.index <= w.pre_end)[-ppy:]
         trends = pd.DataFrame(
             {
                 "site": 100 * site_series / site_series.iloc[base_idx].mean(),
@@ -182,14 +183,14 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         )
         transform = "log"
     trends.index.name = "period"
-    long = _long_panel(unit_values, treated, w["post_start"])
-    counts = _long_panel(values, treated, w["post_start"])
+    long = _long_panel(unit_values, treated, w.post_start)
+    counts = _long_panel(values, treated, w.post_start)
     if denom is not None:
         counts["exposure"] = denom.stack().to_numpy()
     design = DesignData(
         long=long,
         counts=counts,
-        start=w["post_start"],
+        start=w.post_start,
         transform=transform,
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
@@ -225,7 +226,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     # whose intervals reach their nominal coverage in the Monte Carlo suite.
     harmonics = seasonal_harmonics(ppy)
     its = SegmentedITS(
-        start=w["post_start"],
+        start=w.post_start,
         transform=transform,  # type: ignore[arg-type]
         seasonality="fourier" if harmonics else "none",
         harmonics=harmonics,
@@ -246,7 +247,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     bin_periods = ppy if cov.n_pre >= 2 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
     event_study = None
     if cov.n_post >= bin_periods and cov.n_pre >= 2 * bin_periods:
-        event_study = _event_study(long, w["post_start"], transform, bin_periods, ppy, protocol, outcome)
+        event_study = _event_study(long, w.post_start, transform, bin_periods, ppy, protocol, outcome)
     if volatile and event_study is not None:
         event_study = replace(
             event_study, rows=tuple(withhold(r) for r in event_study.rows), pretrend=withhold(event_study.pretrend)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.coverage import unit_kind
-from evallib.evaluation.units import area_data
+from evallib.evaluation.site.coverage import unit_kind
+from evallib.evaluation.site.units import area_data
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.staggered import AggregateResult, CallawaySantAnna, CSResult
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
@@ -109,7 +109,7 @@ def programme_waves(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     ).fit(long)
     res = CSResult(**{**res.__dict__, "outcome": outcome, "scale": "log"})
     labels = {i: p.strftime("%b %Y") for p, i in months.items()}
-    site_start = months.get(protocol.windows["post_start"], -1)
+    site_start = months.get(protocol.windows.post_start, -1)
     return ProgrammeWaves(
         outcome=outcome,
         result=res,

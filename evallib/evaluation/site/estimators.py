@@ -14,7 +14,7 @@ inverting the same test, so p-value and interval always agree:
 * ``synthetic_did``: synthetic difference-in-differences (unit and time weights).
 
 Which one a protocol leads with (``primary_estimator``) is chosen from the calibration study
-(:mod:`evallib.evaluation.calibration`): the most precise estimator that holds its size on the
+(:mod:`evallib.evaluation.studies.calibration`): the most precise estimator that holds its size on the
 real data. The others are reported beside it, and the findings say where they disagree.
 """
 
@@ -28,25 +28,18 @@ import numpy as np
 import pandas as pd
 
 from evallib.methods.base.results import Estimate
-from evallib.methods.did.poisson import PoissonDiD
+from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.did.twfe import DiD
 from evallib.methods.its.controlled import ControlledITS
 from evallib.methods.synth.control import SyntheticControl
 from evallib.methods.synth.matching import match_comparators
 from evallib.methods.synth.synthetic_did import SyntheticDiD
 from evallib.protocol.params import PRIMARY_ESTIMATORS
+from evallib.vocabulary import ESTIMATOR_LABELS
 
 #: The estimators, in the order reports list them; the first is the default primary estimator. The
 #: protocol layer keeps the same names (``PRIMARY_ESTIMATORS``), which params files may name.
 HEADLINE_ESTIMATORS: tuple[str, ...] = PRIMARY_ESTIMATORS
-ESTIMATOR_LABELS = {
-    "did": "difference-in-differences",
-    "did_studentized": "difference-in-differences, studentized test",
-    "rate_ratio": "rate ratio (Poisson)",
-    "controlled_its": "controlled interrupted time series",
-    "synthetic_control": "synthetic control",
-    "synthetic_did": "synthetic difference-in-differences",
-}
 #: Donors for the synthetic control: the comparison units most like the site before the start.
 SYNTH_DONORS = 40
 #: Placebo draws for the costlier estimators when several units are treated.

@@ -13,37 +13,22 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.units import area_data
+from evallib.evaluation.site.units import area_data
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
 from evallib.sources.registry import load_registry, type1_trusts
+from evallib.vocabulary import outcome_label, period_word, plural, unit_plural
 
-OUTCOME_LABELS = {
-    "nonelective_admissions": "emergency (non-elective) admissions",
-    "ae_attendances": "A&E attendances",
-    "ae_type1_attendances": "type-1 A&E attendances",
-    "emergency_admissions": "emergency admissions via A&E",
-    "four_hour_performance": "four-hour A&E performance",
-}
 #: Follow-up shorter than this many months (two years, in any frequency) is flagged as short in the report.
 SHORT_FOLLOW_UP = 24
-#: Periods a year of each frequency, and the word for one period.
+#: Periods a year of each frequency (the word for one period: :func:`evallib.vocabulary.period_word`).
 PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
-PERIOD_WORDS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 _OFFSETS = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
 #: With fewer comparison units than this, a 95% placebo interval cannot be finite.
 MIN_COMPARATORS_FOR_CI = 19
-
-
-#: Plural of each kind of unit, for reports ("comparison CCGs", "comparison trusts").
-UNIT_PLURALS = {"trust": "trusts", "CCG": "CCGs", "area": "areas"}
-
-
-def outcome_label(outcome: str) -> str:
-    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " "))
 
 
 def unit_kind(data_source: str | FileSource) -> str:
@@ -51,10 +36,6 @@ def unit_kind(data_source: str | FileSource) -> str:
     if isinstance(data_source, FileSource):
         return data_source.unit_label
     return BUNDLED[data_source].unit_kind if data_source in BUNDLED else "area"
-
-
-def unit_plural(kind: str) -> str:
-    return UNIT_PLURALS.get(kind, kind if kind.endswith("s") else kind + "s")
 
 
 @dataclass(frozen=True)
@@ -88,11 +69,11 @@ class Coverage:
     @property
     def period_word(self) -> str:
         """One period in words: "month", "quarter" or "year"."""
-        return PERIOD_WORDS.get(self.frequency, "period")
+        return period_word(self.frequency)
 
     def in_periods(self, n: int) -> str:
         """``n`` periods in words: "1 month", "8 quarters"."""
-        return f"{n} {self.period_word}" + ("" if n == 1 else "s")
+        return plural(n, self.period_word)
 
     @property
     def short_follow_up(self) -> bool:
@@ -126,7 +107,7 @@ def excluded_by_rule(protocol: SiteProtocol, kind: str = "trust") -> set[str]:
     rule = protocol.comparison_pool
     if rule == "all_eligible":
         return set()
-    end = protocol.windows["post_end"]
+    end = protocol.windows.post_end
     out: set[str] = set()
     for site in load_registry():
         codes = site.ccg_codes if kind == "CCG" else site.acute_trust_codes
@@ -157,49 +138,42 @@ def analysis_frame(
             f"site {protocol.site_id}: outcome {outcome!r} is not in data source {panel.source!r} "
             f"(it has {', '.join(panel.outcomes)}); fix primary_outcome/secondary_outcomes in the params file"
         )
-    areas = area_data(panel, outcome, spec.treated_units, w["pre_start"], w["post_end"])
+    areas = area_data(panel, outcome, spec.treated_units, *w.span)
     values = areas.panel.wide(outcome)
     denom = areas.panel.wide(outcome, "denominator") if areas.panel.has_denominator(outcome) else None
     data_start, data_end = panel.periods(outcome).min(), panel.periods(outcome).max()
-    in_window = values.index[
-        ((values.index >= w["pre_start"]) & (values.index <= w["pre_end"]))
-        | ((values.index >= w["post_start"]) & (values.index <= w["post_end"]))
-    ]
+    in_window = values.index[w.within(values.index)]
     step = 12 // PERIODS_PER_YEAR.get(panel.frequency, 12)
-    if (w["post_start"].month - 1) % step:
+    if (w.post_start.month - 1) % step:
         first = ", ".join(f"{m:02d}" for m in range(1, 13, step))
         raise DataError(
             f"site {protocol.site_id}: {panel.source} is {panel.frequency} data, so the start "
-            f"({w['post_start']:%Y-%m}) must be the first month of a period; use a month ending -{first.replace(', ', ', -')} "
+            f"({w.post_start:%Y-%m}) must be the first month of a period; use a month ending -{first.replace(', ', ', -')} "
             "for intervention_start (and post_period_start)"
         )
-    n_pre = int((in_window <= w["pre_end"]).sum())
-    n_post = int((in_window >= w["post_start"]).sum())
+    n_pre = int((in_window <= w.pre_end).sum())
+    n_post = int((in_window >= w.post_start).sum())
     if n_post == 0:
         raise NotEvaluable(
             f"no post-period in the data: {label} data run {data_start:%b %Y} to {data_end:%b %Y}, "
-            f"and follow-up would be {w['post_start']:%b %Y} to {w['post_end']:%b %Y}"
+            f"and follow-up would be {w.follow_up_text()}"
         )
-    word = PERIOD_WORDS.get(panel.frequency, "period")
-
-    def periods(n: int) -> str:
-        return f"{n} {word}" + ("" if n == 1 else "s")
-
+    word = period_word(panel.frequency)
     if n_pre < protocol.min_pre_periods:
         raise NotEvaluable(
-            f"only {n_pre} pre-period {word}{'' if n_pre == 1 else 's'} of {label} in the data (from {data_start:%b %Y}); "
+            f"only {plural(n_pre, 'pre-period ' + word)} of {label} in the data (from {data_start:%b %Y}); "
             f"the protocol needs at least {protocol.min_pre_periods}"
         )
     if n_post < protocol.min_post_periods:
         raise NotEvaluable(
-            f"only {periods(n_post)} of follow-up of {label} in the data (to {data_end:%b %Y}); "
+            f"only {plural(n_post, word)} of follow-up of {label} in the data (to {data_end:%b %Y}); "
             f"the protocol needs at least {protocol.min_post_periods}"
         )
-    expected = pd.date_range(w["pre_start"], w["post_end"], freq=_OFFSETS.get(panel.frequency, "MS"))
+    expected = pd.date_range(*w.span, freq=_OFFSETS.get(panel.frequency, "MS"))
     missing = tuple(
         p
         for p in expected
-        if p not in set(in_window) and data_start <= p <= data_end and not (w["pre_end"] < p < w["post_start"])
+        if p not in set(in_window) and data_start <= p <= data_end and not (w.pre_end < p < w.post_start)
     )
     win = values.loc[in_window]
     complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
@@ -211,7 +185,7 @@ def analysis_frame(
         if len(not_in_data) == len(treated):
             raise NotEvaluable(
                 f"none of the site's {units} ({', '.join(treated)}) appear in the {label} data "
-                f"between {w['pre_start']:%b %Y} and {w['post_end']:%b %Y}"
+                f"between {w.pre_start:%b %Y} and {w.post_end:%b %Y}"
             )
         why = " ".join(areas.stitches)
         raise NotEvaluable(
@@ -248,7 +222,7 @@ def analysis_frame(
     excluded["data-quality screen (suspect months or a one-month level shift)"] = before - len(pool)
     if not pool:
         raise NotEvaluable(f"the comparison pool for {label} is empty after applying the protocol's rules")
-    baseline = win.loc[win.index <= w["pre_end"], list(used)].iloc[-PERIODS_PER_YEAR.get(panel.frequency, 12) :]
+    baseline = win.loc[win.index <= w.pre_end, list(used)].iloc[-PERIODS_PER_YEAR.get(panel.frequency, 12) :]
     cov = Coverage(
         outcome=outcome,
         source=panel.source,

@@ -1,5 +1,5 @@
 """What a result was made from: library version, git commit, protocol and data hashes, and the fingerprint
-publishing checks (:mod:`evallib.evaluation.fingerprint`). Paths are project-relative: nothing names the
+publishing checks (:mod:`evallib.evaluation.record.fingerprint`). Paths are project-relative: nothing names the
 machine that ran it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evallib import __version__
-from evallib.evaluation.fingerprint import data_digests, result_fingerprint, sha256_file
+from evallib.evaluation.record.fingerprint import data_digests, result_fingerprint, sha256_file
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, bundled_data_dir

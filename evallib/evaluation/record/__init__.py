@@ -1,0 +1,1 @@
+"""The record of a run: the fingerprint (protocol, data as read, code), provenance, and the ``results.json`` file."""

@@ -1,0 +1,54 @@
+"""A protocol's analysis windows: the pre-period and the follow-up, as one typed, frozen value.
+
+:attr:`SiteProtocol.windows <evallib.protocol.params.SiteProtocol.windows>` builds it from the params file's
+month fields; every analysis reads its four dates by name (``w.pre_end``), never by string key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True, order=True)
+class Windows:
+    """The pre-period ``pre_start``..``pre_end`` and the follow-up ``post_start``..``post_end`` (first days of
+    months, both ends included).
+
+    Ordered and hashable as the tuple of its four dates, so designs that share their windows group together.
+    """
+
+    pre_start: pd.Timestamp
+    pre_end: pd.Timestamp
+    post_start: pd.Timestamp
+    post_end: pd.Timestamp
+
+    @property
+    def span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The first and last month the analysis reads: the start of the pre-period, the end of the follow-up."""
+        return self.pre_start, self.post_end
+
+    @property
+    def pre_months(self) -> int:
+        """Calendar months in the pre-period, both ends counted."""
+        return (self.pre_end.year - self.pre_start.year) * 12 + self.pre_end.month - self.pre_start.month + 1
+
+    def within(self, periods: pd.Index) -> np.ndarray:
+        """Which of ``periods`` fall in the pre-period or the follow-up (the gap between them is left out)."""
+        pre = (periods >= self.pre_start) & (periods <= self.pre_end)
+        post = (periods >= self.post_start) & (periods <= self.post_end)
+        return np.asarray(pre | post)
+
+    def follow_up_overlaps(self, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+        """Whether the follow-up shares a month with ``start`` up to (not including) ``end``."""
+        return bool(self.post_end >= start and self.post_start < end)
+
+    def pre_text(self) -> str:
+        """The pre-period in words: ``Apr 2013 to Mar 2016``."""
+        return f"{self.pre_start:%b %Y} to {self.pre_end:%b %Y}"
+
+    def follow_up_text(self) -> str:
+        """The follow-up in words: ``Apr 2016 to Mar 2019``."""
+        return f"{self.post_start:%b %Y} to {self.post_end:%b %Y}"
