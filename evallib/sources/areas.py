@@ -298,10 +298,10 @@ def _check_stitches(
     check = moved & now & before & multi  # a code starts or stops while the area reports on both sides
     col = {a: j for j, a in enumerate(areas)}
     for _, new, date, _ in link_rows:  # and each succession date the area reports across
-        j = col.get(code_area.get(new))
+        c = col.get(code_area.get(new))
         i = int(np.searchsorted(periods, date))
-        if j is not None and multi[j] and 0 < i < len(periods) and now[i, j] and now[i - 1, j]:
-            check[i, j] = True
+        if c is not None and multi[c] and 0 < i < len(periods) and now[i, c] and now[i - 1, c]:
+            check[i, c] = True
     se = sg * np.sqrt(2 / k)
     with np.errstate(invalid="ignore"):
         unchecked = check & np.isnan(st)

@@ -6,6 +6,7 @@ Shared by :mod:`~evallib.methods.did.twfe`, :mod:`~evallib.methods.did.event_stu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -75,7 +76,7 @@ def prepare_panel(
     treated: str,
     transform: Transform,
     *,
-    extra: list[str] = (),
+    extra: Sequence[str] = (),
     denominator: str | None = None,
 ) -> PanelArrays:
     """Check the column roles of a DiD panel; return it as arrays with the (transformed) outcome.

@@ -8,13 +8,16 @@ least 10 points) is shared with :mod:`evallib.reporting.plots`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LegendLocType
 
 SITE_COLOUR = "#005EB8"  # NHS blue
 COMPARISON_COLOUR = "#768692"  # NHS mid grey
@@ -40,7 +43,7 @@ def plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def finish_axes(ax: Axes, title: str, *, legend: str | None) -> None:
+def finish_axes(ax: Axes, title: str, *, legend: LegendLocType | None) -> None:
     """The house style every plot ends with: a left title, a frameless legend (at ``legend``), open axes.
 
     Every text from params or data is escaped here (titles, axis labels, legend labels).
@@ -51,7 +54,7 @@ def finish_axes(ax: Axes, title: str, *, legend: str | None) -> None:
     ax.tick_params(labelsize=FONT)
     for line in [*ax.get_lines(), *ax.collections, *ax.patches]:
         label = line.get_label()
-        if label and not label.startswith("_"):
+        if isinstance(label, str) and label and not label.startswith("_"):
             line.set_label(plain(label))
     if legend is not None and len(ax.figure.axes) == 1 and ax.get_legend_handles_labels()[0]:
         # Below the plot, where it covers no data (its own figure: a caller's grid keeps the legend inside).

@@ -85,6 +85,7 @@ class CSResult(EstimatorResult):
         if self.cluster_codes is None:
             return np.sqrt(np.mean(inf**2, axis=0) / self.n_units)
         g = self.n_clusters
+        assert g is not None  # clustered: there are cluster codes
         sums = np.zeros((g, inf.shape[1]))
         np.add.at(sums, self.cluster_codes, inf)
         return np.sqrt(g / (g - 1) * (sums**2).sum(axis=0)) / self.n_units
@@ -94,6 +95,7 @@ class CSResult(EstimatorResult):
         if self.cluster_codes is None:
             crit, dist, inference = stats.norm.ppf(1 - self.alpha / 2), stats.norm, "analytic_influence_function"
         else:  # few clusters: t with G - 1 degrees of freedom
+            assert self.n_clusters is not None
             dist = stats.t(self.n_clusters - 1)
             crit, inference = dist.ppf(1 - self.alpha / 2), "analytic_influence_function_cluster"
         return Estimate(

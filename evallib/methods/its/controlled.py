@@ -171,7 +171,7 @@ class ControlledITS:
             count = PlaceboCount(est[1:, j], np.zeros(len(est) - 1), est[0, j], n_real=1)
             lo, hi = count.interval(self.alpha)
             sd = float(est[:, j].std(ddof=1))
-            rows.append(self._row(term, est[0, j], sd, lo, hi, count.p_value(0.0), k, len(comp)))
+            rows.append(self._row(term, float(est[0, j]), sd, lo, hi, count.p_value(0.0), k, len(comp)))
         beta = hat @ series[0]
         level_cols = [c for c in X.columns if c.startswith(("level_change", "slope_change"))]
         Xcf = X.assign(**{c: 0.0 for c in level_cols}).to_numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -219,7 +219,15 @@ def check_series(series: pd.Series, start: pd.Timestamp, n_params: int, name: st
     return s
 
 
-def diagnostics(resid: np.ndarray, periods_per_year: int) -> dict[str, float | int]:
+class Diagnostics(TypedDict):
+    """Residual diagnostics of an ITS fit, as :class:`ITSResult` fields."""
+
+    durbin_watson: float
+    ljung_box_p: float
+    ljung_box_lags: int
+
+
+def diagnostics(resid: np.ndarray, periods_per_year: int) -> Diagnostics:
     """Durbin-Watson and Ljung-Box (at a year's lag, at most a quarter of the series) of residuals."""
     lags = max(1, min(periods_per_year, len(resid) // 4))
     return {

@@ -201,6 +201,7 @@ class SyntheticControl:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         if self.method == "outcome" or X1 is None:
             return simplex_least_squares(Z0, Z1), None
+        assert X0 is not None  # predictors come for the treated and the comparison units together
         sd = X0.std(axis=1, ddof=1)
         sd[sd == 0] = 1.0
         X1n, X0n = X1 / sd, X0 / sd[:, None]
@@ -230,6 +231,7 @@ class SyntheticControl:
             res = minimize(loss, theta0, method="Powell", options={"xtol": 1e-3, "ftol": 1e-8, "maxfev": 3000})
             if best is None or res.fun < best.fun:
                 best = res
+        assert best is not None  # there is always the equal-weights start
         v = np.exp(best.x - best.x.max())
         v /= v.sum()
         return inner(v), v
