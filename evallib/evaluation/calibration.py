@@ -97,7 +97,7 @@ def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
                 time="period",
                 treated="treated",
                 post="post",
-                transform=data.transform,  # type: ignore[arg-type]
+                transform=data.transform,
                 inference="cluster_cr1",
             )
             .fit(data.long)
@@ -111,7 +111,7 @@ def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
         # method no report publishes).
         its = SegmentedITS(
             start=data.start,
-            transform=data.transform,  # type: ignore[arg-type]
+            transform=data.transform,
             harmonics=2,
             horizons=(h,),
             errors="ar1_reml",
@@ -144,7 +144,7 @@ def fake_site_results(
     pool = list(cov.comparators)
     values = values[pool]
     is_prop = denom is not None
-    unit_values = 100 * values / denom[pool] if is_prop else values
+    unit_values = 100 * values / denom[pool] if denom is not None else values
     noise = _noise(unit_values, p.windows["post_start"], log=not is_prop)
     fakes = pool
     if max_fake_sites is not None and max_fake_sites < len(pool):
@@ -154,7 +154,7 @@ def fake_site_results(
     for i, fake in enumerate(fakes):
         long = _long(unit_values, fake, start)
         counts = _long(values, fake, start)
-        if is_prop:
+        if denom is not None:  # a proportion
             counts["exposure"] = denom[pool].stack().to_numpy()
         data = DesignData(
             long=long,

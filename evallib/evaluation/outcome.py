@@ -19,6 +19,7 @@ from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
 from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
 from evallib.evaluation.robustness import Robustness, check_robustness
 from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
+from evallib.methods.base.arrays import Transform
 from evallib.methods.base.results import Estimate, tidy_frame
 from evallib.methods.did.event_study import EventStudy, EventStudyResult
 from evallib.methods.did.poisson import RateRatioResult
@@ -101,8 +102,8 @@ class OutcomeAnalysis:
     @property
     def mde(self) -> float:
         """Smallest effect (log scale or points) the DiD placebo test would detect with 80% power."""
-        direction = "either"
-        return placebo_mde(self.did.placebo_estimates, direction=direction)
+        assert self.did.placebo_estimates is not None  # the headline DiD is the placebo-in-space test
+        return placebo_mde(self.did.placebo_estimates, direction="either")
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
@@ -149,8 +150,10 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     ppy = cov.periods_per_year
     treated = list(cov.treated_used)
     comparators = list(cov.comparators)
+    transform: Transform
     if measure == "rate":
         # Events per ``per`` people: proportional effects (log scale), as for counts.
+        assert denom is not None  # a rate or a proportion has a denominator (see _measure)
         unit_values = per * values / denom
         site_series = per * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
         comp_series = per * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
@@ -164,6 +167,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         transform = "log"
     elif is_prop:
         # Percentage of the denominator (e.g. % seen within four hours).
+        assert denom is not None
         unit_values = 100 * values / denom
         site_series = 100 * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
         comp_series = 100 * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
@@ -211,7 +215,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit="unit",
         time="period",
         treated="treated",
-        transform=transform,  # type: ignore[arg-type]
+        transform=transform,
         outcome_label=outcome,
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
@@ -226,7 +230,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     harmonics = seasonal_harmonics(ppy)
     its = SegmentedITS(
         start=w["post_start"],
-        transform=transform,  # type: ignore[arg-type]
+        transform=transform,
         seasonality="fourier" if harmonics else "none",
         harmonics=harmonics,
         periods_per_year=ppy,

@@ -58,7 +58,7 @@ def provenance(protocol: SiteProtocol) -> dict[str, Any]:
     params file (exploration): such results never match a published run's fingerprint.
     """
     data = data_digests(protocol)
-    out = {
+    out: dict[str, Any] = {
         "evallib_version": __version__,
         "git_commit": git_commit(),
         "params_sha256": protocol.digest(),

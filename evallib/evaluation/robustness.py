@@ -193,8 +193,8 @@ def check_robustness(
     treated = list(cov.treated_used)
     pool = list(cov.comparators)
     transform = "identity" if is_proportion else "log"
-    roles = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
-    common = {
+    roles: dict[str, Any] = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
+    common: dict[str, Any] = {
         "transform": transform,
         "inference": inference,
         "n_draws": protocol.n_placebo_draws,
