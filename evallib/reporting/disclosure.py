@@ -21,8 +21,14 @@ import numbers
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
+
+    from evallib.methods.its.model import ITSResult
 
 SUPPRESSED = "*"
 #: Largest count that is suppressed.
@@ -84,14 +90,14 @@ def count_series_policy(values: Iterable[float]) -> str:
     return "withheld" if any(is_small(v) for v in vals) else "indexed"
 
 
-def withheld_note(what: str) -> str:
+def withheld_note(what: str) -> Markup:
     """The note shown in place of a figure of small counts (from its template, ``what`` escaped)."""
     from evallib.reporting.templating import render
 
     return render("withheld.html.j2", what=what)
 
 
-def its_count_figure(result: object, *, title: str, alt: str, counts: pd.Series | None = None) -> str:
+def its_count_figure(result: ITSResult, *, title: str, alt: str, counts: pd.Series | None = None) -> Markup:
     """HTML of an ITS figure of a count (or rate) series: indexed to its pre-period mean (= 100), or withheld.
 
     ``counts`` are the events behind the series when it is a rate (the rule applies to them); by default the
@@ -100,14 +106,14 @@ def its_count_figure(result: object, *, title: str, alt: str, counts: pd.Series 
     from evallib.reporting.plots import plot_its
     from evallib.reporting.templating import figure_html
 
-    observed = result.observed  # type: ignore[attr-defined]
+    observed = result.observed
     if count_series_policy(observed if counts is None else counts) == "withheld":
         return withheld_note(alt)
-    pre = observed[observed.index < result.intervention_start]  # type: ignore[attr-defined]
+    pre = observed[observed.index < result.intervention_start]
     base = float(pre.mean()) if len(pre) else float("nan")
     if not math.isfinite(base) or base <= 0:
         return withheld_note(alt)
-    fig = plot_its(result, title=title, ylabel="index (pre-period mean = 100)", scale=100 / base)  # type: ignore[arg-type]
+    fig = plot_its(result, title=title, ylabel="index (pre-period mean = 100)", scale=100 / base)
     return figure_html(fig, alt)
 
 

@@ -4,7 +4,7 @@ trend violations, matched comparators, synthetic control weights and pre-period 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, SupportsFloat
 
 from evallib.evaluation.site import SiteEvaluation
 from evallib.methods.synth.matching import FEATURE_LABELS, MEAN_COUNT_FEATURE
@@ -46,6 +46,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         }
     if rb.synthetic is not None:
         s = rb.synthetic
+        assert s.placebos is not None  # the synthetic control check is a placebo test
         sw = s.weights[s.weights > 0.005]
         fig = plots.plot_synthetic_control(
             s, title=f"{cap(a.label)}: site minus synthetic control (grey: placebos)", ylabel="log difference"
@@ -83,9 +84,9 @@ def _balance_cell(feature: str, column: str, value: object) -> object:
     if column.endswith("(std. diff.)") or not isinstance(value, int | float) or not math.isfinite(value):
         return _cell(value)
     if feature == MEAN_COUNT_FEATURE:
-        return count_cell(float(value))  # type: ignore[arg-type]
+        return count_cell(float(value))
     if feature == FEATURE_LABELS["level"]:
-        return log_count_text(float(value))  # type: ignore[arg-type]
+        return log_count_text(float(value))
     return _cell(value)
 
 
@@ -94,4 +95,5 @@ def _cell(v: object) -> str:
         return v
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
+    assert isinstance(v, SupportsFloat), f"not a number: {type(v).__name__}"
     return f"{v:,.0f}" if abs(float(v)) >= 100 else f"{float(v):.3f}"

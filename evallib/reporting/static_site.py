@@ -299,7 +299,7 @@ def build_site(
         except CalibrationFileError as exc:  # an optional page: reported, never blocking the rest
             calibration = None
             problems.append(f"calibration: params/calibration.csv {exc}; page left out")
-        common = {
+        common: dict[str, Any] = {  # template context every page shares
             "programme_link": programme is not None,
             "calibration_link": calibration is not None,
             "parquet": parquet,

@@ -11,17 +11,20 @@ from __future__ import annotations
 import base64
 import io
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 #: Written into every page the templates make (checked by the tests of the published site).
 GENERATOR = "evallib templates"
 #: SVG output that is the same for the same figure (no date, fixed ids) and keeps text as text.
-_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "evallib"}
+_SVG_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "evallib"}
 
 
 @cache
