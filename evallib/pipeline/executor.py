@@ -22,9 +22,12 @@ import sys
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evallib.pipeline.pool import die_with_parent, set_child
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENGINE_NAME = "evallib-forked"
 _SHELL: list[Any] = []
@@ -34,7 +37,7 @@ def available() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
 
 
-def warm_up(windows: tuple[tuple[str, object, object], ...] = ()) -> None:
+def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) -> None:
     """Import what the notebooks import, load and harmonise the data ``windows`` the sites will read, and
     build one pristine shell, before any fork (so every forked site starts with all of it in memory)."""
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -52,7 +55,7 @@ def warm_up(windows: tuple[tuple[str, object, object], ...] = ()) -> None:
     import evallib.reporting.report  # noqa: F401
     from evallib.evaluation.units import prefetch
 
-    prefetch(list(windows))  # type: ignore[arg-type]
+    prefetch(list(windows))
     _register()
     if not _SHELL:
         config = Config()
@@ -103,7 +106,8 @@ def _execute_cells(nb_man: Any) -> Any:
     shell.display_pub = Publisher(shell=shell)
     shell.displayhook = Hook(shell=shell, cache_size=0)
     shell.display_trap.hook = shell.displayhook
-    shell._showtraceback = lambda *a, **k: None  # errors become error outputs instead
+    # Errors become error outputs instead (a deliberate patch of the shell instance's method).
+    shell._showtraceback = lambda *a, **k: None  # type: ignore[method-assign]
     # papermill saves the whole notebook (figures and all) at every cell's start and end: a third of a
     # report's run. One save before each code cell keeps what matters: a process that dies in a cell
     # leaves the notebook with every earlier cell's output; the end (or the error) is saved by papermill.

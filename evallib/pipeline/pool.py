@@ -121,7 +121,7 @@ class WorkerPool:
 
     def __init__(self, n: int, initializer: Callable[[], None] | None = None) -> None:
         methods = mp.get_all_start_methods()
-        self._ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+        self._ctx = mp.get_context("fork") if "fork" in methods else mp.get_context("spawn")
         self._initializer = initializer
         self._workers = [self._spawn() for _ in range(max(1, n))]
 
