@@ -36,7 +36,8 @@ def sha256_file(path: Path) -> str:
 
 def code_digest() -> str:
     """SHA-256 of evallib's own source and report templates: a change reruns every site, even without a version
-    bump."""
+    bump.
+    """
     if not _CODE:
         h = hashlib.sha256()
         package = Path(__file__).resolve().parents[1]

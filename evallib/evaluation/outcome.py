@@ -313,13 +313,15 @@ def _long_panel(wide: pd.DataFrame, treated: list[str], post_start: pd.Timestamp
 
 def seasonal_harmonics(periods_per_year: int) -> int:
     """Fourier pairs for a series with this many periods a year: two for monthly data, one for quarterly
-    (a second pair is degenerate at four periods: its sine is zero), none for yearly data."""
+    (a second pair is degenerate at four periods: its sine is zero), none for yearly data.
+    """
     return min(2, (periods_per_year - 1) // 2)
 
 
 def _measure(spec: AnalysisSpec, denom: pd.DataFrame | None) -> tuple[str, int]:
     """What the outcome is (count, rate or proportion) and a rate's multiplier: declared for the evaluator's
-    files (``data_source.measure``), a proportion for bundled outcomes with a denominator."""
+    files (``data_source.measure``), a proportion for bundled outcomes with a denominator.
+    """
     if denom is None:
         return "count", 1
     if isinstance(spec.data_source, FileSource):

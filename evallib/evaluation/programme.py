@@ -36,7 +36,8 @@ class ProgrammeData:
 
 def _headline_row(res: dict) -> dict | None:
     """The site's answer (its protocol's primary estimate) on the log scale, for pooling; the DiD row if the file
-    has no answer. A rate ratio becomes its log; a percent change ``log(1 + x/100)`` (its SE by the delta method)."""
+    has no answer. A rate ratio becomes its log; a percent change ``log(1 + x/100)`` (its SE by the delta method).
+    """
     row = res.get("answer") or next(
         (r for r in res.get("results", []) if r["method"] == "did_twfe" and r["outcome"] == res.get("primary_outcome")),
         None,

@@ -1,6 +1,7 @@
 """What a result was made from: library version, git commit, protocol and data hashes, and the fingerprint
 publishing checks (:mod:`evallib.evaluation.fingerprint`). Paths are project-relative: nothing names the
-machine that ran it."""
+machine that ran it.
+"""
 
 from __future__ import annotations
 

@@ -277,7 +277,8 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
 
 def data_windows(protocols: list[SiteProtocol]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
     """Every (bundled dataset, start, end) the protocols' analyses will harmonise, for :func:`~evallib.evaluation.
-    units.prefetch`: each analysis window and, for ICSs, the whole span of the ICS-wave analysis."""
+    units.prefetch`: each analysis window and, for ICSs, the whole span of the ICS-wave analysis.
+    """
     out: dict[tuple[str, pd.Timestamp, pd.Timestamp], None] = {}
     for p in protocols:
         w = p.windows

@@ -39,7 +39,8 @@ def available() -> bool:
 
 def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) -> None:
     """Import what the notebooks import, load and harmonise the data ``windows`` the sites will read, and
-    build one pristine shell, before any fork (so every forked site starts with all of it in memory)."""
+    build one pristine shell, before any fork (so every forked site starts with all of it in memory).
+    """
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 

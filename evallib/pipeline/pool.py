@@ -144,7 +144,8 @@ class WorkerPool:
         on_error: Callable[[Any, str], Any],
     ) -> Iterator[tuple[Any, Any]]:
         """Yield ``(job, fn(*args))`` as each finishes; a task that raised or whose worker died yields
-        ``(job, on_error(job, why))`` instead, and the batch goes on with a fresh worker."""
+        ``(job, on_error(job, why))`` instead, and the batch goes on with a fresh worker.
+        """
         pending = deque(jobs)
         while pending or any(w.busy for w in self._workers):
             for i, w in enumerate(self._workers):

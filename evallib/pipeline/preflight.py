@@ -193,7 +193,8 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
 
 def expectations(params_files: list[Path], root: Path) -> tuple[dict[str, Expected], list[str]]:
     """What each site's published results must match, for publishing; invalid files are reported, not fatal
-    (their sites are left off the public index until fixed)."""
+    (their sites are left off the public index until fixed).
+    """
     valid, problems = check_params(params_files, root)
     data_problems = _check_data([p for _, p in valid], root)
     problems.extend(data_problems.values())
@@ -203,7 +204,8 @@ def expectations(params_files: list[Path], root: Path) -> tuple[dict[str, Expect
 
 def unchanged_since_last_run(job: SiteJob, outputs: Path) -> dict[str, Any] | None:
     """The previous results when the site's last successful run had this fingerprint and its published
-    results, run record and page still agree; else None (the site runs again)."""
+    results, run record and page still agree; else None (the site runs again).
+    """
     folder = outputs / job.site_id
     if (folder / "failure.json").exists():
         return None

@@ -29,7 +29,8 @@ _CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 @dataclass(frozen=True)
 class AnalysisSpec:
     """One outcome of a site's analysis: the data source it comes from and which of that source's units are
-    the site (trust codes for trust-level data, CCG codes for commissioner data, the evaluator's own codes)."""
+    the site (trust codes for trust-level data, CCG codes for commissioner data, the evaluator's own codes).
+    """
 
     outcome: str
     data_source: str | FileSource

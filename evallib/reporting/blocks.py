@@ -1,6 +1,7 @@
 """Building blocks of report pages: HTML blocks that display in Jupyter, embedded figures, effects in
 words' units and the estimates table. Every block is rendered from a template with autoescaping
-(:mod:`evallib.reporting.templating`)."""
+(:mod:`evallib.reporting.templating`).
+"""
 
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ def log_count_text(value: float, digits: int = 2) -> str:
 
 def count_series_policy(values: Iterable[float]) -> str:
     """How a figure may show a series of counts: ``"indexed"`` (never raw counts on a labelled axis), or
-    ``"withheld"`` when any value is a small count (an index of 3, 5 and 6 still reveals them)."""
+    ``"withheld"`` when any value is a small count (an index of 3, 5 and 6 still reveals them).
+    """
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return "withheld" if any(is_small(v) for v in vals) else "indexed"
 
@@ -150,5 +151,6 @@ def check_published(folder: Path) -> list[str]:
 
 def count_cell(value: float) -> dict[str, str]:
     """A table cell (for the ``simple_table`` template macro) holding a published count, rounded and marked
-    ``class="count"`` for :func:`check_published`."""
+    ``class="count"`` for :func:`check_published`.
+    """
     return {"cls": "count", "text": format_count(value)}

@@ -1,5 +1,6 @@
 """Sections of the programme page: overview, forest plot, pooled effects and growth since baseline (rendered
-from templates, autoescaped)."""
+from templates, autoescaped).
+"""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ NHSE_FOLLOW = ("2016-10", "2017-09")
 
 def nhs_england_comparison() -> HTMLBlock:
     """NHS England's own measure from the bundled data: growth in emergency admissions by care model against CCGs
-    in no vanguard, baseline 2014-15, beside the per-site estimates."""
+    in no vanguard, baseline 2014-15, beside the per-site estimates.
+    """
     g = programme_growth(
         NHSE_BASE, NHSE_FOLLOW, care_models=tuple((m,) for m in GROWTH_CARE_MODELS), average="site", drop_suspect=True
     )

@@ -1,5 +1,6 @@
 """The robustness section of a site report: other comparison sets, a fake start, leave-one-out,
-trend violations, matched comparators, synthetic control weights and pre-period balance."""
+trend violations, matched comparators, synthetic control weights and pre-period balance.
+"""
 
 from __future__ import annotations
 

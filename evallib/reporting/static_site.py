@@ -119,7 +119,8 @@ def _empty_output(cell: Any) -> bool:
 
 def published_cells(cells: list[Any]) -> list[Any]:
     """The cells a published report shows: no usage or exploration cells, and no section heading whose
-    section showed nothing (so a not-evaluable site says why once, in its summary)."""
+    section showed nothing (so a not-evaluable site says why once, in its summary).
+    """
     kept = [c for c in cells if not UNPUBLISHED_TAGS & set(c.metadata.get("tags", []))]
     out = []
     for i, c in enumerate(kept):
@@ -237,7 +238,8 @@ def _write(path: Path, text: str) -> None:
 
 def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     """``downloads/``: results.csv, results.parquet (when pyarrow is installed), sites.csv and each verified
-    results.json. Returns whether the parquet file was written."""
+    results.json. Returns whether the parquet file was written.
+    """
     shown = [e for e in entries if e.page is not None]
     folder = staging / "downloads"
     folder.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,8 @@ class FileSource:
     @property
     def kind(self) -> str:
         """What the outcome is: ``count``, ``rate`` (events per ``per`` of the denominator: proportional
-        effects) or ``proportion`` (a share of the denominator: effects in percentage points)."""
+        effects) or ``proportion`` (a share of the denominator: effects in percentage points).
+        """
         return self.measure if self.denominator else "count"
 
 

@@ -94,7 +94,8 @@ def _describe(value: object) -> str:
 
 def _rows(df: pd.DataFrame, mask: pd.Series | np.ndarray, row_offset: int) -> str:
     """The offending rows by line number in the source file, with their values when they are plainly numbers
-    or dates (never other text from the file)."""
+    or dates (never other text from the file).
+    """
     bad = df[np.asarray(mask)]
     shown = bad.head(_MAX_ROWS_SHOWN)
     cols = [c for c in ("period", "outcome", "value", "denominator") if c in shown.columns]

@@ -230,7 +230,8 @@ class Design:
 
     def treated_series(self) -> pd.Series:
         """The treated units together as one series: counts summed; rates and percentages from summed
-        numerators and denominators; levels averaged."""
+        numerators and denominators; levels averaged.
+        """
         t = self.treated
         if self.measure in ("rate", "proportion") and self.exposure is not None:
             num = self.counts if self.counts is not None else self.values * self.exposure / self._multiplier
@@ -247,7 +248,8 @@ class Design:
 
     def arrays(self, transform: Transform = "identity", *, values: np.ndarray | None = None) -> PanelArrays:
         """The design as the arrays the DiD-type estimators work on (rows period by period, units sorted);
-        ``extra["post"]`` holds the post-period flag of each row."""
+        ``extra["post"]`` holds the post-period flag of each row.
+        """
         v = self.values if values is None else np.asarray(values, float)
         if transform == "log":
             if (v <= 0).any():

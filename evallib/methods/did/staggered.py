@@ -266,7 +266,8 @@ class CallawaySantAnna:
 
     def fit(self, data: Design | pd.DataFrame) -> CSResult:
         """ATT(g,t) on a :class:`~evallib.methods.base.design.Design` (its units' own starts, periods numbered
-        from 1) or on long rows with the column roles named in the settings."""
+        from 1) or on long rows with the column roles named in the settings.
+        """
         if isinstance(data, Design):
             return replace(self, outcome="value", unit="unit", time="period", cohort="cohort", cluster=None).fit(
                 _long_with_cohorts(data)

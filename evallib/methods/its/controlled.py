@@ -120,7 +120,8 @@ class ControlledITS:
 
     def fit(self, data: Design | pd.DataFrame) -> ControlledITSResult:
         """Estimate the effect with placebo inference on a :class:`~evallib.methods.base.design.Design` (its
-        start unless ``start`` is set) or on long rows with the column roles named in the settings."""
+        start unless ``start`` is set) or on long rows with the column roles named in the settings.
+        """
         name = "ControlledITS"
         if isinstance(data, Design):
             if not self.outcome_label and data.outcome:

@@ -1,5 +1,6 @@
 """What every interrupted time series fit shares: the design matrix (trend, level and slope changes,
-seasonality), input checks, residual diagnostics and the read-only :class:`ITSResult`."""
+seasonality), input checks, residual diagnostics and the read-only :class:`ITSResult`.
+"""
 
 from __future__ import annotations
 

@@ -238,7 +238,8 @@ class SyntheticControl:
 
     def fit(self, data: Design | pd.DataFrame) -> SynthResult:
         """Fit on a :class:`~evallib.methods.base.design.Design` (its treated units together, against its
-        comparison units or the ``donors`` nearest of them) or on long rows with the roles in the settings."""
+        comparison units or the ``donors`` nearest of them) or on long rows with the roles in the settings.
+        """
         if isinstance(data, Design):
             Y, treated = self._design_matrix(data)
             return replace(

@@ -252,7 +252,8 @@ class SyntheticDiD:
     def fit(self, data: Design | pd.DataFrame) -> SDIDResult:
         """Estimate the effect with its placebo p-value and interval on a
         :class:`~evallib.methods.base.design.Design` (or long rows with the column roles named in the
-        settings); returns a frozen :class:`SDIDResult`."""
+        settings); returns a frozen :class:`SDIDResult`.
+        """
         Y, post, real, units, periods = self._matrix(data)
         n, k = len(real), int(real.sum())
         if n - k < 2:
