@@ -43,6 +43,7 @@ UNIT_PLURALS = {"trust": "trusts", "CCG": "CCGs", "area": "areas"}
 
 
 def outcome_label(outcome: str) -> str:
+    """An outcome's name in words ("emergency admissions"); unknown names with underscores as spaces."""
     return OUTCOME_LABELS.get(outcome, outcome.replace("_", " "))
 
 
@@ -54,6 +55,7 @@ def unit_kind(data_source: str | FileSource) -> str:
 
 
 def unit_plural(kind: str) -> str:
+    """The plural of a kind of unit in words ("CCGs", "trusts", "areas")."""
     return UNIT_PLURALS.get(kind, kind if kind.endswith("s") else kind + "s")
 
 
@@ -83,6 +85,7 @@ class Coverage:
 
     @property
     def periods_per_year(self) -> int:
+        """Periods in a year at the data's frequency (12 for monthly data, the default)."""
         return PERIODS_PER_YEAR.get(self.frequency, 12)
 
     @property
@@ -101,6 +104,7 @@ class Coverage:
 
     @property
     def n_comparators(self) -> int:
+        """How many comparison units the analysis uses."""
         return len(self.comparators)
 
     @property

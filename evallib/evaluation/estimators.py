@@ -64,6 +64,7 @@ class Headline:
 
     @property
     def label(self) -> str:
+        """The estimator's name in words, for reports."""
         return ESTIMATOR_LABELS[self.name]
 
 

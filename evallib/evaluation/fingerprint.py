@@ -27,6 +27,7 @@ _REGISTRY_FILES = ("sites.csv", "ods_trusts_etr.csv")
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks, as hex."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -83,6 +84,7 @@ def data_digests(protocol: SiteProtocol, root: Path | None = None) -> list[dict[
 
 
 def combine(parts: dict[str, Any]) -> str:
+    """One SHA-256 (hex) of ``parts`` as canonical JSON (keys sorted), so equal parts give equal digests."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

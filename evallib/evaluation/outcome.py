@@ -67,6 +67,7 @@ class OutcomeAnalysis:
 
     @property
     def periods_per_year(self) -> int:
+        """Periods in a year at this outcome's frequency."""
         return self.coverage.periods_per_year
 
     @property
@@ -82,15 +83,18 @@ class OutcomeAnalysis:
 
     @property
     def did(self) -> DiDResult:
+        """The plain DiD fit (placebo-in-space inference), which every outcome has."""
         return self.headline["did"].result
 
     @property
     def rate(self) -> RateRatioResult | None:
+        """The Poisson rate ratio fit, when it was fitted for this outcome."""
         h = self.headline.get("rate_ratio")
         return None if h is None else h.result
 
     @property
     def controlled(self) -> ControlledITSResult | None:
+        """The controlled ITS fit, when it was fitted for this outcome."""
         h = self.headline.get("controlled_its")
         return None if h is None else h.result
 
@@ -107,6 +111,7 @@ class OutcomeAnalysis:
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
+        """Every estimate of this outcome as tidy rows, the headline DiD and its pre-trend test first."""
         rows: list[Estimate] = [self.headline["did"].row, self.pretrend]
         if "rate_ratio" in self.headline:
             rows.append(self.headline["rate_ratio"].row)

@@ -31,6 +31,7 @@ class ProgrammeData:
 
     @property
     def evaluated(self) -> pd.DataFrame:
+        """The sites that were evaluated (``status == "evaluated"``)."""
         return self.sites[self.sites["status"] == "evaluated"]
 
 

@@ -47,10 +47,12 @@ class SiteEvaluation:
 
     @property
     def evaluable(self) -> bool:
+        """Whether the site was evaluated (else its status says why not)."""
         return self.status == "evaluated"
 
     @property
     def primary(self) -> OutcomeAnalysis | None:
+        """The analysis of the protocol's primary outcome (None when it was not analysed)."""
         for a in self.analyses:
             if a.outcome == self.protocol.primary_outcome:
                 return a
@@ -64,6 +66,7 @@ class SiteEvaluation:
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
+        """Every estimate of every outcome (and the programme's rows, if any) as tidy rows."""
         rows = [r for a in self.analyses for r in a.rows]
         if self.programme is not None:
             rows.extend(self.programme.rows)

@@ -56,6 +56,7 @@ class AreaData:
     area_map: AreaMap | None = field(default=None, repr=False)
 
     def codes(self, area: str) -> tuple[str, ...]:
+        """The codes that make up ``area`` (the area itself when it is a single code)."""
         return self.members.get(area, (area,))
 
     def areas_for(self, codes: tuple[str, ...] | set[str] | list[str]) -> set[str]:

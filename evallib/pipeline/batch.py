@@ -38,16 +38,20 @@ from evallib.reporting.publishing import Expected
 
 @dataclass(frozen=True)
 class BatchResult:
+    """The outcome of a batch run: each site's run, the seconds it took and the problems publishing reported."""
+
     runs: tuple[SiteRun, ...]
     seconds: float
     problems: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[SiteRun]:
+        """The site runs that failed."""
         return [r for r in self.runs if r.status == "failed"]
 
     @property
     def exit_code(self) -> int:
+        """The command's exit status: 1 when any site failed, else 0."""
         return 1 if self.failed else 0
 
 

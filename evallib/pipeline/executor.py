@@ -34,6 +34,7 @@ _SHELL: list[Any] = []
 
 
 def available() -> bool:
+    """Whether sites can run in forked processes here (POSIX with ``fork``; never on Windows)."""
     return hasattr(os, "fork") and sys.platform != "win32"
 
 

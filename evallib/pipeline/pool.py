@@ -134,6 +134,7 @@ class WorkerPool:
 
     @property
     def pids(self) -> list[int]:
+        """Process ids of the workers."""
         return [w.process.pid for w in self._workers]
 
     def run(

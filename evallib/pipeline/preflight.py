@@ -66,6 +66,7 @@ def project_env(root: Path) -> Iterator[None]:
 
 
 def is_draft(params_file: Path, root: Path) -> bool:
+    """Whether a params file is a draft: under a ``drafts`` folder, run on request and never published."""
     return DRAFTS in (p.lower() for p in Path(relative(params_file, root)).parts[:-1])
 
 
@@ -257,6 +258,7 @@ def known_codes(kind: str) -> frozenset[str]:
 
 
 def relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as POSIX text (resolved, else absolute, else the bare file name), for messages."""
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

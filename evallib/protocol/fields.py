@@ -39,6 +39,7 @@ class AnalysisSpec:
 
 
 def field_error(source: str, fld: str, problem: str, fix: str) -> ParamsError:
+    """A ParamsError naming the file and the field, with the problem (values clipped) and the fix."""
     # ``problem`` quotes values from the file: never more than a line of them.
     return ParamsError(f"{source}: field '{clip(fld, 60)}' {clip(problem, 200)}. {fix}")
 
@@ -52,6 +53,7 @@ def text_field(
     default: str | None = None,
     max_len: int = bounds.MAX_TEXT,
 ) -> str:
+    """A text field, checked: present (or ``default``), text, one of ``allowed`` if given, at most ``max_len`` long."""
     v = m.get(name, default)
     if v is None:
         raise field_error(source, name, "is missing", "Add it to the params file.")
@@ -66,6 +68,7 @@ def text_field(
 
 
 def month_field(m: dict[str, Any], source: str, name: str, default: str | None = None) -> str:
+    """A month written "YYYY-MM" (``default`` when absent; empty only when the default is)."""
     v = text_field(m, source, name, default=default)
     if v == "" and default == "":
         return v
@@ -81,6 +84,7 @@ def month_field(m: dict[str, Any], source: str, name: str, default: str | None =
 
 
 def codes_field(m: dict[str, Any], source: str, name: str, *, required: bool) -> tuple[str, ...]:
+    """A list of organisation codes (one code may be written alone), each checked; ``required`` when it must be present."""
     # An empty treated_units list is allowed: the site is then reported as not evaluable.
     v = m.get(name, [] if not required else None)
     if v is None:
@@ -112,6 +116,7 @@ def codes_field(m: dict[str, Any], source: str, name: str, *, required: bool) ->
 
 
 def int_field(m: dict[str, Any], source: str, name: str, default: int, lo: int, hi: int) -> int:
+    """A whole number from ``lo`` to ``hi`` (``default`` when absent); a ParamsError naming the field otherwise."""
     v = m.get(name, default)
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise field_error(source, name, f"is {v!r}", f"Use a whole number from {lo} to {hi}.")
@@ -119,6 +124,7 @@ def int_field(m: dict[str, Any], source: str, name: str, default: int, lo: int, 
 
 
 def data_source_field(m: dict[str, Any], source: str, name: str = "data_source") -> str | FileSource:
+    """A data source: a bundled dataset's name or the mapping of an evaluator's own file (as a FileSource)."""
     v = m.get(name)
     if isinstance(v, str):
         if v not in BUNDLED:
@@ -202,6 +208,7 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
 
 
 def secondary_analyses_field(m: dict[str, Any], source: str) -> tuple[AnalysisSpec, ...]:
+    """The secondary analyses: at most 10 mappings of an outcome with its own data source and treated units."""
     v = m.get("secondary_analyses", [])
     if not isinstance(v, list) or len(v) > 10:
         raise field_error(source, "secondary_analyses", "must be a list of at most 10 mappings", _ANALYSIS_HINT)

@@ -97,10 +97,12 @@ class SiteProtocol:
     # ---- derived, for the analysis ------------------------------------------------
     @property
     def start(self) -> pd.Timestamp:
+        """The intervention start as a timestamp."""
         return pd.Timestamp(self.intervention_start)
 
     @property
     def windows(self) -> dict[str, pd.Timestamp]:
+        """The analysis windows as timestamps: ``pre_start``, ``pre_end``, ``post_start`` (the intervention start unless set) and ``post_end``."""
         return {
             "pre_start": pd.Timestamp(self.pre_period_start),
             "pre_end": pd.Timestamp(self.pre_period_end),

@@ -1,10 +1,10 @@
-"""Reading params files that may come from anyone (a collaborator's pull request) in bounded time and memory.
+r"""Reading params files that may come from anyone (a collaborator's pull request) in bounded time and memory.
 
 A params file is small, flat YAML. Everything else is refused before it can cost
 anything: files over :data:`MAX_PARAMS_BYTES`, text that is not UTF-8, anchors and
 aliases (a 1.4 KB "billion laughs" file expands without end), nesting deeper than
 :data:`MAX_DEPTH`, more than :data:`MAX_NODES` values, duplicate keys (YAML keeps
-the last silently), non-text keys and lone surrogates (``"\\ud800"``), which no file
+the last silently), non-text keys and lone surrogates (``"\ud800"``), which no file
 or page can hold. Refusals happen while the YAML is composed, before any value is
 built, so a hostile file costs milliseconds. Error messages never quote more than
 :data:`SHOWN_CHARS` characters of a value.

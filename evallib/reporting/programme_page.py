@@ -20,6 +20,7 @@ def _pct(v: float) -> str:
 
 
 def overview(data: ProgrammeData) -> HTMLBlock:
+    """The programme overview: how many sites, by status and by care model."""
     counts = data.sites["status"].value_counts()
     by_model = data.sites.groupby(["care_model", "status"]).size().unstack(fill_value=0)
     rows = [[str(m), *(str(int(v)) for v in row)] for m, row in by_model.iterrows()]
@@ -34,11 +35,13 @@ def overview(data: ProgrammeData) -> HTMLBlock:
 
 
 def forest(data: ProgrammeData) -> HTMLBlock:
+    """The forest plot of site effects, with each care model's pooled effect."""
     pooled = pooled_by_care_model(data)
     return HTMLBlock(str(figure_html(plot_forest(data, pooled), "forest plot of site effects by care model")))
 
 
 def pooled_table(data: ProgrammeData) -> HTMLBlock:
+    """The table of pooled effects by care model (random effects), as percent changes with intervals."""
     p = pooled_by_care_model(data)
     rows = [
         [
@@ -57,6 +60,7 @@ def pooled_table(data: ProgrammeData) -> HTMLBlock:
 
 
 def growth(data: ProgrammeData) -> HTMLBlock:
+    """The table of growth by care model: the sites' and their comparison units' growth per year."""
     g = growth_table(data)
     rows = [
         [

@@ -16,7 +16,9 @@ from evallib.reporting.words import p_text
 
 
 def robustness(ev: SiteEvaluation) -> HTMLBlock:
-    """Do the conclusions survive other comparison sets, a fake start, dropping comparators, trend violations?"""
+    """The robustness section: whether the conclusions survive other comparison sets, a fake start, dropping
+    comparators and violations of parallel trends.
+    """
     if not ev.evaluable:
         return HTMLBlock("")
     a = ev.primary

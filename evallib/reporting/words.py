@@ -54,6 +54,7 @@ def p_text(p: float | None) -> str:
 
 
 def inference_label(name: str) -> str:
+    """An inference method's name in words; unknown names with underscores as spaces."""
     return INFERENCE_LABELS.get(name, name.replace("_", " "))
 
 
@@ -73,10 +74,12 @@ def percent(value: float, scale: str) -> float:
 
 
 def is_points(scale: str) -> bool:
+    """Whether a scale is in percentage points."""
     return scale.startswith("percentage_points")
 
 
 def is_proportional(scale: str) -> bool:
+    """Whether a scale is proportional (log, rate ratio or percent change)."""
     return scale in ("log", "rate_ratio", "percent")
 
 

@@ -62,10 +62,12 @@ class AreaMap:
 
     @property
     def areas(self) -> list[str]:
+        """The area names, sorted."""
         return sorted(self.members)
 
     @property
     def code_to_area(self) -> dict[str, str]:
+        """Each code's area (the inverse of ``members``)."""
         return {code: area for area, codes in self.members.items() for code in codes}
 
     def area_of(self, code: str) -> str | None:

@@ -100,6 +100,7 @@ def data_folders(root: Path) -> tuple[Path, ...]:
 
 
 def max_data_bytes(root: Path) -> int:
+    """The largest data file read, in bytes: ``[data] max_megabytes`` in the project's settings, else the default."""
     mb = _settings(root).get("max_megabytes")
     if mb is None:
         return MAX_DATA_BYTES

@@ -52,17 +52,21 @@ class Panel:
 
     @property
     def outcomes(self) -> list[str]:
+        """The outcomes in the panel, sorted."""
         return sorted(self.data["outcome"].unique())
 
     @property
     def units(self) -> list[str]:
+        """The units in the panel, sorted."""
         return sorted(self.data["unit"].unique())
 
     def periods(self, outcome: str | None = None) -> pd.DatetimeIndex:
+        """The periods in the panel (of one ``outcome`` when given), sorted."""
         d = self.data if outcome is None else self.data[self.data["outcome"] == outcome]
         return pd.DatetimeIndex(sorted(d["period"].unique()))
 
     def has_denominator(self, outcome: str) -> bool:
+        """Whether ``outcome`` has a denominator in any row."""
         d = self.data.loc[self.data["outcome"] == outcome, "denominator"]
         return bool(d.notna().any())
 

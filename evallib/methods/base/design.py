@@ -199,10 +199,12 @@ class Design:
     # ------------------------------------------------------------------ what estimators read
     @property
     def n_units(self) -> int:
+        """Number of units."""
         return len(self.units)
 
     @property
     def n_periods(self) -> int:
+        """Number of periods."""
         return len(self.periods)
 
     @property
@@ -212,10 +214,12 @@ class Design:
 
     @property
     def treated_units(self) -> tuple[str, ...]:
+        """The treated units, in the design's unit order."""
         return tuple(u for u, t in zip(self.units, self.treated, strict=True) if t)
 
     @property
     def comparison_units(self) -> tuple[str, ...]:
+        """The comparison units, in the design's unit order."""
         return tuple(u for u, t in zip(self.units, self.treated, strict=True) if not t)
 
     @property

@@ -32,6 +32,7 @@ TITLE_FONT = 11
 
 
 def new_axes(ax: Axes | None, size: tuple[float, float] = (FIG_WIDTH, 3.2)) -> tuple[Figure, Axes]:
+    """The figure and axes to draw on: ``ax`` and its figure, or a new figure of ``size`` inches (capped at the report width)."""
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=(min(size[0], FIG_WIDTH), size[1]), dpi=96, layout="constrained")
@@ -67,6 +68,7 @@ def finish_axes(ax: Axes, title: str, *, legend: LegendLocType | None) -> None:
 
 
 def mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start") -> None:
+    """Mark the treatment start on ``ax``: a dashed vertical line with ``label`` at its top."""
     ax.axvline(start, color=FLAG_COLOUR, linestyle="--", linewidth=1)
     ax.annotate(
         label,

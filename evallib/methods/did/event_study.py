@@ -44,6 +44,7 @@ class EventStudyResult(EstimatorResult):
 
     @property
     def leads(self) -> tuple[Estimate, ...]:
+        """The pre-period (negative event time) estimates: the leads that test parallel trends."""
         return tuple(r for r, e in zip(self.rows, self.event_times, strict=True) if e < 0)
 
     def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "effect") -> Figure:

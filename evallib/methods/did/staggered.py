@@ -43,6 +43,7 @@ class AggregateResult(EstimatorResult):
 
     @property
     def rows(self) -> tuple[Estimate, ...]:  # type: ignore[override]
+        """The overall effect followed by its components, as tidy rows."""
         return (self.overall, *self.components)
 
     def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "effect") -> Figure:
@@ -73,6 +74,7 @@ class CSResult(EstimatorResult):
 
     @property
     def n_clusters(self) -> int | None:
+        """Number of clusters (None when standard errors are not clustered)."""
         return None if self.cluster_codes is None else int(self.cluster_codes.max()) + 1
 
     def std_errors(self, inf: np.ndarray) -> np.ndarray:

@@ -173,6 +173,7 @@ class DiD:
 
     @property
     def scale(self) -> str:
+        """The estimate's scale: ``log`` (a proportional effect) or ``level``."""
         return "log" if self.transform == "log" else "level"
 
     # ------------------------------------------------------------------ fitting

@@ -77,10 +77,12 @@ class SynthResult(EstimatorResult):
 
     @property
     def gap(self) -> pd.Series:
+        """The treated series minus its synthetic control, by period."""
         return self.treated - self.synthetic
 
     @property
     def rmspe_ratio(self) -> float:
+        """Post- over pre-period RMSPE (infinite when the pre-period fit is exact)."""
         return self.post_rmspe / self.pre_rmspe if self.pre_rmspe > 0 else float("inf")
 
     def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "") -> Figure:

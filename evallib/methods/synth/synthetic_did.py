@@ -215,6 +215,7 @@ class SyntheticDiD:
 
     @property
     def scale(self) -> str:
+        """The estimate's scale: ``log`` (a proportional effect) or ``level``."""
         return "log" if self.transform == "log" else "level"
 
     def _matrix(self, data: Design | pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
