@@ -35,7 +35,8 @@ def test_mypy_config_checks_every_module_with_no_blanket_ignore() -> None:
     config = _mypy_config()
     assert config["files"] == ["evallib"]
     assert config["python_version"] == "3.11"
-    assert config["check_untyped_defs"] is True
+    for flag in ("check_untyped_defs", "disallow_untyped_defs", "disallow_incomplete_defs", "disallow_any_generics"):
+        assert config[flag] is True, flag
     assert "ignore-without-code" in config["enable_error_code"]
     for override in config.get("overrides", []):
         assert not override.get("ignore_errors"), f"errors switched off for {override['module']}"

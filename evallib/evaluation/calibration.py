@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,7 @@ class Design:
 
 def designs(protocols: Iterable[SiteProtocol]) -> list[Design]:
     """The distinct primary-outcome designs of the evaluable protocols (bundled data, follow-up before COVID-19)."""
-    groups: dict[tuple, list[SiteProtocol]] = {}
+    groups: dict[tuple[Any, ...], list[SiteProtocol]] = {}
     for p in protocols:
         if p.not_evaluable_reason or not isinstance(p.data_source, str) or p.windows["post_end"] >= COVID_START:
             continue

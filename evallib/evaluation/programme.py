@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ class ProgrammeData:
         return self.sites[self.sites["status"] == "evaluated"]
 
 
-def _headline_row(res: dict) -> dict | None:
+def _headline_row(res: dict[str, Any]) -> dict[str, Any] | None:
     """The site's answer (its protocol's primary estimate) on the log scale, for pooling; the DiD row if the file
     has no answer. A rate ratio becomes its log; a percent change ``log(1 + x/100)`` (its SE by the delta method).
     """

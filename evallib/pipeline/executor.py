@@ -88,14 +88,16 @@ def _execute_cells(nb_man: Any) -> Any:
     sink: list[Any] = []
 
     class Publisher(DisplayPublisher):
-        def publish(self, data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> None:
+        def publish(
+            self, data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+        ) -> None:
             sink.append(nbformat.v4.new_output("display_data", data=data, metadata=metadata or {}))
 
     class Hook(DisplayHook):
         def write_output_prompt(self) -> None:
             pass
 
-        def write_format_data(self, format_dict: dict, md_dict: dict | None = None) -> None:
+        def write_format_data(self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None) -> None:
             sink.append(
                 nbformat.v4.new_output(
                     "execute_result", data=format_dict, metadata=md_dict or {}, execution_count=shell.execution_count

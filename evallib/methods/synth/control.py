@@ -110,7 +110,7 @@ class SyntheticControl:
         First treated value of ``time``.
     predictors : tuple of str
         Columns averaged over the pre-period as predictors (nested fit only).
-    outcome_lags : tuple
+    outcome_lags : tuple of period
         ``time`` values whose outcome is also a predictor (nested fit only).
     method : {"outcome", "nested"}
         ``outcome``: weights reproducing every pre-period outcome (fast). ``nested``:
@@ -160,7 +160,7 @@ class SyntheticControl:
     treated: str = ""
     start: object = None
     predictors: tuple[str, ...] = ()
-    outcome_lags: tuple = ()
+    outcome_lags: tuple[object, ...] = ()
     method: Literal["outcome", "nested"] = "outcome"
     demean: bool = False
     placebo: bool = True
