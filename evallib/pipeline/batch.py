@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evallib.errors import EvalLibError, ExecutionError, ParamsError
 from evallib.evaluation.site import data_windows
@@ -34,6 +34,9 @@ from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, u
 from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import SiteProtocol, find_params
 from evallib.reporting.publishing import Expected
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,7 @@ def summary_table(result: BatchResult) -> str:
     return "\n".join(lines)
 
 
-def _windows(batch: list[SiteJob]) -> list[tuple[str, object, object]]:
+def _windows(batch: list[SiteJob]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
     """The bundled data windows the batch's sites will harmonise (for the workers to load once, before forking)."""
     protocols = []
     for job in batch:
