@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import pandas as pd
 
@@ -21,7 +21,10 @@ from evallib.sources.files import FileSource
 from evallib.sources.panel import FREQUENCIES
 
 #: What a data_source's outcome is, given its denominator (see FileSource.kind).
-MEASURES = ("count", "rate", "proportion")
+MEASURES: tuple[Literal["count", "rate", "proportion"], ...] = ("count", "rate", "proportion")
+LAYOUTS: tuple[Literal["long", "wide"], ...] = ("long", "wide")
+#: A text field's allowed values (a tuple of literals): the field is typed as one of them.
+_Choice = TypeVar("_Choice", bound=str)
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
@@ -44,6 +47,26 @@ def field_error(source: str, fld: str, problem: str, fix: str) -> ParamsError:
     return ParamsError(f"{source}: field '{clip(fld, 60)}' {clip(problem, 200)}. {fix}")
 
 
+@overload
+def text_field(
+    m: dict[str, Any],
+    source: str,
+    name: str,
+    *,
+    allowed: tuple[_Choice, ...],
+    default: str | None = None,
+    max_len: int = bounds.MAX_TEXT,
+) -> _Choice: ...
+@overload
+def text_field(
+    m: dict[str, Any],
+    source: str,
+    name: str,
+    *,
+    allowed: None = None,
+    default: str | None = None,
+    max_len: int = bounds.MAX_TEXT,
+) -> str: ...
 def text_field(
     m: dict[str, Any],
     source: str,
@@ -148,7 +171,7 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
     sub = f"{source} {name}"
     for key in ("path", "unit", "period"):
         text_field(v, sub, key)
-    layout = text_field(v, sub, "layout", allowed=("long", "wide"), default="wide")
+    layout = text_field(v, sub, "layout", allowed=LAYOUTS, default="wide")
     freq = text_field(v, sub, "frequency", allowed=FREQUENCIES, default="monthly")
     outcomes = v.get("outcomes", [])
     if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
@@ -194,8 +217,8 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
         path=v["path"],
         unit=v["unit"],
         period=v["period"],
-        frequency=freq,  # type: ignore[arg-type]
-        layout=layout,  # type: ignore[arg-type]
+        frequency=freq,
+        layout=layout,
         outcomes=tuple(outcomes),
         outcome_column=text_field(v, sub, "outcome_column", default="outcome"),
         value_column=text_field(v, sub, "value_column", default="value"),

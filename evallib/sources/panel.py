@@ -18,7 +18,7 @@ import pandas as pd
 from evallib.errors import DataError
 
 Frequency = Literal["monthly", "quarterly", "yearly"]
-FREQUENCIES: tuple[str, ...] = ("monthly", "quarterly", "yearly")
+FREQUENCIES: tuple[Frequency, ...] = ("monthly", "quarterly", "yearly")
 _PANDAS_FREQ = {"monthly": "M", "quarterly": "Q", "yearly": "Y"}
 _OFFSET = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
 
