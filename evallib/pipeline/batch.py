@@ -37,6 +37,7 @@ from evallib.reporting.publishing import Expected
 
 if TYPE_CHECKING:
     import pandas as pd
+    from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def _run_local(
 
 
 def _run_on_dask(
-    scheduler: str, batch: list[SiteJob], root: Path, outputs: Path, template: Path, bar: object
+    scheduler: str, batch: list[SiteJob], root: Path, outputs: Path, template: Path, bar: tqdm
 ) -> list[SiteRun]:
     """The same site executions as tasks on a Dask cluster (workers must see the same files)."""
     try:
@@ -240,8 +241,8 @@ def _run_on_dask(
         for fut in dask_completed(futures):
             run = fut.result()
             runs.append(run)
-            bar.set_postfix_str(f"{run.site_id} {run.status}")  # type: ignore[attr-defined]
-            bar.update()  # type: ignore[attr-defined]
+            bar.set_postfix_str(f"{run.site_id} {run.status}")
+            bar.update()
     return runs
 
 

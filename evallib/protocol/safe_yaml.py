@@ -12,6 +12,7 @@ built, so a hostile file costs milliseconds. Error messages never quote more tha
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,11 @@ def _check_text(value: Any, path: str = "") -> str | None:
         except UnicodeEncodeError:
             return path or "a value"
         return None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
-        items = ((f"[{i}]", v) for i, v in enumerate(value))  # type: ignore[assignment]
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
     else:
         return None
     for k, v in items:

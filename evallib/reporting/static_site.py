@@ -247,7 +247,8 @@ def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     tidy.to_csv(folder / "results.csv", index=False)
     sites_frame(e.results for e in shown).to_csv(folder / "sites.csv", index=False)
     for e in shown:
-        shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")  # type: ignore[union-attr]
+        assert e.page is not None  # shown: entries with a page
+        shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")
     try:
         tidy.to_parquet(folder / "results.parquet", index=False)
     except ImportError:

@@ -49,7 +49,9 @@ def render(name: str, **context: Any) -> Markup:
 
 def stylesheet() -> Markup:
     """The one stylesheet (``templates/style.css``), for inlining in a page's ``<style>``."""
-    source = environment().loader.get_source(environment(), "style.css")[0]  # type: ignore[union-attr]
+    loader = environment().loader
+    assert loader is not None  # environment() always has its package loader
+    source = loader.get_source(environment(), "style.css")[0]
     return Markup(source)
 
 
