@@ -60,6 +60,7 @@ def ensure_venv() -> Path:
 
 
 def main(argv: list[str]) -> int:
+    """Run ``run`` or ``test`` with the rest of ``argv`` in .venv; returns the exit status."""
     if not argv or argv[0] not in ("run", "test"):
         print(__doc__)
         return 2

@@ -1,3 +1,5 @@
+"""``python -m evallib``: the ``evallib`` command."""
+
 import sys
 
 from evallib.pipeline.cli import main

@@ -22,7 +22,8 @@ class ParamsError(EvalLibError, ValueError):
 class NotEvaluable(EvalLibError):
     """A valid protocol that the data cannot support (no trust in the data, no
     post-period, follow-up overlapping COVID-19). Reports show the reason; it is
-    an outcome of the evaluation, not a crash."""
+    an outcome of the evaluation, not a crash.
+    """
 
 
 class ExecutionError(EvalLibError, RuntimeError):

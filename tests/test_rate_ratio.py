@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.did.poisson_fe import fit_poisson_fe, fit_poisson_fe_balanced, poisson_fe_assignments
+from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.inference.permutation import treatment_assignments
 from evallib.methods.simulate import simulate_nhs_panel
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evallib.errors import EvalLibError, ExecutionError, ParamsError
 from evallib.evaluation.site.evaluate import data_windows
@@ -35,19 +35,27 @@ from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import SiteProtocol, find_params
 from evallib.reporting.publishing import Expected
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from tqdm import tqdm
+
 
 @dataclass(frozen=True)
 class BatchResult:
+    """The outcome of a batch run: each site's run, the seconds it took and the problems publishing reported."""
+
     runs: tuple[SiteRun, ...]
     seconds: float
     problems: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[SiteRun]:
+        """The site runs that failed."""
         return [r for r in self.runs if r.status == "failed"]
 
     @property
     def exit_code(self) -> int:
+        """The command's exit status: 1 when any site failed, else 0."""
         return 1 if self.failed else 0
 
 
@@ -208,7 +216,7 @@ def _run_local(
 
 
 def _run_on_dask(
-    scheduler: str, batch: list[SiteJob], root: Path, outputs: Path, template: Path, bar: object
+    scheduler: str, batch: list[SiteJob], root: Path, outputs: Path, template: Path, bar: tqdm
 ) -> list[SiteRun]:
     """The same site executions as tasks on a Dask cluster (workers must see the same files)."""
     try:
@@ -233,8 +241,8 @@ def _run_on_dask(
         for fut in dask_completed(futures):
             run = fut.result()
             runs.append(run)
-            bar.set_postfix_str(f"{run.site_id} {run.status}")  # type: ignore[attr-defined]
-            bar.update()  # type: ignore[attr-defined]
+            bar.set_postfix_str(f"{run.site_id} {run.status}")
+            bar.update()
     return runs
 
 
@@ -282,7 +290,7 @@ def summary_table(result: BatchResult) -> str:
     return "\n".join(lines)
 
 
-def _windows(batch: list[SiteJob]) -> list[tuple[str, object, object]]:
+def _windows(batch: list[SiteJob]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
     """The bundled data windows the batch's sites will harmonise (for the workers to load once, before forking)."""
     protocols = []
     for job in batch:

@@ -73,6 +73,7 @@ def _warn(problems: tuple[str, ...] | list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``evallib`` command with ``argv`` (default: the command line); returns the exit status."""
     # One BLAS thread per process (set before numpy loads): the batch runs a process per core, and competing
     # BLAS threads make the placebo inference's many small matrix products far slower.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -54,7 +54,7 @@ class SiteRun:
 def _kernel_manager_class() -> type:
     from jupyter_client.manager import AsyncKernelManager
 
-    class IPCKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class IPCKernelManager(AsyncKernelManager):
         """Kernels on IPC sockets: no TCP port to collide on when many start at once."""
 
         def __init__(self, **kwargs: Any) -> None:

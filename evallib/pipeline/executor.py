@@ -22,21 +22,26 @@ import sys
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evallib.pipeline.pool import die_with_parent, set_child
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENGINE_NAME = "evallib-forked"
 _SHELL: list[Any] = []
 
 
 def available() -> bool:
+    """Whether sites can run in forked processes here (POSIX with ``fork``; never on Windows)."""
     return hasattr(os, "fork") and sys.platform != "win32"
 
 
-def warm_up(windows: tuple[tuple[str, object, object], ...] = ()) -> None:
+def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) -> None:
     """Import what the notebooks import, load and harmonise the data ``windows`` the sites will read, and
-    build one pristine shell, before any fork (so every forked site starts with all of it in memory)."""
+    build one pristine shell, before any fork (so every forked site starts with all of it in memory).
+    """
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 
@@ -52,7 +57,7 @@ def warm_up(windows: tuple[tuple[str, object, object], ...] = ()) -> None:
     import evallib.reporting.report  # noqa: F401
     from evallib.evaluation.site.units import prefetch
 
-    prefetch(list(windows))  # type: ignore[arg-type]
+    prefetch(list(windows))
     _register()
     if not _SHELL:
         config = Config()
@@ -83,14 +88,16 @@ def _execute_cells(nb_man: Any) -> Any:
     sink: list[Any] = []
 
     class Publisher(DisplayPublisher):
-        def publish(self, data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> None:
+        def publish(
+            self, data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+        ) -> None:
             sink.append(nbformat.v4.new_output("display_data", data=data, metadata=metadata or {}))
 
     class Hook(DisplayHook):
         def write_output_prompt(self) -> None:
             pass
 
-        def write_format_data(self, format_dict: dict, md_dict: dict | None = None) -> None:
+        def write_format_data(self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None) -> None:
             sink.append(
                 nbformat.v4.new_output(
                     "execute_result", data=format_dict, metadata=md_dict or {}, execution_count=shell.execution_count
@@ -103,7 +110,8 @@ def _execute_cells(nb_man: Any) -> Any:
     shell.display_pub = Publisher(shell=shell)
     shell.displayhook = Hook(shell=shell, cache_size=0)
     shell.display_trap.hook = shell.displayhook
-    shell._showtraceback = lambda *a, **k: None  # errors become error outputs instead
+    # Errors become error outputs instead (a deliberate patch of the shell instance's method).
+    shell._showtraceback = lambda *a, **k: None  # type: ignore[method-assign]
     # papermill saves the whole notebook (figures and all) at every cell's start and end: a third of a
     # report's run. One save before each code cell keeps what matters: a process that dies in a cell
     # leaves the notebook with every earlier cell's output; the end (or the error) is saved by papermill.

@@ -37,8 +37,9 @@ def _format_warning(
 def setup() -> None:
     """Prepare a notebook kernel: path-free warning messages, and evallib's own errors (a bad parameter, a
     data problem) shown as their message, not a wall of traceback. The cell still fails, so a batch run
-    still records the site as failed."""
-    warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    still records the site as failed.
+    """
+    warnings.formatwarning = _format_warning
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython comes with Jupyter

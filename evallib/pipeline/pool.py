@@ -121,7 +121,7 @@ class WorkerPool:
 
     def __init__(self, n: int, initializer: Callable[[], None] | None = None) -> None:
         methods = mp.get_all_start_methods()
-        self._ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+        self._ctx = mp.get_context("fork") if "fork" in methods else mp.get_context("spawn")
         self._initializer = initializer
         self._workers = [self._spawn() for _ in range(max(1, n))]
 
@@ -134,6 +134,7 @@ class WorkerPool:
 
     @property
     def pids(self) -> list[int]:
+        """Process ids of the workers."""
         return [w.process.pid for w in self._workers]
 
     def run(
@@ -144,7 +145,8 @@ class WorkerPool:
         on_error: Callable[[Any, str], Any],
     ) -> Iterator[tuple[Any, Any]]:
         """Yield ``(job, fn(*args))`` as each finishes; a task that raised or whose worker died yields
-        ``(job, on_error(job, why))`` instead, and the batch goes on with a fresh worker."""
+        ``(job, on_error(job, why))`` instead, and the batch goes on with a fresh worker.
+        """
         pending = deque(jobs)
         while pending or any(w.busy for w in self._workers):
             for i, w in enumerate(self._workers):

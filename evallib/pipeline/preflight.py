@@ -67,6 +67,7 @@ def project_env(root: Path) -> Iterator[None]:
 
 
 def is_draft(params_file: Path, root: Path) -> bool:
+    """Whether a params file is a draft: under a ``drafts`` folder, run on request and never published."""
     return DRAFTS in (p.lower() for p in Path(relative(params_file, root)).parts[:-1])
 
 
@@ -194,7 +195,8 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
 
 def expectations(params_files: list[Path], root: Path) -> tuple[dict[str, Expected], list[str]]:
     """What each site's published results must match, for publishing; invalid files are reported, not fatal
-    (their sites are left off the public index until fixed)."""
+    (their sites are left off the public index until fixed).
+    """
     valid, problems = check_params(params_files, root)
     data_problems = _check_data([p for _, p in valid], root)
     problems.extend(data_problems.values())
@@ -204,7 +206,8 @@ def expectations(params_files: list[Path], root: Path) -> tuple[dict[str, Expect
 
 def unchanged_since_last_run(job: SiteJob, outputs: Path) -> dict[str, Any] | None:
     """The previous results when the site's last successful run had this fingerprint and its published
-    results, run record and page still agree; else None (the site runs again)."""
+    results, run record and page still agree; else None (the site runs again).
+    """
     folder = outputs / job.site_id
     if (folder / "failure.json").exists():
         return None
@@ -256,6 +259,7 @@ def known_codes(kind: str) -> frozenset[str]:
 
 
 def relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as POSIX text (resolved, else absolute, else the bare file name), for messages."""
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

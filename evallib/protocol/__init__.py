@@ -1,2 +1,3 @@
 """Protocol: each site's pre-specified analysis (a params file), its validation and its generator
-from the site registry, and where the evaluation project lives on disk."""
+from the site registry, and where the evaluation project lives on disk.
+"""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import pandas as pd
 
@@ -21,7 +21,10 @@ from evallib.sources.files import FileSource
 from evallib.sources.panel import FREQUENCIES
 
 #: What a data_source's outcome is, given its denominator (see FileSource.kind).
-MEASURES = ("count", "rate", "proportion")
+MEASURES: tuple[Literal["count", "rate", "proportion"], ...] = ("count", "rate", "proportion")
+LAYOUTS: tuple[Literal["long", "wide"], ...] = ("long", "wide")
+#: A text field's allowed values (a tuple of literals): the field is typed as one of them.
+_Choice = TypeVar("_Choice", bound=str)
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
@@ -29,7 +32,8 @@ _CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
 @dataclass(frozen=True)
 class AnalysisSpec:
     """One outcome of a site's analysis: the data source it comes from and which of that source's units are
-    the site (trust codes for trust-level data, CCG codes for commissioner data, the evaluator's own codes)."""
+    the site (trust codes for trust-level data, CCG codes for commissioner data, the evaluator's own codes).
+    """
 
     outcome: str
     data_source: str | FileSource
@@ -38,10 +42,31 @@ class AnalysisSpec:
 
 
 def field_error(source: str, fld: str, problem: str, fix: str) -> ParamsError:
+    """A ParamsError naming the file and the field, with the problem (values clipped) and the fix."""
     # ``problem`` quotes values from the file: never more than a line of them.
     return ParamsError(f"{source}: field '{clip(fld, 60)}' {clip(problem, 200)}. {fix}")
 
 
+@overload
+def text_field(
+    m: dict[str, Any],
+    source: str,
+    name: str,
+    *,
+    allowed: tuple[_Choice, ...],
+    default: str | None = None,
+    max_len: int = bounds.MAX_TEXT,
+) -> _Choice: ...
+@overload
+def text_field(
+    m: dict[str, Any],
+    source: str,
+    name: str,
+    *,
+    allowed: None = None,
+    default: str | None = None,
+    max_len: int = bounds.MAX_TEXT,
+) -> str: ...
 def text_field(
     m: dict[str, Any],
     source: str,
@@ -51,6 +76,7 @@ def text_field(
     default: str | None = None,
     max_len: int = bounds.MAX_TEXT,
 ) -> str:
+    """A text field, checked: present (or ``default``), text, one of ``allowed`` if given, at most ``max_len`` long."""
     v = m.get(name, default)
     if v is None:
         raise field_error(source, name, "is missing", "Add it to the params file.")
@@ -65,6 +91,7 @@ def text_field(
 
 
 def month_field(m: dict[str, Any], source: str, name: str, default: str | None = None) -> str:
+    """A month written "YYYY-MM" (``default`` when absent; empty only when the default is)."""
     v = text_field(m, source, name, default=default)
     if v == "" and default == "":
         return v
@@ -80,6 +107,7 @@ def month_field(m: dict[str, Any], source: str, name: str, default: str | None =
 
 
 def codes_field(m: dict[str, Any], source: str, name: str, *, required: bool) -> tuple[str, ...]:
+    """A list of organisation codes (one code may be written alone), each checked; ``required`` when it must be present."""
     # An empty treated_units list is allowed: the site is then reported as not evaluable.
     v = m.get(name, [] if not required else None)
     if v is None:
@@ -111,6 +139,7 @@ def codes_field(m: dict[str, Any], source: str, name: str, *, required: bool) ->
 
 
 def int_field(m: dict[str, Any], source: str, name: str, default: int, lo: int, hi: int) -> int:
+    """A whole number from ``lo`` to ``hi`` (``default`` when absent); a ParamsError naming the field otherwise."""
     v = m.get(name, default)
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise field_error(source, name, f"is {v!r}", f"Use a whole number from {lo} to {hi}.")
@@ -118,6 +147,7 @@ def int_field(m: dict[str, Any], source: str, name: str, default: int, lo: int, 
 
 
 def data_source_field(m: dict[str, Any], source: str, name: str = "data_source") -> str | FileSource:
+    """A data source: a bundled dataset's name or the mapping of an evaluator's own file (as a FileSource)."""
     v = m.get(name)
     if isinstance(v, str):
         if v not in BUNDLED:
@@ -141,7 +171,7 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
     sub = f"{source} {name}"
     for key in ("path", "unit", "period"):
         text_field(v, sub, key)
-    layout = text_field(v, sub, "layout", allowed=("long", "wide"), default="wide")
+    layout = text_field(v, sub, "layout", allowed=LAYOUTS, default="wide")
     freq = text_field(v, sub, "frequency", allowed=FREQUENCIES, default="monthly")
     outcomes = v.get("outcomes", [])
     if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
@@ -187,8 +217,8 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
         path=v["path"],
         unit=v["unit"],
         period=v["period"],
-        frequency=freq,  # type: ignore[arg-type]
-        layout=layout,  # type: ignore[arg-type]
+        frequency=freq,
+        layout=layout,
         outcomes=tuple(outcomes),
         outcome_column=text_field(v, sub, "outcome_column", default="outcome"),
         value_column=text_field(v, sub, "value_column", default="value"),
@@ -201,6 +231,7 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
 
 
 def secondary_analyses_field(m: dict[str, Any], source: str) -> tuple[AnalysisSpec, ...]:
+    """The secondary analyses: at most 10 mappings of an outcome with its own data source and treated units."""
     v = m.get("secondary_analyses", [])
     if not isinstance(v, list) or len(v) > 10:
         raise field_error(source, "secondary_analyses", "must be a list of at most 10 mappings", _ANALYSIS_HINT)

@@ -34,10 +34,10 @@ from evallib.protocol.safe_yaml import read_params_file
 from evallib.protocol.windows import Windows
 from evallib.sources.files import FileSource
 
-SITE_TYPES = ("vanguard", "ICS", "other")
+SITE_TYPES: tuple[Literal["vanguard", "ICS", "other"], ...] = ("vanguard", "ICS", "other")
 CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
-CONFIDENCE = ("high", "medium", "low")
-DIRECTIONS = ("decrease", "increase")
+CONFIDENCE: tuple[Literal["high", "medium", "low"], ...] = ("high", "medium", "low")
+DIRECTIONS: tuple[Literal["decrease", "increase"], ...] = ("decrease", "increase")
 POOL_RULES = ("exclude_other_vanguards", "exclude_ics_designated_before_end", "all_eligible")
 #: The headline estimators a protocol may lead with (evallib.evaluation.site.estimators fits them).
 PRIMARY_ESTIMATORS = (
@@ -98,6 +98,7 @@ class SiteProtocol:
     # ---- derived, for the analysis ------------------------------------------------
     @property
     def start(self) -> pd.Timestamp:
+        """The intervention start as a timestamp."""
         return pd.Timestamp(self.intervention_start)
 
     @property
@@ -192,13 +193,13 @@ def _validate(m: Any, source: str) -> SiteProtocol:
     protocol = SiteProtocol(
         site_id=site_id,
         site_name=name,
-        site_type=text_field(m, source, "site_type", allowed=SITE_TYPES),  # type: ignore[arg-type]
+        site_type=text_field(m, source, "site_type", allowed=SITE_TYPES),
         care_model=text_field(m, source, "care_model", allowed=CARE_MODELS),
-        membership_confidence=text_field(m, source, "membership_confidence", allowed=CONFIDENCE),  # type: ignore[arg-type]
+        membership_confidence=text_field(m, source, "membership_confidence", allowed=CONFIDENCE),
         treated_units=codes_field(m, source, "treated_units", required=True),
         intervention_start=month_field(m, source, "intervention_start"),
         primary_outcome=bounds.check_name(text_field(m, source, "primary_outcome"), source, "primary_outcome"),
-        expected_direction=text_field(m, source, "expected_direction", allowed=DIRECTIONS),  # type: ignore[arg-type]
+        expected_direction=text_field(m, source, "expected_direction", allowed=DIRECTIONS),
         pre_period_start=month_field(m, source, "pre_period_start"),
         pre_period_end=month_field(m, source, "pre_period_end"),
         post_period_end=month_field(m, source, "post_period_end"),

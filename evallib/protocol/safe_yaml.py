@@ -1,10 +1,10 @@
-"""Reading params files that may come from anyone (a collaborator's pull request) in bounded time and memory.
+r"""Reading params files that may come from anyone (a collaborator's pull request) in bounded time and memory.
 
 A params file is small, flat YAML. Everything else is refused before it can cost
 anything: files over :data:`MAX_PARAMS_BYTES`, text that is not UTF-8, anchors and
 aliases (a 1.4 KB "billion laughs" file expands without end), nesting deeper than
 :data:`MAX_DEPTH`, more than :data:`MAX_NODES` values, duplicate keys (YAML keeps
-the last silently), non-text keys and lone surrogates (``"\\ud800"``), which no file
+the last silently), non-text keys and lone surrogates (``"\ud800"``), which no file
 or page can hold. Refusals happen while the YAML is composed, before any value is
 built, so a hostile file costs milliseconds. Error messages never quote more than
 :data:`SHOWN_CHARS` characters of a value.
@@ -12,6 +12,7 @@ built, so a hostile file costs milliseconds. Error messages never quote more tha
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,11 @@ def _check_text(value: Any, path: str = "") -> str | None:
         except UnicodeEncodeError:
             return path or "a value"
         return None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
-        items = ((f"[{i}]", v) for i, v in enumerate(value))  # type: ignore[assignment]
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
     else:
         return None
     for k, v in items:

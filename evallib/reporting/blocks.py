@@ -1,10 +1,12 @@
 """Building blocks of report pages: HTML blocks that display in Jupyter, embedded figures, effects in
 words' units and the estimates table. Every block is rendered from a template with autoescaping
-(:mod:`evallib.reporting.templating`)."""
+(:mod:`evallib.reporting.templating`).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from markupsafe import Markup
@@ -69,6 +71,7 @@ def _pct(v: float) -> float:
 def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
     """(estimate, low, high) in words' units: percent change, percentage points, ratio or count."""
     values = (row.estimate, row.ci_low, row.ci_high)
+    conv: Callable[[float], float]
     if row.scale == "log":
         conv, unit, digits, signed = _pct, "%", 1, True
     elif row.scale == "percent":

@@ -1,5 +1,6 @@
 """The calibration study as a page of the published site: how each estimator behaved when every comparison
-area in turn was a fake site with no true effect, and which one each kind of protocol leads with."""
+area in turn was a fake site with no true effect, and which one each kind of protocol leads with.
+"""
 
 from __future__ import annotations
 

@@ -21,8 +21,14 @@ import numbers
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
+
+    from evallib.methods.its.model import ITSResult
 
 SUPPRESSED = "*"
 #: Largest count that is suppressed.
@@ -79,19 +85,20 @@ def log_count_text(value: float, digits: int = 2) -> str:
 
 def count_series_policy(values: Iterable[float]) -> str:
     """How a figure may show a series of counts: ``"indexed"`` (never raw counts on a labelled axis), or
-    ``"withheld"`` when any value is a small count (an index of 3, 5 and 6 still reveals them)."""
+    ``"withheld"`` when any value is a small count (an index of 3, 5 and 6 still reveals them).
+    """
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return "withheld" if any(is_small(v) for v in vals) else "indexed"
 
 
-def withheld_note(what: str) -> str:
+def withheld_note(what: str) -> Markup:
     """The note shown in place of a figure of small counts (from its template, ``what`` escaped)."""
     from evallib.reporting.templating import render
 
     return render("withheld.html.j2", what=what)
 
 
-def its_count_figure(result: object, *, title: str, alt: str, counts: pd.Series | None = None) -> str:
+def its_count_figure(result: ITSResult, *, title: str, alt: str, counts: pd.Series | None = None) -> Markup:
     """HTML of an ITS figure of a count (or rate) series: indexed to its pre-period mean (= 100), or withheld.
 
     ``counts`` are the events behind the series when it is a rate (the rule applies to them); by default the
@@ -100,14 +107,14 @@ def its_count_figure(result: object, *, title: str, alt: str, counts: pd.Series 
     from evallib.reporting.plots import plot_its
     from evallib.reporting.templating import figure_html
 
-    observed = result.observed  # type: ignore[attr-defined]
+    observed = result.observed
     if count_series_policy(observed if counts is None else counts) == "withheld":
         return withheld_note(alt)
-    pre = observed[observed.index < result.intervention_start]  # type: ignore[attr-defined]
+    pre = observed[observed.index < result.intervention_start]
     base = float(pre.mean()) if len(pre) else float("nan")
     if not math.isfinite(base) or base <= 0:
         return withheld_note(alt)
-    fig = plot_its(result, title=title, ylabel="index (pre-period mean = 100)", scale=100 / base)  # type: ignore[arg-type]
+    fig = plot_its(result, title=title, ylabel="index (pre-period mean = 100)", scale=100 / base)
     return figure_html(fig, alt)
 
 
@@ -144,5 +151,6 @@ def check_published(folder: Path) -> list[str]:
 
 def count_cell(value: float) -> dict[str, str]:
     """A table cell (for the ``simple_table`` template macro) holding a published count, rounded and marked
-    ``class="count"`` for :func:`check_published`."""
+    ``class="count"`` for :func:`check_published`.
+    """
     return {"cls": "count", "text": format_count(value)}

@@ -76,7 +76,8 @@ def plot_trends(
 
 def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Figure:
     """Standardised differences (site minus comparison set) of each pre-period feature, per set (shaded: within
-    0.25 pool standard deviations)."""
+    0.25 pool standard deviations).
+    """
     fig, ax = new_axes(ax, (FIG_WIDTH, 3.2))
     cols = [c for c in table.columns if c.endswith("(std. diff.)")]
     rows = table.dropna(subset=cols, how="all")

@@ -1,5 +1,6 @@
 """Sections of the programme page: overview, forest plot, pooled effects and growth since baseline (rendered
-from templates, autoescaped)."""
+from templates, autoescaped).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def _pct(v: float) -> str:
 
 
 def overview(data: ProgrammeData) -> HTMLBlock:
+    """The programme overview: how many sites, by status and by care model."""
     counts = data.sites["status"].value_counts()
     by_model = data.sites.groupby(["care_model", "status"]).size().unstack(fill_value=0)
     rows = [[str(m), *(str(int(v)) for v in row)] for m, row in by_model.iterrows()]
@@ -33,11 +35,13 @@ def overview(data: ProgrammeData) -> HTMLBlock:
 
 
 def forest(data: ProgrammeData) -> HTMLBlock:
+    """The forest plot of site effects, with each care model's pooled effect."""
     pooled = pooled_by_care_model(data)
     return HTMLBlock(str(figure_html(plot_forest(data, pooled), "forest plot of site effects by care model")))
 
 
 def pooled_table(data: ProgrammeData) -> HTMLBlock:
+    """The table of pooled effects by care model (random effects), as percent changes with intervals."""
     p = pooled_by_care_model(data)
     rows = [
         [
@@ -56,6 +60,7 @@ def pooled_table(data: ProgrammeData) -> HTMLBlock:
 
 
 def growth(data: ProgrammeData) -> HTMLBlock:
+    """The table of growth by care model: the sites' and their comparison units' growth per year."""
     g = growth_table(data)
     rows = [
         [
@@ -78,7 +83,8 @@ NHSE_FOLLOW = ("2016-10", "2017-09")
 
 def nhs_england_comparison() -> HTMLBlock:
     """NHS England's own measure from the bundled data: growth in emergency admissions by care model against CCGs
-    in no vanguard, baseline 2014-15, beside the per-site estimates."""
+    in no vanguard, baseline 2014-15, beside the per-site estimates.
+    """
     g = programme_growth(
         NHSE_BASE, NHSE_FOLLOW, care_models=tuple((m,) for m in GROWTH_CARE_MODELS), average="site", drop_suspect=True
     )

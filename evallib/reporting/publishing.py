@@ -47,7 +47,8 @@ class PublishError(EvalLibError):
 @dataclass(frozen=True)
 class Expected:
     """What the current protocol says a site's published results must be: their fingerprint, and whether the
-    params file is a draft (under a ``drafts/`` folder: run, never published)."""
+    params file is a draft (under a ``drafts/`` folder: run, never published).
+    """
 
     fingerprint: str
     draft: bool = False

@@ -1,5 +1,6 @@
 """Every site's results as one tidy table, for analysts: :func:`results_table` in JupyterLab, and the
-published downloads (``results.csv``, ``results.parquet``, ``sites.csv``) with their data dictionary."""
+published downloads (``results.csv``, ``results.parquet``, ``sites.csv``) with their data dictionary.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """The robustness section of a site report: other comparison sets, a fake start, leave-one-out,
-trend violations, matched comparators, synthetic control weights and pre-period balance."""
+trend violations, matched comparators, synthetic control weights and pre-period balance.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, SupportsFloat
 
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.synth.matching import FEATURE_LABELS, MEAN_COUNT_FEATURE
@@ -15,7 +16,9 @@ from evallib.reporting.words import p_text
 
 
 def robustness(ev: SiteEvaluation) -> HTMLBlock:
-    """Do the conclusions survive other comparison sets, a fake start, dropping comparators, trend violations?"""
+    """The robustness section: whether the conclusions survive other comparison sets, a fake start, dropping
+    comparators and violations of parallel trends.
+    """
     if not ev.evaluable:
         return HTMLBlock("")
     a = ev.primary
@@ -46,6 +49,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         }
     if rb.synthetic is not None:
         s = rb.synthetic
+        assert s.placebos is not None  # the synthetic control check is a placebo test
         sw = s.weights[s.weights > 0.005]
         fig = plots.plot_synthetic_control(
             s, title=f"{cap(a.label)}: site minus synthetic control (grey: placebos)", ylabel="log difference"
@@ -83,9 +87,9 @@ def _balance_cell(feature: str, column: str, value: object) -> object:
     if column.endswith("(std. diff.)") or not isinstance(value, int | float) or not math.isfinite(value):
         return _cell(value)
     if feature == MEAN_COUNT_FEATURE:
-        return count_cell(float(value))  # type: ignore[arg-type]
+        return count_cell(float(value))
     if feature == FEATURE_LABELS["level"]:
-        return log_count_text(float(value))  # type: ignore[arg-type]
+        return log_count_text(float(value))
     return _cell(value)
 
 
@@ -94,4 +98,5 @@ def _cell(v: object) -> str:
         return v
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
+    assert isinstance(v, SupportsFloat), f"not a number: {type(v).__name__}"
     return f"{v:,.0f}" if abs(float(v)) >= 100 else f"{float(v):.3f}"

@@ -13,6 +13,7 @@ import math
 from evallib.evaluation.site.coverage import unit_kind
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.methods.base.results import Estimate
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
@@ -247,7 +248,7 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
     """Interrupted time series: the site's own series (a description) and the controlled series (placebo test)."""
     if not ev.evaluable:
         return EMPTY
-    rows = []
+    rows: list[tuple[str, Estimate, bool]] = []
     for a in ev.analyses:
         if a.controlled is not None:
             rows.extend((a.label, r, a.is_proportion) for r in a.controlled.rows)

@@ -119,7 +119,8 @@ def _empty_output(cell: Any) -> bool:
 
 def published_cells(cells: list[Any]) -> list[Any]:
     """The cells a published report shows: no usage or exploration cells, and no section heading whose
-    section showed nothing (so a not-evaluable site says why once, in its summary)."""
+    section showed nothing (so a not-evaluable site says why once, in its summary).
+    """
     kept = [c for c in cells if not UNPUBLISHED_TAGS & set(c.metadata.get("tags", []))]
     out = []
     for i, c in enumerate(kept):
@@ -237,7 +238,8 @@ def _write(path: Path, text: str) -> None:
 
 def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     """``downloads/``: results.csv, results.parquet (when pyarrow is installed), sites.csv and each verified
-    results.json. Returns whether the parquet file was written."""
+    results.json. Returns whether the parquet file was written.
+    """
     shown = [e for e in entries if e.page is not None]
     folder = staging / "downloads"
     folder.mkdir(parents=True, exist_ok=True)
@@ -245,7 +247,8 @@ def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     tidy.to_csv(folder / "results.csv", index=False)
     sites_frame(e.results for e in shown).to_csv(folder / "sites.csv", index=False)
     for e in shown:
-        shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")  # type: ignore[union-attr]
+        assert e.page is not None  # shown: entries with a page
+        shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")
     try:
         tidy.to_parquet(folder / "results.parquet", index=False)
     except ImportError:
@@ -299,7 +302,7 @@ def build_site(
         except CalibrationFileError as exc:  # an optional page: reported, never blocking the rest
             calibration = None
             problems.append(f"calibration: params/calibration.csv {exc}; page left out")
-        common = {
+        common: dict[str, Any] = {  # template context every page shares
             "programme_link": programme is not None,
             "calibration_link": calibration is not None,
             "parquet": parquet,

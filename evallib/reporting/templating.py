@@ -11,17 +11,20 @@ from __future__ import annotations
 import base64
 import io
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 #: Written into every page the templates make (checked by the tests of the published site).
 GENERATOR = "evallib templates"
 #: SVG output that is the same for the same figure (no date, fixed ids) and keeps text as text.
-_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "evallib"}
+_SVG_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "evallib"}
 
 
 @cache
@@ -46,7 +49,9 @@ def render(name: str, **context: Any) -> Markup:
 
 def stylesheet() -> Markup:
     """The one stylesheet (``templates/style.css``), for inlining in a page's ``<style>``."""
-    source = environment().loader.get_source(environment(), "style.css")[0]  # type: ignore[union-attr]
+    loader = environment().loader
+    assert loader is not None  # environment() always has its package loader
+    source = loader.get_source(environment(), "style.css")[0]
     return Markup(source)
 
 

@@ -42,10 +42,12 @@ def percent(value: float, scale: str) -> float:
 
 
 def is_points(scale: str) -> bool:
+    """Whether a scale is in percentage points."""
     return scale.startswith("percentage_points")
 
 
 def is_proportional(scale: str) -> bool:
+    """Whether a scale is proportional (log, rate ratio or percent change)."""
     return scale in ("log", "rate_ratio", "percent")
 
 

@@ -62,10 +62,12 @@ class AreaMap:
 
     @property
     def areas(self) -> list[str]:
+        """The area names, sorted."""
         return sorted(self.members)
 
     @property
     def code_to_area(self) -> dict[str, str]:
+        """Each code's area (the inverse of ``members``)."""
         return {code: area for area, codes in self.members.items() for code in codes}
 
     def area_of(self, code: str) -> str | None:
@@ -152,7 +154,8 @@ def _walk(
     code: str, links: pd.DataFrame, code_area: dict[str, str], *, backward: bool, after: pd.Timestamp
 ) -> tuple[set[str], set[str]] | None:
     """Follow links from ``code`` until codes in the map: predecessors via links effective after ``after``
-    (backward) or successors via links effective on or before ``after`` (forward). Returns (found, visited)."""
+    (backward) or successors via links effective on or before ``after`` (forward). Returns (found, visited).
+    """
     frm, to = ("new_code", "old_code") if backward else ("old_code", "new_code")
     usable = links[links["effective_date"] > after] if backward else links[links["effective_date"] <= after]
     found: set[str] = set()
@@ -173,7 +176,8 @@ def _walk(
 
 def _covered(given: set[str], links: pd.DataFrame) -> set[str]:
     """Codes whose whole population is in the given codes: the given codes, codes all of whose successors
-    are covered (wholly absorbed), and codes all of whose predecessors are covered (made of them)."""
+    are covered (wholly absorbed), and codes all of whose predecessors are covered (made of them).
+    """
     succ: dict[str, set[str]] = {}
     pred: dict[str, set[str]] = {}
     for old, new in zip(links["old_code"], links["new_code"], strict=True):  # a plain loop: groupby(set) is 50x slower

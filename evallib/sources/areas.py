@@ -43,6 +43,11 @@ from evallib.sources.commissioners import join_links
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_FLOOR, BREAK_K, BREAK_Z, level_steps
 
+#: A succession link as read (``LINK_COLUMNS``: old code, new code, effective date, source) and an event
+#: (``EVENT_COLUMNS``: area, date, kind, codes, outcome, text).
+Link = tuple[str, str, pd.Timestamp, str]
+Event = tuple[str, pd.Timestamp, str, str, str, str]
+
 __all__ = ["AreaMap", "default_links", "harmonise", "resolve"]
 
 _COMMISSIONERS = {"ccg", "pct", "care_trust"}
@@ -161,15 +166,15 @@ def harmonise(
 def _structure_events(
     members: dict[str, tuple[str, ...]],
     code_area: dict[str, str],
-    link_rows: list[tuple],
+    link_rows: list[Link],
     links: pd.DataFrame,
     with_data: set[str],
     end: pd.Timestamp,
     names: dict[str, str],
-) -> list[tuple]:
-    events: list[tuple] = []
-    into: dict[tuple, list[str]] = {}
-    out_of: dict[str, list[tuple]] = {}
+) -> list[Event]:
+    events: list[Event] = []
+    into: dict[tuple[str, pd.Timestamp, str], list[str]] = {}
+    out_of: dict[str, list[tuple[str, pd.Timestamp]]] = {}
     for old, new, date, source in link_rows:
         into.setdefault((new, date, source), []).append(old)
         out_of.setdefault(old, []).append((new, date))
@@ -194,7 +199,7 @@ def _structure_events(
                 f"together in area {code_area[old]} so it covers the same population throughout."
             )
             events.append((code_area[old], date, "split", " ".join([old, *split]), "", text))
-    after: dict[str, list[tuple]] = {}
+    after: dict[str, list[tuple[str, pd.Timestamp]]] = {}
     for old, new, date, _ in links[links["effective_date"] > end].itertuples(index=False, name=None):
         if old in code_area:
             after.setdefault(old, []).append((new, date))
@@ -222,11 +227,11 @@ def _combine(
     outcome: str,
     code_area: dict[str, str],
     members: dict[str, tuple[str, ...]],
-    link_rows: list[tuple],
+    link_rows: list[Link],
     names: dict[str, str],
     check: bool,
     k: int,
-) -> tuple[pd.DataFrame, list[tuple]]:
+) -> tuple[pd.DataFrame, list[Event]]:
     # Period x code arrays, then sums over each area's codes by one product with a code x area indicator.
     p_idx, periods = pd.factorize(d["period"], sort=True)
     u_idx, codes = pd.factorize(d["unit"])
@@ -246,7 +251,7 @@ def _combine(
     den[(den_obs @ onehot) == 0] = np.nan
     # A month is incomplete when a code whose span covers it has no value (a gap).
     incomplete = ((active & ~observed) @ onehot) > 0
-    events: list[tuple] = []
+    events: list[Event] = []
     multi = np.array([len(members[a]) > 1 for a in areas])
     n_gap = (incomplete & ~np.isnan(summed)).sum(axis=0)
     for j in np.flatnonzero(multi & (n_gap > 0)):
@@ -281,14 +286,14 @@ def _check_stitches(
     multi: np.ndarray,
     periods: pd.DatetimeIndex,
     areas: pd.Index,
-    link_rows: list[tuple],
+    link_rows: list[Link],
     code_area: dict[str, str],
     members: dict[str, tuple[str, ...]],
     reporting: set[str],
     outcome: str,
     names: dict[str, str],
     k: int,
-) -> list[tuple]:
+) -> list[Event]:
     """Blank the months before a failed stitch in ``summed`` (in place); return the events."""
     steps, sigma = level_steps(pd.DataFrame(summed, index=periods, columns=areas), k)
     st, sg = steps.to_numpy(), sigma.to_numpy()
@@ -298,15 +303,15 @@ def _check_stitches(
     check = moved & now & before & multi  # a code starts or stops while the area reports on both sides
     col = {a: j for j, a in enumerate(areas)}
     for _, new, date, _ in link_rows:  # and each succession date the area reports across
-        j = col.get(code_area.get(new))
+        c = col.get(code_area.get(new))
         i = int(np.searchsorted(periods, date))
-        if j is not None and multi[j] and 0 < i < len(periods) and now[i, j] and now[i - 1, j]:
-            check[i, j] = True
+        if c is not None and multi[c] and 0 < i < len(periods) and now[i, c] and now[i - 1, c]:
+            check[i, c] = True
     se = sg * np.sqrt(2 / k)
     with np.errstate(invalid="ignore"):
         unchecked = check & np.isnan(st)
         failed = check & (np.abs(st) > BREAK_FLOOR) & ((np.abs(st) > BREAK_Z * se) | ~(se > 0))
-    events: list[tuple] = []
+    events: list[Event] = []
     for j in np.flatnonzero(unchecked.any(axis=0)):
         months = periods[unchecked[:, j]]
         text = (

@@ -72,7 +72,8 @@ def match_pcts_to_ccgs(
     rows: pd.DataFrame, *, tolerance: float = JOIN_TOLERANCE, months: int = JOIN_MONTHS
 ) -> pd.DataFrame:
     """Apply the module's rule to Monthly Activity Return rows (columns ``period`` as timestamps, ``org_type``,
-    ``org_code``, ``org_name``, ``nonel_ga_total``); see :func:`pct_ccg_joins` for the result."""
+    ``org_code``, ``org_name``, ``nonel_ga_total``); see :func:`pct_ccg_joins` for the result.
+    """
     kind = rows.groupby("org_code")["org_type"].first()
     pct_share = _mean_shares(rows, CCG_START - pd.DateOffset(months=months), months)
     pct_share = pct_share[(kind[pct_share.index] == "pct").to_numpy()]

@@ -68,7 +68,8 @@ class FileSource:
     @property
     def kind(self) -> str:
         """What the outcome is: ``count``, ``rate`` (events per ``per`` of the denominator: proportional
-        effects) or ``proportion`` (a share of the denominator: effects in percentage points)."""
+        effects) or ``proportion`` (a share of the denominator: effects in percentage points).
+        """
         return self.measure if self.denominator else "count"
 
 
@@ -99,6 +100,7 @@ def data_folders(root: Path) -> tuple[Path, ...]:
 
 
 def max_data_bytes(root: Path) -> int:
+    """The largest data file read, in bytes: ``[data] max_megabytes`` in the project's settings, else the default."""
     mb = _settings(root).get("max_megabytes")
     if mb is None:
         return MAX_DATA_BYTES

@@ -18,7 +18,7 @@ import pandas as pd
 from evallib.errors import DataError
 
 Frequency = Literal["monthly", "quarterly", "yearly"]
-FREQUENCIES: tuple[str, ...] = ("monthly", "quarterly", "yearly")
+FREQUENCIES: tuple[Frequency, ...] = ("monthly", "quarterly", "yearly")
 _PANDAS_FREQ = {"monthly": "M", "quarterly": "Q", "yearly": "Y"}
 _OFFSET = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
 
@@ -52,17 +52,21 @@ class Panel:
 
     @property
     def outcomes(self) -> list[str]:
+        """The outcomes in the panel, sorted."""
         return sorted(self.data["outcome"].unique())
 
     @property
     def units(self) -> list[str]:
+        """The units in the panel, sorted."""
         return sorted(self.data["unit"].unique())
 
     def periods(self, outcome: str | None = None) -> pd.DatetimeIndex:
+        """The periods in the panel (of one ``outcome`` when given), sorted."""
         d = self.data if outcome is None else self.data[self.data["outcome"] == outcome]
         return pd.DatetimeIndex(sorted(d["period"].unique()))
 
     def has_denominator(self, outcome: str) -> bool:
+        """Whether ``outcome`` has a denominator in any row."""
         d = self.data.loc[self.data["outcome"] == outcome, "denominator"]
         return bool(d.notna().any())
 
@@ -94,7 +98,8 @@ def _describe(value: object) -> str:
 
 def _rows(df: pd.DataFrame, mask: pd.Series | np.ndarray, row_offset: int) -> str:
     """The offending rows by line number in the source file, with their values when they are plainly numbers
-    or dates (never other text from the file)."""
+    or dates (never other text from the file).
+    """
     bad = df[np.asarray(mask)]
     shown = bad.head(_MAX_ROWS_SHOWN)
     cols = [c for c in ("period", "outcome", "value", "denominator") if c in shown.columns]

@@ -88,6 +88,7 @@ def load_registry() -> tuple[Site, ...]:
 
 
 def get_site(site_id: str) -> Site:
+    """The registry entry of ``site_id``; a DataError naming the site when it is not in sites.csv."""
     for s in load_registry():
         if s.site_id == site_id:
             return s

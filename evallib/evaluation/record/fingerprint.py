@@ -27,6 +27,7 @@ _REGISTRY_FILES = ("sites.csv", "ods_trusts_etr.csv")
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks, as hex."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -36,7 +37,8 @@ def sha256_file(path: Path) -> str:
 
 def code_digest() -> str:
     """SHA-256 of evallib's own source and report templates: a change reruns every site, even without a version
-    bump."""
+    bump.
+    """
     if not _CODE:
         h = hashlib.sha256()
         package = Path(__file__).resolve().parents[2]  # evallib/ (this file is evallib/evaluation/record/)
@@ -82,6 +84,7 @@ def data_digests(protocol: SiteProtocol, root: Path | None = None) -> list[dict[
 
 
 def combine(parts: dict[str, Any]) -> str:
+    """One SHA-256 (hex) of ``parts`` as canonical JSON (keys sorted), so equal parts give equal digests."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,6 +1,7 @@
 """What a result was made from: library version, git commit, protocol and data hashes, and the fingerprint
 publishing checks (:mod:`evallib.evaluation.record.fingerprint`). Paths are project-relative: nothing names the
-machine that ran it."""
+machine that ran it.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def provenance(protocol: SiteProtocol) -> dict[str, Any]:
     params file (exploration): such results never match a published run's fingerprint.
     """
     data = data_digests(protocol)
-    out = {
+    out: dict[str, Any] = {
         "evallib_version": __version__,
         "git_commit": git_commit(),
         "params_sha256": protocol.digest(),

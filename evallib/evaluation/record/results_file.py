@@ -22,6 +22,7 @@ SCRATCH = "scratch"
 
 
 def default_output_dir(site_id: str) -> Path:
+    """Where a site's outputs go by default: the project's scratch folder, one subfolder per site."""
     return project_root() / SCRATCH / site_id
 
 

@@ -45,6 +45,7 @@ class View:
     why: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The view as a JSON-ready dict: estimator, method, conclusion, agreement and why."""
         return {
             "estimator": self.name,
             "method": self.row.method,
@@ -75,13 +76,16 @@ class Answer:
 
     @property
     def agreeing(self) -> tuple[View, ...]:
+        """The other methods that agree with the primary estimate."""
         return tuple(v for v in self.others if v.agrees)
 
     @property
     def disagreeing(self) -> tuple[View, ...]:
+        """The other methods that do not agree with the primary estimate."""
         return tuple(v for v in self.others if not v.agrees)
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The answer as a JSON-ready dict (non-finite numbers become null), for results.json."""
         r = self.row
 
         def num(v: float) -> float | None:

@@ -64,6 +64,7 @@ class Coverage:
 
     @property
     def periods_per_year(self) -> int:
+        """Periods in a year at the data's frequency (12 for monthly data, the default)."""
         return PERIODS_PER_YEAR.get(self.frequency, 12)
 
     @property
@@ -82,6 +83,7 @@ class Coverage:
 
     @property
     def n_comparators(self) -> int:
+        """How many comparison units the analysis uses."""
         return len(self.comparators)
 
     @property

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 
+from evallib.methods.base.arrays import Transform
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rate_ratio import PoissonDiD
-from evallib.methods.did.twfe import DiD
+from evallib.methods.did.twfe import DiD, Inference
 from evallib.methods.its.controlled import ControlledITS
 from evallib.methods.synth.control import SyntheticControl
 from evallib.methods.synth.matching import match_comparators
@@ -56,6 +57,7 @@ class Headline:
 
     @property
     def label(self) -> str:
+        """The estimator's name in words, for reports."""
         return ESTIMATOR_LABELS[self.name]
 
 
@@ -71,17 +73,25 @@ class DesignData:
     long: pd.DataFrame = field(repr=False)
     counts: pd.DataFrame = field(repr=False)
     start: pd.Timestamp
-    transform: str = "log"
+    transform: Transform = "log"
     n_draws: int = 999
     seed: int = 2015
     outcome: str = ""
     periods_per_year: int = 12
 
 
-_ROLES = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
+class _Roles(TypedDict):
+    outcome: str
+    unit: str
+    time: str
+    treated: str
+    post: str
 
 
-def _did(d: DesignData, inference: str) -> Headline:
+_ROLES: _Roles = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
+
+
+def _did(d: DesignData, inference: Inference) -> Headline:
     res = DiD(
         **_ROLES, transform=d.transform, inference=inference, n_draws=d.n_draws, seed=d.seed, outcome_label=d.outcome
     ).fit(d.long)
@@ -109,7 +119,7 @@ def _controlled_its(d: DesignData) -> Headline:
         time="period",
         treated="treated",
         start=d.start,
-        transform=d.transform,  # type: ignore[arg-type]
+        transform=d.transform,
         harmonics=min(2, (d.periods_per_year - 1) // 2),  # none for yearly data, one pair for quarterly
         periods_per_year=d.periods_per_year,
         horizons=(d.periods_per_year, 2 * d.periods_per_year),
@@ -150,7 +160,7 @@ def _synthetic_control(d: DesignData) -> Headline:
 def _synthetic_did(d: DesignData) -> Headline:
     res = SyntheticDiD(
         **_ROLES,
-        transform=d.transform,  # type: ignore[arg-type]
+        transform=d.transform,
         n_draws=min(d.n_draws, COSTLY_DRAWS),
         seed=d.seed,
         outcome_label=d.outcome,

@@ -47,10 +47,12 @@ class SiteEvaluation:
 
     @property
     def evaluable(self) -> bool:
+        """Whether the site was evaluated (else its status says why not)."""
         return self.status == "evaluated"
 
     @property
     def primary(self) -> OutcomeAnalysis | None:
+        """The analysis of the protocol's primary outcome (None when it was not analysed)."""
         for a in self.analyses:
             if a.outcome == self.protocol.primary_outcome:
                 return a
@@ -64,6 +66,7 @@ class SiteEvaluation:
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
+        """Every estimate of every outcome (and the programme's rows, if any) as tidy rows."""
         rows = [r for a in self.analyses for r in a.rows]
         if self.programme is not None:
             rows.extend(self.programme.rows)
@@ -281,7 +284,8 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
 def data_windows(protocols: list[SiteProtocol]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
     """Every (bundled dataset, start, end) the protocols' analyses will harmonise, for
     :func:`~evallib.evaluation.site.units.prefetch`: each analysis window and, for ICSs, the whole span of the
-    ICS-wave analysis."""
+    ICS-wave analysis.
+    """
     out: dict[tuple[str, pd.Timestamp, pd.Timestamp], None] = {}
     for p in protocols:
         w = p.windows

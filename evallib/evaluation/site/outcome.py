@@ -19,6 +19,7 @@ from evallib.evaluation.site.coverage import Coverage, analysis_frame
 from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
 from evallib.evaluation.site.robustness import Robustness, check_robustness
 from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
+from evallib.methods.base.arrays import Transform
 from evallib.methods.base.results import Estimate, tidy_frame
 from evallib.methods.did.event_study import EventStudy, EventStudyResult
 from evallib.methods.did.rate_ratio import RateRatioResult
@@ -67,6 +68,7 @@ class OutcomeAnalysis:
 
     @property
     def periods_per_year(self) -> int:
+        """Periods in a year at this outcome's frequency."""
         return self.coverage.periods_per_year
 
     @property
@@ -82,15 +84,18 @@ class OutcomeAnalysis:
 
     @property
     def did(self) -> DiDResult:
+        """The plain DiD fit (placebo-in-space inference), which every outcome has."""
         return self.headline["did"].result
 
     @property
     def rate(self) -> RateRatioResult | None:
+        """The Poisson rate ratio fit, when it was fitted for this outcome."""
         h = self.headline.get("rate_ratio")
         return None if h is None else h.result
 
     @property
     def controlled(self) -> ControlledITSResult | None:
+        """The controlled ITS fit, when it was fitted for this outcome."""
         h = self.headline.get("controlled_its")
         return None if h is None else h.result
 
@@ -102,11 +107,12 @@ class OutcomeAnalysis:
     @property
     def mde(self) -> float:
         """Smallest effect (log scale or points) the DiD placebo test would detect with 80% power."""
-        direction = "either"
-        return placebo_mde(self.did.placebo_estimates, direction=direction)
+        assert self.did.placebo_estimates is not None  # the headline DiD is the placebo-in-space test
+        return placebo_mde(self.did.placebo_estimates, direction="either")
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
+        """Every estimate of this outcome as tidy rows, the headline DiD and its pre-trend test first."""
         rows: list[Estimate] = [self.headline["did"].row, self.pretrend]
         if "rate_ratio" in self.headline:
             rows.append(self.headline["rate_ratio"].row)
@@ -150,8 +156,10 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     ppy = cov.periods_per_year
     treated = list(cov.treated_used)
     comparators = list(cov.comparators)
+    transform: Transform
     if measure == "rate":
         # Events per ``per`` people: proportional effects (log scale), as for counts.
+        assert denom is not None  # a rate or a proportion has a denominator (see _measure)
         unit_values = per * values / denom
         site_series = per * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
         comp_series = per * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
@@ -165,6 +173,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         transform = "log"
     elif is_prop:
         # Percentage of the denominator (e.g. % seen within four hours).
+        assert denom is not None
         unit_values = 100 * values / denom
         site_series = 100 * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
         comp_series = 100 * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
@@ -212,7 +221,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         unit="unit",
         time="period",
         treated="treated",
-        transform=transform,  # type: ignore[arg-type]
+        transform=transform,
         outcome_label=outcome,
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
@@ -227,7 +236,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     harmonics = seasonal_harmonics(ppy)
     its = SegmentedITS(
         start=w.post_start,
-        transform=transform,  # type: ignore[arg-type]
+        transform=transform,
         seasonality="fourier" if harmonics else "none",
         harmonics=harmonics,
         periods_per_year=ppy,
@@ -310,13 +319,15 @@ def _long_panel(wide: pd.DataFrame, treated: list[str], post_start: pd.Timestamp
 
 def seasonal_harmonics(periods_per_year: int) -> int:
     """Fourier pairs for a series with this many periods a year: two for monthly data, one for quarterly
-    (a second pair is degenerate at four periods: its sine is zero), none for yearly data."""
+    (a second pair is degenerate at four periods: its sine is zero), none for yearly data.
+    """
     return min(2, (periods_per_year - 1) // 2)
 
 
 def _measure(spec: AnalysisSpec, denom: pd.DataFrame | None) -> tuple[str, int]:
     """What the outcome is (count, rate or proportion) and a rate's multiplier: declared for the evaluator's
-    files (``data_source.measure``), a proportion for bundled outcomes with a denominator."""
+    files (``data_source.measure``), a proportion for bundled outcomes with a denominator.
+    """
     if denom is None:
         return "count", 1
     if isinstance(spec.data_source, FileSource):

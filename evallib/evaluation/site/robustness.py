@@ -47,6 +47,7 @@ class Check:
     detail: str
 
     def to_json_dict(self) -> dict[str, str]:
+        """The check as a JSON-ready dict: its name, status and detail."""
         return {"check": self.name, "status": self.status, "detail": self.detail}
 
 
@@ -87,14 +88,17 @@ class Robustness:
 
     @property
     def effect(self) -> bool:
+        """Whether the main estimate is a significant decrease or increase (else there is nothing to confirm)."""
         return _conclusion(self.main) in ("decrease", "increase")
 
     @property
     def disagreements(self) -> tuple[Check, ...]:
+        """The checks that disagree with the main estimate."""
         return tuple(c for c in self.checks if c.status == "disagrees")
 
     @property
     def verdict(self) -> str:
+        """``confirmed``, ``not confirmed`` (a check disagrees) or ``no clear effect`` (nothing to confirm)."""
         if not self.effect:
             return "no clear effect"
         return "not confirmed" if self.disagreements else "confirmed"
@@ -110,6 +114,8 @@ class Robustness:
         return tuple(r for r in (self.placebo_in_time, self.matched_did) if r is not None)
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The robustness checks as a JSON-ready dict (non-finite numbers become null), for results.json."""
+
         def num(v: float) -> float | None:
             return float(v) if math.isfinite(v) else None
 
@@ -193,8 +199,8 @@ def check_robustness(
     treated = list(cov.treated_used)
     pool = list(cov.comparators)
     transform = "identity" if is_proportion else "log"
-    roles = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
-    common = {
+    roles: dict[str, Any] = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
+    common: dict[str, Any] = {
         "transform": transform,
         "inference": inference,
         "n_draws": protocol.n_placebo_draws,

@@ -56,6 +56,7 @@ class AreaData:
     area_map: AreaMap | None = field(default=None, repr=False)
 
     def codes(self, area: str) -> tuple[str, ...]:
+        """The codes that make up ``area`` (the area itself when it is a single code)."""
         return self.members.get(area, (area,))
 
     def areas_for(self, codes: tuple[str, ...] | set[str] | list[str]) -> set[str]:
@@ -97,7 +98,9 @@ def _breaks(source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp) -
 
 
 @lru_cache(maxsize=256)
-def _resolved(source: str, start: pd.Timestamp, end: pd.Timestamp, codes: tuple[str, ...]) -> tuple:
+def _resolved(
+    source: str, start: pd.Timestamp, end: pd.Timestamp, codes: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return resolve(codes, _harmonised(source, start, end)[1])
 
 
@@ -127,8 +130,8 @@ def area_data(
     members = area_map.members
     code_area = area_map.code_to_area
     stitches = [*resolve_notes]
-    for area in treated:
-        stitches.extend(area_map.notes(area, outcome))
+    for a in treated:
+        stitches.extend(area_map.notes(a, outcome))
     site_codes = {c for a in treated for c in members[a]}
     imputed_site = tuple(words for code, words in imputed if code in site_codes)
     screened: dict[str, str] = {}

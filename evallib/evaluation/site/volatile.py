@@ -1,6 +1,7 @@
 """The volatile-site rule: a site noisier before the start than most of its placebo sites gets only the
 studentized test's p-value and interval; plain placebo tests, which assume the site is as noisy as the units it
-is ranked among, are withheld for it."""
+is ranked among, are withheld for it.
+"""
 
 from __future__ import annotations
 

@@ -36,18 +36,22 @@ class ProgrammeWaves:
 
     @property
     def simple(self) -> AggregateResult:
+        """The simple aggregation: one ATT over every treated group and post period."""
         return self.result.aggregate("simple")
 
     @property
     def dynamic(self) -> AggregateResult:
+        """The dynamic aggregation: the effect by event time (periods since each wave's start)."""
         return self.result.aggregate("dynamic")
 
     @property
     def group(self) -> AggregateResult:
+        """The group aggregation: one effect per wave."""
         return self.result.aggregate("group")
 
     @property
     def site_wave(self) -> Estimate | None:
+        """The effect of the site's own wave (None when its wave has no estimate)."""
         for r in self.group.components:
             if r.term == f"group {self.site_cohort}":
                 return Estimate(**{**r.__dict__, "term": f"wave starting {self.cohort_labels[self.site_cohort]}"})
@@ -55,6 +59,7 @@ class ProgrammeWaves:
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
+        """The tidy rows for the report: all waves together, then the site's wave when it has one."""
         overall = Estimate(**{**self.simple.overall.__dict__, "term": "all ICS waves (simple ATT)"})
         wave = self.site_wave
         return (overall,) if wave is None else (overall, wave)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ class Design:
 
 def designs(protocols: Iterable[SiteProtocol]) -> list[Design]:
     """The distinct primary-outcome designs of the evaluable protocols (bundled data, follow-up before COVID-19)."""
-    groups: dict[tuple, list[SiteProtocol]] = {}
+    groups: dict[tuple[Any, ...], list[SiteProtocol]] = {}
     for p in protocols:
         if p.not_evaluable_reason or not isinstance(p.data_source, str) or p.windows.post_end >= COVID_START:
             continue
@@ -95,7 +96,7 @@ def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
                 time="period",
                 treated="treated",
                 post="post",
-                transform=data.transform,  # type: ignore[arg-type]
+                transform=data.transform,
                 inference="cluster_cr1",
             )
             .fit(data.long)
@@ -109,7 +110,7 @@ def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
         # method no report publishes).
         its = SegmentedITS(
             start=data.start,
-            transform=data.transform,  # type: ignore[arg-type]
+            transform=data.transform,
             harmonics=2,
             horizons=(h,),
             errors="ar1_reml",
@@ -142,7 +143,7 @@ def fake_site_results(
     pool = list(cov.comparators)
     values = values[pool]
     is_prop = denom is not None
-    unit_values = 100 * values / denom[pool] if is_prop else values
+    unit_values = 100 * values / denom[pool] if is_prop and denom is not None else values
     noise = _noise(unit_values, p.windows.post_start, log=not is_prop)
     fakes = pool
     if max_fake_sites is not None and max_fake_sites < len(pool):
@@ -152,7 +153,7 @@ def fake_site_results(
     for i, fake in enumerate(fakes):
         long = _long(unit_values, fake, start)
         counts = _long(values, fake, start)
-        if is_prop:
+        if denom is not None:  # a proportion
             counts["exposure"] = denom[pool].stack().to_numpy()
         data = DesignData(
             long=long,

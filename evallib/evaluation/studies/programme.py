@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,12 +32,14 @@ class ProgrammeData:
 
     @property
     def evaluated(self) -> pd.DataFrame:
+        """The sites that were evaluated (``status == "evaluated"``)."""
         return self.sites[self.sites["status"] == "evaluated"]
 
 
-def _headline_row(res: dict) -> dict | None:
+def _headline_row(res: dict[str, Any]) -> dict[str, Any] | None:
     """The site's answer (its protocol's primary estimate) on the log scale, for pooling; the DiD row if the file
-    has no answer. A rate ratio becomes its log; a percent change ``log(1 + x/100)`` (its SE by the delta method)."""
+    has no answer. A rate ratio becomes its log; a percent change ``log(1 + x/100)`` (its SE by the delta method).
+    """
     row = res.get("answer") or next(
         (r for r in res.get("results", []) if r["method"] == "did_twfe" and r["outcome"] == res.get("primary_outcome")),
         None,

@@ -6,6 +6,7 @@ Shared by :mod:`~evallib.methods.did.twfe`, :mod:`~evallib.methods.did.event_stu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,18 +32,22 @@ class PanelArrays:
 
     @property
     def n_units(self) -> int:
+        """Number of units."""
         return len(self.units)
 
     @property
     def n_periods(self) -> int:
+        """Number of periods."""
         return len(self.periods)
 
     @property
     def balanced(self) -> bool:
+        """Whether every unit has a row in every period."""
         return len(self.y) == self.n_units * self.n_periods
 
     @property
     def unit_treated(self) -> np.ndarray:
+        """Boolean per unit: treated in any row."""
         out = np.zeros(self.n_units, bool)
         out[self.unit[self.treated]] = True
         return out
@@ -59,6 +64,13 @@ class PanelArrays:
 
 
 def as_binary(values: np.ndarray, name: str) -> np.ndarray:
+    """A 0/1 (or boolean) column as booleans.
+
+    Raises
+    ------
+    DataError
+        When the column holds anything but 0 and 1; the message names ``name``.
+    """
     v = np.asarray(values)
     if v.dtype == bool:
         return v
@@ -75,7 +87,7 @@ def prepare_panel(
     treated: str,
     transform: Transform,
     *,
-    extra: list[str] = (),
+    extra: Sequence[str] = (),
     denominator: str | None = None,
 ) -> PanelArrays:
     """Check the column roles of a DiD panel; return it as arrays with the (transformed) outcome.

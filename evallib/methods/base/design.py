@@ -199,10 +199,12 @@ class Design:
     # ------------------------------------------------------------------ what estimators read
     @property
     def n_units(self) -> int:
+        """Number of units."""
         return len(self.units)
 
     @property
     def n_periods(self) -> int:
+        """Number of periods."""
         return len(self.periods)
 
     @property
@@ -212,10 +214,12 @@ class Design:
 
     @property
     def treated_units(self) -> tuple[str, ...]:
+        """The treated units, in the design's unit order."""
         return tuple(u for u, t in zip(self.units, self.treated, strict=True) if t)
 
     @property
     def comparison_units(self) -> tuple[str, ...]:
+        """The comparison units, in the design's unit order."""
         return tuple(u for u, t in zip(self.units, self.treated, strict=True) if not t)
 
     @property
@@ -230,7 +234,8 @@ class Design:
 
     def treated_series(self) -> pd.Series:
         """The treated units together as one series: counts summed; rates and percentages from summed
-        numerators and denominators; levels averaged."""
+        numerators and denominators; levels averaged.
+        """
         t = self.treated
         if self.measure in ("rate", "proportion") and self.exposure is not None:
             num = self.counts if self.counts is not None else self.values * self.exposure / self._multiplier
@@ -247,7 +252,8 @@ class Design:
 
     def arrays(self, transform: Transform = "identity", *, values: np.ndarray | None = None) -> PanelArrays:
         """The design as the arrays the DiD-type estimators work on (rows period by period, units sorted);
-        ``extra["post"]`` holds the post-period flag of each row."""
+        ``extra["post"]`` holds the post-period flag of each row.
+        """
         v = self.values if values is None else np.asarray(values, float)
         if transform == "log":
             if (v <= 0).any():

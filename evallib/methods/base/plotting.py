@@ -8,13 +8,16 @@ least 10 points) is shared with :mod:`evallib.reporting.plots`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LegendLocType
 
 SITE_COLOUR = "#005EB8"  # NHS blue
 COMPARISON_COLOUR = "#768692"  # NHS mid grey
@@ -29,6 +32,7 @@ TITLE_FONT = 11
 
 
 def new_axes(ax: Axes | None, size: tuple[float, float] = (FIG_WIDTH, 3.2)) -> tuple[Figure, Axes]:
+    """The figure and axes to draw on: ``ax`` and its figure, or a new figure of ``size`` inches (capped at the report width)."""
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=(min(size[0], FIG_WIDTH), size[1]), dpi=96, layout="constrained")
@@ -40,7 +44,7 @@ def plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def finish_axes(ax: Axes, title: str, *, legend: str | None) -> None:
+def finish_axes(ax: Axes, title: str, *, legend: LegendLocType | None) -> None:
     """The house style every plot ends with: a left title, a frameless legend (at ``legend``), open axes.
 
     Every text from params or data is escaped here (titles, axis labels, legend labels).
@@ -51,7 +55,7 @@ def finish_axes(ax: Axes, title: str, *, legend: str | None) -> None:
     ax.tick_params(labelsize=FONT)
     for line in [*ax.get_lines(), *ax.collections, *ax.patches]:
         label = line.get_label()
-        if label and not label.startswith("_"):
+        if isinstance(label, str) and label and not label.startswith("_"):
             line.set_label(plain(label))
     if legend is not None and len(ax.figure.axes) == 1 and ax.get_legend_handles_labels()[0]:
         # Below the plot, where it covers no data (its own figure: a caller's grid keeps the legend inside).
@@ -64,6 +68,7 @@ def finish_axes(ax: Axes, title: str, *, legend: str | None) -> None:
 
 
 def mark_start(ax: Axes, start: pd.Timestamp, label: str = "intervention start") -> None:
+    """Mark the treatment start on ``ax``: a dashed vertical line with ``label`` at its top."""
     ax.axvline(start, color=FLAG_COLOUR, linestyle="--", linewidth=1)
     ax.annotate(
         label,

@@ -44,6 +44,7 @@ class EventStudyResult(EstimatorResult):
 
     @property
     def leads(self) -> tuple[Estimate, ...]:
+        """The pre-period (negative event time) estimates: the leads that test parallel trends."""
         return tuple(r for r, e in zip(self.rows, self.event_times, strict=True) if e < 0)
 
     def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "effect") -> Figure:
@@ -103,7 +104,8 @@ class EventStudy:
 
     def fit(self, data: Design | pd.DataFrame) -> EventStudyResult:
         """Effects by event time on a :class:`~evallib.methods.base.design.Design` (or long rows with the
-        column roles and ``start`` named in the settings)."""
+        column roles and ``start`` named in the settings).
+        """
         if isinstance(data, Design):
             return self._fit_design(data)
         if self.start is None:
@@ -216,7 +218,8 @@ class EventStudy:
 
     def _fit_design(self, design: Design) -> EventStudyResult:
         """Bin the design's periods into whole bins of ``bin_periods`` relative to its start (each unit's mean
-        on the analysis scale within a bin: a year's mean removes seasonality), then fit by event time."""
+        on the analysis scale within a bin: a year's mean removes seasonality), then fit by event time.
+        """
         pos = np.arange(design.n_periods) - int(np.argmax(design.post))
         a = design.arrays(self.transform)
         d = pd.DataFrame({"unit": a.units[a.unit], "_y": a.y, "treated": a.treated.astype(int)})

@@ -113,7 +113,8 @@ class PoissonDiD:
 
     def fit(self, data: Design | pd.DataFrame) -> RateRatioResult:
         """The rate ratio on a :class:`~evallib.methods.base.design.Design` (its counts, with its exposure as
-        the offset) or on long rows with the column roles named in the settings."""
+        the offset) or on long rows with the column roles named in the settings.
+        """
         e = None
         if isinstance(data, Design):
             pa = data.arrays("identity", values=data.counts if data.counts is not None else data.values)

@@ -43,6 +43,7 @@ class AggregateResult(EstimatorResult):
 
     @property
     def rows(self) -> tuple[Estimate, ...]:  # type: ignore[override]
+        """The overall effect followed by its components, as tidy rows."""
         return (self.overall, *self.components)
 
     def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "effect") -> Figure:
@@ -73,6 +74,7 @@ class CSResult(EstimatorResult):
 
     @property
     def n_clusters(self) -> int | None:
+        """Number of clusters (None when standard errors are not clustered)."""
         return None if self.cluster_codes is None else int(self.cluster_codes.max()) + 1
 
     def std_errors(self, inf: np.ndarray) -> np.ndarray:
@@ -85,6 +87,7 @@ class CSResult(EstimatorResult):
         if self.cluster_codes is None:
             return np.sqrt(np.mean(inf**2, axis=0) / self.n_units)
         g = self.n_clusters
+        assert g is not None  # clustered: there are cluster codes
         sums = np.zeros((g, inf.shape[1]))
         np.add.at(sums, self.cluster_codes, inf)
         return np.sqrt(g / (g - 1) * (sums**2).sum(axis=0)) / self.n_units
@@ -94,6 +97,7 @@ class CSResult(EstimatorResult):
         if self.cluster_codes is None:
             crit, dist, inference = stats.norm.ppf(1 - self.alpha / 2), stats.norm, "analytic_influence_function"
         else:  # few clusters: t with G - 1 degrees of freedom
+            assert self.n_clusters is not None
             dist = stats.t(self.n_clusters - 1)
             crit, inference = dist.ppf(1 - self.alpha / 2), "analytic_influence_function_cluster"
         return Estimate(
@@ -264,7 +268,8 @@ class CallawaySantAnna:
 
     def fit(self, data: Design | pd.DataFrame) -> CSResult:
         """ATT(g,t) on a :class:`~evallib.methods.base.design.Design` (its units' own starts, periods numbered
-        from 1) or on long rows with the column roles named in the settings."""
+        from 1) or on long rows with the column roles named in the settings.
+        """
         if isinstance(data, Design):
             return replace(self, outcome="value", unit="unit", time="period", cohort="cohort", cluster=None).fit(
                 _long_with_cohorts(data)

@@ -173,12 +173,14 @@ class DiD:
 
     @property
     def scale(self) -> str:
+        """The estimate's scale: ``log`` (a proportional effect) or ``level``."""
         return "log" if self.transform == "log" else "level"
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Design | pd.DataFrame) -> DiDResult:
         """Estimate the effect on a :class:`~evallib.methods.base.design.Design` (or long rows with the
-        column roles named in the settings); returns a frozen :class:`DiDResult`."""
+        column roles named in the settings); returns a frozen :class:`DiDResult`.
+        """
         pa, post = self._prepare(data)
         unit_codes, units, time_codes = pa.unit, pa.units, pa.time
         treated_units = tuple(units[pa.unit_treated])

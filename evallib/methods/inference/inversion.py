@@ -9,6 +9,7 @@ refits), by bracketing and narrowing each end.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import overload
 
 import numpy as np
 
@@ -64,6 +65,10 @@ class PlaceboCount:
         inside = np.searchsorted(self._lo, t, side="right") - np.searchsorted(self._hi, t, side="left")
         return self.n_always + inside
 
+    @overload
+    def p_value(self, tau: float = 0.0) -> float: ...
+    @overload
+    def p_value(self, tau: np.ndarray) -> np.ndarray: ...
     def p_value(self, tau: float | np.ndarray = 0.0) -> float | np.ndarray:
         """Share of assignments at least as extreme as the observed one under the null ``tau``."""
         p = self.count(tau) / self.n_total

@@ -84,7 +84,8 @@ def fit_arima_its(
     model: ITSSpec, s: pd.Series, y: pd.Series, X: pd.DataFrame, keep: np.ndarray, starts: list[pd.Timestamp]
 ) -> ITSResult:
     """:class:`SegmentedITS` with ARMA errors: changes from the whole-series fit, effects against the
-    pre-period model's forecast (approximate intervals)."""
+    pre-period model's forecast (approximate intervals).
+    """
     start = starts[0]
     yk = y.where(keep).to_numpy()  # SARIMAX skips missing observations: the phase-in is left out
     with warnings.catch_warnings(record=True) as caught:

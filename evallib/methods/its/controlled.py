@@ -120,7 +120,8 @@ class ControlledITS:
 
     def fit(self, data: Design | pd.DataFrame) -> ControlledITSResult:
         """Estimate the effect with placebo inference on a :class:`~evallib.methods.base.design.Design` (its
-        start unless ``start`` is set) or on long rows with the column roles named in the settings."""
+        start unless ``start`` is set) or on long rows with the column roles named in the settings.
+        """
         name = "ControlledITS"
         if isinstance(data, Design):
             if not self.outcome_label and data.outcome:
@@ -171,7 +172,7 @@ class ControlledITS:
             count = PlaceboCount(est[1:, j], np.zeros(len(est) - 1), est[0, j], n_real=1)
             lo, hi = count.interval(self.alpha)
             sd = float(est[:, j].std(ddof=1))
-            rows.append(self._row(term, est[0, j], sd, lo, hi, count.p_value(0.0), k, len(comp)))
+            rows.append(self._row(term, float(est[0, j]), sd, lo, hi, count.p_value(0.0), k, len(comp)))
         beta = hat @ series[0]
         level_cols = [c for c in X.columns if c.startswith(("level_change", "slope_change"))]
         Xcf = X.assign(**{c: 0.0 for c in level_cols}).to_numpy()

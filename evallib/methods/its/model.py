@@ -1,11 +1,12 @@
 """What every interrupted time series fit shares: the design matrix (trend, level and slope changes,
-seasonality), input checks, residual diagnostics and the read-only :class:`ITSResult`."""
+seasonality), input checks, residual diagnostics and the read-only :class:`ITSResult`.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -193,6 +194,7 @@ def its_design(
 
 
 def intervention_columns(X: pd.DataFrame) -> list[str]:
+    """The design columns that carry the intervention: level and slope changes."""
     return [c for c in X.columns if c.startswith(("level_change", "slope_change"))]
 
 
@@ -206,6 +208,14 @@ def phase_in_mask(index: pd.DatetimeIndex, interruptions: list[pd.Timestamp], ph
 
 
 def check_series(series: pd.Series, start: pd.Timestamp, n_params: int, name: str) -> pd.Series:
+    """The series sorted and as floats, after checking it can carry an ITS fit.
+
+    Raises
+    ------
+    DataError
+        When the index is not a DatetimeIndex, values are missing, there are fewer than 3 pre-period or 1
+        post-period observations, or too few observations for ``n_params`` parameters; ``name`` leads the message.
+    """
     if not isinstance(series.index, pd.DatetimeIndex):
         raise DataError(f"{name}: the series must be indexed by period (a DatetimeIndex)")
     s = series.sort_index().astype(float)
@@ -219,7 +229,15 @@ def check_series(series: pd.Series, start: pd.Timestamp, n_params: int, name: st
     return s
 
 
-def diagnostics(resid: np.ndarray, periods_per_year: int) -> dict[str, float | int]:
+class Diagnostics(TypedDict):
+    """Residual diagnostics of an ITS fit, as :class:`ITSResult` fields."""
+
+    durbin_watson: float
+    ljung_box_p: float
+    ljung_box_lags: int
+
+
+def diagnostics(resid: np.ndarray, periods_per_year: int) -> Diagnostics:
     """Durbin-Watson and Ljung-Box (at a year's lag, at most a quarter of the series) of residuals."""
     lags = max(1, min(periods_per_year, len(resid) // 4))
     return {
@@ -254,6 +272,7 @@ def its_result(
 
 
 def ljung_box(resid: np.ndarray, lags: int) -> float:
+    """Ljung-Box p-value of the residuals at ``lags`` (at most a quarter of the series)."""
     lags = max(1, min(lags, len(resid) // 4))
     return float(acorr_ljungbox(resid, lags=[lags], return_df=True)["lb_pvalue"].iloc[0])
 
@@ -270,4 +289,5 @@ def its_row(
     inference: str,
     scale: str,
 ) -> Estimate:
+    """One tidy ITS row for a single treated series (one treated unit, no comparison units)."""
     return Estimate(label, term, float(est), float(se), float(lo), float(hi), float(p), method, inference, scale, 1, 0)

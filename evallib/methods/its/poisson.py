@@ -70,7 +70,8 @@ class PoissonITS:
 
     def fit(self, counts: Design | pd.Series, exposure: pd.Series | None = None) -> ITSResult:
         """Fit to the treated units' summed counts of a :class:`~evallib.methods.base.design.Design` (their summed
-        exposure as the offset, from its start), or to ``counts`` with an optional ``exposure``."""
+        exposure as the offset, from its start), or to ``counts`` with an optional ``exposure``.
+        """
         if isinstance(counts, Design):
             d = counts
             num = d.counts if d.counts is not None else d.values

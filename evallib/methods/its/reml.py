@@ -53,6 +53,19 @@ class AR1Fit:
 
 
 def gls_ar1(y: np.ndarray, X: np.ndarray, times: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """GLS with AR(1) errors at a given ``rho``, on possibly irregular ``times``.
+
+    Returns
+    -------
+    beta : ndarray
+        The coefficients.
+    r : ndarray
+        The R factor of the QR decomposition of the whitened design.
+    rss : float
+        The whitened residual sum of squares.
+    logdet : float
+        The log-determinant term of the whitening, for the likelihood.
+    """
     lag, scale, logdet = ar1_whitener(times, rho)
     ys, Xs = _whiten(y, lag, scale), _whiten(X, lag, scale)
     q, r = np.linalg.qr(Xs)

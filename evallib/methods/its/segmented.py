@@ -153,7 +153,8 @@ class SegmentedITS:
         controlled: Literal["difference", "two_group"] = "difference",
     ) -> ITSResult:
         """Fit the model to the treated units' series of a :class:`~evallib.methods.base.design.Design` (from its
-        start), or to ``series`` (indexed by period), optionally controlled by ``comparison``."""
+        start), or to ``series`` (indexed by period), optionally controlled by ``comparison``.
+        """
         if isinstance(series, Design):
             model = self if self.start is not None else replace(self, start=series.start)
             return model.fit(series.treated_series(), comparison, controlled)

@@ -77,10 +77,12 @@ class SynthResult(EstimatorResult):
 
     @property
     def gap(self) -> pd.Series:
+        """The treated series minus its synthetic control, by period."""
         return self.treated - self.synthetic
 
     @property
     def rmspe_ratio(self) -> float:
+        """Post- over pre-period RMSPE (infinite when the pre-period fit is exact)."""
         return self.post_rmspe / self.pre_rmspe if self.pre_rmspe > 0 else float("inf")
 
     def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "") -> Figure:
@@ -108,7 +110,7 @@ class SyntheticControl:
         First treated value of ``time``.
     predictors : tuple of str
         Columns averaged over the pre-period as predictors (nested fit only).
-    outcome_lags : tuple
+    outcome_lags : tuple of period
         ``time`` values whose outcome is also a predictor (nested fit only).
     method : {"outcome", "nested"}
         ``outcome``: weights reproducing every pre-period outcome (fast). ``nested``:
@@ -158,7 +160,7 @@ class SyntheticControl:
     treated: str = ""
     start: object = None
     predictors: tuple[str, ...] = ()
-    outcome_lags: tuple = ()
+    outcome_lags: tuple[object, ...] = ()
     method: Literal["outcome", "nested"] = "outcome"
     demean: bool = False
     placebo: bool = True
@@ -201,6 +203,7 @@ class SyntheticControl:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         if self.method == "outcome" or X1 is None:
             return simplex_least_squares(Z0, Z1), None
+        assert X0 is not None  # predictors come for the treated and the comparison units together
         sd = X0.std(axis=1, ddof=1)
         sd[sd == 0] = 1.0
         X1n, X0n = X1 / sd, X0 / sd[:, None]
@@ -230,13 +233,15 @@ class SyntheticControl:
             res = minimize(loss, theta0, method="Powell", options={"xtol": 1e-3, "ftol": 1e-8, "maxfev": 3000})
             if best is None or res.fun < best.fun:
                 best = res
+        assert best is not None  # there is always the equal-weights start
         v = np.exp(best.x - best.x.max())
         v /= v.sum()
         return inner(v), v
 
     def fit(self, data: Design | pd.DataFrame) -> SynthResult:
         """Fit on a :class:`~evallib.methods.base.design.Design` (its treated units together, against its
-        comparison units or the ``donors`` nearest of them) or on long rows with the roles in the settings."""
+        comparison units or the ``donors`` nearest of them) or on long rows with the roles in the settings.
+        """
         if isinstance(data, Design):
             Y, treated = self._design_matrix(data)
             return replace(

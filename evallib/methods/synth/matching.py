@@ -60,6 +60,7 @@ class MatchResult:
 
     @property
     def units(self) -> list[str]:
+        """The matched comparators, nearest first."""
         return list(self.table["unit"])
 
 

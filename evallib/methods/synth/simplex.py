@@ -166,7 +166,7 @@ def simplex_qp_active_set(
         sol = np.linalg.solve(kkt, rhs[:, :, None])[:, :s_max, 0]
         z = np.zeros_like(wi)
         z[r[:, None], pos] = np.where(valid, sol, 0.0)
-        feasible = (np.where(sup, z, 1.0) > 0).all(axis=1)
+        feasible = np.asarray((np.where(sup, z, 1.0) > 0).all(axis=1))
         # Infeasible: move towards z until the first weight hits zero, and drop it.
         shrink = np.where(sup & (z <= 0), wi / np.maximum(wi - z, 1e-300), np.inf)
         alpha = np.clip(shrink.min(axis=1), 0.0, 1.0)

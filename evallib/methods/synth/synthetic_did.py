@@ -215,6 +215,7 @@ class SyntheticDiD:
 
     @property
     def scale(self) -> str:
+        """The estimate's scale: ``log`` (a proportional effect) or ``level``."""
         return "log" if self.transform == "log" else "level"
 
     def _matrix(self, data: Design | pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -252,7 +253,8 @@ class SyntheticDiD:
     def fit(self, data: Design | pd.DataFrame) -> SDIDResult:
         """Estimate the effect with its placebo p-value and interval on a
         :class:`~evallib.methods.base.design.Design` (or long rows with the column roles named in the
-        settings); returns a frozen :class:`SDIDResult`."""
+        settings); returns a frozen :class:`SDIDResult`.
+        """
         Y, post, real, units, periods = self._matrix(data)
         n, k = len(real), int(real.sum())
         if n - k < 2:
