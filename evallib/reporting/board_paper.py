@@ -15,7 +15,9 @@ HTML is unchanged. Without Chromium the papers are skipped with a one-line messa
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
@@ -41,15 +43,17 @@ _VOID = frozenset({"area", "br", "col", "embed", "hr", "img", "input", "link", "
 
 
 class _Finder(HTMLParser):
-    """Outer HTML of every element carrying a class, found by position in the page (no nesting among them)."""
+    """Outer HTML of every element carrying one of some classes, by position in the page, in one pass (an element
+    inside one already found is part of it, not found again)."""
 
-    def __init__(self, html: str, cls: str) -> None:
+    def __init__(self, html: str, classes: tuple[str, ...]) -> None:
         super().__init__(convert_charrefs=False)
-        self.html, self.cls, self.found = html, cls, []
+        self.html, self.classes = html, classes
+        self.found: dict[str, list[Markup]] = {c: [] for c in classes}
         self._lines = [0]
         for line in html.splitlines(keepends=True):
             self._lines.append(self._lines[-1] + len(line))
-        self._open: tuple[str, int, int] | None = None  # tag, depth, start offset
+        self._open: tuple[str, int, int, str] | None = None  # tag, depth, start offset, class
 
     def _offset(self) -> int:
         line, col = self.getpos()
@@ -57,17 +61,18 @@ class _Finder(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self._open is not None:
-            name, depth, start = self._open
+            name, depth, start, cls = self._open
             if tag == name:
-                self._open = (name, depth + 1, start)
+                self._open = (name, depth + 1, start, cls)
             return
         classes = next((v or "" for k, v in attrs if k == "class"), "").split()
-        if self.cls in classes:
+        cls = next((c for c in self.classes if c in classes), None)
+        if cls is not None:
             start = self._offset()
             if tag in _VOID:
-                self.found.append(self.html[start : start + len(self.get_starttag_text() or "")])
+                self.found[cls].append(Markup(self.html[start : start + len(self.get_starttag_text() or "")]))
             else:
-                self._open = (tag, 1, start)
+                self._open = (tag, 1, start, cls)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self._open is None:
@@ -76,21 +81,26 @@ class _Finder(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if self._open is None or tag != self._open[0]:
             return
-        name, depth, start = self._open
+        name, depth, start, cls = self._open
         if depth > 1:
-            self._open = (name, depth - 1, start)
+            self._open = (name, depth - 1, start, cls)
             return
         end = self.html.index(">", self._offset()) + 1
-        self.found.append(self.html[start:end])
+        self.found[cls].append(Markup(self.html[start:end]))
         self._open = None
 
 
-def fragments(html: str, cls: str) -> list[Markup]:
-    """The outer HTML of each element with class ``cls`` in a page evallib made (already escaped: kept as is)."""
-    finder = _Finder(html, cls)
+def find_classes(html: str, *classes: str) -> dict[str, list[Markup]]:
+    """The outer HTML of each element with each class, in a page evallib made (already escaped: kept as is)."""
+    finder = _Finder(html, classes)
     finder.feed(html)
     finder.close()
-    return [Markup(f) for f in finder.found]
+    return finder.found
+
+
+def fragments(html: str, cls: str) -> list[Markup]:
+    """The outer HTML of each element with class ``cls`` (see :func:`find_classes`)."""
+    return find_classes(html, cls)[cls]
 
 
 @dataclass(frozen=True)
@@ -133,13 +143,13 @@ def site_paper(entry: SiteEntry) -> str | None:
     r, answer = entry.results, entry.results.get("answer")
     if entry.status != "evaluated" or entry.page is None or not isinstance(answer, dict):
         return None
-    page = entry.page.read_text(encoding="utf-8")
-    summary = fragments(page, "summary")
+    found = find_classes(entry.page.read_text(encoding="utf-8"), "summary", PRIMARY_TREND, "attribution")
+    summary = found["summary"]
     if not summary:
         return None  # a page made before summaries were published whole
     start = _month(r.get("intervention_start", ""))
     parts = []
-    figure = fragments(page, PRIMARY_TREND)
+    figure = found[PRIMARY_TREND]
     if figure:
         parts.append(
             Part(
@@ -154,21 +164,20 @@ def site_paper(entry: SiteEntry) -> str | None:
     scale = str(answer.get("scale", ""))
     mde = mde_words(answer.get("minimum_detectable_effect"), "percentage_points" if is_points(scale) else "log")
     if mde:
-        parts.append(
-            Part(
-                "What the design could have detected",
-                [
-                    f"{cap(mde)}. A real change smaller than that could go unseen, so 'no clear effect' is not "
-                    "evidence that the care model did nothing."
-                ],
-            )
+        why = (
+            "A real change smaller than that could go unseen, so 'no clear effect' is not evidence that the care "
+            "model did nothing."
+            if answer.get("conclusion") == "no clear effect"
+            else "Changes of that size or larger were likely to be found; the interval above says how large this "
+            "one may be."
         )
+        parts.append(Part("What the design could have detected", [f"{cap(mde)}. {why}"]))
     sid = entry.site_id
     return _paper(
         str(r.get("site_name") or sid),
         f"{sid} \u00b7 {r.get('care_model', '')} \u00b7 started {start}",
         parts,
-        fragments(page, "attribution"),
+        found["attribution"],
         f"Every method, check and figure behind this paper is in the full report, {sid}.html on the published "
         f"site, with the site's results in downloads/{sid}.json.",
         summary=summary[0],
@@ -178,7 +187,7 @@ def site_paper(entry: SiteEntry) -> str | None:
 def programme_paper(page: Path) -> str | None:
     """The programme's board paper (HTML) from its verified page; None when the page has none of its parts."""
     html = page.read_text(encoding="utf-8")
-    found = {cls: fragments(html, cls) for cls in ("board-overview", "board-pooled", "board-nhse")}
+    found = find_classes(html, "board-overview", "board-pooled", "board-nhse", "attribution")
     if not found["board-pooled"] and not found["board-nhse"]:
         return None
     parts = [
@@ -202,7 +211,7 @@ def programme_paper(page: Path) -> str | None:
         "New care models: the programme",
         "every evaluated site, pooled by care model",
         parts,
-        fragments(html, "attribution"),
+        found["attribution"],
         "Every site's effect (a forest plot), growth since the baseline year and each site's report are on the "
         "published site: programme.html and index.html.",
     )
@@ -214,6 +223,14 @@ class Papers:
 
     sites: frozenset[str] = frozenset()
     programme: bool = False
+
+
+def _plain_file(path: Path) -> bool:
+    """A regular file reached through no link (a planted link must never bring another file into the site)."""
+    try:
+        return all(not p.is_symlink() for p in (path, *path.parents[:2])) and stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def make_papers(
@@ -243,7 +260,7 @@ def make_papers(
     for key, name, html in wanted:
         (folder / f"{key}.html").write_text(html, encoding="utf-8")
         old_html, old_pdf = previous / SOURCES / f"{key}.html", previous / name
-        if old_pdf.is_file() and old_html.is_file() and old_html.read_text(encoding="utf-8") == html:
+        if _plain_file(old_pdf) and _plain_file(old_html) and old_html.read_text(encoding="utf-8") == html:
             shutil.copyfile(old_pdf, staging / name)
         else:
             jobs.append((html, staging / name))
