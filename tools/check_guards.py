@@ -28,9 +28,21 @@ MUTANTS = [
     ),
     (
         "evallib/pipeline/lock.py",
-        "                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
-        "                pass",
+        "        lock.acquire(poll_interval=poll)",
+        "        pass",
         "tests/test_faults.py::test_a_second_run_refuses_while_one_holds_the_outputs",
+    ),
+    (
+        "evallib/pipeline/lock.py",
+        '    return text if _HOLDER.fullmatch(text) else "another process"',
+        "    return text",
+        "tests/test_lock_platform.py::test_a_holder_record_that_is_a_link_or_foreign_is_never_echoed",
+    ),
+    (
+        "evallib/reporting/board_paper.py",
+        "        if _plain_file(old_pdf) and _plain_file(old_html)",
+        "        if old_pdf.exists() and old_html.exists()",
+        "tests/test_board_paper.py::test_a_planted_link_in_the_previous_site_is_never_copied_into_the_papers",
     ),
     (
         "evallib/reporting/publishing.py",

@@ -1,4 +1,4 @@
-"""Command line: ``evallib run``, ``evallib validate``, ``evallib make-params``, ``evallib publish``."""
+"""Command line: ``evallib run``, ``evallib validate``, ``evallib make-params``, ``evallib schema``, ``evallib publish``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument(
         "--update", action="store_true", help="regenerate the files nobody edited since generation; keep hand edits"
     )
+    sch = sub.add_parser(
+        "schema", help="write params/params.schema.json, the JSON Schema editors use to check params files as typed"
+    )
+    sch.add_argument("--params-dir", type=Path, default=Path("params"))
+    sch.add_argument("--check", action="store_true", help="exit 1 if the file is missing or out of date")
     cal = sub.add_parser(
         "calibrate",
         help="the calibration study: every comparison area as a fake site, every estimator; writes "
@@ -121,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"wrote {len(written)} params file(s) under {args.params_dir}/ (hand-edited files kept unless --overwrite)"
             )
+            return 0
+        if args.command == "schema":
+            from evallib.protocol.schema import SCHEMA_NAME, schema_text, write_schema
+
+            target = args.params_dir / SCHEMA_NAME
+            if args.check:
+                current = target.is_file() and target.read_text(encoding="utf-8") == schema_text()
+                print(f"{target} is {'up to date' if current else 'out of date: run `evallib schema`'}")
+                return 0 if current else 1
+            print(f"wrote {write_schema(args.params_dir)}")
             return 0
         if args.command == "calibrate":
             from evallib.pipeline.calibrate import run_calibration

@@ -49,17 +49,21 @@ import numpy as np
 import pandas as pd
 
 from evallib.protocol.params import COVID_START, PRIMARY_ESTIMATORS, SiteProtocol
+from evallib.protocol.schema import MODELINE, write_schema
 from evallib.sources.areas import harmonise, resolve
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.registry import Site, load_registry
 
-_HEADER = """\
+_HEADER = (
+    MODELINE
+    + """
 # Analysis protocol for {site_id}: {name}
 # Generated from the site registry (evallib make-params), then open to hand edits.
 # Written before results are seen: change the outcome, windows or comparison
 # rule only with a recorded reason in `notes`. Quote every code and month.
 # generated-content: {digest}
 """
+)
 _DIGEST = re.compile(r"^# generated-content: ([0-9a-f]{64})$", re.MULTILINE)
 
 CCG_DATA = "mar_commissioner_2008_2019"
@@ -273,6 +277,7 @@ def write_params(root: Path, *, overwrite: bool = False, update: bool = False) -
     (replace the files nobody has edited since they were generated).
     """
     written = []
+    write_schema(root)  # the schema the files' first line points editors at
     estimators = chosen_estimators(root)
     for site in load_registry():
         folder = root / ("vanguards" if site.site_type == "vanguard" else "ics")

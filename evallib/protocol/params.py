@@ -48,6 +48,15 @@ PRIMARY_ESTIMATORS = (
     "synthetic_control",
     "synthetic_did",
 )
+#: Whole-number fields: (default, lowest, highest). Validation and the JSON Schema (``protocol/schema.py``) read these.
+INT_FIELDS: dict[str, tuple[int, int, int]] = {
+    "min_pre_periods": (12, 3, 600),
+    "min_post_periods": (6, 1, 600),
+    "n_placebo_draws": (999, 19, bounds.MAX_PLACEBO_DRAWS),
+    "seed": (2015, 0, 2**32 - 1),
+}
+#: The longest site name (one line).
+MAX_SITE_NAME = 200
 COVID_START = pd.Timestamp("2020-03-01")
 _SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
@@ -176,8 +185,10 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         )
     source = f"{source} (site {site_id})"
     name = text_field(m, source, "site_name")
-    if not name.strip() or "\n" in name or len(name) > 200:
-        raise field_error(source, "site_name", "must be one line of 1-200 characters", "Shorten or fill in the name.")
+    if not name.strip() or "\n" in name or len(name) > MAX_SITE_NAME:
+        raise field_error(
+            source, "site_name", f"must be one line of 1-{MAX_SITE_NAME} characters", "Shorten or fill in the name."
+        )
     if bounds.name_problem(name):
         raise field_error(source, "site_name", bounds.name_problem(name) or "", "Remove it.")
     secondary = m.get("secondary_outcomes", [])
@@ -211,10 +222,10 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         comparison_include=codes_field(m, source, "comparison_include", required=False),
         comparison_exclude=codes_field(m, source, "comparison_exclude", required=False),
         type1_comparators_only=flag,
-        min_pre_periods=int_field(m, source, "min_pre_periods", 12, 3, 600),
-        min_post_periods=int_field(m, source, "min_post_periods", 6, 1, 600),
-        n_placebo_draws=int_field(m, source, "n_placebo_draws", 999, 19, bounds.MAX_PLACEBO_DRAWS),
-        seed=int_field(m, source, "seed", 2015, 0, 2**32 - 1),
+        min_pre_periods=int_field(m, source, "min_pre_periods", *INT_FIELDS["min_pre_periods"]),
+        min_post_periods=int_field(m, source, "min_post_periods", *INT_FIELDS["min_post_periods"]),
+        n_placebo_draws=int_field(m, source, "n_placebo_draws", *INT_FIELDS["n_placebo_draws"]),
+        seed=int_field(m, source, "seed", *INT_FIELDS["seed"]),
         notes=text_field(m, source, "notes", default="", max_len=bounds.MAX_NOTES),
         secondary_analyses=secondary_analyses_field(m, source),
         not_evaluable_reason=text_field(m, source, "not_evaluable_reason", default="", max_len=bounds.MAX_NOTES),

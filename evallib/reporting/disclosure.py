@@ -91,11 +91,11 @@ def count_series_policy(values: Iterable[float]) -> str:
     return "withheld" if any(is_small(v) for v in vals) else "indexed"
 
 
-def withheld_note(what: str) -> Markup:
+def withheld_note(what: str, cls: str = "") -> Markup:
     """The note shown in place of a figure of small counts (from its template, ``what`` escaped)."""
     from evallib.reporting.templating import render
 
-    return render("withheld.html.j2", what=what)
+    return render("withheld.html.j2", what=what, cls=cls)
 
 
 def its_count_figure(result: ITSResult, *, title: str, alt: str, counts: pd.Series | None = None) -> Markup:

@@ -21,6 +21,8 @@ from evallib.reporting.words import p_text
 from evallib.vocabulary import outcome_label, plural, unit_plural
 
 EMPTY = HTMLBlock("")
+#: Class of the primary outcome's trend figure (or its withheld note): the figure a board paper shows.
+PRIMARY_TREND = "primary-trend"
 
 
 def _period(ev: SiteEvaluation) -> str:
@@ -96,10 +98,11 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
     if not ev.evaluable:
         return EMPTY
     figures = []
-    for a in ev.analyses:
+    for i, a in enumerate(ev.analyses):
         counts = a.site_counts if a.site_counts is not None else a.its.observed
+        cls = PRIMARY_TREND if i == 0 else ""  # the primary outcome's figure: the one a board paper shows
         if not a.is_proportion and count_series_policy(counts) == "withheld":
-            figures.append(withheld_note(f"{a.label} trend"))
+            figures.append(withheld_note(f"{a.label} trend", cls))
             continue
         fig = plots.plot_trends(
             a.trends,
@@ -108,7 +111,7 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
             title=f"{cap(a.label)}: {ev.protocol.site_id} vs comparison pool",
             site_label=f"{ev.protocol.site_id} ({plural(len(a.coverage.treated_used), a.coverage.unit_kind)})",
         )
-        figures.append(figure_html(fig, f"{a.label} over time, site against comparison pool"))
+        figures.append(figure_html(fig, f"{a.label} over time, site against comparison pool", cls))
     a0 = ev.analyses[0]
     html = render(
         "trends.html.j2",

@@ -24,6 +24,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from evallib.reporting.board_paper import PAPER_SUFFIX, link_papers, make_papers
 from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
 from evallib.reporting.glossary import GLOSSARY
 from evallib.reporting.publishing import (
@@ -264,8 +265,9 @@ def build_site(
     problems: list[str] | None = None,
 ) -> Path:
     """Write ``outputs/site/``: ``index.html``, one page per verified site report, the programme page, the
-    downloads with their data dictionary, the "how to read" page and the calibration study (from the
-    project's ``params/calibration.csv``, when ``root`` is given).
+    downloads with their data dictionary, the "how to read" page, the calibration study (from the
+    project's ``params/calibration.csv``, when ``root`` is given) and a board paper (PDF) per evaluated site and
+    for the programme (:mod:`evallib.reporting.board_paper`; skipped with a problem line without Chromium).
 
     Sites are chosen by :func:`evallib.reporting.publishing.collect_sites` (``expected`` from the current
     params files: removed and draft sites are left out, stale ones shown without numbers). Every page and
@@ -295,7 +297,11 @@ def build_site(
             if e.page is not None:
                 shutil.copyfile(e.page, staging / f"{e.site_id}.html")
             counts[e.status] = counts.get(e.status, 0) + 1
+        papers = make_papers(staging, entries, programme=programme is not None, previous=site, problems=problems)
+        link_papers(staging, papers)
         rows = [index_row(e) for e in entries]
+        for row in rows:
+            row["paper"] = f"{row['site_id']}{PAPER_SUFFIX}" if row["site_id"] in papers.sites else ""
         parquet = write_downloads(staging, entries)
         try:
             calibration = calibration_context(root)
@@ -306,6 +312,7 @@ def build_site(
             "programme_link": programme is not None,
             "calibration_link": calibration is not None,
             "parquet": parquet,
+            "programme_paper": papers.programme,
         }
         if calibration is not None:
             _write(

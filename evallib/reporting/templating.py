@@ -63,6 +63,8 @@ def figure_src(fig: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def figure_html(fig: Figure, alt: str) -> Markup:
-    """An embedded figure with its alternative text (escaped)."""
-    return render("figure.html.j2", src=figure_src(fig), alt=alt)
+def figure_html(fig: Figure, alt: str, cls: str = "") -> Markup:
+    """An embedded figure with its alternative text (escaped); ``cls`` adds a class (e.g. the figure a board
+    paper takes from the report).
+    """
+    return render("figure.html.j2", src=figure_src(fig), alt=alt, cls=cls)
