@@ -22,7 +22,7 @@ from evallib.errors import ParamsError
 from evallib.pipeline.cli import main as cli_main
 from evallib.protocol import bounds
 from evallib.protocol.generator import to_yaml, write_params
-from evallib.protocol.params import _NOTEBOOK_ONLY, _REQUIRED, PARAMETER_NAMES, SiteProtocol
+from evallib.protocol.params import NOTEBOOK_ONLY_FIELDS, PARAMETER_NAMES, REQUIRED_FIELDS, SiteProtocol
 from evallib.protocol.safe_yaml import read_params_file
 from evallib.protocol.schema import MODELINE, ONE_LINE, SCHEMA_NAME, params_schema, schema_text
 
@@ -60,8 +60,8 @@ def test_schema_check_fails_when_out_of_date_and_schema_writes_it(
 
 def test_the_schema_has_validations_fields_required_fields_and_choices() -> None:
     schema = params_schema()
-    assert list(schema["properties"]) == [*PARAMETER_NAMES, *_NOTEBOOK_ONLY]
-    assert schema["required"] == list(_REQUIRED) and schema["additionalProperties"] is False
+    assert list(schema["properties"]) == [*PARAMETER_NAMES, *NOTEBOOK_ONLY_FIELDS]
+    assert schema["required"] == list(REQUIRED_FIELDS) and schema["additionalProperties"] is False
     assert all(p.get("description") for p in schema["properties"].values())
 
 

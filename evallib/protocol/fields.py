@@ -26,7 +26,7 @@ LAYOUTS: tuple[Literal["long", "wide"], ...] = ("long", "wide")
 #: A text field's allowed values (a tuple of literals): the field is typed as one of them.
 _Choice = TypeVar("_Choice", bound=str)
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
-_CODE = re.compile(r"^[A-Za-z0-9]{2,10}$")
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def codes_field(m: dict[str, Any], source: str, name: str, *, required: bool) ->
                 f"is the number {c!r}, not a code",
                 "Quote every code: YAML reads 00123 as octal 83 and 007 as 7.",
             )
-        if not _CODE.match(c):
+        if not CODE_PATTERN.match(c):
             raise field_error(
                 source, f"{name}[{i}]", f"is {c!r}", "Organisation codes are 2-10 letters and digits (ODS codes)."
             )

@@ -58,7 +58,7 @@ INT_FIELDS: dict[str, tuple[int, int, int]] = {
 #: The longest site name (one line).
 MAX_SITE_NAME = 200
 COVID_START = pd.Timestamp("2020-03-01")
-_SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+SITE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
 _NOT_PARAMETERS = ("source_file", "departures")
@@ -156,14 +156,14 @@ def _plain(v: Any) -> Any:
 
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SiteProtocol) if f.name not in _NOT_PARAMETERS)
-_REQUIRED = tuple(f.name for f in fields(SiteProtocol) if f.default is MISSING and f.default_factory is MISSING)
-_NOTEBOOK_ONLY = ("output_dir",)
+REQUIRED_FIELDS = tuple(f.name for f in fields(SiteProtocol) if f.default is MISSING and f.default_factory is MISSING)
+NOTEBOOK_ONLY_FIELDS = ("output_dir",)
 
 
 def _validate(m: Any, source: str) -> SiteProtocol:
     if not isinstance(m, dict):
         raise ParamsError(f"{source}: a params file must be a YAML mapping of field: value, got {type(m).__name__}")
-    unknown = sorted(set(m) - set(PARAMETER_NAMES) - set(_NOTEBOOK_ONLY))
+    unknown = sorted(set(m) - set(PARAMETER_NAMES) - set(NOTEBOOK_ONLY_FIELDS))
     if unknown:
         raise field_error(
             source,
@@ -171,11 +171,11 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             "is not a known field (misspelt?)",
             f"Allowed fields: {', '.join(PARAMETER_NAMES)}.",
         )
-    missing = [n for n in _REQUIRED if n not in m]
+    missing = [n for n in REQUIRED_FIELDS if n not in m]
     if missing:
-        raise field_error(source, missing[0], "is missing", f"Required fields: {', '.join(_REQUIRED)}.")
+        raise field_error(source, missing[0], "is missing", f"Required fields: {', '.join(REQUIRED_FIELDS)}.")
     site_id = text_field(m, source, "site_id")
-    if not _SITE_ID.match(site_id):
+    if not SITE_ID_PATTERN.match(site_id):
         raise field_error(
             source, "site_id", f"is {site_id!r}", "Use letters, digits, '-' or '_' (it names the output folder)."
         )

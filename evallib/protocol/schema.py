@@ -20,19 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from evallib.protocol import bounds
-from evallib.protocol.fields import _CODE, MEASURES
+from evallib.protocol.fields import CODE_PATTERN, MEASURES
 from evallib.protocol.params import (
-    _NOTEBOOK_ONLY,
-    _REQUIRED,
-    _SITE_ID,
     CARE_MODELS,
     CONFIDENCE,
     DIRECTIONS,
     INT_FIELDS,
     MAX_SITE_NAME,
+    NOTEBOOK_ONLY_FIELDS,
     PARAMETER_NAMES,
     POOL_RULES,
     PRIMARY_ESTIMATORS,
+    REQUIRED_FIELDS,
+    SITE_ID_PATTERN,
     SITE_TYPES,
 )
 from evallib.sources.bundled import BUNDLED
@@ -109,7 +109,7 @@ def _name(max_len: int = bounds.MAX_NAME) -> dict[str, Any]:
 
 
 def _codes() -> dict[str, Any]:
-    code = {"type": "string", "pattern": _CODE.pattern}
+    code = {"type": "string", "pattern": CODE_PATTERN.pattern}
     return {"oneOf": [code, {"type": "array", "items": code, "maxItems": bounds.MAX_CODES, "uniqueItems": True}]}
 
 
@@ -153,7 +153,7 @@ def params_schema() -> dict[str, Any]:
     """The JSON Schema of a params file, from the definitions validation uses."""
     reserved = "|".join(_any_case(w) for w in sorted(bounds.RESERVED_SITE_IDS))
     props: dict[str, Any] = {
-        "site_id": {"type": "string", "pattern": _SITE_ID.pattern, "not": {"pattern": f"^(?:{reserved})$"}},
+        "site_id": {"type": "string", "pattern": SITE_ID_PATTERN.pattern, "not": {"pattern": f"^(?:{reserved})$"}},
         "site_name": _text(MAX_SITE_NAME, minLength=1, allOf=[{"pattern": ONE_LINE}, {"pattern": "\\S"}]),
         "site_type": {"enum": list(SITE_TYPES)},
         "care_model": {"enum": list(CARE_MODELS)},
@@ -191,9 +191,9 @@ def params_schema() -> dict[str, Any]:
         props[name] = {"type": "string", "pattern": MONTH}
     for name, (default, lo, hi) in INT_FIELDS.items():
         props[name] = {"type": "integer", "minimum": lo, "maximum": hi, "default": default}
-    for name in _NOTEBOOK_ONLY:
+    for name in NOTEBOOK_ONLY_FIELDS:
         props[name] = {}
-    ordered = {n: {"description": HELP[n], **props[n]} for n in (*PARAMETER_NAMES, *_NOTEBOOK_ONLY)}
+    ordered = {n: {"description": HELP[n], **props[n]} for n in (*PARAMETER_NAMES, *NOTEBOOK_ONLY_FIELDS)}
     return {
         "$schema": DRAFT,
         "title": "evallib site params file (an analysis protocol)",
@@ -201,7 +201,7 @@ def params_schema() -> dict[str, Any]:
         "checks what needs several fields or the data (windows in order, codes present in the data).",
         "type": "object",
         "properties": ordered,
-        "required": list(_REQUIRED),
+        "required": list(REQUIRED_FIELDS),
         "additionalProperties": False,
         "$defs": {"own_file": _own_file()},
     }
