@@ -21,7 +21,8 @@ real data. The others are reported beside it, and the findings say where they di
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,8 @@ ESTIMATOR_LABELS = {
     "synthetic_control": "synthetic control",
     "synthetic_did": "synthetic difference-in-differences",
 }
+#: A percentage's scales once labelled: an estimator fitted on the percentage's own scale gives points.
+PERCENT_SCALES = {"level": "percentage_points", "level_per_year": "percentage_points_per_year"}
 #: Donors for the synthetic control: the comparison units most like the site before the start.
 SYNTH_DONORS = 40
 #: Placebo draws for the costlier estimators when several units are treated.
@@ -83,6 +86,31 @@ class DesignData:
     seed: int = 2015
     outcome: str = ""
     periods_per_year: int = 12
+
+    @property
+    def treated_units(self) -> list[str]:
+        return sorted(self.long.loc[self.long["treated"] == 1, "unit"].unique())
+
+    @property
+    def comparison_units(self) -> list[str]:
+        return sorted(self.long.loc[self.long["treated"] == 0, "unit"].unique())
+
+    def restricted_to(self, units: Iterable[str]) -> DesignData:
+        """The same design on these units only (another comparison set: the treated units are named too)."""
+        keep = set(units)
+        return replace(
+            self, long=self.long[self.long["unit"].isin(keep)], counts=self.counts[self.counts["unit"].isin(keep)]
+        )
+
+    def with_fake_start(self, fake: pd.Timestamp) -> DesignData:
+        """The pre-period alone with the start moved to ``fake`` (a placebo in time: no effect can exist there)."""
+
+        def cut(frame: pd.DataFrame) -> pd.DataFrame:
+            pre = frame[frame["post"] == 0].copy()
+            pre["post"] = (pre["period"] >= fake).astype(int)
+            return pre
+
+        return replace(self, long=cut(self.long), counts=cut(self.counts), start=fake)
 
 
 _ROLES = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
@@ -178,6 +206,38 @@ _FITS = {
 def fit_headline(name: str, data: DesignData) -> Headline:
     """Fit one headline estimator by name (see :data:`HEADLINE_ESTIMATORS`)."""
     return _FITS[name](data)
+
+
+def leave_one_out(name: str, data: DesignData) -> pd.Series:
+    """The estimator's point estimate refitted without each comparison unit in turn, indexed by that unit.
+
+    Estimates only (no placebo inference: the check reads their signs), on the log scale for proportional
+    effects. The DiD is a difference of mean changes (closed form); synthetic DiD refits every set of
+    weights in one batch (:meth:`~evallib.methods.sdid.SyntheticDiD.leave_one_out`); any other estimator
+    is refitted once per comparison unit.
+    """
+    treated, comparators = data.treated_units, data.comparison_units
+    if name in ("did", "did_studentized"):  # the studentized test shares the DiD's estimate
+        wide = data.long.pivot(index="period", columns="unit", values="value")
+        y = np.log(wide) if data.transform == "log" else wide
+        post = y.index >= data.start
+        change = y[post].mean() - y[~post].mean()
+        comp = change[comparators]
+        return change[treated].mean() - (comp.sum() - comp) / (len(comp) - 1)
+    if name == "synthetic_did":
+        return SyntheticDiD(**_ROLES, transform=data.transform, outcome_label=data.outcome).leave_one_out(  # type: ignore[arg-type]
+            data.long
+        )
+    one = replace(data, n_draws=1)  # one random draw when several units are treated: the estimate is all we read
+    return pd.Series(
+        {
+            u: on_log_scale(
+                fit_headline(name, one.restricted_to([*treated, *(c for c in comparators if c != u)])).row
+            ).estimate
+            for u in comparators
+        },
+        name="estimate",
+    )
 
 
 def fit_headlines(data: DesignData, names: tuple[str, ...] = HEADLINE_ESTIMATORS) -> dict[str, Headline]:

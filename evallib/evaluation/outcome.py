@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from evallib.evaluation.coverage import Coverage, analysis_frame, outcome_label
-from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
+from evallib.evaluation.estimators import HEADLINE_ESTIMATORS, PERCENT_SCALES, DesignData, Headline, fit_headlines
 from evallib.evaluation.robustness import Robustness, check_robustness
+from evallib.evaluation.verdict import PRETREND_ALPHA
 from evallib.evaluation.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
 from evallib.methods.did import DiDResult, pretrend_test
 from evallib.methods.event_study import EventStudy, EventStudyResult
@@ -31,8 +32,6 @@ from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
 
-#: Pre-trend p-values below this are reported as evidence of diverging trends.
-PRETREND_ALPHA = 0.05
 #: Estimators fitted for secondary outcomes (the primary outcome gets every headline estimator).
 SECONDARY_ESTIMATORS = ("did", "did_studentized", "rate_ratio")
 
@@ -280,19 +279,18 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         es = event_study
         leads = {} if es is None else {e: r.estimate for e, r in zip(es.event_times, es.rows, strict=True) if e < 0}
         sc = headline.get("synthetic_control")
+        # Every check re-fits the estimator the answer comes from (the studentized DiD for a volatile site).
         robust = check_robustness(
-            protocol,
-            outcome=outcome,
-            main=analysis.main.row,
+            main=analysis.main,
+            design=design,
             coverage=cov,
             is_proportion=is_prop,
             values=unit_values if measure == "rate" else values,
-            long=long,
             site_series=site_series,
             leads={**leads, es.reference: 0.0} if es is not None else None,
             n_post_bins=0 if es is None else sum(e >= 0 for e in es.event_times),
             synth=None if sc is None else sc.result,
-            inference="placebo_studentized" if volatile else "placebo_in_space",
+            pretrend=pretrend,
         )
         analysis = replace(analysis, robustness=robust)
     return analysis
@@ -367,15 +365,12 @@ def _with_scale(row: Estimate, scale: str) -> Estimate:
     return Estimate(**{**row.__dict__, "scale": scale})
 
 
-_PERCENT_SCALES = {"level": "percentage_points", "level_per_year": "percentage_points_per_year"}
-
-
 def _rescale_headline(h: Headline) -> Headline:
     """A headline estimate of a percentage (fitted on its own scale) labelled in percentage points."""
-    return replace(h, row=_with_scale(h.row, _PERCENT_SCALES.get(h.row.scale, h.row.scale)))
+    return replace(h, row=_with_scale(h.row, PERCENT_SCALES.get(h.row.scale, h.row.scale)))
 
 
 def _rescale_its(its: ITSResult) -> ITSResult:
     """Label an ITS of a percentage (fitted on its own scale) in percentage points."""
-    rows = tuple(_with_scale(r, _PERCENT_SCALES.get(r.scale, r.scale)) for r in its.rows)
+    rows = tuple(_with_scale(r, PERCENT_SCALES.get(r.scale, r.scale)) for r in its.rows)
     return ITSResult(**{**its.__dict__, "rows": rows})

@@ -89,8 +89,6 @@ def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
 
 
 _QUANTITY = {
-    "did_twfe_placebo_in_time": "placebo in time (fake start)",
-    "did_twfe_matched": "DiD, 10 matched comparators",
     "synthetic_control_outcome": "synthetic control (mean gap)",
     "synthetic_control_nested": "synthetic control (mean gap)",
     "its_controlled_difference": "controlled ITS (model-based)",
@@ -123,8 +121,16 @@ def _term(term: str, period: str) -> str:
     return _TERMS.get(term, term.replace("_", " "))
 
 
+#: Robustness rows: the primary estimator's method with one of these endings (evaluation/robustness.py).
+_CHECKS = {"_placebo_in_time": "placebo in time (fake start)", "_matched": "10 matched comparators"}
+
+
 def quantity(r: Estimate, period: str = "month") -> str:
     """What a tidy row estimates, in words."""
+    for ending, words in _CHECKS.items():
+        if r.method.endswith(ending):
+            base = r.method.removesuffix(ending)
+            return f"{_QUANTITY.get(base, base.replace('_', ' '))}, {words}"
     if r.method.startswith("did_callaway_santanna"):
         return r.term
     if r.method.startswith("its"):

@@ -147,8 +147,8 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
         rb = prim.robustness
         if rb is not None and rb.verdict == "confirmed":
             robust = (
-                "confirmed: every check that could run (other comparison sets, a fake start, dropping comparators) "
-                "agrees with it."
+                f"confirmed: every check of {rb.estimator_label} that could run (other comparison sets, a fake start, "
+                "dropping comparators, the pre-trend test) agrees with it."
             )
         elif rb is not None and rb.verdict == "not confirmed":
             names_ = ", ".join(c.name for c in rb.disagreements)
