@@ -82,8 +82,8 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
     c = a.coverage
     cls, symbol = marker(ans.direction)
     verdict = {
-        "confirmed": "confirmed: every check that could run (other comparison sets, a fake start, dropping "
-        "comparators) agrees with the primary estimate.",
+        "confirmed": "confirmed: every check that could run (re-fits of the primary estimator on other comparison "
+        "sets, with a fake start, dropping comparators; the pre-trend test) agrees with the primary estimate.",
         "not confirmed": "not confirmed: "
         + ", ".join(x.name for x in (a.robustness.disagreements if a.robustness else ()))
         + " disagree(s) with it, so treat it with caution.",
