@@ -53,10 +53,10 @@ INFERENCE_LABELS = {
     "model_based": "model-based",
     "ar1_reml_bootstrap_t": "AR(1) errors, bootstrap-t",
 }
+#: Robustness rows: the answer's estimator's method with one of these endings (evaluation/site/robustness.py).
+CHECK_LABELS = {"_placebo_in_time": "placebo in time (fake start)", "_matched": "10 matched comparators"}
 #: What the ``method`` of a tidy row estimates, in words (the estimates table).
 METHOD_LABELS = {
-    "did_twfe_placebo_in_time": "placebo in time (fake start)",
-    "did_twfe_matched": "DiD, 10 matched comparators",
     "synthetic_control_outcome": "synthetic control (mean gap)",
     "synthetic_control_nested": "synthetic control (mean gap)",
     "its_controlled_difference": "controlled ITS (model-based)",

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from evallib.evaluation.site.robustness import Robustness, _judge
+from evallib.evaluation.site.robustness import Robustness
+from evallib.evaluation.site.verdict import judge
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import relative_magnitudes
 
@@ -45,52 +46,53 @@ def test_parallel_trends_sensitivity_is_reported_beside_the_verdict_not_judged()
     # Leads whose largest change (0.08) accumulated over three years (bias 0.16 per Mbar) overturns the
     # interval's near end (0.10) below Mbar = 1: reported with a caution, the verdict still confirmed.
     rm = relative_magnitudes({-2: 0.08, -1: 0.0}, n_post_periods=3, ci_low=-0.30, ci_high=-0.10)
-    checks = _judge(MAIN, QUIET_FAKE_START, STABLE, _row(-0.15, -0.4, 0.1, 0.3), None, rm, n_comparators=60)
+    checks = judge(MAIN, QUIET_FAKE_START, STABLE, _row(-0.15, -0.4, 0.1, 0.3), None, rm, n_comparators=60)
     assert _status(checks, "parallel-trends sensitivity") == "reported"
     rb = _verdict(MAIN, checks)
     assert rb.verdict == "confirmed"
     assert "0.62 times the largest pre-period one" in rb.sensitivity_words
     assert "rests on trends staying parallel" in rb.sensitivity_words
     robust = relative_magnitudes({-2: 0.01, -1: 0.0}, n_post_periods=3, ci_low=-0.30, ci_high=-0.10)
-    words = _verdict(MAIN, _judge(MAIN, None, STABLE, None, None, robust, n_comparators=60)).sensitivity_words
+    words = _verdict(MAIN, judge(MAIN, None, STABLE, None, None, robust, n_comparators=60)).sensitivity_words
     assert "5.00 times" in words and "rests on" not in words
 
 
 def test_alternative_comparison_sets_are_judged_by_agreement_not_their_own_significance() -> None:
     not_significant_but_agrees = _row(-0.12, -0.35, 0.11, 0.30)
-    checks = _judge(MAIN, QUIET_FAKE_START, STABLE, not_significant_but_agrees, None, None, n_comparators=60)
+    checks = judge(MAIN, QUIET_FAKE_START, STABLE, not_significant_but_agrees, None, None, n_comparators=60)
     assert _status(checks, "10 matched comparators") == "agrees"
     opposite = _row(0.05, 0.01, 0.09, 0.02)
-    checks = _judge(MAIN, QUIET_FAKE_START, STABLE, opposite, None, None, n_comparators=60)
+    checks = judge(MAIN, QUIET_FAKE_START, STABLE, opposite, None, None, n_comparators=60)
     assert _status(checks, "10 matched comparators") == "disagrees"
     rb = _verdict(MAIN, checks)
     assert rb.verdict == "not confirmed" and [c.name for c in rb.disagreements] == ["10 matched comparators"]
     no_overlap = _row(-0.60, -0.70, -0.45, 0.01)
-    assert _status(_judge(MAIN, None, STABLE, no_overlap, None, None, n_comparators=60), "10 matched comparators") == (
+    assert _status(judge(MAIN, None, STABLE, no_overlap, None, None, n_comparators=60), "10 matched comparators") == (
         "disagrees"
     )
 
 
 def test_a_placebo_test_that_cannot_reach_five_percent_is_not_run() -> None:
     # 15 comparators: the smallest attainable p is 1/16 > 0.05, so a fake start could never disagree.
-    checks = _judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=15)
+    checks = judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=15)
     assert _status(checks, "placebo in time") == "not run"
-    assert _status(_judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=19), "placebo in time") == (
+    assert _status(judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=19), "placebo in time") == (
         "agrees"
     )
     fake_effect = _row(-0.10, -0.15, -0.05, 0.01, "did_twfe_placebo_in_time")
-    assert _status(_judge(MAIN, fake_effect, STABLE, None, None, None, n_comparators=60), "placebo in time") == (
+    assert _status(judge(MAIN, fake_effect, STABLE, None, None, None, n_comparators=60), "placebo in time") == (
         "disagrees"
     )
 
 
 def test_checks_that_did_not_run_are_never_counted_as_agreeing() -> None:
-    checks = _judge(MAIN, None, STABLE, None, None, None, n_comparators=60)
+    checks = judge(MAIN, None, STABLE, None, None, None, n_comparators=60)
     assert {c.name: c.status for c in checks} == {
         "placebo in time": "not run",
         "leave one comparator out": "agrees",
         "10 matched comparators": "not run",
         "synthetic control": "not run",
+        "pre-trend test": "not run",
         "parallel-trends sensitivity": "not run",
     }
     assert _verdict(MAIN, checks).sensitivity_words == ""
@@ -98,7 +100,7 @@ def test_checks_that_did_not_run_are_never_counted_as_agreeing() -> None:
 
 def test_a_null_result_is_never_confirmed() -> None:
     null = _row(-0.02, -0.12, 0.08, 0.60)
-    checks = _judge(null, QUIET_FAKE_START, STABLE, _row(-0.03, -0.2, 0.1, 0.7), None, None, n_comparators=60)
+    checks = judge(null, QUIET_FAKE_START, STABLE, _row(-0.03, -0.2, 0.1, 0.7), None, None, n_comparators=60)
     rb = _verdict(null, checks)
     assert rb.verdict == "no clear effect"
     assert _status(checks, "leave one comparator out") == "not run"
@@ -107,7 +109,7 @@ def test_a_null_result_is_never_confirmed() -> None:
 
 def test_one_comparator_that_flips_the_sign_disagrees() -> None:
     flips = pd.Series([-0.22, -0.19, 0.01])
-    assert _status(_judge(MAIN, None, flips, None, None, None, n_comparators=60), "leave one comparator out") == (
+    assert _status(judge(MAIN, None, flips, None, None, None, n_comparators=60), "leave one comparator out") == (
         "disagrees"
     )
 
@@ -122,7 +124,7 @@ def test_sensitivity_words_never_report_a_breakdown_that_was_not_measured(lo: fl
     # bound was computed for.
     main = _row(-0.2, lo, hi, 0.01)
     rm = relative_magnitudes({-2: 0.05, -1: 0.0}, n_post_periods=3, ci_low=lo, ci_high=hi)
-    checks = _judge(main, None, pd.Series([-0.2, -0.19]), None, None, rm, n_comparators=60)
+    checks = judge(main, None, pd.Series([-0.2, -0.19]), None, None, rm, n_comparators=60)
     rb = Robustness("y", main, None, (math.nan, math.nan), None, None, None, None, checks=checks, sensitivity=rm)
     assert "0.0 times" not in rb.sensitivity_words
 
@@ -133,7 +135,7 @@ def test_sensitivity_words_do_not_print_the_same_number_with_and_without_the_cau
     def words(hi: float) -> str:
         main = _row(-0.2, -0.3, hi, 0.01)
         rm = relative_magnitudes({-2: 0.05, -1: 0.0}, n_post_periods=3, ci_low=-0.3, ci_high=hi)
-        checks = _judge(main, None, pd.Series([-0.2, -0.19]), None, None, rm, n_comparators=60)
+        checks = judge(main, None, pd.Series([-0.2, -0.19]), None, None, rm, n_comparators=60)
         return Robustness("y", main, None, (math.nan,) * 2, None, None, None, None, checks=checks).sensitivity_words
 
     above, below = words(-0.104), words(-0.096)

@@ -15,7 +15,7 @@ from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.base.results import Estimate
 from evallib.reporting.templating import figure_html, render
 from evallib.reporting.words import p_text
-from evallib.vocabulary import METHOD_LABELS, TERM_LABELS, inference_label
+from evallib.vocabulary import CHECK_LABELS, METHOD_LABELS, TERM_LABELS, inference_label
 
 __all__ = ["HTMLBlock", "cap", "departures", "describe_effect", "estimate_table", "figure_html", "render"]
 
@@ -102,6 +102,10 @@ def _term(term: str, period: str) -> str:
 
 def quantity(r: Estimate, period: str = "month") -> str:
     """What a tidy row estimates, in words."""
+    for ending, words in CHECK_LABELS.items():
+        if r.method.endswith(ending):
+            base = r.method.removesuffix(ending)
+            return f"{METHOD_LABELS.get(base, base.replace('_', ' '))}, {words}"
     if r.method.startswith("did_callaway_santanna"):
         return r.term
     if r.method.startswith("its"):

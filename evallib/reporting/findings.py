@@ -83,8 +83,8 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
     c = a.coverage
     cls, symbol = marker(ans.direction)
     verdict = {
-        "confirmed": "confirmed: every check that could run (other comparison sets, a fake start, dropping "
-        "comparators) agrees with the primary estimate.",
+        "confirmed": "confirmed: every check that could run (re-fits of the primary estimator on other comparison "
+        "sets, with a fake start, dropping comparators; the pre-trend test) agrees with the primary estimate.",
         "not confirmed": "not confirmed: "
         + ", ".join(x.name for x in (a.robustness.disagreements if a.robustness else ()))
         + " disagree(s) with it, so treat it with caution.",
@@ -148,8 +148,8 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
         rb = prim.robustness
         if rb is not None and rb.verdict == "confirmed":
             robust = (
-                "confirmed: every check that could run (other comparison sets, a fake start, dropping comparators) "
-                "agrees with it."
+                f"confirmed: every check of {rb.estimator_label} that could run (other comparison sets, a fake start, "
+                "dropping comparators, the pre-trend test) agrees with it."
             )
         elif rb is not None and rb.verdict == "not confirmed":
             names_ = ", ".join(c.name for c in rb.disagreements)

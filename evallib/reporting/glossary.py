@@ -49,9 +49,10 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ),
     (
         "Robustness verdict",
-        "Confirmed: every check that could run (other comparison sets, a fake start date, dropping "
-        "each comparator) agrees with the primary estimate. Not confirmed: at least one disagrees. No clear effect: "
-        "there is nothing for the checks to confirm. Beside it, the parallel-trends sensitivity: how many times the "
+        "Confirmed: the primary estimate is clear and every check that could run agrees with it: the primary "
+        "estimator re-fitted on other comparison sets, with a fake start date and dropping each comparator, and "
+        "the pre-trend test finding no diverging trends before the start. Not confirmed: at least one disagrees. "
+        "No clear effect: there is nothing for the checks to confirm. Beside it, the parallel-trends sensitivity: how many times the "
         "largest departure from parallel trends before the start a departure after it would have to be to overturn "
         "the conclusion (below 1: the conclusion rests on trends staying parallel).",
     ),

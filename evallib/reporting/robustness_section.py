@@ -28,6 +28,8 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
     rows = [(a.label, rb.main, a.is_proportion)] + [(a.label, r, a.is_proportion) for r in rb.rows]
     unit = a.coverage.unit_kind
     ctx: dict[str, Any] = {
+        "estimator": rb.estimator_label,
+        "points": a.is_proportion,
         "units": a.coverage.units,
         "unit": unit,
         "table": estimate_table(rows, a.coverage.period_word),

@@ -115,6 +115,8 @@ PUBLISHED_METHODS = {
     "did_event_study_pretrend",
     "did_twfe_matched",
     "did_twfe_placebo_in_time",
+    "did_synthetic_matched",
+    "did_synthetic_placebo_in_time",
 }
 
 

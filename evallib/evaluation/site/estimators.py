@@ -21,19 +21,20 @@ real data. The others are reported beside it, and the findings say where they di
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from evallib.methods.base.arrays import Transform
+from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.did.twfe import DiD, Inference
 from evallib.methods.its.controlled import ControlledITS
 from evallib.methods.synth.control import SyntheticControl
-from evallib.methods.synth.matching import match_comparators
 from evallib.methods.synth.synthetic_did import SyntheticDiD
 from evallib.protocol.params import PRIMARY_ESTIMATORS
 from evallib.vocabulary import ESTIMATOR_LABELS
@@ -41,6 +42,8 @@ from evallib.vocabulary import ESTIMATOR_LABELS
 #: The estimators, in the order reports list them; the first is the default primary estimator. The
 #: protocol layer keeps the same names (``PRIMARY_ESTIMATORS``), which params files may name.
 HEADLINE_ESTIMATORS: tuple[str, ...] = PRIMARY_ESTIMATORS
+#: A percentage's scales once labelled: an estimator fitted on the percentage's own scale gives points.
+PERCENT_SCALES = {"level": "percentage_points", "level_per_year": "percentage_points_per_year"}
 #: Donors for the synthetic control: the comparison units most like the site before the start.
 SYNTH_DONORS = 40
 #: Placebo draws for the costlier estimators when several units are treated.
@@ -57,68 +60,76 @@ class Headline:
 
     @property
     def label(self) -> str:
-        """The estimator's name in words, for reports."""
+        """The estimator's name in words."""
         return ESTIMATOR_LABELS[self.name]
 
 
 @dataclass(frozen=True)
 class DesignData:
-    """What every headline estimator needs for one outcome: the panel with its DiD roles and the counts.
+    """One outcome's design (:class:`~evallib.methods.base.design.Design`, built once) and the settings every
+    headline estimator shares: the scale effects are measured on, the placebo draws and their seed.
 
-    ``long`` has columns ``period, unit, value, treated, post`` (counts, or percentages for a
-    proportion); ``counts`` the same rows with the counts in ``value`` and, for a rate or
-    proportion, its ``exposure``.
+    The checks re-fit an estimator on :meth:`restricted_to` (another comparison set) or :meth:`with_fake_start`
+    (the pre-period alone with a fake start).
     """
 
-    long: pd.DataFrame = field(repr=False)
-    counts: pd.DataFrame = field(repr=False)
-    start: pd.Timestamp
+    design: Design
     transform: Transform = "log"
     n_draws: int = 999
     seed: int = 2015
-    outcome: str = ""
-    periods_per_year: int = 12
 
+    @property
+    def start(self) -> object:
+        """The first period of the follow-up."""
+        return self.design.start
 
-class _Roles(TypedDict):
-    outcome: str
-    unit: str
-    time: str
-    treated: str
-    post: str
+    @property
+    def outcome(self) -> str:
+        """The outcome's name, for result rows."""
+        return self.design.outcome
 
+    @property
+    def periods_per_year(self) -> int:
+        """Periods a year of the data (12 monthly)."""
+        return self.design.periods_per_year
 
-_ROLES: _Roles = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
+    @property
+    def treated_units(self) -> list[str]:
+        """The site's units, sorted."""
+        return list(self.design.treated_units)
+
+    @property
+    def comparison_units(self) -> list[str]:
+        """The comparison pool, sorted."""
+        return list(self.design.comparison_units)
+
+    def restricted_to(self, units: Iterable[str]) -> DesignData:
+        """The same design on these units only (another comparison set: the treated units are named too)."""
+        keep = set(units)
+        return replace(self, design=self.design.subset([u for u in self.design.comparison_units if u in keep]))
+
+    def with_fake_start(self, fake: pd.Timestamp) -> DesignData:
+        """The pre-period alone with the start moved to ``fake`` (a placebo in time: no effect can exist there)."""
+        return replace(self, design=self.design.before(fake))
 
 
 def _did(d: DesignData, inference: Inference) -> Headline:
-    res = DiD(
-        **_ROLES, transform=d.transform, inference=inference, n_draws=d.n_draws, seed=d.seed, outcome_label=d.outcome
-    ).fit(d.long)
+    res = DiD(transform=d.transform, inference=inference, n_draws=d.n_draws, seed=d.seed, outcome_label=d.outcome).fit(
+        d.design
+    )
     name = "did" if inference == "placebo_in_space" else "did_studentized"
     return Headline(name, res.headline, res)
 
 
 def _rate_ratio(d: DesignData) -> Headline:
-    exposure = "exposure" if "exposure" in d.counts.columns else None
     res = PoissonDiD(
-        **_ROLES,
-        exposure=exposure,
-        inference="placebo_in_space",
-        n_draws=min(d.n_draws, COSTLY_DRAWS),
-        seed=d.seed,
-        outcome_label=d.outcome,
-    ).fit(d.counts)
+        inference="placebo_in_space", n_draws=min(d.n_draws, COSTLY_DRAWS), seed=d.seed, outcome_label=d.outcome
+    ).fit(d.design)
     return Headline("rate_ratio", res.headline, res)
 
 
 def _controlled_its(d: DesignData) -> Headline:
     res = ControlledITS(
-        outcome="value",
-        unit="unit",
-        time="period",
-        treated="treated",
-        start=d.start,
         transform=d.transform,
         harmonics=min(2, (d.periods_per_year - 1) // 2),  # none for yearly data, one pair for quarterly
         periods_per_year=d.periods_per_year,
@@ -126,49 +137,30 @@ def _controlled_its(d: DesignData) -> Headline:
         n_draws=d.n_draws,
         seed=d.seed,
         outcome_label=d.outcome,
-    ).fit(d.long)
+    ).fit(d.design)
     return Headline("controlled_its", res.row("mean_post_effect"), res)
 
 
 def _synthetic_control(d: DesignData) -> Headline:
-    wide = d.long.pivot(index="period", columns="unit", values="value")
-    treated = sorted(d.long.loc[d.long["treated"] == 1, "unit"].unique())
-    site = wide[treated].sum(axis=1) if d.transform == "log" else wide[treated].mean(axis=1)
-    pool = wide.drop(columns=treated)
-    pre = wide.index < d.start
-    positive = bool((wide > 0).all().all())
-    n_donors = min(SYNTH_DONORS, pool.shape[1])
-    donors = match_comparators(site[pre], pool.loc[pre], k=n_donors).units if positive else list(pool.columns)
-    frame = pd.concat([site.rename("SITE"), pool[donors]], axis=1)
-    y = np.log(frame) if d.transform == "log" else frame
-    data = y.stack().rename("y").reset_index()
-    data.columns = ["period", "unit", "y"]
     res = SyntheticControl(
-        "y",
-        "unit",
-        "period",
-        "SITE",
-        d.start,
         demean=True,
         seed=d.seed,
         outcome_label=d.outcome,
         scale="log" if d.transform == "log" else "level",
-    ).fit(data)
+        transform=d.transform,
+        donors=SYNTH_DONORS,
+    ).fit(d.design)
     return Headline("synthetic_control", res.headline, res)
 
 
 def _synthetic_did(d: DesignData) -> Headline:
     res = SyntheticDiD(
-        **_ROLES,
-        transform=d.transform,
-        n_draws=min(d.n_draws, COSTLY_DRAWS),
-        seed=d.seed,
-        outcome_label=d.outcome,
-    ).fit(d.long)
+        transform=d.transform, n_draws=min(d.n_draws, COSTLY_DRAWS), seed=d.seed, outcome_label=d.outcome
+    ).fit(d.design)
     return Headline("synthetic_did", res.headline, res)
 
 
-_FITS = {
+_FITS: dict[str, Callable[[DesignData], Headline]] = {
     "did": lambda d: _did(d, "placebo_in_space"),
     "did_studentized": lambda d: _did(d, "placebo_studentized"),
     "rate_ratio": _rate_ratio,
@@ -181,6 +173,36 @@ _FITS = {
 def fit_headline(name: str, data: DesignData) -> Headline:
     """Fit one headline estimator by name (see :data:`HEADLINE_ESTIMATORS`)."""
     return _FITS[name](data)
+
+
+def leave_one_out(name: str, data: DesignData) -> pd.Series:
+    """The estimator's point estimate refitted without each comparison unit in turn, indexed by that unit.
+
+    Estimates only (no placebo inference: the check reads their signs), on the log scale for proportional
+    effects. The DiD is a difference of mean changes (closed form); synthetic DiD refits every set of
+    weights in one batch (:meth:`~evallib.methods.synth.synthetic_did.SyntheticDiD.leave_one_out`); any other
+    estimator is refitted once per comparison unit.
+    """
+    treated, comparators = data.treated_units, data.comparison_units
+    if name in ("did", "did_studentized"):  # the studentized test shares the DiD's estimate
+        wide = data.design.frame()
+        y = np.log(wide) if data.transform == "log" else wide
+        post = data.design.post
+        change = y[post].mean() - y[~post].mean()
+        comp = change[comparators]
+        return change[treated].mean() - (comp.sum() - comp) / (len(comp) - 1)
+    if name == "synthetic_did":
+        return SyntheticDiD(transform=data.transform, outcome_label=data.outcome).leave_one_out(data.design)
+    one = replace(data, n_draws=1)  # one random draw when several units are treated: the estimate is all we read
+    return pd.Series(
+        {
+            u: on_log_scale(
+                fit_headline(name, one.restricted_to([*treated, *(c for c in comparators if c != u)])).row
+            ).estimate
+            for u in comparators
+        },
+        name="estimate",
+    )
 
 
 def fit_headlines(data: DesignData, names: tuple[str, ...] = HEADLINE_ESTIMATORS) -> dict[str, Headline]:

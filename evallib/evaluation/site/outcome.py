@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from evallib.evaluation.site.coverage import Coverage, analysis_frame
-from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, Headline, fit_headlines
+from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, PERCENT_SCALES, DesignData, Headline, fit_headlines
 from evallib.evaluation.site.robustness import Robustness, check_robustness
+from evallib.evaluation.site.verdict import PRETREND_ALPHA
 from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
-from evallib.methods.base.arrays import Transform
+from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, tidy_frame
 from evallib.methods.did.event_study import EventStudy, EventStudyResult
 from evallib.methods.did.rate_ratio import RateRatioResult
@@ -33,8 +34,6 @@ from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
 from evallib.vocabulary import outcome_label
 
-#: Pre-trend p-values below this are reported as evidence of diverging trends.
-PRETREND_ALPHA = 0.05
 #: Estimators fitted for secondary outcomes (the primary outcome gets every headline estimator).
 SECONDARY_ESTIMATORS = ("did", "did_studentized", "rate_ratio")
 
@@ -68,7 +67,7 @@ class OutcomeAnalysis:
 
     @property
     def periods_per_year(self) -> int:
-        """Periods in a year at this outcome's frequency."""
+        """Periods a year of the outcome's data (12 monthly, 4 quarterly, 1 yearly)."""
         return self.coverage.periods_per_year
 
     @property
@@ -84,18 +83,18 @@ class OutcomeAnalysis:
 
     @property
     def did(self) -> DiDResult:
-        """The plain DiD fit (placebo-in-space inference), which every outcome has."""
+        """The plain placebo DiD (fitted for every outcome)."""
         return self.headline["did"].result
 
     @property
     def rate(self) -> RateRatioResult | None:
-        """The Poisson rate ratio fit, when it was fitted for this outcome."""
+        """The rate ratio, when fitted."""
         h = self.headline.get("rate_ratio")
         return None if h is None else h.result
 
     @property
     def controlled(self) -> ControlledITSResult | None:
-        """The controlled ITS fit, when it was fitted for this outcome."""
+        """The controlled ITS with placebo units (primary outcome only)."""
         h = self.headline.get("controlled_its")
         return None if h is None else h.result
 
@@ -107,12 +106,13 @@ class OutcomeAnalysis:
     @property
     def mde(self) -> float:
         """Smallest effect (log scale or points) the DiD placebo test would detect with 80% power."""
-        assert self.did.placebo_estimates is not None  # the headline DiD is the placebo-in-space test
-        return placebo_mde(self.did.placebo_estimates, direction="either")
+        placebos = self.did.placebo_estimates
+        assert placebos is not None  # the DiD of every outcome uses placebo inference
+        return placebo_mde(placebos, direction="either")
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
-        """Every estimate of this outcome as tidy rows, the headline DiD and its pre-trend test first."""
+        """Every estimate of this outcome, in the order of the tidy table."""
         rows: list[Estimate] = [self.headline["did"].row, self.pretrend]
         if "rate_ratio" in self.headline:
             rows.append(self.headline["rate_ratio"].row)
@@ -145,138 +145,36 @@ class OutcomeAnalysis:
 
 
 def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | str) -> OutcomeAnalysis:
-    """Every estimate for one outcome of a site (``spec``: the outcome, its source and treated units)."""
+    """Every estimate for one outcome of a site (``spec``: the outcome, its source and treated units).
+
+    The steps: the data within the windows and the comparison pool (:func:`analysis_frame`); the design,
+    built once (:func:`outcome_design`); the series the report draws (:func:`trend_table`); the headline
+    estimators with the volatile-site rule (:func:`fit_answers`); the pre-trend test, the site's own series and
+    the event study (descriptions and checks of the design); for the primary outcome, the robustness checks,
+    each a re-fit of the estimator the answer comes from.
+    """
     if isinstance(spec, str):
         spec = AnalysisSpec(spec, protocol.data_source, protocol.treated_units, spec == protocol.primary_outcome)
-    outcome = spec.outcome
     values, denom, cov = analysis_frame(protocol, panel, spec)
-    w = protocol.windows
     measure, per = _measure(spec, denom)
     is_prop = measure == "proportion"
-    ppy = cov.periods_per_year
-    treated = list(cov.treated_used)
-    comparators = list(cov.comparators)
-    transform: Transform
-    if measure == "rate":
-        # Events per ``per`` people: proportional effects (log scale), as for counts.
-        assert denom is not None  # a rate or a proportion has a denominator (see _measure)
-        unit_values = per * values / denom
-        site_series = per * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
-        comp_series = per * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w.pre_end)[-ppy:]
-        trends = pd.DataFrame(
-            {
-                "site": 100 * site_series / site_series.iloc[base_idx].mean(),
-                "comparison": 100 * comp_series / comp_series.iloc[base_idx].mean(),
-            }
-        )
-        transform = "log"
-    elif is_prop:
-        # Percentage of the denominator (e.g. % seen within four hours).
-        assert denom is not None
-        unit_values = 100 * values / denom
-        site_series = 100 * values[treated].sum(axis=1) / denom[treated].sum(axis=1)
-        comp_series = 100 * values[comparators].sum(axis=1) / denom[comparators].sum(axis=1)
-        trends = pd.DataFrame({"site": site_series, "comparison": comp_series})
-        transform = "identity"
-    else:
-        unit_values = values
-        site_series = values[treated].sum(axis=1)
-        comp_series = values[comparators].sum(axis=1)
-        base_idx = np.flatnonzero(values.index <= w.pre_end)[-ppy:]
-        trends = pd.DataFrame(
-            {
-                "site": 100 * site_series / site_series.iloc[base_idx].mean(),
-                "comparison": 100 * comp_series / comp_series.iloc[base_idx].mean(),
-            }
-        )
-        transform = "log"
-    trends.index.name = "period"
-    long = _long_panel(unit_values, treated, w.post_start)
-    counts = _long_panel(values, treated, w.post_start)
-    if denom is not None:
-        counts["exposure"] = denom.stack().to_numpy()
-    design = DesignData(
-        long=long,
-        counts=counts,
-        start=w.post_start,
-        transform=transform,
+    data = DesignData(
+        outcome_design(spec.outcome, values, denom, cov, protocol.windows.post_start, measure, per),
+        transform="identity" if is_prop else "log",
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
-        outcome=outcome,
-        periods_per_year=ppy,
     )
-    names = HEADLINE_ESTIMATORS if spec.primary else SECONDARY_ESTIMATORS
-    headline = fit_headlines(design, names)
-    if is_prop:
-        headline = {n: _rescale_headline(h) for n, h in headline.items()}
-    noise_pct = site_noise_percentile(headline["did"].result.volatility, protocol.seed)
-    volatile = noise_pct >= VOLATILE_PERCENTILE
-    if volatile:  # only the studentized test allows for the site's own noise
-        headline = {n: h if n == "did_studentized" else withhold_headline(h) for n, h in headline.items()}
-    pre = long[long["post"] == 0]
-    pretrend = pretrend_test(
-        pre,
-        outcome="value",
-        unit="unit",
-        time="period",
-        treated="treated",
-        transform=transform,
-        outcome_label=outcome,
-        n_draws=protocol.n_placebo_draws,
-        seed=protocol.seed,
-        periods_per_year=ppy,
-    )
-    if is_prop:
-        pretrend = _with_scale(pretrend, "percentage_points_per_year")
-    if volatile:
-        pretrend = withhold(pretrend)
-    # The site's own series: a description (what changed at the start), with REML AR(1) errors,
-    # whose intervals reach their nominal coverage in the Monte Carlo suite.
-    harmonics = seasonal_harmonics(ppy)
-    its = SegmentedITS(
-        start=w.post_start,
-        transform=transform,
-        seasonality="fourier" if harmonics else "none",
-        harmonics=harmonics,
-        periods_per_year=ppy,
-        horizons=(ppy, 2 * ppy),
-        errors="ar1_reml",
-        outcome_label=outcome,
-        seed=protocol.seed,
-    ).fit(site_series)
-    if is_prop:
-        its = _rescale_its(its)
-    elif measure == "rate":  # a sum of rates over the follow-up is not a number of events
-        its = ITSResult(**{**its.__dict__, "rows": tuple(r for r in its.rows if r.term != "cumulative_effect")})
-    # Whole one-year bins when there are two pre-period years (NHS England's two-year baseline): a year's mean
-    # averages out seasonality, which half-year bins (winter against summer) leave in every lead, and most
-    # month-to-month noise, which the parallel-trends sensitivity would otherwise read as departures from
-    # parallel trends. Else half-year bins (yearly data: one-year bins); none without one post and two pre bins.
-    bin_periods = ppy if cov.n_pre >= 2 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
-    event_study = None
-    if cov.n_post >= bin_periods and cov.n_pre >= 2 * bin_periods:
-        event_study = _event_study(long, w.post_start, transform, bin_periods, ppy, protocol, outcome)
-    if volatile and event_study is not None:
-        event_study = replace(
-            event_study, rows=tuple(withhold(r) for r in event_study.rows), pretrend=withhold(event_study.pretrend)
-        )
-    if is_prop and event_study is not None:
-        event_study = EventStudyResult(
-            rows=tuple(_with_scale(r, "percentage_points") for r in event_study.rows),
-            event_times=event_study.event_times,
-            reference=event_study.reference,
-            pretrend=event_study.pretrend,
-            placebo=event_study.placebo,
-        )
+    headline, volatile, noise_pct = fit_answers(data, spec.primary, is_prop)
+    pretrend = _pretrend(data, is_prop, volatile)
+    event_study, bin_periods = _event_study(data, cov, is_prop, volatile)
     analysis = OutcomeAnalysis(
-        outcome=outcome,
+        outcome=spec.outcome,
         is_proportion=is_prop,
         coverage=cov,
-        trends=trends,
+        trends=trend_table(data.design, protocol.windows.pre_end),
         headline=headline,
         pretrend=pretrend,
-        its=its,
+        its=_own_series(data, measure),
         event_study=event_study,
         event_bin_periods=bin_periods,
         primary_estimator=("did_studentized" if volatile else protocol.primary_estimator) if spec.primary else "did",
@@ -284,37 +182,151 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         noise_percentile=noise_pct,
         measure=measure,
         per=per,
-        site_counts=values[treated].sum(axis=1),
+        site_counts=values[list(cov.treated_used)].sum(axis=1),
     )
-    if spec.primary:
-        es = event_study
-        leads = {} if es is None else {e: r.estimate for e, r in zip(es.event_times, es.rows, strict=True) if e < 0}
-        sc = headline.get("synthetic_control")
-        robust = check_robustness(
-            protocol,
-            outcome=outcome,
-            main=analysis.main.row,
-            coverage=cov,
-            is_proportion=is_prop,
-            values=unit_values if measure == "rate" else values,
-            long=long,
-            site_series=site_series,
-            leads={**leads, es.reference: 0.0} if es is not None else None,
-            n_post_bins=0 if es is None else sum(e >= 0 for e in es.event_times),
-            synth=None if sc is None else sc.result,
-            inference="placebo_studentized" if volatile else "placebo_in_space",
+    if not spec.primary:
+        return analysis
+    es = event_study
+    leads = {} if es is None else {e: r.estimate for e, r in zip(es.event_times, es.rows, strict=True) if e < 0}
+    sc = headline.get("synthetic_control")
+    # Every check re-fits the estimator the answer comes from (the studentized DiD for a volatile site).
+    robust = check_robustness(
+        main=analysis.main,
+        design=data,
+        coverage=cov,
+        is_proportion=is_prop,
+        values=data.design.frame() if measure == "rate" else values,
+        site_series=data.design.treated_series(),
+        leads={**leads, es.reference: 0.0} if es is not None else None,
+        n_post_bins=0 if es is None else sum(e >= 0 for e in es.event_times),
+        synth=None if sc is None else sc.result,
+        pretrend=pretrend,
+    )
+    return replace(analysis, robustness=robust)
+
+
+def outcome_design(
+    outcome: str,
+    values: pd.DataFrame,
+    denom: pd.DataFrame | None,
+    cov: Coverage,
+    start: pd.Timestamp,
+    measure: str,
+    per: int,
+) -> Design:
+    """The outcome's design, built once: counts as they are; a rate as events per ``per`` people and a
+    proportion as a percentage, each with its counts and denominator (the rate ratio models the counts).
+    """
+    if measure == "rate" and denom is not None:
+        unit_values = per * values / denom
+    elif measure == "proportion" and denom is not None:
+        unit_values = 100 * values / denom
+    else:
+        unit_values = values
+    return Design.from_wide(
+        unit_values,
+        list(cov.treated_used),
+        start,
+        counts=values if denom is not None else None,
+        exposure=denom,
+        measure=measure if measure in ("count", "rate", "proportion") else "level",  # type: ignore[arg-type]
+        per=per,
+        periods_per_year=cov.periods_per_year,
+        outcome=outcome,
+    )
+
+
+def trend_table(design: Design, pre_end: pd.Timestamp) -> pd.DataFrame:
+    """The site and its comparison pool over time, as the report draws them: a percentage as it is, counts
+    and rates indexed to the last pre-period year (= 100).
+    """
+    site = design.treated_series()
+    comparison = design.comparison_series()
+    if design.measure == "proportion":
+        trends = pd.DataFrame({"site": site, "comparison": comparison})
+    else:
+        base = np.flatnonzero(design.periods <= pre_end)[-design.periods_per_year :]
+        trends = pd.DataFrame(
+            {
+                "site": 100 * site / site.iloc[base].mean(),
+                "comparison": 100 * comparison / comparison.iloc[base].mean(),
+            }
         )
-        analysis = replace(analysis, robustness=robust)
-    return analysis
+    trends.index.name = "period"
+    return trends
 
 
-def _long_panel(wide: pd.DataFrame, treated: list[str], post_start: pd.Timestamp) -> pd.DataFrame:
-    """Period x unit table -> long rows with the DiD roles (treated, post)."""
-    long = wide.stack().rename("value").reset_index()
-    long.columns = ["period", "unit", "value"]
-    long["treated"] = long["unit"].isin(treated).astype(int)
-    long["post"] = (long["period"] >= post_start).astype(int)
-    return long
+def fit_answers(data: DesignData, primary: bool, is_prop: bool) -> tuple[dict[str, Headline], bool, float]:
+    """The headline estimators (all of them for the primary outcome), with the volatile-site rule applied:
+    a site noisier before the start than 90% of its placebos keeps only the studentized test's inference.
+    """
+    headline = fit_headlines(data, HEADLINE_ESTIMATORS if primary else SECONDARY_ESTIMATORS)
+    if is_prop:
+        headline = {n: _rescale_headline(h) for n, h in headline.items()}
+    noise_pct = site_noise_percentile(headline["did"].result.volatility, data.seed)
+    volatile = noise_pct >= VOLATILE_PERCENTILE
+    if volatile:  # only the studentized test allows for the site's own noise
+        headline = {n: h if n == "did_studentized" else withhold_headline(h) for n, h in headline.items()}
+    return headline, volatile, noise_pct
+
+
+def _pretrend(data: DesignData, is_prop: bool, volatile: bool) -> Estimate:
+    """The one pre-specified pre-trend test, in points a year for a percentage, withheld for a volatile site."""
+    pretrend = pretrend_test(data.design, transform=data.transform, n_draws=data.n_draws, seed=data.seed)
+    if is_prop:
+        pretrend = _with_scale(pretrend, "percentage_points_per_year")
+    return withhold(pretrend) if volatile else pretrend
+
+
+def _own_series(data: DesignData, measure: str) -> ITSResult:
+    """The site's own series: a description (what changed at the start), with REML AR(1) errors, whose
+    intervals reach their nominal coverage in the Monte Carlo suite.
+    """
+    ppy = data.periods_per_year
+    harmonics = seasonal_harmonics(ppy)
+    its = SegmentedITS(
+        transform=data.transform,
+        seasonality="fourier" if harmonics else "none",
+        harmonics=harmonics,
+        periods_per_year=ppy,
+        horizons=(ppy, 2 * ppy),
+        errors="ar1_reml",
+        outcome_label=data.outcome,
+        seed=data.seed,
+    ).fit(data.design)
+    if measure == "proportion":
+        return _rescale_its(its)
+    if measure == "rate":  # a sum of rates over the follow-up is not a number of events
+        return replace(its, rows=tuple(r for r in its.rows if r.term != "cumulative_effect"))
+    return its
+
+
+def _event_study(data: DesignData, cov: Coverage, is_prop: bool, volatile: bool) -> tuple[EventStudyResult | None, int]:
+    """The event study and its bin length in periods (None without one post and two pre bins).
+
+    Whole one-year bins when there are two pre-period years (NHS England's two-year baseline): a year's mean
+    averages out seasonality, which half-year bins (winter against summer) leave in every lead, and most
+    month-to-month noise, which the parallel-trends sensitivity would otherwise read as departures from
+    parallel trends. Else half-year bins (yearly data: one-year bins).
+    """
+    ppy = cov.periods_per_year
+    bin_periods = ppy if cov.n_pre >= 2 * ppy and cov.n_post >= ppy else max(1, ppy // 2)
+    if cov.n_post < bin_periods or cov.n_pre < 2 * bin_periods:
+        return None, bin_periods
+    es = EventStudy(
+        transform=data.transform,
+        bin_periods=bin_periods,
+        reference=-1,
+        inference="placebo_in_space",
+        n_draws=data.n_draws,
+        seed=data.seed,
+        outcome_label=data.outcome,
+    ).fit(data.design)
+    if volatile:
+        es = replace(es, rows=tuple(withhold(r) for r in es.rows), pretrend=withhold(es.pretrend))
+    if is_prop:
+        es = replace(es, rows=tuple(_with_scale(r, "percentage_points") for r in es.rows))
+    return es, bin_periods
 
 
 def seasonal_harmonics(periods_per_year: int) -> int:
@@ -335,59 +347,16 @@ def _measure(spec: AnalysisSpec, denom: pd.DataFrame | None) -> tuple[str, int]:
     return "proportion", 1
 
 
-def _event_study(
-    long: pd.DataFrame,
-    start: pd.Timestamp,
-    transform: str,
-    bin_periods: int,
-    periods_per_year: int,
-    protocol: SiteProtocol,
-    outcome: str,
-) -> EventStudyResult:
-    """Event study on bins of ``bin_periods`` periods relative to the start (whole bins only).
-
-    Values are averaged (on the analysis scale) within each bin, which also removes most
-    seasonality when a bin is a year; event time -1 (the bin just before the start) is the reference.
-    """
-    d = long.copy()
-    d["_y"] = np.log(d["value"]) if transform == "log" else d["value"]
-    step = 12 // periods_per_year  # months per period
-    months = (d["period"].dt.year - start.year) * 12 + (d["period"].dt.month - start.month)
-    d["event_time"] = np.floor_divide(np.floor_divide(months, step), bin_periods)
-    size = d.groupby(["unit", "event_time"])["_y"].transform("size")
-    d = d[size == bin_periods]
-    binned = d.groupby(["unit", "event_time"], as_index=False).agg(value=("_y", "mean"), treated=("treated", "first"))
-    return (
-        EventStudy(
-            outcome="value",
-            unit="unit",
-            time="event_time",
-            treated="treated",
-            start=0,
-            reference=-1,
-            inference="placebo_in_space",
-            n_draws=protocol.n_placebo_draws,
-            seed=protocol.seed,
-            outcome_label=outcome,
-        )
-        .fit(binned)
-        .with_scale("log" if transform == "log" else "level")
-    )
-
-
 def _with_scale(row: Estimate, scale: str) -> Estimate:
     return Estimate(**{**row.__dict__, "scale": scale})
 
 
-_PERCENT_SCALES = {"level": "percentage_points", "level_per_year": "percentage_points_per_year"}
-
-
 def _rescale_headline(h: Headline) -> Headline:
     """A headline estimate of a percentage (fitted on its own scale) labelled in percentage points."""
-    return replace(h, row=_with_scale(h.row, _PERCENT_SCALES.get(h.row.scale, h.row.scale)))
+    return replace(h, row=_with_scale(h.row, PERCENT_SCALES.get(h.row.scale, h.row.scale)))
 
 
 def _rescale_its(its: ITSResult) -> ITSResult:
     """Label an ITS of a percentage (fitted on its own scale) in percentage points."""
-    rows = tuple(_with_scale(r, _PERCENT_SCALES.get(r.scale, r.scale)) for r in its.rows)
+    rows = tuple(_with_scale(r, PERCENT_SCALES.get(r.scale, r.scale)) for r in its.rows)
     return ITSResult(**{**its.__dict__, "rows": rows})

@@ -1,78 +1,71 @@
-"""Pre-specified robustness checks of a site's primary conclusion, and a verdict that can be right.
+"""Pre-specified robustness checks of a site's answer: every one a re-fit of the estimator it comes from.
 
-Every falsification check is judged by what it can show: alternative comparison sets by agreement with the
-main estimate (same sign, overlapping intervals), not by their own significance (ten matched
-comparators can never give p < 0.05); a test is run only when its smallest attainable p-value
-is below the level; sensitivity to parallel-trend violations follows Rambachan and Roth's
-relative-magnitude bound, reported beside the verdict rather than judged (with two pre-period years
-the largest departure between noisy leads is mostly noise: at Mbar = 1 it would overturn about a third of
-true -20% effects); a check that did not run is reported as not run, never as passed.
+The answer's estimator (the protocol's primary estimator; the studentized DiD for a volatile site) is
+re-fitted by name (:func:`~evallib.evaluation.site.estimators.fit_headline`) on copies of the outcome's design:
+against the 10 nearest comparators, with a fake start halfway through the pre-period (pre-period data only,
+with the estimator's own placebo test), and without each comparator in turn (point estimates only). The
+synthetic control is kept as another comparison set, and the pre-trend test and the parallel-trends
+sensitivity are read beside them; :mod:`evallib.evaluation.site.verdict` judges them all, so the verdict is about
+the answer, not about another estimator.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from evallib.errors import DataError
 from evallib.evaluation.site.coverage import Coverage
-from evallib.evaluation.site.estimators import on_log_scale
+from evallib.evaluation.site.estimators import (
+    PERCENT_SCALES,
+    DesignData,
+    Headline,
+    fit_headline,
+    leave_one_out,
+    on_log_scale,
+)
+from evallib.evaluation.site.verdict import MIN_PLACEBO_TIME_PERIODS, Check, conclusion, judge
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import RelativeMagnitudes, relative_magnitudes
-from evallib.methods.did.twfe import DiD
 from evallib.methods.synth.control import SynthResult
 from evallib.methods.synth.matching import MatchResult, balance_table, match_comparators
-from evallib.protocol.params import SiteProtocol
+from evallib.vocabulary import ESTIMATOR_LABELS
 
-ALPHA = 0.05
-#: Fewest pre-period periods (of any frequency) for the placebo-in-time check: a fake start halfway leaves three a side.
-MIN_PLACEBO_TIME_PERIODS = 6
-#: The benchmark for the parallel-trends sensitivity's words: a post-period departure as large as the largest
-#: pre-period one (a breakdown value at or below it is reported as a caution).
-MBAR = 1.0
-#: "reported": a sensitivity analysis, given as a number beside the verdict, never counted for or against it.
-Status = Literal["agrees", "disagrees", "not run", "reported"]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One robustness check: its name, whether it agrees with the main conclusion, and why, in words."""
-
-    name: str
-    status: Status
-    detail: str
-
-    def to_json_dict(self) -> dict[str, str]:
-        """The check as a JSON-ready dict: its name, status and detail."""
-        return {"check": self.name, "status": self.status, "detail": self.detail}
+#: What a re-fit on a modified design may raise (too few units or periods for the estimator): the check is "not run".
+FIT_ERRORS = (DataError, ValueError, np.linalg.LinAlgError)
 
 
 @dataclass(frozen=True)
 class Robustness:
-    """Pre-specified robustness checks of the primary outcome's main estimate.
+    """Pre-specified robustness checks of the primary outcome's main estimate, each a re-fit of its estimator.
 
-    * ``placebo_in_time``: the same DiD with a fake start halfway through the pre-period, on
-      pre-period data only (an "effect" there means the design finds effects where none can be);
-    * ``leave_one_out``: the smallest and largest estimates dropping one comparator;
-    * ``matched`` / ``synthetic``: the estimate against the 10 nearest comparators and against a
-      synthetic control (trajectory-matched, demeaned logs);
+    * ``placebo_in_time``: the same estimator (``estimator``) with a fake start halfway through the
+      pre-period, on pre-period data only, with its own placebo inference (an "effect" there means the
+      design finds effects where none can be); method ``<method>_placebo_in_time``;
+    * ``leave_one_out``: the smallest and largest estimates of the same estimator dropping one comparator
+      (point estimates only);
+    * ``matched`` / ``matched_did``: the 10 nearest comparators and the same estimator fitted against them
+      (method ``<method>_matched``); ``synthetic``: the synthetic control (trajectory-matched, demeaned
+      logs), another comparison set;
+    * the pre-specified pre-trend test (a check of the design);
     * ``sensitivity``: Rambachan and Roth's relative-magnitude breakdown value from the event
       study's leads (how many times the largest pre-period departure from parallel trends a
       post-period departure must be to overturn the conclusion).
 
     ``verdict`` is ``"confirmed"`` when the main estimate is significant at 5% and every
-    falsification check that ran (placebo in time, leave one out, matched, synthetic) agrees
-    with it, ``"not confirmed"`` when it is significant but some check disagrees, and ``"no
+    falsification check that ran (placebo in time, leave one out, matched, synthetic, pre-trend test)
+    agrees with it, ``"not confirmed"`` when it is significant but some check disagrees, and ``"no
     clear effect"`` when the main estimate is not significant (a null is never "confirmed": the
     report gives the effect the design could have detected instead). The sensitivity's breakdown
     value is reported beside the verdict (:attr:`sensitivity_words`): it measures how much a
     conclusion rests on parallel trends, it cannot show the design wrong, and with leads as noisy
     as two pre-period years give it falls below 1 for about a third of true -20% effects
-    (tests/montecarlo/README.md).
+    (tests/montecarlo/README.md). ``main`` is on the log scale for proportional effects.
     """
 
     outcome: str
@@ -85,11 +78,17 @@ class Robustness:
     balance: pd.DataFrame | None = field(repr=False)
     sensitivity: RelativeMagnitudes | None = None
     checks: tuple[Check, ...] = ()
+    estimator: str = "did"
+
+    @property
+    def estimator_label(self) -> str:
+        """The estimator every check re-fits, in words."""
+        return ESTIMATOR_LABELS.get(self.estimator, self.estimator)
 
     @property
     def effect(self) -> bool:
-        """Whether the main estimate is a significant decrease or increase (else there is nothing to confirm)."""
-        return _conclusion(self.main) in ("decrease", "increase")
+        """The main estimate is clear (significant at 5%)."""
+        return conclusion(self.main) in ("decrease", "increase")
 
     @property
     def disagreements(self) -> tuple[Check, ...]:
@@ -98,7 +97,7 @@ class Robustness:
 
     @property
     def verdict(self) -> str:
-        """``confirmed``, ``not confirmed`` (a check disagrees) or ``no clear effect`` (nothing to confirm)."""
+        """``confirmed``, ``not confirmed`` or ``no clear effect`` (see the class notes)."""
         if not self.effect:
             return "no clear effect"
         return "not confirmed" if self.disagreements else "confirmed"
@@ -114,7 +113,7 @@ class Robustness:
         return tuple(r for r in (self.placebo_in_time, self.matched_did) if r is not None)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The robustness checks as a JSON-ready dict (non-finite numbers become null), for results.json."""
+        """The checks as ``results.json`` records them."""
 
         def num(v: float) -> float | None:
             return float(v) if math.isfinite(v) else None
@@ -122,6 +121,7 @@ class Robustness:
         rm = self.sensitivity
         return {
             "verdict": self.verdict,
+            "estimator": self.estimator,
             "checks": [c.to_json_dict() for c in self.checks],
             "leave_one_out_range": [num(self.leave_one_out[0]), num(self.leave_one_out[1])],
             "relative_magnitude_breakdown": None if rm is None else num(rm.breakdown),
@@ -133,125 +133,88 @@ class Robustness:
         }
 
 
-def _conclusion(row: Estimate) -> str:
-    if not math.isfinite(row.p_value):
-        return "unknown"
-    if row.p_value >= ALPHA:
-        return "no clear effect"
-    return "decrease" if row.estimate < 0 else "increase"
-
-
-def _overlap(a: Estimate, b: Estimate) -> bool:
-    # A withheld interval (NaN: a plain placebo test on a volatile site) says nothing: treat it as unbounded.
-    def lo(r: Estimate) -> float:
-        return -math.inf if math.isnan(r.ci_low) else r.ci_low
-
-    def hi(r: Estimate) -> float:
-        return math.inf if math.isnan(r.ci_high) else r.ci_high
-
-    return max(lo(a), lo(b)) <= min(hi(a), hi(b))
-
-
-def _agreement(name: str, main: Estimate, alt: Estimate | None, why_no_test: str = "") -> Check:
-    """An alternative comparison agrees when its estimate has the main one's sign and the intervals overlap."""
-    if alt is None or not math.isfinite(alt.estimate):
-        return Check(name, "not run", "too few comparison units for this comparison set")
-    same_sign = (alt.estimate < 0) == (main.estimate < 0)
-    overlap = _overlap(main, alt)
-    words = f"estimate {alt.estimate:+.3f}" + (
-        f", 95% interval {alt.ci_low:+.3f} to {alt.ci_high:+.3f}"
-        if math.isfinite(alt.ci_low) and math.isfinite(alt.ci_high)
-        else f" ({why_no_test or 'interval unbounded'})"
-    )
-    if same_sign and overlap:
-        return Check(name, "agrees", f"{words}: same direction, overlapping intervals")
-    why = "the opposite direction" if not same_sign else "an interval that does not overlap the main one"
-    return Check(name, "disagrees", f"{words}: {why}")
-
-
 def check_robustness(
-    protocol: SiteProtocol,
     *,
-    outcome: str,
-    main: Estimate,
+    main: Headline,
+    design: DesignData,
     coverage: Coverage,
     is_proportion: bool,
     values: pd.DataFrame,
-    long: pd.DataFrame,
     site_series: pd.Series,
     leads: Mapping[int, float] | None = None,
     n_post_bins: int = 0,
     synth: SynthResult | None = None,
-    inference: str = "placebo_in_space",
+    pretrend: Estimate | None = None,
 ) -> Robustness:
-    """Run the robustness checks of one outcome's main estimate ``main``.
+    """Run the robustness checks of one outcome's main estimate ``main``, each a re-fit of its estimator.
 
-    ``values`` are the counts (period x unit, the site's units and the pool), ``long`` the
-    DiD panel on the analysis scale, ``site_series`` the site's summed series; ``leads`` the
-    event study's pre-period estimates by event time (the reference included as 0) and
-    ``n_post_bins`` its number of post-period event times, for the parallel-trends check; ``synth``
-    the site's synthetic control (an alternative comparison set). ``main`` may be any headline
-    estimate: ratios and percent changes are compared on the log scale.
+    ``design`` is the outcome's design (every headline estimator's input): the checks re-fit
+    ``main``'s estimator by name on a copy of it with other comparison units or a fake start.
+    ``values`` are the counts (or rates; period x unit, the site's units and the pool) and
+    ``site_series`` the site's summed series, from which the matched comparators are chosen;
+    ``leads`` the event study's pre-period estimates by event time (the reference included as 0)
+    and ``n_post_bins`` its number of post-period event times, for the parallel-trends
+    sensitivity; ``synth`` the site's synthetic control (an alternative comparison set);
+    ``pretrend`` the pre-specified pre-trend test. Ratios and percent changes are compared on the
+    log scale.
     """
-    main = on_log_scale(main)
-    w = protocol.windows
+    name = main.name
+    judged = on_log_scale(main.row)
     cov = coverage
     treated = list(cov.treated_used)
     pool = list(cov.comparators)
-    transform = "identity" if is_proportion else "log"
-    roles: dict[str, Any] = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
-    common: dict[str, Any] = {
-        "transform": transform,
-        "inference": inference,
-        "n_draws": protocol.n_placebo_draws,
-        "seed": protocol.seed,
-        "outcome_label": outcome,
-    }
+    why_not: dict[str, str] = {}
     # Placebo in time: a fake start halfway through the pre-period, on pre-period data only.
-    pre = long[long["post"] == 0].copy()
-    pre_periods = sorted(pre["period"].unique())
+    pre_periods = list(design.design.periods[~design.design.post])
     placebo_time = None
     if len(pre_periods) >= MIN_PLACEBO_TIME_PERIODS:
-        fake = pre_periods[len(pre_periods) // 2]
-        pre["post"] = (pre["period"] >= fake).astype(int)
-        r = DiD(**roles, **common).fit(pre).headline
-        placebo_time = Estimate(
-            **{
-                **r.__dict__,
-                "term": f"placebo_in_time_{pd.Timestamp(fake):%Y-%m}",
-                "method": "did_twfe_placebo_in_time",
-                "scale": main.scale,
-            }
-        )
-    # Leave one comparator out (closed form: the DiD is a difference of mean changes).
-    y = np.log(values) if transform == "log" else 100 * values  # proportions arrive as percentages already
-    if is_proportion:
-        y = long.pivot(index="period", columns="unit", values="value")
-    post = y.index >= w.post_start
-    change = y[post].mean() - y[~post].mean()
-    treated_change = change[treated].mean()
-    comp = change[pool]
-    loo = treated_change - (comp.sum() - comp) / (len(comp) - 1) if len(comp) > 1 else pd.Series([main.estimate])
+        fake = pd.Timestamp(pre_periods[len(pre_periods) // 2])
+        r = _refit(name, design.with_fake_start(fake), is_proportion, why_not, "placebo in time")
+        if r is not None:
+            placebo_time = replace(r, term=f"placebo_in_time_{fake:%Y-%m}", method=f"{r.method}_placebo_in_time")
+    # Leave one comparator out: the estimate alone, re-fitted without each comparator in turn.
+    loo = pd.Series([judged.estimate])
+    if len(pool) > 1:
+        try:
+            loo = leave_one_out(name, design)
+        except FIT_ERRORS as e:
+            why_not["leave one comparator out"] = f"the re-fit failed ({e})"
     matched = matched_row = balance = None
+    post = values.index >= design.start
     if not is_proportion and len(pool) >= 3:
         pre_vals = values.loc[~post]
         matched = match_comparators(site_series[~post], pre_vals[pool], k=min(10, len(pool)))
-        sub = long[long["unit"].isin(treated + matched.units)]
-        r = DiD(**roles, **common).fit(sub).headline
-        matched_row = Estimate(**{**r.__dict__, "method": "did_twfe_matched", "term": "treated_x_post"})
+        r = _refit(name, design.restricted_to(treated + matched.units), is_proportion, why_not, "matched")
+        if r is not None:
+            matched_row = replace(r, method=f"{r.method}_matched")
         sets = {
             "all eligible": pd.Series(1.0, index=pool),
             "matched": pd.Series(1.0, index=matched.units),
             **({"synthetic": synth.weights} if synth is not None else {}),
         }
         balance = balance_table(site_series[~post], pre_vals[pool], sets)
+    if name == "synthetic_control":
+        why_not["synthetic control"] = "the synthetic control is the primary estimate"
     sensitivity = None
     if leads and n_post_bins:
-        sensitivity = relative_magnitudes(leads, n_post_periods=n_post_bins, ci_low=main.ci_low, ci_high=main.ci_high)
-    checks = _judge(main, placebo_time, loo, matched_row, synth, sensitivity, n_comparators=len(pool))
+        sensitivity = relative_magnitudes(
+            leads, n_post_periods=n_post_bins, ci_low=judged.ci_low, ci_high=judged.ci_high
+        )
+    checks = judge(
+        judged,
+        None if placebo_time is None else on_log_scale(placebo_time),
+        loo,
+        None if matched_row is None else on_log_scale(matched_row),
+        None if name == "synthetic_control" else synth,
+        sensitivity,
+        n_comparators=len(pool),
+        pretrend=pretrend,
+        estimator=name,
+        why_not=why_not,
+    )
     return Robustness(
-        outcome=outcome,
-        main=main,
+        outcome=design.outcome,
+        main=judged,
         placebo_in_time=placebo_time,
         leave_one_out=(float(loo.min()), float(loo.max())),
         matched=matched,
@@ -260,81 +223,17 @@ def check_robustness(
         balance=balance,
         sensitivity=sensitivity,
         checks=checks,
+        estimator=name,
     )
 
 
-def _judge(
-    main: Estimate,
-    placebo_time: Estimate | None,
-    loo: pd.Series,
-    matched_row: Estimate | None,
-    synth: SynthResult | None,
-    sensitivity: RelativeMagnitudes | None,
-    *,
-    n_comparators: int,
-) -> tuple[Check, ...]:
-    checks = []
-    # A placebo test is only worth running when it could reach p < 0.05: with one treated unit
-    # its smallest attainable p is 1 / (comparators + 1).
-    if placebo_time is None:
-        checks.append(
-            Check("placebo in time", "not run", f"fewer than {MIN_PLACEBO_TIME_PERIODS} periods before the start")
-        )
-    elif 1 / (n_comparators + 1) > ALPHA:
-        checks.append(Check("placebo in time", "not run", "too few comparison units for the test to reach p < 0.05"))
-    else:
-        fake = placebo_time.p_value < ALPHA
-        detail = f"a fake start in the pre-period gives {placebo_time.estimate:+.3f}, p = {placebo_time.p_value:.2f}"
-        checks.append(
-            Check(
-                "placebo in time",
-                "disagrees" if fake else "agrees",
-                detail
-                + (": the design finds an effect where none can be" if fake else ": no effect where none can be"),
-            )
-        )
-    effect = _conclusion(main) in ("decrease", "increase")
-    lo, hi = float(loo.min()), float(loo.max())
-    if not effect:
-        checks.append(
-            Check("leave one comparator out", "not run", "no effect to lose: the main estimate is not significant")
-        )
-    else:
-        stable = (lo < 0) == (hi < 0) == (main.estimate < 0)
-        checks.append(
-            Check(
-                "leave one comparator out",
-                "agrees" if stable else "disagrees",
-                f"estimates range from {lo:+.3f} to {hi:+.3f}"
-                + ("" if stable else ": one comparator changes the sign"),
-            )
-        )
-    checks.append(_agreement("10 matched comparators", main, matched_row, "ten comparators cannot give p < 0.05"))
-    checks.append(_agreement("synthetic control", main, on_log_scale(synth.headline) if synth is not None else None))
-    if not effect:
-        checks.append(Check("parallel-trends sensitivity", "not run", "no effect to overturn"))
-    elif sensitivity is None or not math.isfinite(sensitivity.breakdown) and sensitivity.breakdown != math.inf:
-        checks.append(Check("parallel-trends sensitivity", "not run", "fewer than two pre-period event times"))
-    elif not (math.isfinite(main.ci_low) and math.isfinite(main.ci_high)) or main.ci_low <= 0 <= main.ci_high:
-        # No bound to scale: the interval is unbounded, withheld or already holds zero.
-        checks.append(Check("parallel-trends sensitivity", "not run", "the interval has no finite end away from zero"))
-    else:
-        checks.append(Check("parallel-trends sensitivity", "reported", _sensitivity_detail(sensitivity)))
-    return tuple(checks)
-
-
-def _sensitivity_detail(rm: RelativeMagnitudes) -> str:
-    """The breakdown value in words, with a caution when a departure no larger than the pre-period's would do."""
-    if rm.breakdown == math.inf:
-        return "the event study shows no departure from parallel trends before the start to scale a bound by"
-    words = (
-        f"post-period departures from parallel trends would have to be {rm.breakdown:.2f} times the largest "
-        f"pre-period one ({rm.max_pre_violation:.3f} on the estimate's scale) to overturn it "
-        "(Rambachan-Roth relative magnitudes)"
-    )
-    if rm.robust(MBAR):
-        return words
-    return (
-        words
-        + ": a departure no larger than those before the start could, so the conclusion rests on trends staying parallel"
-    )
+def _refit(name: str, design: DesignData, is_proportion: bool, why_not: dict[str, str], check: str) -> Estimate | None:
+    """The primary estimator's row on a modified design (``None``, with the reason kept, when it cannot be fitted)."""
+    try:
+        row = fit_headline(name, design).row
+    except FIT_ERRORS as e:
+        why_not[check] = f"the re-fit failed ({e})"
+        return None
+    if is_proportion:  # fitted on the percentage's own scale
+        row = replace(row, scale=PERCENT_SCALES.get(row.scale, row.scale))
+    return row

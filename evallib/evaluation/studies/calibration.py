@@ -27,6 +27,7 @@ import pandas as pd
 from evallib.errors import DataError, NotEvaluable
 from evallib.evaluation.site.coverage import analysis_frame, load_source
 from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
+from evallib.methods.base.design import Design as PanelDesign
 from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.volatility import pre_period_noise
 from evallib.methods.its.segmented import SegmentedITS
@@ -89,22 +90,9 @@ def designs(protocols: Iterable[SiteProtocol]) -> list[Design]:
 
 def _contrast(name: str, data: DesignData) -> tuple[float, float, float, float]:
     if name == "did_cr1":
-        row = (
-            DiD(
-                outcome="value",
-                unit="unit",
-                time="period",
-                treated="treated",
-                post="post",
-                transform=data.transform,
-                inference="cluster_cr1",
-            )
-            .fit(data.long)
-            .headline
-        )
+        row = DiD(transform=data.transform, inference="cluster_cr1").fit(data.design).headline
     else:
-        wide = data.long.pivot(index="period", columns="unit", values="value")
-        site = wide[sorted(data.long.loc[data.long["treated"] == 1, "unit"].unique())].sum(axis=1)
+        site = data.design.treated_series()
         h = min(12, int((site.index >= data.start).sum()))  # 12 months after the start, or the last month
         # As the reports fit it: GLS with REML AR(1) errors and bootstrap-t intervals (Newey-West would measure a
         # method no report publishes).
@@ -151,18 +139,17 @@ def fake_site_results(
     start = p.windows.post_start
     rows = []
     for i, fake in enumerate(fakes):
-        long = _long(unit_values, fake, start)
-        counts = _long(values, fake, start)
-        if denom is not None:  # a proportion
-            counts["exposure"] = denom[pool].stack().to_numpy()
-        data = DesignData(
-            long=long,
-            counts=counts,
-            start=start,
-            transform="identity" if is_prop else "log",
-            n_draws=p.n_placebo_draws,
-            seed=p.seed,
+        fake_design = PanelDesign.from_wide(
+            unit_values,
+            [fake],
+            start,
+            counts=values if denom is not None else None,
+            exposure=denom[pool] if denom is not None else None,  # a proportion
+            measure="proportion" if is_prop else "count",
             outcome=p.primary_outcome,
+        )
+        data = DesignData(
+            fake_design, transform="identity" if is_prop else "log", n_draws=p.n_placebo_draws, seed=p.seed
         )
         for name in estimators:
             if name in CONTRASTS:
@@ -185,14 +172,6 @@ def _noise(unit_values: pd.DataFrame, start: pd.Timestamp, *, log: bool) -> pd.S
     except DataError:
         scale = np.full(unit_values.shape[1], np.nan)
     return pd.Series(scale, index=unit_values.columns)
-
-
-def _long(wide: pd.DataFrame, fake: str, start: pd.Timestamp) -> pd.DataFrame:
-    long = wide.stack().rename("value").reset_index()
-    long.columns = ["period", "unit", "value"]
-    long["treated"] = (long["unit"] == fake).astype(int)
-    long["post"] = (long["period"] >= start).astype(int)
-    return long
 
 
 def noisiest(results: pd.DataFrame, share: float = NOISY_SHARE) -> pd.Series:

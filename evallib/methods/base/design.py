@@ -58,6 +58,10 @@ class Design:
         12 for monthly data, 4 quarterly, 1 yearly (seasonality and effect horizons).
     outcome : str
         The outcome's name, for result rows.
+    input_order : tuple of int, optional
+        The order the units were given in (positions in ``units``). Rows of :meth:`arrays` run period by
+        period with the units in this order, and sums over units follow it, so a design gives bit for bit
+        what long rows in that order gave before it existed. Sorted order when ``None``.
 
     Notes
     -----
@@ -78,6 +82,7 @@ class Design:
     per: int = 1
     periods_per_year: int = 12
     outcome: str = ""
+    input_order: tuple[int, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         v = np.asarray(self.values, float)
@@ -122,6 +127,7 @@ class Design:
             raise DataError(f"design: treated unit(s) {missing} not in the data")
         order = sorted(values.columns)
         wide = values.sort_index()[order]
+        rank = {u: i for i, u in enumerate(order)}
 
         def mat(frame: pd.DataFrame | None) -> np.ndarray | None:
             return None if frame is None else frame.reindex(index=wide.index, columns=order).to_numpy(float).T
@@ -138,6 +144,7 @@ class Design:
             per=per,
             periods_per_year=periods_per_year,
             outcome=outcome,
+            input_order=tuple(rank[u] for u in values.columns),
         )
 
     @classmethod
@@ -236,15 +243,27 @@ class Design:
         """The treated units together as one series: counts summed; rates and percentages from summed
         numerators and denominators; levels averaged.
         """
-        t = self.treated
+        return self._pooled(self.treated, self.outcome or "treated")
+
+    def comparison_series(self) -> pd.Series:
+        """The comparison units together as one series, pooled as :meth:`treated_series` pools the treated."""
+        return self._pooled(~self.treated, "comparison")
+
+    def _pooled(self, members: np.ndarray, name: str) -> pd.Series:
+        rows = self._order[members[self._order]]  # the units, in the order they were given
         if self.measure in ("rate", "proportion") and self.exposure is not None:
             num = self.counts if self.counts is not None else self.values * self.exposure / self._multiplier
-            s = self._multiplier * num[t].sum(axis=0) / self.exposure[t].sum(axis=0)
+            s = self._multiplier * num[rows].sum(axis=0) / self.exposure[rows].sum(axis=0)
         elif self.measure == "count":
-            s = self.values[t].sum(axis=0)
+            s = self.values[rows].sum(axis=0)
         else:
-            s = self.values[t].mean(axis=0)
-        return pd.Series(s, index=self.periods, name=self.outcome or "treated")
+            s = self.values[rows].mean(axis=0)
+        return pd.Series(s, index=self.periods, name=name)
+
+    @property
+    def _order(self) -> np.ndarray:
+        """Unit positions in the order the units were given."""
+        return np.arange(self.n_units) if self.input_order is None else np.asarray(self.input_order)
 
     @property
     def _multiplier(self) -> float:
@@ -260,10 +279,11 @@ class Design:
                 raise DataError(f"{self.outcome or 'outcome'}: a log scale needs positive values in every period")
             v = np.log(v)
         n_u, n_t = self.n_units, self.n_periods
-        unit = np.tile(np.arange(n_u), n_t)
+        order = self._order
+        unit = np.tile(order, n_t)
         time = np.repeat(np.arange(n_t), n_u)
         return PanelArrays(
-            y=v.T.reshape(-1),
+            y=v[order].T.reshape(-1),
             treated=self.treated[unit],
             unit=unit,
             time=time,
@@ -271,6 +291,10 @@ class Design:
             periods=np.asarray(self.periods),
             extra={"post": self.post[time].astype(int)},
         )
+
+    def row_values(self, matrix: np.ndarray) -> np.ndarray:
+        """A units x periods matrix (e.g. the exposure) flattened in the row order of :meth:`arrays`."""
+        return np.asarray(matrix, float)[self._order].T.reshape(-1)
 
     # ------------------------------------------------------------------ other designs for checks
     def subset(self, comparison_units: Sequence[str]) -> Design:
@@ -294,6 +318,9 @@ class Design:
         def sub(m: np.ndarray | None) -> np.ndarray | None:
             return None if m is None else m[keep]
 
+        new_position = np.cumsum(keep) - 1
+        order = tuple(int(new_position[i]) for i in self._order if keep[i])
+
         return Design(
             values=self.values[keep],
             units=tuple(u for u, k in zip(self.units, keep, strict=True) if k),
@@ -309,6 +336,7 @@ class Design:
             per=self.per,
             periods_per_year=self.periods_per_year,
             outcome=self.outcome,
+            input_order=order,
         )
 
     def _cols(self, keep: np.ndarray, start: object) -> Design:
@@ -327,6 +355,7 @@ class Design:
             per=self.per,
             periods_per_year=self.periods_per_year,
             outcome=self.outcome,
+            input_order=self.input_order,
         )
 
     def long(self) -> pd.DataFrame:
@@ -342,5 +371,5 @@ class Design:
             }
         )
         if self.exposure is not None:
-            out["exposure"] = self.exposure.T.reshape(-1)
+            out["exposure"] = self.row_values(self.exposure)
         return out

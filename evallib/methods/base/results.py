@@ -15,6 +15,10 @@ Method names (``method``):
     ``its_controlled_placebo``     the treated units against the comparison pool, each comparison unit a placebo
     ``its_arima``                  the same with ARMA errors (SARIMAX)
     ``its_poisson``                segmented Poisson / quasi-Poisson regression with an offset
+    ``<method>_placebo_in_time``   robustness: that estimator re-fitted with a fake start in the pre-period
+                                   (e.g. ``did_synthetic_placebo_in_time``, ``did_twfe_placebo_in_time``)
+    ``<method>_matched``           robustness: that estimator re-fitted against the 10 most similar comparators
+                                   (e.g. ``did_synthetic_matched``, ``did_twfe_matched``)
 
 Inference names (``inference``):
     ``placebo_in_space``   rank p-value among comparison units given the treatment in turn;

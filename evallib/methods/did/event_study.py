@@ -220,7 +220,13 @@ class EventStudy:
         """Bin the design's periods into whole bins of ``bin_periods`` relative to its start (each unit's mean
         on the analysis scale within a bin: a year's mean removes seasonality), then fit by event time.
         """
-        pos = np.arange(design.n_periods) - int(np.argmax(design.post))
+        if isinstance(design.periods, pd.DatetimeIndex) and isinstance(design.start, pd.Timestamp):
+            # Calendar positions, so that a period missing from the data does not shift the bins.
+            step = 12 // design.periods_per_year  # months per period
+            months = (design.periods.year - design.start.year) * 12 + (design.periods.month - design.start.month)
+            pos = np.floor_divide(np.asarray(months), step)
+        else:
+            pos = np.arange(design.n_periods) - int(np.argmax(design.post))
         a = design.arrays(self.transform)
         d = pd.DataFrame({"unit": a.units[a.unit], "_y": a.y, "treated": a.treated.astype(int)})
         d["event_time"] = np.floor_divide(pos[a.time], self.bin_periods)

@@ -119,7 +119,7 @@ class PoissonDiD:
         if isinstance(data, Design):
             pa = data.arrays("identity", values=data.counts if data.counts is not None else data.values)
             if data.exposure is not None:
-                e = data.exposure.T.reshape(-1)
+                e = data.row_values(data.exposure)
             post = pa.extra["post"].astype(bool)
             label = self.outcome_label or data.outcome
         else:

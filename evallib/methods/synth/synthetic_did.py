@@ -88,11 +88,15 @@ class _Batch:
     lam: np.ndarray  # assignments x pre-periods
 
 
-def sdid_batch(Y: np.ndarray, post: np.ndarray, assign: np.ndarray, real: np.ndarray) -> _Batch:
+def sdid_batch(
+    Y: np.ndarray, post: np.ndarray, assign: np.ndarray, real: np.ndarray, comparison: np.ndarray | None = None
+) -> _Batch:
     """SDID estimate for each row of ``assign`` (bool, assignments x units) on a units x periods matrix.
 
     ``real`` marks the units really treated; the coefficient of each assignment is how its
-    estimate moves when their post-period outcomes move by one.
+    estimate moves when their post-period outcomes move by one. ``comparison`` (bool, like
+    ``assign``) names each assignment's comparison units (default: every unit it does not
+    treat); a unit in neither is left out of that fit, as if it were not in the panel.
     """
     Ypre, ybar_post = Y[:, ~post], Y[:, post].mean(axis=1)
     n_units, t0 = Ypre.shape
@@ -127,15 +131,17 @@ def sdid_batch(Y: np.ndarray, post: np.ndarray, assign: np.ndarray, real: np.nda
     # The real assignment's time-weight support starts every placebo's search: they differ little.
     comp_real = (~real).astype(float)[None, :]
     start = simplex_qp_active_set(*time_problems(comp_real, noise(comp_real)))[0] > 0
+    allowed_all = ~assign if comparison is None else comparison
     est, coef, omegas, lams = [], [], [], []
     for lo in range(0, len(assign), CHUNK):
         a = assign[lo : lo + CHUNK]
-        comp = (~a).astype(float)
+        allowed = allowed_all[lo : lo + CHUNK]
+        comp = allowed.astype(float)
         sigma = noise(comp)
         # Unit weights: the comparison units' pre-paths matched to the treated mean path,
         # with ridge zeta_omega^2 = sqrt(k T1) sigma^2 (the objective is scaled by T0).
         target = (a.astype(float) @ a_cols.T) / k
-        omega = simplex_ridge_dual(a_cols, target, t0 * np.sqrt(k * t1) * sigma**2, ~a)
+        omega = simplex_ridge_dual(a_cols, target, t0 * np.sqrt(k * t1) * sigma**2, allowed)
         lam = simplex_qp_active_set(*time_problems(comp, sigma), start=start)
         af = a.astype(float)
         treated_part = (af @ ybar_post - ((af @ Ypre) * lam).sum(axis=1)) / k
@@ -298,3 +304,21 @@ class SyntheticDiD:
             placebo_estimates=est,
             min_p_value=max(1.0 / len(assign), 1.0 / math.comb(n, k)),
         )
+
+    def leave_one_out(self, data: Design | pd.DataFrame) -> pd.Series:
+        """The point estimate refitted without each comparison unit in turn (no placebo inference).
+
+        Every refit (weights, noise level and ridge recomputed without the unit, exactly as :meth:`fit`
+        on the panel without it) is one row of a single batch, so the whole check costs about one
+        placebo test. Returns the estimates indexed by the comparison unit left out.
+        """
+        Y, post, real, units, _ = self._matrix(data)
+        n_comp = int((~real).sum())
+        if n_comp < 3:
+            raise DataError("SyntheticDiD: leaving one comparison unit out needs at least three")
+        dropped = np.flatnonzero(~real)
+        assign = np.tile(real, (n_comp, 1))
+        comparison = ~assign
+        comparison[np.arange(n_comp), dropped] = False
+        est = sdid_batch(Y, post, assign, real, comparison).estimates
+        return pd.Series(est, index=pd.Index(units[dropped], name=self.unit), name="estimate")

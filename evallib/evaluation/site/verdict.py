@@ -1,0 +1,225 @@
+"""The verdict's rules: what each robustness check of a site's answer is judged by, and its words.
+
+:mod:`evallib.evaluation.site.robustness` re-fits the answer's estimator; this module judges the re-fits. Other
+comparison sets agree when they have the main estimate's sign and overlapping intervals (ten matched comparators
+can never give p < 0.05, so their own significance is not asked for); a placebo test is judged only when its
+smallest attainable p-value is below the level; the pre-specified pre-trend test must not find diverging trends;
+the parallel-trends sensitivity is reported beside the verdict, never counted; a check that did not run says
+"not run", never "agrees". Effects are worded in percent (logs) or percentage points, never in log units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from evallib.evaluation.site.estimators import on_log_scale
+from evallib.methods.base.results import Estimate
+from evallib.methods.did.sensitivity import RelativeMagnitudes
+from evallib.methods.synth.control import SynthResult
+from evallib.vocabulary import ESTIMATOR_LABELS
+
+ALPHA = 0.05
+#: Pre-trend p-values below this are reported as evidence of diverging trends (and leave an effect unconfirmed).
+PRETREND_ALPHA = 0.05
+#: Fewest pre-period periods (of any frequency) for the placebo-in-time check: a fake start halfway leaves three a side.
+MIN_PLACEBO_TIME_PERIODS = 6
+#: The benchmark for the parallel-trends sensitivity's words: a post-period departure as large as the largest
+#: pre-period one (a breakdown value at or below it is reported as a caution).
+MBAR = 1.0
+#: "reported": a sensitivity analysis, given as a number beside the verdict, never counted for or against it.
+Status = Literal["agrees", "disagrees", "not run", "reported"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One robustness check: its name, whether it agrees with the main conclusion, and why, in words."""
+
+    name: str
+    status: Status
+    detail: str
+
+    def to_json_dict(self) -> dict[str, str]:
+        """The check as ``results.json`` records it."""
+        return {"check": self.name, "status": self.status, "detail": self.detail}
+
+
+def effect_text(value: float, scale: str) -> str:
+    """One estimate in words on the reader's scale: percent for logs (``-8.1%``), points for percentages."""
+    if not math.isfinite(value):
+        return "unbounded" if math.isinf(value) else "unknown"
+    if scale == "log":
+        return f"{100 * math.expm1(value):+.1f}%"
+    if scale.startswith("percentage_points"):
+        return f"{value:+.1f} percentage points"
+    return f"{value:+.3f}"
+
+
+def conclusion(row: Estimate) -> str:
+    """What an estimate concludes: ``decrease``, ``increase``, ``no clear effect`` or ``unknown`` (withheld)."""
+    if not math.isfinite(row.p_value):
+        return "unknown"
+    if row.p_value >= ALPHA:
+        return "no clear effect"
+    return "decrease" if row.estimate < 0 else "increase"
+
+
+def _overlap(a: Estimate, b: Estimate) -> bool:
+    # A withheld interval (NaN: a plain placebo test on a volatile site) says nothing: treat it as unbounded.
+    def lo(r: Estimate) -> float:
+        return -math.inf if math.isnan(r.ci_low) else r.ci_low
+
+    def hi(r: Estimate) -> float:
+        return math.inf if math.isnan(r.ci_high) else r.ci_high
+
+    return max(lo(a), lo(b)) <= min(hi(a), hi(b))
+
+
+def _agreement(
+    name: str, main: Estimate, alt: Estimate | None, why_no_test: str = "", *, why_not: str = "", label: str = ""
+) -> Check:
+    """An alternative comparison agrees when its estimate has the main one's sign and the intervals overlap."""
+    if alt is None or not math.isfinite(alt.estimate):
+        return Check(name, "not run", why_not or "too few comparison units for this comparison set")
+    same_sign = (alt.estimate < 0) == (main.estimate < 0)
+    overlap = _overlap(main, alt)
+    words = (f"{label} gives " if label else "estimate ") + effect_text(alt.estimate, main.scale)
+    words += (
+        f", 95% interval {effect_text(alt.ci_low, main.scale)} to {effect_text(alt.ci_high, main.scale)}"
+        if math.isfinite(alt.ci_low) and math.isfinite(alt.ci_high)
+        else f" ({why_no_test or 'interval unbounded'})"
+    )
+    if same_sign and overlap:
+        return Check(name, "agrees", f"{words}: same direction, overlapping intervals")
+    why = "the opposite direction" if not same_sign else "an interval that does not overlap the main one"
+    return Check(name, "disagrees", f"{words}: {why}")
+
+
+def judge(
+    main: Estimate,
+    placebo_time: Estimate | None,
+    loo: pd.Series,
+    matched_row: Estimate | None,
+    synth: SynthResult | None,
+    sensitivity: RelativeMagnitudes | None,
+    *,
+    n_comparators: int,
+    pretrend: Estimate | None = None,
+    estimator: str = "did",
+    why_not: Mapping[str, str] | None = None,
+) -> tuple[Check, ...]:
+    """Judge each check of ``main`` (on the log scale for proportional effects) by what it can show."""
+    why_not = why_not or {}
+    label = ESTIMATOR_LABELS.get(estimator, estimator)
+    scale = main.scale
+    checks = []
+    # A placebo test is only worth running when it could reach p < 0.05: with one treated unit
+    # its smallest attainable p is 1 / (comparators + 1).
+    if placebo_time is None:
+        checks.append(
+            Check(
+                "placebo in time",
+                "not run",
+                why_not.get("placebo in time", f"fewer than {MIN_PLACEBO_TIME_PERIODS} periods before the start"),
+            )
+        )
+    elif 1 / (n_comparators + 1) > ALPHA:
+        checks.append(Check("placebo in time", "not run", "too few comparison units for the test to reach p < 0.05"))
+    else:
+        fake = placebo_time.p_value < ALPHA
+        detail = (
+            f"{label} with a fake start in the pre-period gives {effect_text(placebo_time.estimate, scale)}, "
+            f"p = {placebo_time.p_value:.2f}"
+        )
+        checks.append(
+            Check(
+                "placebo in time",
+                "disagrees" if fake else "agrees",
+                detail
+                + (": the design finds an effect where none can be" if fake else ": no effect where none can be"),
+            )
+        )
+    effect = conclusion(main) in ("decrease", "increase")
+    lo, hi = float(loo.min()), float(loo.max())
+    if not effect:
+        checks.append(
+            Check("leave one comparator out", "not run", "no effect to lose: the main estimate is not significant")
+        )
+    elif "leave one comparator out" in why_not:
+        checks.append(Check("leave one comparator out", "not run", why_not["leave one comparator out"]))
+    else:
+        stable = (lo < 0) == (hi < 0) == (main.estimate < 0)
+        checks.append(
+            Check(
+                "leave one comparator out",
+                "agrees" if stable else "disagrees",
+                f"{label} without each comparator in turn ranges from {effect_text(lo, scale)} to "
+                f"{effect_text(hi, scale)}" + ("" if stable else ": one comparator changes the sign"),
+            )
+        )
+    checks.append(
+        _agreement(
+            "10 matched comparators",
+            main,
+            matched_row,
+            "ten comparators cannot give p < 0.05",
+            why_not=why_not.get("matched", ""),
+            label=label,
+        )
+    )
+    checks.append(
+        _agreement(
+            "synthetic control",
+            main,
+            on_log_scale(synth.headline) if synth is not None else None,
+            why_not=why_not.get("synthetic control", ""),
+            label="the synthetic control",
+        )
+    )
+    checks.append(_pretrend_check(pretrend))
+    if not effect:
+        checks.append(Check("parallel-trends sensitivity", "not run", "no effect to overturn"))
+    elif sensitivity is None or not math.isfinite(sensitivity.breakdown) and sensitivity.breakdown != math.inf:
+        checks.append(Check("parallel-trends sensitivity", "not run", "fewer than two pre-period event times"))
+    elif not (math.isfinite(main.ci_low) and math.isfinite(main.ci_high)) or main.ci_low <= 0 <= main.ci_high:
+        # No bound to scale: the interval is unbounded, withheld or already holds zero.
+        checks.append(Check("parallel-trends sensitivity", "not run", "the interval has no finite end away from zero"))
+    else:
+        checks.append(Check("parallel-trends sensitivity", "reported", _sensitivity_detail(sensitivity, scale)))
+    return tuple(checks)
+
+
+def _pretrend_check(pretrend: Estimate | None) -> Check:
+    """The pre-specified pre-trend test (5%): diverging trends before the start leave an effect unconfirmed."""
+    if pretrend is None or not math.isfinite(pretrend.p_value):
+        return Check("pre-trend test", "not run", "the pre-trend test gave no p-value (withheld for a volatile site)")
+    p = pretrend.p_value
+    # Three decimals, so that a p-value just under 0.05 never prints as "0.050" beside "differs".
+    words = "p < 0.05" if p < PRETREND_ALPHA and f"{p:.3f}" == f"{PRETREND_ALPHA:.3f}" else f"p = {p:.3f}"
+    if p < PRETREND_ALPHA:
+        return Check(
+            "pre-trend test", "disagrees", f"the site's trend before the start differs from its comparators' ({words})"
+        )
+    return Check("pre-trend test", "agrees", f"no clear difference in trends before the start ({words})")
+
+
+def _sensitivity_detail(rm: RelativeMagnitudes, scale: str = "log") -> str:
+    """The breakdown value in words, with a caution when a departure no larger than the pre-period's would do."""
+    if rm.breakdown == math.inf:
+        return "the event study shows no departure from parallel trends before the start to scale a bound by"
+    size = effect_text(rm.max_pre_violation, scale).lstrip("+")
+    words = (
+        f"post-period departures from parallel trends would have to be {rm.breakdown:.2f} times the largest "
+        f"pre-period one ({size}) to overturn it "
+        "(Rambachan-Roth relative magnitudes)"
+    )
+    if rm.robust(MBAR):
+        return words
+    return (
+        words
+        + ": a departure no larger than those before the start could, so the conclusion rests on trends staying parallel"
+    )
