@@ -187,3 +187,24 @@ def test_a_design_checks_its_input() -> None:
     with pytest.raises(Exception, match="only comparison units"):
         d.drop("A")
     assert d.treated_units == ("A",) and d.comparison_units == ("B",) and list(d.post) == [False, True, True]
+
+
+def test_a_design_keeps_the_order_its_units_were_given_in(long: pd.DataFrame) -> None:
+    """Units are sorted for placebo assignments, but rows and sums follow the order given (treated first here),
+    so a rate ratio fitted on the design equals one fitted on long rows stacked in that order, bit for bit."""
+    wide = long.pivot(index="period", columns="unit", values="value")
+    pop = long.pivot(index="period", columns="unit", values="population")
+    treated = sorted(long.loc[long["treated"] == 1, "unit"].unique())
+    order = treated[::-1] + [u for u in wide.columns if u not in treated][::-1]
+    start = sorted(long["period"].unique())[START]
+    design = Design.from_wide(wide[order], treated, start, exposure=pop[order], measure="count")
+    assert list(design.units) == sorted(order)
+    rows = wide[order].stack().rename("value").reset_index()
+    rows["population"] = pop[order].stack().to_numpy()
+    rows["treated"] = rows["unit"].isin(treated).astype(int)
+    rows["post"] = (rows["period"] >= start).astype(int)
+    est = PoissonDiD(inference="placebo_in_space", n_draws=99)
+    a = est.fit(design).tidy().drop(columns="outcome")
+    b = dataclasses.replace(est, exposure="population").fit(rows).tidy().drop(columns="outcome")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert design.treated_series().equals(wide[treated[::-1]].sum(axis=1).rename(design.treated_series().name))
