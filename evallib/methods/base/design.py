@@ -237,7 +237,9 @@ class Design:
     def frame(self, values: np.ndarray | None = None) -> pd.DataFrame:
         """A periods x units table of ``values`` (the outcome by default)."""
         v = self.values if values is None else values
-        return pd.DataFrame(v.T, index=self.periods, columns=list(self.units))
+        # Stored as pandas stores a pivoted table (one block, units x periods in column order), so that pandas
+        # sums over a table of the design add in the same order as over the long rows it was built from.
+        return pd.DataFrame(np.array(v.T, order="C"), index=self.periods, columns=list(self.units), copy=False)
 
     def treated_series(self) -> pd.Series:
         """The treated units together as one series: counts summed; rates and percentages from summed

@@ -267,7 +267,10 @@ class SyntheticControl:
         at = bisect.bisect_left(order, "SITE")
         label = TREATED_LABEL
         Y = pd.concat([pool[order[:at]], site.rename(label), pool[order[at:]]], axis=1)
-        return (np.log(Y) if self.transform == "log" else Y), label
+        Y = np.log(Y) if self.transform == "log" else Y
+        # One block laid out as pandas lays out a pivoted table, so that pandas sums (the pre-period means of
+        # the demeaned fit) add in the same order as before designs existed.
+        return pd.DataFrame(np.array(Y.to_numpy(float), order="C"), index=Y.index, columns=Y.columns, copy=False), label
 
     def _fit(self, Y: pd.DataFrame, P: pd.DataFrame | None) -> SynthResult:
         pre = Y.index < self.start
