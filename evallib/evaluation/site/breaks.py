@@ -34,6 +34,7 @@ from evallib.evaluation.site.units import AreaData, area_data
 from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_K, is_break, level_steps
+from evallib.vocabulary import plural
 
 #: A break within this many periods of the first follow-up period is the change being measured, not a data break.
 START_TOLERANCE = 2
@@ -169,7 +170,7 @@ def stitch_partner(
     ]
     wide = panel.wide(outcome).loc[start:end]
     for s in sorted(found, key=lambda s: abs(s.step + shift.step)):
-        if not 1 / BALANCE <= -_count_change(wide[s.unit], s.month) / _count_change(wide[shift.unit], shift.month) <= BALANCE:
+        if not 1 / BALANCE <= -_count_change(wide[s.unit], s) / _count_change(wide[shift.unit], shift) <= BALANCE:
             continue  # what one area lost, the other did not gain
         joined = summed(panel, outcome, shift.unit, s.unit)
         steps, sigma = _steps(joined, outcome, start, end)
@@ -180,11 +181,11 @@ def stitch_partner(
     return None
 
 
-def _count_change(series: pd.Series, month: pd.Timestamp) -> float:
-    """Mean count over the ``BREAK_K`` periods from ``month`` minus the mean over the ``BREAK_K`` before."""
-    after = series.loc[month:].iloc[:BREAK_K].mean()
-    before = series.loc[:month].iloc[:-1].iloc[-BREAK_K:].mean()
-    change = float(after - before)
+def _count_change(series: pd.Series, shift: Shift) -> float:
+    """The shift in counts: the mean over the ``BREAK_K`` periods before it times the relative change (the step is
+    relative to the typical area, so seasonality and national change are out of it)."""
+    before = float(series.loc[: shift.month].iloc[:-1].iloc[-BREAK_K:].mean())
+    change = before * (np.exp(shift.step) - 1)
     return change if change != 0 else float("nan")
 
 
@@ -217,13 +218,13 @@ def cut_protocol(
             raise NotEvaluable(
                 f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% in {shift.month:%b %Y}, "
                 f"not at the start and not explained by a change between the site's own areas; the pre-period after "
-                f"it has {n_pre} {word}(s), fewer than the protocol's minimum of {protocol.min_pre_periods}, so no "
+                f"it has {plural(n_pre, word)}, fewer than the protocol's minimum of {protocol.min_pre_periods}, so no "
                 "before-and-after comparison avoids it"
             )
         new = replace(protocol, pre_period_start=f"{shift.month:%Y-%m}")
         return new, (
             f"the pre-period now starts at the shift ({shift.month:%b %Y}, was {w.pre_start:%b %Y}): "
-            f"{n_pre} pre-period {word}(s) remain"
+            f"{plural(n_pre, 'pre-period ' + word)} remain"
         )
     before = periods[periods < shift.month]
     n_post = int(((before >= w.post_start) & (before <= w.post_end)).sum())
@@ -231,14 +232,14 @@ def cut_protocol(
         raise NotEvaluable(
             f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% in {shift.month:%b %Y}, "
             f"during the follow-up and not explained by a change between the site's own areas; the follow-up before "
-            f"it has {n_post} {word}(s), fewer than the protocol's minimum of {protocol.min_post_periods}, so no "
+            f"it has {plural(n_post, word)}, fewer than the protocol's minimum of {protocol.min_post_periods}, so no "
             "before-and-after comparison avoids it"
         )
     last = before.max()
     new = replace(protocol, post_period_end=f"{last:%Y-%m}")
     return new, (
         f"the follow-up now ends before the shift ({last:%b %Y}, was {w.post_end:%b %Y}): "
-        f"{n_post} follow-up {word}(s) remain"
+        f"{plural(n_post, 'follow-up ' + word)} remain"
     )
 
 
