@@ -28,12 +28,17 @@ from .conftest import ROOT
 MONTHS = pd.date_range("2012-01-01", "2017-12-01", freq="MS")
 
 
-def _panel(shifts: dict[str, tuple[str, float]] | None = None, moved: tuple[str, str, str, float] | None = None) -> Panel:
+def _panel(
+    shifts: dict[str, tuple[str, float]] | None = None, moved: tuple[str, str, str, float] | None = None
+) -> Panel:
     """40 areas of Poisson counts with seasonality; ``shifts`` multiplies an area's counts from a month on;
     ``moved`` = (from, to, month, share) moves that share of one area's counts to another from a month on."""
     rng = np.random.default_rng(7)
     season = 1 + 0.1 * np.sin(2 * np.pi * np.arange(len(MONTHS)) / 12)
-    means = {u: m * season for u, m in zip(["T1", "T2", *[f"C{i:02d}" for i in range(38)]], rng.uniform(800, 1500, 40))}
+    means = {
+        u: m * season
+        for u, m in zip(["T1", "T2", *[f"C{i:02d}" for i in range(38)]], rng.uniform(800, 1500, 40), strict=True)
+    }
     for unit, (month, factor) in (shifts or {}).items():
         means[unit] = np.where(MONTHS >= pd.Timestamp(month), means[unit] * factor, means[unit])
     if moved is not None:
@@ -242,6 +247,8 @@ def test_no_evaluated_analysis_stands_on_a_window_with_a_shift_in_the_sites_seri
             ]
             panel = Panel(pd.concat([rest, site], ignore_index=True), areas.panel.frequency, "scan")
             kept = {b.unit for b in cov.breaks if b.action == "at the start"}
-            shifts = structural_breaks(panel, spec.outcome, *cov.windows.span, units=[u for u in cov.treated_used if u not in kept])
+            shifts = structural_breaks(
+                panel, spec.outcome, *cov.windows.span, units=[u for u in cov.treated_used if u not in kept]
+            )
             found.extend(f"{p.site_id} {spec.outcome} {r.unit} {r.month:%Y-%m}" for r in shifts.itertuples())
     assert checked > 100 and found == []

@@ -87,7 +87,11 @@ def nhs_england_comparison() -> HTMLBlock:
     in no vanguard, baseline 2014-15, beside the per-site estimates.
     """
     g = programme_growth(
-        NHSE_BASE, NHSE_FOLLOW, care_models=tuple((m,) for m in GROWTH_CARE_MODELS), average="site", drop_suspect=True,
+        NHSE_BASE,
+        NHSE_FOLLOW,
+        care_models=tuple((m,) for m in GROWTH_CARE_MODELS),
+        average="site",
+        drop_suspect=True,
         drop_breaks=True,
     )
     rest = g[g["group"] == NO_VANGUARD].iloc[0]

@@ -77,7 +77,14 @@ def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
             ("Left out of the comparison pool", excluded, False),
         ]
         if c.windows is not None and c.window_cut:
-            rows.insert(1, ("Window analysed (cut at a level shift)", f"{c.windows.pre_start:%b %Y} to {c.windows.post_end:%b %Y}", False))
+            rows.insert(
+                1,
+                (
+                    "Window analysed (cut at a level shift)",
+                    f"{c.windows.pre_start:%b %Y} to {c.windows.post_end:%b %Y}",
+                    False,
+                ),
+            )
         for b in c.breaks:
             rows.append((f"Level shift in {b.unit}'s series ({b.action})", b.words, False))
         if math.isfinite(c.baseline_total):

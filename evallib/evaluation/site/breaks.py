@@ -176,14 +176,17 @@ def stitch_partner(
         steps, sigma = _steps(joined, outcome, start, end)
         near = steps[shift.unit].loc[shift.month - pd.DateOffset(months=1) : shift.month + pd.DateOffset(months=1)]
         # The sum must not move by the screen's noise test alone (no floor): a moved population adds up.
-        if near.notna().any() and not any(is_break(float(x), float(sigma[shift.unit]), BREAK_K, 0.0) for x in near.dropna()):
+        if near.notna().any() and not any(
+            is_break(float(x), float(sigma[shift.unit]), BREAK_K, 0.0) for x in near.dropna()
+        ):
             return s.unit
     return None
 
 
 def _count_change(series: pd.Series, shift: Shift) -> float:
     """The shift in counts: the mean over the ``BREAK_K`` periods before it times the relative change (the step is
-    relative to the typical area, so seasonality and national change are out of it)."""
+    relative to the typical area, so seasonality and national change are out of it).
+    """
     before = float(series.loc[: shift.month].iloc[:-1].iloc[-BREAK_K:].mean())
     change = before * (np.exp(shift.step) - 1)
     return change if change != 0 else float("nan")

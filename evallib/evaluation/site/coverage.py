@@ -15,8 +15,8 @@ import pandas as pd
 from evallib.errors import DataError, NotEvaluable
 from evallib.evaluation.site.breaks import SiteBreak, screen_site
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
-from evallib.protocol.windows import Windows
 from evallib.protocol.paths import project_root
+from evallib.protocol.windows import Windows
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
