@@ -146,6 +146,30 @@ def test_a_shift_at_the_start_is_kept_and_said() -> None:
     assert "what the analysis measures" in b.detail
 
 
+def test_a_large_shift_at_the_start_is_not_read_as_a_break_a_few_months_away() -> None:
+    """A step leaks into the steps either side of it: a -50% effect must not cut the pre-period 3 months early."""
+    p, _, breaks = _screen(_panel({"T1": ("2015-01", 0.5)}), _protocol())
+    assert [b.action for b in breaks] == ["at the start"] and p == _protocol()
+
+
+def test_past_a_shift_at_the_start_the_screen_still_finds_a_break_elsewhere() -> None:
+    panel = _panel({"T1": ("2015-01", 0.7)})
+    panel = Panel(
+        panel.data.assign(
+            value=np.where(
+                (panel.data["unit"] == "T1") & (panel.data["period"] >= pd.Timestamp("2016-09")),
+                panel.data["value"] * 1.6,
+                panel.data["value"],
+            )
+        ),
+        "monthly",
+        "constructed",
+    )
+    p, _, breaks = _screen(panel, _protocol())
+    assert sorted((b.action, f"{b.month:%Y-%m}") for b in breaks) == [("at the start", "2015-01"), ("cut", "2016-09")]
+    assert p.post_period_end == "2016-08"
+
+
 def test_the_growth_table_names_sites_whose_window_was_cut() -> None:
     frame = pd.DataFrame(
         {

@@ -104,22 +104,31 @@ def find_shifts(
     start: pd.Timestamp,
     end: pd.Timestamp,
     units: list[str] | tuple[str, ...],
-    ignore: pd.DatetimeIndex | None = None,
+    at_start: dict[str, Shift] | None = None,
 ) -> list[Shift]:
-    """Each of ``units`` whose largest step over ``[start, end]`` (months in ``ignore`` left out) is a break.
+    """Each of ``units`` whose largest step over ``[start, end]`` is a break.
 
-    The rule of :func:`evallib.sources.quality.structural_breaks` (same steps, noise and thresholds); ``ignore``
-    lets the screen look past a step at the start, which is what the analysis measures.
+    The rule of :func:`evallib.sources.quality.structural_breaks` (same steps, noise and thresholds). A unit in
+    ``at_start`` has that shift (the one at the start, which the analysis measures) taken out of its series first,
+    and its steps within ``START_TOLERANCE`` periods of it left out, so the screen looks past it: a step leaks
+    into the months either side of it, and a large effect would otherwise read as a break a few months away.
     """
-    steps, sigma = _steps(panel, outcome, start, end)
-    if ignore is not None and len(ignore):
-        steps = steps.copy()
-        steps.loc[steps.index.isin(ignore), :] = np.nan
+    wide = panel.wide(outcome).loc[start:end]
+    at_start = at_start or {}
+    if at_start:
+        wide = wide.copy()
+        for unit, s in at_start.items():
+            if unit in wide.columns:
+                wide.loc[wide.index >= s.month, unit] *= np.exp(-s.step)
+    steps, sigma = level_steps(wide, BREAK_K)
     out = []
     for unit in units:
         if unit not in steps.columns:
             continue
         col = steps[unit].abs()
+        if unit in at_start:
+            i = int(np.searchsorted(col.index, at_start[unit].month))
+            col.iloc[max(i - START_TOLERANCE, 0) : i + START_TOLERANCE + 1] = np.nan
         if not col.notna().any():
             continue
         month = col.idxmax()
@@ -277,7 +286,7 @@ def screen_site(
     """
     breaks: list[SiteBreak] = []
     pairs: list[tuple[str, str, str]] = []
-    kept: set[tuple[str, pd.Timestamp]] = set()
+    kept: dict[str, Shift] = {}
     for _ in range(MAX_PASSES):
         w = protocol.windows
         start, end = w.span
@@ -288,8 +297,8 @@ def screen_site(
         periods = areas.panel.wide(outcome).loc[start:end].index
         ignore = near_start(pd.DatetimeIndex(periods), protocol)
         for s in find_shifts(areas.panel, outcome, start, end, list(areas.treated)):
-            if s.month in ignore and (s.unit, s.month) not in kept:
-                kept.add((s.unit, s.month))
+            if s.month in ignore and s.unit not in kept:
+                kept[s.unit] = s
                 breaks.append(
                     SiteBreak(
                         outcome,
@@ -301,7 +310,7 @@ def screen_site(
                         "how activity was recorded as much as the care model; check locally",
                     )
                 )
-        shifts = find_shifts(areas.panel, outcome, start, end, list(areas.treated), ignore)
+        shifts = find_shifts(areas.panel, outcome, start, end, list(areas.treated), kept)
         if not shifts:
             return protocol, areas, tuple(breaks)
         shift = max(shifts, key=lambda s: abs(s.step))
