@@ -165,9 +165,16 @@ def summed(panel: Panel, outcome: str, into: str, other: str) -> Panel:
 
 
 def stitch_partner(
-    panel: Panel, outcome: str, shift: Shift, candidates: list[str], start: pd.Timestamp, end: pd.Timestamp
+    panel: Panel,
+    outcome: str,
+    shift: Shift,
+    candidates: list[str],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    months_apart: int = 1,
 ) -> str | None:
-    """One of ``candidates`` that shifts the opposite way within a period of ``shift`` such that their sum does not.
+    """One of ``candidates`` that shifts the opposite way within ``months_apart`` of ``shift`` such that their sum
+    does not.
 
     Candidates are tried from the step closest in size (opposite sign) first; None when none qualifies.
     """
@@ -175,7 +182,7 @@ def stitch_partner(
     found = [
         s
         for s in find_shifts(panel, outcome, start, end, others)
-        if np.sign(s.step) == -np.sign(shift.step) and abs((s.month - shift.month).days) <= 31
+        if np.sign(s.step) == -np.sign(shift.step) and abs((s.month - shift.month).days) <= 31 * months_apart
     ]
     wide = panel.wide(outcome).loc[start:end]
     for s in sorted(found, key=lambda s: abs(s.step + shift.step)):
@@ -202,15 +209,16 @@ def _count_change(series: pd.Series, shift: Shift) -> float:
 
 
 def mirror(panel: Panel, outcome: str, shift: Shift, units: list[str], start: pd.Timestamp, end: pd.Timestamp) -> str:
-    """Words naming an area outside the site that shifts the other way and with which the site's area sums to no
-    shift (part of the area moved to or from it), or an empty string.
+    """Words naming an area outside the site that shifts the other way in the same month and with which the site's
+    area sums to no shift (part of the area may have moved to or from it), or an empty string.
     """
     others = [u for u in panel.wide(outcome).columns if u not in units]
-    partner = stitch_partner(panel, outcome, shift, [shift.unit, *others], start, end)
+    # The same month only: among hundreds of areas some shift the other way a month apart by chance.
+    partner = stitch_partner(panel, outcome, shift, [shift.unit, *others], start, end, months_apart=0)
     if partner is None:
         return ""
     return (
-        f" {partner} shifted the other way in the same months by about as much, so part of the area may have "
+        f" {partner} shifted the other way in the same month by about as much, so part of the area may have "
         f"moved to or from {partner}, outside the site; summing them would add an untreated population to the "
         "site, so the series is not stitched."
     )
