@@ -208,3 +208,19 @@ def test_a_design_keeps_the_order_its_units_were_given_in(long: pd.DataFrame) ->
     b = dataclasses.replace(est, exposure="population").fit(rows).tidy().drop(columns="outcome")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert design.treated_series().equals(wide[treated[::-1]].sum(axis=1).rename(design.treated_series().name))
+
+
+def test_a_staggered_design_gives_each_treated_unit_its_own_start(long: pd.DataFrame) -> None:
+    """One start per treated unit: Callaway-Sant'Anna reads the units' own starts (cohorts) from the design."""
+    wide = long.pivot(index="period", columns="unit", values="value")
+    periods = list(wide.index)
+    starts = {"T000": periods[30], "T001": periods[40]}
+    design = Design.staggered(np.log(wide), starts, outcome="admissions")
+    assert design.start == periods[30] and design.treated_units == ("T000", "T001")
+    assert design.unit_starts is not None and design.unit_starts[1] == periods[40]
+    res = CallawaySantAnna(control_group="not_yet_treated").fit(design)
+    cohorts = set(res.group_time["group"])
+    assert cohorts == {31, 41}  # periods numbered from 1
+    assert math.isfinite(res.estimate) and res.headline.n_treated == 2
+    with pytest.raises(Exception, match="not a period"):
+        Design.staggered(wide, {"T000": pd.Timestamp("1990-01-01")})

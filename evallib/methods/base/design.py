@@ -9,8 +9,8 @@ comparison units (:meth:`Design.subset`), or on the pre-period with a fake start
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -97,6 +97,11 @@ class Design:
             raise DataError("design: no comparison units")
         if not (self.periods < self.start).any() or not (self.periods >= self.start).any():
             raise DataError("design: need periods both before and from the start")
+        if self.unit_starts is not None:
+            if len(self.unit_starts) != len(self.units):
+                raise DataError("design: unit_starts needs one entry per unit (None for comparison units)")
+            if any((s is None) == bool(tr) for s, tr in zip(self.unit_starts, t, strict=True)):
+                raise DataError("design: every treated unit needs a start, and comparison units none")
         for name in ("counts", "exposure"):
             m = getattr(self, name)
             if m is not None and np.shape(m) != v.shape:
@@ -146,6 +151,35 @@ class Design:
             outcome=outcome,
             input_order=tuple(rank[u] for u in values.columns),
         )
+
+    @classmethod
+    def staggered(
+        cls,
+        values: pd.DataFrame,
+        starts: Mapping[str, object],
+        *,
+        measure: Measure = "level",
+        periods_per_year: int = 12,
+        outcome: str = "",
+    ) -> Design:
+        """A design whose treated units started at different dates: ``starts`` maps each treated unit to its
+        first treated period (every other column is a comparison unit); ``start`` is the earliest of them.
+        """
+        if not starts:
+            raise DataError("design: give at least one treated unit and its start")
+        bad = [u for u, s in starts.items() if s not in set(values.index)]
+        if bad:
+            raise DataError(f"design: the start of {bad} is not a period of the data")
+        base = cls.from_wide(
+            values,
+            list(starts),
+            values.index[values.index.isin(list(starts.values()))].min(),
+            measure=measure,
+            periods_per_year=periods_per_year,
+            outcome=outcome,
+        )
+        unit_starts = tuple(starts.get(u) for u in base.units)
+        return replace(base, unit_starts=unit_starts)
 
     @classmethod
     def from_long(
