@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import tempfile
 from functools import cache
@@ -25,6 +24,7 @@ from typing import Any
 from markupsafe import Markup
 
 from evallib.evaluation.coverage import outcome_label
+from evallib.protocol import safe_files
 from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
 from evallib.reporting.glossary import GLOSSARY
 from evallib.reporting.publishing import (
@@ -169,9 +169,7 @@ def render_report(
     html = page(title, body, attribution=None, fingerprint=fingerprint, template="report_page.html.j2")
     if root is not None:
         html = scrub_paths(html, root)
-    tmp = html_out.with_name(f".{html_out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(html_out)
+    safe_files.write_atomic(html_out, html)
     return html_out
 
 
@@ -231,8 +229,7 @@ INDEX_COLUMNS = (
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    safe_files.write_atomic(path, text)
 
 
 def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
@@ -245,7 +242,7 @@ def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     tidy.to_csv(folder / "results.csv", index=False)
     sites_frame(e.results for e in shown).to_csv(folder / "sites.csv", index=False)
     for e in shown:
-        shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")  # type: ignore[union-attr]
+        safe_files.copy_file(e.page.parent / "results.json", folder / f"{e.site_id}.json")  # type: ignore[union-attr]
     try:
         tidy.to_parquet(folder / "results.parquet", index=False)
     except ImportError:
@@ -275,22 +272,21 @@ def build_site(
         When a page breaks a publication rule; the previous site is left as it was.
     """
     site = outputs / "site"
-    staging = outputs / f".site-staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    safe_files.check_dir(site)  # a link there is refused before anything is built
+    staging = safe_files.fresh_dir(outputs, ".site-staging-")
     try:
         entries, found = collect_sites(outputs, expected)
         problems = problems if problems is not None else []
         problems.extend(found)
         programme = _programme_page(outputs, entries)
         if programme is not None:
-            shutil.copyfile(programme, staging / "programme.html")
+            safe_files.copy_file(programme, staging / "programme.html")
         elif (outputs / "programme").is_dir() and any(e.page is not None for e in entries):
             problems.append("programme: its page was not made from the results now published; left out")
         counts: dict[str, int] = {}
         for e in entries:
             if e.page is not None:
-                shutil.copyfile(e.page, staging / f"{e.site_id}.html")
+                safe_files.copy_file(e.page, staging / f"{e.site_id}.html")
             counts[e.status] = counts.get(e.status, 0) + 1
         rows = [index_row(e) for e in entries]
         parquet = write_downloads(staging, entries)
@@ -340,8 +336,11 @@ def build_site(
                 **common,
             ),
         )
-    except BaseException:  # nothing half-built is left behind
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:  # nothing half-built is left behind
+        safe_files.remove_tree(staging)
+        if safe_files.is_fault(exc):  # a full disk, no inodes: one line naming the folder and the fix
+            raise safe_files.WriteFault(safe_files.fault_message(exc, outputs)) from None  # type: ignore[arg-type]
         raise
-    swap_in(staging, site, root)
+    with safe_files.faults(outputs):  # a full disk or an immutable site/: one line naming the folder
+        swap_in(staging, site, root)
     return site / "index.html"
