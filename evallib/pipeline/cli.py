@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         if not is_fault(exc):
             raise
         # A full disk, no inodes, a read-only or immutable folder: one line, no traceback, no absolute path.
-        print(f"error: {fault_message(exc)}", file=sys.stderr)
+        folder = None if exc.filename else getattr(args, "outputs", None)  # e.g. the lock file's write
+        print(f"error: {fault_message(exc, folder)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished sites are published; unfinished ones keep their previous reports", file=sys.stderr)

@@ -261,6 +261,10 @@ def run_programme(
         return _programme_in(staging, root, outputs, executor, chosen, timeout, t0)
     finally:
         remove_tree(staging)
+        try:
+            (outputs / ".staging").rmdir()  # `evallib publish` leaves no empty staging folder behind
+        except OSError:
+            pass  # not empty: a run's sites are staged there (the run removes it at its end)
 
 
 def _programme_in(
@@ -389,10 +393,10 @@ def safe_execute(
     try:
         return execute_site(job, root, outputs, template, executor, timeout)
     except Exception as exc:  # noqa: BLE001 - one site's crash must not stop the batch; it is recorded
-        if isinstance(exc, EvalLibError):
+        if is_fault(exc):  # named for the outputs folder, not the staging folder inside it
+            reason = fault_message(exc, Path(outputs))  # type: ignore[arg-type]
+        elif isinstance(exc, EvalLibError):
             reason = str(exc)
-        elif is_fault(exc):
-            reason = fault_message(exc)  # type: ignore[arg-type]
         else:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             reason = f"runner error: {scrub_paths(detail, Path(root))}"

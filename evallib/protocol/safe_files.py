@@ -46,6 +46,10 @@ class UnsafePath(EvalLibError):
 class WriteFault(EvalLibError):
     """The file system refused a write (full, no inodes, read-only, immutable): nothing was half-written."""
 
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.errno = code
+
 
 def shown(path: Path) -> str:
     """``path`` for a message: relative to the working folder when inside it, else its last two parts."""
@@ -96,9 +100,10 @@ def check_file(path: Path) -> bool:
     return True
 
 
-def fault_message(exc: OSError, folder: Path | None = None) -> str:
+def fault_message(exc: OSError | WriteFault, folder: Path | None = None) -> str:
     """One line for a file-system fault: the folder and the fix (no traceback, no absolute path)."""
-    where = folder if folder is not None else Path(exc.filename).parent if exc.filename else None
+    filename = getattr(exc, "filename", None)
+    where = folder if folder is not None else Path(filename).parent if filename else None
     name = f"{shown(where)}/" if where is not None else "the outputs folder"
     if exc.errno in _NO_SPACE:
         why, fix = "the disk is full (no space or no free inodes left)", "free some space (`df -h`, `df -i`)"
@@ -108,24 +113,25 @@ def fault_message(exc: OSError, folder: Path | None = None) -> str:
         why = "permission denied (or the folder is immutable)"
         fix = "fix its permissions (`ls -ld`; `lsattr -d` and `chattr -i` for the immutable flag)"
     else:
-        why, fix = (exc.strerror or type(exc).__name__).lower(), "check the disk"
+        why, fix = (getattr(exc, "strerror", None) or "a file-system error").lower(), "check the disk"
     return f"cannot write {name}: {why}; {fix} or choose another folder with --outputs, then run again"
 
 
 def is_fault(exc: BaseException) -> bool:
     """Whether ``exc`` is a file-system fault :func:`fault_message` describes (not a programming error)."""
-    return isinstance(exc, OSError) and exc.errno in _FAULT_ERRNOS
+    return isinstance(exc, WriteFault) or (isinstance(exc, OSError) and exc.errno in _FAULT_ERRNOS)
 
 
 @contextmanager
 def faults(folder: Path) -> Iterator[None]:
-    """Turn a file-system fault inside the block into :class:`WriteFault` naming ``folder``."""
+    """Turn a file-system fault inside the block into :class:`WriteFault` naming ``folder`` (the outermost
+    block names the folder: the user's ``outputs/`` rather than a staging folder inside it)."""
     try:
         yield
-    except OSError as exc:
-        if isinstance(exc, EvalLibError) or not is_fault(exc):
+    except (OSError, WriteFault) as exc:
+        if not is_fault(exc):
             raise
-        raise WriteFault(fault_message(exc, folder)) from None
+        raise WriteFault(fault_message(exc, folder), exc.errno or 0) from None
 
 
 def make_dir(path: Path, base: Path) -> Path:

@@ -338,8 +338,9 @@ def build_site(
         )
     except BaseException as exc:  # nothing half-built is left behind
         safe_files.remove_tree(staging)
-        if safe_files.is_fault(exc):  # a full disk, no inodes: one line naming the folder and the fix
-            raise safe_files.WriteFault(safe_files.fault_message(exc, outputs)) from None  # type: ignore[arg-type]
+        if safe_files.is_fault(exc):  # a full disk, no inodes: one line naming the outputs folder and the fix
+            message = safe_files.fault_message(exc, outputs)  # type: ignore[arg-type]
+            raise safe_files.WriteFault(message, getattr(exc, "errno", 0) or 0) from None
         raise
     with safe_files.faults(outputs):  # a full disk or an immutable site/: one line naming the folder
         swap_in(staging, site, root)
