@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from evallib.pipeline import execute
-from evallib.pipeline.execute import record_failure, recover
+from evallib.pipeline import folders
+from evallib.pipeline.folders import record_failure, recover
 from evallib.protocol import safe_files
 from evallib.reporting.publishing import SITE_MARKER
 
@@ -62,7 +62,7 @@ def test_a_worker_killed_between_the_two_renames_never_loses_the_last_good_repor
     final = _folder(outputs / "V04", SITE_FILES, "old")
     old = tree_digest(final)
     staging = _folder(outputs / ".staging" / "V04-1234abcd", SITE_FILES, "new")
-    assert _killed_in(lambda: execute._publish_dir(staging, final), 1, monkeypatch) == 137
+    assert _killed_in(lambda: folders.publish_dir(staging, final), 1, monkeypatch) == 137
     assert not final.exists()  # killed between the renames: the old copy is under its .old name
     # The pool records the dead worker's site as failed; then the next run recovers.
     record_failure(outputs, "V04", "the worker process running it died (signal 9)")
@@ -143,7 +143,7 @@ def test_with_the_kernels_exchange_the_name_always_holds_a_complete_copy(
     pid = os.fork()
     if pid == 0:
         try:
-            execute._publish_dir(staging, final)
+            folders.publish_dir(staging, final)
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)

@@ -16,7 +16,7 @@ import pytest
 from evallib.errors import EvalLibError
 from evallib.evaluation.results_file import write_results
 from evallib.pipeline.cli import main as cli_main
-from evallib.pipeline.execute import record_failure, recover
+from evallib.pipeline.folders import record_failure, recover
 from evallib.protocol.paths import ROOT_ENV
 
 from .conftest import tree_digest

@@ -28,32 +28,24 @@ import json
 import os
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evallib.errors import EvalLibError
 from evallib.pipeline.executor import run_forked, timed_out, warm_up
+from evallib.pipeline.folders import publish_dir, record_failure
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
-from evallib.pipeline.pool import critical
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
 from evallib.protocol import safe_files
 from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.safe_files import UnsafePath, fault_message, is_fault, make_dir, read_file, remove_tree
-from evallib.reporting.publishing import SITE_MARKER, SiteEntry, inputs_fingerprint, read_json
+from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, read_json
 from evallib.reporting.static_site import render_report, scrub_paths
 
 KERNEL_START_RETRIES = 3
 #: The default limit on one site's (or the programme's) notebook, in seconds: generous; ``--site-timeout``.
 SITE_TIMEOUT = 20 * 60.0
-#: The failure records kept beside a site's last good report.
-FAILURE_FILES = ("failure.json", "failed.ipynb")
-#: What a complete copy of each kind of folder holds (a site's: its results and run record).
-_COMPLETE = {"site": ("index.html", SITE_MARKER), "programme": ("run.json", "report.html")}
-_SITE_FILES = ("results.json", "run.json")
-#: Every file evallib writes in a site's (or the programme's) folder.
-_WRITTEN = ("results.json", "run.json", "report.html", "report.ipynb", *FAILURE_FILES)
 
 
 @dataclass(frozen=True)
@@ -103,90 +95,6 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all, never through a link (:func:`safe_files.write_atomic`)."""
     safe_files.write_atomic(path, text)
-
-
-def _publish_dir(staging: Path, final: Path) -> None:
-    """Replace ``final`` with ``staging`` so that a complete copy (old or new) always bears the name.
-
-    An atomic exchange where the kernel has one; else two renames, which a SIGTERM waits for and
-    which :func:`recover` undoes when a kill cuts them. A link at ``final`` is refused.
-    """
-    with critical():
-        safe_files.swap_in_dir(staging, final, f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-
-
-def _complete(final: Path, name: str) -> bool:
-    """Whether the folder ``final`` holds a complete copy (never looking through a link)."""
-    if not safe_files.check_dir(final):
-        return False
-    return all(safe_files.check_file(final / f) for f in _COMPLETE.get(name, _SITE_FILES))
-
-
-def _restore(outputs: Path, name: str) -> bool:
-    """Put back the old copy of ``outputs/<name>`` when a cut swap left the name without a complete copy."""
-    restored = False
-    for old in sorted(outputs.glob(f".{name}.old-*")) + (sorted(outputs.glob(".site-old-*")) if name == "site" else []):
-        final = outputs / name
-        restored |= safe_files.restore_old(old, final, _complete(final, name), keep=FAILURE_FILES)
-    return restored
-
-
-def recover(outputs: Path) -> list[str]:
-    """Undo swaps cut short by a killed run, and drop its staging folders (the caller holds the lock).
-
-    Every leftover a swap can make is handled: ``.<site>.old-*`` (and ``.programme.old-*``) and
-    ``.site-old-*`` go back whenever the current folder holds no complete copy (a failure record
-    written since moves into the restored copy), else they are deleted; ``.staging/`` and
-    ``.site-staging-*`` are removed. A link at any of these names is refused, never followed.
-    """
-    safe_files.check_dir(outputs)
-    remove_tree(outputs / ".staging")
-    for tmp in sorted(outputs.glob(".site-staging-*")):
-        remove_tree(tmp)
-    names = {"site"} if any(outputs.glob(".site-old-*")) else set()
-    names |= {old.name[1:].rsplit(".old-", 1)[0] for old in outputs.glob(".*.old-*")}
-    return [name for name in sorted(names) if _restore(outputs, name)]
-
-
-def record_failure(
-    outputs: Path, site_id: str, reason: str, params_file: str = "", notebook: Path | None = None
-) -> None:
-    """``failure.json`` (and ``failed.ipynb``) beside the site's last good report, each written whole.
-
-    A swap of this site cut short (a worker killed between its renames) is undone first, so the
-    record goes beside the old report rather than into an empty folder. ``outputs/<site>`` must be
-    a real folder: a link there is refused, never written through.
-    """
-    final = outputs / site_id
-    with critical():
-        _restore(outputs, site_id)
-        make_dir(final, outputs)
-        if notebook is not None and safe_files.check_file(notebook):
-            safe_files.write_atomic(final / "failed.ipynb", read_file(notebook))
-        record = {"site_id": site_id, "status": "failed", "reason": reason, "params_file": params_file}
-        write_atomic(final / "failure.json", json.dumps(record, indent=2) + "\n")
-
-
-def check_outputs(outputs: Path, site_ids: list[str]) -> None:
-    """Refuse, before anything is written, a link or foreign object where a run or publish will write.
-
-    Checks ``outputs/`` itself, ``.staging``, ``site``, ``run-summary.json``, the folders of
-    ``site_ids`` and of the programme, and the files evallib writes in each (never following a link,
-    never naming its target).
-
-    Raises
-    ------
-    UnsafePath
-        Naming the path and the fix.
-    """
-    safe_files.check_dir(outputs)
-    for name in (".staging", "site"):
-        safe_files.check_dir(outputs / name)
-    safe_files.check_file(outputs / "run-summary.json")
-    for sid in [*site_ids, "programme"]:
-        if safe_files.check_dir(outputs / sid):
-            for name in _WRITTEN:
-                safe_files.check_file(outputs / sid / name)
 
 
 def _staging(outputs: Path, prefix: str) -> Path:
@@ -293,7 +201,7 @@ def _programme_in(
     render_report(nb_out, staging / "report.html", title="New care models: the programme view", root=root)
     remove_tree(inputs)
     write_atomic(staging / "run.json", json.dumps({"inputs": inputs_fingerprint(chosen)}, indent=2) + "\n")
-    _publish_dir(staging, outputs / "programme")
+    publish_dir(staging, outputs / "programme")
     return SiteRun("programme", "published", "", time.perf_counter() - t0, attempts)
 
 
@@ -356,7 +264,7 @@ def _site_in(
         "seconds": round(time.perf_counter() - t0, 2),
     }
     write_atomic(staging / "run.json", json.dumps(run_record, indent=2) + "\n")
-    _publish_dir(staging, out_p / job.site_id)
+    publish_dir(staging, out_p / job.site_id)
     return SiteRun(
         job.site_id,
         results["status"],

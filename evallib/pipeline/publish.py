@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, check_outputs, run_programme
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, run_programme
+from evallib.pipeline.folders import check_outputs
 from evallib.pipeline.pool import interrupts_deferred
 from evallib.pipeline.preflight import expectations
 from evallib.protocol.params import find_params
