@@ -178,8 +178,8 @@ MUTANTS = [
     ),
     (
         "evallib/protocol/safe_files.py",
-        "    if not stat.S_ISDIR(mode):\n        raise _refuse(path, mode, \"a folder\")",
-        "    if False:\n        raise _refuse(path, mode, \"a folder\")",
+        '    if not stat.S_ISDIR(mode):\n        raise _refuse(path, mode, "a folder")',
+        '    if False:\n        raise _refuse(path, mode, "a folder")',
         "tests/test_write_links.py -k 'linked_site_folder or staging_folder'",
     ),
     (
