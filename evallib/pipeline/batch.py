@@ -24,10 +24,9 @@ from evallib.errors import EvalLibError, ExecutionError, ParamsError
 from evallib.evaluation.site import data_windows
 from evallib.pipeline import executor as fast
 from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute, write_atomic
-from evallib.pipeline.executor import timed_out
 from evallib.pipeline.folders import check_outputs, record_failure, recover
 from evallib.pipeline.lock import check_writable, outputs_lock
-from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt
+from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt, timed_out
 from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
 from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import SiteProtocol, find_params

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from evallib.errors import EvalLibError
-from evallib.pipeline.executor import run_forked, timed_out, warm_up
+from evallib.pipeline.executor import run_forked, warm_up
 from evallib.pipeline.folders import publish_dir, record_failure
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
+from evallib.pipeline.pool import timed_out
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
 from evallib.protocol import safe_files
 from evallib.protocol.paths import ROOT_ENV

@@ -25,15 +25,10 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from evallib.pipeline.pool import die_with_parent, set_child
+from evallib.pipeline.pool import die_with_parent, set_child, timed_out
 
 ENGINE_NAME = "evallib-forked"
 _SHELL: list[Any] = []
-
-
-def timed_out(limit: float) -> str:
-    """The failure recorded for a notebook stopped at the time limit."""
-    return f"timed out: stopped after {limit:g} s (the limit per site; raise it with --site-timeout SECONDS)"
 
 
 def available() -> bool:

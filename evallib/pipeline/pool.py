@@ -43,6 +43,11 @@ WARM_UP_LIMIT = 600.0
 _READY = ("ready", None)
 
 
+def timed_out(limit: float) -> str:
+    """The failure recorded for a site (or notebook) stopped at the time limit."""
+    return f"timed out: stopped after {limit:g} s (the limit per site; raise it with --site-timeout SECONDS)"
+
+
 def die_with_parent(watch: bool = True) -> None:
     """Have this process killed when its parent dies (Linux: by the kernel; elsewhere by a watching thread)."""
     parent = os.getppid()
@@ -223,14 +228,7 @@ class WorkerPool:
                     if w.deadline is not None and time.monotonic() >= w.deadline:
                         job = w.job
                         self._replace(i)
-                        yield (
-                            job,
-                            on_error(
-                                job,
-                                f"timed out: stopped after {self.timeout:g} s (the limit per site; "
-                                "raise it with --site-timeout SECONDS)",
-                            ),
-                        )
+                        yield job, on_error(job, timed_out(self.timeout or 0.0))
                     continue
                 reply = None
                 try:
