@@ -65,14 +65,25 @@ def _gone(pid: int, timeout: float = 10) -> bool:
 def test_the_pool_stops_a_task_past_its_limit_with_every_process_it_started(tmp_path: Path) -> None:
     pidfile = tmp_path / "kernel.pid"
     pool = WorkerPool(1, timeout=2)
-    # Without the limit this would wait for ever: a watchdog kills the workers after 120 s, so the test fails.
-    watchdog = threading.Timer(120, lambda: [os.kill(pid, signal.SIGKILL) for pid in pool.pids])
-    watchdog.start()
+    # Without the limit this would wait for ever: after 120 s a watchdog kills every worker, so the test fails.
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if done.wait(120):
+            return
+        while not done.wait(1):
+            for pid in pool.pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    threading.Thread(target=watchdog, daemon=True).start()
     try:
         jobs = [("endless", ("endless", str(pidfile))), ("stopped", ("stopped",)), ("quick", ("quick",))]
         results = dict(pool.run(_task, jobs, on_error=lambda job, why: why))
     finally:
-        watchdog.cancel()
+        done.set()
         pool.close()
     assert results["quick"] == "done"  # the batch went on with a fresh worker
     for job in ("endless", "stopped"):

@@ -100,6 +100,25 @@ def _entries(outputs: Path) -> dict[str, int]:
     return {p.name: os.lstat(p).st_mtime_ns for p in outputs.iterdir() if p.name != ".lock"}
 
 
+@pytest.mark.unit
+def test_calibration_tables_are_never_written_through_a_link(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from evallib.pipeline.calibrate import _write_csv
+
+    folder = tmp_path / "outputs" / "calibration"
+    folder.mkdir(parents=True)
+    victim = _victim(tmp_path)
+    before = tree_digest(victim)
+    (folder / ".summary.csv.tmp").symlink_to(victim / "results.json")  # the temporary name it used to use
+    (folder / "fake_sites.csv").symlink_to(victim / "run.json")
+    _write_csv(pd.DataFrame({"a": [1]}), folder / "summary.csv")
+    assert (folder / "summary.csv").read_text() == "a\n1\n"
+    with pytest.raises(EvalLibError, match=r"calibration/fake_sites.csv is a symbolic link"):
+        _write_csv(pd.DataFrame({"a": [1]}), folder / "fake_sites.csv")
+    assert tree_digest(victim) == before
+
+
 def _copy(src: Path, tmp_path: Path) -> Path:
     root = tmp_path / "project"
     shutil.copytree(src, root, symlinks=True)
