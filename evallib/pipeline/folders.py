@@ -67,6 +67,7 @@ def recover(outputs: Path) -> list[str]:
         remove_tree(tmp)
     names = {"site"} if any(outputs.glob(".site-old-*")) else set()
     names |= {old.name[1:].rsplit(".old-", 1)[0] for old in outputs.glob(".*.old-*")}
+    names = {n for n in names if n and not n.startswith(".")}  # only names a swap of evallib's can leave
     return [name for name in sorted(names) if _restore(outputs, name)]
 
 

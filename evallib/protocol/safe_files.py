@@ -57,7 +57,7 @@ def shown(path: Path) -> str:
     try:
         rel = path.relative_to(Path.cwd())
         return rel.as_posix() if rel.parts else "."
-    except ValueError:
+    except (ValueError, OSError):  # outside the working folder (or no working folder)
         return "/".join(path.parts[-2:])
 
 
@@ -282,7 +282,11 @@ def swap_in_dir(new: Path, final: Path, old_name: str) -> None:
                 return
             old = final.with_name(old_name)
             final.rename(old)
-            new.rename(final)
+            try:
+                new.rename(final)
+            except OSError:
+                old.rename(final)  # the second rename failed: the old copy takes its name back
+                raise
             remove_tree(old)
         else:
             new.rename(final)
