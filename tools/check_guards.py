@@ -75,7 +75,7 @@ MUTANTS = [
         "tests/test_publishing.py -k rounded_first",
     ),
     (
-        "evallib/pipeline/batch.py",
+        "evallib/pipeline/pool.py",
         "        old = signal.signal(signal.SIGTERM, _raise)",
         "        old = signal.getsignal(signal.SIGTERM)",
         "tests/test_faults.py::test_sigterm_takes_the_ctrl_c_path",
@@ -148,8 +148,8 @@ MUTANTS = [
     ),
     (
         "evallib/reporting/publishing.py",
-        "    if site.exists() and not (site / SITE_MARKER).exists():",
-        "    if False:",
+        "        if safe_files.check_dir(site) and not safe_files.check_file(site / SITE_MARKER):",
+        "        if False:",
         "tests/test_hostile.py -k someone",
     ),
     (
@@ -187,6 +187,30 @@ MUTANTS = [
         "        autoescape=True,",
         "        autoescape=False,",
         "tests/test_templates.py",
+    ),
+    (
+        "evallib/protocol/safe_files.py",
+        '    if not stat.S_ISDIR(mode):\n        raise _refuse(path, mode, "a folder")',
+        '    if False:\n        raise _refuse(path, mode, "a folder")',
+        "tests/test_write_links.py -k 'linked_site_folder or staging_folder'",
+    ),
+    (
+        "evallib/pipeline/folders.py",
+        "        restored |= safe_files.restore_old(old, final, _complete(final, name), keep=FAILURE_FILES)",
+        "        safe_files.remove_tree(old)",
+        "tests/test_swaps.py",
+    ),
+    (
+        "evallib/pipeline/pool.py",
+        "                    if w.deadline is not None and time.monotonic() >= w.deadline:",
+        "                    if False:",
+        "tests/test_site_timeout.py::test_the_pool_stops_a_task_past_its_limit_with_every_process_it_started",
+    ),
+    (
+        "evallib/reporting/static_site.py",
+        "        if safe_files.is_fault(exc):",
+        "        if False:",
+        "tests/test_write_faults.py::test_a_full_disk_while_publishing_is_one_line_and_leaves_the_site_as_it_was",
     ),
 ]
 missed = 0

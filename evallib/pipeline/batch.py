@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -27,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 from evallib.errors import EvalLibError, ExecutionError, ParamsError
 from evallib.evaluation.site.evaluate import data_windows
 from evallib.pipeline import executor as fast
-from evallib.pipeline.execute import SiteRun, record_failure, recover, safe_execute, write_atomic
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute, write_atomic
+from evallib.pipeline.folders import check_outputs, record_failure, recover
 from evallib.pipeline.lock import check_writable, outputs_lock
-from evallib.pipeline.pool import WorkerPool
+from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt, timed_out
 from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
 from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import SiteProtocol, find_params
+from evallib.protocol.safe_files import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
 
 if TYPE_CHECKING:
@@ -59,24 +57,6 @@ class BatchResult:
         return 1 if self.failed else 0
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM takes the Ctrl-C path (finished sites published, no partial files, no orphan workers)."""
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, _raise)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def run_batch(
     site_ids: list[str] | None = None,
     *,
@@ -89,6 +69,7 @@ def run_batch(
     scheduler: str | None = None,
     executor: str = "auto",
     wait: bool = False,
+    site_timeout: float = SITE_TIMEOUT,
 ) -> BatchResult:
     """Validate, execute and publish the chosen sites (all when ``site_ids`` is empty).
 
@@ -96,8 +77,12 @@ def run_batch(
     keeps going when a site (or its worker) fails, writes ``outputs/run-summary.json``
     and rebuilds ``outputs/site/`` from verified results. A site whose params, notebook,
     data and evallib code are unchanged since its last successful run is skipped unless
-    ``force``. Holds the outputs lock throughout (``wait``: queue behind another run).
+    ``force``. Holds the outputs lock throughout (``wait``: queue behind another run), never
+    indefinitely: a site (or the programme notebook) running past ``site_timeout`` seconds is
+    stopped with every process it started and recorded as failed ("timed out").
     """
+    if not site_timeout > 0:
+        raise ExecutionError(f"--site-timeout {site_timeout!r}: give a number of seconds above 0")
     root = (root or Path.cwd()).resolve()
     params_dir = params_dir or root / "params"
     outputs = (outputs or root / "outputs").resolve()
@@ -115,7 +100,7 @@ def run_batch(
         raise ParamsError(f"no params files under {relative(params_dir, root)}/; run `evallib make-params`")
     batch = preflight(files, root)
     check_writable(outputs)
-    with outputs_lock(outputs, wait=wait), _sigterm_as_interrupt():
+    with outputs_lock(outputs, wait=wait), sigterm_as_interrupt():
         return _locked_run(
             batch,
             root,
@@ -128,6 +113,7 @@ def run_batch(
             scheduler,
             executor,
             all_sites=not site_ids,
+            timeout=site_timeout,
         )
 
 
@@ -144,13 +130,37 @@ def _locked_run(
     executor: str,
     *,
     all_sites: bool,
+    timeout: float,
+) -> BatchResult:
+    expected = {j.site_id: Expected(j.result_fingerprint, j.draft) for j in batch} if all_sites else None
+    check_outputs(outputs, [j.site_id for j in batch])  # a planted link is refused before anything is written
+    try:
+        return _sites_then_publish(
+            batch, root, params_dir, outputs, template, jobs, progress, force, scheduler, executor, expected, timeout
+        )
+    finally:
+        remove_tree(outputs / ".staging")  # however the run ends (a fault, an interrupt), no staging is left
+
+
+def _sites_then_publish(
+    batch: list[SiteJob],
+    root: Path,
+    params_dir: Path,
+    outputs: Path,
+    template: Path,
+    jobs: int | None,
+    progress: bool,
+    force: bool,
+    scheduler: str | None,
+    executor: str,
+    expected: dict[str, Expected] | None,
+    timeout: float,
 ) -> BatchResult:
     from tqdm import tqdm
 
     recover(outputs)  # swaps a killed run left half-done; its staging leftovers
     t0 = time.perf_counter()
     runs: list[SiteRun] = []
-    expected = {j.site_id: Expected(j.result_fingerprint, j.draft) for j in batch} if all_sites else None
     if not force:
         todo = []
         for job in batch:
@@ -165,21 +175,18 @@ def _locked_run(
     try:
         if scheduler is not None:
             bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
-            runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar))
+            runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar, timeout))
             bar.close()
         elif batch:
-            runs.extend(_run_local(batch, root, outputs, template, executor, n_workers, progress))
+            runs.extend(_run_local(batch, root, outputs, template, executor, n_workers, progress, timeout))
     except KeyboardInterrupt:
         # Finished sites are already in place (each swapped in whole); unfinished ones keep their
         # previous outputs. Drop half-built staging folders and republish from what is verified.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
-        try:
-            shutil.rmtree(outputs / ".staging", ignore_errors=True)
+        with interrupts_deferred():  # a second Ctrl-C (or a SIGTERM) must not cut the clean-up
+            remove_tree(outputs / ".staging")
             publish(root, outputs, expected=expected, params_dir=params_dir, programme=False)
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         raise
-    return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, executor)
+    return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, executor, timeout)
 
 
 def _dead_worker(outputs: Path) -> Any:
@@ -191,17 +198,24 @@ def _dead_worker(outputs: Path) -> Any:
 
 
 def _run_local(
-    batch: list[SiteJob], root: Path, outputs: Path, template: Path, executor: str, n_workers: int, progress: bool
+    batch: list[SiteJob],
+    root: Path,
+    outputs: Path,
+    template: Path,
+    executor: str,
+    n_workers: int,
+    progress: bool,
+    timeout: float,
 ) -> list[SiteRun]:
     from tqdm import tqdm
 
     # Forked executor: each worker imports the heavy libraries once, then forks per notebook.
     warm = partial(fast.warm_up, tuple(_windows(batch))) if executor == "forked" else None
-    pool = WorkerPool(n_workers, initializer=warm)
+    pool = WorkerPool(n_workers, initializer=warm, timeout=timeout)
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
-    runs = []
+    runs: list[SiteRun] = []
     try:
-        tasks = [(job, (job, str(root), str(outputs), str(template), executor)) for job in batch]
+        tasks = [(job, (job, str(root), str(outputs), str(template), executor, timeout)) for job in batch]
         for _, run in pool.run(safe_execute, tasks, on_error=_dead_worker(outputs)):
             runs.append(run)
             bar.set_postfix_str(f"{run.site_id} {run.status}")
@@ -216,34 +230,66 @@ def _run_local(
 
 
 def _run_on_dask(
-    scheduler: str, batch: list[SiteJob], root: Path, outputs: Path, template: Path, bar: tqdm
+    scheduler: str, batch: list[SiteJob], root: Path, outputs: Path, template: Path, bar: tqdm, timeout: float
 ) -> list[SiteRun]:
-    """The same site executions as tasks on a Dask cluster (workers must see the same files)."""
+    """The same site executions as tasks on a Dask cluster (workers must see the same files).
+
+    Never waits forever: when no site finishes for ``timeout`` seconds (a stuck task, a cluster whose
+    workers all died), the sites still outstanding are cancelled and recorded as failed ("timed out");
+    a task still running past its own limit publishes nothing (:func:`execute_site`).
+    """
     try:
         from dask.distributed import Client
-        from dask.distributed import as_completed as dask_completed
+        from dask.distributed import TimeoutError as DaskTimeout
+        from dask.distributed import wait as dask_wait
     except ImportError as exc:
         raise ExecutionError("the Dask backend needs dask[distributed]: pip install 'evallib[dask]'") from exc
-    runs = []
+    runs: list[SiteRun] = []
     with Client(scheduler) as client:
-        futures = [
-            client.submit(
+        jobs = {}
+        for job in batch:
+            fut = client.submit(
                 safe_execute,
                 job,
                 str(root),
                 str(outputs),
                 str(template),
+                "kernel",
+                timeout,
                 key=f"site-{job.site_id}-{uuid.uuid4().hex[:6]}",
                 pure=False,
             )
-            for job in batch
-        ]
-        for fut in dask_completed(futures):
-            run = fut.result()
-            runs.append(run)
-            bar.set_postfix_str(f"{run.site_id} {run.status}")
-            bar.update()
+            jobs[fut] = job
+        pending = set(jobs)
+        while pending:
+            try:
+                done, pending = dask_wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
+            except (DaskTimeout, TimeoutError):
+                done, pending = set(), _give_up(client, pending, jobs, outputs, runs, timeout)
+            for fut in done:
+                try:
+                    run = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a task the cluster lost fails its own site only
+                    why = f"the Dask task failed ({type(exc).__name__})"
+                    record_failure(outputs, jobs[fut].site_id, why, jobs[fut].params_file)
+                    run = SiteRun(jobs[fut].site_id, "failed", why)
+                runs.append(run)
+                bar.set_postfix_str(f"{run.site_id} {run.status}")
+                bar.update()
     return runs
+
+
+def _give_up(
+    client: Any, pending: set[Any], jobs: dict[Any, SiteJob], outputs: Path, runs: list[SiteRun], timeout: float
+) -> set[Any]:
+    """No site finished within the limit: cancel the outstanding ones and record each as timed out."""
+    client.cancel(list(pending), force=True)
+    for fut in pending:
+        job = jobs[fut]
+        why = timed_out(timeout) + "; no site on the cluster finished in that time"
+        record_failure(outputs, job.site_id, why, job.params_file)
+        runs.append(SiteRun(job.site_id, "failed", why))
+    return set()
 
 
 def _finish(
@@ -255,6 +301,7 @@ def _finish(
     t0: float,
     n_workers: int,
     executor: str,
+    timeout: float = SITE_TIMEOUT,
 ) -> BatchResult:
     """Tidy up after the site runs: failure records, the programme view, the summary and the site."""
     runs.sort(key=lambda r: r.site_id)
@@ -262,12 +309,12 @@ def _finish(
         # A site that now runs cleanly leaves no stale failure record behind.
         if r.status != "failed":
             for name in ("failure.json", "failed.ipynb"):
-                (outputs / r.site_id / name).unlink(missing_ok=True)
-    shutil.rmtree(outputs / ".staging", ignore_errors=True)
+                remove_file(outputs / r.site_id / name)  # never through a link
+    remove_tree(outputs / ".staging")
     problems: list[str] = []
     if expected is None:  # some sites were chosen: the others are checked against their params files too
         expected, problems = current_expectations(root, params_dir)
-    done = publish(root, outputs, expected=expected, executor=executor, problems=problems)
+    done = publish(root, outputs, expected=expected, executor=executor, problems=problems, timeout=timeout)
     if done.programme.status not in ("skipped", "unchanged"):
         runs.append(done.programme)
     result = BatchResult(tuple(runs), time.perf_counter() - t0, done.problems)

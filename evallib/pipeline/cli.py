@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run the sites as tasks on a Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786); needs evallib[dask]",
     )
+    _timeout_option(run)
     val = sub.add_parser("validate", help="check params files and their data without running anything")
     val.add_argument("sites", nargs="*")
     val.add_argument("--params-dir", type=Path, default=Path("params"))
@@ -69,7 +70,29 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--outputs", type=Path, default=Path("outputs"))
     pub.add_argument("--params-dir", type=Path, default=Path("params"))
     pub.add_argument("--wait", action="store_true", help="if another run or publish holds outputs/, wait for it")
+    _timeout_option(pub)
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def _timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--site-timeout",
+        type=_seconds,
+        default=20 * 60.0,
+        metavar="SECONDS",
+        help="stop a site's (or the programme's) notebook after this many seconds and record it as failed "
+        "(default 1200: 20 minutes)",
+    )
 
 
 def _warn(problems: tuple[str, ...] | list[str]) -> None:
@@ -102,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 scheduler=args.scheduler,
                 executor=args.executor,
                 wait=args.wait,
+                site_timeout=args.site_timeout,
             )
             print(summary_table(result))
             _warn(result.problems)
@@ -155,21 +179,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "publish":
             from evallib.pipeline import executor as fast
             from evallib.pipeline.lock import check_writable, outputs_lock
+            from evallib.pipeline.pool import sigterm_as_interrupt
             from evallib.pipeline.publish import publish
 
             outputs = args.outputs.resolve()
             if not outputs.is_dir():
                 raise EvalLibError(f"no outputs folder {args.outputs}; run `evallib run` first")
             check_writable(outputs)
-            with outputs_lock(outputs, wait=args.wait):
+            with outputs_lock(outputs, wait=args.wait), sigterm_as_interrupt():
                 done = publish(
-                    root, outputs, params_dir=args.params_dir, executor="forked" if fast.available() else "kernel"
+                    root,
+                    outputs,
+                    params_dir=args.params_dir,
+                    executor="forked" if fast.available() else "kernel",
+                    timeout=args.site_timeout,
                 )
             _warn(done.problems)
             print(f"Published {args.outputs / 'site' / 'index.html'} (programme: {done.programme.status})")
             return 0
     except EvalLibError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from evallib.protocol.safe_files import fault_message, is_fault
+
+        if not is_fault(exc):
+            raise
+        # A full disk, no inodes, a read-only or immutable folder: one line, no traceback, no absolute path.
+        folder = None if exc.filename else getattr(args, "outputs", None)  # e.g. the lock file's write
+        print(f"error: {fault_message(exc, folder)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished sites are published; unfinished ones keep their previous reports", file=sys.stderr)

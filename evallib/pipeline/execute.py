@@ -12,7 +12,13 @@ What this guards against (papermill's traps, measured in this project's notes):
 * results that do not match the fingerprint checked before the run (data changed
   while it ran, departures from the protocol) are a failure, never published;
 * every record (``failure.json``, ``failed.ipynb``, ``run.json``) is written whole or
-  not at all, and a SIGTERM waits for a folder swap in progress.
+  not at all, and a SIGTERM waits for a folder swap in progress;
+* nothing is written through a link (:mod:`evallib.protocol.safe_files`): a planted
+  ``outputs/<site>`` link is refused, never followed;
+* a swap cut by a kill never loses the last good report: the folder is exchanged
+  atomically where the kernel can, else :func:`recover` puts the old copy back whenever
+  the current folder holds no complete report;
+* a notebook that runs past the time limit is stopped and recorded as failed.
 """
 
 from __future__ import annotations
@@ -20,23 +26,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evallib.errors import EvalLibError
 from evallib.pipeline.executor import run_forked, warm_up
+from evallib.pipeline.folders import publish_dir, record_failure
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
-from evallib.pipeline.pool import critical
+from evallib.pipeline.pool import timed_out
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
+from evallib.protocol import safe_files
 from evallib.protocol.paths import ROOT_ENV
+from evallib.protocol.safe_files import UnsafePath, fault_message, is_fault, make_dir, read_file, remove_tree
 from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, read_json
 from evallib.reporting.static_site import render_report, scrub_paths
 
 KERNEL_START_RETRIES = 3
+#: The default limit on one site's (or the programme's) notebook, in seconds: generous; ``--site-timeout``.
+SITE_TIMEOUT = 20 * 60.0
 
 
 @dataclass(frozen=True)
@@ -80,75 +90,29 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
         )
         banner.metadata["tags"] = ["papermill-error-cell-tag"]
         nb.cells.insert(0, banner)
-    text = scrub_paths(nbformat.writes(nb), root)
-    path.write_text(text, encoding="utf-8")
+    write_atomic(path, scrub_paths(nbformat.writes(nb), root))
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary name, flushed, then renamed)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``text`` to ``path`` whole or not at all, never through a link (:func:`safe_files.write_atomic`)."""
+    safe_files.write_atomic(path, text)
 
 
-def _publish_dir(staging: Path, final: Path) -> None:
-    """Replace ``final`` with ``staging`` so readers see the old or the new folder, never half.
-
-    A SIGTERM waits for the two renames; a process killed between them leaves the old folder as
-    ``.<site>.old-*``, which :func:`recover` puts back before the next run.
-    """
-    trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    with critical():
-        if final.exists():
-            final.rename(trash)
-        staging.rename(final)
-    shutil.rmtree(trash, ignore_errors=True)
+def _staging(outputs: Path, prefix: str) -> Path:
+    """A new staging folder ``outputs/.staging/<prefix><id>`` made by this process."""
+    return safe_files.fresh_dir(make_dir(outputs / ".staging", outputs), prefix)
 
 
-def recover(outputs: Path) -> list[str]:
-    """Undo swaps cut short by a killed run: a site folder missing beside its ``.old`` copy gets it back."""
-    restored = []
-    for trash in sorted(outputs.glob(".*.old-*")):
-        name = trash.name[1:].rsplit(".old-", 1)[0]
-        final = outputs / name
-        if trash.is_dir() and not final.exists():
-            trash.rename(final)
-            restored.append(name)
-        else:
-            shutil.rmtree(trash, ignore_errors=True)
-    shutil.rmtree(outputs / ".staging", ignore_errors=True)  # leftovers of a killed run (we hold the lock)
-    for tmp in outputs.glob(".site-staging-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    return restored
-
-
-def record_failure(
-    outputs: Path, site_id: str, reason: str, params_file: str = "", notebook: Path | None = None
-) -> None:
-    """``failure.json`` (and ``failed.ipynb``) beside the site's last good report, each written whole."""
-    final = outputs / site_id
-    with critical():
-        final.mkdir(parents=True, exist_ok=True)
-        if notebook is not None and notebook.exists():
-            write_atomic(final / "failed.ipynb", notebook.read_text(encoding="utf-8"))
-        record = {"site_id": site_id, "status": "failed", "reason": reason, "params_file": params_file}
-        write_atomic(final / "failure.json", json.dumps(record, indent=2) + "\n")
-
-
-def execute_notebook(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) -> tuple[str | None, int]:
+def execute_notebook(
+    template: Path, nb_out: Path, params: dict[str, Any], cwd: Path, timeout: float = SITE_TIMEOUT
+) -> tuple[str | None, int]:
     """Execute one notebook with Papermill on an IPC kernel; return (failure or None, attempts).
 
     A cell error and a dead kernel are failures (the output notebook is kept); a
     kernel that fails to start is retried, as parallel starts can collide.
     """
     import papermill as pm
-    from nbclient.exceptions import DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     attempts = 0
     while True:
@@ -163,11 +127,14 @@ def execute_notebook(template: Path, nb_out: Path, params: dict[str, Any], cwd: 
                 progress_bar=False,
                 log_output=False,
                 start_timeout=120,
+                execution_timeout=max(1, int(timeout)),
                 kernel_manager_class=_kernel_manager_class(),
             )
             return None, attempts
         except pm.PapermillExecutionError as exc:
             return f"{exc.ename}: {exc.evalue}", attempts
+        except CellTimeoutError:
+            return timed_out(timeout), attempts
         except DeadKernelError as exc:
             return f"the kernel died ({exc}); the notebook stopped part-way", attempts
         except (RuntimeError, TimeoutError) as exc:
@@ -177,78 +144,110 @@ def execute_notebook(template: Path, nb_out: Path, params: dict[str, Any], cwd: 
             time.sleep(0.5 * attempts)
 
 
-def run_programme(root: Path, outputs: Path, executor: str = "kernel", sites: list[SiteEntry] | None = None) -> SiteRun:
+def run_programme(
+    root: Path,
+    outputs: Path,
+    executor: str = "kernel",
+    sites: list[SiteEntry] | None = None,
+    timeout: float = SITE_TIMEOUT,
+) -> SiteRun:
     """Execute the programme notebook over the verified results of ``sites``; publish outputs/programme/.
 
     The notebook reads copies of exactly those results (never drafts, stale or unreadable
     ones); ``programme/run.json`` records which, so the page is linked only while they are
     what the site shows. Skipped (status "skipped") when the project has no programme
-    notebook or there are no results. A failure keeps the previous programme report, which
-    is then no longer linked.
+    notebook or there are no results. A failure (or a notebook past ``timeout`` seconds)
+    keeps the previous programme report, which is then no longer linked. However it ends
+    (an interrupt included), its staging folder is removed.
     """
     template = root / PROGRAMME_TEMPLATE
     chosen = [e for e in (sites or []) if e.page is not None]
     if not template.is_file() or not chosen:
         return SiteRun("programme", "skipped", "no programme notebook or no site results")
     t0 = time.perf_counter()
-    staging = outputs / ".staging" / f"programme-{uuid.uuid4().hex[:8]}"
+    staging = _staging(outputs, "programme-")
+    try:
+        return _programme_in(staging, root, outputs, executor, chosen, timeout, t0)
+    finally:
+        remove_tree(staging)
+        try:
+            (outputs / ".staging").rmdir()  # `evallib publish` leaves no empty staging folder behind
+        except OSError:
+            pass  # not empty: a run's sites are staged there (the run removes it at its end)
+
+
+def _programme_in(
+    staging: Path, root: Path, outputs: Path, executor: str, chosen: list[SiteEntry], timeout: float, t0: float
+) -> SiteRun:
     inputs = staging / "inputs"
     for e in chosen:
-        (inputs / e.site_id).mkdir(parents=True)
-        shutil.copyfile(outputs / e.site_id / "results.json", inputs / e.site_id / "results.json")
+        make_dir(inputs / e.site_id, staging)
+        safe_files.copy_file(outputs / e.site_id / "results.json", inputs / e.site_id / "results.json")
     nb_out = staging / "report.ipynb"
     inside = inputs.resolve().is_relative_to(root.resolve())
     params = {"outputs_dir": relative(inputs, root) if inside else str(inputs)}
     with project_env(root):  # for the notebook only: this process's environment is left as it was
         if executor == "forked":
             warm_up()
-            failure, attempts = run_forked(template, nb_out, params, staging), 1
+            failure, attempts = run_forked(root / PROGRAMME_TEMPLATE, nb_out, params, staging, timeout), 1
         else:
-            failure, attempts = execute_notebook(template, nb_out, params, staging)
+            failure, attempts = execute_notebook(root / PROGRAMME_TEMPLATE, nb_out, params, staging, timeout)
     if failure is not None:
         failure = scrub_paths(failure, root)
         if nb_out.exists():
             _clean_notebook(nb_out, "programme", root, failure)
         record_failure(outputs, "programme", failure, notebook=nb_out)
-        shutil.rmtree(staging, ignore_errors=True)
         return SiteRun("programme", "failed", failure, time.perf_counter() - t0, attempts)
     _clean_notebook(nb_out, "programme", root)
     render_report(nb_out, staging / "report.html", title="New care models: the programme view", root=root)
-    shutil.rmtree(inputs)
+    remove_tree(inputs)
     write_atomic(staging / "run.json", json.dumps({"inputs": inputs_fingerprint(chosen)}, indent=2) + "\n")
-    _publish_dir(staging, outputs / "programme")
+    publish_dir(staging, outputs / "programme")
     return SiteRun("programme", "published", "", time.perf_counter() - t0, attempts)
 
 
-def execute_site(job: SiteJob, root: str, outputs: str, template: str, executor: str = "kernel") -> SiteRun:
+def execute_site(
+    job: SiteJob, root: str, outputs: str, template: str, executor: str = "kernel", timeout: float = SITE_TIMEOUT
+) -> SiteRun:
     """Run one site's notebook (called in a worker process).
 
     The notebook runs in ``outputs/.staging/<site>-<id>/``; on success the folder
     becomes ``outputs/<site>/``. On failure the previous report stays where it is,
-    and ``failed.ipynb`` (with the traceback) and ``failure.json`` go beside it.
+    and ``failed.ipynb`` (with the traceback) and ``failure.json`` go beside it. A run
+    past ``timeout`` seconds is a failure and publishes nothing (the pool normally stops
+    it first; this holds on Dask too).
     """
     root_p, out_p = Path(root), Path(outputs)
     os.environ[ROOT_ENV] = str(root_p)
     os.environ[PARAMS_FILE_ENV] = str(root_p / job.params_file)  # the notebook loads exactly this protocol
     t0 = time.perf_counter()
-    staging = out_p / ".staging" / f"{job.site_id}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    staging = _staging(out_p, f"{job.site_id}-")
+    try:
+        return _site_in(staging, job, root_p, out_p, Path(template), executor, timeout, t0)
+    finally:
+        remove_tree(staging)  # gone already when it was swapped in
+
+
+def _site_in(
+    staging: Path, job: SiteJob, root_p: Path, out_p: Path, template: Path, executor: str, timeout: float, t0: float
+) -> SiteRun:
     nb_out = staging / "report.ipynb"
     params = {**job.parameters, "output_dir": "."}
     if executor == "forked":
-        failure, attempts = run_forked(Path(template), nb_out, params, staging), 1
+        failure, attempts = run_forked(template, nb_out, params, staging, timeout), 1
     else:
-        failure, attempts = execute_notebook(Path(template), nb_out, params, staging)
+        failure, attempts = execute_notebook(template, nb_out, params, staging, timeout)
     t_exec = time.perf_counter() - t0
     results = read_json(staging / "results.json") if failure is None else None
     if failure is None:
         failure = _results_problem(results, job)
+    if failure is None and time.perf_counter() - t0 > timeout:
+        failure = timed_out(timeout)
     if failure is not None or results is None:
         failure = scrub_paths(failure or "no results", root_p)
         if nb_out.exists():
             _clean_notebook(nb_out, job.site_id, root_p, failure)
         record_failure(out_p, job.site_id, failure, job.params_file, nb_out)
-        shutil.rmtree(staging, ignore_errors=True)
         return SiteRun(job.site_id, "failed", failure, time.perf_counter() - t0, attempts, {"execute": t_exec})
     _clean_notebook(nb_out, job.site_id, root_p)
     t1 = time.perf_counter()
@@ -260,13 +259,13 @@ def execute_site(job: SiteJob, root: str, outputs: str, template: str, executor:
         "fingerprint": job.fingerprint,
         "result_fingerprint": job.result_fingerprint,
         # The exact files this run made: any later edit (a copy, a hand edit) no longer matches.
-        "results_sha256": hashlib.sha256((staging / "results.json").read_bytes()).hexdigest(),
-        "report_sha256": hashlib.sha256((staging / "report.html").read_bytes()).hexdigest(),
+        "results_sha256": hashlib.sha256(read_file(staging / "results.json")).hexdigest(),
+        "report_sha256": hashlib.sha256(read_file(staging / "report.html")).hexdigest(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     write_atomic(staging / "run.json", json.dumps(run_record, indent=2) + "\n")
-    _publish_dir(staging, out_p / job.site_id)
+    publish_dir(staging, out_p / job.site_id)
     return SiteRun(
         job.site_id,
         results["status"],
@@ -292,15 +291,27 @@ def _results_problem(results: dict[str, Any] | None, job: SiteJob) -> str | None
     return None
 
 
-def safe_execute(job: SiteJob, root: str, outputs: str, template: str, executor: str = "kernel") -> SiteRun:
-    """:func:`execute_site`, with any error of the runner itself recorded as the site's failure."""
+def safe_execute(
+    job: SiteJob, root: str, outputs: str, template: str, executor: str = "kernel", timeout: float = SITE_TIMEOUT
+) -> SiteRun:
+    """:func:`execute_site`, with any error of the runner itself recorded as the site's failure.
+
+    A file-system fault (full disk, read-only or immutable folder) or a link where the site's
+    files go is recorded as one line naming the folder and the fix, never a traceback.
+    """
     try:
-        return execute_site(job, root, outputs, template, executor)
+        return execute_site(job, root, outputs, template, executor, timeout)
     except Exception as exc:  # noqa: BLE001 - one site's crash must not stop the batch; it is recorded
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        reason = f"runner error: {scrub_paths(detail, Path(root))}"
+        if is_fault(exc):  # named for the outputs folder, not the staging folder inside it
+            reason = fault_message(exc, Path(outputs))  # type: ignore[arg-type]
+        elif isinstance(exc, EvalLibError):
+            reason = str(exc)
+        else:
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            reason = f"runner error: {scrub_paths(detail, Path(root))}"
+        reason = scrub_paths(reason, Path(root))
         try:
             record_failure(Path(outputs), job.site_id, reason, job.params_file)
-        except OSError:
+        except (OSError, UnsafePath):
             pass  # the outputs folder itself is failing; the summary still reports the site
         return SiteRun(job.site_id, "failed", reason)

@@ -19,12 +19,13 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evallib.pipeline.pool import die_with_parent, set_child
+from evallib.pipeline.pool import die_with_parent, set_child, timed_out
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,8 +155,12 @@ def _execute_cells(nb_man: Any) -> Any:
     return nb_man.nb
 
 
-def run_forked(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) -> str | None:
+def run_forked(
+    template: Path, nb_out: Path, params: dict[str, Any], cwd: Path, timeout: float | None = None
+) -> str | None:
     """Execute one notebook in a forked child; return the failure in words, or None.
+
+    A child still running after ``timeout`` seconds is killed and the notebook counts as timed out.
 
     The child exits 0 on success, 3 after a cell error (its notebook carries the
     traceback) and writes the error to ``<nb_out>.error.json``; any other end (a
@@ -201,6 +206,19 @@ def run_forked(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) 
         finally:
             os._exit(code)
     set_child(pid)
+    expired = threading.Event()
+
+    def _expire() -> None:
+        expired.set()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    timer = threading.Timer(timeout, _expire) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
         _, status = os.waitpid(pid, 0)
     except BaseException:  # interrupted: the notebook must not outlive the run
@@ -209,6 +227,11 @@ def run_forked(template: Path, nb_out: Path, params: dict[str, Any], cwd: Path) 
         raise
     finally:
         set_child(0)
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+    if expired.is_set():
+        return timed_out(float(timeout or 0))
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
         return None if nb_out.exists() else "the notebook process finished without writing its notebook"
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:

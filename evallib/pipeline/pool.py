@@ -12,6 +12,11 @@ parent), so no orphan keeps publishing after the batch is gone. A worker ignores
 Ctrl-C (the batch handles it) and on SIGTERM stops its notebook at once, but
 finishes a folder swap in progress first (:func:`critical`), so a stopped batch
 never leaves a site half-replaced.
+
+A site has a time limit, enforced here by the parent: a worker whose site runs past it (a
+cell that never ends, a stopped process) is killed with every process it started, the site
+fails ("timed out") and a fresh worker takes the next one. The clock starts when the worker
+has finished its warm-up (importing the libraries), so the warm-up is not charged to a site.
 """
 
 from __future__ import annotations
@@ -28,10 +33,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _STATE = {"critical": 0, "stop": 0, "child": 0}
+#: How long a worker may take to warm up before its first site's clock starts anyway (seconds).
+WARM_UP_LIMIT = 600.0
+_READY = ("ready", None)
+
+
+def timed_out(limit: float) -> str:
+    """The failure recorded for a site (or notebook) stopped at the time limit."""
+    return f"timed out: stopped after {limit:g} s (the limit per site; raise it with --site-timeout SECONDS)"
 
 
 def die_with_parent(watch: bool = True) -> None:
@@ -86,10 +100,18 @@ def _on_term(signum: int, frame: Any) -> None:
 
 def _worker_main(conn: Connection, initializer: Callable[[], None] | None) -> None:
     die_with_parent()
+    try:
+        os.setpgid(0, 0)  # its own process group: a timed-out worker is killed with everything it started
+    except OSError:
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_term)
     if initializer is not None:
         initializer()
+    try:
+        conn.send(_READY)
+    except (OSError, ValueError):
+        return
     while True:
         try:
             task = conn.recv()
@@ -114,15 +136,52 @@ class _Worker:
     conn: Connection
     job: Any = None
     busy: bool = field(default=False)
+    ready: bool = False
+    deadline: float | None = None
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every living descendant of ``pid`` (Linux, from /proc; elsewhere none: the process group covers them)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found, frontier = [], [pid]
+    while frontier:
+        nxt = [c for p in frontier for c in parents.get(p, []) if c not in found]
+        found.extend(nxt)
+        frontier = nxt
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """Kill ``pid``, its process group and every descendant (a Jupyter kernel runs in a session of its own)."""
+    targets = [pid, *_descendants(pid)]  # before the kill: orphans are re-parented and lost to the walk
+    for p in targets:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 class WorkerPool:
-    """``n`` worker processes, each running ``initializer`` once, then one task at a time."""
+    """``n`` worker processes, each running ``initializer`` once, then one task at a time; a task running
+    longer than ``timeout`` seconds (None: no limit) has its worker killed and fails.
+    """
 
-    def __init__(self, n: int, initializer: Callable[[], None] | None = None) -> None:
+    def __init__(self, n: int, initializer: Callable[[], None] | None = None, timeout: float | None = None) -> None:
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("fork") if "fork" in methods else mp.get_context("spawn")
         self._initializer = initializer
+        self.timeout = timeout
         self._workers = [self._spawn() for _ in range(max(1, n))]
 
     def _spawn(self) -> _Worker:
@@ -156,23 +215,39 @@ class WorkerPool:
                         w = self._workers[i] = self._spawn()
                     job, args = pending.popleft()
                     w.job, w.busy = job, True
+                    w.deadline = self._deadline(w.ready)
                     try:
                         w.conn.send((fn, args))
                     except (OSError, ValueError):
                         pass  # a dead worker: found below through its sentinel
             busy = [w for w in self._workers if w.busy]
-            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+            deadlines = [w.deadline for w in busy if w.deadline is not None]
+            left = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=left))
             for i, w in enumerate(self._workers):
-                if not w.busy or (w.conn not in ready and w.process.sentinel not in ready):
+                if not w.busy:
+                    continue
+                if w.conn not in ready and w.process.sentinel not in ready:
+                    if w.deadline is not None and time.monotonic() >= w.deadline:
+                        job = w.job
+                        self._replace(i)
+                        yield job, on_error(job, timed_out(self.timeout or 0.0))
                     continue
                 reply = None
                 try:
-                    if w.conn.poll():
-                        reply = w.conn.recv()
+                    while w.conn.poll():
+                        msg = w.conn.recv()
+                        if msg == _READY:  # warmed up: the site's clock starts now
+                            w.ready, w.deadline = True, self._deadline(True)
+                            continue
+                        reply = msg
+                        break
                 except (EOFError, OSError):
                     reply = None
+                if reply is None and w.process.sentinel not in ready and w.process.is_alive():
+                    continue  # only the warm-up message: the site runs on
                 job = w.job
-                w.job, w.busy = None, False
+                w.job, w.busy, w.deadline = None, False, None
                 if reply is not None:
                     kind, value = reply
                     yield job, (value if kind == "ok" else on_error(job, value))
@@ -183,6 +258,19 @@ class WorkerPool:
                 self._workers[i] = self._spawn()
                 w.conn.close()
                 yield job, on_error(job, f"the worker process running it died ({how})")
+
+    def _deadline(self, ready: bool) -> float | None:
+        if self.timeout is None:
+            return None
+        return time.monotonic() + self.timeout + (0.0 if ready else WARM_UP_LIMIT)
+
+    def _replace(self, i: int) -> None:
+        """Kill worker ``i`` with every process it started, and start a fresh one in its place."""
+        w = self._workers[i]
+        kill_tree(w.process.pid)
+        w.process.join(5)
+        w.conn.close()
+        self._workers[i] = self._spawn()
 
     def close(self) -> None:
         """Let every worker finish and leave."""
@@ -211,3 +299,46 @@ class WorkerPool:
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join(5)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM takes the Ctrl-C path (finished sites published, no partial files, no orphan workers)."""
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (rebuilding the site: whole or not at all), then interrupt.
+
+    Used for the clean-up after an interrupt too: a second Ctrl-C must not cut it.
+    """
+    caught: list[int] = []
+
+    def _note(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    try:
+        old = {s: signal.signal(s, _note) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if caught:
+        raise KeyboardInterrupt

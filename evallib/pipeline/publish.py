@@ -5,6 +5,11 @@ files say what each site's results must match (:func:`evallib.pipeline.preflight
 the programme notebook is rerun when the set of verified results changed, and the
 site is rebuilt and scanned before it replaces the old one
 (:func:`evallib.reporting.static_site.build_site`).
+
+An interrupt (Ctrl-C, SIGTERM) during the programme step takes the sites' path: the notebook
+stops, its staging folder goes, and the site is still rebuilt from the verified results (without
+a programme page made from other results) before the interrupt is passed on; while the site is
+being rebuilt an interrupt waits, so the published site is either wholly rebuilt or as it was.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evallib.pipeline.execute import SiteRun, run_programme
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, run_programme
+from evallib.pipeline.folders import check_outputs
+from evallib.pipeline.pool import interrupts_deferred
 from evallib.pipeline.preflight import expectations
 from evallib.protocol.params import find_params
 from evallib.reporting.publishing import Expected, collect_sites, inputs_fingerprint, read_json
@@ -43,12 +50,13 @@ def publish(
     executor: str = "kernel",
     problems: list[str] | None = None,
     programme: bool = True,
+    timeout: float = SITE_TIMEOUT,
 ) -> Published:
     """Rebuild ``outputs/programme/`` (when its inputs changed) and ``outputs/site/`` from verified results.
 
     The caller holds the outputs lock. ``expected`` defaults to the params files under ``params_dir``.
     ``programme=False`` (after an interrupt) only rebuilds the site; a programme page made from
-    other results is then left off it.
+    other results is then left off it. The programme notebook is stopped after ``timeout`` seconds.
 
     Raises
     ------
@@ -59,6 +67,7 @@ def publish(
     if expected is None:
         expected, found = current_expectations(root, params_dir or root / "params")
         notes.extend(found)
+    check_outputs(outputs, sorted(expected))  # a planted link is refused before anything is written
     entries, _ = collect_sites(outputs, expected)
     chosen = [e for e in entries if e.page is not None]
     record = read_json(outputs / "programme" / "run.json")
@@ -67,8 +76,14 @@ def publish(
     elif not programme:
         step = SiteRun("programme", "skipped", "interrupted")
     else:
-        step = run_programme(root, outputs, executor, chosen)
+        try:
+            step = run_programme(root, outputs, executor, chosen, timeout)
+        except KeyboardInterrupt:
+            with interrupts_deferred():  # the sites' path: the site rebuilt from what is verified, then stop
+                build_site(outputs, expected=expected, root=root, problems=notes)
+            raise
         if step.status == "failed":
             notes.append("programme: the programme notebook failed (see outputs/programme/failure.json)")
-    index = build_site(outputs, expected=expected, root=root, problems=notes)
+    with interrupts_deferred():
+        index = build_site(outputs, expected=expected, root=root, problems=notes)
     return Published(index, step, tuple(dict.fromkeys(notes)))

@@ -11,7 +11,8 @@ Any page builder (today :func:`evallib.reporting.static_site.build_site`) calls 
 * :func:`scan_pages` looks at every staged page for unsuppressed counts, raw
   tracebacks, this machine's paths and the values of secret-looking environment
   variables; :func:`swap_in` refuses to replace the old site when it finds any, and
-  never replaces a folder evallib did not make.
+  never replaces a folder evallib did not make (nor a link); the swap is atomic where the
+  kernel can exchange two names, so a complete site always bears the name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import uuid
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from evallib.errors import EvalLibError
+from evallib.protocol import safe_files
 from evallib.reporting.disclosure import count_violations
 
 #: A file in every site folder evallib builds; a ``site/`` folder without it is not replaced.
@@ -122,7 +123,9 @@ def collect_sites(outputs: Path, expected: dict[str, Expected] | None = None) ->
     or code are shown as stale, without numbers.
     """
     entries, problems = [], []
-    folders = sorted(p for p in outputs.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(
+        p for p in outputs.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    )  # a link is never a site: nothing is read or published through it
     for folder in folders:
         sid = folder.name
         if sid in NOT_SITES:
@@ -211,23 +214,22 @@ def swap_in(staging: Path, site: Path, root: Path | None = None) -> Path:
     PublishError
         When a page breaks a rule (the old site stays), or ``site`` exists but was not made by evallib.
     """
-    problems = scan_pages(staging, root)
-    if problems:
-        shutil.rmtree(staging, ignore_errors=True)
-        shown = "\n- ".join(problems[:20]) + (f"\n- ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-        raise PublishError(f"publishing refused; the previous site is unchanged:\n- {shown}")
-    if site.exists() and not (site / SITE_MARKER).exists():
-        shutil.rmtree(staging, ignore_errors=True)
-        raise PublishError(
-            f"{site.name}/ exists in {site.parent.name}/ but was not made by evallib, so it is left alone; "
-            "move it, or publish to another --outputs folder"
-        )
-    (staging / SITE_MARKER).write_text("made by evallib publish; replaced whole on each publish\n", encoding="utf-8")
-    old = site.with_name(f".{site.name}-old-{uuid.uuid4().hex[:8]}")
-    if site.exists():
-        site.rename(old)
-    staging.rename(site)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        problems = scan_pages(staging, root)
+        if problems:
+            shown = "\n- ".join(problems[:20]) + (
+                f"\n- ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            )
+            raise PublishError(f"publishing refused; the previous site is unchanged:\n- {shown}")
+        if safe_files.check_dir(site) and not safe_files.check_file(site / SITE_MARKER):
+            raise PublishError(
+                f"{site.name}/ exists in {site.parent.name}/ but was not made by evallib, so it is left alone; "
+                "move it, or publish to another --outputs folder"
+            )
+        safe_files.write_atomic(staging / SITE_MARKER, "made by evallib publish; replaced whole on each publish\n")
+        safe_files.swap_in_dir(staging, site, f".{site.name}-old-{uuid.uuid4().hex[:8]}")
+    finally:
+        safe_files.remove_tree(staging)  # gone already when it was swapped in
     return site
 
 

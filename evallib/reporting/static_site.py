@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import tempfile
 from functools import cache
@@ -24,6 +23,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from evallib.protocol import safe_files
 from evallib.reporting.board_paper import PAPER_SUFFIX, link_papers, make_papers
 from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
 from evallib.reporting.glossary import GLOSSARY
@@ -171,9 +171,7 @@ def render_report(
     html = page(title, body, attribution=None, fingerprint=fingerprint, template="report_page.html.j2")
     if root is not None:
         html = scrub_paths(html, root)
-    tmp = html_out.with_name(f".{html_out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(html_out)
+    safe_files.write_atomic(html_out, html)
     return html_out
 
 
@@ -233,8 +231,7 @@ INDEX_COLUMNS = (
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    safe_files.write_atomic(path, text)
 
 
 def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
@@ -249,7 +246,7 @@ def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     sites_frame(e.results for e in shown).to_csv(folder / "sites.csv", index=False)
     for e in shown:
         assert e.page is not None  # shown: entries with a page
-        shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")
+        safe_files.copy_file(e.page.parent / "results.json", folder / f"{e.site_id}.json")
     try:
         tidy.to_parquet(folder / "results.parquet", index=False)
     except ImportError:
@@ -280,22 +277,21 @@ def build_site(
         When a page breaks a publication rule; the previous site is left as it was.
     """
     site = outputs / "site"
-    staging = outputs / f".site-staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    safe_files.check_dir(site)  # a link there is refused before anything is built
+    staging = safe_files.fresh_dir(outputs, ".site-staging-")
     try:
         entries, found = collect_sites(outputs, expected)
         problems = problems if problems is not None else []
         problems.extend(found)
         programme = _programme_page(outputs, entries)
         if programme is not None:
-            shutil.copyfile(programme, staging / "programme.html")
+            safe_files.copy_file(programme, staging / "programme.html")
         elif (outputs / "programme").is_dir() and any(e.page is not None for e in entries):
             problems.append("programme: its page was not made from the results now published; left out")
         counts: dict[str, int] = {}
         for e in entries:
             if e.page is not None:
-                shutil.copyfile(e.page, staging / f"{e.site_id}.html")
+                safe_files.copy_file(e.page, staging / f"{e.site_id}.html")
             counts[e.status] = counts.get(e.status, 0) + 1
         papers = make_papers(staging, entries, programme=programme is not None, previous=site, problems=problems)
         link_papers(staging, papers)
@@ -350,8 +346,12 @@ def build_site(
                 **common,
             ),
         )
-    except BaseException:  # nothing half-built is left behind
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:  # nothing half-built is left behind
+        safe_files.remove_tree(staging)
+        if safe_files.is_fault(exc):  # a full disk, no inodes: one line naming the outputs folder and the fix
+            message = safe_files.fault_message(exc, outputs)  # type: ignore[arg-type]
+            raise safe_files.WriteFault(message, getattr(exc, "errno", 0) or 0) from None
         raise
-    swap_in(staging, site, root)
+    with safe_files.faults(outputs):  # a full disk or an immutable site/: one line naming the folder
+        swap_in(staging, site, root)
     return site / "index.html"

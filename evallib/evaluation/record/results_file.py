@@ -2,7 +2,9 @@
 
 Exploration never touches what is published: by default results go to the project's
 ``scratch/<site_id>/`` folder, and writing into the published ``outputs/`` folder is
-refused (only ``evallib run`` writes there, through its staging folder).
+refused (only ``evallib run`` writes there, through its staging folder). Nothing is written
+through a link: a planted ``scratch`` or ``scratch/<site_id>`` link, or a link at the file's
+temporary name, is refused or never followed (:mod:`evallib.protocol.safe_files`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from evallib.errors import ParamsError
 from evallib.evaluation.record.provenance import provenance
 from evallib.evaluation.site.evaluate import SiteEvaluation
+from evallib.protocol import safe_files
 from evallib.protocol.paths import project_root
 
 #: Where notebooks and the plain Papermill command write unless told otherwise.
@@ -53,9 +56,13 @@ def write_results(evaluation: SiteEvaluation, output_dir: str | os.PathLike[str]
     """
     out = Path(output_dir) if output_dir else default_output_dir(evaluation.protocol.site_id)
     _check_not_published(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if output_dir:  # the caller's folder: made if missing, and it must be a real folder, not a link
+        if not safe_files.check_dir(out):
+            with safe_files.faults(out.parent):
+                out.mkdir(parents=True, exist_ok=True)
+        safe_files.check_dir(out)
+    else:  # scratch/<site_id>/: every folder below the project root a real one
+        safe_files.make_dir(out, project_root())
     path = out / "results.json"
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(results_json(evaluation), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    safe_files.write_atomic(path, json.dumps(results_json(evaluation), indent=2, allow_nan=False) + "\n")
     return path
