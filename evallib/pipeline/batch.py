@@ -34,6 +34,7 @@ from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, u
 from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import SiteProtocol, find_params
 from evallib.reporting.publishing import Expected
+from evallib.reporting.signing import publish_key, tracked_outputs
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,15 @@ def _locked_run(
     from tqdm import tqdm
 
     recover(outputs)  # swaps a killed run left half-done; its staging leftovers
+    publish_key(root)  # the key that signs each run record: made now, or its problem reported before any site runs
     t0 = time.perf_counter()
     runs: list[SiteRun] = []
     expected = {j.site_id: Expected(j.result_fingerprint, j.draft) for j in batch} if all_sites else None
     if not force:
         todo = []
+        tracked = tracked_outputs(outputs)
         for job in batch:
-            previous = unchanged_since_last_run(job, outputs)
+            previous = unchanged_since_last_run(job, outputs, tracked)
             if previous is None:
                 todo.append(job)
             else:

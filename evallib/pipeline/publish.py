@@ -15,7 +15,7 @@ from pathlib import Path
 from evallib.pipeline.execute import SiteRun, run_programme
 from evallib.pipeline.preflight import expectations
 from evallib.protocol.params import find_params
-from evallib.reporting.publishing import Expected, collect_sites, inputs_fingerprint, read_json
+from evallib.reporting.publishing import Expected, collect_sites, programme_verified
 from evallib.reporting.static_site import build_site
 
 
@@ -61,8 +61,7 @@ def publish(
         notes.extend(found)
     entries, _ = collect_sites(outputs, expected)
     chosen = [e for e in entries if e.page is not None]
-    record = read_json(outputs / "programme" / "run.json")
-    if record is not None and record.get("inputs") == inputs_fingerprint(chosen):
+    if programme_verified(outputs, chosen):
         step = SiteRun("programme", "unchanged", "made from the results now published")
     elif not programme:
         step = SiteRun("programme", "skipped", "interrupted")

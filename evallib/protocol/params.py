@@ -212,7 +212,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         min_post_periods=int_field(m, source, "min_post_periods", 6, 1, 600),
         n_placebo_draws=int_field(m, source, "n_placebo_draws", 999, 19, bounds.MAX_PLACEBO_DRAWS),
         seed=int_field(m, source, "seed", 2015, 0, 2**32 - 1),
-        notes=text_field(m, source, "notes", default="", max_len=bounds.MAX_NOTES),
+        notes=text_field(m, source, "notes", default="", max_len=bounds.MAX_NOTES, line_breaks=True),
         secondary_analyses=secondary_analyses_field(m, source),
         not_evaluable_reason=text_field(m, source, "not_evaluable_reason", default="", max_len=bounds.MAX_NOTES),
         primary_estimator=text_field(m, source, "primary_estimator", allowed=PRIMARY_ESTIMATORS, default="did"),

@@ -30,6 +30,12 @@ from typing import Any
 
 from evallib.errors import EvalLibError
 from evallib.reporting.disclosure import count_violations
+from evallib.reporting.signing import (
+    programme_record_fields,
+    signature_ok,
+    site_record_fields,
+    tracked_outputs,
+)
 
 #: A file in every site folder evallib builds; a ``site/`` folder without it is not replaced.
 SITE_MARKER = ".evallib-site"
@@ -84,13 +90,17 @@ def page_fingerprint(page: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def verified_fingerprint(folder: Path) -> str | None:
+def verified_fingerprint(folder: Path, tracked: frozenset[str] | None = None) -> str | None:
     """The fingerprint shared by a site's results.json, run.json and report.html, or None if they disagree.
 
-    ``run.json`` records the fingerprint and the SHA-256 of the results and page the run wrote. Results written
-    by anything but that run (exploration, a copy, a hand edit, departures from the protocol) do not match, so
-    they are never shown.
+    ``run.json`` records the fingerprint and the SHA-256 of the results and page the run wrote, signed with
+    this machine's key (:mod:`evallib.reporting.signing`). Results written by anything but that run
+    (exploration, a copy, a hand edit, departures from the protocol, files a pull request added, with hashes
+    recomputed) do not match, so they are never shown. ``tracked`` is :func:`tracked_outputs` of the folder's
+    parent when the caller has it (else it is asked here): a folder holding files git tracks never matches.
     """
+    if folder.name in (tracked_outputs(folder.parent) if tracked is None else tracked):
+        return None
     results, run = read_json(folder / "results.json"), read_json(folder / "run.json")
     if results is None or run is None:
         return None
@@ -103,7 +113,21 @@ def verified_fingerprint(folder: Path) -> str | None:
     for name, key in (("results.json", "results_sha256"), ("report.html", "report_sha256")):
         if _sha256(folder / name) != run.get(key):
             return None  # changed since the run wrote it
+    if not signature_ok(site_record_fields(folder.name, run), run.get("signature")):
+        return None  # not written by a run on this machine (a copy from elsewhere, a forged record)
     return fp
+
+
+def programme_verified(outputs: Path, entries: list[SiteEntry]) -> bool:
+    """Whether ``outputs/programme/`` holds a page made on this machine from exactly these verified results."""
+    record = read_json(outputs / "programme" / "run.json")
+    if record is None or record.get("inputs") != inputs_fingerprint(entries):
+        return False
+    if "programme" in tracked_outputs(outputs):
+        return False
+    if _sha256(outputs / "programme" / "report.html") != record.get("report_sha256"):
+        return False
+    return signature_ok(programme_record_fields(record), record.get("signature"))
 
 
 def _sha256(path: Path) -> str | None:
@@ -122,6 +146,7 @@ def collect_sites(outputs: Path, expected: dict[str, Expected] | None = None) ->
     """
     entries, problems = [], []
     folders = sorted(p for p in outputs.iterdir() if p.is_dir() and not p.name.startswith("."))
+    tracked = tracked_outputs(outputs)
     for folder in folders:
         sid = folder.name
         if sid in NOT_SITES:
@@ -134,9 +159,17 @@ def collect_sites(outputs: Path, expected: dict[str, Expected] | None = None) ->
         results = read_json(folder / "results.json") if has_results else None
         if has_results and results is None:
             problems.append(f"{sid}: results.json cannot be read (truncated or not JSON); its page is left out")
-        fp = verified_fingerprint(folder) if results is not None else None
-        if results is not None and fp is None:
-            problems.append(f"{sid}: results.json does not match the run record and page that made it; left out")
+        fp = verified_fingerprint(folder, tracked) if results is not None else None
+        if sid in tracked:
+            problems.append(
+                f"{sid}: outputs/{sid}/ holds files that git tracks (results come from runs, never from commits); "
+                f"left out: untrack them with `git rm -r --cached outputs/{sid}`"
+            )
+        elif results is not None and fp is None:
+            problems.append(
+                f"{sid}: results.json does not match the run record and page that made it (signed by a run on "
+                "this machine); left out: run the site again"
+            )
         entry = SiteEntry(sid, "failed" if failed else "unverified", last_run_failed=failed)
         if fp is not None and results is not None:
             if expected is not None and expected[sid].fingerprint != fp:
