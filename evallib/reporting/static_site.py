@@ -240,8 +240,12 @@ def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     tidy = results_frame(e.results for e in shown)
     # CSVs open in spreadsheets: formula-like text is neutralised there (the parquet and JSON keep it exact).
-    spreadsheet_safe(tidy).to_csv(folder / "results.csv", index=False)
-    spreadsheet_safe(sites_frame(e.results for e in shown)).to_csv(folder / "sites.csv", index=False)
+    # CSVs open in spreadsheets: formula-like text is neutralised there (the parquet and JSON keep it exact),
+    # and lines end in CRLF (RFC 4180) so that a cell holding a carriage return is quoted, never split.
+    spreadsheet_safe(tidy).to_csv(folder / "results.csv", index=False, lineterminator="\r\n")
+    spreadsheet_safe(sites_frame(e.results for e in shown)).to_csv(
+        folder / "sites.csv", index=False, lineterminator="\r\n"
+    )
     for e in shown:
         shutil.copyfile(e.page.parent / "results.json", folder / f"{e.site_id}.json")  # type: ignore[union-attr]
     try:
