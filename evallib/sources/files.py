@@ -237,7 +237,7 @@ def _check_parquet_size(data: bytes, shown: str) -> None:
     decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if decoded > MAX_DECODED_BYTES:
         raise DataError(
-            f"data file {shown} decodes to {decoded / 2**20:,.0f} MB, over the {MAX_DECODED_BYTES / 2**20:,.0f} MB "
+            f"data file {shown} decodes to {decoded / 2**20:,.1f} MB, over the {MAX_DECODED_BYTES / 2**20:,.1f} MB "
             "limit; keep only the units, periods and outcomes the analysis needs"
         )
 
@@ -301,7 +301,7 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
         )
         if spec.denominator:
             long["denominator"] = raw[spec.denominator]
-        return validate_panel(long, spec.frequency, source=source, files=(path.name,))
+        return validate_panel(long, spec.frequency, source=source, files=(path.name,), columns=_roles(spec))
     if not spec.outcomes:
         raise DataError(f"{source}: a wide file needs data_source.outcomes listing its outcome columns")
     frames = []
@@ -312,4 +312,10 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
         frames.append(part)
     # Keep the file's own row numbers so errors point at the right line.
     long = pd.concat(frames)
-    return validate_panel(long, spec.frequency, source=source, files=(path.name,))
+    return validate_panel(long, spec.frequency, source=source, files=(path.name,), columns=_roles(spec))
+
+
+def _roles(spec: FileSource) -> dict[str, str]:
+    """The file's column names behind the panel's value and denominator, for messages."""
+    value = spec.value_column if spec.layout == "long" else " / ".join(spec.outcomes)
+    return {"value": value, **({"denominator": spec.denominator} if spec.denominator else {})}
