@@ -44,6 +44,8 @@ NOT_SITES = frozenset({"site", "programme"})
 FINGERPRINT_META = "evallib-fingerprint"
 _META = re.compile(r"<meta name=['\"]" + FINGERPRINT_META + r"['\"] content=['\"]([0-9a-f]{64})['\"]")
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH", re.IGNORECASE)
+#: A URL carrying a password (``postgres://user:pass@host/db``, as in DATABASE_URL): group 1 is the password.
+_URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@", re.IGNORECASE)
 
 
 class PublishError(EvalLibError):
@@ -196,16 +198,40 @@ def public_note(entry: SiteEntry) -> str:
     return ""
 
 
-def _machine_paths(root: Path | None) -> list[str]:
-    prefixes = {sys.prefix, sys.base_prefix, str(Path.home()), tempfile.gettempdir()}
-    if root is not None:
-        prefixes |= {str(root), str(root.resolve())}
-    return sorted((p for p in prefixes if p and p != os.sep and len(p) > 1), key=len, reverse=True)
+def _machine_paths(root: Path | None) -> tuple[list[str], list[str]]:
+    """(paths that name this machine: the project and home folders; shared system folders: the temporary
+    folder and Python's prefixes), longest first."""
+    specific = {str(Path.home())} | ({str(root), str(root.resolve())} if root is not None else set())
+    shared = {sys.prefix, sys.base_prefix, tempfile.gettempdir()} - specific
+
+    def usable(found: set[str]) -> list[str]:
+        return sorted((p.rstrip(os.sep) for p in found if p and p != os.sep and len(p) > 1), key=len, reverse=True)
+
+    return usable(specific), usable(shared)
+
+
+def _leaked_path(html: str, root: Path | None) -> bool:
+    """Whether ``html`` holds an absolute path of this machine: any path under the project or home folder, or a
+    path under a shared folder (``/tmp``, ``/usr``) naming something that exists there. Words such as "/tmp/"
+    in a site's name, or ``/tmp/nothing-here``, are not paths of this machine and do not block publishing."""
+    specific, shared = _machine_paths(root)
+    for prefix in specific + shared:
+        pattern = r"(?<![\w./-])" + re.escape(prefix + os.sep) + r"([^/\s<>\"'&;,)]+)"
+        for m in re.finditer(pattern, html):
+            if prefix in specific or os.path.lexists(os.path.join(prefix, m.group(1))):
+                return True
+    return False
 
 
 def secret_values() -> dict[str, str]:
-    """Values of environment variables whose names look secret (tokens, keys, passwords), 8+ characters."""
-    return {k: v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    """Values of environment variables that look secret, 8+ characters: those whose names do (tokens, keys,
+    passwords), and the password in any variable holding a URL with credentials (``DATABASE_URL``)."""
+    found = {k: v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    for k, v in os.environ.items():
+        m = _URL_CREDENTIALS.search(v)
+        if m and k not in found:
+            found[k] = m.group(1) if len(m.group(1)) >= 8 else v
+    return found
 
 
 def scan_page(name: str, html: str, root: Path | None = None) -> list[str]:
@@ -213,12 +239,13 @@ def scan_page(name: str, html: str, root: Path | None = None) -> list[str]:
     problems = [f"{name}: unsuppressed count {v!r}" for v in count_violations(html)]
     if "Traceback (most recent call last)" in html:
         problems.append(f"{name}: a raw traceback")
-    for prefix in _machine_paths(root):
-        if prefix + "/" in html:
-            problems.append(f"{name}: an absolute path of this machine")
-            break
+    if _leaked_path(html, root):
+        problems.append(f"{name}: an absolute path of this machine")
+    if _URL_CREDENTIALS.search(html):
+        problems.append(f"{name}: a URL with a password in it (user:password@host)")
+    folded = html.casefold()  # a secret shown in another case is still the secret
     for key, value in secret_values().items():
-        if value in html:
+        if value.casefold() in folded:
             problems.append(f"{name}: the value of the environment variable {key}")
     return problems
 
