@@ -45,7 +45,8 @@ FINGERPRINT_META = "evallib-fingerprint"
 _META = re.compile(r"<meta name=['\"]" + FINGERPRINT_META + r"['\"] content=['\"]([0-9a-f]{64})['\"]")
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH", re.IGNORECASE)
 #: A URL carrying a password (``postgres://user:pass@host/db``, as in DATABASE_URL): group 1 is the password.
-_URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@", re.IGNORECASE)
+#: It starts at the literal "://" and its parts are bounded, so a page's long base64 figures scan in linear time.
+_URL_CREDENTIALS = re.compile(r"://[^/\s:@<>\"']{0,256}:([^/\s@<>\"']{1,256})@")
 
 
 class PublishError(EvalLibError):

@@ -245,8 +245,10 @@ def _check_parquet_size(data: bytes, shown: str) -> None:
 def _check_csv_size(data: bytes, shown: str) -> None:
     """Refuse a CSV file with more lines, columns or cells than the limits, before it is parsed (line breaks
     inside quoted cells count as lines: the count errs on the safe side)."""
-    rows = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1  # less the header
-    header = data[: data.find(b"\n")] if b"\n" in data else data
+    breaks = max(data.count(b"\n"), data.count(b"\r"))  # lines may end in LF, CRLF or (old Macs) CR alone
+    rows = breaks + (0 if data.endswith((b"\n", b"\r")) else 1) - 1  # less the header
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    header = data[: min(ends)] if ends else data
     _check_shape(max(rows, 0), header.count(b",") + 1, shown)
 
 
