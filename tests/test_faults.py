@@ -198,7 +198,8 @@ def test_a_second_run_refuses_while_one_holds_the_outputs(
 def test_two_concurrent_runs(published_project: Path, tmp_path: Path) -> None:
     root = _copy(published_project, tmp_path)
     pidfile = tmp_path / "pids"
-    _hang(root, "V45", pidfile, seconds=6)
+    # Long enough for the second command to start and check its data on a loaded machine (6 s raced it).
+    _hang(root, "V45", pidfile, seconds=20)
     first = _start(root, "run", "--no-progress")
     _wait_for(pidfile)
     second = _start(root, "run", "--no-progress")
