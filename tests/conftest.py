@@ -4,6 +4,8 @@ the scripts that produced them are in reference/ (reference/README.md)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,12 @@ SIM_ROLES = {
     "transform": "log",
 }
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Runs sign their records with a key of their own (never the evaluator's ~/.config/evallib key)."""
+    if not os.environ.get("EVALLIB_KEY_FILE"):
+        os.environ["EVALLIB_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="evallib-key-")) / "publish.key")
 
 
 @pytest.fixture(scope="session")

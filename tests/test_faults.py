@@ -26,6 +26,7 @@ import pytest
 from evallib.pipeline.cli import main as cli_main
 from evallib.pipeline.lock import outputs_lock
 from evallib.protocol.params import load_params
+from evallib.reporting.signing import sign, site_record_fields
 from evallib.reporting.words import short_effect
 
 from .conftest import tree_digest
@@ -197,7 +198,8 @@ def test_a_second_run_refuses_while_one_holds_the_outputs(
 def test_two_concurrent_runs(published_project: Path, tmp_path: Path) -> None:
     root = _copy(published_project, tmp_path)
     pidfile = tmp_path / "pids"
-    _hang(root, "V45", pidfile, seconds=6)
+    # Long enough for the second command to start and check its data on a loaded machine (6 s raced it).
+    _hang(root, "V45", pidfile, seconds=20)
     first = _start(root, "run", "--no-progress")
     _wait_for(pidfile)
     second = _start(root, "run", "--no-progress")
@@ -316,6 +318,7 @@ def test_a_page_that_breaks_a_rule_is_never_published(
         report.write_text(report.read_text().replace("</body>", inject + "</body>"))
         record = json.loads((root / "outputs" / "V04" / "run.json").read_text())
         record["report_sha256"] = hashlib.sha256(report.read_bytes()).hexdigest()
+        record["signature"] = sign(site_record_fields("V04", record))  # as this machine's run would sign it
         (root / "outputs" / "V04" / "run.json").write_text(json.dumps(record))
     if env:
         monkeypatch.setenv("SECRET_TOKEN", env)

@@ -15,6 +15,48 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MUTANTS = [
     (
+        "evallib/reporting/publishing.py",
+        '    if not signature_ok(site_record_fields(folder.name, run), run.get("signature")):',
+        "    if False:",
+        "tests/test_forged_outputs.py -k forged_site",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        "    if folder.name in (tracked_outputs(folder.parent) if tracked is None else tracked):",
+        "    if False:",
+        "tests/test_forged_outputs.py -k git_tracks",
+    ),
+    (
+        "evallib/evaluation/record/fingerprint.py",
+        '    return combine({"params": protocol.digest(), "data": data, "code": code_digest(), "source": state})',
+        '    return combine({"params": protocol.digest(), "data": data, "code": code_digest()})',
+        "tests/test_forged_outputs.py -k new_commit",
+    ),
+    (
+        "evallib/reporting/static_site.py",
+        '    spreadsheet_safe(tidy).to_csv(folder / "results.csv", index=False, lineterminator="\\r\\n")',
+        '    tidy.to_csv(folder / "results.csv", index=False, lineterminator="\\r\\n")',
+        "tests/test_csv_injection.py -k every_csv",
+    ),
+    (
+        "evallib/sources/files.py",
+        "            _check_parquet_size(data, shown)\n",
+        "",
+        "tests/test_input_bounds.py -k bomb",
+    ),
+    (
+        "evallib/sources/text.py",
+        "    m = _BIDI.search(text)\n",
+        "    m = None\n",
+        "tests/test_text_fields.py -k every_text_field",
+    ),
+    (
+        "evallib/reporting/publishing.py",
+        "    if _URL_CREDENTIALS.search(html):",
+        "    if False:",
+        "tests/test_publish_scan.py -k credentials",
+    ),
+    (
         "evallib/pipeline/pool.py",
         '                yield job, on_error(job, f"the worker process running it died ({how})")',
         "                raise RuntimeError('pool broken')",
@@ -106,7 +148,7 @@ MUTANTS = [
     ),
     (
         "evallib/pipeline/publish.py",
-        '    if record is not None and record.get("inputs") == inputs_fingerprint(chosen):',
+        "    if programme_verified(outputs, chosen):",
         "    if True:",
         "tests/test_faults.py -k programme_page",
     ),

@@ -32,6 +32,7 @@ from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import SiteProtocol, find_params
 from evallib.protocol.safe_files import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
+from evallib.reporting.signing import publish_key, tracked_outputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,12 +160,14 @@ def _sites_then_publish(
     from tqdm import tqdm
 
     recover(outputs)  # swaps a killed run left half-done; its staging leftovers
+    publish_key(root)  # the key that signs each run record: made now, or its problem reported before any site runs
     t0 = time.perf_counter()
     runs: list[SiteRun] = []
     if not force:
         todo = []
+        tracked = tracked_outputs(outputs)
         for job in batch:
-            previous = unchanged_since_last_run(job, outputs)
+            previous = unchanged_since_last_run(job, outputs, tracked)
             if previous is None:
                 todo.append(job)
             else:

@@ -42,6 +42,7 @@ from evallib.protocol import safe_files
 from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.safe_files import UnsafePath, fault_message, is_fault, make_dir, read_file, remove_tree
 from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, read_json
+from evallib.reporting.signing import programme_record_fields, sign, site_record_fields
 from evallib.reporting.static_site import render_report, scrub_paths
 
 KERNEL_START_RETRIES = 3
@@ -201,7 +202,12 @@ def _programme_in(
     _clean_notebook(nb_out, "programme", root)
     render_report(nb_out, staging / "report.html", title="New care models: the programme view", root=root)
     remove_tree(inputs)
-    write_atomic(staging / "run.json", json.dumps({"inputs": inputs_fingerprint(chosen)}, indent=2) + "\n")
+    record = {
+        "inputs": inputs_fingerprint(chosen),
+        "report_sha256": hashlib.sha256((staging / "report.html").read_bytes()).hexdigest(),
+    }
+    record["signature"] = sign(programme_record_fields(record))  # made on this machine (reporting/signing.py)
+    write_atomic(staging / "run.json", json.dumps(record, indent=2) + "\n")
     publish_dir(staging, outputs / "programme")
     return SiteRun("programme", "published", "", time.perf_counter() - t0, attempts)
 
@@ -264,6 +270,8 @@ def _site_in(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    # Signed with this machine's key: a record anyone could recompute (a pull request) never verifies.
+    run_record["signature"] = sign(site_record_fields(job.site_id, run_record))
     write_atomic(staging / "run.json", json.dumps(run_record, indent=2) + "\n")
     publish_dir(staging, out_p / job.site_id)
     return SiteRun(

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from evallib.errors import DataError, ParamsError
-from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint
+from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint, source_state
 from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
@@ -154,10 +154,11 @@ def _jobs(valid: list[tuple[Path, SiteProtocol]], root: Path, skip: set[str]) ->
     notebook = hashlib.sha256(template.read_bytes()).hexdigest() if template.is_file() else "missing"
     jobs = []
     with project_env(root):
+        state = source_state(root)  # once for every site: the commit and uncommitted changes
         for path, protocol in valid:
             if protocol.site_id in skip:
                 continue
-            result_fp = result_fingerprint(protocol, data_digests(protocol, root))
+            result_fp = result_fingerprint(protocol, data_digests(protocol, root), state)
             run_fp = combine({"result": result_fp, "notebook": notebook})
             jobs.append(
                 SiteJob(
@@ -204,9 +205,14 @@ def expectations(params_files: list[Path], root: Path) -> tuple[dict[str, Expect
     return {j.site_id: Expected(j.result_fingerprint, j.draft) for j in jobs}, problems
 
 
-def unchanged_since_last_run(job: SiteJob, outputs: Path) -> dict[str, Any] | None:
-    """The previous results when the site's last successful run had this fingerprint and its published
-    results, run record and page still agree; else None (the site runs again).
+def unchanged_since_last_run(
+    job: SiteJob, outputs: Path, tracked: frozenset[str] | None = None
+) -> dict[str, Any] | None:
+    """The previous results when the site's last successful run on this machine had this fingerprint and its
+    published results, signed run record and page still agree; else None (the site runs again).
+
+    ``tracked``: :func:`~evallib.reporting.signing.tracked_outputs` of ``outputs`` (asked when not given);
+    a folder holding files git tracks always runs again.
     """
     folder = outputs / job.site_id
     if (folder / "failure.json").exists():
@@ -214,7 +220,7 @@ def unchanged_since_last_run(job: SiteJob, outputs: Path) -> dict[str, Any] | No
     record = read_json(folder / "run.json")
     if record is None or record.get("fingerprint") != job.fingerprint:
         return None
-    if verified_fingerprint(folder) != job.result_fingerprint:
+    if verified_fingerprint(folder, tracked) != job.result_fingerprint:
         return None  # results.json changed since the run (exploration, a copy, a hand edit): rerun
     return read_json(folder / "results.json")
 

@@ -22,7 +22,7 @@ from evallib.pipeline.folders import check_outputs
 from evallib.pipeline.pool import interrupts_deferred
 from evallib.pipeline.preflight import expectations
 from evallib.protocol.params import find_params
-from evallib.reporting.publishing import Expected, collect_sites, inputs_fingerprint, read_json
+from evallib.reporting.publishing import Expected, collect_sites, programme_verified
 from evallib.reporting.static_site import build_site
 
 
@@ -70,8 +70,7 @@ def publish(
     check_outputs(outputs, sorted(expected))  # a planted link is refused before anything is written
     entries, _ = collect_sites(outputs, expected)
     chosen = [e for e in entries if e.page is not None]
-    record = read_json(outputs / "programme" / "run.json")
-    if record is not None and record.get("inputs") == inputs_fingerprint(chosen):
+    if programme_verified(outputs, chosen):
         step = SiteRun("programme", "unchanged", "made from the results now published")
     elif not programme:
         step = SiteRun("programme", "skipped", "interrupted")

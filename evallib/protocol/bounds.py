@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from evallib.errors import ParamsError
+from evallib.sources.text import text_problem
 
 #: Site ids that would collide with the published site's own files and folders (compared case-insensitively:
 #: "Site" and "site" are one folder on macOS and Windows), and names Windows reserves for devices.
@@ -41,9 +42,12 @@ def is_reserved(site_id: str) -> bool:
 
 
 def name_problem(value: str) -> str | None:
-    """Why ``value`` cannot be a name drawn in figures (control characters, '$'), or None."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        return "holds a control character (e.g. a line break)"
+    """Why ``value`` cannot be a name drawn in figures (control, direction-changing or line-separating
+    characters: :func:`~evallib.sources.text.text_problem`; '$'), or None.
+    """
+    problem = text_problem(value)
+    if problem:
+        return problem
     if "$" in value:
         return "holds '$', which figures read as the start of mathematics"
     return None
@@ -72,7 +76,8 @@ def check_name(value: str, source: str, field: str) -> str:
     problem = name_problem(value) or ("is too long" if len(value) > MAX_NAME else None)
     if problem:
         raise ParamsError(
-            f"{source}: field '{field}' {problem}. Use one line of up to {MAX_NAME} characters without '$'."
+            f"{source}: field '{field}' {problem}. Use one line of up to {MAX_NAME} characters without '$' "
+            "or control characters."
         )
     return value
 

@@ -19,6 +19,7 @@ from evallib.protocol.safe_yaml import clip
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.files import FileSource
 from evallib.sources.panel import FREQUENCIES
+from evallib.sources.text import TEXT_FIX, text_problem
 
 #: What a data_source's outcome is, given its denominator (see FileSource.kind).
 MEASURES: tuple[Literal["count", "rate", "proportion"], ...] = ("count", "rate", "proportion")
@@ -56,6 +57,7 @@ def text_field(
     allowed: tuple[_Choice, ...],
     default: str | None = None,
     max_len: int = bounds.MAX_TEXT,
+    line_breaks: bool = False,
 ) -> _Choice: ...
 @overload
 def text_field(
@@ -66,6 +68,7 @@ def text_field(
     allowed: None = None,
     default: str | None = None,
     max_len: int = bounds.MAX_TEXT,
+    line_breaks: bool = False,
 ) -> str: ...
 def text_field(
     m: dict[str, Any],
@@ -75,8 +78,11 @@ def text_field(
     allowed: tuple[str, ...] | None = None,
     default: str | None = None,
     max_len: int = bounds.MAX_TEXT,
+    line_breaks: bool = False,
 ) -> str:
-    """A text field, checked: present (or ``default``), text, one of ``allowed`` if given, at most ``max_len`` long."""
+    """Field ``name`` of ``m`` as text: present (or ``default``), a string, one of ``allowed``, at most
+    ``max_len`` characters, and passing the one published-text check (``line_breaks`` for free text).
+    """
     v = m.get(name, default)
     if v is None:
         raise field_error(source, name, "is missing", "Add it to the params file.")
@@ -87,6 +93,9 @@ def text_field(
         raise field_error(source, name, f"is {v!r}", f"Allowed values: {', '.join(allowed)}.")
     if len(v) > max_len:
         raise field_error(source, name, f"is {len(v):,} characters long", f"Keep it to {max_len:,} characters.")
+    problem = text_problem(v, line_breaks=line_breaks)
+    if problem:
+        raise field_error(source, name, problem, TEXT_FIX)
     return v
 
 
@@ -187,6 +196,8 @@ def data_source_field(m: dict[str, Any], source: str, name: str = "data_source")
     denominator = v.get("denominator")
     if denominator is not None and not isinstance(denominator, str):
         raise field_error(source, f"{name}.denominator", f"is {denominator!r}", "Give the column name in quotes.")
+    if denominator is not None:
+        text_field(v, sub, "denominator")
     measure = v.get("measure", "count" if denominator is None else None)
     if measure is not None:
         measure = text_field(v, sub, "measure", allowed=MEASURES, default=measure)

@@ -226,7 +226,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         min_post_periods=int_field(m, source, "min_post_periods", *INT_FIELDS["min_post_periods"]),
         n_placebo_draws=int_field(m, source, "n_placebo_draws", *INT_FIELDS["n_placebo_draws"]),
         seed=int_field(m, source, "seed", *INT_FIELDS["seed"]),
-        notes=text_field(m, source, "notes", default="", max_len=bounds.MAX_NOTES),
+        notes=text_field(m, source, "notes", default="", max_len=bounds.MAX_NOTES, line_breaks=True),
         secondary_analyses=secondary_analyses_field(m, source),
         not_evaluable_reason=text_field(m, source, "not_evaluable_reason", default="", max_len=bounds.MAX_NOTES),
         primary_estimator=text_field(m, source, "primary_estimator", allowed=PRIMARY_ESTIMATORS, default="did"),

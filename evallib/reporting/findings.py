@@ -186,7 +186,7 @@ def provenance_block(ev: SiteEvaluation) -> HTMLBlock:
     html = render(
         "provenance.html.j2",
         version=p["evallib_version"],
-        commit=str(p["git_commit"])[:12],
+        commit=str(p["git_commit"])[:12] + (" (with uncommitted changes)" if p.get("git_dirty") else ""),
         protocol=p["params_sha256"][:16],
         files=[(f["file"], f["sha256"][:16]) for f in p["data_files"]],
     )

@@ -31,6 +31,12 @@ from typing import Any
 from evallib.errors import EvalLibError
 from evallib.protocol import safe_files
 from evallib.reporting.disclosure import count_violations
+from evallib.reporting.signing import (
+    programme_record_fields,
+    signature_ok,
+    site_record_fields,
+    tracked_outputs,
+)
 
 #: A file in every site folder evallib builds; a ``site/`` folder without it is not replaced.
 SITE_MARKER = ".evallib-site"
@@ -39,6 +45,9 @@ NOT_SITES = frozenset({"site", "programme"})
 FINGERPRINT_META = "evallib-fingerprint"
 _META = re.compile(r"<meta name=['\"]" + FINGERPRINT_META + r"['\"] content=['\"]([0-9a-f]{64})['\"]")
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH", re.IGNORECASE)
+#: A URL carrying a password (``postgres://user:pass@host/db``, as in DATABASE_URL): group 1 is the password.
+#: It starts at the literal "://" and its parts are bounded, so a page's long base64 figures scan in linear time.
+_URL_CREDENTIALS = re.compile(r"://[^/\s:@<>\"']{0,256}:([^/\s@<>\"']{1,256})@")
 
 
 class PublishError(EvalLibError):
@@ -86,13 +95,17 @@ def page_fingerprint(page: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def verified_fingerprint(folder: Path) -> str | None:
+def verified_fingerprint(folder: Path, tracked: frozenset[str] | None = None) -> str | None:
     """The fingerprint shared by a site's results.json, run.json and report.html, or None if they disagree.
 
-    ``run.json`` records the fingerprint and the SHA-256 of the results and page the run wrote. Results written
-    by anything but that run (exploration, a copy, a hand edit, departures from the protocol) do not match, so
-    they are never shown.
+    ``run.json`` records the fingerprint and the SHA-256 of the results and page the run wrote, signed with
+    this machine's key (:mod:`evallib.reporting.signing`). Results written by anything but that run
+    (exploration, a copy, a hand edit, departures from the protocol, files a pull request added, with hashes
+    recomputed) do not match, so they are never shown. ``tracked`` is :func:`tracked_outputs` of the folder's
+    parent when the caller has it (else it is asked here): a folder holding files git tracks never matches.
     """
+    if folder.name in (tracked_outputs(folder.parent) if tracked is None else tracked):
+        return None
     results, run = read_json(folder / "results.json"), read_json(folder / "run.json")
     if results is None or run is None:
         return None
@@ -105,7 +118,21 @@ def verified_fingerprint(folder: Path) -> str | None:
     for name, key in (("results.json", "results_sha256"), ("report.html", "report_sha256")):
         if _sha256(folder / name) != run.get(key):
             return None  # changed since the run wrote it
+    if not signature_ok(site_record_fields(folder.name, run), run.get("signature")):
+        return None  # not written by a run on this machine (a copy from elsewhere, a forged record)
     return fp
+
+
+def programme_verified(outputs: Path, entries: list[SiteEntry]) -> bool:
+    """Whether ``outputs/programme/`` holds a page made on this machine from exactly these verified results."""
+    record = read_json(outputs / "programme" / "run.json")
+    if record is None or record.get("inputs") != inputs_fingerprint(entries):
+        return False
+    if "programme" in tracked_outputs(outputs):
+        return False
+    if _sha256(outputs / "programme" / "report.html") != record.get("report_sha256"):
+        return False
+    return signature_ok(programme_record_fields(record), record.get("signature"))
 
 
 def _sha256(path: Path) -> str | None:
@@ -126,6 +153,7 @@ def collect_sites(outputs: Path, expected: dict[str, Expected] | None = None) ->
     folders = sorted(
         p for p in outputs.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
     )  # a link is never a site: nothing is read or published through it
+    tracked = tracked_outputs(outputs)
     for folder in folders:
         sid = folder.name
         if sid in NOT_SITES:
@@ -138,9 +166,17 @@ def collect_sites(outputs: Path, expected: dict[str, Expected] | None = None) ->
         results = read_json(folder / "results.json") if has_results else None
         if has_results and results is None:
             problems.append(f"{sid}: results.json cannot be read (truncated or not JSON); its page is left out")
-        fp = verified_fingerprint(folder) if results is not None else None
-        if results is not None and fp is None:
-            problems.append(f"{sid}: results.json does not match the run record and page that made it; left out")
+        fp = verified_fingerprint(folder, tracked) if results is not None else None
+        if sid in tracked:
+            problems.append(
+                f"{sid}: outputs/{sid}/ holds files that git tracks (results come from runs, never from commits); "
+                f"left out: untrack them with `git rm -r --cached outputs/{sid}`"
+            )
+        elif results is not None and fp is None:
+            problems.append(
+                f"{sid}: results.json does not match the run record and page that made it (signed by a run on "
+                "this machine); left out: run the site again"
+            )
         entry = SiteEntry(sid, "failed" if failed else "unverified", last_run_failed=failed)
         if fp is not None and results is not None:
             if expected is not None and expected[sid].fingerprint != fp:
@@ -167,16 +203,43 @@ def public_note(entry: SiteEntry) -> str:
     return ""
 
 
-def _machine_paths(root: Path | None) -> list[str]:
-    prefixes = {sys.prefix, sys.base_prefix, str(Path.home()), tempfile.gettempdir()}
-    if root is not None:
-        prefixes |= {str(root), str(root.resolve())}
-    return sorted((p for p in prefixes if p and p != os.sep and len(p) > 1), key=len, reverse=True)
+def _machine_paths(root: Path | None) -> tuple[list[str], list[str]]:
+    """(paths that name this machine: the project and home folders; shared system folders: the temporary
+    folder and Python's prefixes), longest first.
+    """
+    specific = {str(Path.home())} | ({str(root), str(root.resolve())} if root is not None else set())
+    shared = {sys.prefix, sys.base_prefix, tempfile.gettempdir()} - specific
+
+    def usable(found: set[str]) -> list[str]:
+        return sorted((p.rstrip(os.sep) for p in found if p and p != os.sep and len(p) > 1), key=len, reverse=True)
+
+    return usable(specific), usable(shared)
+
+
+def _leaked_path(html: str, root: Path | None) -> bool:
+    """Whether ``html`` holds an absolute path of this machine: any path under the project or home folder, or a
+    path under a shared folder (``/tmp``, ``/usr``) naming something that exists there. Words such as "/tmp/"
+    in a site's name, or ``/tmp/nothing-here``, are not paths of this machine and do not block publishing.
+    """
+    specific, shared = _machine_paths(root)
+    for prefix in specific + shared:
+        pattern = r"(?<![\w./-])" + re.escape(prefix + os.sep) + r"([^/\s<>\"'&;,)]+)"
+        for m in re.finditer(pattern, html):
+            if prefix in specific or os.path.lexists(os.path.join(prefix, m.group(1))):
+                return True
+    return False
 
 
 def secret_values() -> dict[str, str]:
-    """Values of environment variables whose names look secret (tokens, keys, passwords), 8+ characters."""
-    return {k: v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    """Values of environment variables that look secret, 8+ characters: those whose names do (tokens, keys,
+    passwords), and the password in any variable holding a URL with credentials (``DATABASE_URL``).
+    """
+    found = {k: v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    for k, v in os.environ.items():
+        m = _URL_CREDENTIALS.search(v)
+        if m and k not in found:
+            found[k] = m.group(1) if len(m.group(1)) >= 8 else v
+    return found
 
 
 def scan_page(name: str, html: str, root: Path | None = None) -> list[str]:
@@ -184,12 +247,13 @@ def scan_page(name: str, html: str, root: Path | None = None) -> list[str]:
     problems = [f"{name}: unsuppressed count {v!r}" for v in count_violations(html)]
     if "Traceback (most recent call last)" in html:
         problems.append(f"{name}: a raw traceback")
-    for prefix in _machine_paths(root):
-        if prefix + "/" in html:
-            problems.append(f"{name}: an absolute path of this machine")
-            break
+    if _leaked_path(html, root):
+        problems.append(f"{name}: an absolute path of this machine")
+    if _URL_CREDENTIALS.search(html):
+        problems.append(f"{name}: a URL with a password in it (user:password@host)")
+    folded = html.casefold()  # a secret shown in another case is still the secret
     for key, value in secret_values().items():
-        if value in html:
+        if value.casefold() in folded:
             problems.append(f"{name}: the value of the environment variable {key}")
     return problems
 

@@ -67,6 +67,25 @@ SITES_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: First characters that make a spreadsheet read a cell as a formula (or a DDE command): ``=``, ``+``, ``-``,
+#: ``@``, tab and carriage return (OWASP's list for CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``frame`` for a CSV download: every text cell that a spreadsheet would run as a formula gets a
+    leading single quote (``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``), so it opens as text.
+
+    Only text cells change: numbers (negative estimates included) stay numbers. The parquet and JSON
+    downloads keep the exact text.
+    """
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            out[c] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in out[c]]
+    return out
+
+
 def _site_values(res: Mapping[str, Any]) -> dict[str, Any]:
     return {k: res.get(k, "") for k, _ in SITE_COLUMNS if k != "primary"}
 

@@ -31,9 +31,8 @@ from evallib.reporting.publishing import (
     Expected,
     SiteEntry,
     collect_sites,
-    inputs_fingerprint,
+    programme_verified,
     public_note,
-    read_json,
     swap_in,
 )
 from evallib.reporting.results_table import (
@@ -43,6 +42,7 @@ from evallib.reporting.results_table import (
     TIDY_MEANINGS,
     results_frame,
     sites_frame,
+    spreadsheet_safe,
 )
 from evallib.reporting.templating import render, stylesheet
 from evallib.reporting.words import marker, percent, short_effect
@@ -64,12 +64,9 @@ def scrub_paths(text: str, root: Path) -> str:
 
 
 def _programme_page(outputs: Path, entries: list[SiteEntry]) -> Path | None:
-    """The programme report, when it was made from exactly the results about to be published."""
-    record = read_json(outputs / "programme" / "run.json")
+    """The programme report, when it was made on this machine from exactly the results about to be published."""
     page_ = outputs / "programme" / "report.html"
-    if record is None or not page_.is_file() or record.get("inputs") != inputs_fingerprint(entries):
-        return None
-    return page_
+    return page_ if page_.is_file() and programme_verified(outputs, entries) else None
 
 
 def page(
@@ -242,8 +239,13 @@ def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     folder = staging / "downloads"
     folder.mkdir(parents=True, exist_ok=True)
     tidy = results_frame(e.results for e in shown)
-    tidy.to_csv(folder / "results.csv", index=False)
-    sites_frame(e.results for e in shown).to_csv(folder / "sites.csv", index=False)
+    # CSVs open in spreadsheets: formula-like text is neutralised there (the parquet and JSON keep it exact).
+    # CSVs open in spreadsheets: formula-like text is neutralised there (the parquet and JSON keep it exact),
+    # and lines end in CRLF (RFC 4180) so that a cell holding a carriage return is quoted, never split.
+    spreadsheet_safe(tidy).to_csv(folder / "results.csv", index=False, lineterminator="\r\n")
+    spreadsheet_safe(sites_frame(e.results for e in shown)).to_csv(
+        folder / "sites.csv", index=False, lineterminator="\r\n"
+    )
     for e in shown:
         assert e.page is not None  # shown: entries with a page
         safe_files.copy_file(e.page.parent / "results.json", folder / f"{e.site_id}.json")

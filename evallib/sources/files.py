@@ -26,6 +26,7 @@ import pandas as pd
 
 from evallib.errors import DataError
 from evallib.sources.panel import Frequency, Panel, validate_panel
+from evallib.sources.text import UNPUBLISHABLE, text_problem
 
 #: The project-level settings file (TOML) at the project root; only ``[data]`` is read here.
 SETTINGS_FILE = "evallib.toml"
@@ -34,6 +35,15 @@ MAX_DATA_BYTES = 256 * 1024 * 1024
 #: Never data, wherever a setting points: the kernel's and devices' pseudo-files.
 _SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
 _READ: dict[str, str] = {}
+#: What a table may decode to (a small compressed file can hold hundreds of millions of rows): rows,
+#: columns, cells (rows x columns) and, for parquet, the uncompressed bytes its metadata declares. Checked
+#: before anything is decoded (parquet: from the file's metadata; CSV: line and separator counts).
+MAX_ROWS = 5_000_000
+MAX_COLUMNS = 1_000
+MAX_CELLS = 50_000_000
+MAX_DECODED_BYTES = 2 * 1024**3
+#: Longest unit code and outcome name in a data file (characters); both are published.
+MAX_CODE_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -191,15 +201,76 @@ def read_table(path: Path, root: Path | None = None) -> pd.DataFrame:
     suffix = real.suffix.lower() if real.suffix else Path(str(path)).suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
+            _check_parquet_size(data, shown)
             return pd.read_parquet(io.BytesIO(data))
         if suffix in (".csv", ".txt"):
+            _check_csv_size(data, shown)
             return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""])
+    except DataError:
+        raise
     except ImportError:
         raise DataError(f"cannot read {shown}: install pyarrow (pip install 'evallib[parquet]')") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a data problem for the evaluator
         # The parser's message can quote the file: name only the kind of failure.
         raise DataError(f"cannot read data file {shown}: not a well-formed table ({type(exc).__name__})") from None
     raise DataError(f"data file {shown}: unsupported format {suffix!r}; use .csv or .parquet")
+
+
+def _check_shape(rows: int, columns: int, shown: str) -> None:
+    for what, n, cap in (
+        ("rows", rows, MAX_ROWS),
+        ("columns", columns, MAX_COLUMNS),
+        ("cells", rows * columns, MAX_CELLS),
+    ):
+        if n > cap:
+            raise DataError(
+                f"data file {shown} holds {n:,} {what}, over the limit of {cap:,}; split the file or keep only "
+                "the units, periods and outcomes the analysis needs"
+            )
+
+
+def _check_parquet_size(data: bytes, shown: str) -> None:
+    """Refuse a parquet file whose metadata declares more rows, columns or decoded bytes than the limits,
+    before any column is decoded.
+    """
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    _check_shape(meta.num_rows, meta.num_columns, shown)
+    decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if decoded > MAX_DECODED_BYTES:
+        raise DataError(
+            f"data file {shown} decodes to {decoded / 2**20:,.1f} MB, over the {MAX_DECODED_BYTES / 2**20:,.1f} MB "
+            "limit; keep only the units, periods and outcomes the analysis needs"
+        )
+
+
+def _check_csv_size(data: bytes, shown: str) -> None:
+    """Refuse a CSV file with more lines, columns or cells than the limits, before it is parsed (line breaks
+    inside quoted cells count as lines: the count errs on the safe side).
+    """
+    breaks = max(data.count(b"\n"), data.count(b"\r"))  # lines may end in LF, CRLF or (old Macs) CR alone
+    rows = breaks + (0 if data.endswith((b"\n", b"\r")) else 1) - 1  # less the header
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    header = data[: min(ends)] if ends else data
+    _check_shape(max(rows, 0), header.count(b",") + 1, shown)
+
+
+def check_codes(values: pd.Series, source: str, column: str, what: str) -> None:
+    """Refuse unit codes or outcome names (``what``) in ``column`` that are too long or hold characters
+    that cannot be published (:func:`~evallib.sources.text.text_problem`), naming the column and line.
+    """
+    texts = values.dropna().astype(str)
+    bad = (texts.str.len() > MAX_CODE_CHARS) | texts.str.contains(UNPUBLISHABLE, regex=True)
+    if not bad.any():
+        return
+    first = texts[bad]
+    value, line = str(first.iloc[0]), int(first.index[0]) + 2
+    problem = f"is {len(value):,} characters long (at most {MAX_CODE_CHARS})" if len(value) > MAX_CODE_CHARS else None
+    raise DataError(
+        f"{source}: column {column!r} ({what}) on line {line:,} {problem or text_problem(value)}; use short codes "
+        "and names of plain text"
+    )
 
 
 def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
@@ -222,6 +293,9 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
             f"{source}: missing column(s) {', '.join(missing)} named in data_source{hint}; the file has "
             f"{len(raw.columns)} column(s). Check its header row against data_source in the params file"
         )
+    check_codes(raw[spec.unit], source, spec.unit, "unit codes")
+    if spec.layout == "long":
+        check_codes(raw[spec.outcome_column], source, spec.outcome_column, "outcome names")
     units = raw[spec.unit].astype("string").str.upper()  # ODS codes are case-insensitive, as in params files
     if spec.layout == "long":
         long = pd.DataFrame(
@@ -234,7 +308,7 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
         )
         if spec.denominator:
             long["denominator"] = raw[spec.denominator]
-        return validate_panel(long, spec.frequency, source=source, files=(path.name,))
+        return validate_panel(long, spec.frequency, source=source, files=(path.name,), columns=_roles(spec))
     if not spec.outcomes:
         raise DataError(f"{source}: a wide file needs data_source.outcomes listing its outcome columns")
     frames = []
@@ -245,4 +319,10 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
         frames.append(part)
     # Keep the file's own row numbers so errors point at the right line.
     long = pd.concat(frames)
-    return validate_panel(long, spec.frequency, source=source, files=(path.name,))
+    return validate_panel(long, spec.frequency, source=source, files=(path.name,), columns=_roles(spec))
+
+
+def _roles(spec: FileSource) -> dict[str, str]:
+    """The file's column names behind the panel's value and denominator, for messages."""
+    value = spec.value_column if spec.layout == "long" else " / ".join(spec.outcomes)
+    return {"value": value, **({"denominator": spec.denominator} if spec.denominator else {})}

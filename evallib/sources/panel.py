@@ -26,6 +26,9 @@ PANEL_COLUMNS = ["unit", "period", "outcome", "value", "denominator"]
 
 
 _MAX_ROWS_SHOWN = 8
+#: Largest plausible count or denominator (a trillion: about 100 times the world's population). Larger values
+#: are a unit error or a corrupt file; 1e300 admissions would otherwise be evaluated as a "-100%" effect.
+MAX_VALUE = 1e12
 _QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
 
 
@@ -153,8 +156,11 @@ def validate_panel(
     source: str,
     files: tuple[str, ...] = (),
     row_offset: int = 2,
+    columns: dict[str, str] | None = None,
 ) -> Panel:
     """Check a long frame and return a :class:`Panel`.
+
+    ``columns`` names the file's columns behind the roles ``value`` and ``denominator`` for messages.
 
     Raises
     ------
@@ -202,6 +208,13 @@ def validate_panel(
                 raise DataError(f"{source}: negative counts:\n" + _rows(df, num < 0, row_offset))
         elif (num <= 0).any():
             raise DataError(f"{source}: denominators must be positive:\n" + _rows(df, num <= 0, row_offset))
+        if (num > MAX_VALUE).any():
+            name = (columns or {}).get(col, col)
+            raise DataError(
+                f"{source}: column {name!r} has values over {MAX_VALUE:,.0f}, not plausible as "
+                f"{'counts' if col == 'value' else 'denominators'} (a unit error or a corrupt file); fix the values:\n"
+                + _rows(df, num > MAX_VALUE, row_offset)
+            )
         out[col] = num.astype(float)
     dup = out.duplicated(["unit", "period", "outcome"], keep=False)
     if dup.any():

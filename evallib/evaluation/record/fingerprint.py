@@ -6,13 +6,18 @@ published results must have (from its params file, the data it reads and this
 code) and publishing refuses results, run records or pages that disagree. The data
 part hashes the bytes the analysis actually read (:func:`evallib.sources.files.read_digest`),
 so a data file changed between the check before a run and the notebook's read is
-caught, never called "unchanged" later.
+caught, never called "unchanged" later. The git commit and whether tracked files under
+``evallib/``, ``notebooks/`` or ``params/`` have uncommitted changes are part of it too,
+so a site skipped as unchanged never keeps an older commit, and uncommitted edits are
+never published under HEAD's commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,35 @@ from evallib.sources.files import display_path, read_digest, resolve_data_path
 
 _CODE: list[str] = []
 _REGISTRY_FILES = ("sites.csv", "ods_trusts_etr.csv")
+#: Tracked files whose uncommitted changes mark a run as made from a dirty checkout.
+SOURCE_FOLDERS = ("evallib", "notebooks", "params")
+
+
+def _git(args: list[str], root: Path) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The project's git commit (``$EVALLIB_GIT_COMMIT`` when the runner set it); None outside git."""
+    env = os.environ.get("EVALLIB_GIT_COMMIT")
+    if env is not None:
+        return env or None
+    out = _git(["rev-parse", "HEAD"], root or project_root())
+    return (out.stdout.strip() or None) if out is not None and out.returncode == 0 else None
+
+
+def git_dirty(root: Path | None = None) -> bool | None:
+    """Whether tracked files under :data:`SOURCE_FOLDERS` differ from the commit (None outside git)."""
+    out = _git(["status", "--porcelain", "--untracked-files=no", "--", *SOURCE_FOLDERS], root or project_root())
+    return bool(out.stdout.strip()) if out is not None and out.returncode == 0 else None
+
+
+def source_state(root: Path | None = None) -> dict[str, Any]:
+    """The commit the code and params come from, and whether they have uncommitted changes."""
+    return {"commit": git_commit(root), "dirty": git_dirty(root)}
 
 
 def sha256_file(path: Path) -> str:
@@ -88,6 +122,9 @@ def combine(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def result_fingerprint(protocol: SiteProtocol, data: list[dict[str, str]]) -> str:
-    """The fingerprint of results made from ``protocol`` (its content), ``data`` (as read) and this code."""
-    return combine({"params": protocol.digest(), "data": data, "code": code_digest()})
+def result_fingerprint(protocol: SiteProtocol, data: list[dict[str, str]], state: dict[str, Any] | None = None) -> str:
+    """The fingerprint of results made from ``protocol`` (its content), ``data`` (as read), this code and the
+    checkout's :func:`source_state` (computed when not given).
+    """
+    state = source_state() if state is None else state
+    return combine({"params": protocol.digest(), "data": data, "code": code_digest(), "source": state})

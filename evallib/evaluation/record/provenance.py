@@ -5,13 +5,17 @@ machine that ran it.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from evallib import __version__
-from evallib.evaluation.record.fingerprint import data_digests, result_fingerprint, sha256_file
+from evallib.evaluation.record.fingerprint import (
+    data_digests,
+    git_commit,
+    result_fingerprint,
+    sha256_file,
+    source_state,
+)
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import project_root
 from evallib.sources.bundled import BUNDLED, bundled_data_dir
@@ -37,20 +41,6 @@ def data_files(protocol: SiteProtocol) -> list[Path]:
     return [*files, *(f for f in registry if f not in files)]
 
 
-def git_commit() -> str | None:
-    """The project's git commit (``$EVALLIB_GIT_COMMIT`` when the runner set it)."""
-    env = os.environ.get("EVALLIB_GIT_COMMIT")
-    if env is not None:
-        return env or None
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def provenance(protocol: SiteProtocol) -> dict[str, Any]:
     """What a result was made from: library version, git commit, protocol and data hashes, fingerprint.
 
@@ -59,13 +49,15 @@ def provenance(protocol: SiteProtocol) -> dict[str, Any]:
     params file (exploration): such results never match a published run's fingerprint.
     """
     data = data_digests(protocol)
+    state = source_state()
     out: dict[str, Any] = {
         "evallib_version": __version__,
-        "git_commit": git_commit(),
+        "git_commit": state["commit"],
+        "git_dirty": state["dirty"],
         "params_sha256": protocol.digest(),
         "data_source": protocol.data_source if isinstance(protocol.data_source, str) else data[0]["file"],
         "data_files": data,
-        "fingerprint": result_fingerprint(protocol, data),
+        "fingerprint": result_fingerprint(protocol, data, state),
     }
     if protocol.departures:
         out["departures"] = list(protocol.departures)

@@ -30,6 +30,9 @@ PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
 _OFFSETS = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
 #: With fewer comparison units than this, a 95% placebo interval cannot be finite.
 MIN_COMPARATORS_FOR_CI = 19
+#: Fewest comparison units any analysis can run with: a placebo distribution of one comparator is no test, and
+#: the controlled ITS needs more comparators than treated units.
+MIN_COMPARATORS = 2
 
 
 def unit_kind(data_source: str | FileSource) -> str:
@@ -197,6 +200,9 @@ def analysis_frame(
     )
     win = values.loc[in_window]
     complete = win.notna().all() & (win > 0).all() if not outcome == "four_hour_performance" else win.notna().all()
+    if denom is not None:  # a blank or zero denominator leaves a rate or share undefined in that period
+        d = denom.loc[in_window].reindex(columns=win.columns)
+        complete &= d.notna().all() & (d > 0).all()
     treated = list(areas.treated) or list(spec.treated_units)
     not_in_data = tuple(u for u in treated if u not in win.columns or win[u].isna().all())
     incomplete = tuple(u for u in treated if u not in not_in_data and not complete.get(u, False))
@@ -210,7 +216,7 @@ def analysis_frame(
         why = " ".join(areas.stitches)
         raise NotEvaluable(
             f"the site's {units} ({', '.join(treated)}) have incomplete {label} series in the analysis window "
-            f"(gaps, zeros or a code that changed after a merger), so no before-and-after comparison is possible"
+            f"(gaps, zeros, blank denominators or a code that changed after a merger), so no before-and-after comparison is possible"
             + (f". {why}" if why else "")
         )
     excluded: dict[str, int] = {}
@@ -240,8 +246,22 @@ def analysis_frame(
     screened = {u: areas.screened[u] for u in pool if u in areas.screened}
     pool = [u for u in pool if u not in screened]
     excluded["data-quality screen (suspect months or a one-month level shift)"] = before - len(pool)
+    pre = win.loc[win.index <= w.pre_end]
+    before = len(pool)
+    pool = [u for u in pool if pre[u].nunique() > 1]  # a constant series has no noise to scale a placebo by
+    excluded["no variation before the start (a constant series)"] = before - len(pool)
     if not pool:
         raise NotEvaluable(f"the comparison pool for {label} is empty after applying the protocol's rules")
+    if len(pool) < max(MIN_COMPARATORS, len(used) + 1):
+        raise NotEvaluable(
+            f"only {len(pool)} comparison {units if len(pool) != 1 else unit_kind(spec.data_source)} for {label} "
+            f"after applying the protocol's rules; the placebo tests need at least {max(MIN_COMPARATORS, len(used) + 1)}"
+        )
+    if pre[list(used)].sum(axis=1).nunique() <= 1:
+        raise NotEvaluable(
+            f"the site's {label} series is the same in every pre-period {word}, so there is no trend or noise to "
+            "compare against (check the data)"
+        )
     baseline = win.loc[win.index <= w.pre_end, list(used)].iloc[-PERIODS_PER_YEAR.get(panel.frequency, 12) :]
     cov = Coverage(
         outcome=outcome,

@@ -8,6 +8,7 @@ lacks) still raises :class:`~evallib.errors.DataError`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -27,6 +28,9 @@ from evallib.vocabulary import outcome_label
 
 #: End of the COVID-19 disruption of hospital activity counted as an overlap (the 2021/22 recovery year).
 COVID_END = pd.Timestamp("2022-04-01")
+#: NHS Digital's small-number rule as :mod:`evallib.reporting.disclosure` applies it (counts of 1-7 suppressed,
+#: others rounded to the nearest 5); a test checks the two agree.
+SMALL_COUNT, COUNT_ROUNDING = 7, 5
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,8 @@ def _growth(a: OutcomeAnalysis) -> dict[str, float | None] | None:
     """Growth of the site and its comparison pool: last 12 months of follow-up vs the baseline year.
 
     The NHS England style of comparison ("growth in the outcome since baseline"),
-    from the summed series; None for percentages.
+    from the summed series; None for percentages. The site's growth is rounded as
+    :func:`published_growth_pct` says, so that it cannot undo the rounding of its totals.
     """
     if a.is_proportion:
         return None
@@ -164,12 +169,31 @@ def _growth(a: OutcomeAnalysis) -> dict[str, float | None] | None:
     post = t.index >= t.index[a.coverage.n_pre] if a.coverage.n_pre < len(t) else np.zeros(len(t), bool)
     base = t[~post].iloc[-year:].mean()
     last = t[post].iloc[-year:].mean()
-    out = {}
+    out: dict[str, float | None] = {}
     for col in ("site", "comparison"):
         out[f"{col}_growth_pct"] = float(100 * (last[col] / base[col] - 1)) if len(t[post]) else None
+    counts = a.site_counts
+    if counts is not None and out["site_growth_pct"] is not None:
+        totals = (float(counts[~post].iloc[-year:].sum()), float(counts[post].iloc[-year:].sum()))
+        out["site_growth_pct"] = published_growth_pct(out["site_growth_pct"], *totals)
     # The key keeps its name (results.json format); its value is in months whatever the data's frequency.
     out["months_in_follow_up_window"] = int(min(year, int(np.sum(post))) * (12 // year))
     return out
+
+
+def published_growth_pct(pct: float, base_total: float, last_total: float) -> float | None:
+    """A growth percentage of a site's counts as published: withheld (None) when either total is a small count
+    (or zero), else rounded to a step of ``100 * 5 / smaller total`` percent (a power of ten, at least 0.01).
+
+    The baseline total is published rounded to the nearest 5; an exact percentage beside it would leave one
+    pair of whole totals that fits, undoing the rounding. At this step every base total the rounded one
+    stands for fits the percentage with at least 5 whole last-year totals.
+    """
+    smaller = min(base_total, last_total)
+    if not math.isfinite(pct) or not smaller >= SMALL_COUNT + 0.5:
+        return None
+    step = max(0.01, 10 ** math.ceil(math.log10(100 * COUNT_ROUNDING / smaller)))
+    return round(round(pct / step) * step, 2)
 
 
 def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tuple[str, ...]:
