@@ -185,6 +185,21 @@ def test_the_key_lives_outside_the_project_private_and_is_never_followed_through
     link = tmp_path / "link.key"
     link.symlink_to(key_file)
     monkeypatch.setenv(KEY_ENV, str(link))
-    with pytest.raises(EvalLibError, match="not a link"):
+    with pytest.raises(EvalLibError, match="it is a link, never followed"):
         publish_key(project)
     assert os.environ[KEY_ENV] == str(link)
+
+
+def test_publish_without_a_usable_key_says_why_and_changes_nothing(
+    published_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    root = _copy(published_project, tmp_path)
+    site = sorted((root / "outputs" / "site").rglob("*"))
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv(KEY_ENV, str(tmp_path / "not-a-folder" / "publish.key"))
+    monkeypatch.chdir(root)
+    assert cli_main(["publish"]) == 2
+    err = capsys.readouterr().err
+    assert "the publishing key" in err and "cannot be read (Not a directory)" in err and KEY_ENV in err
+    assert "Traceback" not in err
+    assert sorted((root / "outputs" / "site").rglob("*")) == site

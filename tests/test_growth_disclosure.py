@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evallib.evaluation import site
+from evallib.evaluation.site import evaluate as site
 from evallib.evaluation.site.evaluate import published_growth_pct
 from evallib.reporting import disclosure
 from evallib.reporting.disclosure import safe_count

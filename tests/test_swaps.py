@@ -14,7 +14,7 @@ import pytest
 
 from evallib.pipeline import folders
 from evallib.pipeline.folders import record_failure, recover
-from evallib.protocol import safe_files
+from evallib.protocol import writing
 from evallib.reporting.publishing import SITE_MARKER
 
 from .conftest import tree_digest
@@ -34,7 +34,7 @@ def _killed_in(action: Callable[[], None], rename_calls_before_kill: int, monkey
     """Run ``action`` in a forked child that dies (as ``kill -9`` would: no clean-up) at a chosen rename.
 
     The exchange is made unavailable, so the swap takes the two-rename path."""
-    monkeypatch.setattr(safe_files, "exchange", lambda a, b: False)
+    monkeypatch.setattr(writing, "exchange", lambda a, b: False)
     pid = os.fork()
     if pid == 0:  # the child: count renames, die at the chosen one
         calls = [0]
@@ -126,7 +126,7 @@ def test_with_the_kernels_exchange_the_name_always_holds_a_complete_copy(
     probe = tmp_path / "probe"
     _folder(probe / "a", ("x",), "a")
     _folder(probe / "b", ("y",), "b")
-    if not safe_files.exchange(probe / "a", probe / "b"):
+    if not writing.exchange(probe / "a", probe / "b"):
         pytest.skip("this kernel or file system has no renameat2(RENAME_EXCHANGE)")
     outputs = tmp_path / "outputs"
     final = _folder(outputs / "V04", SITE_FILES, "old")
@@ -138,7 +138,7 @@ def test_with_the_kernels_exchange_the_name_always_holds_a_complete_copy(
 
     monkeypatch.setattr(Path, "rename", no_rename)
     # Killed right after the exchange, before the old copy is deleted: the name already holds the new copy.
-    monkeypatch.setattr(safe_files, "remove_tree", lambda path: os._exit(137) if os.getpid() != parent else None)
+    monkeypatch.setattr(writing, "remove_tree", lambda path: os._exit(137) if os.getpid() != parent else None)
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from evallib.errors import EvalLibError
+from evallib.evaluation.record import results_file
 from evallib.evaluation.record.results_file import write_results
 from evallib.pipeline.cli import main as cli_main
 from evallib.pipeline.folders import record_failure, recover
@@ -86,8 +87,9 @@ def test_scratch_results_are_never_written_through_a_link(tmp_path: Path, monkey
     before = tree_digest(victim)
     # A link at the temporary name the writer used to use: never opened, never truncated.
     (root / "scratch" / "V04" / ".results.json.tmp").symlink_to(victim / "results.json")
+    monkeypatch.setattr(results_file, "provenance", lambda protocol: {})  # the stand-in has no data to hash
     written = write_results(_evaluation("V04"))
-    assert json.loads(written.read_text()) == {"site_id": "V04"} and not written.is_symlink()
+    assert json.loads(written.read_text()) == {"site_id": "V04", "provenance": {}} and not written.is_symlink()
     assert tree_digest(victim) == before
     # A planted scratch/<site> link: refused, with the path and the fix.
     (root / "scratch" / "V05").symlink_to(victim, target_is_directory=True)

@@ -190,7 +190,7 @@ MUTANTS = [
     ),
     (
         "evallib/reporting/publishing.py",
-        "        if safe_files.check_dir(site) and not safe_files.check_file(site / SITE_MARKER):",
+        "        if writing.check_dir(site) and not writing.check_file(site / SITE_MARKER):",
         "        if False:",
         "tests/test_hostile.py -k someone",
     ),
@@ -231,15 +231,15 @@ MUTANTS = [
         "tests/test_templates.py",
     ),
     (
-        "evallib/protocol/safe_files.py",
+        "evallib/protocol/writing.py",
         '    if not stat.S_ISDIR(mode):\n        raise _refuse(path, mode, "a folder")',
         '    if False:\n        raise _refuse(path, mode, "a folder")',
         "tests/test_write_links.py -k 'linked_site_folder or staging_folder'",
     ),
     (
         "evallib/pipeline/folders.py",
-        "        restored |= safe_files.restore_old(old, final, _complete(final, name), keep=FAILURE_FILES)",
-        "        safe_files.remove_tree(old)",
+        "        restored |= writing.restore_old(old, final, _complete(final, name), keep=FAILURE_FILES)",
+        "        writing.remove_tree(old)",
         "tests/test_swaps.py",
     ),
     (
@@ -250,7 +250,7 @@ MUTANTS = [
     ),
     (
         "evallib/reporting/static_site.py",
-        "        if safe_files.is_fault(exc):",
+        "        if writing.is_fault(exc):",
         "        if False:",
         "tests/test_write_faults.py::test_a_full_disk_while_publishing_is_one_line_and_leaves_the_site_as_it_was",
     ),

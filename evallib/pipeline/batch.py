@@ -30,7 +30,7 @@ from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_in
 from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
 from evallib.pipeline.publish import current_expectations, publish
 from evallib.protocol.params import SiteProtocol, find_params
-from evallib.protocol.safe_files import remove_file, remove_tree
+from evallib.protocol.writing import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
 from evallib.reporting.signing import publish_key, tracked_outputs
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from evallib.evaluation.studies.calibration import Design, designs, fake_site_results, summarise
-from evallib.protocol import safe_files
+from evallib.protocol import writing
 from evallib.protocol.params import find_params, load_params
 from evallib.protocol.paths import ROOT_ENV
 
@@ -51,9 +51,9 @@ def run_calibration(
             parts.append(fut.result())
     results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     summary = summarise(results, found)
-    with safe_files.faults(outputs):
+    with writing.faults(outputs):
         outputs.mkdir(parents=True, exist_ok=True)
-    folder = safe_files.make_dir(outputs / "calibration", outputs)  # never through a link
+    folder = writing.make_dir(outputs / "calibration", outputs)  # never through a link
     for frame, path in ((results, folder / "fake_sites.csv"), (summary, folder / "summary.csv")):
         _write_csv(frame, path)
     _write_csv(summary, params_dir / SUMMARY_FILE)
@@ -62,4 +62,4 @@ def run_calibration(
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     """The table written whole or not at all, never through a link (a fresh temporary name, then renamed)."""
-    safe_files.write_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
+    writing.write_atomic(path, frame.to_csv(index=False, float_format="%.6g"))

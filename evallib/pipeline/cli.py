@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        from evallib.protocol.safe_files import fault_message, is_fault
+        from evallib.protocol.writing import fault_message, is_fault
 
         if not is_fault(exc):
             raise

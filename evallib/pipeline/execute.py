@@ -13,7 +13,7 @@ What this guards against (papermill's traps, measured in this project's notes):
   while it ran, departures from the protocol) are a failure, never published;
 * every record (``failure.json``, ``failed.ipynb``, ``run.json``) is written whole or
   not at all, and a SIGTERM waits for a folder swap in progress;
-* nothing is written through a link (:mod:`evallib.protocol.safe_files`): a planted
+* nothing is written through a link (:mod:`evallib.protocol.writing`): a planted
   ``outputs/<site>`` link is refused, never followed;
 * a swap cut by a kill never loses the last good report: the folder is exchanged
   atomically where the kernel can, else :func:`recover` puts the old copy back whenever
@@ -38,9 +38,9 @@ from evallib.pipeline.folders import publish_dir, record_failure
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.pool import timed_out
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
-from evallib.protocol import safe_files
+from evallib.protocol import writing
 from evallib.protocol.paths import ROOT_ENV
-from evallib.protocol.safe_files import UnsafePath, fault_message, is_fault, make_dir, read_file, remove_tree
+from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, read_file, remove_tree
 from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, read_json
 from evallib.reporting.signing import programme_record_fields, sign, site_record_fields
 from evallib.reporting.static_site import render_report, scrub_paths
@@ -95,13 +95,13 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all, never through a link (:func:`safe_files.write_atomic`)."""
-    safe_files.write_atomic(path, text)
+    """Write ``text`` to ``path`` whole or not at all, never through a link (:func:`writing.write_atomic`)."""
+    writing.write_atomic(path, text)
 
 
 def _staging(outputs: Path, prefix: str) -> Path:
     """A new staging folder ``outputs/.staging/<prefix><id>`` made by this process."""
-    return safe_files.fresh_dir(make_dir(outputs / ".staging", outputs), prefix)
+    return writing.fresh_dir(make_dir(outputs / ".staging", outputs), prefix)
 
 
 def execute_notebook(
@@ -183,7 +183,7 @@ def _programme_in(
     inputs = staging / "inputs"
     for e in chosen:
         make_dir(inputs / e.site_id, staging)
-        safe_files.copy_file(outputs / e.site_id / "results.json", inputs / e.site_id / "results.json")
+        writing.copy_file(outputs / e.site_id / "results.json", inputs / e.site_id / "results.json")
     nb_out = staging / "report.ipynb"
     inside = inputs.resolve().is_relative_to(root.resolve())
     params = {"outputs_dir": relative(inputs, root) if inside else str(inputs)}

@@ -1,7 +1,7 @@
 """The folders of ``outputs/``: swapping a site's (or the programme's) folder into place, undoing swaps a kill
 cut short, failure records, and the check that no link stands where a run or publish will write.
 
-A folder is exchanged atomically where the kernel can (:func:`evallib.protocol.safe_files.swap_in_dir`), so a
+A folder is exchanged atomically where the kernel can (:func:`evallib.protocol.writing.swap_in_dir`), so a
 complete copy always bears its name; elsewhere two renames, which :func:`recover` undoes: the ``.old`` copy goes
 back whenever the current folder holds no complete report. A failure record goes beside the last good report,
 never into an empty folder a cut swap left, and never through a link.
@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 
 from evallib.pipeline.pool import critical
-from evallib.protocol import safe_files
-from evallib.protocol.safe_files import make_dir, read_file, remove_tree
+from evallib.protocol import writing
+from evallib.protocol.writing import make_dir, read_file, remove_tree
 from evallib.reporting.publishing import SITE_MARKER
 
 #: The failure records kept beside a site's last good report.
@@ -34,14 +34,14 @@ def publish_dir(staging: Path, final: Path) -> None:
     which :func:`recover` undoes when a kill cuts them. A link at ``final`` is refused.
     """
     with critical():
-        safe_files.swap_in_dir(staging, final, f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        writing.swap_in_dir(staging, final, f".{final.name}.old-{uuid.uuid4().hex[:8]}")
 
 
 def _complete(final: Path, name: str) -> bool:
     """Whether the folder ``final`` holds a complete copy (never looking through a link)."""
-    if not safe_files.check_dir(final):
+    if not writing.check_dir(final):
         return False
-    return all(safe_files.check_file(final / f) for f in _COMPLETE.get(name, _SITE_FILES))
+    return all(writing.check_file(final / f) for f in _COMPLETE.get(name, _SITE_FILES))
 
 
 def _restore(outputs: Path, name: str) -> bool:
@@ -49,7 +49,7 @@ def _restore(outputs: Path, name: str) -> bool:
     restored = False
     for old in sorted(outputs.glob(f".{name}.old-*")) + (sorted(outputs.glob(".site-old-*")) if name == "site" else []):
         final = outputs / name
-        restored |= safe_files.restore_old(old, final, _complete(final, name), keep=FAILURE_FILES)
+        restored |= writing.restore_old(old, final, _complete(final, name), keep=FAILURE_FILES)
     return restored
 
 
@@ -61,7 +61,7 @@ def recover(outputs: Path) -> list[str]:
     written since moves into the restored copy), else they are deleted; ``.staging/`` and
     ``.site-staging-*`` are removed. A link at any of these names is refused, never followed.
     """
-    safe_files.check_dir(outputs)
+    writing.check_dir(outputs)
     remove_tree(outputs / ".staging")
     for tmp in sorted(outputs.glob(".site-staging-*")):
         remove_tree(tmp)
@@ -84,10 +84,10 @@ def record_failure(
     with critical():
         _restore(outputs, site_id)
         make_dir(final, outputs)
-        if notebook is not None and safe_files.check_file(notebook):
-            safe_files.write_atomic(final / "failed.ipynb", read_file(notebook))
+        if notebook is not None and writing.check_file(notebook):
+            writing.write_atomic(final / "failed.ipynb", read_file(notebook))
         record = {"site_id": site_id, "status": "failed", "reason": reason, "params_file": params_file}
-        safe_files.write_atomic(final / "failure.json", json.dumps(record, indent=2) + "\n")
+        writing.write_atomic(final / "failure.json", json.dumps(record, indent=2) + "\n")
 
 
 def check_outputs(outputs: Path, site_ids: list[str]) -> None:
@@ -102,11 +102,11 @@ def check_outputs(outputs: Path, site_ids: list[str]) -> None:
     UnsafePath
         Naming the path and the fix.
     """
-    safe_files.check_dir(outputs)
+    writing.check_dir(outputs)
     for name in (".staging", "site"):
-        safe_files.check_dir(outputs / name)
-    safe_files.check_file(outputs / "run-summary.json")
+        writing.check_dir(outputs / name)
+    writing.check_file(outputs / "run-summary.json")
     for sid in [*site_ids, "programme"]:
-        if safe_files.check_dir(outputs / sid):
+        if writing.check_dir(outputs / sid):
             for name in _WRITTEN:
-                safe_files.check_file(outputs / sid / name)
+                writing.check_file(outputs / sid / name)

@@ -23,6 +23,7 @@ from evallib.pipeline.pool import interrupts_deferred
 from evallib.pipeline.preflight import expectations
 from evallib.protocol.params import find_params
 from evallib.reporting.publishing import Expected, collect_sites, programme_verified
+from evallib.reporting.signing import publish_key
 from evallib.reporting.static_site import build_site
 
 
@@ -62,7 +63,10 @@ def publish(
     ------
     PublishError
         When a page breaks a publication rule (the previous site stays).
+    PublishKeyError
+        When this machine's publishing key cannot be read or made (nothing is changed).
     """
+    publish_key(root)  # without this machine's key nothing verifies: say why (exit 2) rather than hide every site
     notes = list(problems or [])
     if expected is None:
         expected, found = current_expectations(root, params_dir or root / "params")

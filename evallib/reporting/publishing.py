@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from evallib.errors import EvalLibError
-from evallib.protocol import safe_files
+from evallib.protocol import writing
 from evallib.reporting.disclosure import count_violations
 from evallib.reporting.signing import (
     programme_record_fields,
@@ -285,15 +285,15 @@ def swap_in(staging: Path, site: Path, root: Path | None = None) -> Path:
                 f"\n- ... and {len(problems) - 20} more" if len(problems) > 20 else ""
             )
             raise PublishError(f"publishing refused; the previous site is unchanged:\n- {shown}")
-        if safe_files.check_dir(site) and not safe_files.check_file(site / SITE_MARKER):
+        if writing.check_dir(site) and not writing.check_file(site / SITE_MARKER):
             raise PublishError(
                 f"{site.name}/ exists in {site.parent.name}/ but was not made by evallib, so it is left alone; "
                 "move it, or publish to another --outputs folder"
             )
-        safe_files.write_atomic(staging / SITE_MARKER, "made by evallib publish; replaced whole on each publish\n")
-        safe_files.swap_in_dir(staging, site, f".{site.name}-old-{uuid.uuid4().hex[:8]}")
+        writing.write_atomic(staging / SITE_MARKER, "made by evallib publish; replaced whole on each publish\n")
+        writing.swap_in_dir(staging, site, f".{site.name}-old-{uuid.uuid4().hex[:8]}")
     finally:
-        safe_files.remove_tree(staging)  # gone already when it was swapped in
+        writing.remove_tree(staging)  # gone already when it was swapped in
     return site
 
 

@@ -17,6 +17,7 @@ come from runs, never from commits (:func:`tracked_outputs`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -53,9 +54,10 @@ def _read_key(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
+        why = "it is a link, never followed" if exc.errno == errno.ELOOP else exc.strerror or type(exc).__name__
         raise PublishKeyError(
-            f"the publishing key {path} cannot be read ({exc.strerror or type(exc).__name__}); it must be a "
-            f"regular file, not a link: remove it (a new one is made) or set {KEY_ENV}"
+            f"the publishing key {path} cannot be read ({why}); remove it (a new one is made) or set {KEY_ENV} to "
+            "a regular file outside the project"
         ) from None
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):

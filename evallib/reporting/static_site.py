@@ -23,7 +23,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from evallib.protocol import safe_files
+from evallib.protocol import writing
 from evallib.reporting.board_paper import PAPER_SUFFIX, link_papers, make_papers
 from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
 from evallib.reporting.glossary import GLOSSARY
@@ -168,7 +168,7 @@ def render_report(
     html = page(title, body, attribution=None, fingerprint=fingerprint, template="report_page.html.j2")
     if root is not None:
         html = scrub_paths(html, root)
-    safe_files.write_atomic(html_out, html)
+    writing.write_atomic(html_out, html)
     return html_out
 
 
@@ -228,7 +228,7 @@ INDEX_COLUMNS = (
 
 
 def _write(path: Path, text: str) -> None:
-    safe_files.write_atomic(path, text)
+    writing.write_atomic(path, text)
 
 
 def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
@@ -248,7 +248,7 @@ def write_downloads(staging: Path, entries: list[SiteEntry]) -> bool:
     )
     for e in shown:
         assert e.page is not None  # shown: entries with a page
-        safe_files.copy_file(e.page.parent / "results.json", folder / f"{e.site_id}.json")
+        writing.copy_file(e.page.parent / "results.json", folder / f"{e.site_id}.json")
     try:
         tidy.to_parquet(folder / "results.parquet", index=False)
     except ImportError:
@@ -279,21 +279,21 @@ def build_site(
         When a page breaks a publication rule; the previous site is left as it was.
     """
     site = outputs / "site"
-    safe_files.check_dir(site)  # a link there is refused before anything is built
-    staging = safe_files.fresh_dir(outputs, ".site-staging-")
+    writing.check_dir(site)  # a link there is refused before anything is built
+    staging = writing.fresh_dir(outputs, ".site-staging-")
     try:
         entries, found = collect_sites(outputs, expected)
         problems = problems if problems is not None else []
         problems.extend(found)
         programme = _programme_page(outputs, entries)
         if programme is not None:
-            safe_files.copy_file(programme, staging / "programme.html")
+            writing.copy_file(programme, staging / "programme.html")
         elif (outputs / "programme").is_dir() and any(e.page is not None for e in entries):
             problems.append("programme: its page was not made from the results now published; left out")
         counts: dict[str, int] = {}
         for e in entries:
             if e.page is not None:
-                safe_files.copy_file(e.page, staging / f"{e.site_id}.html")
+                writing.copy_file(e.page, staging / f"{e.site_id}.html")
             counts[e.status] = counts.get(e.status, 0) + 1
         papers = make_papers(staging, entries, programme=programme is not None, previous=site, problems=problems)
         link_papers(staging, papers)
@@ -349,11 +349,11 @@ def build_site(
             ),
         )
     except BaseException as exc:  # nothing half-built is left behind
-        safe_files.remove_tree(staging)
-        if safe_files.is_fault(exc):  # a full disk, no inodes: one line naming the outputs folder and the fix
-            message = safe_files.fault_message(exc, outputs)  # type: ignore[arg-type]
-            raise safe_files.WriteFault(message, getattr(exc, "errno", 0) or 0) from None
+        writing.remove_tree(staging)
+        if writing.is_fault(exc):  # a full disk, no inodes: one line naming the outputs folder and the fix
+            message = writing.fault_message(exc, outputs)  # type: ignore[arg-type]
+            raise writing.WriteFault(message, getattr(exc, "errno", 0) or 0) from None
         raise
-    with safe_files.faults(outputs):  # a full disk or an immutable site/: one line naming the folder
+    with writing.faults(outputs):  # a full disk or an immutable site/: one line naming the folder
         swap_in(staging, site, root)
     return site / "index.html"

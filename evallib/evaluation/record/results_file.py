@@ -4,7 +4,7 @@ Exploration never touches what is published: by default results go to the projec
 ``scratch/<site_id>/`` folder, and writing into the published ``outputs/`` folder is
 refused (only ``evallib run`` writes there, through its staging folder). Nothing is written
 through a link: a planted ``scratch`` or ``scratch/<site_id>`` link, or a link at the file's
-temporary name, is refused or never followed (:mod:`evallib.protocol.safe_files`).
+temporary name, is refused or never followed (:mod:`evallib.protocol.writing`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from evallib.errors import ParamsError
 from evallib.evaluation.record.provenance import provenance
 from evallib.evaluation.site.evaluate import SiteEvaluation
-from evallib.protocol import safe_files
+from evallib.protocol import writing
 from evallib.protocol.paths import project_root
 
 #: Where notebooks and the plain Papermill command write unless told otherwise.
@@ -57,12 +57,12 @@ def write_results(evaluation: SiteEvaluation, output_dir: str | os.PathLike[str]
     out = Path(output_dir) if output_dir else default_output_dir(evaluation.protocol.site_id)
     _check_not_published(out)
     if output_dir:  # the caller's folder: made if missing, and it must be a real folder, not a link
-        if not safe_files.check_dir(out):
-            with safe_files.faults(out.parent):
+        if not writing.check_dir(out):
+            with writing.faults(out.parent):
                 out.mkdir(parents=True, exist_ok=True)
-        safe_files.check_dir(out)
+        writing.check_dir(out)
     else:  # scratch/<site_id>/: every folder below the project root a real one
-        safe_files.make_dir(out, project_root())
+        writing.make_dir(out, project_root())
     path = out / "results.json"
-    safe_files.write_atomic(path, json.dumps(results_json(evaluation), indent=2, allow_nan=False) + "\n")
+    writing.write_atomic(path, json.dumps(results_json(evaluation), indent=2, allow_nan=False) + "\n")
     return path

@@ -393,19 +393,3 @@ class Design:
             outcome=self.outcome,
             input_order=self.input_order,
         )
-
-    def long(self) -> pd.DataFrame:
-        """Long rows ``period, unit, value, treated, post`` (and ``exposure``), period by period."""
-        a = self.arrays()
-        out = pd.DataFrame(
-            {
-                "period": np.asarray(self.periods)[a.time],
-                "unit": a.units[a.unit],
-                "value": a.y,
-                "treated": a.treated.astype(int),
-                "post": a.extra["post"],
-            }
-        )
-        if self.exposure is not None:
-            out["exposure"] = self.row_values(self.exposure)
-        return out
