@@ -73,8 +73,7 @@ def growth(data: ProgrammeData) -> HTMLBlock:
         for r in g.itertuples()
     ]
     head = ["Care model", "Sites", "Sites' growth", "Comparison pools' growth", "Difference (points)"]
-    cut = [(r.care_model, r.cut_sites) for r in g.itertuples() if r.cut_sites]
-    return HTMLBlock(str(render("programme_growth.html.j2", head=head, rows=rows, cut=cut)))
+    return HTMLBlock(str(render("programme_growth.html.j2", head=head, rows=rows)))
 
 
 #: NHS England's comparison (New Care Models, April 2018): baseline 2014-15 against the 12 months to Q2 2017/18.
@@ -87,12 +86,7 @@ def nhs_england_comparison() -> HTMLBlock:
     in no vanguard, baseline 2014-15, beside the per-site estimates.
     """
     g = programme_growth(
-        NHSE_BASE,
-        NHSE_FOLLOW,
-        care_models=tuple((m,) for m in GROWTH_CARE_MODELS),
-        average="site",
-        drop_suspect=True,
-        drop_breaks=True,
+        NHSE_BASE, NHSE_FOLLOW, care_models=tuple((m,) for m in GROWTH_CARE_MODELS), average="site", drop_suspect=True
     )
     rest = g[g["group"] == NO_VANGUARD].iloc[0]
     rows = [
