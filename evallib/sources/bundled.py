@@ -25,12 +25,15 @@ ATTRIBUTION = (
     "Contains public sector information licensed under the Open Government Licence v3.0. "
     "Source: NHS England, A&E Attendances and Emergency Admissions statistics; "
     "NHS England, Monthly Activity Return (commissioner basis); "
-    "NHS Organisation Data Service."
+    "NHS Organisation Data Service; "
+    "Office for National Statistics, mid-year population estimates."
 )
 
 #: The Monthly Activity Return file and the org types it holds.
 MAR_FILE = "mar_commissioner_2008_2019.csv.gz"
 SUCCESSIONS_FILE = "ods_successions_2008_2022.csv.gz"
+#: Mid-year resident populations of every CCG code in the Monthly Activity Return, mid-2011 to mid-2020.
+POPULATION_FILE = "ccg_population_mid_2011_2020.csv"
 
 
 def bundled_data_dir() -> Path:
@@ -247,3 +250,27 @@ def load_successions() -> pd.DataFrame:
     ``old_code``). A copy: callers may modify it.
     """
     return _successions().copy()
+
+
+@lru_cache(maxsize=1)
+def _populations() -> pd.DataFrame:
+    pop = _read_bundled_csv(
+        POPULATION_FILE,
+        dtype={"ccg_code": str, "ccg_name": str, "method": str, "note": str},
+        usecols=["ccg_code", "mid_year", "population", "method", "ons_sape_mid2015"],
+    )
+    pop = pop.dropna(subset=["population"])  # 00G and 00H (Newcastle to March 2015): no source splits Newcastle
+    if (pop["population"] <= 0).any() or pop.duplicated(["ccg_code", "mid_year"]).any():
+        raise DataError(f"{POPULATION_FILE}: populations must be positive with one row per CCG code and year")
+    return pop.reset_index(drop=True)
+
+
+def load_ccg_populations() -> pd.DataFrame:
+    """Mid-year resident population (ONS basis) of every CCG code in the Monthly Activity Return, 2011-2020.
+
+    Columns ``ccg_code``, ``mid_year`` (int; the estimate is for 30 June), ``population``, ``method`` (``A``: the
+    code's own 2021 area; ``B``: ONS's mid-2015 CCG estimate times the growth of its 2021 successor area) and
+    ``ons_sape_mid2015`` (ONS's published mid-2015 figure, to see level gaps such as Fylde and Wyre 02M). Codes
+    without a population (00G and 00H, Newcastle North and East / West to March 2015) have no rows. A copy.
+    """
+    return _populations().copy()
