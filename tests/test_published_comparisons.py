@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from evallib.evaluation.studies.growth import NO_VANGUARD, programme_growth, site_growth
 from evallib.evaluation.studies.published import PUBLICATIONS, published_comparisons
 from evallib.reporting.programme_page import nhs_england_comparison
+from evallib.sources.bundled import load_ccg_populations, mar_rows
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,22 @@ def test_programme_page_shows_published_figures_measures_and_reasons() -> None:
     for words in ("Resident against registered", "Whole CCG against the vanguard", "Site mean against population"):
         assert words in html
     assert "Per head, pooled" in html and "Counts, site mean" in html
+
+
+def test_per_head_growth_matches_a_plain_pandas_computation() -> None:
+    """The same units' counts and populations, interpolated independently by day, give the same growth."""
+    base, follow = ("2014-04", "2015-03"), ("2016-10", "2017-09")
+    row = programme_growth(base, follow, care_models=("PACS",), drop_suspect=True).set_index("group").loc["PACS"]
+    units = list(row["units"])
+    mar = mar_rows()
+    pop = load_ccg_populations().pivot(index="mid_year", columns="ccg_code", values="population")[units]
+    daily = pop.set_axis(pd.to_datetime([f"{y}-06-30" for y in pop.index])).resample("D").interpolate("time")
+
+    def window(lo: str, hi: str) -> tuple[float, float]:
+        months = pd.date_range(lo, hi, freq="MS")
+        counts = mar[mar["org_code"].isin(units) & mar["period"].isin(months)]["nonel_ga_total"].sum()
+        people = daily.loc[months + pd.Timedelta(days=14)].sum(axis=1).mean()
+        return float(counts), float(people)
+
+    (bc, bp), (fc, fp) = window(*base), window(*follow)
+    assert row["growth_per_head_pct"] == pytest.approx(100 * ((fc / fp) / (bc / bp) - 1), abs=1e-9)
