@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
+from evallib.sources.mid_year import interpolate_months
 from evallib.sources.panel import Frequency, Panel, validate_panel
 
 ATTRIBUTION = (
@@ -65,11 +66,16 @@ def mar_rows() -> pd.DataFrame:
     return _mar_raw().copy()
 
 
+#: Bundled outcomes that are rates per head: the outcome -> per how many people (NHS England's measure for the
+#: vanguards: emergency admissions per 1,000 population). Their denominator is the resident population.
+RATE_OUTCOMES: dict[str, int] = {"nonelective_admissions_per_head": 1000}
+
+
 def _load_mar() -> pd.DataFrame:
     raw = _mar_raw()
     # Units are the raw commissioner codes: PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019.
     raw = raw[raw["org_type"].isin(["pct", "ccg"])]
-    return pd.DataFrame(
+    counts = pd.DataFrame(
         {
             "unit": raw["org_code"],
             "period": raw["period"].dt.strftime("%Y-%m-%d"),
@@ -77,6 +83,32 @@ def _load_mar() -> pd.DataFrame:
             "value": raw["nonel_ga_total"],
         }
     )
+    # The same counts over the month's resident population (CCG months, from April 2013).
+    per_head = _with_populations(counts).assign(outcome="nonelective_admissions_per_head")
+    return pd.concat([counts, per_head], ignore_index=True)
+
+
+def _with_populations(counts: pd.DataFrame) -> pd.DataFrame:
+    """CCG rows of ``counts`` with their month's resident population as ``denominator`` (rows without one dropped).
+
+    PCT rows (to March 2013) have none: they predate every window the protocols use. A code without a population
+    makes its merger partners' months before the merger unusable too (their sum would cover part of the merged
+    area): Newcastle North and East 00G and Newcastle West 00H have none, so Gateshead 00F goes with them before
+    the April 2015 merger into Newcastle Gateshead 13T.
+    """
+    periods = pd.to_datetime(counts["period"])
+    annual = _populations().pivot(index="mid_year", columns="ccg_code", values="population")
+    pops = interpolate_months(annual, sorted(periods.unique()))
+    key = pd.MultiIndex.from_arrays([periods, counts["unit"]])
+    denominator = pops.stack(future_stack=True).reindex(key).to_numpy()
+    keep = ~np.isnan(denominator)
+    ccgs = set(_mar_raw().loc[lambda d: d["org_type"] == "ccg", "org_code"])
+    succ = _successions()
+    for code in sorted(ccgs - set(annual.columns)):
+        for r in succ[succ["old_code"] == code].itertuples(index=False):
+            partners = set(succ.loc[succ["new_code"] == r.new_code, "old_code"]) - {code}
+            keep &= ~(counts["unit"].isin(partners) & (periods < r.effective_date)).to_numpy()
+    return counts.assign(denominator=denominator)[keep]
 
 
 def _load_ae_monthly() -> pd.DataFrame:
@@ -145,9 +177,10 @@ BUNDLED: dict[str, BundledDataset] = {
     "mar_commissioner_2008_2019": BundledDataset(
         "mar_commissioner_2008_2019",
         "NHS England Monthly Activity Return (commissioner basis): emergency (non-elective) admissions by "
-        "commissioner, PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019",
-        (MAR_FILE,),
-        ("nonelective_admissions",),
+        "commissioner, PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019, as counts and per 1,000 residents "
+        "(ONS mid-year populations; CCGs, from April 2013)",
+        (MAR_FILE, POPULATION_FILE),
+        ("nonelective_admissions", "nonelective_admissions_per_head"),
         "monthly",
         "CCG",
     ),

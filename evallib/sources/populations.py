@@ -24,18 +24,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
 from evallib.sources.area_map import AreaMap
 from evallib.sources.bundled import load_ccg_populations
 from evallib.sources.commissioners import join_links
+from evallib.sources.mid_year import interpolate_months
 from evallib.sources.panel import Panel
-
-#: Day of the year a mid-year estimate stands for, and the day of a month its population is read at.
-MID_YEAR = (6, 30)
-MID_MONTH_DAY = 15
 
 
 @lru_cache(maxsize=1)
@@ -63,25 +59,12 @@ def monthly_populations(months: Iterable[pd.Timestamp | str], codes: Iterable[st
     Returns
     -------
     DataFrame
-        Index ``period`` (month starts), one column per code; NaN outside mid-2011 to mid-2020.
+        Index ``period`` (month starts), one column per code; NaN outside mid-2011 to mid-2020 (see
+        :func:`evallib.sources.mid_year.interpolate_months`).
     """
     annual = _annual()
-    idx = pd.DatetimeIndex([pd.Timestamp(m).to_period("M").to_timestamp() for m in months], name="period")
     cols = list(annual.columns) if codes is None else list(dict.fromkeys(codes))
-    anchors = np.array(
-        [pd.Timestamp(int(y), *MID_YEAR).toordinal() for y in annual.index],
-        dtype=float,
-    )
-    at = np.array([(m + pd.Timedelta(days=MID_MONTH_DAY - 1)).toordinal() for m in idx], dtype=float)
-    out = np.full((len(idx), len(cols)), np.nan)
-    inside = (at >= anchors[0]) & (at <= anchors[-1])
-    for j, code in enumerate(cols):
-        if code in annual.columns:
-            series = annual[code].to_numpy(dtype=float)
-            ok = np.isfinite(series)
-            if ok.sum() >= 2:
-                out[inside, j] = np.interp(at[inside], anchors[ok], series[ok], left=np.nan, right=np.nan)
-    return pd.DataFrame(out, index=idx, columns=pd.Index(cols, name="unit"))
+    return interpolate_months(annual.reindex(columns=cols), months)
 
 
 def area_populations(raw: Panel, harmonised: Panel, area_map: AreaMap, outcome: str) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.volatility import pre_period_noise
 from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
+from evallib.sources.bundled import RATE_OUTCOMES
 
 ALPHA = 0.05
 #: Estimators shown for contrast only (model-based inference a protocol may not lead with; their words:
@@ -142,8 +143,12 @@ def fake_site_results(
         return pd.DataFrame(columns=RESULT_COLUMNS)
     pool = list(cov.comparators)
     values = values[pool]
-    is_prop = denom is not None
-    unit_values = 100 * values / denom[pool] if is_prop and denom is not None else values
+    per = RATE_OUTCOMES.get(p.primary_outcome)  # a rate per head: proportional effects, like counts
+    is_prop = denom is not None and per is None
+    if denom is not None:
+        unit_values = (100 if per is None else per) * values / denom[pool]
+    else:
+        unit_values = values
     noise = _noise(unit_values, p.windows.post_start, log=not is_prop)
     fakes = pool
     if max_fake_sites is not None and max_fake_sites < len(pool):
@@ -153,7 +158,7 @@ def fake_site_results(
     for i, fake in enumerate(fakes):
         long = _long(unit_values, fake, start)
         counts = _long(values, fake, start)
-        if denom is not None:  # a proportion
+        if denom is not None:  # a proportion or a rate: the Poisson model's exposure
             counts["exposure"] = denom[pool].stack().to_numpy()
         data = DesignData(
             long=long,
