@@ -10,6 +10,7 @@ from __future__ import annotations
 #: Words for each outcome, for reports (an outcome of the evaluator's own data is named by its column).
 OUTCOME_LABELS = {
     "nonelective_admissions": "emergency (non-elective) admissions",
+    "nonelective_admissions_per_head": "emergency (non-elective) admissions per head",
     "ae_attendances": "A&E attendances",
     "ae_type1_attendances": "type-1 A&E attendances",
     "emergency_admissions": "emergency admissions via A&E",

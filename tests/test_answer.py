@@ -121,7 +121,7 @@ def test_calibration_study_on_real_data_and_the_generator_applies_its_choice(tmp
     assert not summary.loc[summary["chosen"], "estimator"].isin(["did_cr1", "own_series_its"]).any()
     summary.to_csv(tmp_path / "calibration.csv", index=False)
     choice = chosen_estimators(tmp_path)
-    assert set(choice) == {("vanguard", "mar_commissioner_2008_2019", "nonelective_admissions")}
+    assert set(choice) == {("vanguard", "mar_commissioner_2008_2019", "nonelective_admissions_per_head")}
     v01 = next(s for s in load_registry() if s.site_id == "V01")
     assert protocol_for(v01, choice)["primary_estimator"] == next(iter(choice.values()))
     assert protocol_for(v01, {})["primary_estimator"] == "did"

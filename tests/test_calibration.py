@@ -84,8 +84,9 @@ def test_fake_sites_carry_the_pre_period_noise_of_the_studentized_test() -> None
     results = fake_site_results(design, estimators=("did",), max_fake_sites=2)
     assert len(results) == 2 and results["noise"].gt(0).all()
     p = design.protocol
-    values, _, cov = analysis_frame(p, load_source(p.data_source), p.primary_outcome)
-    pool = values[list(cov.comparators)]
+    values, denom, cov = analysis_frame(p, load_source(p.data_source), p.primary_outcome)
+    cols = list(cov.comparators)
+    pool = values[cols] if denom is None else 1000 * values[cols] / denom[cols]  # admissions per 1,000 residents
     fake = results["fake_site"].iloc[0]
     long = pool.stack().rename("value").reset_index()
     long.columns = ["period", "unit", "value"]

@@ -33,7 +33,8 @@ BASE = (
         line
         for line in V04.replace('site_id: "V04"', 'site_id: "X99"')
         .replace('treated_units: ["00L"]', 'treated_units: ["RTF"]')
-        .replace('primary_outcome: "nonelective_admissions"', 'primary_outcome: "ae_attendances"')
+        .replace('primary_outcome: "nonelective_admissions_per_head"', 'primary_outcome: "ae_attendances"')
+        .replace('secondary_outcomes: ["nonelective_admissions"]', "secondary_outcomes: []")
         .replace('data_source: "mar_commissioner_2008_2019"', 'data_source: "ae_monthly_2010_2021"')
         .replace('pre_period_start: "2013-04"', 'pre_period_start: "2011-04"')
         .splitlines()

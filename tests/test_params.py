@@ -37,7 +37,12 @@ def test_every_params_file_loads(path: Path) -> None:
     if p.not_evaluable_reason:
         assert site.care_model == "ACC" and "does not act on" in p.not_evaluable_reason
     elif site.ccg_codes and site.care_model != "ACC":
-        assert p.primary_outcome == "nonelective_admissions" and p.treated_units == site.ccg_codes
+        assert p.treated_units == site.ccg_codes
+        if "no resident population" in p.notes:  # Newcastle before April 2015: counts, said in the notes
+            assert p.primary_outcome == "nonelective_admissions" and p.secondary_outcomes == ()
+        else:  # admissions per head, with counts kept as the secondary analysis
+            assert p.primary_outcome == "nonelective_admissions_per_head"
+            assert p.secondary_outcomes == ("nonelective_admissions",)
         assert {a.outcome for a in p.secondary_analyses} <= {
             "ae_attendances",
             "emergency_admissions",

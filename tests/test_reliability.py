@@ -107,7 +107,7 @@ MATRIX = [
     ("unknown care model", lambda t, p: t.replace('"PACS"', '"XYZ"'), "Allowed values"),
     (
         "outcome not in the data",
-        lambda t, p: t.replace('primary_outcome: "nonelective_admissions"', 'primary_outcome: "bed_days"'),
+        lambda t, p: t.replace('primary_outcome: "nonelective_admissions_per_head"', 'primary_outcome: "bed_days"'),
         "bed_days",
     ),
     ("unreadable YAML", lambda t, p: t + "\n  broken: [unclosed\n", "not valid YAML"),

@@ -51,7 +51,9 @@ def test_vanguard_evaluated_with_placebo_inference(tmp_path: Path) -> None:
         "did_synthetic",
     }
     # Every headline estimate of the primary outcome is design-based: placebo test, interval by inversion.
-    headline = t.query("outcome == 'nonelective_admissions' and method != 'its_gls_ar1' and scale != 'statistic'")
+    headline = t.query(
+        "outcome == 'nonelective_admissions_per_head' and method != 'its_gls_ar1' and scale != 'statistic'"
+    )
     assert set(headline["inference"]) <= {"placebo_in_space", "placebo_studentized"}
     assert set(t.query("method == 'its_gls_ar1'")["inference"]) == {"ar1_reml_bootstrap_t"}
     assert {"effect_at_12", "effect_at_24", "cumulative_effect"} <= set(t.query("method == 'its_gls_ar1'")["term"])
@@ -67,12 +69,13 @@ def test_vanguard_evaluated_with_placebo_inference(tmp_path: Path) -> None:
 def test_ics_has_commissioner_and_trust_outcomes_and_percentage_points() -> None:
     ev = evaluate_site(_protocol("I03"))
     assert [a.outcome for a in ev.analyses] == [
+        "nonelective_admissions_per_head",
         "nonelective_admissions",
         "ae_attendances",
         "emergency_admissions",
         "four_hour_performance",
     ]
-    assert ev.primary.coverage.unit_kind == "CCG" and ev.analyses[1].coverage.unit_kind == "trust"
+    assert ev.primary.coverage.unit_kind == "CCG" and ev.analyses[2].coverage.unit_kind == "trust"
     perf = ev.tidy().query("outcome == 'four_hour_performance' and method == 'did_twfe'").iloc[0]
     assert perf["scale"] == "percentage_points"
     waves = ev.tidy().query("method == 'did_callaway_santanna_not_yet_treated'")
@@ -151,6 +154,7 @@ def test_known_effect_on_evaluators_own_data(tmp_path: Path, monkeypatch: pytest
             "outcomes": ["admissions"],
         },
         "primary_outcome": "admissions",
+        "secondary_outcomes": [],
     }
     ev = evaluate_site(SiteProtocol.from_mapping(p))
     r = ev.primary.did.headline
@@ -190,6 +194,7 @@ def test_custom_panel_argument() -> None:
         "treated_units": ["U000"],
         "comparison_pool": "all_eligible",
         "primary_outcome": "ae_attendances",
+        "secondary_outcomes": [],
         "secondary_analyses": [],
     }
     ev = evaluate_site(SiteProtocol.from_mapping(p), panel=panel)

@@ -54,7 +54,7 @@ def test_mar_panel_holds_pct_then_ccg_codes_and_no_england_row(mar) -> None:
     assert pcts["max"].max() == pd.Timestamp("2013-03-01") and pcts["min"].min() == pd.Timestamp("2008-04-01")
     assert ccgs["min"].min() == pd.Timestamp("2013-04-01") and ccgs["max"].max() == pd.Timestamp("2019-12-01")
     assert len(ccgs) == 221
-    assert mar.outcomes == ["nonelective_admissions"]
+    assert mar.outcomes == ["nonelective_admissions", "nonelective_admissions_per_head"]  # counts, and per head
 
 
 def test_successions_hold_commissioner_and_trust_links_from_2008() -> None:
@@ -145,7 +145,7 @@ def test_annual_ccg_sums_agree_with_hes_emergency_admissions(mar) -> None:
 
 
 def test_suspect_runs_found_in_the_monthly_activity_return(mar) -> None:
-    runs = suspect_runs(mar).set_index(["unit", "first"])
+    runs = suspect_runs(mar, "nonelective_admissions").set_index(["unit", "first"])
     for unit in ("05P", "05Q", "13P"):  # Birmingham and Solihull under-reporting
         assert runs.loc[(unit, pd.Timestamp("2014-07-01")), "months"] == 9
     assert runs.loc[("11M", pd.Timestamp("2016-12-01")), "months"] == 7

@@ -12,6 +12,7 @@ gzip-compressed CSV with a fixed timestamp, so rebuilding from the same input gi
   ``nonel_ga_total`` (total non-elective = emergency admissions), ``qa_nonel_outlier``.
 - ``ods_successions_2008_2022.csv.gz``: ODS successions effective from 2008 whose both sides are a CCG, PCT,
   care trust or NHS trust.
+- ``ccg_population_mid_2011_2020.csv``: mid-year CCG populations, copied unmodified.
 - ``tests/fixtures/hes_ccg_emergency_2015_2021.csv``: HES emergency admissions by CCG of responsibility.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
 import sys
 from pathlib import Path
 
@@ -48,6 +50,8 @@ def main(shared: Path) -> None:
     keep = (succ["effective_date"] >= "2008-01-01") & succ["old_kind"].isin(KINDS) & succ["new_kind"].isin(KINDS)
     succ = succ[keep].sort_values(["effective_date", "old_code", "new_code"], kind="stable")
     _write_gz(succ, OUT / "ods_successions_2008_2022.csv.gz")
+
+    shutil.copyfile(shared / "ccg_population_mid_2011_2020.csv", OUT / "ccg_population_mid_2011_2020.csv")
 
     hes = pd.read_csv(shared / "hes_ccg_responsibility_annual_2015_2021.csv", dtype={"ccg_code": str})
     hes[["fin_year", "ccg_code", "emergency"]].to_csv(

@@ -8,8 +8,9 @@ its generated content), so hand edits survive a regeneration.
 The rules written into every protocol:
 
 * Vanguards with CCGs in the registry (PACS, MCP, EHCH, UEC): primary outcome
-  emergency (non-elective) admissions of their CCGs from NHS England's Monthly
-  Activity Return by commissioner, the measure NHS England judged vanguards on;
+  emergency (non-elective) admissions per head of their CCGs (NHS England's Monthly
+  Activity Return by commissioner per 1,000 ONS residents), the measure NHS England
+  judged vanguards on, with the same admissions in counts as a secondary outcome;
   pre-period April 2013 (the first CCG month) to the month before the start;
   follow-up to March 2018, the end of the New Care Models programme; comparison
   CCGs exclude every vanguard's CCGs. A&E attendances of their acute trusts
@@ -23,7 +24,8 @@ The rules written into every protocol:
   orthopaedic, neurology, mental health, women's and children's, cancer and
   radiology networks) are "not evaluable" with that reason, rather than scored
   on an unrelated measure.
-* ICSs with CCGs: emergency admissions of their CCGs (primary; data to December
+* ICSs with CCGs: emergency admissions per head of their CCGs (primary, counts
+  secondary, as for vanguards; data to December
   2019, so the June 2019 wave has six months of follow-up), pre-period the 36
   months before the start (from April 2013 at the earliest), follow-up two years
   cut at the data's end and before COVID-19; A&E attendances, emergency
@@ -42,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +72,10 @@ _DIGEST = re.compile(r"^# generated-content: ([0-9a-f]{64})$", re.MULTILINE)
 CCG_DATA = "mar_commissioner_2008_2019"
 #: The calibration study's summary, in the params folder (``evallib calibrate`` writes it).
 CALIBRATION_FILE = "calibration.csv"
-CCG_OUTCOME = "nonelective_admissions"
+#: The primary outcome of vanguards and ICSs with CCGs: NHS England's measure, emergency admissions per head (per
+#: 1,000 residents); the counts are a secondary outcome on the same CCGs.
+CCG_OUTCOME = "nonelective_admissions_per_head"
+CCG_COUNTS = "nonelective_admissions"
 CCG_FIRST_MONTH = pd.Timestamp("2013-04-01")
 CCG_LAST_MONTH = pd.Timestamp("2019-12-01")
 VANGUARD_END = "2018-03"
@@ -109,7 +115,7 @@ def _vanguard(site: Site, start: pd.Timestamp) -> dict[str, Any]:
         p.update(data_source="ae_monthly_2010_2021", primary_outcome="ae_attendances")
         p.update(treated_units=list(site.acute_trust_codes), not_evaluable_reason=_specialist_reason(site))
     elif site.ccg_codes and site.care_model != "ACC":
-        p.update(data_source=CCG_DATA, primary_outcome=CCG_OUTCOME, treated_units=list(site.ccg_codes))
+        p.update(_ccg_outcomes(site.ccg_codes, CCG_FIRST_MONTH, pd.Timestamp(f"{VANGUARD_END}-01")))
         if site.acute_trust_codes:
             p["secondary_analyses"] = [{**trusts_ae, "treated_units": list(site.acute_trust_codes)}]
     else:
@@ -123,6 +129,31 @@ def _vanguard(site: Site, start: pd.Timestamp) -> dict[str, Any]:
                 "whose predecessor's rows are not in the data)"
             )
     return p
+
+
+@lru_cache(maxsize=64)
+def _complete(outcome: str, codes: tuple[str, ...], first: pd.Timestamp, last: pd.Timestamp) -> bool:
+    """Whether every area of ``codes`` has ``outcome`` in every month of ``[first, last]``."""
+    panel, area_map = harmonise(load_bundled(CCG_DATA), first, last)
+    wide = panel.wide(outcome).reindex(pd.date_range(first, last, freq="MS"))
+    areas = resolve(codes, area_map)[0]
+    return bool(areas) and all(a in wide.columns and bool(wide[a].notna().all()) for a in areas)
+
+
+def _ccg_outcomes(codes: tuple[str, ...], first: pd.Timestamp, last: pd.Timestamp) -> dict[str, Any]:
+    """Admissions per head as primary and counts as secondary; counts as primary, with a note, where the counts
+    cover the window but the site's CCGs lack a population for part of it (Newcastle's two CCGs, before their
+    April 2015 merger).
+    """
+    out: dict[str, Any] = {"data_source": CCG_DATA, "treated_units": list(codes)}
+    key = (tuple(codes), first, last)
+    if _complete(CCG_OUTCOME, *key) or not _complete(CCG_COUNTS, *key):
+        return out | {"primary_outcome": CCG_OUTCOME, "secondary_outcomes": [CCG_COUNTS]}
+    return out | {
+        "primary_outcome": CCG_COUNTS,
+        "note": "primary outcome in counts, not per head: the site's CCGs have no resident population for part of "
+        "the window (no source splits Newcastle before its CCGs merged in April 2015)",
+    }
 
 
 def _continuous_start(
@@ -161,7 +192,7 @@ def _ics(site: Site, start: pd.Timestamp) -> dict[str, Any]:
         if start <= CCG_LAST_MONTH:
             end = min(end, CCG_LAST_MONTH)
         pre_start = max(start - pd.DateOffset(months=36), CCG_FIRST_MONTH)
-        p.update(data_source=CCG_DATA, primary_outcome=CCG_OUTCOME, treated_units=list(site.ccg_codes))
+        p.update(_ccg_outcomes(site.ccg_codes, pre_start, end))
         if site.acute_trust_codes:
             p["secondary_analyses"] = [
                 {"outcome": o, "data_source": "ae_attendances_2016_2019", "treated_units": list(site.acute_trust_codes)}

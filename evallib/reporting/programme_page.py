@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 
-from evallib.evaluation.studies.growth import CARE_MODELS as GROWTH_CARE_MODELS
-from evallib.evaluation.studies.growth import NO_VANGUARD, programme_growth
+from evallib.evaluation.studies.growth import NO_VANGUARD
 from evallib.evaluation.studies.programme import ProgrammeData, growth_table, pooled_by_care_model
+from evallib.evaluation.studies.published import DIFFERENCES, published_comparisons
 from evallib.reporting.blocks import HTMLBlock, render
 from evallib.reporting.plots import plot_forest
 from evallib.reporting.templating import figure_html
@@ -60,7 +60,9 @@ def pooled_table(data: ProgrammeData) -> HTMLBlock:
 
 
 def growth(data: ProgrammeData) -> HTMLBlock:
-    """The table of growth by care model: the sites' and their comparison units' growth per year."""
+    """The table of growth since baseline by care model: each site's primary outcome against its own comparison
+    pool (not NHS England's comparison, which is :func:`nhs_england_comparison`).
+    """
     g = growth_table(data)
     rows = [
         [
@@ -76,24 +78,68 @@ def growth(data: ProgrammeData) -> HTMLBlock:
     return HTMLBlock(str(render("programme_growth.html.j2", head=head, rows=rows)))
 
 
-#: NHS England's comparison (New Care Models, April 2018): baseline 2014-15 against the 12 months to Q2 2017/18.
-NHSE_BASE = ("2014-04", "2015-03")
-NHSE_FOLLOW = ("2016-10", "2017-09")
+_GROUP_LABELS = {
+    "PACS": "PACS vanguards' CCGs",
+    "MCP": "MCP vanguards' CCGs",
+    "EHCH": "EHCH vanguards' CCGs",
+    "UEC": "UEC vanguards' CCGs",
+    "PACS+MCP": "PACS and MCP vanguards' CCGs",
+    NO_VANGUARD: "CCGs in no vanguard (rest of England)",
+}
+
+
+def _cell(v: float) -> str:
+    return "" if not math.isfinite(v) else f"{v:+.1f}%"
 
 
 def nhs_england_comparison() -> HTMLBlock:
-    """NHS England's own measure from the bundled data: growth in emergency admissions by care model against CCGs
-    in no vanguard, baseline 2014-15, beside the per-site estimates.
+    """NHS England's published comparisons (and Morciano et al.'s) reproduced from the bundled data: growth per
+    head and in counts, pooled and as a site mean, beside each published figure, with the differences explained.
     """
-    g = programme_growth(
-        NHSE_BASE, NHSE_FOLLOW, care_models=tuple((m,) for m in GROWTH_CARE_MODELS), average="site", drop_suspect=True
-    )
-    rest = g[g["group"] == NO_VANGUARD].iloc[0]
-    rows = [
-        [str(r.group), str(int(r.n_units)), _pct(r.growth_pct), f"{r.growth_pct - rest.growth_pct:+.1f}"]
-        for r in g.itertuples()
-        if r.group != NO_VANGUARD and r.n_units > 0 and math.isfinite(r.growth_pct)
+    table = published_comparisons()
+    sources = []
+    rows = []
+    for _key, pub in table.groupby("publication", sort=False):
+        first = pub.iloc[0]
+        sources.append({"source": str(first["source"]), "window": str(first["window"]), "note": str(first["note"])})
+        per_head = first["measure"] == "per head"
+        for r in pub.itertuples():
+            same = r.per_head_pooled_pct if per_head else r.counts_pooled_pct
+            n = f"{r.n_ccgs}" + (f" ({r.n_sites} sites)" if r.n_sites else "")
+            rows.append(
+                [
+                    f"{len(sources)}. {r.window}",
+                    _GROUP_LABELS.get(str(r.group), str(r.group)),
+                    n,
+                    _cell(r.per_head_pooled_pct),
+                    _cell(r.per_head_site_mean_pct),
+                    _cell(r.counts_pooled_pct),
+                    _cell(r.counts_site_mean_pct),
+                    f"{_cell(r.published_pct)} {r.measure}" if math.isfinite(r.published_pct) else "none comparable",
+                    f"{same - r.published_pct:+.1f}" if math.isfinite(r.published_pct) else "",
+                ]
+            )
+    head = [
+        "Publication and window",
+        "Group",
+        "CCGs",
+        "Per head, pooled",
+        "Per head, site mean",
+        "Counts, pooled",
+        "Counts, site mean",
+        "Published",
+        "Pooled minus published (points, same measure)",
     ]
-    head = ["Care model", "Sites", "Growth since 2014-15", "Difference from CCGs in no vanguard (points)"]
-    html = render("programme_nhse.html.j2", head=head, rows=rows, n_rest=int(rest.n_units), rest=_pct(rest.growth_pct))
+    per_head = table[(table["measure"] == "per head") & table["published_pct"].notna()]
+    gap = per_head["per_head_pooled_pct"] - per_head["published_pct"]
+    rest = per_head["group"] == NO_VANGUARD
+    html = render(
+        "programme_nhse.html.j2",
+        head=head,
+        rows=rows,
+        sources=sources,
+        differences=DIFFERENCES,
+        rest_gap=f"{gap[rest].abs().max():.1f}",
+        vanguard_gaps=f"{gap[~rest].min():+.1f} to {gap[~rest].max():+.1f}",
+    )
     return HTMLBlock(str(html))

@@ -15,6 +15,7 @@ from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.methods.base.results import Estimate
 from evallib.reporting import plots
+from evallib.reporting.area_share import area_share
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 from evallib.reporting.words import p_text
@@ -54,7 +55,8 @@ def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
         for (kind, codes), outcomes in groups.items()
     ]
     rows[4:4] = members
-    return HTMLBlock(str(render("who_and_when.html.j2", rows=[(k, v, False) for k, v in rows], notes=p.notes)))
+    html = str(render("who_and_when.html.j2", rows=[(k, v, False) for k, v in rows], notes=p.notes))
+    return HTMLBlock(html + area_share(ev).html)  # the share of its CCGs a vanguard serves, published evaluations
 
 
 def data_coverage(ev: SiteEvaluation) -> HTMLBlock:

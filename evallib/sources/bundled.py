@@ -19,18 +19,22 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
+from evallib.sources.mid_year import interpolate_months
 from evallib.sources.panel import Frequency, Panel, validate_panel
 
 ATTRIBUTION = (
     "Contains public sector information licensed under the Open Government Licence v3.0. "
     "Source: NHS England, A&E Attendances and Emergency Admissions statistics; "
     "NHS England, Monthly Activity Return (commissioner basis); "
-    "NHS Organisation Data Service."
+    "NHS Organisation Data Service; "
+    "Office for National Statistics, mid-year population estimates."
 )
 
 #: The Monthly Activity Return file and the org types it holds.
 MAR_FILE = "mar_commissioner_2008_2019.csv.gz"
 SUCCESSIONS_FILE = "ods_successions_2008_2022.csv.gz"
+#: Mid-year resident populations of every CCG code in the Monthly Activity Return, mid-2011 to mid-2020.
+POPULATION_FILE = "ccg_population_mid_2011_2020.csv"
 
 
 def bundled_data_dir() -> Path:
@@ -62,11 +66,16 @@ def mar_rows() -> pd.DataFrame:
     return _mar_raw().copy()
 
 
+#: Bundled outcomes that are rates per head: the outcome -> per how many people (NHS England's measure for the
+#: vanguards: emergency admissions per 1,000 population). Their denominator is the resident population.
+RATE_OUTCOMES: dict[str, int] = {"nonelective_admissions_per_head": 1000}
+
+
 def _load_mar() -> pd.DataFrame:
     raw = _mar_raw()
     # Units are the raw commissioner codes: PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019.
     raw = raw[raw["org_type"].isin(["pct", "ccg"])]
-    return pd.DataFrame(
+    counts = pd.DataFrame(
         {
             "unit": raw["org_code"],
             "period": raw["period"].dt.strftime("%Y-%m-%d"),
@@ -74,6 +83,32 @@ def _load_mar() -> pd.DataFrame:
             "value": raw["nonel_ga_total"],
         }
     )
+    # The same counts over the month's resident population (CCG months, from April 2013).
+    per_head = _with_populations(counts).assign(outcome="nonelective_admissions_per_head")
+    return pd.concat([counts, per_head], ignore_index=True)
+
+
+def _with_populations(counts: pd.DataFrame) -> pd.DataFrame:
+    """CCG rows of ``counts`` with their month's resident population as ``denominator`` (rows without one dropped).
+
+    PCT rows (to March 2013) have none: they predate every window the protocols use. A code without a population
+    makes its merger partners' months before the merger unusable too (their sum would cover part of the merged
+    area): Newcastle North and East 00G and Newcastle West 00H have none, so Gateshead 00F goes with them before
+    the April 2015 merger into Newcastle Gateshead 13T.
+    """
+    periods = pd.to_datetime(counts["period"])
+    annual = _populations().pivot(index="mid_year", columns="ccg_code", values="population")
+    pops = interpolate_months(annual, sorted(periods.unique()))
+    key = pd.MultiIndex.from_arrays([periods, counts["unit"]])
+    denominator = pops.stack(future_stack=True).reindex(key).to_numpy()
+    keep = ~np.isnan(denominator)
+    ccgs = set(_mar_raw().loc[lambda d: d["org_type"] == "ccg", "org_code"])
+    succ = _successions()
+    for code in sorted(ccgs - set(annual.columns)):
+        for r in succ[succ["old_code"] == code].itertuples(index=False):
+            partners = set(succ.loc[succ["new_code"] == r.new_code, "old_code"]) - {code}
+            keep &= ~(counts["unit"].isin(partners) & (periods < r.effective_date)).to_numpy()
+    return counts.assign(denominator=denominator)[keep]
 
 
 def _load_ae_monthly() -> pd.DataFrame:
@@ -142,9 +177,10 @@ BUNDLED: dict[str, BundledDataset] = {
     "mar_commissioner_2008_2019": BundledDataset(
         "mar_commissioner_2008_2019",
         "NHS England Monthly Activity Return (commissioner basis): emergency (non-elective) admissions by "
-        "commissioner, PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019",
-        (MAR_FILE,),
-        ("nonelective_admissions",),
+        "commissioner, PCTs Apr 2008 - Mar 2013, CCGs Apr 2013 - Dec 2019, as counts and per 1,000 residents "
+        "(ONS mid-year populations; CCGs, from April 2013)",
+        (MAR_FILE, POPULATION_FILE),
+        ("nonelective_admissions", "nonelective_admissions_per_head"),
         "monthly",
         "CCG",
     ),
@@ -247,3 +283,27 @@ def load_successions() -> pd.DataFrame:
     ``old_code``). A copy: callers may modify it.
     """
     return _successions().copy()
+
+
+@lru_cache(maxsize=1)
+def _populations() -> pd.DataFrame:
+    pop = _read_bundled_csv(
+        POPULATION_FILE,
+        dtype={"ccg_code": str, "ccg_name": str, "method": str, "note": str},
+        usecols=["ccg_code", "mid_year", "population", "method", "ons_sape_mid2015"],
+    )
+    pop = pop.dropna(subset=["population"])  # 00G and 00H (Newcastle to March 2015): no source splits Newcastle
+    if (pop["population"] <= 0).any() or pop.duplicated(["ccg_code", "mid_year"]).any():
+        raise DataError(f"{POPULATION_FILE}: populations must be positive with one row per CCG code and year")
+    return pop.reset_index(drop=True)
+
+
+def load_ccg_populations() -> pd.DataFrame:
+    """Mid-year resident population (ONS basis) of every CCG code in the Monthly Activity Return, 2011-2020.
+
+    Columns ``ccg_code``, ``mid_year`` (int; the estimate is for 30 June), ``population``, ``method`` (``A``: the
+    code's own 2021 area; ``B``: ONS's mid-2015 CCG estimate times the growth of its 2021 successor area) and
+    ``ons_sape_mid2015`` (ONS's published mid-2015 figure, to see level gaps such as Fylde and Wyre 02M). Codes
+    without a population (00G and 00H, Newcastle North and East / West to March 2015) have no rows. A copy.
+    """
+    return _populations().copy()

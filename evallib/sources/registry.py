@@ -120,3 +120,100 @@ def known_commissioners() -> frozenset[str]:
         succ.loc[succ["new_kind"].isin(kinds), "new_code"]
     )
     return frozenset(codes | set(commissioner_names()))
+
+
+@dataclass(frozen=True)
+class AreaCoverage:
+    """How much of its CCGs' population a vanguard serves, from published population figures (``site_coverage.csv``).
+
+    ``share`` is None where it is unknown: no published population, or one that cannot be set against the
+    registry's CCGs (never guessed). ``note`` says which, in words.
+    """
+
+    site_id: str
+    share: float | None
+    vanguard_population: float | None
+    vanguard_population_source: str
+    ccg_population: float | None
+    ccg_population_source: str
+    note: str
+
+
+@dataclass(frozen=True)
+class PublishedEvaluation:
+    """One published evaluation of a site (``site_evaluations.csv``): who measured what, on whom, when, and found."""
+
+    site_id: str
+    source: str
+    url: str
+    population: str
+    outcome: str
+    window: str
+    effect_pct: float | None
+    effect: str
+    design: str
+
+
+def _number(text: str, column: str, site_id: str, low: float, high: float) -> float | None:
+    if not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"site {site_id}: {column} must be a number or empty") from None
+    if not low <= value <= high:
+        raise DataError(f"site {site_id}: {column} must lie between {low:g} and {high:g}")
+    return value
+
+
+def _bundled_rows(name: str) -> list[dict[str, str]]:
+    with open(bundled_data_dir() / name, encoding="utf-8") as fh:
+        return list(pd.read_csv(fh, dtype=str, keep_default_na=False).to_dict("records"))
+
+
+@lru_cache(maxsize=1)
+def _coverage() -> dict[str, AreaCoverage]:
+    out = {}
+    for r in _bundled_rows("site_coverage.csv"):
+        sid = r["site_id"]
+        out[sid] = AreaCoverage(
+            site_id=sid,
+            share=_number(r["coverage_share"], "coverage_share", sid, 0.0, 1.0),
+            vanguard_population=_number(r["vanguard_population"], "vanguard_population", sid, 1.0, 1e8),
+            vanguard_population_source=r["vanguard_population_source"],
+            ccg_population=_number(r["ccg_population"], "ccg_population", sid, 1.0, 1e8),
+            ccg_population_source=r["ccg_population_source"],
+            note=r["note"],
+        )
+    return out
+
+
+def area_coverage(site_id: str) -> AreaCoverage:
+    """The share of its CCGs' population the site serves; ``share`` None (unknown) for a site with no record."""
+    return _coverage().get(
+        site_id,
+        AreaCoverage(site_id, None, None, "", None, "", "the registry records no published population for this site"),
+    )
+
+
+@lru_cache(maxsize=1)
+def _evaluations() -> tuple[PublishedEvaluation, ...]:
+    return tuple(
+        PublishedEvaluation(
+            site_id=r["site_id"],
+            source=r["source"],
+            url=r["url"],
+            population=r["population"],
+            outcome=r["outcome"],
+            window=r["window"],
+            effect_pct=_number(r["effect_pct"], "effect_pct", r["site_id"], -100.0, 1000.0),
+            effect=r["effect"],
+            design=r["design"],
+        )
+        for r in _bundled_rows("site_evaluations.csv")
+    )
+
+
+def published_evaluations(site_id: str | None = None) -> tuple[PublishedEvaluation, ...]:
+    """Published evaluations of one site (or of every site), in file order."""
+    return tuple(e for e in _evaluations() if site_id is None or e.site_id == site_id)

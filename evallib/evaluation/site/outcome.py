@@ -30,6 +30,7 @@ from evallib.methods.its.controlled import ControlledITSResult
 from evallib.methods.its.model import ITSResult
 from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
+from evallib.sources.bundled import RATE_OUTCOMES
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
 from evallib.vocabulary import outcome_label
@@ -73,6 +74,8 @@ class OutcomeAnalysis:
     @property
     def label(self) -> str:
         """The outcome in words; a rate says per how many people ("admissions per 1,000 people")."""
+        if self.measure == "rate" and self.outcome in RATE_OUTCOMES:  # its name already says "per head"
+            return f"{outcome_label(self.outcome)} (per {self.per:,} residents)"
         if self.measure == "rate":
             return (
                 f"{outcome_label(self.outcome)} per {self.per:,} people"
@@ -344,6 +347,8 @@ def _measure(spec: AnalysisSpec, denom: pd.DataFrame | None) -> tuple[str, int]:
         return "count", 1
     if isinstance(spec.data_source, FileSource):
         return spec.data_source.kind, spec.data_source.per
+    if spec.outcome in RATE_OUTCOMES:  # a bundled rate per head (emergency admissions per 1,000 residents)
+        return "rate", RATE_OUTCOMES[spec.outcome]
     return "proportion", 1
 
 

@@ -32,6 +32,7 @@ from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.volatility import pre_period_noise
 from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
+from evallib.sources.bundled import RATE_OUTCOMES
 
 ALPHA = 0.05
 #: Estimators shown for contrast only (model-based inference a protocol may not lead with; their words:
@@ -130,8 +131,12 @@ def fake_site_results(
         return pd.DataFrame(columns=RESULT_COLUMNS)
     pool = list(cov.comparators)
     values = values[pool]
-    is_prop = denom is not None
-    unit_values = 100 * values / denom[pool] if is_prop and denom is not None else values
+    per = RATE_OUTCOMES.get(p.primary_outcome)  # a rate per head: proportional effects, like counts
+    is_prop = denom is not None and per is None
+    if denom is not None:
+        unit_values = (100 if per is None else per) * values / denom[pool]
+    else:
+        unit_values = values
     noise = _noise(unit_values, p.windows.post_start, log=not is_prop)
     fakes = pool
     if max_fake_sites is not None and max_fake_sites < len(pool):
@@ -144,8 +149,9 @@ def fake_site_results(
             [fake],
             start,
             counts=values if denom is not None else None,
-            exposure=denom[pool] if denom is not None else None,  # a proportion
-            measure="proportion" if is_prop else "count",
+            exposure=denom[pool] if denom is not None else None,  # a proportion or a rate: the Poisson exposure
+            measure="proportion" if is_prop else ("rate" if per is not None else "count"),
+            per=per or 1,
             outcome=p.primary_outcome,
         )
         data = DesignData(

@@ -14,7 +14,12 @@ Activity Return (``mar_commissioner_2008_2019``, ``nonelective_admissions``):
 - ``drop_suspect=True`` leaves out CCGs with a run of suspect months (:func:`evallib.sources.quality.suspect_runs`,
   single months included) overlapping either window;
 - a **site average** is the mean over sites of each site's growth (its usable CCGs summed); a site with no
-  usable CCG is left out.
+  usable CCG is left out;
+- **growth per head** (``growth_per_head_pct``, as NHS England measured it: admissions per 1,000 population) =
+  (follow-up count / follow-up population) / (base count / base population) - 1, where a window's population is
+  the mean of the monthly resident populations (:mod:`evallib.sources.populations`) of the same CCGs; it uses
+  the group's usable CCGs that have a population in every month of both windows (``n_units_per_head``; CCGs
+  without one are Newcastle 00G and 00H before April 2015).
 
 This is a descriptive comparison of growth, not an effect estimate: it has no comparison of trends before the
 vanguards began and no interval (the per-site analyses provide both).
@@ -30,6 +35,7 @@ from evallib.errors import DataError
 from evallib.sources.areas import harmonise, resolve
 from evallib.sources.bundled import load_bundled
 from evallib.sources.panel import Panel
+from evallib.sources.populations import area_populations, monthly_populations
 from evallib.sources.quality import suspect_runs, units_with_runs
 from evallib.sources.registry import load_registry
 
@@ -37,18 +43,19 @@ DATASET = "mar_commissioner_2008_2019"
 OUTCOME = "nonelective_admissions"
 CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC")
 NO_VANGUARD = "no vanguard"
-GROWTH_COLUMNS = ["group", "n_units", "base_total", "follow_total", "growth_pct", "units", "left_out"]
-SITE_COLUMNS = [
-    "site_id",
-    "name",
-    "care_model",
+_ROW_COLUMNS = [
     "n_units",
     "base_total",
     "follow_total",
     "growth_pct",
     "units",
     "left_out",
+    "n_units_per_head",
+    "growth_per_head_pct",
 ]
+GROWTH_COLUMNS = ["group", *_ROW_COLUMNS]
+SITE_COLUMNS = ["site_id", "name", "care_model", *_ROW_COLUMNS]
+Row = tuple[int, float, float, float, tuple[str, ...], tuple[str, ...], int, float]
 
 Window = tuple[pd.Timestamp | str, pd.Timestamp | str]
 
@@ -71,6 +78,14 @@ class _Growth:
         if harmonised:
             data, self.area_map = harmonise(raw, min(self.base[0], self.follow[0]), max(self.base[-1], self.follow[-1]))
         wide = data.wide(OUTCOME)
+        months = self.base.union(self.follow)
+        if self.area_map is not None:
+            pops = area_populations(raw, data, self.area_map, OUTCOME).reindex(months)
+        else:
+            pops = monthly_populations(months, wide.columns)
+        # A window's population: the mean over its months (NaN unless every month has one).
+        self.base_pop = pops.reindex(self.base).mean(skipna=False)
+        self.follow_pop = pops.reindex(self.follow).mean(skipna=False)
         self.base_sum = wide.reindex(self.base).sum(min_count=1)
         self.follow_sum = wide.reindex(self.follow).sum(min_count=1)
         complete = wide.reindex(self.base).notna().all() & wide.reindex(self.follow).notna().all()
@@ -91,13 +106,19 @@ class _Growth:
             return [c for c in dict.fromkeys(codes) if c in self.units]
         return list(resolve(codes, self.area_map)[0])
 
-    def row(self, units: Iterable[str]) -> tuple[int, float, float, float, tuple[str, ...], tuple[str, ...]]:
+    def row(self, units: Iterable[str]) -> Row:
         units = sorted(set(units))
         used = [u for u in units if u not in self.reasons]
         left = tuple(f"{u}: {self.reasons[u]}" for u in units if u in self.reasons)
         b, f = float(self.base_sum[used].sum()), float(self.follow_sum[used].sum())
         growth = 100 * (f / b - 1) if used and b > 0 else float("nan")
-        return len(used), b, f, growth, tuple(used), left
+        with_pop = [u for u in used if pd.notna(self.base_pop.get(u)) and pd.notna(self.follow_pop.get(u))]
+        per_head = float("nan")
+        if with_pop:
+            bp, fp = float(self.base_pop[with_pop].sum()), float(self.follow_pop[with_pop].sum())
+            bc, fc = float(self.base_sum[with_pop].sum()), float(self.follow_sum[with_pop].sum())
+            per_head = 100 * ((fc / fp) / (bc / bp) - 1) if bc > 0 else float("nan")
+        return len(used), b, f, growth, tuple(used), left, len(with_pop), per_head
 
 
 def vanguard_ccgs(care_models: Iterable[str] = CARE_MODELS) -> dict[str, tuple[str, ...]]:
@@ -138,7 +159,7 @@ def group_growth(
     -------
     DataFrame
         Columns ``group``, ``n_units``, ``base_total``, ``follow_total``, ``growth_pct``, ``units`` (used),
-        ``left_out`` (code: reason).
+        ``left_out`` (code: reason), ``n_units_per_head`` and ``growth_per_head_pct`` (see the module).
     """
     g = _Growth(base, follow, panel, drop_suspect, harmonised)
     rows = [(name, *g.row(g.codes(codes))) for name, codes in groups.items()]
@@ -192,6 +213,7 @@ def programme_growth(
             sites = _site_rows(g, models)
             used = sites[sites["n_units"] > 0]
             left = tuple(f"{s}: no usable CCG" for s in sites.loc[sites["n_units"] == 0, "site_id"])
+            per_head = used["growth_per_head_pct"].dropna()
             rows.append(
                 (
                     name,
@@ -201,6 +223,8 @@ def programme_growth(
                     float(used["growth_pct"].mean()) if len(used) else float("nan"),
                     tuple(used["site_id"]),
                     left,
+                    len(per_head),
+                    float(per_head.mean()) if len(per_head) else float("nan"),
                 )
             )
     vanguard = {c for codes in by_model.values() for c in g.codes(codes)}
