@@ -98,9 +98,7 @@ def _any_case(word: str) -> str:
 MONTH = f"^{_years(*bounds.MONTH_YEARS)}-(?:0[1-9]|1[0-2])$"
 #: What :func:`evallib.protocol.bounds.name_problem` refuses: C0 and C1 controls, DEL, bidirectional controls, line
 #: and paragraph separators (:func:`evallib.sources.text.text_problem`) and '$' (a test keeps them equal).
-ONE_LINE = (
-    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u2028\\u2029$]*$"
-)
+ONE_LINE = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u2028\\u2029$]*$"
 
 
 def _text(max_len: int = bounds.MAX_TEXT, **extra: Any) -> dict[str, Any]:
