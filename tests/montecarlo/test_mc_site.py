@@ -143,7 +143,10 @@ def test_every_interval_holds_with_exchangeable_units(n_treated: int) -> None:
     assert not over, over
     assert all(t.disagreements == 0 for ts in (*own.values(), *published.values()) for t in ts)
     assert OWN_ROWS <= set(own), OWN_ROWS - set(own)  # every estimator and term was judged
-    assert PUBLISHED_METHODS <= {k for k, _ in published}, PUBLISHED_METHODS - {k for k, _ in published}
+    # With exchangeable units the answer is synthetic DiD, so the checks published are its re-fits; the DiD's
+    # check rows appear with a volatile site's studentized answer (the test below).
+    expected = PUBLISHED_METHODS - {"did_twfe_matched", "did_twfe_placebo_in_time"}
+    assert expected <= {k for k, _ in published}, expected - {k for k, _ in published}
 
 
 @pytest.mark.parametrize("n_treated", [1, 3])
