@@ -3,8 +3,10 @@ the scripts that produced them are in reference/ (reference/README.md)."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,7 +29,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def pytest_configure(config: pytest.Config) -> None:
     """Runs sign their records with a key of their own (never the evaluator's ~/.config/evallib key)."""
     if not os.environ.get("EVALLIB_KEY_FILE"):
-        os.environ["EVALLIB_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="evallib-key-")) / "publish.key")
+        folder = tempfile.mkdtemp(prefix="evallib-key-")
+        # Removed when the session ends, so test runs leave no key folders in the temporary directory.
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ["EVALLIB_KEY_FILE"] = str(Path(folder) / "publish.key")
 
 
 @pytest.fixture(scope="session")
