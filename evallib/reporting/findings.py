@@ -12,7 +12,7 @@ from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
-from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text
+from evallib.reporting.words import article, edge_words, effect_sentence, marker, mde_words, p_text
 from evallib.sources.bundled import ATTRIBUTION
 from evallib.sources.files import FileSource
 from evallib.vocabulary import outcome_label, plural, unit_plural
@@ -81,7 +81,7 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         return HTMLBlock(str(render("summary.html.j2", **ctx)))
     r = ans.row
     c = a.coverage
-    cls, symbol = marker(ans.direction)
+    cls, symbol, marker_words = marker(ans.verdict, ans.direction)
     verdict = {
         "confirmed": "confirmed: every check that could run (re-fits of the primary estimator on other comparison "
         "sets, with a fake start, dropping comparators; the pre-trend test) agrees with the primary estimate.",
@@ -95,8 +95,10 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
     ctx.update(
         marker=cls,
         marker_symbol=symbol,
+        marker_words=marker_words,
         effect=effect_sentence(r.__dict__, outcome=a.label, units=c.units),
-        direction=_direction_words(ans.conclusion, ans.direction, ev.protocol.expected_direction),
+        direction=_direction_words(ans.conclusion, ans.direction, ev.protocol.expected_direction)
+        + (" " + edge_words(ans.conclusion in ("decrease", "increase")) if ans.edge else ""),
         detail=(
             f"Primary estimate: {ans.label}, {p_text(r.p_value)} (placebo test), over "
             f"{plural(c.n_post, c.period_word)} of follow-up against {c.n_comparators} comparison {c.units}."

@@ -31,6 +31,11 @@ __all__ = ["ALPHA", "TREND_BASED", "Answer", "View", "conclusion", "placebo_assi
 TREND_BASED = frozenset({"controlled_its"})
 
 
+def _num(v: float) -> float | None:
+    """A number for JSON: None for NaN or an infinite end."""
+    return float(v) if math.isfinite(v) else None
+
+
 def placebo_assignments(h: Headline) -> int | None:
     """How many assignments a headline's rank (placebo) p-value is a share of, the real one included.
 
@@ -57,10 +62,20 @@ class View:
     why: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The view as a JSON-ready dict: estimator, method, conclusion, agreement and why."""
+        """The view as a JSON-ready dict: estimator, method, its estimate, interval and p-value (non-finite numbers
+        become null), conclusion, agreement and why.
+        """
+        r = self.row
         return {
             "estimator": self.name,
-            "method": self.row.method,
+            "method": r.method,
+            "term": r.term,
+            "inference": r.inference,
+            "scale": r.scale,
+            "estimate": _num(r.estimate),
+            "ci_low": _num(r.ci_low),
+            "ci_high": _num(r.ci_high),
+            "p_value": _num(r.p_value),
             "conclusion": self.conclusion,
             "agrees": self.agrees,
             "why": self.why,
@@ -102,10 +117,7 @@ class Answer:
     def to_json_dict(self) -> dict[str, Any]:
         """The answer as a JSON-ready dict (non-finite numbers become null), for results.json."""
         r = self.row
-
-        def num(v: float) -> float | None:
-            return float(v) if math.isfinite(v) else None
-
+        num = _num
         return {
             "estimator": self.estimator,
             "method": r.method,
