@@ -117,12 +117,17 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
 
 
 def _secondary(a: OutcomeAnalysis) -> str:
-    r = a.headline["did"].row
+    h = a.headline["did"]
+    if h.row.inference == WITHHELD and "did_studentized" in a.headline:
+        h = a.headline["did_studentized"]  # a volatile site: the plain test's p-value and interval are withheld
+    r = h.row
     est, lo, hi = _change_words(r, a.is_proportion)
-    c = conclusion(r)
+    c = conclusion(r)  # the one rule: clear exactly when the interval leaves out no change
+    if c == "unknown":
+        return f"{cap(a.label)} (comparison {a.coverage.units}, {h.label}): {est}, shown without a p-value or interval."
     said = "no clear effect" if c == "no clear effect" else f"a clear {c}"
     return (
-        f"{cap(a.label)} (comparison {a.coverage.units}, difference-in-differences): {est} "
+        f"{cap(a.label)} (comparison {a.coverage.units}, {h.label}): {est} "
         f"(95% interval {lo} to {hi}, {p_text(r.p_value)}): {said}."
     )
 
