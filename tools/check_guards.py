@@ -254,6 +254,30 @@ MUTANTS = [
         "        if False:",
         "tests/test_write_faults.py::test_a_full_disk_while_publishing_is_one_line_and_leaves_the_site_as_it_was",
     ),
+    (
+        "evallib/reporting/publishing.py",
+        "        problems = scan_pages(staging, root) + scan_results(staging)",
+        "        problems = scan_pages(staging, root)",
+        "tests/test_agreement_and_markers.py -k publishing_refuses",
+    ),
+    (
+        "evallib/methods/inference/decision.py",
+        "    return bool(p is not None and math.isfinite(p) and p <= alpha)",
+        "    return bool(p is not None and math.isfinite(p) and p < alpha)",
+        "tests/test_decision_rule.py -k p_equal_alpha",
+    ),
+    (
+        "evallib/methods/inference/decision.py",
+        "        return np.asarray(p, float) <= alpha  # NaN compares False: no p-value, no rejection",
+        "        return np.asarray(p, float) < alpha",
+        "tests/test_decision_rule.py -k every_headline_interval",
+    ),
+    (
+        "evallib/reporting/words.py",
+        '    if verdict != "confirmed":',
+        "    if False:",
+        "tests/test_agreement_and_markers.py -k marker_follows",
+    ),
 ]
 missed = 0
 only = sys.argv[1:]

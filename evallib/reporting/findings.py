@@ -12,7 +12,7 @@ from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
-from evallib.reporting.words import article, effect_sentence, marker, mde_words, p_text
+from evallib.reporting.words import article, edge_words, effect_sentence, marker, mde_words, p_text
 from evallib.sources.bundled import ATTRIBUTION
 from evallib.sources.files import FileSource
 from evallib.vocabulary import outcome_label, plural, unit_plural
@@ -81,7 +81,7 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         return HTMLBlock(str(render("summary.html.j2", **ctx)))
     r = ans.row
     c = a.coverage
-    cls, symbol = marker(ans.direction)
+    cls, symbol, marker_words = marker(ans.verdict, ans.direction)
     verdict = {
         "confirmed": "confirmed: every check that could run (re-fits of the primary estimator on other comparison "
         "sets, with a fake start, dropping comparators; the pre-trend test) agrees with the primary estimate.",
@@ -95,8 +95,10 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
     ctx.update(
         marker=cls,
         marker_symbol=symbol,
+        marker_words=marker_words,
         effect=effect_sentence(r.__dict__, outcome=a.label, units=c.units),
-        direction=_direction_words(ans.conclusion, ans.direction, ev.protocol.expected_direction),
+        direction=_direction_words(ans.conclusion, ans.direction, ev.protocol.expected_direction)
+        + (" " + edge_words(ans.conclusion in ("decrease", "increase")) if ans.edge else ""),
         detail=(
             f"Primary estimate: {ans.label}, {p_text(r.p_value)} (placebo test), over "
             f"{plural(c.n_post, c.period_word)} of follow-up against {c.n_comparators} comparison {c.units}."
@@ -115,12 +117,17 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
 
 
 def _secondary(a: OutcomeAnalysis) -> str:
-    r = a.headline["did"].row
+    h = a.headline["did"]
+    if h.row.inference == WITHHELD and "did_studentized" in a.headline:
+        h = a.headline["did_studentized"]  # a volatile site: the plain test's p-value and interval are withheld
+    r = h.row
     est, lo, hi = _change_words(r, a.is_proportion)
-    c = conclusion(r)
+    c = conclusion(r)  # the one rule: clear exactly when the interval leaves out no change
+    if c == "unknown":
+        return f"{cap(a.label)} (comparison {a.coverage.units}, {h.label}): {est}, shown without a p-value or interval."
     said = "no clear effect" if c == "no clear effect" else f"a clear {c}"
     return (
-        f"{cap(a.label)} (comparison {a.coverage.units}, difference-in-differences): {est} "
+        f"{cap(a.label)} (comparison {a.coverage.units}, {h.label}): {est} "
         f"(95% interval {lo} to {hi}, {p_text(r.p_value)}): {said}."
     )
 

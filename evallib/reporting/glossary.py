@@ -17,7 +17,7 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     (
         "Parallel trends, pre-trend test",
         "Before the start the site and its comparison areas should move together. The "
-        "pre-trend test asks whether they were already drifting apart; if so (p < 0.05) the report says so as a caution.",
+        "pre-trend test asks whether they were already drifting apart; if so (p at most 0.05) the report says so as a caution.",
     ),
     (
         "Placebo test (placebo in space)",
@@ -32,8 +32,10 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ),
     (
         "p-value",
-        "How often an effect at least this large would appear by chance if the care model did nothing. Below "
-        "0.05 is called a clear effect here; it is not the probability that the care model worked.",
+        "How often an effect at least this large would appear by chance if the care model did nothing. At or "
+        "below 0.05 is called a clear effect here, exactly when the 95% interval leaves out no change; it is not the "
+        "probability that the care model worked. At the edge of significance: one placebo more or fewer as large "
+        "as the site's would change that.",
     ),
     (
         "Primary estimate",
@@ -44,7 +46,8 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     (
         "Hoped-for direction",
         "The change the protocol expected (for emergency admissions, a decrease). The marker on "
-        "the index is good for a clear change in that direction, bad for a clear change the other way, unclear "
+        "the index is good for a clear change in that direction that the robustness checks confirm, bad for a "
+        "confirmed clear change the other way, not confirmed for a clear change the checks do not confirm, unclear "
         "otherwise.",
     ),
     (

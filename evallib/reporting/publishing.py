@@ -10,7 +10,9 @@ Any page builder (today :func:`evallib.reporting.static_site.build_site`) calls 
   details stay in ``failure.json`` beside the run, never published);
 * :func:`scan_pages` looks at every staged page for unsuppressed counts, raw
   tracebacks, this machine's paths and the values of secret-looking environment
-  variables; :func:`swap_in` refuses to replace the old site when it finds any, and
+  variables, and :func:`scan_results` at every published results file for a p-value,
+  interval and words that disagree (:mod:`evallib.reporting.agreement`);
+  :func:`swap_in` refuses to replace the old site when it finds any, and
   never replaces a folder evallib did not make (nor a link); the swap is atomic where the
   kernel can exchange two names, so a complete site always bears the name.
 """
@@ -30,6 +32,7 @@ from typing import Any
 
 from evallib.errors import EvalLibError
 from evallib.protocol import writing
+from evallib.reporting.agreement import disagreements
 from evallib.reporting.disclosure import count_violations
 from evallib.reporting.signing import (
     programme_record_fields,
@@ -270,8 +273,19 @@ def scan_pages(folder: Path, root: Path | None = None) -> list[str]:
     return problems
 
 
+def scan_results(folder: Path) -> list[str]:
+    """:func:`~evallib.reporting.agreement.disagreements` over every published results file (``downloads/*.json``)."""
+    problems = []
+    for path in sorted((folder / "downloads").glob("*.json")):
+        results = read_json(path)
+        if results is not None and "answer" in results:
+            problems.extend(disagreements(results))
+    return problems
+
+
 def swap_in(staging: Path, site: Path, root: Path | None = None) -> Path:
-    """Replace ``site`` with ``staging`` after scanning every page; readers see the old site or the new one.
+    """Replace ``site`` with ``staging`` after scanning every page and results file; readers see the old site or
+    the new one.
 
     Raises
     ------
@@ -279,7 +293,7 @@ def swap_in(staging: Path, site: Path, root: Path | None = None) -> Path:
         When a page breaks a rule (the old site stays), or ``site`` exists but was not made by evallib.
     """
     try:
-        problems = scan_pages(staging, root)
+        problems = scan_pages(staging, root) + scan_results(staging)
         if problems:
             shown = "\n- ".join(problems[:20]) + (
                 f"\n- ... and {len(problems) - 20} more" if len(problems) > 20 else ""

@@ -59,8 +59,11 @@ SITES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ci_low", "lower end of its 95% interval"),
     ("ci_high", "upper end of its 95% interval"),
     ("p_value", "its p-value"),
-    ("conclusion", "decrease, increase or no clear effect (5% level)"),
-    ("direction", "hoped for, opposite or unclear: the marker on the index (good, bad, unclear)"),
+    ("conclusion", "decrease, increase or no clear effect (clear when p is at most 0.05, as the interval)"),
+    (
+        "direction",
+        "hoped for, opposite or unclear; with the verdict it gives the index's marker (good, bad, not confirmed, unclear)",
+    ),
     ("robustness_verdict", "confirmed, not confirmed or no clear effect"),
     ("minimum_detectable_effect", "smallest change the design would detect with 80% power (log scale, or points)"),
     ("cautions", "the report's cautions, separated by ' | '"),

@@ -45,7 +45,7 @@ from evallib.reporting.results_table import (
     spreadsheet_safe,
 )
 from evallib.reporting.templating import render, stylesheet
-from evallib.reporting.words import marker, percent, short_effect
+from evallib.reporting.words import MARKERS, marker, percent, short_effect
 from evallib.sources.bundled import ATTRIBUTION
 from evallib.vocabulary import outcome_label
 
@@ -197,20 +197,28 @@ def index_row(e: SiteEntry) -> dict[str, Any]:
         "sort_effect": "",
         "marker": "",
         "marker_symbol": "",
+        "marker_words": "",
         "verdict": e.status,
+        "verdict_class": "status-" + e.status.replace(" ", "-"),
         "cautions": [],
         "note": public_note(e),
     }
+    if e.status == "not evaluable":
+        cls, _, _ = marker("not evaluable", "")
+        row.update(marker=cls, verdict_class=f"verdict-{cls}")
     if e.status == "evaluated" and answer.get("estimate") is not None:
         est, interval = short_effect(answer)
-        cls, symbol = marker(str(answer.get("direction", "")))
+        verdict = str(answer.get("robustness_verdict") or answer.get("conclusion", ""))
+        cls, symbol, words = marker(verdict, str(answer.get("direction", "")))
         row.update(
             effect=est,
             interval=interval,
             sort_effect=f"{percent(float(answer['estimate']), str(answer['scale'])):.4f}",
             marker=cls,
             marker_symbol=symbol,
-            verdict=str(answer.get("robustness_verdict") or answer.get("conclusion", "")),
+            marker_words=words,
+            verdict=verdict,
+            verdict_class=f"verdict-{cls}",  # the verdict cell's colour follows the marker: one function decides both
             cautions=[_caution(f) for f in r.get("flags") or []],
         )
     return row
@@ -328,6 +336,7 @@ def build_site(
                 summary=", ".join(f"{v} {k}" for k, v in counts.items() if v),
                 care_models=sorted({r["care_model"] for r in rows if r["care_model"]}),
                 statuses=sorted({r["status"] for r in rows}),
+                marker_options=[(cls, words) for cls, _, words in MARKERS.values()],
                 **common,
             ),
         )

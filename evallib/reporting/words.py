@@ -112,13 +112,52 @@ def short_effect(row: Mapping[str, Any]) -> tuple[str, str]:
     return one(row["estimate"]), f"{one(row['ci_low'])} to {one(row['ci_high'])}"
 
 
-def marker(direction: str) -> tuple[str, str]:
-    """(class, symbol) of the good/bad/unclear marker from an answer's ``direction``."""
-    if direction == "hoped for":
-        return "good", "\u2714"
-    if direction == "opposite":
-        return "bad", "\u2716"
-    return "unclear", "\u2022"
+#: The markers a page and the index show, as (class, symbol, words), one per kind of answer: a confirmed change the
+#: protocol hoped for, a confirmed change the other way, a clear change the checks do not confirm (or that was not
+#: checked), no clear effect, and a site that could not be evaluated. The index filters on the class.
+MARKERS: dict[str, tuple[str, str, str]] = {
+    "good": ("good", "\u2714", "good"),
+    "bad": ("bad", "\u2716", "bad"),
+    "unconfirmed": ("unconfirmed", "?", "not confirmed"),
+    "unclear": ("unclear", "\u2022", "unclear"),
+    "not-evaluable": ("not-evaluable", "\u2013", "not evaluable"),
+}
+
+
+def marker(verdict: str, direction: str) -> tuple[str, str, str]:
+    """(class, symbol, words) of the marker for an answer, from its robustness ``verdict`` and its ``direction``.
+
+    Good or bad only for a confirmed clear change (hoped for, or the opposite); a clear change whose checks disagree
+    or did not run is "not confirmed", never good; no clear effect is "unclear"; ``verdict`` "not evaluable" gives
+    that marker. The one place a marker or an index colour is decided.
+    """
+    if verdict == "not evaluable":
+        return MARKERS["not-evaluable"]
+    if direction not in ("hoped for", "opposite"):
+        return MARKERS["unclear"]
+    if verdict != "confirmed":
+        return MARKERS["unconfirmed"]
+    return MARKERS["good" if direction == "hoped for" else "bad"]
+
+
+#: The phrase for a rank test one placebo assignment away from the other conclusion.
+EDGE_OF_SIGNIFICANCE = "at the edge of significance"
+
+
+def edge_words(clear: bool) -> str:
+    """A sentence for an answer at the edge of significance (its rank test one placebo assignment from changing).
+
+    ``clear``: whether the answer is a clear change (its p-value rejects no effect).
+    """
+    if clear:
+        return (
+            f"This is {EDGE_OF_SIGNIFICANCE}: had one more placebo among the comparison areas changed as much as the "
+            "site, it would not count as a clear change."
+        )
+    return (
+        f"This is {EDGE_OF_SIGNIFICANCE}: had one fewer placebo among the comparison areas changed as much as the "
+        "site, it would count as a clear change."
+    )
 
 
 def mde_words(mde: float | None, scale: str) -> str:

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evallib.methods.inference.decision import ALPHA, rejects
 from evallib.methods.simulate import nhs_log_panels, panel_frame
 
 N_UNITS, N_PERIODS, START = 130, 96, 60
 START_DATE = pd.Timestamp("2016-04-01")  # period 60 of months from 2011-04
-ALPHA = 0.05
+__all__ = ["ALPHA", "rejects"]  # the library's one rule for a rejection, shared by every Monte Carlo test
 
 
 def mc_se(p: float, reps: int) -> float:

@@ -29,7 +29,7 @@ from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import validate_panel
 
-from .sim import run_all
+from .sim import rejects, run_all
 
 
 @dataclass(frozen=True)
@@ -255,9 +255,9 @@ def tally(
             if math.isnan(lo) or math.isnan(hi):  # a test without an interval: size only
                 if value != null_value(key):
                     continue
-                t.hits += p <= 0.05
+                t.hits += rejects(p)
             else:
                 t.hits += not (lo <= value <= hi)
-                t.disagreements += (p > 0.05) != (lo <= null_value(key) <= hi)
+                t.disagreements += (not rejects(p)) != (lo <= null_value(key) <= hi)
             t.n += 1
     return out

@@ -18,7 +18,7 @@ import pytest
 from evallib.methods.did.event_study import EventStudy
 from evallib.methods.did.twfe import DiD
 
-from .sim import ALPHA, N_PERIODS, N_UNITS, START, mc_se, over_panels, rate, record, within
+from .sim import ALPHA, N_PERIODS, N_UNITS, START, mc_se, over_panels, rate, record, rejects, within
 
 pytestmark = pytest.mark.montecarlo
 ROLES = {"outcome": "value", "unit": "unit", "time": "period", "treated": "treated", "post": "post"}
@@ -32,7 +32,7 @@ def _did_rows(d: pd.DataFrame, effect: float) -> dict[str, bool]:
     for inference in ("placebo_in_space", "placebo_studentized"):
         r = DiD(**ROLES, transform="log", inference=inference, n_draws=999).fit(d).headline  # type: ignore[arg-type]
         out[f"{inference}_reject"] = not (r.ci_low <= effect <= r.ci_high)
-        out[f"{inference}_agree"] = (r.p_value > ALPHA) == (r.ci_low <= 0 <= r.ci_high)
+        out[f"{inference}_agree"] = (not rejects(r.p_value)) == (r.ci_low <= 0 <= r.ci_high)
     return out
 
 
@@ -92,4 +92,4 @@ def _leads_rejected(d: pd.DataFrame) -> bool:
     )
     binned["treated"] = binned["treated"].astype(int)
     r = EventStudy("value", "unit", "bin", "treated", start=0, inference="placebo_in_space").fit(binned)
-    return bool(r.pretrend.p_value <= ALPHA)
+    return rejects(r.pretrend.p_value)

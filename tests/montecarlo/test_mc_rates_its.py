@@ -19,7 +19,7 @@ from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.its.controlled import ControlledITS
 from evallib.methods.its.segmented import SegmentedITS
 
-from .sim import ALPHA, START, START_DATE, over_panels, rate, record, within
+from .sim import ALPHA, START, START_DATE, over_panels, rate, record, rejects, within
 
 pytestmark = pytest.mark.montecarlo
 EFFECT = -0.1
@@ -35,7 +35,7 @@ ITS_MODEL = SegmentedITS(MONTHS[START], errors="ar1_reml", horizons=(12, 24), ou
 
 def _rate_ratio(d: pd.DataFrame, effect: float) -> tuple[bool, bool]:
     r = RATE_MODEL.fit(d).headline
-    return (not r.ci_low <= np.exp(effect) <= r.ci_high), (r.p_value > ALPHA) == (r.ci_low <= 1 <= r.ci_high)
+    return (not r.ci_low <= np.exp(effect) <= r.ci_high), (not rejects(r.p_value)) == (r.ci_low <= 1 <= r.ci_high)
 
 
 def test_rate_ratio_size_and_coverage() -> None:
@@ -59,7 +59,7 @@ def _cits_rows(d: pd.DataFrame, effect: float) -> list[tuple[str, bool, bool]]:
         (
             row.term,
             not row.ci_low <= truth[row.term] <= row.ci_high,
-            (row.p_value > ALPHA) == (row.ci_low <= 0 <= row.ci_high),
+            (not rejects(row.p_value)) == (row.ci_low <= 0 <= row.ci_high),
         )
         for row in CITS_MODEL.fit(d).rows
     ]
@@ -104,7 +104,7 @@ def _its_rows(d: pd.DataFrame, effect: float) -> list[tuple[str, bool, bool]]:
         (
             row.term,
             not row.ci_low <= truth[row.term] <= row.ci_high,
-            (row.p_value > ALPHA) == (row.ci_low <= 0 <= row.ci_high),
+            (not rejects(row.p_value)) == (row.ci_low <= 0 <= row.ci_high),
         )
         for row in ITS_MODEL.fit(pd.Series(y, index=MONTHS)).rows
     ]

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .sim import ALPHA, mc_se, record
+from .sim import ALPHA, mc_se, record, rejects
 from .site_sim import VANGUARD, Tally, simulate_sites, tally
 
 pytestmark = pytest.mark.montecarlo
@@ -200,7 +200,7 @@ def test_verdict_confirms_most_true_effects() -> None:
     3 SE (300 sites, MC SE 2.3 points at 80%)."""
     _, eff = sites("exchangeable", 1)
     confirmed, disagreed = _verdicts(eff)
-    significant = sum(r["main_p"] < ALPHA and r["main_estimate"] < 0 for r in eff) / len(eff)
+    significant = sum(rejects(r["main_p"]) and r["main_estimate"] < 0 for r in eff) / len(eff)
     record(
         "verdict confirmed",
         "vanguard CCGs, 1 treated, -20%",

@@ -5,7 +5,9 @@ the protocol); every other headline estimate, and the site's own series, is comp
 by its conclusion (a significant decrease, a significant increase, or no clear effect) and
 where they differ a reason is given in words from the analysis itself (a pre-period
 divergence, a volatile site, comparisons that depend on which areas are chosen). Beside a null
-it gives the effect the design could have detected.
+it gives the effect the design could have detected. "Clear" has one rule, the one every interval
+inverts (:func:`evallib.methods.inference.decision.rejects`, ``p <= 0.05``); where one placebo
+assignment more or fewer would change it, the answer says it is at the edge of significance.
 """
 
 from __future__ import annotations
@@ -14,23 +16,38 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from evallib.evaluation.site.estimators import on_log_scale
+import numpy as np
+
+from evallib.evaluation.site.estimators import Headline
 from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.evaluation.site.verdict import conclusion
 from evallib.methods.base.results import Estimate
+from evallib.methods.inference.decision import ALPHA, at_edge
 from evallib.vocabulary import estimator_label
 
-ALPHA = 0.05
+__all__ = ["ALPHA", "TREND_BASED", "Answer", "View", "conclusion", "placebo_assignments", "site_answer"]
+
 #: Estimators whose counterfactual projects the site's pre-period trend forward (the others assume its gap stays).
 TREND_BASED = frozenset({"controlled_its"})
 
 
-def conclusion(row: Estimate) -> str:
-    """``decrease``, ``increase`` or ``no clear effect`` (at the 5% level); ``unknown`` without a p-value."""
-    if not math.isfinite(row.p_value):
-        return "unknown"
-    if row.p_value >= ALPHA:
-        return "no clear effect"
-    return "decrease" if on_log_scale(row).estimate < 0 else "increase"
+def _num(v: float) -> float | None:
+    """A number for JSON: None for NaN or an infinite end."""
+    return float(v) if math.isfinite(v) else None
+
+
+def placebo_assignments(h: Headline) -> int | None:
+    """How many assignments a headline's rank (placebo) p-value is a share of, the real one included.
+
+    None when its test is not a rank test (or its fit kept no placebo distribution).
+    """
+    if not h.row.inference.startswith("placebo"):
+        return None
+    est = getattr(h.result, "placebo_estimates", None)
+    if est is not None:
+        return int(np.shape(est)[0])
+    placebos = getattr(h.result, "placebos", None)  # the synthetic control: one row per comparison unit
+    return len(placebos) + 1 if placebos is not None else None
 
 
 @dataclass(frozen=True)
@@ -45,10 +62,20 @@ class View:
     why: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The view as a JSON-ready dict: estimator, method, conclusion, agreement and why."""
+        """The view as a JSON-ready dict: estimator, method, its estimate, interval and p-value (non-finite numbers
+        become null), conclusion, agreement and why.
+        """
+        r = self.row
         return {
             "estimator": self.name,
-            "method": self.row.method,
+            "method": r.method,
+            "term": r.term,
+            "inference": r.inference,
+            "scale": r.scale,
+            "estimate": _num(r.estimate),
+            "ci_low": _num(r.ci_low),
+            "ci_high": _num(r.ci_high),
+            "p_value": _num(r.p_value),
             "conclusion": self.conclusion,
             "agrees": self.agrees,
             "why": self.why,
@@ -62,7 +89,9 @@ class Answer:
     ``direction`` is ``hoped for`` when the primary estimate is a significant change in the
     protocol's expected direction, ``opposite`` when it is a significant change the other way,
     and ``unclear`` otherwise. ``mde`` is the smallest change (on the log scale, or in points
-    for a percentage) the primary DiD placebo test would detect with 80% power.
+    for a percentage) the primary DiD placebo test would detect with 80% power. ``edge`` is True
+    when the primary estimate's rank test is at the edge of significance (one placebo assignment
+    more or fewer as extreme would change the conclusion).
     """
 
     estimator: str
@@ -73,6 +102,7 @@ class Answer:
     others: tuple[View, ...] = field(default=())
     mde: float = float("nan")
     verdict: str = ""
+    edge: bool = False
 
     @property
     def agreeing(self) -> tuple[View, ...]:
@@ -87,10 +117,7 @@ class Answer:
     def to_json_dict(self) -> dict[str, Any]:
         """The answer as a JSON-ready dict (non-finite numbers become null), for results.json."""
         r = self.row
-
-        def num(v: float) -> float | None:
-            return float(v) if math.isfinite(v) else None
-
+        num = _num
         return {
             "estimator": self.estimator,
             "method": r.method,
@@ -103,6 +130,7 @@ class Answer:
             "ci_high": num(r.ci_high),
             "p_value": num(r.p_value),
             "conclusion": self.conclusion,
+            "edge_of_significance": self.edge,
             "direction": self.direction,
             "robustness_verdict": self.verdict,
             "minimum_detectable_effect": num(self.mde),
@@ -193,4 +221,5 @@ def site_answer(a: OutcomeAnalysis, expected_direction: str) -> Answer:
         others=tuple(others),
         mde=a.mde,
         verdict=verdict,
+        edge=at_edge(main.row.p_value, placebo_assignments(main), ALPHA),
     )

@@ -9,7 +9,6 @@ primary estimate.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,6 +24,7 @@ from evallib.methods.base.results import Estimate, tidy_frame
 from evallib.methods.did.event_study import EventStudy, EventStudyResult
 from evallib.methods.did.rate_ratio import RateRatioResult
 from evallib.methods.did.twfe import DiDResult, pretrend_test
+from evallib.methods.inference.decision import rejects
 from evallib.methods.inference.power import placebo_mde
 from evallib.methods.its.controlled import ControlledITSResult
 from evallib.methods.its.model import ITSResult
@@ -138,13 +138,13 @@ class OutcomeAnalysis:
 
     @property
     def pretrend_evidence(self) -> bool:
-        """The one pre-specified pre-trend test (placebo test of the linear pre-trend difference) has p < 0.05.
+        """The one pre-specified pre-trend test (placebo test of the linear pre-trend difference) rejects at 5%.
 
         A single test at 5%, so that with parallel trends it fires in 5% of sites (two tests at
         10% fired in 14%); the event-study leads are shown as a description, not a second test.
         """
         p = self.pretrend.p_value  # NaN (withheld) for a volatile site: not assessable, never "evidence"
-        return math.isfinite(p) and p < PRETREND_ALPHA
+        return rejects(p, PRETREND_ALPHA)
 
 
 def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | str) -> OutcomeAnalysis:

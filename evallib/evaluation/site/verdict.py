@@ -2,10 +2,12 @@
 
 :mod:`evallib.evaluation.site.robustness` re-fits the answer's estimator; this module judges the re-fits. Other
 comparison sets agree when they have the main estimate's sign and overlapping intervals (ten matched comparators
-can never give p < 0.05, so their own significance is not asked for); a placebo test is judged only when its
-smallest attainable p-value is below the level; the pre-specified pre-trend test must not find diverging trends;
+can never reach significance, so their own significance is not asked for); a placebo test is judged only when its
+smallest attainable p-value could reject; the pre-specified pre-trend test must not find diverging trends;
 the parallel-trends sensitivity is reported beside the verdict, never counted; a check that did not run says
 "not run", never "agrees". Effects are worded in percent (logs) or percentage points, never in log units.
+Every significance here is :func:`evallib.methods.inference.decision.rejects` (``p <= alpha``), the rule the
+intervals invert.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import pandas as pd
 from evallib.evaluation.site.estimators import on_log_scale
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import RelativeMagnitudes
+from evallib.methods.inference.decision import ALPHA, rejects
 from evallib.methods.synth.control import SynthResult
 from evallib.vocabulary import ESTIMATOR_LABELS
 
-ALPHA = 0.05
-#: Pre-trend p-values below this are reported as evidence of diverging trends (and leave an effect unconfirmed).
-PRETREND_ALPHA = 0.05
+#: Pre-trend p-values that reject at this level are reported as evidence of diverging trends (and leave an effect
+#: unconfirmed).
+PRETREND_ALPHA = ALPHA
 #: Fewest pre-period periods (of any frequency) for the placebo-in-time check: a fake start halfway leaves three a side.
 MIN_PLACEBO_TIME_PERIODS = 6
 #: The benchmark for the parallel-trends sensitivity's words: a post-period departure as large as the largest
@@ -60,12 +63,16 @@ def effect_text(value: float, scale: str) -> str:
 
 
 def conclusion(row: Estimate) -> str:
-    """What an estimate concludes: ``decrease``, ``increase``, ``no clear effect`` or ``unknown`` (withheld)."""
+    """What an estimate concludes at the 5% level: ``decrease``, ``increase``, ``no clear effect`` or ``unknown``.
+
+    Clear exactly when its p-value rejects (:func:`~evallib.methods.inference.decision.rejects`, ``p <= 0.05``),
+    which is exactly when its interval leaves out no change; ``unknown`` without a p-value (withheld).
+    """
     if not math.isfinite(row.p_value):
         return "unknown"
-    if row.p_value >= ALPHA:
+    if not rejects(row.p_value, ALPHA):
         return "no clear effect"
-    return "decrease" if row.estimate < 0 else "increase"
+    return "decrease" if on_log_scale(row).estimate < 0 else "increase"
 
 
 def _overlap(a: Estimate, b: Estimate) -> bool:
@@ -117,7 +124,7 @@ def judge(
     label = ESTIMATOR_LABELS.get(estimator, estimator)
     scale = main.scale
     checks = []
-    # A placebo test is only worth running when it could reach p < 0.05: with one treated unit
+    # A placebo test is only worth running when it could reject: with one treated unit
     # its smallest attainable p is 1 / (comparators + 1).
     if placebo_time is None:
         checks.append(
@@ -127,10 +134,12 @@ def judge(
                 why_not.get("placebo in time", f"fewer than {MIN_PLACEBO_TIME_PERIODS} periods before the start"),
             )
         )
-    elif 1 / (n_comparators + 1) > ALPHA:
-        checks.append(Check("placebo in time", "not run", "too few comparison units for the test to reach p < 0.05"))
+    elif not rejects(1 / (n_comparators + 1), ALPHA):
+        checks.append(
+            Check("placebo in time", "not run", "too few comparison units for the test to reach significance at 5%")
+        )
     else:
-        fake = placebo_time.p_value < ALPHA
+        fake = rejects(placebo_time.p_value, ALPHA)
         detail = (
             f"{label} with a fake start in the pre-period gives {effect_text(placebo_time.estimate, scale)}, "
             f"p = {placebo_time.p_value:.2f}"
@@ -166,7 +175,7 @@ def judge(
             "10 matched comparators",
             main,
             matched_row,
-            "ten comparators cannot give p < 0.05",
+            "ten comparators cannot reach significance at 5%",
             why_not=why_not.get("matched", ""),
             label=label,
         )
@@ -198,9 +207,11 @@ def _pretrend_check(pretrend: Estimate | None) -> Check:
     if pretrend is None or not math.isfinite(pretrend.p_value):
         return Check("pre-trend test", "not run", "the pre-trend test gave no p-value (withheld for a volatile site)")
     p = pretrend.p_value
-    # Three decimals, so that a p-value just under 0.05 never prints as "0.050" beside "differs".
-    words = "p < 0.05" if p < PRETREND_ALPHA and f"{p:.3f}" == f"{PRETREND_ALPHA:.3f}" else f"p = {p:.3f}"
-    if p < PRETREND_ALPHA:
+    # Three decimals; a p-value that rounds to 0.050 without being it says which side of 0.05 it is on.
+    words = f"p = {p:.3f}"
+    if f"{p:.3f}" == f"{PRETREND_ALPHA:.3f}" and p != PRETREND_ALPHA:
+        words = "p < 0.05" if p < PRETREND_ALPHA else "p > 0.05"
+    if rejects(p, PRETREND_ALPHA):
         return Check(
             "pre-trend test", "disagrees", f"the site's trend before the start differs from its comparators' ({words})"
         )

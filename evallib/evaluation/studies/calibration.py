@@ -29,12 +29,12 @@ from evallib.evaluation.site.coverage import analysis_frame, load_source
 from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, DesignData, fit_headline, on_log_scale
 from evallib.methods.base.design import Design as PanelDesign
 from evallib.methods.did.twfe import DiD
+from evallib.methods.inference.decision import ALPHA, rejection_rate
 from evallib.methods.inference.volatility import pre_period_noise
 from evallib.methods.its.segmented import SegmentedITS
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.bundled import RATE_OUTCOMES
 
-ALPHA = 0.05
 #: Estimators shown for contrast only (model-based inference a protocol may not lead with; their words:
 #: :data:`evallib.vocabulary.CONTRAST_LABELS`).
 CONTRASTS: tuple[str, ...] = ("did_cr1", "own_series_its")
@@ -214,7 +214,7 @@ def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
     for (name, est), g in results.groupby(["design", "estimator"], sort=False):
         d = by_name[name]
         n = len(g)
-        rej = float(np.mean(g["p_value"] < ALPHA))
+        rej = rejection_rate(g["p_value"].to_numpy(), ALPHA)  # the rule every report and interval uses
         se = math.sqrt(ALPHA * (1 - ALPHA) / n) if n else float("nan")
         loud = g[noisy[g.index]]
         n_loud = len(loud)
@@ -231,7 +231,7 @@ def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
                 "rmse": float(np.sqrt(np.mean(g["estimate"] ** 2))),
                 "rejection_rate": rej,
                 "rejection_mc_se": se,
-                "rejection_rate_noisiest_fifth": float(np.mean(loud["p_value"] < ALPHA)) if n_loud else float("nan"),
+                "rejection_rate_noisiest_fifth": rejection_rate(loud["p_value"].to_numpy(), ALPHA),
                 "noisiest_fifth_mc_se": math.sqrt(ALPHA * (1 - ALPHA) / n_loud) if n_loud else float("nan"),
                 "median_width": float(width.median()) if width.notna().any() else float("inf"),
                 "holds_size": bool(rej <= ALPHA + 3 * se),

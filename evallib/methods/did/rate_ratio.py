@@ -27,6 +27,7 @@ from evallib.methods.did.poisson_fe import (  # noqa: F401 - fit_poisson_fe_bala
     poisson_fe_assignments,
 )
 from evallib.methods.did.twfe import MIN_TREATED_FOR_BOOTSTRAP
+from evallib.methods.inference.decision import fewest_to_accept
 from evallib.methods.inference.inversion import invert_by_search
 from evallib.methods.inference.permutation import real_assignments, treatment_assignments
 
@@ -214,9 +215,9 @@ class PoissonDiD:
             return poisson_fe_assignments(unit_total, period_total, unit_post_total, assign, post_t, expo)
 
         n_real, n_all = int(real.sum()), len(real)
-        # p > alpha  <=>  at least `need` placebos reach the real |estimate|  <=>  it is at most
+        # No rejection  <=>  at least `need` placebos reach the real |estimate|  <=>  it is at most
         # the need-th largest placebo |estimate|: the margin's sign is the test's verdict.
-        need = int(np.floor(self.alpha * n_all - n_real)) + 1
+        need = fewest_to_accept(n_all, self.alpha) - n_real
 
         def p_values(ests: np.ndarray) -> np.ndarray:
             # The real assignment counts explicitly; the others against its own refit.

@@ -13,6 +13,8 @@ from typing import overload
 
 import numpy as np
 
+from evallib.methods.inference.decision import rejects
+
 __all__ = ["PlaceboCount", "invert_by_search", "invert_linear"]
 
 
@@ -75,7 +77,7 @@ class PlaceboCount:
         return float(p) if np.ndim(p) == 0 else p
 
     def interval(self, alpha: float) -> tuple[float, float]:
-        """Every tau the test does not reject at ``alpha``: ``{tau: p(tau) > alpha}``.
+        """Every tau the test does not reject at ``alpha``: ``{tau: not rejects(p(tau), alpha)}``, i.e. ``p(tau) > alpha``.
 
         ``p`` only changes at the interval ends, so it is evaluated there and between
         neighbouring ends; exact up to floating point. Returns the hull of the accepted
@@ -86,13 +88,15 @@ class PlaceboCount:
         cuts = np.concatenate([self._lo, self._hi])
         cuts = np.unique(cuts[np.isfinite(cuts)])
         if cuts.size == 0:
-            return (-np.inf, np.inf) if self.n_always / self.n_total > alpha else (float("nan"), float("nan"))
+            return (
+                (-np.inf, np.inf) if not rejects(self.n_always / self.n_total, alpha) else (float("nan"), float("nan"))
+            )
         mids = (cuts[:-1] + cuts[1:]) / 2
         cand = np.concatenate([cuts, mids, [cuts[0] - 1.0, cuts[-1] + 1.0]])
-        ok = cand[self.count(cand) / self.n_total > alpha]
+        ok = cand[~rejects(self.count(cand) / self.n_total, alpha)]
         if ok.size == 0:
             return float("nan"), float("nan")
-        outer = self.count(cand[-2:]) / self.n_total > alpha  # beyond every end the verdict no longer changes
+        outer = ~rejects(self.count(cand[-2:]) / self.n_total, alpha)  # beyond every end the verdict no longer changes
         return (-np.inf if outer[0] else float(ok.min())), (np.inf if outer[1] else float(ok.max()))
 
 
@@ -146,14 +150,18 @@ def invert_by_search(
         marg.update(zip(taus, np.asarray(m, float).tolist(), strict=True))
 
     evaluate(([] if center in pts else [center]) + [center - step, center + step])
-    if pts[center] <= alpha:
+    if rejects(pts[center], alpha):
         return float("nan"), float("nan")
 
     def bracket(side: int) -> tuple[float, float | None]:
         """The farthest accepted point before the nearest rejected one, and that rejected point."""
         ts = sorted((t for t in pts if side * (t - center) > 0), key=lambda t: side * (t - center))
-        rejected = next((t for t in ts if pts[t] <= alpha), None)
-        accepted = [t for t in ts if pts[t] > alpha and (rejected is None or side * (t - rejected) < 0)]
+        rejected = next((t for t in ts if rejects(pts[t], alpha)), None)
+        accepted = [
+            t
+            for t in ts
+            if np.isfinite(pts[t]) and not rejects(pts[t], alpha) and (rejected is None or side * (t - rejected) < 0)
+        ]
         return (accepted[-1] if accepted else center), rejected
 
     ends = {s: bracket(s) for s in (-1, 1)}

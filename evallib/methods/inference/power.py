@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from evallib.errors import DataError
+from evallib.methods.inference.decision import rejects
 
 
 def placebo_mde(
@@ -60,8 +61,8 @@ def placebo_mde(
         return float("nan")
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise DataError("placebo_mde: alpha and power must lie between 0 and 1")
-    if (e.size + 1) * alpha < 1:
-        return float("inf")  # the rank test's smallest p-value is 1 / (n + 1) > alpha
+    if not rejects(1 / (e.size + 1), alpha):
+        return float("inf")  # the rank test's smallest p-value, 1 / (n + 1), cannot reject
     q = float(np.quantile(np.abs(e), 1 - alpha))
     up = q - float(np.quantile(e, 1 - power))
     down = q + float(np.quantile(e, power))

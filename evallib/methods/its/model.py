@@ -16,6 +16,7 @@ from statsmodels.stats.stattools import durbin_watson
 
 from evallib.errors import DataError
 from evallib.methods.base.results import Estimate, EstimatorResult
+from evallib.methods.inference.decision import rejects
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -117,7 +118,7 @@ class ITSResult(EstimatorResult):
     @property
     def autocorrelated(self) -> bool:
         """True when Ljung-Box rejects no residual autocorrelation at 5%."""
-        return bool(self.ljung_box_p < 0.05)
+        return rejects(self.ljung_box_p)
 
     def plot(self, *, ax: Axes | None = None, title: str = "", ylabel: str = "", scale: float = 1.0) -> Figure:
         """Observed series, fitted model and the counterfactual on ``ax`` (a new figure when None)."""

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import optimize, stats
 from statsmodels.tsa.stattools import acf
 
+from evallib.methods.inference.decision import fewest_to_accept
 from evallib.methods.its.model import ITSResult, ITSSpec, intervention_columns, its_result, its_row
 
 RHO_BOUND = 0.99
@@ -211,8 +212,8 @@ def bootstrap_t_critical(
     var = var + (jac @ contrasts.T) ** 2 * kh[:, None]
     t_abs = np.abs(b0 @ contrasts.T) / np.sqrt(var)  # (B, m)
     sorted_t = -np.sort(-t_abs, axis=0)  # descending
-    # p(x) = (1 + #{|t_b| >= x}) / (B + 1) > alpha  <=>  x <= the K-th largest |t_b|.
-    k = int(np.floor(alpha * (n_boot + 1) - 1)) + 1
+    # p(x) = (1 + #{|t_b| >= x}) / (B + 1) does not reject  <=>  x <= the K-th largest |t_b|.
+    k = fewest_to_accept(n_boot + 1, alpha) - 1
     crit = sorted_t[k - 1] if 1 <= k <= n_boot else np.full(contrasts.shape[0], np.inf)
     return crit, sorted_t
 
