@@ -115,10 +115,12 @@ def protocol_from_namespace(namespace: Mapping[str, Any], source: str = "noteboo
     if not isinstance(base, dict):  # pragma: no cover - from_mapping has refused it
         raise ParamsError(f"{rel}: not a mapping")
     protocol = SiteProtocol.from_mapping({**base, **given}, f"{rel} with the notebook's parameters")
+    # Compared as the files write them, so a changed start of one unit of a staggered roll-out counts too.
+    was, now = on_file.to_mapping(), protocol.to_mapping()
     departures = tuple(
         f"{k}: {_shown(getattr(on_file, k))} in {rel}, {_shown(getattr(protocol, k))} here"
         for k in PARAMETER_NAMES
-        if getattr(on_file, k) != getattr(protocol, k)
+        if was[k] != now[k]
     )
     return replace(protocol, source_file=rel, departures=departures)
 
