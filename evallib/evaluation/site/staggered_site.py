@@ -31,7 +31,7 @@ from evallib.vocabulary import outcome_label, unit_plural
 
 #: The answer's estimator, in results.json (``answer.estimator``) and in words.
 ESTIMATOR = "callaway_santanna"
-LABEL = "Callaway-Sant'Anna (each cohort against units not yet started), placebo test"
+LABEL = "Callaway-Sant'Anna (each cohort against units not yet started)"
 
 
 @dataclass(frozen=True)
@@ -202,4 +202,3 @@ def staggered_data_problem(protocol: SiteProtocol, periods: pd.Index, units: set
             "gives the starts to other units, so it needs at least as many. Add never-treated units to the data."
         )
     return ""
-
