@@ -42,8 +42,8 @@ def unit_starts_field(
         if not isinstance(code, str) or not CODE_PATTERN.match(code):
             raise field_error(
                 source,
-                f"{FIELD} (entry {i + 1})",
-                "does not start with a unit code",
+                FIELD,
+                f"has entry {i + 1} keyed by something other than a unit code",
                 "Write each entry as a quoted code of treated_units and its month, " + _EXAMPLE + ".",
             )
         key = code.upper()

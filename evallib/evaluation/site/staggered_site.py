@@ -178,7 +178,7 @@ def staggered_data_problem(protocol: SiteProtocol, periods: pd.Index, units: set
     if bad:
         span = f"{min(known):%Y-%m} to {max(known):%Y-%m}" if known else "no periods"
         return (
-            f"field 'intervention_start' gives {', '.join(bad)} a start outside the data (its periods run {span}, "
+            f"field 'intervention_start' (site {protocol.site_id}) gives {', '.join(bad)} a start outside the data (its periods run {span}, "
             "and a start needs a period of the data before it). Check the start or the data source."
         )
     upper = {u.upper() for u in units}
@@ -191,13 +191,13 @@ def staggered_data_problem(protocol: SiteProtocol, periods: pd.Index, units: set
         last = max(s for _, s in protocol.unit_starts)
         late = ", ".join(c for c, s in protocol.unit_starts if s == last)
         return (
-            f"field 'intervention_start' leaves the cohort starting {last} ({late}) no comparison: every other "
+            f"field 'intervention_start' (site {protocol.site_id}) leaves the cohort starting {last} ({late}) no comparison: every other "
             f"{unit_kind(protocol.data_source)} in the data is treated, so none is not yet treated after {last}. "
             "Add units that never received the intervention to the data (or comparison_include)."
         )
     if len(pool) < len(protocol.unit_starts):
         return (
-            f"field 'treated_units' lists {len(protocol.unit_starts)} units with their own starts but only "
+            f"field 'treated_units' (site {protocol.site_id}) lists {len(protocol.unit_starts)} units with their own starts but only "
             f"{len(pool)} {unit_plural(unit_kind(protocol.data_source))} could compare with them; the placebo test "
             "gives the starts to other units, so it needs at least as many. Add never-treated units to the data."
         )
