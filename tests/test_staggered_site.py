@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from evallib.methods.base.design import Design
+from evallib.methods.did.rollout import StaggeredPlacebo
 from evallib.methods.did.staggered import CallawaySantAnna
-from evallib.methods.did.staggered_placebo import StaggeredPlacebo
 from evallib.protocol.params import SiteProtocol, load_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from evallib.methods.base.design import Design
-from evallib.methods.did.staggered_placebo import StaggeredPlacebo
+from evallib.methods.did.rollout import StaggeredPlacebo
 from evallib.methods.simulate import nhs_log_panels
 
 from .sim import ALPHA, N_PERIODS, N_UNITS, mc_se, rate, record, within

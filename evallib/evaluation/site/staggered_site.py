@@ -4,7 +4,7 @@ The params file gives each treated unit its own start (``intervention_start`` as
 The site's units and comparison pool are the common analysis's (:func:`~evallib.evaluation.site.coverage.analysis_frame`:
 the same windows, pool rules and data-quality screens); each cohort is compared only with units not yet started
 (never-treated ones and later cohorts before their start), and the placebo test re-assigns the cohorts' start
-dates to other units (:class:`~evallib.methods.did.staggered_placebo.StaggeredPlacebo`). The site's answer is the
+dates to other units (:class:`~evallib.methods.did.rollout.StaggeredPlacebo`). The site's answer is the
 overall effect; the common-start estimates, which count later units' months before their start as follow-up, are
 shown beside it for contrast.
 """
@@ -21,7 +21,7 @@ from evallib.evaluation.site.coverage import analysis_frame, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, outcome_design
 from evallib.evaluation.site.units import area_data
 from evallib.methods.base.results import Estimate
-from evallib.methods.did.staggered_placebo import StaggeredPlacebo, StaggeredPlaceboResult
+from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
 from evallib.methods.inference.power import placebo_mde
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.bundled import RATE_OUTCOMES
