@@ -189,3 +189,17 @@ def test_fewer_comparison_units_than_treated_ones_are_refused(tmp_path: Path) ->
     root = _project(tmp_path, keep_units=[*STARTS, "A10", "A11"])
     msg = _preflight_refuses(root)
     assert "field 'treated_units' (site rollout) lists 4 units with their own starts but only 2 areas" in msg
+
+
+def test_a_unit_start_changed_in_the_notebook_is_a_departure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evallib.pipeline.notebook import PARAMS_FILE_ENV, protocol_from_namespace
+    from evallib.protocol.paths import ROOT_ENV
+
+    monkeypatch.setenv(ROOT_ENV, str(ROOT))
+    monkeypatch.setenv(PARAMS_FILE_ENV, str(EXAMPLE / "rollout.yaml"))
+    same = protocol_from_namespace({"site_id": "rollout"})
+    assert same.departures == () and same.staggered
+    moved = protocol_from_namespace({"site_id": "rollout", "intervention_start": {**STARTS, "A04": "2018-01"}})
+    assert [d.split(":")[0] for d in moved.departures] == ["intervention_start"]
+    assert "2018-01" in moved.departures[0]
+    assert dict(moved.unit_starts)["A04"] == "2018-01"
