@@ -72,6 +72,21 @@ def test_p_value_and_interval_come_from_one_test_and_move_with_the_effect() -> N
         assert b.ci_high == pytest.approx(a.ci_high + tau, abs=1e-10)
 
 
+@pytest.mark.unit
+def test_the_fake_starts_keep_the_cohorts_spacing_before_the_first_start() -> None:
+    from evallib.evaluation.site.staggered_site import fake_start_design
+
+    wide = _panel(7, n_periods=60)
+    p = wide.index
+    design = Design.staggered(wide, {"U01": p[36], "U02": p[42], "U03": p[48]}, measure="count")
+    fake = fake_start_design(design)
+    assert fake is not None and fake.periods[-1] == p[35]  # only data before the first real start
+    starts = {u: s for u, s in zip(fake.units, fake.unit_starts or (), strict=True) if s is not None}
+    assert starts == {"U01": p[12], "U02": p[18], "U03": p[24]}  # back 24: the 12-month spread + a year
+    short = Design.staggered(wide, {"U01": p[8], "U02": p[14]}, measure="count")
+    assert fake_start_design(short) is None  # too few periods before the first start
+
+
 @pytest.fixture(scope="module")
 def example():  # type: ignore[no-untyped-def]
     from evallib.evaluation.site.evaluate import evaluate_site
@@ -95,8 +110,11 @@ def test_the_worked_example_answers_with_the_overall_effect_holding_the_truth(ex
     assert ans.row.ci_low <= TRUE_LOG <= ans.row.ci_high
     assert ans.conclusion == "decrease" and ans.direction == "hoped for"
     terms = [r.term for r in ev.staggered.rows]
-    assert terms == ["overall", "cohort_2016-04", "cohort_2017-01", "cohort_2017-10"]
-    assert [r.n_treated for r in ev.staggered.rows] == [4, 2, 1, 1]
+    assert terms == ["overall", "cohort_2016-04", "cohort_2017-01", "cohort_2017-10", "placebo_in_time_2013-10"]
+    assert [r.n_treated for r in ev.staggered.rows] == [4, 2, 1, 1, 4]
+    # Before the first start, every start moved back 30 months (the spacing kept): no effect to find.
+    fake = ev.staggered.placebo_in_time
+    assert fake.method == "did_callaway_santanna_not_yet_treated_placebo_in_time" and fake.p_value > 0.05
     assert any(f.startswith("The site's areas started at different dates") for f in ev.flags)
 
 
@@ -111,12 +129,15 @@ def test_the_worked_example_records_every_cohort_and_reports_them_in_percent(exa
     assert d["answer"]["method"] == "did_callaway_santanna_not_yet_treated"
     cs = [r for r in d["results"] if r["method"] == "did_callaway_santanna_not_yet_treated"]
     assert {r["term"] for r in cs} == {"overall", "cohort_2016-04", "cohort_2017-01", "cohort_2017-10"}
+    assert any(r["term"] == "placebo_in_time_2013-10" for r in d["results"])
     html = staggered(example).html
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>", "", html))
     for words in (
         "cohort starting Apr 2016 (A01, A02)",
         "cohort starting Jan 2017 (A03)",
         "all areas, cohorts weighted",
+        "placebo in time (fake start)",
+        "the first to October 2013",
     ):
         assert words in text
     overall = 100 * (math.exp(example.answer.row.estimate) - 1)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pandas as pd
+
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, estimate_table, figure_html, render
@@ -23,7 +25,14 @@ def _rows(ev: SiteEvaluation) -> list[tuple[str, Estimate, bool]]:
         out.append(
             (cap(st.label), replace(r, term=f"cohort starting {start:%b %Y} ({', '.join(units)})"), st.is_proportion)
         )
+    if st.placebo_in_time is not None:
+        out.append((cap(st.label), st.placebo_in_time, st.is_proportion))
     return out
+
+
+def _fake_start(term: str) -> str:
+    """``placebo_in_time_2013-10`` -> ``October 2013``."""
+    return pd.Timestamp(term.removeprefix("placebo_in_time_")).strftime("%B %Y")
 
 
 def staggered(ev: SiteEvaluation) -> HTMLBlock:
@@ -39,6 +48,7 @@ def staggered(ev: SiteEvaluation) -> HTMLBlock:
         unit=st.units.removesuffix("s"),
         period=period,
         n_comparators=st.n_comparators,
+        fake_start=None if st.placebo_in_time is None else _fake_start(st.placebo_in_time.term),
         draws=f"{len(st.result.placebo) - 1:,}",
         table=estimate_table(_rows(ev), period),
         figure=figure_html(fig, "effect of each cohort and overall, with 95% intervals"),

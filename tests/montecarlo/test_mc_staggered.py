@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evallib.evaluation.site.staggered_site import fake_start_design
 from evallib.methods.base.design import Design
 from evallib.methods.did.rollout import StaggeredPlacebo
 from evallib.methods.simulate import nhs_log_panels
@@ -52,7 +53,12 @@ def _rows(reps: int, effect: float, seed: int) -> dict[str, list[bool]]:
                 unit_starts=tuple(starts),
                 measure="count",
             )
-            res = StaggeredPlacebo(n_draws=DRAWS, seed=seed + done + r).fit(design)
+            estimator = StaggeredPlacebo(n_draws=DRAWS, seed=seed + done + r)
+            res = estimator.fit(design)
+            fake = fake_start_design(design)
+            assert fake is not None
+            in_time = estimator.fit(fake).overall  # before every start: no effect in either scenario
+            out.setdefault("in_time_reject", []).append(not (in_time.ci_low <= 0 <= in_time.ci_high))
             for row in res.rows:
                 key = row.term.split("_")[0] if row.term == "overall" else row.term
                 out.setdefault(f"{key}_reject", []).append(not (row.ci_low <= effect <= row.ci_high))
@@ -67,7 +73,10 @@ def test_staggered_placebo_size_and_coverage_with_exchangeable_trusts() -> None:
     eff = _rows(REPS_EFFECT, EFFECT, seed=2200)
     size, cover = rate(null["overall_reject"]), 1 - rate(eff["overall_reject"])
     record("StaggeredPlacebo overall", "4 treated, 3 start dates", REPS, size=size, coverage=cover)
-    for key in sorted(k.removesuffix("_reject") for k in null if k.endswith("_reject") and k != "overall_reject"):
+    in_time = rate(null["in_time_reject"] + eff["in_time_reject"])
+    record("StaggeredPlacebo placebo in time", "4 treated, 3 start dates", 2 * REPS, size=in_time)
+    cohorts = [k.removesuffix("_reject") for k in null if k.startswith("cohort") and k.endswith("_reject")]
+    for key in sorted(cohorts):
         record(
             f"StaggeredPlacebo {key}",
             "4 treated, 3 start dates",
@@ -76,5 +85,6 @@ def test_staggered_placebo_size_and_coverage_with_exchangeable_trusts() -> None:
             coverage=1 - rate(eff[f"{key}_reject"]),
         )
     assert within(size, ALPHA, REPS), (size, mc_se(ALPHA, REPS))
+    assert within(in_time, ALPHA, 2 * REPS), in_time
     assert within(cover, 1 - ALPHA, REPS_EFFECT), cover
     assert all(all(v) for k, v in {**null, **eff}.items() if k.endswith("_agree"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from evallib.errors import NotEvaluable
@@ -20,6 +21,7 @@ from evallib.evaluation.site.answer import Answer, View, conclusion
 from evallib.evaluation.site.coverage import analysis_frame, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, outcome_design
 from evallib.evaluation.site.units import area_data
+from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
 from evallib.methods.inference.power import placebo_mde
@@ -49,11 +51,14 @@ class StaggeredAnalysis:
     units: str
     n_comparators: int
     is_proportion: bool = False
+    #: The same estimator on the data before the first start, every start moved back by one shift (None: too
+    #: few periods before the first start for it).
+    placebo_in_time: Estimate | None = None
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
-        """The overall effect, then each cohort's (tidy rows)."""
-        return self.result.rows
+        """The overall effect, each cohort's, then the placebo in time when it ran (tidy rows)."""
+        return self.result.rows + (() if self.placebo_in_time is None else (self.placebo_in_time,))
 
     @property
     def overall(self) -> Estimate:
@@ -120,9 +125,15 @@ def staggered_analysis(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec)
         )
     design = replace(design, unit_starts=tuple(starts.get(u) for u in design.units))
     is_prop = measure == "proportion"
-    result = StaggeredPlacebo(
+    estimator = StaggeredPlacebo(
         transform="identity" if is_prop else "log", n_draws=protocol.n_placebo_draws, seed=protocol.seed
-    ).fit(design)
+    )
+    result = estimator.fit(design)
+    fake = fake_start_design(design)
+    in_time = None
+    if fake is not None:
+        row = estimator.fit(fake).overall
+        in_time = replace(row, method=f"{row.method}_placebo_in_time", term=f"placebo_in_time_{fake.start:%Y-%m}")
     return StaggeredAnalysis(
         outcome=spec.outcome,
         label=outcome_label(spec.outcome),
@@ -131,6 +142,37 @@ def staggered_analysis(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec)
         units=cov.units,
         n_comparators=cov.n_comparators,
         is_proportion=is_prop,
+        placebo_in_time=in_time,
+    )
+
+
+def fake_start_design(design: Design) -> Design | None:
+    """The data before the first start with every start moved back by one shift, keeping the cohorts' spacing:
+    the last fake cohort gets up to a year of fake follow-up before the real first start. None when the periods
+    before the first start cannot hold the shifted cohorts with at least two periods before the first of them.
+    """
+    assert design.unit_starts is not None
+    pos = {p: i for i, p in enumerate(design.periods)}
+    real = sorted({pos[s] for s in design.unit_starts if s is not None})
+    first, span = real[0], real[-1] - real[0]
+    follow = min(design.periods_per_year, (first - span) // 2)
+    shift = span + follow
+    if follow < 1 or first - shift < 2:
+        return None
+    keep = np.arange(design.n_periods) < first
+
+    def cut(m: np.ndarray | None) -> np.ndarray | None:
+        return None if m is None else m[:, keep]
+
+    periods = design.periods[keep]
+    return replace(
+        design,
+        values=design.values[:, keep],
+        periods=periods,
+        start=periods[first - shift],
+        unit_starts=tuple(None if s is None else periods[pos[s] - shift] for s in design.unit_starts),
+        counts=cut(design.counts),
+        exposure=cut(design.exposure),
     )
 
 
