@@ -199,3 +199,15 @@ def test_an_nhs_site_with_staggered_starts_is_answered_per_cohort_on_the_bundled
     assert ev.answer is not None and ev.answer.estimator == "callaway_santanna"
     for r in ev.staggered.rows:
         assert (r.p_value > 0.05) == (r.ci_low <= 0 <= r.ci_high)
+
+
+@pytest.mark.integration
+def test_a_cohort_with_a_short_follow_up_is_named_in_the_caution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evallib.evaluation.site.evaluate import evaluate_site
+    from evallib.protocol.paths import ROOT_ENV
+
+    monkeypatch.setenv(ROOT_ENV, str(ROOT))
+    p = load_params(EXAMPLE / "rollout.yaml")
+    late = {**dict(p.unit_starts), "A04": "2018-10"}  # three months before the data end
+    ev = evaluate_site(SiteProtocol.from_mapping({**p.to_mapping(), "intervention_start": late}))
+    assert "The cohort starting Oct 2018 has only 3 months of follow-up: its effect is imprecise." in ev.flags[0]

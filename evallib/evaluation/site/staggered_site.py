@@ -29,7 +29,7 @@ from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.bundled import RATE_OUTCOMES
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
-from evallib.vocabulary import outcome_label, unit_plural
+from evallib.vocabulary import outcome_label, plural, unit_plural
 
 #: The answer's estimator, in results.json (``answer.estimator``) and in words.
 ESTIMATOR = "callaway_santanna"
@@ -54,6 +54,8 @@ class StaggeredAnalysis:
     #: The same estimator on the data before the first start, every start moved back by one shift (None: too
     #: few periods before the first start for it).
     placebo_in_time: Estimate | None = None
+    #: Cohorts whose follow-up is shorter than the protocol's ``min_post_periods``: (start, periods, word).
+    short_cohorts: tuple[tuple[pd.Timestamp, int, str], ...] = ()
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
@@ -78,13 +80,17 @@ class StaggeredAnalysis:
         return sorted(by.items())
 
     def flag(self, first: str) -> str:
-        """The caution every staggered report carries, in words."""
+        """The caution every staggered report carries, in words (with any cohort whose follow-up is short)."""
         cohorts = "; ".join(f"{', '.join(u)} from {s:%b %Y}" for s, u in self.cohort_members())
+        short = "".join(
+            f" The cohort starting {s:%b %Y} has only {plural(n, word)} of follow-up: its effect is imprecise."
+            for s, n, word in self.short_cohorts
+        )
         return (
             f"The site's {self.units} started at different dates ({cohorts}). The answer compares each cohort only "
             f"with {self.units} not yet started (Callaway-Sant'Anna); the other estimates assume every one started in "
             f"{pd.Timestamp(first):%b %Y}, so they count later {self.units}' months before their start as follow-up, "
-            "and are shown for contrast only; the robustness checks re-fit one of them."
+            "and are shown for contrast only; the robustness checks re-fit one of them." + short
         )
 
 
@@ -143,6 +149,11 @@ def staggered_analysis(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec)
         n_comparators=cov.n_comparators,
         is_proportion=is_prop,
         placebo_in_time=in_time,
+        short_cohorts=tuple(
+            (s, n, cov.period_word)
+            for s in sorted({x for x in starts.values() if x is not None})
+            if (n := int((design.periods >= s).sum())) < protocol.min_post_periods
+        ),
     )
 
 
