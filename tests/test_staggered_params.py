@@ -71,7 +71,7 @@ def test_one_start_is_read_as_before_whether_written_once_or_per_unit() -> None:
 
 def test_bundled_params_files_all_have_one_start() -> None:
     files = find_params(ROOT / "params")
-    assert len(files) == 95
+    assert len(files) >= 95
     assert not any(load_params(f).staggered for f in files)
 
 
