@@ -211,3 +211,17 @@ def test_a_cohort_with_a_short_follow_up_is_named_in_the_caution(monkeypatch: py
     late = {**dict(p.unit_starts), "A04": "2018-10"}  # three months before the data end
     ev = evaluate_site(SiteProtocol.from_mapping({**p.to_mapping(), "intervention_start": late}))
     assert "The cohort starting Oct 2018 has only 3 months of follow-up: its effect is imprecise." in ev.flags[0]
+
+
+@pytest.mark.unit
+def test_a_percentage_is_analysed_in_points_and_a_count_in_logs() -> None:
+    wide = _panel(11)
+    p = wide.index
+    starts = {"U01": p[14], "U02": p[26]}
+    share = 100 * wide / (wide + 1000)
+    points = StaggeredPlacebo(transform="identity", n_draws=99).fit(
+        Design.staggered(share, starts, measure="proportion")
+    )
+    logs = StaggeredPlacebo(n_draws=99).fit(Design.staggered(wide, starts, measure="count"))
+    assert {r.scale for r in points.rows} == {"percentage_points"}
+    assert {r.scale for r in logs.rows} == {"log"}
