@@ -51,21 +51,24 @@ def test_estimates_equal_callaway_santanna_group_aggregation(few_never_treated: 
 
 
 @pytest.mark.unit
-def test_p_value_and_interval_come_from_one_test_and_move_with_the_effect() -> None:
+@pytest.mark.parametrize("studentized", [False, True])
+def test_p_value_and_interval_come_from_one_test_and_move_with_the_effect(studentized: bool) -> None:
     wide = _panel(5)
     p = wide.index
     starts = {"U01": p[14], "U02": p[20], "U03": p[26]}
     design = Design.staggered(wide, starts, measure="count")
-    res = StaggeredPlacebo(n_draws=499, seed=1).fit(design)
+    res = StaggeredPlacebo(n_draws=499, seed=1, studentized=studentized).fit(design)
     for r in res.rows:
         assert (r.p_value > 0.05) == (r.ci_low <= 0 <= r.ci_high)
-        assert r.scale == "log" and r.inference == "placebo_in_space"
+        assert r.scale == "log" and r.inference == ("placebo_studentized" if studentized else "placebo_in_space")
     # A constant effect tau in every treated unit's follow-up moves every estimate and interval by tau.
     tau = -0.2
     shifted = wide.copy()
     for u, s in starts.items():
         shifted.loc[shifted.index >= s, u] *= math.exp(tau)
-    moved = StaggeredPlacebo(n_draws=499, seed=1).fit(Design.staggered(shifted, starts, measure="count"))
+    moved = StaggeredPlacebo(n_draws=499, seed=1, studentized=studentized).fit(
+        Design.staggered(shifted, starts, measure="count")
+    )
     for a, b in zip(res.rows, moved.rows, strict=True):
         assert b.estimate == pytest.approx(a.estimate + tau, abs=1e-10)
         assert b.ci_low == pytest.approx(a.ci_low + tau, abs=1e-10)
@@ -225,3 +228,18 @@ def test_a_percentage_is_analysed_in_points_and_a_count_in_logs() -> None:
     logs = StaggeredPlacebo(n_draws=99).fit(Design.staggered(wide, starts, measure="count"))
     assert {r.scale for r in points.rows} == {"percentage_points"}
     assert {r.scale for r in logs.rows} == {"log"}
+
+
+@pytest.mark.integration
+def test_a_volatile_staggered_site_gets_the_studentized_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evallib.evaluation.site.coverage import load_source
+    from evallib.evaluation.site.staggered_site import staggered_analysis
+    from evallib.protocol.paths import ROOT_ENV
+
+    monkeypatch.setenv(ROOT_ENV, str(ROOT))
+    p = load_params(EXAMPLE / "rollout.yaml")
+    panel = load_source(p.data_source)
+    st = staggered_analysis(p, panel, p.analyses[0], studentized=True)
+    assert {r.inference for r in st.rows} == {"placebo_studentized"}
+    assert st.overall.ci_low <= TRUE_LOG <= st.overall.ci_high
+    assert "scales each estimate by the pre-period noise of the units it treats" in st.flag(p.intervention_start)

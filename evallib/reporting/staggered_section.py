@@ -48,6 +48,7 @@ def staggered(ev: SiteEvaluation) -> HTMLBlock:
         unit=st.units.removesuffix("s"),
         period=period,
         n_comparators=st.n_comparators,
+        studentized=st.studentized,
         fake_start=None if st.placebo_in_time is None else _fake_start(st.placebo_in_time.term),
         draws=f"{len(st.result.placebo) - 1:,}",
         table=estimate_table(_rows(ev), period),

@@ -292,7 +292,11 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
                 f"{outcome_label(primary.outcome)} data cannot measure it"
             )
         analyses = [analyse_outcome(protocol, data_for(primary), primary)]
-        staggered = staggered_analysis(protocol, data_for(primary), primary) if protocol.staggered else None
+        staggered = (  # a volatile site's placebo test is studentized, as its common analysis is
+            staggered_analysis(protocol, data_for(primary), primary, studentized=analyses[0].volatile)
+            if protocol.staggered
+            else None
+        )
     except NotEvaluable as exc:
         return SiteEvaluation(protocol=protocol, status="not evaluable", reason=str(exc))
     skipped: dict[str, str] = {}

@@ -54,6 +54,8 @@ class StaggeredAnalysis:
     #: The same estimator on the data before the first start, every start moved back by one shift (None: too
     #: few periods before the first start for it).
     placebo_in_time: Estimate | None = None
+    #: The placebo test ranks estimates scaled by pre-period noise (a volatile site).
+    studentized: bool = False
     #: Cohorts whose follow-up is shorter than the protocol's ``min_post_periods``: (start, periods, word).
     short_cohorts: tuple[tuple[pd.Timestamp, int, str], ...] = ()
 
@@ -90,7 +92,14 @@ class StaggeredAnalysis:
             f"The site's {self.units} started at different dates ({cohorts}). The answer compares each cohort only "
             f"with {self.units} not yet started (Callaway-Sant'Anna); the other estimates assume every one started in "
             f"{pd.Timestamp(first):%b %Y}, so they count later {self.units}' months before their start as follow-up, "
-            "and are shown for contrast only; the robustness checks re-fit one of them." + short
+            "and are shown for contrast only; the robustness checks re-fit one of them."
+            + (
+                f" The site is noisier than most {self.units}, so its placebo test scales each estimate by the "
+                "pre-period noise of the units it treats (studentized)."
+                if self.studentized
+                else ""
+            )
+            + short
         )
 
 
@@ -105,9 +114,12 @@ def _measure(spec: AnalysisSpec, has_denominator: bool) -> tuple[str, int]:
     return "proportion", 1
 
 
-def staggered_analysis(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec) -> StaggeredAnalysis:
+def staggered_analysis(
+    protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec, *, studentized: bool = False
+) -> StaggeredAnalysis:
     """Callaway-Sant'Anna of the site's primary outcome (``panel``: its data) with each unit's own start;
-    raises NotEvaluable.
+    raises NotEvaluable. ``studentized`` for a volatile site (the common analysis's rule): the placebo test
+    then ranks each assignment's estimate scaled by its units' pre-period noise.
     """
     values, denom, cov = analysis_frame(protocol, panel, spec)
     measure, per = _measure(spec, denom is not None)
@@ -132,7 +144,10 @@ def staggered_analysis(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec)
     design = replace(design, unit_starts=tuple(starts.get(u) for u in design.units))
     is_prop = measure == "proportion"
     estimator = StaggeredPlacebo(
-        transform="identity" if is_prop else "log", n_draws=protocol.n_placebo_draws, seed=protocol.seed
+        transform="identity" if is_prop else "log",
+        n_draws=protocol.n_placebo_draws,
+        seed=protocol.seed,
+        studentized=studentized,
     )
     result = estimator.fit(design)
     fake = fake_start_design(design)
@@ -149,6 +164,7 @@ def staggered_analysis(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec)
         n_comparators=cov.n_comparators,
         is_proportion=is_prop,
         placebo_in_time=in_time,
+        studentized=studentized,
         short_cohorts=tuple(
             (s, n, cov.period_word)
             for s in sorted({x for x in starts.values() if x is not None})

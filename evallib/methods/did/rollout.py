@@ -21,6 +21,7 @@ from evallib.methods.base.arrays import Transform
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import PlaceboCount
+from evallib.methods.inference.volatility import pre_period_noise
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -101,6 +102,10 @@ class StaggeredPlacebo:
         Seed of the assignments (results are reproducible).
     alpha : float
         Level of the tests; intervals are ``1 - alpha``.
+    studentized : bool
+        Rank each assignment's estimate divided by the pre-period noise of the units it treats (root mean square
+        of :func:`~evallib.methods.inference.volatility.pre_period_noise` before the first start), as the
+        studentized DiD does: for a site noisier (or quieter) than the units it is ranked among.
 
     Notes
     -----
@@ -120,13 +125,16 @@ class StaggeredPlacebo:
     analysis speak to. The interval is every constant effect (on the estimate's scale, in every treated unit's
     follow-up) the same test does not reject, found exactly because each estimate moves linearly with it; so
     p > alpha exactly when 0 is inside. With few units, few distinct assignments exist and the test may be
-    unable to reject (the interval is then unbounded).
+    unable to reject (the interval is then unbounded). The studentized test ranks ``estimate / scale`` with the
+    scale from data before the first start only, so the statistic still moves linearly with the effect and the
+    inversion stays exact; it assumes units differ by a scale factor (the studentized DiD's assumption).
     """
 
     transform: Transform = "log"
     n_draws: int = 999
     seed: int = 2015
     alpha: float = 0.05
+    studentized: bool = False
 
     def fit(self, design: Design) -> StaggeredPlaceboResult:
         """Every effect of ``design`` (its units' own starts, or one common start) with its placebo test."""
@@ -158,14 +166,21 @@ class StaggeredPlacebo:
         est = _estimates(assign, weights, sizes, n)  # assignments x (overall, cohorts with an estimate)
         move = _estimates(assign, shift, sizes, n)
         labels = [g for g in range(1, len(cohort_pos) + 1) if g in weights]
+        scale = np.ones((len(assign), len(labels) + 1))
+        if self.studentized:  # each assignment's treated units' pre-period noise (root mean square)
+            post = np.arange(y.shape[1]) >= cohort_pos[0]
+            noise2 = pre_period_noise(y, post, np.asarray(design.units)) ** 2
+            for k, members in enumerate([assign > 0, *[assign == g for g in labels]]):
+                scale[:, k] = np.sqrt(members.astype(float) @ noise2 / members.sum(axis=1))
         rows = [
-            self._row(design, OVERALL, est[:, 0], move[:, 0], int(sizes.sum()), n - int(sizes.sum())),
+            self._row(design, OVERALL, est[:, 0], move[:, 0], scale[:, 0], int(sizes.sum()), n - int(sizes.sum())),
             *(
                 self._row(
                     design,
                     cohort_term(design.periods[cohort_pos[g - 1]]),
                     est[:, k + 1],
                     move[:, k + 1],
+                    scale[:, k + 1],
                     int(sizes[g - 1]),
                     n - int(sizes.sum()),
                 )
@@ -181,15 +196,26 @@ class StaggeredPlacebo:
         )
 
     def _row(
-        self, design: Design, term: str, est: np.ndarray, move: np.ndarray, n_treated: int, n_control: int
+        self,
+        design: Design,
+        term: str,
+        est: np.ndarray,
+        move: np.ndarray,
+        scale: np.ndarray,
+        n_treated: int,
+        n_control: int,
     ) -> Estimate:
         obs = float(est[0])
         tie = 1e-12 * (1 + abs(obs))
-        real = (np.abs(move - move[0]) <= 1e-12) & (np.abs(est - obs) <= tie)
+        real = (np.abs(move - move[0]) <= 1e-12) & (np.abs(est - obs) <= tie) & (np.abs(scale - scale[0]) <= 1e-12)
         real[0] = True
-        count = PlaceboCount(est[~real], move[~real], obs, c_obs=float(move[0]), n_real=int(real.sum()))
+        # Statistics est / scale move with the effect tau as (est - tau move) / scale: still linear in tau.
+        s = scale / scale[0]
+        count = PlaceboCount(
+            est[~real] / s[~real], move[~real] / s[~real], obs, c_obs=float(move[0]), n_real=int(real.sum())
+        )
         lo, hi = count.interval(self.alpha)
-        scale = "log" if self.transform == "log" else "percentage_points" if design.measure == "proportion" else "level"
+        units = "log" if self.transform == "log" else "percentage_points" if design.measure == "proportion" else "level"
         return Estimate(
             outcome=design.outcome,
             term=term,
@@ -199,8 +225,8 @@ class StaggeredPlacebo:
             ci_high=hi,
             p_value=count.p_value(0.0),
             method=METHOD,
-            inference="placebo_in_space",
-            scale=scale,
+            inference="placebo_studentized" if self.studentized else "placebo_in_space",
+            scale=units,
             n_treated=n_treated,
             n_control=n_control,
         )
