@@ -278,6 +278,24 @@ MUTANTS = [
         "    if False:",
         "tests/test_agreement_and_markers.py -k marker_follows",
     ),
+    (
+        "evallib/protocol/staggered.py",
+        "    if missing:",
+        "    if False:",
+        "tests/test_staggered_params.py -k without_a_start",
+    ),
+    (
+        "evallib/protocol/staggered.py",
+        "    if extra:",
+        "    if False:",
+        "tests/test_staggered_params.py -k not_treated",
+    ),
+    (
+        "evallib/pipeline/preflight.py",
+        "                    problem = staggered_data_problem(protocol, periods, units)",
+        '                    problem = ""',
+        "tests/test_staggered_params.py -k 'outside_the_data or without_comparison'",
+    ),
 ]
 missed = 0
 only = sys.argv[1:]

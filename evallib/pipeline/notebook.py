@@ -91,6 +91,13 @@ def _shown(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _differing(v: Any, other: Any) -> Any:
+    """``v``, or of two mappings (each unit's start) only the entries that differ from ``other``."""
+    if isinstance(v, dict) and isinstance(other, dict):
+        return {k: x for k, x in v.items() if other.get(k) != x}
+    return v
+
+
 def protocol_from_namespace(namespace: Mapping[str, Any], source: str = "notebook parameters") -> SiteProtocol:
     """The protocol the notebook runs: the site's params file with the notebook's own values applied.
 
@@ -115,10 +122,12 @@ def protocol_from_namespace(namespace: Mapping[str, Any], source: str = "noteboo
     if not isinstance(base, dict):  # pragma: no cover - from_mapping has refused it
         raise ParamsError(f"{rel}: not a mapping")
     protocol = SiteProtocol.from_mapping({**base, **given}, f"{rel} with the notebook's parameters")
+    # Compared as the files write them, so a changed start of one unit of a staggered roll-out counts too.
+    was, now = on_file.to_mapping(), protocol.to_mapping()
     departures = tuple(
-        f"{k}: {_shown(getattr(on_file, k))} in {rel}, {_shown(getattr(protocol, k))} here"
+        f"{k}: {_shown(_differing(was[k], now[k]))} in {rel}, {_shown(_differing(now[k], was[k]))} here"
         for k in PARAMETER_NAMES
-        if getattr(on_file, k) != getattr(protocol, k)
+        if was[k] != now[k]
     )
     return replace(protocol, source_file=rel, departures=departures)
 

@@ -23,6 +23,7 @@ import pandas as pd
 from evallib.errors import DataError, ParamsError
 from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint, source_state
 from evallib.evaluation.site.coverage import load_source, unit_kind
+from evallib.evaluation.site.staggered_site import staggered_data_problem
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
@@ -109,7 +110,7 @@ def _check_data(protocols: list[SiteProtocol], root: Path) -> dict[str, str]:
     Every data source of every analysis (the primary's and the secondary analyses') is loaded once.
     """
     problems: dict[str, str] = {}
-    loaded: dict[str, tuple[list[str], pd.Timestamp, set[str]] | str] = {}
+    loaded: dict[str, tuple[list[str], pd.Timestamp, set[str], pd.Index] | str] = {}
     with project_env(root):
         for protocol in protocols:
             n_own = len(protocol.outcomes)
@@ -118,15 +119,18 @@ def _check_data(protocols: list[SiteProtocol], root: Path) -> dict[str, str]:
                 if key not in loaded:
                     try:
                         panel = load_source(spec.data_source)
-                        loaded[key] = (panel.outcomes, panel.periods().min(), set(panel.units))
+                        periods = panel.periods()
+                        loaded[key] = (panel.outcomes, periods.min(), set(panel.units), periods)
                     except DataError as exc:
                         loaded[key] = f"site {protocol.site_id} ({_source(protocol, root)}): {exc}"
                 got = loaded[key]
                 if isinstance(got, str):
                     problems.setdefault(protocol.site_id, got)
                     break
-                outcomes, start, units = got
+                outcomes, start, units, periods = got
                 problem = _check_against_data(protocol, spec, start, units)
+                if not problem and spec.primary:  # each unit's own start, when they differ
+                    problem = staggered_data_problem(protocol, periods, units)
                 if not problem and spec.outcome not in outcomes:
                     name = (
                         "primary_outcome"

@@ -86,6 +86,9 @@ def text_field(
     v = m.get(name, default)
     if v is None:
         raise field_error(source, name, "is missing", "Add it to the params file.")
+    if isinstance(v, dict | list):  # quoting would not help: the field takes one value
+        kind = "mapping" if isinstance(v, dict) else "list"
+        raise field_error(source, name, f"is a {kind}", "Give one value in quotes.")
     if not isinstance(v, str):
         hint = " YAML reads unquoted dates as dates and codes such as 00123 as (octal) numbers: quote the value."
         raise field_error(source, name, f"must be text, got {type(v).__name__} {v!r}", "Put it in quotes." + hint)

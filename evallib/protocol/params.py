@@ -31,6 +31,7 @@ from evallib.protocol.fields import (
     text_field,
 )
 from evallib.protocol.safe_yaml import read_params_file
+from evallib.protocol.staggered import check_staggered, unit_starts_field
 from evallib.protocol.windows import Windows
 from evallib.sources.files import FileSource
 
@@ -61,7 +62,7 @@ COVID_START = pd.Timestamp("2020-03-01")
 SITE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
-_NOT_PARAMETERS = ("source_file", "departures")
+_NOT_PARAMETERS = ("source_file", "departures", "unit_starts")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class SiteProtocol:
     secondary_analyses: tuple[AnalysisSpec, ...] = ()
     not_evaluable_reason: str = ""
     primary_estimator: str = "did"
+    #: Each treated unit's own start ("code", "YYYY-MM") when they started at different dates (the params file's
+    #: ``intervention_start`` mapping); ``intervention_start`` is then the first of them. Empty for one start.
+    unit_starts: tuple[tuple[str, str], ...] = ()
     source_file: str = field(default="", compare=False)
     #: Fields set differently from the site's params file (exploration in a notebook): "field: file -> used".
     departures: tuple[str, ...] = field(default=(), compare=False)
@@ -109,6 +113,11 @@ class SiteProtocol:
     def start(self) -> pd.Timestamp:
         """The intervention start as a timestamp."""
         return pd.Timestamp(self.intervention_start)
+
+    @property
+    def staggered(self) -> bool:
+        """Whether the treated units started at different dates (``unit_starts``)."""
+        return bool(self.unit_starts)
 
     @property
     def windows(self) -> Windows:
@@ -132,8 +141,11 @@ class SiteProtocol:
         return own + self.secondary_analyses
 
     def to_mapping(self) -> dict[str, Any]:
-        """Plain values as in a params file (lists, dicts, strings)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_PARAMETERS}
+        """Plain values as in a params file (lists, dicts, strings); staggered starts as the file's mapping."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_PARAMETERS}
+        if self.unit_starts:
+            out["intervention_start"] = dict(self.unit_starts)
+        return out
 
     def digest(self) -> str:
         """SHA-256 of the protocol's content (for provenance and reruns)."""
@@ -198,6 +210,8 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         raise field_error(source, "secondary_outcomes", "is too long", f"List at most {bounds.MAX_OUTCOMES} outcomes.")
     for outcome in secondary:
         bounds.check_name(outcome, source, "secondary_outcomes")
+    treated = codes_field(m, source, "treated_units", required=True)
+    first_start, unit_starts = unit_starts_field(m, source, treated)
     flag = m.get("type1_comparators_only", True)
     if not isinstance(flag, bool):
         raise field_error(source, "type1_comparators_only", f"is {flag!r}", "Use true or false.")
@@ -207,8 +221,8 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         site_type=text_field(m, source, "site_type", allowed=SITE_TYPES),
         care_model=text_field(m, source, "care_model", allowed=CARE_MODELS),
         membership_confidence=text_field(m, source, "membership_confidence", allowed=CONFIDENCE),
-        treated_units=codes_field(m, source, "treated_units", required=True),
-        intervention_start=month_field(m, source, "intervention_start"),
+        treated_units=treated,
+        intervention_start=first_start,
         primary_outcome=bounds.check_name(text_field(m, source, "primary_outcome"), source, "primary_outcome"),
         expected_direction=text_field(m, source, "expected_direction", allowed=DIRECTIONS),
         pre_period_start=month_field(m, source, "pre_period_start"),
@@ -230,6 +244,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         secondary_analyses=secondary_analyses_field(m, source),
         not_evaluable_reason=text_field(m, source, "not_evaluable_reason", default="", max_len=bounds.MAX_NOTES),
         primary_estimator=text_field(m, source, "primary_estimator", allowed=PRIMARY_ESTIMATORS, default="did"),
+        unit_starts=unit_starts,
         source_file=source,
     )
     clash = bounds.overlap(
@@ -266,6 +281,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             f"gives a post-period {w.post_start:%Y-%m} to {protocol.post_period_end}",
             "The post-period must start at or after intervention_start and end after it starts.",
         )
+    check_staggered(m, source, unit_starts, protocol.post_period_end)
     return protocol
 
 

@@ -53,7 +53,8 @@ HELP: dict[str, str] = {
     "care_model": "The site's care model.",
     "membership_confidence": "How sure the registry is of the member units.",
     "treated_units": "ODS codes of the site's units in the data (CCGs or trusts); quote every code.",
-    "intervention_start": 'First month of the intervention, "YYYY-MM" in quotes.',
+    "intervention_start": 'First month of the intervention, "YYYY-MM" in quotes; or, when treated units started at '
+    'different dates, a mapping of each treated unit to its first month ({A01: "2019-04", A02: "2020-01"}).',
     "primary_outcome": "An outcome of the data source: the protocol's one answer.",
     "expected_direction": "The direction the protocol hopes for.",
     "pre_period_start": 'First month of the pre-period, "YYYY-MM"; the pre-period ends before the start.',
@@ -190,6 +191,18 @@ def params_schema() -> dict[str, Any]:
     }
     for name in ("intervention_start", "pre_period_start", "pre_period_end", "post_period_end"):
         props[name] = {"type": "string", "pattern": MONTH}
+    props["intervention_start"] = {  # one start, or each treated unit's own (protocol/staggered.py)
+        "oneOf": [
+            props["intervention_start"],
+            {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": bounds.MAX_CODES,
+                "propertyNames": {"pattern": CODE_PATTERN.pattern},
+                "additionalProperties": {"type": "string", "pattern": MONTH},
+            },
+        ]
+    }
     for name, (default, lo, hi) in INT_FIELDS.items():
         props[name] = {"type": "integer", "minimum": lo, "maximum": hi, "default": default}
     for name in NOTEBOOK_ONLY_FIELDS:

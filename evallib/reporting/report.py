@@ -17,6 +17,7 @@ from evallib.reporting.blocks import HTMLBlock, departures, render
 from evallib.reporting.findings import attribution, findings, provenance_block, summary
 from evallib.reporting.robustness_section import robustness
 from evallib.reporting.sections import data_coverage, did, its, programme, trends, who_and_when
+from evallib.reporting.staggered_section import staggered
 
 __all__ = [
     "HTMLBlock",
@@ -32,6 +33,7 @@ __all__ = [
     "programme",
     "provenance_block",
     "robustness",
+    "staggered",
     "summary",
     "trends",
     "who_and_when",
@@ -40,6 +42,7 @@ __all__ = [
 #: The sections after the summary, in reading order: (heading in the notebook, function).
 SECTIONS: tuple[tuple[str, Callable[[SiteEvaluation], HTMLBlock]], ...] = (
     ("Findings", findings),
+    ("Staggered starts", staggered),
     ("Who and when", who_and_when),
     ("Data coverage", data_coverage),
     ("Trends against the comparison pool", trends),
@@ -60,7 +63,12 @@ def contents(ev: SiteEvaluation) -> HTMLBlock:
     """A table of contents of the sections this site's report shows (none for a site not evaluated)."""
     if not ev.evaluable:
         return HTMLBlock("")
-    shown = [(anchor(t), t) for t, _ in SECTIONS if t != "ICS designation waves" or ev.protocol.site_type == "ICS"]
+    shown = [
+        (anchor(t), t)
+        for t, _ in SECTIONS
+        if (t != "ICS designation waves" or ev.protocol.site_type == "ICS")
+        and (t != "Staggered starts" or ev.staggered is not None)
+    ]
     return HTMLBlock(str(render("contents.html.j2", sections=shown)))
 
 

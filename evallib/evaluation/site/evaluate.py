@@ -20,6 +20,7 @@ from evallib.errors import NotEvaluable
 from evallib.evaluation.site.answer import Answer, site_answer
 from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, load_source, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, analyse_outcome
+from evallib.evaluation.site.staggered_site import StaggeredAnalysis, staggered_analysis, staggered_answer
 from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
@@ -48,6 +49,8 @@ class SiteEvaluation:
     flags: tuple[str, ...] = ()
     skipped_outcomes: dict[str, str] = field(default_factory=dict)
     programme: ProgrammeWaves | None = None
+    #: Callaway-Sant'Anna per cohort and overall, when the treated units started at different dates.
+    staggered: StaggeredAnalysis | None = None
 
     @property
     def evaluable(self) -> bool:
@@ -66,12 +69,16 @@ class SiteEvaluation:
     def answer(self) -> Answer | None:
         """The site's answer on its primary outcome (None when not evaluated)."""
         a = self.primary
+        if a is not None and self.staggered is not None:  # the staggered estimate answers; the rest contrast
+            return staggered_answer(self.staggered, a, self.protocol.expected_direction)
         return None if a is None else site_answer(a, self.protocol.expected_direction)
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
         """Every estimate of every outcome (and the programme's rows, if any) as tidy rows."""
         rows = [r for a in self.analyses for r in a.rows]
+        if self.staggered is not None:
+            rows.extend(self.staggered.rows)
         if self.programme is not None:
             rows.extend(self.programme.rows)
         return tuple(rows)
@@ -118,6 +125,7 @@ class SiteEvaluation:
         """
         p = self.protocol
         prim = self.primary
+        staggered = {"unit_starts": dict(p.unit_starts)} if p.unit_starts else {}  # only then: others unchanged
         return {
             "site_id": p.site_id,
             "site_name": p.site_name,
@@ -128,6 +136,7 @@ class SiteEvaluation:
             "primary_outcome": p.primary_outcome,
             "expected_direction": p.expected_direction,
             "intervention_start": p.intervention_start,
+            **staggered,
             "membership_confidence": p.membership_confidence,
             "flags": list(self.flags),
             "skipped_outcomes": self.skipped_outcomes,
@@ -283,6 +292,11 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
                 f"{outcome_label(primary.outcome)} data cannot measure it"
             )
         analyses = [analyse_outcome(protocol, data_for(primary), primary)]
+        staggered = (  # a volatile site's placebo test is studentized, as its common analysis is
+            staggered_analysis(protocol, data_for(primary), primary, studentized=analyses[0].volatile)
+            if protocol.staggered
+            else None
+        )
     except NotEvaluable as exc:
         return SiteEvaluation(protocol=protocol, status="not evaluable", reason=str(exc))
     skipped: dict[str, str] = {}
@@ -294,14 +308,18 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
         except NotEvaluable as exc:
             skipped[spec.outcome] = str(exc)
     result = tuple(analyses)
+    flags = _flags(protocol, result)
+    if staggered is not None:
+        flags = (staggered.flag(protocol.intervention_start), *flags)
     programme = programme_waves(protocol, data_for(primary), primary) if protocol.site_type == "ICS" else None
     return SiteEvaluation(
         protocol=protocol,
         status="evaluated",
         analyses=result,
-        flags=_flags(protocol, result),
+        flags=flags,
         skipped_outcomes=skipped,
         programme=programme,
+        staggered=staggered,
     )
 
 

@@ -1,0 +1,292 @@
+"""Staggered adoption with a handful of treated units: Callaway-Sant'Anna effects with placebo-in-space inference.
+
+:class:`~evallib.methods.did.staggered.CallawaySantAnna` gives analytic (influence-function) standard errors,
+which assume many treated units. An evaluation of a service rolled out area by area has three or four treated
+areas, so here the same estimates (not-yet-treated comparisons, each cohort's mean effect over its follow-up,
+and their cohort-size-weighted mean) are ranked among placebo assignments: each draw gives the real start dates,
+cohort sizes kept, to randomly chosen units, and re-estimates everything. Every estimate is linear in the data and
+every comparison set depends only on the cohort sizes, so each draw's estimate is a dot product of its assignment
+with one vector per cohort and segment: all draws in a few matrix products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from evallib.errors import DataError
+from evallib.methods.base.arrays import Transform
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate, EstimatorResult
+from evallib.methods.inference.inversion import PlaceboCount
+from evallib.methods.inference.volatility import pre_period_noise
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["StaggeredPlacebo", "StaggeredPlaceboResult"]
+
+METHOD = "did_callaway_santanna_not_yet_treated"
+OVERALL = "overall"
+
+
+def cohort_term(start: object) -> str:
+    """The tidy term of one cohort's effect: ``cohort_2019-04`` (a period that is not a date as it prints)."""
+    text = start.strftime("%Y-%m") if hasattr(start, "strftime") else str(start)
+    return f"cohort_{text}"
+
+
+@dataclass(frozen=True)
+class StaggeredPlaceboResult(EstimatorResult):
+    """The overall effect (the headline) and one effect per cohort, each with its placebo test and interval.
+
+    ``placebo`` holds the estimates under every assignment (rows; the real one first), columns the overall
+    effect then the cohorts in start order; ``cohort_starts`` and ``cohort_sizes`` describe the cohorts.
+    """
+
+    overall: Estimate
+    cohorts: tuple[Estimate, ...]
+    cohort_starts: tuple[object, ...]
+    cohort_sizes: tuple[int, ...]
+    placebo: np.ndarray = field(repr=False)
+
+    @property
+    def rows(self) -> tuple[Estimate, ...]:  # type: ignore[override]
+        """The overall effect, then each cohort's."""
+        return (self.overall, *self.cohorts)
+
+    @property
+    def placebo_estimates(self) -> np.ndarray:
+        """The overall effect under every assignment (the real one first), for the minimum detectable effect."""
+        return self.placebo[:, 0]
+
+    def plot(self, *, ax: Axes | None = None, title: str = "") -> Figure:
+        """Each cohort's effect and the overall effect with their 95% intervals, on ``ax``."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 2.6)) if ax is None else ax.figure
+        target = fig.add_subplot() if ax is None else ax
+        rows = self.rows
+        y = np.arange(len(rows))[::-1]
+        est = np.array([r.estimate for r in rows])
+        lo = np.array([r.ci_low for r in rows])
+        hi = np.array([r.ci_high for r in rows])
+        finite = np.isfinite(lo) & np.isfinite(hi)
+        target.errorbar(
+            est[finite], y[finite], xerr=[est[finite] - lo[finite], hi[finite] - est[finite]], fmt="o", capsize=3
+        )
+        target.plot(est[~finite], y[~finite], "o")
+        target.axvline(0, color="grey", lw=0.8)
+        target.set_yticks(y, [r.term.replace("_", " ") for r in rows])
+        target.set_xlabel(f"effect ({rows[0].scale})")
+        if title:
+            target.set_title(title)
+        return fig  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class StaggeredPlacebo:
+    """Callaway-Sant'Anna effects of a staggered roll-out with not-yet-treated comparisons and placebo inference.
+
+    Parameters
+    ----------
+    transform : {"log", "identity"}
+        ``log`` for counts and rates (effects are differences in logs: percent changes), ``identity`` for
+        percentages and levels.
+    n_draws : int
+        Placebo assignments besides the real one.
+    seed : int
+        Seed of the assignments (results are reproducible).
+    alpha : float
+        Level of the tests; intervals are ``1 - alpha``.
+    studentized : bool
+        Rank each assignment's estimate divided by the pre-period noise of the units it treats (root mean square
+        of :func:`~evallib.methods.inference.volatility.pre_period_noise` before the first start), as the
+        studentized DiD does: for a site noisier (or quieter) than the units it is ranked among.
+
+    Notes
+    -----
+    Estimand: ATT(g,t), the average effect in period t on the units that started in period g, under parallel
+    trends between them and the units not yet started by t (never-treated units and later cohorts before their
+    own start) and no anticipation. ATT(g,t) compares the change from g - 1 to t of cohort g with that of its
+    not-yet-treated units (R ``did``'s ``control_group = "notyettreated"``); a cohort's effect is the mean of
+    its ATT(g,t) over its follow-up (``aggte(type = "group")``), and the overall effect their mean weighted by
+    cohort size. Periods in which no unit is left to compare with are left out (the last cohort needs
+    never-treated units).
+
+    Inference: a placebo-in-space test. Each assignment gives the real start dates, cohort sizes kept, to
+    randomly chosen units (the real treated ones among them; the others are not treated) and re-estimates every
+    effect; the p-value is the share of assignments whose estimate is at least the real one in absolute value.
+    It is exact when the treated units could have been any of the units (random assignment), and otherwise
+    assumes the units are exchangeable before the start, which the pre-period checks of the common-start
+    analysis speak to. The interval is every constant effect (on the estimate's scale, in every treated unit's
+    follow-up) the same test does not reject, found exactly because each estimate moves linearly with it; so
+    p > alpha exactly when 0 is inside. With few units, few distinct assignments exist and the test may be
+    unable to reject (the interval is then unbounded). The studentized test ranks ``estimate / scale`` with the
+    scale from data before the first start only, so the statistic still moves linearly with the effect and the
+    inversion stays exact; it assumes units differ by a scale factor (the studentized DiD's assumption).
+    """
+
+    transform: Transform = "log"
+    n_draws: int = 999
+    seed: int = 2015
+    alpha: float = 0.05
+    studentized: bool = False
+
+    def fit(self, design: Design) -> StaggeredPlaceboResult:
+        """Every effect of ``design`` (its units' own starts, or one common start) with its placebo test."""
+        y = np.asarray(design.values, float)
+        if self.transform == "log":
+            if (y <= 0).any():
+                raise DataError(f"{design.outcome or 'outcome'}: a log scale needs positive values in every period")
+            y = np.log(y)
+        starts = design.unit_starts or tuple(design.start if t else None for t in design.treated)
+        position = {p: i for i, p in enumerate(design.periods)}
+        pos = np.array([-1 if s is None else position.get(s, -2) for s in starts])
+        if (pos == -2).any():
+            raise DataError("staggered design: every start must be a period of the data")
+        if ((pos >= 0) & (pos < 1)).any():
+            raise DataError("staggered design: a unit starts in the first period, so it has no period before it")
+        cohort_pos = np.array(sorted(set(pos[pos >= 0])))
+        real = np.searchsorted(cohort_pos, pos) + 1  # cohort number 1..G of each unit, 0 for comparison units
+        real[pos < 0] = 0
+        sizes = np.array([(real == g).sum() for g in range(1, len(cohort_pos) + 1)])
+        n = len(y)
+        weights = _cohort_weights(y, cohort_pos, sizes)
+        if not weights:
+            raise DataError("staggered design: no cohort has a unit left to compare with; add never-treated units")
+        treated_cells = np.zeros_like(y)
+        for u in np.flatnonzero(pos >= 0):
+            treated_cells[u, pos[u] :] = 1.0
+        shift = _cohort_weights(treated_cells, cohort_pos, sizes)
+        assign = np.vstack([real, _draws(real, self.n_draws, self.seed)])
+        est = _estimates(assign, weights, sizes, n)  # assignments x (overall, cohorts with an estimate)
+        move = _estimates(assign, shift, sizes, n)
+        labels = [g for g in range(1, len(cohort_pos) + 1) if g in weights]
+        scale = np.ones((len(assign), len(labels) + 1))
+        if self.studentized:  # each assignment's treated units' pre-period noise (root mean square)
+            post = np.arange(y.shape[1]) >= cohort_pos[0]
+            noise2 = pre_period_noise(y, post, np.asarray(design.units)) ** 2
+            for k, members in enumerate([assign > 0, *[assign == g for g in labels]]):
+                scale[:, k] = np.sqrt(members.astype(float) @ noise2 / members.sum(axis=1))
+        rows = [
+            self._row(design, OVERALL, est[:, 0], move[:, 0], scale[:, 0], int(sizes.sum()), n - int(sizes.sum())),
+            *(
+                self._row(
+                    design,
+                    cohort_term(design.periods[cohort_pos[g - 1]]),
+                    est[:, k + 1],
+                    move[:, k + 1],
+                    scale[:, k + 1],
+                    int(sizes[g - 1]),
+                    n - int(sizes.sum()),
+                )
+                for k, g in enumerate(labels)
+            ),
+        ]
+        return StaggeredPlaceboResult(
+            overall=rows[0],
+            cohorts=tuple(rows[1:]),
+            cohort_starts=tuple(design.periods[cohort_pos[g - 1]] for g in labels),
+            cohort_sizes=tuple(int(sizes[g - 1]) for g in labels),
+            placebo=est,
+        )
+
+    def _row(
+        self,
+        design: Design,
+        term: str,
+        est: np.ndarray,
+        move: np.ndarray,
+        scale: np.ndarray,
+        n_treated: int,
+        n_control: int,
+    ) -> Estimate:
+        obs = float(est[0])
+        tie = 1e-12 * (1 + abs(obs))
+        real = (np.abs(move - move[0]) <= 1e-12) & (np.abs(est - obs) <= tie) & (np.abs(scale - scale[0]) <= 1e-12)
+        real[0] = True
+        # Statistics est / scale move with the effect tau as (est - tau move) / scale: still linear in tau.
+        s = scale / scale[0]
+        count = PlaceboCount(
+            est[~real] / s[~real], move[~real] / s[~real], obs, c_obs=float(move[0]), n_real=int(real.sum())
+        )
+        lo, hi = count.interval(self.alpha)
+        units = "log" if self.transform == "log" else "percentage_points" if design.measure == "proportion" else "level"
+        return Estimate(
+            outcome=design.outcome,
+            term=term,
+            estimate=obs,
+            std_error=float(np.std(est[1:], ddof=1)) if len(est) > 2 else float("nan"),
+            ci_low=lo,
+            ci_high=hi,
+            p_value=count.p_value(0.0),
+            method=METHOD,
+            inference="placebo_studentized" if self.studentized else "placebo_in_space",
+            scale=units,
+            n_treated=n_treated,
+            n_control=n_control,
+        )
+
+
+#: Per cohort g (1..G): (treated vector, [(segment h, control vector)]) such that the cohort's effect under an
+#: assignment ``a`` is ``(a == g) @ treated - sum_h (a == 0 or a > h) @ control_h``.
+_Weights = dict[int, tuple[np.ndarray, list[tuple[int, np.ndarray]]]]
+
+
+def _cohort_weights(y: np.ndarray, cohort_pos: np.ndarray, sizes: np.ndarray) -> _Weights:
+    """Each cohort's effect as weights on the units, given only the cohorts' starts and sizes.
+
+    Periods from cohort h's start to the next cohort's form segment h; there the not-yet-treated units are
+    those of later cohorts and the never treated, ``n - sizes[:h].sum()`` of them whoever they are.
+    """
+    n, t_all = y.shape
+    bounds = [*cohort_pos.tolist(), t_all]
+    out: _Weights = {}
+    for g in range(1, len(cohort_pos) + 1):
+        base = y[:, cohort_pos[g - 1] - 1]
+        segments = []
+        n_periods = 0
+        for h in range(g, len(cohort_pos) + 1):
+            left = n - int(sizes[:h].sum())
+            cols = slice(bounds[h - 1], bounds[h])
+            width = bounds[h] - bounds[h - 1]
+            if left == 0 or width == 0:
+                continue
+            segments.append((h, (y[:, cols] - base[:, None]).sum(axis=1) / left))
+            n_periods += width
+        if not n_periods:
+            continue  # no period with a unit to compare with: no estimate (R did leaves the cohort out too)
+        first, last = cohort_pos[g - 1], cohort_pos[g - 1] + n_periods
+        # The treated side averages the same periods the comparisons cover (segments are contiguous from g).
+        treated = (y[:, first:last] - base[:, None]).sum(axis=1) / (sizes[g - 1] * n_periods)
+        out[g] = (treated, [(h, v / n_periods) for h, v in segments])
+    return out
+
+
+def _estimates(assign: np.ndarray, weights: _Weights, sizes: np.ndarray, n: int) -> np.ndarray:
+    """Assignments x (overall effect, each cohort's effect) from the cohort weights."""
+    cols = []
+    for g, (treated, segments) in weights.items():
+        eff = (assign == g).astype(float) @ treated
+        for h, control in segments:
+            eff -= ((assign == 0) | (assign > h)).astype(float) @ control
+        cols.append(eff)
+    by_cohort = np.column_stack(cols)
+    share = np.array([sizes[g - 1] for g in weights], float)
+    overall = by_cohort @ (share / share.sum())
+    return np.column_stack([overall, by_cohort])
+
+
+def _draws(real: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+    """``n_draws`` assignments: the real cohort numbers given to randomly chosen units (sizes kept)."""
+    rng = np.random.default_rng(seed)
+    labels = real[real > 0]
+    k, n = len(labels), len(real)
+    chosen = np.argsort(rng.random((n_draws, n)), axis=1)[:, :k]
+    out = np.zeros((n_draws, n), int)
+    np.put_along_axis(out, chosen, np.broadcast_to(labels, (n_draws, k)), axis=1)
+    return out

@@ -1,0 +1,114 @@
+"""Staggered starts: a params file whose treated units started at different dates.
+
+``intervention_start`` is either one month for every treated unit (``"2016-04"``) or a mapping of each treated
+unit to its own first month (``{A01: "2019-04", A02: "2020-01"}``). The mapping is checked here, before any
+kernel starts: every treated unit has one start and only treated units do, each start is a real month in
+quotes, and each leaves a follow-up inside the protocol's windows. What needs the data (each start a period of
+the data, a comparison for every cohort) is checked by ``evallib validate`` (``evaluation/site/staggered_site.py``).
+Messages name the site, the field and the fix and quote no value from the file beyond a checked code or month.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evallib.errors import ParamsError
+from evallib.protocol.fields import CODE_PATTERN, field_error, month_field
+
+FIELD = "intervention_start"
+_EXAMPLE = 'e.g. intervention_start: {A01: "2019-04", A02: "2020-01"}'
+
+
+def unit_starts_field(
+    m: dict[str, Any], source: str, treated: tuple[str, ...]
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The first start (``intervention_start`` as one month) and, when units started at different dates, each
+    treated unit's start in the order of ``treated`` (else ``()``).
+    """
+    v = m.get(FIELD)
+    if isinstance(v, list):
+        raise field_error(
+            source,
+            FIELD,
+            "is a list",
+            f'Give one month in quotes ("2016-04"), or a mapping of each treated unit to its first month ({_EXAMPLE}).',
+        )
+    if not isinstance(v, dict):
+        return month_field(m, source, FIELD), ()
+    if not v:
+        raise field_error(source, FIELD, "is an empty mapping", f"Give each treated unit its first month ({_EXAMPLE}).")
+    starts: dict[str, str] = {}
+    for i, (code, month) in enumerate(v.items()):
+        if not isinstance(code, str) or not CODE_PATTERN.match(code):
+            raise field_error(
+                source,
+                FIELD,
+                f"has entry {i + 1} keyed by something other than a unit code",
+                "Write each entry as a quoted code of treated_units and its month, " + _EXAMPLE + ".",
+            )
+        key = code.upper()
+        if key in starts:
+            raise field_error(source, FIELD, f"gives {key} more than one start", "Give each unit one start.")
+        starts[key] = month_field({f"{FIELD}.{key}": month}, source, f"{FIELD}.{key}") if isinstance(month, str) else ""
+        if not starts[key]:
+            raise field_error(
+                source,
+                f"{FIELD}.{key}",
+                "is not a month in quotes",
+                'Write it as "YYYY-MM" in quotes: YAML reads an unquoted date as a date.',
+            )
+    extra = [c for c in starts if c not in treated]
+    if extra:
+        raise field_error(
+            source,
+            FIELD,
+            f"gives a start to {', '.join(extra)}, not in treated_units",
+            "Add the unit to treated_units, or remove its start.",
+        )
+    missing = [c for c in treated if c not in starts]
+    if missing:
+        raise field_error(
+            source,
+            FIELD,
+            f"has no start for the treated unit(s) {', '.join(missing)}",
+            f"Give every unit of treated_units its first month ({_EXAMPLE}).",
+        )
+    first = min(starts.values())
+    if len(set(starts.values())) == 1:
+        return first, ()  # one common start, however it was written
+    return first, tuple((c, starts[c]) for c in treated)
+
+
+def check_staggered(m: dict[str, Any], source: str, unit_starts: tuple[tuple[str, str], ...], post_end: str) -> None:
+    """What a staggered protocol may not combine: a later common follow-up start, secondary analyses on other
+    units, or a start that leaves a unit no follow-up before ``post_period_end``.
+    """
+    if not unit_starts:
+        return
+    if m.get("post_period_start", ""):
+        raise field_error(
+            source,
+            "post_period_start",
+            "is set while treated units have their own starts",
+            "Leave it empty: each unit's follow-up starts at its own start.",
+        )
+    if m.get("secondary_analyses"):
+        raise field_error(
+            source,
+            "secondary_analyses",
+            "is not supported with staggered starts (its units have no starts)",
+            "Evaluate the other data source in its own params file, or give every treated unit one start.",
+        )
+    late = [c for c, s in unit_starts if s > post_end]
+    if late:
+        raise field_error(
+            source,
+            FIELD,
+            f"starts {', '.join(late)} after post_period_end {post_end}, so no follow-up is left",
+            "Check the start, or end the follow-up later.",
+        )
+
+
+def staggered_error(source: str, problem: str, fix: str) -> ParamsError:
+    """A ParamsError about the staggered starts (for checks against the data)."""
+    return field_error(source, FIELD, problem, fix)

@@ -1,0 +1,57 @@
+"""The report section of a site whose treated units started at different dates: Callaway-Sant'Anna per cohort
+and overall, each with its placebo test (:mod:`evallib.evaluation.site.staggered_site`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from evallib.evaluation.site.evaluate import SiteEvaluation
+from evallib.methods.base.results import Estimate
+from evallib.reporting.blocks import HTMLBlock, cap, estimate_table, figure_html, render
+
+TITLE = "Staggered starts"
+
+
+def _rows(ev: SiteEvaluation) -> list[tuple[str, Estimate, bool]]:
+    st = ev.staggered
+    assert st is not None  # only called for a staggered site
+    members = {f"cohort_{s:%Y-%m}": (s, units) for s, units in st.cohort_members()}
+    out = [(cap(st.label), replace(st.overall, term=f"all {st.units}, cohorts weighted by size"), st.is_proportion)]
+    for r in st.result.cohorts:
+        start, units = members[r.term]
+        out.append(
+            (cap(st.label), replace(r, term=f"cohort starting {start:%b %Y} ({', '.join(units)})"), st.is_proportion)
+        )
+    if st.placebo_in_time is not None:
+        out.append((cap(st.label), st.placebo_in_time, st.is_proportion))
+    return out
+
+
+def _fake_start(term: str) -> str:
+    """``placebo_in_time_2013-10`` -> ``October 2013``."""
+    return pd.Timestamp(term.removeprefix("placebo_in_time_")).strftime("%B %Y")
+
+
+def staggered(ev: SiteEvaluation) -> HTMLBlock:
+    """Callaway-Sant'Anna effects per cohort and overall (empty unless the site's units started at different dates)."""
+    st = ev.staggered
+    if not ev.evaluable or st is None:
+        return HTMLBlock("")
+    period = ev.primary.coverage.period_word if ev.primary is not None else "month"
+    fig = st.result.plot(title=f"{cap(st.label)}: effect by cohort and overall")
+    html = render(
+        "staggered.html.j2",
+        units=st.units,
+        unit=st.units.removesuffix("s"),
+        period=period,
+        n_comparators=st.n_comparators,
+        studentized=st.studentized,
+        fake_start=None if st.placebo_in_time is None else _fake_start(st.placebo_in_time.term),
+        draws=f"{len(st.result.placebo) - 1:,}",
+        table=estimate_table(_rows(ev), period),
+        figure=figure_html(fig, "effect of each cohort and overall, with 95% intervals"),
+    )
+    return HTMLBlock(str(html))
