@@ -6,12 +6,15 @@ estimates anything.
 
 from __future__ import annotations
 
+import math
 import textwrap
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from evallib.evaluation.studies.programme import CARE_MODEL_ORDER, ProgrammeData
 from evallib.methods.base.plotting import (
@@ -44,7 +47,20 @@ __all__ = [
     "plot_placebo_distribution",
     "plot_synthetic_control",
     "plot_trends",
+    "percent_axis",
 ]
+
+
+def percent_axis(ax: Axes, axis: Literal["x", "y"]) -> None:
+    """Label an axis drawn on the log scale in the percent changes its values stand for (``log(1.1)`` -> ``+10%``),
+    so that a figure speaks the unit of the page's words and tables.
+    """
+
+    def fmt(v: float, _pos: object) -> str:
+        pct = 100 * math.expm1(v)
+        return "0" if abs(pct) < 0.05 else f"{pct:+.0f}%"
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(FuncFormatter(fmt))
 
 
 def plot_trends(

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from evallib.vocabulary import be
+
 
 def article(word: str) -> str:
     """``a decrease``, ``an increase``."""
@@ -86,7 +88,7 @@ def effect_sentence(row: Mapping[str, Any], *, outcome: str, units: str) -> str:
     est, lo, hi = (percent(_num(row[k]), scale) for k in ("estimate", "ci_low", "ci_high"))
     lo = -math.inf if row.get("ci_low") is None and row.get("estimate") is not None else lo
     hi = math.inf if row.get("ci_high") is None and row.get("estimate") is not None else hi
-    head = f"Relative to comparable {units}, {outcome} {'were' if outcome.endswith('s') else 'was'} {change_words(est, scale)}"
+    head = f"Relative to comparable {units}, {outcome} {be(outcome, past=True)} {change_words(est, scale)}"
     head += " than expected" if change_words(est, scale) != "no different" else " from what was expected"
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return head + "; the interval is unbounded, so the data rule out no effect of any size."
