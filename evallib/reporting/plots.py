@@ -112,8 +112,10 @@ def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
 
 
 def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
-    """Every evaluated site's primary effect (percent, 95% interval), grouped by care model, with pooled diamonds."""
-    ev = data.evaluated[data.evaluated["scale"] == "log"].copy()
+    """Every evaluated site's primary estimate (the estimator its protocol leads with; percent, 95% interval),
+    grouped by care model, with pooled diamonds; only the sites the programme pools (its own data).
+    """
+    ev = data.pooled_sites.copy()
     rows: list[tuple[str, float, float, float, bool]] = []
     for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
         g = ev[ev["care_model"] == model].sort_values("estimate")
@@ -145,6 +147,12 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
     ax.set_xticks(ticks, ["-50%", "0", "+100%"], fontsize=FONT)
     ax.set_xlim(-limit, limit)
     ax.set_xlabel("change vs comparison areas", fontsize=FONT)
+    fig.suptitle(  # across the figure: the site names take the left of the axes
+        plain(textwrap.fill("Each site's primary estimate (blue) and each care model's pooled effect (red)", 45)),
+        fontsize=FONT,
+        x=0.02,
+        ha="left",
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 

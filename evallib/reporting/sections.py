@@ -21,7 +21,7 @@ from evallib.reporting.area_share import area_share
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 from evallib.reporting.words import p_text
-from evallib.vocabulary import estimator_label, outcome_label, plural, unit_plural
+from evallib.vocabulary import estimator_label, outcome_label, plural, spell_out, unit_plural
 
 EMPTY = HTMLBlock("")
 #: Class of the primary outcome's trend figure (or its withheld note): the figure a board paper shows.
@@ -57,7 +57,7 @@ def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
         for (kind, codes), outcomes in groups.items()
     ]
     rows[4:4] = members
-    html = str(render("who_and_when.html.j2", rows=[(k, v, False) for k, v in rows], notes=p.notes))
+    html = str(render("who_and_when.html.j2", rows=[(k, v, False) for k, v in rows], notes=spell_out(p.notes)))
     return HTMLBlock(html + area_share(ev).html)  # the share of its CCGs a vanguard serves, published evaluations
 
 
