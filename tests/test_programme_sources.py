@@ -60,7 +60,7 @@ def test_own_data_sites_are_neither_counted_nor_pooled_with_the_programme(tmp_pa
     assert "S01, S02" in overview
     answer = programme_page.pooled_answer(data).html
     assert "PACS (3 sites):" in answer and "other" not in answer.split("</ul>")[0]
-    assert "(2)" in answer  # the own-data sites are said to be left out
+    assert "(2 sites)" in answer  # the own-data sites are said to be left out
 
 
 def test_the_pooled_answer_says_the_effect_and_interval_in_words(tmp_path: Path) -> None:

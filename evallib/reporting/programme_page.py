@@ -57,7 +57,9 @@ def pooled_answer(data: ProgrammeData) -> HTMLBlock:
     """The programme's answer, first on its page: each care model's pooled effect in words, with its interval."""
     p = pooled_by_care_model(data)
     lines = [_pooled_words(r) for r in p.itertuples()]
-    return HTMLBlock(str(render("programme_answer.html.j2", lines=lines, own=len(data.own_data_sites))))
+    n_own = len(data.own_data_sites)
+    own = plural(n_own, "site") if n_own else ""
+    return HTMLBlock(str(render("programme_answer.html.j2", lines=lines, own=own)))
 
 
 def forest(data: ProgrammeData) -> HTMLBlock:
@@ -77,12 +79,12 @@ def pooled_table(data: ProgrammeData) -> HTMLBlock:
             _pct(r.percent),
             f"{_pct(r.percent_low)} to {_pct(r.percent_high)}",
             p_text(r.p_value).replace("p = ", "").replace("p ", ""),
-            f"{r.tau2:.4f}",
+            f"{100 * math.expm1(math.sqrt(max(r.tau2, 0.0))):.1f}%",  # tau as the percent spread it stands for
             f"{100 * r.i2:.0f}%",
         ]
         for r in p.itertuples()
     ]
-    head = ["Care model", "Sites", "Pooled effect", "95% interval", "p", "tau\u00b2", "I\u00b2"]
+    head = ["Care model", "Sites", "Pooled effect", "95% interval", "p", "Between-site spread (tau)", "I\u00b2"]
     return HTMLBlock(str(render("programme_pooled.html.j2", head=head, rows=rows)))
 
 
