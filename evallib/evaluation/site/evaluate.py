@@ -24,7 +24,7 @@ from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, program
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
-from evallib.vocabulary import be, estimator_label, outcome_label
+from evallib.vocabulary import be, estimator_label, outcome_label, plural
 
 #: End of the COVID-19 disruption of hospital activity counted as an overlap (the 2021/22 recovery year).
 COVID_END = pd.Timestamp("2022-04-01")
@@ -189,17 +189,14 @@ def published_growth_pct(pct: float, base_total: float, last_total: float) -> fl
 
 
 def _noisier(a: OutcomeAnalysis) -> str:
-    """How much noisier than its comparators the site was before the start, in words."""
+    """How much noisier than its comparators the site was before the start, in words (all of them, or a share)."""
     c, pct = a.coverage, a.noise_percentile
-    k, noisier = len(c.treated_used), f"noisier {c.period_word} to {c.period_word}"
+    k, w = len(c.treated_used), c.period_word
+    than = "every one of" if pct >= 99.95 else f"{pct:.0f}% of"
     if k <= 1:
-        if pct >= 99.95:
-            return f"{noisier} than every one of its {c.n_comparators} comparison {c.units}"
-        return f"{noisier} than {pct:.0f}% of its comparison {c.units}"
+        return f"noisier than {than} its {plural(c.n_comparators, 'comparison ' + c.unit_kind)} ({w}-to-{w} variation)"
     sets = f"random sets of {k} comparison {c.units} (as many as the site has)"
-    if pct >= 99.95:
-        return f"{noisier}, on average over its {c.units}, than every one of {sets}"
-    return f"{noisier}, on average over its {c.units}, than {pct:.0f}% of {sets}"
+    return f"noisier than {than} {sets} ({w}-to-{w} variation, averaged over the site's {c.units})"
 
 
 def _drift_words(estimate: float, scale: str) -> str:
