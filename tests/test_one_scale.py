@@ -149,3 +149,16 @@ def test_the_placebo_histogram_names_the_estimator_it_shows(pages: dict[str, str
     """V04 leads with synthetic DiD: its histogram is synthetic DiD's placebos, and its description says so."""
     assert 'alt="placebo distribution of the synthetic difference-in-differences for' in pages["V04"]
     assert 'alt="placebo distribution of the difference-in-differences for' not in pages["V04"]
+
+
+def test_the_placebo_histogram_legend_names_its_estimator_and_its_axis_speaks_percent() -> None:
+    from evallib import DiD
+    from evallib.methods.simulate import simulate_panel
+    from evallib.reporting import plots
+
+    d = simulate_panel(20, 24, start_period=12, seed=2)
+    fig = plots.plot_placebo_distribution(DiD("value", "unit", "period", "treated", "post").fit(d))
+    assert "this site (difference-in-differences)" in [line.get_label() for line in fig.axes[0].lines]
+    plots.percent_axis(fig.axes[0], "x")
+    fmt = fig.axes[0].xaxis.get_major_formatter()
+    assert fmt(math.log(1.1), 0) == "+10%" and fmt(math.log(0.8), 0) == "-20%" and fmt(0.0, 0) == "0"
