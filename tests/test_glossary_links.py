@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,18 @@ def test_every_glossary_link_on_a_site_page_lands_and_the_answer_links_its_terms
     summary = html[html.index('class="summary"') : html.index("</section>")]
     assert must_link <= set(GLOSSARY_LINK.findall(summary)) | anchors
     assert must_link & set(GLOSSARY_LINK.findall(summary))  # the summary names its estimator and test by link
+
+
+def test_a_board_papers_summary_links_the_glossary_from_the_papers_folder(tmp_path: Path) -> None:
+    """A paper's HTML is published in ``papers/``: the summary's glossary links climb one folder."""
+    from evallib.reporting.board_paper import site_paper
+    from evallib.reporting.publishing import SiteEntry
+
+    link = term_link("synthetic difference-in-differences", ESTIMATOR_ENTRIES["synthetic_did"])
+    report = tmp_path / "V99.html"
+    report.write_text(f'<section class="summary"><p>Primary estimate: {link}</p></section>', encoding="utf-8")
+    results = {"site_id": "V99", "intervention_start": "2015-04", "answer": {"scale": "log", "conclusion": "decrease"}}
+    paper = site_paper(SiteEntry("V99", "evaluated", results, report))
+    assert paper is not None
+    assert 'href="../how-to-read.html#synthetic-difference-in-differences-synthetic-did"' in paper
+    assert 'href="how-to-read.html#' not in paper
