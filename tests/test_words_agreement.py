@@ -162,3 +162,24 @@ def test_no_template_or_sentence_builder_hedges_a_plural_with_parentheses() -> N
     hedged = re.compile(r"[a-z]\((?:s|es)\)")
     found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in sources for m in hedged.finditer(Path(p).read_text())]
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        ("increase", "an increase"),
+        ("decrease", "a decrease"),
+        ("11.0% fall", "an 11.0% fall"),
+        ("4.6% fall", "a 4.6% fall"),
+        ("8% fall", "an 8% fall"),
+        ("80.1% fall", "an 80.1% fall"),
+        ("18-month follow-up", "an 18-month follow-up"),
+        ("110% rise", "a 110% rise"),
+        ("11,000 admissions", "an 11,000 admissions"),
+    ],
+)
+def test_the_article_is_the_one_a_reader_says(words: str, said: str) -> None:
+    """ "about a 11.0% fall" on the area-share note: numbers take the article of how they are read aloud."""
+    from evallib.reporting.words import article
+
+    assert article(words) == said

@@ -8,6 +8,7 @@ inference) are :mod:`evallib.vocabulary`'s.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,15 @@ from evallib.vocabulary import be
 
 
 def article(word: str) -> str:
-    """``a decrease``, ``an increase``."""
+    """``a decrease``, ``an increase``; numbers as they are read aloud: ``an 11.0% fall``, ``an 8% fall``,
+    ``a 4.6% fall``, ``an 18-month follow-up``.
+    """
+    if word[:1].isdigit():
+        whole = re.match(r"[\d,]+", word)
+        digits = whole.group(0).replace(",", "") if whole else ""
+        # "eight...", "eleven", "eighteen" (and their thousands: "eleven thousand") begin with a vowel sound
+        vowel = digits.startswith("8") or (digits[:2] in ("11", "18") and len(digits) % 3 == 2)
+        return ("an " if vowel else "a ") + word
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
 
