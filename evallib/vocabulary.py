@@ -7,6 +7,8 @@ Numbers in words (effects, p-values) stay in :mod:`evallib.reporting.words`.
 
 from __future__ import annotations
 
+import re
+
 #: Words for each outcome, for reports (an outcome of the evaluator's own data is named by its column).
 OUTCOME_LABELS = {
     "nonelective_admissions": "emergency (non-elective) admissions",
@@ -53,6 +55,7 @@ INFERENCE_LABELS = {
     "driscoll_kraay_approx": "Driscoll-Kraay (approximate)",
     "model_based": "model-based",
     "ar1_reml_bootstrap_t": "AR(1) errors, bootstrap-t",
+    "withheld_volatile_site": "withheld: the site is noisier than its comparators",
 }
 #: Robustness rows: the answer's estimator's method with one of these endings (evaluation/site/robustness.py).
 CHECK_LABELS = {"_placebo_in_time": "placebo in time (fake start)", "_matched": "10 matched comparators"}
@@ -99,8 +102,8 @@ def period_word(frequency: str) -> str:
 
 
 def unit_plural(kind: str) -> str:
-    """``CCG`` -> ``CCGs``; an evaluator's own label gains an s unless it has one."""
-    return UNIT_PLURALS.get(kind, kind if kind.endswith("s") else kind + "s")
+    """``CCG`` -> ``CCGs``; an evaluator's own label in the plural (``local authority`` -> ``local authorities``)."""
+    return UNIT_PLURALS.get(kind) or plural_word(kind)
 
 
 def estimator_label(name: str) -> str:
@@ -113,6 +116,87 @@ def inference_label(name: str) -> str:
     return INFERENCE_LABELS.get(name, _words(name))
 
 
+#: English plurals that no rule gives (the last word of a label is looked up, lower case).
+IRREGULAR_PLURALS = {
+    "person": "people",
+    "child": "children",
+    "man": "men",
+    "woman": "women",
+    "analysis": "analyses",
+    "criterion": "criteria",
+    "datum": "data",
+}
+#: Abbreviations that reach pages from the registry's notes, spelled out where they are first used.
+ABBREVIATIONS = {
+    "IAU": "the Improvement Analytics Unit of NHS England and the Health Foundation",
+    "HSJ": "Health Service Journal",
+    "CCG": "clinical commissioning group",
+    "ICS": "integrated care system",
+    "FT": "foundation trust",
+}
+
+
+def plural_word(word: str) -> str:
+    """The plural of a singular noun or noun phrase: its last word follows English's rules.
+
+    ``local authority`` -> ``local authorities``, ``practice`` -> ``practices``, ``box`` -> ``boxes``,
+    ``person`` -> ``people``, ``CCG`` -> ``CCGs``; a word that is already plural (ends in s after a letter
+    that is not s) is kept (``trusts``, ``GP practices``).
+    """
+    head, sep, last = word.rpartition(" ")
+    low = last.lower()
+    if not last:
+        return word
+    if low in IRREGULAR_PLURALS:
+        out = IRREGULAR_PLURALS[low]
+        out = out.capitalize() if last[:1].isupper() else out
+    elif last.isupper():  # an abbreviation: CCG -> CCGs, PCN -> PCNs
+        out = last + "s"
+    elif low.endswith(("ss", "sh", "ch", "x", "z")):
+        out = last + "es"
+    elif low.endswith("s"):
+        out = last  # already plural
+    elif low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
+        out = last[:-1] + "ies"
+    else:
+        out = last + "s"
+    return head + sep + out
+
+
+def is_plural(noun: str) -> bool:
+    """Whether a noun phrase (an outcome's label) is plural, from its head noun (the last word before a
+    preposition such as "per" or "via"):
+    ``A&E attendances``, ``emergency admissions per head``, ``people`` are; ``four-hour A&E performance``,
+    ``process`` are not.
+    """
+    head = re.sub(r"\([^)]*\)", " ", re.split(r"\s(?:per|via|in|of|at|for|from|to|by|with)\s", noun)[0]).split()
+    last = head[-1].lower() if head else ""
+    if last in set(IRREGULAR_PLURALS.values()):
+        return True
+    return last.endswith("s") and not last.endswith(("ss", "us", "is"))
+
+
+def be(noun: str, *, past: bool = False) -> str:
+    """The verb "to be" agreeing with ``noun``: ``was``/``were`` (``past``) or ``is``/``are``."""
+    if past:
+        return "were" if is_plural(noun) else "was"
+    return "are" if is_plural(noun) else "is"
+
+
+def agree(n: int, singular: str, plural_form: str) -> str:
+    """The verb form for ``n`` subjects: ``agree(1, "disagrees", "disagree")`` -> ``disagrees``."""
+    return singular if n == 1 else plural_form
+
+
 def plural(n: int, word: str) -> str:
-    """``1 month``, ``2 months`` (``word`` is singular)."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+    """``1 month``, ``2 months``, ``2 local authorities`` (``word`` is singular)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {plural_word(word)}"
+
+
+def spell_out(text: str) -> str:
+    """``text`` with each abbreviation in :data:`ABBREVIATIONS` spelled out in brackets where it first occurs
+    (``IAU`` -> ``IAU (the Improvement Analytics Unit of NHS England and the Health Foundation)``).
+    """
+    for short, long in ABBREVIATIONS.items():
+        text = re.sub(rf"\b{short}\b", f"{short} ({long})", text, count=1)
+    return text

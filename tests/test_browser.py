@@ -1,8 +1,8 @@
 """The published site in headless Chromium, at a phone's 390x844 and a desktop's 1280x800.
 
 On the index, the programme page, an evaluated vanguard (V04), an evaluated ICS (I12) and a site that
-could not be evaluated (V45): no horizontal page scroll; the summary's effect sentence inside the
-first viewport at 1280x800; every image loaded and its labels at least 10 px; no console errors;
+could not be evaluated (V45): no horizontal page scroll; the summary's effect sentence (and the programme
+page's pooled answer per care model) inside the first viewport at 1280x800; every image loaded and its labels at least 10 px; no console errors;
 contents links that land; sorting, filtering and searching the index change the visible rows; the
 CSV download parses and matches ``results.json``; a report prints to A4. Screenshots and the PDF
 are kept in ``$TMPDIR/evallib-screenshots`` (CI keeps them as artefacts).
@@ -101,7 +101,12 @@ def test_pages_fit_the_screen_with_images_loaded_labels_readable_and_no_errors(
 
 @pytest.mark.parametrize(
     ("name", "selector"),
-    [("V04.html", ".summary .effect"), ("I12.html", ".summary .effect"), ("V45.html", ".summary .not-evaluable")],
+    [
+        ("V04.html", ".summary .effect"),
+        ("I12.html", ".summary .effect"),
+        ("V45.html", ".summary .not-evaluable"),
+        ("programme.html", ".pooled-answer"),  # the programme's answer per care model, in words, first
+    ],
 )
 def test_the_summary_is_read_without_scrolling_on_a_desktop(site: Path, browser, name: str, selector: str) -> None:
     page, _ = _open(browser, site / name, VIEWPORTS["desktop"])

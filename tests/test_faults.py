@@ -282,7 +282,10 @@ def test_a_removed_params_file_removes_its_page_and_drafts_never_show(
     pages = sorted(p.name for p in (root / "outputs" / "site").glob("*.html"))
     assert pages == ["V04.html", "data-dictionary.html", "how-to-read.html", "index.html", "programme.html"]
     assert sorted(p.name for p in (root / "outputs" / "site" / "downloads").glob("*.json")) == ["V04.json"]
-    assert "1 sites: 1 evaluated" in (root / "outputs" / "site" / "programme.html").read_text()  # V04 alone
+    assert (
+        "1 site of the programme, on its NHS data: 1 evaluated"
+        in (root / "outputs" / "site" / "programme.html").read_text()
+    )
     assert (root / "outputs" / "site" / "V04.html").read_bytes() == page
     assert (root / "outputs" / "S01" / "results.json").exists()  # the draft ran; it is kept, not published
 

@@ -13,6 +13,7 @@ import math
 
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.reporting.blocks import HTMLBlock, describe_effect, render
+from evallib.reporting.words import article
 from evallib.sources.registry import AreaCoverage, area_coverage, published_evaluations
 
 #: The effect on the vanguard's own patients the report translates to CCG level, in percent.
@@ -57,7 +58,7 @@ def share_sentences(cov: AreaCoverage, mde_pct: float | None) -> list[str]:
         diluted = ILLUSTRATIVE_EFFECT_PCT * share
         out.append(
             f"The analysis measures whole CCGs. If the vanguard's patients are admitted at the CCG's rate, a "
-            f"{ILLUSTRATIVE_EFFECT_PCT:.0f}% fall in their emergency admissions is about a {diluted:.1f}% fall at "
+            f"{ILLUSTRATIVE_EFFECT_PCT:.0f}% fall in their emergency admissions is about {article(f'{diluted:.1f}% fall')} at "
             "CCG level."
         )
         if mde_pct is not None:

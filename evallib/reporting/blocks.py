@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from evallib.evaluation.site.evaluate import SiteEvaluation
+from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
+from evallib.reporting.glossary import INFERENCE_ENTRIES, term_link
 from evallib.reporting.templating import figure_html, render
 from evallib.reporting.words import p_text
 from evallib.vocabulary import CHECK_LABELS, METHOD_LABELS, TERM_LABELS, inference_label
@@ -78,10 +80,12 @@ def describe_effect(row: Estimate, *, proportion: bool) -> tuple[str, str, str]:
         conv, unit, digits, signed = float, "%", 1, True
     elif row.scale == "count":
         conv, unit, digits, signed = float, "", 0, True
-    elif row.scale == "rate_ratio":
-        conv, unit, digits, signed = float, "", 3, False
-    elif row.scale == "log_per_year":
-        conv, unit, digits, signed = (lambda v: 100 * v), " points", 1, True
+    elif row.scale == "rate_ratio":  # a ratio of 0.9 is a rate 10% lower: shown as the percent change
+        conv, unit, digits, signed = (lambda v: 100 * (v - 1)), "%", 1, True
+    elif row.scale == "log_per_year":  # a difference in log growth: percent a year relative to the comparison
+        conv, unit, digits, signed = _pct, "% a year", 1, True
+    elif row.scale.endswith("_per_year") and (proportion or row.scale.startswith("percentage_points")):
+        conv, unit, digits, signed = float, " pts a year", 1, True
     elif proportion or row.scale.startswith("percentage_points"):
         conv, unit, digits, signed = float, " pts", 1, True
     elif row.scale == "statistic":
@@ -115,18 +119,21 @@ def quantity(r: Estimate, period: str = "month") -> str:
     return METHOD_LABELS.get(r.method, r.term.replace("_", " "))
 
 
-def estimate_rows(rows: list[tuple[str, Estimate, bool]], period: str = "month") -> list[dict[str, str]]:
+def estimate_rows(rows: list[tuple[str, Estimate, bool]], period: str = "month") -> list[dict[str, str | Markup]]:
     out = []
     for label, r, prop in rows:
         est, lo, hi = describe_effect(r, proportion=prop)
+        withheld = r.inference == WITHHELD  # a plain placebo test on a volatile site: no interval to show
         out.append(
             {
                 "outcome": label,
                 "quantity": quantity(r, period),
                 "estimate": est,
-                "interval": "" if r.scale == "statistic" else f"{lo} to {hi}",
+                "interval": "" if r.scale == "statistic" else "withheld" if withheld else f"{lo} to {hi}",
                 "p": p_text(r.p_value).replace("p = ", "").replace("p ", ""),
-                "inference": inference_label(r.inference),
+                "inference": term_link(inference_label(r.inference), INFERENCE_ENTRIES[r.inference])
+                if r.inference in INFERENCE_ENTRIES
+                else inference_label(r.inference),
                 "n": f"{r.n_treated} / {r.n_control}",
             }
         )

@@ -181,7 +181,8 @@ def site_paper(entry: SiteEntry) -> str | None:
         found["attribution"],
         f"Every method, check and figure behind this paper is in the full report, {sid}.html on the published "
         f"site, with the site's results in downloads/{sid}.json.",
-        summary=summary[0],
+        # the paper's HTML lives in papers/: the summary's glossary links climb one folder
+        summary=Markup(str(summary[0]).replace('href="how-to-read.html#', 'href="../how-to-read.html#')),
     )
 
 

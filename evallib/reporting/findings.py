@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from markupsafe import Markup
+
 from evallib.evaluation.record.provenance import provenance
 from evallib.evaluation.site.answer import conclusion
 from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, unit_kind
@@ -12,10 +14,12 @@ from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
+from evallib.reporting.glossary import ESTIMATOR_ENTRIES, INFERENCE_ENTRIES, term_link
 from evallib.reporting.words import article, edge_words, effect_sentence, marker, mde_words, p_text
 from evallib.sources.bundled import ATTRIBUTION
 from evallib.sources.files import FileSource
-from evallib.vocabulary import outcome_label, plural, unit_plural
+from evallib.vocabulary import agree as agree_verb
+from evallib.vocabulary import inference_label, outcome_label, plural, unit_plural
 
 
 def _change_words(row: Estimate, proportion: bool) -> tuple[str, str, str]:
@@ -27,6 +31,17 @@ def _change_words(row: Estimate, proportion: bool) -> tuple[str, str, str]:
     strip = (lambda s: s.replace(" pts", "")) if points else (lambda s: s)
     unit = " percentage points" if points else ""
     return strip(est) + unit, strip(lo), strip(hi) + unit
+
+
+def linked_estimator(name: str, label: str) -> Markup | str:
+    """An estimator's label linked to its glossary entry (plain when it has none)."""
+    return term_link(label, ESTIMATOR_ENTRIES[name]) if name in ESTIMATOR_ENTRIES else label
+
+
+def linked_inference(name: str) -> Markup | str:
+    """An inference's label linked to its glossary entry (plain when it has none)."""
+    label = inference_label(name)
+    return term_link(label, INFERENCE_ENTRIES[name]) if name in INFERENCE_ENTRIES else label
 
 
 def _question(ev: SiteEvaluation) -> str:
@@ -87,7 +102,8 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         "sets, with a fake start, dropping comparators; the pre-trend test) agrees with the primary estimate.",
         "not confirmed": "not confirmed: "
         + ", ".join(x.name for x in (a.robustness.disagreements if a.robustness else ()))
-        + " disagree(s) with it, so treat it with caution.",
+        + f" {agree_verb(len(a.robustness.disagreements) if a.robustness else 0, 'disagrees', 'disagree')} with it, so "
+        "treat it with caution.",
         "no clear effect": "no clear effect to confirm.",
     }.get(ans.verdict, "not assessed.")
     if a.robustness is not None and a.robustness.sensitivity_words and ans.verdict in ("confirmed", "not confirmed"):
@@ -100,8 +116,13 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         direction=_direction_words(ans.conclusion, ans.direction, ev.protocol.expected_direction)
         + (" " + edge_words(ans.conclusion in ("decrease", "increase")) if ans.edge else ""),
         detail=(
-            f"Primary estimate: {ans.label}, {p_text(r.p_value)} (placebo test), over "
-            f"{plural(c.n_post, c.period_word)} of follow-up against {c.n_comparators} comparison {c.units}."
+            Markup("Primary estimate: {}, {} ({}), over {} of follow-up against {}.").format(
+                linked_estimator(ans.estimator, ans.label),
+                p_text(r.p_value),
+                linked_inference(r.inference),
+                plural(c.n_post, c.period_word),
+                plural(c.n_comparators, "comparison " + c.unit_kind),
+            )
         ),
         verdict=verdict,
         mde=mde_words(ans.mde, "percentage_points" if a.is_proportion else "log")
@@ -110,7 +131,7 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         cautions=list(ev.flags),
     )
     if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)):
-        ctx["detail"] = str(ctx["detail"]) + (
+        ctx["detail"] = Markup(ctx["detail"]) + (
             f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison {c.units} are available."
         )
     return HTMLBlock(str(render("summary.html.j2", **ctx)))
@@ -147,7 +168,7 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
             )
         names = [v.label for v in ans.agreeing if v.name != "own_series" and v.row.inference != WITHHELD]
         if names:
-            agree += f"{cap('; '.join(names))} {'agrees' if len(names) == 1 else 'agree'} with the primary estimate."
+            agree += f"{cap('; '.join(names))} {agree_verb(len(names), 'agrees', 'agree')} with the primary estimate."
         for v in ans.disagreeing:
             est, lo, hi = _change_words(v.row, v.row.scale.startswith("percentage_points"))
             said = v.conclusion if v.conclusion == "no clear effect" else article(v.conclusion)
@@ -160,7 +181,7 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
             )
         elif rb is not None and rb.verdict == "not confirmed":
             names_ = ", ".join(c.name for c in rb.disagreements)
-            robust = f"not confirmed: {names_} {'disagrees' if len(rb.disagreements) == 1 else 'disagree'} with it."
+            robust = f"not confirmed: {names_} {agree_verb(len(rb.disagreements), 'disagrees', 'disagree')} with it."
         if robust and rb is not None and rb.sensitivity_words:
             robust += f" Sensitivity: {rb.sensitivity_words}."
     secondary = [_secondary(a) for a in ev.analyses if a is not prim]

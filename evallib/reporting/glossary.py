@@ -1,6 +1,15 @@
-"""The glossary of the "how to read these reports" page: every term a report uses, in plain words."""
+"""The glossary of the "how to read these reports" page: every term a report uses, in plain words.
+
+Pages link a term to its entry with :func:`term_link` (``how-to-read.html#<entry id>``); every estimator a
+protocol may lead with and every inference a page shows has an entry (``ESTIMATOR_ENTRIES``,
+``INFERENCE_ENTRIES``), and a test follows every such link on rendered pages to an entry that exists.
+"""
 
 from __future__ import annotations
+
+import re
+
+from markupsafe import Markup
 
 GLOSSARY: tuple[tuple[str, str], ...] = (
     (
@@ -75,7 +84,84 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         "A weighted mix of comparison areas chosen to track the site before the start; after it, the "
         "gap between the site and that mix is the effect.",
     ),
-    ("Rate ratio", "The same comparison as a Poisson model of the counts: 1 means no change, 0.9 a rate 10% lower."),
+    (
+        "Rate ratio",
+        "The same comparison as a Poisson model of the counts. A ratio of 0.9 is a rate 10% lower, so the reports "
+        "show it as a percent change (-10.0%), like every other effect.",
+    ),
+    (
+        "Synthetic difference-in-differences (synthetic DiD)",
+        "Difference-in-differences on weighted comparison areas and weighted pre-period months (Arkhangelsky et "
+        "al., 2021): the weights make the comparison track the site before the start, so it leans less on parallel "
+        "trends than plain DiD. Its p-value and interval come from the placebo test.",
+    ),
+    (
+        "Studentized placebo test",
+        "A placebo test in which each area's change is divided by its own month-to-month noise before the start, so "
+        "that a site much noisier than its comparison areas cannot look significant by chance (a plain placebo test "
+        "ranks it among quieter areas). A site noisier than 90% of what its comparison areas would give is answered "
+        "by this test, and the plain tests' p-values and intervals are withheld for it.",
+    ),
+    (
+        "Controlled interrupted time series (controlled ITS)",
+        "The site's series relative to its comparison areas', projected forward from before the start: unlike "
+        "difference-in-differences it carries forward any trend in the gap, so it disagrees with DiD when the site "
+        "was already drifting away before the start. Tested with the placebo test.",
+    ),
+    (
+        "Own-series ITS (AR(1) errors, bootstrap-t)",
+        "An interrupted time series of the site alone: errors that follow an AR(1) process, fitted by REML, and "
+        "intervals from a bootstrap of the t statistics. It attributes anything that changed at the start to the "
+        "site, so it is a description, not an evaluation.",
+    ),
+    (
+        "Placebo in time (fake start)",
+        "The primary estimator re-fitted with a fake start date inside the pre-period, where no effect can exist: "
+        "a clear effect there means the method finds effects that are not there.",
+    ),
+    (
+        "Leave one out",
+        "The primary estimator re-fitted dropping each comparison area in turn: a clear effect that disappears "
+        "without one comparator rests on that comparator.",
+    ),
+    (
+        "Matched comparators",
+        "The 10 comparison areas most like the site before the start (size, growth, seasonal profile), as another "
+        "comparison set for the primary estimator.",
+    ),
+    (
+        "Parallel-trends sensitivity (relative magnitudes)",
+        "Rambachan and Roth's check: how large a departure from parallel trends after the start, relative to the "
+        "largest one before it, would overturn the conclusion. Reported beside the verdict, not counted in it.",
+    ),
+    (
+        "Percent a year",
+        "A difference in growth: +5% a year means the site's outcome grew 5% a year faster than its comparison "
+        "areas' (relative to them, it is 5% higher after one year, about 10% after two).",
+    ),
+    (
+        "Pooled effect (random effects)",
+        "On the programme page, one effect per care model from its sites' primary estimates, each weighted by its "
+        "precision plus the variation between sites (tau², by restricted maximum likelihood; I² is the share of the "
+        "variation that is between sites rather than chance), with a Hartung-Knapp interval that stays honestly wide "
+        "with few sites. Only sites analysed on the programme's NHS data are pooled.",
+    ),
+    (
+        "Care models (PACS, MCP, EHCH, UEC, ACC, ICS)",
+        "NHS England's new care models: primary and acute care systems (PACS), multispecialty community providers "
+        "(MCP), enhanced health in care homes (EHCH), urgent and emergency care networks (UEC), acute care "
+        "collaborations (ACC); integrated care systems (ICS) came later, in waves from 2017.",
+    ),
+    (
+        "CCG, trust",
+        "A clinical commissioning group (CCG) bought care for the people of an area (2013 to 2022); a trust is an "
+        "NHS provider, such as a hospital trust with an A&E department.",
+    ),
+    (
+        "IAU, HSJ",
+        "Sources of the registry of sites: the Improvement Analytics Unit (IAU) of NHS England and the Health "
+        "Foundation, which evaluated several vanguards, and the Health Service Journal (HSJ).",
+    ),
     (
         "Percentage points",
         "The unit of a change in a percentage (a share of a whole): four-hour performance going from "
@@ -107,3 +193,42 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         "rounded to the nearest 5.",
     ),
 )
+
+
+def entry_id(term: str) -> str:
+    """The anchor of a glossary entry: ``Synthetic difference-in-differences (synthetic DiD)`` ->
+    ``synthetic-difference-in-differences-synthetic-did``.
+    """
+    return re.sub(r"[^a-z0-9]+", "-", term.lower()).strip("-")
+
+
+#: Every entry's anchor.
+ENTRY_IDS = frozenset(entry_id(t) for t, _ in GLOSSARY)
+#: The entry for each estimator a protocol may lead with (``vocabulary.ESTIMATOR_LABELS``).
+ESTIMATOR_ENTRIES = {
+    "did": entry_id("Difference-in-differences (DiD)"),
+    "did_studentized": entry_id("Studentized placebo test"),
+    "rate_ratio": entry_id("Rate ratio"),
+    "controlled_its": entry_id("Controlled interrupted time series (controlled ITS)"),
+    "synthetic_control": entry_id("Synthetic control"),
+    "synthetic_did": entry_id("Synthetic difference-in-differences (synthetic DiD)"),
+}
+#: The entry for each inference a site page shows (the ``inference`` of its tidy rows).
+INFERENCE_ENTRIES = {
+    "placebo_in_space": entry_id("Placebo test (placebo in space)"),
+    "placebo_studentized": entry_id("Studentized placebo test"),
+    "ar1_reml_bootstrap_t": entry_id("Own-series ITS (AR(1) errors, bootstrap-t)"),
+    "withheld_volatile_site": entry_id("Studentized placebo test"),
+}
+
+
+def glossary_entries() -> list[tuple[str, str, str]]:
+    """(anchor, term, meaning) of every entry, in the glossary's order."""
+    return [(entry_id(t), t, m) for t, m in GLOSSARY]
+
+
+def term_link(text: str, entry: str) -> Markup:
+    """``text`` linked to its glossary entry (escaped); a link to an entry that does not exist is an error."""
+    if entry not in ENTRY_IDS:
+        raise KeyError(f"no glossary entry {entry!r}: add it to evallib/reporting/glossary.py")
+    return Markup('<a class="term" href="how-to-read.html#{}">{}</a>').format(entry, text)

@@ -6,12 +6,15 @@ estimates anything.
 
 from __future__ import annotations
 
+import math
 import textwrap
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from evallib.evaluation.studies.programme import CARE_MODEL_ORDER, ProgrammeData
 from evallib.methods.base.plotting import (
@@ -44,7 +47,20 @@ __all__ = [
     "plot_placebo_distribution",
     "plot_synthetic_control",
     "plot_trends",
+    "percent_axis",
 ]
+
+
+def percent_axis(ax: Axes, axis: Literal["x", "y"]) -> None:
+    """Label an axis drawn on the log scale in the percent changes its values stand for (``log(1.1)`` -> ``+10%``),
+    so that a figure speaks the unit of the page's words and tables.
+    """
+
+    def fmt(v: float, _pos: object) -> str:
+        pct = 100 * math.expm1(v)
+        return "0" if abs(pct) < 0.05 else f"{pct:+.0f}%"
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(FuncFormatter(fmt))
 
 
 def plot_trends(
@@ -96,8 +112,10 @@ def plot_balance(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
 
 
 def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
-    """Every evaluated site's primary effect (percent, 95% interval), grouped by care model, with pooled diamonds."""
-    ev = data.evaluated[data.evaluated["scale"] == "log"].copy()
+    """Every evaluated site's primary estimate (the estimator its protocol leads with; percent, 95% interval),
+    grouped by care model, with pooled diamonds; only the sites the programme pools (its own data).
+    """
+    ev = data.pooled_sites.copy()
     rows: list[tuple[str, float, float, float, bool]] = []
     for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
         g = ev[ev["care_model"] == model].sort_values("estimate")
@@ -129,6 +147,12 @@ def plot_forest(data: ProgrammeData, pooled: pd.DataFrame, *, ax: Axes | None = 
     ax.set_xticks(ticks, ["-50%", "0", "+100%"], fontsize=FONT)
     ax.set_xlim(-limit, limit)
     ax.set_xlabel("change vs comparison areas", fontsize=FONT)
+    fig.suptitle(  # across the figure: the site names take the left of the axes
+        plain(textwrap.fill("Each site's primary estimate (blue) and each care model's pooled effect (red)", 45)),
+        fontsize=FONT,
+        x=0.02,
+        ha="left",
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 

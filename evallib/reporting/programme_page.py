@@ -5,6 +5,7 @@ from templates, autoescaped).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from evallib.evaluation.studies.growth import NO_VANGUARD
 from evallib.evaluation.studies.programme import ProgrammeData, growth_table, pooled_by_care_model
@@ -12,7 +13,8 @@ from evallib.evaluation.studies.published import DIFFERENCES, published_comparis
 from evallib.reporting.blocks import HTMLBlock, render
 from evallib.reporting.plots import plot_forest
 from evallib.reporting.templating import figure_html
-from evallib.reporting.words import p_text
+from evallib.reporting.words import change_words, p_text
+from evallib.vocabulary import plural
 
 
 def _pct(v: float) -> str:
@@ -20,24 +22,51 @@ def _pct(v: float) -> str:
 
 
 def overview(data: ProgrammeData) -> HTMLBlock:
-    """The programme overview: how many sites, by status and by care model."""
-    counts = data.sites["status"].value_counts()
-    by_model = data.sites.groupby(["care_model", "status"]).size().unstack(fill_value=0)
+    """The programme overview: how many of the programme's sites (on its own data), by status and by care model;
+    sites on an evaluator's own data are counted apart, never among the programme's.
+    """
+    sites = data.programme_sites
+    counts = sites["status"].value_counts()
+    by_model = sites.groupby(["care_model", "status"]).size().unstack(fill_value=0)
     rows = [[str(m), *(str(int(v)) for v in row)] for m, row in by_model.iterrows()]
+    own = data.own_data_sites
     html = render(
         "programme_overview.html.j2",
-        n=len(data.sites),
+        n=plural(len(sites), "site"),
         counts=", ".join(f"{int(v)} {k}" for k, v in counts.items()),
         head=["care model", *by_model.columns],
         rows=rows,
+        own=plural(len(own), "site") if len(own) else "",
+        own_ids=", ".join(own["site_id"]),
     )
     return HTMLBlock(str(html))
 
 
+def _pooled_words(r: Any) -> str:
+    """One care model's pooled effect in words, with its interval: the conclusion follows the interval."""
+    est, lo, hi = (change_words(v, "percent") for v in (r.percent, r.percent_low, r.percent_high))
+    clear = r.percent_low > 0 or r.percent_high < 0
+    said = f"a clear {'increase' if r.percent > 0 else 'decrease'}" if clear else "no clear effect"
+    return (
+        f"{r.care_model} ({plural(int(r.sites), 'site')}): {est} than in comparison areas (95% interval "
+        f"{lo} to {hi}, {p_text(r.p_value)}): {said}."
+    )
+
+
+def pooled_answer(data: ProgrammeData) -> HTMLBlock:
+    """The programme's answer, first on its page: each care model's pooled effect in words, with its interval."""
+    p = pooled_by_care_model(data)
+    lines = [_pooled_words(r) for r in p.itertuples()]
+    n_own = len(data.own_data_sites)
+    own = plural(n_own, "site") if n_own else ""
+    return HTMLBlock(str(render("programme_answer.html.j2", lines=lines, own=own)))
+
+
 def forest(data: ProgrammeData) -> HTMLBlock:
-    """The forest plot of site effects, with each care model's pooled effect."""
+    """The forest plot of each site's primary estimate, with each care model's pooled effect."""
     pooled = pooled_by_care_model(data)
-    return HTMLBlock(str(figure_html(plot_forest(data, pooled), "forest plot of site effects by care model")))
+    alt = "forest plot of each site's primary estimate and each care model's pooled effect"
+    return HTMLBlock(str(figure_html(plot_forest(data, pooled), alt)))
 
 
 def pooled_table(data: ProgrammeData) -> HTMLBlock:
@@ -50,12 +79,12 @@ def pooled_table(data: ProgrammeData) -> HTMLBlock:
             _pct(r.percent),
             f"{_pct(r.percent_low)} to {_pct(r.percent_high)}",
             p_text(r.p_value).replace("p = ", "").replace("p ", ""),
-            f"{r.tau2:.4f}",
+            f"{100 * math.expm1(math.sqrt(max(r.tau2, 0.0))):.1f}%",  # tau as the percent spread it stands for
             f"{100 * r.i2:.0f}%",
         ]
         for r in p.itertuples()
     ]
-    head = ["Care model", "Sites", "Pooled effect", "95% interval", "p", "tau\u00b2", "I\u00b2"]
+    head = ["Care model", "Sites", "Pooled effect", "95% interval", "p", "Between-site spread (tau)", "I\u00b2"]
     return HTMLBlock(str(render("programme_pooled.html.j2", head=head, rows=rows)))
 
 

@@ -32,6 +32,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         "points": a.is_proportion,
         "units": a.coverage.units,
         "unit": unit,
+        "period_word": a.coverage.period_word,
         "table": estimate_table(rows, a.coverage.period_word),
         "checks": rb.checks,
         "verdict": rb.verdict,
@@ -44,9 +45,10 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
     if rb.matched is not None:
         t = rb.matched.table
         ctx["matched"] = {
-            "head": [cap(unit), "Distance", "Pre-period growth per year"],
+            "head": [cap(unit), "Distance", "Pre-period growth (% a year)"],
             "rows": [
-                [str(u), f"{d:.2f}", f"{g:+.3f}"] for u, d, g in zip(t["unit"], t["distance"], t["trend"], strict=True)
+                [str(u), f"{d:.2f}", _pct_a_year(g)]
+                for u, d, g in zip(t["unit"], t["distance"], t["trend"], strict=True)
             ],
         }
     if rb.synthetic is not None:
@@ -54,10 +56,13 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         assert s.placebos is not None  # the synthetic control check is a placebo test
         sw = s.weights[s.weights > 0.005]
         fig = plots.plot_synthetic_control(
-            s, title=f"{cap(a.label)}: site minus synthetic control (grey: placebos)", ylabel="log difference"
+            s,
+            title=f"{cap(a.label)}: site against its synthetic control, in percent (grey: placebos)",
+            ylabel="site vs synthetic control",
         )
+        plots.percent_axis(fig.axes[0], "y")
         ctx["synthetic"] = {
-            "rmspe": f"{s.pre_rmspe:.3f}",
+            "rmspe": f"{100 * math.expm1(s.pre_rmspe):.1f}%",
             "p": p_text(s.headline.p_value),
             "min_p": f"{s.min_p_value:.2f}",
             "ratio_p": p_text(s.rmspe_ratio_p_value),
@@ -72,7 +77,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         ctx["balance"] = {
             "head": ["feature", *cols],
             "rows": [
-                [_feature_label(r["feature"]), *(_balance_cell(r["feature"], c, r[c]) for c in cols)]
+                [_feature_label(str(r["feature"])), *(_balance_cell(r["feature"], c, r[c]) for c in cols)]
                 for _, r in b.iterrows()
             ],
             "figure": figure_html(plots.plot_balance(b, title="Pre-period balance by comparison set"), "balance plot"),
@@ -80,8 +85,23 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
     return HTMLBlock(str(render("robustness.html.j2", **ctx)))
 
 
-def _feature_label(feature: object) -> str:
-    return f"{feature} (rounded)" if feature == MEAN_COUNT_FEATURE else str(feature)
+#: Pre-period features on the log scale, in the unit the balance table shows them (percent, as every effect).
+PERCENT_FEATURES = {
+    FEATURE_LABELS["trend"]: "growth (% a year)",
+    FEATURE_LABELS["season_sin"]: "seasonal profile, sine part (% swing)",
+    FEATURE_LABELS["season_cos"]: "seasonal profile, cosine part (% swing)",
+}
+
+
+def _pct_a_year(g: float) -> str:
+    """A log growth a year as the percent a year it stands for (``0.191`` -> ``+21.0%``)."""
+    return f"{100 * math.expm1(g):+.1f}%" if math.isfinite(g) else ""
+
+
+def _feature_label(feature: str) -> str:
+    if feature == MEAN_COUNT_FEATURE:
+        return f"{feature} (rounded)"
+    return PERCENT_FEATURES.get(feature, feature)
 
 
 def _balance_cell(feature: str, column: str, value: object) -> object:
@@ -92,6 +112,10 @@ def _balance_cell(feature: str, column: str, value: object) -> object:
         return count_cell(float(value))
     if feature == FEATURE_LABELS["level"]:
         return log_count_text(float(value))
+    if feature == FEATURE_LABELS["trend"]:
+        return _pct_a_year(float(value))
+    if feature in PERCENT_FEATURES:  # a seasonal coefficient of 0.03 on the log scale is a swing of about 3%
+        return f"{100 * float(value):+.1f}%"
     return _cell(value)
 
 

@@ -9,17 +9,19 @@ Count tables pass through :mod:`evallib.reporting.disclosure`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from evallib.evaluation.site.coverage import unit_kind
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting import plots
 from evallib.reporting.area_share import area_share
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 from evallib.reporting.words import p_text
-from evallib.vocabulary import outcome_label, plural, unit_plural
+from evallib.vocabulary import estimator_label, outcome_label, plural, spell_out, unit_plural
 
 EMPTY = HTMLBlock("")
 #: Class of the primary outcome's trend figure (or its withheld note): the figure a board paper shows.
@@ -55,7 +57,7 @@ def who_and_when(ev: SiteEvaluation) -> HTMLBlock:
         for (kind, codes), outcomes in groups.items()
     ]
     rows[4:4] = members
-    html = str(render("who_and_when.html.j2", rows=[(k, v, False) for k, v in rows], notes=p.notes))
+    html = str(render("who_and_when.html.j2", rows=[(k, v, False) for k, v in rows], notes=spell_out(p.notes)))
     return HTMLBlock(html + area_share(ev).html)  # the share of its CCGs a vanguard serves, published evaluations
 
 
@@ -165,7 +167,24 @@ def _volatility_sentence(a: OutcomeAnalysis) -> str:
 
 
 def _unit_words(a: OutcomeAnalysis) -> str:
-    return "difference in percentage points" if a.is_proportion else "difference in log outcome"
+    return "difference in percentage points" if a.is_proportion else "difference, percent"
+
+
+def _placebo_source(a: OutcomeAnalysis) -> tuple[str, Any]:
+    """The estimator whose placebo distribution the histogram shows, and its result: the primary estimator's own
+    when it keeps its placebo estimates on the effect's scale, else the plain DiD's (and the title says so).
+    """
+    h = a.headline.get(a.primary_estimator)
+    result = getattr(h, "result", None) if h is not None else None
+    if (
+        h is not None
+        and a.primary_estimator != "did_studentized"  # its placebos are scaled by noise: not effects
+        and getattr(result, "placebo_estimates", None) is not None
+        and h.row.scale == "log"
+        and h.row.inference != WITHHELD
+    ):
+        return a.primary_estimator, result
+    return "did", a.did
 
 
 def did(ev: SiteEvaluation) -> HTMLBlock:
@@ -185,16 +204,23 @@ def did(ev: SiteEvaluation) -> HTMLBlock:
             size = plural(a.event_bin_periods, word)
             fig = plots.plot_event_study(
                 a.event_study,
-                title=f"{cap(a.label)}: effect by {size} relative to the start",
+                title=f"{cap(a.label)}: event study (difference-in-differences by {size} relative to the start)",
                 xlabel=f"bins of {size} relative to the start (-1 = reference)",
                 ylabel=_unit_words(a),
             )
+            if not a.is_proportion:
+                plots.percent_axis(fig.axes[0], "y")
             figs.append(figure_html(fig, f"event study for {a.label}"))
         if a is ev.primary:
+            name, result = _placebo_source(a)
             fig = plots.plot_placebo_distribution(
-                a.did, title=f"{cap(a.label)}: site estimate among placebo estimates", xlabel=_unit_words(a)
+                result,
+                title=f"{cap(a.label)}: the site's {estimator_label(name)} estimate among its placebo estimates",
+                xlabel=_unit_words(a),
             )
-            figs.append(figure_html(fig, f"placebo distribution for {a.label}"))
+            if not a.is_proportion:
+                plots.percent_axis(fig.axes[0], "x")
+            figs.append(figure_html(fig, f"placebo distribution of the {estimator_label(name)} for {a.label}"))
     checks = [s for a in ev.analyses for s in (_pretrend_sentence(a), _volatility_sentence(a)) if s]
     measures = {a.measure for a in ev.analyses}
     html = render(
@@ -224,10 +250,11 @@ def programme(ev: SiteEvaluation) -> HTMLBlock:
     rows = [(outcome_label(pw.outcome), r, False) for r in pw.rows]
     fig = plots.plot_event_study(
         pw.dynamic,
-        title=f"{cap(outcome_label(pw.outcome))}: all ICS waves by months since designation",
+        title=f"{cap(outcome_label(pw.outcome))}: all ICS waves by months since designation (Callaway-Sant'Anna)",
         xlabel="months relative to the wave's start",
-        ylabel="difference in log outcome",
+        ylabel="difference, percent",
     )
+    plots.percent_axis(fig.axes[0], "y")
     html = render(
         "waves.html.j2",
         units=unit_plural(pw.unit_kind),

@@ -26,7 +26,7 @@ from markupsafe import Markup
 from evallib.protocol import writing
 from evallib.reporting.board_paper import PAPER_SUFFIX, link_papers, make_papers
 from evallib.reporting.calibration_page import CalibrationFileError, calibration_context
-from evallib.reporting.glossary import GLOSSARY
+from evallib.reporting.glossary import glossary_entries
 from evallib.reporting.publishing import (
     Expected,
     SiteEntry,
@@ -342,7 +342,9 @@ def build_site(
         )
         _write(
             staging / "how-to-read.html",
-            page("How to read these reports", "", template="how_to_read.html.j2", glossary=GLOSSARY, **common),
+            page(
+                "How to read these reports", "", template="how_to_read.html.j2", glossary=glossary_entries(), **common
+            ),
         )
         _write(
             staging / "data-dictionary.html",

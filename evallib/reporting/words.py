@@ -8,12 +8,23 @@ inference) are :mod:`evallib.vocabulary`'s.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from evallib.vocabulary import be
+
 
 def article(word: str) -> str:
-    """``a decrease``, ``an increase``."""
+    """``a decrease``, ``an increase``; numbers as they are read aloud: ``an 11.0% fall``, ``an 8% fall``,
+    ``a 4.6% fall``, ``an 18-month follow-up``.
+    """
+    if word[:1].isdigit():
+        whole = re.match(r"[\d,]+", word)
+        digits = whole.group(0).replace(",", "") if whole else ""
+        # "eight...", "eleven", "eighteen" (and their thousands: "eleven thousand") begin with a vowel sound
+        vowel = digits.startswith("8") or (digits[:2] in ("11", "18") and len(digits) % 3 == 2)
+        return ("an " if vowel else "a ") + word
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
 
@@ -86,7 +97,7 @@ def effect_sentence(row: Mapping[str, Any], *, outcome: str, units: str) -> str:
     est, lo, hi = (percent(_num(row[k]), scale) for k in ("estimate", "ci_low", "ci_high"))
     lo = -math.inf if row.get("ci_low") is None and row.get("estimate") is not None else lo
     hi = math.inf if row.get("ci_high") is None and row.get("estimate") is not None else hi
-    head = f"Relative to comparable {units}, {outcome} {'were' if outcome.endswith('s') else 'was'} {change_words(est, scale)}"
+    head = f"Relative to comparable {units}, {outcome} {be(outcome, past=True)} {change_words(est, scale)}"
     head += " than expected" if change_words(est, scale) != "no different" else " from what was expected"
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return head + "; the interval is unbounded, so the data rule out no effect of any size."

@@ -163,6 +163,13 @@ def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
     return f"{estimator_label(name)} finds {other} where the primary estimate finds {main}"
 
 
+def _a(word: str) -> str:
+    """``an increase``, ``a decrease``; ``no clear effect`` as it is."""
+    if word.startswith("no "):
+        return word
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
 def _own_series(a: OutcomeAnalysis, main: str) -> View | None:
     """The site's own series (a description): noted when it shows a change the comparison does not."""
     try:
@@ -182,12 +189,12 @@ def _own_series(a: OutcomeAnalysis, main: str) -> View | None:
         )
     elif main == "no clear effect":
         why = (
-            f"the site's own series shows a {own} at the start, but its comparison pool changed in the same way, "
+            f"the site's own series shows {_a(own)} at the start, but its comparison pool changed in the same way, "
             "so relative to comparable areas there is no clear effect"
         )
     else:
         why = (
-            f"the site's own series shows {own} on its own, while relative to comparable areas there is a {main}: "
+            f"the site's own series shows {_a(own)} on its own, while relative to comparable areas there is {_a(main)}: "
             "the comparison pool moved too"
         )
     return View("own_series", "the site's own series (ITS)", row, own, False, why)

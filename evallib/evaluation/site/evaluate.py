@@ -25,7 +25,7 @@ from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, program
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.sources.panel import Panel
-from evallib.vocabulary import outcome_label
+from evallib.vocabulary import be, estimator_label, outcome_label, plural
 
 #: End of the COVID-19 disruption of hospital activity counted as an overlap (the 2021/22 recovery year).
 COVID_END = pd.Timestamp("2022-04-01")
@@ -197,6 +197,27 @@ def published_growth_pct(pct: float, base_total: float, last_total: float) -> fl
     return round(round(pct / step) * step, 2)
 
 
+def _noisier(a: OutcomeAnalysis) -> str:
+    """How much noisier than its comparators the site was before the start, in words (all of them, or a share)."""
+    c, pct = a.coverage, a.noise_percentile
+    k, w = len(c.treated_used), c.period_word
+    than = "every one of" if pct >= 99.95 else f"{pct:.0f}% of"
+    if k <= 1:
+        return f"noisier than {than} its {plural(c.n_comparators, 'comparison ' + c.unit_kind)} ({w}-to-{w} variation)"
+    sets = f"random sets of {k} comparison {c.units} (as many as the site has)"
+    return f"noisier than {than} {sets} ({w}-to-{w} variation, averaged over the site's {c.units})"
+
+
+def _drift_words(estimate: float, scale: str) -> str:
+    """A pre-period trend difference in the reader's unit: percent a year for logs, percentage points for shares."""
+    if not math.isfinite(estimate):
+        return "drifting by an unknown amount"
+    if scale == "log_per_year":
+        size, unit = abs(100 * math.expm1(estimate)), "% a year"
+        return f"{'rising' if estimate > 0 else 'falling'} by about {size:.1f}{unit}"
+    return f"{'rising' if estimate > 0 else 'falling'} by about {abs(estimate):.1f} percentage points a year"
+
+
 def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tuple[str, ...]:
     flags = []
     if protocol.membership_confidence != "high":
@@ -209,26 +230,25 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
     for a in analyses:
         c = a.coverage
         if a.outcome == protocol.primary_outcome and c.short_follow_up:
+            # Said of any answer, clear or not: a short follow-up weakens a null and may miss later effects.
             flags.append(
                 f"Short follow-up: only {c.in_periods(c.n_post)} after the start. Effects of new care models take "
-                "years; a null result here is weak evidence of no effect."
+                "years, so a longer follow-up may find a different effect; no clear effect over so short a time is "
+                "weak evidence of no effect."
             )
         if a.volatile:
             flags.append(
-                f"Before the start the site's {a.label} was noisier than {a.noise_percentile:.0f}% of what its comparison "
-                f"{c.units} would give in its place: a plain placebo test is not reliable for such a site, so only the studentized test's "
-                "p-value and interval are published for this outcome (the other estimates are shown without them)."
+                f"Before the start the site's {a.label} {be(a.label, past=True)} {_noisier(a)}: a plain placebo test "
+                "is not reliable for such a site, so only the studentized test's p-value and interval are published "
+                "for this outcome (the other estimates are shown without them)."
             )
         if a.pretrend_evidence:
             pt = a.pretrend
-            per_year = (
-                f"{100 * pt.estimate:+.1f} points a year" if pt.scale == "log_per_year" else f"{pt.estimate:+.2f}"
-            )
             flags.append(
                 f"Evidence of diverging trends before the start for {a.label} (placebo test of the pre-period trend "
-                f"difference, p = {pt.p_value:.3f}): the site's series was moving {per_year} relative to its comparison "
-                "pool, so the difference-in-differences estimate may partly reflect that divergence rather than the "
-                "care model."
+                f"difference, p = {pt.p_value:.3f}): the site's series was {_drift_words(pt.estimate, pt.scale)} "
+                f"relative to its comparison pool, so the {estimator_label(a.primary_estimator)} estimate may partly "
+                "reflect that divergence rather than the care model."
             )
         if c.treated_not_in_data or c.treated_incomplete:
             gone = ", ".join(c.treated_not_in_data + c.treated_incomplete)

@@ -57,6 +57,8 @@ def effect_text(value: float, scale: str) -> str:
         return "unbounded" if math.isinf(value) else "unknown"
     if scale == "log":
         return f"{100 * math.expm1(value):+.1f}%"
+    if scale == "rate_ratio":  # a ratio of 0.9 is a rate 10% lower
+        return f"{100 * (value - 1):+.1f}%"
     if scale.startswith("percentage_points"):
         return f"{value:+.1f} percentage points"
     return f"{value:+.3f}"

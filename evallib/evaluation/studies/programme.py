@@ -20,6 +20,7 @@ import pandas as pd
 
 from evallib.errors import DataError
 from evallib.methods.pooling import random_effects
+from evallib.sources.bundled import BUNDLED
 
 CARE_MODEL_ORDER = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
 
@@ -34,6 +35,33 @@ class ProgrammeData:
     def evaluated(self) -> pd.DataFrame:
         """The sites that were evaluated (``status == "evaluated"``)."""
         return self.sites[self.sites["status"] == "evaluated"]
+
+    @property
+    def programme_sites(self) -> pd.DataFrame:
+        """The sites analysed on the programme's own data (the bundled NHS datasets): the only ones pooled."""
+        return self.sites[~self._own(self.sites)]
+
+    @property
+    def own_data_sites(self) -> pd.DataFrame:
+        """The sites analysed on an evaluator's own file: reported in their own pages, never pooled with the
+        programme's (their outcomes, units and populations are not the programme's).
+        """
+        return self.sites[self._own(self.sites)]
+
+    @property
+    def pooled_sites(self) -> pd.DataFrame:
+        """The evaluated sites on the programme's own data, on the log scale: what the forest plot and the pooled
+        effects stand on.
+        """
+        ev = self.evaluated
+        return ev[~self._own(ev) & (ev["scale"] == "log")]
+
+    @staticmethod
+    def _own(frame: pd.DataFrame) -> pd.Series:
+        """Which rows are own-data sites (none, in a frame made without the column)."""
+        if "own_data" not in frame.columns:
+            return pd.Series(False, index=frame.index)
+        return frame["own_data"].astype(bool)
 
 
 def _headline_row(res: dict[str, Any]) -> dict[str, Any] | None:
@@ -68,6 +96,12 @@ def _headline_row(res: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
+def _own_data(res: dict[str, Any]) -> bool:
+    """Whether a site was analysed on an evaluator's own file (its primary data source is no bundled dataset)."""
+    source = (res.get("provenance") or {}).get("data_source")
+    return source is not None and str(source) not in BUNDLED
+
+
 def load_programme(outputs: str | Path) -> ProgrammeData:
     """Collect every ``outputs/<site>/results.json``."""
     root = Path(outputs)
@@ -89,6 +123,8 @@ def load_programme(outputs: str | Path) -> ProgrammeData:
                 ),
                 "site_name": res.get("site_name", ""),
                 "care_model": res.get("care_model", "other"),
+                "data_source": str((res.get("provenance") or {}).get("data_source") or ""),
+                "own_data": _own_data(res),
                 "status": res["status"],
                 "scale": did["scale"] if did else None,
                 "estimate": did["estimate"] if did else np.nan,
@@ -112,12 +148,13 @@ def pooled_by_care_model(data: ProgrammeData) -> pd.DataFrame:
     -----
     Each site's estimate (log scale) is weighted by ``1 / (se^2 + tau^2)`` with ``se`` the SD
     of its placebo estimates; tau^2 by REML, the interval by Hartung-Knapp (t with k - 1
-    degrees of freedom), see :func:`evallib.methods.pooling.random_effects`. Sites standing
+    degrees of freedom), see :func:`evallib.methods.pooling.random_effects`. Only sites analysed on the
+    programme's own data (bundled NHS datasets) are pooled: an evaluator's own file measures other outcomes on
+    other units (:attr:`ProgrammeData.pooled_sites`). Sites standing
     on the same data are merged first (:func:`merge_duplicate_sites`); sites sharing some
     units or comparators are still treated as independent, which is approximate.
     """
-    ev = data.evaluated
-    ev = ev[ev["scale"] == "log"]
+    ev = data.pooled_sites  # an evaluator's own-data sites are never pooled with the programme's
     out = []
     for model in [m for m in CARE_MODEL_ORDER if m in set(ev["care_model"])]:
         g = merge_duplicate_sites(ev[ev["care_model"] == model])

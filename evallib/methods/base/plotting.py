@@ -16,6 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from evallib.vocabulary import METHOD_LABELS
+
 if TYPE_CHECKING:
     from matplotlib.typing import LegendLocType
 
@@ -97,7 +99,10 @@ def plot_placebo_distribution(
         label="placebo estimates (comparison units)",
     )
     site = result.estimate if marked is None else marked
-    ax.axvline(site, color=SITE_COLOUR, linewidth=2.2, label="this site")
+    head = getattr(result, "headline", None)
+    method = METHOD_LABELS.get(head.method, head.method.replace("_", " ")) if head is not None else ""
+    # the legend names the estimator whose placebos these are, so a histogram never passes for another's
+    ax.axvline(site, color=SITE_COLOUR, linewidth=2.2, label=f"this site ({method})" if method else "this site")
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("number of units")
