@@ -134,7 +134,8 @@ def staggered_analysis(
     starts = {u: start_of.get(u.upper()) for u in cov.treated_used}
     lost = [u for u, s in starts.items() if s is None]
     if lost:
-        raise NotEvaluable(f"no start could be matched to the site's unit(s) {', '.join(lost)} in the data")
+        word = "unit" if len(lost) == 1 else "units"
+        raise NotEvaluable(f"no start could be matched to the site's {word} {', '.join(lost)} in the data")
     periods = set(design.periods)
     outside = [u for u, s in starts.items() if s not in periods]
     if outside:
@@ -243,7 +244,7 @@ def staggered_data_problem(protocol: SiteProtocol, periods: pd.Index, units: set
         return ""
     known = set(pd.DatetimeIndex(periods)) if len(periods) else set()
     first = min(known) if known else None
-    bad = [c for c, s in protocol.unit_starts if pd.Timestamp(s) not in known or pd.Timestamp(s) == first]
+    bad = [c for c, month in protocol.unit_starts if pd.Timestamp(month) not in known or pd.Timestamp(month) == first]
     if bad:
         span = f"{min(known):%Y-%m} to {max(known):%Y-%m}" if known else "no periods"
         return (
