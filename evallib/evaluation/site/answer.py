@@ -62,7 +62,8 @@ class Answer:
     ``direction`` is ``hoped for`` when the primary estimate is a significant change in the
     protocol's expected direction, ``opposite`` when it is a significant change the other way,
     and ``unclear`` otherwise. ``mde`` is the smallest change (on the log scale, or in points
-    for a percentage) the primary DiD placebo test would detect with 80% power.
+    for a percentage) the answer's own test would detect with 80% power (the primary estimator's
+    placebo distribution: :func:`~evallib.evaluation.site.mde.answer_mde`).
     """
 
     estimator: str
