@@ -82,6 +82,6 @@ def test_reported_mde_is_detected_about_80_percent_of_the_time() -> None:
         det = float(g["detected"].mean()) if len(g) else math.nan
         rates[name] = (det, len(g))
         record("answer MDE detected (real data)", f"fake sites, {name}", len(g), detected=det)
-    for name, (det, n) in rates.items():
+    for det, n in rates.values():
         if n >= 10:
             assert abs(det - POWER) <= 3 * mc_se(POWER, n), rates
