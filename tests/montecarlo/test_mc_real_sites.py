@@ -76,7 +76,9 @@ def test_answer_holds_its_size_overall_and_in_the_quietest_and_noisiest_tenth() 
 def test_reported_mde_is_detected_about_80_percent_of_the_time() -> None:
     df = fake_sites()
     ev = df[df["status"].eq("evaluated") & df["detected"].notna()]
-    assert (ev["volatile_after"] == ev["volatile"]).all()  # the injection leaves the pre-period (and the rule) alone
+    # The injection leaves the pre-period alone, but the level-shift screen of the comparison pool reads every area
+    # (V30's 10T: 139 comparators without the effect, 141 with it, the site's noise at the 89.9th and 90.1th percentile).
+    assert (ev["volatile_after"] == ev["volatile"]).mean() >= 0.98
     rates = {}
     for name, g in _groups(ev).items():
         det = float(g["detected"].mean()) if len(g) else math.nan
