@@ -126,7 +126,8 @@ def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
         pct = f" (its noise ranks at the {vol.percentile[0]:.0f}th percentile)" if vol is not None and vol.rank else ""
         return (
             f"the two tests differ in how they treat the site's own month-to-month noise{pct}: the studentized test "
-            "scales every unit's change by its noise, so it is the one to trust for an unusually noisy or quiet site"
+            "scales every unit's change by how far that unit wandered before the start, so it is the one to trust "
+            "for an unusually noisy or quiet site"
         )
     if name in ("synthetic_control", "synthetic_did") or a.primary_estimator in ("synthetic_control", "synthetic_did"):
         return (
