@@ -66,3 +66,17 @@ def test_the_page_shows_the_table_and_refuses_values_that_are_not_rates(tmp_path
         by_noise_context(tmp_path)
     path.unlink()
     assert by_noise_context(tmp_path) is None
+
+
+def test_the_published_page_shows_size_by_tenth_for_every_leading_estimator() -> None:
+    from evallib.reporting.calibration_page import calibration_context
+    from evallib.reporting.static_site import page
+    from evallib.vocabulary import estimator_label
+
+    root = Path(__file__).resolve().parents[1]
+    ctx = calibration_context(root)
+    assert ctx is not None and ctx["by_noise"] is not None
+    html = page("Calibration study", "", template="calibration.html.j2", **ctx, calibration_link=True)
+    assert "Size by tenth of pre-period noise" in html and "Tenth 10 (%)" in html
+    shown = {r["estimator"] for r in ctx["by_noise"]["rows"]}
+    assert shown == {estimator_label(e) for e in LEADING}
