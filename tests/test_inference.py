@@ -13,7 +13,7 @@ from evallib.errors import DataError
 from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.inversion import PlaceboCount, invert_by_search, invert_linear
 from evallib.methods.inference.permutation import permutation_estimates, permutation_test, treatment_assignments
-from evallib.methods.inference.volatility import pre_period_noise, volatility_rank
+from evallib.methods.inference.volatility import pre_period_noise, pre_period_swing, volatility_rank
 from evallib.methods.simulate import simulate_nhs_panel
 
 pytestmark = pytest.mark.unit
@@ -126,12 +126,12 @@ def test_p_above_alpha_exactly_when_zero_is_in_the_interval() -> None:
         assert (t.p_value[0] > 0.05) == (t.ci_low[0] <= 0 <= t.ci_high[0])
 
 
-def test_studentized_statistic_ranks_changes_over_pre_period_noise() -> None:
+def test_studentized_statistic_ranks_changes_over_pre_period_swing() -> None:
     d = simulate_nhs_panel(60, 48, n_treated=1, start_period=36, treated_volatility=4.0, seed=6)
     r = DiD(**ROLES, transform="log", inference="placebo_studentized").fit(d)
     wide = np.log(d.pivot(index="unit", columns="period", values="value").to_numpy())
     post = np.arange(48) >= 36
-    scale = pre_period_noise(wide, post)
+    scale = pre_period_swing(wide, post)  # issue 18: not the month-to-month noise
     change = wide[:, post].mean(axis=1) - wide[:, ~post].mean(axis=1)
     z = (change - change.mean()) / scale
     assert r.observed_statistic == pytest.approx(z[0] - z[1:].mean(), rel=1e-10)

@@ -1,9 +1,10 @@
 """`evallib calibrate`: run the calibration study over every design the protocols use, in parallel.
 
-Writes ``outputs/calibration/fake_sites.csv`` (every estimate on every fake site) and
-``outputs/calibration/summary.csv``, and the summary the protocols are chosen from,
-``params/calibration.csv`` (committed with the protocols; ``evallib make-params --update``
-writes each protocol's ``primary_estimator`` from it).
+Writes ``outputs/calibration/fake_sites.csv`` (every estimate on every fake site),
+``outputs/calibration/summary.csv`` and ``outputs/calibration/size_by_noise.csv``, and the summary the
+protocols are chosen from, ``params/calibration.csv`` (committed with the protocols; ``evallib make-params
+--update`` writes each protocol's ``primary_estimator`` from it), with the size by tenth of pre-period noise
+the calibration page shows, ``params/calibration_by_noise.csv``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from evallib.evaluation.studies.calibration import Design, designs, fake_site_results, summarise
+from evallib.evaluation.studies.calibration import Design, designs, fake_site_results, size_by_noise_tenth, summarise
 from evallib.protocol import writing
 from evallib.protocol.params import find_params, load_params
 from evallib.protocol.paths import ROOT_ENV
 
 #: Where the protocol generator reads the study's summary (relative to the params folder).
 SUMMARY_FILE = "calibration.csv"
+#: Where the calibration page reads the size by tenth of pre-period noise (relative to the params folder).
+BY_NOISE_FILE = "calibration_by_noise.csv"
 
 
 def _run(design: Design, max_fake_sites: int | None, root: str) -> pd.DataFrame:
@@ -51,12 +54,18 @@ def run_calibration(
             parts.append(fut.result())
     results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     summary = summarise(results, found)
+    by_noise = size_by_noise_tenth(results)
     with writing.faults(outputs):
         outputs.mkdir(parents=True, exist_ok=True)
     folder = writing.make_dir(outputs / "calibration", outputs)  # never through a link
-    for frame, path in ((results, folder / "fake_sites.csv"), (summary, folder / "summary.csv")):
+    for frame, path in (
+        (results, folder / "fake_sites.csv"),
+        (summary, folder / "summary.csv"),
+        (by_noise, folder / "size_by_noise.csv"),
+    ):
         _write_csv(frame, path)
     _write_csv(summary, params_dir / SUMMARY_FILE)
+    _write_csv(by_noise, params_dir / BY_NOISE_FILE)
     return summary
 
 

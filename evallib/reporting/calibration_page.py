@@ -19,8 +19,20 @@ from evallib.vocabulary import estimator_label, outcome_label
 SUMMARY = Path("params") / "calibration.csv"
 #: Columns the page needs: the study's summary columns less the optional Monte Carlo ones.
 REQUIRED = tuple(
-    c for c in SUMMARY_COLUMNS if c not in ("rejection_mc_se", "rejection_rate_noisiest_fifth", "noisiest_fifth_mc_se")
+    c
+    for c in SUMMARY_COLUMNS
+    if c
+    not in (
+        "rejection_mc_se",
+        "rejection_rate_noisiest_fifth",
+        "noisiest_fifth_mc_se",
+        "rejection_rate_quietest_tenth",
+        "rejection_rate_noisiest_tenth",
+    )
 )
+#: The size by tenth of pre-period noise (written by ``evallib calibrate``; optional).
+BY_NOISE = Path("params") / "calibration_by_noise.csv"
+BY_NOISE_COLUMNS = ("estimator", "tenth", "fake_sites", "rejection_rate", "mc_se")
 #: Rates lie in [0, 1]; biases, errors and widths (logs or points) beyond this are not a study's output.
 _LARGEST = 1000.0
 
@@ -46,7 +58,7 @@ def _flag(v: Any, what: str) -> bool:
     return text == "true"
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path, required: tuple[str, ...] = REQUIRED) -> pd.DataFrame:
     try:
         text = path.read_text(encoding="utf-8")
         rows = list(csv.reader(text.splitlines()))
@@ -58,10 +70,40 @@ def _read(path: Path) -> pd.DataFrame:
     head, body = rows[0], rows[1:]
     if any(len(r) != len(head) for r in body):
         raise CalibrationFileError("rows with more or fewer fields than the header")
-    missing = [c for c in REQUIRED if c not in head]
+    missing = [c for c in required if c not in head]
     if missing:
         raise CalibrationFileError(f"missing columns {', '.join(missing)}")
     return pd.DataFrame(body, columns=head)
+
+
+def by_noise_context(root: Path) -> dict[str, Any] | None:
+    """The size by tenth of pre-period noise of every estimator a report can lead with, as a table (None when
+    ``params/calibration_by_noise.csv`` is absent).
+
+    Each cell is the percentage of fake sites in that tenth (1 the quietest) whose null was rejected, with the
+    number of fake sites; a test that assumes the site is like its comparators shows up where it is not.
+    """
+    if not (root / BY_NOISE).is_file():
+        return None
+    try:
+        return _by_noise_table(_read(root / BY_NOISE, BY_NOISE_COLUMNS))
+    except CalibrationFileError as exc:
+        raise CalibrationFileError(f"(size by noise, {BY_NOISE.name}) {exc}") from None
+
+
+def _by_noise_table(t: pd.DataFrame) -> dict[str, Any]:
+    rows = []
+    for est, g in t.groupby("estimator", sort=False):
+        cells = [""] * 10
+        for r in g.to_dict("records"):
+            tenth = _number(r["tenth"], "tenth")
+            if tenth not in range(1, 11):
+                raise CalibrationFileError("a tenth outside 1-10")
+            n = int(_number(r["fake_sites"], "number of fake sites"))
+            rate = _number(r["rejection_rate"], "rejection rate", rate=True)
+            cells[int(tenth) - 1] = f"{100 * rate:.1f} ({n})"
+        rows.append({"estimator": estimator_label(str(est)), "cells": cells})
+    return {"rows": rows, "head": [f"{k}" for k in range(1, 11)]}
 
 
 def calibration_context(root: Path | None) -> dict[str, Any] | None:
@@ -125,4 +167,4 @@ def calibration_context(root: Path | None) -> dict[str, Any] | None:
     if noisy:
         head.append("Rejected, noisiest fifth (%)")
     head.append("Median 95% interval width (log)")
-    return {"designs": designs, "head": head}
+    return {"designs": designs, "head": head, "by_noise": by_noise_context(root)}

@@ -89,7 +89,8 @@ class Answer:
     ``direction`` is ``hoped for`` when the primary estimate is a significant change in the
     protocol's expected direction, ``opposite`` when it is a significant change the other way,
     and ``unclear`` otherwise. ``mde`` is the smallest change (on the log scale, or in points
-    for a percentage) the primary DiD placebo test would detect with 80% power. ``edge`` is True
+    for a percentage) the answer's own test would detect with 80% power (the primary estimator's
+    placebo distribution: :func:`~evallib.evaluation.site.mde.answer_mde`). ``edge`` is True
     when the primary estimate's rank test is at the edge of significance (one placebo assignment
     more or fewer as extreme would change the conclusion).
     """
@@ -153,7 +154,8 @@ def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
         pct = f" (its noise ranks at the {vol.percentile[0]:.0f}th percentile)" if vol is not None and vol.rank else ""
         return (
             f"the two tests differ in how they treat the site's own month-to-month noise{pct}: the studentized test "
-            "scales every unit's change by its noise, so it is the one to trust for an unusually noisy or quiet site"
+            "scales every unit's change by how far that unit wandered before the start, so it is the one to trust "
+            "for an unusually noisy or quiet site"
         )
     if name in ("synthetic_control", "synthetic_did") or a.primary_estimator in ("synthetic_control", "synthetic_did"):
         return (

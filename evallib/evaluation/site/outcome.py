@@ -16,6 +16,7 @@ import pandas as pd
 
 from evallib.evaluation.site.coverage import Coverage, analysis_frame
 from evallib.evaluation.site.estimators import HEADLINE_ESTIMATORS, PERCENT_SCALES, DesignData, Headline, fit_headlines
+from evallib.evaluation.site.mde import answer_mde
 from evallib.evaluation.site.robustness import Robustness, check_robustness
 from evallib.evaluation.site.verdict import PRETREND_ALPHA
 from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile, withhold, withhold_headline
@@ -25,7 +26,6 @@ from evallib.methods.did.event_study import EventStudy, EventStudyResult
 from evallib.methods.did.rate_ratio import RateRatioResult
 from evallib.methods.did.twfe import DiDResult, pretrend_test
 from evallib.methods.inference.decision import rejects
-from evallib.methods.inference.power import placebo_mde
 from evallib.methods.its.controlled import ControlledITSResult
 from evallib.methods.its.model import ITSResult
 from evallib.methods.its.segmented import SegmentedITS
@@ -108,10 +108,10 @@ class OutcomeAnalysis:
 
     @property
     def mde(self) -> float:
-        """Smallest effect (log scale or points) the DiD placebo test would detect with 80% power."""
-        placebos = self.did.placebo_estimates
-        assert placebos is not None  # the DiD of every outcome uses placebo inference
-        return placebo_mde(placebos, direction="either")
+        """Smallest effect (log scale or points) the answer's own test would detect with 80% power
+        (:func:`~evallib.evaluation.site.mde.answer_mde`: the primary estimator's placebo distribution).
+        """
+        return answer_mde(self.main, self.headline["did"])
 
     @property
     def rows(self) -> tuple[Estimate, ...]:

@@ -54,6 +54,8 @@ SUMMARY_COLUMNS = [
     "rejection_mc_se",
     "rejection_rate_noisiest_fifth",
     "noisiest_fifth_mc_se",
+    "rejection_rate_quietest_tenth",
+    "rejection_rate_noisiest_tenth",
     "median_width",
     "holds_size",
     "chosen",
@@ -198,18 +200,71 @@ def noisiest(results: pd.DataFrame, share: float = NOISY_SHARE) -> pd.Series:
     return flag
 
 
+def _rate(g: pd.DataFrame) -> float:
+    """Share of rows rejecting at 5% under the rule ``p <= alpha`` (NaN for no rows)."""
+    return float(np.mean(g["p_value"] <= ALPHA)) if len(g) else float("nan")
+
+
+def noise_tenth(results: pd.DataFrame) -> pd.Series:
+    """Each row's tenth of pre-period noise among its design's fake sites: 0 the quietest, 9 the noisiest.
+
+    Ranks within the design (ties by order), ``floor(10 x rank / fake sites)``; NaN for a design whose noise is
+    unknown (no ``noise`` column, or NaN).
+    """
+    out = pd.Series(np.nan, index=results.index)
+    if "noise" not in results.columns:
+        return out
+    for _, g in results.groupby("design", sort=False):
+        sites = g.drop_duplicates("fake_site").set_index("fake_site")["noise"]
+        if sites.isna().any() or sites.empty:
+            continue
+        tenth = (sites.rank(method="first") - 1) * 10 // len(sites)
+        out[g.index] = g["fake_site"].map(tenth).to_numpy(dtype=float)
+    return out
+
+
+#: The estimators a report can lead with: the headline estimators (the studentized DiD among them, which the
+#: volatile-site rule leads with).
+LEADING = HEADLINE_ESTIMATORS
+
+
+def size_by_noise_tenth(results: pd.DataFrame, estimators: tuple[str, ...] = LEADING) -> pd.DataFrame:
+    """Rejection rate at 5% (rule ``p <= alpha``) by tenth of pre-period noise, over every design.
+
+    One row per estimator (those a report can lead with, in that order) and tenth (1 the quietest, 10 the
+    noisiest; :func:`noise_tenth`, within each design, then pooled): ``estimator, tenth, fake_sites,
+    rejection_rate, mc_se`` (the Monte Carlo error at 5%). A test that assumes the site is like its comparators
+    fails where it is not: a plain placebo test for the noisiest sites, a test scaled by month-to-month noise for
+    the quietest.
+    """
+    columns = ["estimator", "tenth", "fake_sites", "rejection_rate", "mc_se"]
+    tenth = noise_tenth(results)
+    rows = []
+    for est in estimators:
+        mask = (results["estimator"] == est) & tenth.notna()
+        for t in range(10):
+            g = results[mask & (tenth == t)]
+            n = len(g)
+            if not n:
+                continue
+            rows.append((est, t + 1, n, float(np.mean(g["p_value"] <= ALPHA)), math.sqrt(ALPHA * (1 - ALPHA) / n)))
+    return pd.DataFrame(rows, columns=columns)
+
+
 def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
     """Bias, RMSE, rejection rate at 5% (with its Monte Carlo error) and median interval width by design and estimator.
 
     ``rejection_rate_noisiest_fifth`` is the rejection rate among the fifth of fake sites noisiest before the
     start (:func:`noisiest`), with ``noisiest_fifth_mc_se`` its Monte Carlo error at 5%: a plain placebo test
     assumes the site is exchangeable with its comparators, and over-rejects for sites much noisier than them
-    (NaN when the noise is unknown). ``holds_size``: the rejection rate is within 3 Monte Carlo standard errors
+    (NaN when the noise is unknown); ``rejection_rate_quietest_tenth`` and ``rejection_rate_noisiest_tenth``
+    the same among the quietest and noisiest tenth (:func:`noise_tenth`; rule ``p <= alpha``). ``holds_size``: the rejection rate is within 3 Monte Carlo standard errors
     of 5% or below it. ``chosen``: per design, the headline estimator that holds its size with the narrowest
     median interval.
     """
     by_name = {d.name: d for d in designs_}
     noisy = noisiest(results)
+    tenth = noise_tenth(results)
     out = []
     for (name, est), g in results.groupby(["design", "estimator"], sort=False):
         d = by_name[name]
@@ -218,6 +273,7 @@ def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
         se = math.sqrt(ALPHA * (1 - ALPHA) / n) if n else float("nan")
         loud = g[noisy[g.index]]
         n_loud = len(loud)
+        quiet10, loud10 = g[tenth[g.index] == 0], g[tenth[g.index] == 9]
         width = (g["ci_high"] - g["ci_low"]).replace([np.inf, -np.inf], np.nan)
         out.append(
             {
@@ -233,6 +289,8 @@ def summarise(results: pd.DataFrame, designs_: list[Design]) -> pd.DataFrame:
                 "rejection_mc_se": se,
                 "rejection_rate_noisiest_fifth": rejection_rate(loud["p_value"].to_numpy(), ALPHA),
                 "noisiest_fifth_mc_se": math.sqrt(ALPHA * (1 - ALPHA) / n_loud) if n_loud else float("nan"),
+                "rejection_rate_quietest_tenth": _rate(quiet10),
+                "rejection_rate_noisiest_tenth": _rate(loud10),
                 "median_width": float(width.median()) if width.notna().any() else float("inf"),
                 "holds_size": bool(rej <= ALPHA + 3 * se),
                 "chosen": False,

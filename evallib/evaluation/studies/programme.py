@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,10 @@ def _headline_row(res: dict[str, Any]) -> dict[str, Any] | None:
             None,
         )
         out["std_error"] = match["std_error"] if match else None
+    if out.get("scale") == "log":
+        width_se = interval_std_error(out.get("ci_low"), out.get("ci_high"))
+        if width_se is not None:
+            out["std_error"] = width_se
     return out
 
 
@@ -100,6 +105,24 @@ def _own_data(res: dict[str, Any]) -> bool:
     """Whether a site was analysed on an evaluator's own file (its primary data source is no bundled dataset)."""
     source = (res.get("provenance") or {}).get("data_source")
     return source is not None and str(source) not in BUNDLED
+
+
+def interval_std_error(ci_low: float | None, ci_high: float | None, level: float = 0.95) -> float | None:
+    """The standard error a site's own interval implies: its width over ``2 z`` (``z`` = 1.96 at 95%).
+
+    A placebo test's interval comes from the test the site's answer uses (studentized for a volatile
+    site, synthetic DiD's own placebo fits), while the SD of its placebo estimates measures the plain
+    spread of the comparison units: for a site noisier than its comparators the SD understates the
+    uncertainty the site's interval shows (a median 0.67 of it for the volatile sites on the bundled
+    data), and pooling with it would give such sites too much weight. ``None`` without a finite,
+    positive width (the caller keeps the SD).
+    """
+    if ci_low is None or ci_high is None:
+        return None
+    width = float(ci_high) - float(ci_low)
+    if not (math.isfinite(width) and width > 0):
+        return None
+    return width / (2 * float(NormalDist().inv_cdf(0.5 + level / 2)))
 
 
 def load_programme(outputs: str | Path) -> ProgrammeData:
@@ -146,8 +169,8 @@ def pooled_by_care_model(data: ProgrammeData) -> pd.DataFrame:
 
     Notes
     -----
-    Each site's estimate (log scale) is weighted by ``1 / (se^2 + tau^2)`` with ``se`` the SD
-    of its placebo estimates; tau^2 by REML, the interval by Hartung-Knapp (t with k - 1
+    Each site's estimate (log scale) is weighted by ``1 / (se^2 + tau^2)`` with ``se`` the one its
+    own interval implies (:func:`interval_std_error`; the SD of its placebo estimates without one); tau^2 by REML, the interval by Hartung-Knapp (t with k - 1
     degrees of freedom), see :func:`evallib.methods.pooling.random_effects`. Only sites analysed on the
     programme's own data (bundled NHS datasets) are pooled: an evaluator's own file measures other outcomes on
     other units (:attr:`ProgrammeData.pooled_sites`). Sites standing

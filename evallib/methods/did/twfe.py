@@ -20,7 +20,7 @@ from evallib.methods.base.arrays import PanelArrays, Transform, as_binary, prepa
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.permutation import PermutationTest, permutation_test
-from evallib.methods.inference.volatility import VolatilityRank, pre_period_noise, volatility_rank
+from evallib.methods.inference.volatility import VolatilityRank, pre_period_noise, pre_period_swing, volatility_rank
 from evallib.methods.inference.wild_bootstrap import wild_cluster_bootstrap
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ class DiDResult(EstimatorResult):
     ``placebo_estimates`` holds the permutation distribution (the estimate with
     each assignment of treatment in turn) when placebo inference was used. With
     ``inference="placebo_studentized"`` the p-value and interval rank the studentized
-    statistic instead: ``observed_statistic`` and ``placebo_statistics`` hold it.
+    statistic instead: ``observed_statistic`` and ``placebo_statistics`` hold it, and
+    ``statistic_per_effect`` how far the observed statistic moves per unit of effect.
     ``volatility`` says where each treated unit ranks on pre-period noise among the
     comparison units (placebo inference on a balanced panel only).
     """
@@ -57,6 +58,7 @@ class DiDResult(EstimatorResult):
     volatility: VolatilityRank | None = None
     placebo_statistics: np.ndarray | None = field(default=None, repr=False)
     observed_statistic: float | None = None
+    statistic_per_effect: float | None = None
 
     def plot(self, *, ax: Axes | None = None, title: str = "", xlabel: str = "estimate") -> Figure:
         """The placebo distribution with the site's estimate marked on ``ax`` (a new figure when None)."""
@@ -83,8 +85,8 @@ class DiD:
         ``auto`` uses placebo-in-space below :data:`MIN_TREATED_FOR_BOOTSTRAP` treated
         units and the restricted wild cluster bootstrap from there on; CR1 and HC1 only
         when asked for (they over-reject with few treated units). ``placebo_studentized``
-        ranks each unit's post-minus-pre change divided by its own pre-period noise
-        (:func:`evallib.methods.inference.volatility.pre_period_noise`): the same estimate, with a
+        ranks each unit's post-minus-pre change divided by its own pre-period swing
+        (:func:`evallib.methods.inference.volatility.pre_period_swing`): the same estimate, with a
         p-value and interval that stay valid when units differ by a scale factor, e.g. a
         treated unit more volatile than its comparators (see Notes).
     bootstrap_weights : {"webb", "rademacher"}
@@ -115,16 +117,17 @@ class DiD:
     effect size the test does not reject (test inversion). With fewer than
     ``1/alpha - 1`` comparison units no finite interval exists and the bounds are
     infinite. The studentized variant assumes instead that units' changes are
-    exchangeable once divided by their pre-period noise (units may differ by a scale
-    factor); it is inverted the same way, each studentized statistic moving linearly
-    with the effect (by ``tau / noise`` of each treated unit it holds). On NHS-like
+    exchangeable once divided by their pre-period swing, the SD of their half-yearly
+    means (units may differ by a scale factor); it is inverted the same way, each
+    studentized statistic moving linearly with the effect (by ``tau / swing`` of each
+    treated unit it holds). On NHS-like
     panels (tests/montecarlo) with one treated trust three times as volatile as the
     median, the plain test rejects a true null 35% of the time and the studentized one
-    about 6%. The studentized test is not safe the other way round: a treated trust
-    much quieter than its comparators (0.4 times the median noise) whose drift is as
-    large as theirs makes it reject 21% of the time (the plain test 4%); where drift
-    grows with noise, as on the bundled A&E panel, it holds (3%). ``volatility`` on the
-    result shows where the site stands.
+    about 6%. Scaled by month-to-month noise instead (as first built), it was not safe
+    the other way round: a CCG of the bundled commissioner data in the quietest tenth
+    of noise, whose change over the start is as large as its comparators', was rejected
+    in 19% of fake sites; scaled by the swing, 5.7% (README, "Monte Carlo"). ``volatility``
+    on the result shows where the site stands on month-to-month noise.
 
     Cluster-robust SEs use CR1 with the small-sample factor ``G/(G-1) (N-1)/(N-K)``
     where unit effects nested in the clusters are not counted in ``K`` (as fixest
@@ -210,7 +213,7 @@ class DiD:
             resid = y_w - beta * d_w
             cluster_score = np.bincount(unit_codes, weights=d_w * resid, minlength=n_units)
         label = self.outcome_label or (data.outcome if isinstance(data, Design) else "") or self.outcome
-        placebo = volatility = stat = stats_placebo = None
+        placebo = volatility = stat = stats_placebo = per_effect = None
         if method in _PLACEBO:
             perm, volatility = self._placebo(pa, post, studentized=method == "placebo_studentized")
             se, lo, hi, p, placebo = (
@@ -222,6 +225,7 @@ class DiD:
             )
             if perm.statistic is not None and perm.placebo_statistic is not None:
                 stat, stats_placebo = float(perm.statistic[0]), perm.placebo_statistic[:, 0]
+                per_effect = perm.statistic_per_effect
         elif method == "wild_bootstrap":
             if n_obs != n_units * n_periods:
                 raise DataError(
@@ -285,6 +289,7 @@ class DiD:
             volatility=volatility,
             placebo_statistics=stats_placebo,
             observed_statistic=stat,
+            statistic_per_effect=per_effect,
         )
 
     def _unit_changes(self, p: PanelArrays, post: np.ndarray) -> np.ndarray:
@@ -315,7 +320,7 @@ class DiD:
             n_draws=self.n_draws,
             seed=self.seed,
             alpha=self.alpha,
-            unit_scale=scale if studentized else None,
+            unit_scale=pre_period_swing(p.matrix(p.y), p.matrix(post) > 0, p.units) if studentized else None,
         )
         return perm, volatility_rank(scale, p.unit_treated, p.units)
 

@@ -76,6 +76,7 @@ class PermutationTest:
     is_real: np.ndarray | None = None
     statistic: np.ndarray | None = None
     placebo_statistic: np.ndarray | None = None
+    statistic_per_effect: float | None = None
 
 
 def permutation_test(
@@ -149,4 +150,4 @@ def permutation_test(
     if unit_scale is None:
         return PermutationTest(diff, sd, lo, hi, p, est, real)
     stat_est.setflags(write=False)
-    return PermutationTest(diff, sd, lo, hi, p, est, real, obs, stat_est)
+    return PermutationTest(diff, sd, lo, hi, p, est, real, obs, stat_est, float(c_obs))

@@ -46,8 +46,8 @@ def placebo_mde(
 
     Notes
     -----
-    The test rejects when ``|estimate| >= q``, with ``q`` the ``1 - alpha`` quantile of the
-    absolute placebo estimates (about the critical value of the rank test). If a true effect
+    The test rejects when ``p <= alpha``, i.e. when ``|estimate|`` exceeds ``q``, the
+    ``floor(alpha (n + 1))``-th largest absolute placebo estimate (the rank test's critical value). If a true effect
     ``tau`` shifts the estimate and the noise ``e`` is distributed as the placebo estimates
     (what the test itself assumes under the null), the test rejects with probability
     ``P(|tau + e| >= q)``; for an increase that is about ``P(e >= q - tau)``, at least ``power``
@@ -63,7 +63,10 @@ def placebo_mde(
         raise DataError("placebo_mde: alpha and power must lie between 0 and 1")
     if not rejects(1 / (e.size + 1), alpha):
         return float("inf")  # the rank test's smallest p-value, 1 / (n + 1), cannot reject
-    q = float(np.quantile(np.abs(e), 1 - alpha))
+    # The rank test rejects when p = (1 + #{|e| >= |estimate|}) / (n + 1) <= alpha, i.e. when at most
+    # m = floor(alpha (n + 1)) - 1 placebos are as large: |estimate| beyond the (m + 1)-th largest |e|.
+    m = math.floor(alpha * (e.size + 1) + 1e-9) - 1
+    q = float(np.sort(np.abs(e))[e.size - 1 - m])
     up = q - float(np.quantile(e, 1 - power))
     down = q + float(np.quantile(e, power))
     sides = {"increase": up, "decrease": down, "either": max(up, down)}
