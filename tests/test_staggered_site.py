@@ -243,3 +243,20 @@ def test_a_volatile_staggered_site_gets_the_studentized_test(monkeypatch: pytest
     assert {r.inference for r in st.rows} == {"placebo_studentized"}
     assert st.overall.ci_low <= TRUE_LOG <= st.overall.ci_high
     assert "scales each estimate by the pre-period noise of the units it treats" in st.flag(p.intervention_start)
+
+
+def test_a_staggered_answer_is_never_called_confirmed_by_checks_of_a_common_start_estimator(example) -> None:  # type: ignore[no-untyped-def]
+    """The robustness checks re-fit a common-start estimator: the page says they cannot confirm the staggered answer."""
+    from evallib.reporting.findings import findings, summary
+    from evallib.reporting.robustness_section import robustness
+
+    def text(html: str) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
+
+    assert example.answer.verdict != "confirmed"
+    found = text(findings(example).html)
+    assert "Robustness: not assessed for the answer (Callaway-Sant'Anna" in found
+    assert "Robustness: confirmed" not in found
+    assert "Every check re-fits the estimator the answer comes from" not in text(robustness(example).html)
+    assert "cannot confirm the answer" in text(robustness(example).html)
+    assert "started in each of them (the first in April 2016)" in text(summary(example).html)

@@ -49,9 +49,15 @@ def _question(ev: SiteEvaluation) -> str:
     kind = unit_kind(p.data_source)
     verb = {"decrease": "fall", "increase": "rise"}[p.expected_direction]
     start = p.windows.post_start
+    # A roll-out has no one start: the question names the first and says the areas started in turn.
+    when = (
+        f"after the care model started in each of them (the first in {start:%B %Y})"
+        if p.staggered
+        else f"after the care model started in {start:%B %Y}"
+    )
     return (
         f"Did {outcome_label(p.primary_outcome)} for {p.site_id}'s {unit_plural(kind)} {verb}, relative to "
-        f"comparable {unit_plural(kind)}, after the care model started in {start:%B %Y}?"
+        f"comparable {unit_plural(kind)}, {when}?"
     )
 
 
@@ -184,6 +190,12 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
             robust = f"not confirmed: {names_} {agree_verb(len(rb.disagreements), 'disagrees', 'disagree')} with it."
         if robust and rb is not None and rb.sensitivity_words:
             robust += f" Sensitivity: {rb.sensitivity_words}."
+        if robust and rb is not None and ev.staggered is not None:
+            # The checks re-fit a common-start estimator, not the staggered answer: they cannot confirm it.
+            robust = (
+                f"not assessed for the answer ({ans.label}). The checks in the robustness section re-fit "
+                f"{rb.estimator_label} with one common start, shown for contrast; for it they say: {robust}"
+            )
     secondary = [_secondary(a) for a in ev.analyses if a is not prim]
     html = render("findings.html.j2", agree=agree, disagree=disagree, robustness=robust, secondary=secondary)
     return HTMLBlock(str(html))

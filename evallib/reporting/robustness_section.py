@@ -29,6 +29,8 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
     unit = a.coverage.unit_kind
     ctx: dict[str, Any] = {
         "estimator": rb.estimator_label,
+        # A staggered site's answer is not what these checks re-fit (they assume one common start).
+        "staggered_answer": ev.answer.label if ev.staggered is not None and ev.answer is not None else "",
         "points": a.is_proportion,
         "units": a.coverage.units,
         "unit": unit,
