@@ -22,7 +22,6 @@ import pandas as pd
 from evallib.evaluation.site.estimators import DesignData, fit_headline
 from evallib.evaluation.site.evaluate import evaluate_site
 from evallib.evaluation.site.volatile import WITHHELD
-from evallib.methods.base.design import Design
 from evallib.methods.did.event_study import EventStudy
 from evallib.methods.did.twfe import pretrend_test
 from evallib.methods.simulate import simulate_nhs_panel
@@ -146,10 +145,7 @@ def replicate(task: Task) -> dict[str, Any]:
     for name, h in a.headline.items():
         if name == "controlled_its":
             if a.volatile:  # its rows are withheld with the result's: refit it as the site analysis does
-                design = Design.from_long(
-                    long, outcome="value", unit="unit", time="period", treated="treated", post="post", measure="count"
-                )
-                h = fit_headline(name, DesignData(design))
+                h = fit_headline(name, DesignData(long=long, counts=long, start=d.start))
             own.extend(_row(name, r) for r in h.result.rows)
         else:
             own.append(_row(name, h.result.headline))
