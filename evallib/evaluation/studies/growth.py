@@ -14,8 +14,8 @@ Activity Return (``mar_commissioner_2008_2019``, ``nonelective_admissions``):
 - ``drop_suspect=True`` leaves out CCGs with a run of suspect months (:func:`evallib.sources.quality.suspect_runs`,
   single months included) overlapping either window;
 - ``drop_breaks=True`` leaves out CCGs whose series shifts level in one month between the start of the base window
-  and the end of the follow-up window (:func:`evallib.sources.quality.structural_breaks`, the screen of the
-  comparison pools and of the sites' own series), so no growth spans an unexplained break;
+  and the end of the follow-up window (:func:`evallib.sources.quality.structural_breaks` with ``own_noise=True``,
+  the screen of the sites' own series), so no growth spans an unexplained break;
 - a **site average** is the mean over sites of each site's growth (its usable CCGs summed); a site with no
   usable CCG is left out;
 - **growth per head** (``growth_per_head_pct``, as NHS England measured it: admissions per 1,000 population) =
@@ -112,7 +112,7 @@ class _Growth:
                     self.reasons.setdefault(unit, f"suspect months ({where}from {first:%b %Y})")
         if drop_breaks:
             lo, hi = min(self.base[0], self.follow[0]), max(self.base[-1], self.follow[-1])
-            for b in structural_breaks(data, OUTCOME, lo, hi).itertuples():
+            for b in structural_breaks(data, OUTCOME, lo, hi, own_noise=True).itertuples():
                 self.reasons.setdefault(str(b.unit), f"level shift of {b.change_pct:+.0f}% in {b.month:%b %Y}")
         self.units = set(wide.columns)
 

@@ -165,7 +165,7 @@ def growth_table(data: ProgrammeData) -> pd.DataFrame:
     """Mean growth (last 12 months of follow-up vs the baseline year) of sites and their comparison pools.
 
     Each site's growth is over the window it was analysed on: a site whose own series shifts level is cut to the
-    clean stretch holding its start (:mod:`evallib.evaluation.site.evaluate.breaks`), so no growth spans an unexplained
+    clean stretch holding its start (:mod:`evallib.evaluation.site.breaks`), so no growth spans an unexplained
     shift; ``cut_sites`` lists those sites for each care model.
     """
     ev = data.evaluated.dropna(subset=["site_growth_pct", "comparison_growth_pct"])

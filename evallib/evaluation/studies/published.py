@@ -4,8 +4,9 @@ Each publication compared growth in emergency admissions between a baseline wind
 :func:`published_comparisons` computes, from the bundled Monthly Activity Return and resident populations
 (:mod:`evallib.evaluation.studies.growth`), the growth of each group's CCGs per head and in counts, pooled (the
 group's CCGs summed) and as a site mean (each vanguard's CCGs summed, then the mean over vanguards), with CCGs
-that have a run of suspect months in either window, or a one-month level shift between the two
-(:func:`evallib.sources.quality.structural_breaks`), left out, beside the figure the publication gave.
+that have a run of suspect months in either window, or a one-month level shift between the two (the screen of
+the sites' own series, :func:`evallib.sources.quality.structural_breaks`), left out, beside the figure the
+publication gave.
 
 Why the figures differ, in words (:data:`DIFFERENCES`): NHS England measured each vanguard's **registered
 practice population** (GP lists run a median 3% above ONS residents for the same CCG) and, for several MCPs and
