@@ -35,10 +35,10 @@ admissions) to 3 times (trust A&E) what it implies, so for a site's own areas th
 panel's typical ratio of the two (the median over units of the robust spread of each unit's steps over the
 standard error its month-to-month noise implies; precise where (a), from a few dozen overlapping steps, is not).
 On simulated NHS-like panels (:func:`evallib.methods.simulate.simulate_nhs_panel`, the Monte Carlo suite's
-vanguard design) it flags none of 8,580 exchangeable CCG series and none of 300 three-times-volatile ones, where
-the rule above flags 2.1% and 59% (``tests/test_site_break_rule.py``), while the real breaks of the bundled data
-(Furness leaving 01H, -37%, score 12; RBD's +96%, 9; Dudley 05C's -31%, 9; Bradford 02R +41%, 10, 02W +43%, 6;
-Leeds West 03C -22%, 5.3) are still found.
+vanguard design, 400 panels) it flags 10 of 57,200 exchangeable CCG series (0.02%) and none of 400 three-times-
+volatile ones, where the rule above flags 1.9% and 48% (``tests/test_site_breaks.py``), while the real breaks of
+the bundled data are still found, with scores (the smaller z) of 12 (Furness leaving 01H, -37%), 9 (trust RBD,
++96%), 9 (Dudley 05C, -31%), 10 and 6 (Bradford 02R +41%, 02W +43%) and 5.3 (Leeds West 03C, -22%).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ a one-month step beyond 0.2 log points and 5 standard errors of the area's own n
 area) runs on the site's own areas over the analysis window, with one more condition, since here a false alarm
 cuts the site's window or leaves it not evaluable: the step must also stand out by 5 robust standard deviations
 from the same step statistic over the area's other months (``own_noise=True``; on simulated NHS-like sites it
-flags none of 8,580 CCG series where the pool's rule alone flags 2.1%). Each break found is handled by one rule,
+flags 0.02% of CCG series where the pool's rule alone flags 1.9%, and no three-area site is cut or not evaluable). Each break found is handled by one rule,
 in order:
 
 1. **At the start** (within ``START_TOLERANCE`` periods of the first follow-up period, or between the pre-period
