@@ -146,6 +146,15 @@ def test_a_shift_at_the_start_is_kept_and_said() -> None:
     assert "what the analysis measures" in b.detail
 
 
+def test_a_boundary_change_at_the_start_is_not_kept_as_the_effect() -> None:
+    """Part of an area outside the site moves into the site's area in the month the site starts: that is a
+    boundary change, not the care model, so it is not kept; no window avoids it, so the outcome is not
+    evaluable (as I04 is: Furness moved from 01H into its 01K three months before its start)."""
+    panel = _panel(moved=("C05", "T1", "2015-01", 0.4))
+    with pytest.raises(NotEvaluable, match=r"shifts by \+\d+% in Jan 2015.*C05 shifted the other way"):
+        _screen(panel, _protocol())
+
+
 def test_a_large_shift_at_the_start_is_not_read_as_a_break_a_few_months_away() -> None:
     """A step leaks into the steps either side of it: a -50% effect must not cut the pre-period 3 months early."""
     p, _, breaks = _screen(_panel({"T1": ("2015-01", 0.5)}), _protocol())
@@ -269,6 +278,15 @@ def test_known_breaks_show_what_was_done_in_flags_and_results(site_id: str, tmp_
     if site_id == "I13":  # the pre-period starts after Furness moved
         assert res["coverage"]["window"]["pre_start"] == "2017-04"
         assert res["answer"]["p_value"] > 0.05
+
+
+@pytest.mark.integration
+def test_a_boundary_change_three_months_before_the_start_leaves_i04_not_evaluable() -> None:
+    from evallib.evaluation.site.evaluate import evaluate_site
+
+    ev = evaluate_site(_site("I04"))
+    assert not ev.evaluable
+    assert "(01K) shifts by +116% in Apr 2017" in ev.reason and "01H shifted the other way" in ev.reason
 
 
 @pytest.mark.integration

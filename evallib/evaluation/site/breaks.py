@@ -10,7 +10,9 @@ in order:
 
 1. **At the start** (within ``START_TOLERANCE`` periods of the first follow-up period, or between the pre-period
    and the follow-up): a step there is what the analysis measures, so it is kept and said (a caution that the
-   estimate may reflect a change in recording as much as the care model).
+   estimate may reflect a change in recording as much as the care model), unless another area shifts the other
+   way in the same months by about as much (a boundary change: Furness moving from 01H to 01K in April 2017, three
+   months before I04's start); that one is stitched or cut like any other.
 2. **Stitched**: another of the site's own areas shifts the opposite way within a period of it and their sum
    does not shift (a boundary change between two of the site's areas: the population moved, the site did not
    change), so the two are summed into one area, as successions are (:mod:`evallib.sources.areas`).
@@ -248,7 +250,7 @@ def cut_protocol(
         if n_pre < protocol.min_pre_periods:
             raise NotEvaluable(
                 f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% in {shift.month:%b %Y}, "
-                f"not at the start and not explained by a change between the site's own areas; the pre-period after "
+                f"before the start and not explained by a change between the site's own areas; the pre-period after "
                 f"it has {plural(n_pre, word)}, fewer than the protocol's minimum of {protocol.min_pre_periods}, so no "
                 "before-and-after comparison avoids it"
             )
@@ -294,6 +296,14 @@ def stitch_areas(areas: AreaData, into: str, other: str, text: str) -> AreaData:
     )
 
 
+def _boundary(areas: AreaData, s: Shift, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """Whether another area shifts the other way as ``s`` does (a population moved: not the care model's effect)."""
+    treated = list(areas.treated)
+    return stitch_partner(areas.panel, areas.outcome, s, treated, start, end) is not None or bool(
+        mirror(areas.panel, areas.outcome, s, treated, start, end)
+    )
+
+
 def screen_site(
     protocol: SiteProtocol, panel: Panel, outcome: str, treated_codes: tuple[str, ...], label: str, word: str
 ) -> tuple[SiteProtocol, AreaData, tuple[SiteBreak, ...]]:
@@ -315,9 +325,12 @@ def screen_site(
                 areas = stitch_areas(areas, into, other, text)
         periods = areas.panel.wide(outcome).loc[start:end].index
         ignore = near_start(pd.DatetimeIndex(periods), protocol)
+        treated = list(areas.treated)
         while True:  # until no shift at the start is new: taking one out changes the panel's noise measure
-            shifts = find_shifts(areas.panel, outcome, start, end, list(areas.treated), kept)
-            fresh = [s for s in shifts if s.month in ignore and s.unit not in kept]
+            shifts = find_shifts(areas.panel, outcome, start, end, treated, kept)
+            fresh = [
+                s for s in shifts if s.month in ignore and s.unit not in kept and not _boundary(areas, s, start, end)
+            ]
             if not fresh:
                 break
             for s in fresh:
