@@ -104,7 +104,8 @@ def growth(data: ProgrammeData) -> HTMLBlock:
         for r in g.itertuples()
     ]
     head = ["Care model", "Sites", "Sites' growth", "Comparison pools' growth", "Difference (points)"]
-    return HTMLBlock(str(render("programme_growth.html.j2", head=head, rows=rows)))
+    cut = [(r.care_model, r.cut_sites) for r in g.itertuples() if r.cut_sites]
+    return HTMLBlock(str(render("programme_growth.html.j2", head=head, rows=rows, cut=cut)))
 
 
 _GROUP_LABELS = {

@@ -82,6 +82,17 @@ def data_coverage(ev: SiteEvaluation) -> HTMLBlock:
             (f"Comparison {c.units}", str(c.n_comparators), False),
             ("Left out of the comparison pool", excluded, False),
         ]
+        if c.windows is not None and c.window_cut:
+            rows.insert(
+                1,
+                (
+                    "Window analysed (cut at a level shift)",
+                    f"{c.windows.pre_start:%b %Y} to {c.windows.post_end:%b %Y}",
+                    False,
+                ),
+            )
+        for b in c.breaks:
+            rows.append((f"Level shift in {b.unit}'s series ({b.action})", b.words, False))
         if math.isfinite(c.baseline_total):
             rows.append(("Site total in the baseline year (rounded)", format_count(c.baseline_total), True))
         analyses.append(

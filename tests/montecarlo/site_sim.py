@@ -140,6 +140,8 @@ def replicate(task: Task) -> dict[str, Any]:
     panel = validate_panel(frame[["unit", "period", "value"]].assign(outcome=d.outcome), "monthly", source="simulated")
     ev = evaluate_site(protocol(d, task.n_treated), panel=panel)
     a = ev.primary
+    if a is None:  # e.g. noise read as a level shift in the site's own series, leaving too short a window
+        return {"not_evaluable": ev.reason, "published": [], "own": [], "cpu_s": time.process_time() - t0}
     published = [_row(r.method + ("_studentized" if r.inference == "placebo_studentized" else ""), r) for r in ev.rows]
     long = frame[["period", "unit", "value", "treated", "post"]]
     own: list[Row] = []
@@ -161,6 +163,9 @@ def replicate(task: Task) -> dict[str, Any]:
     rob = a.robustness
     rm = rob.sensitivity if rob is not None else None
     return {
+        "not_evaluable": "",
+        # Level shifts the site screen found in the site's own series and what it did (stitched, cut, kept).
+        "breaks": [b.action for b in a.coverage.breaks],
         "sensitivity": None
         if rm is None
         else (rm.max_pre_violation, rm.bias_per_mbar, rm.breakdown, rm.n_post_periods),
@@ -182,6 +187,17 @@ def replicate(task: Task) -> dict[str, Any]:
         * float(frame.loc[frame["treated"].eq(1) & frame["post"].eq(1), "value"].sum()),
         "cpu_s": time.process_time() - t0,
     }
+
+
+def evaluated(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The replications that were evaluated (a not-evaluable one has no answer to judge; counted by
+    :func:`not_evaluable_rate`)."""
+    return [r for r in results if not r["not_evaluable"]]
+
+
+def not_evaluable_rate(results: list[dict[str, Any]]) -> float:
+    """Share of replications the site analysis found not evaluable."""
+    return sum(bool(r["not_evaluable"]) for r in results) / len(results) if results else float("nan")
 
 
 def simulate_sites(

@@ -8,14 +8,15 @@ cannot support the protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.site.units import area_data
+from evallib.evaluation.site.breaks import SiteBreak, screen_site
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.protocol.paths import project_root
+from evallib.protocol.windows import Windows
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
@@ -64,6 +65,20 @@ class Coverage:
     screened: dict[str, str] = field(default_factory=dict)
     site_breaks: tuple[str, ...] = ()
     frequency: str = "monthly"
+    breaks: tuple[SiteBreak, ...] = ()
+    windows: Windows | None = None
+
+    def applied_to(self, protocol: SiteProtocol) -> SiteProtocol:
+        """``protocol`` with the windows this outcome was analysed over (cut at a level shift in the site's series)."""
+        w = self.windows
+        if w is None or w == protocol.windows:
+            return protocol
+        return replace(protocol, pre_period_start=f"{w.pre_start:%Y-%m}", post_period_end=f"{w.post_end:%Y-%m}")
+
+    @property
+    def window_cut(self) -> bool:
+        """Whether the window was cut at a level shift in the site's own series."""
+        return any(b.action == "cut" for b in self.breaks)
 
     @property
     def periods_per_year(self) -> int:
@@ -136,14 +151,17 @@ def analysis_frame(
     outcome = spec.outcome
     kind = unit_kind(spec.data_source)
     units = unit_plural(kind)
-    w = protocol.windows
     label = outcome_label(outcome)
     if outcome not in panel.outcomes:
         raise DataError(
             f"site {protocol.site_id}: outcome {outcome!r} is not in data source {panel.source!r} "
             f"(it has {', '.join(panel.outcomes)}); fix primary_outcome/secondary_outcomes in the params file"
         )
-    areas = area_data(panel, outcome, spec.treated_units, *w.span)
+    # A level shift in the site's own series is stitched, cut around or makes the outcome not evaluable.
+    protocol, areas, breaks = screen_site(
+        protocol, panel, outcome, tuple(spec.treated_units), label, period_word(panel.frequency)
+    )
+    w = protocol.windows
     values = areas.panel.wide(outcome)
     denom = areas.panel.wide(outcome, "denominator") if areas.panel.has_denominator(outcome) else None
     data_start, data_end = panel.periods(outcome).min(), panel.periods(outcome).max()
@@ -263,8 +281,10 @@ def analysis_frame(
         imputed=areas.imputed,
         rolled_up=tuple(r for r in areas.rolled_up if r.split(" = ")[0] in set(pool)),
         screened=screened,
-        site_breaks=areas.site_breaks,
+        site_breaks=tuple(b.words for b in breaks),
         frequency=panel.frequency,
+        breaks=breaks,
+        windows=w,
     )
     cols = list(used) + sorted(pool)
     return win[cols], (denom.loc[in_window, cols] if denom is not None else None), cov

@@ -147,7 +147,15 @@ class SiteEvaluation:
                 "post_periods": prim.coverage.n_post,
                 "treated_units": list(prim.coverage.treated_used),
                 "n_comparators": prim.coverage.n_comparators,
+                "window": None
+                if prim.coverage.windows is None
+                else {
+                    "pre_start": f"{prim.coverage.windows.pre_start:%Y-%m}",
+                    "post_end": f"{prim.coverage.windows.post_end:%Y-%m}",
+                    "cut": prim.coverage.window_cut,
+                },
             },
+            "breaks": [b.to_json_dict() for a in self.analyses for b in a.coverage.breaks],
             "answer": None if self.answer is None else self.answer.to_json_dict(),
             "results": [r.as_dict() for r in self.rows],
             "robustness": None if prim is None or prim.robustness is None else prim.robustness.to_json_dict(),
@@ -250,6 +258,8 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
                 f"relative to its comparison pool, so the {estimator_label(a.primary_estimator)} estimate may partly "
                 "reflect that divergence rather than the care model."
             )
+        for b in c.breaks:
+            flags.append(f"Level shift in the site's own {a.label} series: {b.words}.")
         if c.treated_not_in_data or c.treated_incomplete:
             gone = ", ".join(c.treated_not_in_data + c.treated_incomplete)
             flags.append(

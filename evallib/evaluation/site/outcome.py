@@ -159,6 +159,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
     if isinstance(spec, str):
         spec = AnalysisSpec(spec, protocol.data_source, protocol.treated_units, spec == protocol.primary_outcome)
     values, denom, cov = analysis_frame(protocol, panel, spec)
+    protocol = cov.applied_to(protocol)  # the window as analysed: cut at a level shift in the site's own series
     measure, per = _measure(spec, denom)
     is_prop = measure == "proportion"
     data = DesignData(

@@ -11,7 +11,8 @@ For the bundled NHS data, before any estimate:
    protocol's codes are mapped to those areas (:func:`~evallib.sources.areas.resolve`).
 3. **Level shifts** (:func:`evallib.sources.quality.structural_breaks`): a comparator whose series
    jumps in one month far beyond its own noise (a service moving between returns) is screened out
-   and listed with the reason; the same jump in the site's own series is a caution.
+   and listed with the reason; the same jump in the site's own series is stitched, cut around or makes
+   the outcome not evaluable (:mod:`evallib.evaluation.site.breaks`), before any estimate.
 
 An evaluator's own file is used as it is (its units are the areas), with the level-shift screen.
 """

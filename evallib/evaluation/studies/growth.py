@@ -13,6 +13,9 @@ Activity Return (``mar_commissioner_2008_2019``, ``nonelective_admissions``):
   ACC); **CCGs in no vanguard** are every other CCG;
 - ``drop_suspect=True`` leaves out CCGs with a run of suspect months (:func:`evallib.sources.quality.suspect_runs`,
   single months included) overlapping either window;
+- ``drop_breaks=True`` leaves out CCGs whose series shifts level in one month between the start of the base window
+  and the end of the follow-up window (:func:`evallib.sources.quality.structural_breaks` with ``own_noise=True``,
+  the screen of the sites' own series), so no growth spans an unexplained break;
 - a **site average** is the mean over sites of each site's growth (its usable CCGs summed); a site with no
   usable CCG is left out;
 - **growth per head** (``growth_per_head_pct``, as NHS England measured it: admissions per 1,000 population) =
@@ -36,7 +39,7 @@ from evallib.sources.areas import harmonise, resolve
 from evallib.sources.bundled import load_bundled
 from evallib.sources.panel import Panel
 from evallib.sources.populations import area_populations, monthly_populations
-from evallib.sources.quality import suspect_runs, units_with_runs
+from evallib.sources.quality import structural_breaks, suspect_runs, units_with_runs
 from evallib.sources.registry import load_registry
 
 DATASET = "mar_commissioner_2008_2019"
@@ -70,7 +73,15 @@ def _months(window: Window) -> pd.DatetimeIndex:
 class _Growth:
     """The panel, windows and exclusions shared by every group of one comparison."""
 
-    def __init__(self, base: Window, follow: Window, panel: Panel | None, drop_suspect: bool, harmonised: bool):
+    def __init__(
+        self,
+        base: Window,
+        follow: Window,
+        panel: Panel | None,
+        drop_suspect: bool,
+        harmonised: bool,
+        drop_breaks: bool = False,
+    ):
         self.base, self.follow = _months(base), _months(follow)
         raw = panel if panel is not None else load_bundled(DATASET)
         self.area_map = None
@@ -99,6 +110,10 @@ class _Growth:
                     unit = to_unit.get(code, code)
                     where = f"{code}, " if unit != code else ""
                     self.reasons.setdefault(unit, f"suspect months ({where}from {first:%b %Y})")
+        if drop_breaks:
+            lo, hi = min(self.base[0], self.follow[0]), max(self.base[-1], self.follow[-1])
+            for b in structural_breaks(data, OUTCOME, lo, hi, own_noise=True).itertuples():
+                self.reasons.setdefault(str(b.unit), f"level shift of {b.change_pct:+.0f}% in {b.month:%b %Y}")
         self.units = set(wide.columns)
 
     def codes(self, codes: Iterable[str]) -> list[str]:
@@ -138,6 +153,7 @@ def group_growth(
     drop_suspect: bool = False,
     harmonised: bool = False,
     panel: Panel | None = None,
+    drop_breaks: bool = False,
 ) -> pd.DataFrame:
     """Growth in summed emergency admissions of each group of CCG codes between two windows.
 
@@ -152,6 +168,8 @@ def group_growth(
         Leave out CCGs with a run of suspect months overlapping either window.
     harmonised : bool
         Use areas stitched across mergers over the two windows instead of codes as published.
+    drop_breaks : bool
+        Leave out CCGs whose series shifts level in one month between the two windows.
     panel : Panel, optional
         Default: the bundled Monthly Activity Return.
 
@@ -161,7 +179,7 @@ def group_growth(
         Columns ``group``, ``n_units``, ``base_total``, ``follow_total``, ``growth_pct``, ``units`` (used),
         ``left_out`` (code: reason), ``n_units_per_head`` and ``growth_per_head_pct`` (see the module).
     """
-    g = _Growth(base, follow, panel, drop_suspect, harmonised)
+    g = _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
     rows = [(name, *g.row(g.codes(codes))) for name, codes in groups.items()]
     return pd.DataFrame(rows, columns=GROWTH_COLUMNS)
 
@@ -175,6 +193,7 @@ def programme_growth(
     drop_suspect: bool = False,
     harmonised: bool = False,
     panel: Panel | None = None,
+    drop_breaks: bool = False,
 ) -> pd.DataFrame:
     """Growth of vanguard CCGs by care model against CCGs in no vanguard (NHS England's comparison).
 
@@ -188,7 +207,7 @@ def programme_growth(
     average : {"pooled", "site"}
         ``pooled``: growth of the group's summed CCGs (``n_units`` = CCGs). ``site``: mean of each site's growth
         (``n_units`` = sites; ``units`` = the sites used). CCGs in no vanguard are always pooled.
-    drop_suspect, harmonised, panel
+    drop_suspect, harmonised, panel, drop_breaks
         As in :func:`group_growth`.
 
     Returns
@@ -198,7 +217,7 @@ def programme_growth(
     """
     if average not in ("pooled", "site"):
         raise DataError(f"average must be 'pooled' or 'site', not {average!r}")
-    g = _Growth(base, follow, panel, drop_suspect, harmonised)
+    g = _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
     by_model = vanguard_ccgs()
     rows = []
     for group in care_models:
@@ -240,9 +259,10 @@ def site_growth(
     drop_suspect: bool = False,
     harmonised: bool = False,
     panel: Panel | None = None,
+    drop_breaks: bool = False,
 ) -> pd.DataFrame:
     """Growth of each vanguard site's CCGs (summed) between two windows; columns :data:`SITE_COLUMNS`."""
-    g = _Growth(base, follow, panel, drop_suspect, harmonised)
+    g = _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
     return _site_rows(g, tuple(care_models))
 
 

@@ -157,6 +157,7 @@ def load_programme(outputs: str | Path) -> ProgrammeData:
                 "p_value": did["p_value"] if did and did.get("p_value") is not None else np.nan,
                 "site_growth_pct": growth.get("site_growth_pct", np.nan),
                 "comparison_growth_pct": growth.get("comparison_growth_pct", np.nan),
+                "window_cut": bool((coverage.get("window") or {}).get("cut", False)),
             }
         )
     if not rows:
@@ -221,7 +222,12 @@ def merge_duplicate_sites(sites: pd.DataFrame) -> pd.DataFrame:
 
 
 def growth_table(data: ProgrammeData) -> pd.DataFrame:
-    """Mean growth (last 12 months of follow-up vs the baseline year) of sites and their comparison pools."""
+    """Mean growth (last 12 months of follow-up vs the baseline year) of sites and their comparison pools.
+
+    Each site's growth is over the window it was analysed on: a site whose own series shifts level is cut to the
+    clean stretch holding its start (:mod:`evallib.evaluation.site.breaks`), so no growth spans an unexplained
+    shift; ``cut_sites`` lists those sites for each care model.
+    """
     ev = data.evaluated.dropna(subset=["site_growth_pct", "comparison_growth_pct"])
     ev = pd.concat([merge_duplicate_sites(g) for _, g in ev.groupby("care_model", sort=False)]) if len(ev) else ev
     g = ev.groupby("care_model").agg(
@@ -229,6 +235,9 @@ def growth_table(data: ProgrammeData) -> pd.DataFrame:
         site_growth_pct=("site_growth_pct", "mean"),
         comparison_growth_pct=("comparison_growth_pct", "mean"),
     )
+    # Sites whose window was cut at a level shift in their own series: growth over the shortened window.
+    cut = ev[ev["window_cut"].fillna(False).astype(bool)] if "window_cut" in ev.columns else ev.iloc[:0]
+    g["cut_sites"] = [", ".join(cut.loc[cut["care_model"] == m, "site_id"]) for m in g.index]
     g["difference_points"] = g["site_growth_pct"] - g["comparison_growth_pct"]
     order = [m for m in CARE_MODEL_ORDER if m in g.index]
     return g.loc[order].reset_index()

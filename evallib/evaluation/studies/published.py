@@ -4,7 +4,9 @@ Each publication compared growth in emergency admissions between a baseline wind
 :func:`published_comparisons` computes, from the bundled Monthly Activity Return and resident populations
 (:mod:`evallib.evaluation.studies.growth`), the growth of each group's CCGs per head and in counts, pooled (the
 group's CCGs summed) and as a site mean (each vanguard's CCGs summed, then the mean over vanguards), with CCGs
-that have a run of suspect months in either window left out, beside the figure the publication gave.
+that have a run of suspect months in either window, or a one-month level shift between the two (the screen of
+the sites' own series, :func:`evallib.sources.quality.structural_breaks`), left out, beside the figure the
+publication gave.
 
 Why the figures differ, in words (:data:`DIFFERENCES`): NHS England measured each vanguard's **registered
 practice population** (GP lists run a median 3% above ONS residents for the same CCG) and, for several MCPs and
@@ -117,8 +119,11 @@ COMPARISON_COLUMNS = [
 def reproduce(pub: Publication) -> pd.DataFrame:
     """One publication reproduced: a row per group it reported (columns :data:`COMPARISON_COLUMNS`)."""
     models = tuple(tuple(g.split("+")) for g in pub.figures if g != NO_VANGUARD)
-    pooled = programme_growth(pub.base, pub.follow, care_models=models, average="pooled", drop_suspect=True)
-    site = programme_growth(pub.base, pub.follow, care_models=models, average="site", drop_suspect=True)
+    # CCGs whose series shifts level between the windows are left out too: no growth spans an unexplained break.
+    pooled, site = (
+        programme_growth(pub.base, pub.follow, care_models=models, average=a, drop_suspect=True, drop_breaks=True)
+        for a in ("pooled", "site")
+    )
     pooled, site = pooled.set_index("group"), site.set_index("group")
     rows = []
     for group, published in pub.figures.items():
