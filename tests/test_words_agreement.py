@@ -89,6 +89,8 @@ def test_a_noisy_site_is_said_to_be_noisier_than_its_comparators_in_plain_words(
     assert _noisier(_analysis(1, 93.0)).startswith("noisier than 93% of its 39 comparison trusts")  # type: ignore[arg-type]
     three = _noisier(_analysis(3, 100.0))  # type: ignore[arg-type]
     assert three.startswith("noisier than every one of random sets of 3 comparison trusts")
+    almost = _noisier(_analysis(3, 99.7))  # type: ignore[arg-type]
+    assert almost.startswith("noisier than more than 99% of random sets of 3") and "100%" not in almost
     assert "100%" not in one_all + three
 
 

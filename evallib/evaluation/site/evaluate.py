@@ -209,7 +209,8 @@ def _noisier(a: OutcomeAnalysis) -> str:
     """How much noisier than its comparators the site was before the start, in words (all of them, or a share)."""
     c, pct = a.coverage, a.noise_percentile
     k, w = len(c.treated_used), c.period_word
-    than = "every one of" if pct >= 99.95 else f"{pct:.0f}% of"
+    # A share that rounds to 100% without being all of them would read as "all": say "more than 99%".
+    than = "every one of" if pct >= 99.95 else "more than 99% of" if pct >= 99.5 else f"{pct:.0f}% of"
     if k <= 1:
         return f"noisier than {than} its {plural(c.n_comparators, 'comparison ' + c.unit_kind)} ({w}-to-{w} variation)"
     sets = f"random sets of {k} comparison {c.units} (as many as the site has)"
