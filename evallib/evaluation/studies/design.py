@@ -1,0 +1,456 @@
+"""The design step: what an evaluation could detect, read from the data before its planned start only.
+
+For the protocol's candidate estimators (the plain and studentized placebo DiD, and synthetic DiD), candidate
+comparison pools (the protocol's whole pool, the units nearest the site before the start, the site's NHS region)
+and follow-up lengths (12, 24, 36 months and the protocol's own), the step gives the minimum detectable effect at
+80% power and 5% size, the expected width of the 95% interval, a power curve against effect size, and whether,
+and after how long, the effect the evaluator hopes for can be detected. It uses the inference the report uses:
+placebo in space, at every fake start date in the history before the start (the last ``L`` months of each
+window act as the follow-up), so that drift between units over the follow-up is in the numbers.
+
+Nothing from the planned start on is read: the data are taken through the protocol's windows moved to end at
+``pre_period_end`` (:func:`design_history`), so the follow-up's values cannot change any number here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from evallib.errors import DataError, NotEvaluable
+from evallib.evaluation.site.coverage import PERIODS_PER_YEAR, analysis_frame, excluded_by_rule, load_source, unit_kind
+from evallib.methods.inference.fake_starts import (
+    detectable_effect,
+    fake_start_power,
+    rolling_changes,
+    rolling_noise,
+    spread_at,
+    spread_model,
+    studentized_coefficient,
+    studentized_placebos,
+)
+from evallib.methods.inference.permutation import permutation_estimates, treatment_assignments
+from evallib.methods.synth.synthetic_did import sdid_batch
+from evallib.protocol.params import AnalysisSpec, SiteProtocol
+from evallib.sources.bundled import RATE_OUTCOMES
+from evallib.sources.files import FileSource
+from evallib.sources.panel import Panel
+from evallib.sources.regions import unit_region
+
+ALPHA = 0.05
+POWER = 0.8
+#: Follow-up lengths (months) the design step tries besides the protocol's own.
+FOLLOW_UPS: tuple[int, ...] = (12, 24, 36)
+#: Estimators the design step sizes: the report's placebo tests (its primary estimator among them).
+DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
+#: Candidate comparison pools, in the order they are shown.
+POOLS: tuple[str, ...] = ("protocol", "nearest", "same_region")
+#: The "nearest" pool: this many comparison units closest to the site before the start.
+NEAREST = 30
+#: Fewest comparison units a candidate pool may have (a 95% placebo interval needs 19).
+MIN_POOL = 19
+#: Fake starts refitted by synthetic DiD per follow-up (spread over the history), and its placebo assignments.
+SDID_STARTS = 4
+SDID_PLACEBOS = 99
+#: Extra months of history before the earliest fake window (more fake starts, more drift seen).
+EXTRA_HISTORY = 24
+#: The effect (percent, in the protocol's expected direction) the design step asks about when none is given.
+DEFAULT_HOPED_FOR = 5.0
+TABLE_COLUMNS = [
+    "estimator",
+    "pool",
+    "follow_up",
+    "n_comparators",
+    "fake_pre",
+    "fake_post",
+    "fake_starts",
+    "spread_factor",
+    "mde",
+    "mde_percent",
+    "ci_width",
+    "fake_start_rejection",
+    "holds_size",
+    "power_hoped_for",
+    "detects_hoped_for",
+]
+
+
+@dataclass(frozen=True)
+class History:
+    """The site's data before the planned start, on the analysis scale (log, or points for a percentage).
+
+    ``values`` is periods x units (the site's units first); ``pools`` names each candidate pool's comparison
+    units; ``pre_periods`` is the protocol's pre-period length.
+    """
+
+    values: pd.DataFrame = field(repr=False)
+    treated: tuple[str, ...]
+    pools: dict[str, tuple[str, ...]] = field(repr=False)
+    pre_periods: int
+    periods_per_year: int
+    scale: str
+    outcome: str
+    notes: tuple[str, ...] = ()
+
+
+def _months(ts: pd.Timestamp, n: int) -> pd.Timestamp:
+    return ts + pd.DateOffset(months=n)
+
+
+def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longest: int = max(FOLLOW_UPS)) -> History:
+    """The primary outcome's data up to ``pre_period_end`` with the protocol's pool rules, and the candidate pools.
+
+    As far back as the data allow, up to the pre-period plus the longest follow-up plus two years (more fake
+    starts); if the site's series is incomplete that far back, the protocol's pre-period alone.
+    """
+    panel = load_source(protocol.data_source) if panel is None else panel
+    w = protocol.windows
+    kind = unit_kind(protocol.data_source)
+    spec = AnalysisSpec(protocol.primary_outcome, protocol.data_source, protocol.treated_units, True)
+    if spec.outcome not in panel.outcomes:
+        raise DataError(f"site {protocol.site_id}: outcome {spec.outcome!r} is not in data source {panel.source!r}")
+    ppy = PERIODS_PER_YEAR.get(panel.frequency, 12)
+    step = 12 // ppy
+    exclude = () if protocol.comparison_include else tuple(sorted(excluded_by_rule(protocol, kind)))
+    first = panel.periods(spec.outcome).min()
+    far = max(first, _months(w.pre_start, -(max(0, longest - 0) + EXTRA_HISTORY)))
+    last_exc: NotEvaluable | None = None
+    for start in dict.fromkeys([far, w.pre_start]):
+        split = _months(w.pre_end, -step * max(1, ppy // 2) + step)  # any split: both sides are history
+        hist = replace(
+            protocol,
+            pre_period_start=f"{start:%Y-%m}",
+            pre_period_end=f"{_months(split, -step):%Y-%m}",
+            post_period_start=f"{split:%Y-%m}",
+            intervention_start=f"{split:%Y-%m}",
+            post_period_end=f"{w.pre_end:%Y-%m}",
+            comparison_pool="all_eligible",
+            comparison_exclude=tuple(protocol.comparison_exclude) + exclude,
+            min_pre_periods=1,
+            min_post_periods=1,
+        )
+        try:
+            values, denom, cov = analysis_frame(hist, panel, spec)
+            break
+        except NotEvaluable as exc:
+            last_exc = exc
+    else:
+        assert last_exc is not None
+        raise last_exc
+    per = RATE_OUTCOMES.get(spec.outcome)
+    if isinstance(protocol.data_source, FileSource) and denom is not None:
+        measure, per = protocol.data_source.kind, protocol.data_source.per
+    else:
+        measure = "count" if denom is None else ("rate" if per is not None else "proportion")
+    if measure == "proportion":
+        y, scale = 100 * values / denom, "points"
+    elif measure == "rate":
+        y, scale = np.log((per or 1) * values / denom), "log"
+    else:
+        y, scale = np.log(values), "log"
+    treated = tuple(cov.treated_used)
+    comps = list(cov.comparators)
+    pre = int((y.index >= w.pre_start).sum())
+    pools: dict[str, tuple[str, ...]] = {"protocol": tuple(comps)}
+    notes: list[str] = []
+    if start != far:
+        notes.append("the site's series is incomplete before the pre-period, so only the pre-period is used")
+    recent = y.iloc[-pre:]
+    dev = recent - recent.mean()
+    site = dev[list(treated)].mean(axis=1)
+    dist = ((dev[comps].sub(site, axis=0)) ** 2).mean().sort_values(kind="stable")
+    if len(comps) > NEAREST:
+        pools["nearest"] = tuple(sorted(dist.index[:NEAREST]))
+    else:
+        notes.append(f"the pool has {len(comps)} comparison units, no more than the {NEAREST} nearest")
+    regions = {unit_region(u) for u in treated} - {""}
+    if len(regions) == 1:
+        region = regions.pop()
+        same = tuple(u for u in comps if unit_region(u) == region)
+        if len(same) >= MIN_POOL:
+            pools["same_region"] = same
+        else:
+            notes.append(f"only {len(same)} comparison units in the site's region (a pool needs {MIN_POOL})")
+    else:
+        notes.append("no single NHS region known for the site's units, so no same-region pool")
+    return History(y[[*treated, *comps]], treated, pools, pre, ppy, scale, spec.outcome, tuple(notes))
+
+
+@dataclass(frozen=True)
+class _Cell:
+    placebos: np.ndarray
+    coefficient: np.ndarray | float
+    real: int
+    n_starts: int
+    windows: tuple[int, int]  # the fake windows' pre and post periods
+    factor: float  # the spread at the protocol's windows over the spread at the fake windows
+
+
+def _windows(T: int, pre: int, post: int) -> tuple[int, int]:
+    """Fake windows that fit a history of ``T`` periods: the asked-for ones, or shorter ones leaving some starts."""
+    if pre + post <= T:
+        return pre, post
+    p0 = min(pre, max(6, T // 3))
+    return p0, max(3, min(post, T - p0 - T // 4))
+
+
+def _cell(
+    name: str,
+    Y: np.ndarray,
+    is_treated: np.ndarray,
+    windows: tuple[int, int],
+    factor: float,
+    n_draws: int,
+    seed: int,
+) -> _Cell:
+    """Every placebo statistic at every fake start for one estimator, scaled to the protocol's windows."""
+    pre, post = windows
+    changes = rolling_changes(Y, pre, post)
+    n_starts = changes.shape[1]
+    assign = treatment_assignments(is_treated, n_draws, seed)
+    real = int(np.flatnonzero((assign == is_treated).all(axis=1))[0])
+    if name == "did":
+        return _Cell(factor * permutation_estimates(changes, assign), 1.0, real, n_starts, windows, factor)
+    if name == "did_studentized":
+        scales = rolling_noise(Y, pre, n_starts)
+        stats = studentized_placebos(changes, scales, assign)
+        coef = studentized_coefficient(scales, is_treated)
+        return _Cell(factor * stats, coef, real, n_starts, windows, factor)
+    # Synthetic DiD: a few fake starts spread over the history, a subset of the placebo assignments.
+    starts = np.unique(np.linspace(0, n_starts - 1, min(SDID_STARTS, n_starts)).round().astype(int))
+    rng = np.random.default_rng(seed)
+    others = np.setdiff1d(np.arange(len(assign)), [real])
+    keep = np.concatenate([[real], np.sort(rng.permutation(others)[:SDID_PLACEBOS])])
+    sub = assign[keep]
+    post_mask = np.arange(pre + post) >= pre
+    cols = [sdid_batch(Y[:, s : s + pre + post], post_mask, sub, is_treated).estimates for s in starts]
+    return _Cell(factor * np.column_stack(cols), 1.0, 0, len(starts), windows, factor)
+
+
+def _percent(effect: float, scale: str, direction: str) -> float:
+    """A magnitude on the log scale as a percentage change in ``direction`` (points stay points)."""
+    if scale != "log" or not math.isfinite(effect):
+        return effect
+    return 100 * (1 - math.exp(-effect)) if direction == "decrease" else 100 * (math.exp(effect) - 1)
+
+
+def area_effect(percent: float, share: float, direction: str, scale: str = "log") -> float:
+    """The area-level effect (signed, on the analysis scale) of a ``percent`` change on a sub-population.
+
+    A multiplicative effect of ``percent`` on a group that makes up ``share`` of the area's outcome changes the
+    area's total by ``percent x share`` (the rest is unchanged); on the log scale that is
+    ``log(1 -/+ percent x share / 100)``. For a percentage (points) the change is taken as ``points x share``.
+    """
+    if not 0 < share <= 1:
+        raise DataError(f"design: the sub-population's share must be above 0 and at most 1 (got {share})")
+    if not 0 < percent < 100:
+        raise DataError(f"design: the hoped-for effect must be a percentage above 0 and below 100 (got {percent})")
+    sign = -1.0 if direction == "decrease" else 1.0
+    if scale != "log":
+        return sign * percent * share
+    return math.log1p(sign * percent * share / 100)
+
+
+@dataclass(frozen=True)
+class SiteDesign:
+    """The design step's result for one site: one row per estimator, pool and follow-up, and the power curves.
+
+    ``table`` has :data:`TABLE_COLUMNS` (``mde`` and ``ci_width`` on the analysis scale: differences in logs,
+    or points; ``mde_percent`` the MDE as a percentage change in the expected direction). ``curves`` has
+    ``estimator, pool, follow_up, effect, power`` (effects signed, in the expected direction).
+    """
+
+    site_id: str
+    outcome: str
+    scale: str
+    expected_direction: str
+    primary_estimator: str
+    planned_start: pd.Timestamp
+    history: tuple[pd.Timestamp, pd.Timestamp]
+    protocol_follow_up: int
+    pre_periods: int
+    hoped_for_percent: float
+    share: float
+    hoped_for_area: float
+    pool_sizes: dict[str, int] = field(repr=False)
+    table: pd.DataFrame = field(repr=False, compare=False)
+    curves: pd.DataFrame = field(repr=False, compare=False)
+    notes: tuple[str, ...] = ()
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per estimator, pool and follow-up (:data:`TABLE_COLUMNS`), with the site and outcome."""
+        return self.table.assign(site_id=self.site_id, outcome=self.outcome, scale=self.scale)
+
+    def needed_follow_up(self, estimator: str | None = None, pool: str = "protocol") -> int | None:
+        """The shortest follow-up tried (months) at which the hoped-for effect is detected with 80% power."""
+        t = self.table
+        t = t[(t["estimator"] == (estimator or self.primary_estimator)) & (t["pool"] == pool) & t["detects_hoped_for"]]
+        return int(t["follow_up"].min()) if len(t) else None
+
+    def recommended(self) -> pd.Series:
+        """The primary estimator's pool at the protocol's follow-up: the smallest MDE among pools holding size."""
+        t = self.table
+        t = t[(t["estimator"] == self.primary_estimator) & (t["follow_up"] == self.protocol_follow_up)]
+        ok = t[t["holds_size"] & np.isfinite(t["mde"])]
+        pick = ok if len(ok) else t
+        return pick.loc[pick["mde"].idxmin()] if len(pick) and pick["mde"].notna().any() else t.iloc[0]
+
+    @property
+    def recommended_pool(self) -> str:
+        """The comparison pool the design step recommends for the protocol (see :meth:`recommended`)."""
+        return str(self.recommended()["pool"])
+
+    def verdict(self) -> str:
+        """The answer in words: whether the hoped-for effect can be detected, with which pool, after how long."""
+        unit = "%" if self.scale == "log" else " percentage points"
+        area = abs(_percent(abs(self.hoped_for_area), self.scale, self.expected_direction))
+        what = f"a {self.hoped_for_percent:g}{unit} {self.expected_direction}"
+        if self.share < 1:
+            what += f" in a group making up {self.share:.0%} of the area's {self.outcome.replace('_', ' ')} (about {area:.2g}{unit} at area level)"
+        rec = self.recommended()
+        need = self.needed_follow_up(pool=str(rec["pool"]))
+        mde = f"{rec['mde_percent']:.1f}{unit}" if math.isfinite(rec["mde_percent"]) else "no effect at all"
+        head = (
+            f"With {rec['pool'].replace('_', ' ')} comparison units and {self.protocol_follow_up} months of follow-up, "
+            f"the primary test detects {mde} or more with 80% power."
+        )
+        if need is None:
+            longest = int(self.table["follow_up"].max())
+            return f"{head} {what.capitalize()} is NOT detectable with any follow-up tried (up to {longest} months)."
+        return f"{head} {what.capitalize()} is detectable after {need} months of follow-up."
+
+
+def design_site(
+    protocol: SiteProtocol,
+    *,
+    panel: Panel | None = None,
+    estimators: tuple[str, ...] = DESIGN_ESTIMATORS,
+    follow_ups: tuple[int, ...] = FOLLOW_UPS,
+    hoped_for_percent: float = DEFAULT_HOPED_FOR,
+    share: float = 1.0,
+    pools: tuple[str, ...] = POOLS,
+    effects: np.ndarray | None = None,
+) -> SiteDesign:
+    """The design step for one site (data before ``pre_period_end`` + 1 only; see the module's notes).
+
+    Parameters
+    ----------
+    protocol : SiteProtocol
+        The site's protocol (its windows, pool rule, outcome, expected direction and placebo draws).
+    panel : Panel, optional
+        The data (default: the protocol's ``data_source``).
+    estimators, follow_ups, pools : tuples
+        What to size (follow-ups in months; the protocol's own follow-up is always added).
+    hoped_for_percent, share : float
+        The effect hoped for, in percent in the expected direction, on a group making up ``share`` of the
+        area's outcome (1: the whole area).
+    effects : array, optional
+        Effect magnitudes for the power curves (default: 0 to 3 times the largest MDE, 41 points).
+    """
+    unknown = sorted(set(estimators) - set(DESIGN_ESTIMATORS))
+    if unknown:
+        raise DataError(f"design: unknown estimator(s) {unknown}; use {', '.join(DESIGN_ESTIMATORS)}")
+    w = protocol.windows
+    hist = design_history(protocol, panel, longest=max((*follow_ups, _follow_up_months(protocol))))
+    own = _follow_up_months(protocol)
+    lengths = sorted({*follow_ups, own})
+    step = 12 // hist.periods_per_year
+    hoped = area_effect(hoped_for_percent, share, protocol.expected_direction, hist.scale)
+    sign = -1.0 if protocol.expected_direction == "decrease" else 1.0
+    direction = protocol.expected_direction
+    rows, cells = [], {}
+    for pool in [p for p in pools if p in hist.pools]:
+        units = [*hist.treated, *hist.pools[pool]]
+        Y = hist.values[units].to_numpy(dtype=float).T
+        is_treated = np.isin(units, hist.treated)
+        model = spread_model(Y) if Y.shape[1] < hist.pre_periods + max(lengths) // step else None
+        for months in lengths:
+            post = max(1, months // step)
+            windows = _windows(Y.shape[1], hist.pre_periods, post)
+            factor = 1.0
+            if model is not None and windows != (hist.pre_periods, post):
+                factor = math.sqrt(spread_at(model, hist.pre_periods, post) / spread_at(model, *windows))
+            for name in estimators:
+                cell = _cell(name, Y, is_treated, windows, factor, protocol.n_placebo_draws, protocol.seed)
+                cells[(name, pool, months)] = cell
+                rows.append(_row(name, pool, months, len(units) - len(hist.treated), cell, hist, hoped, direction))
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    if effects is None:
+        top = table["mde"].replace(np.inf, np.nan).max()
+        effects = np.linspace(0, 3 * (top if np.isfinite(top) and top > 0 else abs(hoped)), 41)
+    curves = [
+        pd.DataFrame(
+            {
+                "estimator": name,
+                "pool": pool,
+                "follow_up": months,
+                "effect": sign * effects,
+                "power": fake_start_power(c.placebos, sign * effects, coefficient=c.coefficient, alpha=ALPHA),
+            }
+        )
+        for (name, pool, months), c in cells.items()
+    ]
+    return SiteDesign(
+        site_id=protocol.site_id,
+        outcome=hist.outcome,
+        scale=hist.scale,
+        expected_direction=protocol.expected_direction,
+        primary_estimator=protocol.primary_estimator if protocol.primary_estimator in estimators else estimators[0],
+        planned_start=w.post_start,
+        history=(hist.values.index.min(), hist.values.index.max()),
+        protocol_follow_up=own,
+        pre_periods=hist.pre_periods,
+        hoped_for_percent=hoped_for_percent,
+        share=share,
+        hoped_for_area=hoped,
+        pool_sizes={k: len(v) for k, v in hist.pools.items()},
+        table=table,
+        curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["estimator", "pool", "follow_up", "effect", "power"]),
+        notes=hist.notes,
+    )
+
+
+def _follow_up_months(protocol: SiteProtocol) -> int:
+    w = protocol.windows
+    return (w.post_end.year - w.post_start.year) * 12 + w.post_end.month - w.post_start.month + 1
+
+
+def _row(
+    name: str,
+    pool: str,
+    months: int,
+    n_comp: int,
+    cell: _Cell,
+    hist: History,
+    hoped: float,
+    direction: str,
+) -> dict[str, object]:
+    e, c = cell.placebos, cell.coefficient
+    mde = detectable_effect(e, coefficient=c, alpha=ALPHA, power=POWER, direction="either")
+    q = np.quantile(np.abs(e), 1 - ALPHA, axis=0)
+    width = float(np.mean(2 * q / np.abs(np.broadcast_to(np.asarray(c, float), q.shape))))
+    own = np.abs(e[cell.real])
+    p = (np.abs(e) >= own - 1e-12).mean(axis=0)
+    rejection = float(np.mean(p <= ALPHA))
+    holds = rejection <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / cell.n_starts)
+    power = float(fake_start_power(e, np.array([hoped]), coefficient=c, alpha=ALPHA)[0])
+    return {
+        "estimator": name,
+        "pool": pool,
+        "follow_up": months,
+        "n_comparators": n_comp,
+        "fake_pre": cell.windows[0],
+        "fake_post": cell.windows[1],
+        "fake_starts": cell.n_starts,
+        "spread_factor": cell.factor,
+        "mde": mde,
+        "mde_percent": _percent(mde, hist.scale, direction),
+        "ci_width": width,
+        "fake_start_rejection": rejection,
+        "holds_size": bool(holds),
+        "power_hoped_for": power,
+        "detects_hoped_for": bool(power >= POWER),
+    }
