@@ -93,10 +93,12 @@ def test_the_mde_is_where_the_placebo_tests_at_fake_starts_reach_80_percent_powe
     vector = closed - (closed.sum(axis=0) - closed) / (closed.shape[0] - 1)
     np.testing.assert_allclose(vector, loop, atol=1e-10)
     # The MDE: the smallest effect the rank test at each fake start rejects in 80% of (unit, start) draws.
-    q = np.quantile(np.abs(loop), 0.95, axis=0)
-    power = {
-        sign: lambda tau, sign=sign: float(np.mean(np.abs(loop + sign * tau) >= q)) for sign in (-1.0, 1.0)
-    }
+    # With 30 units the rank test (p = (1 + c) / 30 < 0.05) rejects only a statistic above all 29 others.
+    def power_at(tau: float) -> float:
+        others = [np.delete(np.abs(loop), i, axis=0).max(axis=0) for i in range(loop.shape[0])]
+        return float(np.mean(np.abs(loop + tau) > np.vstack(others)))
+
+    power = {sign: lambda tau, sign=sign: power_at(sign * tau) for sign in (-1.0, 1.0)}
     mde = row["mde"]
     assert min(power[-1.0](mde), power[1.0](mde)) >= 0.8
     assert min(power[-1.0](mde * 0.98), power[1.0](mde * 0.98)) < 0.8
@@ -107,7 +109,7 @@ def test_power_rises_with_the_effect_and_is_the_size_at_none() -> None:
     rng = np.random.default_rng(2)
     e = rng.normal(0, 0.05, (2000, 10))
     p = fake_start_power(e, np.array([0.0, 0.05, 0.1, 0.2]))
-    assert p[0] == pytest.approx(0.05, abs=0.005) and np.all(np.diff(p) > 0) and p[-1] > 0.95
+    assert p[0] < 0.05 and p[0] == pytest.approx(0.05, abs=0.005) and np.all(np.diff(p) > 0) and p[-1] > 0.95
     # Normal noise: 80% power at (1.96 + 0.84) standard deviations.
     assert detectable_effect(e) == pytest.approx(2.80 * 0.05, rel=0.03)
 
@@ -174,3 +176,22 @@ def test_design_notebook_runs(tmp_path: Path) -> None:
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("detects" in "".join(o.get("text", "")) for o in outputs)
+
+
+def test_the_recommended_pool_written_into_the_protocol_is_the_pool_the_analysis_then_uses() -> None:
+    from dataclasses import replace
+
+    from evallib.evaluation.site.coverage import analysis_frame
+    from evallib.protocol.safe_yaml import parse_params_text
+
+    protocol, long = _site(n_units=60)
+    panel = _panel(long)
+    d = design_site(protocol, panel=panel, estimators=("did",))
+    assert d.protocol_line("protocol") == ""
+    line = d.protocol_line("nearest")
+    include = parse_params_text(line.encode(), "line")["comparison_include"]
+    assert len(include) == d.pool_sizes["nearest"] == 30
+    fixed = SiteProtocol.from_mapping({**protocol.to_mapping(), "comparison_include": include})
+    _, _, cov = analysis_frame(fixed, panel, protocol.primary_outcome)
+    assert cov.comparators == tuple(sorted(include))
+    assert replace(fixed, comparison_include=()) == protocol

@@ -1,5 +1,6 @@
 """Command line: ``evallib run``, ``evallib validate``, ``evallib make-params``, ``evallib schema``, ``evallib design``,
-``evallib publish``."""
+``evallib publish``.
+"""
 
 from __future__ import annotations
 

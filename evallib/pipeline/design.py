@@ -10,9 +10,7 @@ from evallib.protocol.params import find_params, load_params
 from evallib.reporting.design_page import write_design
 
 
-def run_design(
-    root: Path, site: str, params_dir: Path, hoped_for: float, share: float, out: Path | None = None
-) -> str:
+def run_design(root: Path, site: str, params_dir: Path, hoped_for: float, share: float, out: Path | None = None) -> str:
     """Run the design step for ``site`` and write its page; returns what to print (the verdict, the files)."""
     folder = root / params_dir
     if not folder.is_dir():
@@ -26,4 +24,10 @@ def run_design(
     base = root if not target.is_absolute() else Path(target.anchor)
     files = write_design(result, root / target if not target.is_absolute() else target, base)
     shown = ", ".join(str(f.relative_to(root)) if f.is_relative_to(root) else f.name for f in files)
-    return f"{result.verdict()}\nRecommended comparison pool: {result.recommended_pool}\nWrote {shown}"
+    line = result.protocol_line()
+    fix = (
+        f"To fix it before results are seen, add to {path.name}: {line}"
+        if line
+        else "It is the protocol's own pool: nothing to change"
+    )
+    return f"{result.verdict()}\nRecommended comparison pool: {result.recommended_pool}. {fix}\nWrote {shown}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from markupsafe import Markup
 
 from evallib.evaluation.studies.design import POWER, SiteDesign
 from evallib.protocol.writing import make_dir, write_atomic
@@ -91,6 +91,7 @@ def design_html(result: SiteDesign) -> str:
         pre_periods=result.pre_periods,
         hoped=hoped,
         recommended_pool=result.recommended_pool.replace("_", " "),
+        protocol_line=result.protocol_line(),
         figure=figure_html(plot_power_curve(result), "power against the true effect for each follow-up"),
         head=_HEAD,
         rows=rows,

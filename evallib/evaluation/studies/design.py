@@ -23,6 +23,7 @@ import pandas as pd
 from evallib.errors import DataError, NotEvaluable
 from evallib.evaluation.site.coverage import PERIODS_PER_YEAR, analysis_frame, excluded_by_rule, load_source, unit_kind
 from evallib.methods.inference.fake_starts import (
+    critical_values,
     detectable_effect,
     fake_start_power,
     rolling_changes,
@@ -69,6 +70,7 @@ TABLE_COLUMNS = [
     "fake_starts",
     "spread_factor",
     "mde",
+    "mde_expected_direction",
     "mde_percent",
     "ci_width",
     "fake_start_rejection",
@@ -259,7 +261,9 @@ class SiteDesign:
     """The design step's result for one site: one row per estimator, pool and follow-up, and the power curves.
 
     ``table`` has :data:`TABLE_COLUMNS` (``mde`` and ``ci_width`` on the analysis scale: differences in logs,
-    or points; ``mde_percent`` the MDE as a percentage change in the expected direction). ``curves`` has
+    or points; ``mde`` is the larger of the two directions' magnitudes, as the report's MDE is, and
+    ``mde_expected_direction`` the magnitude for a change in the protocol's expected direction alone;
+    ``mde_percent`` the MDE as a percentage change in the expected direction). ``curves`` has
     ``estimator, pool, follow_up, effect, power`` (effects signed, in the expected direction).
     """
 
@@ -275,7 +279,7 @@ class SiteDesign:
     hoped_for_percent: float
     share: float
     hoped_for_area: float
-    pool_sizes: dict[str, int] = field(repr=False)
+    pool_units: dict[str, tuple[str, ...]] = field(repr=False)
     table: pd.DataFrame = field(repr=False, compare=False)
     curves: pd.DataFrame = field(repr=False, compare=False)
     notes: tuple[str, ...] = ()
@@ -297,6 +301,23 @@ class SiteDesign:
         ok = t[t["holds_size"] & np.isfinite(t["mde"])]
         pick = ok if len(ok) else t
         return pick.loc[pick["mde"].idxmin()] if len(pick) and pick["mde"].notna().any() else t.iloc[0]
+
+    @property
+    def pool_sizes(self) -> dict[str, int]:
+        """Comparison units in each candidate pool."""
+        return {k: len(v) for k, v in self.pool_units.items()}
+
+    def protocol_line(self, pool: str | None = None) -> str:
+        """The params-file line that fixes a pool (default: the recommended one) before results are seen.
+
+        The protocol's own pool needs no line; any other is written as ``comparison_include`` (an existing,
+        validated field: the analysis then compares with exactly these units, which the protocol's rules already
+        admitted), so a protocol changes only when its evaluator chooses to paste the line in.
+        """
+        pool = pool or self.recommended_pool
+        if pool == "protocol":
+            return ""
+        return "comparison_include: [" + ", ".join(f'"{u}"' for u in self.pool_units[pool]) + "]"
 
     @property
     def recommended_pool(self) -> str:
@@ -406,9 +427,11 @@ def design_site(
         hoped_for_percent=hoped_for_percent,
         share=share,
         hoped_for_area=hoped,
-        pool_sizes={k: len(v) for k, v in hist.pools.items()},
+        pool_units=dict(hist.pools),
         table=table,
-        curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["estimator", "pool", "follow_up", "effect", "power"]),
+        curves=pd.concat(curves, ignore_index=True)
+        if curves
+        else pd.DataFrame(columns=["estimator", "pool", "follow_up", "effect", "power"]),
         notes=hist.notes,
     )
 
@@ -430,7 +453,7 @@ def _row(
 ) -> dict[str, object]:
     e, c = cell.placebos, cell.coefficient
     mde = detectable_effect(e, coefficient=c, alpha=ALPHA, power=POWER, direction="either")
-    q = np.quantile(np.abs(e), 1 - ALPHA, axis=0)
+    q = critical_values(e, ALPHA)
     width = float(np.mean(2 * q / np.abs(np.broadcast_to(np.asarray(c, float), q.shape))))
     own = np.abs(e[cell.real])
     p = (np.abs(e) >= own - 1e-12).mean(axis=0)
@@ -447,6 +470,7 @@ def _row(
         "fake_starts": cell.n_starts,
         "spread_factor": cell.factor,
         "mde": mde,
+        "mde_expected_direction": detectable_effect(e, coefficient=c, alpha=ALPHA, power=POWER, direction=direction),  # type: ignore[arg-type]
         "mde_percent": _percent(mde, hist.scale, direction),
         "ci_width": width,
         "fake_start_rejection": rejection,

@@ -9,6 +9,7 @@ are closed forms over cumulative sums, so every fake start and every assignment 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ from evallib.errors import DataError
 from evallib.methods.inference.permutation import permutation_estimates
 
 __all__ = [
+    "critical_values",
     "detectable_effect",
     "fake_start_power",
     "rolling_changes",
@@ -104,6 +106,23 @@ def studentized_coefficient(scales: np.ndarray, is_treated: np.ndarray) -> np.nd
     return wd[t].sum(axis=0) / k - wd[~t].sum(axis=0) / (n - k)
 
 
+def critical_values(placebos: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """The rank test's critical value at each fake start (starts,): the statistic is rejected when its magnitude
+    exceeds it; ``inf`` when the test can never reject with this many assignments.
+
+    With ``m`` assignments the p-value is ``(1 + c) / m``, ``c`` the other assignments at least as large in
+    magnitude, and "no effect" is rejected when it is below ``alpha``: so at most ``ceil(alpha m - 1) - 1``
+    others may be as large, and the critical value is that many places from the top of the placebo magnitudes
+    (with 40 units: only the largest; with 154: the seventh largest).
+    """
+    e = np.abs(np.asarray(placebos, float))
+    m = e.shape[0]
+    c_max = math.ceil(alpha * m - 1) - 1
+    if c_max < 0:
+        return np.full(e.shape[1], np.inf)
+    return -np.partition(-e, c_max, axis=0)[c_max]
+
+
 def fake_start_power(
     placebos: np.ndarray,
     effects: np.ndarray,
@@ -130,8 +149,8 @@ def fake_start_power(
 
     Notes
     -----
-    At each fake start the test rejects when the real statistic's magnitude reaches the ``1 - alpha``
-    quantile of the placebo magnitudes there (the rank test's critical value). Under the placebo test's own
+    At each fake start the test rejects when the real statistic's magnitude exceeds the rank test's critical
+    value there (:func:`critical_values`), each draw ranked among the other draws. Under the placebo test's own
     assumption (the real unit's noise is distributed as the placebo units'), the real statistic at a fake
     start is a placebo draw shifted by ``effect x coefficient``; the power is the share of draws that would
     then be rejected, averaged over the fake starts. Averaging over fake starts carries the drift between
@@ -140,13 +159,18 @@ def fake_start_power(
     e = np.asarray(placebos, float)
     if e.ndim != 2 or e.shape[0] < 2 or e.shape[1] < 1:
         raise DataError("fake starts: need at least two placebo assignments and one fake start")
-    if (e.shape[0] + 1) * alpha < 1:
+    q = critical_values(e, alpha)  # (starts,)
+    if not np.isfinite(q).all():
         return np.zeros(np.shape(effects))
-    q = np.quantile(np.abs(e), 1 - alpha, axis=0)  # (starts,)
+    # A draw is ranked among the others: for a draw itself above the critical value, the next one down.
+    a = np.abs(e)
+    c_max = math.ceil(alpha * e.shape[0] - 1) - 1
+    next_down = -np.partition(-a, c_max + 1, axis=0)[c_max + 1] if c_max + 1 < e.shape[0] else q
+    threshold = np.where(a >= q, next_down, q)  # assignments x starts
     c = np.broadcast_to(np.asarray(coefficient, float), q.shape)
     tau = np.asarray(effects, float).reshape(-1)
     shifted = np.abs(e[None, :, :] + (tau[:, None] * c[None, :])[:, None, :])  # effects x assignments x starts
-    power = (shifted >= q[None, None, :]).mean(axis=(1, 2))
+    power = (shifted > threshold[None, :, :]).mean(axis=(1, 2))
     return power.reshape(np.shape(effects))
 
 
@@ -165,7 +189,7 @@ def detectable_effect(
     detected that often. ``"either"`` gives the larger of the two directions' magnitudes.
     """
     e = np.asarray(placebos, float)
-    if (e.shape[0] + 1) * alpha < 1:
+    if not np.isfinite(critical_values(e, alpha)).all():
         return float("inf")
     if direction == "either":
         return max(
