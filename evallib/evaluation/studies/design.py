@@ -15,13 +15,13 @@ Nothing from the planned start on is read: the data are taken through the protoc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.site.coverage import PERIODS_PER_YEAR, analysis_frame, excluded_by_rule, load_source, unit_kind
+from evallib.errors import DataError
+from evallib.evaluation.studies.pre_start import History, design_history
 from evallib.methods.inference.fake_starts import (
     critical_values,
     detectable_effect,
@@ -35,11 +35,8 @@ from evallib.methods.inference.fake_starts import (
 )
 from evallib.methods.inference.permutation import permutation_estimates, treatment_assignments
 from evallib.methods.synth.synthetic_did import sdid_batch
-from evallib.protocol.params import AnalysisSpec, SiteProtocol
-from evallib.sources.bundled import RATE_OUTCOMES
-from evallib.sources.files import FileSource
+from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import Panel
-from evallib.sources.regions import unit_region
 
 ALPHA = 0.05
 POWER = 0.8
@@ -49,15 +46,9 @@ FOLLOW_UPS: tuple[int, ...] = (12, 24, 36)
 DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
 #: Candidate comparison pools, in the order they are shown.
 POOLS: tuple[str, ...] = ("protocol", "nearest", "same_region")
-#: The "nearest" pool: this many comparison units closest to the site before the start.
-NEAREST = 30
-#: Fewest comparison units a candidate pool may have (a 95% placebo interval needs 19).
-MIN_POOL = 19
 #: Fake starts refitted by synthetic DiD per follow-up (spread over the history), and its placebo assignments.
 SDID_STARTS = 4
 SDID_PLACEBOS = 99
-#: Extra months of history before the earliest fake window (more fake starts, more drift seen).
-EXTRA_HISTORY = 24
 #: The effect (percent, in the protocol's expected direction) the design step asks about when none is given.
 DEFAULT_HOPED_FOR = 5.0
 TABLE_COLUMNS = [
@@ -78,107 +69,6 @@ TABLE_COLUMNS = [
     "power_hoped_for",
     "detects_hoped_for",
 ]
-
-
-@dataclass(frozen=True)
-class History:
-    """The site's data before the planned start, on the analysis scale (log, or points for a percentage).
-
-    ``values`` is periods x units (the site's units first); ``pools`` names each candidate pool's comparison
-    units; ``pre_periods`` is the protocol's pre-period length.
-    """
-
-    values: pd.DataFrame = field(repr=False)
-    treated: tuple[str, ...]
-    pools: dict[str, tuple[str, ...]] = field(repr=False)
-    pre_periods: int
-    periods_per_year: int
-    scale: str
-    outcome: str
-    notes: tuple[str, ...] = ()
-
-
-def _months(ts: pd.Timestamp, n: int) -> pd.Timestamp:
-    return ts + pd.DateOffset(months=n)
-
-
-def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longest: int = max(FOLLOW_UPS)) -> History:
-    """The primary outcome's data up to ``pre_period_end`` with the protocol's pool rules, and the candidate pools.
-
-    As far back as the data allow, up to the pre-period plus the longest follow-up plus two years (more fake
-    starts); if the site's series is incomplete that far back, the protocol's pre-period alone.
-    """
-    panel = load_source(protocol.data_source) if panel is None else panel
-    w = protocol.windows
-    kind = unit_kind(protocol.data_source)
-    spec = AnalysisSpec(protocol.primary_outcome, protocol.data_source, protocol.treated_units, True)
-    if spec.outcome not in panel.outcomes:
-        raise DataError(f"site {protocol.site_id}: outcome {spec.outcome!r} is not in data source {panel.source!r}")
-    ppy = PERIODS_PER_YEAR.get(panel.frequency, 12)
-    step = 12 // ppy
-    exclude = () if protocol.comparison_include else tuple(sorted(excluded_by_rule(protocol, kind)))
-    first = panel.periods(spec.outcome).min()
-    far = max(first, _months(w.pre_start, -(max(0, longest - 0) + EXTRA_HISTORY)))
-    last_exc: NotEvaluable | None = None
-    for start in dict.fromkeys([far, w.pre_start]):
-        split = _months(w.pre_end, -step * max(1, ppy // 2) + step)  # any split: both sides are history
-        hist = replace(
-            protocol,
-            pre_period_start=f"{start:%Y-%m}",
-            pre_period_end=f"{_months(split, -step):%Y-%m}",
-            post_period_start=f"{split:%Y-%m}",
-            intervention_start=f"{split:%Y-%m}",
-            post_period_end=f"{w.pre_end:%Y-%m}",
-            comparison_pool="all_eligible",
-            comparison_exclude=tuple(protocol.comparison_exclude) + exclude,
-            min_pre_periods=1,
-            min_post_periods=1,
-        )
-        try:
-            values, denom, cov = analysis_frame(hist, panel, spec)
-            break
-        except NotEvaluable as exc:
-            last_exc = exc
-    else:
-        assert last_exc is not None
-        raise last_exc
-    per = RATE_OUTCOMES.get(spec.outcome)
-    if isinstance(protocol.data_source, FileSource) and denom is not None:
-        measure, per = protocol.data_source.kind, protocol.data_source.per
-    else:
-        measure = "count" if denom is None else ("rate" if per is not None else "proportion")
-    if measure == "proportion":
-        y, scale = 100 * values / denom, "points"
-    elif measure == "rate":
-        y, scale = np.log((per or 1) * values / denom), "log"
-    else:
-        y, scale = np.log(values), "log"
-    treated = tuple(cov.treated_used)
-    comps = list(cov.comparators)
-    pre = int((y.index >= w.pre_start).sum())
-    pools: dict[str, tuple[str, ...]] = {"protocol": tuple(comps)}
-    notes: list[str] = []
-    if start != far:
-        notes.append("the site's series is incomplete before the pre-period, so only the pre-period is used")
-    recent = y.iloc[-pre:]
-    dev = recent - recent.mean()
-    site = dev[list(treated)].mean(axis=1)
-    dist = ((dev[comps].sub(site, axis=0)) ** 2).mean().sort_values(kind="stable")
-    if len(comps) > NEAREST:
-        pools["nearest"] = tuple(sorted(dist.index[:NEAREST]))
-    else:
-        notes.append(f"the pool has {len(comps)} comparison units, no more than the {NEAREST} nearest")
-    regions = {unit_region(u) for u in treated} - {""}
-    if len(regions) == 1:
-        region = regions.pop()
-        same = tuple(u for u in comps if unit_region(u) == region)
-        if len(same) >= MIN_POOL:
-            pools["same_region"] = same
-        else:
-            notes.append(f"only {len(same)} comparison units in the site's region (a pool needs {MIN_POOL})")
-    else:
-        notes.append("no single NHS region known for the site's units, so no same-region pool")
-    return History(y[[*treated, *comps]], treated, pools, pre, ppy, scale, spec.outcome, tuple(notes))
 
 
 @dataclass(frozen=True)
