@@ -47,8 +47,8 @@ DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
 #: Candidate comparison pools, in the order they are shown.
 POOLS: tuple[str, ...] = ("protocol", "nearest", "same_region")
 #: Fake starts refitted by synthetic DiD per follow-up (spread over the history), and its placebo assignments.
-SDID_STARTS = 4
-SDID_PLACEBOS = 99
+SDID_STARTS = 3
+SDID_PLACEBOS = 79
 #: The effect (percent, in the protocol's expected direction) the design step asks about when none is given.
 DEFAULT_HOPED_FOR = 5.0
 TABLE_COLUMNS = [

@@ -64,18 +64,19 @@ def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longes
     ppy = PERIODS_PER_YEAR.get(panel.frequency, 12)
     step = 12 // ppy
     exclude = () if protocol.comparison_include else tuple(sorted(excluded_by_rule(protocol, kind)))
-    first = panel.periods(spec.outcome).min()
+    first, last = panel.periods(spec.outcome).min(), panel.periods(spec.outcome).max()
+    end = min(w.pre_end, last)  # a start planned after the data end: the history stops where the data do
     far = max(first, _months(w.pre_start, -(max(0, longest - 0) + EXTRA_HISTORY)))
     last_exc: NotEvaluable | None = None
     for start in dict.fromkeys([far, w.pre_start]):
-        split = _months(w.pre_end, -step * max(1, ppy // 2) + step)  # any split: both sides are history
+        split = _months(end, -step * max(1, ppy // 2) + step)  # any split: both sides are history
         hist = replace(
             protocol,
             pre_period_start=f"{start:%Y-%m}",
             pre_period_end=f"{_months(split, -step):%Y-%m}",
             post_period_start=f"{split:%Y-%m}",
             intervention_start=f"{split:%Y-%m}",
-            post_period_end=f"{w.pre_end:%Y-%m}",
+            post_period_end=f"{end:%Y-%m}",
             comparison_pool="all_eligible",
             comparison_exclude=tuple(protocol.comparison_exclude) + exclude,
             min_pre_periods=1,
@@ -102,9 +103,11 @@ def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longes
         y, scale = np.log(values), "log"
     treated = tuple(cov.treated_used)
     comps = list(cov.comparators)
-    pre = int((y.index >= w.pre_start).sum())
+    pre = max(1, w.pre_months // step)  # the protocol's pre-period, in periods
     pools: dict[str, tuple[str, ...]] = {"protocol": tuple(comps)}
     notes: list[str] = []
+    if end < w.pre_end:
+        notes.append(f"the data end in {end:%b %Y}, before the planned start: the history stops there")
     if start != far:
         notes.append("the site's series is incomplete before the pre-period, so only the pre-period is used")
     recent = y.iloc[-pre:]

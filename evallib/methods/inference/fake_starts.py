@@ -123,6 +123,25 @@ def critical_values(placebos: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     return -np.partition(-e, c_max, axis=0)[c_max]
 
 
+def _thresholds(e: np.ndarray, alpha: float) -> np.ndarray | None:
+    """Each draw's critical value (assignments x starts): a draw is ranked among the other draws, so for a draw
+    itself above the critical value it is the next one down; ``None`` when the test can never reject.
+    """
+    q = critical_values(e, alpha)
+    if not np.isfinite(q).all():
+        return None
+    a = np.abs(e)
+    c_max = math.ceil(alpha * e.shape[0] - 1) - 1
+    next_down = -np.partition(-a, c_max + 1, axis=0)[c_max + 1] if c_max + 1 < e.shape[0] else q
+    return np.where(a >= q, next_down, q)
+
+
+def _power(e: np.ndarray, threshold: np.ndarray, tau: np.ndarray, coefficient: np.ndarray | float) -> np.ndarray:
+    c = np.broadcast_to(np.asarray(coefficient, float), (e.shape[1],))
+    shifted = np.abs(e[None, :, :] + (tau[:, None] * c[None, :])[:, None, :])  # effects x assignments x starts
+    return (shifted > threshold[None, :, :]).mean(axis=(1, 2))
+
+
 def fake_start_power(
     placebos: np.ndarray,
     effects: np.ndarray,
@@ -159,18 +178,10 @@ def fake_start_power(
     e = np.asarray(placebos, float)
     if e.ndim != 2 or e.shape[0] < 2 or e.shape[1] < 1:
         raise DataError("fake starts: need at least two placebo assignments and one fake start")
-    q = critical_values(e, alpha)  # (starts,)
-    if not np.isfinite(q).all():
+    threshold = _thresholds(e, alpha)
+    if threshold is None:
         return np.zeros(np.shape(effects))
-    # A draw is ranked among the others: for a draw itself above the critical value, the next one down.
-    a = np.abs(e)
-    c_max = math.ceil(alpha * e.shape[0] - 1) - 1
-    next_down = -np.partition(-a, c_max + 1, axis=0)[c_max + 1] if c_max + 1 < e.shape[0] else q
-    threshold = np.where(a >= q, next_down, q)  # assignments x starts
-    c = np.broadcast_to(np.asarray(coefficient, float), q.shape)
-    tau = np.asarray(effects, float).reshape(-1)
-    shifted = np.abs(e[None, :, :] + (tau[:, None] * c[None, :])[:, None, :])  # effects x assignments x starts
-    power = (shifted > threshold[None, :, :]).mean(axis=(1, 2))
+    power = _power(e, threshold, np.asarray(effects, float).reshape(-1), coefficient)
     return power.reshape(np.shape(effects))
 
 
@@ -189,22 +200,23 @@ def detectable_effect(
     detected that often. ``"either"`` gives the larger of the two directions' magnitudes.
     """
     e = np.asarray(placebos, float)
-    if not np.isfinite(critical_values(e, alpha)).all():
+    threshold = _thresholds(e, alpha)
+    if threshold is None:
         return float("inf")
     if direction == "either":
-        return max(
-            detectable_effect(e, coefficient=coefficient, alpha=alpha, power=power, direction=d)
-            for d in ("decrease", "increase")
-        )
-    sign = -1.0 if direction == "decrease" else 1.0
+        return max(_bisect(e, threshold, coefficient, power, d) for d in (-1.0, 1.0))
+    return _bisect(e, threshold, coefficient, power, -1.0 if direction == "decrease" else 1.0)
+
+
+def _bisect(e: np.ndarray, threshold: np.ndarray, coefficient: np.ndarray | float, power: float, sign: float) -> float:
     c = float(np.median(np.abs(np.asarray(coefficient, float))))
     hi = 100.0 * (float(np.std(e)) + 1e-12) / max(c, 1e-12)
-    if fake_start_power(e, np.array([sign * hi]), coefficient=coefficient, alpha=alpha)[0] < power:
+    if _power(e, threshold, np.array([sign * hi]), coefficient)[0] < power:
         return float("inf")
     lo = 0.0
     for _ in range(40):
         mid = (lo + hi) / 2
-        if fake_start_power(e, np.array([sign * mid]), coefficient=coefficient, alpha=alpha)[0] >= power:
+        if _power(e, threshold, np.array([sign * mid]), coefficient)[0] >= power:
             hi = mid
         else:
             lo = mid
