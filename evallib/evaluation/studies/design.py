@@ -223,11 +223,12 @@ class SiteDesign:
             what += f" in a group making up {self.share:.0%} of the area's {self.outcome.replace('_', ' ')} (about {area:.2g}{unit} at area level)"
         rec = self.recommended()
         need = self.needed_follow_up(pool=str(rec["pool"]))
-        mde = f"{rec['mde_percent']:.1f}{unit}" if math.isfinite(rec["mde_percent"]) else "no effect at all"
-        head = (
-            f"With {rec['pool'].replace('_', ' ')} comparison units and {self.protocol_follow_up} months of follow-up, "
-            f"the primary test detects {mde} or more with 80% power."
-        )
+        pool = str(rec["pool"]).replace("_", " ")
+        if math.isfinite(rec["mde_percent"]):
+            can = f"detects a change of {rec['mde_percent']:.1f}{unit} or more with 80% power"
+        else:
+            can = "cannot reach 80% power for any effect (too few comparison units for a 5% placebo test)"
+        head = f"With the {pool} comparison pool and {self.protocol_follow_up} months of follow-up, the primary test {can}."
         if need is None:
             longest = int(self.table["follow_up"].max())
             return f"{head} {what.capitalize()} is NOT detectable with any follow-up tried (up to {longest} months)."
@@ -347,7 +348,7 @@ def _row(
     width = float(np.mean(2 * q / np.abs(np.broadcast_to(np.asarray(c, float), q.shape))))
     own = np.abs(e[cell.real])
     p = (np.abs(e) >= own - 1e-12).mean(axis=0)
-    rejection = float(np.mean(p <= ALPHA))
+    rejection = float(np.mean(p < ALPHA))  # the report's rule: p below 5%
     holds = rejection <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / cell.n_starts)
     power = float(fake_start_power(e, np.array([hoped]), coefficient=c, alpha=ALPHA)[0])
     return {
