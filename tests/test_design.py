@@ -92,6 +92,7 @@ def test_the_mde_is_where_the_placebo_tests_at_fake_starts_reach_80_percent_powe
     closed = rolling_changes(wide.to_numpy().T, 24, 12)
     vector = closed - (closed.sum(axis=0) - closed) / (closed.shape[0] - 1)
     np.testing.assert_allclose(vector, loop, atol=1e-10)
+
     # The MDE: the smallest effect the rank test at each fake start rejects in 80% of (unit, start) draws.
     # With 30 units the rank test (p = (1 + c) / 30 < 0.05) rejects only a statistic above all 29 others.
     def power_at(tau: float) -> float:
