@@ -196,3 +196,16 @@ def test_the_recommended_pool_written_into_the_protocol_is_the_pool_the_analysis
     _, _, cov = analysis_frame(fixed, panel, protocol.primary_outcome)
     assert cov.comparators == tuple(sorted(include))
     assert replace(fixed, comparison_include=()) == protocol
+
+
+def test_the_nearest_pool_at_a_fake_start_is_chosen_without_its_pretend_follow_up() -> None:
+    from evallib.evaluation.studies.design import nearest_sets
+
+    rng = np.random.default_rng(4)
+    Y = rng.normal(0, 0.05, (41, 30)).cumsum(axis=1)
+    before = nearest_sets(Y, 1, 8, 30 - 8 - 6 + 1, 10)
+    changed = Y.copy()
+    changed[:, 8 + 3 :] += rng.normal(0, 1.0, (41, 30 - 11))  # everything after the fourth start's pre-period
+    after = nearest_sets(changed, 1, 8, 30 - 8 - 6 + 1, 10)
+    assert all(np.array_equal(a, b) for a, b in zip(before[:4], after[:4], strict=True))
+    assert all(a[0] == 0 and len(a) == 11 for a in after)
