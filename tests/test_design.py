@@ -199,7 +199,7 @@ def test_the_recommended_pool_written_into_the_protocol_is_the_pool_the_analysis
 
 
 def test_the_nearest_pool_at_a_fake_start_is_chosen_without_its_pretend_follow_up() -> None:
-    from evallib.evaluation.studies.design import nearest_sets
+    from evallib.evaluation.studies.pre_start import nearest_sets
 
     rng = np.random.default_rng(4)
     Y = rng.normal(0, 0.05, (41, 30)).cumsum(axis=1)

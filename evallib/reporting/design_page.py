@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -45,6 +46,10 @@ def plot_power_curve(result: SiteDesign, *, ax: Axes | None = None, pool: str | 
         x = g["effect"].abs()
         x = 100 * (1 - (-x).map(math.exp)) if pct else x
         ax.plot(x, g["power"], label=f"{months} months")
+    full = [float(g.loc[g["power"] >= 0.99, "effect"].abs().min()) for _, g in c.groupby("follow_up")]
+    if full and all(np.isfinite(full)):  # end the axis a little past where every line reaches full power
+        edge = 1.3 * max(max(full), abs(result.hoped_for_area))
+        ax.set_xlim(0, 100 * (1 - math.exp(-edge)) if pct else edge)
     hoped = abs(result.hoped_for_area)
     ax.axvline(100 * (1 - math.exp(-hoped)) if pct else hoped, color="grey", linestyle="--", label="hoped for")
     ax.axhline(POWER, color="grey", linewidth=0.8)

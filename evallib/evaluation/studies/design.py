@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.evaluation.studies.pre_start import History, design_history
+from evallib.evaluation.studies.pre_start import History, design_history, nearest_sets
 from evallib.methods.inference.fake_starts import (
     critical_values,
     detectable_effect,
@@ -87,24 +87,6 @@ def _windows(T: int, pre: int, post: int) -> tuple[int, int]:
         return pre, post
     p0 = min(pre, max(6, T // 3))
     return p0, max(3, min(post, T - p0 - T // 4))
-
-
-def nearest_sets(Y: np.ndarray, n_treated: int, pre: int, n_starts: int, k: int) -> list[np.ndarray]:
-    """At each fake start, the site's rows and the ``k`` comparison rows nearest it over that start's own
-    pre-period (mean squared gap between paths about their means, as the "nearest" pool is chosen).
-
-    Choosing at each fake start from its own pre-period keeps the pretend follow-up out of the choice, as the real
-    follow-up is: chosen once over the whole history, the nearest units look closer than they will stay (on the
-    CCG vanguards that made the predicted MDE 2-4 times too small).
-    """
-    out = []
-    for s in range(n_starts):
-        w = Y[:, s : s + pre]
-        dev = w - w.mean(axis=1, keepdims=True)
-        gap = ((dev[n_treated:] - dev[:n_treated].mean(axis=0)) ** 2).mean(axis=1)
-        chosen = n_treated + np.argsort(gap, kind="stable")[:k]
-        out.append(np.concatenate([np.arange(n_treated), chosen]))
-    return out
 
 
 def _cell(
