@@ -69,10 +69,14 @@ _PUBLIC: dict[str, str] = {
     "SiteEvaluation": "evallib.evaluation.site.evaluate",
     "write_results": "evallib.evaluation.record.results_file",
     "load_programme": "evallib.evaluation.studies.programme",
+    "design_site": "evallib.evaluation.studies.design",
+    "SiteDesign": "evallib.evaluation.studies.design",
     # reporting
     "full_report": "evallib.reporting.report",
     "build_site": "evallib.reporting.static_site",
     "results_table": "evallib.reporting.results_table",
+    "plot_power_curve": "evallib.reporting.design_page",
+    "design_html": "evallib.reporting.design_page",
     # pipeline
     "run_batch": "evallib.pipeline.batch",
 }

@@ -1,4 +1,6 @@
-"""Command line: ``evallib run``, ``evallib validate``, ``evallib make-params``, ``evallib schema``, ``evallib publish``."""
+"""Command line: ``evallib run``, ``evallib validate``, ``evallib make-params``, ``evallib schema``, ``evallib design``,
+``evallib publish``.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--jobs", "-j", type=int, default=None, help="designs at a time (default: number of cores)")
     cal.add_argument("--max-fake-sites", type=int, default=None, help="a seeded random subset of each pool")
     cal.add_argument("--no-progress", action="store_true")
+    des = sub.add_parser(
+        "design",
+        help="before the start: detectable effects, power curves and follow-up needed by estimator, pool and "
+        "follow-up, from data before the start only; writes scratch/<site>/design.html and design.csv",
+    )
+    des.add_argument("site", help="site id (e.g. V01)")
+    des.add_argument("--params-dir", type=Path, default=Path("params"))
+    des.add_argument("--hoped-for", type=float, default=5.0, metavar="PERCENT", help="effect hoped for (default 5)")
+    des.add_argument(
+        "--share", type=float, default=1.0, help="the targeted group's share of the area's outcome (default 1: all)"
+    )
+    des.add_argument("--out", type=Path, default=None, help="folder for the page (default scratch/<site>/)")
     pub = sub.add_parser(
         "publish", help="rebuild the programme page and outputs/site/ from the verified results in outputs/"
     )
@@ -175,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             chosen = summary[summary["chosen"]]
             print(chosen[["design", "estimator", "rejection_rate", "median_width"]].to_string(index=False))
             print(f"Wrote {args.params_dir / 'calibration.csv'}; run `evallib make-params --update` to apply it")
+            return 0
+        if args.command == "design":
+            from evallib.pipeline.design import run_design
+
+            print(run_design(root, args.site, args.params_dir, args.hoped_for, args.share, args.out))
             return 0
         if args.command == "publish":
             from evallib.pipeline import executor as fast

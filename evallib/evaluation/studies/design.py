@@ -1,0 +1,390 @@
+"""The design step: what an evaluation could detect, read from the data before its planned start only.
+
+For the protocol's candidate estimators (the plain and studentized placebo DiD, and synthetic DiD), candidate
+comparison pools (the protocol's whole pool, the units nearest the site before the start, the site's NHS region)
+and follow-up lengths (12, 24, 36 months and the protocol's own), the step gives the minimum detectable effect at
+80% power and 5% size, the expected width of the 95% interval, a power curve against effect size, and whether,
+and after how long, the effect the evaluator hopes for can be detected. It uses the inference the report uses:
+placebo in space, at every fake start date in the history before the start (the last ``L`` months of each
+window act as the follow-up), so that drift between units over the follow-up is in the numbers.
+
+Nothing from the planned start on is read: the data are taken through the protocol's windows moved to end at
+``pre_period_end`` (:func:`design_history`), so the follow-up's values cannot change any number here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from evallib.errors import DataError
+from evallib.evaluation.studies.pre_start import History, design_history, nearest_sets
+from evallib.methods.inference.fake_starts import (
+    critical_values,
+    detectable_effect,
+    fake_start_power,
+    rolling_changes,
+    rolling_noise,
+    spread_at,
+    spread_model,
+    studentized_coefficient,
+    studentized_placebos,
+)
+from evallib.methods.inference.permutation import permutation_estimates, treatment_assignments
+from evallib.methods.synth.synthetic_did import sdid_batch
+from evallib.protocol.params import SiteProtocol
+from evallib.sources.panel import Panel
+
+ALPHA = 0.05
+POWER = 0.8
+#: Follow-up lengths (months) the design step tries besides the protocol's own.
+FOLLOW_UPS: tuple[int, ...] = (12, 24, 36)
+#: Estimators the design step sizes: the report's placebo tests (its primary estimator among them).
+DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
+#: Candidate comparison pools, in the order they are shown.
+POOLS: tuple[str, ...] = ("protocol", "nearest", "same_region")
+#: Fake starts refitted by synthetic DiD per follow-up (spread over the history), and its placebo assignments.
+SDID_STARTS = 3
+SDID_PLACEBOS = 79
+#: The effect (percent, in the protocol's expected direction) the design step asks about when none is given.
+DEFAULT_HOPED_FOR = 5.0
+TABLE_COLUMNS = [
+    "estimator",
+    "pool",
+    "follow_up",
+    "n_comparators",
+    "fake_pre",
+    "fake_post",
+    "fake_starts",
+    "spread_factor",
+    "mde",
+    "mde_expected_direction",
+    "mde_percent",
+    "ci_width",
+    "fake_start_rejection",
+    "holds_size",
+    "power_hoped_for",
+    "detects_hoped_for",
+]
+
+
+@dataclass(frozen=True)
+class _Cell:
+    placebos: np.ndarray
+    coefficient: np.ndarray | float
+    real: int
+    n_starts: int
+    windows: tuple[int, int]  # the fake windows' pre and post periods
+    factor: float  # the spread at the protocol's windows over the spread at the fake windows
+
+
+def _windows(T: int, pre: int, post: int) -> tuple[int, int]:
+    """Fake windows that fit a history of ``T`` periods: the asked-for ones, or shorter ones leaving some starts."""
+    if pre + post <= T:
+        return pre, post
+    p0 = min(pre, max(6, T // 3))
+    return p0, max(3, min(post, T - p0 - T // 4))
+
+
+def _cell(
+    name: str,
+    Y: np.ndarray,
+    is_treated: np.ndarray,
+    windows: tuple[int, int],
+    factor: float,
+    n_draws: int,
+    seed: int,
+    sets: list[np.ndarray] | None = None,
+) -> _Cell:
+    """Every placebo statistic at every fake start for one estimator, scaled to the protocol's windows.
+
+    ``sets``: the rows of ``Y`` in the design at each fake start (the site's first; default every row at every
+    start); ``is_treated`` then describes one set.
+    """
+    pre, post = windows
+    changes = rolling_changes(Y, pre, post)
+    n_starts = changes.shape[1]
+    assign = treatment_assignments(is_treated, n_draws, seed)
+    real = int(np.flatnonzero((assign == is_treated).all(axis=1))[0])
+    if sets is not None and name != "synthetic_did":
+        parts = [_cell(name, Y[rows], is_treated, windows, 1.0, n_draws, seed) for rows in sets]
+        placebos = np.column_stack([c.placebos[:, s] for s, c in enumerate(parts)])
+        coef = np.array([np.broadcast_to(c.coefficient, (n_starts,))[s] for s, c in enumerate(parts)])
+        return _Cell(factor * placebos, coef if name == "did_studentized" else 1.0, real, n_starts, windows, factor)
+    if name == "did":
+        return _Cell(factor * permutation_estimates(changes, assign), 1.0, real, n_starts, windows, factor)
+    if name == "did_studentized":
+        scales = rolling_noise(Y, pre, n_starts)
+        stats = studentized_placebos(changes, scales, assign)
+        coef = studentized_coefficient(scales, is_treated)
+        return _Cell(factor * stats, coef, real, n_starts, windows, factor)
+    # Synthetic DiD: a few fake starts spread over the history, a subset of the placebo assignments.
+    starts = np.unique(np.linspace(0, n_starts - 1, min(SDID_STARTS, n_starts)).round().astype(int))
+    rng = np.random.default_rng(seed)
+    others = np.setdiff1d(np.arange(len(assign)), [real])
+    keep = np.concatenate([[real], np.sort(rng.permutation(others)[:SDID_PLACEBOS])])
+    sub = assign[keep]
+    post_mask = np.arange(pre + post) >= pre
+    cols = [
+        sdid_batch((Y if sets is None else Y[sets[s]])[:, s : s + pre + post], post_mask, sub, is_treated).estimates
+        for s in starts
+    ]
+    return _Cell(factor * np.column_stack(cols), 1.0, 0, len(starts), windows, factor)
+
+
+def _percent(effect: float, scale: str, direction: str) -> float:
+    """A magnitude on the log scale as a percentage change in ``direction`` (points stay points)."""
+    if scale != "log" or not math.isfinite(effect):
+        return effect
+    return 100 * (1 - math.exp(-effect)) if direction == "decrease" else 100 * (math.exp(effect) - 1)
+
+
+def area_effect(percent: float, share: float, direction: str, scale: str = "log") -> float:
+    """The area-level effect (signed, on the analysis scale) of a ``percent`` change on a sub-population.
+
+    A multiplicative effect of ``percent`` on a group that makes up ``share`` of the area's outcome changes the
+    area's total by ``percent x share`` (the rest is unchanged); on the log scale that is
+    ``log(1 -/+ percent x share / 100)``. For a percentage (points) the change is taken as ``points x share``.
+    """
+    if not 0 < share <= 1:
+        raise DataError(f"design: the sub-population's share must be above 0 and at most 1 (got {share})")
+    if not 0 < percent < 100:
+        raise DataError(f"design: the hoped-for effect must be a percentage above 0 and below 100 (got {percent})")
+    sign = -1.0 if direction == "decrease" else 1.0
+    if scale != "log":
+        return sign * percent * share
+    return math.log1p(sign * percent * share / 100)
+
+
+@dataclass(frozen=True)
+class SiteDesign:
+    """The design step's result for one site: one row per estimator, pool and follow-up, and the power curves.
+
+    ``table`` has :data:`TABLE_COLUMNS` (``mde`` and ``ci_width`` on the analysis scale: differences in logs,
+    or points; ``mde`` is the larger of the two directions' magnitudes, as the report's MDE is, and
+    ``mde_expected_direction`` the magnitude for a change in the protocol's expected direction alone;
+    ``mde_percent`` the MDE as a percentage change in the expected direction). ``curves`` has
+    ``estimator, pool, follow_up, effect, power`` (effects signed, in the expected direction).
+    """
+
+    site_id: str
+    outcome: str
+    scale: str
+    expected_direction: str
+    primary_estimator: str
+    planned_start: pd.Timestamp
+    history: tuple[pd.Timestamp, pd.Timestamp]
+    protocol_follow_up: int
+    pre_periods: int
+    hoped_for_percent: float
+    share: float
+    hoped_for_area: float
+    pool_units: dict[str, tuple[str, ...]] = field(repr=False)
+    table: pd.DataFrame = field(repr=False, compare=False)
+    curves: pd.DataFrame = field(repr=False, compare=False)
+    notes: tuple[str, ...] = ()
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per estimator, pool and follow-up (:data:`TABLE_COLUMNS`), with the site and outcome."""
+        return self.table.assign(site_id=self.site_id, outcome=self.outcome, scale=self.scale)
+
+    def needed_follow_up(self, estimator: str | None = None, pool: str = "protocol") -> int | None:
+        """The shortest follow-up tried (months) at which the hoped-for effect is detected with 80% power."""
+        t = self.table
+        t = t[(t["estimator"] == (estimator or self.primary_estimator)) & (t["pool"] == pool) & t["detects_hoped_for"]]
+        return int(t["follow_up"].min()) if len(t) else None
+
+    def recommended(self) -> pd.Series:
+        """The primary estimator's pool at the protocol's follow-up: the smallest MDE among pools holding size."""
+        t = self.table
+        t = t[(t["estimator"] == self.primary_estimator) & (t["follow_up"] == self.protocol_follow_up)]
+        ok = t[t["holds_size"] & np.isfinite(t["mde"])]
+        pick = ok if len(ok) else t
+        return pick.loc[pick["mde"].idxmin()] if len(pick) and pick["mde"].notna().any() else t.iloc[0]
+
+    @property
+    def pool_sizes(self) -> dict[str, int]:
+        """Comparison units in each candidate pool."""
+        return {k: len(v) for k, v in self.pool_units.items()}
+
+    def protocol_line(self, pool: str | None = None) -> str:
+        """The params-file line that fixes a pool (default: the recommended one) before results are seen.
+
+        The protocol's own pool needs no line; any other is written as ``comparison_include`` (an existing,
+        validated field: the analysis then compares with exactly these units, which the protocol's rules already
+        admitted), so a protocol changes only when its evaluator chooses to paste the line in.
+        """
+        pool = pool or self.recommended_pool
+        if pool == "protocol":
+            return ""
+        return "comparison_include: [" + ", ".join(f'"{u}"' for u in self.pool_units[pool]) + "]"
+
+    @property
+    def recommended_pool(self) -> str:
+        """The comparison pool the design step recommends for the protocol (see :meth:`recommended`)."""
+        return str(self.recommended()["pool"])
+
+    def verdict(self) -> str:
+        """The answer in words: whether the hoped-for effect can be detected, with which pool, after how long."""
+        unit = "%" if self.scale == "log" else " percentage points"
+        area = abs(_percent(abs(self.hoped_for_area), self.scale, self.expected_direction))
+        what = f"a {self.hoped_for_percent:g}{unit} {self.expected_direction}"
+        if self.share < 1:
+            what += f" in a group making up {self.share:.0%} of the area's {self.outcome.replace('_', ' ')} (about {area:.2g}{unit} at area level)"
+        rec = self.recommended()
+        need = self.needed_follow_up(pool=str(rec["pool"]))
+        pool = str(rec["pool"]).replace("_", " ")
+        if math.isfinite(rec["mde_percent"]):
+            can = f"detects a change of {rec['mde_percent']:.1f}{unit} or more with 80% power"
+        else:
+            can = "cannot reach 80% power for any effect (too few comparison units for a 5% placebo test)"
+        head = f"With the {pool} comparison pool and {self.protocol_follow_up} months of follow-up, the primary test {can}."
+        if need is None:
+            longest = int(self.table["follow_up"].max())
+            return f"{head} {what.capitalize()} is NOT detectable with any follow-up tried (up to {longest} months)."
+        return f"{head} {what.capitalize()} is detectable after {need} months of follow-up."
+
+
+def design_site(
+    protocol: SiteProtocol,
+    *,
+    panel: Panel | None = None,
+    estimators: tuple[str, ...] = DESIGN_ESTIMATORS,
+    follow_ups: tuple[int, ...] = FOLLOW_UPS,
+    hoped_for_percent: float = DEFAULT_HOPED_FOR,
+    share: float = 1.0,
+    pools: tuple[str, ...] = POOLS,
+    effects: np.ndarray | None = None,
+) -> SiteDesign:
+    """The design step for one site (data before ``pre_period_end`` + 1 only; see the module's notes).
+
+    Parameters
+    ----------
+    protocol : SiteProtocol
+        The site's protocol (its windows, pool rule, outcome, expected direction and placebo draws).
+    panel : Panel, optional
+        The data (default: the protocol's ``data_source``).
+    estimators, follow_ups, pools : tuples
+        What to size (follow-ups in months; the protocol's own follow-up is always added).
+    hoped_for_percent, share : float
+        The effect hoped for, in percent in the expected direction, on a group making up ``share`` of the
+        area's outcome (1: the whole area).
+    effects : array, optional
+        Effect magnitudes for the power curves (default: 0 to 3 times the largest MDE, 41 points).
+    """
+    unknown = sorted(set(estimators) - set(DESIGN_ESTIMATORS))
+    if unknown:
+        raise DataError(f"design: unknown estimator(s) {unknown}; use {', '.join(DESIGN_ESTIMATORS)}")
+    w = protocol.windows
+    hist = design_history(protocol, panel, longest=max((*follow_ups, _follow_up_months(protocol))))
+    own = _follow_up_months(protocol)
+    lengths = sorted({*follow_ups, own})
+    step = 12 // hist.periods_per_year
+    hoped = area_effect(hoped_for_percent, share, protocol.expected_direction, hist.scale)
+    sign = -1.0 if protocol.expected_direction == "decrease" else 1.0
+    direction = protocol.expected_direction
+    rows, cells = [], {}
+    k = len(hist.treated)
+    every = [*hist.treated, *hist.pools["protocol"]]
+    Y_all = hist.values[every].to_numpy(dtype=float).T
+    # How units drift apart is the whole pool's (a pool chosen on the history would look steadier than it stays).
+    model = spread_model(Y_all) if Y_all.shape[1] < hist.pre_periods + max(lengths) // step else None
+    for pool in [p for p in pools if p in hist.pools]:
+        units = [*hist.treated, *hist.pools[pool]]
+        Y = Y_all if pool == "nearest" else hist.values[units].to_numpy(dtype=float).T
+        is_treated = np.arange(len(units)) < k
+        for months in lengths:
+            post = max(1, months // step)
+            windows = _windows(Y.shape[1], hist.pre_periods, post)
+            factor = 1.0
+            if model is not None and windows != (hist.pre_periods, post):
+                factor = math.sqrt(spread_at(model, hist.pre_periods, post) / spread_at(model, *windows))
+            n_starts = Y.shape[1] - sum(windows) + 1
+            sets = nearest_sets(Y, k, windows[0], n_starts, len(units) - k) if pool == "nearest" else None
+            for name in estimators:
+                cell = _cell(name, Y, is_treated, windows, factor, protocol.n_placebo_draws, protocol.seed, sets)
+                cells[(name, pool, months)] = cell
+                rows.append(_row(name, pool, months, len(units) - k, cell, hist, hoped, direction))
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    if effects is None:
+        top = table["mde"].replace(np.inf, np.nan).max()
+        effects = np.linspace(0, 3 * (top if np.isfinite(top) and top > 0 else abs(hoped)), 41)
+    curves = [
+        pd.DataFrame(
+            {
+                "estimator": name,
+                "pool": pool,
+                "follow_up": months,
+                "effect": sign * effects,
+                "power": fake_start_power(c.placebos, sign * effects, coefficient=c.coefficient, alpha=ALPHA),
+            }
+        )
+        for (name, pool, months), c in cells.items()
+    ]
+    return SiteDesign(
+        site_id=protocol.site_id,
+        outcome=hist.outcome,
+        scale=hist.scale,
+        expected_direction=protocol.expected_direction,
+        primary_estimator=protocol.primary_estimator if protocol.primary_estimator in estimators else estimators[0],
+        planned_start=w.post_start,
+        history=(hist.values.index.min(), hist.values.index.max()),
+        protocol_follow_up=own,
+        pre_periods=hist.pre_periods,
+        hoped_for_percent=hoped_for_percent,
+        share=share,
+        hoped_for_area=hoped,
+        pool_units=dict(hist.pools),
+        table=table,
+        curves=pd.concat(curves, ignore_index=True)
+        if curves
+        else pd.DataFrame(columns=["estimator", "pool", "follow_up", "effect", "power"]),
+        notes=hist.notes,
+    )
+
+
+def _follow_up_months(protocol: SiteProtocol) -> int:
+    w = protocol.windows
+    return (w.post_end.year - w.post_start.year) * 12 + w.post_end.month - w.post_start.month + 1
+
+
+def _row(
+    name: str,
+    pool: str,
+    months: int,
+    n_comp: int,
+    cell: _Cell,
+    hist: History,
+    hoped: float,
+    direction: str,
+) -> dict[str, object]:
+    e, c = cell.placebos, cell.coefficient
+    mde = detectable_effect(e, coefficient=c, alpha=ALPHA, power=POWER, direction="either")
+    q = critical_values(e, ALPHA)
+    width = float(np.mean(2 * q / np.abs(np.broadcast_to(np.asarray(c, float), q.shape))))
+    own = np.abs(e[cell.real])
+    p = (np.abs(e) >= own - 1e-12).mean(axis=0)
+    rejection = float(np.mean(p < ALPHA))  # the report's rule: p below 5%
+    holds = rejection <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / cell.n_starts)
+    power = float(fake_start_power(e, np.array([hoped]), coefficient=c, alpha=ALPHA)[0])
+    return {
+        "estimator": name,
+        "pool": pool,
+        "follow_up": months,
+        "n_comparators": n_comp,
+        "fake_pre": cell.windows[0],
+        "fake_post": cell.windows[1],
+        "fake_starts": cell.n_starts,
+        "spread_factor": cell.factor,
+        "mde": mde,
+        "mde_expected_direction": detectable_effect(e, coefficient=c, alpha=ALPHA, power=POWER, direction=direction),  # type: ignore[arg-type]
+        "mde_percent": _percent(mde, hist.scale, direction),
+        "ci_width": width,
+        "fake_start_rejection": rejection,
+        "holds_size": bool(holds),
+        "power_hoped_for": power,
+        "detects_hoped_for": bool(power >= POWER),
+    }
