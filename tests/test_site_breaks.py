@@ -339,3 +339,11 @@ def test_no_evaluated_analysis_stands_on_a_window_with_a_shift_in_the_sites_seri
                 )
                 found.extend(f"{p.site_id} {spec.outcome} {u} (public)" for u in public["unit"])
     assert checked > 100 and found == []
+
+
+def test_a_break_read_in_a_caution_ends_with_one_full_stop() -> None:
+    """The detail ends a sentence; the caution adds its own full stop, so the page never shows "stitched.."."""
+    from evallib.evaluation.site.breaks import SiteBreak
+
+    b = SiteBreak("admissions", "01H", pd.Timestamp("2017-04-01"), -37.0, "cut", "the series is not stitched.")
+    assert f"{b.words}.".endswith("not stitched.") and ".." not in f"{b.words}."

@@ -73,7 +73,9 @@ class SiteBreak:
     @property
     def words(self) -> str:
         """The break and what was done, in one sentence for a caution or a table."""
-        return f"{self.unit}: level shift of {self.size_percent:+.0f}% in {self.month:%b %Y}; {self.detail}"
+        # The detail may already end a sentence; a caution adds its own full stop.
+        detail = self.detail.rstrip(".")
+        return f"{self.unit}: level shift of {self.size_percent:+.0f}% in {self.month:%b %Y}; {detail}"
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``breaks`` entry of ``results.json``."""
