@@ -87,7 +87,7 @@ def placebo_cell(
     if name == "did_studentized":
         scales = rolling_swing(Y, pre, n_starts)
         stats = studentized_placebos(changes, scales, assign)
-        P = scale_pre or pre
+        P = min(scale_pre or pre, Y.shape[1])  # the protocol's pre-period, or all the history there is
         swing = pre_period_swing(Y[:, -P:], np.zeros(P, bool))
         ratio = float(np.median(scales[~is_treated].mean(axis=1) / swing[~is_treated]))  # fake-window scale / real
         coef = studentized_coefficient(swing[:, None], is_treated)
