@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.evaluation.studies.design_cells import Cell, fake_windows, placebo_cell
+from evallib.evaluation.studies.placebo_cells import Cell, fake_windows, placebo_cell
 from evallib.evaluation.studies.pre_start import History, answer_estimator, design_history, nearest_sets
 from evallib.methods.inference.fake_starts import (
     critical_values,
