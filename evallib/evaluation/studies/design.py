@@ -21,20 +21,15 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.evaluation.studies.pre_start import History, design_history, nearest_sets
+from evallib.evaluation.studies.placebo_cells import Cell, fake_windows, placebo_cell
+from evallib.evaluation.studies.pre_start import History, answer_estimator, design_history, nearest_sets
 from evallib.methods.inference.fake_starts import (
     critical_values,
     detectable_effect,
     fake_start_power,
-    rolling_changes,
-    rolling_noise,
     spread_at,
     spread_model,
-    studentized_coefficient,
-    studentized_placebos,
 )
-from evallib.methods.inference.permutation import permutation_estimates, treatment_assignments
-from evallib.methods.synth.synthetic_did import sdid_batch
 from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import Panel
 
@@ -46,9 +41,6 @@ FOLLOW_UPS: tuple[int, ...] = (12, 24, 36)
 DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
 #: Candidate comparison pools, in the order they are shown.
 POOLS: tuple[str, ...] = ("protocol", "nearest", "same_region")
-#: Fake starts refitted by synthetic DiD per follow-up (spread over the history), and its placebo assignments.
-SDID_STARTS = 3
-SDID_PLACEBOS = 79
 #: The effect (percent, in the protocol's expected direction) the design step asks about when none is given.
 DEFAULT_HOPED_FOR = 5.0
 TABLE_COLUMNS = [
@@ -69,70 +61,6 @@ TABLE_COLUMNS = [
     "power_hoped_for",
     "detects_hoped_for",
 ]
-
-
-@dataclass(frozen=True)
-class _Cell:
-    placebos: np.ndarray
-    coefficient: np.ndarray | float
-    real: int
-    n_starts: int
-    windows: tuple[int, int]  # the fake windows' pre and post periods
-    factor: float  # the spread at the protocol's windows over the spread at the fake windows
-
-
-def _windows(T: int, pre: int, post: int) -> tuple[int, int]:
-    """Fake windows that fit a history of ``T`` periods: the asked-for ones, or shorter ones leaving some starts."""
-    if pre + post <= T:
-        return pre, post
-    p0 = min(pre, max(6, T // 3))
-    return p0, max(3, min(post, T - p0 - T // 4))
-
-
-def _cell(
-    name: str,
-    Y: np.ndarray,
-    is_treated: np.ndarray,
-    windows: tuple[int, int],
-    factor: float,
-    n_draws: int,
-    seed: int,
-    sets: list[np.ndarray] | None = None,
-) -> _Cell:
-    """Every placebo statistic at every fake start for one estimator, scaled to the protocol's windows.
-
-    ``sets``: the rows of ``Y`` in the design at each fake start (the site's first; default every row at every
-    start); ``is_treated`` then describes one set.
-    """
-    pre, post = windows
-    changes = rolling_changes(Y, pre, post)
-    n_starts = changes.shape[1]
-    assign = treatment_assignments(is_treated, n_draws, seed)
-    real = int(np.flatnonzero((assign == is_treated).all(axis=1))[0])
-    if sets is not None and name != "synthetic_did":
-        parts = [_cell(name, Y[rows], is_treated, windows, 1.0, n_draws, seed) for rows in sets]
-        placebos = np.column_stack([c.placebos[:, s] for s, c in enumerate(parts)])
-        coef = np.array([np.broadcast_to(c.coefficient, (n_starts,))[s] for s, c in enumerate(parts)])
-        return _Cell(factor * placebos, coef if name == "did_studentized" else 1.0, real, n_starts, windows, factor)
-    if name == "did":
-        return _Cell(factor * permutation_estimates(changes, assign), 1.0, real, n_starts, windows, factor)
-    if name == "did_studentized":
-        scales = rolling_noise(Y, pre, n_starts)
-        stats = studentized_placebos(changes, scales, assign)
-        coef = studentized_coefficient(scales, is_treated)
-        return _Cell(factor * stats, coef, real, n_starts, windows, factor)
-    # Synthetic DiD: a few fake starts spread over the history, a subset of the placebo assignments.
-    starts = np.unique(np.linspace(0, n_starts - 1, min(SDID_STARTS, n_starts)).round().astype(int))
-    rng = np.random.default_rng(seed)
-    others = np.setdiff1d(np.arange(len(assign)), [real])
-    keep = np.concatenate([[real], np.sort(rng.permutation(others)[:SDID_PLACEBOS])])
-    sub = assign[keep]
-    post_mask = np.arange(pre + post) >= pre
-    cols = [
-        sdid_batch((Y if sets is None else Y[sets[s]])[:, s : s + pre + post], post_mask, sub, is_treated).estimates
-        for s in starts
-    ]
-    return _Cell(factor * np.column_stack(cols), 1.0, 0, len(starts), windows, factor)
 
 
 def _percent(effect: float, scale: str, direction: str) -> float:
@@ -286,6 +214,7 @@ def design_site(
     hoped = area_effect(hoped_for_percent, share, protocol.expected_direction, hist.scale)
     sign = -1.0 if protocol.expected_direction == "decrease" else 1.0
     direction = protocol.expected_direction
+    answer = answer_estimator(protocol, hist)
     rows, cells = [], {}
     k = len(hist.treated)
     every = [*hist.treated, *hist.pools["protocol"]]
@@ -298,14 +227,24 @@ def design_site(
         is_treated = np.arange(len(units)) < k
         for months in lengths:
             post = max(1, months // step)
-            windows = _windows(Y.shape[1], hist.pre_periods, post)
+            windows = fake_windows(Y.shape[1], hist.pre_periods, post)
             factor = 1.0
             if model is not None and windows != (hist.pre_periods, post):
                 factor = math.sqrt(spread_at(model, hist.pre_periods, post) / spread_at(model, *windows))
             n_starts = Y.shape[1] - sum(windows) + 1
             sets = nearest_sets(Y, k, windows[0], n_starts, len(units) - k) if pool == "nearest" else None
             for name in estimators:
-                cell = _cell(name, Y, is_treated, windows, factor, protocol.n_placebo_draws, protocol.seed, sets)
+                cell = placebo_cell(
+                    name,
+                    Y,
+                    is_treated,
+                    windows,
+                    factor,
+                    protocol.n_placebo_draws,
+                    protocol.seed,
+                    sets,
+                    hist.pre_periods,
+                )
                 cells[(name, pool, months)] = cell
                 rows.append(_row(name, pool, months, len(units) - k, cell, hist, hoped, direction))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -329,7 +268,7 @@ def design_site(
         outcome=hist.outcome,
         scale=hist.scale,
         expected_direction=protocol.expected_direction,
-        primary_estimator=protocol.primary_estimator if protocol.primary_estimator in estimators else estimators[0],
+        primary_estimator=answer if answer in estimators else estimators[0],
         planned_start=w.post_start,
         history=(hist.values.index.min(), hist.values.index.max()),
         protocol_follow_up=own,
@@ -342,7 +281,12 @@ def design_site(
         curves=pd.concat(curves, ignore_index=True)
         if curves
         else pd.DataFrame(columns=["estimator", "pool", "follow_up", "effect", "power"]),
-        notes=hist.notes,
+        notes=hist.notes
+        + (
+            ("the site is noisier before the start than 90% of its placebos: its answer will be the studentized DiD",)
+            if answer == "did_studentized" != protocol.primary_estimator
+            else ()
+        ),
     )
 
 
@@ -356,7 +300,7 @@ def _row(
     pool: str,
     months: int,
     n_comp: int,
-    cell: _Cell,
+    cell: Cell,
     hist: History,
     hoped: float,
     direction: str,

@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.site.coverage import PERIODS_PER_YEAR, analysis_frame, excluded_by_rule, load_source, unit_kind
+from evallib.evaluation.site.coverage import (
+    PERIODS_PER_YEAR,
+    Coverage,
+    analysis_frame,
+    excluded_by_rule,
+    load_source,
+    unit_kind,
+)
+from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile
+from evallib.methods.inference.volatility import pre_period_noise, volatility_rank
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.bundled import RATE_OUTCOMES
 from evallib.sources.files import FileSource
@@ -67,8 +76,8 @@ def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longes
     first, last = panel.periods(spec.outcome).min(), panel.periods(spec.outcome).max()
     end = min(w.pre_end, last)  # a start planned after the data end: the history stops where the data do
     far = max(first, _months(w.pre_start, -(max(0, longest - 0) + EXTRA_HISTORY)))
-    last_exc: NotEvaluable | None = None
-    for start in dict.fromkeys([far, w.pre_start]):
+
+    def frame(start: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame | None, Coverage]:
         split = _months(end, -step * max(1, ppy // 2) + step)  # any split: both sides are history
         hist = replace(
             protocol,
@@ -82,14 +91,25 @@ def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longes
             min_pre_periods=1,
             min_post_periods=1,
         )
+        return analysis_frame(hist, panel, spec)
+
+    # The pool is the units complete over the protocol's own pre-period, as the analysis's is (so far as data
+    # before the start can tell); the history goes back as far as every one of them (and the site) is complete,
+    # in steps of a year: a longer history that silently dropped units would size a different pool.
+    values, denom, cov = frame(w.pre_start)
+    want = set(cov.comparators)
+    start = w.pre_start
+    candidate = far
+    while candidate < w.pre_start:
         try:
-            values, denom, cov = analysis_frame(hist, panel, spec)
+            v, d, c = frame(candidate)
+        except NotEvaluable:
+            v = None
+        if v is not None and want <= set(c.comparators) and tuple(c.treated_used) == tuple(cov.treated_used):
+            keep = [*cov.treated_used, *cov.comparators]
+            values, denom, cov, start = v[keep], None if d is None else d[keep], cov, candidate
             break
-        except NotEvaluable as exc:
-            last_exc = exc
-    else:
-        assert last_exc is not None
-        raise last_exc
+        candidate = _months(candidate, 12)
     per = RATE_OUTCOMES.get(spec.outcome)
     if isinstance(protocol.data_source, FileSource) and denom is not None:
         measure, per = protocol.data_source.kind, protocol.data_source.per
@@ -109,7 +129,7 @@ def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longes
     if end < w.pre_end:
         notes.append(f"the data end in {end:%b %Y}, before the planned start: the history stops there")
     if start != far:
-        notes.append("the site's series is incomplete before the pre-period, so only the pre-period is used")
+        notes.append(f"the history starts in {start:%b %Y}: not every unit of the pool has complete data before")
     if len(comps) > NEAREST:
         recent = y[[*treated, *comps]].iloc[-pre:].to_numpy(dtype=float).T
         rows = nearest_sets(recent, len(treated), min(pre, recent.shape[1]), 1, NEAREST)[0][len(treated) :]
@@ -127,6 +147,21 @@ def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longes
     else:
         notes.append("no single NHS region known for the site's units, so no same-region pool")
     return History(y[[*treated, *comps]], treated, pools, pre, ppy, scale, spec.outcome, tuple(notes))
+
+
+def answer_estimator(protocol: SiteProtocol, hist: History) -> str:
+    """The estimator the site's answer will come from: the studentized DiD when the volatile-site rule fires on the
+    protocol's pre-period (:func:`evallib.evaluation.site.outcome.fit_answers`), else the protocol's primary one.
+    """
+    units = [*hist.treated, *hist.pools["protocol"]]
+    y = hist.values[units].iloc[-hist.pre_periods :].to_numpy(dtype=float).T
+    is_treated = np.arange(len(units)) < len(hist.treated)
+    try:
+        noise = pre_period_noise(y, np.zeros(y.shape[1], bool), np.asarray(units))
+    except DataError:
+        return protocol.primary_estimator
+    pct = site_noise_percentile(volatility_rank(noise, is_treated, np.asarray(units)), protocol.seed)
+    return "did_studentized" if pct >= VOLATILE_PERCENTILE else protocol.primary_estimator
 
 
 def nearest_sets(Y: np.ndarray, n_treated: int, pre: int, n_starts: int, k: int) -> list[np.ndarray]:

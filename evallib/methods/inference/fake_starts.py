@@ -16,6 +16,7 @@ import numpy as np
 
 from evallib.errors import DataError
 from evallib.methods.inference.permutation import permutation_estimates
+from evallib.methods.inference.volatility import pre_period_swing
 
 __all__ = [
     "critical_values",
@@ -23,6 +24,7 @@ __all__ = [
     "fake_start_power",
     "rolling_changes",
     "rolling_noise",
+    "rolling_swing",
     "spread_at",
     "spread_model",
     "studentized_coefficient",
@@ -86,6 +88,25 @@ def rolling_noise(values: np.ndarray, pre: int, n_starts: int) -> np.ndarray:
     return np.sqrt(var)
 
 
+def rolling_swing(values: np.ndarray, pre: int, n_starts: int) -> np.ndarray:
+    """Each unit's pre-period swing in the ``pre`` periods before each of the first ``n_starts`` fake starts.
+
+    The scale of the studentized placebo test
+    (:func:`evallib.methods.inference.volatility.pre_period_swing`: the SD of the unit's half-yearly means after
+    removing each period's mean across units, blocks shorter in a short pre-period), window by window: each fake
+    start's statistic is scaled by its own pre-period, as the real start's is, never by data after it.
+
+    Returns
+    -------
+    (units, n_starts) array
+    """
+    y = np.asarray(values, float)
+    if pre < 3:
+        raise DataError("fake starts: the studentized test needs at least 3 pre-period observations")
+    no_post = np.zeros(pre, bool)
+    return np.column_stack([pre_period_swing(y[:, s : s + pre], no_post) for s in range(n_starts)])
+
+
 def studentized_placebos(changes: np.ndarray, scales: np.ndarray, assign: np.ndarray) -> np.ndarray:
     """The studentized placebo statistic of every assignment at every fake start (assignments x starts).
 
@@ -106,18 +127,26 @@ def studentized_coefficient(scales: np.ndarray, is_treated: np.ndarray) -> np.nd
     return wd[t].sum(axis=0) / k - wd[~t].sum(axis=0) / (n - k)
 
 
+def _c_max(m: int, alpha: float) -> int:
+    """How many other assignments may be at least as large for ``p = (1 + c) / m`` to reject (``p <= alpha``,
+    :func:`evallib.methods.inference.decision.rejects`); negative when none may.
+    """
+    return math.floor(alpha * m + 1e-9) - 1
+
+
 def critical_values(placebos: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     """The rank test's critical value at each fake start (starts,): the statistic is rejected when its magnitude
     exceeds it; ``inf`` when the test can never reject with this many assignments.
 
     With ``m`` assignments the p-value is ``(1 + c) / m``, ``c`` the other assignments at least as large in
-    magnitude, and "no effect" is rejected when it is below ``alpha``: so at most ``ceil(alpha m - 1) - 1``
-    others may be as large, and the critical value is that many places from the top of the placebo magnitudes
-    (with 40 units: only the largest; with 154: the seventh largest).
+    magnitude, and "no effect" is rejected when ``p <= alpha`` (the report's rule,
+    :func:`evallib.methods.inference.decision.rejects`, as :func:`evallib.methods.inference.power.placebo_mde`
+    reads it): so at most ``floor(alpha m) - 1`` others may be as large, and the critical value is that many
+    places from the top of the placebo magnitudes (with 40 units: the second largest; with 154: the seventh).
     """
     e = np.abs(np.asarray(placebos, float))
     m = e.shape[0]
-    c_max = math.ceil(alpha * m - 1) - 1
+    c_max = _c_max(m, alpha)
     if c_max < 0:
         return np.full(e.shape[1], np.inf)
     return -np.partition(-e, c_max, axis=0)[c_max]
@@ -131,7 +160,7 @@ def _thresholds(e: np.ndarray, alpha: float) -> np.ndarray | None:
     if not np.isfinite(q).all():
         return None
     a = np.abs(e)
-    c_max = math.ceil(alpha * e.shape[0] - 1) - 1
+    c_max = _c_max(e.shape[0], alpha)
     next_down = -np.partition(-a, c_max + 1, axis=0)[c_max + 1] if c_max + 1 < e.shape[0] else q
     return np.where(a >= q, next_down, q)
 
