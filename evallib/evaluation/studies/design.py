@@ -205,7 +205,8 @@ def design_site(
     """
     unknown = sorted(set(estimators) - set(DESIGN_ESTIMATORS))
     if unknown:
-        raise DataError(f"design: unknown estimator(s) {unknown}; use {', '.join(DESIGN_ESTIMATORS)}")
+        word = "estimator" if len(unknown) == 1 else "estimators"
+        raise DataError(f"design: unknown {word} {', '.join(unknown)}; use {', '.join(DESIGN_ESTIMATORS)}")
     w = protocol.windows
     hist = design_history(protocol, panel, longest=max((*follow_ups, _follow_up_months(protocol))))
     own = _follow_up_months(protocol)
