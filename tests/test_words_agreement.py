@@ -185,3 +185,11 @@ def test_the_article_is_the_one_a_reader_says(words: str, said: str) -> None:
     from evallib.reporting.words import article
 
     assert article(words) == said
+
+
+def test_a_skipped_outcomes_reason_ending_a_sentence_gets_one_full_stop() -> None:
+    """Reasons may quote a stitch note that ends its own sentence; the page never shows "match).."."""
+    html = str(
+        render("data_coverage.html.j2", analyses=[], skipped=[("A&E attendances", "no rows (a name did not match).")])
+    )
+    assert "match)." in html and ".." not in html
