@@ -200,3 +200,10 @@ def spell_out(text: str) -> str:
     for short, long in ABBREVIATIONS.items():
         text = re.sub(rf"\b{short}\b", f"{short} ({long})", text, count=1)
     return text
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``-``13th``, ``21st``, ``23rd``: a rank or percentile as read."""
+    n = int(n)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -193,3 +193,29 @@ def test_a_skipped_outcomes_reason_ending_a_sentence_gets_one_full_stop() -> Non
         render("data_coverage.html.j2", analyses=[], skipped=[("A&E attendances", "no rows (a name did not match).")])
     )
     assert "match)." in html and ".." not in html
+
+
+def test_ranks_and_percentiles_are_read_as_ordinals() -> None:
+    from evallib.vocabulary import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 100, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "100th", "101st", "111th"
+    ]  # fmt: skip
+
+
+def test_a_withheld_pre_trend_test_says_nothing_either_way() -> None:
+    """A volatile outcome's pre-trend p-value is withheld: the page never says 'no clear evidence ... ()'."""
+    from evallib.reporting.sections import _pretrend_sentence
+
+    nan = float("nan")
+    a = SimpleNamespace(
+        label="A&E attendances",
+        pretrend=SimpleNamespace(p_value=nan),
+        pretrend_evidence=False,
+        event_study=SimpleNamespace(leads=(1,), pretrend=SimpleNamespace(p_value=nan)),
+    )
+    text = _pretrend_sentence(a)  # type: ignore[arg-type]
+    assert "gave no p-value" in text and "no clear evidence" not in text and "()" not in text
+    a.pretrend = SimpleNamespace(p_value=0.16)
+    text = _pretrend_sentence(a)  # type: ignore[arg-type]
+    assert "no clear evidence of diverging trends before the start (p = 0.16)." in text and "joint placebo" not in text

@@ -21,7 +21,7 @@ from evallib.reporting.area_share import area_share
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 from evallib.reporting.words import p_text
-from evallib.vocabulary import estimator_label, outcome_label, plural, spell_out, unit_plural
+from evallib.vocabulary import estimator_label, ordinal, outcome_label, plural, spell_out, unit_plural
 
 EMPTY = HTMLBlock("")
 #: Class of the primary outcome's trend figure (or its withheld note): the figure a board paper shows.
@@ -141,6 +141,16 @@ def trends(ev: SiteEvaluation) -> HTMLBlock:
 
 def _pretrend_sentence(a: OutcomeAnalysis) -> str:
     lin = a.pretrend
+    head = (
+        f"{cap(a.label)}: the pre-specified pre-trend test (placebo test of the linear pre-period trend "
+        "difference, 5% level)"
+    )
+    if not math.isfinite(lin.p_value):
+        # Withheld for a volatile site: without a p-value the test says nothing either way.
+        return (
+            f"{head} gave no p-value: it is withheld for a site this much noisier than its comparators, where a "
+            "plain placebo test over-rejects, so it says nothing either way about trends before the start."
+        )
     verdict = (
         f"evidence of diverging trends before the start ({p_text(lin.p_value)})"
         if a.pretrend_evidence
@@ -149,13 +159,10 @@ def _pretrend_sentence(a: OutcomeAnalysis) -> str:
     es = a.event_study
     leads = (
         f"; the event-study leads, shown as a description, have a joint placebo {p_text(es.pretrend.p_value)}"
-        if es is not None and es.leads
+        if es is not None and es.leads and math.isfinite(es.pretrend.p_value)
         else ""
     )
-    return (
-        f"{cap(a.label)}: the pre-specified pre-trend test (placebo test of the linear pre-period trend "
-        f"difference, 5% level) found {verdict}{leads}."
-    )
+    return f"{head} found {verdict}{leads}."
 
 
 def _volatility_sentence(a: OutcomeAnalysis) -> str:
@@ -167,7 +174,7 @@ def _volatility_sentence(a: OutcomeAnalysis) -> str:
     word = a.coverage.period_word
     return (
         f"{cap(a.label)}: before the start the site's {word}-to-{word} noise ranks {rank} of {n + 1} "
-        f"({pct:.0f}th percentile): it is {noisy} its comparison {a.coverage.units}"
+        f"({ordinal(round(pct))} percentile): it is {noisy} its comparison {a.coverage.units}"
         + (
             "; the plain placebo test can over-reject for such a site, so read the studentized test"
             if pct >= 90

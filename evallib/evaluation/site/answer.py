@@ -23,7 +23,7 @@ from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.evaluation.site.verdict import conclusion
 from evallib.methods.base.results import Estimate
 from evallib.methods.inference.decision import ALPHA, at_edge
-from evallib.vocabulary import estimator_label
+from evallib.vocabulary import estimator_label, ordinal
 
 __all__ = ["ALPHA", "TREND_BASED", "Answer", "View", "conclusion", "placebo_assignments", "site_answer"]
 
@@ -151,7 +151,11 @@ def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
         )
     if {name, a.primary_estimator} == {"did", "did_studentized"}:
         vol = a.did.volatility
-        pct = f" (its noise ranks at the {vol.percentile[0]:.0f}th percentile)" if vol is not None and vol.rank else ""
+        pct = (
+            f" (its noise ranks at the {ordinal(round(vol.percentile[0]))} percentile)"
+            if vol is not None and vol.rank
+            else ""
+        )
         return (
             f"the two tests differ in how they treat the site's own month-to-month noise{pct}: the studentized test "
             "scales every unit's change by how far that unit wandered before the start, so it is the one to trust "
