@@ -29,7 +29,9 @@ BARE_SIGNED = re.compile(r"(?<![\w.])[+\-\u2212]\d+\.\d{2,}(?!\d)(?!\s*(?:%|perc
 #: Signed numbers that are not effects: correlations.
 NOT_EFFECTS = ("autocorrelation of the errors", "correlation")
 #: An effect cell of an estimates table: a signed percent, points, percent or points a year, a count of events.
-EFFECT_CELL = re.compile(r"^(?:|[+-][\d,]+(?:\.\d)?(?:%|% a year| pts| pts a year)?|unbounded|-unbounded|withheld)$")
+EFFECT_CELL = re.compile(
+    r"^(?:|[+-][\d,]+(?:\.\d)?(?:%|% a year| pts| pts a year)?|unbounded|-unbounded|withheld|any effect \(too few comparison units for a bound\))$"
+)
 
 
 class _Page(HTMLParser):

@@ -219,3 +219,17 @@ def test_a_withheld_pre_trend_test_says_nothing_either_way() -> None:
     a.pretrend = SimpleNamespace(p_value=0.16)
     text = _pretrend_sentence(a)  # type: ignore[arg-type]
     assert "no clear evidence of diverging trends before the start (p = 0.16)." in text and "joint placebo" not in text
+
+
+def test_an_interval_unbounded_both_ways_is_read_as_any_effect() -> None:
+    """Ten matched comparators give eleven assignments: no effect can be ruled out, and the table says so in words."""
+    from evallib.methods.base.results import Estimate
+    from evallib.reporting.blocks import estimate_rows
+
+    inf = float("inf")
+    row = Estimate(
+        "admissions", "treated_x_post", -0.02, 0.05, -inf, inf, 0.73, "did_matched", "placebo_in_space", "log", 1, 10
+    )
+    [cells] = estimate_rows([("Admissions", row, False)])
+    assert cells["interval"] == "any effect (too few comparison units for a bound)"
+    assert "unbounded" not in str(cells)

@@ -124,12 +124,14 @@ def estimate_rows(rows: list[tuple[str, Estimate, bool]], period: str = "month")
     for label, r, prop in rows:
         est, lo, hi = describe_effect(r, proportion=prop)
         withheld = r.inference == WITHHELD  # a plain placebo test on a volatile site: no interval to show
+        # Both ends unbounded: too few assignments for the test to reject anything (e.g. 10 matched comparators).
+        interval = "any effect (too few comparison units for a bound)" if lo == hi == "unbounded" else f"{lo} to {hi}"
         out.append(
             {
                 "outcome": label,
                 "quantity": quantity(r, period),
                 "estimate": est,
-                "interval": "" if r.scale == "statistic" else "withheld" if withheld else f"{lo} to {hi}",
+                "interval": "" if r.scale == "statistic" else "withheld" if withheld else interval,
                 "p": p_text(r.p_value).replace("p = ", "").replace("p ", ""),
                 "inference": term_link(inference_label(r.inference), INFERENCE_ENTRIES[r.inference])
                 if r.inference in INFERENCE_ENTRIES
