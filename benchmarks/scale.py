@@ -156,35 +156,37 @@ def main() -> None:
     )
     t_start = time.perf_counter()
     results: dict[str, dict[str, dict]] = {e: {} for e in args.estimators}
-    for name in args.estimators:
-        for months in (72, 288):
-            done: list[tuple[int, dict]] = []
-            for m, n in plan:
-                if m != months:
-                    continue
-                key = f"{n}x{months}"
-                t_pred = predict(done, n, "cpu")
-                mb_pred = predict(done, n, "rise_mb")
-                spent = time.perf_counter() - t_start
-                # A fresh process costs about 2 s of imports and simulation beside the fit.
-                if t_pred is not None and t_pred > per_run:
-                    r = {"skipped": f"predicted {t_pred:.0f} s CPU > {per_run:.0f} s a fit"}
-                elif mb_pred is not None and mb_pred > args.max_gb * 1024:
-                    r = {"skipped": f"predicted {mb_pred / 1024:.1f} GB > {args.max_gb:g} GB"}
-                elif spent + (t_pred or 0) + 3 > budget:
-                    r = {"skipped": f"run budget of {budget:.0f} s spent ({spent:.0f} s)"}
-                else:
-                    r = run_child(name, n, months, per_run, args.max_gb)
-                    if "cpu" in r:
-                        done.append((n, r))
-                results[name][key] = r
+    done: dict[tuple[str, int], list[tuple[int, dict]]] = {}
+    overhead = 3.0  # seconds of a fresh process beyond the fit (imports, the panel); updated as measured
+    # Sizes outermost, so that a spent budget leaves out the largest sizes of every estimator, not whole estimators.
+    for months, n in plan:
+        for name in args.estimators:
+            key = f"{n}x{months}"
+            seen = done.setdefault((name, months), [])
+            t_pred = predict(seen, n, "cpu")
+            mb_pred = predict(seen, n, "rise_mb")
+            spent = time.perf_counter() - t_start
+            if t_pred is not None and t_pred > per_run:
+                r = {"skipped": f"predicted {t_pred:.0f} s CPU > {per_run:.0f} s a fit"}
+            elif mb_pred is not None and mb_pred > args.max_gb * 1024:
+                r = {"skipped": f"predicted {mb_pred / 1024:.1f} GB > {args.max_gb:g} GB"}
+            elif spent + (t_pred or 0) + overhead > budget:
+                r = {"skipped": f"run budget of {budget:.0f} s spent ({spent:.0f} s)"}
+            else:
+                w = time.perf_counter()
+                r = run_child(name, n, months, per_run, args.max_gb)
                 if "cpu" in r:
-                    print(
-                        f"  {name:<17} {n:>5} x {months:<3} CPU {r['cpu']:8.3f} s   peak {r['peak_mb']:7.0f} MB "
-                        f"(+{r['rise_mb']:.0f} MB in the fit)"
-                    )
-                else:
-                    print(f"  {name:<17} {n:>5} x {months:<3} skipped: {r['skipped']}")
+                    seen.append((n, r))
+                    overhead = max(1.0, time.perf_counter() - w - float(r["cpu"]))
+            results[name][key] = r
+            if "cpu" in r:
+                print(
+                    f"  {name:<17} {n:>5} x {months:<3} CPU {r['cpu']:8.3f} s   peak {r['peak_mb']:7.0f} MB "
+                    f"(+{r['rise_mb']:.0f} MB in the fit)",
+                    flush=True,
+                )
+            else:
+                print(f"  {name:<17} {n:>5} x {months:<3} skipped: {r['skipped']}", flush=True)
     print("\nGrowth exponents k (CPU ~ n^k at 72 months; least squares over the sizes measured; local ones beside)")
     summary: dict[str, dict] = {}
     for name, rows in results.items():
