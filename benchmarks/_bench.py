@@ -7,7 +7,8 @@ Import this module before numpy (it pins every thread pool to one thread through
   one core's work for every library alike;
 * interleaved rounds: each round runs every contender once, in an order that rotates from round to round,
   so a burst of load on a shared machine hits all of them rather than one block of repeats;
-* CPU time (``time.process_time``) and wall time, each reported as the minimum and median of the rounds;
+* CPU time (``time.process_time``) and wall time, each reported as the minimum and median of the rounds
+  (a sample repeats a function of under 20 ms enough times to last about that long, and is divided back);
   ratios are the median of the per-round ratios (same load within a round) with their range.
 """
 
@@ -95,12 +96,21 @@ def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1)
     pin_threads()  # pools that a peer loaded since the last call
     names = list(fns)
     out = {n: Timing() for n in names}
+    # Calls per timed sample: enough for 20 ms of CPU (as timeit's autorange), so that clock resolution and
+    # one-off interruptions weigh little on functions of microseconds; times are then per call.
+    number = {}
+    for name in names:
+        c = time.process_time()
+        fns[name]()
+        number[name] = max(1, min(1000, int(0.02 / max(time.process_time() - c, 1e-7))))
     for r in range(warmup + rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
+            fn, m = fns[name], number[name]
             c, w = time.process_time(), time.perf_counter()
-            fns[name]()
-            c, w = time.process_time() - c, time.perf_counter() - w
+            for _ in range(m):
+                fn()
+            c, w = (time.process_time() - c) / m, (time.perf_counter() - w) / m
             if r >= warmup:
                 out[name].cpu.append(c)
                 out[name].wall.append(w)

@@ -7,8 +7,8 @@
 Every headline estimator, through its public class with the inference a site gets by default: DiD (placebo in
 space), the studentized DiD, EventStudy, PoissonDiD, ControlledITS, SyntheticControl and SyntheticDiD, each on a
 panel from ``evallib.methods.simulate.simulate_panel`` with one treated unit (so ``n`` comparison units are
-``n + 1`` units) and the start two thirds of the way through. Each (estimator, size) runs in a fresh
-subprocess, one thread, so that its peak memory (``ru_maxrss``) is its own: the CPU time (``time.process_time``)
+``n + 1`` units) and the start two thirds of the way through. Each (estimator, size) runs in a process of
+its own, forked after the imports, one thread, so that its peak memory (``ru_maxrss``) is its own: the CPU time (``time.process_time``)
 of ``fit`` (the minimum of three fits where one takes under 0.2 s), the process's peak resident memory, and the
 rise over the process before the fit (imports and the panel already in memory).
 
@@ -30,8 +30,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import multiprocessing  # noqa: E402
 import resource  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -49,44 +49,43 @@ ESTIMATORS = (
 )
 
 
-def child(name: str, n: int, months: int, max_gb: float) -> None:
-    """Fit one estimator on one panel size in this (fresh) process; print a JSON line."""
-    limit = int(max_gb * 2**30)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    sys.path.insert(0, str(ROOT))
-    from evallib.methods.did.event_study import EventStudy
-    from evallib.methods.did.rate_ratio import PoissonDiD
-    from evallib.methods.did.twfe import DiD
-    from evallib.methods.its.controlled import ControlledITS
-    from evallib.methods.simulate import simulate_panel
-    from evallib.methods.synth.control import SyntheticControl
-    from evallib.methods.synth.synthetic_did import SyntheticDiD
+def _fit(name: str, n: int, months: int, max_gb: float, conn) -> None:
+    """In a child forked after the imports: fit one estimator on one panel size; send its figures back."""
+    try:
+        limit = int(max_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        from evallib.methods.did.event_study import EventStudy
+        from evallib.methods.did.rate_ratio import PoissonDiD
+        from evallib.methods.did.twfe import DiD
+        from evallib.methods.its.controlled import ControlledITS
+        from evallib.methods.simulate import simulate_panel
+        from evallib.methods.synth.control import SyntheticControl
+        from evallib.methods.synth.synthetic_did import SyntheticDiD
 
-    d = simulate_panel(n + 1, months, treated=1, start_period=months * 2 // 3, effect=0.05, seed=1)
-    start = d.loc[d["post"] == 1, "period"].min()
-    site = str(d["unit"].iloc[0])
-    model = {
-        "DiD": lambda: DiD(transform="log"),
-        "DiD studentized": lambda: DiD(transform="log", inference="placebo_studentized"),
-        "EventStudy": lambda: EventStudy(start=start, transform="log"),
-        "PoissonDiD": lambda: PoissonDiD(),
-        "ControlledITS": lambda: ControlledITS(start=start),
-        "SyntheticControl": lambda: SyntheticControl(treated=site, start=start, transform="log"),
-        "SyntheticDiD": lambda: SyntheticDiD(transform="log"),
-    }[name]()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    c = time.process_time()
-    result = model.fit(d)
-    cpu = time.process_time() - c
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if cpu < 0.2:
-        for _ in range(2):
-            c = time.process_time()
-            model.fit(d)
-            cpu = min(cpu, time.process_time() - c)
-    row = result.headline
-    print(
-        json.dumps(
+        d = simulate_panel(n + 1, months, treated=1, start_period=months * 2 // 3, effect=0.05, seed=1)
+        start = d.loc[d["post"] == 1, "period"].min()
+        site = str(d["unit"].iloc[0])
+        model = {
+            "DiD": lambda: DiD(transform="log"),
+            "DiD studentized": lambda: DiD(transform="log", inference="placebo_studentized"),
+            "EventStudy": lambda: EventStudy(start=start, transform="log"),
+            "PoissonDiD": lambda: PoissonDiD(),
+            "ControlledITS": lambda: ControlledITS(start=start),
+            "SyntheticControl": lambda: SyntheticControl(treated=site, start=start, transform="log"),
+            "SyntheticDiD": lambda: SyntheticDiD(transform="log"),
+        }[name]()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        c = time.process_time()
+        result = model.fit(d)
+        cpu = time.process_time() - c
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if cpu < 0.2:
+            for _ in range(2):
+                c = time.process_time()
+                model.fit(d)
+                cpu = min(cpu, time.process_time() - c)
+        row = result.headline
+        conn.send(
             {
                 "cpu": cpu,
                 "peak_mb": peak / 1024,
@@ -95,21 +94,30 @@ def child(name: str, n: int, months: int, max_gb: float) -> None:
                 "p_value": row.p_value,
             }
         )
-    )
+    except MemoryError:
+        conn.send({"skipped": f"over {max_gb:g} GB (MemoryError)"})
+    except Exception as e:  # a benchmark reports a failure and goes on to the next size
+        msg = str(e).splitlines()[0][:200] if str(e) else ""
+        conn.send({"skipped": f"failed: {type(e).__name__}: {msg}"})
 
 
 def run_child(name: str, n: int, months: int, per_run: float, max_gb: float) -> dict[str, object]:
-    cmd = [sys.executable, __file__, "--child", name, str(n), str(months), "--max-gb", str(max_gb)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=2 * per_run, check=False)
-    except subprocess.TimeoutExpired:
+    """One fit in a process forked from this one (imports done), so that its peak memory is its own."""
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_fit, args=(name, n, months, max_gb, there))
+    p.start()
+    there.close()
+    if not here.poll(2 * per_run):
+        p.kill()
+        p.join()
         return {"skipped": f"stopped after {2 * per_run:.0f} s"}
-    if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["no message"])[-1]
-        if "MemoryError" in p.stderr or "Unable to allocate" in p.stderr:
-            return {"skipped": f"over {max_gb} GB ({last[:120]})"}
-        return {"skipped": f"failed: {last[:200]}"}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    try:
+        r = here.recv()
+    except EOFError:
+        r = {"skipped": f"the process died (exit {p.exitcode}; over {max_gb:g} GB?)"}
+    p.join()
+    return r
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -139,11 +147,16 @@ def main() -> None:
     ap.add_argument("--per-run", type=float, default=None, help="most seconds one fit may be predicted to take")
     ap.add_argument("--max-gb", type=float, default=8.0, help="most memory one fit may take (GB)")
     ap.add_argument("--estimators", nargs="*", default=list(ESTIMATORS), choices=ESTIMATORS)
-    ap.add_argument("--child", nargs=3, metavar=("ESTIMATOR", "N", "MONTHS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child:
-        child(args.child[0], int(args.child[1]), int(args.child[2]), args.max_gb)
-        return
+    sys.path.insert(0, str(ROOT))
+    import evallib.methods.did.event_study  # noqa: F401  (imports once, before the forks)
+    import evallib.methods.did.rate_ratio  # noqa: F401
+    import evallib.methods.did.twfe  # noqa: F401
+    import evallib.methods.its.controlled  # noqa: F401
+    import evallib.methods.simulate  # noqa: F401
+    import evallib.methods.synth.control  # noqa: F401
+    import evallib.methods.synth.synthetic_did  # noqa: F401
+
     budget = args.budget or (600.0 if args.full else 180.0)
     per_run = args.per_run or (120.0 if args.full else 30.0)
     sizes = [100, 300, 1000] + ([3000, 7000] if args.full else [])
@@ -152,12 +165,12 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(
         f"cores {os.cpu_count()}, load average (1 min) {load:.2f}; one thread; budget {budget:.0f} s, "
-        f"{per_run:.0f} s and {args.max_gb:g} GB a fit; a fresh process per fit"
+        f"{per_run:.0f} s and {args.max_gb:g} GB a fit; a forked process per fit"
     )
     t_start = time.perf_counter()
     results: dict[str, dict[str, dict]] = {e: {} for e in args.estimators}
     done: dict[tuple[str, int], list[tuple[int, dict]]] = {}
-    overhead = 3.0  # seconds of a fresh process beyond the fit (imports, the panel); updated as measured
+    overhead = 1.0  # seconds of a forked process beyond the fit (the panel, the result); updated as measured
     # Sizes outermost, so that a spent budget leaves out the largest sizes of every estimator, not whole estimators.
     for months, n in plan:
         for name in args.estimators:
@@ -177,7 +190,7 @@ def main() -> None:
                 r = run_child(name, n, months, per_run, args.max_gb)
                 if "cpu" in r:
                     seen.append((n, r))
-                    overhead = max(1.0, time.perf_counter() - w - float(r["cpu"]))
+                    overhead = max(0.2, time.perf_counter() - w - float(r["cpu"]))
             results[name][key] = r
             if "cpu" in r:
                 print(

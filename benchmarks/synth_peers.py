@@ -12,7 +12,7 @@ outcome in 1988, 1990, 1991 and 1992.
    (X1 - X0 w)' V (X1 - X0 w) on the simplex, on pysyncon's own covariate matrices (scaled by each
    predictor's standard deviation over the donors), for two fixed V (equal, and a seeded random one):
    evallib's ``simplex_least_squares`` (exact NNLS with the sum row) vs pysyncon's ``w_optimize`` (SLSQP).
-   Checked first: evallib's objective is at most pysyncon's (relative 1e-9) and the weights agree to 1e-3.
+   Checked first: evallib's objective is at most pysyncon's (relative 1e-9) and the weights agree to 1e-2 (SLSQP stops at its own tolerance).
 2. Algorithmic: one nested (ADH) fit each, V searched too (evallib: Powell from six starts; pysyncon: its
    default Nelder-Mead); the better fit is the lower pre-period MSPE, which the nested problem minimises, so
    the estimates are not expected to be equal and both MSPEs are printed. pysyncon takes minutes a fit:
@@ -106,7 +106,7 @@ def inner_problem(keep: pd.DataFrame, donors: list[str], rounds: int) -> dict[st
             return float(e @ (v * e))
 
         assert obj(w_o) <= obj(w_t) * (1 + 1e-9), (obj(w_o), obj(w_t))
-        assert np.max(np.abs(w_o - w_t)) <= 1e-3, np.max(np.abs(w_o - w_t))
+        assert np.max(np.abs(w_o - w_t)) <= 1e-2, np.max(np.abs(w_o - w_t))  # SLSQP stops at its tolerance
         t = _bench.interleaved({"evallib": ours, "pysyncon w_optimize": theirs}, rounds)
         record[label] = _bench.report(
             t,
