@@ -91,15 +91,20 @@ def fmt(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1) -> dict[str, Timing]:
-    """Run every function once per round (order rotating), after ``warmup`` untimed rounds."""
+def interleaved(
+    fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1, autorange: bool = True
+) -> dict[str, Timing]:
+    """Run every function once per round (order rotating), after ``warmup`` untimed rounds.
+
+    ``autorange=False`` (for functions of seconds) times one call per sample and skips the calibrating call.
+    """
     pin_threads()  # pools that a peer loaded since the last call
     names = list(fns)
     out = {n: Timing() for n in names}
     # Calls per timed sample: enough for 20 ms of CPU (as timeit's autorange), so that clock resolution and
     # one-off interruptions weigh little on functions of microseconds; times are then per call.
-    number = {}
-    for name in names:
+    number = dict.fromkeys(names, 1)
+    for name in names if autorange else ():
         c = time.process_time()
         fns[name]()
         number[name] = max(1, min(1000, int(0.02 / max(time.process_time() - c, 1e-7))))

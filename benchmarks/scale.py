@@ -140,6 +140,16 @@ def predict(done: list[tuple[int, dict]], n: int, key: str) -> float | None:
     return v1 * (n / m1) ** k
 
 
+def predict_wall(walls: list[tuple[float, float]], cpu: float) -> float:
+    """Seconds of wall time a fit of ``cpu`` seconds is expected to take, from the (wall, cpu) pairs so far."""
+    if not walls:
+        return 1.0 + 2.0 * cpu
+    fixed = max(0.1, min(w - c for w, c in walls))
+    big = sorted(w / c for w, c in walls if c > 0.2)
+    factor = max(1.0, big[len(big) // 2]) if big else 2.0
+    return fixed + factor * cpu
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="add 3,000 and 7,000 comparison units")
@@ -161,7 +171,8 @@ def main() -> None:
     per_run = args.per_run or (120.0 if args.full else 30.0)
     sizes = [100, 300, 1000] + ([3000, 7000] if args.full else [])
     long_sizes = [100, 300] + ([1000] if args.full else [])
-    plan = [(72, n) for n in sizes] + [(288, n) for n in long_sizes]
+    # Cheapest first (units x months), so that a spent budget leaves out the costliest sizes.
+    plan = sorted([(72, n) for n in sizes] + [(288, n) for n in long_sizes], key=lambda p: p[0] * p[1])
     load = os.getloadavg()[0]
     print(
         f"cores {os.cpu_count()}, load average (1 min) {load:.2f}; one thread; budget {budget:.0f} s, "
@@ -170,7 +181,8 @@ def main() -> None:
     t_start = time.perf_counter()
     results: dict[str, dict[str, dict]] = {e: {} for e in args.estimators}
     done: dict[tuple[str, int], list[tuple[int, dict]]] = {}
-    overhead = 1.0  # seconds of a forked process beyond the fit (the panel, the result); updated as measured
+    # Wall time of a fit, predicted from its CPU: a fixed part (fork, the panel) and a factor (a loaded machine).
+    walls: list[tuple[float, float]] = []
     # Sizes outermost, so that a spent budget leaves out the largest sizes of every estimator, not whole estimators.
     for months, n in plan:
         for name in args.estimators:
@@ -183,14 +195,14 @@ def main() -> None:
                 r = {"skipped": f"predicted {t_pred:.0f} s CPU > {per_run:.0f} s a fit"}
             elif mb_pred is not None and mb_pred > args.max_gb * 1024:
                 r = {"skipped": f"predicted {mb_pred / 1024:.1f} GB > {args.max_gb:g} GB"}
-            elif spent + (t_pred or 0) + overhead > budget:
+            elif spent + predict_wall(walls, t_pred or 0.0) > budget:
                 r = {"skipped": f"run budget of {budget:.0f} s spent ({spent:.0f} s)"}
             else:
                 w = time.perf_counter()
                 r = run_child(name, n, months, per_run, args.max_gb)
                 if "cpu" in r:
                     seen.append((n, r))
-                    overhead = max(0.2, time.perf_counter() - w - float(r["cpu"]))
+                    walls.append((time.perf_counter() - w, float(r["cpu"])))
             results[name][key] = r
             if "cpu" in r:
                 print(
