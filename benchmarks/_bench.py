@@ -146,10 +146,17 @@ def report(t: dict[str, Timing], base: str, label: str = "") -> dict[str, object
         if name != base:
             r = ratio(t, name, base)
             rec[f"{name}/{base}"] = r
-            line += (
-                f"   {name}/{base}: CPU {r['cpu_median']:.1f}x (rounds {r['cpu_lo']:.1f}-{r['cpu_hi']:.1f}x, "
-                f"of minima {r['cpu_of_minima']:.1f}x), wall {r['wall_median']:.1f}x"
-            )
+            if r["cpu_median"] >= 1:
+                line += (
+                    f"   {name}/{base}: CPU {r['cpu_median']:.1f}x (rounds {r['cpu_lo']:.1f}-{r['cpu_hi']:.1f}x, "
+                    f"of minima {r['cpu_of_minima']:.1f}x), wall {r['wall_median']:.1f}x"
+                )
+            else:  # the contender is the faster one: say how many times the base takes
+                r = ratio(t, base, name)
+                line += (
+                    f"   {base}/{name}: CPU {r['cpu_median']:.1f}x (rounds {r['cpu_lo']:.1f}-{r['cpu_hi']:.1f}x), "
+                    f"wall {r['wall_median']:.1f}x"
+                )
         print(line)
     return rec
 
