@@ -1,47 +1,36 @@
-"""evallib's TWFE DiD and placebo inference against peer libraries, in one run (ratios, not seconds).
+"""evallib's TWFE DiD and placebo inference against peer libraries: interleaved, one thread, CPU and wall time.
 
-    pip install -e ".[bench]"
-    python benchmarks/did_peers.py [--repeat 5] [--skip-statsmodels-large]
+    pip install -e ".[bench]"       # peers: pyfixest, linearmodels (statsmodels is a main dependency)
+    python benchmarks/did_peers.py [--rounds 7] [--skip-statsmodels-large]
 
 Compares, on simulated balanced panels of 200 x 120 and 2000 x 120 (units x months):
-  * TWFE DiD with cluster-robust (CR1) SE: evallib.DiD vs pyfixest.feols, linearmodels.PanelOLS
-    and statsmodels OLS with dummy columns (the last is skipped for 2000 x 120 with the flag:
-    it takes minutes);
-  * placebo-in-space inference with 199 re-estimates: evallib's one matrix product vs a loop of
-    pyfixest fits.
-Every peer's estimate is checked against evallib's before its time is reported.
-Targets (issue 3): at least 10x pyfixest for TWFE and 100x for placebo inference.
+  * TWFE DiD with cluster-robust (CR1) SE, from the same long data frame (like for like): evallib.DiD vs
+    pyfixest.feols, linearmodels.PanelOLS and statsmodels OLS with dummy columns (the last is skipped for
+    2000 x 120 with the flag: it takes minutes);
+  * placebo-in-space inference with one treated unit, every comparison unit treated in turn (180 re-estimates
+    on 181 x 120: the 200 x 120 panel less its other treated units):
+    evallib's fit (estimates, exact test and test-inversion interval) vs a loop of pyfixest fits (the
+    algorithmic comparison) and vs a numpy closed form of the same 199 estimates (the like-for-like floor:
+    with one treated unit and one start date, unit i's placebo estimate is (n d_i - sum d) / (n - 1), d being
+    each unit's post-minus-pre mean; evallib's fit does more: it validates the data and inverts the test).
+Every peer's estimate is checked equal to evallib's (absolute 1e-8) before any time is reported. Each
+comparison runs in interleaved rounds (see _bench.py); a peer that is not installed is said and skipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import sys
-import time
 import warnings
-from pathlib import Path
 
+import _bench  # before numpy: pins every thread pool to one thread
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from evallib.methods.did.twfe import DiD
+from evallib.methods.simulate import simulate_panel
 
-from evallib.methods.did.twfe import DiD  # noqa: E402
-from evallib.methods.simulate import simulate_panel  # noqa: E402
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    out = fn()  # warm-up (imports, JIT, caches)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+TOL = 1e-8
 
 
 def panel(n_units: int, n_periods: int) -> pd.DataFrame:
@@ -54,75 +43,119 @@ def panel(n_units: int, n_periods: int) -> pd.DataFrame:
     return d
 
 
+def twfe(n_units: int, n_periods: int, rounds: int, skip_sm_large: bool) -> dict[str, object]:
+    d = panel(n_units, n_periods)
+    model = DiD("y", "unit", "t", "treated", "post", inference="cluster_cr1")
+    ours = model.fit(d)
+    fns = {"evallib": lambda: model.fit(d)}
+    label = f"\nTWFE + CR1 from a long data frame, {n_units} x {n_periods} (rounds: {rounds})"
+    if _bench.have("pyfixest"):
+        import pyfixest as pf
+
+        def run_pf():
+            return pf.feols("y ~ D | unit + t", data=d, vcov={"CRV1": "unit"})
+
+        fit = run_pf()
+        assert abs(fit.coef()["D"] - ours.estimate) < TOL, "pyfixest estimate differs"
+        assert abs(fit.se()["D"] - ours.headline.std_error) < TOL, "pyfixest SE differs"
+        fns["pyfixest"] = run_pf
+    else:
+        _bench.skip("pyfixest", "pyfixest")
+    if _bench.have("linearmodels"):
+        from linearmodels.panel import PanelOLS
+
+        lm_data = d.set_index(["unit", "t"])
+
+        def run_lm():
+            return PanelOLS(lm_data["y"], lm_data[["D"]], entity_effects=True, time_effects=True).fit(
+                cov_type="clustered", cluster_entity=True
+            )
+
+        assert abs(run_lm().params["D"] - ours.estimate) < TOL, "linearmodels estimate differs"
+        fns["linearmodels"] = run_lm
+    else:
+        _bench.skip("linearmodels", "linearmodels")
+    rec = _bench.report(_bench.interleaved(fns, rounds), "evallib", label)
+    if not (skip_sm_large and n_units > 500):
+        import statsmodels.formula.api as smf
+
+        def run_sm():
+            return smf.ols("y ~ D + C(unit) + C(t)", d).fit(cov_type="cluster", cov_kwds={"groups": d["unit"]})
+
+        assert abs(run_sm().params["D"] - ours.estimate) < TOL, "statsmodels estimate differs"
+        # Seconds to minutes a fit: 3 rounds of its own, each beside an evallib run.
+        sm = _bench.interleaved({"evallib": fns["evallib"], "statsmodels (dummies)": run_sm}, 3, warmup=0)
+        rec["statsmodels"] = _bench.report(sm, "evallib", "  statsmodels, 3 rounds of its own:")
+    return rec
+
+
+def placebo(rounds: int) -> dict[str, object]:
+    d = panel(200, 120)
+    first = d.loc[d["treated"] == 1, "unit"].iloc[0]
+    d = d[(d["treated"] == 0) | (d["unit"] == first)].reset_index(drop=True)  # one treated unit
+    model = DiD("y", "unit", "t", "treated", "post", inference="placebo_in_space")
+    ours = model.fit(d)
+    units = sorted(d["unit"].unique())
+    fake_units = [u for u in units if u not in ours.treated_units]
+    ours_by_unit = dict(zip(units, ours.placebo_estimates, strict=True))
+    want = np.array([ours_by_unit[u] for u in fake_units])
+    order = d.sort_values(["unit", "t"])
+    n, n_t = len(units), d["t"].nunique()
+    post_mask = (order["post"].to_numpy().reshape(n, n_t)[0]).astype(bool)
+    is_fake = np.isin(np.array(units), fake_units)
+
+    def closed_form() -> np.ndarray:
+        # From the long frame's values in (unit, time) order: one reshape, two means, one vector formula.
+        Y = order["y"].to_numpy().reshape(n, n_t)
+        delta = Y[:, post_mask].mean(axis=1) - Y[:, ~post_mask].mean(axis=1)
+        return ((n * delta - delta.sum()) / (n - 1))[is_fake]
+
+    assert np.allclose(closed_form(), want, atol=TOL, rtol=0), "closed form differs"
+    fns = {"evallib": lambda: model.fit(d), "numpy closed form": closed_form}
+    label = (
+        f"\nPlacebo-in-space, {len(fake_units)} re-estimates on {n} x {n_t} (evallib: estimates, exact test and "
+        f"test-inversion interval; closed form: the {len(fake_units)} estimates only"
+    )
+    if _bench.have("pyfixest"):
+        import pyfixest as pf
+
+        def pyfixest_loop() -> list[float]:
+            out = []
+            for u in fake_units:
+                fake = d.assign(D=((d["unit"] == u) & (d["post"] == 1)).astype(int))
+                out.append(float(pf.feols("y ~ D | unit + t", data=fake).coef()["D"]))
+            return out
+
+        assert np.allclose(pyfixest_loop(), want, atol=TOL, rtol=0), "pyfixest loop differs"
+        # The loop takes seconds: 3 rounds, each interleaved with the other two.
+        t = _bench.interleaved({**fns, "pyfixest loop": pyfixest_loop}, min(rounds, 3), warmup=0)
+        label += "; 3 rounds with the pyfixest loop)"
+        rec = _bench.report(t, "evallib", label)
+        for slow, fast in (("pyfixest loop", "numpy closed form"), ("evallib", "numpy closed form")):
+            r = _bench.ratio(t, slow, fast)
+            print(
+                f"  {slow} / {fast}: CPU {r['cpu_median']:.1f}x (rounds {r['cpu_lo']:.1f}-{r['cpu_hi']:.1f}x), "
+                f"wall {r['wall_median']:.1f}x"
+            )
+            rec[f"{slow}/{fast}"] = r
+        return rec
+    _bench.skip("pyfixest", "pyfixest")
+    return _bench.report(_bench.interleaved(fns, rounds), "evallib", label + ")")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--skip-statsmodels-large", action="store_true")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
-    import pyfixest as pf
-    import statsmodels.formula.api as smf
-    from linearmodels.panel import PanelOLS
-
-    print(f"cores: {os.cpu_count()}  numpy {np.__version__}  pyfixest {pf.__version__}")
-    record: dict[str, dict[str, float]] = {}
+    print(_bench.header())
+    record: dict[str, object] = {}
     for n_units, n_periods in ((200, 120), (2000, 120)):
-        d = panel(n_units, n_periods)
-        key = f"{n_units}x{n_periods}"
-        model = DiD("y", "unit", "t", "treated", "post", inference="cluster_cr1")
-        t_ev, ours = timed(lambda d=d, model=model: model.fit(d), args.repeat)
-        times = {"evallib": t_ev}
-        t_pf, pf_fit = timed(lambda d=d: pf.feols("y ~ D | unit + t", data=d, vcov={"CRV1": "unit"}), args.repeat)
-        assert abs(pf_fit.coef()["D"] - ours.estimate) < 1e-8 and abs(pf_fit.se()["D"] - ours.headline.std_error) < 1e-8
-        times["pyfixest"] = t_pf
-        lm_data = d.set_index(["unit", "t"])
-        t_lm, lm_fit = timed(
-            lambda lm_data=lm_data: PanelOLS(lm_data["y"], lm_data[["D"]], entity_effects=True, time_effects=True).fit(
-                cov_type="clustered", cluster_entity=True
-            ),
-            max(1, args.repeat // 2),
-        )
-        assert abs(lm_fit.params["D"] - ours.estimate) < 1e-8
-        times["linearmodels"] = t_lm
-        if not (args.skip_statsmodels_large and n_units > 500):
-            t_sm, sm_fit = timed(
-                lambda d=d: smf.ols("y ~ D + C(unit) + C(t)", d).fit(
-                    cov_type="cluster", cov_kwds={"groups": d["unit"]}
-                ),
-                1,
-            )
-            assert abs(sm_fit.params["D"] - ours.estimate) < 1e-8
-            times["statsmodels"] = t_sm
-        record[f"twfe_cr1_{key}"] = times
-        print(f"\nTWFE + CR1, {key}: evallib {t_ev * 1e3:.1f} ms")
-        for peer, t in times.items():
-            if peer != "evallib":
-                print(f"  {peer:<13} {t * 1e3:10.1f} ms   evallib is {t / t_ev:8.1f}x faster")
-
-    # Placebo-in-space: 199 re-estimates on 200 x 120.
-    d = panel(200, 120)
-    d = d[(d["treated"] == 0) | (d["unit"] == d.loc[d["treated"] == 1, "unit"].iloc[0])]  # one treated unit
-    units = sorted(d["unit"].unique())[:200]
-    d = d[d["unit"].isin(units)]
-    model = DiD("y", "unit", "t", "treated", "post", inference="placebo_in_space")
-    t_ev, ours = timed(lambda: model.fit(d), args.repeat)
-    fake_units = [u for u in units if u not in ours.treated_units][:199]
-
-    def pyfixest_loop() -> list[float]:
-        out = []
-        for u in fake_units:
-            fake = d.assign(D=((d["unit"] == u) & (d["post"] == 1)).astype(int))
-            out.append(float(pf.feols("y ~ D | unit + t", data=fake).coef()["D"]))
-        return out
-
-    t_loop, loop = timed(pyfixest_loop, 1)
-    ours_by_unit = dict(zip(sorted(d["unit"].unique()), ours.placebo_estimates, strict=True))
-    assert np.allclose(loop, [ours_by_unit[u] for u in fake_units], atol=1e-8)
-    record["placebo_199"] = {"evallib": t_ev, "pyfixest_loop": t_loop}
-    print(f"\nPlacebo-in-space, {len(fake_units)} re-estimates on {d['unit'].nunique()} x 120:")
-    print(f"  evallib (all {d['unit'].nunique()} assignments, with test-inversion interval) {t_ev * 1e3:.1f} ms")
-    print(f"  pyfixest loop {t_loop * 1e3:10.1f} ms   evallib is {t_loop / t_ev:8.1f}x faster")
-    out = ROOT / "benchmarks" / "results"
+        record[f"twfe_cr1_{n_units}x{n_periods}"] = twfe(n_units, n_periods, args.rounds, args.skip_statsmodels_large)
+    record["placebo_199"] = placebo(args.rounds)
+    print(f"\n{_bench.pin_threads()}")  # pools loaded by the peers were pinned too
+    out = _bench.ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / "did_peers.json").write_text(json.dumps(record, indent=2))
 
