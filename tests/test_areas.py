@@ -201,7 +201,7 @@ def test_suspect_run_is_found_and_imputed_from_the_usual_share() -> None:
     fixed, notes = impute_suspect(panel, runs)
     imputed = fixed.wide("adm")["C03"].loc["2014-07-01":"2015-03-01"]
     assert np.allclose(imputed, true_c03.loc["2014-07-01":"2015-03-01"], rtol=0.08)
-    assert len(notes) == 1 and "9 month(s) Jul 2014 - Mar 2015 imputed" in notes[0]
+    assert len(notes) == 1 and "9 months Jul 2014 - Mar 2015 imputed" in notes[0]
     untouched = fixed.wide("adm").drop(columns="C03")
     pd.testing.assert_frame_equal(untouched, panel.wide("adm").drop(columns="C03"))
 

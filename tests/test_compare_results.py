@@ -42,8 +42,7 @@ def test_folders_differing_only_in_the_commit_are_identical(tmp_path: Path, caps
     b = _folder(tmp_path, "b", {"V01": new})
     assert compare_results.main([str(a), str(b)]) == 0
     assert (
-        "1 site(s) compared, ignoring provenance.git_commit, provenance.fingerprint: identical"
-        in capsys.readouterr().out
+        "1 site compared, ignoring provenance.git_commit, provenance.fingerprint: identical" in capsys.readouterr().out
     )
 
 

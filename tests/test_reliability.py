@@ -85,7 +85,7 @@ GOOD_CSV = "trust,month,ae_attendances\n" + "".join(
 
 # (name, how to break X99's params (text -> text) or a CLI argument, fragment of the error)
 MATRIX = [
-    ("unknown site on the command line", None, "no params file for site(s) V99"),
+    ("unknown site on the command line", None, "no params file for site V99"),
     ("unknown trust codes", lambda t, p: t.replace('["RTF"]', '["ZZ999"]'), "ZZ999"),
     (
         "start date before the data",

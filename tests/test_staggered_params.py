@@ -78,7 +78,7 @@ def test_bundled_params_files_all_have_one_start() -> None:
 def test_a_treated_unit_without_a_start_is_named() -> None:
     msg = _refused(_mapping(intervention_start={k: v for k, v in STARTS.items() if k != "A03"}))
     assert "(site rollout)" in msg and "field 'intervention_start'" in msg
-    assert "no start for the treated unit(s) A03" in msg
+    assert "no start for the treated unit A03" in msg
     assert "Give every unit of treated_units its first month" in msg
 
 

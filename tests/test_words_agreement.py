@@ -5,6 +5,7 @@ with "(s)"; a site noisier than all its comparators is said to be so, never "noi
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -154,15 +155,23 @@ def test_registry_abbreviations_are_spelled_out_where_they_first_appear() -> Non
     assert text.count("Improvement Analytics Unit") == 1 and text.endswith("IAU again")
 
 
+def _words_in(path: Path) -> str:
+    """The text a file can show a reader: a module's string literals (messages, docstrings), or the whole file."""
+    if path.suffix != ".py":
+        return path.read_text()
+    tree = ast.parse(path.read_text())
+    return "\n".join(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+
+
 def test_no_template_or_sentence_builder_hedges_a_plural_with_parentheses() -> None:
     """ "disagree(s)", "site(s)": a count is known when the words are written, so the words say it (in everything
-    that writes a page: reporting, the site's analysis and its flags, the templates and the notebooks).
+    that writes a page or a message: every module of the package, the tools, the templates and the notebooks).
     """
     lib = ROOT / "evallib"
-    sources = [*(lib / "reporting").rglob("*.py"), *(lib / "evaluation").rglob("*.py")]
+    sources = [*lib.rglob("*.py"), *(ROOT / "tools").glob("*.py")]
     sources += [*(lib / "reporting" / "templates").glob("*.j2"), *(ROOT / "notebooks").glob("*.ipynb")]
-    hedged = re.compile(r"[a-z]\((?:s|es)\)")
-    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in sources for m in hedged.finditer(Path(p).read_text())]
+    hedged = re.compile(r"(?<![\w.])[A-Za-z]+\((?:s|es)\)")  # a word, not code such as is_relative_to(s)
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in sources for m in hedged.finditer(_words_in(Path(p)))]
     assert found == []
 
 

@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = compare(args.old, args.new, tuple(args.ignore))
     print("\n".join(lines) if lines else "")
     ignored = ", ".join(args.ignore) or "nothing"
-    verdict = "identical" if not lines else f"{len(lines)} difference(s)"
-    print(f"{n_sites} site(s) compared, ignoring {ignored}: {verdict}")
+    verdict = (
+        "identical" if not lines else (f"{len(lines)} difference" if len(lines) == 1 else f"{len(lines)} differences")
+    )
+    print((f"{n_sites} site" if n_sites == 1 else f"{n_sites} sites") + f" compared, ignoring {ignored}: {verdict}")
     return 0 if not lines else 1
 
 

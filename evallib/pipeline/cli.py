@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from evallib.errors import EvalLibError
+from evallib.vocabulary import plural
 
 log = logging.getLogger("evallib")
 
@@ -146,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Published {args.outputs / 'site' / 'index.html'}")
             if result.failed:
                 print(
-                    f"{len(result.failed)} site(s) failed; their notebooks with the traceback are in outputs/<site>/failed.ipynb",
+                    (
+                        f"1 site failed; its notebook with the traceback is in outputs/{result.failed[0].site_id}/failed.ipynb"
+                        if len(result.failed) == 1
+                        else f"{len(result.failed)} sites failed; their notebooks with the traceback are in outputs/<site>/failed.ipynb"
+                    ),
                     file=sys.stderr,
                 )
             return result.exit_code
@@ -155,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             from evallib.protocol.params import find_params
 
             jobs = preflight(find_params(args.params_dir, args.sites), root)
-            print(f"{len(jobs)} params file(s) valid")
+            print(f"{plural(len(jobs), 'params file')} valid")
             return 0
         if args.command == "make-params":
             from evallib.protocol.generator import write_params
 
             written = write_params(args.params_dir, overwrite=args.overwrite, update=args.update)
             print(
-                f"wrote {len(written)} params file(s) under {args.params_dir}/ (hand-edited files kept unless --overwrite)"
+                f"wrote {plural(len(written), 'params file')} under {args.params_dir}/ (hand-edited files kept unless --overwrite)"
             )
             return 0
         if args.command == "schema":

@@ -29,7 +29,7 @@ from evallib.protocol.paths import ROOT_ENV
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.registry import known_commissioners, known_trusts
-from evallib.vocabulary import unit_plural
+from evallib.vocabulary import agree, plural, unit_plural
 
 TEMPLATE = Path("notebooks") / "site_evaluation.ipynb"
 PROGRAMME_TEMPLATE = Path("notebooks") / "programme_summary.ipynb"
@@ -189,7 +189,10 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
     """
     valid, problems = check_params(params_files, root)
     if problems:
-        raise ParamsError(f"{len(problems)} params file(s) are invalid; no site was run:\n- " + "\n- ".join(problems))
+        raise ParamsError(
+            f"{plural(len(problems), 'params file')} {agree(len(problems), 'is', 'are')} invalid; no site was run:\n- "
+            + "\n- ".join(problems)
+        )
     data_problems = _check_data([p for _, p in valid], root)
     if data_problems:
         first = next(iter(data_problems.values()))
@@ -244,7 +247,7 @@ def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: 
     if unknown:
         field_name = "treated_units" if spec.data_source == protocol.data_source else "secondary_analyses.treated_units"
         return (
-            f"field '{field_name}' has code(s) {', '.join(unknown)} that are neither in the data nor NHS {kind} "
+            f"field '{field_name}' has {agree(len(unknown), 'code', 'codes')} {', '.join(unknown)} that {agree(len(unknown), 'is', 'are')} neither in the data nor NHS {kind} "
             f"codes. Check the ODS codes of the site's {unit_plural(kind)}."
         )
     if not spec.primary:

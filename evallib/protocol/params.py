@@ -34,6 +34,7 @@ from evallib.protocol.safe_yaml import read_params_file
 from evallib.protocol.staggered import check_staggered, unit_starts_field
 from evallib.protocol.windows import Windows
 from evallib.sources.files import FileSource
+from evallib.vocabulary import agree
 
 SITE_TYPES: tuple[Literal["vanguard", "ICS", "other"], ...] = ("vanguard", "ICS", "other")
 CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
@@ -311,7 +312,7 @@ def find_params(root: Path, site_ids: list[str] | None = None) -> list[Path]:
     unknown = [s for s in site_ids if s.lower() not in by_id]
     if unknown:
         raise ParamsError(
-            f"no params file for site(s) {', '.join(unknown)} under {root.name}/; "
+            f"no params file for {agree(len(unknown), 'site', 'sites')} {', '.join(unknown)} under {root.name}/; "
             "run `evallib make-params` or check the id (e.g. V01, I11)"
         )
     return [by_id[s.lower()] for s in site_ids]

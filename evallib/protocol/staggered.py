@@ -14,6 +14,7 @@ from typing import Any
 
 from evallib.errors import ParamsError
 from evallib.protocol.fields import CODE_PATTERN, field_error, month_field
+from evallib.vocabulary import agree
 
 FIELD = "intervention_start"
 _EXAMPLE = 'e.g. intervention_start: {A01: "2019-04", A02: "2020-01"}'
@@ -70,7 +71,7 @@ def unit_starts_field(
         raise field_error(
             source,
             FIELD,
-            f"has no start for the treated unit(s) {', '.join(missing)}",
+            f"has no start for the treated {agree(len(missing), 'unit', 'units')} {', '.join(missing)}",
             f"Give every unit of treated_units its first month ({_EXAMPLE}).",
         )
     first = min(starts.values())

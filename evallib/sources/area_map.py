@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from evallib.sources.bundled import organisation_names
+from evallib.vocabulary import agree
 
 EVENT_COLUMNS = ["area", "date", "kind", "codes", "outcome", "text"]
 LINK_COLUMNS = ["old_code", "new_code", "effective_date", "source"]
@@ -126,14 +127,16 @@ def resolve(codes: Iterable[str], area_map: AreaMap) -> tuple[tuple[str, ...], t
             areas.extend(found)
             notes.append(
                 f"{label(code, names)} was formed after the window; it is represented by its predecessors' "
-                f"area(s) {', '.join(found)}."
+                f"{agree(len(found), 'area', 'areas')} {', '.join(found)}."
             )
             continue
         fwd = _walk(code, links, code_area, backward=False, after=area_map.start)
         if fwd:
             found = sorted({code_area[c] for c in fwd[0]})
             areas.extend(found)
-            notes.append(f"{label(code, names)} closed before the window; its successor area(s): {', '.join(found)}.")
+            notes.append(
+                f"{label(code, names)} closed before the window; its successor {agree(len(found), 'area', 'areas')}: {', '.join(found)}."
+            )
             continue
         notes.append(
             f"{label(code, names)} has no data in the window and no predecessor or successor that has: left out."

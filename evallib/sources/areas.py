@@ -42,6 +42,7 @@ from evallib.sources.bundled import load_successions, organisation_names
 from evallib.sources.commissioners import join_links
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_FLOOR, BREAK_K, BREAK_Z, level_steps
+from evallib.vocabulary import plural
 
 #: A succession link as read (``LINK_COLUMNS``: old code, new code, effective date, source) and an event
 #: (``EVENT_COLUMNS``: area, date, kind, codes, outcome, text).
@@ -256,7 +257,7 @@ def _combine(
     n_gap = (incomplete & ~np.isnan(summed)).sum(axis=0)
     for j in np.flatnonzero(multi & (n_gap > 0)):
         area = areas[j]
-        text = f"Area {area}, {outcome}: {n_gap[j]} month(s) dropped where one of its codes has no value while the others report."
+        text = f"Area {area}, {outcome}: {plural(int(n_gap[j]), 'month')} dropped where one of its codes has no value while the others report."
         first_gap = periods[np.flatnonzero(incomplete[:, j])[0]]
         events.append((area, first_gap, "gap", " ".join(members[area]), outcome, text))
     summed[incomplete] = np.nan

@@ -27,6 +27,7 @@ import pandas as pd
 from evallib.errors import DataError
 from evallib.sources.panel import Frequency, Panel, validate_panel
 from evallib.sources.text import UNPUBLISHABLE, text_problem
+from evallib.vocabulary import agree, plural
 
 #: The project-level settings file (TOML) at the project root; only ``[data]`` is read here.
 SETTINGS_FILE = "evallib.toml"
@@ -288,10 +289,10 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
     if missing:
         # Column names are the file's first line: name only the roles the params file gave.
         near = [c for c in missing if any(str(h).strip().lower() == c.lower() for h in raw.columns)]
-        hint = f" ({', '.join(near)} differ(s) only in case or spaces)" if near else ""
+        hint = f" ({', '.join(near)} {agree(len(near), 'differs', 'differ')} only in case or spaces)" if near else ""
         raise DataError(
-            f"{source}: missing column(s) {', '.join(missing)} named in data_source{hint}; the file has "
-            f"{len(raw.columns)} column(s). Check its header row against data_source in the params file"
+            f"{source}: missing {agree(len(missing), 'column', 'columns')} {', '.join(missing)} named in data_source{hint}; the file has "
+            f"{plural(len(raw.columns), 'column')}. Check its header row against data_source in the params file"
         )
     check_codes(raw[spec.unit], source, spec.unit, "unit codes")
     if spec.layout == "long":

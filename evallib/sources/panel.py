@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
+from evallib.vocabulary import agree, plural
 
 Frequency = Literal["monthly", "quarterly", "yearly"]
 FREQUENCIES: tuple[Frequency, ...] = ("monthly", "quarterly", "yearly")
@@ -173,7 +174,7 @@ def validate_panel(
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(
-            f"{source}: missing column(s) {', '.join(missing)}; the table has {len(df.columns)} other column(s). "
+            f"{source}: missing {agree(len(missing), 'column', 'columns')} {', '.join(missing)}; the table has {plural(len(df.columns), 'other column')}. "
             "Name the columns' roles in the params file's data_source (unit, period, outcomes)."
         )
     if df.empty:

@@ -52,6 +52,7 @@ import pandas as pd
 from evallib.errors import DataError
 from evallib.sources.bundled import BUNDLED, england_total
 from evallib.sources.panel import PANEL_COLUMNS, Panel
+from evallib.vocabulary import plural
 
 #: A month is suspect below this share of the unit's usual share of England ...
 SUSPECT_LOW = 0.7
@@ -190,7 +191,7 @@ def impute_suspect(
         data.loc[rows, "value"] = np.round(imputed)
         span = f"{run.first:%b %Y}" if run.months == 1 else f"{run.first:%b %Y} - {run.last:%b %Y}"
         notes.append(
-            f"{run.unit}: {run.months} month(s) {span} imputed as the unit's usual share of England "
+            f"{run.unit}: {plural(run.months, 'month')} {span} imputed as the unit's usual share of England "
             f"(centred {window}-month rolling median, about {100 * float(usual.loc[periods, run.unit].mean()):.2f}%) "
             f"times England's total that month; the reported {reported:,.0f} became {imputed.sum():,.0f} "
             f"(reported / usual share {run.ratio:.2f})."

@@ -97,7 +97,9 @@ def prepare_panel(
     cols = [outcome, unit, time, treated, *extra]
     missing = [c for c in cols if c not in data.columns]
     if missing:
-        raise DataError(f"DiD: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}")
+        raise DataError(
+            f"DiD: missing {'column' if len(missing) == 1 else 'columns'} {', '.join(missing)}; data has {', '.join(map(str, data.columns))}"
+        )
     y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(float)
     if np.isnan(y).any():
         raise DataError(f"DiD: outcome column {outcome!r} has missing or non-numeric values; drop those rows first")

@@ -129,7 +129,7 @@ class Design:
         """A design from a periods x units table (columns are units) and the treated units' labels."""
         missing = [u for u in treated if u not in values.columns]
         if missing:
-            raise DataError(f"design: treated unit(s) {missing} not in the data")
+            raise DataError(f"design: treated {'unit' if len(missing) == 1 else 'units'} {missing} not in the data")
         order = sorted(values.columns)
         wide = values.sort_index()[order]
         rank = {u: i for i, u in enumerate(order)}
@@ -206,7 +206,7 @@ class Design:
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise DataError(
-                f"design: missing column(s) {', '.join(missing)}; data has {', '.join(map(str, data.columns))}"
+                f"design: missing {'column' if len(missing) == 1 else 'columns'} {', '.join(missing)}; data has {', '.join(map(str, data.columns))}"
             )
         if data.duplicated([unit, time]).any():
             raise DataError(f"design: more than one row per {unit} and {time}")

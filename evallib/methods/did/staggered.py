@@ -279,7 +279,9 @@ class CallawaySantAnna:
         )
         missing = [c for c in cols if c not in data.columns]
         if missing:
-            raise DataError(f"Callaway-Sant'Anna: missing column(s) {', '.join(missing)}")
+            raise DataError(
+                f"Callaway-Sant'Anna: missing {'column' if len(missing) == 1 else 'columns'} {', '.join(missing)}"
+            )
         if self.control_group not in ("never_treated", "not_yet_treated"):
             raise DataError(f"control_group {self.control_group!r}: use never_treated or not_yet_treated")
         d = data[cols].copy()

@@ -64,7 +64,7 @@ class PermutationTest:
     ``estimate`` and ``placebo`` (assignments x statistics, the real assignment included)
     are treated-minus-comparison differences of the unit values, on the effect's scale.
     For the studentized test ``statistic`` and ``placebo_statistic`` hold the studentized
-    statistics that the p-value ranks; ``is_real`` marks the real assignment(s).
+    statistics that the p-value ranks; ``is_real`` marks the real assignment (and any repeat of it).
     """
 
     estimate: np.ndarray

@@ -60,7 +60,7 @@ def pre_period_noise(values: np.ndarray, post: np.ndarray, units: np.ndarray | N
     if bad.any():
         names = list(units[bad][:5]) if units is not None else list(np.flatnonzero(bad)[:5])
         raise DataError(
-            f"studentized placebo: no pre-period variation in unit(s) {names}; drop them or use placebo_in_space"
+            f"studentized placebo: no pre-period variation in {'unit' if len(names) == 1 else 'units'} {names}; drop them or use placebo_in_space"
         )
     return scale
 
@@ -117,7 +117,7 @@ def pre_period_swing(values: np.ndarray, post: np.ndarray, units: np.ndarray | N
     if bad.any():
         names = list(units[bad][:5]) if units is not None else list(np.flatnonzero(bad)[:5])
         raise DataError(
-            f"studentized placebo: no pre-period variation in unit(s) {names}; drop them or use placebo_in_space"
+            f"studentized placebo: no pre-period variation in {'unit' if len(names) == 1 else 'units'} {names}; drop them or use placebo_in_space"
         )
     return scale
 

@@ -176,7 +176,9 @@ class SyntheticControl:
         cols = [self.outcome, self.unit, self.time, *self.predictors]
         missing = [c for c in cols if c not in data.columns]
         if missing:
-            raise DataError(f"SyntheticControl: missing column(s) {', '.join(missing)}")
+            raise DataError(
+                f"SyntheticControl: missing {'column' if len(missing) == 1 else 'columns'} {', '.join(missing)}"
+            )
         Y = data.pivot(index=self.time, columns=self.unit, values=self.outcome).sort_index()
         if Y.isna().any().any():
             raise DataError("SyntheticControl: the panel must be balanced (every unit in every period)")
