@@ -114,7 +114,7 @@ def test_the_worked_example_answers_with_the_overall_effect_holding_the_truth(ex
     assert ans.conclusion == "decrease" and ans.direction == "hoped for"
     terms = [r.term for r in ev.staggered.rows if r.method != "did_stacked"]  # the stacked DiD: test_stacked_did.py
     assert terms == ["overall", "cohort_2016-04", "cohort_2017-01", "cohort_2017-10", "placebo_in_time_2013-10"]
-    assert [r.n_treated for r in ev.staggered.rows] == [4, 2, 1, 1, 4]
+    assert [r.n_treated for r in ev.staggered.rows if r.method != "did_stacked"] == [4, 2, 1, 1, 4]
     # Before the first start, every start moved back 30 months (the spacing kept): no effect to find.
     fake = ev.staggered.placebo_in_time
     assert fake.method == "did_callaway_santanna_not_yet_treated_placebo_in_time" and fake.p_value > 0.05

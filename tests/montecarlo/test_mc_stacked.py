@@ -53,7 +53,9 @@ def _rows(reps: int, effect: float, seed: int) -> dict[str, list[bool]]:
             res = StackedDiD(n_draws=DRAWS, seed=seed + done + r).fit(design)
             for row in res.rows:
                 out.setdefault(f"{row.term}_reject", []).append(not (row.ci_low <= effect <= row.ci_high))
-                out.setdefault(f"{row.term}_agree", []).append((row.p_value > ALPHA) == (row.ci_low <= 0 <= row.ci_high))
+                out.setdefault(f"{row.term}_agree", []).append(
+                    (row.p_value > ALPHA) == (row.ci_low <= 0 <= row.ci_high)
+                )
     return out
 
 

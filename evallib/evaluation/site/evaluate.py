@@ -77,7 +77,8 @@ class SiteEvaluation:
     @property
     def robustness(self) -> Robustness | None:
         """The robustness checks of the answer: re-fits of the estimator it comes from (the staggered one for a
-        site whose units started at different dates), None when not evaluated."""
+        site whose units started at different dates), None when not evaluated.
+        """
         if self.staggered is not None:
             return self.staggered.robustness
         a = self.primary

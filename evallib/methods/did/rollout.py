@@ -203,7 +203,8 @@ class StaggeredPlacebo:
 
     def point_estimates(self, design: Design) -> np.ndarray:
         """The overall effect then each cohort's with an estimate, for the real assignment only (no placebo test):
-        what the leave-one-out check re-fits, cheaply."""
+        what the leave-one-out check re-fits, cheaply.
+        """
         y, _, cohort_pos, real, sizes = unit_cohorts(design, self.transform)
         weights = _cohort_weights(y, cohort_pos, sizes)
         if not weights:
@@ -211,7 +212,9 @@ class StaggeredPlacebo:
         return _estimates(real[None, :], weights, sizes, len(y))[0]
 
 
-def unit_cohorts(design: Design, transform: Transform) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def unit_cohorts(
+    design: Design, transform: Transform
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The outcome on the analysis scale, each unit's start position (-1: never), the cohorts' start positions,
     each unit's cohort number (1..G; 0 for comparison units) and the cohorts' sizes; raises DataError.
     """

@@ -17,6 +17,7 @@ import numpy as np
 from evallib.errors import DataError
 from evallib.methods.base.arrays import Transform
 from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import (
     OVERALL,
     StaggeredPlaceboResult,
@@ -98,7 +99,9 @@ class StackedDiD:
         if pre < 1 or post < 1:
             raise DataError("stacked design: the event window needs at least one period before and one from the start")
         kept = [
-            g for g in range(1, len(cohort_pos) + 1) if cohort_pos[g - 1] - pre >= 0 and cohort_pos[g - 1] + post <= t_all
+            g
+            for g in range(1, len(cohort_pos) + 1)
+            if cohort_pos[g - 1] - pre >= 0 and cohort_pos[g - 1] + post <= t_all
         ]
         if not kept:
             raise DataError(
@@ -117,7 +120,7 @@ class StackedDiD:
             scale = studentizing_scale(y, assign, int(cohort_pos[0]), np.asarray(design.units), kept)
         n_treated = int(sizes[[g - 1 for g in kept]].sum())
 
-        def row(term: str, k: int, n_tr: int, n_co: int) -> object:
+        def row(term: str, k: int, n_tr: int, n_co: int) -> Estimate:
             return placebo_row(
                 design,
                 term,
@@ -137,8 +140,8 @@ class StackedDiD:
         for k, g in enumerate(kept):
             rows.append(row(cohort_term(design.periods[cohort_pos[g - 1]]), k + 1, int(sizes[g - 1]), clean[g][1]))
         return StackedDiDResult(
-            overall=rows[0],  # type: ignore[arg-type]
-            cohorts=tuple(rows[1:]),  # type: ignore[arg-type]
+            overall=rows[0],
+            cohorts=tuple(rows[1:]),
             cohort_starts=tuple(design.periods[cohort_pos[g - 1]] for g in kept),
             cohort_sizes=tuple(int(sizes[g - 1]) for g in kept),
             placebo=est,
@@ -151,7 +154,8 @@ class StackedDiD:
         cohort_pos: np.ndarray, sizes: np.ndarray, post: int, n: int, kept: list[int]
     ) -> dict[int, tuple[np.ndarray, int]]:
         """Per kept cohort g: the cohort labels whose units are clean comparisons (0 and cohorts starting after
-        g's window) and how many units carry them, the same under every assignment (sizes are kept)."""
+        g's window) and how many units carry them, the same under every assignment (sizes are kept).
+        """
         out: dict[int, tuple[np.ndarray, int]] = {}
         for g in kept:
             ok = [0] + [h for h in range(1, len(cohort_pos) + 1) if cohort_pos[h - 1] >= cohort_pos[g - 1] + post]
