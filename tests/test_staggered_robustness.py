@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evallib.evaluation.site.staggered_robustness import (
+from evallib.evaluation.site.rollout_checks import (
     STAGGERED_CHECKS,
     check_staggered_robustness,
     distinct_assignments,

@@ -79,7 +79,7 @@ class Robustness:
     sensitivity: RelativeMagnitudes | None = None
     checks: tuple[Check, ...] = ()
     estimator: str = "did"
-    #: The estimator in words when it is not a headline estimator (a staggered site's, staggered_robustness.py).
+    #: The estimator in words when it is not a headline estimator (a staggered site's, rollout_checks.py).
     label: str = ""
 
     @property

@@ -21,7 +21,7 @@ from evallib.evaluation.site.answer import Answer, View, conclusion
 from evallib.evaluation.site.coverage import analysis_frame, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, outcome_design
 from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
-from evallib.evaluation.site.staggered_robustness import check_staggered_robustness
+from evallib.evaluation.site.rollout_checks import check_staggered_robustness
 from evallib.evaluation.site.units import area_data
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
@@ -268,7 +268,7 @@ def staggered_answer(st: StaggeredAnalysis, common: OutcomeAnalysis, expected_di
         direction=direction,
         others=tuple(others),
         mde=st.mde,
-        # Judged by re-fits of this estimator itself (staggered_robustness.py), by the common-start sites' rule.
+        # Judged by re-fits of this estimator itself (rollout_checks.py), by the common-start sites' rule.
         verdict=st.robustness.verdict
         if st.robustness is not None
         else ("no clear effect" if main == "no clear effect" else "not confirmed"),

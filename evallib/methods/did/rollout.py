@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["StaggeredPlacebo", "StaggeredPlaceboResult", "placebo_row", "unit_cohorts"]
+__all__ = ["StaggeredPlacebo", "StaggeredPlaceboResult", "placebo_assignments", "placebo_row", "unit_cohorts"]
 
 METHOD = "did_callaway_santanna_not_yet_treated"
 OVERALL = "overall"
@@ -147,7 +147,7 @@ class StaggeredPlacebo:
         for u in np.flatnonzero(pos >= 0):
             treated_cells[u, pos[u] :] = 1.0
         shift = _cohort_weights(treated_cells, cohort_pos, sizes)
-        assign = np.vstack([real, _draws(real, self.n_draws, self.seed)])
+        assign = np.vstack([real, placebo_assignments(real, self.n_draws, self.seed)])
         est = _estimates(assign, weights, sizes, n)  # assignments x (overall, cohorts with an estimate)
         move = _estimates(assign, shift, sizes, n)
         labels = [g for g in range(1, len(cohort_pos) + 1) if g in weights]
@@ -346,7 +346,7 @@ def _estimates(assign: np.ndarray, weights: _Weights, sizes: np.ndarray, n: int)
     return np.column_stack([overall, by_cohort])
 
 
-def _draws(real: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+def placebo_assignments(real: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     """``n_draws`` assignments: the real cohort numbers given to randomly chosen units (sizes kept)."""
     rng = np.random.default_rng(seed)
     labels = real[real > 0]

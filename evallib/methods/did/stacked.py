@@ -21,8 +21,8 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import (
     OVERALL,
     StaggeredPlaceboResult,
-    _draws,
     cohort_term,
+    placebo_assignments,
     placebo_row,
     studentizing_scale,
     unit_cohorts,
@@ -112,7 +112,7 @@ class StackedDiD:
         for u in np.flatnonzero(pos >= 0):
             treated_cells[u, pos[u] :] = 1.0
         clean = self._clean(cohort_pos, sizes, post, n, kept)
-        assign = np.vstack([real, _draws(real, self.n_draws, self.seed)])
+        assign = np.vstack([real, placebo_assignments(real, self.n_draws, self.seed)])
         est = self._estimates(assign, y, cohort_pos, sizes, pre, post, kept, clean)
         move = self._estimates(assign, treated_cells, cohort_pos, sizes, pre, post, kept, clean)
         scale = np.ones_like(est)
