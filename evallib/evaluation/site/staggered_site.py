@@ -103,7 +103,7 @@ class StaggeredAnalysis:
             f"The site's {self.units} started at different dates ({cohorts}). The answer compares each cohort only "
             f"with {self.units} not yet started (Callaway-Sant'Anna); the other estimates assume every one started in "
             f"{pd.Timestamp(first):%b %Y}, so they count later {self.units}' months before their start as follow-up, "
-            "and are shown for contrast only; the robustness checks re-fit one of them."
+            "and are shown for contrast only; the robustness checks re-fit Callaway-Sant'Anna itself."
             + (
                 f" The site is noisier than most {self.units}, so its placebo test scales each estimate by the "
                 "pre-period swing of the units it treats (studentized)."
