@@ -65,6 +65,10 @@ class StaggeredAnalysis:
     robustness: Robustness | None = None
     #: The stacked DiD beside it (one sub-experiment per cohort, clean comparisons; None when it cannot be fitted).
     stacked: StackedDiDResult | None = None
+    #: Periods after each unit's own start left out of its effect (``post_period_start`` after the first start).
+    phase_in: int = 0
+    #: One period in words (``month``), for the phase-in's words.
+    period_word: str = "month"
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
@@ -99,6 +103,12 @@ class StaggeredAnalysis:
             f" The cohort starting {s:%b %Y} has only {plural(n, word)} of follow-up: its effect is imprecise."
             for s, n, word in self.short_cohorts
         )
+        phase = (
+            f" Each {self.units.removesuffix('s')}'s first {plural(self.phase_in, self.period_word)} from its own start are a "
+            "phase-in, left out of its effect (post_period_start)."
+            if self.phase_in
+            else ""
+        )
         return (
             f"The site's {self.units} started at different dates ({cohorts}). The answer compares each cohort only "
             f"with {self.units} not yet started (Callaway-Sant'Anna); the other estimates assume every one started in "
@@ -111,6 +121,7 @@ class StaggeredAnalysis:
                 else ""
             )
             + short
+            + phase
         )
 
 
@@ -139,10 +150,14 @@ def staggered_analysis(
     test of the data before the first start (the common analysis's, whose start is the first start), read by
     the robustness checks; the stacked DiD is fitted beside the answer.
     """
-    values, denom, cov = analysis_frame(protocol, panel, spec)
+    # Every month from the pre-period to the end (a phase-in's months are other cohorts' comparisons).
+    whole = replace(protocol, post_period_start="")
+    values, denom, cov = analysis_frame(whole, panel, spec)
     measure, per = _measure(spec, denom is not None)
-    design = outcome_design(spec.outcome, values, denom, cov, protocol.windows.post_start, measure, per)
+    design = outcome_design(spec.outcome, values, denom, cov, whole.windows.post_start, measure, per)
     w = protocol.windows
+    # post_period_start after the first start: the same phase-in after every unit's own start, in periods.
+    lag = int(((design.periods >= whole.windows.post_start) & (design.periods < w.post_start)).sum())
     areas = area_data(panel, spec.outcome, spec.treated_units, *w.span)
     start_of: dict[str, pd.Timestamp] = {}
     for code, month in protocol.unit_starts:
@@ -167,13 +182,19 @@ def staggered_analysis(
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
         studentized=studentized,
+        phase_in=lag,
     )
     result = estimator.fit(design)
     fake = fake_start_design(design)
     in_time = None
     if fake is not None:
-        row = estimator.fit(fake).overall
-        in_time = replace(row, method=f"{row.method}_placebo_in_time", term=f"placebo_in_time_{fake.start:%Y-%m}")
+        try:
+            row = estimator.fit(fake).overall
+        except FIT_ERRORS:  # a phase-in longer than the fake follow-up: the check is "not run"
+            row = None
+        if row is not None:
+            term = f"placebo_in_time_{fake.start:%Y-%m}"
+            in_time = replace(row, method=f"{row.method}_placebo_in_time", term=term)
     robust = check_staggered_robustness(
         estimator,
         design,
@@ -191,6 +212,7 @@ def staggered_analysis(
             n_draws=estimator.n_draws,
             seed=estimator.seed,
             studentized=studentized,
+            phase_in=lag,
         ).fit(design)
     except FIT_ERRORS:
         stacked = None  # no cohort with a clean comparison over the window: Callaway-Sant'Anna alone
@@ -207,8 +229,10 @@ def staggered_analysis(
         short_cohorts=tuple(
             (s, n, cov.period_word)
             for s in sorted({x for x in starts.values() if x is not None})
-            if (n := int((design.periods >= s).sum())) < protocol.min_post_periods
+            if (n := int((design.periods >= s).sum()) - lag) < protocol.min_post_periods
         ),
+        phase_in=lag,
+        period_word=cov.period_word,
         robustness=robust,
         stacked=stacked,
     )

@@ -106,6 +106,9 @@ class StaggeredPlacebo:
         Rank each assignment's estimate divided by the pre-period swing of the units it treats (root mean square
         of :func:`~evallib.methods.inference.volatility.pre_period_swing` before the first start), the scale the
         studentized DiD divides by: for a site noisier (or quieter) than the units it is ranked among.
+    phase_in : int
+        Periods from each cohort's own start left out of its effect (a phase-in: ATT(g,t) for t >= g +
+        phase_in only); the comparisons are unchanged (units not yet started by t).
 
     Notes
     -----
@@ -135,18 +138,19 @@ class StaggeredPlacebo:
     seed: int = 2015
     alpha: float = 0.05
     studentized: bool = False
+    phase_in: int = 0
 
     def fit(self, design: Design) -> StaggeredPlaceboResult:
         """Every effect of ``design`` (its units' own starts, or one common start) with its placebo test."""
         y, pos, cohort_pos, real, sizes = unit_cohorts(design, self.transform)
         n = len(y)
-        weights = _cohort_weights(y, cohort_pos, sizes)
+        weights = _cohort_weights(y, cohort_pos, sizes, self.phase_in)
         if not weights:
             raise DataError("staggered design: no cohort has a unit left to compare with; add never-treated units")
         treated_cells = np.zeros_like(y)
         for u in np.flatnonzero(pos >= 0):
             treated_cells[u, pos[u] :] = 1.0
-        shift = _cohort_weights(treated_cells, cohort_pos, sizes)
+        shift = _cohort_weights(treated_cells, cohort_pos, sizes, self.phase_in)
         assign = np.vstack([real, placebo_assignments(real, self.n_draws, self.seed)])
         est = _estimates(assign, weights, sizes, n)  # assignments x (overall, cohorts with an estimate)
         move = _estimates(assign, shift, sizes, n)
@@ -206,7 +210,7 @@ class StaggeredPlacebo:
         what the leave-one-out check re-fits, cheaply.
         """
         y, _, cohort_pos, real, sizes = unit_cohorts(design, self.transform)
-        weights = _cohort_weights(y, cohort_pos, sizes)
+        weights = _cohort_weights(y, cohort_pos, sizes, self.phase_in)
         if not weights:
             raise DataError("staggered design: no cohort has a unit left to compare with; add never-treated units")
         return _estimates(real[None, :], weights, sizes, len(y))[0]
@@ -302,33 +306,34 @@ def placebo_row(
 _Weights = dict[int, tuple[np.ndarray, list[tuple[int, np.ndarray]]]]
 
 
-def _cohort_weights(y: np.ndarray, cohort_pos: np.ndarray, sizes: np.ndarray) -> _Weights:
+def _cohort_weights(y: np.ndarray, cohort_pos: np.ndarray, sizes: np.ndarray, phase_in: int = 0) -> _Weights:
     """Each cohort's effect as weights on the units, given only the cohorts' starts and sizes.
 
     Periods from cohort h's start to the next cohort's form segment h; there the not-yet-treated units are
-    those of later cohorts and the never treated, ``n - sizes[:h].sum()`` of them whoever they are.
+    those of later cohorts and the never treated, ``n - sizes[:h].sum()`` of them whoever they are. A cohort's
+    first ``phase_in`` periods from its own start are left out of its effect (its units are still treated then).
     """
     n, t_all = y.shape
     bounds = [*cohort_pos.tolist(), t_all]
     out: _Weights = {}
     for g in range(1, len(cohort_pos) + 1):
         base = y[:, cohort_pos[g - 1] - 1]
+        first = cohort_pos[g - 1] + phase_in
         segments = []
+        treated = np.zeros(n)
         n_periods = 0
         for h in range(g, len(cohort_pos) + 1):
             left = n - int(sizes[:h].sum())
-            cols = slice(bounds[h - 1], bounds[h])
-            width = bounds[h] - bounds[h - 1]
-            if left == 0 or width == 0:
+            lo = max(bounds[h - 1], first)
+            if left == 0 or bounds[h] <= lo:
                 continue
-            segments.append((h, (y[:, cols] - base[:, None]).sum(axis=1) / left))
-            n_periods += width
+            change = (y[:, lo : bounds[h]] - base[:, None]).sum(axis=1)
+            segments.append((h, change / left))
+            treated += change  # the treated side averages the same periods the comparisons cover
+            n_periods += bounds[h] - lo
         if not n_periods:
             continue  # no period with a unit to compare with: no estimate (R did leaves the cohort out too)
-        first, last = cohort_pos[g - 1], cohort_pos[g - 1] + n_periods
-        # The treated side averages the same periods the comparisons cover (segments are contiguous from g).
-        treated = (y[:, first:last] - base[:, None]).sum(axis=1) / (sizes[g - 1] * n_periods)
-        out[g] = (treated, [(h, v / n_periods) for h, v in segments])
+        out[g] = (treated / (sizes[g - 1] * n_periods), [(h, v / n_periods) for h, v in segments])
     return out
 
 

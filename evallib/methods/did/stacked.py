@@ -59,6 +59,9 @@ class StackedDiD:
         whole window in the data is left out of the stack (trimmed).
     n_draws, seed, alpha, studentized
         As :class:`~evallib.methods.did.rollout.StaggeredPlacebo`.
+    phase_in : int
+        Periods from each cohort's start left out (a phase-in): its post window starts ``phase_in`` periods after
+        its start, and clean comparisons must not start before that window ends.
 
     Notes
     -----
@@ -89,19 +92,21 @@ class StackedDiD:
     seed: int = 2015
     alpha: float = 0.05
     studentized: bool = False
+    phase_in: int = 0
 
     def fit(self, design: Design) -> StackedDiDResult:
         """Every cohort's effect in the stack and the overall effect of ``design``, with their placebo tests."""
         y, pos, cohort_pos, real, sizes = unit_cohorts(design, self.transform)
         n, t_all = y.shape
         pre = int(cohort_pos[0]) if self.pre_periods is None else int(self.pre_periods)
-        post = int(t_all - cohort_pos[-1]) if self.post_periods is None else int(self.post_periods)
+        lag = int(self.phase_in)
+        post = int(t_all - cohort_pos[-1] - lag) if self.post_periods is None else int(self.post_periods)
         if pre < 1 or post < 1:
             raise DataError("stacked design: the event window needs at least one period before and one from the start")
         kept = [
             g
             for g in range(1, len(cohort_pos) + 1)
-            if cohort_pos[g - 1] - pre >= 0 and cohort_pos[g - 1] + post <= t_all
+            if cohort_pos[g - 1] - pre >= 0 and cohort_pos[g - 1] + lag + post <= t_all
         ]
         if not kept:
             raise DataError(
@@ -111,10 +116,10 @@ class StackedDiD:
         treated_cells = np.zeros_like(y)
         for u in np.flatnonzero(pos >= 0):
             treated_cells[u, pos[u] :] = 1.0
-        clean = self._clean(cohort_pos, sizes, post, n, kept)
+        clean = self._clean(cohort_pos, sizes, lag + post, n, kept)
         assign = np.vstack([real, placebo_assignments(real, self.n_draws, self.seed)])
-        est = self._estimates(assign, y, cohort_pos, sizes, pre, post, kept, clean)
-        move = self._estimates(assign, treated_cells, cohort_pos, sizes, pre, post, kept, clean)
+        est = self._estimates(assign, y, cohort_pos, sizes, pre, (lag, post), kept, clean)
+        move = self._estimates(assign, treated_cells, cohort_pos, sizes, pre, (lag, post), kept, clean)
         scale = np.ones_like(est)
         if self.studentized:
             scale = studentizing_scale(y, assign, int(cohort_pos[0]), np.asarray(design.units), kept)
@@ -170,15 +175,17 @@ class StackedDiD:
         cohort_pos: np.ndarray,
         sizes: np.ndarray,
         pre: int,
-        post: int,
+        window: tuple[int, int],
         kept: list[int],
         clean: dict[int, tuple[np.ndarray, int]],
     ) -> np.ndarray:
         """Assignments x (overall, each kept cohort): every sub-experiment's 2x2 DiD, as dot products."""
+        lag, post = window
         cols = []
         for g in kept:
             s = int(cohort_pos[g - 1])
-            change = y[:, s : s + post].mean(axis=1) - y[:, s - pre : s].mean(axis=1)  # each unit's window change
+            # Each unit's change: its post window (after the phase-in) against its pre window.
+            change = y[:, s + lag : s + lag + post].mean(axis=1) - y[:, s - pre : s].mean(axis=1)
             labels, count = clean[g]
             treated = (assign == g).astype(float) @ change / sizes[g - 1]
             control = np.isin(assign, labels).astype(float) @ change / count
