@@ -113,3 +113,6 @@ def test_the_worked_example_with_a_phase_in_holds_the_truth(monkeypatch: pytest.
     for row in (ev.staggered.overall, ev.staggered.stacked.overall if ev.staggered.stacked else None):
         assert row is not None and row.ci_low <= TRUE_LOG <= row.ci_high
     assert "Each area's first 3 months from its own start are a phase-in" in ev.flags[0]
+    from evallib.reporting.staggered_section import staggered
+
+    assert "start after a phase-in of 3 months;" in " ".join(staggered(ev).html.split())

@@ -65,6 +65,7 @@ def staggered(ev: SiteEvaluation) -> HTMLBlock:
         else {
             "pre": plural(st.stacked.pre_periods, period),
             "post": plural(st.stacked.post_periods, period),
+            "phase_in": plural(st.stacked.phase_in, period) if st.stacked.phase_in else "",
         },
         table=estimate_table(_rows(ev), period),
         figure=figure_html(fig, "effect of each cohort and overall, with 95% intervals"),

@@ -38,11 +38,12 @@ class StackedDiDResult(StaggeredPlaceboResult):
     """The overall effect (the headline) and one effect per cohort kept in the stack, each with its placebo test.
 
     As :class:`~evallib.methods.did.rollout.StaggeredPlaceboResult`, with the event window: ``pre_periods``
-    before and ``post_periods`` from each cohort's start.
+    before and ``post_periods`` from each cohort's start (after ``phase_in`` periods left out).
     """
 
     pre_periods: int = 0
     post_periods: int = 0
+    phase_in: int = 0
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class StackedDiD:
             placebo=est,
             pre_periods=pre,
             post_periods=post,
+            phase_in=lag,
         )
 
     @staticmethod
