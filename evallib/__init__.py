@@ -34,6 +34,8 @@ _PUBLIC: dict[str, str] = {
     "RateRatioResult": "evallib.methods.did.rate_ratio",
     "CallawaySantAnna": "evallib.methods.did.staggered",
     "CSResult": "evallib.methods.did.staggered",
+    "StackedDiD": "evallib.methods.did.stacked",
+    "StackedDiDResult": "evallib.methods.did.stacked",
     "SegmentedITS": "evallib.methods.its.segmented",
     "ControlledITS": "evallib.methods.its.controlled",
     "ControlledITSResult": "evallib.methods.its.controlled",

@@ -71,6 +71,7 @@ METHOD_LABELS = {
     "did_synthetic": "synthetic difference-in-differences",
     "did_twfe": "difference-in-differences",
     "did_callaway_santanna_not_yet_treated": "Callaway-Sant'Anna (staggered starts)",
+    "did_stacked": "stacked difference-in-differences (staggered starts)",
     "did_poisson_fe": "rate ratio (Poisson)",
     "did_pretrend": "pre-trend difference per year",
     "did_event_study": "event study",

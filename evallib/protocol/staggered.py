@@ -81,18 +81,25 @@ def unit_starts_field(
 
 
 def check_staggered(m: dict[str, Any], source: str, unit_starts: tuple[tuple[str, str], ...], post_end: str) -> None:
-    """What a staggered protocol may not combine: a later common follow-up start, secondary analyses on other
-    units, or a start that leaves a unit no follow-up before ``post_period_end``.
+    """What a staggered protocol may not combine: secondary analyses on other units, a start that leaves a unit
+    no follow-up before ``post_period_end``, or a ``post_period_start`` (a phase-in of the same months after each
+    unit's own start) leaving a unit no follow-up after its phase-in.
     """
     if not unit_starts:
         return
-    if m.get("post_period_start", ""):
-        raise field_error(
-            source,
-            "post_period_start",
-            "is set while treated units have their own starts",
-            "Leave it empty: each unit's follow-up starts at its own start.",
-        )
+    post_start = str(m.get("post_period_start", "") or "")
+    if post_start:  # a phase-in: every unit's follow-up starts as many months after its own start
+        first = min(s for _, s in unit_starts)
+        lag = phase_in_months(first, post_start)  # not negative: the params check puts it after the first start
+        short = [c for c, s in unit_starts if _add_months(s, lag) > post_end]
+        if short:
+            raise field_error(
+                source,
+                "post_period_start",
+                f"gives a phase-in of {lag} months after each unit's start, which leaves {', '.join(short)} no "
+                f"follow-up before post_period_end {post_end}",
+                "Shorten the phase-in (an earlier post_period_start) or end the follow-up later.",
+            )
     if m.get("secondary_analyses"):
         raise field_error(
             source,
@@ -108,6 +115,18 @@ def check_staggered(m: dict[str, Any], source: str, unit_starts: tuple[tuple[str
             f"starts {', '.join(late)} after post_period_end {post_end}, so no follow-up is left",
             "Check the start, or end the follow-up later.",
         )
+
+
+def phase_in_months(first: str, post_start: str) -> int:
+    """Months from the first start to ``post_period_start`` (``YYYY-MM``): each unit's phase-in."""
+    (y0, m0), (y1, m1) = (map(int, first.split("-")[:2]), map(int, post_start.split("-")[:2]))
+    return (y1 - y0) * 12 + m1 - m0
+
+
+def _add_months(month: str, n: int) -> str:
+    y, m = map(int, month.split("-")[:2])
+    y, m = divmod(y * 12 + m - 1 + n, 12)
+    return f"{y:04d}-{m + 1:02d}"
 
 
 def staggered_error(source: str, problem: str, fix: str) -> ParamsError:

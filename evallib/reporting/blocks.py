@@ -110,7 +110,7 @@ def quantity(r: Estimate, period: str = "month") -> str:
         if r.method.endswith(ending):
             base = r.method.removesuffix(ending)
             return f"{METHOD_LABELS.get(base, base.replace('_', ' '))}, {words}"
-    if r.method.startswith("did_callaway_santanna"):
+    if r.method.startswith(("did_callaway_santanna", "did_stacked")):  # staggered rows: the caller words the term
         return r.term
     if r.method.startswith("its"):
         return f"{METHOD_LABELS.get(r.method, r.method)}: {_term(r.term, period)}"

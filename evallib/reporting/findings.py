@@ -102,18 +102,24 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         return HTMLBlock(str(render("summary.html.j2", **ctx)))
     r = ans.row
     c = a.coverage
+    rb = ev.robustness  # re-fits of the answer's own estimator (the staggered one for a roll-out)
     cls, symbol, marker_words = marker(ans.verdict, ans.direction)
+    refits = (
+        "re-fits of the primary estimator with a fake start for every cohort, dropping comparators; the pre-trend test"
+        if ev.staggered is not None
+        else "re-fits of the primary estimator on other comparison sets, with a fake start, dropping comparators; "
+        "the pre-trend test"
+    )
     verdict = {
-        "confirmed": "confirmed: every check that could run (re-fits of the primary estimator on other comparison "
-        "sets, with a fake start, dropping comparators; the pre-trend test) agrees with the primary estimate.",
+        "confirmed": f"confirmed: every check that could run ({refits}) agrees with the primary estimate.",
         "not confirmed": "not confirmed: "
-        + ", ".join(x.name for x in (a.robustness.disagreements if a.robustness else ()))
-        + f" {agree_verb(len(a.robustness.disagreements) if a.robustness else 0, 'disagrees', 'disagree')} with it, so "
+        + ", ".join(x.name for x in (rb.disagreements if rb else ()))
+        + f" {agree_verb(len(rb.disagreements) if rb else 0, 'disagrees', 'disagree')} with it, so "
         "treat it with caution.",
         "no clear effect": "no clear effect to confirm.",
-    }.get(ans.verdict, "not assessed.")
-    if a.robustness is not None and a.robustness.sensitivity_words and ans.verdict in ("confirmed", "not confirmed"):
-        verdict += f" Sensitivity: {a.robustness.sensitivity_words}."
+    }.get(ans.verdict, "no robustness checks ran.")
+    if rb is not None and rb.sensitivity_words and ans.verdict in ("confirmed", "not confirmed"):
+        verdict += f" Sensitivity: {rb.sensitivity_words}."
     ctx.update(
         marker=cls,
         marker_symbol=symbol,
@@ -179,23 +185,19 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
             est, lo, hi = _change_words(v.row, v.row.scale.startswith("percentage_points"))
             said = v.conclusion if v.conclusion == "no clear effect" else article(v.conclusion)
             disagree.append(f"{cap(v.label)} finds {said} ({est}, {lo} to {hi}): {v.why}.")
-        rb = prim.robustness
+        rb = ev.robustness
         if rb is not None and rb.verdict == "confirmed":
-            robust = (
-                f"confirmed: every check of {rb.estimator_label} that could run (other comparison sets, a fake start, "
-                "dropping comparators, the pre-trend test) agrees with it."
+            checks = (
+                "a fake start for every cohort, dropping comparators, the pre-trend test"
+                if ev.staggered is not None
+                else "other comparison sets, a fake start, dropping comparators, the pre-trend test"
             )
+            robust = f"confirmed: every check of {rb.estimator_label} that could run ({checks}) agrees with it."
         elif rb is not None and rb.verdict == "not confirmed":
             names_ = ", ".join(c.name for c in rb.disagreements)
             robust = f"not confirmed: {names_} {agree_verb(len(rb.disagreements), 'disagrees', 'disagree')} with it."
         if robust and rb is not None and rb.sensitivity_words:
             robust += f" Sensitivity: {rb.sensitivity_words}."
-        if robust and rb is not None and ev.staggered is not None:
-            # The checks re-fit a common-start estimator, not the staggered answer: they cannot confirm it.
-            robust = (
-                f"not assessed for the answer ({ans.label}). The checks in the robustness section re-fit "
-                f"{rb.estimator_label} with one common start, shown for contrast; for it they say: {robust}"
-            )
     secondary = [_secondary(a) for a in ev.analyses if a is not prim]
     html = render("findings.html.j2", agree=agree, disagree=disagree, robustness=robust, secondary=secondary)
     return HTMLBlock(str(html))

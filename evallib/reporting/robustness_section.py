@@ -5,6 +5,7 @@ trend violations, matched comparators, synthetic control weights and pre-period 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, SupportsFloat
 
 from evallib.evaluation.site.evaluate import SiteEvaluation
@@ -22,15 +23,18 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
     if not ev.evaluable:
         return HTMLBlock("")
     a = ev.primary
-    rb = a.robustness if a is not None else None
+    rb = ev.robustness  # re-fits of the answer's estimator (the staggered one for a roll-out)
     if rb is None or a is None:
         return block(paragraph("No robustness checks were run for this outcome."))
-    rows = [(a.label, rb.main, a.is_proportion)] + [(a.label, r, a.is_proportion) for r in rb.rows]
+    main = rb.main
+    if ev.staggered is not None:  # its rows' terms do not name the estimator: the table must
+        main = replace(main, term=f"{rb.estimator_label}: overall effect")
+    rows = [(a.label, main, a.is_proportion)] + [(a.label, r, a.is_proportion) for r in rb.rows]
     unit = a.coverage.unit_kind
     ctx: dict[str, Any] = {
         "estimator": rb.estimator_label,
-        # A staggered site's answer is not what these checks re-fit (they assume one common start).
-        "staggered_answer": ev.answer.label if ev.staggered is not None and ev.answer is not None else "",
+        # A roll-out's checks: a fake start for every cohort, leave one out and the pre-trend test only.
+        "staggered": ev.staggered is not None,
         "points": a.is_proportion,
         "units": a.coverage.units,
         "unit": unit,

@@ -11,6 +11,7 @@ import pandas as pd
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, estimate_table, figure_html, render
+from evallib.vocabulary import plural
 
 TITLE = "Staggered starts"
 
@@ -19,14 +20,22 @@ def _rows(ev: SiteEvaluation) -> list[tuple[str, Estimate, bool]]:
     st = ev.staggered
     assert st is not None  # only called for a staggered site
     members = {f"cohort_{s:%Y-%m}": (s, units) for s, units in st.cohort_members()}
-    out = [(cap(st.label), replace(st.overall, term=f"all {st.units}, cohorts weighted by size"), st.is_proportion)]
-    for r in st.result.cohorts:
-        start, units = members[r.term]
-        out.append(
-            (cap(st.label), replace(r, term=f"cohort starting {start:%b %Y} ({', '.join(units)})"), st.is_proportion)
-        )
+    out = []
+
+    def add(name: str, rows: tuple[Estimate, ...]) -> None:
+        for r in rows:  # the overall effect, then each cohort's
+            if r.term == "overall":
+                words = f"all {st.units}, cohorts weighted by size"
+            else:
+                start, units = members[r.term]
+                words = f"cohort starting {start:%b %Y} ({', '.join(units)})"
+            out.append((cap(st.label), replace(r, term=f"{name}: {words}"), st.is_proportion))
+
+    add("Callaway-Sant'Anna", st.result.rows)
     if st.placebo_in_time is not None:
         out.append((cap(st.label), st.placebo_in_time, st.is_proportion))
+    if st.stacked is not None:  # the second estimator built for staggered starts
+        add("stacked DiD", st.stacked.rows)
     return out
 
 
@@ -51,6 +60,13 @@ def staggered(ev: SiteEvaluation) -> HTMLBlock:
         studentized=st.studentized,
         fake_start=None if st.placebo_in_time is None else _fake_start(st.placebo_in_time.term),
         draws=f"{len(st.result.placebo) - 1:,}",
+        stacked=None
+        if st.stacked is None
+        else {
+            "pre": plural(st.stacked.pre_periods, period),
+            "post": plural(st.stacked.post_periods, period),
+            "phase_in": plural(st.stacked.phase_in, period) if st.stacked.phase_in else "",
+        },
         table=estimate_table(_rows(ev), period),
         figure=figure_html(fig, "effect of each cohort and overall, with 95% intervals"),
     )

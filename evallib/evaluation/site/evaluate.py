@@ -20,6 +20,7 @@ from evallib.errors import NotEvaluable
 from evallib.evaluation.site.answer import Answer, site_answer
 from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, load_source, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, analyse_outcome
+from evallib.evaluation.site.robustness import Robustness
 from evallib.evaluation.site.staggered_site import StaggeredAnalysis, staggered_analysis, staggered_answer
 from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
@@ -72,6 +73,16 @@ class SiteEvaluation:
         if a is not None and self.staggered is not None:  # the staggered estimate answers; the rest contrast
             return staggered_answer(self.staggered, a, self.protocol.expected_direction)
         return None if a is None else site_answer(a, self.protocol.expected_direction)
+
+    @property
+    def robustness(self) -> Robustness | None:
+        """The robustness checks of the answer: re-fits of the estimator it comes from (the staggered one for a
+        site whose units started at different dates), None when not evaluated.
+        """
+        if self.staggered is not None:
+            return self.staggered.robustness
+        a = self.primary
+        return None if a is None else a.robustness
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
@@ -158,7 +169,7 @@ class SiteEvaluation:
             "breaks": [b.to_json_dict() for a in self.analyses for b in a.coverage.breaks],
             "answer": None if self.answer is None else self.answer.to_json_dict(),
             "results": [r.as_dict() for r in self.rows],
-            "robustness": None if prim is None or prim.robustness is None else prim.robustness.to_json_dict(),
+            "robustness": None if self.robustness is None else self.robustness.to_json_dict(),
             "growth": None if prim is None else _growth(prim),
             "result_columns": list(TIDY_COLUMNS),
         }
@@ -324,7 +335,9 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
             )
         analyses = [analyse_outcome(protocol, data_for(primary), primary)]
         staggered = (  # a volatile site's placebo test is studentized, as its common analysis is
-            staggered_analysis(protocol, data_for(primary), primary, studentized=analyses[0].volatile)
+            staggered_analysis(
+                protocol, data_for(primary), primary, studentized=analyses[0].volatile, pretrend=analyses[0].pretrend
+            )
             if protocol.staggered
             else None
         )

@@ -79,11 +79,13 @@ class Robustness:
     sensitivity: RelativeMagnitudes | None = None
     checks: tuple[Check, ...] = ()
     estimator: str = "did"
+    #: The estimator in words when it is not a headline estimator (a staggered site's, rollout_checks.py).
+    label: str = ""
 
     @property
     def estimator_label(self) -> str:
         """The estimator every check re-fits, in words."""
-        return ESTIMATOR_LABELS.get(self.estimator, self.estimator)
+        return self.label or ESTIMATOR_LABELS.get(self.estimator, self.estimator)
 
     @property
     def effect(self) -> bool:

@@ -20,10 +20,13 @@ from evallib.errors import NotEvaluable
 from evallib.evaluation.site.answer import Answer, View, conclusion
 from evallib.evaluation.site.coverage import analysis_frame, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, outcome_design
+from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
+from evallib.evaluation.site.rollout_checks import check_staggered_robustness
 from evallib.evaluation.site.units import area_data
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
+from evallib.methods.did.stacked import StackedDiD, StackedDiDResult
 from evallib.methods.inference.power import placebo_mde
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.sources.bundled import RATE_OUTCOMES
@@ -54,15 +57,27 @@ class StaggeredAnalysis:
     #: The same estimator on the data before the first start, every start moved back by one shift (None: too
     #: few periods before the first start for it).
     placebo_in_time: Estimate | None = None
-    #: The placebo test ranks estimates scaled by pre-period noise (a volatile site).
+    #: The placebo test ranks estimates scaled by pre-period swing (a volatile site).
     studentized: bool = False
     #: Cohorts whose follow-up is shorter than the protocol's ``min_post_periods``: (start, periods, word).
     short_cohorts: tuple[tuple[pd.Timestamp, int, str], ...] = ()
+    #: The answer's robustness checks: re-fits of the Callaway-Sant'Anna estimator itself (None: not run).
+    robustness: Robustness | None = None
+    #: The stacked DiD beside it (one sub-experiment per cohort, clean comparisons; None when it cannot be fitted).
+    stacked: StackedDiDResult | None = None
+    #: Periods after each unit's own start left out of its effect (``post_period_start`` after the first start).
+    phase_in: int = 0
+    #: One period in words (``month``), for the phase-in's words.
+    period_word: str = "month"
 
     @property
     def rows(self) -> tuple[Estimate, ...]:
-        """The overall effect, each cohort's, then the placebo in time when it ran (tidy rows)."""
-        return self.result.rows + (() if self.placebo_in_time is None else (self.placebo_in_time,))
+        """The overall effect, each cohort's, the placebo in time when it ran, then the stacked DiD's (tidy rows)."""
+        return (
+            self.result.rows
+            + (() if self.placebo_in_time is None else (self.placebo_in_time,))
+            + (() if self.stacked is None else self.stacked.rows)
+        )
 
     @property
     def overall(self) -> Estimate:
@@ -88,18 +103,25 @@ class StaggeredAnalysis:
             f" The cohort starting {s:%b %Y} has only {plural(n, word)} of follow-up: its effect is imprecise."
             for s, n, word in self.short_cohorts
         )
+        phase = (
+            f" Each {self.units.removesuffix('s')}'s first {plural(self.phase_in, self.period_word)} from its own start are a "
+            "phase-in, left out of its effect (post_period_start)."
+            if self.phase_in
+            else ""
+        )
         return (
             f"The site's {self.units} started at different dates ({cohorts}). The answer compares each cohort only "
             f"with {self.units} not yet started (Callaway-Sant'Anna); the other estimates assume every one started in "
             f"{pd.Timestamp(first):%b %Y}, so they count later {self.units}' months before their start as follow-up, "
-            "and are shown for contrast only; the robustness checks re-fit one of them."
+            "and are shown for contrast only; the robustness checks re-fit Callaway-Sant'Anna itself."
             + (
                 f" The site is noisier than most {self.units}, so its placebo test scales each estimate by the "
-                "pre-period noise of the units it treats (studentized)."
+                "pre-period swing of the units it treats (studentized)."
                 if self.studentized
                 else ""
             )
             + short
+            + phase
         )
 
 
@@ -115,16 +137,27 @@ def _measure(spec: AnalysisSpec, has_denominator: bool) -> tuple[str, int]:
 
 
 def staggered_analysis(
-    protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec, *, studentized: bool = False
+    protocol: SiteProtocol,
+    panel: Panel,
+    spec: AnalysisSpec,
+    *,
+    studentized: bool = False,
+    pretrend: Estimate | None = None,
 ) -> StaggeredAnalysis:
     """Callaway-Sant'Anna of the site's primary outcome (``panel``: its data) with each unit's own start;
     raises NotEvaluable. ``studentized`` for a volatile site (the common analysis's rule): the placebo test
-    then ranks each assignment's estimate scaled by its units' pre-period noise.
+    then ranks each assignment's estimate scaled by its units' pre-period swing. ``pretrend`` is the pre-trend
+    test of the data before the first start (the common analysis's, whose start is the first start), read by
+    the robustness checks; the stacked DiD is fitted beside the answer.
     """
-    values, denom, cov = analysis_frame(protocol, panel, spec)
+    # Every month from the pre-period to the end (a phase-in's months are other cohorts' comparisons).
+    whole = replace(protocol, post_period_start="")
+    values, denom, cov = analysis_frame(whole, panel, spec)
     measure, per = _measure(spec, denom is not None)
-    design = outcome_design(spec.outcome, values, denom, cov, protocol.windows.post_start, measure, per)
+    design = outcome_design(spec.outcome, values, denom, cov, whole.windows.post_start, measure, per)
     w = protocol.windows
+    # post_period_start after the first start: the same phase-in after every unit's own start, in periods.
+    lag = int(((design.periods >= whole.windows.post_start) & (design.periods < w.post_start)).sum())
     areas = area_data(panel, spec.outcome, spec.treated_units, *w.span)
     start_of: dict[str, pd.Timestamp] = {}
     for code, month in protocol.unit_starts:
@@ -149,13 +182,40 @@ def staggered_analysis(
         n_draws=protocol.n_placebo_draws,
         seed=protocol.seed,
         studentized=studentized,
+        phase_in=lag,
     )
     result = estimator.fit(design)
     fake = fake_start_design(design)
     in_time = None
     if fake is not None:
-        row = estimator.fit(fake).overall
-        in_time = replace(row, method=f"{row.method}_placebo_in_time", term=f"placebo_in_time_{fake.start:%Y-%m}")
+        try:
+            row = estimator.fit(fake).overall
+        except FIT_ERRORS:  # a phase-in longer than the fake follow-up: the check is "not run"
+            row = None
+        if row is not None:
+            term = f"placebo_in_time_{fake.start:%Y-%m}"
+            in_time = replace(row, method=f"{row.method}_placebo_in_time", term=term)
+    robust = check_staggered_robustness(
+        estimator,
+        design,
+        result,
+        placebo_in_time=in_time,
+        pretrend=pretrend,
+        estimator_name=ESTIMATOR,
+        estimator_label=LABEL,
+        is_proportion=is_prop,
+    )
+    stacked = None
+    try:
+        stacked = StackedDiD(
+            transform=estimator.transform,
+            n_draws=estimator.n_draws,
+            seed=estimator.seed,
+            studentized=studentized,
+            phase_in=lag,
+        ).fit(design)
+    except FIT_ERRORS:
+        stacked = None  # no cohort with a clean comparison over the window: Callaway-Sant'Anna alone
     return StaggeredAnalysis(
         outcome=spec.outcome,
         label=outcome_label(spec.outcome),
@@ -169,8 +229,12 @@ def staggered_analysis(
         short_cohorts=tuple(
             (s, n, cov.period_word)
             for s in sorted({x for x in starts.values() if x is not None})
-            if (n := int((design.periods >= s).sum())) < protocol.min_post_periods
+            if (n := int((design.periods >= s).sum()) - lag) < protocol.min_post_periods
         ),
+        phase_in=lag,
+        period_word=cov.period_word,
+        robustness=robust,
+        stacked=stacked,
     )
 
 
@@ -228,8 +292,10 @@ def staggered_answer(st: StaggeredAnalysis, common: OutcomeAnalysis, expected_di
         direction=direction,
         others=tuple(others),
         mde=st.mde,
-        # The robustness checks re-fit a common-start estimator: they do not judge this estimate.
-        verdict="no clear effect" if main == "no clear effect" else "not assessed",
+        # Judged by re-fits of this estimator itself (rollout_checks.py), by the common-start sites' rule.
+        verdict=st.robustness.verdict
+        if st.robustness is not None
+        else ("no clear effect" if main == "no clear effect" else "not confirmed"),
     )
 
 

@@ -9,6 +9,7 @@ Method names (``method``):
     ``did_pretrend``               difference in linear pre-period trends, treated vs comparison
     ``did_event_study``            effects by event time; ``did_event_study_pretrend`` its joint lead test
     ``did_callaway_santanna_*``    staggered adoption (``never_treated`` / ``not_yet_treated`` controls)
+    ``did_stacked``                staggered adoption: one sub-experiment per cohort with clean comparisons, stacked
     ``its_segmented``              segmented regression on the site's own series (OLS)
     ``its_gls_ar1``                the same by GLS with AR(1) errors (REML); ``*_gls_ar1`` for a controlled one
     ``its_controlled_*``           the same against a comparison series (difference or two-group)

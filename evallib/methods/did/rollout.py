@@ -21,13 +21,13 @@ from evallib.methods.base.arrays import Transform
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import PlaceboCount
-from evallib.methods.inference.volatility import pre_period_noise
+from evallib.methods.inference.volatility import pre_period_swing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["StaggeredPlacebo", "StaggeredPlaceboResult"]
+__all__ = ["StaggeredPlacebo", "StaggeredPlaceboResult", "placebo_assignments", "placebo_row", "unit_cohorts"]
 
 METHOD = "did_callaway_santanna_not_yet_treated"
 OVERALL = "overall"
@@ -103,9 +103,12 @@ class StaggeredPlacebo:
     alpha : float
         Level of the tests; intervals are ``1 - alpha``.
     studentized : bool
-        Rank each assignment's estimate divided by the pre-period noise of the units it treats (root mean square
-        of :func:`~evallib.methods.inference.volatility.pre_period_noise` before the first start), as the
-        studentized DiD does: for a site noisier (or quieter) than the units it is ranked among.
+        Rank each assignment's estimate divided by the pre-period swing of the units it treats (root mean square
+        of :func:`~evallib.methods.inference.volatility.pre_period_swing` before the first start), the scale the
+        studentized DiD divides by: for a site noisier (or quieter) than the units it is ranked among.
+    phase_in : int
+        Periods from each cohort's own start left out of its effect (a phase-in: ATT(g,t) for t >= g +
+        phase_in only); the comparisons are unchanged (units not yet started by t).
 
     Notes
     -----
@@ -135,43 +138,26 @@ class StaggeredPlacebo:
     seed: int = 2015
     alpha: float = 0.05
     studentized: bool = False
+    phase_in: int = 0
 
     def fit(self, design: Design) -> StaggeredPlaceboResult:
         """Every effect of ``design`` (its units' own starts, or one common start) with its placebo test."""
-        y = np.asarray(design.values, float)
-        if self.transform == "log":
-            if (y <= 0).any():
-                raise DataError(f"{design.outcome or 'outcome'}: a log scale needs positive values in every period")
-            y = np.log(y)
-        starts = design.unit_starts or tuple(design.start if t else None for t in design.treated)
-        position = {p: i for i, p in enumerate(design.periods)}
-        pos = np.array([-1 if s is None else position.get(s, -2) for s in starts])
-        if (pos == -2).any():
-            raise DataError("staggered design: every start must be a period of the data")
-        if ((pos >= 0) & (pos < 1)).any():
-            raise DataError("staggered design: a unit starts in the first period, so it has no period before it")
-        cohort_pos = np.array(sorted(set(pos[pos >= 0])))
-        real = np.searchsorted(cohort_pos, pos) + 1  # cohort number 1..G of each unit, 0 for comparison units
-        real[pos < 0] = 0
-        sizes = np.array([(real == g).sum() for g in range(1, len(cohort_pos) + 1)])
+        y, pos, cohort_pos, real, sizes = unit_cohorts(design, self.transform)
         n = len(y)
-        weights = _cohort_weights(y, cohort_pos, sizes)
+        weights = _cohort_weights(y, cohort_pos, sizes, self.phase_in)
         if not weights:
             raise DataError("staggered design: no cohort has a unit left to compare with; add never-treated units")
         treated_cells = np.zeros_like(y)
         for u in np.flatnonzero(pos >= 0):
             treated_cells[u, pos[u] :] = 1.0
-        shift = _cohort_weights(treated_cells, cohort_pos, sizes)
-        assign = np.vstack([real, _draws(real, self.n_draws, self.seed)])
+        shift = _cohort_weights(treated_cells, cohort_pos, sizes, self.phase_in)
+        assign = np.vstack([real, placebo_assignments(real, self.n_draws, self.seed)])
         est = _estimates(assign, weights, sizes, n)  # assignments x (overall, cohorts with an estimate)
         move = _estimates(assign, shift, sizes, n)
         labels = [g for g in range(1, len(cohort_pos) + 1) if g in weights]
         scale = np.ones((len(assign), len(labels) + 1))
-        if self.studentized:  # each assignment's treated units' pre-period noise (root mean square)
-            post = np.arange(y.shape[1]) >= cohort_pos[0]
-            noise2 = pre_period_noise(y, post, np.asarray(design.units)) ** 2
-            for k, members in enumerate([assign > 0, *[assign == g for g in labels]]):
-                scale[:, k] = np.sqrt(members.astype(float) @ noise2 / members.sum(axis=1))
+        if self.studentized:
+            scale = studentizing_scale(y, assign, cohort_pos[0], np.asarray(design.units), labels)
         rows = [
             self._row(design, OVERALL, est[:, 0], move[:, 0], scale[:, 0], int(sizes.sum()), n - int(sizes.sum())),
             *(
@@ -205,31 +191,114 @@ class StaggeredPlacebo:
         n_treated: int,
         n_control: int,
     ) -> Estimate:
-        obs = float(est[0])
-        tie = 1e-12 * (1 + abs(obs))
-        real = (np.abs(move - move[0]) <= 1e-12) & (np.abs(est - obs) <= tie) & (np.abs(scale - scale[0]) <= 1e-12)
-        real[0] = True
-        # Statistics est / scale move with the effect tau as (est - tau move) / scale: still linear in tau.
-        s = scale / scale[0]
-        count = PlaceboCount(
-            est[~real] / s[~real], move[~real] / s[~real], obs, c_obs=float(move[0]), n_real=int(real.sum())
-        )
-        lo, hi = count.interval(self.alpha)
-        units = "log" if self.transform == "log" else "percentage_points" if design.measure == "proportion" else "level"
-        return Estimate(
-            outcome=design.outcome,
-            term=term,
-            estimate=obs,
-            std_error=float(np.std(est[1:], ddof=1)) if len(est) > 2 else float("nan"),
-            ci_low=lo,
-            ci_high=hi,
-            p_value=count.p_value(0.0),
+        return placebo_row(
+            design,
+            term,
+            est,
+            move,
+            scale,
+            n_treated,
+            n_control,
             method=METHOD,
-            inference="placebo_studentized" if self.studentized else "placebo_in_space",
-            scale=units,
-            n_treated=n_treated,
-            n_control=n_control,
+            transform=self.transform,
+            alpha=self.alpha,
+            studentized=self.studentized,
         )
+
+    def point_estimates(self, design: Design) -> np.ndarray:
+        """The overall effect then each cohort's with an estimate, for the real assignment only (no placebo test):
+        what the leave-one-out check re-fits, cheaply.
+        """
+        y, _, cohort_pos, real, sizes = unit_cohorts(design, self.transform)
+        weights = _cohort_weights(y, cohort_pos, sizes, self.phase_in)
+        if not weights:
+            raise DataError("staggered design: no cohort has a unit left to compare with; add never-treated units")
+        return _estimates(real[None, :], weights, sizes, len(y))[0]
+
+
+def unit_cohorts(
+    design: Design, transform: Transform
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The outcome on the analysis scale, each unit's start position (-1: never), the cohorts' start positions,
+    each unit's cohort number (1..G; 0 for comparison units) and the cohorts' sizes; raises DataError.
+    """
+    y = np.asarray(design.values, float)
+    if transform == "log":
+        if (y <= 0).any():
+            raise DataError(f"{design.outcome or 'outcome'}: a log scale needs positive values in every period")
+        y = np.log(y)
+    starts = design.unit_starts or tuple(design.start if t else None for t in design.treated)
+    position = {p: i for i, p in enumerate(design.periods)}
+    pos = np.array([-1 if s is None else position.get(s, -2) for s in starts])
+    if (pos == -2).any():
+        raise DataError("staggered design: every start must be a period of the data")
+    if ((pos >= 0) & (pos < 1)).any():
+        raise DataError("staggered design: a unit starts in the first period, so it has no period before it")
+    cohort_pos = np.array(sorted(set(pos[pos >= 0])))
+    real = np.searchsorted(cohort_pos, pos) + 1  # cohort number 1..G of each unit, 0 for comparison units
+    real[pos < 0] = 0
+    sizes = np.array([(real == g).sum() for g in range(1, len(cohort_pos) + 1)])
+    return y, pos, cohort_pos, real, sizes
+
+
+def studentizing_scale(
+    y: np.ndarray, assign: np.ndarray, first: int, units: np.ndarray, labels: list[int]
+) -> np.ndarray:
+    """Assignments x (overall, each cohort in ``labels``): the root mean square pre-period swing of the units
+    each assignment treats (:func:`~evallib.methods.inference.volatility.pre_period_swing`, the studentized DiD's
+    scale), from the periods before the first start ``first`` only, so it does not move with the effect.
+    """
+    post = np.arange(y.shape[1]) >= first
+    swing2 = pre_period_swing(y, post, units) ** 2
+    scale = np.ones((len(assign), len(labels) + 1))
+    for k, members in enumerate([assign > 0, *[assign == g for g in labels]]):
+        scale[:, k] = np.sqrt(members.astype(float) @ swing2 / members.sum(axis=1))
+    return scale
+
+
+def placebo_row(
+    design: Design,
+    term: str,
+    est: np.ndarray,
+    move: np.ndarray,
+    scale: np.ndarray,
+    n_treated: int,
+    n_control: int,
+    *,
+    method: str,
+    transform: Transform,
+    alpha: float,
+    studentized: bool,
+) -> Estimate:
+    """One tidy row from an estimate under every assignment (the real one first): its placebo p-value and the
+    interval inverting the same test. ``move`` is how each assignment's estimate moves with a constant effect in
+    the real treated units' follow-up; ``scale`` each assignment's studentizing scale (ones when plain).
+    """
+    obs = float(est[0])
+    tie = 1e-12 * (1 + abs(obs))
+    real = (np.abs(move - move[0]) <= 1e-12) & (np.abs(est - obs) <= tie) & (np.abs(scale - scale[0]) <= 1e-12)
+    real[0] = True
+    # Statistics est / scale move with the effect tau as (est - tau move) / scale: still linear in tau.
+    s = scale / scale[0]
+    count = PlaceboCount(
+        est[~real] / s[~real], move[~real] / s[~real], obs, c_obs=float(move[0]), n_real=int(real.sum())
+    )
+    lo, hi = count.interval(alpha)
+    units = "log" if transform == "log" else "percentage_points" if design.measure == "proportion" else "level"
+    return Estimate(
+        outcome=design.outcome,
+        term=term,
+        estimate=obs,
+        std_error=float(np.std(est[1:], ddof=1)) if len(est) > 2 else float("nan"),
+        ci_low=lo,
+        ci_high=hi,
+        p_value=count.p_value(0.0),
+        method=method,
+        inference="placebo_studentized" if studentized else "placebo_in_space",
+        scale=units,
+        n_treated=n_treated,
+        n_control=n_control,
+    )
 
 
 #: Per cohort g (1..G): (treated vector, [(segment h, control vector)]) such that the cohort's effect under an
@@ -237,33 +306,34 @@ class StaggeredPlacebo:
 _Weights = dict[int, tuple[np.ndarray, list[tuple[int, np.ndarray]]]]
 
 
-def _cohort_weights(y: np.ndarray, cohort_pos: np.ndarray, sizes: np.ndarray) -> _Weights:
+def _cohort_weights(y: np.ndarray, cohort_pos: np.ndarray, sizes: np.ndarray, phase_in: int = 0) -> _Weights:
     """Each cohort's effect as weights on the units, given only the cohorts' starts and sizes.
 
     Periods from cohort h's start to the next cohort's form segment h; there the not-yet-treated units are
-    those of later cohorts and the never treated, ``n - sizes[:h].sum()`` of them whoever they are.
+    those of later cohorts and the never treated, ``n - sizes[:h].sum()`` of them whoever they are. A cohort's
+    first ``phase_in`` periods from its own start are left out of its effect (its units are still treated then).
     """
     n, t_all = y.shape
     bounds = [*cohort_pos.tolist(), t_all]
     out: _Weights = {}
     for g in range(1, len(cohort_pos) + 1):
         base = y[:, cohort_pos[g - 1] - 1]
+        first = cohort_pos[g - 1] + phase_in
         segments = []
+        treated = np.zeros(n)
         n_periods = 0
         for h in range(g, len(cohort_pos) + 1):
             left = n - int(sizes[:h].sum())
-            cols = slice(bounds[h - 1], bounds[h])
-            width = bounds[h] - bounds[h - 1]
-            if left == 0 or width == 0:
+            lo = max(bounds[h - 1], first)
+            if left == 0 or bounds[h] <= lo:
                 continue
-            segments.append((h, (y[:, cols] - base[:, None]).sum(axis=1) / left))
-            n_periods += width
+            change = (y[:, lo : bounds[h]] - base[:, None]).sum(axis=1)
+            segments.append((h, change / left))
+            treated += change  # the treated side averages the same periods the comparisons cover
+            n_periods += bounds[h] - lo
         if not n_periods:
             continue  # no period with a unit to compare with: no estimate (R did leaves the cohort out too)
-        first, last = cohort_pos[g - 1], cohort_pos[g - 1] + n_periods
-        # The treated side averages the same periods the comparisons cover (segments are contiguous from g).
-        treated = (y[:, first:last] - base[:, None]).sum(axis=1) / (sizes[g - 1] * n_periods)
-        out[g] = (treated, [(h, v / n_periods) for h, v in segments])
+        out[g] = (treated / (sizes[g - 1] * n_periods), [(h, v / n_periods) for h, v in segments])
     return out
 
 
@@ -281,7 +351,7 @@ def _estimates(assign: np.ndarray, weights: _Weights, sizes: np.ndarray, n: int)
     return np.column_stack([overall, by_cohort])
 
 
-def _draws(real: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+def placebo_assignments(real: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     """``n_draws`` assignments: the real cohort numbers given to randomly chosen units (sizes kept)."""
     rng = np.random.default_rng(seed)
     labels = real[real > 0]

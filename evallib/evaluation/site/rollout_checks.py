@@ -1,0 +1,103 @@
+"""Robustness checks of a staggered site's answer: each a re-fit of the staggered estimator the answer comes from.
+
+The common-start checks (:mod:`evallib.evaluation.site.robustness`) re-fit an estimator that assumes one start,
+so they cannot judge a roll-out's answer. Here :class:`~evallib.methods.did.rollout.StaggeredPlacebo` itself is
+re-fitted: with a fake start (every cohort's start moved back by the same number of periods, on the data before
+the first real start, with its own placebo test) and without each comparison unit in turn (point estimates); the
+pre-trend test of the data before the first start (when every unit was untreated) is read beside them.
+:func:`~evallib.evaluation.site.verdict.judge` judges them by the rule the common-start sites use: "confirmed"
+needs a clear effect that every check that ran agrees with and no failed pre-trend test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from evallib.evaluation.site.estimators import PERCENT_SCALES, on_log_scale
+from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
+from evallib.evaluation.site.verdict import judge
+from evallib.methods.base.design import Design
+from evallib.methods.base.results import Estimate
+from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
+
+#: The checks a staggered answer gets (the matched and synthetic comparisons and the sensitivity assume one start).
+STAGGERED_CHECKS = ("placebo in time", "leave one comparator out", "pre-trend test")
+
+
+def distinct_assignments(n_units: int, sizes: tuple[int, ...]) -> int:
+    """How many different ways the cohorts (of these sizes) can be given to ``n_units`` units."""
+    left, count = n_units, 1
+    for k in sizes:
+        count *= math.comb(left, k)
+        left -= k
+    return count
+
+
+def check_staggered_robustness(
+    estimator: StaggeredPlacebo,
+    design: Design,
+    result: StaggeredPlaceboResult,
+    *,
+    placebo_in_time: Estimate | None,
+    pretrend: Estimate | None,
+    estimator_name: str,
+    estimator_label: str,
+    is_proportion: bool = False,
+) -> Robustness:
+    """The staggered answer's robustness checks, each a re-fit of ``estimator`` on a modified ``design``.
+
+    ``placebo_in_time`` is the estimator's overall row on the fake-start design (None when the periods before
+    the first start cannot hold it); ``pretrend`` the pre-trend test of the data before the first start.
+    """
+    main = on_log_scale(_scaled(result.overall, is_proportion))
+    why_not: dict[str, str] = {}
+    if placebo_in_time is None:
+        why_not["placebo in time"] = "too few periods before the first start to move every cohort's start back"
+    # Leave one comparator out: the never-treated units, one at a time (point estimates only).
+    comparators = [u for u, s in zip(design.units, _starts(design), strict=True) if s is None]
+    loo = [main.estimate]
+    if len(comparators) > 1:
+        try:
+            loo = [float(estimator.point_estimates(design.drop(u))[0]) for u in comparators]
+        except FIT_ERRORS as e:
+            why_not["leave one comparator out"] = f"the re-fit failed ({e})"
+    # The smallest p-value the fake start's test can reach: one over the distinct assignments (or the draws).
+    n_assign = min(len(result.placebo), distinct_assignments(len(design.units), result.cohort_sizes))
+    checks = judge(
+        main,
+        None if placebo_in_time is None else on_log_scale(_scaled(placebo_in_time, is_proportion)),
+        pd.Series(loo, dtype=float),
+        None,
+        None,
+        None,
+        n_comparators=n_assign - 1,
+        pretrend=pretrend,
+        estimator=estimator_label,
+        why_not=why_not,
+    )
+    return Robustness(
+        outcome=design.outcome,
+        main=main,
+        placebo_in_time=placebo_in_time,
+        leave_one_out=(float(np.min(loo)), float(np.max(loo))),
+        matched=None,
+        matched_did=None,
+        synthetic=None,
+        balance=None,
+        checks=tuple(c for c in checks if c.name in STAGGERED_CHECKS),
+        estimator=estimator_name,
+        label=estimator_label,
+    )
+
+
+def _starts(design: Design) -> tuple[object, ...]:
+    return design.unit_starts or tuple(design.start if t else None for t in design.treated)
+
+
+def _scaled(row: Estimate, is_proportion: bool) -> Estimate:
+    """A percentage's row on the points scale the verdict words it in (as the common-start re-fits are)."""
+    return replace(row, scale=PERCENT_SCALES.get(row.scale, row.scale)) if is_proportion else row
