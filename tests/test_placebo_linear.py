@@ -212,3 +212,24 @@ def test_synthetic_control_samples_placebo_units_past_its_cap() -> None:
     assert capped.p_value == pytest.approx(np.mean(np.abs(stats) >= abs(capped.estimate) - 1e-12))
     p = capped.p_value
     assert capped.p_value_mc_error == pytest.approx(np.sqrt(p * (1 - p) / 15))
+
+
+@pytest.mark.parametrize("inference", ["placebo_in_space", "cluster_cr1"])
+@pytest.mark.parametrize("n_treated", [1, 3])
+def test_event_study_balanced_path_equals_the_full_design(
+    inference: str, n_treated: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The balanced panel's closed-form regression gives the estimates of the full (units x periods) design."""
+    from evallib.methods.did import event_study
+
+    d = simulate_panel(50, 40, treated=list(range(n_treated)), start_period=28, effect=0.05, seed=n_treated)
+    start = d.loc[d["post"] == 1, "period"].min()
+    model = event_study.EventStudy(start=start, transform="log", inference=inference, leads=6, lags=8)  # type: ignore[arg-type]
+    fast = model.fit(d)
+    monkeypatch.setattr(event_study, "_balanced_fit", lambda *a, **k: None)
+    full = model.fit(d)
+    a, b = fast.tidy(), full.tidy()
+    for col in ("estimate", "std_error", "ci_low", "ci_high", "p_value"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-9, atol=1e-12, err_msg=col)
+    assert fast.pretrend.estimate == pytest.approx(full.pretrend.estimate, rel=1e-9)
+    assert fast.pretrend.p_value == pytest.approx(full.pretrend.p_value, rel=1e-12)
