@@ -185,9 +185,18 @@ def test_rate_ratio_samples_assignments_past_its_cap_and_states_the_monte_carlo_
     assert capped.p_value_mc_error == pytest.approx(np.sqrt(p * (1 - p) / 39))
     assert capped.estimate == full.estimate
     # The sampled assignments' refits are the exhaustive ones for the same units (the real one first).
-    sets = np.vstack([[0], perm_mod.random_sets(60, 1, 39, 2015)])[:, 0]
+    sets = perm_mod.random_single_sets(np.arange(60) == 0, 39, 2015)[:, 0]
     np.testing.assert_allclose(capped.placebo_estimates, full.placebo_estimates[sets], rtol=1e-7, atol=1e-9)
     assert "Monte Carlo error" in capped.summary()
+
+
+def test_sampled_single_unit_assignments_never_repeat_the_real_one() -> None:
+    """A repeat of the real unit would tie with it and raise the smallest attainable p-value (1/20 to 2/20)."""
+    for seed in range(30):
+        is_t = np.arange(130) == seed % 7
+        sets = perm_mod.random_single_sets(is_t, 19, seed)[:, 0]
+        assert sets[0] == seed % 7 and len(set(sets.tolist())) == 20
+        assert real_sets(sets[:, None], is_t).sum() == 1
 
 
 def test_rate_ratio_cap_is_the_documented_size() -> None:

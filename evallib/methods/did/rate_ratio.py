@@ -33,7 +33,7 @@ from evallib.methods.inference.permutation import (
     EXHAUSTIVE_MAX_UNITS,
     mc_error,
     placebo_sets,
-    random_sets,
+    random_single_sets,
     real_sets,
     sets_to_matrix,
 )
@@ -127,10 +127,11 @@ class PoissonDiD:
     Each refit costs time linear in the units, so trying every unit is quadratic: with one treated unit
     and more than ``max_exhaustive`` units (default
     :data:`~evallib.methods.inference.permutation.EXHAUSTIVE_MAX_UNITS`, 500), the
-    real assignment is ranked among ``n_draws`` seeded random single-unit assignments instead (as with
-    several treated units). The test stays exact (the real assignment and independent uniform draws are
-    exchangeable under the null); its p-value then estimates the exhaustive one with Monte Carlo standard
-    error ``sqrt(p (1 - p) / n_draws)`` (at most 0.035 with 199 draws; 0.015 at p = 0.05), reported as
+    real assignment is ranked among ``n_draws`` other units drawn at random without replacement (seeded,
+    :func:`~evallib.methods.inference.permutation.random_single_sets`). The test stays exact (the real
+    unit's rank among a random subset of the others is uniform under the null); its p-value then estimates
+    the exhaustive one with Monte Carlo standard error at most ``sqrt(p (1 - p) / n_draws)`` (at most 0.035
+    with 199 draws; 0.015 at p = 0.05; drawing without replacement only lowers it), reported as
     ``p_value_mc_error``, and the interval inverts the same sampled test.
     """
 
@@ -235,7 +236,7 @@ class PoissonDiD:
         k = int(is_t.sum())
         if k == 1 and n_u > self.max_exhaustive:
             # Refits cost time linear in the units each: past the cap, the real assignment among random ones.
-            sets = np.vstack([np.flatnonzero(is_t)[None], random_sets(n_u, 1, self.n_draws, self.seed)])
+            sets = random_single_sets(is_t, self.n_draws, self.seed)
         else:
             sets = placebo_sets(is_t, self.n_draws, self.seed)
         n_sampled = 0 if (k == 1 and n_u <= self.max_exhaustive) else len(sets) - 1

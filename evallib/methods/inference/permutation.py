@@ -27,6 +27,7 @@ __all__ = [
     "permutation_test",
     "placebo_sets",
     "random_sets",
+    "random_single_sets",
     "real_assignments",
     "real_sets",
     "set_estimates",
@@ -70,6 +71,21 @@ def placebo_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     if k == 1:
         return np.arange(n)[:, None]
     return np.vstack([t[None], random_sets(n, k, n_draws, seed)])
+
+
+def random_single_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+    """The real treated unit, then ``n_draws`` other units drawn at random without replacement (``(1 + n_draws, 1)``).
+
+    For one treated unit when refits are too costly to try every unit. Drawn from the other units only, so no draw
+    repeats the real assignment (a repeat would tie with it and raise the smallest attainable p-value); the real
+    unit's rank among a uniformly random subset of the others is uniform under the null, so the test stays exact.
+    """
+    is_t = np.asarray(is_treated, bool)
+    if int(is_t.sum()) != 1:
+        raise ValueError("random_single_sets is for one treated unit")
+    others = np.flatnonzero(~is_t)
+    pick = np.sort(np.random.default_rng(seed).choice(len(others), min(n_draws, len(others)), replace=False))
+    return np.concatenate([np.flatnonzero(is_t), others[pick]])[:, None]
 
 
 def sets_to_matrix(sets: np.ndarray, n: int) -> np.ndarray:
