@@ -57,9 +57,9 @@ class SynthResult(EstimatorResult):
     treated - synthetic, RMSPEs before and after the start. ``row`` is the mean
     post-period gap with its placebo-in-space p-value and the interval from inverting
     that test; ``min_p_value`` is the smallest p-value the test can give (1 / number of
-    units), so a caller can refuse a test that cannot reach its level. ``placebos`` has,
-    for every unit given the treatment in turn (the real one included), its pre- and
-    post-period RMSPE, their ratio and its mean post-period gap; the post/pre RMSPE-ratio
+    units ranked), so a caller can refuse a test that cannot reach its level. ``placebos`` has,
+    for every unit given the treatment in turn (past ``max_exhaustive`` units, a random subset of them;
+    the real one is among each placebo's donors), its pre- and post-period RMSPE, their ratio and its mean post-period gap; the post/pre RMSPE-ratio
     rank test of Abadie et al. (2010) is kept as a diagnostic in ``rmspe_ratio_p_value``.
     ``placebo_draws`` is the number of placebo units drawn at random when there were too many to refit
     every one (0 when every unit was refitted), and ``p_value_mc_error`` the p-value's Monte Carlo
