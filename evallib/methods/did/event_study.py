@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -123,14 +124,26 @@ class EventStudy:
             raise DataError(f"EventStudy: reference event time {self.reference} must be a pre-period in the data")
         event_times = [int(e) for e in sorted(set(binned)) if e != self.reference]
         unit_codes, units, time_codes, treated = pa.unit, pa.units, pa.time, pa.treated
-        X = np.column_stack([(treated & (binned[time_codes] == e)).astype(float) for e in event_times])
-        xy = within_transform(np.column_stack([pa.y, X]), unit_codes, time_codes)
-        y_w, X_w = xy[:, 0], xy[:, 1:]
-        xtx = X_w.T @ X_w
-        beta = np.linalg.solve(xtx, X_w.T @ y_w)
         n_units, n_periods, n_obs = len(units), len(periods), len(pa.y)
         is_t = np.zeros(n_units, bool)
         is_t[np.unique(unit_codes[treated])] = True
+        bins = (binned[:, None] == np.array(event_times)[None]).astype(float)  # (periods, event times)
+        fast = _balanced_fit(pa.y, unit_codes, time_codes, treated, is_t, bins)
+        if fast is not None:
+            beta, xtx, resid_scores = fast
+        else:
+            X = np.column_stack([(treated & (binned[time_codes] == e)).astype(float) for e in event_times])
+            xy = within_transform(np.column_stack([pa.y, X]), unit_codes, time_codes)
+            y_w, X_w = xy[:, 0], xy[:, 1:]
+            xtx = X_w.T @ X_w
+            beta = np.linalg.solve(xtx, X_w.T @ y_w)
+
+            def resid_scores(b: np.ndarray) -> np.ndarray:
+                resid = y_w - X_w @ b
+                return np.vstack(
+                    [np.bincount(unit_codes, weights=X_w[:, j] * resid, minlength=n_units) for j in range(len(b))]
+                ).T
+
         n_treated = int(is_t.sum())
         method = self.inference
         if method == "auto":
@@ -158,10 +171,7 @@ class EventStudy:
                 pre_stat, pre_p = w_obs, float((real.sum() + np.sum(w_all[~real] >= w_obs)) / len(w_all))
             pre_inf = "placebo_in_space"
         elif method == "cluster_cr1":
-            resid = y_w - X_w @ beta
-            scores = np.vstack(
-                [np.bincount(unit_codes, weights=X_w[:, j] * resid, minlength=n_units) for j in range(len(beta))]
-            ).T
+            scores = resid_scores(beta)
             bread = np.linalg.inv(xtx)
             k = len(beta) + n_periods
             vcov = bread @ (scores.T @ scores) @ bread * n_units / (n_units - 1) * (n_obs - 1) / (n_obs - k)
@@ -247,3 +257,42 @@ class EventStudy:
             outcome_label=self.outcome_label or design.outcome,
         )
         return settings.fit(binned).with_scale("log" if self.transform == "log" else "level")
+
+
+def _balanced_fit(
+    y: np.ndarray,
+    unit: np.ndarray,
+    time: np.ndarray,
+    treated: np.ndarray,
+    is_t: np.ndarray,
+    bins: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
+    """The event-study regression on a balanced panel without its ``(units x periods) x event times`` design.
+
+    On a balanced panel the two-way within transform of ``treated_i x bin_e(t)`` is ``dc_i Bc_te`` (the treated
+    indicator and the bin indicators, each centred), so ``X'X = (dc'dc) Bc'Bc`` and ``X'y = Bc' Yw' dc`` with
+    ``Yw`` the double-demeaned outcome matrix: time and memory linear in units x periods. Returns the coefficients,
+    ``X'X`` and a function giving each unit's score (``units x event times``) at given coefficients; ``None`` when
+    the panel is unbalanced or a unit's treatment changes over time (the general path then applies).
+    """
+    n_u, n_t = len(is_t), bins.shape[0]
+    if len(y) != n_u * n_t or not np.array_equal(treated, is_t[unit]):
+        return None
+    flat = unit * n_t + time
+    if np.bincount(flat, minlength=n_u * n_t).max() != 1:
+        return None
+    yw = np.empty(n_u * n_t)
+    yw[flat] = y
+    yw = yw.reshape(n_u, n_t)
+    yw -= yw.mean(axis=1, keepdims=True)
+    yw -= yw.mean(axis=0, keepdims=True)
+    dc = is_t - is_t.mean()
+    bc = bins - bins.mean(axis=0)
+    xtx = float(dc @ dc) * (bc.T @ bc)
+    beta = np.linalg.solve(xtx, bc.T @ (yw.T @ dc))
+
+    def resid_scores(b: np.ndarray) -> np.ndarray:
+        resid = yw - dc[:, None] * (bc @ b)[None]
+        return dc[:, None] * (resid @ bc)
+
+    return beta, xtx, resid_scores

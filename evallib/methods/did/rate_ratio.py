@@ -29,7 +29,14 @@ from evallib.methods.did.poisson_fe import (  # noqa: F401 - fit_poisson_fe_bala
 from evallib.methods.did.twfe import MIN_TREATED_FOR_BOOTSTRAP
 from evallib.methods.inference.decision import fewest_to_accept
 from evallib.methods.inference.inversion import invert_by_search
-from evallib.methods.inference.permutation import real_assignments, treatment_assignments
+from evallib.methods.inference.permutation import (
+    EXHAUSTIVE_MAX_UNITS,
+    mc_error,
+    placebo_sets,
+    random_single_sets,
+    real_sets,
+    sets_to_matrix,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -41,6 +48,9 @@ class RateRatioResult(EstimatorResult):
     """Read-only result of :meth:`PoissonDiD.fit`; ``headline.estimate`` is the rate ratio.
 
     ``placebo_estimates`` are the placebo assignments' log rate ratios (placebo inference only).
+    ``placebo_draws`` is the number of random assignments behind the p-value when they were sampled (0 when
+    every unit was tried) and ``p_value_mc_error`` the p-value's Monte Carlo standard error
+    ``sqrt(p (1 - p) / placebo_draws)`` (0 when exhaustive).
     """
 
     rows: tuple[Estimate, ...]
@@ -48,6 +58,18 @@ class RateRatioResult(EstimatorResult):
     iterations: int
     placebo_estimates: np.ndarray | None = field(default=None, repr=False)
     null_values_tested: int = 0
+    placebo_draws: int = 0
+    p_value_mc_error: float = 0.0
+
+    def summary(self) -> str:
+        """The estimates table, with the p-value's Monte Carlo error when the placebo assignments were sampled."""
+        text = super().summary()
+        if self.placebo_draws:
+            text += (
+                f"\nplacebo p-value from {self.placebo_draws} seeded random assignments "
+                f"(Monte Carlo error {self.p_value_mc_error:.3g})"
+            )
+        return text
 
     def plot(self, *, ax: Axes | None = None, title: str = "", xlabel: str = "log rate ratio") -> Figure:
         """The placebo log rate ratios with the site's marked on ``ax`` (a new figure when None)."""
@@ -72,9 +94,12 @@ class PoissonDiD:
         ``auto``: placebo-in-space below :data:`evallib.methods.did.twfe.MIN_TREATED_FOR_BOOTSTRAP`
         treated units, cluster-robust CR1 otherwise.
     n_draws : int
-        Random placebo assignments when several units are treated (each is a refit).
+        Random placebo assignments (each is a refit) when several units are treated, or when one is and the
+        panel has more than :data:`~evallib.methods.inference.permutation.EXHAUSTIVE_MAX_UNITS` units.
     seed, alpha : int, float
         Seed of those draws; 1 - confidence level of the interval.
+    max_exhaustive : int
+        With one treated unit, the most units for which every unit is refitted as the placebo treated one.
 
     Notes
     -----
@@ -98,6 +123,16 @@ class PoissonDiD:
     holds 1 exactly when p > alpha (when the accepted set is an interval).
     ``null_values_tested`` counts the null values refitted (each one refit of every
     assignment, on the data's totals).
+
+    Each refit costs time linear in the units, so trying every unit is quadratic: with one treated unit
+    and more than ``max_exhaustive`` units (default
+    :data:`~evallib.methods.inference.permutation.EXHAUSTIVE_MAX_UNITS`, 500), the
+    real assignment is ranked among ``n_draws`` other units drawn at random without replacement (seeded,
+    :func:`~evallib.methods.inference.permutation.random_single_sets`). The test stays exact (the real
+    unit's rank among a random subset of the others is uniform under the null); its p-value then estimates
+    the exhaustive one with Monte Carlo standard error at most ``sqrt(p (1 - p) / n_draws)`` (at most 0.035
+    with 199 draws; 0.015 at p = 0.05; drawing without replacement only lowers it), reported as
+    ``p_value_mc_error``, and the interval inverts the same sampled test.
     """
 
     outcome: str = "value"
@@ -111,6 +146,7 @@ class PoissonDiD:
     seed: int = 2015
     alpha: float = 0.05
     outcome_label: str = ""
+    max_exhaustive: int = EXHAUSTIVE_MAX_UNITS
 
     def fit(self, data: Design | pd.DataFrame) -> RateRatioResult:
         """The rate ratio on a :class:`~evallib.methods.base.design.Design` (its counts, with its exposure as
@@ -158,9 +194,9 @@ class PoissonDiD:
             se = float("nan")
         else:
             raise DataError(f"PoissonDiD: unknown inference {method!r}")
-        n_tested = 0
+        n_tested = n_sampled = 0
         if method == "placebo_in_space":
-            p, se, lo, hi, placebo, n_tested = self._placebo(pa, offset, post, beta)
+            p, se, lo, hi, placebo, n_tested, n_sampled = self._placebo(pa, offset, post, beta)
         else:
             z = stats.norm.ppf(1 - self.alpha / 2)
             lo, hi = beta - z * se, beta + z * se
@@ -185,16 +221,27 @@ class PoissonDiD:
             iterations=iters,
             placebo_estimates=placebo,
             null_values_tested=n_tested,
+            placebo_draws=n_sampled,
+            p_value_mc_error=mc_error(p, n_sampled),
         )
 
     def _placebo(
         self, pa: PanelArrays, offset: np.ndarray | None, post: np.ndarray, beta: float
-    ) -> tuple[float, float, float, float, np.ndarray, int]:
-        """Placebo p-value, SD, inverted interval (log scale), placebo estimates and null values tested."""
+    ) -> tuple[float, float, float, float, np.ndarray, int, int]:
+        """Placebo p-value, SD, inverted interval (log scale), placebo estimates, null values tested and the
+        number of random assignments drawn (0 when every unit was tried).
+        """
         is_t = pa.unit_treated
         n_u, n_p = pa.n_units, pa.n_periods
-        assign = treatment_assignments(is_t, self.n_draws, self.seed)
-        real = real_assignments(assign, is_t)
+        k = int(is_t.sum())
+        if k == 1 and n_u > self.max_exhaustive:
+            # Refits cost time linear in the units each: past the cap, the real assignment among random ones.
+            sets = random_single_sets(is_t, self.n_draws, self.seed)
+        else:
+            sets = placebo_sets(is_t, self.n_draws, self.seed)
+        n_sampled = 0 if (k == 1 and n_u <= self.max_exhaustive) else len(sets) - 1
+        assign = sets_to_matrix(sets, n_u)  # (assignments, n): the refits need it, and it is capped
+        real = real_sets(sets, is_t)
         y = np.zeros((n_u, n_p))
         y[pa.unit, pa.time] = pa.y
         expo = np.zeros((n_u, n_p))  # a missing cell has no exposure, so it drops out of every total
@@ -246,4 +293,4 @@ class PoissonDiD:
         doublings = int(np.clip(np.floor(np.log2(20 / step)), 1, 10))
         lo, hi = invert_by_search(p_of, beta, step, self.alpha, known={0.0: p}, max_doublings=doublings)
         ests.setflags(write=False)
-        return p, sd, lo, hi, ests, tested[0] + 1
+        return p, sd, lo, hi, ests, tested[0] + 1, n_sampled

@@ -2,8 +2,11 @@
 intervals are exact inversions of the same test, plain or studentized.
 
 Every function works on per-unit statistics, so each estimator that reduces to "treated mean minus
-comparison mean" gets its placebo distribution from one matrix product, and its interval from one
-sort of the points where an assignment starts or stops counting (memory linear in the draws).
+comparison mean" gets its placebo distribution from each assignment's treated units alone (an assignment is
+the index array of its ``k`` treated units, :func:`placebo_sets`): with one treated unit the placebo
+estimates have the closed form ``v_i - (S - v_i) / (n - 1)``, time and memory linear in the units, no
+``n x n`` array anywhere. Its interval comes from one sort of the points where an assignment starts or stops
+counting (memory linear in the draws).
 Statistics that are not linear in the effect (the Poisson rate ratio) are inverted by
 :func:`evallib.methods.inference.inversion.invert_by_search`. The wild cluster bootstrap lives in :mod:`evallib.methods.inference.wild_bootstrap`.
 """
@@ -17,12 +20,103 @@ import numpy as np
 from evallib.methods.inference.inversion import PlaceboCount
 
 __all__ = [
+    "EXHAUSTIVE_MAX_UNITS",
     "PermutationTest",
+    "mc_error",
     "permutation_estimates",
     "permutation_test",
+    "placebo_sets",
+    "random_sets",
+    "random_single_sets",
     "real_assignments",
+    "real_sets",
+    "set_estimates",
+    "sets_to_matrix",
     "treatment_assignments",
 ]
+
+#: Units beyond which estimators that refit every assignment (the rate ratio, synthetic control) draw a seeded
+#: random subset of single-unit placebo assignments instead of trying every unit: each refit costs time linear in
+#: the units, so trying all of them would be quadratic. Closed-form placebo tests stay exhaustive at any size.
+EXHAUSTIVE_MAX_UNITS = 500
+
+#: Floats of the uniform draws held at once while drawing random sets (about 32 MB).
+_DRAW_CHUNK = 2**22
+
+
+def random_sets(n: int, k: int, n_draws: int, seed: int) -> np.ndarray:
+    """``n_draws`` seeded random sets of ``k`` distinct units out of ``n`` (``(n_draws, k)`` unit indices).
+
+    Each row is an independent uniform draw (the ``k`` smallest of ``n`` uniforms); drawn in chunks of rows so that
+    memory stays at a few tens of MB whatever ``n``, with the same draws as one ``(n_draws, n)`` block.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_draws, k), np.intp)
+    rows = max(1, _DRAW_CHUNK // max(n, 1))
+    for s in range(0, n_draws, rows):
+        m = min(rows, n_draws - s)
+        out[s : s + m] = np.argpartition(rng.random((m, n)), k - 1, axis=1)[:, :k]
+    return out
+
+
+def placebo_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+    """The placebo assignments as index arrays of their treated units (``(assignments, k)``).
+
+    With one treated unit every unit takes the treatment once (``n`` rows, exhaustive, the real one
+    included). With ``k > 1`` the real assignment comes first, then ``n_draws`` seeded random sets of
+    ``k`` units: the same assignments, in the same order, as :func:`treatment_assignments`.
+    """
+    t = np.flatnonzero(np.asarray(is_treated, bool))
+    n, k = len(is_treated), len(t)
+    if k == 1:
+        return np.arange(n)[:, None]
+    return np.vstack([t[None], random_sets(n, k, n_draws, seed)])
+
+
+def random_single_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+    """The real treated unit, then ``n_draws`` other units drawn at random without replacement (``(1 + n_draws, 1)``).
+
+    For one treated unit when refits are too costly to try every unit. Drawn from the other units only, so no draw
+    repeats the real assignment (a repeat would tie with it and raise the smallest attainable p-value); the real
+    unit's rank among a uniformly random subset of the others is uniform under the null, so the test stays exact.
+    """
+    is_t = np.asarray(is_treated, bool)
+    if int(is_t.sum()) != 1:
+        raise ValueError("random_single_sets is for one treated unit")
+    others = np.flatnonzero(~is_t)
+    pick = np.sort(np.random.default_rng(seed).choice(len(others), min(n_draws, len(others)), replace=False))
+    return np.concatenate([np.flatnonzero(is_t), others[pick]])[:, None]
+
+
+def sets_to_matrix(sets: np.ndarray, n: int) -> np.ndarray:
+    """Boolean matrix (assignment x unit) of index-array assignments (memory ``assignments x n``)."""
+    assign = np.zeros((len(sets), n), bool)
+    np.put_along_axis(assign, np.asarray(sets), True, axis=1)
+    return assign
+
+
+def real_sets(sets: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
+    """True for the index-array assignments that treat exactly the real treated units."""
+    return np.asarray(is_treated, bool)[sets].all(axis=1)
+
+
+def set_estimates(unit_values: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """Mean of ``unit_values`` over each assignment's treated units (``sets``) minus the rest's.
+
+    The rest's mean is the total less the treated units' sum, so each assignment costs ``k`` additions:
+    time and memory ``assignments x k`` (``n`` for one treated unit), never ``assignments x n``.
+    """
+    v = np.asarray(unit_values, float)
+    n, k = v.shape[0], sets.shape[1]
+    held = v[sets[:, 0]].copy()
+    for j in range(1, k):  # column by column: never an (assignments, k, statistics) block
+        held += v[sets[:, j]]
+    return held / k - (v.sum(axis=0) - held) / (n - k)
+
+
+def mc_error(p: float, n_draws: int) -> float:
+    """Monte Carlo standard error of a p-value estimated from ``n_draws`` random assignments: ``sqrt(p (1-p) / D)``."""
+    return float(np.sqrt(p * (1 - p) / n_draws)) if n_draws > 0 else 0.0
 
 
 def treatment_assignments(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
@@ -31,15 +125,11 @@ def treatment_assignments(is_treated: np.ndarray, n_draws: int, seed: int) -> np
     With one treated unit every unit takes the treatment once (exhaustive, the real
     assignment included). With ``k > 1`` the real assignment comes first, then
     ``n_draws`` seeded random sets of ``k`` units.
+
+    Kept for callers that want the matrix; :func:`placebo_sets` gives the same assignments as
+    index arrays without the ``n x n`` matrix of the one-treated-unit case.
     """
-    n, k = len(is_treated), int(np.sum(is_treated))
-    if k == 1:
-        return np.eye(n, dtype=bool)
-    rng = np.random.default_rng(seed)
-    idx = np.argpartition(rng.random((n_draws, n)), k - 1, axis=1)[:, :k]
-    assign = np.zeros((n_draws, n), bool)
-    np.put_along_axis(assign, idx, True, axis=1)
-    return np.vstack([np.asarray(is_treated, bool), assign])
+    return sets_to_matrix(placebo_sets(is_treated, n_draws, seed), len(is_treated))
 
 
 def real_assignments(assign: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
@@ -110,15 +200,17 @@ def permutation_test(
     always agree. Studentizing keeps this exact when the scale uses pre-period data
     only (it does not move with tau); it makes the test valid when units differ by a
     scale factor, not only when they are exchangeable as they are.
+
+    With one treated unit every placebo estimate has the closed form ``v_i - (S - v_i) / (n - 1)``
+    (``S`` the sum over units), so the test costs time and memory linear in the units.
     """
     values = np.asarray(unit_values, float)
     values = values[:, None] if values.ndim == 1 else values
     is_treated = np.asarray(is_treated, bool)
     n, k = len(is_treated), int(is_treated.sum())
-    assign = treatment_assignments(is_treated, n_draws, seed)
-    a = assign.astype(float)
-    real = real_assignments(assign, is_treated)
-    est = permutation_estimates(values, assign)  # assignments x stats, effect scale
+    sets = placebo_sets(is_treated, n_draws, seed)  # (assignments, k): linear in n, never n x n
+    real = real_sets(sets, is_treated)
+    est = set_estimates(values, sets)  # assignments x stats, effect scale
     diff = values[is_treated].mean(axis=0) - values[~is_treated].mean(axis=0)
     w = np.ones(n) if unit_scale is None else 1.0 / np.asarray(unit_scale, float)
     if unit_scale is not None and not (np.all(np.isfinite(w)) and np.all(w > 0)):
@@ -133,10 +225,10 @@ def permutation_test(
         # tau k / n under the shifted null, so the statistic stays linear in tau.
         delta = delta - k / n
         z = (values - values.mean(axis=0)) * w[:, None]
-    stat_est = est if unit_scale is None else permutation_estimates(z, assign)
+    stat_est = est if unit_scale is None else set_estimates(z, sets)
     obs = z[is_treated].mean(axis=0) - z[~is_treated].mean(axis=0)
     wd = w * delta
-    held = a @ wd
+    held = wd[sets].sum(axis=1)
     c = held / k - (wd.sum() - held) / (n - k)  # how each assignment's statistic moves per unit of tau
     c_obs = wd[is_treated].sum() / k - wd[~is_treated].sum() / (n - k)
     p = np.empty(len(obs))

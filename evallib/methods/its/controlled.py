@@ -18,6 +18,7 @@ from evallib.methods.base.arrays import prepare_panel
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import PlaceboCount
+from evallib.methods.inference.permutation import random_sets
 from evallib.methods.its.model import SlopeCoding, its_design
 
 if TYPE_CHECKING:
@@ -158,10 +159,13 @@ class ControlledITS:
             raise DataError(f"{name}: {n_pre} pre-period and {n_post} post-period observations are too few")
         if len(comp) <= k:
             raise DataError(f"{name}: needs more comparison units ({len(comp)}) than treated units ({k})")
-        assign = self._fake_sites(len(comp), k)  # fake sites among the comparison units
+        sets = self._fake_sites(len(comp), k)  # fake sites among the comparison units, as index arrays
         series = self._relative(values[is_t].sum(axis=0), values[~is_t].sum(axis=0), k, len(comp))[None]
-        fake = assign.astype(float) @ values[comp]
-        rest = values[comp].sum(axis=0)[None] - fake
+        vc = values[comp]
+        fake = vc[sets[:, 0]].copy()  # each fake site's sum: (assignments, T), linear in the units
+        for j in range(1, k):
+            fake += vc[sets[:, j]]
+        rest = vc.sum(axis=0)[None] - fake
         series = np.vstack([series, self._relative(fake, rest, k, len(comp) - k)])
         Xn = X.to_numpy()
         hat = np.linalg.pinv(Xn)  # (p, T): every term is a linear function of the series
@@ -192,13 +196,12 @@ class ControlledITS:
         )
 
     def _fake_sites(self, n_comp: int, k: int) -> np.ndarray:
+        """The fake sites' comparison units as index arrays (``(assignments, k)``): every unit once when one unit
+        is treated, else ``n_draws`` seeded random sets (never an ``n x n`` matrix).
+        """
         if k == 1:
-            return np.eye(n_comp, dtype=bool)
-        rng = np.random.default_rng(self.seed)
-        idx = np.argpartition(rng.random((self.n_draws, n_comp)), k - 1, axis=1)[:, :k]
-        assign = np.zeros((self.n_draws, n_comp), bool)
-        np.put_along_axis(assign, idx, True, axis=1)
-        return assign
+            return np.arange(n_comp)[:, None]
+        return random_sets(n_comp, k, self.n_draws, self.seed)
 
     def _relative(self, site: np.ndarray, pool: np.ndarray, k: int, n_pool: int) -> np.ndarray:
         if self.transform == "log":
