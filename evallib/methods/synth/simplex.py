@@ -45,6 +45,7 @@ def simplex_ridge_dual(
     *,
     tol: float = 1e-11,
     max_iter: int = 100,
+    scale: float | None = None,
 ) -> np.ndarray:
     """Solve ``min_w ||A w - b_a||^2 + eta_a ||w||^2`` over the simplex, for many ``a`` at once.
 
@@ -58,6 +59,9 @@ def simplex_ridge_dual(
         Ridge penalty per problem (positive).
     allowed : (n_problems, n) bool array
         Donors each problem may use (the others get weight zero).
+    scale : float, optional
+        Size of the data the stopping rule ``|gradient| <= tol scale`` is relative to (default
+        ``1 + max |B| + max |A|``); pass it when a stack is solved in parts so that each part stops alike.
 
     Returns
     -------
@@ -75,7 +79,7 @@ def simplex_ridge_dual(
     m = A.shape[0]
     n_p = B.shape[0]
     eta = np.asarray(eta, float).reshape(n_p)
-    scale = 1.0 + np.abs(B).max() + np.abs(A).max()
+    scale = 1.0 + np.abs(B).max() + np.abs(A).max() if scale is None else scale
     w = np.where(allowed, 1.0, 0.0)
     w /= w.sum(axis=1, keepdims=True)
     y = w @ A.T - B  # the residual of equal weights: a good start
