@@ -156,3 +156,17 @@ def test_p_value_mc_error() -> None:
     assert sd.p_value_mc_error(0.05, 500, 500) == 0.0
     assert sd.p_value_mc_error(0.05, 500, None) == pytest.approx(np.sqrt(0.05 * 0.95 / 500))
     assert sd.p_value_mc_error(0.05, 500, 7001) == pytest.approx(np.sqrt(0.05 * 0.95 / 500 * 6501 / 7000))
+
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
+def test_unit_weight_newton_hessian_from_the_smaller_side_of_the_support(share: float) -> None:
+    from evallib.methods.synth.simplex import _support_hessian
+
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(7, 60))
+    s = rng.random((5, 60)) < share
+    s[:, 0] = True  # no empty support
+    dense = A[None] * s[:, None, :]
+    u = dense.sum(axis=2)
+    want = dense @ A.T - u[:, :, None] * u[:, None, :] / s.sum(1)[:, None, None]
+    np.testing.assert_allclose(_support_hessian(A, s, A @ A.T), want, rtol=1e-12, atol=1e-10)

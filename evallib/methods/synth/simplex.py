@@ -94,16 +94,14 @@ def simplex_ridge_dual(
     w, v = weights(y, allowed, eta)
     val = dual(y, B, eta, w, v)
     eye = np.eye(m)
+    gram = A @ A.T
     for _ in range(max_iter):
         grad = w @ A.T - B - y
         idx = np.flatnonzero(np.abs(grad).max(axis=1) > tol * scale)  # only those not yet optimal
         if idx.size == 0:
             break
         g, yi, bi, ei, al = grad[idx], y[idx], B[idx], eta[idx], allowed[idx]
-        s = w[idx] > 0
-        a_s = A[None, :, :] * s[:, None, :]
-        u = a_s.sum(axis=2)
-        h = a_s @ A.T - u[:, :, None] * u[:, None, :] / s.sum(1)[:, None, None]
+        h = _support_hessian(A, w[idx] > 0, gram)
         step = np.linalg.solve(eye + h / ei[:, None, None], g[:, :, None])[:, :, 0]
         slope = (g * step).sum(1)
         t = np.ones(len(idx))
@@ -117,6 +115,28 @@ def simplex_ridge_dual(
             t = np.where(ok, t, t / 2)
         y[idx], w[idx], val[idx] = y_new, w_new, val_new
     return w
+
+
+def _support_hessian(A: np.ndarray, s: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """``A P_S A'`` for each row of ``s`` (bool supports), ``P_S`` the centring projection on the support.
+
+    From the support's own columns when it is at most half the donors, otherwise as ``A A'`` less the columns
+    off the support: either way the work is ``rows x m^2 x min(|S|, n - |S|)``, not ``rows x m^2 x n``, and the
+    work array ``rows x min(|S|, n - |S|) x m``.
+    """
+    n = A.shape[1]
+    size = s.sum(axis=1)
+    on = int(size.max()) <= n - int(size.min())
+    pick = s if on else ~s
+    width = int(pick.sum(axis=1).max())
+    cols = np.argsort(~pick, axis=1, kind="stable")[:, :width]  # the picked donors first
+    a_p = A.T[cols] * np.take_along_axis(pick, cols, axis=1)[:, :, None]  # rows x width x m
+    prod = a_p.transpose(0, 2, 1) @ a_p
+    u = a_p.sum(axis=1)
+    if not on:
+        prod = gram - prod
+        u = A.sum(axis=1) - u
+    return prod - u[:, :, None] * u[:, None, :] / size[:, None, None]
 
 
 def simplex_qp_active_set(
