@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from evallib import SyntheticDiD, simulate_panel
+from evallib.methods.synth import sdid_fits
 from evallib.methods.synth import synthetic_did as sd
 
 PINS = json.loads((Path(__file__).parent / "data" / "sdid_before_issue22.json").read_text())
@@ -67,7 +68,7 @@ def test_results_do_not_depend_on_the_batch_size(monkeypatch: pytest.MonkeyPatch
     panel, model = CASES["over_one_chunk"]
     d = simulate_panel(**panel)
     whole = SyntheticDiD(**model).fit(d)
-    monkeypatch.setattr(sd, "WORK_BYTES", 1)  # one problem a batch
+    monkeypatch.setattr(sdid_fits, "WORK_BYTES", 1)  # one problem a batch
     assert sd.batch_rows(140, 24) == 1
     single = SyntheticDiD(**model).fit(d)
     _close(single.placebo_estimates, whole.placebo_estimates)
