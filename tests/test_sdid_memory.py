@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from evallib import SyntheticDiD, simulate_panel
-from evallib.methods.synth import sdid_fits
+from evallib.methods.synth import sdid_fits, simplex
 from evallib.methods.synth import synthetic_did as sd
 
 PINS = json.loads((Path(__file__).parent / "data" / "sdid_before_issue22.json").read_text())
@@ -64,16 +64,24 @@ def test_results_below_the_cap_are_those_before_issue_22(case: str) -> None:
         _close(m.leave_one_out(d).to_numpy(), pin["loo"])
 
 
-def test_results_do_not_depend_on_the_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_results_do_not_depend_on_the_batch_size_or_the_large_panel_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     panel, model = CASES["over_one_chunk"]
     d = simulate_panel(**panel)
     whole = SyntheticDiD(**model).fit(d)
-    monkeypatch.setattr(sdid_fits, "WORK_BYTES", 1)  # one problem a batch
+    # One problem a batch, Gram matrices by downdating, the Newton Hessian from the smaller side of the support.
+    monkeypatch.setattr(sdid_fits, "WORK_BYTES", 1)
+    monkeypatch.setattr(simplex, "DENSE_HESSIAN_DONORS", 0)
     assert sd.batch_rows(140, 24) == 1
     single = SyntheticDiD(**model).fit(d)
     _close(single.placebo_estimates, whole.placebo_estimates)
     assert single.p_value == whole.p_value
     _close(single.unit_weights.to_numpy(), whole.unit_weights.to_numpy())
+
+
+@pytest.fixture
+def small_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4 MiB work budget, so that the modest panels here are past it (every unit's outer product not held)."""
+    monkeypatch.setattr(sdid_fits, "WORK_BYTES", 4 * 2**20)
 
 
 def _peak_bytes(n_units: int, n_periods: int, n_assign: int = 10) -> int:
@@ -93,17 +101,20 @@ def _peak_bytes(n_units: int, n_periods: int, n_assign: int = 10) -> int:
     return peak
 
 
+@pytest.mark.usefixtures("small_budget")
 def test_memory_grows_linearly_in_pre_periods() -> None:
     # Before issue 22 every unit's T0 x T0 outer product was held at once: 4x the memory for 2x the pre-periods.
     small, large = _peak_bytes(800, 52), _peak_bytes(800, 92)  # 40 and 80 pre-periods
     assert large < 2.5 * small, (small, large)
 
 
+@pytest.mark.usefixtures("small_budget")
 def test_memory_grows_linearly_in_units() -> None:
     small, large = _peak_bytes(600, 40), _peak_bytes(1200, 40)
     assert large < 2.5 * small, (small, large)
 
 
+@pytest.mark.usefixtures("small_budget")
 def test_fit_memory_grows_linearly_in_units_past_the_cap() -> None:
     # Exhaustive refits kept an assignments x units weight matrix (n x n); capped, the refits stay at n_draws + 1.
     def peak(n: int) -> int:

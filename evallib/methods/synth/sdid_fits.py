@@ -19,7 +19,8 @@ from evallib.methods.synth.simplex import simplex_qp_active_set, simplex_ridge_d
 #: Most problems solved together in one batch of array operations.
 CHUNK = 128
 #: Bytes of work arrays one batch may take (about): the batch is cut to fit, so that peak memory is this constant
-#: plus arrays linear in units and in pre-periods (one problem needs about 8 (T0 (N + 8 T0) + 12 N) bytes).
+#: plus arrays linear in units and in pre-periods (one problem needs about 8 (T0 (N + 8 T0) + 12 N) bytes). Every
+#: unit's T0 x T0 outer product (as before issue 22, for the same results bit for bit) only while they fit in it.
 WORK_BYTES = 48 * 2**20
 
 
@@ -30,7 +31,8 @@ def batch_rows(n_units: int, t0: int) -> int:
     time-weight problem its ``T0 x T0`` Gram matrix, a bordered system and a few copies (about ``8 T0^2``).
     """
     per_problem = 8 * (t0 * (n_units + 8 * t0) + 12 * n_units)
-    return int(max(1, min(CHUNK, WORK_BYTES // per_problem)))
+    fit = max(1, min(CHUNK, WORK_BYTES // per_problem))
+    return 1 << (fit.bit_length() - 1)  # a power of two, so that batches never straddle a block of CHUNK
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ def sdid_rows(
 
     Memory: the panel, a few units x pre-periods arrays and one pre-periods x pre-periods Gram matrix, then one
     batch's work arrays (:func:`batch_rows`, at most about :data:`WORK_BYTES`): linear in units and in
-    pre-periods. The results do not depend on the batch size.
+    pre-periods (every unit's outer product only while they fit in :data:`WORK_BYTES`). The results do not
+    depend on the batch size, nor on which way the Gram matrices are formed (beyond rounding).
     """
     Ypre, ybar_post = Y[:, ~post], Y[:, post].mean(axis=1)
     n_units, t0 = Ypre.shape
@@ -93,6 +96,9 @@ def sdid_rows(
     # matrix of all units is formed once; each problem's is it less the few units the problem leaves out.
     xc, bc = Ypre - Ypre.mean(axis=0), ybar_post - ybar_post.mean()
     gram, cross = xc.T @ xc, xc * bc[:, None]
+    # While every unit's outer product fits the budget, Gram matrices are sums of them, as before issue 22 (the
+    # same results bit for bit); past it, the downdate below (equal to rounding), never held for every unit.
+    outer = (xc[:, :, None] * xc[:, None, :]).reshape(n_units, t0 * t0) if n_units * t0 * t0 * 8 <= WORK_BYTES else None
 
     def time_problems(comp: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Pre-periods matched to the post-period mean across comparison units, with an
@@ -103,7 +109,9 @@ def sdid_rows(
         bbar = compf @ bc / n_c
         out = ~comp
         m = int(out.sum(axis=1).max())
-        if m <= n_units - m:  # downdate: all units' Gram matrix less the outer products of the units left out
+        if outer is not None:
+            Q = (compf @ outer).reshape(-1, t0, t0)
+        elif m <= n_units - m:  # downdate: all units' Gram matrix less the outer products of the units left out
             first = np.argsort(comp, axis=1, kind="stable")[:, :m]  # the units left out first
             e = xc[first] * np.take_along_axis(out, first, axis=1)[:, :, None]
             Q = gram - e.transpose(0, 2, 1) @ e
@@ -125,12 +133,14 @@ def sdid_rows(
     comp_real = ~np.asarray(real, bool)[None, :]
     start = simplex_qp_active_set(*time_problems(comp_real, noise(comp_real)))[0] > 0
     step = batch_rows(n_units, t0)
-    # The unit-weight solver's stopping scale over every problem at once, so that the batch size changes nothing.
-    target_max = 0.0
+    # The unit-weight solver's stopping scale over each block of CHUNK assignments (as when a batch was always
+    # such a block), so that the batch size changes nothing.
+    block_max = np.zeros((n_rows + CHUNK - 1) // CHUNK)
     for lo in range(0, n_rows, step):
         af = assign_rows(lo, min(lo + step, n_rows)).astype(float)
-        target_max = max(target_max, float(np.abs(af @ a_cols.T).max() / af[0].sum()))
-    scale = 1.0 + target_max + float(np.abs(a_cols).max())
+        b = lo // CHUNK
+        block_max[b] = max(block_max[b], float(np.abs(af @ a_cols.T).max() / af[0].sum()))
+    a_max = float(np.abs(a_cols).max())
     est, coef, lams = [], [], []
     omega_keep = np.zeros(n_units)
     for lo in range(0, n_rows, step):
@@ -142,7 +152,9 @@ def sdid_rows(
         # Unit weights: the comparison units' pre-paths matched to the treated mean path,
         # with ridge zeta_omega^2 = sqrt(k T1) sigma^2 (the objective is scaled by T0).
         target = (af @ a_cols.T) / k
-        omega = simplex_ridge_dual(a_cols, target, t0 * np.sqrt(k * t1) * sigma**2, allowed, scale=scale)
+        omega = simplex_ridge_dual(
+            a_cols, target, t0 * np.sqrt(k * t1) * sigma**2, allowed, scale=1.0 + block_max[lo // CHUNK] + a_max
+        )
         lam = simplex_qp_active_set(*time_problems(allowed, sigma), start=start)
         treated_part = (af @ ybar_post - ((af @ Ypre) * lam).sum(axis=1)) / k
         control_part = omega @ ybar_post - ((omega @ Ypre) * lam).sum(axis=1)

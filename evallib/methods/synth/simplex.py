@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Up to this many donors the unit-weight Newton Hessian is the dense product (as cheap there, and the results of
+#: earlier versions bit for bit); past it, from the smaller side of the support (:func:`_support_hessian`).
+DENSE_HESSIAN_DONORS = 512
+
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
     """Euclidean projection of each row of ``v`` onto the probability simplex.
@@ -94,14 +98,20 @@ def simplex_ridge_dual(
     w, v = weights(y, allowed, eta)
     val = dual(y, B, eta, w, v)
     eye = np.eye(m)
-    gram = A @ A.T
+    gram = A @ A.T if A.shape[1] > DENSE_HESSIAN_DONORS else None
     for _ in range(max_iter):
         grad = w @ A.T - B - y
         idx = np.flatnonzero(np.abs(grad).max(axis=1) > tol * scale)  # only those not yet optimal
         if idx.size == 0:
             break
         g, yi, bi, ei, al = grad[idx], y[idx], B[idx], eta[idx], allowed[idx]
-        h = _support_hessian(A, w[idx] > 0, gram)
+        s = w[idx] > 0
+        if gram is None:
+            a_s = A[None, :, :] * s[:, None, :]
+            u = a_s.sum(axis=2)
+            h = a_s @ A.T - u[:, :, None] * u[:, None, :] / s.sum(1)[:, None, None]
+        else:
+            h = _support_hessian(A, s, gram)
         step = np.linalg.solve(eye + h / ei[:, None, None], g[:, :, None])[:, :, 0]
         slope = (g * step).sum(1)
         t = np.ones(len(idx))
