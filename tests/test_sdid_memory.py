@@ -182,3 +182,13 @@ def test_unit_weight_newton_hessian_from_the_smaller_side_of_the_support(share: 
     u = dense.sum(axis=2)
     want = dense @ A.T - u[:, :, None] * u[:, None, :] / s.sum(1)[:, None, None]
     np.testing.assert_allclose(_support_hessian(A, s, A @ A.T), want, rtol=1e-12, atol=1e-10)
+
+
+def test_small_panels_are_fitted_as_before_and_large_ones_in_power_of_two_batches_within_the_budget() -> None:
+    assert sdid_fits.as_before(200, 66) and sdid_fits.batch_rows(200, 66) == sdid_fits.CHUNK
+    assert sdid_fits.as_before(500, 60) and sdid_fits.batch_rows(500, 60) == sdid_fits.CHUNK
+    for n, t0 in ((7000, 48), (7000, 192), (500, 192), (3000, 48)):
+        rows = sdid_fits.batch_rows(n, t0)
+        assert not sdid_fits.as_before(n, t0)
+        assert rows & (rows - 1) == 0 and sdid_fits.CHUNK % rows == 0  # a power of two: never straddles a block
+        assert rows == 1 or rows * sdid_fits._problem_bytes(n, t0) <= sdid_fits.WORK_BYTES

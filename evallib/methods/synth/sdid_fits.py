@@ -19,19 +19,33 @@ from evallib.methods.synth.simplex import simplex_qp_active_set, simplex_ridge_d
 #: Most problems solved together in one batch of array operations.
 CHUNK = 128
 #: Bytes of work arrays one batch may take (about): the batch is cut to fit, so that peak memory is this constant
-#: plus arrays linear in units and in pre-periods (one problem needs about 8 (T0 (N + 8 T0) + 12 N) bytes). Every
-#: unit's T0 x T0 outer product (as before issue 22, for the same results bit for bit) only while they fit in it.
+#: plus arrays linear in units and in pre-periods (one problem needs about 8 (T0 (N + 8 T0) + 12 N) bytes).
 WORK_BYTES = 48 * 2**20
 
 
-def batch_rows(n_units: int, t0: int) -> int:
-    """Problems per batch so that its work arrays stay within :data:`WORK_BYTES` (at least one, at most :data:`CHUNK`).
+def _problem_bytes(n_units: int, t0: int) -> int:
+    # A unit-weight Newton step holds a pre-periods x units copy of each problem's support (T0 N); the time-weight
+    # problem its T0 x T0 Gram matrix, a bordered system and a few copies (about 8 T0^2).
+    return 8 * (t0 * (n_units + 8 * t0) + 12 * n_units)
 
-    A unit-weight Newton step holds a pre-periods x units copy of each problem's support (``T0 N``); the
-    time-weight problem its ``T0 x T0`` Gram matrix, a bordered system and a few copies (about ``8 T0^2``).
+
+def as_before(n_units: int, t0: int) -> bool:
+    """Whether the panel is small enough to be fitted exactly as before issue 22 (the same results bit for bit).
+
+    That is: every unit's ``T0 x T0`` outer product held at once, and batches of :data:`CHUNK` problems, while the
+    outer products fit in :data:`WORK_BYTES` and such a batch in 4 times it: up to about 2,700 units at 48
+    pre-periods, 770 at 90, 170 at 192. (With more than 512 donors the unit weights' Newton steps differ in rounding.)
     """
-    per_problem = 8 * (t0 * (n_units + 8 * t0) + 12 * n_units)
-    fit = max(1, min(CHUNK, WORK_BYTES // per_problem))
+    return n_units * t0 * t0 * 8 <= WORK_BYTES and CHUNK * _problem_bytes(n_units, t0) <= 4 * WORK_BYTES
+
+
+def batch_rows(n_units: int, t0: int) -> int:
+    """Problems per batch: :data:`CHUNK` on panels fitted :func:`as_before`; otherwise the most that keep the work
+    arrays within :data:`WORK_BYTES`, rounded down to a power of two (at least one).
+    """
+    if as_before(n_units, t0):
+        return CHUNK
+    fit = max(1, min(CHUNK, WORK_BYTES // _problem_bytes(n_units, t0)))
     return 1 << (fit.bit_length() - 1)  # a power of two, so that batches never straddle a block of CHUNK
 
 
@@ -80,9 +94,9 @@ def sdid_rows(
     """:func:`sdid_batch` on assignments made a batch at a time (``assign_rows(lo, hi)``), so none is held whole.
 
     Memory: the panel, a few units x pre-periods arrays and one pre-periods x pre-periods Gram matrix, then one
-    batch's work arrays (:func:`batch_rows`, at most about :data:`WORK_BYTES`): linear in units and in
-    pre-periods (every unit's outer product only while they fit in :data:`WORK_BYTES`). The results do not
-    depend on the batch size, nor on which way the Gram matrices are formed (beyond rounding).
+    batch's work arrays (:func:`batch_rows`: at most about :data:`WORK_BYTES`, or 4 times it on a panel fitted
+    :func:`as_before`): linear in units and in pre-periods. The results do not depend on the batch size, nor on
+    which way the Gram matrices are formed, beyond rounding.
     """
     Ypre, ybar_post = Y[:, ~post], Y[:, post].mean(axis=1)
     n_units, t0 = Ypre.shape
@@ -96,9 +110,9 @@ def sdid_rows(
     # matrix of all units is formed once; each problem's is it less the few units the problem leaves out.
     xc, bc = Ypre - Ypre.mean(axis=0), ybar_post - ybar_post.mean()
     gram, cross = xc.T @ xc, xc * bc[:, None]
-    # While every unit's outer product fits the budget, Gram matrices are sums of them, as before issue 22 (the
+    # On a small panel (as_before) Gram matrices are sums of every unit's outer product, as before issue 22 (the
     # same results bit for bit); past it, the downdate below (equal to rounding), never held for every unit.
-    outer = (xc[:, :, None] * xc[:, None, :]).reshape(n_units, t0 * t0) if n_units * t0 * t0 * 8 <= WORK_BYTES else None
+    outer = (xc[:, :, None] * xc[:, None, :]).reshape(n_units, t0 * t0) if as_before(n_units, t0) else None
 
     def time_problems(comp: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Pre-periods matched to the post-period mean across comparison units, with an
