@@ -187,6 +187,7 @@ def test_unit_weight_newton_hessian_from_the_smaller_side_of_the_support(share: 
 def test_small_panels_are_fitted_as_before_and_large_ones_in_power_of_two_batches_within_the_budget() -> None:
     assert sdid_fits.as_before(200, 66) and sdid_fits.batch_rows(200, 66) == sdid_fits.CHUNK
     assert sdid_fits.as_before(500, 60) and sdid_fits.batch_rows(500, 60) == sdid_fits.CHUNK
+    assert not sdid_fits.as_before(600, 48)  # past 512 donors the Newton steps differ in rounding anyway
     for n, t0 in ((7000, 48), (7000, 192), (500, 192), (3000, 48)):
         rows = sdid_fits.batch_rows(n, t0)
         assert not sdid_fits.as_before(n, t0)

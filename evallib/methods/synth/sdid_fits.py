@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evallib.methods.synth.simplex import simplex_qp_active_set, simplex_ridge_dual
+from evallib.methods.synth.simplex import DENSE_HESSIAN_DONORS, simplex_qp_active_set, simplex_ridge_dual
 
 #: Most problems solved together in one batch of array operations.
 CHUNK = 128
@@ -33,10 +33,12 @@ def as_before(n_units: int, t0: int) -> bool:
     """Whether the panel is small enough to be fitted exactly as before issue 22 (the same results bit for bit).
 
     That is: every unit's ``T0 x T0`` outer product held at once, and batches of :data:`CHUNK` problems, while the
-    outer products fit in :data:`WORK_BYTES` and such a batch in 4 times it: up to about 2,700 units at 48
-    pre-periods, 770 at 90, 170 at 192. (With more than 512 donors the unit weights' Newton steps differ in rounding.)
+    outer products fit in :data:`WORK_BYTES` and such a batch in 4 times it, on at most 512 units (past that the
+    unit weights' Newton steps differ in rounding anyway): every panel of up to 512 units and 110 pre-periods,
+    up to 102 units at 150 pre-periods.
     """
-    return n_units * t0 * t0 * 8 <= WORK_BYTES and CHUNK * _problem_bytes(n_units, t0) <= 4 * WORK_BYTES
+    small = n_units <= DENSE_HESSIAN_DONORS  # past it the unit weights' Newton steps differ in rounding anyway
+    return small and n_units * t0 * t0 * 8 <= WORK_BYTES and CHUNK * _problem_bytes(n_units, t0) <= 4 * WORK_BYTES
 
 
 def batch_rows(n_units: int, t0: int) -> int:
