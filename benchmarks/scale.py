@@ -3,6 +3,7 @@
     python benchmarks/scale.py            # 100, 300, 1,000 comparison units x 72 months; 288 months up to 300
     python benchmarks/scale.py --full     # also 3,000 and 7,000 units, and 288 months up to 1,000 units
     python benchmarks/scale.py --budget 120 --per-run 30 --max-gb 4
+    python benchmarks/scale.py --full --estimators SyntheticDiD --long-sizes 100 300 1000 3000 7000
 
 Every headline estimator, through its public class with the inference a site gets by default: DiD (placebo in
 space), the studentized DiD, EventStudy, PoissonDiD, ControlledITS, SyntheticControl and SyntheticDiD, each on a
@@ -157,6 +158,7 @@ def main() -> None:
     ap.add_argument("--per-run", type=float, default=None, help="most seconds one fit may be predicted to take")
     ap.add_argument("--max-gb", type=float, default=8.0, help="most memory one fit may take (GB)")
     ap.add_argument("--estimators", nargs="*", default=list(ESTIMATORS), choices=ESTIMATORS)
+    ap.add_argument("--long-sizes", nargs="*", type=int, help="units at 288 months (default 100, 300; --full 1,000)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     import evallib.methods.did.event_study  # noqa: F401  (imports once, before the forks)
@@ -170,7 +172,7 @@ def main() -> None:
     budget = args.budget or (600.0 if args.full else 180.0)
     per_run = args.per_run or (120.0 if args.full else 30.0)
     sizes = [100, 300, 1000] + ([3000, 7000] if args.full else [])
-    long_sizes = [100, 300] + ([1000] if args.full else [])
+    long_sizes = args.long_sizes or [100, 300] + ([1000] if args.full else [])
     # Cheapest first (units x months), so that a spent budget leaves out the costliest sizes.
     plan = sorted([(72, n) for n in sizes] + [(288, n) for n in long_sizes], key=lambda p: p[0] * p[1])
     load = os.getloadavg()[0]

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Up to this many donors the unit-weight Newton Hessian is the dense product (as cheap there, and the results of
+#: earlier versions bit for bit); past it, from the smaller side of the support (:func:`_support_hessian`).
+DENSE_HESSIAN_DONORS = 512
+
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
     """Euclidean projection of each row of ``v`` onto the probability simplex.
@@ -45,6 +49,7 @@ def simplex_ridge_dual(
     *,
     tol: float = 1e-11,
     max_iter: int = 100,
+    scale: float | None = None,
 ) -> np.ndarray:
     """Solve ``min_w ||A w - b_a||^2 + eta_a ||w||^2`` over the simplex, for many ``a`` at once.
 
@@ -58,6 +63,9 @@ def simplex_ridge_dual(
         Ridge penalty per problem (positive).
     allowed : (n_problems, n) bool array
         Donors each problem may use (the others get weight zero).
+    scale : float, optional
+        Size of the data the stopping rule ``|gradient| <= tol scale`` is relative to (default
+        ``1 + max |B| + max |A|``); pass it when a stack is solved in parts so that each part stops alike.
 
     Returns
     -------
@@ -75,7 +83,7 @@ def simplex_ridge_dual(
     m = A.shape[0]
     n_p = B.shape[0]
     eta = np.asarray(eta, float).reshape(n_p)
-    scale = 1.0 + np.abs(B).max() + np.abs(A).max()
+    scale = 1.0 + np.abs(B).max() + np.abs(A).max() if scale is None else scale
     w = np.where(allowed, 1.0, 0.0)
     w /= w.sum(axis=1, keepdims=True)
     y = w @ A.T - B  # the residual of equal weights: a good start
@@ -90,6 +98,7 @@ def simplex_ridge_dual(
     w, v = weights(y, allowed, eta)
     val = dual(y, B, eta, w, v)
     eye = np.eye(m)
+    gram = A @ A.T if A.shape[1] > DENSE_HESSIAN_DONORS else None
     for _ in range(max_iter):
         grad = w @ A.T - B - y
         idx = np.flatnonzero(np.abs(grad).max(axis=1) > tol * scale)  # only those not yet optimal
@@ -97,9 +106,12 @@ def simplex_ridge_dual(
             break
         g, yi, bi, ei, al = grad[idx], y[idx], B[idx], eta[idx], allowed[idx]
         s = w[idx] > 0
-        a_s = A[None, :, :] * s[:, None, :]
-        u = a_s.sum(axis=2)
-        h = a_s @ A.T - u[:, :, None] * u[:, None, :] / s.sum(1)[:, None, None]
+        if gram is None:
+            a_s = A[None, :, :] * s[:, None, :]
+            u = a_s.sum(axis=2)
+            h = a_s @ A.T - u[:, :, None] * u[:, None, :] / s.sum(1)[:, None, None]
+        else:
+            h = _support_hessian(A, s, gram)
         step = np.linalg.solve(eye + h / ei[:, None, None], g[:, :, None])[:, :, 0]
         slope = (g * step).sum(1)
         t = np.ones(len(idx))
@@ -113,6 +125,28 @@ def simplex_ridge_dual(
             t = np.where(ok, t, t / 2)
         y[idx], w[idx], val[idx] = y_new, w_new, val_new
     return w
+
+
+def _support_hessian(A: np.ndarray, s: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """``A P_S A'`` for each row of ``s`` (bool supports), ``P_S`` the centring projection on the support.
+
+    From the support's own columns when it is at most half the donors, otherwise as ``A A'`` less the columns
+    off the support: either way the work is ``rows x m^2 x min(|S|, n - |S|)``, not ``rows x m^2 x n``, and the
+    work array ``rows x min(|S|, n - |S|) x m``.
+    """
+    n = A.shape[1]
+    size = s.sum(axis=1)
+    on = int(size.max()) <= n - int(size.min())
+    pick = s if on else ~s
+    width = int(pick.sum(axis=1).max())
+    cols = np.argsort(~pick, axis=1, kind="stable")[:, :width]  # the picked donors first
+    a_p = A.T[cols] * np.take_along_axis(pick, cols, axis=1)[:, :, None]  # rows x width x m
+    prod = a_p.transpose(0, 2, 1) @ a_p
+    u = a_p.sum(axis=1)
+    if not on:
+        prod = gram - prod
+        u = A.sum(axis=1) - u
+    return prod - u[:, :, None] * u[:, None, :] / size[:, None, None]
 
 
 def simplex_qp_active_set(

@@ -6,7 +6,7 @@ so they resemble the post-period for the comparison units (time weights), then t
 the weighted difference-in-differences. Inference is placebo-in-space: the whole
 estimator, weights included, is refitted with every comparison unit (or random sets of
 ``k`` units) as the treated ones, in one batch of array operations
-(:mod:`evallib.methods.synth.simplex`), and the interval inverts the same test.
+(:mod:`evallib.methods.synth.sdid_fits`), and the interval inverts the same test.
 """
 
 from __future__ import annotations
@@ -29,10 +29,24 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-from evallib.methods.synth.simplex import simplex_qp_active_set, simplex_ridge_dual
+from evallib.methods.synth.sdid_fits import CHUNK, WORK_BYTES, batch_rows, sdid_batch, sdid_rows
 
-#: Problems solved per batch: bounds memory (a batch holds ``CHUNK x pre-periods x units`` floats).
-CHUNK = 128
+__all__ = [
+    "CHUNK",
+    "EXHAUSTIVE_UNITS",
+    "WORK_BYTES",
+    "SDIDResult",
+    "SyntheticDiD",
+    "batch_rows",
+    "p_value_mc_error",
+    "placebo_assignments",
+    "sdid_batch",
+    "sdid_rows",
+]
+
+#: With one treated unit, every unit takes the treatment once while the panel has at most this many units; past it,
+#: the real unit and ``n_draws`` others drawn at random (each refit solves two weight problems over every donor).
+EXHAUSTIVE_UNITS = 500
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,9 @@ class SDIDResult(EstimatorResult):
     time-weighted pre-period, so the mean post-period gap between them is the estimate.
     ``placebo_estimates`` holds the estimate under every treatment assignment used by the
     test (the real one included); ``min_p_value`` is the smallest p-value the test can give.
+    ``p_value_mc_error`` is the Monte Carlo standard error of the p-value as an estimate of the
+    exhaustive test's (0 when every assignment is used, as with one treated unit among at most
+    :data:`EXHAUSTIVE_UNITS` units; see :func:`p_value_mc_error`).
     """
 
     rows: tuple[Estimate, ...]
@@ -58,6 +75,17 @@ class SDIDResult(EstimatorResult):
     treated_units: tuple[str, ...] = ()
     placebo_estimates: np.ndarray | None = field(default=None, repr=False)
     min_p_value: float = float("nan")
+    p_value_mc_error: float = 0.0
+
+    def summary(self) -> str:
+        """The estimates table, and the p-value's Monte Carlo error when the placebo assignments were a random subset."""
+        text = super().summary()
+        if self.p_value_mc_error > 0 and self.placebo_estimates is not None:
+            text += (
+                f"\np-value from {len(self.placebo_estimates)} random placebo assignments (the real one included); "
+                f"Monte Carlo standard error {self.p_value_mc_error:.3f}"
+            )
+        return text
 
     @property
     def effect_curve(self) -> pd.Series:
@@ -80,77 +108,41 @@ class SDIDResult(EstimatorResult):
         )
 
 
-@dataclass(frozen=True)
-class _Batch:
-    estimates: np.ndarray  # one per assignment
-    coefficients: np.ndarray  # d estimate / d tau when the real treated units' post-period shifts by tau
-    omega: np.ndarray  # assignments x units
-    lam: np.ndarray  # assignments x pre-periods
+def placebo_assignments(
+    real: np.ndarray, n_draws: int, seed: int, exhaustive_units: int = EXHAUSTIVE_UNITS
+) -> np.ndarray:
+    """The assignments the placebo test refits (bool, assignments x units; the real one included).
 
-
-def sdid_batch(
-    Y: np.ndarray, post: np.ndarray, assign: np.ndarray, real: np.ndarray, comparison: np.ndarray | None = None
-) -> _Batch:
-    """SDID estimate for each row of ``assign`` (bool, assignments x units) on a units x periods matrix.
-
-    ``real`` marks the units really treated; the coefficient of each assignment is how its
-    estimate moves when their post-period outcomes move by one. ``comparison`` (bool, like
-    ``assign``) names each assignment's comparison units (default: every unit it does not
-    treat); a unit in neither is left out of that fit, as if it were not in the panel.
+    With one treated unit: every unit once while there are at most ``exhaustive_units`` units; past that, the real
+    unit and ``n_draws`` other units drawn at random without replacement (seeded), in unit order. With several
+    treated units: :func:`~evallib.methods.inference.permutation.treatment_assignments` (the real set first, then
+    ``n_draws`` random sets).
     """
-    Ypre, ybar_post = Y[:, ~post], Y[:, post].mean(axis=1)
-    n_units, t0 = Ypre.shape
-    t1 = int(post.sum())
-    k = int(assign[0].sum())
-    diffs = np.diff(Ypre, axis=1)
-    s1, s2 = diffs.sum(axis=1), (diffs**2).sum(axis=1)
-    a_cols = (Ypre - Ypre.mean(axis=1, keepdims=True)).T  # each unit's pre-path about its mean (intercept)
-    # Time-weight Gram matrices are centred over each assignment's comparison units; taking the
-    # all-unit means out first (which that centring removes anyway) avoids cancellation.
-    xc, bc = Ypre - Ypre.mean(axis=0), ybar_post - ybar_post.mean()
-    outer = (xc[:, :, None] * xc[:, None, :]).reshape(n_units, t0 * t0)
-    cross = xc * bc[:, None]
+    real = np.asarray(real, bool)
+    n, k = len(real), int(real.sum())
+    if k != 1 or n <= exhaustive_units or n_draws >= n - 1:
+        return treatment_assignments(real, n_draws, seed)
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(np.flatnonzero(~real), size=n_draws, replace=False)
+    rows = np.sort(np.append(picked, np.flatnonzero(real)))
+    assign = np.zeros((len(rows), n), bool)
+    assign[np.arange(len(rows)), rows] = True
+    return assign
 
-    def time_problems(comp: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Pre-periods matched to the post-period mean across comparison units, with an
-        # intercept (centred over units) and ridge zeta_lambda = 1e-6 sigma (scaled by N_co).
-        n_c = comp.sum(axis=1)
-        xbar = comp @ xc / n_c[:, None]
-        bbar = comp @ bc / n_c
-        Q = (comp @ outer).reshape(-1, t0, t0) - n_c[:, None, None] * xbar[:, :, None] * xbar[:, None, :]
-        Q += (n_c * (1e-6 * sigma) ** 2)[:, None, None] * np.eye(t0)
-        return Q, comp @ cross - n_c[:, None] * xbar * bbar[:, None]
 
-    def noise(comp: np.ndarray) -> np.ndarray:
-        # SD of the comparison units' first differences in the pre-period.
-        n_d = comp.sum(axis=1) * (t0 - 1)
-        mean_d = comp @ s1 / n_d
-        var = np.maximum((comp @ s2 - n_d * mean_d**2) / (n_d - 1), 0.0)
-        return np.maximum(np.sqrt(var), 1e-10 * (1.0 + np.abs(Ypre).max()))  # flat series: keep the ridge positive
+def p_value_mc_error(p: float, n_assignments: int, n_possible: int | None) -> float:
+    """Standard error of a placebo p-value from ``n_assignments`` (D) of ``n_possible`` (N) equally likely assignments.
 
-    # The real assignment's time-weight support starts every placebo's search: they differ little.
-    comp_real = (~real).astype(float)[None, :]
-    start = simplex_qp_active_set(*time_problems(comp_real, noise(comp_real)))[0] > 0
-    allowed_all = ~assign if comparison is None else comparison
-    est, coef, omegas, lams = [], [], [], []
-    for lo in range(0, len(assign), CHUNK):
-        a = assign[lo : lo + CHUNK]
-        allowed = allowed_all[lo : lo + CHUNK]
-        comp = allowed.astype(float)
-        sigma = noise(comp)
-        # Unit weights: the comparison units' pre-paths matched to the treated mean path,
-        # with ridge zeta_omega^2 = sqrt(k T1) sigma^2 (the objective is scaled by T0).
-        target = (a.astype(float) @ a_cols.T) / k
-        omega = simplex_ridge_dual(a_cols, target, t0 * np.sqrt(k * t1) * sigma**2, allowed)
-        lam = simplex_qp_active_set(*time_problems(comp, sigma), start=start)
-        af = a.astype(float)
-        treated_part = (af @ ybar_post - ((af @ Ypre) * lam).sum(axis=1)) / k
-        control_part = omega @ ybar_post - ((omega @ Ypre) * lam).sum(axis=1)
-        est.append(treated_part - control_part)
-        coef.append((a & real).sum(axis=1) / k - omega[:, real].sum(axis=1))
-        omegas.append(omega)
-        lams.append(lam)
-    return _Batch(np.concatenate(est), np.concatenate(coef), np.vstack(omegas), np.vstack(lams))
+    As an estimate of the exhaustive p-value: ``sqrt(p (1 - p) / D)``, with the finite-population correction
+    ``(N - D) / (N - 1)`` when the assignments are drawn without repeats (``n_possible`` given; 0 when every
+    assignment is used) and without it when they are independent draws (``n_possible=None``).
+    """
+    if n_possible is None:
+        return math.sqrt(p * (1.0 - p) / n_assignments)
+    if n_assignments >= n_possible:
+        return 0.0
+    fpc = (n_possible - n_assignments) / max(n_possible - 1, 1)
+    return math.sqrt(p * (1.0 - p) / n_assignments * fpc)
 
 
 @dataclass(frozen=True)
@@ -170,12 +162,17 @@ class SyntheticDiD:
     denominator : str, optional
         Divide the outcome by this column first (a rate).
     n_draws : int
-        Random sets of ``k`` units given the treatment when ``k > 1`` units are treated
-        (with one treated unit every unit is used once). Each draw refits both sets of
-        weights, so the default is 499 rather than :class:`~evallib.methods.did.twfe.DiD`'s 999
+        Random sets of ``k`` units given the treatment when ``k > 1`` units are treated. With one
+        treated unit every unit is used once while the panel has at most ``exhaustive_units`` units,
+        and past that the real unit and ``n_draws`` other units drawn at random. Each draw refits both
+        sets of weights, so the default is 499 rather than :class:`~evallib.methods.did.twfe.DiD`'s 999
         (p-values in steps of 0.002; about 0.3 s on 200 units x 72 months).
     seed : int
         Seed of those draws.
+    exhaustive_units : int
+        Most units for which one treated unit's test uses every assignment (default
+        :data:`EXHAUSTIVE_UNITS`, 500); each refit costs time linear in the units, so capping the
+        refits keeps the whole test linear.
     alpha : float
         1 - confidence level of the interval.
 
@@ -205,6 +202,15 @@ class SyntheticDiD:
     comparison units' post-period, which holds the real treated units), which is what
     makes the inversion exact and linear; at ``tau = 0`` the test is the p-value's, so
     ``p > alpha`` exactly when the interval contains 0.
+
+    Past ``exhaustive_units`` units with one treated unit, the placebo units are a seeded random
+    subset of ``n_draws`` (the real unit always included): the test stays exact (under the null the
+    real unit is exchangeable with the units drawn), its p-value and interval estimate the exhaustive
+    ones with the Monte Carlo error reported in ``p_value_mc_error`` (about 0.01 at p = 0.05 with 500
+    assignments). Memory is linear in units and in pre-periods: the time weights' Gram matrices are
+    the all-unit one less the units each assignment leaves out, problems are solved in batches of
+    bounded size (:data:`~evallib.methods.synth.sdid_fits.WORK_BYTES`), and only the real
+    assignment's unit weights are kept.
     """
 
     outcome: str = "value"
@@ -218,6 +224,7 @@ class SyntheticDiD:
     alpha: float = 0.05
     outcome_label: str = ""
     exposure: str | None = None
+    exhaustive_units: int = EXHAUSTIVE_UNITS
 
     @property
     def scale(self) -> str:
@@ -265,14 +272,17 @@ class SyntheticDiD:
         n, k = len(real), int(real.sum())
         if n - k < 2:
             raise DataError("SyntheticDiD: needs at least two comparison units")
-        assign = treatment_assignments(real, self.n_draws, self.seed)
-        batch = sdid_batch(Y, post, assign, real)
+        assign = placebo_assignments(real, self.n_draws, self.seed, self.exhaustive_units)
         i_real = int(np.flatnonzero((assign == real).all(axis=1))[0])
+        batch = sdid_batch(Y, post, assign, real, keep=i_real)
         est = batch.estimates
         obs = float(est[i_real])
         p = float(np.mean(np.abs(est) >= abs(obs) - 1e-12))
         lo, hi = invert_linear(est, batch.coefficients, obs, self.alpha)
-        omega, lam = batch.omega[i_real], batch.lam[i_real]
+        omega, lam = batch.omega, batch.lam[i_real]
+        n_possible = math.comb(n, k)
+        # One treated unit: distinct units drawn (or all of them); several: independent random sets.
+        mc_error = p_value_mc_error(p, len(assign), n_possible if k == 1 else None)
         treated_path = Y[real].mean(axis=0)
         synth = omega @ Y
         offset = float(lam @ (treated_path[~post] - synth[~post]))
@@ -302,7 +312,8 @@ class SyntheticDiD:
             n_periods=len(periods),
             treated_units=tuple(units[real]),
             placebo_estimates=est,
-            min_p_value=max(1.0 / len(assign), 1.0 / math.comb(n, k)),
+            min_p_value=max(1.0 / len(assign), 1.0 / n_possible),
+            p_value_mc_error=mc_error,
         )
 
     def leave_one_out(self, data: Design | pd.DataFrame) -> pd.Series:
@@ -317,8 +328,14 @@ class SyntheticDiD:
         if n_comp < 3:
             raise DataError("SyntheticDiD: leaving one comparison unit out needs at least three")
         dropped = np.flatnonzero(~real)
-        assign = np.tile(real, (n_comp, 1))
-        comparison = ~assign
-        comparison[np.arange(n_comp), dropped] = False
-        est = sdid_batch(Y, post, assign, real, comparison).estimates
+
+        def assign_rows(lo: int, hi: int) -> np.ndarray:
+            return np.tile(real, (hi - lo, 1))
+
+        def comparison_rows(lo: int, hi: int) -> np.ndarray:
+            comparison = np.tile(~real, (hi - lo, 1))
+            comparison[np.arange(hi - lo), dropped[lo:hi]] = False
+            return comparison
+
+        est = sdid_rows(Y, post, n_comp, assign_rows, comparison_rows, real).estimates
         return pd.Series(est, index=pd.Index(units[dropped], name=self.unit), name="estimate")
