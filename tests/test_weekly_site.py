@@ -241,3 +241,21 @@ def test_evallib_validate_exits_2_on_daily_data(
     assert cli_main(["validate", "--params-dir", "examples/weekly"]) == 2
     err = capsys.readouterr().err
     assert "column 'week'" in err and "sum each ISO week's seven days" in err
+
+
+@pytest.mark.unit
+def test_the_schema_takes_mondays_for_weekly_files_and_months_otherwise() -> None:
+    import json
+
+    import jsonschema
+
+    from evallib.protocol.safe_yaml import read_params_file
+
+    schema = json.loads((ROOT / "params" / "params.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    weekly = read_params_file(EXAMPLE / "clinics.yaml")
+    assert list(validator.iter_errors(weekly)) == []
+    assert list(validator.iter_errors({**weekly, "intervention_start": "2018-01"}))
+    monthly = read_params_file(ROOT / "examples" / "staggered" / "rollout.yaml")
+    assert list(validator.iter_errors(monthly)) == []
+    assert list(validator.iter_errors({**monthly, "pre_period_end": "2016-03-28"}))
