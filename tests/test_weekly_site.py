@@ -259,3 +259,15 @@ def test_the_schema_takes_mondays_for_weekly_files_and_months_otherwise() -> Non
     monthly = read_params_file(ROOT / "examples" / "staggered" / "rollout.yaml")
     assert list(validator.iter_errors(monthly)) == []
     assert list(validator.iter_errors({**monthly, "pre_period_end": "2016-03-28"}))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("freq", "ppy", "word"), [("MS", 12, "month"), ("QS", 4, "quarter"), ("YS", 1, "year"), ("W-MON", 52, "week")]
+)
+def test_matching_and_plots_tell_weekly_periods_from_their_spacing(freq: str, ppy: int, word: str) -> None:
+    from evallib.methods.base.plotting import _period_step
+    from evallib.methods.synth.matching import periods_per_year
+
+    index = pd.date_range("2016-01-04" if freq == "W-MON" else "2016-01-01", periods=30, freq=freq)
+    assert periods_per_year(index) == ppy and _period_step(index)[0] == word

@@ -202,7 +202,7 @@ def plot_event_study(
 def _period_step(index: pd.Index) -> tuple[str, pd.DateOffset]:
     """One period of a dated series, in words and as an offset, from its spacing (months when it cannot tell)."""
     if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
-        days = float(np.median(np.diff(index.asi8)) / 86_400e9)
+        days = float(np.median(np.diff(index.to_numpy()).astype("timedelta64[D]").astype(float)))
         if days < 10:
             return "week", pd.DateOffset(weeks=1)
         if days > 300:

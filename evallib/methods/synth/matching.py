@@ -51,7 +51,7 @@ def periods_per_year(index: pd.DatetimeIndex) -> int:
     """12, 4, 1 or 52 (weekly): how many periods a year a series' index holds (from the months it uses, or from
     its spacing when periods are under ten days apart).
     """
-    if len(index) > 1 and np.median(np.diff(index.asi8)) < 10 * 86_400e9:
+    if len(index) > 1 and np.median(np.diff(index.to_numpy()).astype("timedelta64[D]").astype(float)) < 10:
         return 52
     months = set(index.month)
     if len(months) <= 1:
