@@ -270,12 +270,14 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             f"before intervention_start {protocol.intervention_start}",
             "The pre-period must start before it ends and end before the intervention starts.",
         )
-    if w.pre_periods(freq) < protocol.min_pre_periods:
+    # Weekly windows count weeks here; other frequencies keep counting months (the data's own periods are
+    # counted when the data are read).
+    n_pre, pre_word = (w.pre_periods(freq), period_word(freq)) if freq == "weekly" else (w.pre_months, "month")
+    if n_pre < protocol.min_pre_periods:
         raise field_error(
             source,
             "pre_period_start",
-            f"gives a pre-period of {plural(w.pre_periods(freq), period_word(freq))}, fewer than min_pre_periods "
-            f"({protocol.min_pre_periods})",
+            f"gives a pre-period of {plural(n_pre, pre_word)}, fewer than min_pre_periods ({protocol.min_pre_periods})",
             "Start the pre-period earlier or lower min_pre_periods (and say why in notes).",
         )
     if not protocol.start <= w.post_start <= w.post_end:
