@@ -4,6 +4,7 @@
     python benchmarks/scale.py --full     # also 3,000 and 7,000 units, and 288 months up to 1,000 units
     python benchmarks/scale.py --budget 120 --per-run 30 --max-gb 4
     python benchmarks/scale.py --full --estimators SyntheticDiD --long-sizes 100 300 1000 3000 7000
+    python benchmarks/scale.py --weekly   # also weekly panels: 156 and 312 ISO weeks at 100 and 300 units
 
 Every headline estimator, through its public class with the inference a site gets by default: DiD (placebo in
 space), the studentized DiD, EventStudy, PoissonDiD, ControlledITS, SyntheticControl and SyntheticDiD, each on a
@@ -18,7 +19,9 @@ months; the local exponents between successive sizes are printed too. Before eac
 from the last two sizes measured (time and memory extrapolated with their local exponents); a size predicted to
 take longer than ``--per-run`` seconds or more than ``--max-gb`` is skipped and said so, and so is every size
 once the whole run would pass ``--budget`` seconds. A child is also stopped at 2x ``--per-run`` seconds and
-limited to ``--max-gb`` of address space. Writes benchmarks/results/scale.json.
+limited to ``--max-gb`` of address space. ``--weekly`` adds panels of 156 and 312 weekly periods (the same
+simulation re-dated to consecutive Mondays, the controlled ITS with 52 periods a year), keyed ``100x156w``: the
+cost of weekly data against 72 months at the same number of units. Writes benchmarks/results/scale.json.
 """
 
 from __future__ import annotations
@@ -50,11 +53,13 @@ ESTIMATORS = (
 )
 
 
-def _fit(name: str, n: int, months: int, max_gb: float, conn) -> None:
+def _fit(name: str, n: int, months: int, max_gb: float, conn, weekly: bool = False) -> None:
     """In a child forked after the imports: fit one estimator on one panel size; send its figures back."""
     try:
         limit = int(max_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        import pandas as pd
+
         from evallib.methods.did.event_study import EventStudy
         from evallib.methods.did.rate_ratio import PoissonDiD
         from evallib.methods.did.twfe import DiD
@@ -64,6 +69,10 @@ def _fit(name: str, n: int, months: int, max_gb: float, conn) -> None:
         from evallib.methods.synth.synthetic_did import SyntheticDiD
 
         d = simulate_panel(n + 1, months, treated=1, start_period=months * 2 // 3, effect=0.05, seed=1)
+        if weekly:  # the same panel, one period a week (consecutive ISO weeks, dated by their Mondays)
+            periods = sorted(d["period"].unique())
+            mondays = pd.date_range("2014-01-06", periods=len(periods), freq="W-MON")
+            d["period"] = d["period"].map(dict(zip(periods, mondays, strict=True)))
         start = d.loc[d["post"] == 1, "period"].min()
         site = str(d["unit"].iloc[0])
         model = {
@@ -71,7 +80,7 @@ def _fit(name: str, n: int, months: int, max_gb: float, conn) -> None:
             "DiD studentized": lambda: DiD(transform="log", inference="placebo_studentized"),
             "EventStudy": lambda: EventStudy(start=start, transform="log"),
             "PoissonDiD": lambda: PoissonDiD(),
-            "ControlledITS": lambda: ControlledITS(start=start),
+            "ControlledITS": lambda: ControlledITS(start=start, periods_per_year=52 if weekly else 12),
             "SyntheticControl": lambda: SyntheticControl(treated=site, start=start, transform="log"),
             "SyntheticDiD": lambda: SyntheticDiD(transform="log"),
         }[name]()
@@ -102,11 +111,11 @@ def _fit(name: str, n: int, months: int, max_gb: float, conn) -> None:
         conn.send({"skipped": f"failed: {type(e).__name__}: {msg}"})
 
 
-def run_child(name: str, n: int, months: int, per_run: float, max_gb: float) -> dict[str, object]:
+def run_child(name: str, n: int, months: int, per_run: float, max_gb: float, weekly: bool = False) -> dict[str, object]:
     """One fit in a process forked from this one (imports done), so that its peak memory is its own."""
     ctx = multiprocessing.get_context("fork")
     here, there = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_fit, args=(name, n, months, max_gb, there))
+    p = ctx.Process(target=_fit, args=(name, n, months, max_gb, there, weekly))
     p.start()
     there.close()
     if not here.poll(2 * per_run):
@@ -159,6 +168,8 @@ def main() -> None:
     ap.add_argument("--max-gb", type=float, default=8.0, help="most memory one fit may take (GB)")
     ap.add_argument("--estimators", nargs="*", default=list(ESTIMATORS), choices=ESTIMATORS)
     ap.add_argument("--long-sizes", nargs="*", type=int, help="units at 288 months (default 100, 300; --full 1,000)")
+
+    ap.add_argument("--weekly", action="store_true", help="add weekly panels (156 and 312 weeks, 100 and 300 units)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     import evallib.methods.did.event_study  # noqa: F401  (imports once, before the forks)
@@ -174,7 +185,10 @@ def main() -> None:
     sizes = [100, 300, 1000] + ([3000, 7000] if args.full else [])
     long_sizes = args.long_sizes or [100, 300] + ([1000] if args.full else [])
     # Cheapest first (units x months), so that a spent budget leaves out the costliest sizes.
-    plan = sorted([(72, n) for n in sizes] + [(288, n) for n in long_sizes], key=lambda p: p[0] * p[1])
+    weekly = [(w, n, True) for w in (156, 312) for n in (100, 300)] if args.weekly else []
+    plan = sorted(
+        [(72, n, False) for n in sizes] + [(288, n, False) for n in long_sizes] + weekly, key=lambda p: p[0] * p[1]
+    )
     load = os.getloadavg()[0]
     print(
         f"cores {os.cpu_count()}, load average (1 min) {load:.2f}; one thread; budget {budget:.0f} s, "
@@ -186,10 +200,10 @@ def main() -> None:
     # Wall time of a fit, predicted from its CPU: a fixed part (fork, the panel) and a factor (a loaded machine).
     walls: list[tuple[float, float]] = []
     # Sizes outermost, so that a spent budget leaves out the largest sizes of every estimator, not whole estimators.
-    for months, n in plan:
+    for months, n, is_weekly in plan:
         for name in args.estimators:
-            key = f"{n}x{months}"
-            seen = done.setdefault((name, months), [])
+            key = f"{n}x{months}" + ("w" if is_weekly else "")
+            seen = done.setdefault((name, key.split("x")[1]), [])
             t_pred = predict(seen, n, "cpu")
             mb_pred = predict(seen, n, "rise_mb")
             spent = time.perf_counter() - t_start
@@ -201,19 +215,21 @@ def main() -> None:
                 r = {"skipped": f"run budget of {budget:.0f} s spent ({spent:.0f} s)"}
             else:
                 w = time.perf_counter()
-                r = run_child(name, n, months, per_run, args.max_gb)
+                r = run_child(name, n, months, per_run, args.max_gb, is_weekly)
                 if "cpu" in r:
                     seen.append((n, r))
                     walls.append((time.perf_counter() - w, float(r["cpu"])))
             results[name][key] = r
             if "cpu" in r:
                 print(
-                    f"  {name:<17} {n:>5} x {months:<3} CPU {r['cpu']:8.3f} s   peak {r['peak_mb']:7.0f} MB "
+                    f"  {name:<17} {n:>5} x {months:<3}{'w' if is_weekly else ' '} CPU {r['cpu']:8.3f} s   peak {r['peak_mb']:7.0f} MB "
                     f"(+{r['rise_mb']:.0f} MB in the fit)",
                     flush=True,
                 )
             else:
-                print(f"  {name:<17} {n:>5} x {months:<3} skipped: {r['skipped']}", flush=True)
+                print(
+                    f"  {name:<17} {n:>5} x {months:<3}{'w' if is_weekly else ' '} skipped: {r['skipped']}", flush=True
+                )
     print("\nGrowth exponents k (CPU ~ n^k at 72 months; least squares over the sizes measured; local ones beside)")
     summary: dict[str, dict] = {}
     for name, rows in results.items():
@@ -233,6 +249,10 @@ def main() -> None:
             a, b = rows.get(f"{n}x72", {}), rows.get(f"{n}x288", {})
             if "cpu" in a and "cpu" in b:
                 k_t += f"; months 72->288 at {n}: {math.log(b['cpu'] / a['cpu']) / math.log(4):.2f}"
+        for n in (100, 300) if args.weekly else ():
+            a, b = rows.get(f"{n}x72", {}), rows.get(f"{n}x312w", {})
+            if "cpu" in a and "cpu" in b:
+                k_t += f"; 72 months -> 312 weeks at {n}: {b['cpu'] / a['cpu']:.1f}x CPU, {b['rise_mb'] / max(a['rise_mb'], 1):.1f}x memory rise"
         print(f"  {name:<17} k = {k:.2f} (memory rise k = {k_mem:.2f}); local {local}{k_t}")
         summary[name] = {"k_cpu": k, "k_memory_rise": k_mem}
     totals = {}

@@ -19,7 +19,7 @@ OUTCOME_LABELS = {
     "four_hour_performance": "four-hour A&E performance",
 }
 #: Words for one period of each frequency.
-PERIOD_WORDS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
+PERIOD_WORDS = {"monthly": "month", "quarterly": "quarter", "yearly": "year", "weekly": "week"}
 #: Plural of each kind of unit ("comparison CCGs", "comparison trusts").
 UNIT_PLURALS = {"trust": "trusts", "CCG": "CCGs", "area": "areas"}
 #: The headline estimators a protocol may lead with (``PRIMARY_ESTIMATORS``), in words.
@@ -98,7 +98,7 @@ def outcome_label(outcome: str) -> str:
 
 
 def period_word(frequency: str) -> str:
-    """One period of a frequency in words: ``month``, ``quarter``, ``year`` (``period`` when unknown)."""
+    """One period of a frequency in words: ``month``, ``quarter``, ``year``, ``week`` (``period`` when unknown)."""
     return PERIOD_WORDS.get(frequency, "period")
 
 

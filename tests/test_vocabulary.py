@@ -101,7 +101,7 @@ def test_every_outcome_frequency_and_estimator_the_code_knows_has_its_words() ->
 def test_words_for_names_the_vocabulary_does_not_hold() -> None:
     assert outcome_label("bed_days") == "bed days"
     assert unit_plural("CCG") == "CCGs" and unit_plural("practice") == "practices" and unit_plural("GPs") == "GPs"
-    assert period_word("weekly") == "period" and period_word("quarterly") == "quarter"
+    assert period_word("daily") == "period" and period_word("weekly") == "week"
     assert plural(1, "month") == "1 month" and plural(1200, "month") == "1,200 months"
     assert estimator_label("did_cr1").startswith("difference-in-differences, cluster-robust")
     assert estimator_label("something_new") == "something_new"

@@ -19,6 +19,11 @@ def run_design(root: Path, site: str, params_dir: Path, hoped_for: float, share:
     protocol = load_params(path)
     if protocol.not_evaluable_reason:
         raise ParamsError(f"site {protocol.site_id} is not evaluable ({protocol.not_evaluable_reason}); no design step")
+    if getattr(protocol.data_source, "frequency", "monthly") == "weekly":
+        raise ParamsError(
+            f"site {protocol.site_id}: the design step counts follow-up in months and does not take weekly data yet; "
+            "run it on the data summed to months (frequency: monthly), or evaluate the weekly site with `evallib run`"
+        )
     result = design_site(protocol, hoped_for_percent=hoped_for, share=share)
     target = out if out is not None else Path("scratch") / protocol.site_id
     base = root if not target.is_absolute() else Path(target.anchor)

@@ -27,6 +27,7 @@ LAYOUTS: tuple[Literal["long", "wide"], ...] = ("long", "wide")
 #: A text field's allowed values (a tuple of literals): the field is typed as one of them.
 _Choice = TypeVar("_Choice", bound=str)
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9]{2,10}$")
 
 
@@ -114,6 +115,32 @@ def month_field(m: dict[str, Any], source: str, name: str, default: str | None =
     except ValueError:
         raise field_error(source, name, f"is {v!r}, not a real month", 'Write a month as "YYYY-MM".') from None
     if not bounds.MONTH_YEARS[0] <= int(v[:4]) <= bounds.MONTH_YEARS[1]:
+        raise field_error(source, name, f"is {v!r}", "Use a year from {} to {}.".format(*bounds.MONTH_YEARS))
+    return v
+
+
+def period_field(
+    m: dict[str, Any], source: str, name: str, frequency: str = "monthly", default: str | None = None
+) -> str:
+    """A window date at the data's frequency: a month "YYYY-MM", or for weekly data the Monday that starts an ISO
+    week, "YYYY-MM-DD" (``default`` when absent; empty only when the default is).
+    """
+    if frequency != "weekly":
+        return month_field(m, source, name, default)
+    v = text_field(m, source, name, default=default)
+    if v == "" and default == "":
+        return v
+    fix = 'Weekly data: write the Monday that starts the ISO week as "YYYY-MM-DD" in quotes, e.g. "2019-01-07".'
+    if not _DAY.match(v):
+        raise field_error(source, name, f"is {v!r}", fix)
+    try:
+        ts = pd.Timestamp(v)
+    except ValueError:
+        raise field_error(source, name, f"is {v!r}, not a real date", fix) from None
+    if ts.day_of_week != 0:
+        monday = ts - pd.Timedelta(days=ts.day_of_week)
+        raise field_error(source, name, f"is {v!r}, a {ts:%A}", f'{fix} That week\'s Monday is "{monday:%Y-%m-%d}".')
+    if not bounds.MONTH_YEARS[0] <= ts.year <= bounds.MONTH_YEARS[1]:
         raise field_error(source, name, f"is {v!r}", "Use a year from {} to {}.".format(*bounds.MONTH_YEARS))
     return v
 

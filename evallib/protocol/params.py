@@ -26,7 +26,7 @@ from evallib.protocol.fields import (
     data_source_field,
     field_error,
     int_field,
-    month_field,
+    period_field,
     secondary_analyses_field,
     text_field,
 )
@@ -34,7 +34,7 @@ from evallib.protocol.safe_yaml import read_params_file
 from evallib.protocol.staggered import check_staggered, unit_starts_field
 from evallib.protocol.windows import Windows
 from evallib.sources.files import FileSource
-from evallib.vocabulary import agree
+from evallib.vocabulary import agree, period_word, plural
 
 SITE_TYPES: tuple[Literal["vanguard", "ICS", "other"], ...] = ("vanguard", "ICS", "other")
 CARE_MODELS = ("PACS", "MCP", "EHCH", "UEC", "ACC", "ICS", "other")
@@ -212,7 +212,9 @@ def _validate(m: Any, source: str) -> SiteProtocol:
     for outcome in secondary:
         bounds.check_name(outcome, source, "secondary_outcomes")
     treated = codes_field(m, source, "treated_units", required=True)
-    first_start, unit_starts = unit_starts_field(m, source, treated)
+    data_source = data_source_field(m, source)
+    freq = data_source.frequency if isinstance(data_source, FileSource) else "monthly"
+    first_start, unit_starts = unit_starts_field(m, source, treated, frequency=freq)
     flag = m.get("type1_comparators_only", True)
     if not isinstance(flag, bool):
         raise field_error(source, "type1_comparators_only", f"is {flag!r}", "Use true or false.")
@@ -226,13 +228,13 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         intervention_start=first_start,
         primary_outcome=bounds.check_name(text_field(m, source, "primary_outcome"), source, "primary_outcome"),
         expected_direction=text_field(m, source, "expected_direction", allowed=DIRECTIONS),
-        pre_period_start=month_field(m, source, "pre_period_start"),
-        pre_period_end=month_field(m, source, "pre_period_end"),
-        post_period_end=month_field(m, source, "post_period_end"),
-        data_source=data_source_field(m, source),
+        pre_period_start=period_field(m, source, "pre_period_start", freq),
+        pre_period_end=period_field(m, source, "pre_period_end", freq),
+        post_period_end=period_field(m, source, "post_period_end", freq),
+        data_source=data_source,
         announced=text_field(m, source, "announced", default=""),
         secondary_outcomes=tuple(secondary),
-        post_period_start=month_field(m, source, "post_period_start", default=""),
+        post_period_start=period_field(m, source, "post_period_start", freq, default=""),
         comparison_pool=text_field(m, source, "comparison_pool", allowed=POOL_RULES, default="all_eligible"),
         comparison_include=codes_field(m, source, "comparison_include", required=False),
         comparison_exclude=codes_field(m, source, "comparison_exclude", required=False),
@@ -268,18 +270,21 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             f"before intervention_start {protocol.intervention_start}",
             "The pre-period must start before it ends and end before the intervention starts.",
         )
-    if w.pre_months < protocol.min_pre_periods:
+    # Weekly windows count weeks here; other frequencies keep counting months (the data's own periods are
+    # counted when the data are read).
+    n_pre, pre_word = (w.pre_periods(freq), period_word(freq)) if freq == "weekly" else (w.pre_months, "month")
+    if n_pre < protocol.min_pre_periods:
         raise field_error(
             source,
             "pre_period_start",
-            f"gives a pre-period of {w.pre_months} months, fewer than min_pre_periods ({protocol.min_pre_periods})",
+            f"gives a pre-period of {plural(n_pre, pre_word)}, fewer than min_pre_periods ({protocol.min_pre_periods})",
             "Start the pre-period earlier or lower min_pre_periods (and say why in notes).",
         )
     if not protocol.start <= w.post_start <= w.post_end:
         raise field_error(
             source,
             "post_period_end",
-            f"gives a post-period {w.post_start:%Y-%m} to {protocol.post_period_end}",
+            f"gives a post-period {protocol.post_period_start or protocol.intervention_start} to {protocol.post_period_end}",
             "The post-period must start at or after intervention_start and end after it starts.",
         )
     check_staggered(m, source, unit_starts, protocol.post_period_end)

@@ -54,12 +54,15 @@ HELP: dict[str, str] = {
     "membership_confidence": "How sure the registry is of the member units.",
     "treated_units": "ODS codes of the site's units in the data (CCGs or trusts); quote every code.",
     "intervention_start": 'First month of the intervention, "YYYY-MM" in quotes; or, when treated units started at '
-    'different dates, a mapping of each treated unit to its first month ({A01: "2019-04", A02: "2020-01"}).',
+    'different dates, a mapping of each treated unit to its first month ({A01: "2019-04", A02: "2020-01"}). Weekly '
+    'data: the Monday of the first ISO week, "YYYY-MM-DD".',
     "primary_outcome": "An outcome of the data source: the protocol's one answer.",
     "expected_direction": "The direction the protocol hopes for.",
-    "pre_period_start": 'First month of the pre-period, "YYYY-MM"; the pre-period ends before the start.',
-    "pre_period_end": 'Last month of the pre-period, "YYYY-MM", before intervention_start.',
-    "post_period_end": 'Last month of follow-up, "YYYY-MM"; reaching March 2020 or later is "not evaluable".',
+    "pre_period_start": 'First month of the pre-period, "YYYY-MM" (weekly data: a Monday, "YYYY-MM-DD"); the '
+    "pre-period ends before the start.",
+    "pre_period_end": 'Last month of the pre-period, "YYYY-MM" (weekly data: a Monday), before intervention_start.',
+    "post_period_end": 'Last month of follow-up, "YYYY-MM" (weekly data: a Monday); reaching March 2020 or later is '
+    '"not evaluable".',
     "data_source": "A bundled dataset, or a mapping describing your own CSV or parquet file.",
     "announced": "The announcement date as published.",
     "secondary_outcomes": "Further outcomes of the same data source.",
@@ -68,7 +71,7 @@ HELP: dict[str, str] = {
     "comparison_include": "Explicit comparator codes; when given, they replace the rule.",
     "comparison_exclude": "Comparator codes to leave out.",
     "type1_comparators_only": "Compare only with trusts that have a major (type-1) A&E.",
-    "min_pre_periods": "Fewest pre-period periods needed (months, quarters or years: the data's frequency).",
+    "min_pre_periods": "Fewest pre-period periods needed (months, quarters, years or weeks: the data's frequency).",
     "min_post_periods": "Fewest follow-up periods needed.",
     "n_placebo_draws": "Random placebo assignments when several units are treated.",
     "seed": "Random seed: results are reproducible.",
@@ -97,6 +100,10 @@ def _any_case(word: str) -> str:
 
 
 MONTH = f"^{_years(*bounds.MONTH_YEARS)}-(?:0[1-9]|1[0-2])$"
+#: A weekly site's window date: the Monday of an ISO week, "YYYY-MM-DD" (that it is a Monday is checked by
+#: ``evallib validate``).
+DAY = f"^{_years(*bounds.MONTH_YEARS)}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])$"
+_WINDOW_FIELDS = ("intervention_start", "pre_period_start", "pre_period_end", "post_period_end", "post_period_start")
 #: What :func:`evallib.protocol.bounds.name_problem` refuses: C0 and C1 controls, DEL, bidirectional controls, line
 #: and paragraph separators (:func:`evallib.sources.text.text_problem`) and '$' (a test keeps them equal).
 ONE_LINE = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u2028\\u2029$]*$"
@@ -166,7 +173,7 @@ def params_schema() -> dict[str, Any]:
         "data_source": {"oneOf": [{"enum": list(BUNDLED)}, {"$ref": "#/$defs/own_file"}]},
         "announced": _text(),
         "secondary_outcomes": {"type": "array", "items": _name(), "maxItems": bounds.MAX_OUTCOMES},
-        "post_period_start": {"anyOf": [{"const": ""}, {"type": "string", "pattern": MONTH}], "default": ""},
+        "post_period_start": {"anyOf": [{"const": ""}, {"type": "string", "pattern": f"{MONTH}|{DAY}"}], "default": ""},
         "comparison_pool": {"enum": list(POOL_RULES), "default": "all_eligible"},
         "comparison_include": _codes(),
         "comparison_exclude": _codes(),
@@ -190,7 +197,7 @@ def params_schema() -> dict[str, Any]:
         },
     }
     for name in ("intervention_start", "pre_period_start", "pre_period_end", "post_period_end"):
-        props[name] = {"type": "string", "pattern": MONTH}
+        props[name] = {"type": "string", "pattern": f"{MONTH}|{DAY}"}
     props["intervention_start"] = {  # one start, or each treated unit's own (protocol/staggered.py)
         "oneOf": [
             props["intervention_start"],
@@ -217,6 +224,26 @@ def params_schema() -> dict[str, Any]:
         "properties": ordered,
         "required": list(REQUIRED_FIELDS),
         "additionalProperties": False,
+        # Window dates are months, or Mondays "YYYY-MM-DD" when the own file is weekly (one start, not a mapping).
+        "if": {
+            "required": ["data_source"],
+            "properties": {
+                "data_source": {
+                    "type": "object",
+                    "required": ["frequency"],
+                    "properties": {"frequency": {"const": "weekly"}},
+                }
+            },
+        },
+        "then": {
+            "properties": {
+                n: {"anyOf": [{"const": ""}, {"type": "string", "pattern": DAY}]}
+                if n == "post_period_start"
+                else {"type": "string", "pattern": DAY}
+                for n in _WINDOW_FIELDS
+            }
+        },
+        "else": {"properties": {n: {"not": {"type": "string", "pattern": DAY}} for n in _WINDOW_FIELDS}},
         "$defs": {"own_file": _own_file()},
     }
 

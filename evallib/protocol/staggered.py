@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from evallib.errors import ParamsError
-from evallib.protocol.fields import CODE_PATTERN, field_error, month_field
+from evallib.protocol.fields import CODE_PATTERN, field_error, month_field, period_field
 from evallib.vocabulary import agree
 
 FIELD = "intervention_start"
@@ -21,12 +21,22 @@ _EXAMPLE = 'e.g. intervention_start: {A01: "2019-04", A02: "2020-01"}'
 
 
 def unit_starts_field(
-    m: dict[str, Any], source: str, treated: tuple[str, ...]
+    m: dict[str, Any], source: str, treated: tuple[str, ...], frequency: str = "monthly"
 ) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """The first start (``intervention_start`` as one month) and, when units started at different dates, each
-    treated unit's start in the order of ``treated`` (else ``()``).
+    """The first start (``intervention_start`` as one month, or one ISO week's Monday for weekly data) and, when
+    units started at different dates, each treated unit's start in the order of ``treated`` (else ``()``).
     """
     v = m.get(FIELD)
+    if frequency == "weekly":
+        if isinstance(v, dict):
+            raise field_error(
+                source,
+                FIELD,
+                "gives each unit its own start, which weekly data do not support yet",
+                'Give one start for every treated unit, the Monday of its ISO week in quotes (e.g. "2019-01-07"), '
+                "or aggregate the data to months.",
+            )
+        return period_field(m, source, FIELD, frequency), ()
     if isinstance(v, list):
         raise field_error(
             source,

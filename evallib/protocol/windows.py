@@ -15,7 +15,7 @@ import pandas as pd
 @dataclass(frozen=True, order=True)
 class Windows:
     """The pre-period ``pre_start``..``pre_end`` and the follow-up ``post_start``..``post_end`` (first days of
-    months, both ends included).
+    months, or the Mondays of ISO weeks for weekly data; both ends included).
 
     Ordered and hashable as the tuple of its four dates, so designs that share their windows group together.
     """
@@ -35,6 +35,17 @@ class Windows:
         """Calendar months in the pre-period, both ends counted."""
         return (self.pre_end.year - self.pre_start.year) * 12 + self.pre_end.month - self.pre_start.month + 1
 
+    def pre_periods(self, frequency: str = "monthly") -> int:
+        """Periods in the pre-period at the data's frequency, both ends counted (weeks for weekly data)."""
+        if frequency == "weekly":
+            return (self.pre_end - self.pre_start).days // 7 + 1
+        return self.pre_months // {"quarterly": 3, "yearly": 12}.get(frequency, 1)
+
+    def _text(self, ts: pd.Timestamp) -> str:
+        """Months read "Apr 2016"; weekly windows (dates that are not all firsts of months) read "7 Jan 2019"."""
+        days = (self.pre_start.day, self.pre_end.day, self.post_start.day, self.post_end.day)
+        return f"{ts:%b %Y}" if days == (1, 1, 1, 1) else f"{ts.day} {ts:%b %Y}"
+
     def within(self, periods: pd.Index) -> np.ndarray:
         """Which of ``periods`` fall in the pre-period or the follow-up (the gap between them is left out)."""
         pre = (periods >= self.pre_start) & (periods <= self.pre_end)
@@ -46,9 +57,14 @@ class Windows:
         return bool(self.post_end >= start and self.post_start < end)
 
     def pre_text(self) -> str:
-        """The pre-period in words: ``Apr 2013 to Mar 2016``."""
-        return f"{self.pre_start:%b %Y} to {self.pre_end:%b %Y}"
+        """The pre-period in words: ``Apr 2013 to Mar 2016`` (weekly: ``7 Jan 2019 to 30 Dec 2019``)."""
+        return f"{self._text(self.pre_start)} to {self._text(self.pre_end)}"
 
     def follow_up_text(self) -> str:
         """The follow-up in words: ``Apr 2016 to Mar 2019``."""
-        return f"{self.post_start:%b %Y} to {self.post_end:%b %Y}"
+        return f"{self._text(self.post_start)} to {self._text(self.post_end)}"
+
+
+def period_label(ts: pd.Timestamp, frequency: str = "monthly") -> str:
+    """A window date as a params file writes it: "2016-04", or for weekly data the Monday "2019-01-07"."""
+    return f"{ts:%Y-%m-%d}" if frequency == "weekly" else f"{ts:%Y-%m}"

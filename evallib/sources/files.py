@@ -326,4 +326,4 @@ def load_file(spec: FileSource, base_dir: Path | None = None) -> Panel:
 def _roles(spec: FileSource) -> dict[str, str]:
     """The file's column names behind the panel's value and denominator, for messages."""
     value = spec.value_column if spec.layout == "long" else " / ".join(spec.outcomes)
-    return {"value": value, **({"denominator": spec.denominator} if spec.denominator else {})}
+    return {"period": spec.period, "value": value, **({"denominator": spec.denominator} if spec.denominator else {})}

@@ -18,10 +18,18 @@ import pandas as pd
 from evallib.errors import DataError
 from evallib.vocabulary import agree, plural
 
-Frequency = Literal["monthly", "quarterly", "yearly"]
-FREQUENCIES: tuple[Frequency, ...] = ("monthly", "quarterly", "yearly")
-_PANDAS_FREQ = {"monthly": "M", "quarterly": "Q", "yearly": "Y"}
-_OFFSET = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
+Frequency = Literal["monthly", "quarterly", "yearly", "weekly"]
+FREQUENCIES: tuple[Frequency, ...] = ("monthly", "quarterly", "yearly", "weekly")
+#: Weekly periods are ISO weeks (Monday to Sunday), each labelled by its Monday.
+_PANDAS_FREQ = {"monthly": "M", "quarterly": "Q", "yearly": "Y", "weekly": "W-SUN"}
+_OFFSET = {"monthly": "MS", "quarterly": "QS", "yearly": "YS", "weekly": "W-MON"}
+#: What a period of each frequency is written as in a data file, for messages.
+PERIOD_EXAMPLES = {
+    "monthly": "the first day of each month, e.g. 2016-04-01 (or 2016-04)",
+    "quarterly": "the first day of each quarter, e.g. 2016-04-01 (or 2016Q2)",
+    "yearly": "the first day of each year, e.g. 2016-01-01 (or 2016)",
+    "weekly": "the Monday that starts each ISO week, e.g. 2019-01-07",
+}
 
 PANEL_COLUMNS = ["unit", "period", "outcome", "value", "denominator"]
 
@@ -31,6 +39,8 @@ _MAX_ROWS_SHOWN = 8
 #: are a unit error or a corrupt file; 1e300 admissions would otherwise be evaluated as a "-100%" effect.
 MAX_VALUE = 1e12
 _QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
+_ISO_WEEK_LABEL = re.compile(r"^\d{4}-?W\d{1,2}(-?\d)?$", re.IGNORECASE)
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -41,8 +51,8 @@ class Panel:
     ----------
     data : DataFrame
         Columns ``unit, period, outcome, value, denominator``; validated, sorted.
-    frequency : {"monthly", "quarterly", "yearly"}
-        Spacing of ``period``.
+    frequency : {"monthly", "quarterly", "yearly", "weekly"}
+        Spacing of ``period`` (weekly: ISO weeks, each period the timestamp of its Monday).
     source : str
         Human-readable name of where the data came from (for reports).
     files : tuple of str
@@ -121,17 +131,22 @@ def parse_periods(
     """Parse period labels to the timestamp of each period's first day.
 
     Accepts dates (``2016-04-01``), months (``2016-04``), quarters (``2016Q2``) and
-    years (``2016``). A date that is not the first day of a period of the declared
-    frequency (``2016-04-15`` in monthly data) is an error, not silently moved.
+    years (``2016``); weekly data are dated by the Monday that starts each ISO week
+    (``2019-01-07``), and only by that. A date that is not the first day of a period of the
+    declared frequency (``2016-04-15`` in monthly data, a Tuesday in weekly data) is an
+    error, not silently moved.
     """
     if frequency not in FREQUENCIES:
         raise DataError(f"{source}: frequency {frequency!r} is not one of {', '.join(FREQUENCIES)}")
     raw = values.astype("string").str.strip()
     parsed: dict[str, pd.Timestamp | None] = {}
     for label in raw.dropna().unique():
+        text = str(label)
         try:
-            quarter = _QUARTER.match(str(label))
-            ts = pd.Period(f"{quarter[1]}Q{quarter[2]}", freq="Q").start_time if quarter else pd.Timestamp(str(label))
+            if frequency == "weekly" and not _DAY.match(text):
+                raise ValueError(text)  # one documented format: the Monday's date
+            quarter = _QUARTER.match(text)
+            ts = pd.Period(f"{quarter[1]}Q{quarter[2]}", freq="Q").start_time if quarter else pd.Timestamp(text)
         except (ValueError, TypeError):
             parsed[label] = None
             continue
@@ -143,11 +158,49 @@ def parse_periods(
         frame = pd.DataFrame({column: values})
         raise DataError(
             f"{source}: column {column!r} has values that are not {frequency} periods "
-            f"(expected the first day of each period, e.g. "
-            f"{pd.Timestamp('2016-04-01').strftime('%Y-%m-%d') if frequency == 'monthly' else '2016-01-01'}):\n"
+            f"(expected {PERIOD_EXAMPLES[frequency]}){_period_hint(raw[bad], frequency, column)}:\n"
             + _rows(frame, bad, row_offset)
         )
     return pd.to_datetime(out)
+
+
+def _period_hint(bad: pd.Series, frequency: str, column: str) -> str:
+    """What to do about periods off the declared frequency, judged from the offending labels (never echoed)."""
+    labels = [str(v) for v in bad.dropna().unique()[:50]]
+    if frequency == "weekly" and any(_ISO_WEEK_LABEL.match(v) for v in labels):
+        return "; write each ISO week label (2019-W02) as the date of its Monday (2019-01-07)"
+    days = pd.to_datetime(pd.Series([v for v in labels if _DAY.match(v)]), errors="coerce").dropna()
+    if frequency == "weekly" and len(days):
+        return (
+            "; these dates are not Mondays: if the data are daily, sum each ISO week's seven days into one row "
+            "dated by its Monday; if each week is dated by another day, date it by its Monday instead"
+        )
+    if frequency != "weekly" and len(days) and (days.dt.day_of_week == 0).all() and frequency == "monthly":
+        return "; if the data are weekly (dated by Mondays), set frequency: weekly in the params file's data_source"
+    return ""
+
+
+def check_regular(panel: Panel, *, column: str = "period") -> None:
+    """Raise :class:`DataError` when a weekly file's periods do not run week after week (irregular spacing).
+
+    Each unit may miss a week (the coverage step handles gaps), but the file as a whole must hold every ISO week
+    between its first and last: a file with one row a fortnight, or with dates scattered through the year, is not
+    weekly data.
+    """
+    if panel.frequency != "weekly":
+        return
+    periods = panel.periods()
+    expected = pd.date_range(periods.min(), periods.max(), freq=_OFFSET["weekly"])
+    absent = expected.difference(periods)
+    if len(absent):
+        gaps = np.diff(periods.to_numpy()).astype("timedelta64[D]").astype(int)
+        raise DataError(
+            f"{panel.source}: column {column!r} is not weekly: {len(absent)} of the {len(expected)} ISO weeks between "
+            f"{periods.min():%Y-%m-%d} and {periods.max():%Y-%m-%d} have no row for any unit (the dates are "
+            f"{', '.join(str(g) for g in sorted(set(gaps.tolist()))[:5])} days apart). Give one row per unit and ISO "
+            "week, dated by its Monday (aggregate irregular or daily records into weeks first), or set frequency to "
+            "the data's real spacing"
+        )
 
 
 def validate_panel(
@@ -161,12 +214,12 @@ def validate_panel(
 ) -> Panel:
     """Check a long frame and return a :class:`Panel`.
 
-    ``columns`` names the file's columns behind the roles ``value`` and ``denominator`` for messages.
+    ``columns`` names the file's columns behind the roles ``period``, ``value`` and ``denominator`` for messages.
 
     Raises
     ------
     DataError
-        Missing columns, empty units, unparseable or off-frequency periods,
+        Missing columns, empty units, unparseable or off-frequency periods, weekly periods not a week apart,
         duplicate unit-period-outcome rows, non-numeric, missing or negative counts,
         non-positive denominators. The message shows the offending rows.
     """
@@ -184,7 +237,8 @@ def validate_panel(
     empty_unit = out["unit"].isna() | (out["unit"] == "")
     if empty_unit.any():
         raise DataError(f"{source}: empty unit codes:\n" + _rows(df, empty_unit, row_offset))
-    out["period"] = parse_periods(df["period"], frequency, source=source, row_offset=row_offset)
+    period_column = (columns or {}).get("period", "period")
+    out["period"] = parse_periods(df["period"], frequency, source=source, column=period_column, row_offset=row_offset)
     out["outcome"] = df["outcome"].astype("string")
     for col in ("value", "denominator"):
         if col not in df.columns:
@@ -226,7 +280,9 @@ def validate_panel(
     out = out.sort_values(["outcome", "unit", "period"]).reset_index(drop=True)
     out["unit"] = out["unit"].astype(str)
     out["outcome"] = out["outcome"].astype(str)
-    return Panel(data=out[PANEL_COLUMNS], frequency=frequency, source=source, files=files)  # type: ignore[arg-type]
+    panel = Panel(data=out[PANEL_COLUMNS], frequency=frequency, source=source, files=files)  # type: ignore[arg-type]
+    check_regular(panel, column=period_column)
+    return panel
 
 
 def find_gaps(

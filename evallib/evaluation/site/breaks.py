@@ -38,6 +38,7 @@ import pandas as pd
 from evallib.errors import NotEvaluable
 from evallib.evaluation.site.units import AreaData, area_data
 from evallib.protocol.params import SiteProtocol
+from evallib.protocol.windows import period_label
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_K, OWN_Z, is_break, level_steps, own_noise_score, step_spread_ratio
 from evallib.vocabulary import plural
@@ -158,7 +159,8 @@ def _near_start(periods: pd.DatetimeIndex, pre_end: pd.Timestamp, post_start: pd
     i = int(np.searchsorted(periods, post_start))
     lo = periods[max(i - START_TOLERANCE, 0)] if len(periods) else post_start
     hi = periods[min(i + START_TOLERANCE, len(periods) - 1)] if len(periods) else post_start
-    lo = min(lo, pre_end + pd.DateOffset(months=1))
+    weekly = len(periods) > 1 and (periods[1] - periods[0]).days < 28
+    lo = min(lo, pre_end + (pd.DateOffset(days=7) if weekly else pd.DateOffset(months=1)))
     return periods[(periods >= lo) & (periods <= hi)]
 
 
@@ -256,7 +258,8 @@ def cut_protocol(
                 f"it has {plural(n_pre, word)}, fewer than the protocol's minimum of {protocol.min_pre_periods}, so no "
                 "before-and-after comparison avoids it"
             )
-        new = replace(protocol, pre_period_start=f"{shift.month:%Y-%m}")
+        weekly = word == "week"  # a weekly window starts on the shift's Monday, not the first of its month
+        new = replace(protocol, pre_period_start=period_label(shift.month, "weekly" if weekly else "monthly"))
         return new, (
             f"the pre-period now starts at the shift ({shift.month:%b %Y}, was {w.pre_start:%b %Y}): "
             f"{plural(n_pre, 'pre-period ' + word)} remain"
@@ -271,7 +274,7 @@ def cut_protocol(
             "before-and-after comparison avoids it"
         )
     last = before.max()
-    new = replace(protocol, post_period_end=f"{last:%Y-%m}")
+    new = replace(protocol, post_period_end=period_label(last, "weekly" if word == "week" else "monthly"))
     return new, (
         f"the follow-up now ends before the shift ({last:%b %Y}, was {w.post_end:%b %Y}): "
         f"{plural(n_post, 'follow-up ' + word)} remain"

@@ -16,7 +16,7 @@ from evallib.errors import DataError, NotEvaluable
 from evallib.evaluation.site.breaks import SiteBreak, screen_site
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
 from evallib.protocol.paths import project_root
-from evallib.protocol.windows import Windows
+from evallib.protocol.windows import Windows, period_label
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
@@ -26,8 +26,9 @@ from evallib.vocabulary import outcome_label, period_word, plural, unit_plural
 #: Follow-up shorter than this many months (two years, in any frequency) is flagged as short in the report.
 SHORT_FOLLOW_UP = 24
 #: Periods a year of each frequency (the word for one period: :func:`evallib.vocabulary.period_word`).
-PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
-_OFFSETS = {"monthly": "MS", "quarterly": "QS", "yearly": "YS"}
+#: Weekly data: 52 ISO weeks stand for a year (horizons, baselines); seasonality uses the year's true 52.18 weeks.
+PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1, "weekly": 52}
+_OFFSETS = {"monthly": "MS", "quarterly": "QS", "yearly": "YS", "weekly": "W-MON"}
 #: With fewer comparison units than this, a 95% placebo interval cannot be finite.
 MIN_COMPARATORS_FOR_CI = 19
 #: Fewest comparison units any analysis can run with: a placebo distribution of one comparator is no test, and
@@ -73,7 +74,10 @@ class Coverage:
         w = self.windows
         if w is None or w == protocol.windows:
             return protocol
-        return replace(protocol, pre_period_start=f"{w.pre_start:%Y-%m}", post_period_end=f"{w.post_end:%Y-%m}")
+        f = self.frequency
+        return replace(
+            protocol, pre_period_start=period_label(w.pre_start, f), post_period_end=period_label(w.post_end, f)
+        )
 
     @property
     def window_cut(self) -> bool:
@@ -166,7 +170,12 @@ def analysis_frame(
     denom = areas.panel.wide(outcome, "denominator") if areas.panel.has_denominator(outcome) else None
     data_start, data_end = panel.periods(outcome).min(), panel.periods(outcome).max()
     in_window = values.index[w.within(values.index)]
-    step = 12 // PERIODS_PER_YEAR.get(panel.frequency, 12)
+    step = max(1, 12 // PERIODS_PER_YEAR.get(panel.frequency, 12))  # weekly starts are Mondays (params check)
+    if panel.frequency == "weekly" and (w.post_start.day_of_week or w.pre_start.day_of_week):
+        raise DataError(
+            f"site {protocol.site_id}: {panel.source} is weekly data, so the windows must start on Mondays "
+            '(ISO weeks); write intervention_start and the period fields as the Monday\'s date, e.g. "2019-01-07"'
+        )
     if (w.post_start.month - 1) % step:
         first = ", ".join(f"{m:02d}" for m in range(1, 13, step))
         raise DataError(

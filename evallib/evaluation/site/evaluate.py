@@ -25,6 +25,7 @@ from evallib.evaluation.site.staggered_site import StaggeredAnalysis, staggered_
 from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
+from evallib.protocol.windows import period_label
 from evallib.sources.panel import Panel
 from evallib.vocabulary import be, estimator_label, outcome_label, plural
 
@@ -161,8 +162,8 @@ class SiteEvaluation:
                 "window": None
                 if prim.coverage.windows is None
                 else {
-                    "pre_start": f"{prim.coverage.windows.pre_start:%Y-%m}",
-                    "post_end": f"{prim.coverage.windows.post_end:%Y-%m}",
+                    "pre_start": period_label(prim.coverage.windows.pre_start, prim.coverage.frequency),
+                    "post_end": period_label(prim.coverage.windows.post_end, prim.coverage.frequency),
                     "cut": prim.coverage.window_cut,
                 },
             },
@@ -197,7 +198,7 @@ def _growth(a: OutcomeAnalysis) -> dict[str, float | None] | None:
         totals = (float(counts[~post].iloc[-year:].sum()), float(counts[post].iloc[-year:].sum()))
         out["site_growth_pct"] = published_growth_pct(out["site_growth_pct"], *totals)
     # The key keeps its name (results.json format); its value is in months whatever the data's frequency.
-    out["months_in_follow_up_window"] = int(min(year, int(np.sum(post))) * (12 // year))
+    out["months_in_follow_up_window"] = int(round(min(year, int(np.sum(post))) * 12 / year))
     return out
 
 

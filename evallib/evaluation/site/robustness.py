@@ -34,6 +34,7 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import RelativeMagnitudes, relative_magnitudes
 from evallib.methods.synth.control import SynthResult
 from evallib.methods.synth.matching import MatchResult, balance_table, match_comparators
+from evallib.protocol.windows import period_label
 from evallib.vocabulary import ESTIMATOR_LABELS
 
 #: What a re-fit on a modified design may raise (too few units or periods for the estimator): the check is "not run".
@@ -173,7 +174,8 @@ def check_robustness(
         fake = pd.Timestamp(pre_periods[len(pre_periods) // 2])
         r = _refit(name, design.with_fake_start(fake), is_proportion, why_not, "placebo in time")
         if r is not None:
-            placebo_time = replace(r, term=f"placebo_in_time_{fake:%Y-%m}", method=f"{r.method}_placebo_in_time")
+            when = period_label(fake, cov.frequency)
+            placebo_time = replace(r, term=f"placebo_in_time_{when}", method=f"{r.method}_placebo_in_time")
     # Leave one comparator out: the estimate alone, re-fitted without each comparator in turn.
     loo = pd.Series([judged.estimate])
     if len(pool) > 1:

@@ -140,8 +140,9 @@ def plot_its(
             linewidth=0,
             label="95% interval without the intervention",
         )
+    step = _period_step(cf.index)[1]
     for excluded in getattr(result, "excluded", ()):
-        ax.axvspan(excluded, excluded + pd.offsets.MonthBegin(1), color="grey", alpha=0.15, linewidth=0)
+        ax.axvspan(excluded, excluded + step, color="grey", alpha=0.15, linewidth=0)
     ax.plot(
         cf.index[post],
         cf[post],
@@ -198,6 +199,19 @@ def plot_event_study(
     return fig
 
 
+def _period_step(index: pd.Index) -> tuple[str, pd.DateOffset]:
+    """One period of a dated series, in words and as an offset, from its spacing (months when it cannot tell)."""
+    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
+        days = float(np.median(np.diff(index.to_numpy()).astype("timedelta64[D]").astype(float)))
+        if days < 10:
+            return "week", pd.DateOffset(weeks=1)
+        if days > 300:
+            return "year", pd.DateOffset(years=1)
+        if days > 80:
+            return "quarter", pd.DateOffset(months=3)
+    return "month", pd.DateOffset(months=1)
+
+
 def plot_its_residuals(result: Any, *, title: str = "", ax: Axes | None = None) -> Figure:
     """Residual autocorrelation of an ITS fit (bars) with the approximate 95% band for white noise."""
     if result.residual_acf is None or result.residuals is None:
@@ -208,7 +222,7 @@ def plot_its_residuals(result: Any, *, title: str = "", ax: Axes | None = None) 
     band = 1.96 / np.sqrt(len(result.residuals))
     ax.axhspan(-band, band, color=COMPARISON_COLOUR, alpha=0.2, linewidth=0, label="95% band if no autocorrelation")
     ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xlabel("lag (months)")
+    ax.set_xlabel(f"lag ({_period_step(result.residuals.index)[0]}s)")
     ax.set_ylabel("residual autocorrelation")
     finish_axes(ax, title, legend="best")
     return fig

@@ -232,9 +232,12 @@ class EventStudy:
         """
         if isinstance(design.periods, pd.DatetimeIndex) and isinstance(design.start, pd.Timestamp):
             # Calendar positions, so that a period missing from the data does not shift the bins.
-            step = 12 // design.periods_per_year  # months per period
-            months = (design.periods.year - design.start.year) * 12 + (design.periods.month - design.start.month)
-            pos = np.floor_divide(np.asarray(months), step)
+            if design.periods_per_year == 52:  # weekly: whole weeks from the start
+                pos = np.floor_divide(np.asarray((design.periods - design.start).days), 7)
+            else:
+                step = 12 // design.periods_per_year  # months per period
+                months = (design.periods.year - design.start.year) * 12 + (design.periods.month - design.start.month)
+                pos = np.floor_divide(np.asarray(months), step)
         else:
             pos = np.arange(design.n_periods) - int(np.argmax(design.post))
         a = design.arrays(self.transform)

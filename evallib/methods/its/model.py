@@ -128,12 +128,19 @@ class ITSResult(EstimatorResult):
 
 
 def fourier_terms(index: pd.DatetimeIndex, harmonics: int, periods_per_year: int = 12) -> pd.DataFrame:
-    """Sine and cosine pairs of the calendar month (as R's ``tsModel::harmonic``)."""
-    x = _season_position(index, periods_per_year)
+    """Sine and cosine pairs of the calendar month (as R's ``tsModel::harmonic``).
+
+    Weekly data (52 periods a year) are placed in the year by the day of the year over 365.25, so the
+    period is the year's 52.18 weeks and the pattern does not drift in ISO years of 53 weeks.
+    """
+    if periods_per_year == 52:
+        x, period = index.day_of_year.to_numpy(float) - 1, 365.25
+    else:
+        x, period = _season_position(index, periods_per_year), float(periods_per_year)
     cols = {}
     for k in range(1, harmonics + 1):
-        cols[f"sin{k}"] = np.sin(2 * np.pi * k * x / periods_per_year)
-        cols[f"cos{k}"] = np.cos(2 * np.pi * k * x / periods_per_year)
+        cols[f"sin{k}"] = np.sin(2 * np.pi * k * x / period)
+        cols[f"cos{k}"] = np.cos(2 * np.pi * k * x / period)
     return pd.DataFrame(cols, index=index)
 
 
@@ -142,6 +149,8 @@ def _season_position(index: pd.DatetimeIndex, periods_per_year: int) -> np.ndarr
         return index.month.to_numpy(float)
     if periods_per_year == 4:
         return index.quarter.to_numpy(float)
+    if periods_per_year == 52:  # ISO week of the year; week 53 shares week 52's effect
+        return np.minimum(index.isocalendar().week.to_numpy(float), 52)
     return np.zeros(len(index))
 
 

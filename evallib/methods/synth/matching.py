@@ -32,9 +32,14 @@ def series_features(wide: pd.DataFrame) -> pd.DataFrame:
     y = np.log(wide.to_numpy(float))
     t = np.arange(len(wide), dtype=float)
     ppy = periods_per_year(pd.DatetimeIndex(wide.index))
-    # Position within the year (month or quarter); yearly data have no seasonal profile (both columns zero).
-    pos = (pd.DatetimeIndex(wide.index).month.to_numpy() - 1) // (12 // ppy) + 1
-    season = [np.sin(2 * np.pi * pos / ppy), np.cos(2 * np.pi * pos / ppy)] if ppy > 1 else [0 * t, 0 * t]
+    # Position within the year (month or quarter; weekly: the day of the year over 365.25); yearly data have no
+    # seasonal profile (both columns zero).
+    index = pd.DatetimeIndex(wide.index)
+    if ppy == 52:
+        phase = 2 * np.pi * (index.day_of_year.to_numpy(float) - 1) / 365.25
+    else:
+        phase = 2 * np.pi * ((index.month.to_numpy() - 1) // (12 // ppy) + 1) / ppy
+    season = [np.sin(phase), np.cos(phase)] if ppy > 1 else [0 * t, 0 * t]
     X = np.column_stack([np.ones_like(t), t - t.mean(), *season])
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     return pd.DataFrame(
@@ -43,7 +48,11 @@ def series_features(wide: pd.DataFrame) -> pd.DataFrame:
 
 
 def periods_per_year(index: pd.DatetimeIndex) -> int:
-    """12, 4 or 1: how many periods a year a series' index holds (from the months it uses)."""
+    """12, 4, 1 or 52 (weekly): how many periods a year a series' index holds (from the months it uses, or from
+    its spacing when periods are under ten days apart).
+    """
+    if len(index) > 1 and np.median(np.diff(index.to_numpy()).astype("timedelta64[D]").astype(float)) < 10:
+        return 52
     months = set(index.month)
     if len(months) <= 1:
         return 1
