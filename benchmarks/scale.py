@@ -168,7 +168,6 @@ def main() -> None:
     ap.add_argument("--max-gb", type=float, default=8.0, help="most memory one fit may take (GB)")
     ap.add_argument("--estimators", nargs="*", default=list(ESTIMATORS), choices=ESTIMATORS)
     ap.add_argument("--long-sizes", nargs="*", type=int, help="units at 288 months (default 100, 300; --full 1,000)")
-
     ap.add_argument("--weekly", action="store_true", help="add weekly panels (156 and 312 weeks, 100 and 300 units)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
