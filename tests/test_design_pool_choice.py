@@ -164,9 +164,21 @@ def test_the_generator_writes_the_chosen_pool_with_a_design_time_comment(tmp_pat
     pd.DataFrame(
         [
             {"site_id": "V01", "estimator": "synthetic_did", "follow_up": 36, "data_end": "2015-03", "pool": "nearest"}
-            | {"n_comparators": 5, "mde_protocol": 6.1, "mde_chosen": 4.2, "alternatives": "", "units": " ".join(units)},
+            | {
+                "n_comparators": 5,
+                "mde_protocol": 6.1,
+                "mde_chosen": 4.2,
+                "alternatives": "",
+                "units": " ".join(units),
+            },
             {"site_id": "V02", "estimator": "synthetic_did", "follow_up": 36, "data_end": "2015-03", "pool": "protocol"}
-            | {"n_comparators": 150, "mde_protocol": 5.0, "mde_chosen": 5.0, "alternatives": "nearest 4.80", "units": ""},
+            | {
+                "n_comparators": 150,
+                "mde_protocol": 5.0,
+                "mde_chosen": 5.0,
+                "alternatives": "nearest 4.80",
+                "units": "",
+            },
         ]
     ).to_csv(tmp_path / DESIGN_POOLS_FILE, index=False)
     assert chosen_pools(tmp_path)["V01"]["units"] == " ".join(units)
@@ -190,7 +202,9 @@ def test_the_committed_params_files_carry_the_committed_choices() -> None:
         assert "# design_pool: fixed at design time" in path.read_text(), site
 
 
-def test_write_refuses_once_the_site_has_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_write_refuses_once_the_site_has_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "params" / "vanguards").mkdir(parents=True)
     shutil.copy(ROOT / "params" / "vanguards" / "V01.yaml", tmp_path / "params" / "vanguards" / "V01.yaml")
     (tmp_path / "outputs" / "V01").mkdir(parents=True)
@@ -206,9 +220,7 @@ def test_write_refuses_once_the_site_has_results(tmp_path: Path, monkeypatch: py
 def test_write_puts_the_chosen_pool_into_an_own_data_params_file(tmp_path: Path) -> None:
     protocol, long = _site()
     path = tmp_path / "SIM.yaml"
-    path.write_text(
-        "# my protocol\n" + yaml.safe_dump(protocol.to_mapping(), sort_keys=False) + "# last line kept\n"
-    )
+    path.write_text("# my protocol\n" + yaml.safe_dump(protocol.to_mapping(), sort_keys=False) + "# last line kept\n")
     result = design_for_choice(protocol, _panel(long))
     said = write_site_choice(tmp_path, path, result)
     written = load_params(path)

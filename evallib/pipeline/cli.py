@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     des.add_argument("--out", type=Path, default=None, help="folder for the page (default scratch/<site>/)")
     des.add_argument(
-        "--write", action="store_true", help="write the chosen comparison pool into the site's params file (design_pool)"
+        "--write",
+        action="store_true",
+        help="write the chosen comparison pool into the site's params file (design_pool)",
     )
     des.add_argument("--force", action="store_true", help="with --write: write even though the site has results")
     des.add_argument(
@@ -88,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
         help="with --write-choices: every evaluable site (then `evallib make-params --update` applies the choices)",
     )
     des.add_argument(
-        "--write-choices", action="store_true", help="with --all: write each site's chosen pool to params/design_pools.csv"
+        "--write-choices",
+        action="store_true",
+        help="with --all: write each site's chosen pool to params/design_pools.csv",
     )
     des.add_argument("--jobs", "-j", type=int, default=None, help="with --all: sites at a time (default: cores)")
     pub = sub.add_parser(
@@ -212,7 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise EvalLibError("evallib design: name a site (e.g. V01), or pass --all --write-choices")
             print(
                 run_design(
-                    root, args.site, args.params_dir, args.hoped_for, args.share, args.out, write=args.write, force=args.force
+                    root,
+                    args.site,
+                    args.params_dir,
+                    args.hoped_for,
+                    args.share,
+                    args.out,
+                    write=args.write,
+                    force=args.force,
                 )
             )
             return 0

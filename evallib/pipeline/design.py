@@ -1,5 +1,6 @@
 """``evallib design SITE``: the design step for one site, its page and table written to ``scratch/<site>/``;
-with ``--write``, its chosen comparison pool written into the site's params file (:mod:`.design_choices`)."""
+with ``--write``, its chosen comparison pool written into the site's params file (:mod:`.design_choices`).
+"""
 
 from __future__ import annotations
 

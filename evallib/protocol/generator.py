@@ -256,16 +256,24 @@ def chosen_pools(params_dir: Path | None) -> dict[str, dict[str, str]]:
     return {str(r["site_id"]): {str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")}
 
 
+def _mde(text: str) -> str:
+    value = float(text)
+    return f"{value:.2f}%" if np.isfinite(value) else "infinite (80% power is out of reach)"
+
+
 def design_pool_comment(choice: dict[str, str]) -> str:
     """The comment above ``design_pool`` saying the pool was fixed at design time, on data before the start."""
     how = f"fixed at design time by `evallib design` on data to {choice['data_end']} (before the start and any results)"
     if choice.get("pool", "protocol") == "protocol":
-        what = f"the protocol's own pool kept (MDE {float(choice['mde_protocol']):.2f}%"
         alt = choice.get("alternatives", "")
-        return f"{how}: {what}; others: {alt}; a pool must be 10% smaller to replace it)" if alt else f"{how}: {what})"
+        others = f"; {alt.replace('_', ' ')}" if alt else ""
+        return (
+            f"{how}: the protocol's own pool kept (MDE {_mde(choice['mde_protocol'])}{others}; another pool replaces "
+            "it only when it holds its size and its MDE is at least 10% smaller)"
+        )
     return (
-        f"{how}: the {choice['pool'].replace('_', ' ')} pool, MDE {float(choice['mde_chosen']):.2f}% against "
-        f"{float(choice['mde_protocol']):.2f}% for the protocol's own pool"
+        f"{how}: the {choice['pool'].replace('_', ' ')} pool, MDE {_mde(choice['mde_chosen'])} against "
+        f"{_mde(choice['mde_protocol'])} for the protocol's own pool"
     )
 
 
@@ -275,7 +283,8 @@ def protocol_for(
     pools: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, object]:
     """The default protocol of one registry site, as plain values (``estimators``: :func:`chosen_estimators`;
-    ``pools``: :func:`chosen_pools`)."""
+    ``pools``: :func:`chosen_pools`).
+    """
     start = site.start_month
     notes = []
     if site.announced_precision != "day":
@@ -305,7 +314,9 @@ def protocol_for(
         "comparison_pool": p["comparison_pool"],
         "comparison_include": [],
         "comparison_exclude": [],
-        "design_pool": [] if p.get("not_evaluable_reason") else (pools or {}).get(site.site_id, {}).get("units", "").split(),
+        "design_pool": []
+        if p.get("not_evaluable_reason")
+        else (pools or {}).get(site.site_id, {}).get("units", "").split(),
         "type1_comparators_only": True,
         "data_source": p["data_source"],
         "secondary_analyses": p.get("secondary_analyses", []),
@@ -367,7 +378,10 @@ def write_params(root: Path, *, overwrite: bool = False, update: bool = False) -
         protocol = protocol_for(site, estimators, pools)
         SiteProtocol.from_mapping(protocol, str(path))  # never write an invalid protocol
         choice = pools.get(site.site_id)
-        text = to_yaml(protocol, {"design_pool": design_pool_comment(choice)} if choice and not protocol["not_evaluable_reason"] else None)
+        text = to_yaml(
+            protocol,
+            {"design_pool": design_pool_comment(choice)} if choice and not protocol["not_evaluable_reason"] else None,
+        )
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         tmp = path.with_suffix(".yaml.tmp")

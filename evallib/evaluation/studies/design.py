@@ -172,7 +172,7 @@ class SiteDesign:
             "mde_protocol": float(own["mde_percent"].iloc[0]) if len(own) else float("nan"),
             "mde_chosen": float(rec["mde_percent"]),
             "alternatives": "; ".join(
-                f"{r.pool} {r.mde_percent:.2f}" + ("" if r.holds_size else " (size not held)")
+                f"{r.pool} {r.mde_percent:.2f}%" + ("" if r.holds_size else " (size not held)")
                 for r in t.itertuples()
                 if r.pool != "protocol"
             ),
