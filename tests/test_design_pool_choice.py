@@ -244,3 +244,18 @@ def test_with_design_pool_replaces_a_block_list_in_place() -> None:
     out = with_design_pool(text, ["Y1"], "chosen")
     assert yaml.safe_load(out) == {"site_id": "A", "design_pool": ["Y1"], "seed": 3}
     assert out.splitlines()[1] == "# design_pool: chosen"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["design"], "name a site"),
+        (["design", "--all"], "--all and --write-choices together"),
+        (["design", "V01", "--all", "--write-choices"], "without a site"),
+    ],
+)
+def test_the_design_command_says_how_to_choose_every_pool(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, "--params-dir", str(ROOT / "params")]) == 2
+    assert says in capsys.readouterr().err
