@@ -190,12 +190,12 @@ def test_the_recommended_pool_written_into_the_protocol_is_the_pool_the_analysis
     d = design_site(protocol, panel=panel, estimators=("did",))
     assert d.protocol_line("protocol") == ""
     line = d.protocol_line("nearest")
-    include = parse_params_text(line.encode(), "line")["comparison_include"]
+    include = parse_params_text(line.encode(), "line")["design_pool"]
     assert len(include) == d.pool_sizes["nearest"] == 30
-    fixed = SiteProtocol.from_mapping({**protocol.to_mapping(), "comparison_include": include})
+    fixed = SiteProtocol.from_mapping({**protocol.to_mapping(), "design_pool": include})
     _, _, cov = analysis_frame(fixed, panel, protocol.primary_outcome)
     assert cov.comparators == tuple(sorted(include))
-    assert replace(fixed, comparison_include=()) == protocol
+    assert replace(fixed, design_pool=()) == protocol
 
 
 def test_the_nearest_pool_at_a_fake_start_is_chosen_without_its_pretend_follow_up() -> None:

@@ -72,13 +72,30 @@ def _parser() -> argparse.ArgumentParser:
         help="before the start: detectable effects, power curves and follow-up needed by estimator, pool and "
         "follow-up, from data before the start only; writes scratch/<site>/design.html and design.csv",
     )
-    des.add_argument("site", help="site id (e.g. V01)")
+    des.add_argument("site", nargs="?", default=None, help="site id (e.g. V01); or --all --write-choices")
     des.add_argument("--params-dir", type=Path, default=Path("params"))
     des.add_argument("--hoped-for", type=float, default=5.0, metavar="PERCENT", help="effect hoped for (default 5)")
     des.add_argument(
         "--share", type=float, default=1.0, help="the targeted group's share of the area's outcome (default 1: all)"
     )
     des.add_argument("--out", type=Path, default=None, help="folder for the page (default scratch/<site>/)")
+    des.add_argument(
+        "--write",
+        action="store_true",
+        help="write the chosen comparison pool into the site's params file (design_pool)",
+    )
+    des.add_argument("--force", action="store_true", help="with --write: write even though the site has results")
+    des.add_argument(
+        "--all",
+        action="store_true",
+        help="with --write-choices: every evaluable site (then `evallib make-params --update` applies the choices)",
+    )
+    des.add_argument(
+        "--write-choices",
+        action="store_true",
+        help="with --all: write each site's chosen pool to params/design_pools.csv",
+    )
+    des.add_argument("--jobs", "-j", type=int, default=None, help="with --all: sites at a time (default: cores)")
     pub = sub.add_parser(
         "publish", help="rebuild the programme page and outputs/site/ from the verified results in outputs/"
     )
@@ -198,7 +215,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "design":
             from evallib.pipeline.design import run_design
 
-            print(run_design(root, args.site, args.params_dir, args.hoped_for, args.share, args.out))
+            if args.all or args.write_choices:
+                return _design_choices(root, args)
+            if args.site is None:
+                raise EvalLibError("evallib design: name a site (e.g. V01), or pass --all --write-choices")
+            print(
+                run_design(
+                    root,
+                    args.site,
+                    args.params_dir,
+                    args.hoped_for,
+                    args.share,
+                    args.out,
+                    write=args.write,
+                    force=args.force,
+                )
+            )
             return 0
         if args.command == "publish":
             from evallib.pipeline import executor as fast
@@ -237,6 +269,20 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished sites are published; unfinished ones keep their previous reports", file=sys.stderr)
         return 130
     return 2
+
+
+def _design_choices(root: Path, args: argparse.Namespace) -> int:
+    """``evallib design --all --write-choices``: every evaluable site's pool choice to params/design_pools.csv."""
+    if not (args.all and args.write_choices) or args.site is not None or args.write:
+        raise EvalLibError("evallib design: use --all and --write-choices together, without a site or --write")
+    from evallib.pipeline.design_choices import write_choices
+
+    table, skipped = write_choices(root, args.params_dir, args.jobs)
+    _warn([f"design step skipped {s}" for s in skipped])
+    changed = table[table["pool"] != "protocol"]
+    print(f"{len(changed)} of {len(table)} sites change pool: {', '.join(changed['site_id']) or 'none'}")
+    print(f"Wrote {args.params_dir / 'design_pools.csv'}; run `evallib make-params --update` to apply it")
+    return 0
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ The rules written into every protocol:
   choice for the protocol's kind (``params/calibration.csv``, from ``evallib
   calibrate``): the most precise headline estimator that held its size when every
   comparison area was a fake site; the difference-in-differences without the study.
+* The comparison pool is the design step's choice (``params/design_pools.csv``, from ``evallib design --all
+  --write-choices``, which reads data before each site's start only): the rule's whole pool unless another
+  candidate pool holding its size has a clearly smaller detectable effect, then that pool as ``design_pool``,
+  with a comment saying it was fixed at design time.
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ _DIGEST = re.compile(r"^# generated-content: ([0-9a-f]{64})$", re.MULTILINE)
 CCG_DATA = "mar_commissioner_2008_2019"
 #: The calibration study's summary, in the params folder (``evallib calibrate`` writes it).
 CALIBRATION_FILE = "calibration.csv"
+#: The design step's choice of comparison pool per site, in the params folder (``evallib design --all
+#: --write-choices`` writes it).
+DESIGN_POOLS_FILE = "design_pools.csv"
 #: The primary outcome of vanguards and ICSs with CCGs: NHS England's measure, emergency admissions per head (per
 #: 1,000 residents); the counts are a secondary outcome on the same CCGs.
 CCG_OUTCOME = "nonelective_admissions_per_head"
@@ -236,8 +243,48 @@ def chosen_estimators(params_dir: Path | None) -> dict[tuple[str, str, str], str
     return out
 
 
-def protocol_for(site: Site, estimators: dict[tuple[str, str, str], str] | None = None) -> dict[str, object]:
-    """The default protocol of one registry site, as plain values (``estimators``: :func:`chosen_estimators`)."""
+def chosen_pools(params_dir: Path | None) -> dict[str, dict[str, str]]:
+    """The design step's choice of comparison pool by site id, from ``<params_dir>/design_pools.csv``.
+
+    Each row as text (``pool``, ``units`` space-separated, ``data_end``, ``mde_protocol``, ``mde_chosen`` ...);
+    empty without the file (protocols then keep their rule's whole pool).
+    """
+    path = None if params_dir is None else params_dir / DESIGN_POOLS_FILE
+    if path is None or not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return {str(r["site_id"]): {str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")}
+
+
+def _mde(text: str) -> str:
+    value = float(text)
+    return f"{value:.2f}%" if np.isfinite(value) else "infinite (80% power is out of reach)"
+
+
+def design_pool_comment(choice: dict[str, str]) -> str:
+    """The comment above ``design_pool`` saying the pool was fixed at design time, on data before the start."""
+    how = f"fixed at design time by `evallib design` on data to {choice['data_end']} (before the start and any results)"
+    if choice.get("pool", "protocol") == "protocol":
+        alt = choice.get("alternatives", "")
+        others = f"; {alt.replace('_', ' ')}" if alt else ""
+        return (
+            f"{how}: the protocol's own pool kept (MDE {_mde(choice['mde_protocol'])}{others}; another pool replaces "
+            "it only when it holds its size and its MDE is at least 10% smaller)"
+        )
+    return (
+        f"{how}: the {choice['pool'].replace('_', ' ')} pool, MDE {_mde(choice['mde_chosen'])} against "
+        f"{_mde(choice['mde_protocol'])} for the protocol's own pool"
+    )
+
+
+def protocol_for(
+    site: Site,
+    estimators: dict[tuple[str, str, str], str] | None = None,
+    pools: dict[str, dict[str, str]] | None = None,
+) -> dict[str, object]:
+    """The default protocol of one registry site, as plain values (``estimators``: :func:`chosen_estimators`;
+    ``pools``: :func:`chosen_pools`).
+    """
     start = site.start_month
     notes = []
     if site.announced_precision != "day":
@@ -267,6 +314,9 @@ def protocol_for(site: Site, estimators: dict[tuple[str, str, str], str] | None 
         "comparison_pool": p["comparison_pool"],
         "comparison_include": [],
         "comparison_exclude": [],
+        "design_pool": []
+        if p.get("not_evaluable_reason")
+        else (pools or {}).get(site.site_id, {}).get("units", "").split(),
         "type1_comparators_only": True,
         "data_source": p["data_source"],
         "secondary_analyses": p.get("secondary_analyses", []),
@@ -280,16 +330,23 @@ def protocol_for(site: Site, estimators: dict[tuple[str, str, str], str] | None 
     }
 
 
-def _content(protocol: dict[str, object]) -> str:
-    return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in protocol.items())
+def _content(protocol: dict[str, object], comments: dict[str, str] | None = None) -> str:
+    notes = comments or {}
+    return "".join(
+        ("" if key not in notes else f"# {key}: {notes[key]}\n") + f"{key}: {json.dumps(value, ensure_ascii=False)}\n"
+        for key, value in protocol.items()
+    )
 
 
-def to_yaml(protocol: dict[str, object]) -> str:
-    """YAML with every string double-quoted (JSON scalars are valid YAML), headed by the hash of its content."""
+def to_yaml(protocol: dict[str, object], comments: dict[str, str] | None = None) -> str:
+    """YAML with every string double-quoted (JSON scalars are valid YAML), headed by the hash of its content.
+
+    ``comments`` (field: text) are written above their fields; they are not part of the hashed content.
+    """
     body = _content(protocol)
     digest = hashlib.sha256(body.encode()).hexdigest()
     name = str(protocol["site_name"]).replace("\n", " ")
-    return _HEADER.format(site_id=protocol["site_id"], name=name, digest=digest) + "\n" + body
+    return _HEADER.format(site_id=protocol["site_id"], name=name, digest=digest) + "\n" + _content(protocol, comments)
 
 
 def edited_by_hand(text: str) -> bool:
@@ -310,6 +367,7 @@ def write_params(root: Path, *, overwrite: bool = False, update: bool = False) -
     written = []
     write_schema(root)  # the schema the files' first line points editors at
     estimators = chosen_estimators(root)
+    pools = chosen_pools(root)
     for site in load_registry():
         folder = root / ("vanguards" if site.site_type == "vanguard" else "ics")
         folder.mkdir(parents=True, exist_ok=True)
@@ -317,9 +375,13 @@ def write_params(root: Path, *, overwrite: bool = False, update: bool = False) -
         if path.exists() and not overwrite:
             if not update or edited_by_hand(path.read_text(encoding="utf-8")):
                 continue
-        protocol = protocol_for(site, estimators)
+        protocol = protocol_for(site, estimators, pools)
         SiteProtocol.from_mapping(protocol, str(path))  # never write an invalid protocol
-        text = to_yaml(protocol)
+        choice = pools.get(site.site_id)
+        text = to_yaml(
+            protocol,
+            {"design_pool": design_pool_comment(choice)} if choice and not protocol["not_evaluable_reason"] else None,
+        )
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         tmp = path.with_suffix(".yaml.tmp")

@@ -93,6 +93,9 @@ class SiteProtocol:
     comparison_pool: str = "all_eligible"
     comparison_include: tuple[str, ...] = ()
     comparison_exclude: tuple[str, ...] = ()
+    #: The comparison units chosen at design time, before results (``evallib design``): the primary data source's
+    #: analyses compare with these only, among the units the rules above admit. Empty: the rules' whole pool.
+    design_pool: tuple[str, ...] = ()
     type1_comparators_only: bool = True
     min_pre_periods: int = 12
     min_post_periods: int = 6
@@ -238,6 +241,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         comparison_pool=text_field(m, source, "comparison_pool", allowed=POOL_RULES, default="all_eligible"),
         comparison_include=codes_field(m, source, "comparison_include", required=False),
         comparison_exclude=codes_field(m, source, "comparison_exclude", required=False),
+        design_pool=codes_field(m, source, "design_pool", required=False),
         type1_comparators_only=flag,
         min_pre_periods=int_field(m, source, "min_pre_periods", *INT_FIELDS["min_pre_periods"]),
         min_post_periods=int_field(m, source, "min_post_periods", *INT_FIELDS["min_post_periods"]),
@@ -252,7 +256,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
     )
     clash = bounds.overlap(
         {k: getattr(protocol, k) for k in ("treated_units", "comparison_include", "comparison_exclude")}
-    )
+    ) or _design_pool_clash(protocol)
     if clash:
         raise field_error(source, *clash)
     names = [a.outcome for a in protocol.analyses]
@@ -289,6 +293,18 @@ def _validate(m: Any, source: str) -> SiteProtocol:
         )
     check_staggered(m, source, unit_starts, protocol.post_period_end)
     return protocol
+
+
+def _design_pool_clash(protocol: SiteProtocol) -> tuple[str, str, str] | None:
+    """(field, problem, fix) when the design-time pool names a treated unit or an excluded comparator."""
+    for other, fix in (
+        ("treated_units", "A site's own unit cannot be its comparator."),
+        ("comparison_exclude", "Leave the excluded codes out of design_pool."),
+    ):
+        both = sorted(set(protocol.design_pool) & set(getattr(protocol, other)))
+        if both:
+            return "design_pool", f"repeats {', '.join(both)} from {other}", fix
+    return None
 
 
 def read_yaml(path: Path) -> Any:

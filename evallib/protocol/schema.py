@@ -70,6 +70,8 @@ HELP: dict[str, str] = {
     "comparison_pool": "Which areas may be comparators.",
     "comparison_include": "Explicit comparator codes; when given, they replace the rule.",
     "comparison_exclude": "Comparator codes to leave out.",
+    "design_pool": "Comparators chosen at design time, before results (evallib design): the primary data source's "
+    "analyses compare with these only, among those the rules admit; [] keeps the rules' whole pool.",
     "type1_comparators_only": "Compare only with trusts that have a major (type-1) A&E.",
     "min_pre_periods": "Fewest pre-period periods needed (months, quarters, years or weeks: the data's frequency).",
     "min_post_periods": "Fewest follow-up periods needed.",
@@ -177,6 +179,7 @@ def params_schema() -> dict[str, Any]:
         "comparison_pool": {"enum": list(POOL_RULES), "default": "all_eligible"},
         "comparison_include": _codes(),
         "comparison_exclude": _codes(),
+        "design_pool": _codes(),
         "type1_comparators_only": {"type": "boolean", "default": True},
         "notes": _text(bounds.MAX_NOTES),
         "not_evaluable_reason": _text(bounds.MAX_NOTES),

@@ -38,7 +38,7 @@ def real_protocol(site_id: str) -> SiteProtocol:
     for f in find_params(project_root() / "params"):
         p = load_params(f)
         if p.site_id == site_id:
-            return p
+            return replace(p, design_pool=())  # the rule's whole pool, whatever pool the design step chose
     raise KeyError(site_id)
 
 

@@ -107,7 +107,7 @@ def test_design_step_predicts_the_reported_mde_within_20_percent_at_80_percent_o
 def test_effects_of_the_predicted_size_are_detected_75_to_85_percent_of_the_time() -> None:
     designs: dict[tuple[object, ...], SiteProtocol] = {}
     for p in _vanguards():
-        designs.setdefault((p.data_source, p.windows), p)
+        designs.setdefault((p.data_source, p.windows), replace(p, design_pool=()))  # fake sites: the rule's pool
     rng = np.random.default_rng(SEED)
     hits = []
     for template in designs.values():

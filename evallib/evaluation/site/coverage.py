@@ -248,6 +248,12 @@ def analysis_frame(
         leave_out = areas.areas_for(protocol.comparison_exclude)
         pool = [u for u in pool if u not in leave_out]
         excluded["excluded by the protocol"] = before - len(pool)
+    if protocol.design_pool and spec.data_source == protocol.data_source:
+        # Chosen at design time among the units the rules admit; other data sources' units keep their own pools.
+        before = len(pool)
+        chosen = areas.areas_for(protocol.design_pool)
+        pool = [u for u in pool if u in chosen]
+        excluded["not in the pool chosen at design time (design_pool)"] = before - len(pool)
     before = len(pool)
     pool = [u for u in pool if complete.get(u, False)]
     excluded["incomplete data in the window"] = before - len(pool)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -87,7 +87,8 @@ def designs(protocols: Iterable[SiteProtocol]) -> list[Design]:
         name = (
             f"{site_type}: {outcome} ({source}), {w.pre_start:%b %Y} - {w.post_end:%b %Y}, start {w.post_start:%b %Y}"
         )
-        out.append(Design(name, site_type, source, outcome, ps[0], tuple(p.site_id for p in ps)))
+        stand_in = replace(ps[0], design_pool=())  # fake sites from the rule's whole pool, not one site's chosen pool
+        out.append(Design(name, site_type, source, outcome, stand_in, tuple(p.site_id for p in ps)))
     return out
 
 

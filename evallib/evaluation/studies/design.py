@@ -41,6 +41,9 @@ FOLLOW_UPS: tuple[int, ...] = (12, 24, 36)
 DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
 #: Candidate comparison pools, in the order they are shown.
 POOLS: tuple[str, ...] = ("protocol", "nearest", "same_region")
+#: A pool replaces the protocol's own only when its MDE is at least this much smaller (a fraction; see
+#: :meth:`SiteDesign.recommended`).
+POOL_MARGIN = 0.10
 #: The effect (percent, in the protocol's expected direction) the design step asks about when none is given.
 DEFAULT_HOPED_FOR = 5.0
 TABLE_COLUMNS = [
@@ -126,12 +129,55 @@ class SiteDesign:
         return int(t["follow_up"].min()) if len(t) else None
 
     def recommended(self) -> pd.Series:
-        """The primary estimator's pool at the protocol's follow-up: the smallest MDE among pools holding size."""
+        """The primary estimator's pool at the protocol's follow-up, chosen conservatively (:data:`POOL_MARGIN`).
+
+        The protocol's own pool is kept unless another pool that holds its size at fake starts has an MDE at least
+        :data:`POOL_MARGIN` smaller (or the protocol's pool cannot reach 80% power at all): a pool that is only a
+        little more precise on the history is not worth a different comparison set, and a rule with a margin keeps
+        the choice from flipping between pools on noise when the data are refreshed.
+        """
         t = self.table
         t = t[(t["estimator"] == self.primary_estimator) & (t["follow_up"] == self.protocol_follow_up)]
+        own = t[t["pool"] == "protocol"]
         ok = t[t["holds_size"] & np.isfinite(t["mde"])]
-        pick = ok if len(ok) else t
-        return pick.loc[pick["mde"].idxmin()] if len(pick) and pick["mde"].notna().any() else t.iloc[0]
+        if not len(ok):
+            return own.iloc[0] if len(own) else t.iloc[0]
+        best = ok.loc[ok["mde"].idxmin()]
+        if not len(own) or best["pool"] == "protocol":
+            return best
+        base = float(own["mde"].iloc[0])
+        clearly = not math.isfinite(base) or float(best["mde"]) <= (1 - POOL_MARGIN) * base
+        return best if clearly else own.iloc[0]
+
+    def choice(self) -> dict[str, object]:
+        """The design-time choice of comparison pool as one row of ``params/design_pools.csv``.
+
+        ``data_end`` is the last month of data read (the month before the planned start, or the data's end);
+        ``units`` the chosen pool's comparison units (space-separated; empty when the protocol's own pool is kept,
+        which the protocol's rule already fixes); ``mde_protocol`` and ``mde_chosen`` the primary test's MDE
+        (percent, expected direction) with each pool at the protocol's follow-up.
+        """
+        rec = self.recommended()
+        t = self.table
+        t = t[(t["estimator"] == self.primary_estimator) & (t["follow_up"] == self.protocol_follow_up)]
+        own = t[t["pool"] == "protocol"]
+        pool = str(rec["pool"])
+        return {
+            "site_id": self.site_id,
+            "estimator": self.primary_estimator,
+            "follow_up": self.protocol_follow_up,
+            "data_end": f"{self.history[1]:%Y-%m}",
+            "pool": pool,
+            "n_comparators": len(self.pool_units.get(pool, ())),
+            "mde_protocol": float(own["mde_percent"].iloc[0]) if len(own) else float("nan"),
+            "mde_chosen": float(rec["mde_percent"]),
+            "alternatives": "; ".join(
+                f"{r.pool} {r.mde_percent:.2f}%" + ("" if r.holds_size else " (size not held)")
+                for r in t.itertuples()
+                if r.pool != "protocol"
+            ),
+            "units": "" if pool == "protocol" else " ".join(self.pool_units[pool]),
+        }
 
     @property
     def pool_sizes(self) -> dict[str, int]:
@@ -141,14 +187,14 @@ class SiteDesign:
     def protocol_line(self, pool: str | None = None) -> str:
         """The params-file line that fixes a pool (default: the recommended one) before results are seen.
 
-        The protocol's own pool needs no line; any other is written as ``comparison_include`` (an existing,
-        validated field: the analysis then compares with exactly these units, which the protocol's rules already
-        admitted), so a protocol changes only when its evaluator chooses to paste the line in.
+        The protocol's own pool needs no line; any other is written as ``design_pool`` (the analysis of the
+        protocol's own data source then compares with these units only, all of which the protocol's rules already
+        admitted; secondary analyses on other data keep their own pools). ``evallib design SITE --write`` writes it.
         """
         pool = pool or self.recommended_pool
         if pool == "protocol":
             return ""
-        return "comparison_include: [" + ", ".join(f'"{u}"' for u in self.pool_units[pool]) + "]"
+        return "design_pool: [" + ", ".join(f'"{u}"' for u in self.pool_units[pool]) + "]"
 
     @property
     def recommended_pool(self) -> str:
