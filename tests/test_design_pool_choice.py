@@ -19,7 +19,7 @@ from evallib.evaluation.site.coverage import analysis_frame
 from evallib.evaluation.studies.design import POOL_MARGIN, TABLE_COLUMNS, SiteDesign
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.pipeline.cli import main
-from evallib.pipeline.design_choices import design_for_choice, with_design_pool, write_site_choice
+from evallib.pipeline.preregister import design_for_choice, with_design_pool, write_site_choice
 from evallib.protocol.generator import DESIGN_POOLS_FILE, chosen_pools, edited_by_hand, write_params
 from evallib.protocol.params import load_params
 from evallib.sources.panel import Panel, validate_panel

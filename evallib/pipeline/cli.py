@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             from evallib.pipeline.design import run_design
 
             if args.all or args.write_choices:
-                return _design_choices(root, args)
+                return _preregister(root, args)
             if args.site is None:
                 raise EvalLibError("evallib design: name a site (e.g. V01), or pass --all --write-choices")
             print(
@@ -271,11 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _design_choices(root: Path, args: argparse.Namespace) -> int:
+def _preregister(root: Path, args: argparse.Namespace) -> int:
     """``evallib design --all --write-choices``: every evaluable site's pool choice to params/design_pools.csv."""
     if not (args.all and args.write_choices) or args.site is not None or args.write:
         raise EvalLibError("evallib design: use --all and --write-choices together, without a site or --write")
-    from evallib.pipeline.design_choices import write_choices
+    from evallib.pipeline.preregister import write_choices
 
     table, skipped = write_choices(root, args.params_dir, args.jobs)
     _warn([f"design step skipped {s}" for s in skipped])

@@ -1,5 +1,5 @@
 """``evallib design SITE``: the design step for one site, its page and table written to ``scratch/<site>/``;
-with ``--write``, its chosen comparison pool written into the site's params file (:mod:`.design_choices`).
+with ``--write``, its chosen comparison pool written into the site's params file (:mod:`.preregister`).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from evallib.evaluation.studies.design import design_site
-from evallib.pipeline.design_choices import load_site, refuse_if_results, write_site_choice
+from evallib.pipeline.preregister import load_site, refuse_if_results, write_site_choice
 from evallib.reporting.design_page import write_design
 
 
