@@ -9,12 +9,12 @@ are closed forms over cumulative sums, so every fake start and every assignment 
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
 
 from evallib.errors import DataError
+from evallib.methods.inference.decision import most_others_to_reject, rank_critical_value
 from evallib.methods.inference.permutation import permutation_estimates
 from evallib.methods.inference.volatility import pre_period_swing
 
@@ -129,9 +129,9 @@ def studentized_coefficient(scales: np.ndarray, is_treated: np.ndarray) -> np.nd
 
 def _c_max(m: int, alpha: float) -> int:
     """How many other assignments may be at least as large for ``p = (1 + c) / m`` to reject (``p <= alpha``,
-    :func:`evallib.methods.inference.decision.rejects`); negative when none may.
+    :func:`evallib.methods.inference.decision.most_others_to_reject`); negative when none may.
     """
-    return math.floor(alpha * m + 1e-9) - 1
+    return most_others_to_reject(m, alpha)
 
 
 def critical_values(placebos: np.ndarray, alpha: float = 0.05) -> np.ndarray:
@@ -142,14 +142,13 @@ def critical_values(placebos: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     magnitude, and "no effect" is rejected when ``p <= alpha`` (the report's rule,
     :func:`evallib.methods.inference.decision.rejects`, as :func:`evallib.methods.inference.power.placebo_mde`
     reads it): so at most ``floor(alpha m) - 1`` others may be as large, and the critical value is that many
-    places from the top of the placebo magnitudes (with 40 units: the second largest; with 154: the seventh).
+    places from the top of the placebo magnitudes (with 40 units: the second largest; with 154: the seventh):
+    :func:`evallib.methods.inference.decision.rank_critical_value`, the one rule both this and
+    :func:`evallib.methods.inference.power.placebo_mde` use.
     """
     e = np.abs(np.asarray(placebos, float))
-    m = e.shape[0]
-    c_max = _c_max(m, alpha)
-    if c_max < 0:
-        return np.full(e.shape[1], np.inf)
-    return -np.partition(-e, c_max, axis=0)[c_max]
+    # Each column's assignments all ranked together (a draw itself above it is handled by ``_thresholds``).
+    return np.asarray(rank_critical_value(e, e.shape[0], alpha), float).reshape(e.shape[1])
 
 
 def _thresholds(e: np.ndarray, alpha: float) -> np.ndarray | None:
