@@ -80,6 +80,11 @@ def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longes
     return hist
 
 
+def forget_histories() -> None:
+    """Drop the histories kept by :func:`design_history` (the next call builds its history afresh)."""
+    _BUILT.clear()
+
+
 def _build_history(protocol: SiteProtocol, panel: Panel, longest: int) -> History:
     w = protocol.windows
     kind = unit_kind(protocol.data_source)
