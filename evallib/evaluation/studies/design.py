@@ -21,15 +21,9 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.evaluation.studies.placebo_cells import Cell, fake_windows, placebo_cell
+from evallib.evaluation.studies.placebo_cells import Cell, fake_windows, placebo_cell, scaled
 from evallib.evaluation.studies.pre_start import History, answer_estimator, design_history, nearest_sets
-from evallib.methods.inference.fake_starts import (
-    critical_values,
-    detectable_effect,
-    fake_start_power,
-    spread_at,
-    spread_model,
-)
+from evallib.methods.inference.fake_starts import FakeStartTests, critical_values, spread_at, spread_model
 from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import Panel
 
@@ -263,6 +257,7 @@ def design_site(
     direction = protocol.expected_direction
     answer = answer_estimator(protocol, hist)
     rows, cells = [], {}
+    fitted: dict[tuple[str, str, tuple[int, int]], Cell] = {}
     k = len(hist.treated)
     every = [*hist.treated, *hist.pools["protocol"]]
     Y_all = hist.values[every].to_numpy(dtype=float).T
@@ -279,21 +274,26 @@ def design_site(
             if model is not None and windows != (hist.pre_periods, post):
                 factor = math.sqrt(spread_at(model, hist.pre_periods, post) / spread_at(model, *windows))
             n_starts = Y.shape[1] - sum(windows) + 1
-            sets = nearest_sets(Y, k, windows[0], n_starts, len(units) - k) if pool == "nearest" else None
+            sets = None
+            if pool == "nearest" and not all((name, pool, windows) in fitted for name in estimators):
+                sets = nearest_sets(Y, k, windows[0], n_starts, len(units) - k)
             for name in estimators:
-                cell = placebo_cell(
-                    name,
-                    Y,
-                    is_treated,
-                    windows,
-                    factor,
-                    protocol.n_placebo_draws,
-                    protocol.seed,
-                    sets,
-                    hist.pre_periods,
-                )
-                cells[(name, pool, months)] = cell
-                rows.append(_row(name, pool, months, len(units) - k, cell, hist, hoped, direction))
+                # Follow-ups whose fake windows are the same (a short history) share one fit, scaled by their factor.
+                if (name, pool, windows) not in fitted:
+                    fitted[(name, pool, windows)] = placebo_cell(
+                        name,
+                        Y,
+                        is_treated,
+                        windows,
+                        1.0,
+                        protocol.n_placebo_draws,
+                        protocol.seed,
+                        sets,
+                        hist.pre_periods,
+                    )
+                cell = scaled(fitted[(name, pool, windows)], factor)
+                cells[(name, pool, months)] = tests = FakeStartTests(cell.placebos, cell.coefficient, ALPHA)
+                rows.append(_row(name, pool, months, len(units) - k, cell, tests, hist, hoped, direction))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     if effects is None:
         top = table["mde"].replace(np.inf, np.nan).max()
@@ -305,10 +305,10 @@ def design_site(
                 "pool": pool,
                 "follow_up": months,
                 "effect": sign * effects,
-                "power": fake_start_power(c.placebos, sign * effects, coefficient=c.coefficient, alpha=ALPHA),
+                "power": tests.power(sign * effects),
             }
         )
-        for (name, pool, months), c in cells.items()
+        for (name, pool, months), tests in cells.items()
     ]
     return SiteDesign(
         site_id=protocol.site_id,
@@ -348,19 +348,20 @@ def _row(
     months: int,
     n_comp: int,
     cell: Cell,
+    tests: FakeStartTests,
     hist: History,
     hoped: float,
     direction: str,
 ) -> dict[str, object]:
     e, c = cell.placebos, cell.coefficient
-    mde = detectable_effect(e, coefficient=c, alpha=ALPHA, power=POWER, direction="either")
+    mde = tests.detectable(POWER, "either")
     q = critical_values(e, ALPHA)
     width = float(np.mean(2 * q / np.abs(np.broadcast_to(np.asarray(c, float), q.shape))))
     own = np.abs(e[cell.real])
     p = (np.abs(e) >= own - 1e-12).mean(axis=0)
     rejection = float(np.mean(p < ALPHA))  # the report's rule: p below 5%
     holds = rejection <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / cell.n_starts)
-    power = float(fake_start_power(e, np.array([hoped]), coefficient=c, alpha=ALPHA)[0])
+    power = float(tests.power(np.array([hoped]))[0])
     return {
         "estimator": name,
         "pool": pool,
@@ -371,7 +372,7 @@ def _row(
         "fake_starts": cell.n_starts,
         "spread_factor": cell.factor,
         "mde": mde,
-        "mde_expected_direction": detectable_effect(e, coefficient=c, alpha=ALPHA, power=POWER, direction=direction),  # type: ignore[arg-type]
+        "mde_expected_direction": tests.detectable(POWER, direction),  # type: ignore[arg-type]
         "mde_percent": _percent(mde, hist.scale, direction),
         "ci_width": width,
         "fake_start_rejection": rejection,

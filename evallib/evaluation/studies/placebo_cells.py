@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,6 +36,11 @@ class Cell:
     n_starts: int
     windows: tuple[int, int]  # the fake windows' pre and post periods
     factor: float  # the spread at the protocol's windows over the spread at the fake windows
+
+
+def scaled(cell: Cell, factor: float) -> Cell:
+    """A cell fitted at factor 1 carried to another follow-up with the same fake windows (its drift factor)."""
+    return replace(cell, placebos=factor * cell.placebos, factor=factor)
 
 
 def fake_windows(T: int, pre: int, post: int) -> tuple[int, int]:
@@ -78,19 +83,20 @@ def placebo_cell(
     assign = treatment_assignments(is_treated, n_draws, seed)
     real = int(np.flatnonzero((assign == is_treated).all(axis=1))[0])
     if sets is not None and name != "synthetic_did":
-        parts = [placebo_cell(name, Y[rows], is_treated, windows, 1.0, n_draws, seed, None, scale_pre) for rows in sets]
-        placebos = np.column_stack([c.placebos[:, s] for s, c in enumerate(parts)])
-        coef = np.array([np.broadcast_to(c.coefficient, (n_starts,))[s] for s, c in enumerate(parts)])
-        return Cell(factor * placebos, coef if name == "did_studentized" else 1.0, real, n_starts, windows, factor)
+        # Each fake start's own units: its column of the statistics, from that set's rows alone (the changes are
+        # each unit's own, so computed once for every unit; the assignments are the same draws at every start).
+        rows = np.asarray(sets)
+        if name == "did":
+            placebos = np.column_stack([permutation_estimates(changes[r, s], assign) for s, r in enumerate(rows)])
+            return Cell(factor * placebos, 1.0, real, n_starts, windows, factor)
+        parts = [_studentized(Y[r], changes[r], is_treated, pre, assign, scale_pre, s) for s, r in enumerate(rows)]
+        placebos = np.column_stack([ratio * stats[:, 0] for stats, _, ratio in parts])
+        coef = np.array([float(np.broadcast_to(c, (n_starts,))[s]) for s, (_, c, _) in enumerate(parts)])
+        return Cell(factor * placebos, coef, real, n_starts, windows, factor)
     if name == "did":
         return Cell(factor * permutation_estimates(changes, assign), 1.0, real, n_starts, windows, factor)
     if name == "did_studentized":
-        scales = rolling_swing(Y, pre, n_starts)
-        stats = studentized_placebos(changes, scales, assign)
-        P = min(scale_pre or pre, Y.shape[1])  # the protocol's pre-period, or all the history there is
-        swing = pre_period_swing(Y[:, -P:], np.zeros(P, bool))
-        ratio = float(np.median(scales[~is_treated].mean(axis=1) / swing[~is_treated]))  # fake-window scale / real
-        coef = studentized_coefficient(swing[:, None], is_treated)
+        stats, coef, ratio = _studentized(Y, changes, is_treated, pre, assign, scale_pre)
         return Cell(factor * ratio * stats, coef, real, n_starts, windows, factor)
     # Synthetic DiD: a few fake starts spread over the history, the placebo assignments the report's fit draws.
     starts = np.unique(np.linspace(0, n_starts - 1, min(SDID_STARTS, n_starts)).round().astype(int))
@@ -102,3 +108,25 @@ def placebo_cell(
     ]
     real_sub = int(np.flatnonzero((sub == is_treated).all(axis=1))[0])
     return Cell(factor * np.column_stack(cols), 1.0, real_sub, len(starts), windows, factor)
+
+
+def _studentized(
+    Y: np.ndarray,
+    changes: np.ndarray,
+    is_treated: np.ndarray,
+    pre: int,
+    assign: np.ndarray,
+    scale_pre: int,
+    start: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The studentized statistics (at every fake start, or only at ``start``), their coefficient and the ratio of
+    the fake windows' scale to the protocol's (see :func:`placebo_cell`).
+    """
+    n_starts = changes.shape[1]
+    scales = rolling_swing(Y, pre, n_starts)
+    cols = slice(None) if start is None else slice(start, start + 1)
+    stats = studentized_placebos(changes[:, cols], scales[:, cols], assign)
+    P = min(scale_pre or pre, Y.shape[1])  # the protocol's pre-period, or all the history there is
+    swing = pre_period_swing(Y[:, -P:], np.zeros(P, bool))
+    ratio = float(np.median(scales[~is_treated].mean(axis=1) / swing[~is_treated]))  # fake-window scale / real
+    return stats, studentized_coefficient(swing[:, None], is_treated), ratio

@@ -58,13 +58,34 @@ def _months(ts: pd.Timestamp, n: int) -> pd.Timestamp:
     return ts + pd.DateOffset(months=n)
 
 
+#: The last few histories built, each with the protocol, data and length it was built from (a notebook trying
+#: options on one site builds its history once, as R synthdid's ``panel.matrices`` is built once per panel).
+_BUILT: list[tuple[SiteProtocol, Panel, int, History]] = []
+_KEEP = 4
+
+
 def design_history(protocol: SiteProtocol, panel: Panel | None = None, *, longest: int = 36) -> History:
     """The primary outcome's data up to ``pre_period_end`` with the protocol's pool rules, and the candidate pools.
 
     As far back as the data allow, up to the pre-period plus the longest follow-up plus two years (more fake
-    starts); if the site's series is incomplete that far back, the protocol's pre-period alone.
+    starts); if the site's series is incomplete that far back, the protocol's pre-period alone. Built once for the
+    same protocol (equal), data (the same ``Panel`` object; loaded data are cached) and ``longest``.
     """
     panel = load_source(protocol.data_source) if panel is None else panel
+    for p, data, n, hist in _BUILT:
+        if data is panel and n == longest and p == protocol:
+            return hist
+    hist = _build_history(protocol, panel, longest)
+    _BUILT[:] = [(protocol, panel, longest, hist), *_BUILT[: _KEEP - 1]]
+    return hist
+
+
+def forget_histories() -> None:
+    """Drop the histories kept by :func:`design_history` (the next call builds its history afresh)."""
+    _BUILT.clear()
+
+
+def _build_history(protocol: SiteProtocol, panel: Panel, longest: int) -> History:
     w = protocol.windows
     kind = unit_kind(protocol.data_source)
     spec = AnalysisSpec(protocol.primary_outcome, protocol.data_source, protocol.treated_units, True)

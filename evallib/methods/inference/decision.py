@@ -15,7 +15,17 @@ from typing import overload
 
 import numpy as np
 
-__all__ = ["ALPHA", "at_edge", "fewest_to_accept", "holds_null", "null_value", "rejection_rate", "rejects"]
+__all__ = [
+    "ALPHA",
+    "at_edge",
+    "fewest_to_accept",
+    "holds_null",
+    "most_others_to_reject",
+    "null_value",
+    "rank_critical_value",
+    "rejection_rate",
+    "rejects",
+]
 
 #: The level of every test a report reads: 5%, two-sided.
 ALPHA = 0.05
@@ -48,6 +58,46 @@ def fewest_to_accept(n_total: int, alpha: float = ALPHA) -> int:
     reach the observed statistic; ``n_total + 1`` when even all of them would reject.
     """
     return next((k for k in range(1, n_total + 1) if not rejects(k / n_total, alpha)), n_total + 1)
+
+
+def most_others_to_reject(n_total: int, alpha: float = ALPHA) -> int:
+    """The most other assignments, of ``n_total`` (the real one included), that may be at least as extreme as the
+    real one for its p-value ``(1 + c) / n_total`` still to reject; ``-1`` when none may (the test cannot reject).
+    """
+    return fewest_to_accept(n_total, alpha) - 2
+
+
+def rank_critical_value(magnitudes: np.ndarray, n_total: int | None = None, alpha: float = ALPHA) -> float | np.ndarray:
+    """The rank test's exact critical value: a statistic rejects "no effect" (:func:`rejects`, ``p <= alpha``)
+    exactly when its magnitude is strictly above it.
+
+    Parameters
+    ----------
+    magnitudes : array (others,) or (others, columns)
+        The statistic under the other assignments (signs ignored), one test per column.
+    n_total : int, optional
+        Assignments in the test, the real one included (default: the others plus one).
+    alpha : float
+        The test's level.
+
+    Returns
+    -------
+    float or (columns,) array
+        The ``(c + 1)``-th largest magnitude, ``c`` = :func:`most_others_to_reject`: with ``p = (1 + #{others at
+        least as large}) / n_total``, a magnitude above it has at most ``c`` others as large (rejects), one equal to
+        or below it at least ``c + 1`` (does not). ``inf`` when the test can never reject with ``n_total``
+        assignments. With 40 assignments that is the second largest of the others; with 154, the seventh.
+    """
+    a = np.abs(np.asarray(magnitudes, float))
+    total = a.shape[0] + 1 if n_total is None else int(n_total)
+    c = most_others_to_reject(total, alpha)
+    if c < 0:
+        out = np.full(a.shape[1:], np.inf)
+    elif c >= a.shape[0]:  # fewer others than may be as large: every statistic rejects
+        out = np.full(a.shape[1:], -np.inf)
+    else:
+        out = -np.partition(-a, c, axis=0)[c]
+    return float(out) if a.ndim == 1 else out
 
 
 def at_edge(p: float, n_assignments: int | None, alpha: float = ALPHA) -> bool:

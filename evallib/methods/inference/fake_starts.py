@@ -9,16 +9,18 @@ are closed forms over cumulative sums, so every fake start and every assignment 
 
 from __future__ import annotations
 
-import math
+import warnings
 from typing import Literal
 
 import numpy as np
 
 from evallib.errors import DataError
+from evallib.methods.inference.decision import most_others_to_reject, rank_critical_value
 from evallib.methods.inference.permutation import permutation_estimates
-from evallib.methods.inference.volatility import pre_period_swing
+from evallib.methods.inference.volatility import SWING_BLOCK, SWING_MIN_BLOCKS, pre_period_swing
 
 __all__ = [
+    "FakeStartTests",
     "critical_values",
     "detectable_effect",
     "fake_start_power",
@@ -103,8 +105,21 @@ def rolling_swing(values: np.ndarray, pre: int, n_starts: int) -> np.ndarray:
     y = np.asarray(values, float)
     if pre < 3:
         raise DataError("fake starts: the studentized test needs at least 3 pre-period observations")
-    no_post = np.zeros(pre, bool)
-    return np.column_stack([pre_period_swing(y[:, s : s + pre], no_post) for s in range(n_starts)])
+    # pre_period_swing on each window, all at once: a period's mean across units is the same in every window
+    # holding it, so each window's block means are read off one array of every block's mean.
+    dev = y - y.mean(axis=0)
+    block = max(1, min(SWING_BLOCK, pre // SWING_MIN_BLOCKS))
+    n_blocks = pre // block
+    block_means = np.lib.stride_tricks.sliding_window_view(dev, block, axis=1).mean(axis=2)
+    first = np.arange(n_starts)[:, None] + (pre - n_blocks * block) + block * np.arange(n_blocks)[None, :]
+    scale = block_means[:, first].std(axis=2, ddof=1)  # units x starts
+    finite = np.isfinite(scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a window with no finite swing: refused below
+        typical = np.where(finite.any(axis=0), np.nanmedian(scale, axis=0), 0.0)
+    if not (finite & (scale > 1e-9 * typical)).all():  # pre_period_swing's refusal, naming the window's units
+        return np.column_stack([pre_period_swing(y[:, t : t + pre], np.zeros(pre, bool)) for t in range(n_starts)])
+    return scale
 
 
 def studentized_placebos(changes: np.ndarray, scales: np.ndarray, assign: np.ndarray) -> np.ndarray:
@@ -129,9 +144,9 @@ def studentized_coefficient(scales: np.ndarray, is_treated: np.ndarray) -> np.nd
 
 def _c_max(m: int, alpha: float) -> int:
     """How many other assignments may be at least as large for ``p = (1 + c) / m`` to reject (``p <= alpha``,
-    :func:`evallib.methods.inference.decision.rejects`); negative when none may.
+    :func:`evallib.methods.inference.decision.most_others_to_reject`); negative when none may.
     """
-    return math.floor(alpha * m + 1e-9) - 1
+    return most_others_to_reject(m, alpha)
 
 
 def critical_values(placebos: np.ndarray, alpha: float = 0.05) -> np.ndarray:
@@ -142,14 +157,13 @@ def critical_values(placebos: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     magnitude, and "no effect" is rejected when ``p <= alpha`` (the report's rule,
     :func:`evallib.methods.inference.decision.rejects`, as :func:`evallib.methods.inference.power.placebo_mde`
     reads it): so at most ``floor(alpha m) - 1`` others may be as large, and the critical value is that many
-    places from the top of the placebo magnitudes (with 40 units: the second largest; with 154: the seventh).
+    places from the top of the placebo magnitudes (with 40 units: the second largest; with 154: the seventh):
+    :func:`evallib.methods.inference.decision.rank_critical_value`, the one rule both this and
+    :func:`evallib.methods.inference.power.placebo_mde` use.
     """
     e = np.abs(np.asarray(placebos, float))
-    m = e.shape[0]
-    c_max = _c_max(m, alpha)
-    if c_max < 0:
-        return np.full(e.shape[1], np.inf)
-    return -np.partition(-e, c_max, axis=0)[c_max]
+    # Each column's assignments all ranked together (a draw itself above it is handled by ``_thresholds``).
+    return np.asarray(rank_critical_value(e, e.shape[0], alpha), float).reshape(e.shape[1])
 
 
 def _thresholds(e: np.ndarray, alpha: float) -> np.ndarray | None:
@@ -165,10 +179,69 @@ def _thresholds(e: np.ndarray, alpha: float) -> np.ndarray | None:
     return np.where(a >= q, next_down, q)
 
 
-def _power(e: np.ndarray, threshold: np.ndarray, tau: np.ndarray, coefficient: np.ndarray | float) -> np.ndarray:
-    c = np.broadcast_to(np.asarray(coefficient, float), (e.shape[1],))
-    shifted = np.abs(e[None, :, :] + (tau[:, None] * c[None, :])[:, None, :])  # effects x assignments x starts
-    return (shifted > threshold[None, :, :]).mean(axis=(1, 2))
+class FakeStartTests:
+    """The placebo test at every fake start and draw, as the effects at which it rejects: built once (one sort),
+    then the power at any effects and the detectable effect cost a binary search each.
+
+    A draw ``e`` with critical value ``q`` (:func:`_thresholds`) and coefficient ``c`` rejects at effect ``tau``
+    when ``|e + tau c| > q``: for ``tau`` above one point or below another (``(q - e) / c`` and
+    ``(-q - e) / c``, which is which by the sign of ``c``); the power at ``tau`` is the share of draws whose
+    points it passes, counted in the two sorted lists. Equal to shifting every draw (:func:`fake_start_power`'s
+    definition) except at effects on a boundary to the last bit.
+    """
+
+    def __init__(self, placebos: np.ndarray, coefficient: np.ndarray | float = 1.0, alpha: float = 0.05) -> None:
+        e = np.asarray(placebos, float)
+        if e.ndim != 2 or e.shape[0] < 2 or e.shape[1] < 1:
+            raise DataError("fake starts: need at least two placebo assignments and one fake start")
+        self.placebos = e
+        self.coefficient = coefficient
+        self.n = e.size
+        threshold = _thresholds(e, alpha)
+        self.can_reject = threshold is not None
+        if threshold is None:
+            return
+        c = np.broadcast_to(np.asarray(coefficient, float), (e.shape[1],))[None, :]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            up, down = (threshold - e) / c, (-threshold - e) / c
+        pos, zero = c > 0, c == 0
+        above = np.where(pos, up, down)  # rejects when tau is above this
+        below = np.where(pos, down, up)  # ... or below this
+        fixed = np.abs(e) > threshold  # no coefficient: the effect cannot move the draw
+        above = np.where(zero, np.where(fixed, -np.inf, np.inf), above)
+        below = np.where(zero, -np.inf, below)
+        self._above = np.sort(np.where(np.isnan(above), np.inf, above), axis=None)
+        self._below = np.sort(np.where(np.isnan(below), -np.inf, below), axis=None)
+
+    def power(self, effects: np.ndarray) -> np.ndarray:
+        """The share of draws (over assignments and fake starts) rejected at each of ``effects`` (signed)."""
+        t = np.asarray(effects, float)
+        if not self.can_reject:
+            return np.zeros(t.shape)
+        hits = np.searchsorted(self._above, t, "left") + (self.n - np.searchsorted(self._below, t, "right"))
+        return hits / self.n
+
+    def detectable(self, power: float = 0.8, direction: Direction = "either") -> float:
+        """Smallest effect magnitude detected with probability ``power`` (see :func:`detectable_effect`)."""
+        if not self.can_reject:
+            return float("inf")
+        if direction == "either":
+            return max(self._bisect(power, d) for d in (-1.0, 1.0))
+        return self._bisect(power, -1.0 if direction == "decrease" else 1.0)
+
+    def _bisect(self, power: float, sign: float) -> float:
+        c = float(np.median(np.abs(np.asarray(self.coefficient, float))))
+        hi = 100.0 * (float(np.std(self.placebos)) + 1e-12) / max(c, 1e-12)
+        if self.power(np.array(sign * hi)) < power:
+            return float("inf")
+        lo = 0.0
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            if self.power(np.array(sign * mid)) >= power:
+                hi = mid
+            else:
+                lo = mid
+        return hi
 
 
 def fake_start_power(
@@ -203,15 +276,9 @@ def fake_start_power(
     start is a placebo draw shifted by ``effect x coefficient``; the power is the share of draws that would
     then be rejected, averaged over the fake starts. Averaging over fake starts carries the drift between
     units over the follow-up into the power, which one window's placebo distribution cannot show.
+    (:class:`FakeStartTests` computes it for many effects at once.)
     """
-    e = np.asarray(placebos, float)
-    if e.ndim != 2 or e.shape[0] < 2 or e.shape[1] < 1:
-        raise DataError("fake starts: need at least two placebo assignments and one fake start")
-    threshold = _thresholds(e, alpha)
-    if threshold is None:
-        return np.zeros(np.shape(effects))
-    power = _power(e, threshold, np.asarray(effects, float).reshape(-1), coefficient)
-    return power.reshape(np.shape(effects))
+    return FakeStartTests(placebos, coefficient, alpha).power(effects)
 
 
 def detectable_effect(
@@ -228,28 +295,7 @@ def detectable_effect(
     reject at ``alpha`` with this many assignments, or no effect up to 100 times the placebos' spread is
     detected that often. ``"either"`` gives the larger of the two directions' magnitudes.
     """
-    e = np.asarray(placebos, float)
-    threshold = _thresholds(e, alpha)
-    if threshold is None:
-        return float("inf")
-    if direction == "either":
-        return max(_bisect(e, threshold, coefficient, power, d) for d in (-1.0, 1.0))
-    return _bisect(e, threshold, coefficient, power, -1.0 if direction == "decrease" else 1.0)
-
-
-def _bisect(e: np.ndarray, threshold: np.ndarray, coefficient: np.ndarray | float, power: float, sign: float) -> float:
-    c = float(np.median(np.abs(np.asarray(coefficient, float))))
-    hi = 100.0 * (float(np.std(e)) + 1e-12) / max(c, 1e-12)
-    if _power(e, threshold, np.array([sign * hi]), coefficient)[0] < power:
-        return float("inf")
-    lo = 0.0
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        if _power(e, threshold, np.array([sign * mid]), coefficient)[0] >= power:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return FakeStartTests(placebos, coefficient, alpha).detectable(power, direction)
 
 
 #: How units' drift apart grows with the distance ``m`` between the windows' centres: ``m ** DRIFT_POWER``.

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from evallib.errors import DataError
-from evallib.methods.inference.decision import rejects
+from evallib.methods.inference.decision import rank_critical_value
 
 
 def placebo_mde(
@@ -61,12 +61,11 @@ def placebo_mde(
         return float("nan")
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise DataError("placebo_mde: alpha and power must lie between 0 and 1")
-    if not rejects(1 / (e.size + 1), alpha):
-        return float("inf")  # the rank test's smallest p-value, 1 / (n + 1), cannot reject
     # The rank test rejects when p = (1 + #{|e| >= |estimate|}) / (n + 1) <= alpha, i.e. when at most
-    # m = floor(alpha (n + 1)) - 1 placebos are as large: |estimate| beyond the (m + 1)-th largest |e|.
-    m = math.floor(alpha * (e.size + 1) + 1e-9) - 1
-    q = float(np.sort(np.abs(e))[e.size - 1 - m])
+    # floor(alpha (n + 1)) - 1 placebos are as large: |estimate| beyond the rank test's critical value.
+    q = float(rank_critical_value(e, e.size + 1, alpha))
+    if not math.isfinite(q):
+        return float("inf")  # the rank test's smallest p-value, 1 / (n + 1), cannot reject
     up = q - float(np.quantile(e, 1 - power))
     down = q + float(np.quantile(e, power))
     sides = {"increase": up, "decrease": down, "either": max(up, down)}
