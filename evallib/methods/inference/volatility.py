@@ -58,9 +58,11 @@ def pre_period_noise(values: np.ndarray, post: np.ndarray, units: np.ndarray | N
     typical = float(np.nanmedian(scale)) if np.isfinite(scale).any() else 0.0
     bad = ~(np.isfinite(scale) & (scale > 1e-9 * typical))  # no noise beyond rounding
     if bad.any():
-        names = list(units[bad][:5]) if units is not None else list(np.flatnonzero(bad)[:5])
+        names = ", ".join(str(u) for u in (units[bad][:5] if units is not None else np.flatnonzero(bad)[:5]))
+        one = int(bad.sum()) == 1
         raise DataError(
-            f"studentized placebo: no pre-period variation in {'unit' if len(names) == 1 else 'units'} {names}; drop them or use placebo_in_space"
+            f"studentized placebo: no pre-period variation in {'unit' if one else 'units'} {names}; "
+            f"drop {'it' if one else 'them'} or use placebo_in_space"
         )
     return scale
 
@@ -115,9 +117,11 @@ def pre_period_swing(values: np.ndarray, post: np.ndarray, units: np.ndarray | N
     typical = float(np.nanmedian(scale)) if np.isfinite(scale).any() else 0.0
     bad = ~(np.isfinite(scale) & (scale > 1e-9 * typical))  # no variation beyond rounding
     if bad.any():
-        names = list(units[bad][:5]) if units is not None else list(np.flatnonzero(bad)[:5])
+        names = ", ".join(str(u) for u in (units[bad][:5] if units is not None else np.flatnonzero(bad)[:5]))
+        one = int(bad.sum()) == 1
         raise DataError(
-            f"studentized placebo: no pre-period variation in {'unit' if len(names) == 1 else 'units'} {names}; drop them or use placebo_in_space"
+            f"studentized placebo: no pre-period variation in {'unit' if one else 'units'} {names}; "
+            f"drop {'it' if one else 'them'} or use placebo_in_space"
         )
     return scale
 
