@@ -120,7 +120,9 @@ def main() -> None:
     lo, da = times["local"], times["dask"]
     print(f"local forked: min {min(lo):.1f} s, median {statistics.median(lo):.1f} s")
     print(f"dask warm:    min {min(da):.1f} s, median {statistics.median(da):.1f} s")
-    print(f"ratio dask/local: {min(da) / min(lo):.2f}x (min), {statistics.median(da) / statistics.median(lo):.2f}x (median)")
+    print(
+        f"ratio dask/local: {min(da) / min(lo):.2f}x (min), {statistics.median(da) / statistics.median(lo):.2f}x (median)"
+    )
 
 
 if __name__ == "__main__":

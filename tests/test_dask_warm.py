@@ -95,12 +95,21 @@ def test_warm_dask_run_matches_local_run_without_reading_the_project(tmp_path: P
         _wall_off(client, on_dask, tmp_path / "elsewhere")
         result = run_batch(None, root=on_dask, progress=False, scheduler=cluster.scheduler_address)
     assert result.exit_code == 0, result.runs
-    assert {r.site_id: r.status for r in result.runs} == {"S01": "evaluated", "V04": "evaluated", "V45": "not evaluable"}
+    assert {r.site_id: r.status for r in result.runs} == {
+        "S01": "evaluated",
+        "V04": "evaluated",
+        "V45": "not evaluable",
+    }
     for site in ("S01", "V04", "V45"):
         a = (local / "outputs" / site / "results.json").read_bytes()
         assert a == (on_dask / "outputs" / site / "results.json").read_bytes()  # byte-identical
         assert (on_dask / "outputs" / "site" / f"{site}.html").exists()  # signed here, so published
-    compare = [sys.executable, str(ROOT / "tools" / "compare_results.py"), str(local / "outputs"), str(on_dask / "outputs")]
+    compare = [
+        sys.executable,
+        str(ROOT / "tools" / "compare_results.py"),
+        str(local / "outputs"),
+        str(on_dask / "outputs"),
+    ]
     assert subprocess.run(compare, capture_output=True, text=True, check=False).returncode == 0
     assert not (on_dask / "outputs" / ".staging").exists()
 

@@ -208,4 +208,3 @@ def _report_problem(job: SiteJob, files: dict[str, bytes]) -> str | None:
             "or code changed while it ran); nothing was published: run it again"
         )
     return None
-
