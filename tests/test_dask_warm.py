@@ -50,6 +50,8 @@ def _wall_off(client: Any, project: Path, workdir: Path) -> None:
         sys.addaudithook(refuse)  # kept for the worker's life, inherited by every process it forks
 
     client.run(install, fenced, str(workdir))
+    with pytest.raises(PermissionError):  # the fence holds
+        client.run(lambda path: open(path).close(), str(project / TEMPLATE))
 
 
 def _site_jobs(root: Path) -> list[Any]:
@@ -121,21 +123,22 @@ def test_a_failing_site_and_a_dead_worker_on_dask_fail_only_their_own_sites(tmp_
     root = make_project(tmp_path / "p", ["V04", "V45"], programme=False, small=True)
     path = root / "notebooks" / "site_evaluation.ipynb"
     nb = nbformat.read(path, as_version=4)
+    # S01 kills its Dask worker once the other two sites are published (an idle worker steals what was queued).
+    done = [str(root / "outputs" / "V04" / "results.json"), str(root / "outputs" / "V45" / "failure.json")]
     code = (
-        "import os, signal\nif site_id == 'V45':\n    raise RuntimeError('boom')\n"
-        "if site_id == 'S01':\n    os.kill(os.getppid(), signal.SIGKILL)  # the Dask worker itself dies\n"
+        "import os, signal, time\nif site_id == 'V45':\n    raise RuntimeError('boom')\n"
+        f"if site_id == 'S01':\n    t = time.time()\n    while not all(map(os.path.exists, {done!r})) "
+        "and time.time() - t < 240:\n        time.sleep(0.2)\n    os.kill(os.getppid(), signal.SIGKILL)\n"
     )
     nb.cells.insert(2, nbformat.v4.new_code_cell(code))
     nbformat.write(nb, path)
-    # A dead worker's task fails at once, and each worker holds only the task it runs (so it fails no other).
-    once = {"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}
-    with dask.config.set(once), _cluster() as cluster:
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _cluster() as cluster:  # no retry
         result = run_batch(None, root=root, progress=False, scheduler=cluster.scheduler_address)
     runs = {r.site_id: r for r in result.runs}
     assert runs["V04"].status == "evaluated"
     assert (root / "outputs" / "V04" / "results.json").exists()
     assert runs["V45"].status == "failed" and "boom" in runs["V45"].reason
     assert (root / "outputs" / "V45" / "failed.ipynb").exists()
-    assert runs["S01"].status == "failed"
+    assert runs["S01"].status == "failed" and "KilledWorker" in runs["S01"].reason
     for site in ("V45", "S01"):
         assert json.loads((root / "outputs" / site / "failure.json").read_text())["status"] == "failed"
