@@ -1,6 +1,6 @@
 """CPU of a batch on warm Dask workers against the local forked run of the same sites.
 
-A real scheduler (``dask scheduler``) and two workers (``dask worker --nthreads 1 --no-nanny``) on 127.0.0.1,
+A real scheduler (``dask scheduler``) and two workers (``dask worker --nthreads 1``, each with its nanny) on 127.0.0.1,
 started in a folder of their own (not the project); the client is ``evallib run --scheduler``. Each run starts
 from fresh processes and is timed as CPU time of everything it started (client, scheduler, workers and every
 process they fork; ``RUSAGE_CHILDREN`` once all have exited), so imports and warm-up count on both sides.
@@ -75,7 +75,7 @@ def run_dask(root: Path, workdir: Path) -> float:
     scheduler = subprocess.Popen(
         [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
     )
-    worker_cmd = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
+    worker_cmd = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"]
     worker_cmd += ["--host", "127.0.0.1"]
     workers = [subprocess.Popen(worker_cmd, **quiet) for _ in range(2)]
     try:

@@ -87,6 +87,35 @@ def test_a_returned_report_that_does_not_match_its_record_is_not_published(tmp_p
     assert not any((outputs / ".staging").glob("*"))
 
 
+def test_a_fault_publishing_a_returned_report_fails_that_site_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    root = make_project(tmp_path / "p", ["V04"], programme=False)
+    [job] = _site_jobs(root)
+    (root / "outputs").mkdir()
+
+    def full(*args: Any) -> SiteRun:
+        raise OSError(errno.ENOSPC, "No space left on device", str(root / "outputs" / ".staging" / "x"))
+
+    monkeypatch.setattr(dask_warm, "publish_returned", full)
+    run = dask_warm.publish_safely(job, (SiteRun("V04", "evaluated"), {}), root / "outputs", root)
+    assert run.status == "failed" and "outputs" in run.reason and str(root) not in run.reason
+    assert json.loads((root / "outputs" / "V04" / "failure.json").read_text())["reason"] == run.reason
+
+
+def test_a_worker_with_several_blas_threads_fails_the_site_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path / "p", ["V04"], programme=False)
+    [job] = _site_jobs(root)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    run, files = dask_warm.run_site(job, dask_warm.site_files(root, job), (), {})
+    assert run.status == "failed" and "OPENBLAS_NUM_THREADS" in run.reason and "dask worker" in run.reason
+    assert files == {}
+
+
 @pytest.mark.e2e
 def test_warm_dask_run_matches_local_run_without_reading_the_project(tmp_path: Path) -> None:
     local = make_project(tmp_path / "local", ["V04", "V45"], programme=False, small=True)

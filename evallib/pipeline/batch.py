@@ -283,13 +283,13 @@ def _run_on_dask(
                 done, pending = set(), _give_up(client, pending, jobs, outputs, runs, timeout)
             for fut in done:
                 try:
-                    run = fut.result()
-                    if warm:  # the site's files came back: published here, under this run's lock
-                        run = dask_warm.publish_returned(jobs[fut], *run, outputs)
+                    value = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a task the cluster lost fails its own site only
                     why = f"the Dask task failed ({type(exc).__name__})"
                     record_failure(outputs, jobs[fut].site_id, why, jobs[fut].params_file)
-                    run = SiteRun(jobs[fut].site_id, "failed", why)
+                    value = SiteRun(jobs[fut].site_id, "failed", why)
+                # Warm workers return the site's files: published here, under this run's lock.
+                run = dask_warm.publish_safely(jobs[fut], value, outputs, root) if warm else value
                 runs.append(run)
                 bar.set_postfix_str(f"{run.site_id} {run.status}")
                 bar.update()

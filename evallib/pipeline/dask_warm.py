@@ -41,13 +41,16 @@ from evallib.pipeline.preflight import TEMPLATE, SiteJob
 from evallib.protocol import writing
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import ROOT_ENV
-from evallib.protocol.writing import make_dir, remove_tree
+from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, remove_tree
 from evallib.reporting.signing import KEY_ENV, sign, site_record_fields
+from evallib.reporting.static_site import scrub_paths
 from evallib.sources.files import SETTINGS_FILE, FileSource
 
 #: The files of a published site's folder that come back from a worker.
 REPORT_FILES = ("results.json", "run.json", "report.html", "report.ipynb")
 _COMMIT_ENV = "EVALLIB_GIT_COMMIT"
+#: One BLAS thread per process, as `evallib run` and a Dask nanny set them: results then match to the last bit.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _LOCK = threading.Lock()  # one site at a time per worker process: the site's environment is process-wide
 _WARMED: set[tuple[Any, ...]] = set()
 
@@ -121,6 +124,14 @@ def run_site(
     signed with a throwaway key: the client signs it again with its own (:func:`publish_returned`). The
     temporary project is removed however the task ends.
     """
+    many = [v for v in BLAS_THREADS if os.environ.get(v) != "1"]
+    if many:  # the estimates' last digits depend on how BLAS splits its sums: one thread, as `evallib run` uses
+        why = (
+            f"the Dask worker does not run BLAS on one thread ({', '.join(many)} not 1), so its results could differ "
+            "in the last digits from a local run; start workers with `dask worker` (its nanny sets them) or set "
+            "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
+        )
+        return SiteRun(job.site_id, "failed", why), {}
     with _LOCK:
         if windows not in _WARMED:
             warm_up(windows)
@@ -169,18 +180,37 @@ def publish_returned(job: SiteJob, run: SiteRun, files: dict[str, bytes], output
                 remove_tree(staging)
             return run
         run = replace(run, status="failed", reason=problem)
-    notebook = None
-    staging = None
+    notebook: Path | None = None
+    kept: Path | None = None
     if "failed.ipynb" in files:
-        staging = writing.fresh_dir(make_dir(outputs / ".staging", outputs), f"{job.site_id}-")
-        notebook = staging / "failed.ipynb"
+        kept = writing.fresh_dir(make_dir(outputs / ".staging", outputs), f"{job.site_id}-")
+        notebook = kept / "failed.ipynb"
         writing.write_atomic(notebook, files["failed.ipynb"])
     try:
         record_failure(outputs, job.site_id, run.reason, job.params_file, notebook)
     finally:
-        if staging is not None:
-            remove_tree(staging)
+        if kept is not None:
+            remove_tree(kept)
     return run
+
+
+def publish_safely(job: SiteJob, value: Any, outputs: Path, root: Path) -> SiteRun:
+    """:func:`publish_returned` for what a task returned (a ``(run, files)`` pair, or the run of a lost task),
+    with a fault writing ``outputs/`` recorded as the site's failure in one line, as :func:`safe_execute` does.
+    """
+    if isinstance(value, SiteRun):
+        return value  # already recorded
+    try:
+        run, files = value
+        return publish_returned(job, run, files, outputs)
+    except Exception as exc:  # noqa: BLE001 - one site's publishing fault must not stop the batch; it is recorded
+        reason = fault_message(exc, outputs) if is_fault(exc) else f"runner error: {type(exc).__name__}"  # type: ignore[arg-type]
+        reason = scrub_paths(str(exc) if isinstance(exc, EvalLibError) else reason, root)
+        try:
+            record_failure(outputs, job.site_id, reason, job.params_file)
+        except (OSError, UnsafePath):
+            pass  # the outputs folder itself is failing; the summary still reports the site
+        return SiteRun(job.site_id, "failed", reason)
 
 
 def _report_problem(job: SiteJob, files: dict[str, bytes]) -> str | None:
