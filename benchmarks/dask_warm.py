@@ -46,9 +46,9 @@ def _project(tmp: Path, sites: list[str] | None) -> Path:
     return tmp
 
 
-def _evallib(root: Path, *extra: str) -> None:
+def _evallib(root: Path, *extra: str, env: dict[str, str] | None = None) -> None:
     cmd = [str(BIN / "evallib"), "run", "--force", "--no-progress", *extra]
-    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False, env=env)
     if out.returncode != 0:
         sys.exit(f"evallib run failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
 
@@ -66,21 +66,56 @@ def run_local(root: Path) -> float:
     return _children_cpu() - before
 
 
-def run_dask(root: Path, workdir: Path) -> float:
+#: Dask's housekeeping at a calmer pace (the defaults poll every 20 ms, 100 ms, 500 ms in every process): the
+#: scheduler's and workers' own CPU scales with the run's wall time, which a loaded machine stretches.
+LEAN = {
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+    "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING_INTERVAL": "1s",
+}
+
+
+def _cpu_tree(pid: int) -> float:
+    """CPU seconds of a living process, its reaped children and its living descendants (psutil)."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
     """CPU seconds of a scheduler, two one-thread workers and ``evallib run --scheduler`` (all they started)."""
     before = _children_cpu()
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": workdir}
+    env = {**os.environ, **(LEAN if lean else {})}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": workdir, "env": env}
     scheduler = subprocess.Popen(
         [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
     )
-    worker_cmd = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"]
-    worker_cmd += ["--host", "127.0.0.1"]
-    workers = [subprocess.Popen(worker_cmd, **quiet) for _ in range(2)]
+    worker_cmd = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+    if lean:  # no nanny process per worker; one BLAS thread each, as a nanny would set (dask_warm.BLAS_THREADS)
+        worker_cmd.append("--no-nanny")
+        env = {**env, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(worker_cmd, **{**quiet, "env": env}) for _ in range(2)]
     try:
         time.sleep(3)  # the workers register; the client waits for them anyway
-        _evallib(root, "--scheduler", address)
+        client_before = _children_cpu()
+        _evallib(root, "--scheduler", address, env=env)
+        client = _children_cpu() - client_before
+        parts = {"scheduler": _cpu_tree(scheduler.pid), "workers": sum(_cpu_tree(w.pid) for w in workers)}
+        print(f"  dask: client {client:.1f} s, " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()) + " (live)")
     finally:
         for p in [*workers, scheduler]:  # SIGTERM: each exits after reaping what it forked
             p.send_signal(signal.SIGTERM)
@@ -97,6 +132,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sites", nargs="*", default=DEFAULT, help="site ids, or 'all'")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--lean", action="store_true", help="Dask's housekeeping at a calmer pace (LEAN) and workers without a nanny"
+    )
     args = ap.parse_args()
     sites = None if args.sites == ["all"] else args.sites
     times: dict[str, list[float]] = {"local": [], "dask": []}
@@ -109,7 +147,7 @@ def main() -> None:
         print(f"{n} sites, {os.cpu_count()} cores; CPU seconds, children included (machine may be loaded)")
         for i in range(args.rounds):
             times["local"].append(run_local(local))
-            times["dask"].append(run_dask(on_dask, workdir))
+            times["dask"].append(run_dask(on_dask, workdir, args.lean))
             print(f"round {i + 1}: local {times['local'][-1]:.1f} s, dask {times['dask'][-1]:.1f} s")
             if i == 0:
                 compare = [sys.executable, str(ROOT / "tools" / "compare_results.py"), str(local / "outputs")]
