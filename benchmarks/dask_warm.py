@@ -66,12 +66,15 @@ def run_local(root: Path) -> float:
     return _children_cpu() - before
 
 
-#: Dask's housekeeping at a calmer pace (the defaults poll every 20 ms, 100 ms, 500 ms in every process): the
+#: Dask's housekeeping at a calmer pace (the defaults poll every 10 ms to 500 ms in every process): the
 #: scheduler's and workers' own CPU scales with the run's wall time, which a loaded machine stretches.
 LEAN = {
     "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
     "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
     "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",  # the task profiler samples stacks every 10 ms
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__GIL__ENABLED": "False",
 }
 
 
