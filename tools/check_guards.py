@@ -296,6 +296,12 @@ MUTANTS = [
         '                    problem = ""',
         "tests/test_staggered_params.py -k 'outside_the_data or without_comparison'",
     ),
+    (
+        "evallib/pipeline/dask_warm.py",
+        "        problem = _report_problem(job, files)",
+        "        problem = None",
+        "tests/test_dask_warm.py -k does_not_match_its_record",
+    ),
 ]
 missed = 0
 only = sys.argv[1:]

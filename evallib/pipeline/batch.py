@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from evallib.errors import EvalLibError, ExecutionError, ParamsError
 from evallib.evaluation.site.evaluate import data_windows
+from evallib.pipeline import dask_warm
 from evallib.pipeline import executor as fast
 from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute, write_atomic
 from evallib.pipeline.folders import check_outputs, record_failure, recover
@@ -92,10 +93,10 @@ def run_batch(
         raise ExecutionError(f"notebook template {TEMPLATE} not found under {root.name}/; run from the project root")
     if executor not in ("auto", "kernel", "forked"):
         raise ExecutionError(f"executor {executor!r}: use auto, kernel or forked")
-    if executor == "auto":
-        executor = "forked" if fast.available() and scheduler is None else "kernel"
-    if executor == "forked" and (scheduler is not None or not fast.available()):
-        raise ExecutionError("the forked executor needs a local POSIX machine; use --executor kernel")
+    if executor == "auto":  # on Dask, forked means warm workers (dask_warm.py): the workers fork, not this machine
+        executor = "forked" if fast.available() or scheduler is not None else "kernel"
+    if executor == "forked" and scheduler is None and not fast.available():
+        raise ExecutionError("the forked executor needs a POSIX machine; use --executor kernel")
     files = find_params(params_dir, site_ids)
     if not files:
         raise ParamsError(f"no params files under {relative(params_dir, root)}/; run `evallib make-params`")
@@ -178,7 +179,7 @@ def _sites_then_publish(
     try:
         if scheduler is not None:
             bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
-            runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar, timeout))
+            runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar, timeout, executor))
             bar.close()
         elif batch:
             runs.extend(_run_local(batch, root, outputs, template, executor, n_workers, progress, timeout))
@@ -189,7 +190,8 @@ def _sites_then_publish(
             remove_tree(outputs / ".staging")
             publish(root, outputs, expected=expected, params_dir=params_dir, programme=False)
         raise
-    return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, executor, timeout)
+    programme = executor if fast.available() else "kernel"  # the programme notebook runs here, even on Dask
+    return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, programme, timeout)
 
 
 def _dead_worker(outputs: Path) -> Any:
@@ -233,11 +235,20 @@ def _run_local(
 
 
 def _run_on_dask(
-    scheduler: str, batch: list[SiteJob], root: Path, outputs: Path, template: Path, bar: tqdm, timeout: float
+    scheduler: str,
+    batch: list[SiteJob],
+    root: Path,
+    outputs: Path,
+    template: Path,
+    bar: tqdm,
+    timeout: float,
+    executor: str = "kernel",
 ) -> list[SiteRun]:
-    """The same site executions as tasks on a Dask cluster (workers must see the same files).
+    """The same site executions as tasks on a Dask cluster.
 
-    Never waits forever: when no site finishes for ``timeout`` seconds (a stuck task, a cluster whose
+    ``executor="forked"``: warm workers run each site from files shipped to them and return its files, which
+    are published here (:mod:`evallib.pipeline.dask_warm`); ``"kernel"``: one Jupyter kernel per notebook on
+    the workers, which must see the project (and ``outputs/``) at the same path. Never waits forever: when no site finishes for ``timeout`` seconds (a stuck task, a cluster whose
     workers all died), the sites still outstanding are cancelled and recorded as failed ("timed out");
     a task still running past its own limit publishes nothing (:func:`execute_site`).
     """
@@ -249,8 +260,9 @@ def _run_on_dask(
         raise ExecutionError("the Dask backend needs dask[distributed]: pip install 'evallib[dask]'") from exc
     runs: list[SiteRun] = []
     with Client(scheduler) as client:
-        jobs = {}
-        for job in batch:
+        warm = executor == "forked"
+        jobs = _submit_warm(client, batch, root, timeout) if warm else {}
+        for job in batch if not warm else []:
             fut = client.submit(
                 safe_execute,
                 job,
@@ -271,15 +283,28 @@ def _run_on_dask(
                 done, pending = set(), _give_up(client, pending, jobs, outputs, runs, timeout)
             for fut in done:
                 try:
-                    run = fut.result()
+                    value = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a task the cluster lost fails its own site only
                     why = f"the Dask task failed ({type(exc).__name__})"
                     record_failure(outputs, jobs[fut].site_id, why, jobs[fut].params_file)
-                    run = SiteRun(jobs[fut].site_id, "failed", why)
+                    value = SiteRun(jobs[fut].site_id, "failed", why)
+                # Warm workers return the site's files: published here, under this run's lock.
+                run = dask_warm.publish_safely(jobs[fut], value, outputs, root) if warm else value
                 runs.append(run)
                 bar.set_postfix_str(f"{run.site_id} {run.status}")
                 bar.update()
     return runs
+
+
+def _submit_warm(client: Any, batch: list[SiteJob], root: Path, timeout: float) -> dict[Any, SiteJob]:
+    """Submit each site to warm workers with the files it reads, the data windows and the git state."""
+    windows, env, template = tuple(_windows(batch)), dask_warm.site_env(root), (root / TEMPLATE).read_bytes()
+    jobs = {}
+    for job in batch:
+        files = dask_warm.site_files(root, job, template)
+        key = f"site-{job.site_id}-{uuid.uuid4().hex[:6]}"
+        jobs[client.submit(dask_warm.run_site, job, files, windows, env, timeout, key=key, pure=False)] = job
+    return jobs
 
 
 def _give_up(

@@ -33,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         "--executor",
         choices=("auto", "kernel", "forked"),
         default="auto",
-        help="forked: notebooks run in processes forked after the imports (fast, local, POSIX); kernel: one "
-        "Jupyter kernel per notebook; auto (default): forked locally, kernel on Dask",
+        help="forked (auto, the default): notebooks run in processes forked after the imports (POSIX; on Dask, "
+        "warm workers run each site from files the run sends them); kernel: one Jupyter kernel per notebook (on "
+        "Dask the workers must see the project at the same path)",
     )
     run.add_argument(
         "--scheduler",

@@ -28,6 +28,8 @@ from evallib.sources.bundled import BUNDLED, bundled_data_dir
 from evallib.sources.files import display_path, read_digest, resolve_data_path
 
 _CODE: list[str] = []
+#: Set by a runner whose notebooks run outside the checkout (warm Dask workers): "1" dirty, "0" clean, "" unknown.
+DIRTY_ENV = "EVALLIB_GIT_DIRTY"
 _REGISTRY_FILES = ("sites.csv", "ods_trusts_etr.csv")
 #: Tracked files whose uncommitted changes mark a run as made from a dirty checkout.
 SOURCE_FOLDERS = ("evallib", "notebooks", "params")
@@ -50,7 +52,12 @@ def git_commit(root: Path | None = None) -> str | None:
 
 
 def git_dirty(root: Path | None = None) -> bool | None:
-    """Whether tracked files under :data:`SOURCE_FOLDERS` differ from the commit (None outside git)."""
+    """Whether tracked files under :data:`SOURCE_FOLDERS` differ from the commit (None outside git;
+    ``$EVALLIB_GIT_DIRTY`` when the runner set it).
+    """
+    env = os.environ.get(DIRTY_ENV)
+    if env is not None:
+        return {"1": True, "0": False}.get(env)
     out = _git(["status", "--porcelain", "--untracked-files=no", "--", *SOURCE_FOLDERS], root or project_root())
     return bool(out.stdout.strip()) if out is not None and out.returncode == 0 else None
 

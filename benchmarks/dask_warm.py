@@ -1,0 +1,170 @@
+"""CPU of a batch on warm Dask workers against the local forked run of the same sites.
+
+A real scheduler (``dask scheduler``) and two workers (``dask worker --nthreads 1``, each with its nanny) on 127.0.0.1,
+started in a folder of their own (not the project); the client is ``evallib run --scheduler``. Each run starts
+from fresh processes and is timed as CPU time of everything it started (client, scheduler, workers and every
+process they fork; ``RUSAGE_CHILDREN`` once all have exited), so imports and warm-up count on both sides.
+Rounds are interleaved (local, Dask, local, Dask, ...); the minimum and median of each are printed with their
+ratio, and the two runs' results are checked equal first (``tools/compare_results.py``).
+
+    python benchmarks/dask_warm.py                  # 8 sites, 2 rounds
+    python benchmarks/dask_warm.py --sites all --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ["V01", "V04", "V05", "V45", "I01", "I03", "I09", "I12"]
+BIN = Path(sys.executable).parent
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _project(tmp: Path, sites: list[str] | None) -> Path:
+    shutil.copytree(ROOT / "notebooks", tmp / "notebooks")
+    shutil.copytree(ROOT / "params", tmp / "params")
+    if sites is not None:  # keep only the chosen sites' params files
+        for f in (tmp / "params").rglob("*.yaml"):
+            if f.stem not in sites:
+                f.unlink()
+    return tmp
+
+
+def _evallib(root: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    cmd = [str(BIN / "evallib"), "run", "--force", "--no-progress", *extra]
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False, env=env)
+    if out.returncode != 0:
+        sys.exit(f"evallib run failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_local(root: Path) -> float:
+    """CPU seconds of ``evallib run --force --jobs 2`` (forked executor) and everything it started."""
+    before = _children_cpu()
+    _evallib(root, "--jobs", "2")
+    return _children_cpu() - before
+
+
+#: Dask's housekeeping at a calmer pace (the defaults poll every 10 ms to 500 ms in every process): the
+#: scheduler's and workers' own CPU scales with the run's wall time, which a loaded machine stretches.
+LEAN = {
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+    "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",  # the task profiler samples stacks every 10 ms
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__GIL__ENABLED": "False",
+}
+
+
+def _cpu_tree(pid: int) -> float:
+    """CPU seconds of a living process, its reaped children and its living descendants (psutil)."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
+    """CPU seconds of a scheduler, two one-thread workers and ``evallib run --scheduler`` (all they started)."""
+    before = _children_cpu()
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, **(LEAN if lean else {})}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": workdir, "env": env}
+    scheduler = subprocess.Popen(
+        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+    )
+    worker_cmd = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+    if lean:  # no nanny process per worker; one BLAS thread each, as a nanny would set (dask_warm.BLAS_THREADS)
+        worker_cmd.append("--no-nanny")
+        env = {**env, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(worker_cmd, **{**quiet, "env": env}) for _ in range(2)]
+    try:
+        time.sleep(3)  # the workers register; the client waits for them anyway
+        client_before = _children_cpu()
+        _evallib(root, "--scheduler", address, env=env)
+        client = _children_cpu() - client_before
+        parts = {"scheduler": _cpu_tree(scheduler.pid), "workers": sum(_cpu_tree(w.pid) for w in workers)}
+        print(f"  dask: client {client:.1f} s, " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()) + " (live)")
+    finally:
+        for p in [*workers, scheduler]:  # SIGTERM: each exits after reaping what it forked
+            p.send_signal(signal.SIGTERM)
+        for p in [*workers, scheduler]:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    return _children_cpu() - before
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sites", nargs="*", default=DEFAULT, help="site ids, or 'all'")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--lean", action="store_true", help="Dask's housekeeping at a calmer pace (LEAN) and workers without a nanny"
+    )
+    args = ap.parse_args()
+    sites = None if args.sites == ["all"] else args.sites
+    times: dict[str, list[float]] = {"local": [], "dask": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = _project(Path(tmp) / "local", sites)
+        on_dask = _project(Path(tmp) / "dask", sites)
+        workdir = Path(tmp) / "workers"
+        workdir.mkdir()
+        n = len(list((local / "params").rglob("*.yaml")))
+        print(f"{n} sites, {os.cpu_count()} cores; CPU seconds, children included (machine may be loaded)")
+        for i in range(args.rounds):
+            times["local"].append(run_local(local))
+            times["dask"].append(run_dask(on_dask, workdir, args.lean))
+            print(f"round {i + 1}: local {times['local'][-1]:.1f} s, dask {times['dask'][-1]:.1f} s")
+            if i == 0:
+                compare = [sys.executable, str(ROOT / "tools" / "compare_results.py"), str(local / "outputs")]
+                same = subprocess.run([*compare, str(on_dask / "outputs")], capture_output=True, text=True)
+                if same.returncode != 0:
+                    sys.exit(f"the Dask run's results differ from the local run's:\n{same.stdout[-3000:]}")
+                print("results equal (tools/compare_results.py)")
+    lo, da = times["local"], times["dask"]
+    print(f"local forked: min {min(lo):.1f} s, median {statistics.median(lo):.1f} s")
+    print(f"dask warm:    min {min(da):.1f} s, median {statistics.median(da):.1f} s")
+    print(
+        f"ratio dask/local: {min(da) / min(lo):.2f}x (min), {statistics.median(da) / statistics.median(lo):.2f}x (median)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Warm Dask workers: sites run on a Dask cluster the way the local forked executor runs them, from shipped files.
+
+The client sends each task what the site's notebook reads from the project: the notebook template, the
+site's params file, any own-data files the params name inside the project (and the project's ``evallib.toml``),
+as bytes in the task's arguments (nothing is scattered, so a cluster without workers cannot hang the
+submission), with the bundled data windows the batch will harmonise and the project's git state. On the worker, the first task imports evallib
+and warms what the forked executor warms (:func:`evallib.pipeline.executor.warm_up`: the libraries, the data
+windows, matplotlib); every task then lays the files out in a private temporary project and runs the site
+exactly as a local run does (:func:`evallib.pipeline.execute.safe_execute` with the forked executor: a child
+forked after the warm-up executes the notebook, the page is rendered and checked against the fingerprint).
+The site's finished files come back to the client as bytes; the client, which holds the outputs lock, writes
+them into its own staging folder, signs the run record with its own key and swaps the folder in
+(:func:`publish_returned`). Nothing relies on a path the client and the workers share, and a worker never
+writes the client's ``outputs/``.
+
+One site runs at a time in each worker process (the site's environment is process-wide, as it is in a local
+worker); give workers one thread each (``dask worker --nthreads 1``) and as many workers as cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from evallib.errors import EvalLibError
+from evallib.evaluation.record.fingerprint import DIRTY_ENV, source_state
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
+from evallib.pipeline.executor import warm_up
+from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
+from evallib.pipeline.preflight import TEMPLATE, SiteJob
+from evallib.protocol import writing
+from evallib.protocol.params import SiteProtocol
+from evallib.protocol.paths import ROOT_ENV
+from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, remove_tree
+from evallib.reporting.signing import KEY_ENV, sign, site_record_fields
+from evallib.reporting.static_site import scrub_paths
+from evallib.sources.files import SETTINGS_FILE, FileSource
+
+#: The files of a published site's folder that come back from a worker.
+REPORT_FILES = ("results.json", "run.json", "report.html", "report.ipynb")
+_COMMIT_ENV = "EVALLIB_GIT_COMMIT"
+#: One BLAS thread per process, as `evallib run` and a Dask nanny set them: results then match to the last bit.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_LOCK = threading.Lock()  # one site at a time per worker process: the site's environment is process-wide
+_WARMED: set[tuple[Any, ...]] = set()
+
+
+def site_files(root: Path, job: SiteJob, template: bytes | None = None) -> dict[str, bytes]:
+    """What ``job``'s notebook reads from the project, as bytes by project-relative path.
+
+    The notebook template (``template`` when the caller read it once for the batch), the site's params file,
+    the project's ``evallib.toml`` (when there is one) and each own-data file the params name by a relative
+    path inside the project. A data file named by an absolute path, or in a data folder outside the project,
+    is not shipped: workers must see it at that path.
+    """
+    files = {TEMPLATE.as_posix(): template if template is not None else (root / TEMPLATE).read_bytes()}
+    files[job.params_file] = (root / job.params_file).read_bytes()
+    if (root / SETTINGS_FILE).is_file():
+        files[SETTINGS_FILE] = (root / SETTINGS_FILE).read_bytes()
+    real_root = root.resolve()
+    try:
+        protocol = SiteProtocol.from_mapping(job.parameters)
+    except EvalLibError:
+        return files  # preflight has refused it already
+    for spec in protocol.analyses:
+        source = spec.data_source
+        if not isinstance(source, FileSource) or Path(source.path).is_absolute():
+            continue
+        real = (root / source.path).resolve()
+        if real.is_relative_to(real_root) and real.is_file():
+            files.setdefault(real.relative_to(real_root).as_posix(), real.read_bytes())
+    return files
+
+
+def site_env(root: Path) -> dict[str, str]:
+    """The environment a site's notebook needs from the client's project: its git commit and whether it is dirty."""
+    state = source_state(root)
+    dirty = state["dirty"]
+    return {_COMMIT_ENV: state["commit"] or "", DIRTY_ENV: "" if dirty is None else ("1" if dirty else "0")}
+
+
+def _safe_relative(name: str) -> PurePosixPath:
+    p = PurePosixPath(name)
+    if p.is_absolute() or not p.parts or ".." in p.parts:
+        raise EvalLibError(f"file {name!r} shipped to the worker is not a path inside the project")
+    return p
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_site(
+    job: SiteJob,
+    files: dict[str, bytes],
+    windows: tuple[tuple[str, Any, Any], ...],
+    env: dict[str, str],
+    timeout: float = SITE_TIMEOUT,
+) -> tuple[SiteRun, dict[str, bytes]]:
+    """Run one site on a Dask worker from shipped files; return its run and its folder's files (a Dask task).
+
+    The worker is warmed once (libraries and ``windows``); the site runs in a private temporary project
+    holding ``files`` (:func:`site_files`), with the forked executor, as a local run does. The run record is
+    signed with a throwaway key: the client signs it again with its own (:func:`publish_returned`). The
+    temporary project is removed however the task ends.
+    """
+    many = [v for v in BLAS_THREADS if os.environ.get(v) != "1"]
+    if many:  # the estimates' last digits depend on how BLAS splits its sums: one thread, as `evallib run` uses
+        why = (
+            f"the Dask worker does not run BLAS on one thread ({', '.join(many)} not 1), so its results could differ "
+            "in the last digits from a local run; start workers with `dask worker` (its nanny sets them) or set "
+            "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
+        )
+        return SiteRun(job.site_id, "failed", why), {}
+    with _LOCK:
+        if windows not in _WARMED:
+            warm_up(windows)
+            _WARMED.add(windows)
+        base = Path(tempfile.mkdtemp(prefix=f"evallib-{job.site_id}-"))
+        try:
+            project = base / "project"
+            for name, data in files.items():
+                path = project / _safe_relative(name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            outputs = make_dir(project / "outputs", project)
+            key = base / "throwaway.key"  # outside the temporary project, as signing requires
+            key.write_text(secrets.token_hex(32) + "\n")
+            key.chmod(0o600)
+            with _environment({**env, KEY_ENV: str(key), ROOT_ENV: str(project)}):
+                run = safe_execute(job, str(project), str(outputs), str(project / TEMPLATE), "forked", timeout)
+            folder = outputs / job.site_id
+            names = FAILURE_FILES if run.status == "failed" else REPORT_FILES
+            files = {n: writing.read_file(folder / n) for n in names if writing.check_file(folder / n)}
+            return run, files
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def publish_returned(job: SiteJob, run: SiteRun, files: dict[str, bytes], outputs: Path) -> SiteRun:
+    """Publish (on the client) what a worker returned for ``job``: the report swapped in whole, or the failure.
+
+    A report is written to a staging folder under ``outputs/.staging``, checked (the run record's hashes match
+    the files, the results carry the fingerprint checked before the run), its run record signed with this
+    machine's key, and the folder swapped into ``outputs/<site>`` (:func:`publish_dir`); anything amiss is the
+    site's failure, and its last good report stays.
+    """
+    if run.status != "failed":
+        problem = _report_problem(job, files)
+        if problem is None:
+            staging = writing.fresh_dir(make_dir(outputs / ".staging", outputs), f"{job.site_id}-")
+            try:
+                record = json.loads(files["run.json"])
+                record["signature"] = sign(site_record_fields(job.site_id, record))
+                for name in REPORT_FILES:
+                    data = files[name] if name != "run.json" else (json.dumps(record, indent=2) + "\n").encode()
+                    writing.write_atomic(staging / name, data)
+                publish_dir(staging, outputs / job.site_id)
+            finally:
+                remove_tree(staging)
+            return run
+        run = replace(run, status="failed", reason=problem)
+    notebook: Path | None = None
+    kept: Path | None = None
+    if "failed.ipynb" in files:
+        kept = writing.fresh_dir(make_dir(outputs / ".staging", outputs), f"{job.site_id}-")
+        notebook = kept / "failed.ipynb"
+        writing.write_atomic(notebook, files["failed.ipynb"])
+    try:
+        record_failure(outputs, job.site_id, run.reason, job.params_file, notebook)
+    finally:
+        if kept is not None:
+            remove_tree(kept)
+    return run
+
+
+def publish_safely(job: SiteJob, value: Any, outputs: Path, root: Path) -> SiteRun:
+    """:func:`publish_returned` for what a task returned (a ``(run, files)`` pair, or the run of a lost task),
+    with a fault writing ``outputs/`` recorded as the site's failure in one line, as :func:`safe_execute` does.
+    """
+    if isinstance(value, SiteRun):
+        return value  # already recorded
+    try:
+        run, files = value
+        return publish_returned(job, run, files, outputs)
+    except Exception as exc:  # noqa: BLE001 - one site's publishing fault must not stop the batch; it is recorded
+        reason = fault_message(exc, outputs) if is_fault(exc) else f"runner error: {type(exc).__name__}"  # type: ignore[arg-type]
+        reason = scrub_paths(str(exc) if isinstance(exc, EvalLibError) else reason, root)
+        try:
+            record_failure(outputs, job.site_id, reason, job.params_file)
+        except (OSError, UnsafePath):
+            pass  # the outputs folder itself is failing; the summary still reports the site
+        return SiteRun(job.site_id, "failed", reason)
+
+
+def _report_problem(job: SiteJob, files: dict[str, bytes]) -> str | None:
+    """Why the files a worker returned cannot be published as ``job``'s report (None when they can)."""
+    if any(n not in files for n in REPORT_FILES):
+        return "the Dask worker returned an incomplete report; nothing was published"
+    try:
+        record = json.loads(files["run.json"])
+        results = json.loads(files["results.json"])
+    except ValueError:
+        return "the Dask worker returned an unreadable report; nothing was published"
+    sha = {n: hashlib.sha256(files[n]).hexdigest() for n in ("results.json", "report.html")}
+    if (
+        not isinstance(record, dict)
+        or record.get("results_sha256") != sha["results.json"]
+        or record.get("report_sha256") != sha["report.html"]
+        or record.get("result_fingerprint") != job.result_fingerprint
+        or record.get("fingerprint") != job.fingerprint
+    ):
+        return "the report the Dask worker returned does not match its run record; nothing was published"
+    provenance = results.get("provenance") if isinstance(results, dict) else None
+    if not isinstance(provenance, dict) or provenance.get("fingerprint") != job.result_fingerprint:
+        return (
+            "the results do not match what was checked before the run (the worker's evallib, or the data, params "
+            "or code changed while it ran); nothing was published: run it again"
+        )
+    return None
