@@ -94,8 +94,8 @@ MUTANTS = [
     ),
     (
         "evallib/reporting/publishing.py",
-        "    problems = scan_pages(staging, root)\n",
-        "    problems = []\n",
+        "        problems = scan_pages(staging, root) + scan_results(staging)",
+        "        problems = scan_results(staging)",
         "tests/test_faults.py::test_a_page_that_breaks_a_rule_is_never_published",
     ),
     (
