@@ -36,7 +36,9 @@ def _texts(nb_path: Path) -> list[str]:
 def test_the_skipped_tag_is_one_the_published_page_leaves_out() -> None:
     assert executor.SKIPPED_IN_BATCH in UNPUBLISHED_TAGS
     cells = json.loads((ROOT / "notebooks" / "site_evaluation.ipynb").read_text())["cells"]
-    explore = ["".join(c["source"]) for c in cells if executor.SKIPPED_IN_BATCH in c.get("metadata", {}).get("tags", [])]
+    explore = [
+        "".join(c["source"]) for c in cells if executor.SKIPPED_IN_BATCH in c.get("metadata", {}).get("tags", [])
+    ]
     assert any("tidy()" in s for s in explore) and any("plot()" in s for s in explore)
 
 
