@@ -64,7 +64,7 @@ def figure_src(fig: Figure) -> str:
     fixed = isinstance(engine, FixedLayout)
     if fixed:  # margins set once from the text; no layout draw before the draw that saves it
         engine.execute(fig)
-        fig.set_layout_engine("none")
+        fig.set_layout_engine(None)  # (a placeholder engine would still make savefig draw twice)
     try:
         with rc_context(_SVG_RC):
             fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})

@@ -104,10 +104,12 @@ class FixedLayout(LayoutEngine):
         tick = rcParams["ytick.major.size"] + rcParams["ytick.major.pad"]
         x0, x1 = sorted(ax.get_xlim())
         y0, y1 = sorted(ax.get_ylim())
-        ticks_x = ax.xaxis.get_major_ticks()
-        ticks_y = ax.yaxis.get_major_ticks()
-        fx = ticks_x[0].label1.get_fontsize() if ticks_x else FONT
-        fy = ticks_y[0].label1.get_fontsize() if ticks_y else FONT
+        fx, fy = (
+            FontProperties(
+                size=axis.get_tick_params(which="major").get("labelsize", rcParams["xtick.labelsize"])
+            ).get_size_in_points()
+            for axis in (ax.xaxis, ax.yaxis)
+        )
         ylabels = [_text_size(t, fy) for _, t in _tick_labels(ax.yaxis, y0, y1)]
         xticks = [(f, _text_size(t, fx)[0]) for f, t in _tick_labels(ax.xaxis, x0, x1)]
         left = _PAD + tick + max((w for w, _ in ylabels), default=0.0)
@@ -148,6 +150,8 @@ class FixedLayout(LayoutEngine):
         )
         if offset:
             top += _text_size(offset, fy)[1]
+        else:  # nothing above the axes but the title: matplotlib need not measure the axes again to place it
+            ax._autotitlepos = False
         height = max(h_pt - top - bottom, 0.3 * h_pt)
         fig.subplots_adjust(
             left=left / w_pt, right=1 - right / w_pt, top=1 - top / h_pt, bottom=(h_pt - top - height) / h_pt
