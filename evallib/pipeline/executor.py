@@ -122,6 +122,14 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None) -> Any:
     # report's run. One save before each code cell keeps what matters: a process that dies in a cell
     # leaves the notebook with every earlier cell's output; the end (or the error) is saved by papermill.
     save = nb_man.save
+
+    def save_quickly() -> None:
+        # Read only if the process dies in the next cell: compact JSON from the C encoder, without the schema
+        # validation and deep copy of papermill's save (its pretty, validated save writes the end).
+        if nb_man.output_path:
+            with open(nb_man.output_path, "w", encoding="utf-8") as f:
+                f.write(json.dumps(nb_man.nb, ensure_ascii=False))
+
     nb_man.save = lambda **kwargs: None
     try:
         for index, cell in enumerate(nb_man.nb.cells):
@@ -129,7 +137,7 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None) -> Any:
             try:
                 if cell.cell_type != "code" or (skip_tag and skip_tag in cell.metadata.get("tags", [])):
                     continue
-                save()
+                save_quickly()
                 sink.clear()
                 out, err = io.StringIO(), io.StringIO()
                 with redirect_stdout(out), redirect_stderr(err):
