@@ -139,7 +139,7 @@ def _exporter() -> Any:
     from nbconvert.filters.highlight import Highlight2HTML
     from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
-    class PageExporter(HTMLExporter):  # type: ignore[misc]
+    class PageExporter(HTMLExporter):
         """nbconvert's HTML exporter without its last step, which parses and re-serialises the whole page with
         BeautifulSoup (two thirds of a render) to give images without alternative text a placeholder and
         JupyterLab cells a tab stop: every figure here has its alternative text (``figure.html.j2``), and the
