@@ -21,6 +21,7 @@ nbconvert, forking, warm-up and the notebook's exploration cells add (issue 22's
 and figures / estimation says whether the figures cost more than the statistics.
 
     python benchmarks/batch_profile.py --skip-one-site --sites V04 V06 I01   # floor and batch, three sites
+    python benchmarks/batch_profile.py --skip-one-site --keep-results /tmp/new  # and keep the batch's results
 
 Run from the project root with the project's virtual environment. Writes a JSON copy
 of the figures to benchmarks/results/ (not tracked).
@@ -166,7 +167,7 @@ def _cpu_with_children() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def profile_batch(sites: list[str] | None, jobs: int | None) -> dict[str, object]:
+def profile_batch(sites: list[str] | None, jobs: int | None, keep: Path | None = None) -> dict[str, object]:
     import shutil
 
     from evallib.pipeline.batch import run_batch
@@ -178,6 +179,10 @@ def profile_batch(sites: list[str] | None, jobs: int | None) -> dict[str, object
         t, c = time.perf_counter(), _cpu_with_children()
         result = run_batch(sites or None, root=root, jobs=jobs, progress=True)
         wall, cpu = time.perf_counter() - t, _cpu_with_children() - c
+        if keep is not None:  # every site's results.json, for tools/compare_results.py against another run
+            for f in (root / "outputs").glob("*/results.json"):
+                (keep / f.parent.name).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, keep / f.parent.name / "results.json")
     runs = result.runs
     return {
         "sites": len(runs),
@@ -200,6 +205,7 @@ def main() -> None:
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--skip-one-site", action="store_true", help="leave out the stage-by-stage profile")
     ap.add_argument("--skip-floor", action="store_true", help="leave out the floor")
+    ap.add_argument("--keep-results", type=Path, help="copy the batch's results.json files into this folder")
     args = ap.parse_args()
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["EVALLIB_PROJECT_ROOT"] = str(ROOT)
@@ -219,7 +225,7 @@ def main() -> None:
             print(f"  {k:<40} {v:.2f}")
         record["floor"] = floor
     if not args.skip_batch:
-        batch = profile_batch(args.sites, args.jobs)
+        batch = profile_batch(args.sites, args.jobs, args.keep_results)
         print("\nBatch:")
         for k, v in batch.items():
             print(f"  {k:<44} {v if not isinstance(v, float) else f'{v:.1f}'}")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from evallib.errors import EvalLibError
-from evallib.pipeline.executor import run_forked, warm_up
+from evallib.pipeline.executor import SKIPPED_IN_BATCH, run_forked, warm_up
 from evallib.pipeline.folders import publish_dir, record_failure
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.pool import timed_out
@@ -110,7 +110,8 @@ def execute_notebook(
     """Execute one notebook with Papermill on an IPC kernel; return (failure or None, attempts).
 
     A cell error and a dead kernel are failures (the output notebook is kept); a
-    kernel that fails to start is retried, as parallel starts can collide.
+    kernel that fails to start is retried, as parallel starts can collide. The exploration
+    cells (tagged :data:`~evallib.pipeline.executor.SKIPPED_IN_BATCH`) are not run.
     """
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -130,6 +131,7 @@ def execute_notebook(
                 start_timeout=120,
                 execution_timeout=max(1, int(timeout)),
                 kernel_manager_class=_kernel_manager_class(),
+                skip_cells_with_tag=SKIPPED_IN_BATCH,
             )
             return None, attempts
         except pm.PapermillExecutionError as exc:

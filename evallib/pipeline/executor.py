@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ENGINE_NAME = "evallib-forked"
+#: Cells with this tag (the notebook's exploration: ``evaluation.tidy()``, ``evaluation.plot()``) are not run by
+#: batch runs, on either executor: the published page leaves them out (``reporting.static_site.UNPUBLISHED_TAGS``),
+#: so running them only cost time. JupyterLab, plain papermill and nbval still run them (papermill's and nbclient's
+#: ``skip_cells_with_tag``; the cells stay in the executed notebook, without outputs).
+SKIPPED_IN_BATCH = "explore"
 _SHELL: list[Any] = []
 
 
@@ -74,12 +79,12 @@ def _register() -> None:
 
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
-            return _execute_cells(nb_man)
+            return _execute_cells(nb_man, kwargs.get("skip_cells_with_tag"))
 
     papermill_engines.register(ENGINE_NAME, ForkedEngine)
 
 
-def _execute_cells(nb_man: Any) -> Any:
+def _execute_cells(nb_man: Any, skip_tag: str | None = None) -> Any:
     import nbformat
     from IPython.core.displayhook import DisplayHook
     from IPython.core.displaypub import DisplayPublisher
@@ -117,14 +122,22 @@ def _execute_cells(nb_man: Any) -> Any:
     # report's run. One save before each code cell keeps what matters: a process that dies in a cell
     # leaves the notebook with every earlier cell's output; the end (or the error) is saved by papermill.
     save = nb_man.save
+
+    def save_quickly() -> None:
+        # Read only if the process dies in the next cell: compact JSON from the C encoder, without the schema
+        # validation and deep copy of papermill's save (its pretty, validated save writes the end).
+        if nb_man.output_path:
+            with open(nb_man.output_path, "w", encoding="utf-8") as f:
+                f.write(json.dumps(nb_man.nb, ensure_ascii=False))
+
     nb_man.save = lambda **kwargs: None
     try:
         for index, cell in enumerate(nb_man.nb.cells):
             nb_man.cell_start(cell, index)
             try:
-                if cell.cell_type != "code":
+                if cell.cell_type != "code" or (skip_tag and skip_tag in cell.metadata.get("tags", [])):
                     continue
-                save()
+                save_quickly()
                 sink.clear()
                 out, err = io.StringIO(), io.StringIO()
                 with redirect_stdout(out), redirect_stderr(err):
@@ -156,11 +169,17 @@ def _execute_cells(nb_man: Any) -> Any:
 
 
 def run_forked(
-    template: Path, nb_out: Path, params: dict[str, Any], cwd: Path, timeout: float | None = None
+    template: Path,
+    nb_out: Path,
+    params: dict[str, Any],
+    cwd: Path,
+    timeout: float | None = None,
+    skip_tag: str | None = SKIPPED_IN_BATCH,
 ) -> str | None:
     """Execute one notebook in a forked child; return the failure in words, or None.
 
-    A child still running after ``timeout`` seconds is killed and the notebook counts as timed out.
+    A child still running after ``timeout`` seconds is killed and the notebook counts as timed out. Code cells
+    tagged ``skip_tag`` (default: the exploration cells) are left unexecuted; None runs every cell.
 
     The child exits 0 on success, 3 after a cell error (its notebook carries the
     traceback) and writes the error to ``<nb_out>.error.json``; any other end (a
@@ -195,6 +214,7 @@ def run_forked(
                     engine_name=ENGINE_NAME,
                     progress_bar=False,
                     log_output=False,
+                    skip_cells_with_tag=skip_tag or "",
                 )
                 code = 0
             except pm.PapermillExecutionError as exc:

@@ -135,8 +135,31 @@ def published_cells(cells: list[Any]) -> list[Any]:
 def _exporter() -> Any:
     """One HTML exporter per process: building one compiles nbconvert's templates (half of a render)."""
     from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
-    return HTMLExporter(
+    class PageExporter(HTMLExporter):
+        """nbconvert's HTML exporter without its last step, which parses and re-serialises the whole page with
+        BeautifulSoup (two thirds of a render) to give images without alternative text a placeholder and
+        JupyterLab cells a tab stop: every figure here has its alternative text (``figure.html.j2``), and the
+        basic template has no such cells (``tests/test_page_exporter.py`` checks the pages are the same).
+        """
+
+        def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> Any:
+            langinfo = nb.metadata.get("language_info", {})
+            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+            resources = self._init_resources(resources)
+            self.register_filter(
+                "highlight_code", self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+            )
+            self.register_filter(
+                "filter_data_type",
+                WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self, resources=resources),
+            )
+            return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+    return PageExporter(
         template_name="basic",
         exclude_input=True,
         exclude_input_prompt=True,

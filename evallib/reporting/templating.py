@@ -18,6 +18,8 @@ from markupsafe import Markup
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+from evallib.methods.base.plotting import FixedLayout
+
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
@@ -58,8 +60,17 @@ def stylesheet() -> Markup:
 def figure_src(fig: Figure) -> str:
     """A figure as an SVG data URI for an ``<img>`` (text as text, no timestamps, stable ids)."""
     buf = io.BytesIO()
-    with rc_context(_SVG_RC):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    engine = fig.get_layout_engine()
+    fixed = engine if isinstance(engine, FixedLayout) else None
+    if fixed is not None:  # margins set once from the text; no layout draw before the draw that saves it
+        fixed.execute(fig)
+        fig.set_layout_engine(None)  # (a placeholder engine would still make savefig draw twice)
+    try:
+        with rc_context(_SVG_RC):
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    finally:
+        if fixed is not None:
+            fig.set_layout_engine(fixed)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
