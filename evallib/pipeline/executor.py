@@ -8,7 +8,8 @@ notebook does reaches the next) and writes the executed notebook through Papermi
 as usual (parameter injection, metadata, failure banners). A child that dies is
 reported like a dead kernel.
 
-POSIX only (``os.fork``); elsewhere, and on Dask, the runner uses ordinary kernels.
+POSIX only (``os.fork``); elsewhere the runner uses ordinary kernels. Dask workers fork from a warm worker the
+same way (:mod:`evallib.pipeline.dask_warm`).
 """
 
 from __future__ import annotations
