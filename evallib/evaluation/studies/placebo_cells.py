@@ -15,9 +15,9 @@ from evallib.methods.inference.fake_starts import (
     studentized_coefficient,
     studentized_placebos,
 )
-from evallib.methods.inference.permutation import permutation_estimates, treatment_assignments
+from evallib.methods.inference.permutation import placebo_sets, real_sets, set_estimates
 from evallib.methods.inference.volatility import pre_period_swing
-from evallib.methods.synth.synthetic_did import sdid_batch
+from evallib.methods.synth.synthetic_did import placebo_assignments, sdid_batch
 
 #: Fake starts refitted by synthetic DiD per follow-up (spread over the history); its placebo assignments are the
 #: report's (``COSTLY_DRAWS`` of them at most, the protocol's seed).
@@ -80,27 +80,28 @@ def placebo_cell(
     pre, post = windows
     changes = rolling_changes(Y, pre, post)
     n_starts = changes.shape[1]
-    assign = treatment_assignments(is_treated, n_draws, seed)
-    real = int(np.flatnonzero((assign == is_treated).all(axis=1))[0])
+    # Assignments as index arrays of their treated units: linear in the units (no assignments x units matrix).
+    draws = placebo_sets(is_treated, n_draws, seed)
+    real = int(np.flatnonzero(real_sets(draws, is_treated))[0])
     if sets is not None and name != "synthetic_did":
         # Each fake start's own units: its column of the statistics, from that set's rows alone (the changes are
         # each unit's own, so computed once for every unit; the assignments are the same draws at every start).
         rows = np.asarray(sets)
         if name == "did":
-            placebos = np.column_stack([permutation_estimates(changes[r, s], assign) for s, r in enumerate(rows)])
+            placebos = np.column_stack([set_estimates(changes[r, s], draws) for s, r in enumerate(rows)])
             return Cell(factor * placebos, 1.0, real, n_starts, windows, factor)
-        parts = [_studentized(Y[r], changes[r], is_treated, pre, assign, scale_pre, s) for s, r in enumerate(rows)]
+        parts = [_studentized(Y[r], changes[r], is_treated, pre, draws, scale_pre, s) for s, r in enumerate(rows)]
         placebos = np.column_stack([ratio * stats[:, 0] for stats, _, ratio in parts])
         coef = np.array([float(np.broadcast_to(c, (n_starts,))[s]) for s, (_, c, _) in enumerate(parts)])
         return Cell(factor * placebos, coef, real, n_starts, windows, factor)
     if name == "did":
-        return Cell(factor * permutation_estimates(changes, assign), 1.0, real, n_starts, windows, factor)
+        return Cell(factor * set_estimates(changes, draws), 1.0, real, n_starts, windows, factor)
     if name == "did_studentized":
-        stats, coef, ratio = _studentized(Y, changes, is_treated, pre, assign, scale_pre)
+        stats, coef, ratio = _studentized(Y, changes, is_treated, pre, draws, scale_pre)
         return Cell(factor * ratio * stats, coef, real, n_starts, windows, factor)
     # Synthetic DiD: a few fake starts spread over the history, the placebo assignments the report's fit draws.
     starts = np.unique(np.linspace(0, n_starts - 1, min(SDID_STARTS, n_starts)).round().astype(int))
-    sub = treatment_assignments(is_treated, min(n_draws, COSTLY_DRAWS), seed)
+    sub = placebo_assignments(is_treated, min(n_draws, COSTLY_DRAWS), seed)  # the report's fit's (capped past 500)
     post_mask = np.arange(pre + post) >= pre
     cols = [
         sdid_batch((Y if sets is None else Y[sets[s]])[:, s : s + pre + post], post_mask, sub, is_treated).estimates
@@ -115,7 +116,7 @@ def _studentized(
     changes: np.ndarray,
     is_treated: np.ndarray,
     pre: int,
-    assign: np.ndarray,
+    draws: np.ndarray,
     scale_pre: int,
     start: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -125,7 +126,7 @@ def _studentized(
     n_starts = changes.shape[1]
     scales = rolling_swing(Y, pre, n_starts)
     cols = slice(None) if start is None else slice(start, start + 1)
-    stats = studentized_placebos(changes[:, cols], scales[:, cols], assign)
+    stats = studentized_placebos(changes[:, cols], scales[:, cols], draws)
     P = min(scale_pre or pre, Y.shape[1])  # the protocol's pre-period, or all the history there is
     swing = pre_period_swing(Y[:, -P:], np.zeros(P, bool))
     ratio = float(np.median(scales[~is_treated].mean(axis=1) / swing[~is_treated]))  # fake-window scale / real

@@ -16,7 +16,7 @@ import numpy as np
 
 from evallib.errors import DataError
 from evallib.methods.inference.decision import most_others_to_reject, rank_critical_value
-from evallib.methods.inference.permutation import permutation_estimates
+from evallib.methods.inference.permutation import set_estimates
 from evallib.methods.inference.volatility import SWING_BLOCK, SWING_MIN_BLOCKS, pre_period_swing
 
 __all__ = [
@@ -122,14 +122,16 @@ def rolling_swing(values: np.ndarray, pre: int, n_starts: int) -> np.ndarray:
     return scale
 
 
-def studentized_placebos(changes: np.ndarray, scales: np.ndarray, assign: np.ndarray) -> np.ndarray:
+def studentized_placebos(changes: np.ndarray, scales: np.ndarray, sets: np.ndarray) -> np.ndarray:
     """The studentized placebo statistic of every assignment at every fake start (assignments x starts).
 
     Each unit's deviation from the all-unit mean change, divided by its own noise, then treated minus the rest
-    (as :func:`evallib.methods.inference.permutation.permutation_test` ranks it).
+    (as :func:`evallib.methods.inference.permutation.permutation_test` ranks it). ``sets`` are the assignments as
+    index arrays of their treated units (:func:`~evallib.methods.inference.permutation.placebo_sets`), so the cost
+    is linear in the units.
     """
     z = (changes - changes.mean(axis=0)) / np.maximum(scales, 1e-12)
-    return permutation_estimates(z, assign)
+    return set_estimates(z, sets)
 
 
 def studentized_coefficient(scales: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
