@@ -15,12 +15,11 @@ from evallib.evaluation.site.answer import conclusion
 from evallib.evaluation.site.volatile import WITHHELD, site_noise_percentile, withhold
 from evallib.evaluation.studies.calibration import designs, fake_site_results, summarise
 from evallib.methods.base.results import Estimate
-from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.generator import chosen_estimators, protocol_for
-from evallib.sources.panel import validate_panel
+from evallib.sources.panel import Panel
 from evallib.sources.registry import load_registry
 
-from .conftest import ROOT
+from .conftest import ROOT, simulated_panel, simulated_site
 
 pytestmark = pytest.mark.integration
 
@@ -35,32 +34,6 @@ def test_conclusion_reads_ratios_and_percents_on_the_log_scale() -> None:
     assert conclusion(_row(12.0, 2.0, 20.0, 0.02, "percent")) == "increase"
     assert conclusion(_row(-0.1, -0.3, 0.1, 0.4)) == "no clear effect"
     assert conclusion(withhold(_row(-0.1, -0.2, -0.01, 0.01))) == "unknown"
-
-
-def _simulated_site(effect: float, *, volatility: float | None = None, seed: int = 3) -> SiteProtocol:
-    frame = simulate_nhs_panel(90, 60, start_period=24, effect=effect, treated_volatility=volatility, seed=seed)
-    panel = validate_panel(
-        frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]], "monthly", source="sim"
-    )
-    protocol = SiteProtocol.from_mapping(
-        {
-            "site_id": "SIM",
-            "site_name": "Simulated site",
-            "site_type": "other",
-            "care_model": "other",
-            "membership_confidence": "high",
-            "treated_units": ["T000"],
-            "intervention_start": "2013-04",
-            "primary_outcome": "admissions",
-            "expected_direction": "decrease",
-            "pre_period_start": "2011-04",
-            "pre_period_end": "2013-03",
-            "post_period_end": "2016-03",
-            "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-            "primary_estimator": "synthetic_did",
-        }
-    )
-    return protocol, panel
 
 
 def test_a_clear_effect_leads_with_the_primary_estimate_and_says_whether_it_was_hoped_for() -> None:
@@ -125,3 +98,8 @@ def test_calibration_study_on_real_data_and_the_generator_applies_its_choice(tmp
     v01 = next(s for s in load_registry() if s.site_id == "V01")
     assert protocol_for(v01, choice)["primary_estimator"] == next(iter(choice.values()))
     assert protocol_for(v01, {})["primary_estimator"] == "did"
+
+
+def _simulated_site(effect: float, *, volatility: float | None = None, seed: int = 3) -> tuple[SiteProtocol, Panel]:
+    protocol, long = simulated_site(90, 60, 24, effect=effect, treated_volatility=volatility, seed=seed)
+    return protocol, simulated_panel(long)

@@ -19,43 +19,12 @@ from evallib.evaluation.studies.design import area_effect, design_history, desig
 from evallib.methods.base.design import Design
 from evallib.methods.did.twfe import DiD
 from evallib.methods.inference.fake_starts import detectable_effect, fake_start_power, rolling_changes
-from evallib.methods.simulate import simulate_nhs_panel
 from evallib.pipeline.cli import main
 from evallib.reporting.design_page import design_html, plot_power_curve
-from evallib.sources.panel import Panel, validate_panel
 
-from .conftest import ROOT
+from .conftest import ROOT, simulated_panel, simulated_site
 
 pytestmark = pytest.mark.integration
-
-
-def _site(n_units: int = 40, seed: int = 5) -> tuple[SiteProtocol, pd.DataFrame]:
-    """A simulated site: 48 months of history before an April 2013 start, 36 months of follow-up."""
-    frame = simulate_nhs_panel(n_units, 84, start_period=48, first_month="2009-04", seed=seed)
-    long = frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]]
-    protocol = SiteProtocol.from_mapping(
-        {
-            "site_id": "SIM",
-            "site_name": "Simulated site",
-            "site_type": "other",
-            "care_model": "other",
-            "membership_confidence": "high",
-            "treated_units": ["T000"],
-            "intervention_start": "2013-04",
-            "primary_outcome": "admissions",
-            "expected_direction": "decrease",
-            "pre_period_start": "2011-04",
-            "pre_period_end": "2013-03",
-            "post_period_end": "2016-03",
-            "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-            "primary_estimator": "synthetic_did",
-        }
-    )
-    return protocol, long
-
-
-def _panel(long: pd.DataFrame) -> Panel:
-    return validate_panel(long, "monthly", source="sim")
 
 
 def test_the_design_step_reads_no_follow_up_data() -> None:
@@ -209,3 +178,11 @@ def test_the_nearest_pool_at_a_fake_start_is_chosen_without_its_pretend_follow_u
     after = nearest_sets(changed, 1, 8, 30 - 8 - 6 + 1, 10)
     assert all(np.array_equal(a, b) for a, b in zip(before[:4], after[:4], strict=True))
     assert all(a[0] == 0 and len(a) == 11 for a in after)
+
+
+def _site(n_units: int = 40, seed: int = 5) -> tuple[SiteProtocol, pd.DataFrame]:
+    """A simulated site: 48 months of history before an April 2013 start, 36 months of follow-up."""
+    return simulated_site(n_units, 84, 48, first_month="2009-04", seed=seed)
+
+
+_panel = simulated_panel

@@ -13,40 +13,10 @@ from evallib import SiteProtocol
 from evallib.evaluation.studies.design import design_site
 from evallib.methods.inference.decision import rejects
 from evallib.methods.inference.fake_starts import critical_values
-from evallib.methods.simulate import simulate_nhs_panel
-from evallib.sources.panel import Panel, validate_panel
+
+from .conftest import simulated_panel, simulated_site
 
 pytestmark = pytest.mark.integration
-
-
-def _site(treated_volatility: float | None = None, seed: int = 5) -> tuple[SiteProtocol, pd.DataFrame]:
-    frame = simulate_nhs_panel(
-        40, 84, start_period=48, first_month="2009-04", seed=seed, treated_volatility=treated_volatility
-    )
-    long = frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]]
-    protocol = SiteProtocol.from_mapping(
-        {
-            "site_id": "SIM",
-            "site_name": "Simulated site",
-            "site_type": "other",
-            "care_model": "other",
-            "membership_confidence": "high",
-            "treated_units": ["T000"],
-            "intervention_start": "2013-04",
-            "primary_outcome": "admissions",
-            "expected_direction": "decrease",
-            "pre_period_start": "2011-04",
-            "pre_period_end": "2013-03",
-            "post_period_end": "2016-03",
-            "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-            "primary_estimator": "synthetic_did",
-        }
-    )
-    return protocol, long
-
-
-def _panel(long: pd.DataFrame) -> Panel:
-    return validate_panel(long, "monthly", source="sim")
 
 
 @pytest.mark.parametrize("m", [20, 39, 40, 80, 154, 199])
@@ -81,3 +51,10 @@ def test_a_unit_with_data_from_the_pre_period_only_stays_in_the_pool_and_the_his
     assert "T007" in full.pool_units["protocol"] and "T007" in short.pool_units["protocol"]
     assert short.pool_units["protocol"] == full.pool_units["protocol"]
     assert short.history[0] == pd.Timestamp("2011-04-01")  # where T007's data begin: the protocol's pre-period
+
+
+def _site(treated_volatility: float | None = None, seed: int = 5) -> tuple[SiteProtocol, pd.DataFrame]:
+    return simulated_site(40, 84, 48, first_month="2009-04", treated_volatility=treated_volatility, seed=seed)
+
+
+_panel = simulated_panel

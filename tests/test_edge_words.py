@@ -12,39 +12,14 @@ from evallib import SiteProtocol, evaluate_site
 from evallib.evaluation.site.estimators import Headline
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
-from evallib.methods.simulate import simulate_nhs_panel
 from evallib.reporting.agreement import disagreements
 from evallib.reporting.findings import _secondary, summary
 from evallib.reporting.words import EDGE_OF_SIGNIFICANCE
-from evallib.sources.panel import Panel, validate_panel
+from evallib.sources.panel import Panel
+
+from .conftest import simulated_panel, simulated_site
 
 pytestmark = pytest.mark.integration
-
-
-def _site(n_units: int, effect: float) -> tuple[SiteProtocol, Panel]:
-    frame = simulate_nhs_panel(n_units, 60, start_period=24, effect=effect, treated_volatility=1.0, seed=3)
-    panel = validate_panel(
-        frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]], "monthly", source="sim"
-    )
-    protocol = SiteProtocol.from_mapping(
-        {
-            "site_id": "SIM",
-            "site_name": "Simulated site",
-            "site_type": "other",
-            "care_model": "other",
-            "membership_confidence": "high",
-            "treated_units": ["T000"],
-            "intervention_start": "2013-04",
-            "primary_outcome": "admissions",
-            "expected_direction": "decrease",
-            "pre_period_start": "2011-04",
-            "pre_period_end": "2013-03",
-            "post_period_end": "2016-03",
-            "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-            "primary_estimator": "synthetic_did",
-        }
-    )
-    return protocol, panel
 
 
 def test_a_first_of_twenty_rank_is_a_clear_change_at_the_edge_and_says_so() -> None:
@@ -94,3 +69,8 @@ def test_a_volatile_secondary_outcome_reads_the_studentized_test_never_a_clear_u
     said = _secondary_of(did=withheld, did_studentized=_headline("did_studentized", 0.05, -0.48, -0.014))
     assert "studentized test" in said and said.endswith("a clear decrease.") and "unknown" not in said
     assert "without a p-value" in _secondary_of(did=withheld)
+
+
+def _site(n_units: int, effect: float) -> tuple[SiteProtocol, Panel]:
+    protocol, long = simulated_site(n_units, 60, 24, effect=effect, treated_volatility=1.0, seed=3)
+    return protocol, simulated_panel(long)
