@@ -259,3 +259,24 @@ def test_the_design_command_says_how_to_choose_every_pool(
 ) -> None:
     assert main([*args, "--params-dir", str(ROOT / "params")]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_writing_the_choice_never_follows_a_planted_link(tmp_path: Path) -> None:
+    """A link planted at the temporary name, or a params file that is itself a link, writes nothing outside the
+    folder (adversarial review: the first version wrote the params text through ``SIM.yaml.tmp``)."""
+    from evallib.errors import EvalLibError
+
+    protocol, long = _site()
+    result = design_for_choice(protocol, _panel(long))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    path = tmp_path / "SIM.yaml"
+    path.write_text(yaml.safe_dump(protocol.to_mapping(), sort_keys=False))
+    (tmp_path / "SIM.yaml.tmp").symlink_to(outside)
+    write_site_choice(tmp_path, path, result)
+    assert outside.read_text() == "keep" and not path.is_symlink()
+    linked = tmp_path / "LINKED.yaml"
+    linked.symlink_to(path)
+    with pytest.raises(EvalLibError):
+        write_site_choice(tmp_path, linked, result)
+    assert outside.read_text() == "keep"

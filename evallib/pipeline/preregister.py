@@ -22,6 +22,7 @@ from evallib.evaluation.studies.design import DESIGN_ESTIMATORS, SiteDesign, des
 from evallib.protocol.generator import DESIGN_POOLS_FILE, design_pool_comment
 from evallib.protocol.params import SiteProtocol, find_params, load_params
 from evallib.protocol.safe_yaml import parse_params_text
+from evallib.protocol.writing import read_file, write_atomic
 from evallib.sources.panel import Panel
 
 #: Columns of ``params/design_pools.csv`` (see :meth:`evallib.evaluation.studies.design.SiteDesign.choice`).
@@ -79,9 +80,7 @@ def write_choices(root: Path, params_dir: Path, jobs: int | None = None) -> tupl
     skipped = [f"{site}: {why}" for site, row, why in done if row is None]
     table = pd.DataFrame(rows, columns=CHOICE_COLUMNS).sort_values("site_id", ignore_index=True)
     target = folder / DESIGN_POOLS_FILE
-    tmp = target.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False, float_format="%.4f")
-    tmp.replace(target)
+    write_atomic(target, table.to_csv(index=False, float_format="%.4f"))  # never through a planted link
     return table, skipped
 
 
@@ -147,13 +146,11 @@ def write_site_choice(root: Path, path: Path, result: SiteDesign, *, force: bool
     comment = design_pool_comment(choice)
     if seen is not None:
         comment += "; written after results existed (--force)"
-    text = with_design_pool(path.read_text(encoding="utf-8"), units, comment)
+    text = with_design_pool(read_file(path).decode("utf-8"), units, comment)  # a linked params file is refused
     SiteProtocol.from_mapping(parse_params_text(text.encode(), str(path)), str(path))  # never write an invalid file
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)  # a fresh temporary name, never a planted link; refuses a linked params file
     if not units:
-        return f"Wrote design_pool: [] into {path.name} (the protocol's own pool kept: {comment.split(': ', 1)[1]})"
+        return f"Wrote design_pool: [] into {path.name} ({comment.split(': ', 1)[1]})"
     return f"Wrote design_pool into {path.name}: the {choice['pool'].replace('_', ' ')} pool, {len(units)} units ({comment.split(': ', 1)[1]})"
 
 

@@ -261,6 +261,12 @@ def _mde(text: str) -> str:
     return f"{value:.2f}%" if np.isfinite(value) else "infinite (80% power is out of reach)"
 
 
+#: A pool replaces the protocol's own only when its MDE is at least this much smaller (a fraction): the design step's
+#: own accuracy (it predicts the MDE the report will show within 20% at 80% of vanguards). Written into every
+#: protocol's ``design_pool`` comment; :mod:`evallib.evaluation.studies.design` applies it.
+POOL_MARGIN = 0.20
+
+
 def design_pool_comment(choice: dict[str, str]) -> str:
     """The comment above ``design_pool`` saying the pool was fixed at design time, on data before the start."""
     how = f"fixed at design time by `evallib design` on data to {choice['data_end']} (before the start and any results)"
@@ -269,7 +275,7 @@ def design_pool_comment(choice: dict[str, str]) -> str:
         others = f"; {alt.replace('_', ' ')}" if alt else ""
         return (
             f"{how}: the protocol's own pool kept (MDE {_mde(choice['mde_protocol'])}{others}; another pool replaces "
-            "it only when it holds its size and its MDE is at least 10% smaller)"
+            f"it only when it holds its size and its MDE is at least {POOL_MARGIN:.0%} smaller)"
         )
     return (
         f"{how}: the {choice['pool'].replace('_', ' ')} pool, MDE {_mde(choice['mde_chosen'])} against "

@@ -10,7 +10,7 @@ from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from evallib.evaluation.studies.design import POWER, SiteDesign
+from evallib.evaluation.studies.design import POOL_MARGIN, POWER, SiteDesign
 from evallib.protocol.writing import make_dir, write_atomic
 from evallib.reporting.templating import figure_html, render, stylesheet
 from evallib.vocabulary import estimator_label
@@ -97,6 +97,7 @@ def design_html(result: SiteDesign) -> str:
         hoped=hoped,
         recommended_pool=result.recommended_pool.replace("_", " "),
         protocol_line=result.protocol_line(),
+        margin=f"{POOL_MARGIN:.0%}",
         figure=figure_html(plot_power_curve(result), "power against the true effect for each follow-up"),
         head=_HEAD,
         rows=rows,

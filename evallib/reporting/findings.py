@@ -193,6 +193,8 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
                 else "other comparison sets, a fake start, dropping comparators, the pre-trend test"
             )
             robust = f"confirmed: every check of {rb.estimator_label} that could run ({checks}) agrees with it."
+        elif rb is not None and rb.verdict == "not confirmed" and not rb.disagreements:
+            robust = f"not confirmed: no check of {rb.estimator_label} could run, so nothing confirms it."
         elif rb is not None and rb.verdict == "not confirmed":
             names_ = ", ".join(c.name for c in rb.disagreements)
             robust = f"not confirmed: {names_} {agree_verb(len(rb.disagreements), 'disagrees', 'disagree')} with it."

@@ -60,7 +60,7 @@ class Robustness:
 
     ``verdict`` is ``"confirmed"`` when the main estimate is significant at 5% and every
     falsification check that ran (placebo in time, leave one out, matched, synthetic, pre-trend test)
-    agrees with it, ``"not confirmed"`` when it is significant but some check disagrees, and ``"no
+    agrees with it, ``"not confirmed"`` when it is significant but some check disagrees or none could run, and ``"no
     clear effect"`` when the main estimate is not significant (a null is never "confirmed": the
     report gives the effect the design could have detected instead). The sensitivity's breakdown
     value is reported beside the verdict (:attr:`sensitivity_words`): it measures how much a
@@ -103,7 +103,9 @@ class Robustness:
         """``confirmed``, ``not confirmed`` or ``no clear effect`` (see the class notes)."""
         if not self.effect:
             return "no clear effect"
-        return "not confirmed" if self.disagreements else "confirmed"
+        # Nothing that could run agreed (every check withheld): nothing confirms it.
+        nothing_ran = not any(c.status == "agrees" for c in self.checks)
+        return "not confirmed" if self.disagreements or nothing_ran else "confirmed"
 
     @property
     def sensitivity_words(self) -> str:

@@ -56,11 +56,15 @@ def check_staggered_robustness(
     main = on_log_scale(_scaled(result.overall, is_proportion))
     why_not: dict[str, str] = {}
     if placebo_in_time is None:
-        why_not["placebo in time"] = "too few periods before the first start to move every cohort's start back"
+        why_not["placebo in time"] = (
+            "too few periods before the first start (after any phase-in) to move every cohort's start back"
+        )
     # Leave one comparator out: the never-treated units, one at a time (point estimates only).
     comparators = [u for u, s in zip(design.units, _starts(design), strict=True) if s is None]
     loo = [main.estimate]
-    if len(comparators) > 1:
+    if len(comparators) <= 1:
+        why_not["leave one comparator out"] = "fewer than two units that never start to leave out in turn"
+    else:
         try:
             loo = [float(estimator.point_estimates(design.drop(u))[0]) for u in comparators]
         except FIT_ERRORS as e:

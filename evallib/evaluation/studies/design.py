@@ -24,6 +24,7 @@ from evallib.errors import DataError
 from evallib.evaluation.studies.placebo_cells import Cell, fake_windows, placebo_cell, scaled
 from evallib.evaluation.studies.pre_start import History, answer_estimator, design_history, nearest_sets
 from evallib.methods.inference.fake_starts import FakeStartTests, critical_values, spread_at, spread_model
+from evallib.protocol.generator import POOL_MARGIN
 from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import Panel
 
@@ -35,11 +36,6 @@ FOLLOW_UPS: tuple[int, ...] = (12, 24, 36)
 DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
 #: Candidate comparison pools, in the order they are shown.
 POOLS: tuple[str, ...] = ("protocol", "nearest", "same_region")
-#: A pool replaces the protocol's own only when its MDE is at least this much smaller (a fraction; see
-#: :meth:`SiteDesign.recommended`): the design step's own accuracy, which predicts the MDE the report will show
-#: within 20% at 80% of vanguards, so a smaller predicted gain is within its error. (With 10%, 6 of the 8 sites
-#: that switched reported a larger MDE than on the whole pool: a pool that looked calm before the start.)
-POOL_MARGIN = 0.20
 #: The effect (percent, in the protocol's expected direction) the design step asks about when none is given.
 DEFAULT_HOPED_FOR = 5.0
 TABLE_COLUMNS = [
