@@ -110,9 +110,13 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         else "re-fits of the primary estimator on other comparison sets, with a fake start, dropping comparators; "
         "the pre-trend test"
     )
+    nothing_ran = rb is not None and ans.verdict == "not confirmed" and not rb.disagreements
     verdict = {
         "confirmed": f"confirmed: every check that could run ({refits}) agrees with the primary estimate.",
-        "not confirmed": "not confirmed: "
+        "not confirmed": "not confirmed: no check of the primary estimator could run, so nothing confirms it; treat "
+        "it with caution."
+        if nothing_ran
+        else "not confirmed: "
         + ", ".join(x.name for x in (rb.disagreements if rb else ()))
         + f" {agree_verb(len(rb.disagreements) if rb else 0, 'disagrees', 'disagree')} with it, so "
         "treat it with caution.",
@@ -142,6 +146,11 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         else "",
         cautions=list(ev.flags),
     )
+    if ans.p_value_mc_error > 0:  # a p-value from a random subset of the comparison units: say how precise it is
+        ctx["detail"] = Markup(ctx["detail"]) + (
+            f" The p-value ranks the site among {ans.placebo_draws:,} randomly chosen comparison {c.units}, not every "
+            f"one; its Monte Carlo error is {ans.p_value_mc_error:.3f}."
+        )
     if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)):
         ctx["detail"] = Markup(ctx["detail"]) + (
             f" The interval is unbounded because fewer than {MIN_COMPARATORS_FOR_CI} comparison {c.units} are available."

@@ -36,6 +36,14 @@ def _num(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+def _draws(h: Headline) -> int:
+    """The random placebo assignments behind a sampled p-value (0 when every assignment was tried)."""
+    if not getattr(h.result, "p_value_mc_error", 0.0):
+        return 0
+    named = int(getattr(h.result, "placebo_draws", 0) or 0)
+    return named or max((placebo_assignments(h) or 1) - 1, 0)  # synthetic DiD: its rows, less the real one
+
+
 def placebo_assignments(h: Headline) -> int | None:
     """How many assignments a headline's rank (placebo) p-value is a share of, the real one included.
 
@@ -104,6 +112,10 @@ class Answer:
     mde: float = float("nan")
     verdict: str = ""
     edge: bool = False
+    #: A p-value from a seeded random subset of placebo assignments (past the exhaustive size): how many, and its
+    #: Monte Carlo standard error (0 when every assignment was tried).
+    placebo_draws: int = 0
+    p_value_mc_error: float = 0.0
 
     @property
     def agreeing(self) -> tuple[View, ...]:
@@ -136,7 +148,11 @@ class Answer:
             "robustness_verdict": self.verdict,
             "minimum_detectable_effect": num(self.mde),
             "other_methods": [v.to_json_dict() for v in self.others],
-        }
+        } | (
+            {"placebo_draws": self.placebo_draws, "p_value_mc_error": self.p_value_mc_error}
+            if self.p_value_mc_error > 0
+            else {}
+        )
 
 
 def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
@@ -235,4 +251,6 @@ def site_answer(a: OutcomeAnalysis, expected_direction: str) -> Answer:
         mde=a.mde,
         verdict=verdict,
         edge=at_edge(main.row.p_value, placebo_assignments(main), ALPHA),
+        placebo_draws=_draws(main),
+        p_value_mc_error=float(getattr(main.result, "p_value_mc_error", 0.0) or 0.0),
     )
