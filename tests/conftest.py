@@ -136,6 +136,7 @@ def simulated_site(
     treated_volatility: float | None = None,
     seed: int,
     first_month: str = "2011-04",
+    primary_estimator: str = "synthetic_did",
 ) -> tuple[SiteProtocol, pd.DataFrame]:
     """A simulated one-unit site (T000 treated from April 2013, pre-period from April 2011, follow-up to March 2016)
     and its long data (``unit, period, outcome, value``): the set-up the design, answer and wording tests share.
@@ -165,7 +166,7 @@ def simulated_site(
             "pre_period_end": "2013-03",
             "post_period_end": "2016-03",
             "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-            "primary_estimator": "synthetic_did",
+            "primary_estimator": primary_estimator,
         }
     )
     return protocol, long

@@ -16,9 +16,9 @@ from evallib.evaluation.studies.pre_start import nearest_sets
 from evallib.methods.inference.decision import rejects
 from evallib.methods.inference.fake_starts import FakeStartTests, rolling_swing
 from evallib.methods.inference.volatility import pre_period_swing
-from evallib.methods.simulate import simulate_nhs_panel
 from evallib.protocol.params import SiteProtocol
-from evallib.sources.panel import Panel, validate_panel
+
+from .conftest import simulated_panel, simulated_site
 
 pytestmark = pytest.mark.unit
 
@@ -95,34 +95,6 @@ def test_a_cell_fitted_once_and_scaled_is_the_cell_fitted_at_its_factor(name: st
     assert shared.factor == direct.factor and shared.n_starts == direct.n_starts
 
 
-def _site() -> tuple[SiteProtocol, pd.DataFrame]:
-    frame = simulate_nhs_panel(30, 84, start_period=48, first_month="2009-04", seed=4)
-    long = frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]]
-    protocol = SiteProtocol.from_mapping(
-        {
-            "site_id": "SIM",
-            "site_name": "Simulated site",
-            "site_type": "other",
-            "care_model": "other",
-            "membership_confidence": "high",
-            "treated_units": ["T000"],
-            "intervention_start": "2013-04",
-            "primary_outcome": "admissions",
-            "expected_direction": "decrease",
-            "pre_period_start": "2011-04",
-            "pre_period_end": "2013-03",
-            "post_period_end": "2016-03",
-            "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-            "primary_estimator": "did",
-        }
-    )
-    return protocol, long
-
-
-def _panel(long: pd.DataFrame) -> Panel:
-    return validate_panel(long, "monthly", source="sim")
-
-
 def test_the_history_is_built_once_for_the_same_protocol_and_data_and_again_for_other_data() -> None:
     protocol, long = _site()
     panel = _panel(long)
@@ -135,3 +107,10 @@ def test_the_history_is_built_once_for_the_same_protocol_and_data_and_again_for_
     other = design_history(protocol, _panel(changed), longest=36)
     assert other is not design_history(protocol, panel, longest=36)
     assert not other.values.equals(design_history(protocol, panel, longest=36).values)
+
+
+def _site() -> tuple[SiteProtocol, pd.DataFrame]:
+    return simulated_site(30, 84, 48, first_month="2009-04", seed=4, primary_estimator="did")
+
+
+_panel = simulated_panel

@@ -17,45 +17,12 @@ from evallib import SiteProtocol
 from evallib.errors import ParamsError
 from evallib.evaluation.site.coverage import analysis_frame
 from evallib.evaluation.studies.design import POOL_MARGIN, TABLE_COLUMNS, SiteDesign
-from evallib.methods.simulate import simulate_nhs_panel
 from evallib.pipeline.cli import main
 from evallib.pipeline.preregister import design_for_choice, with_design_pool, write_site_choice
 from evallib.protocol.generator import DESIGN_POOLS_FILE, chosen_pools, edited_by_hand, write_params
 from evallib.protocol.params import load_params
-from evallib.sources.panel import Panel, validate_panel
 
-from .conftest import ROOT
-
-SIM_SOURCE = {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]}
-
-
-def _site(n_units: int = 60, seed: int = 5) -> tuple[SiteProtocol, pd.DataFrame]:
-    """A simulated site: 48 months before an April 2013 start, 36 months of follow-up, the DiD as primary."""
-    frame = simulate_nhs_panel(n_units, 84, start_period=48, first_month="2009-04", seed=seed)
-    long = frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]]
-    protocol = SiteProtocol.from_mapping(
-        {
-            "site_id": "SIM",
-            "site_name": "Simulated site",
-            "site_type": "other",
-            "care_model": "other",
-            "membership_confidence": "high",
-            "treated_units": ["T000"],
-            "intervention_start": "2013-04",
-            "primary_outcome": "admissions",
-            "expected_direction": "decrease",
-            "pre_period_start": "2011-04",
-            "pre_period_end": "2013-03",
-            "post_period_end": "2016-03",
-            "data_source": SIM_SOURCE,
-            "primary_estimator": "did",
-        }
-    )
-    return protocol, long
-
-
-def _panel(long: pd.DataFrame) -> Panel:
-    return validate_panel(long, "monthly", source="sim")
+from .conftest import ROOT, simulated_panel, simulated_site
 
 
 def _design(mdes: dict[str, tuple[float, bool]]) -> SiteDesign:
@@ -280,3 +247,11 @@ def test_writing_the_choice_never_follows_a_planted_link(tmp_path: Path) -> None
     with pytest.raises(EvalLibError):
         write_site_choice(tmp_path, linked, result)
     assert outside.read_text() == "keep"
+
+
+def _site(n_units: int = 60, seed: int = 5) -> tuple[SiteProtocol, pd.DataFrame]:
+    """A simulated site: 48 months before an April 2013 start, 36 months of follow-up, the DiD as primary."""
+    return simulated_site(n_units, 84, 48, first_month="2009-04", seed=seed, primary_estimator="did")
+
+
+_panel = simulated_panel
