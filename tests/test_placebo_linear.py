@@ -182,7 +182,8 @@ def test_rate_ratio_samples_assignments_past_its_cap_and_states_the_monte_carlo_
     capped = PoissonDiD(**kw, max_exhaustive=50).fit(d)  # type: ignore[arg-type]
     assert capped.placebo_draws == 39 and len(capped.placebo_estimates) == 40
     p = capped.p_value
-    assert capped.p_value_mc_error == pytest.approx(np.sqrt(p * (1 - p) / 39))
+    # 39 of the 59 other units, drawn without replacement: the finite-population correction (permutation.mc_error).
+    assert capped.p_value_mc_error == pytest.approx(np.sqrt(p * (1 - p) / 39 * (59 - 39) / 58))
     assert capped.estimate == full.estimate
     # The sampled assignments' refits are the exhaustive ones for the same units (the real one first).
     sets = perm_mod.random_single_sets(np.arange(60) == 0, 39, 2015)[:, 0]
@@ -220,7 +221,7 @@ def test_synthetic_control_samples_placebo_units_past_its_cap() -> None:
     stats = np.append(capped.placebos["mean_post_gap"].to_numpy(), capped.estimate)
     assert capped.p_value == pytest.approx(np.mean(np.abs(stats) >= abs(capped.estimate) - 1e-12))
     p = capped.p_value
-    assert capped.p_value_mc_error == pytest.approx(np.sqrt(p * (1 - p) / 15))
+    assert capped.p_value_mc_error == pytest.approx(np.sqrt(p * (1 - p) / 15 * (40 - 15) / 39))  # 15 of 40 donors
 
 
 @pytest.mark.parametrize("inference", ["placebo_in_space", "cluster_cr1"])

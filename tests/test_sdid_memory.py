@@ -155,19 +155,20 @@ def test_capped_p_value_is_within_its_stated_monte_carlo_error_of_the_exhaustive
     assert len(capped.placebo_estimates) == 80 and capped.min_p_value == 1 / 80
     assert capped.estimate == pytest.approx(full.estimate, abs=1e-12)  # the real fit is the same fit
     se = capped.p_value_mc_error
-    want = np.sqrt(capped.p_value * (1 - capped.p_value) / 80 * (241 - 80) / 240)
+    want = np.sqrt(capped.p_value * (1 - capped.p_value) / 79 * (240 - 79) / 239)  # 79 of the 240 other units
     assert se == pytest.approx(want) and se > 0
     assert abs(capped.p_value - full.p_value) <= 3 * se + 1 / 80
-    assert "Monte Carlo standard error" in capped.summary() and "Monte Carlo" not in full.summary()
+    assert "Monte Carlo error" in capped.summary() and "Monte Carlo" not in full.summary()
     # The capped placebo estimates are the exhaustive ones for the units drawn.
     drawn = sd.placebo_assignments(np.arange(241) == 0, 79, 2015, 100).argmax(axis=1)
     _close(capped.placebo_estimates, full.placebo_estimates[drawn])
 
 
 def test_p_value_mc_error() -> None:
+    """The old name for permutation.mc_error: 499 draws beside the real assignment, of 7,000 others or independent."""
     assert sd.p_value_mc_error(0.05, 500, 500) == 0.0
-    assert sd.p_value_mc_error(0.05, 500, None) == pytest.approx(np.sqrt(0.05 * 0.95 / 500))
-    assert sd.p_value_mc_error(0.05, 500, 7001) == pytest.approx(np.sqrt(0.05 * 0.95 / 500 * 6501 / 7000))
+    assert sd.p_value_mc_error(0.05, 500, None) == pytest.approx(np.sqrt(0.05 * 0.95 / 499))
+    assert sd.p_value_mc_error(0.05, 500, 7001) == pytest.approx(np.sqrt(0.05 * 0.95 / 499 * 6501 / 6999))
 
 
 @pytest.mark.parametrize("share", [0.1, 0.5, 0.9])

@@ -15,7 +15,7 @@ from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
 from evallib.reporting.glossary import ESTIMATOR_ENTRIES, INFERENCE_ENTRIES, term_link
-from evallib.reporting.words import article, edge_words, effect_sentence, marker, mde_words, p_text
+from evallib.reporting.words import article, edge_words, effect_sentence, marker, mde_words, p_text, sampled_words
 from evallib.sources.bundled import ATTRIBUTION
 from evallib.sources.files import FileSource
 from evallib.vocabulary import agree as agree_verb
@@ -146,10 +146,9 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
         else "",
         cautions=list(ev.flags),
     )
-    if ans.p_value_mc_error > 0:  # a p-value from a random subset of the comparison units: say how precise it is
-        ctx["detail"] = Markup(ctx["detail"]) + (
-            f" The p-value ranks the site among {ans.placebo_draws:,} randomly chosen comparison {c.units}, not every "
-            f"one; its Monte Carlo error is {ans.p_value_mc_error:.3f}."
+    if ans.placebo_draws > 0:  # a p-value from random placebo assignments: say how many and how precise it is
+        ctx["detail"] = (
+            Markup(ctx["detail"]) + " " + sampled_words(ans.placebo_draws, ans.p_value_mc_error, r.n_treated, c.units)
         )
     if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)):
         ctx["detail"] = Markup(ctx["detail"]) + (

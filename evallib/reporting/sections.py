@@ -205,6 +205,32 @@ def _placebo_source(a: OutcomeAnalysis) -> tuple[str, Any]:
     return "did", a.did
 
 
+def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None) -> list[str]:
+    """One line per placebo p-value drawn from random assignments (not every one tried): the estimate, how many
+    assignments and its Monte Carlo error; ``names`` keeps those headline estimators only (all, and the event
+    study, when None). Empty when every p-value is exhaustive, and the method text then says every unit is tried.
+    """
+    lines = []
+    for a in ev.analyses:
+        fits = [(h.label, h.result) for n, h in a.headline.items() if names is None or n in names]
+        if names is None and a.event_study is not None:
+            fits.append(("event study (first period after the start)", a.event_study))
+        for label, result in fits:
+            draws = int(getattr(result, "placebo_draws", 0) or 0)
+            if draws > 0:
+                err = float(getattr(result, "p_value_mc_error", 0.0) or 0.0)
+                lines.append(
+                    f"{cap(a.label)}, {label}: p-value from {draws:,} random placebo assignments, "
+                    f"Monte Carlo error {err:.3f}."
+                )
+    return lines
+
+
+def _several(ev: SiteEvaluation) -> bool:
+    """Whether the site has several treated units (its placebo assignments are then random sets)."""
+    return any(h.row.n_treated > 1 for a in ev.analyses for h in a.headline.values())
+
+
 def did(ev: SiteEvaluation) -> HTMLBlock:
     """Comparisons with the comparison pool: every headline estimate, the pre-trend test, event studies, placebos."""
     if not ev.evaluable:
@@ -249,6 +275,8 @@ def did(ev: SiteEvaluation) -> HTMLBlock:
         period_word=_period(ev),
         table=estimate_table(rows, _period(ev)),
         checks=checks,
+        sampled=_sampled(ev),
+        several=_several(ev),
         figures=figs,
     )
     return HTMLBlock(str(html))
@@ -330,6 +358,7 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
         period_word=word,
         seasonal="" if ppy == 1 else ("two Fourier pairs" if ppy >= 6 else "one Fourier pair"),
         horizons=f"{plural(ppy, word)} and {plural(2 * ppy, word)}",
+        sampled=_sampled(ev, ("controlled_its",)),
         table=estimate_table(rows, word),
         diagnostics=diag,
         figures=figs,

@@ -179,3 +179,16 @@ def mde_words(mde: float | None, scale: str) -> str:
         return "with so few comparison units the design could not have detected a change of any size"
     size = f"{mde:.1f} percentage points" if is_points(scale) else f"{100 * (math.exp(mde) - 1):.0f}%"
     return f"the design could have detected a change of about {size} either way (80% power)"
+
+
+def sampled_words(draws: int, error: float, n_treated: int, units: str) -> str:
+    """What a sampled placebo p-value ranks the site among, and its Monte Carlo error (one sentence).
+
+    ``units`` is the comparison units' plural (``CCGs``); with several treated units the random placebo
+    assignments are sets of as many comparison units as the site has.
+    """
+    among = f"comparison {units}" if n_treated <= 1 else f"sets of {n_treated} comparison {units}"
+    return (
+        f"The p-value ranks the site among {draws:,} randomly chosen {among}, not every "
+        f"one; its Monte Carlo error is {error:.3f}."
+    )

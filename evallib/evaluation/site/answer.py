@@ -36,12 +36,15 @@ def _num(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
-def _draws(h: Headline) -> int:
-    """The random placebo assignments behind a sampled p-value (0 when every assignment was tried)."""
-    if not getattr(h.result, "p_value_mc_error", 0.0):
-        return 0
-    named = int(getattr(h.result, "placebo_draws", 0) or 0)
-    return named or max((placebo_assignments(h) or 1) - 1, 0)  # synthetic DiD: its rows, less the real one
+def _sampled(h: Headline) -> dict[str, Any]:
+    """A sampled placebo p-value's random assignments and Monte Carlo standard error, as results.json names them
+    (``placebo_draws``, ``p_value_mc_error``); empty when every assignment was tried (an exhaustive p-value gains
+    no field). Every estimator that samples says so on its result (0 draws when exhaustive).
+    """
+    draws = int(getattr(h.result, "placebo_draws", 0) or 0)
+    if draws <= 0 or not h.row.inference.startswith("placebo"):
+        return {}
+    return {"placebo_draws": draws, "p_value_mc_error": float(getattr(h.result, "p_value_mc_error", 0.0) or 0.0)}
 
 
 def placebo_assignments(h: Headline) -> int | None:
@@ -68,6 +71,9 @@ class View:
     conclusion: str
     agrees: bool
     why: str = ""
+    #: As :class:`Answer`'s: a p-value from random placebo assignments says how many and its Monte Carlo error.
+    placebo_draws: int = 0
+    p_value_mc_error: float = 0.0
 
     def to_json_dict(self) -> dict[str, Any]:
         """The view as a JSON-ready dict: estimator, method, its estimate, interval and p-value (non-finite numbers
@@ -87,7 +93,7 @@ class View:
             "conclusion": self.conclusion,
             "agrees": self.agrees,
             "why": self.why,
-        }
+        } | _sampled_fields(self.placebo_draws, self.p_value_mc_error)
 
 
 @dataclass(frozen=True)
@@ -148,11 +154,12 @@ class Answer:
             "robustness_verdict": self.verdict,
             "minimum_detectable_effect": num(self.mde),
             "other_methods": [v.to_json_dict() for v in self.others],
-        } | (
-            {"placebo_draws": self.placebo_draws, "p_value_mc_error": self.p_value_mc_error}
-            if self.p_value_mc_error > 0
-            else {}
-        )
+        } | _sampled_fields(self.placebo_draws, self.p_value_mc_error)
+
+
+def _sampled_fields(draws: int, error: float) -> dict[str, Any]:
+    """``placebo_draws`` and ``p_value_mc_error`` for a sampled p-value; nothing for an exhaustive one."""
+    return {"placebo_draws": draws, "p_value_mc_error": error} if draws > 0 else {}
 
 
 def _why(a: OutcomeAnalysis, name: str, main: str, other: str) -> str:
@@ -236,7 +243,8 @@ def site_answer(a: OutcomeAnalysis, expected_direction: str) -> Answer:
             continue
         c = conclusion(h.row)
         agrees = c == main_conclusion or c == "unknown"
-        others.append(View(name, h.label, h.row, c, agrees, "" if agrees else _why(a, name, main_conclusion, c)))
+        why = "" if agrees else _why(a, name, main_conclusion, c)
+        others.append(View(name, h.label, h.row, c, agrees, why, **_sampled(h)))
     own = _own_series(a, main_conclusion)
     if own is not None:
         others.append(own)
@@ -251,6 +259,5 @@ def site_answer(a: OutcomeAnalysis, expected_direction: str) -> Answer:
         mde=a.mde,
         verdict=verdict,
         edge=at_edge(main.row.p_value, placebo_assignments(main), ALPHA),
-        placebo_draws=_draws(main),
-        p_value_mc_error=float(getattr(main.result, "p_value_mc_error", 0.0) or 0.0),
+        **_sampled(main),
     )

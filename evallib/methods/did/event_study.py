@@ -15,7 +15,7 @@ from evallib.methods.base.arrays import Transform, prepare_panel, within_transfo
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.did.twfe import MIN_TREATED_FOR_BOOTSTRAP
-from evallib.methods.inference.permutation import permutation_test
+from evallib.methods.inference.permutation import mc_error, permutation_test
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -27,7 +27,10 @@ class EventStudyResult(EstimatorResult):
     """Read-only event-study result: one row per event time (the reference excluded).
 
     ``pretrend`` is the joint test that every lead (pre-period event time) is zero. The headline is the
-    first post-period event time.
+    first post-period event time. ``placebo_draws`` is the number of random assignments the placebo p-values rank
+    the site among when they were sampled (several treated units), 0 when every unit was tried; ``p_value_mc_error``
+    is the headline p-value's Monte Carlo standard error (any row's is
+    :func:`~evallib.methods.inference.permutation.mc_error` of its p-value and ``placebo_draws``).
     """
 
     headline_term: ClassVar[str | None] = "event_time_0"
@@ -37,11 +40,13 @@ class EventStudyResult(EstimatorResult):
     reference: int
     pretrend: Estimate
     placebo: np.ndarray | None = field(default=None, repr=False)
+    placebo_draws: int = 0
+    p_value_mc_error: float = 0.0
 
     def with_scale(self, scale: str) -> EventStudyResult:
         """The same result with its rows' ``scale`` relabelled (e.g. after aggregating logs)."""
         rows = tuple(Estimate(**{**r.__dict__, "scale": scale}) for r in self.rows)
-        return EventStudyResult(rows, self.event_times, self.reference, self.pretrend, self.placebo)
+        return replace(self, rows=rows)
 
     @property
     def leads(self) -> tuple[Estimate, ...]:
@@ -149,7 +154,7 @@ class EventStudy:
         if method == "auto":
             method = "placebo_in_space" if n_treated < MIN_TREATED_FOR_BOOTSTRAP else "cluster_cr1"
         lead_idx = [i for i, e in enumerate(event_times) if e < 0]
-        placebo = None
+        placebo, draws = None, 0
         if method == "placebo_in_space":
             if n_obs != n_units * n_periods:
                 raise DataError("EventStudy: placebo inference needs a balanced panel; drop incomplete units first")
@@ -159,7 +164,7 @@ class EventStudy:
             profile = np.column_stack([y[:, binned == e].mean(axis=1) - ref for e in event_times])
             perm = permutation_test(profile, is_t, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)
             se, lo_ci, hi_ci, p = perm.std_error, perm.ci_low, perm.ci_high, perm.p_value
-            placebo = perm.placebo
+            placebo, draws = perm.placebo, perm.placebo_draws
             if lead_idx:
                 leads = placebo[:, lead_idx]
                 cov = np.atleast_2d(np.cov(leads, rowvar=False))
@@ -222,8 +227,15 @@ class EventStudy:
             n_treated,
             n_units - n_treated,
         )
+        head = event_times.index(0) if 0 in event_times else 0
         return EventStudyResult(
-            rows=rows, event_times=tuple(event_times), reference=self.reference, pretrend=pretrend, placebo=placebo
+            rows=rows,
+            event_times=tuple(event_times),
+            reference=self.reference,
+            pretrend=pretrend,
+            placebo=placebo,
+            placebo_draws=draws,
+            p_value_mc_error=mc_error(float(p[head]), draws),
         )
 
     def _fit_design(self, design: Design) -> EventStudyResult:

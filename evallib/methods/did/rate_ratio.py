@@ -48,9 +48,10 @@ class RateRatioResult(EstimatorResult):
     """Read-only result of :meth:`PoissonDiD.fit`; ``headline.estimate`` is the rate ratio.
 
     ``placebo_estimates`` are the placebo assignments' log rate ratios (placebo inference only).
-    ``placebo_draws`` is the number of random assignments behind the p-value when they were sampled (0 when
-    every unit was tried) and ``p_value_mc_error`` the p-value's Monte Carlo standard error
-    ``sqrt(p (1 - p) / placebo_draws)`` (0 when exhaustive).
+    ``placebo_draws`` is the number of random assignments behind the p-value when they were sampled (past
+    ``max_exhaustive`` units with one treated unit, or several treated units; 0 when every unit was tried) and
+    ``p_value_mc_error`` the p-value's Monte Carlo standard error
+    (:func:`~evallib.methods.inference.permutation.mc_error`; 0 when exhaustive).
     """
 
     rows: tuple[Estimate, ...]
@@ -130,9 +131,10 @@ class PoissonDiD:
     real assignment is ranked among ``n_draws`` other units drawn at random without replacement (seeded,
     :func:`~evallib.methods.inference.permutation.random_single_sets`). The test stays exact (the real
     unit's rank among a random subset of the others is uniform under the null); its p-value then estimates
-    the exhaustive one with Monte Carlo standard error at most ``sqrt(p (1 - p) / n_draws)`` (at most 0.035
-    with 199 draws; 0.015 at p = 0.05; drawing without replacement only lowers it), reported as
-    ``p_value_mc_error``, and the interval inverts the same sampled test.
+    the exhaustive one with Monte Carlo standard error ``sqrt(p (1 - p) / n_draws)`` times the finite-population
+    correction (:func:`~evallib.methods.inference.permutation.mc_error`: at most 0.035 with 199 draws; 0.015 at
+    p = 0.05), reported as ``p_value_mc_error``, and the interval inverts the same sampled test. With several
+    treated units the ``n_draws`` assignments are always random sets, and the same fields report it.
     """
 
     outcome: str = "value"
@@ -222,7 +224,8 @@ class PoissonDiD:
             placebo_estimates=placebo,
             null_values_tested=n_tested,
             placebo_draws=n_sampled,
-            p_value_mc_error=mc_error(p, n_sampled),
+            # One treated unit: other units drawn without replacement; several: independent random sets.
+            p_value_mc_error=mc_error(p, n_sampled, n_units - 1 if n_t == 1 else None),
         )
 
     def _placebo(

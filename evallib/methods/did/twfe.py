@@ -47,6 +47,8 @@ class DiDResult(EstimatorResult):
     ``statistic_per_effect`` how far the observed statistic moves per unit of effect.
     ``volatility`` says where each treated unit ranks on pre-period noise among the
     comparison units (placebo inference on a balanced panel only).
+    ``placebo_draws`` and ``p_value_mc_error``: the random assignments behind a sampled placebo p-value (several
+    treated units) and its Monte Carlo error (:func:`~evallib.methods.inference.permutation.mc_error`); 0 if exhaustive.
     """
 
     rows: tuple[Estimate, ...]
@@ -59,6 +61,8 @@ class DiDResult(EstimatorResult):
     placebo_statistics: np.ndarray | None = field(default=None, repr=False)
     observed_statistic: float | None = None
     statistic_per_effect: float | None = None
+    placebo_draws: int = 0
+    p_value_mc_error: float = 0.0
 
     def plot(self, *, ax: Axes | None = None, title: str = "", xlabel: str = "estimate") -> Figure:
         """The placebo distribution with the site's estimate marked on ``ax`` (a new figure when None)."""
@@ -213,7 +217,7 @@ class DiD:
             resid = y_w - beta * d_w
             cluster_score = np.bincount(unit_codes, weights=d_w * resid, minlength=n_units)
         label = self.outcome_label or (data.outcome if isinstance(data, Design) else "") or self.outcome
-        placebo = volatility = stat = stats_placebo = per_effect = None
+        placebo = volatility = stat = stats_placebo = per_effect = perm = None
         if method in _PLACEBO:
             perm, volatility = self._placebo(pa, post, studentized=method == "placebo_studentized")
             se, lo, hi, p, placebo = (
@@ -290,6 +294,8 @@ class DiD:
             placebo_statistics=stats_placebo,
             observed_statistic=stat,
             statistic_per_effect=per_effect,
+            placebo_draws=perm.placebo_draws if perm is not None else 0,
+            p_value_mc_error=float(perm.p_value_mc_error[0]) if perm is not None else 0.0,
         )
 
     def _unit_changes(self, p: PanelArrays, post: np.ndarray) -> np.ndarray:
@@ -308,12 +314,12 @@ class DiD:
         self, p: PanelArrays, post: np.ndarray, studentized: bool
     ) -> tuple[PermutationTest, VolatilityRank | None]:
         change = self._unit_changes(p, post)
+        scale: np.ndarray | None = None
         try:
             scale = pre_period_noise(p.matrix(p.y), p.matrix(post) > 0, p.units)
         except DataError:
             if studentized:
-                raise
-            return self._plain(change, p), None  # the ranking is a description: the plain test needs no scale
+                raise  # else the ranking is a description: the plain test needs no scale
         perm = permutation_test(
             change,
             p.unit_treated,
@@ -322,10 +328,7 @@ class DiD:
             alpha=self.alpha,
             unit_scale=pre_period_swing(p.matrix(p.y), p.matrix(post) > 0, p.units) if studentized else None,
         )
-        return perm, volatility_rank(scale, p.unit_treated, p.units)
-
-    def _plain(self, change: np.ndarray, p: PanelArrays) -> PermutationTest:
-        return permutation_test(change, p.unit_treated, n_draws=self.n_draws, seed=self.seed, alpha=self.alpha)
+        return perm, None if scale is None else volatility_rank(scale, p.unit_treated, p.units)
 
 
 def pretrend_test(

@@ -76,9 +76,12 @@ def placebo_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
 def random_single_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     """The real treated unit, then ``n_draws`` other units drawn at random without replacement (``(1 + n_draws, 1)``).
 
-    For one treated unit when refits are too costly to try every unit. Drawn from the other units only, so no draw
-    repeats the real assignment (a repeat would tie with it and raise the smallest attainable p-value); the real
-    unit's rank among a uniformly random subset of the others is uniform under the null, so the test stays exact.
+    The one sampler of single-unit placebo assignments, for one treated unit when refits are too costly to try every
+    unit (the rate ratio, synthetic control and synthetic DiD all draw with it, so the same seed gives them the same
+    placebo units). Drawn from the other units only, so no draw repeats the real assignment (a repeat would tie with
+    it and raise the smallest attainable p-value); the real unit's rank among a uniformly random subset of the others
+    is uniform under the null, so the test stays exact. The drawn units follow the real one in unit order; with
+    ``n_draws`` at least the other units, every unit is used once.
     """
     is_t = np.asarray(is_treated, bool)
     if int(is_t.sum()) != 1:
@@ -114,9 +117,34 @@ def set_estimates(unit_values: np.ndarray, sets: np.ndarray) -> np.ndarray:
     return held / k - (v.sum(axis=0) - held) / (n - k)
 
 
-def mc_error(p: float, n_draws: int) -> float:
-    """Monte Carlo standard error of a p-value estimated from ``n_draws`` random assignments: ``sqrt(p (1-p) / D)``."""
-    return float(np.sqrt(p * (1 - p) / n_draws)) if n_draws > 0 else 0.0
+def mc_error(p: float, n_draws: int, n_candidates: int | None = None) -> float:
+    """Monte Carlo standard error of a placebo p-value ranked among ``n_draws`` random assignments.
+
+    The one formula every estimator that samples its placebo assignments reports (``p_value_mc_error``).
+
+    Parameters
+    ----------
+    p : float
+        The sampled p-value.
+    n_draws : int
+        Random placebo assignments drawn (D), the real one not counted; 0 for an exhaustive test (error 0).
+    n_candidates : int, optional
+        How many assignments the draws were taken from without replacement (M: the other units, for one treated
+        unit); None when they are independent draws (several treated units: random sets, repeats possible).
+
+    Notes
+    -----
+    The sampled p-value estimates the exhaustive one (every possible assignment ranked). The number of drawn
+    assignments at least as extreme as the real one is binomial (independent draws) or hypergeometric (draws
+    without replacement from M), so the p-value's standard error is ``sqrt(p (1 - p) / D)``, times the
+    finite-population correction ``sqrt((M - D) / (M - 1))`` when drawn without replacement (0 once every candidate
+    is drawn), with the sampled p in place of the exhaustive one. Sampling changes the test's precision, not its
+    size: the real assignment is exchangeable with the drawn ones under the null, so the sampled test stays exact.
+    """
+    if n_draws <= 0 or (n_candidates is not None and n_draws >= n_candidates):
+        return 0.0
+    fpc = 1.0 if n_candidates is None else (n_candidates - n_draws) / max(n_candidates - 1, 1)
+    return float(np.sqrt(p * (1.0 - p) / n_draws * fpc))
 
 
 def treatment_assignments(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
@@ -155,6 +183,8 @@ class PermutationTest:
     are treated-minus-comparison differences of the unit values, on the effect's scale.
     For the studentized test ``statistic`` and ``placebo_statistic`` hold the studentized
     statistics that the p-value ranks; ``is_real`` marks the real assignment (and any repeat of it).
+    ``placebo_draws`` is how many random assignments the p-values rank the real one among when they were sampled
+    (several treated units), 0 when every assignment was tried; :attr:`p_value_mc_error` their Monte Carlo errors.
     """
 
     estimate: np.ndarray
@@ -167,6 +197,12 @@ class PermutationTest:
     statistic: np.ndarray | None = None
     placebo_statistic: np.ndarray | None = None
     statistic_per_effect: float | None = None
+    placebo_draws: int = 0
+
+    @property
+    def p_value_mc_error(self) -> np.ndarray:
+        """Each p-value's Monte Carlo standard error (:func:`mc_error`; zeros when every assignment was tried)."""
+        return np.array([mc_error(float(p), self.placebo_draws) for p in self.p_value])
 
 
 def permutation_test(
@@ -202,7 +238,9 @@ def permutation_test(
     scale factor, not only when they are exchangeable as they are.
 
     With one treated unit every placebo estimate has the closed form ``v_i - (S - v_i) / (n - 1)``
-    (``S`` the sum over units), so the test costs time and memory linear in the units.
+    (``S`` the sum over units), so the test costs time and memory linear in the units, and every unit is tried.
+    With several treated units the ``n_draws`` assignments are random sets (the possible sets are too many to try):
+    the p-values then estimate the exhaustive test's, with :attr:`PermutationTest.p_value_mc_error`.
     """
     values = np.asarray(unit_values, float)
     values = values[:, None] if values.ndim == 1 else values
@@ -239,7 +277,8 @@ def permutation_test(
         lo[j], hi[j] = count.interval(alpha)
     sd = est.std(axis=0, ddof=1)
     est.setflags(write=False)
+    draws = 0 if k == 1 else len(sets) - 1  # several treated units: independent random sets, the real one first
     if unit_scale is None:
-        return PermutationTest(diff, sd, lo, hi, p, est, real)
+        return PermutationTest(diff, sd, lo, hi, p, est, real, placebo_draws=draws)
     stat_est.setflags(write=False)
-    return PermutationTest(diff, sd, lo, hi, p, est, real, obs, stat_est, float(c_obs))
+    return PermutationTest(diff, sd, lo, hi, p, est, real, obs, stat_est, float(c_obs), draws)

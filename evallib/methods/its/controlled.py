@@ -18,7 +18,7 @@ from evallib.methods.base.arrays import prepare_panel
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import PlaceboCount
-from evallib.methods.inference.permutation import random_sets
+from evallib.methods.inference.permutation import mc_error, random_sets
 from evallib.methods.its.model import SlopeCoding, its_design
 
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ class ControlledITSResult(EstimatorResult):
     means otherwise), indexed by period; ``counterfactual`` is the fit with the level and
     slope changes set to zero. ``placebo_estimates`` has one row per assignment (the real
     one first) and one column per term of ``terms``, on the analysis scale (logs).
+    ``placebo_draws`` is the number of random fake sites the p-values rank the site among when they were sampled
+    (several treated units), 0 when every comparison unit was tried; ``p_value_mc_error`` is the headline
+    (``mean_post_effect``) p-value's Monte Carlo standard error
+    (:func:`~evallib.methods.inference.permutation.mc_error`).
     """
 
     rows: tuple[Estimate, ...]
@@ -47,6 +51,8 @@ class ControlledITSResult(EstimatorResult):
     treated_units: tuple[str, ...] = ()
     n_pre: int = 0
     n_post: int = 0
+    placebo_draws: int = 0
+    p_value_mc_error: float = 0.0
 
     headline_term: ClassVar[str | None] = "mean_post_effect"
 
@@ -75,7 +81,8 @@ class ControlledITS:
     horizons : tuple of int
         Report the effect this many periods after the start (1 = the first period).
     n_draws : int
-        Random fake sites (sets of comparison units) when several units are treated; with
+        Random fake sites (sets of comparison units) when several units are treated (the p-value then
+        estimates the exhaustive test's, with its Monte Carlo error in ``p_value_mc_error``); with
         one treated unit every comparison unit is the fake site once.
     seed, alpha, outcome_label, periods_per_year, slope_coding
         As for :class:`~evallib.methods.its.segmented.SegmentedITS`.
@@ -182,6 +189,7 @@ class ControlledITS:
         Xcf = X.assign(**{c: 0.0 for c in level_cols}).to_numpy()
         back = np.exp if self.transform == "log" else (lambda v: v)
         est.setflags(write=False)
+        draws = 0 if k == 1 else len(sets)  # several treated units: independent random fake sites
         return ControlledITSResult(
             rows=tuple(rows),
             observed=pd.Series(back(series[0]), index=index, name="relative"),
@@ -193,6 +201,8 @@ class ControlledITS:
             treated_units=tuple(str(u) for u in pa.units[is_t]),
             n_pre=n_pre,
             n_post=n_post,
+            placebo_draws=draws,
+            p_value_mc_error=mc_error(rows[-1].p_value, draws),  # mean_post_effect, the last term
         )
 
     def _fake_sites(self, n_comp: int, k: int) -> np.ndarray:

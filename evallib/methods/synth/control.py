@@ -23,7 +23,7 @@ from evallib.methods.base.arrays import Transform
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import invert_linear
-from evallib.methods.inference.permutation import EXHAUSTIVE_MAX_UNITS, mc_error
+from evallib.methods.inference.permutation import EXHAUSTIVE_MAX_UNITS, mc_error, random_single_sets
 from evallib.methods.synth.matching import match_comparators
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class SynthResult(EstimatorResult):
     rank test of Abadie et al. (2010) is kept as a diagnostic in ``rmspe_ratio_p_value``.
     ``placebo_draws`` is the number of placebo units drawn at random when there were too many to refit
     every one (0 when every unit was refitted), and ``p_value_mc_error`` the p-value's Monte Carlo
-    standard error ``sqrt(p (1 - p) / placebo_draws)`` (0 when exhaustive).
+    standard error (:func:`~evallib.methods.inference.permutation.mc_error`; 0 when exhaustive).
     """
 
     rows: tuple[Estimate, ...]
@@ -170,8 +170,9 @@ class SyntheticControl:
     placebo units drawn at random without replacement are refitted instead. The test stays exact (the
     real unit and a random subset of the others are exchangeable under the null, so its rank among them
     is uniform); the p-value, now on ``n_draws + 1`` units (``min_p_value`` ``1 / (n_draws + 1)``),
-    estimates the exhaustive one with Monte Carlo standard error ``sqrt(p (1 - p) / n_draws)``
-    (``p_value_mc_error``: at most 0.035 with 199 draws), and the interval inverts the same test.
+    estimates the exhaustive one with Monte Carlo standard error ``sqrt(p (1 - p) / n_draws)`` times the
+    finite-population correction (``p_value_mc_error``, :func:`~evallib.methods.inference.permutation.mc_error`:
+    at most 0.035 with 199 draws), and the interval inverts the same test.
     """
 
     outcome: str = "value"
@@ -329,8 +330,9 @@ class SyntheticControl:
             tried = donors
             if len(units) > self.max_exhaustive and self.n_draws < len(donors):
                 # Each refit is linear in the donors: past the cap, a seeded random subset of placebo units.
-                pick = np.random.default_rng(self.seed).choice(len(donors), self.n_draws, replace=False)
-                tried = [donors[i] for i in np.sort(pick)]
+                # The sampler the rate ratio and synthetic DiD share; the treated series is the one "real" unit.
+                drawn = random_single_sets(np.array([u == self.treated for u in units]), self.n_draws, self.seed)
+                tried = [units[i] for i in drawn[1:, 0]]
                 n_sampled = len(tried)
             for j in tried:
                 t = col[j]
@@ -377,5 +379,5 @@ class SyntheticControl:
             rmspe_ratio_p_value=ratio_p,
             min_p_value=1.0 / (1 + n_tried) if self.placebo else float("nan"),
             placebo_draws=n_sampled,
-            p_value_mc_error=mc_error(p, n_sampled) if self.placebo else 0.0,
+            p_value_mc_error=mc_error(p, n_sampled, len(donors)) if self.placebo else 0.0,
         )

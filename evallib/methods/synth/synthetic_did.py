@@ -23,7 +23,12 @@ from evallib.methods.base.arrays import Transform, as_binary, prepare_panel
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import invert_linear
-from evallib.methods.inference.permutation import treatment_assignments
+from evallib.methods.inference.permutation import (
+    mc_error,
+    random_single_sets,
+    sets_to_matrix,
+    treatment_assignments,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,9 +64,10 @@ class SDIDResult(EstimatorResult):
     time-weighted pre-period, so the mean post-period gap between them is the estimate.
     ``placebo_estimates`` holds the estimate under every treatment assignment used by the
     test (the real one included); ``min_p_value`` is the smallest p-value the test can give.
-    ``p_value_mc_error`` is the Monte Carlo standard error of the p-value as an estimate of the
-    exhaustive test's (0 when every assignment is used, as with one treated unit among at most
-    :data:`EXHAUSTIVE_UNITS` units; see :func:`p_value_mc_error`).
+    ``placebo_draws`` is the number of random assignments the p-value ranks the real one among when they were
+    sampled (0 when every assignment is used, as with one treated unit among at most :data:`EXHAUSTIVE_UNITS`
+    units) and ``p_value_mc_error`` the Monte Carlo standard error of the p-value as an estimate of the
+    exhaustive test's (:func:`~evallib.methods.inference.permutation.mc_error`; 0 when exhaustive).
     """
 
     rows: tuple[Estimate, ...]
@@ -76,14 +82,15 @@ class SDIDResult(EstimatorResult):
     placebo_estimates: np.ndarray | None = field(default=None, repr=False)
     min_p_value: float = float("nan")
     p_value_mc_error: float = 0.0
+    placebo_draws: int = 0
 
     def summary(self) -> str:
         """The estimates table, and the p-value's Monte Carlo error when the placebo assignments were a random subset."""
         text = super().summary()
-        if self.p_value_mc_error > 0 and self.placebo_estimates is not None:
+        if self.placebo_draws:
             text += (
-                f"\np-value from {len(self.placebo_estimates)} random placebo assignments (the real one included); "
-                f"Monte Carlo standard error {self.p_value_mc_error:.3f}"
+                f"\nplacebo p-value from {self.placebo_draws} seeded random assignments "
+                f"(Monte Carlo error {self.p_value_mc_error:.3g})"
             )
         return text
 
@@ -114,35 +121,27 @@ def placebo_assignments(
     """The assignments the placebo test refits (bool, assignments x units; the real one included).
 
     With one treated unit: every unit once while there are at most ``exhaustive_units`` units; past that, the real
-    unit and ``n_draws`` other units drawn at random without replacement (seeded), in unit order. With several
-    treated units: :func:`~evallib.methods.inference.permutation.treatment_assignments` (the real set first, then
-    ``n_draws`` random sets).
+    unit and ``n_draws`` other units drawn at random without replacement (seeded, by the sampler the rate ratio and
+    synthetic control share: :func:`~evallib.methods.inference.permutation.random_single_sets`), in unit order.
+    With several treated units: :func:`~evallib.methods.inference.permutation.treatment_assignments` (the real set
+    first, then ``n_draws`` random sets).
     """
     real = np.asarray(real, bool)
     n, k = len(real), int(real.sum())
     if k != 1 or n <= exhaustive_units or n_draws >= n - 1:
         return treatment_assignments(real, n_draws, seed)
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(np.flatnonzero(~real), size=n_draws, replace=False)
-    rows = np.sort(np.append(picked, np.flatnonzero(real)))
-    assign = np.zeros((len(rows), n), bool)
-    assign[np.arange(len(rows)), rows] = True
-    return assign
+    rows = np.sort(random_single_sets(real, n_draws, seed)[:, 0])  # the real unit in its place among the drawn
+    return sets_to_matrix(rows[:, None], n)
 
 
 def p_value_mc_error(p: float, n_assignments: int, n_possible: int | None) -> float:
-    """Standard error of a placebo p-value from ``n_assignments`` (D) of ``n_possible`` (N) equally likely assignments.
+    """Standard error of a placebo p-value from ``n_assignments`` (the real one included) of ``n_possible`` possible.
 
-    As an estimate of the exhaustive p-value: ``sqrt(p (1 - p) / D)``, with the finite-population correction
-    ``(N - D) / (N - 1)`` when the assignments are drawn without repeats (``n_possible`` given; 0 when every
-    assignment is used) and without it when they are independent draws (``n_possible=None``).
+    Kept for callers of this name: the formula is :func:`~evallib.methods.inference.permutation.mc_error`, with
+    ``n_assignments - 1`` draws taken without replacement from the ``n_possible - 1`` other assignments
+    (``n_possible`` given) or independently (``n_possible=None``).
     """
-    if n_possible is None:
-        return math.sqrt(p * (1.0 - p) / n_assignments)
-    if n_assignments >= n_possible:
-        return 0.0
-    fpc = (n_possible - n_assignments) / max(n_possible - 1, 1)
-    return math.sqrt(p * (1.0 - p) / n_assignments * fpc)
+    return mc_error(p, n_assignments - 1, None if n_possible is None else n_possible - 1)
 
 
 @dataclass(frozen=True)
@@ -281,8 +280,9 @@ class SyntheticDiD:
         lo, hi = invert_linear(est, batch.coefficients, obs, self.alpha)
         omega, lam = batch.omega, batch.lam[i_real]
         n_possible = math.comb(n, k)
-        # One treated unit: distinct units drawn (or all of them); several: independent random sets.
-        mc_error = p_value_mc_error(p, len(assign), n_possible if k == 1 else None)
+        # One treated unit: distinct other units drawn (none when every unit is used); several: independent sets.
+        draws = 0 if k == 1 and len(assign) == n else len(assign) - 1
+        p_mc = mc_error(p, draws, n - 1 if k == 1 else None)
         treated_path = Y[real].mean(axis=0)
         synth = omega @ Y
         offset = float(lam @ (treated_path[~post] - synth[~post]))
@@ -313,7 +313,8 @@ class SyntheticDiD:
             treated_units=tuple(units[real]),
             placebo_estimates=est,
             min_p_value=max(1.0 / len(assign), 1.0 / n_possible),
-            p_value_mc_error=mc_error,
+            p_value_mc_error=p_mc,
+            placebo_draws=draws,
         )
 
     def leave_one_out(self, data: Design | pd.DataFrame) -> pd.Series:
