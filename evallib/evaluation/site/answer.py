@@ -25,7 +25,16 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.inference.decision import ALPHA, at_edge
 from evallib.vocabulary import estimator_label, ordinal
 
-__all__ = ["ALPHA", "TREND_BASED", "Answer", "View", "conclusion", "placebo_assignments", "site_answer"]
+__all__ = [
+    "ALPHA",
+    "TREND_BASED",
+    "Answer",
+    "View",
+    "conclusion",
+    "placebo_assignments",
+    "sampled_placebo",
+    "site_answer",
+]
 
 #: Estimators whose counterfactual projects the site's pre-period trend forward (the others assume its gap stays).
 TREND_BASED = frozenset({"controlled_its"})
@@ -36,7 +45,7 @@ def _num(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
-def _sampled(h: Headline) -> dict[str, Any]:
+def sampled_placebo(h: Headline) -> dict[str, Any]:
     """A sampled placebo p-value's random assignments and Monte Carlo standard error, as results.json names them
     (``placebo_draws``, ``p_value_mc_error``); empty when every assignment was tried (an exhaustive p-value gains
     no field). Every estimator that samples says so on its result (0 draws when exhaustive).
@@ -244,7 +253,7 @@ def site_answer(a: OutcomeAnalysis, expected_direction: str) -> Answer:
         c = conclusion(h.row)
         agrees = c == main_conclusion or c == "unknown"
         why = "" if agrees else _why(a, name, main_conclusion, c)
-        others.append(View(name, h.label, h.row, c, agrees, why, **_sampled(h)))
+        others.append(View(name, h.label, h.row, c, agrees, why, **sampled_placebo(h)))
     own = _own_series(a, main_conclusion)
     if own is not None:
         others.append(own)
@@ -259,5 +268,5 @@ def site_answer(a: OutcomeAnalysis, expected_direction: str) -> Answer:
         mde=a.mde,
         verdict=verdict,
         edge=at_edge(main.row.p_value, placebo_assignments(main), ALPHA),
-        **_sampled(main),
+        **sampled_placebo(main),
     )

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import NotEvaluable
-from evallib.evaluation.site.answer import Answer, View, conclusion
+from evallib.evaluation.site.answer import Answer, View, conclusion, sampled_placebo
 from evallib.evaluation.site.coverage import analysis_frame, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, outcome_design
 from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
@@ -283,7 +283,8 @@ def staggered_answer(st: StaggeredAnalysis, common: OutcomeAnalysis, expected_di
     for name, h in common.headline.items():
         c = conclusion(h.row)
         agrees = c == main or c == "unknown"
-        others.append(View(name, f"{h.label} (one common start)", h.row, c, agrees, "" if agrees else why))
+        label = f"{h.label} (one common start)"
+        others.append(View(name, label, h.row, c, agrees, "" if agrees else why, **sampled_placebo(h)))
     return Answer(
         estimator=ESTIMATOR,
         label=LABEL,
