@@ -32,7 +32,9 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         "Placebo test (placebo in space)",
         "Each comparison area in turn is treated as if it had started the care model, "
         "and the site's estimate is ranked among these placebo estimates. The p-value is the share of placebos at "
-        "least as large: honest when a site is only one or a few areas.",
+        "least as large: honest when a site is only one or a few areas. When trying every area (or, for a site of "
+        "several areas, every set of as many) would cost too much, a random sample of them is tried instead; the "
+        "p-value then estimates the full test's, and the report gives how many were drawn and its Monte Carlo error.",
     ),
     (
         "95% interval",
