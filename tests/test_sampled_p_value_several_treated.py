@@ -76,6 +76,8 @@ def test_the_method_text_says_random_sets_not_every_unit_in_turn(several: SiteEv
     its_text = _text(its(several))
     assert "random sets of as many comparison units as the site has as placebo sites" in its_text
     assert "every comparison unit in turn" not in its_text
+    assert "controlled interrupted time series: p-value from 999 random placebo assignments" in its_text
+    assert not re.search(r"\d\.\)", its_text)  # each sentence ends once, not inside a parenthesis
 
 
 def test_an_exhaustive_site_says_every_unit_takes_the_treatment_in_turn() -> None:
