@@ -73,6 +73,8 @@ def test_the_method_text_says_random_sets_not_every_unit_in_turn(several: SiteEv
     assert "random sets of as many comparison units are given the treatment" in text
     assert "each comparison unit is given the treatment in turn and" not in text
     assert "p-value from 999 random placebo assignments, Monte Carlo error" in text
+    assert "pre-trend test: p-value from 999 random placebo assignments" in text
+    assert "event study (first period after the start): p-value from 999" in text
     its_text = _text(its(several))
     assert "random sets of as many comparison units as the site has as placebo sites" in its_text
     assert "every comparison unit in turn" not in its_text

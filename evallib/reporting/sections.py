@@ -16,6 +16,7 @@ from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
+from evallib.methods.inference.permutation import mc_error
 from evallib.reporting import plots
 from evallib.reporting.area_share import area_share
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
@@ -212,18 +213,22 @@ def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None) -> list[s
     """
     lines = []
     for a in ev.analyses:
-        fits = [(h.label, h.result) for n, h in a.headline.items() if names is None or n in names]
+        fits = [(h.label, h.row, h.result) for n, h in a.headline.items() if names is None or n in names]
         if names is None and a.event_study is not None:
-            fits.append(("event study (first period after the start)", a.event_study))
-        for label, result in fits:
-            draws = int(getattr(result, "placebo_draws", 0) or 0)
-            if draws > 0:
-                err = float(getattr(result, "p_value_mc_error", 0.0) or 0.0)
-                lines.append(
-                    f"{cap(a.label)}, {label}: p-value from {draws:,} random placebo assignments, "
-                    f"Monte Carlo error {err:.3f}."
-                )
+            fits.append(("event study (first period after the start)", a.event_study.headline, a.event_study))
+        tests = [(label, r.placebo_draws, r.p_value_mc_error) for label, row, r in fits if _sampled_row(row, r)]
+        if names is None and _sampled_row(a.pretrend, a.did):  # the pre-trend test uses the DiD's draws and seed
+            tests.append(("pre-trend test", a.did.placebo_draws, mc_error(a.pretrend.p_value, a.did.placebo_draws)))
+        lines += [
+            f"{cap(a.label)}, {label}: p-value from {draws:,} random placebo assignments, Monte Carlo error {err:.3f}."
+            for label, draws, err in tests
+        ]
     return lines
+
+
+def _sampled_row(row: Estimate, result: Any) -> bool:
+    """Whether a row's p-value is a placebo test's from random assignments (a withheld one is not shown)."""
+    return row.inference.startswith("placebo") and int(getattr(result, "placebo_draws", 0) or 0) > 0
 
 
 def _several(ev: SiteEvaluation) -> bool:
