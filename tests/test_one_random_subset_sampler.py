@@ -42,3 +42,18 @@ def test_the_shared_sampler_never_repeats_the_real_unit_or_a_draw() -> None:
     real[5] = True
     sets = random_single_sets(real, 199, 3)[:, 0]
     assert sets[0] == 5 and 5 not in sets[1:] and len(set(sets)) == 200
+
+
+def test_synthetic_control_draws_the_units_its_own_sampler_drew() -> None:
+    """Its former draw (``choice`` over the donors, sorted) and the shared sampler's pick the same placebo units."""
+    from evallib.methods.simulate import simulate_panel
+    from evallib.methods.synth.control import SyntheticControl
+
+    d = simulate_panel(41, 36, treated=1, start_period=24, effect=0.05, seed=2)
+    site = str(d["unit"].iloc[0])
+    start = d.loc[d["post"] == 1, "period"].min()
+    capped = SyntheticControl(treated=site, start=start, transform="log", n_draws=15, max_exhaustive=30).fit(d)
+    assert capped.placebos is not None
+    donors = sorted(u for u in d["unit"].unique() if u != site)
+    former = [donors[i] for i in np.sort(np.random.default_rng(2015).choice(len(donors), 15, replace=False))]
+    assert capped.placebos["unit"].tolist() == former
