@@ -43,6 +43,9 @@ def test_every_sampling_estimator_states_its_draws_and_the_one_error_formula(sev
         assert res.placebo_draws == draws, name
         assert res.p_value_mc_error == pytest.approx(mc_error(a.headline[name].row.p_value, draws)), name
     assert a.headline["synthetic_control"].result.placebo_draws == 0  # one joined series against each donor in turn
+    for name in DRAWS:  # the notebook's plain-text summary says so too
+        assert f"placebo p-value from {DRAWS[name]} seeded random assignments" in a.headline[name].result.summary()
+    assert "Monte Carlo" not in a.headline["synthetic_control"].result.summary()
     es = a.event_study
     assert es is not None and es.placebo_draws == 999
     assert es.p_value_mc_error == pytest.approx(mc_error(es.headline.p_value, 999))

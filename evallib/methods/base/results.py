@@ -162,7 +162,9 @@ class EstimatorResult:
         return t.set_index("term")[["ci_low", "ci_high"]]
 
     def summary(self) -> str:
-        """A plain-text table of the estimates with the method and inference named."""
+        """A plain-text table of the estimates with the method and inference named, and, for a placebo p-value from
+        random assignments, how many and its Monte Carlo error.
+        """
         t = self.tidy()
         head = self.headline
         lines = [
@@ -172,6 +174,10 @@ class EstimatorResult:
                 index=False, float_format=lambda x: f"{x:.4g}"
             ),
         ]
+        draws = int(getattr(self, "placebo_draws", 0) or 0)  # a sampled placebo test says so (0: every one tried)
+        if draws > 0:
+            err = float(getattr(self, "p_value_mc_error", 0.0) or 0.0)
+            lines.append(f"placebo p-value from {draws} seeded random assignments (Monte Carlo error {err:.3g})")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -62,16 +62,6 @@ class RateRatioResult(EstimatorResult):
     placebo_draws: int = 0
     p_value_mc_error: float = 0.0
 
-    def summary(self) -> str:
-        """The estimates table, with the p-value's Monte Carlo error when the placebo assignments were sampled."""
-        text = super().summary()
-        if self.placebo_draws:
-            text += (
-                f"\nplacebo p-value from {self.placebo_draws} seeded random assignments "
-                f"(Monte Carlo error {self.p_value_mc_error:.3g})"
-            )
-        return text
-
     def plot(self, *, ax: Axes | None = None, title: str = "", xlabel: str = "log rate ratio") -> Figure:
         """The placebo log rate ratios with the site's marked on ``ax`` (a new figure when None)."""
         from evallib.methods.base.plotting import plot_placebo_distribution

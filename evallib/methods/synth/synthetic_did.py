@@ -84,16 +84,6 @@ class SDIDResult(EstimatorResult):
     p_value_mc_error: float = 0.0
     placebo_draws: int = 0
 
-    def summary(self) -> str:
-        """The estimates table, and the p-value's Monte Carlo error when the placebo assignments were a random subset."""
-        text = super().summary()
-        if self.placebo_draws:
-            text += (
-                f"\nplacebo p-value from {self.placebo_draws} seeded random assignments "
-                f"(Monte Carlo error {self.p_value_mc_error:.3g})"
-            )
-        return text
-
     @property
     def effect_curve(self) -> pd.Series:
         """Treated minus synthetic path in each post-period (its mean is the estimate)."""
