@@ -334,6 +334,12 @@ def structural_breaks(
     column = {u: i for i, u in enumerate(steps.columns)}
     sigmas = sigma.reindex(steps.columns).to_numpy(dtype=float)
     ratio = step_spread_ratio(steps, sigma, k) if own_noise else float("nan")
+    weekly = panel.frequency == "weekly"  # the same rule per period; the words name a week by its Monday
+    noise = "week-to-week" if weekly else "month-to-month"
+
+    def when(ts: pd.Timestamp) -> str:
+        return f"in the week of {ts.day} {ts:%b %Y}" if weekly else f"in {ts:%b %Y}"
+
     rows = []
     for unit in chosen:
         i = column.get(unit)
@@ -356,8 +362,8 @@ def structural_breaks(
                 change,
                 s,
                 score,
-                f"level shift of {change:+.0f}% in {month:%b %Y} relative to other units "
-                f"({score:.0f} times the standard error from its own month-to-month noise)",
+                f"level shift of {change:+.0f}% {when(month)} relative to other units "
+                f"({score:.0f} times the standard error from its own {noise} noise)",
             )
         )
     return pd.DataFrame(rows, columns=BREAK_COLUMNS).sort_values("unit", ignore_index=True)

@@ -38,7 +38,7 @@ import pandas as pd
 from evallib.errors import NotEvaluable
 from evallib.evaluation.site.units import AreaData, area_data
 from evallib.protocol.params import SiteProtocol
-from evallib.protocol.windows import period_label
+from evallib.protocol.windows import period_label, period_text
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_K, OWN_Z, is_break, level_steps, own_noise_score, step_spread_ratio
 from evallib.vocabulary import plural
@@ -53,6 +53,15 @@ BALANCE = 1.5
 MAX_PASSES = 8
 
 Action = Literal["at the start", "stitched", "cut", "not evaluable"]
+
+
+def in_period(ts: pd.Timestamp, frequency: str = "monthly") -> str:
+    """When a shift happened, in words: ``in Apr 2017``, or for weekly data ``in the week of 3 Apr 2017``."""
+    return f"in the week of {period_text(ts, frequency)}" if frequency == "weekly" else f"in {ts:%b %Y}"
+
+
+def _frequency(word: str) -> str:
+    return "weekly" if word == "week" else "monthly"
 
 
 @dataclass(frozen=True)
@@ -70,20 +79,24 @@ class SiteBreak:
     size_percent: float
     action: Action
     detail: str
+    #: ``weekly`` when ``month`` is the Monday of an ISO week (said as "the week of 1 Jan 2018", written as the date).
+    frequency: str = "monthly"
 
     @property
     def words(self) -> str:
         """The break and what was done, in one sentence for a caution or a table."""
         # The detail may already end a sentence; a caution adds its own full stop.
         detail = self.detail.rstrip(".")
-        return f"{self.unit}: level shift of {self.size_percent:+.0f}% in {self.month:%b %Y}; {detail}"
+        return (
+            f"{self.unit}: level shift of {self.size_percent:+.0f}% {in_period(self.month, self.frequency)}; {detail}"
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``breaks`` entry of ``results.json``."""
         return {
             "outcome": self.outcome,
             "unit": self.unit,
-            "month": f"{self.month:%Y-%m}",
+            "month": period_label(self.month, self.frequency),
             "size_percent": float(self.size_percent),
             "action": self.action,
             "detail": self.detail,
@@ -196,18 +209,21 @@ def stitch_partner(
     Candidates are tried from the step closest in size (opposite sign) first; None when none qualifies.
     """
     others = [u for u in candidates if u != shift.unit]
+    # Within ``months_apart`` periods: a month (31 days) apart, or for weekly data a week.
+    days = 7 if panel.frequency == "weekly" else 31
     found = [
         s
         for s in find_shifts(panel, outcome, start, end, others)
-        if np.sign(s.step) == -np.sign(shift.step) and abs((s.month - shift.month).days) <= 31 * months_apart
+        if np.sign(s.step) == -np.sign(shift.step) and abs((s.month - shift.month).days) <= days * months_apart
     ]
+    one = pd.DateOffset(days=7) if panel.frequency == "weekly" else pd.DateOffset(months=1)
     wide = panel.wide(outcome).loc[start:end]
     for s in sorted(found, key=lambda s: abs(s.step + shift.step)):
         if not 1 / BALANCE <= -_count_change(wide[s.unit], s) / _count_change(wide[shift.unit], shift) <= BALANCE:
             continue  # what one area lost, the other did not gain
         joined = summed(panel, outcome, shift.unit, s.unit)
         steps, sigma = _steps(joined, outcome, start, end)
-        near = steps[shift.unit].loc[shift.month - pd.DateOffset(months=1) : shift.month + pd.DateOffset(months=1)]
+        near = steps[shift.unit].loc[shift.month - one : shift.month + one]
         # The sum must not move by the screen's noise test alone (no floor): a moved population adds up.
         if near.notna().any() and not any(
             is_break(float(x), float(sigma[shift.unit]), BREAK_K, 0.0) for x in near.dropna()
@@ -235,7 +251,8 @@ def mirror(panel: Panel, outcome: str, shift: Shift, units: list[str], start: pd
     if partner is None:
         return ""
     return (
-        f" {partner} shifted the other way in the same month by about as much, so part of the area may have "
+        f" {partner} shifted the other way in the same {'week' if panel.frequency == 'weekly' else 'month'} by "
+        "about as much, so part of the area may have "
         f"moved to or from {partner}, outside the site; summing them would add an untreated population to the "
         "site, so the series is not stitched."
     )
@@ -249,34 +266,42 @@ def cut_protocol(
     ``periods`` are the outcome's periods in the data inside the current window.
     """
     w = protocol.windows
+    freq = _frequency(word)
+
+    def when(ts: pd.Timestamp) -> str:
+        return in_period(ts, freq)
+
+    def text(ts: pd.Timestamp) -> str:
+        return period_text(ts, freq)
+
     if shift.month <= w.pre_end:
         n_pre = int(((periods >= shift.month) & (periods <= w.pre_end)).sum())
         if n_pre < protocol.min_pre_periods:
             raise NotEvaluable(
-                f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% in {shift.month:%b %Y}, "
+                f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {when(shift.month)}, "
                 f"before the start and not explained by a change between the site's own areas; the pre-period after "
                 f"it has {plural(n_pre, word)}, fewer than the protocol's minimum of {protocol.min_pre_periods}, so no "
                 "before-and-after comparison avoids it"
             )
-        weekly = word == "week"  # a weekly window starts on the shift's Monday, not the first of its month
-        new = replace(protocol, pre_period_start=period_label(shift.month, "weekly" if weekly else "monthly"))
+        # A weekly window starts on the shift's Monday, not the first of its month.
+        new = replace(protocol, pre_period_start=period_label(shift.month, freq))
         return new, (
-            f"the pre-period now starts at the shift ({shift.month:%b %Y}, was {w.pre_start:%b %Y}): "
+            f"the pre-period now starts at the shift ({text(shift.month)}, was {text(w.pre_start)}): "
             f"{plural(n_pre, 'pre-period ' + word)} remain"
         )
     before = periods[periods < shift.month]
     n_post = int(((before >= w.post_start) & (before <= w.post_end)).sum())
     if n_post < protocol.min_post_periods or not len(before):
         raise NotEvaluable(
-            f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% in {shift.month:%b %Y}, "
+            f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {when(shift.month)}, "
             f"during the follow-up and not explained by a change between the site's own areas; the follow-up before "
             f"it has {plural(n_post, word)}, fewer than the protocol's minimum of {protocol.min_post_periods}, so no "
             "before-and-after comparison avoids it"
         )
     last = before.max()
-    new = replace(protocol, post_period_end=period_label(last, "weekly" if word == "week" else "monthly"))
+    new = replace(protocol, post_period_end=period_label(last, freq))
     return new, (
-        f"the follow-up now ends before the shift ({last:%b %Y}, was {w.post_end:%b %Y}): "
+        f"the follow-up now ends before the shift ({text(last)}, was {text(w.post_end)}): "
         f"{plural(n_post, 'follow-up ' + word)} remain"
     )
 
@@ -319,6 +344,7 @@ def screen_site(
     avoided with the protocol's minimum pre- and post-periods.
     """
     breaks: list[SiteBreak] = []
+    freq = _frequency(word)
     pairs: list[tuple[str, str, str]] = []
     kept: dict[str, Shift] = {}
     for _ in range(MAX_PASSES):
@@ -349,6 +375,7 @@ def screen_site(
                         "at the start",
                         "kept: a shift at the start is what the analysis measures, but it may reflect a change in "
                         "how activity was recorded as much as the care model; check locally",
+                        freq,
                     )
                 )
         if not shifts:
@@ -357,8 +384,8 @@ def screen_site(
         partner = stitch_partner(areas.panel, outcome, shift, list(areas.treated), start, end)
         if partner is not None:
             text = (
-                f"Areas {shift.unit} and {partner}, {outcome}: {shift.unit} shifts by {shift.size_percent:+.0f}% in "
-                f"{shift.month:%b %Y} and {partner} the other way, and their sum does not shift (a boundary change "
+                f"Areas {shift.unit} and {partner}, {outcome}: {shift.unit} shifts by {shift.size_percent:+.0f}% "
+                f"{in_period(shift.month, freq)} and {partner} the other way, and their sum does not shift (a boundary change "
                 "between two of the site's areas), so their series are summed into one area."
             )
             pairs.append((shift.unit, partner, text))
@@ -371,6 +398,7 @@ def screen_site(
                     "stitched",
                     f"stitched: {partner} (also the site's) shifts the other way in the same months and their sum does "
                     f"not shift, so the two are summed into one area, {shift.unit}",
+                    freq,
                 )
             )
             continue
@@ -387,6 +415,7 @@ def screen_site(
                 shift.size_percent,
                 "cut",
                 f"cut: an estimate across the shift would mix it with any effect, so {why}.{outside}",
+                freq,
             )
         )
     raise NotEvaluable(
