@@ -174,3 +174,13 @@ def test_the_weekly_staggered_page_counts_weeks_and_names_mondays(evaluated) -> 
     assert not re.search(r"\b\d+ months?\b|months before", text), re.findall(r".{60}\b\d+ months?\b.{20}", text)
     d = evaluated.to_json_dict()
     assert d["unit_starts"] == STARTS
+
+
+@pytest.mark.unit
+def test_a_weekly_start_outside_the_data_is_named_with_the_datas_mondays() -> None:
+    from evallib.evaluation.site.staggered_site import staggered_data_problem
+
+    p = SiteProtocol.from_mapping(_mapping(intervention_start={**STARTS, "W04": "2018-12-31"}), "w.yaml")
+    periods = pd.date_range("2016-01-04", "2018-12-24", freq="W-MON")
+    problem = staggered_data_problem(p, periods, {f"W{i:02d}" for i in range(1, 41)})
+    assert "gives W04 a start outside the data (its periods run 2016-01-04 to 2018-12-24" in problem

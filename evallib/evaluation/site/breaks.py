@@ -1,12 +1,11 @@
 """Level shifts in the site's own series, handled before any estimate: stitched, cut around, or not evaluable.
 
 The screen that keeps broken areas out of the comparison pool (:func:`evallib.sources.quality.structural_breaks`:
-a one-month step beyond 0.2 log points and 5 standard errors of the area's own noise, relative to the typical
+a one-period step beyond 0.2 log points and 5 standard errors of the area's own noise, relative to the typical
 area) runs on the site's own areas over the analysis window, with one more condition, since here a false alarm
 cuts the site's window or leaves it not evaluable: the step must also stand out by 5 robust standard deviations
-from the same step statistic over the area's other months (``own_noise=True``; on simulated NHS-like sites it
-flags 0.02% of CCG series where the pool's rule alone flags 1.9%, and no three-area site is cut or not evaluable). Each break found is handled by one rule,
-in order:
+from the same step statistic over the area's other periods (``own_noise=True``; README: data quality, for the
+false-alarm rates on simulated monthly and weekly series). Each break found is handled by one rule, in order:
 
 1. **At the start** (within ``START_TOLERANCE`` periods of the first follow-up period, or between the pre-period
    and the follow-up): a step there is what the analysis measures, so it is kept and said (a caution that the
@@ -23,8 +22,8 @@ in order:
    stitched: that would add an untreated population to the site).
 4. **Not evaluable**, with the reason, when no clean stretch meets the minimums.
 
-The screen then runs again on the stitched or cut window, until the site's areas show no break (each pass
-removes one), so no estimate spans an unexplained break.
+The screen then runs again on the stitched or cut window until the site's areas show no break (each pass removes
+one), so no estimate spans an unexplained break. Weekly data: periods are weeks, said by their Mondays.
 """
 
 from __future__ import annotations
@@ -38,14 +37,13 @@ import pandas as pd
 from evallib.errors import NotEvaluable
 from evallib.evaluation.site.units import AreaData, area_data
 from evallib.protocol.params import SiteProtocol
-from evallib.protocol.windows import period_label, period_text
+from evallib.protocol.windows import in_period, period_label, period_text
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_K, OWN_Z, is_break, level_steps, own_noise_score, step_spread_ratio
 from evallib.vocabulary import plural
 
-#: A break within this many periods of the first follow-up period is the change being measured, not a data break
-#: (3: with a true -20% effect and CCG-like noise, the largest step lands 3 months from the start in about 1 site
-#: in 200, which a tolerance of 2 cut around and left not evaluable).
+#: A break within this many periods of the first follow-up period is the change being measured, not a data break (3:
+#: with a true -20% and CCG-like noise the largest step lands 3 months away in 1 site in 200, which 2 would cut).
 START_TOLERANCE = 3
 #: Two areas' shifts offset (a boundary change) when one's count change is within this factor of the other's.
 BALANCE = 1.5
@@ -53,15 +51,6 @@ BALANCE = 1.5
 MAX_PASSES = 8
 
 Action = Literal["at the start", "stitched", "cut", "not evaluable"]
-
-
-def in_period(ts: pd.Timestamp, frequency: str = "monthly") -> str:
-    """When a shift happened, in words: ``in Apr 2017``, or for weekly data ``in the week of 3 Apr 2017``."""
-    return f"in the week of {period_text(ts, frequency)}" if frequency == "weekly" else f"in {ts:%b %Y}"
-
-
-def _frequency(word: str) -> str:
-    return "weekly" if word == "week" else "monthly"
 
 
 @dataclass(frozen=True)
@@ -86,10 +75,8 @@ class SiteBreak:
     def words(self) -> str:
         """The break and what was done, in one sentence for a caution or a table."""
         # The detail may already end a sentence; a caution adds its own full stop.
-        detail = self.detail.rstrip(".")
-        return (
-            f"{self.unit}: level shift of {self.size_percent:+.0f}% {in_period(self.month, self.frequency)}; {detail}"
-        )
+        detail, when = self.detail.rstrip("."), in_period(self.month, self.frequency)
+        return f"{self.unit}: level shift of {self.size_percent:+.0f}% {when}; {detail}"
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``breaks`` entry of ``results.json``."""
@@ -209,14 +196,12 @@ def stitch_partner(
     Candidates are tried from the step closest in size (opposite sign) first; None when none qualifies.
     """
     others = [u for u in candidates if u != shift.unit]
-    # Within ``months_apart`` periods: a month (31 days) apart, or for weekly data a week.
-    days = 7 if panel.frequency == "weekly" else 31
+    days, one = (7, pd.DateOffset(days=7)) if panel.frequency == "weekly" else (31, pd.DateOffset(months=1))
     found = [
         s
         for s in find_shifts(panel, outcome, start, end, others)
         if np.sign(s.step) == -np.sign(shift.step) and abs((s.month - shift.month).days) <= days * months_apart
     ]
-    one = pd.DateOffset(days=7) if panel.frequency == "weekly" else pd.DateOffset(months=1)
     wide = panel.wide(outcome).loc[start:end]
     for s in sorted(found, key=lambda s: abs(s.step + shift.step)):
         if not 1 / BALANCE <= -_count_change(wide[s.unit], s) / _count_change(wide[shift.unit], shift) <= BALANCE:
@@ -251,10 +236,9 @@ def mirror(panel: Panel, outcome: str, shift: Shift, units: list[str], start: pd
     if partner is None:
         return ""
     return (
-        f" {partner} shifted the other way in the same {'week' if panel.frequency == 'weekly' else 'month'} by "
-        "about as much, so part of the area may have "
-        f"moved to or from {partner}, outside the site; summing them would add an untreated population to the "
-        "site, so the series is not stitched."
+        f" {partner} shifted the other way in the same {'week' if panel.frequency == 'weekly' else 'month'} by about as "
+        f"much, so part of the area may have moved to or from {partner}, outside the site; summing them would add an "
+        "untreated population to the site, so the series is not stitched."
     )
 
 
@@ -266,19 +250,12 @@ def cut_protocol(
     ``periods`` are the outcome's periods in the data inside the current window.
     """
     w = protocol.windows
-    freq = _frequency(word)
-
-    def when(ts: pd.Timestamp) -> str:
-        return in_period(ts, freq)
-
-    def text(ts: pd.Timestamp) -> str:
-        return period_text(ts, freq)
-
+    freq, when = ("weekly" if word == "week" else "monthly"), shift.month
     if shift.month <= w.pre_end:
         n_pre = int(((periods >= shift.month) & (periods <= w.pre_end)).sum())
         if n_pre < protocol.min_pre_periods:
             raise NotEvaluable(
-                f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {when(shift.month)}, "
+                f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {in_period(when, freq)}, "
                 f"before the start and not explained by a change between the site's own areas; the pre-period after "
                 f"it has {plural(n_pre, word)}, fewer than the protocol's minimum of {protocol.min_pre_periods}, so no "
                 "before-and-after comparison avoids it"
@@ -286,14 +263,14 @@ def cut_protocol(
         # A weekly window starts on the shift's Monday, not the first of its month.
         new = replace(protocol, pre_period_start=period_label(shift.month, freq))
         return new, (
-            f"the pre-period now starts at the shift ({text(shift.month)}, was {text(w.pre_start)}): "
+            f"the pre-period now starts at the shift ({period_text(when, freq)}, was {period_text(w.pre_start, freq)}): "
             f"{plural(n_pre, 'pre-period ' + word)} remain"
         )
     before = periods[periods < shift.month]
     n_post = int(((before >= w.post_start) & (before <= w.post_end)).sum())
     if n_post < protocol.min_post_periods or not len(before):
         raise NotEvaluable(
-            f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {when(shift.month)}, "
+            f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {in_period(when, freq)}, "
             f"during the follow-up and not explained by a change between the site's own areas; the follow-up before "
             f"it has {plural(n_post, word)}, fewer than the protocol's minimum of {protocol.min_post_periods}, so no "
             "before-and-after comparison avoids it"
@@ -301,7 +278,7 @@ def cut_protocol(
     last = before.max()
     new = replace(protocol, post_period_end=period_label(last, freq))
     return new, (
-        f"the follow-up now ends before the shift ({text(last)}, was {text(w.post_end)}): "
+        f"the follow-up now ends before the shift ({period_text(last, freq)}, was {period_text(w.post_end, freq)}): "
         f"{plural(n_post, 'follow-up ' + word)} remain"
     )
 
@@ -344,7 +321,7 @@ def screen_site(
     avoided with the protocol's minimum pre- and post-periods.
     """
     breaks: list[SiteBreak] = []
-    freq = _frequency(word)
+    freq = "weekly" if word == "week" else "monthly"
     pairs: list[tuple[str, str, str]] = []
     kept: dict[str, Shift] = {}
     for _ in range(MAX_PASSES):
