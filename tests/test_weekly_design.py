@@ -64,7 +64,10 @@ def test_the_weekly_design_reads_nothing_from_the_start_on(protocol, result) -> 
     d.loc[d["period"] >= pd.Timestamp("2018-01-01"), "value"] *= 3.0
     forget_histories()
     other = design_site(
-        protocol, panel=Panel(d, panel.frequency, panel.source, panel.files), estimators=("did",), hoped_for_percent=10.0
+        protocol,
+        panel=Panel(d, panel.frequency, panel.source, panel.files),
+        estimators=("did",),
+        hoped_for_percent=10.0,
     )
     pd.testing.assert_frame_equal(other.table, result.table)
 
