@@ -184,3 +184,10 @@ def test_a_weekly_start_outside_the_data_is_named_with_the_datas_mondays() -> No
     periods = pd.date_range("2016-01-04", "2018-12-24", freq="W-MON")
     problem = staggered_data_problem(p, periods, {f"W{i:02d}" for i in range(1, 41)})
     assert "gives W04 a start outside the data (its periods run 2016-01-04 to 2018-12-24" in problem
+
+
+@pytest.mark.unit
+def test_the_board_paper_names_a_weekly_start_by_its_monday() -> None:
+    from evallib.reporting.board_paper import _month
+
+    assert _month("2017-07-03") == "3 July 2017" and _month("2016-04") == "April 2016"
