@@ -140,14 +140,6 @@ def test_weekly_seasonality_has_the_period_of_a_year_in_53_week_years_too() -> N
     )
 
 
-@pytest.mark.unit
-def test_staggered_starts_with_weekly_data_are_refused_clearly() -> None:
-    with pytest.raises(ParamsError, match="weekly data do not support yet"):
-        SiteProtocol.from_mapping(
-            _params(intervention_start={"W01": "2018-01-01", "W02": "2018-01-01", "W03": "2018-02-05"}), "x"
-        )
-
-
 @pytest.mark.integration
 def test_the_shipped_data_are_what_make_data_writes(tmp_path: Path) -> None:
     sys.path.insert(0, str(EXAMPLE))
@@ -271,11 +263,3 @@ def test_matching_and_plots_tell_weekly_periods_from_their_spacing(freq: str, pp
 
     index = pd.date_range("2016-01-04" if freq == "W-MON" else "2016-01-01", periods=30, freq=freq)
     assert periods_per_year(index) == ppy and _period_step(index)[0] == word
-
-
-@pytest.mark.unit
-def test_the_design_step_refuses_weekly_data_with_the_way_round(tmp_path: Path) -> None:
-    from evallib.pipeline.design import run_design
-
-    with pytest.raises(ParamsError, match="does not take weekly data yet; run it on the data summed to months"):
-        run_design(ROOT, "clinics", Path("examples/weekly"), hoped_for=10.0, share=1.0, out=tmp_path)

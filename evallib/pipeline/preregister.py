@@ -163,9 +163,4 @@ def load_site(root: Path, site: str, params_dir: Path) -> tuple[Path, SiteProtoc
     protocol = load_params(path)
     if protocol.not_evaluable_reason:
         raise ParamsError(f"site {protocol.site_id} is not evaluable ({protocol.not_evaluable_reason}); no design step")
-    if getattr(protocol.data_source, "frequency", "monthly") == "weekly":
-        raise ParamsError(
-            f"site {protocol.site_id}: the design step counts follow-up in months and does not take weekly data yet; "
-            "run it on the data summed to months (frequency: monthly), or evaluate the weekly site with `evallib run`"
-        )
     return path, protocol

@@ -291,7 +291,7 @@ def _validate(m: Any, source: str) -> SiteProtocol:
             f"gives a post-period {protocol.post_period_start or protocol.intervention_start} to {protocol.post_period_end}",
             "The post-period must start at or after intervention_start and end after it starts.",
         )
-    check_staggered(m, source, unit_starts, protocol.post_period_end)
+    check_staggered(m, source, unit_starts, protocol.post_period_end, freq)
     return protocol
 
 

@@ -209,7 +209,7 @@ def params_schema() -> dict[str, Any]:
                 "minProperties": 1,
                 "maxProperties": bounds.MAX_CODES,
                 "propertyNames": {"pattern": CODE_PATTERN.pattern},
-                "additionalProperties": {"type": "string", "pattern": MONTH},
+                "additionalProperties": {"type": "string", "pattern": f"{MONTH}|{DAY}"},
             },
         ]
     }
@@ -227,7 +227,7 @@ def params_schema() -> dict[str, Any]:
         "properties": ordered,
         "required": list(REQUIRED_FIELDS),
         "additionalProperties": False,
-        # Window dates are months, or Mondays "YYYY-MM-DD" when the own file is weekly (one start, not a mapping).
+        # Window dates are months, or Mondays "YYYY-MM-DD" when the own file is weekly (each unit's own start too).
         "if": {
             "required": ["data_source"],
             "properties": {
@@ -242,13 +242,26 @@ def params_schema() -> dict[str, Any]:
             "properties": {
                 n: {"anyOf": [{"const": ""}, {"type": "string", "pattern": DAY}]}
                 if n == "post_period_start"
+                else {"anyOf": [{"type": "string", "pattern": DAY}, _starts(DAY)]}
+                if n == "intervention_start"
                 else {"type": "string", "pattern": DAY}
                 for n in _WINDOW_FIELDS
             }
         },
-        "else": {"properties": {n: {"not": {"type": "string", "pattern": DAY}} for n in _WINDOW_FIELDS}},
+        "else": {
+            "properties": {
+                n: {"not": {"type": "string", "pattern": DAY}}
+                | ({"additionalProperties": {"not": {"pattern": DAY}}} if n == "intervention_start" else {})
+                for n in _WINDOW_FIELDS
+            }
+        },
         "$defs": {"own_file": _own_file()},
     }
+
+
+def _starts(pattern: str) -> dict[str, Any]:
+    """Each treated unit's own start, every date matching ``pattern`` (a weekly site's Mondays)."""
+    return {"type": "object", "additionalProperties": {"type": "string", "pattern": pattern}}
 
 
 def schema_text() -> str:

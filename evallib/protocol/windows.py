@@ -68,3 +68,13 @@ class Windows:
 def period_label(ts: pd.Timestamp, frequency: str = "monthly") -> str:
     """A window date as a params file writes it: "2016-04", or for weekly data the Monday "2019-01-07"."""
     return f"{ts:%Y-%m-%d}" if frequency == "weekly" else f"{ts:%Y-%m}"
+
+
+def period_text(ts: pd.Timestamp, frequency: str = "monthly") -> str:
+    """A period in words: "Apr 2016", or for weekly data its Monday, "7 Jan 2019"."""
+    return f"{ts.day} {ts:%b %Y}" if frequency == "weekly" else f"{ts:%b %Y}"
+
+
+def in_period(ts: pd.Timestamp, frequency: str = "monthly") -> str:
+    """When something happened, in words: ``in Apr 2017``, or for weekly data ``in the week of 3 Apr 2017``."""
+    return f"in the week of {period_text(ts, frequency)}" if frequency == "weekly" else f"in {ts:%b %Y}"

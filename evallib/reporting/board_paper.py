@@ -136,6 +136,11 @@ def _month(value: object) -> str:
     try:
         return datetime.strptime(str(value), "%Y-%m").strftime("%B %Y")
     except ValueError:
+        pass
+    try:  # weekly data: the start is a Monday, "2017-07-03" -> "3 July 2017"
+        day = datetime.strptime(str(value), "%Y-%m-%d")
+        return f"{day.day} {day:%B %Y}"
+    except ValueError:
         return str(value)
 
 
@@ -149,6 +154,7 @@ def site_paper(entry: SiteEntry) -> str | None:
     if not summary:
         return None  # a page made before summaries were published whole
     start = _month(r.get("intervention_start", ""))
+    by = "week by week" if len(str(r.get("intervention_start", ""))) == len("2017-07-03") else "month by month"
     parts = []
     figure = found[PRIMARY_TREND]
     if figure:
@@ -156,7 +162,7 @@ def site_paper(entry: SiteEntry) -> str | None:
             Part(
                 "The site against its comparison",
                 [
-                    f"The site's primary outcome against its comparison pool, month by month; the vertical line marks "
+                    f"The site's primary outcome against its comparison pool, {by}; the vertical line marks "
                     f"the start ({start})."
                 ],
                 figure[0],

@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from evallib.evaluation.studies.design import POOL_MARGIN, POWER, SiteDesign
+from evallib.protocol.windows import period_text
 from evallib.protocol.writing import make_dir, write_atomic
 from evallib.reporting.templating import figure_html, render, stylesheet
 from evallib.vocabulary import estimator_label
@@ -45,7 +46,7 @@ def plot_power_curve(result: SiteDesign, *, ax: Axes | None = None, pool: str | 
     for months, g in c.groupby("follow_up"):
         x = g["effect"].abs()
         x = 100 * (1 - (-x).map(math.exp)) if pct else x
-        ax.plot(x, g["power"], label=f"{months} months")
+        ax.plot(x, g["power"], label=f"{months} {result.period_word}s")
     full = [float(g.loc[g["power"] >= 0.99, "effect"].abs().min()) for _, g in c.groupby("follow_up")]
     if full and all(np.isfinite(full)):  # end the axis a little past where every line reaches full power
         edge = 1.3 * max(max(full), abs(result.hoped_for_area))
@@ -68,6 +69,7 @@ def _cell(v: float, pct: bool) -> str:
 def design_html(result: SiteDesign) -> str:
     """The design page (one HTML file, the figure inline)."""
     pct = result.scale == "log"
+    freq = "weekly" if result.period_word == "week" else "monthly"
     rows = [
         [
             estimator_label(r.estimator),
@@ -92,14 +94,15 @@ def design_html(result: SiteDesign) -> str:
         "design.html.j2",
         site_id=result.site_id,
         verdict=result.verdict(),
-        history=f"{result.history[0]:%b %Y} to {result.history[1]:%b %Y}",
+        history=f"{period_text(result.history[0], freq)} to {period_text(result.history[1], freq)}",
         pre_periods=result.pre_periods,
         hoped=hoped,
         recommended_pool=result.recommended_pool.replace("_", " "),
         protocol_line=result.protocol_line(),
         margin=f"{POOL_MARGIN:.0%}",
         figure=figure_html(plot_power_curve(result), "power against the true effect for each follow-up"),
-        head=_HEAD,
+        head=[f"Follow-up ({result.period_word}s)" if h == _HEAD[2] else h for h in _HEAD],
+        period=result.period_word,
         rows=rows,
         notes=list(result.notes),
         title=f"Design: {result.site_id}",

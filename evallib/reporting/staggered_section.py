@@ -10,6 +10,7 @@ import pandas as pd
 
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.base.results import Estimate
+from evallib.methods.did.rollout import cohort_term
 from evallib.reporting.blocks import HTMLBlock, cap, estimate_table, figure_html, render
 from evallib.vocabulary import plural
 
@@ -19,7 +20,8 @@ TITLE = "Staggered starts"
 def _rows(ev: SiteEvaluation) -> list[tuple[str, Estimate, bool]]:
     st = ev.staggered
     assert st is not None  # only called for a staggered site
-    members = {f"cohort_{s:%Y-%m}": (s, units) for s, units in st.cohort_members()}
+    weekly = st.frequency == "weekly"
+    members = {cohort_term(s, 52 if weekly else 12): (s, units) for s, units in st.cohort_members()}
     out = []
 
     def add(name: str, rows: tuple[Estimate, ...]) -> None:
@@ -28,7 +30,7 @@ def _rows(ev: SiteEvaluation) -> list[tuple[str, Estimate, bool]]:
                 words = f"all {st.units}, cohorts weighted by size"
             else:
                 start, units = members[r.term]
-                words = f"cohort starting {start:%b %Y} ({', '.join(units)})"
+                words = f"cohort starting {st.when(start)} ({', '.join(units)})"
             out.append((cap(st.label), replace(r, term=f"{name}: {words}"), st.is_proportion))
 
     add("Callaway-Sant'Anna", st.result.rows)
@@ -40,8 +42,10 @@ def _rows(ev: SiteEvaluation) -> list[tuple[str, Estimate, bool]]:
 
 
 def _fake_start(term: str) -> str:
-    """``placebo_in_time_2013-10`` -> ``October 2013``."""
-    return pd.Timestamp(term.removeprefix("placebo_in_time_")).strftime("%B %Y")
+    """``placebo_in_time_2013-10`` -> ``October 2013``; weekly ``placebo_in_time_2017-03-06`` -> ``6 March 2017``."""
+    date = term.removeprefix("placebo_in_time_")
+    ts = pd.Timestamp(date)
+    return f"{ts.day} {ts:%B %Y}" if len(date) == len("2017-03-06") else ts.strftime("%B %Y")
 
 
 def staggered(ev: SiteEvaluation) -> HTMLBlock:

@@ -39,6 +39,11 @@ vanguard design, 400 panels) it flags 10 of 57,200 exchangeable CCG series (0.02
 volatile ones, where the rule above flags 1.9% and 48% (``tests/test_site_breaks.py``), while the real breaks of
 the bundled data are still found, with scores (the smaller z) of 12 (Furness leaving 01H, -37%), 9 (trust RBD,
 +96%), 9 (Dudley 05C, -31%), 10 and 6 (Bradford 02R +41%, 02W +43%) and 5.3 (Leeds West 03C, -22%).
+
+**Weekly data** (an evaluator's own file): the same rules and thresholds per period (6-week means either side of a
+step; week-to-week noise). Weekly noise persists for weeks, so the pools' rule alone flags about 1 unbroken weekly
+series in 8; a weekly comparison pool is screened with ``own_noise=True`` too
+(:func:`evallib.evaluation.site.units.area_data`; README: data quality, for the measured rates).
 """
 
 from __future__ import annotations
@@ -334,6 +339,12 @@ def structural_breaks(
     column = {u: i for i, u in enumerate(steps.columns)}
     sigmas = sigma.reindex(steps.columns).to_numpy(dtype=float)
     ratio = step_spread_ratio(steps, sigma, k) if own_noise else float("nan")
+    weekly = panel.frequency == "weekly"  # the same rule per period; the words name a week by its Monday
+    noise = "week-to-week" if weekly else "month-to-month"
+
+    def when(ts: pd.Timestamp) -> str:
+        return f"in the week of {ts.day} {ts:%b %Y}" if weekly else f"in {ts:%b %Y}"
+
     rows = []
     for unit in chosen:
         i = column.get(unit)
@@ -356,8 +367,8 @@ def structural_breaks(
                 change,
                 s,
                 score,
-                f"level shift of {change:+.0f}% in {month:%b %Y} relative to other units "
-                f"({score:.0f} times the standard error from its own month-to-month noise)",
+                f"level shift of {change:+.0f}% {when(month)} relative to other units "
+                f"({score:.0f} times the standard error from its own {noise} noise)",
             )
         )
     return pd.DataFrame(rows, columns=BREAK_COLUMNS).sort_values("unit", ignore_index=True)

@@ -1,12 +1,11 @@
 """Level shifts in the site's own series, handled before any estimate: stitched, cut around, or not evaluable.
 
 The screen that keeps broken areas out of the comparison pool (:func:`evallib.sources.quality.structural_breaks`:
-a one-month step beyond 0.2 log points and 5 standard errors of the area's own noise, relative to the typical
+a one-period step beyond 0.2 log points and 5 standard errors of the area's own noise, relative to the typical
 area) runs on the site's own areas over the analysis window, with one more condition, since here a false alarm
 cuts the site's window or leaves it not evaluable: the step must also stand out by 5 robust standard deviations
-from the same step statistic over the area's other months (``own_noise=True``; on simulated NHS-like sites it
-flags 0.02% of CCG series where the pool's rule alone flags 1.9%, and no three-area site is cut or not evaluable). Each break found is handled by one rule,
-in order:
+from the same step statistic over the area's other periods (``own_noise=True``; README: data quality, for the
+false-alarm rates on simulated monthly and weekly series). Each break found is handled by one rule, in order:
 
 1. **At the start** (within ``START_TOLERANCE`` periods of the first follow-up period, or between the pre-period
    and the follow-up): a step there is what the analysis measures, so it is kept and said (a caution that the
@@ -23,8 +22,8 @@ in order:
    stitched: that would add an untreated population to the site).
 4. **Not evaluable**, with the reason, when no clean stretch meets the minimums.
 
-The screen then runs again on the stitched or cut window, until the site's areas show no break (each pass
-removes one), so no estimate spans an unexplained break.
+The screen then runs again on the stitched or cut window until the site's areas show no break (each pass removes
+one), so no estimate spans an unexplained break. Weekly data: periods are weeks, said by their Mondays.
 """
 
 from __future__ import annotations
@@ -38,14 +37,13 @@ import pandas as pd
 from evallib.errors import NotEvaluable
 from evallib.evaluation.site.units import AreaData, area_data
 from evallib.protocol.params import SiteProtocol
-from evallib.protocol.windows import period_label
+from evallib.protocol.windows import in_period, period_label, period_text
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_K, OWN_Z, is_break, level_steps, own_noise_score, step_spread_ratio
 from evallib.vocabulary import plural
 
-#: A break within this many periods of the first follow-up period is the change being measured, not a data break
-#: (3: with a true -20% effect and CCG-like noise, the largest step lands 3 months from the start in about 1 site
-#: in 200, which a tolerance of 2 cut around and left not evaluable).
+#: A break within this many periods of the first follow-up period is the change being measured, not a data break (3:
+#: with a true -20% and CCG-like noise the largest step lands 3 months away in 1 site in 200, which 2 would cut).
 START_TOLERANCE = 3
 #: Two areas' shifts offset (a boundary change) when one's count change is within this factor of the other's.
 BALANCE = 1.5
@@ -70,20 +68,22 @@ class SiteBreak:
     size_percent: float
     action: Action
     detail: str
+    #: ``weekly`` when ``month`` is the Monday of an ISO week (said as "the week of 1 Jan 2018", written as the date).
+    frequency: str = "monthly"
 
     @property
     def words(self) -> str:
         """The break and what was done, in one sentence for a caution or a table."""
         # The detail may already end a sentence; a caution adds its own full stop.
-        detail = self.detail.rstrip(".")
-        return f"{self.unit}: level shift of {self.size_percent:+.0f}% in {self.month:%b %Y}; {detail}"
+        detail, when = self.detail.rstrip("."), in_period(self.month, self.frequency)
+        return f"{self.unit}: level shift of {self.size_percent:+.0f}% {when}; {detail}"
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``breaks`` entry of ``results.json``."""
         return {
             "outcome": self.outcome,
             "unit": self.unit,
-            "month": f"{self.month:%Y-%m}",
+            "month": period_label(self.month, self.frequency),
             "size_percent": float(self.size_percent),
             "action": self.action,
             "detail": self.detail,
@@ -196,10 +196,11 @@ def stitch_partner(
     Candidates are tried from the step closest in size (opposite sign) first; None when none qualifies.
     """
     others = [u for u in candidates if u != shift.unit]
+    days, one = (7, pd.DateOffset(days=7)) if panel.frequency == "weekly" else (31, pd.DateOffset(months=1))
     found = [
         s
         for s in find_shifts(panel, outcome, start, end, others)
-        if np.sign(s.step) == -np.sign(shift.step) and abs((s.month - shift.month).days) <= 31 * months_apart
+        if np.sign(s.step) == -np.sign(shift.step) and abs((s.month - shift.month).days) <= days * months_apart
     ]
     wide = panel.wide(outcome).loc[start:end]
     for s in sorted(found, key=lambda s: abs(s.step + shift.step)):
@@ -207,7 +208,7 @@ def stitch_partner(
             continue  # what one area lost, the other did not gain
         joined = summed(panel, outcome, shift.unit, s.unit)
         steps, sigma = _steps(joined, outcome, start, end)
-        near = steps[shift.unit].loc[shift.month - pd.DateOffset(months=1) : shift.month + pd.DateOffset(months=1)]
+        near = steps[shift.unit].loc[shift.month - one : shift.month + one]
         # The sum must not move by the screen's noise test alone (no floor): a moved population adds up.
         if near.notna().any() and not any(
             is_break(float(x), float(sigma[shift.unit]), BREAK_K, 0.0) for x in near.dropna()
@@ -235,9 +236,9 @@ def mirror(panel: Panel, outcome: str, shift: Shift, units: list[str], start: pd
     if partner is None:
         return ""
     return (
-        f" {partner} shifted the other way in the same month by about as much, so part of the area may have "
-        f"moved to or from {partner}, outside the site; summing them would add an untreated population to the "
-        "site, so the series is not stitched."
+        f" {partner} shifted the other way in the same {'week' if panel.frequency == 'weekly' else 'month'} by about as "
+        f"much, so part of the area may have moved to or from {partner}, outside the site; summing them would add an "
+        "untreated population to the site, so the series is not stitched."
     )
 
 
@@ -249,34 +250,35 @@ def cut_protocol(
     ``periods`` are the outcome's periods in the data inside the current window.
     """
     w = protocol.windows
+    freq, when = ("weekly" if word == "week" else "monthly"), shift.month
     if shift.month <= w.pre_end:
         n_pre = int(((periods >= shift.month) & (periods <= w.pre_end)).sum())
         if n_pre < protocol.min_pre_periods:
             raise NotEvaluable(
-                f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% in {shift.month:%b %Y}, "
+                f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {in_period(when, freq)}, "
                 f"before the start and not explained by a change between the site's own areas; the pre-period after "
                 f"it has {plural(n_pre, word)}, fewer than the protocol's minimum of {protocol.min_pre_periods}, so no "
                 "before-and-after comparison avoids it"
             )
-        weekly = word == "week"  # a weekly window starts on the shift's Monday, not the first of its month
-        new = replace(protocol, pre_period_start=period_label(shift.month, "weekly" if weekly else "monthly"))
+        # A weekly window starts on the shift's Monday, not the first of its month.
+        new = replace(protocol, pre_period_start=period_label(shift.month, freq))
         return new, (
-            f"the pre-period now starts at the shift ({shift.month:%b %Y}, was {w.pre_start:%b %Y}): "
+            f"the pre-period now starts at the shift ({period_text(when, freq)}, was {period_text(w.pre_start, freq)}): "
             f"{plural(n_pre, 'pre-period ' + word)} remain"
         )
     before = periods[periods < shift.month]
     n_post = int(((before >= w.post_start) & (before <= w.post_end)).sum())
     if n_post < protocol.min_post_periods or not len(before):
         raise NotEvaluable(
-            f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% in {shift.month:%b %Y}, "
+            f"the site's {label} series ({shift.unit}) shifts by {shift.size_percent:+.0f}% {in_period(when, freq)}, "
             f"during the follow-up and not explained by a change between the site's own areas; the follow-up before "
             f"it has {plural(n_post, word)}, fewer than the protocol's minimum of {protocol.min_post_periods}, so no "
             "before-and-after comparison avoids it"
         )
     last = before.max()
-    new = replace(protocol, post_period_end=period_label(last, "weekly" if word == "week" else "monthly"))
+    new = replace(protocol, post_period_end=period_label(last, freq))
     return new, (
-        f"the follow-up now ends before the shift ({last:%b %Y}, was {w.post_end:%b %Y}): "
+        f"the follow-up now ends before the shift ({period_text(last, freq)}, was {period_text(w.post_end, freq)}): "
         f"{plural(n_post, 'follow-up ' + word)} remain"
     )
 
@@ -319,6 +321,7 @@ def screen_site(
     avoided with the protocol's minimum pre- and post-periods.
     """
     breaks: list[SiteBreak] = []
+    freq = "weekly" if word == "week" else "monthly"
     pairs: list[tuple[str, str, str]] = []
     kept: dict[str, Shift] = {}
     for _ in range(MAX_PASSES):
@@ -349,6 +352,7 @@ def screen_site(
                         "at the start",
                         "kept: a shift at the start is what the analysis measures, but it may reflect a change in "
                         "how activity was recorded as much as the care model; check locally",
+                        freq,
                     )
                 )
         if not shifts:
@@ -357,8 +361,8 @@ def screen_site(
         partner = stitch_partner(areas.panel, outcome, shift, list(areas.treated), start, end)
         if partner is not None:
             text = (
-                f"Areas {shift.unit} and {partner}, {outcome}: {shift.unit} shifts by {shift.size_percent:+.0f}% in "
-                f"{shift.month:%b %Y} and {partner} the other way, and their sum does not shift (a boundary change "
+                f"Areas {shift.unit} and {partner}, {outcome}: {shift.unit} shifts by {shift.size_percent:+.0f}% "
+                f"{in_period(shift.month, freq)} and {partner} the other way, and their sum does not shift (a boundary change "
                 "between two of the site's areas), so their series are summed into one area."
             )
             pairs.append((shift.unit, partner, text))
@@ -371,6 +375,7 @@ def screen_site(
                     "stitched",
                     f"stitched: {partner} (also the site's) shifts the other way in the same months and their sum does "
                     f"not shift, so the two are summed into one area, {shift.unit}",
+                    freq,
                 )
             )
             continue
@@ -387,6 +392,7 @@ def screen_site(
                 shift.size_percent,
                 "cut",
                 f"cut: an estimate across the shift would mix it with any effect, so {why}.{outside}",
+                freq,
             )
         )
     raise NotEvaluable(

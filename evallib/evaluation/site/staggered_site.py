@@ -29,6 +29,7 @@ from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
 from evallib.methods.did.stacked import StackedDiD, StackedDiDResult
 from evallib.methods.inference.power import placebo_mde
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
+from evallib.protocol.windows import period_label, period_text
 from evallib.sources.bundled import RATE_OUTCOMES
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
@@ -96,11 +97,21 @@ class StaggeredAnalysis:
             by.setdefault(start, []).append(unit)
         return sorted(by.items())
 
+    @property
+    def frequency(self) -> str:
+        """The data's frequency, from its period word (``weekly`` for weeks, else ``monthly``: dated by months)."""
+        return "weekly" if self.period_word == "week" else "monthly"
+
+    def when(self, ts: pd.Timestamp) -> str:
+        """A start in words: ``Apr 2016``, or for weekly data its Monday, ``1 Jan 2018``."""
+        return period_text(ts, self.frequency)
+
     def flag(self, first: str) -> str:
         """The caution every staggered report carries, in words (with any cohort whose follow-up is short)."""
-        cohorts = "; ".join(f"{', '.join(u)} from {s:%b %Y}" for s, u in self.cohort_members())
+        when = self.when
+        cohorts = "; ".join(f"{', '.join(u)} from {when(s)}" for s, u in self.cohort_members())
         short = "".join(
-            f" The cohort starting {s:%b %Y} has only {plural(n, word)} of follow-up: its effect is imprecise."
+            f" The cohort starting {when(s)} has only {plural(n, word)} of follow-up: its effect is imprecise."
             for s, n, word in self.short_cohorts
         )
         phase = (
@@ -112,7 +123,8 @@ class StaggeredAnalysis:
         return (
             f"The site's {self.units} started at different dates ({cohorts}). The answer compares each cohort only "
             f"with {self.units} not yet started (Callaway-Sant'Anna); the other estimates assume every one started in "
-            f"{pd.Timestamp(first):%b %Y}, so they count later {self.units}' months before their start as follow-up, "
+            f"{when(pd.Timestamp(first))}, so they count later {self.units}' {self.period_word}s before their start as "
+            "follow-up, "
             "and are shown for contrast only; the robustness checks re-fit Callaway-Sant'Anna itself."
             + (
                 f" The site is noisier than most {self.units}, so its placebo test scales each estimate by the "
@@ -193,7 +205,7 @@ def staggered_analysis(
         except FIT_ERRORS:  # a phase-in longer than the fake follow-up: the check is "not run"
             row = None
         if row is not None:
-            term = f"placebo_in_time_{fake.start:%Y-%m}"
+            term = f"placebo_in_time_{period_label(fake.start, panel.frequency)}"
             in_time = replace(row, method=f"{row.method}_placebo_in_time", term=term)
     robust = check_staggered_robustness(
         estimator,
@@ -276,8 +288,8 @@ def staggered_answer(st: StaggeredAnalysis, common: OutcomeAnalysis, expected_di
         ("hoped for" if main == expected_direction else "opposite") if main in ("decrease", "increase") else "unclear"
     )
     why = (
-        "it assumes every unit started at the first start, so later units' months before their own start count "
-        "as follow-up"
+        f"it assumes every unit started at the first start, so later units' {st.period_word}s before their own start "
+        "count as follow-up"
     )
     others = []
     for name, h in common.headline.items():
@@ -313,7 +325,8 @@ def staggered_data_problem(protocol: SiteProtocol, periods: pd.Index, units: set
     first = min(known) if known else None
     bad = [c for c, month in protocol.unit_starts if pd.Timestamp(month) not in known or pd.Timestamp(month) == first]
     if bad:
-        span = f"{min(known):%Y-%m} to {max(known):%Y-%m}" if known else "no periods"
+        freq = getattr(protocol.data_source, "frequency", "monthly")
+        span = f"{period_label(min(known), freq)} to {period_label(max(known), freq)}" if known else "no periods"
         return (
             f"field 'intervention_start' (site {protocol.site_id}) gives {', '.join(bad)} a start outside the data (its periods run {span}, "
             "and a start needs a period of the data before it). Check the start or the data source."

@@ -14,7 +14,9 @@ For the bundled NHS data, before any estimate:
    and listed with the reason; the same jump in the site's own series is stitched, cut around or makes
    the outcome not evaluable (:mod:`evallib.evaluation.site.breaks`), before any estimate.
 
-An evaluator's own file is used as it is (its units are the areas), with the level-shift screen.
+An evaluator's own file is used as it is (its units are the areas), with the level-shift screen; for weekly
+data a comparator's step must also stand out from its own steps (the rule for a site's own series), since weekly
+noise carries over for weeks and the pools' rule alone flags about 1 unbroken weekly series in 8.
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ def area_data(
     """
     bundled = panel.source in BUNDLED and panel is load_bundled(panel.source)
     if not bundled:
-        breaks = structural_breaks(panel, outcome, start, end)
+        # Weekly noise carries over for weeks, which the pools' rule (periods as independent) reads as shifts in about
+        # 1 series in 8; weekly series must also stand out from their own steps (README: data quality, weekly).
+        breaks = structural_breaks(panel, outcome, start, end, own_noise=panel.frequency == "weekly")
         reasons = dict(zip(breaks["unit"], breaks["reason"], strict=True))
         site = tuple(c for c in treated_codes)
         return AreaData(

@@ -2,7 +2,7 @@
 
 For the protocol's candidate estimators (the plain and studentized placebo DiD, and synthetic DiD), candidate
 comparison pools (the protocol's whole pool, the units nearest the site before the start, the site's NHS region)
-and follow-up lengths (12, 24, 36 months and the protocol's own), the step gives the minimum detectable effect at
+and follow-up lengths (12, 24, 36 months and the protocol's own; weekly data: 52, 104, 156 weeks), the step gives the minimum detectable effect at
 80% power and 5% size, the expected width of the 95% interval, a power curve against effect size, and whether,
 and after how long, the effect the evaluator hopes for can be detected. It uses the inference the report uses:
 placebo in space, at every fake start date in the history before the start (the last ``L`` months of each
@@ -26,12 +26,15 @@ from evallib.evaluation.studies.pre_start import History, answer_estimator, desi
 from evallib.methods.inference.fake_starts import FakeStartTests, critical_values, spread_at, spread_model
 from evallib.protocol.generator import POOL_MARGIN
 from evallib.protocol.params import SiteProtocol
+from evallib.protocol.windows import period_label
 from evallib.sources.panel import Panel
 
 ALPHA = 0.05
 POWER = 0.8
 #: Follow-up lengths (months) the design step tries besides the protocol's own.
 FOLLOW_UPS: tuple[int, ...] = (12, 24, 36)
+#: The same for weekly data, in weeks (one, two and three years of ISO weeks): weekly sites count follow-up in weeks.
+WEEKLY_FOLLOW_UPS: tuple[int, ...] = (52, 104, 156)
 #: Estimators the design step sizes: the report's placebo tests (its primary estimator among them).
 DESIGN_ESTIMATORS: tuple[str, ...] = ("did", "did_studentized", "synthetic_did")
 #: Candidate comparison pools, in the order they are shown.
@@ -90,7 +93,8 @@ class SiteDesign:
     or points; ``mde`` is the larger of the two directions' magnitudes, as the report's MDE is, and
     ``mde_expected_direction`` the magnitude for a change in the protocol's expected direction alone;
     ``mde_percent`` the MDE as a percentage change in the expected direction). ``curves`` has
-    ``estimator, pool, follow_up, effect, power`` (effects signed, in the expected direction).
+    ``estimator, pool, follow_up, effect, power`` (effects signed, in the expected direction). ``follow_up`` counts
+    months, or weeks for weekly data (``period_word``).
     """
 
     site_id: str
@@ -109,13 +113,15 @@ class SiteDesign:
     table: pd.DataFrame = field(repr=False, compare=False)
     curves: pd.DataFrame = field(repr=False, compare=False)
     notes: tuple[str, ...] = ()
+    #: What ``follow_up`` and ``pre_periods`` count: ``month``, or ``week`` for weekly data.
+    period_word: str = "month"
 
     def tidy(self) -> pd.DataFrame:
         """One row per estimator, pool and follow-up (:data:`TABLE_COLUMNS`), with the site and outcome."""
         return self.table.assign(site_id=self.site_id, outcome=self.outcome, scale=self.scale)
 
     def needed_follow_up(self, estimator: str | None = None, pool: str = "protocol") -> int | None:
-        """The shortest follow-up tried (months) at which the hoped-for effect is detected with 80% power."""
+        """The shortest follow-up tried (months, or weeks for weekly data) at which the hoped-for effect is detected with 80% power."""
         t = self.table
         t = t[(t["estimator"] == (estimator or self.primary_estimator)) & (t["pool"] == pool) & t["detects_hoped_for"]]
         return int(t["follow_up"].min()) if len(t) else None
@@ -158,7 +164,7 @@ class SiteDesign:
             "site_id": self.site_id,
             "estimator": self.primary_estimator,
             "follow_up": self.protocol_follow_up,
-            "data_end": f"{self.history[1]:%Y-%m}",
+            "data_end": period_label(self.history[1], "weekly" if self.period_word == "week" else "monthly"),
             "pool": pool,
             "n_comparators": len(self.pool_units.get(pool, ())),
             "mde_protocol": float(own["mde_percent"].iloc[0]) if len(own) else float("nan"),
@@ -207,11 +213,12 @@ class SiteDesign:
             can = f"detects a change of {rec['mde_percent']:.1f}{unit} or more with 80% power"
         else:
             can = "cannot reach 80% power for any effect (too few comparison units for a 5% placebo test)"
-        head = f"With the {pool} comparison pool and {self.protocol_follow_up} months of follow-up, the primary test {can}."
+        word = self.period_word
+        head = f"With the {pool} comparison pool and {self.protocol_follow_up} {word}s of follow-up, the primary test {can}."
         if need is None:
             longest = int(self.table["follow_up"].max())
-            return f"{head} {what.capitalize()} is NOT detectable with any follow-up tried (up to {longest} months)."
-        return f"{head} {what.capitalize()} is detectable after {need} months of follow-up."
+            return f"{head} {what.capitalize()} is NOT detectable with any follow-up tried (up to {longest} {word}s)."
+        return f"{head} {what.capitalize()} is detectable after {need} {word}s of follow-up."
 
 
 def design_site(
@@ -234,7 +241,8 @@ def design_site(
     panel : Panel, optional
         The data (default: the protocol's ``data_source``).
     estimators, follow_ups, pools : tuples
-        What to size (follow-ups in months; the protocol's own follow-up is always added).
+        What to size (follow-ups in months, or in weeks for weekly data, where the default is
+        :data:`WEEKLY_FOLLOW_UPS`; the protocol's own follow-up is always added).
     hoped_for_percent, share : float
         The effect hoped for, in percent in the expected direction, on a group making up ``share`` of the
         area's outcome (1: the whole area).
@@ -246,10 +254,17 @@ def design_site(
         word = "estimator" if len(unknown) == 1 else "estimators"
         raise DataError(f"design: unknown {word} {', '.join(unknown)}; use {', '.join(DESIGN_ESTIMATORS)}")
     w = protocol.windows
-    hist = design_history(protocol, panel, longest=max((*follow_ups, _follow_up_months(protocol))))
-    own = _follow_up_months(protocol)
+    weekly = getattr(protocol.data_source, "frequency", "monthly") == "weekly"
+    if weekly:  # windows in weeks: the follow-ups tried, the protocol's own, each fake window's follow-up
+        follow_ups = WEEKLY_FOLLOW_UPS if follow_ups == FOLLOW_UPS else follow_ups
+        own = (w.post_end - w.post_start).days // 7 + 1
+        longest = math.ceil(max((*follow_ups, own)) * 12 / 52)  # the history reaches back in months
+    else:
+        own = _follow_up_months(protocol)
+        longest = max((*follow_ups, own))
+    hist = design_history(protocol, panel, longest=longest)
     lengths = sorted({*follow_ups, own})
-    step = 12 // hist.periods_per_year
+    step = 1 if weekly else 12 // hist.periods_per_year
     hoped = area_effect(hoped_for_percent, share, protocol.expected_direction, hist.scale)
     sign = -1.0 if protocol.expected_direction == "decrease" else 1.0
     direction = protocol.expected_direction
@@ -326,6 +341,7 @@ def design_site(
         curves=pd.concat(curves, ignore_index=True)
         if curves
         else pd.DataFrame(columns=["estimator", "pool", "follow_up", "effect", "power"]),
+        period_word="week" if weekly else "month",
         notes=hist.notes
         + (
             ("the site is noisier before the start than 90% of its placebos: its answer will be the studentized DiD",)

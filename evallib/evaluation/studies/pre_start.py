@@ -6,6 +6,7 @@ follow-up's values are never read (:mod:`evallib.evaluation.studies.design` uses
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -23,6 +24,7 @@ from evallib.evaluation.site.coverage import (
 from evallib.evaluation.site.volatile import VOLATILE_PERCENTILE, site_noise_percentile
 from evallib.methods.inference.volatility import pre_period_noise, volatility_rank
 from evallib.protocol.params import AnalysisSpec, SiteProtocol
+from evallib.protocol.windows import period_label, period_text
 from evallib.sources.bundled import RATE_OUTCOMES
 from evallib.sources.files import FileSource
 from evallib.sources.panel import Panel
@@ -56,6 +58,11 @@ class History:
 
 def _months(ts: pd.Timestamp, n: int) -> pd.Timestamp:
     return ts + pd.DateOffset(months=n)
+
+
+def _periods(ts: pd.Timestamp, n: int, frequency: str) -> pd.Timestamp:
+    """``ts`` moved by ``n`` periods of the data: weeks for weekly data, else ``n`` months (a period's months)."""
+    return ts + pd.Timedelta(weeks=n) if frequency == "weekly" else _months(ts, n)
 
 
 #: The last few histories built, each with the protocol, data and length it was built from (a notebook trying
@@ -92,21 +99,26 @@ def _build_history(protocol: SiteProtocol, panel: Panel, longest: int) -> Histor
     if spec.outcome not in panel.outcomes:
         raise DataError(f"site {protocol.site_id}: outcome {spec.outcome!r} is not in data source {panel.source!r}")
     ppy = PERIODS_PER_YEAR.get(panel.frequency, 12)
-    step = 12 // ppy
+    freq = panel.frequency
+    weekly = freq == "weekly"
+    # A step of one period: months per period, or one week (weekly windows are Mondays, moved by whole weeks).
+    step = 1 if weekly else 12 // ppy
     exclude = () if protocol.comparison_include else tuple(sorted(excluded_by_rule(protocol, kind)))
     first, last = panel.periods(spec.outcome).min(), panel.periods(spec.outcome).max()
     end = min(w.pre_end, last)  # a start planned after the data end: the history stops where the data do
     far = max(first, _months(w.pre_start, -(max(0, longest - 0) + EXTRA_HISTORY)))
+    if weekly:  # the same span back in time, on a Monday a whole number of years before the pre-period's start
+        far = max(first, w.pre_start - pd.Timedelta(weeks=52 * math.ceil((w.pre_start - far).days / 364)))
 
     def frame(start: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame | None, Coverage]:
-        split = _months(end, -step * max(1, ppy // 2) + step)  # any split: both sides are history
+        split = _periods(end, -step * max(1, ppy // 2) + step, freq)  # any split: both sides are history
         hist = replace(
             protocol,
-            pre_period_start=f"{start:%Y-%m}",
-            pre_period_end=f"{_months(split, -step):%Y-%m}",
-            post_period_start=f"{split:%Y-%m}",
-            intervention_start=f"{split:%Y-%m}",
-            post_period_end=f"{end:%Y-%m}",
+            pre_period_start=period_label(start, freq),
+            pre_period_end=period_label(_periods(split, -step, freq), freq),
+            post_period_start=period_label(split, freq),
+            intervention_start=period_label(split, freq),
+            post_period_end=period_label(end, freq),
             comparison_pool="all_eligible",
             comparison_exclude=tuple(protocol.comparison_exclude) + exclude,
             min_pre_periods=1,
@@ -130,7 +142,7 @@ def _build_history(protocol: SiteProtocol, panel: Panel, longest: int) -> Histor
             keep = [*cov.treated_used, *cov.comparators]
             values, denom, cov, start = v[keep], None if d is None else d[keep], cov, candidate
             break
-        candidate = _months(candidate, 12)
+        candidate = _periods(candidate, 52, freq) if weekly else _months(candidate, 12)
     per = RATE_OUTCOMES.get(spec.outcome)
     if isinstance(protocol.data_source, FileSource) and denom is not None:
         measure, per = protocol.data_source.kind, protocol.data_source.per
@@ -144,13 +156,15 @@ def _build_history(protocol: SiteProtocol, panel: Panel, longest: int) -> Histor
         y, scale = np.log(values), "log"
     treated = tuple(cov.treated_used)
     comps = list(cov.comparators)
-    pre = max(1, w.pre_months // step)  # the protocol's pre-period, in periods
+    pre = w.pre_periods(freq) if weekly else max(1, w.pre_months // step)  # the protocol's pre-period, in periods
     pools: dict[str, tuple[str, ...]] = {"protocol": tuple(comps)}
     notes: list[str] = []
     if end < w.pre_end:
-        notes.append(f"the data end in {end:%b %Y}, before the planned start: the history stops there")
+        notes.append(f"the data end in {period_text(end, freq)}, before the planned start: the history stops there")
     if start != far:
-        notes.append(f"the history starts in {start:%b %Y}: not every unit of the pool has complete data before")
+        notes.append(
+            f"the history starts in {period_text(start, freq)}: not every unit of the pool has complete data before"
+        )
     if len(comps) > NEAREST:
         recent = y[[*treated, *comps]].iloc[-pre:].to_numpy(dtype=float).T
         rows = nearest_sets(recent, len(treated), min(pre, recent.shape[1]), 1, NEAREST)[0][len(treated) :]

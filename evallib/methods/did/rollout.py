@@ -33,9 +33,12 @@ METHOD = "did_callaway_santanna_not_yet_treated"
 OVERALL = "overall"
 
 
-def cohort_term(start: object) -> str:
-    """The tidy term of one cohort's effect: ``cohort_2019-04`` (a period that is not a date as it prints)."""
-    text = start.strftime("%Y-%m") if hasattr(start, "strftime") else str(start)
+def cohort_term(start: object, periods_per_year: int = 12) -> str:
+    """The tidy term of one cohort's effect: ``cohort_2019-04``, or for weekly data (52 periods a year) the
+    Monday, ``cohort_2019-04-01`` (two cohorts may start in one month); a period that is not a date as it prints.
+    """
+    fmt = "%Y-%m-%d" if periods_per_year == 52 else "%Y-%m"
+    text = start.strftime(fmt) if hasattr(start, "strftime") else str(start)
     return f"cohort_{text}"
 
 
@@ -163,7 +166,7 @@ class StaggeredPlacebo:
             *(
                 self._row(
                     design,
-                    cohort_term(design.periods[cohort_pos[g - 1]]),
+                    cohort_term(design.periods[cohort_pos[g - 1]], design.periods_per_year),
                     est[:, k + 1],
                     move[:, k + 1],
                     scale[:, k + 1],

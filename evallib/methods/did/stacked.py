@@ -76,7 +76,7 @@ class StackedDiD:
     trends between each cohort and its clean comparisons over the window, and no anticipation within it. Unlike
     Callaway-Sant'Anna (:class:`~evallib.methods.did.rollout.StaggeredPlacebo`), which compares with the last
     period before the start, the stack compares with the mean of the whole pre-window, so with noisy monthly
-    data it is often more precise; and later cohorts serve as comparisons only when they start after the window.
+    or weekly data it is often more precise; and later cohorts serve as comparisons only when they start after the window.
 
     Inference: each assignment gives the real start dates, cohort sizes kept, to randomly chosen units and
     re-builds every sub-experiment (treated units and clean comparisons from the assignment's labels); the
@@ -144,7 +144,14 @@ class StackedDiD:
         never = int((real == 0).sum())
         rows = [row(OVERALL, 0, n_treated, never)]
         for k, g in enumerate(kept):
-            rows.append(row(cohort_term(design.periods[cohort_pos[g - 1]]), k + 1, int(sizes[g - 1]), clean[g][1]))
+            rows.append(
+                row(
+                    cohort_term(design.periods[cohort_pos[g - 1]], design.periods_per_year),
+                    k + 1,
+                    int(sizes[g - 1]),
+                    clean[g][1],
+                )
+            )
         return StackedDiDResult(
             overall=rows[0],
             cohorts=tuple(rows[1:]),
