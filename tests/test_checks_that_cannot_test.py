@@ -137,7 +137,6 @@ def _page(rb: Robustness) -> str:
             n_disagree=len(rb.disagreements),
             disagreements=", ".join(c.name for c in rb.disagreements),
             untested=", ".join(c.name for c in rb.untested),
-            n_untested=len(rb.untested),
             estimator="synthetic DiD",
             checks=rb.checks,
             table="",
@@ -158,7 +157,7 @@ def test_the_page_says_could_not_test_and_does_not_count_it() -> None:
     )
     html = _page(confirmed)
     assert "could not test (not counted): 10 matched comparators" in html
-    assert "10 matched comparators could not test it and is not counted" in html
+    assert "(10 matched comparators: could not test it, so not counted)" in html
     assert "agrees: 10 matched comparators" not in html
     nothing = _robustness(
         judge(

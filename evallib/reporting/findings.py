@@ -99,7 +99,7 @@ def _untested_words(rb: Robustness | None) -> str:
     if rb is None or not rb.untested:
         return ""
     names = ", ".join(c.name for c in rb.untested)
-    return f" ({names} could not test it: {agree_verb(len(rb.untested), 'is', 'are')} not counted)"
+    return f" ({names}: could not test it, so not counted)"
 
 
 def summary(ev: SiteEvaluation) -> HTMLBlock:

@@ -45,7 +45,6 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         "disagreements": ", ".join(c.name for c in rb.disagreements),
         "n_disagree": len(rb.disagreements),
         "untested": ", ".join(c.name for c in rb.untested),
-        "n_untested": len(rb.untested),
         "matched": None,
         "synthetic": None,
         "balance": None,
