@@ -71,6 +71,13 @@ def test_matched_comparators_that_cannot_reach_5_percent_could_not_test_either_w
         assert "not counted" in check.detail and "unbounded" in check.detail
 
 
+def test_a_comparison_without_an_interval_could_not_test_and_says_why() -> None:
+    withheld = _row(-0.15, math.nan, math.nan, math.nan, "did_synthetic_matched")
+    checks = judge(MAIN, None, pd.Series([-0.2]), withheld, None, None, n_comparators=60)
+    check = next(c for c in checks if c.name == "10 matched comparators")
+    assert check.status == "could not test" and "it has no 95% interval" in check.detail
+
+
 def test_a_matched_comparison_with_a_finite_interval_is_still_judged() -> None:
     apart = _row(0.10, 0.02, 0.20, 0.02, "did_synthetic_matched")
     close = _row(-0.12, -0.22, -0.03, 0.02, "did_synthetic_matched")

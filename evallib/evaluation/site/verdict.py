@@ -110,11 +110,16 @@ def _agreement(
     words = (f"{label} gives " if label else "estimate ") + effect_text(alt.estimate, main.scale)
     if unbounded(alt):
         # Overlap is certain and the estimate's sign is no test: the check could not have disagreed.
+        why = (
+            "it has no 95% interval"
+            if math.isnan(alt.ci_low) and math.isnan(alt.ci_high)
+            else why_no_test or "its 95% interval is unbounded"
+        )
         return Check(
             name,
             COULD_NOT_TEST,
-            f"{words} ({why_no_test or 'its 95% interval is unbounded'}): an interval that holds every value can "
-            "neither agree nor disagree with the main estimate, so it is not counted",
+            f"{words} ({why}): an interval that holds every value can neither agree nor disagree with the main "
+            "estimate, so it is not counted",
         )
     same_sign = (alt.estimate < 0) == (main.estimate < 0)
     overlap = _overlap(main, alt)
@@ -215,8 +220,8 @@ def judge(
             "10 matched comparators",
             main,
             matched_row,
-            "its 95% interval is unbounded: ten comparators are too few placebo assignments for its test to reach "
-            "significance at 5%",
+            "its 95% interval is unbounded: the matched comparators give too few placebo assignments for its test to "
+            "reach significance at 5%",
             why_not=why_not.get("matched", ""),
             label=label,
         )
