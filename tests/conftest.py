@@ -54,6 +54,22 @@ def sicily() -> pd.DataFrame:
     return d
 
 
+@pytest.fixture(scope="session")
+def staggered_example():  # type: ignore[no-untyped-def]
+    """The staggered worked example (examples/staggered/rollout.yaml, the evaluator's own data) evaluated once per
+    session: the site whose units started at different dates that the staggered, stacked and robustness tests read."""
+    from evallib.evaluation.site.evaluate import evaluate_site
+    from evallib.protocol.params import load_params
+    from evallib.protocol.paths import ROOT_ENV
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(ROOT_ENV, str(ROOT))  # the params file names its data relative to the repository
+    try:
+        yield evaluate_site(load_params(ROOT / "examples" / "staggered" / "rollout.yaml"))
+    finally:
+        mp.undo()
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -72,10 +72,10 @@ def test_alternative_comparison_sets_are_judged_by_agreement_not_their_own_signi
     )
 
 
-def test_a_placebo_test_that_cannot_reach_five_percent_is_not_run() -> None:
+def test_a_placebo_test_that_cannot_reach_five_percent_could_not_test() -> None:
     # 15 comparators: the smallest attainable p is 1/16 > 0.05, so a fake start could never disagree.
     checks = judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=15)
-    assert _status(checks, "placebo in time") == "not run"
+    assert _status(checks, "placebo in time") == "could not test"
     assert _status(judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=19), "placebo in time") == (
         "agrees"
     )

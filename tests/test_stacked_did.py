@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,6 @@ from evallib.errors import DataError
 from evallib.methods.base.design import Design
 from evallib.methods.did.rollout import StaggeredPlacebo
 from evallib.methods.did.stacked import StackedDiD, StackedDiDResult
-from evallib.protocol.params import load_params
 
 # The estimator contract, run on the stacked DiD and the staggered placebo estimator (the module's fixtures below).
 from tests.test_estimator_contract import (  # noqa: F401
@@ -31,8 +29,6 @@ from tests.test_estimator_contract import (  # noqa: F401
     test_p_value_and_interval_agree_on_every_row,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "staggered"
 TRUE_LOG = math.log(0.88)
 
 
@@ -122,16 +118,9 @@ def test_every_estimate_and_interval_move_with_a_constant_effect(studentized: bo
 
 
 @pytest.fixture(scope="module")
-def example():  # type: ignore[no-untyped-def]
-    from evallib.evaluation.site.evaluate import evaluate_site
-    from evallib.protocol.paths import ROOT_ENV
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(ROOT))
-    try:
-        yield evaluate_site(load_params(EXAMPLE / "rollout.yaml"))
-    finally:
-        mp.undo()
+def example(staggered_example):  # type: ignore[no-untyped-def]
+    """The staggered worked example, evaluated once per session (conftest.staggered_example)."""
+    return staggered_example
 
 
 @pytest.mark.integration

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,10 +22,8 @@ from evallib.evaluation.site.staggered_site import ESTIMATOR, LABEL, fake_start_
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo
-from evallib.protocol.params import load_params
+from evallib.methods.did.stacked import StackedDiD
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "staggered"
 POSITIONS = {"U01": 48, "U02": 48, "U03": 54, "U04": 60}
 
 
@@ -50,6 +47,7 @@ def _pretrend(p: float) -> Estimate:
 def _check(design: Design, pretrend_p: float = 0.5):  # type: ignore[no-untyped-def]
     est = StaggeredPlacebo(n_draws=499, seed=3)
     result = est.fit(design)
+    stacked = StackedDiD(n_draws=499, seed=3).fit(design).overall
     fake = fake_start_design(design)
     assert fake is not None
     in_time = est.fit(fake).overall
@@ -61,6 +59,7 @@ def _check(design: Design, pretrend_p: float = 0.5):  # type: ignore[no-untyped-
         pretrend=_pretrend(pretrend_p),
         estimator_name=ESTIMATOR,
         estimator_label=LABEL,
+        stacked=stacked,
     )
     return est, result, rb
 
@@ -70,7 +69,7 @@ def test_a_clear_effect_that_every_refit_agrees_with_is_confirmed() -> None:
     est, result, rb = _check(_design(1, -0.2))
     assert result.overall.p_value <= 0.05
     assert tuple(c.name for c in rb.checks) == STAGGERED_CHECKS
-    assert [c.status for c in rb.checks] == ["agrees", "agrees", "agrees"], rb.checks
+    assert [c.status for c in rb.checks] == ["agrees", "agrees", "agrees", "agrees"], rb.checks
     assert rb.verdict == "confirmed" and rb.estimator == "callaway_santanna" and rb.estimator_label == LABEL
     assert LABEL in rb.checks[0].detail and LABEL in rb.checks[1].detail
 
@@ -115,16 +114,9 @@ def test_the_smallest_attainable_p_counts_distinct_assignments() -> None:
 
 
 @pytest.fixture(scope="module")
-def example():  # type: ignore[no-untyped-def]
-    from evallib.evaluation.site.evaluate import evaluate_site
-    from evallib.protocol.paths import ROOT_ENV
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(ROOT))
-    try:
-        yield evaluate_site(load_params(EXAMPLE / "rollout.yaml"))
-    finally:
-        mp.undo()
+def example(staggered_example):  # type: ignore[no-untyped-def]
+    """The staggered worked example, evaluated once per session (conftest.staggered_example)."""
+    return staggered_example
 
 
 def _text(html: str) -> str:

@@ -91,16 +91,9 @@ def test_the_fake_starts_keep_the_cohorts_spacing_before_the_first_start() -> No
 
 
 @pytest.fixture(scope="module")
-def example():  # type: ignore[no-untyped-def]
-    from evallib.evaluation.site.evaluate import evaluate_site
-    from evallib.protocol.paths import ROOT_ENV
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(ROOT))
-    try:
-        yield evaluate_site(load_params(EXAMPLE / "rollout.yaml"))
-    finally:
-        mp.undo()
+def example(staggered_example):  # type: ignore[no-untyped-def]
+    """The staggered worked example, evaluated once per session (conftest.staggered_example)."""
+    return staggered_example
 
 
 @pytest.mark.integration

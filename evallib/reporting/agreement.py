@@ -90,13 +90,35 @@ def _answer_problems(site: str, answer: Mapping[str, Any], expected_direction: s
     return out
 
 
+def _verdict_problems(site: str, robustness: Mapping[str, Any]) -> list[str]:
+    """The robustness verdict against its own checks: "confirmed" needs a check that agrees and none that disagrees.
+
+    A check that could not have disagreed ("could not test") counts neither way, so it never confirms.
+    """
+    checks = [c for c in robustness.get("checks") or [] if isinstance(c, Mapping)]
+    if not checks:
+        return []  # a results file from before the checks were recorded
+    statuses = [str(c.get("status", "")) for c in checks]
+    verdict = str(robustness.get("verdict") or "")
+    where = f"{site} robustness"
+    if verdict == "confirmed" and "disagrees" in statuses:
+        return [f"{where}: 'confirmed' beside a check that disagrees"]
+    if verdict == "confirmed" and "agrees" not in statuses:
+        return [f"{where}: 'confirmed' with no check that could test it agreeing"]
+    if verdict == "not confirmed" and "disagrees" not in statuses and "agrees" in statuses:
+        return [f"{where}: 'not confirmed' though a check agrees and none disagrees"]
+    return []
+
+
 def disagreements(results: Mapping[str, Any]) -> list[str]:
     """Every place in one site's ``results.json`` where p-value, interval and words disagree (empty when none).
 
     Each published row with a p-value (other than withheld ones): the interval holds no change (0, or 1 for a rate
     ratio; a missing end is unbounded) exactly when the p-value does not reject. The answer: the same for its
     primary estimate; its conclusion is the one rule's; its direction follows its conclusion and the protocol's
-    hoped-for direction; its verdict confirms only a clear change; its marker is good or bad only when confirmed.
+    hoped-for direction; its verdict confirms only a clear change; its marker is good or bad only when confirmed. The
+    robustness verdict: "confirmed" only with a check that agrees and none that disagrees ("could not test" counts
+    neither way).
     """
     site = str(results.get("site_id", "?"))
     out = []
@@ -108,4 +130,7 @@ def disagreements(results: Mapping[str, Any]) -> list[str]:
     answer = results.get("answer")
     if isinstance(answer, Mapping) and answer:
         out.extend(_answer_problems(site, answer, str(results.get("expected_direction", ""))))
+    robustness = results.get("robustness")
+    if isinstance(robustness, Mapping):
+        out.extend(_verdict_problems(site, robustness))
     return out

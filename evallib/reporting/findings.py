@@ -11,6 +11,7 @@ from evallib.evaluation.site.answer import conclusion
 from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, unit_kind
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.evaluation.site.robustness import Robustness
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.reporting.blocks import HTMLBlock, cap, describe_effect, render
@@ -93,6 +94,14 @@ def _direction_words(ans_conclusion: str, direction: str, expected: str) -> str:
     return "The data do not give clear evidence of any effect: no change, and changes either way, fit the data."
 
 
+def _untested_words(rb: Robustness | None) -> str:
+    """The checks that ran but could not have disagreed, as a clause (empty when none): they are not counted."""
+    if rb is None or not rb.untested:
+        return ""
+    names = ", ".join(c.name for c in rb.untested)
+    return f" ({names}: could not test it, so not counted)"
+
+
 def summary(ev: SiteEvaluation) -> HTMLBlock:
     """The box a board member reads without scrolling: question, effect in words, direction, verdict, cautions."""
     ctx: dict[str, object] = {"question": _question(ev), "evaluable": ev.evaluable}
@@ -105,16 +114,19 @@ def summary(ev: SiteEvaluation) -> HTMLBlock:
     rb = ev.robustness  # re-fits of the answer's own estimator (the staggered one for a roll-out)
     cls, symbol, marker_words = marker(ans.verdict, ans.direction)
     refits = (
-        "re-fits of the primary estimator with a fake start for every cohort, dropping comparators; the pre-trend test"
+        "re-fits of the primary estimator with a fake start for every cohort, dropping comparators; the stacked DiD; "
+        "the pre-trend test"
         if ev.staggered is not None
         else "re-fits of the primary estimator on other comparison sets, with a fake start, dropping comparators; "
         "the pre-trend test"
     )
     nothing_ran = rb is not None and ans.verdict == "not confirmed" and not rb.disagreements
     verdict = {
-        "confirmed": f"confirmed: every check that could run ({refits}) agrees with the primary estimate.",
-        "not confirmed": "not confirmed: no check of the primary estimator could run, so nothing confirms it; treat "
-        "it with caution."
+        "confirmed": f"confirmed: every check that could test it ({refits}) agrees with the primary estimate"
+        + _untested_words(rb)
+        + ".",
+        "not confirmed": "not confirmed: no check of the primary estimator could run and test it, so nothing "
+        "confirms it; treat it with caution."
         if nothing_ran
         else "not confirmed: "
         + ", ".join(x.name for x in (rb.disagreements if rb else ()))
@@ -196,13 +208,17 @@ def findings(ev: SiteEvaluation) -> HTMLBlock:
         rb = ev.robustness
         if rb is not None and rb.verdict == "confirmed":
             checks = (
-                "a fake start for every cohort, dropping comparators, the pre-trend test"
+                "a fake start for every cohort, dropping comparators, the stacked DiD, the pre-trend test"
                 if ev.staggered is not None
                 else "other comparison sets, a fake start, dropping comparators, the pre-trend test"
             )
-            robust = f"confirmed: every check of {rb.estimator_label} that could run ({checks}) agrees with it."
+            robust = (
+                f"confirmed: every check of {rb.estimator_label} that could test it ({checks}) agrees with it"
+                + _untested_words(rb)
+                + "."
+            )
         elif rb is not None and rb.verdict == "not confirmed" and not rb.disagreements:
-            robust = f"not confirmed: no check of {rb.estimator_label} could run, so nothing confirms it."
+            robust = f"not confirmed: no check of {rb.estimator_label} could run and test it, so nothing confirms it."
         elif rb is not None and rb.verdict == "not confirmed":
             names_ = ", ".join(c.name for c in rb.disagreements)
             robust = f"not confirmed: {names_} {agree_verb(len(rb.disagreements), 'disagrees', 'disagree')} with it."

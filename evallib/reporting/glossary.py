@@ -63,9 +63,11 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ),
     (
         "Robustness verdict",
-        "Confirmed: the primary estimate is clear and every check that could run agrees with it: the primary "
+        "Confirmed: the primary estimate is clear and every check that could test it agrees with it: the primary "
         "estimator re-fitted on other comparison sets, with a fake start date and dropping each comparator, and "
-        "the pre-trend test finding no diverging trends before the start. Not confirmed: at least one disagrees. "
+        "the pre-trend test finding no diverging trends before the start. A check that ran but could not have "
+        "disagreed (too few placebo assignments for its test to reach 5%) says 'could not test' and is not counted. "
+        "Not confirmed: at least one disagrees, or none could test it. "
         "No clear effect: there is nothing for the checks to confirm. Beside it, the parallel-trends sensitivity: how many times the "
         "largest departure from parallel trends before the start a departure after it would have to be to overturn "
         "the conclusion (below 1: the conclusion rests on trends staying parallel).",

@@ -44,6 +44,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
         "verdict": rb.verdict,
         "disagreements": ", ".join(c.name for c in rb.disagreements),
         "n_disagree": len(rb.disagreements),
+        "untested": ", ".join(c.name for c in rb.untested),
         "matched": None,
         "synthetic": None,
         "balance": None,

@@ -59,8 +59,9 @@ class Robustness:
       post-period departure must be to overturn the conclusion).
 
     ``verdict`` is ``"confirmed"`` when the main estimate is significant at 5% and every
-    falsification check that ran (placebo in time, leave one out, matched, synthetic, pre-trend test)
-    agrees with it, ``"not confirmed"`` when it is significant but some check disagrees or none could run, and ``"no
+    falsification check that could test it (placebo in time, leave one out, matched, synthetic, pre-trend test)
+    agrees with it, ``"not confirmed"`` when it is significant but some check disagrees or none could run and test
+    it (a check that ran but could not have disagreed, ``"could not test"``, counts neither way), and ``"no
     clear effect"`` when the main estimate is not significant (a null is never "confirmed": the
     report gives the effect the design could have detected instead). The sensitivity's breakdown
     value is reported beside the verdict (:attr:`sensitivity_words`): it measures how much a
@@ -103,9 +104,14 @@ class Robustness:
         """``confirmed``, ``not confirmed`` or ``no clear effect`` (see the class notes)."""
         if not self.effect:
             return "no clear effect"
-        # Nothing that could run agreed (every check withheld): nothing confirms it.
+        # Nothing that could test it agreed (every check withheld, or unable to disagree): nothing confirms it.
         nothing_ran = not any(c.status == "agrees" for c in self.checks)
         return "not confirmed" if self.disagreements or nothing_ran else "confirmed"
+
+    @property
+    def untested(self) -> tuple[Check, ...]:
+        """The checks that ran but could not have disagreed (``"could not test"``): counted neither way."""
+        return tuple(c for c in self.checks if c.status == "could not test")
 
     @property
     def sensitivity_words(self) -> str:
@@ -128,6 +134,8 @@ class Robustness:
             "verdict": self.verdict,
             "estimator": self.estimator,
             "checks": [c.to_json_dict() for c in self.checks],
+            # The checks that ran but could not have disagreed: not counted toward "confirmed".
+            "could_not_test": [c.name for c in self.untested],
             "leave_one_out_range": [num(self.leave_one_out[0]), num(self.leave_one_out[1])],
             "relative_magnitude_breakdown": None if rm is None else num(rm.breakdown),
             "largest_pre_period_violation": None if rm is None else num(rm.max_pre_violation),

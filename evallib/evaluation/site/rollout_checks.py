@@ -4,9 +4,12 @@ The common-start checks (:mod:`evallib.evaluation.site.robustness`) re-fit an es
 so they cannot judge a roll-out's answer. Here :class:`~evallib.methods.did.rollout.StaggeredPlacebo` itself is
 re-fitted: with a fake start (every cohort's start moved back by the same number of periods, on the data before
 the first real start, with its own placebo test) and without each comparison unit in turn (point estimates); the
-pre-trend test of the data before the first start (when every unit was untreated) is read beside them.
+pre-trend test of the data before the first start (when every unit was untreated) is read beside them, and the
+stacked DiD (:class:`~evallib.methods.did.stacked.StackedDiD`, the other estimator built for staggered starts, with
+the same placebo re-assignment of start dates) is another comparison, judged as the common-start sites' other
+comparison sets are: it agrees when it has the answer's sign and an overlapping interval.
 :func:`~evallib.evaluation.site.verdict.judge` judges them by the rule the common-start sites use: "confirmed"
-needs a clear effect that every check that ran agrees with and no failed pre-trend test.
+needs a clear effect that every check that could test it agrees with and no failed pre-trend test.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ import pandas as pd
 
 from evallib.evaluation.site.estimators import PERCENT_SCALES, on_log_scale
 from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
-from evallib.evaluation.site.verdict import judge
+from evallib.evaluation.site.verdict import agreement, judge
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
 
 #: The checks a staggered answer gets (the matched and synthetic comparisons and the sensitivity assume one start).
-STAGGERED_CHECKS = ("placebo in time", "leave one comparator out", "pre-trend test")
+STAGGERED_CHECKS = ("placebo in time", "leave one comparator out", "stacked DiD", "pre-trend test")
 
 
 def distinct_assignments(n_units: int, sizes: tuple[int, ...]) -> int:
@@ -47,11 +50,15 @@ def check_staggered_robustness(
     estimator_name: str,
     estimator_label: str,
     is_proportion: bool = False,
+    stacked: Estimate | None = None,
+    why_no_stacked: str = "",
 ) -> Robustness:
     """The staggered answer's robustness checks, each a re-fit of ``estimator`` on a modified ``design``.
 
     ``placebo_in_time`` is the estimator's overall row on the fake-start design (None when the periods before
-    the first start cannot hold it); ``pretrend`` the pre-trend test of the data before the first start.
+    the first start cannot hold it); ``pretrend`` the pre-trend test of the data before the first start;
+    ``stacked`` the stacked DiD's overall row on the same design (None, with ``why_no_stacked``, when it could not
+    be fitted), judged by agreement with the answer.
     """
     main = on_log_scale(_scaled(result.overall, is_proportion))
     why_not: dict[str, str] = {}
@@ -83,6 +90,16 @@ def check_staggered_robustness(
         estimator=estimator_label,
         why_not=why_not,
     )
+    stacked_check = agreement(
+        "stacked DiD",
+        main,
+        None if stacked is None else on_log_scale(_scaled(stacked, is_proportion)),
+        why_not=why_no_stacked or "no cohort has clean comparison units over its event window",
+        label="the stacked DiD",
+    )
+    # After leave-one-out, before the pre-trend test: the checks that re-fit or compare estimates, then the design's.
+    ordered = [c for c in checks if c.name != "pre-trend test"] + [stacked_check]
+    ordered += [c for c in checks if c.name == "pre-trend test"]
     return Robustness(
         outcome=design.outcome,
         main=main,
@@ -92,7 +109,7 @@ def check_staggered_robustness(
         matched_did=None,
         synthetic=None,
         balance=None,
-        checks=tuple(c for c in checks if c.name in STAGGERED_CHECKS),
+        checks=tuple(c for c in ordered if c.name in STAGGERED_CHECKS),
         estimator=estimator_name,
         label=estimator_label,
     )

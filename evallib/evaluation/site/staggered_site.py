@@ -207,6 +207,18 @@ def staggered_analysis(
         if row is not None:
             term = f"placebo_in_time_{period_label(fake.start, panel.frequency)}"
             in_time = replace(row, method=f"{row.method}_placebo_in_time", term=term)
+    stacked = None
+    why_no_stacked = ""
+    try:
+        stacked = StackedDiD(
+            transform=estimator.transform,
+            n_draws=estimator.n_draws,
+            seed=estimator.seed,
+            studentized=studentized,
+            phase_in=lag,
+        ).fit(design)
+    except FIT_ERRORS as e:  # no cohort with a clean comparison over the window: the check is "not run"
+        why_no_stacked = f"the stacked DiD could not be fitted ({e})"
     robust = check_staggered_robustness(
         estimator,
         design,
@@ -216,18 +228,9 @@ def staggered_analysis(
         estimator_name=ESTIMATOR,
         estimator_label=LABEL,
         is_proportion=is_prop,
+        stacked=None if stacked is None else stacked.overall,
+        why_no_stacked=why_no_stacked,
     )
-    stacked = None
-    try:
-        stacked = StackedDiD(
-            transform=estimator.transform,
-            n_draws=estimator.n_draws,
-            seed=estimator.seed,
-            studentized=studentized,
-            phase_in=lag,
-        ).fit(design)
-    except FIT_ERRORS:
-        stacked = None  # no cohort with a clean comparison over the window: Callaway-Sant'Anna alone
     return StaggeredAnalysis(
         outcome=spec.outcome,
         label=outcome_label(spec.outcome),

@@ -1,11 +1,12 @@
 """The verdict's rules: what each robustness check of a site's answer is judged by, and its words.
 
 :mod:`evallib.evaluation.site.robustness` re-fits the answer's estimator; this module judges the re-fits. Other
-comparison sets agree when they have the main estimate's sign and overlapping intervals (ten matched comparators
-can never reach significance, so their own significance is not asked for); a placebo test is judged only when its
-smallest attainable p-value could reject; the pre-specified pre-trend test must not find diverging trends;
-the parallel-trends sensitivity is reported beside the verdict, never counted; a check that did not run says
-"not run", never "agrees". Effects are worded in percent (logs) or percentage points, never in log units.
+comparison sets agree when they have the main estimate's sign and overlapping intervals (their own significance is
+not asked for); the pre-specified pre-trend test must not find diverging trends; the parallel-trends sensitivity is
+reported beside the verdict, never counted; a check that did not run says "not run", never "agrees". A check that ran
+but could not have disagreed says "could not test", never "agrees", and counts neither way: a placebo test whose
+smallest attainable p-value is above 5% (too few placebo assignments to reject), or a comparison whose 95% interval
+has no finite end (it holds every value, so it overlaps any interval, and the sign of its estimate is not a test). Effects are worded in percent (logs) or percentage points, never in log units.
 Every significance here is :func:`evallib.methods.inference.decision.rejects` (``p <= alpha``), the rule the
 intervals invert.
 """
@@ -35,7 +36,19 @@ MIN_PLACEBO_TIME_PERIODS = 6
 #: pre-period one (a breakdown value at or below it is reported as a caution).
 MBAR = 1.0
 #: "reported": a sensitivity analysis, given as a number beside the verdict, never counted for or against it.
-Status = Literal["agrees", "disagrees", "not run", "reported"]
+#: "could not test": the check ran but its own test could not have disagreed at 5% (never counted toward "confirmed").
+Status = Literal["agrees", "disagrees", "not run", "could not test", "reported"]
+#: A check that ran but could not have disagreed with the main estimate.
+COULD_NOT_TEST: Status = "could not test"
+
+
+def unbounded(row: Estimate) -> bool:
+    """The row's 95% interval has no finite end (both ends infinite or missing): it holds every value.
+
+    A rank test's interval is its inversion, so it has no finite end exactly when the test cannot reject at 5%
+    (fewer placebo assignments than 1 / 0.05); such an interval overlaps any other, so nothing can disagree with it.
+    """
+    return not (math.isfinite(row.ci_low) or math.isfinite(row.ci_high))
 
 
 @dataclass(frozen=True)
@@ -94,9 +107,22 @@ def _agreement(
     """An alternative comparison agrees when its estimate has the main one's sign and the intervals overlap."""
     if alt is None or not math.isfinite(alt.estimate):
         return Check(name, "not run", why_not or "too few comparison units for this comparison set")
+    words = (f"{label} gives " if label else "estimate ") + effect_text(alt.estimate, main.scale)
+    if unbounded(alt):
+        # Overlap is certain and the estimate's sign is no test: the check could not have disagreed.
+        why = (
+            "it has no 95% interval"
+            if math.isnan(alt.ci_low) and math.isnan(alt.ci_high)
+            else why_no_test or "its 95% interval is unbounded"
+        )
+        return Check(
+            name,
+            COULD_NOT_TEST,
+            f"{words} ({why}): an interval that holds every value can neither agree nor disagree with the main "
+            "estimate, so it is not counted",
+        )
     same_sign = (alt.estimate < 0) == (main.estimate < 0)
     overlap = _overlap(main, alt)
-    words = (f"{label} gives " if label else "estimate ") + effect_text(alt.estimate, main.scale)
     words += (
         f", 95% interval {effect_text(alt.ci_low, main.scale)} to {effect_text(alt.ci_high, main.scale)}"
         if math.isfinite(alt.ci_low) and math.isfinite(alt.ci_high)
@@ -106,6 +132,15 @@ def _agreement(
         return Check(name, "agrees", f"{words}: same direction, overlapping intervals")
     why = "the opposite direction" if not same_sign else "an interval that does not overlap the main one"
     return Check(name, "disagrees", f"{words}: {why}")
+
+
+def agreement(name: str, main: Estimate, alt: Estimate | None, *, why_not: str = "", label: str = "") -> Check:
+    """Another estimate of the same effect judged against ``main`` (both on the log scale for proportional effects).
+
+    It agrees with the same sign and overlapping 95% intervals, disagrees otherwise, "could not test" when its
+    interval has no finite end, and is "not run" (``why_not``) when absent.
+    """
+    return _agreement(name, main, alt, why_not=why_not, label=label)
 
 
 def judge(
@@ -136,9 +171,17 @@ def judge(
                 why_not.get("placebo in time", f"fewer than {MIN_PLACEBO_TIME_PERIODS} periods before the start"),
             )
         )
-    elif not rejects(1 / (n_comparators + 1), ALPHA):
+    elif not rejects(1 / (n_comparators + 1), ALPHA) or (
+        unbounded(placebo_time) and not rejects(placebo_time.p_value, ALPHA)
+    ):
         checks.append(
-            Check("placebo in time", "not run", "too few comparison units for the test to reach significance at 5%")
+            Check(
+                "placebo in time",
+                COULD_NOT_TEST,
+                f"{label} with a fake start in the pre-period gives {effect_text(placebo_time.estimate, scale)}, but "
+                "too few placebo assignments for its test to reach significance at 5%, so it could not have found an "
+                "effect and is not counted",
+            )
         )
     else:
         fake = rejects(placebo_time.p_value, ALPHA)
@@ -177,7 +220,8 @@ def judge(
             "10 matched comparators",
             main,
             matched_row,
-            "ten comparators cannot reach significance at 5%",
+            "its 95% interval is unbounded: the matched comparators give too few placebo assignments for its test to "
+            "reach significance at 5%",
             why_not=why_not.get("matched", ""),
             label=label,
         )
@@ -209,6 +253,13 @@ def _pretrend_check(pretrend: Estimate | None) -> Check:
     if pretrend is None or not math.isfinite(pretrend.p_value):
         return Check("pre-trend test", "not run", "the pre-trend test gave no p-value (withheld for a volatile site)")
     p = pretrend.p_value
+    if unbounded(pretrend) and not rejects(p, PRETREND_ALPHA):
+        return Check(
+            "pre-trend test",
+            COULD_NOT_TEST,
+            f"p = {p:.3f}, but too few comparison units for the test to reach significance at 5% (its interval is "
+            "unbounded), so it could not have found diverging trends and is not counted",
+        )
     # Three decimals; a p-value that rounds to 0.050 without being it says which side of 0.05 it is on.
     words = f"p = {p:.3f}"
     if f"{p:.3f}" == f"{PRETREND_ALPHA:.3f}" and p != PRETREND_ALPHA:
