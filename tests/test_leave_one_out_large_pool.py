@@ -16,6 +16,7 @@ from evallib.evaluation.site.estimators import DesignData, fit_headline, leave_o
 from evallib.evaluation.site.verdict import judge
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
+from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.methods.synth.synthetic_did import SyntheticDiD
 
@@ -98,3 +99,28 @@ def test_the_check_names_the_rule_when_a_large_pool_left_out_only_some_units() -
     every = pd.Series([-0.25, -0.15], index=["A", "B"])  # every unit left out: the words as before
     plain = {c.name: c.detail for c in judge(main, None, every, None, None, None, n_comparators=2)}
     assert "without each comparator in turn ranges from" in plain["leave one comparator out"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("with_exposure", [False, True])
+def test_rate_ratio_batched_leave_one_out_equals_each_refit(with_exposure: bool) -> None:
+    frame = simulate_nhs_panel(14, N_PRE + N_POST, n_treated=2, start_period=N_PRE, effect=math.log(0.8), seed=9)
+    long = frame[["period", "unit", "value", "treated", "post", "population"]].reset_index(drop=True)
+    design = Design.from_long(
+        long,
+        outcome="value",
+        unit="unit",
+        time="period",
+        treated="treated",
+        post="post",
+        exposure="population" if with_exposure else None,
+        measure="count",
+    )
+    model = PoissonDiD(inference="model_based")
+    loo = model.leave_one_out(design)
+    assert list(loo.index) == list(design.comparison_units)
+    for unit, estimate in loo.items():
+        assert estimate == pytest.approx(model.fit(design.drop(str(unit))).log_rate_ratio, abs=1e-9), unit
+    some = model.leave_one_out(design, [design.comparison_units[3], design.comparison_units[0]])
+    assert list(some.index) == [design.comparison_units[3], design.comparison_units[0]]
+    assert np.allclose(some.to_numpy(), loo.iloc[[3, 0]].to_numpy(), atol=1e-12)

@@ -208,13 +208,18 @@ def leave_one_out(name: str, data: DesignData, *, all_units: int = LOO_ALL_UNITS
     if len(comparators) > all_units and top < len(comparators):
         left_out, rule = _most_influential(name, one, top)
         fit = _estimate_only
-    out = pd.Series(
-        {
-            u: on_log_scale(fit(name, one.restricted_to([*treated, *(c for c in comparators if c != u)])).row).estimate
-            for u in left_out
-        },
-        name="estimate",
-    )
+    if rule and name == "rate_ratio":  # every refit in one batched solve (log rate ratios)
+        out = PoissonDiD(outcome_label=data.outcome).leave_one_out(data.design, left_out)
+    else:
+        out = pd.Series(
+            {
+                u: on_log_scale(
+                    fit(name, one.restricted_to([*treated, *(c for c in comparators if c != u)])).row
+                ).estimate
+                for u in left_out
+            },
+            name="estimate",
+        )
     if rule:
         out.attrs["left_out"] = rule
     return out
