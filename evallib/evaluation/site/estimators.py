@@ -182,14 +182,16 @@ def leave_one_out(name: str, data: DesignData, *, all_units: int = LOO_ALL_UNITS
     Estimates only (no placebo inference: the check reads their signs), on the log scale for proportional
     effects. The DiD is a difference of mean changes (closed form, every unit); synthetic DiD refits every set
     of weights in one batch (:meth:`~evallib.methods.synth.synthetic_did.SyntheticDiD.leave_one_out`); any
-    other estimator is refitted once per comparison unit.
+    other estimator is refitted once per comparison unit (past ``all_units``, the rate ratio's refits are one
+    batched solve, :meth:`~evallib.methods.did.rate_ratio.PoissonDiD.leave_one_out`).
 
     Past ``all_units`` (:data:`~evallib.methods.synth.synthetic_did.LOO_ALL_UNITS`, 500) comparison units, the
     refitted estimators leave out only ``top`` (:data:`~evallib.methods.synth.synthetic_did.LOO_UNITS`, 100) of
-    them, so that the check stays linear in units (each refit is): synthetic DiD and the synthetic control their
-    most heavily weighted units, the others the units with the most extreme pre- to post-period change of the
-    outcome (half from each end), the ones a comparison mean moves most without; and they are fitted without
-    their placebo tests (the estimate does not depend on them). Each estimate is still the exact refit without
+    them, so that the check stays linear in units (each refit is): synthetic DiD its most heavily weighted
+    units, the synthetic control its donors (the :data:`SYNTH_DONORS` nearest, heaviest first), the others the
+    units with the most extreme pre- to post-period change of the outcome (half from each end), the ones a
+    comparison mean moves most without; and they are fitted without their placebo tests (the estimate does not
+    depend on them). Each estimate is still the exact refit without
     its unit; the rule is in the Series' ``attrs["left_out"]`` for the check's wording.
     """
     treated, comparators = data.treated_units, data.comparison_units
@@ -227,9 +229,6 @@ def leave_one_out(name: str, data: DesignData, *, all_units: int = LOO_ALL_UNITS
 
 def _estimate_only(name: str, data: DesignData) -> Headline:
     """The headline estimator's point estimate without its placebo test (the same estimate, for leave-one-out)."""
-    if name == "rate_ratio":
-        res = PoissonDiD(inference="model_based", outcome_label=data.outcome).fit(data.design)
-        return Headline(name, res.headline, res)
     if name == "synthetic_control":
         return _synthetic_control(data, placebo=False)
     return fit_headline(name, data)
@@ -239,10 +238,9 @@ def _most_influential(name: str, data: DesignData, top: int) -> tuple[list[str],
     """The ``top`` comparison units a large pool's leave-one-out check leaves out (unit order), and the rule in words."""
     comparators = data.comparison_units
     n = len(comparators)
-    if name == "synthetic_control":
-        weights = _estimate_only(name, data).result.weights.reindex(comparators, fill_value=0.0).to_numpy()
-        order = np.argsort(-weights, kind="stable")[:top]
-        return [comparators[i] for i in sorted(order)], f"the {top} most heavily weighted of {n:,} comparison units"
+    if name == "synthetic_control":  # its donors (the nearest SYNTH_DONORS), heaviest first
+        donors = list(_synthetic_control(data, placebo=False).result.weights.index[:top])
+        return sorted(donors), f"the {len(donors)} donors of its synthetic control, of {n:,} comparison units"
     wide = data.design.frame()[comparators]
     y = np.log(wide) if data.transform == "log" and data.design.positive else wide
     post = data.design.post
