@@ -5,6 +5,8 @@
     python benchmarks/scale.py --budget 120 --per-run 30 --max-gb 4
     python benchmarks/scale.py --full --estimators SyntheticDiD --long-sizes 100 300 1000 3000 7000
     python benchmarks/scale.py --weekly   # also weekly panels: 156 and 312 ISO weeks at 100 and 300 units
+    python benchmarks/scale.py --site --full  # a whole site's evaluation (evaluate_site), 100 to 7,000 units
+    python benchmarks/scale.py --site --site-sizes 7000 --primary rate_ratio
 
 Every headline estimator, through its public class with the inference a site gets by default: DiD (placebo in
 space), the studentized DiD, EventStudy, PoissonDiD, ControlledITS, SyntheticControl and SyntheticDiD, each on a
@@ -22,6 +24,14 @@ once the whole run would pass ``--budget`` seconds. A child is also stopped at 2
 limited to ``--max-gb`` of address space. ``--weekly`` adds panels of 156 and 312 weekly periods (the same
 simulation re-dated to consecutive Mondays, the controlled ITS with 52 periods a year), keyed ``100x156w``: the
 cost of weekly data against 72 months at the same number of units. Writes benchmarks/results/scale.json.
+
+``--site`` measures a whole site instead: a simulated own-data site (``simulate_nhs_panel``: one treated unit
+among ``n`` comparison units, 72 months from April 2010, the start in April 2013, a -10% effect) evaluated
+through the evaluator's own-data path, ``evaluate_site`` (every headline estimator, the answer's robustness
+checks with its leave-one-out, the event study, the pre-trend test, the quality screen), with ``--primary`` as
+the protocol's primary estimator (default synthetic DiD, the costliest leave-one-out). Each size in a process of
+its own forked after the imports: the CPU time of ``evaluate_site`` (``time.process_time``), the process's peak
+resident memory (panel included) and the growth exponents. Writes benchmarks/results/scale_site.json.
 """
 
 from __future__ import annotations
@@ -169,8 +179,16 @@ def main() -> None:
     ap.add_argument("--estimators", nargs="*", default=list(ESTIMATORS), choices=ESTIMATORS)
     ap.add_argument("--long-sizes", nargs="*", type=int, help="units at 288 months (default 100, 300; --full 1,000)")
     ap.add_argument("--weekly", action="store_true", help="add weekly panels (156 and 312 weeks, 100 and 300 units)")
+    ap.add_argument("--site", action="store_true", help="a whole site's evaluation (evaluate_site) at each size")
+    ap.add_argument("--site-sizes", nargs="*", type=int, help="comparison units for --site (default as the fits)")
+    ap.add_argument("--primary", default="synthetic_did", help="the site's primary estimator (--site)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.site:
+        from scale_site import site_main  # benchmarks/scale_site.py, beside this file
+
+        site_main(args, slope)
+        return
     import evallib.methods.did.event_study  # noqa: F401  (imports once, before the forks)
     import evallib.methods.did.rate_ratio  # noqa: F401
     import evallib.methods.did.twfe  # noqa: F401

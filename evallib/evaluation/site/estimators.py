@@ -35,7 +35,7 @@ from evallib.methods.did.rate_ratio import PoissonDiD
 from evallib.methods.did.twfe import DiD, Inference
 from evallib.methods.its.controlled import ControlledITS
 from evallib.methods.synth.control import SyntheticControl
-from evallib.methods.synth.synthetic_did import SyntheticDiD
+from evallib.methods.synth.synthetic_did import LOO_ALL_UNITS, LOO_UNITS, SyntheticDiD
 from evallib.protocol.params import PRIMARY_ESTIMATORS
 from evallib.vocabulary import ESTIMATOR_LABELS
 
@@ -141,8 +141,9 @@ def _controlled_its(d: DesignData) -> Headline:
     return Headline("controlled_its", res.row("mean_post_effect"), res)
 
 
-def _synthetic_control(d: DesignData) -> Headline:
+def _synthetic_control(d: DesignData, *, placebo: bool = True) -> Headline:
     res = SyntheticControl(
+        placebo=placebo,
         demean=True,
         seed=d.seed,
         outcome_label=d.outcome,
@@ -175,13 +176,23 @@ def fit_headline(name: str, data: DesignData) -> Headline:
     return _FITS[name](data)
 
 
-def leave_one_out(name: str, data: DesignData) -> pd.Series:
+def leave_one_out(name: str, data: DesignData, *, all_units: int = LOO_ALL_UNITS, top: int = LOO_UNITS) -> pd.Series:
     """The estimator's point estimate refitted without each comparison unit in turn, indexed by that unit.
 
     Estimates only (no placebo inference: the check reads their signs), on the log scale for proportional
-    effects. The DiD is a difference of mean changes (closed form); synthetic DiD refits every set of
-    weights in one batch (:meth:`~evallib.methods.synth.synthetic_did.SyntheticDiD.leave_one_out`); any other
-    estimator is refitted once per comparison unit.
+    effects. The DiD is a difference of mean changes (closed form, every unit); synthetic DiD refits every set
+    of weights in one batch (:meth:`~evallib.methods.synth.synthetic_did.SyntheticDiD.leave_one_out`); any
+    other estimator is refitted once per comparison unit (past ``all_units``, the rate ratio's refits are one
+    batched solve, :meth:`~evallib.methods.did.rate_ratio.PoissonDiD.leave_one_out`).
+
+    Past ``all_units`` (:data:`~evallib.methods.synth.synthetic_did.LOO_ALL_UNITS`, 500) comparison units, the
+    refitted estimators leave out only ``top`` (:data:`~evallib.methods.synth.synthetic_did.LOO_UNITS`, 100) of
+    them, so that the check stays linear in units (each refit is): synthetic DiD its most heavily weighted
+    units, the synthetic control its donors (the :data:`SYNTH_DONORS` nearest, heaviest first), the others the
+    units with the most extreme pre- to post-period change of the outcome (half from each end), the ones a
+    comparison mean moves most without; and they are fitted without their placebo tests (the estimate does not
+    depend on them). Each estimate is still the exact refit without
+    its unit; the rule is in the Series' ``attrs["left_out"]`` for the check's wording.
     """
     treated, comparators = data.treated_units, data.comparison_units
     if name in ("did", "did_studentized"):  # the studentized test shares the DiD's estimate
@@ -192,16 +203,52 @@ def leave_one_out(name: str, data: DesignData) -> pd.Series:
         comp = change[comparators]
         return change[treated].mean() - (comp.sum() - comp) / (len(comp) - 1)
     if name == "synthetic_did":
-        return SyntheticDiD(transform=data.transform, outcome_label=data.outcome).leave_one_out(data.design)
+        sdid = SyntheticDiD(transform=data.transform, outcome_label=data.outcome)
+        return sdid.leave_one_out(data.design, all_units=all_units, top=top)
     one = replace(data, n_draws=1)  # one random draw when several units are treated: the estimate is all we read
-    return pd.Series(
-        {
-            u: on_log_scale(
-                fit_headline(name, one.restricted_to([*treated, *(c for c in comparators if c != u)])).row
-            ).estimate
-            for u in comparators
-        },
-        name="estimate",
+    left_out, rule, fit = list(comparators), "", fit_headline
+    if len(comparators) > all_units and top < len(comparators):
+        left_out, rule = _most_influential(name, one, top)
+        fit = _estimate_only
+    if rule and name == "rate_ratio":  # every refit in one batched solve (log rate ratios)
+        out = PoissonDiD(outcome_label=data.outcome).leave_one_out(data.design, left_out)
+    else:
+        out = pd.Series(
+            {
+                u: on_log_scale(
+                    fit(name, one.restricted_to([*treated, *(c for c in comparators if c != u)])).row
+                ).estimate
+                for u in left_out
+            },
+            name="estimate",
+        )
+    if rule:
+        out.attrs["left_out"] = rule
+    return out
+
+
+def _estimate_only(name: str, data: DesignData) -> Headline:
+    """The headline estimator's point estimate without its placebo test (the same estimate, for leave-one-out)."""
+    if name == "synthetic_control":
+        return _synthetic_control(data, placebo=False)
+    return fit_headline(name, data)
+
+
+def _most_influential(name: str, data: DesignData, top: int) -> tuple[list[str], str]:
+    """The ``top`` comparison units a large pool's leave-one-out check leaves out (unit order), and the rule in words."""
+    comparators = data.comparison_units
+    n = len(comparators)
+    if name == "synthetic_control":  # its donors (the nearest SYNTH_DONORS), heaviest first
+        donors = list(_synthetic_control(data, placebo=False).result.weights.index[:top])
+        return sorted(donors), f"the {len(donors)} donors of its synthetic control, of {n:,} comparison units"
+    wide = data.design.frame()[comparators]
+    y = np.log(wide) if data.transform == "log" and data.design.positive else wide
+    post = data.design.post
+    change = (y[post].mean() - y[~post].mean()).to_numpy()
+    order = np.argsort(change, kind="stable")
+    ends = np.concatenate([order[: top // 2], order[len(order) - (top - top // 2) :]])
+    return [comparators[i] for i in sorted(ends)], (
+        f"the {top} of {n:,} comparison units with the most extreme change from the pre- to the post-period"
     )
 
 

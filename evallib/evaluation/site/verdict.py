@@ -211,7 +211,9 @@ def judge(
             Check(
                 "leave one comparator out",
                 "agrees" if stable else "disagrees",
-                f"{label} without each comparator in turn ranges from {effect_text(lo, scale)} to "
+                f"{label} without each comparator in turn"
+                + (f" ({loo.attrs['left_out']}, a large pool)" if "left_out" in loo.attrs else "")
+                + f" ranges from {effect_text(lo, scale)} to "
                 f"{effect_text(hi, scale)}" + ("" if stable else ": one comparator changes the sign"),
             )
         )

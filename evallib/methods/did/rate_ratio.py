@@ -10,6 +10,7 @@ so the placebo test can be refitted under each null value its interval needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -41,6 +42,9 @@ from evallib.methods.inference.permutation import (
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+#: Units left out per batched solve in :meth:`PoissonDiD.leave_one_out` (its work arrays are this many x units).
+LOO_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -144,28 +148,8 @@ class PoissonDiD:
         """The rate ratio on a :class:`~evallib.methods.base.design.Design` (its counts, with its exposure as
         the offset) or on long rows with the column roles named in the settings.
         """
-        e = None
-        if isinstance(data, Design):
-            pa = data.arrays("identity", values=data.counts if data.counts is not None else data.values)
-            if data.exposure is not None:
-                e = data.row_values(data.exposure)
-            post = pa.extra["post"].astype(bool)
-            label = self.outcome_label or data.outcome
-        else:
-            extra = [self.post] + ([self.exposure] if self.exposure else [])
-            pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity", extra=extra)
-            if self.exposure:
-                e = pa.extra[self.exposure].astype(float)
-            post = as_binary(pa.extra[self.post], self.post)
-            label = self.outcome_label or self.outcome
+        pa, offset, post, label = self._prepared(data)
         y = pa.y
-        if (y < 0).any():
-            raise DataError(f"PoissonDiD: {label!r} must be non-negative counts")
-        offset = None
-        if e is not None:
-            if not np.all(e > 0):
-                raise DataError(f"PoissonDiD: the exposure of {label!r} must be positive")
-            offset = np.log(e)
         unit, units, time = pa.unit, pa.units, pa.time
         dvar = (pa.treated & post).astype(float)
         beta, mu, d_t, w, iters = fit_poisson_fe(y, dvar, unit, time, offset)
@@ -217,6 +201,70 @@ class PoissonDiD:
             # One treated unit: other units drawn without replacement; several: independent random sets.
             p_value_mc_error=mc_error(p, n_sampled, n_units - 1 if n_t == 1 else None),
         )
+
+    def _prepared(self, data: Design | pd.DataFrame) -> tuple[PanelArrays, np.ndarray | None, np.ndarray, str]:
+        """The counts as panel arrays, the log exposure (or None), each row's post flag and the outcome's label."""
+        e = None
+        if isinstance(data, Design):
+            pa = data.arrays("identity", values=data.counts if data.counts is not None else data.values)
+            if data.exposure is not None:
+                e = data.row_values(data.exposure)
+            post = pa.extra["post"].astype(bool)
+            label = self.outcome_label or data.outcome
+        else:
+            extra = [self.post] + ([self.exposure] if self.exposure else [])
+            pa = prepare_panel(data, self.outcome, self.unit, self.time, self.treated, "identity", extra=extra)
+            if self.exposure:
+                e = pa.extra[self.exposure].astype(float)
+            post = as_binary(pa.extra[self.post], self.post)
+            label = self.outcome_label or self.outcome
+        if (pa.y < 0).any():
+            raise DataError(f"PoissonDiD: {label!r} must be non-negative counts")
+        offset = None
+        if e is not None:
+            if not np.all(e > 0):
+                raise DataError(f"PoissonDiD: the exposure of {label!r} must be positive")
+            offset = np.log(e)
+        return pa, offset, post, label
+
+    def leave_one_out(self, data: Design | pd.DataFrame, units: Sequence[str] | None = None) -> pd.Series:
+        """The log rate ratio refitted without each comparison unit in turn (or each of ``units``), no inference.
+
+        Notes
+        -----
+        Leaving a unit out is the same model as giving it a total of zero (its fitted effect is then zero, so
+        it adds nothing to any period's total), so every refit is one data set of a single batched solve on the
+        data's totals (:func:`~evallib.methods.did.poisson_fe.poisson_fe_assignments`, the placebo test's
+        solver): each estimate is the fit without that unit, to the solvers' tolerance (1e-10 on the log
+        scale's steps), at the cost of one refit per :data:`LOO_BATCH` units left out. Returns the estimates
+        (log rate ratios) indexed by the unit left out.
+        """
+        pa, offset, post, _ = self._prepared(data)
+        is_t = pa.unit_treated
+        names = [str(u) for u in pa.units]
+        drop = np.flatnonzero(~is_t) if units is None else np.array([names.index(str(u)) for u in units], dtype=int)
+        n_u, n_p = pa.n_units, pa.n_periods
+        y = np.zeros((n_u, n_p))
+        y[pa.unit, pa.time] = pa.y
+        expo = np.zeros((n_u, n_p))
+        expo[pa.unit, pa.time] = 1.0 if offset is None else np.exp(offset)
+        post_t = np.zeros(n_p, bool)
+        post_t[pa.time[post]] = True
+        unit_post = (y * post_t).sum(axis=1)
+        est = []
+        for lo in range(0, len(drop), LOO_BATCH):
+            part = drop[lo : lo + LOO_BATCH]
+            rows = np.arange(len(part))
+            unit_total = np.tile(y.sum(axis=1), (len(part), 1))
+            unit_total[rows, part] = 0.0
+            unit_post_total = np.tile(unit_post, (len(part), 1))
+            unit_post_total[rows, part] = 0.0
+            period_total = y.sum(axis=0)[None] - y[part]
+            est.append(
+                poisson_fe_assignments(unit_total, period_total, unit_post_total, is_t[None], post_t, expo)[:, 0]
+            )
+        out = np.concatenate(est) if est else np.zeros(0)
+        return pd.Series(out, index=pd.Index([names[i] for i in drop], name=self.unit), name="estimate")
 
     def _placebo(
         self, pa: PanelArrays, offset: np.ndarray | None, post: np.ndarray, beta: float

@@ -218,3 +218,49 @@ def simplex_qp_active_set(
         w[idx], support[idx] = wi, sup
         done[idx[feasible & ~add]] = True
     return w / w.sum(axis=1, keepdims=True)
+
+
+#: :func:`screened_simplex_nnls` solves on a working set of columns past this many (below it, on all at once).
+SCREEN_COLUMNS = 512
+
+
+def screened_simplex_nnls(
+    A: np.ndarray, b: np.ndarray, lam: float, maxiter: int, *, start_size: int | None = None
+) -> np.ndarray:
+    """``argmin ||A x - b||^2 + (lam (sum(x) - 1))^2`` over ``x >= 0`` (SciPy's NNLS on ``A`` with a row of ``lam``).
+
+    Up to :data:`SCREEN_COLUMNS` columns, SciPy's ``nnls`` on all of them. Past it (a synthetic control with
+    many donors: at most about one nonzero weight per pre-period), NNLS on a working set, the ``start_size``
+    (default ``4 (rows + 1)``) columns whose gradient at the equal-weight point is most negative, then the
+    optimality conditions checked on every column: a column left out must have a gradient
+    ``A_j'(A x - b) + lam^2 (sum(x) - 1)`` at least 0. The last term is the same for every column and equals
+    minus the rest of the gradient on the working set's support (the weights there are optimal), so it is taken
+    from there rather than from ``sum(x) - 1``, which cancels. Violators (the ``rows + 1`` worst at a time) join
+    the set and it is solved again. The problem is convex, so once none violates them the working set's solution
+    is the whole problem's optimum: NNLS on every column up to rounding, for a few products with ``A`` (linear in
+    the columns) rather than NNLS's passes over all of them.
+    """
+    from scipy.optimize import nnls
+
+    m, n = A.shape
+    A_aug = np.vstack([A, np.full((1, n), lam)])
+    b_aug = np.append(b, lam)
+    if n <= SCREEN_COLUMNS:
+        return nnls(A_aug, b_aug, maxiter=maxiter)[0]
+    start = A.T @ (A.mean(axis=1) - b)
+    size = min(n, start_size or 4 * (m + 1))
+    work = np.sort(np.argpartition(start, size - 1)[:size])
+    x = np.zeros(n)
+    while True:
+        x[:] = 0.0
+        x[work] = nnls(A_aug[:, work], b_aug, maxiter=maxiter)[0]
+        grad = A.T @ (A[:, work] @ x[work] - b)
+        support = work[x[work] > 0]
+        level = float(np.median(grad[support])) if len(support) else 0.0
+        tol = 1e-9 * (1.0 + float(np.abs(grad).max()))
+        reduced = grad - level
+        reduced[work] = np.inf  # the working set's own conditions are NNLS's
+        bad = np.flatnonzero(reduced < -tol)
+        if len(bad) == 0 or len(work) == n:
+            return x
+        work = np.union1d(work, bad[np.argsort(reduced[bad], kind="stable")[: m + 1]])
