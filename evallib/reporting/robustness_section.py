@@ -10,6 +10,7 @@ from typing import Any, SupportsFloat
 
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.methods.synth.matching import FEATURE_LABELS, MEAN_COUNT_FEATURE
+from evallib.methods.synth.synthetic_did import LOO_ALL_UNITS, LOO_UNITS
 from evallib.reporting import plots
 from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
 from evallib.reporting.disclosure import count_cell, log_count_text
@@ -89,7 +90,7 @@ def robustness(ev: SiteEvaluation) -> HTMLBlock:
             ],
             "figure": figure_html(plots.plot_balance(b, title="Pre-period balance by comparison set"), "balance plot"),
         }
-    return HTMLBlock(str(render("robustness.html.j2", **ctx)))
+    return HTMLBlock(str(render("robustness.html.j2", loo_all=LOO_ALL_UNITS, loo_top=LOO_UNITS, **ctx)))
 
 
 #: Pre-period features on the log scale, in the unit the balance table shows them (percent, as every effect).
