@@ -159,6 +159,7 @@ def test_a_weekly_staggered_site_is_evaluated_with_the_interval_holding_the_trut
         "placebo in time",
         "leave one comparator out",
         "pre-trend test",
+        "stacked DiD",
     }
 
 

@@ -308,6 +308,12 @@ def staggered_answer(st: StaggeredAnalysis, common: OutcomeAnalysis, expected_di
         direction=direction,
         others=tuple(others),
         mde=st.mde,
+        # The start dates go to random units: the p-value is sampled, and the answer says so (as results.json does).
+        **(
+            {"placebo_draws": st.result.placebo_draws, "p_value_mc_error": st.result.p_value_mc_error}
+            if row.inference.startswith("placebo") and st.result.placebo_draws > 0
+            else {}
+        ),
         # Judged by re-fits of this estimator itself (rollout_checks.py), by the common-start sites' rule.
         verdict=st.robustness.verdict
         if st.robustness is not None

@@ -21,6 +21,7 @@ from evallib.methods.base.arrays import Transform
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import PlaceboCount
+from evallib.methods.inference.permutation import mc_error
 from evallib.methods.inference.volatility import pre_period_swing
 
 if TYPE_CHECKING:
@@ -55,6 +56,13 @@ class StaggeredPlaceboResult(EstimatorResult):
     cohort_starts: tuple[object, ...]
     cohort_sizes: tuple[int, ...]
     placebo: np.ndarray = field(repr=False)
+    #: Random placebo assignments the p-values rank the real one among (the assignments are always sampled).
+    placebo_draws: int = 0
+
+    @property
+    def p_value_mc_error(self) -> float:
+        """Monte Carlo standard error of the overall effect's sampled p-value (0 when nothing was drawn)."""
+        return mc_error(self.overall.p_value, self.placebo_draws)
 
     @property
     def rows(self) -> tuple[Estimate, ...]:  # type: ignore[override]
@@ -182,6 +190,7 @@ class StaggeredPlacebo:
             cohort_starts=tuple(design.periods[cohort_pos[g - 1]] for g in labels),
             cohort_sizes=tuple(int(sizes[g - 1]) for g in labels),
             placebo=est,
+            placebo_draws=self.n_draws,
         )
 
     def _row(

@@ -158,6 +158,7 @@ class StackedDiD:
             cohort_starts=tuple(design.periods[cohort_pos[g - 1]] for g in kept),
             cohort_sizes=tuple(int(sizes[g - 1]) for g in kept),
             placebo=est,
+            placebo_draws=self.n_draws,
             pre_periods=pre,
             post_periods=post,
             phase_in=lag,
