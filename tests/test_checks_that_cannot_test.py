@@ -154,6 +154,8 @@ def _page(rb: Robustness) -> str:
             matched=None,
             synthetic=None,
             balance=None,
+            loo_all=500,
+            loo_top=100,
         )
     )
 

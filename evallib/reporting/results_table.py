@@ -59,6 +59,12 @@ SITES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ci_low", "lower end of its 95% interval"),
     ("ci_high", "upper end of its 95% interval"),
     ("p_value", "its p-value"),
+    (
+        "placebo_draws",
+        "random placebo assignments the p-value ranks the site among, when they were sampled (several treated units, "
+        "or past 500 units for the estimators that refit); empty when every assignment was tried",
+    ),
+    ("p_value_mc_error", "the sampled p-value's Monte Carlo standard error; empty when every assignment was tried"),
     ("conclusion", "decrease, increase or no clear effect (clear when p is at most 0.05, as the interval)"),
     (
         "direction",
@@ -128,6 +134,8 @@ def sites_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 **_site_values(res),
                 "reason": res.get("reason", ""),
                 **{k: a.get(k) for k in ("estimator", "scale", "estimate", "ci_low", "ci_high", "p_value")},
+                # Only a sampled p-value has them (results.json writes neither for an exhaustive one): empty cells.
+                **{k: a.get(k) for k in ("placebo_draws", "p_value_mc_error")},
                 "conclusion": a.get("conclusion", ""),
                 "direction": a.get("direction", ""),
                 "robustness_verdict": a.get("robustness_verdict", ""),
@@ -135,7 +143,10 @@ def sites_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 "cautions": " | ".join(res.get("flags") or []),
             }
         )
-    return pd.DataFrame(rows, columns=[c for c, _ in SITES_COLUMNS])
+    frame = pd.DataFrame(rows, columns=[c for c, _ in SITES_COLUMNS])
+    frame["placebo_draws"] = pd.to_numeric(frame["placebo_draws"], errors="coerce").astype("Int64")  # 999, not 999.0
+    frame["p_value_mc_error"] = pd.to_numeric(frame["p_value_mc_error"], errors="coerce").astype(float)
+    return frame
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Any
 from evallib.evaluation.site.coverage import unit_kind
 from evallib.evaluation.site.evaluate import SiteEvaluation
 from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.evaluation.site.sampling import sampled_text
 from evallib.evaluation.site.volatile import WITHHELD
 from evallib.methods.base.results import Estimate
 from evallib.methods.inference.permutation import mc_error
@@ -219,10 +220,7 @@ def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None) -> list[s
         tests = [(label, r.placebo_draws, r.p_value_mc_error) for label, row, r in fits if _sampled_row(row, r)]
         if names is None and _sampled_row(a.pretrend, a.did):  # the pre-trend test uses the DiD's draws and seed
             tests.append(("pre-trend test", a.did.placebo_draws, mc_error(a.pretrend.p_value, a.did.placebo_draws)))
-        lines += [
-            f"{cap(a.label)}, {label}: p-value from {draws:,} random placebo assignments, Monte Carlo error {err:.3f}."
-            for label, draws, err in tests
-        ]
+        lines += [f"{cap(a.label)}, {label}: {sampled_text(draws, err)}." for label, draws, err in tests]
     return lines
 
 

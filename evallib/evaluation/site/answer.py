@@ -20,6 +20,7 @@ import numpy as np
 
 from evallib.evaluation.site.estimators import Headline
 from evallib.evaluation.site.outcome import OutcomeAnalysis
+from evallib.evaluation.site.sampling import sampled
 from evallib.evaluation.site.verdict import conclusion
 from evallib.methods.base.results import Estimate
 from evallib.methods.inference.decision import ALPHA, at_edge
@@ -50,10 +51,8 @@ def sampled_placebo(h: Headline) -> dict[str, Any]:
     (``placebo_draws``, ``p_value_mc_error``); empty when every assignment was tried (an exhaustive p-value gains
     no field). Every estimator that samples says so on its result (0 draws when exhaustive).
     """
-    draws = int(getattr(h.result, "placebo_draws", 0) or 0)
-    if draws <= 0 or not h.row.inference.startswith("placebo"):
-        return {}
-    return {"placebo_draws": draws, "p_value_mc_error": float(getattr(h.result, "p_value_mc_error", 0.0) or 0.0)}
+    draws, error = sampled(h.row, h.result)
+    return {"placebo_draws": draws, "p_value_mc_error": error} if draws > 0 else {}
 
 
 def placebo_assignments(h: Headline) -> int | None:

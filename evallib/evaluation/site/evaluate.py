@@ -18,12 +18,14 @@ import pandas as pd
 
 from evallib.errors import NotEvaluable
 from evallib.evaluation.site.answer import Answer, site_answer
-from evallib.evaluation.site.coverage import MIN_COMPARATORS_FOR_CI, load_source, unit_kind
+from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, analyse_outcome
 from evallib.evaluation.site.robustness import Robustness
+from evallib.evaluation.site.sampling import distinct_sets, smallest_p_value
 from evallib.evaluation.site.staggered_site import StaggeredAnalysis, staggered_analysis, staggered_answer
 from evallib.evaluation.site.waves import CCG_ERA_START, ProgrammeWaves, programme_waves
 from evallib.methods.base.results import TIDY_COLUMNS, Estimate, tidy_frame
+from evallib.methods.inference.decision import ALPHA, rejects
 from evallib.protocol.params import COVID_START, AnalysisSpec, SiteProtocol
 from evallib.protocol.windows import period_label
 from evallib.sources.panel import Panel
@@ -278,7 +280,11 @@ def _flags(protocol: SiteProtocol, analyses: tuple[OutcomeAnalysis, ...]) -> tup
             flags.append(
                 f"Not every one of the site's {c.units} could be analysed for {a.label} ({gone} lacked complete data)."
             )
-        if c.n_comparators < MIN_COMPARATORS_FOR_CI:
+        # Too few placebo assignments to reach 5%: fewer than 19 comparators for one treated unit, fewer distinct
+        # sets than 20 (or draws) for several.
+        n_treated = len(c.treated_used)
+        reach = smallest_p_value(distinct_sets(c.n_comparators + n_treated, n_treated), a.did.placebo_draws)
+        if not rejects(reach, ALPHA):
             flags.append(
                 f"Only {c.n_comparators} comparison {c.units} for {a.label}: too few for a finite 95% placebo interval."
             )
@@ -337,7 +343,12 @@ def evaluate_site(protocol: SiteProtocol, panel: Panel | None = None) -> SiteEva
         analyses = [analyse_outcome(protocol, data_for(primary), primary)]
         staggered = (  # a volatile site's placebo test is studentized, as its common analysis is
             staggered_analysis(
-                protocol, data_for(primary), primary, studentized=analyses[0].volatile, pretrend=analyses[0].pretrend
+                protocol,
+                data_for(primary),
+                primary,
+                studentized=analyses[0].volatile,
+                pretrend=analyses[0].pretrend,
+                pretrend_draws=analyses[0].did.placebo_draws,  # the pre-trend test shares the DiD's draws
             )
             if protocol.staggered
             else None

@@ -205,6 +205,7 @@ def analyse_outcome(protocol: SiteProtocol, panel: Panel, spec: AnalysisSpec | s
         n_post_bins=0 if es is None else sum(e >= 0 for e in es.event_times),
         synth=None if sc is None else sc.result,
         pretrend=pretrend,
+        pretrend_draws=analysis.did.placebo_draws,  # the pre-trend test shares the DiD's draws and seed
     )
     return replace(analysis, robustness=robust)
 

@@ -29,9 +29,11 @@ from evallib.evaluation.site.estimators import (
     leave_one_out,
     on_log_scale,
 )
+from evallib.evaluation.site.sampling import row_smallest_p_value, sampled
 from evallib.evaluation.site.verdict import MIN_PLACEBO_TIME_PERIODS, Check, conclusion, judge
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import RelativeMagnitudes, relative_magnitudes
+from evallib.methods.inference.permutation import mc_error
 from evallib.methods.synth.control import SynthResult
 from evallib.methods.synth.matching import MatchResult, balance_table, match_comparators
 from evallib.protocol.windows import period_label
@@ -158,6 +160,7 @@ def check_robustness(
     n_post_bins: int = 0,
     synth: SynthResult | None = None,
     pretrend: Estimate | None = None,
+    pretrend_draws: int = 0,
 ) -> Robustness:
     """Run the robustness checks of one outcome's main estimate ``main``, each a re-fit of its estimator.
 
@@ -168,8 +171,12 @@ def check_robustness(
     ``leads`` the event study's pre-period estimates by event time (the reference included as 0)
     and ``n_post_bins`` its number of post-period event times, for the parallel-trends
     sensitivity; ``synth`` the site's synthetic control (an alternative comparison set);
-    ``pretrend`` the pre-specified pre-trend test. Ratios and percent changes are compared on the
-    log scale.
+    ``pretrend`` the pre-specified pre-trend test (``pretrend_draws``: the random placebo assignments its p-value
+    ranks among, 0 when exhaustive). Ratios and percent changes are compared on the log scale. A check whose test
+    ranks among random placebo assignments (several treated units, or past 500 units for the estimators that refit)
+    states its draws and Monte Carlo error (:meth:`~evallib.evaluation.site.verdict.Check.sampled`); the fake start
+    counts only when its own assignments could reach 5%
+    (:func:`~evallib.evaluation.site.sampling.row_smallest_p_value`).
     """
     name = main.name
     judged = on_log_scale(main.row)
@@ -180,12 +187,18 @@ def check_robustness(
     # Placebo in time: a fake start halfway through the pre-period, on pre-period data only.
     pre_periods = list(design.design.periods[~design.design.post])
     placebo_time = None
+    # Each re-fit's sampled draws and Monte Carlo error, by check (none when every assignment was tried).
+    draws: dict[str, tuple[int, float]] = {}
+    time_min_p = None
     if len(pre_periods) >= MIN_PLACEBO_TIME_PERIODS:
         fake = pd.Timestamp(pre_periods[len(pre_periods) // 2])
-        r = _refit(name, design.with_fake_start(fake), is_proportion, why_not, "placebo in time")
-        if r is not None:
+        h = _refit(name, design.with_fake_start(fake), is_proportion, why_not, "placebo in time")
+        if h is not None:
+            r = h.row
             when = period_label(fake, cov.frequency)
             placebo_time = replace(r, term=f"placebo_in_time_{when}", method=f"{r.method}_placebo_in_time")
+            draws["placebo in time"] = sampled(r, h.result)
+            time_min_p = row_smallest_p_value(r, h.result)
     # Leave one comparator out: the estimate alone, re-fitted without each comparator in turn.
     loo = pd.Series([judged.estimate])
     if len(pool) > 1:
@@ -198,9 +211,10 @@ def check_robustness(
     if not is_proportion and len(pool) >= 3:
         pre_vals = values.loc[~post]
         matched = match_comparators(site_series[~post], pre_vals[pool], k=min(10, len(pool)))
-        r = _refit(name, design.restricted_to(treated + matched.units), is_proportion, why_not, "matched")
-        if r is not None:
-            matched_row = replace(r, method=f"{r.method}_matched")
+        h = _refit(name, design.restricted_to(treated + matched.units), is_proportion, why_not, "matched")
+        if h is not None:
+            matched_row = replace(h.row, method=f"{h.row.method}_matched")
+            draws["10 matched comparators"] = sampled(h.row, h.result)
         sets = {
             "all eligible": pd.Series(1.0, index=pool),
             "matched": pd.Series(1.0, index=matched.units),
@@ -209,6 +223,10 @@ def check_robustness(
         balance = balance_table(site_series[~post], pre_vals[pool], sets)
     if name == "synthetic_control":
         why_not["synthetic control"] = "the synthetic control is the primary estimate"
+    elif synth is not None:
+        draws["synthetic control"] = sampled(synth.headline, synth)
+    if pretrend is not None and pretrend_draws > 0 and pretrend.inference.startswith("placebo"):
+        draws["pre-trend test"] = (pretrend_draws, mc_error(pretrend.p_value, pretrend_draws))
     sensitivity = None
     if leads and n_post_bins:
         sensitivity = relative_magnitudes(
@@ -225,7 +243,9 @@ def check_robustness(
         pretrend=pretrend,
         estimator=name,
         why_not=why_not,
+        placebo_time_min_p=time_min_p,
     )
+    checks = tuple(c.sampled(*draws.get(c.name, (0, 0.0))) for c in checks)
     return Robustness(
         outcome=design.outcome,
         main=judged,
@@ -241,13 +261,15 @@ def check_robustness(
     )
 
 
-def _refit(name: str, design: DesignData, is_proportion: bool, why_not: dict[str, str], check: str) -> Estimate | None:
-    """The primary estimator's row on a modified design (``None``, with the reason kept, when it cannot be fitted)."""
+def _refit(name: str, design: DesignData, is_proportion: bool, why_not: dict[str, str], check: str) -> Headline | None:
+    """The primary estimator on a modified design, its row on the reader's scale (``None``, with the reason kept,
+    when it cannot be fitted); the fitted result says how its placebo test was drawn.
+    """
     try:
-        row = fit_headline(name, design).row
+        h = fit_headline(name, design)
     except FIT_ERRORS as e:
         why_not[check] = f"the re-fit failed ({e})"
         return None
     if is_proportion:  # fitted on the percentage's own scale
-        row = replace(row, scale=PERCENT_SCALES.get(row.scale, row.scale))
-    return row
+        h = replace(h, row=replace(h.row, scale=PERCENT_SCALES.get(h.row.scale, h.row.scale)))
+    return h

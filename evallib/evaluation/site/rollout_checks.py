@@ -22,10 +22,12 @@ import pandas as pd
 
 from evallib.evaluation.site.estimators import PERCENT_SCALES, on_log_scale
 from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
-from evallib.evaluation.site.verdict import agreement, judge
+from evallib.evaluation.site.sampling import smallest_p_value
+from evallib.evaluation.site.verdict import Check, agreement, judge
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
+from evallib.methods.inference.permutation import mc_error
 
 #: The checks a staggered answer gets (the matched and synthetic comparisons and the sensitivity assume one start).
 STAGGERED_CHECKS = ("placebo in time", "leave one comparator out", "stacked DiD", "pre-trend test")
@@ -52,13 +54,17 @@ def check_staggered_robustness(
     is_proportion: bool = False,
     stacked: Estimate | None = None,
     why_no_stacked: str = "",
+    stacked_draws: int = 0,
+    pretrend_draws: int = 0,
 ) -> Robustness:
     """The staggered answer's robustness checks, each a re-fit of ``estimator`` on a modified ``design``.
 
     ``placebo_in_time`` is the estimator's overall row on the fake-start design (None when the periods before
     the first start cannot hold it); ``pretrend`` the pre-trend test of the data before the first start;
     ``stacked`` the stacked DiD's overall row on the same design (None, with ``why_no_stacked``, when it could not
-    be fitted), judged by agreement with the answer.
+    be fitted), judged by agreement with the answer. The start dates go to random units, so the fake start's test
+    (the answer's draws), the stacked DiD's (``stacked_draws``) and, with several treated units, the pre-trend test's
+    (``pretrend_draws``) are sampled: each check states its draws and Monte Carlo error.
     """
     main = on_log_scale(_scaled(result.overall, is_proportion))
     why_not: dict[str, str] = {}
@@ -76,8 +82,8 @@ def check_staggered_robustness(
             loo = [float(estimator.point_estimates(design.drop(u))[0]) for u in comparators]
         except FIT_ERRORS as e:
             why_not["leave one comparator out"] = f"the re-fit failed ({e})"
-    # The smallest p-value the fake start's test can reach: one over the distinct assignments (or the draws).
-    n_assign = min(len(result.placebo), distinct_assignments(len(design.units), result.cohort_sizes))
+    # The smallest p-value the fake start's test can reach: one over the draws, or the distinct assignments if fewer.
+    min_p = smallest_p_value(distinct_assignments(len(design.units), result.cohort_sizes), result.placebo_draws)
     checks = judge(
         main,
         None if placebo_in_time is None else on_log_scale(_scaled(placebo_in_time, is_proportion)),
@@ -85,10 +91,11 @@ def check_staggered_robustness(
         None,
         None,
         None,
-        n_comparators=n_assign - 1,
+        n_comparators=len(comparators),
         pretrend=pretrend,
         estimator=estimator_label,
         why_not=why_not,
+        placebo_time_min_p=min_p,
     )
     stacked_check = agreement(
         "stacked DiD",
@@ -100,6 +107,12 @@ def check_staggered_robustness(
     # After leave-one-out, before the pre-trend test: the checks that re-fit or compare estimates, then the design's.
     ordered = [c for c in checks if c.name != "pre-trend test"] + [stacked_check]
     ordered += [c for c in checks if c.name == "pre-trend test"]
+    draws = {
+        "placebo in time": (result.placebo_draws, placebo_in_time),
+        "stacked DiD": (stacked_draws, stacked),
+        "pre-trend test": (pretrend_draws, pretrend),
+    }
+    ordered = [_sampled(c, *draws[c.name]) if c.name in draws else c for c in ordered]
     return Robustness(
         outcome=design.outcome,
         main=main,
@@ -113,6 +126,13 @@ def check_staggered_robustness(
         estimator=estimator_name,
         label=estimator_label,
     )
+
+
+def _sampled(check: Check, draws: int, row: Estimate | None) -> Check:
+    """The check with its sampled test's draws and Monte Carlo error (unchanged when nothing was drawn)."""
+    if row is None or draws <= 0 or not row.inference.startswith("placebo"):
+        return check
+    return check.sampled(draws, mc_error(row.p_value, draws))
 
 
 def _starts(design: Design) -> tuple[object, ...]:

@@ -155,12 +155,14 @@ def staggered_analysis(
     *,
     studentized: bool = False,
     pretrend: Estimate | None = None,
+    pretrend_draws: int = 0,
 ) -> StaggeredAnalysis:
     """Callaway-Sant'Anna of the site's primary outcome (``panel``: its data) with each unit's own start;
     raises NotEvaluable. ``studentized`` for a volatile site (the common analysis's rule): the placebo test
     then ranks each assignment's estimate scaled by its units' pre-period swing. ``pretrend`` is the pre-trend
     test of the data before the first start (the common analysis's, whose start is the first start), read by
-    the robustness checks; the stacked DiD is fitted beside the answer.
+    the robustness checks (``pretrend_draws``: the random placebo assignments its p-value ranks among, 0 when
+    exhaustive); the stacked DiD is fitted beside the answer.
     """
     # Every month from the pre-period to the end (a phase-in's months are other cohorts' comparisons).
     whole = replace(protocol, post_period_start="")
@@ -230,6 +232,8 @@ def staggered_analysis(
         is_proportion=is_prop,
         stacked=None if stacked is None else stacked.overall,
         why_no_stacked=why_no_stacked,
+        stacked_draws=0 if stacked is None else stacked.placebo_draws,
+        pretrend_draws=pretrend_draws,
     )
     return StaggeredAnalysis(
         outcome=spec.outcome,
@@ -326,7 +330,8 @@ def staggered_data_problem(protocol: SiteProtocol, periods: pd.Index, units: set
 
     Every start must be a period of the data after its first one (a period before it to compare with), and
     some unit outside the site must remain, or the last cohort has nothing to compare with and the placebo
-    test no unit to give a start to.
+    test no unit to give a start to. The pool is the analysis's: the include or exclude lists, then only the
+    units of ``design_pool`` when the params file fixes one (it can only narrow the pool).
     """
     if not protocol.staggered:
         return ""
@@ -346,6 +351,23 @@ def staggered_data_problem(protocol: SiteProtocol, periods: pd.Index, units: set
         pool = {c for c in protocol.comparison_include if c in upper} - treated
     else:
         pool = upper - treated - set(protocol.comparison_exclude)
+    if protocol.design_pool and pool:
+        # The analysis keeps only the pool chosen at design time (coverage.py): the same restriction, never a widening.
+        kept = pool & {c.upper() for c in protocol.design_pool}
+        kind = unit_kind(protocol.data_source)
+        if len(kept) < min(len(pool), max(1, len(protocol.unit_starts))):
+            return (
+                f"field 'design_pool' (site {protocol.site_id}) leaves {plural(len(kept), kind)} that never "
+                f"started to compare with (of {len(pool)} in the data outside the site and its exclusions); "
+                + (
+                    "no cohort has a comparison"
+                    if not kept
+                    else f"the placebo test gives the {len(protocol.unit_starts)} starts to other units, so it needs "
+                    "at least as many"
+                )
+                + ". Re-run `evallib design` for the site, or remove design_pool to use the protocol's whole pool."
+            )
+        pool = kept
     if not pool:
         last = max(s for _, s in protocol.unit_starts)
         late = ", ".join(c for c, s in protocol.unit_starts if s == last)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import pandas as pd
 
 from evallib.evaluation.site.estimators import on_log_scale
+from evallib.evaluation.site.sampling import sampled_text
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import RelativeMagnitudes
 from evallib.methods.inference.decision import ALPHA, rejects
@@ -53,15 +54,34 @@ def unbounded(row: Estimate) -> bool:
 
 @dataclass(frozen=True)
 class Check:
-    """One robustness check: its name, whether it agrees with the main conclusion, and why, in words."""
+    """One robustness check: its name, whether it agrees with the main conclusion, and why, in words.
+
+    ``placebo_draws`` and ``p_value_mc_error``: the random placebo assignments its own test ranked the re-fit among
+    and its p-value's Monte Carlo error, when they were sampled (0 when every assignment was tried, or no test ran).
+    """
 
     name: str
     status: Status
     detail: str
+    placebo_draws: int = 0
+    p_value_mc_error: float = 0.0
 
-    def to_json_dict(self) -> dict[str, str]:
-        """The check as ``results.json`` records it."""
-        return {"check": self.name, "status": self.status, "detail": self.detail}
+    def to_json_dict(self) -> dict[str, Any]:
+        """The check as ``results.json`` records it (the draws and Monte Carlo error only when sampled)."""
+        out: dict[str, Any] = {"check": self.name, "status": self.status, "detail": self.detail}
+        if self.placebo_draws > 0:
+            out |= {"placebo_draws": self.placebo_draws, "p_value_mc_error": self.p_value_mc_error}
+        return out
+
+    def sampled(self, draws: int, error: float) -> Check:
+        """The check with its test's sampled draws and Monte Carlo error, stated in its detail too; unchanged when
+        nothing was sampled (``draws`` 0) or the check did not run.
+        """
+        if draws <= 0 or self.status == "not run":
+            return self
+        return replace(
+            self, detail=f"{self.detail} ({sampled_text(draws, error)})", placebo_draws=draws, p_value_mc_error=error
+        )
 
 
 def effect_text(value: float, scale: str) -> str:
@@ -155,14 +175,21 @@ def judge(
     pretrend: Estimate | None = None,
     estimator: str = "did",
     why_not: Mapping[str, str] | None = None,
+    placebo_time_min_p: float | None = None,
 ) -> tuple[Check, ...]:
-    """Judge each check of ``main`` (on the log scale for proportional effects) by what it can show."""
+    """Judge each check of ``main`` (on the log scale for proportional effects) by what it can show.
+
+    ``placebo_time_min_p`` is the smallest p-value the fake start's own test can give, from the assignments it
+    ranks the re-fit among (:func:`~evallib.evaluation.site.sampling.row_smallest_p_value`); when None, that of one
+    treated unit tried against each of ``n_comparators`` in turn, ``1 / (n_comparators + 1)``.
+    """
     why_not = why_not or {}
     label = ESTIMATOR_LABELS.get(estimator, estimator)
     scale = main.scale
     checks = []
-    # A placebo test is only worth running when it could reject: with one treated unit
-    # its smallest attainable p is 1 / (comparators + 1).
+    # A placebo test is only worth counting when it could reject: its smallest attainable p-value is one over the
+    # assignments it ranks the re-fit among (1 / (comparators + 1) for one treated unit tried against each in turn).
+    min_p = 1 / (n_comparators + 1) if placebo_time_min_p is None else placebo_time_min_p
     if placebo_time is None:
         checks.append(
             Check(
@@ -171,9 +198,7 @@ def judge(
                 why_not.get("placebo in time", f"fewer than {MIN_PLACEBO_TIME_PERIODS} periods before the start"),
             )
         )
-    elif not rejects(1 / (n_comparators + 1), ALPHA) or (
-        unbounded(placebo_time) and not rejects(placebo_time.p_value, ALPHA)
-    ):
+    elif not rejects(min_p, ALPHA) or (unbounded(placebo_time) and not rejects(placebo_time.p_value, ALPHA)):
         checks.append(
             Check(
                 "placebo in time",
