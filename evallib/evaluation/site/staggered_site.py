@@ -22,6 +22,7 @@ from evallib.evaluation.site.coverage import analysis_frame, unit_kind
 from evallib.evaluation.site.outcome import OutcomeAnalysis, outcome_design
 from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
 from evallib.evaluation.site.rollout_checks import check_staggered_robustness
+from evallib.evaluation.site.sampling import sampled
 from evallib.evaluation.site.units import area_data
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
@@ -304,6 +305,7 @@ def staggered_answer(st: StaggeredAnalysis, common: OutcomeAnalysis, expected_di
         agrees = c == main or c == "unknown"
         label = f"{h.label} (one common start)"
         others.append(View(name, label, h.row, c, agrees, "" if agrees else why, **sampled_placebo(h)))
+    draws, error = sampled(row, st.result)  # (0, 0.0) when every assignment was tried: no field is written
     return Answer(
         estimator=ESTIMATOR,
         label=LABEL,
@@ -313,11 +315,8 @@ def staggered_answer(st: StaggeredAnalysis, common: OutcomeAnalysis, expected_di
         others=tuple(others),
         mde=st.mde,
         # The start dates go to random units: the p-value is sampled, and the answer says so (as results.json does).
-        **(
-            {"placebo_draws": st.result.placebo_draws, "p_value_mc_error": st.result.p_value_mc_error}
-            if row.inference.startswith("placebo") and st.result.placebo_draws > 0
-            else {}
-        ),
+        placebo_draws=draws,
+        p_value_mc_error=error,
         # Judged by re-fits of this estimator itself (rollout_checks.py), by the common-start sites' rule.
         verdict=st.robustness.verdict
         if st.robustness is not None
