@@ -5,7 +5,8 @@ comparison sets agree when they have the main estimate's sign and overlapping in
 not asked for); the pre-specified pre-trend test must not find diverging trends; the parallel-trends sensitivity is
 reported beside the verdict, never counted; a check that did not run says "not run", never "agrees". A check that ran
 but could not have disagreed says "could not test", never "agrees", and counts neither way: a placebo test whose
-smallest attainable p-value is above 5% (too few placebo assignments to reject), or a comparison whose 95% interval
+smallest attainable p-value is above 5% (too few placebo assignments to reject: counted from the assignments its own
+test ranks among, :mod:`evallib.evaluation.site.sampling`), or a comparison whose 95% interval
 has no finite end (it holds every value, so it overlaps any interval, and the sign of its estimate is not a test). Effects are worded in percent (logs) or percentage points, never in log units.
 Every significance here is :func:`evallib.methods.inference.decision.rejects` (``p <= alpha``), the rule the
 intervals invert.
