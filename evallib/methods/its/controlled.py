@@ -7,6 +7,8 @@ fake sites' and the interval inverts that same test, so the two always agree.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -189,7 +191,7 @@ class ControlledITS:
         Xcf = X.assign(**{c: 0.0 for c in level_cols}).to_numpy()
         back = np.exp if self.transform == "log" else (lambda v: v)
         est.setflags(write=False)
-        draws = 0 if k == 1 else len(sets)  # several treated units: independent random fake sites
+        draws = 0 if k == 1 or math.comb(len(comp), k) <= self.n_draws else len(sets)  # sampled: random fake sites
         return ControlledITSResult(
             rows=tuple(rows),
             observed=pd.Series(back(series[0]), index=index, name="relative"),
@@ -211,6 +213,10 @@ class ControlledITS:
         """
         if k == 1:
             return np.arange(n_comp)[:, None]
+        if math.comb(n_comp, k) <= self.n_draws:
+            # Few distinct fake sites: every one once. Random draws would repeat them and let the p-value fall
+            # below 1 / (distinct sets + 1), a precision the few fake sites cannot give.
+            return np.array(list(itertools.combinations(range(n_comp), k)), np.intp)
         return random_sets(n_comp, k, self.n_draws, self.seed)
 
     def _relative(self, site: np.ndarray, pool: np.ndarray, k: int, n_pool: int) -> np.ndarray:
