@@ -99,7 +99,7 @@ class ControlledITS:
     regression absorbs a steady divergence.
 
     Inference is placebo-in-space: each comparison unit (or random set of as many units as
-    are treated) is a fake site against the other comparison units, the real treated
+    are treated; every distinct set once when there are no more of them than ``n_draws``) is a fake site against the other comparison units, the real treated
     units left out, and refitted. The p-value is the share of assignments whose
     |estimate| is at least the real one's (the real one counted). Each term is a linear
     function of the relative series (OLS), and an effect ``tau`` on the treated units'
