@@ -115,3 +115,29 @@ def test_evallib_design_sizes_a_staggered_site_with_its_own_estimator(tmp_path: 
     assert "33 months of follow-up" in said and "Recommended comparison pool" in said
     table = pd.read_csv(tmp_path / "design.csv")
     assert set(table["estimator"]) == {STAGGERED_ESTIMATOR}
+
+
+@pytest.mark.integration
+def test_a_weekly_staggered_site_is_sized_in_weeks_near_its_reported_mde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weekly roll-out of tests/test_weekly_staggered.py: 78 weeks before the first start hold a 31-week fake
+    follow-up for the last cohort (its real one is 63 weeks, said in a note); predicted 0.082 against 0.090 reported."""
+    from evallib.evaluation.site.evaluate import evaluate_site
+    from evallib.protocol.params import SiteProtocol
+    from evallib.protocol.paths import ROOT_ENV
+
+    from .test_weekly_staggered import _mapping, weekly_rollout
+
+    weekly_rollout().to_csv(tmp_path / "w.csv", index=False)
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    p = SiteProtocol.from_mapping(_mapping(), str(tmp_path / "weekly_rollout.yaml"))
+    d = staggered_design(p)
+    t = d.table
+    assert d.period_word == "week" and set(t["follow_up"]) == {79}  # 3 Jul 2017 to 31 Dec 2018
+    assert (t["fake_post"] == 31).all() and any("31 weeks for the last cohort, not its 63" in n for n in d.notes)
+    assert d.choice()["data_end"] == "2017-06-26"
+    predicted = float(t[t["pool"] == "protocol"]["mde"].iloc[0])
+    ev = evaluate_site(p)
+    assert ev.answer is not None and ev.answer.estimator == STAGGERED_ESTIMATOR
+    assert 1 / 1.5 <= predicted / ev.answer.mde <= 1.5, (predicted, ev.answer.mde)

@@ -9,7 +9,7 @@ history before the pre-period (none, as in the example, or two more years) drawn
 report's placebo assignments give the start to random sets of areas, the real ones among them, so a true effect in
 the site's own areas widens the reported placebo distribution, which data before the start cannot show (the worked
 example's true 8% fall in 3 of its 40 areas is why its predicted MDE is 0.6 of the reported one: the same data
-without the fall give 0.9-1.1; measured below at :data:`EFFECT_SITES` sites with the example's fall).
+without the fall give 0.87-1.06 at four seeds; measured below at :data:`EFFECT_SITES` sites with the example's fall).
 
 For each site the design step's MDE for the answer's estimator at the protocol's pool and 53 weeks (data up to the
 start only) is set against ``evaluate_site(p).answer.mde``. Measured values: tests/montecarlo/README.md.

@@ -138,9 +138,10 @@ def staggered_design(
     top = table["mde"].replace(np.inf, np.nan).max()
     effects = np.linspace(0, 3 * (top if np.isfinite(top) and top > 0 else abs(hoped)), 41)
     notes = [*hist.notes]
+    word = "week" if weekly else ("month" if step == 1 else "period")
     if fake_follow < own - span:
         notes.append(
-            f"the history holds a fake follow-up of {fake_follow} periods for the last cohort, not its "
+            f"the history holds a fake follow-up of {fake_follow} {word}s for the last cohort, not its "
             f"{own - span}: the MDE shown is for the shorter follow-up"
         )
     return SiteDesign(
