@@ -7,6 +7,7 @@ January 2012) is sized from the 51 months before April 2016 only.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -115,6 +116,10 @@ def test_evallib_design_sizes_a_staggered_site_with_its_own_estimator(tmp_path: 
     assert "33 months of follow-up" in said and "Recommended comparison pool" in said
     table = pd.read_csv(tmp_path / "design.csv")
     assert set(table["estimator"]) == {STAGGERED_ESTIMATOR}
+    page = (tmp_path / "design.html").read_text(encoding="utf-8")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", page, flags=re.S)))
+    assert "started at different dates" in text and "every cohort's start is moved back" in text
+    assert "every comparison unit in turn plays the site" not in text  # the common-start method is not claimed
 
 
 @pytest.mark.integration
