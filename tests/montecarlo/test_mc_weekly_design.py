@@ -11,6 +11,11 @@ the site's own areas widens the reported placebo distribution, which data before
 example's true 8% fall in 3 of its 40 areas is why its predicted MDE is 0.6 of the reported one: the same data
 without the fall give 0.87-1.06 at four seeds; measured below at :data:`EFFECT_SITES` sites with the example's fall).
 
+A second check sizes :data:`ROLLOUTS` simulated weekly roll-outs (``tests/test_weekly_staggered.py``'s: four areas
+starting in July and October 2017, 30 to 60 areas, no effect) with the staggered design step
+(:func:`~evallib.evaluation.studies.rollout_design.staggered_design`: Callaway-Sant'Anna's placebo test with every
+cohort's start moved back into the 78 weeks before the first start) against the staggered answer's reported MDE.
+
 For each site the design step's MDE for the answer's estimator at the protocol's pool and 53 weeks (data up to the
 start only) is set against ``evaluate_site(p).answer.mde``. Measured values: tests/montecarlo/README.md.
 """
@@ -39,6 +44,8 @@ pytestmark = pytest.mark.montecarlo
 SITES = 40
 EFFECT_SITES = 10
 SEED = 52
+#: Simulated weekly roll-outs (staggered starts), no effect.
+ROLLOUTS = 30
 START = pd.Timestamp("2018-01-01")
 
 
@@ -142,3 +149,49 @@ def test_weekly_design_predicts_the_reported_mde_within_20_percent_at_most_simul
     assert share >= 0.8 - 3 * se  # the monthly design step's 80%, within 3 Monte Carlo SE
     assert abs(median - 1) <= 3 * se_median  # no bias without an effect, within 3 Monte Carlo SE
     assert float(np.median(with_effect)) < median  # a true effect in the site widens the reported placebos
+
+
+def test_staggered_design_predicts_the_reported_mde_of_simulated_weekly_rollouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evallib.evaluation.studies.rollout_design import STAGGERED_ESTIMATOR, staggered_design
+
+    from .. import test_weekly_staggered as rollout
+
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    monkeypatch.setattr(rollout, "TRUE_LOG", 0.0)  # no effect: the reported placebos are the design's kind
+    rng = np.random.default_rng(SEED + 2)
+    ratios = []
+    for i in range(ROLLOUTS):
+        name = f"r{i}.csv"
+        rollout.weekly_rollout(seed=int(rng.integers(1 << 30)), n_areas=int(rng.integers(30, 61))).to_csv(
+            tmp_path / name, index=False
+        )
+        m = rollout._mapping(site_id=f"ROLL{i}")
+        m["data_source"] = {**m["data_source"], "path": name}  # type: ignore[dict-item]
+        p = SiteProtocol.from_mapping(m, str(tmp_path / f"ROLL{i}.yaml"))
+        forget_histories()
+        predicted = float(staggered_design(p).table.set_index("pool").loc["protocol", "mde"])
+        answer = evaluate_site(p).answer
+        assert answer is not None and answer.estimator == STAGGERED_ESTIMATOR and math.isfinite(answer.mde)
+        ratios.append(predicted / answer.mde)
+    r = np.array(ratios)
+    err = np.abs(r - 1)
+    share = float(np.mean(err <= 0.2))
+    se = math.sqrt(max(share * (1 - share), 0.8 * 0.2) / len(r))
+    median = float(np.median(r))
+    se_median = 1.2533 * float(np.std(r, ddof=1)) / math.sqrt(len(r))
+    record(
+        "staggered design step MDE (weekly)",
+        "simulated weekly roll-outs, no effect",
+        len(r),
+        within_20=share,
+        median_abs_error=float(np.median(err)),
+        median_ratio=median,
+        mc_se=se,
+    )
+    print(
+        f"roll-outs within 20%: {share:.3f} of {len(r)}; median ratio {median:.3f}; {np.round(np.sort(r), 2).tolist()}"
+    )
+    assert share >= 0.8 - 3 * se  # the design step's stated accuracy, within 3 Monte Carlo SE
+    assert abs(median - 1) <= 3 * se_median
