@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from evallib.evaluation.studies.design import design_site
+from evallib.evaluation.studies.rollout_design import staggered_design
 from evallib.pipeline.preregister import load_site, refuse_if_results, write_site_choice
 from evallib.reporting.design_page import write_design
 
@@ -31,7 +32,11 @@ def run_design(
     path, protocol = load_site(root, site, params_dir)
     if write and not force:
         refuse_if_results(root, protocol.site_id)  # before the design step's work, not after
-    result = design_site(replace(protocol, design_pool=()), hoped_for_percent=hoped_for, share=share)
+    protocol = replace(protocol, design_pool=())
+    if protocol.staggered:  # sized with the staggered answer's own estimator and placebo test
+        result = staggered_design(protocol, hoped_for_percent=hoped_for, share=share)
+    else:
+        result = design_site(protocol, hoped_for_percent=hoped_for, share=share)
     target = out if out is not None else Path("scratch") / protocol.site_id
     base = root if not target.is_absolute() else Path(target.anchor)
     files = write_design(result, root / target if not target.is_absolute() else target, base)

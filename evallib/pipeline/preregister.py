@@ -19,6 +19,7 @@ import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable, ParamsError
 from evallib.evaluation.studies.design import DESIGN_ESTIMATORS, SiteDesign, design_site
+from evallib.evaluation.studies.rollout_design import staggered_design
 from evallib.protocol.generator import DESIGN_POOLS_FILE, design_pool_comment
 from evallib.protocol.params import SiteProtocol, find_params, load_params
 from evallib.protocol.safe_yaml import parse_params_text
@@ -45,8 +46,12 @@ def design_for_choice(protocol: SiteProtocol, panel: Panel | None = None) -> Sit
 
     A ``design_pool`` already in the protocol is set aside, so the candidates are the rule's pools (the choice
     does not feed on itself); the estimators are those the site's answer can come from.
+    A staggered site is sized with its own answer's estimator, Callaway-Sant'Anna's placebo test with every
+    cohort's start moved back into the history (:func:`~evallib.evaluation.studies.rollout_design.staggered_design`).
     """
     protocol = replace(protocol, design_pool=())
+    if protocol.staggered:
+        return staggered_design(protocol, panel=panel)
     wanted = tuple(e for e in DESIGN_ESTIMATORS if e in (protocol.primary_estimator, "did_studentized"))
     estimators = wanted if protocol.primary_estimator in DESIGN_ESTIMATORS else DESIGN_ESTIMATORS
     return design_site(protocol, panel=panel, estimators=estimators, follow_ups=())
@@ -68,7 +73,7 @@ def write_choices(root: Path, params_dir: Path, jobs: int | None = None) -> tupl
     paths = []
     for path in find_params(folder):
         protocol = load_params(path)
-        if not protocol.not_evaluable_reason and not protocol.staggered:
+        if not protocol.not_evaluable_reason:
             paths.append(path)
     jobs = max(1, jobs or os.cpu_count() or 1)
     if jobs == 1:

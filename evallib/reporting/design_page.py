@@ -103,6 +103,7 @@ def design_html(result: SiteDesign) -> str:
         figure=figure_html(plot_power_curve(result), "power against the true effect for each follow-up"),
         head=[f"Follow-up ({result.period_word}s)" if h == _HEAD[2] else h for h in _HEAD],
         period=result.period_word,
+        staggered=result.primary_estimator == "callaway_santanna",
         rows=rows,
         notes=list(result.notes),
         title=f"Design: {result.site_id}",

@@ -61,7 +61,7 @@ TABLE_COLUMNS = [
 ]
 
 
-def _percent(effect: float, scale: str, direction: str) -> float:
+def as_percent(effect: float, scale: str, direction: str) -> float:
     """A magnitude on the log scale as a percentage change in ``direction`` (points stay points)."""
     if scale != "log" or not math.isfinite(effect):
         return effect
@@ -202,7 +202,7 @@ class SiteDesign:
     def verdict(self) -> str:
         """The answer in words: whether the hoped-for effect can be detected, with which pool, after how long."""
         unit = "%" if self.scale == "log" else " percentage points"
-        area = abs(_percent(abs(self.hoped_for_area), self.scale, self.expected_direction))
+        area = abs(as_percent(abs(self.hoped_for_area), self.scale, self.expected_direction))
         what = f"a {self.hoped_for_percent:g}{unit} {self.expected_direction}"
         if self.share < 1:
             what += f" in a group making up {self.share:.0%} of the area's {self.outcome.replace('_', ' ')} (about {area:.2g}{unit} at area level)"
@@ -387,7 +387,7 @@ def _row(
         "spread_factor": cell.factor,
         "mde": mde,
         "mde_expected_direction": tests.detectable(POWER, direction),  # type: ignore[arg-type]
-        "mde_percent": _percent(mde, hist.scale, direction),
+        "mde_percent": as_percent(mde, hist.scale, direction),
         "ci_width": width,
         "fake_start_rejection": rejection,
         "holds_size": bool(holds),
