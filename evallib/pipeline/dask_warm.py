@@ -1,12 +1,13 @@
 """Warm Dask workers: sites run on a Dask cluster the way the local forked executor runs them, from shipped files.
 
-The client sends each task what the site's notebook reads from the project: the notebook template, the
-site's params file, any own-data files the params name inside the project (and the project's ``evallib.toml``),
-as bytes in the task's arguments (nothing is scattered, so a cluster without workers cannot hang the
-submission), with the bundled data windows the batch will harmonise and the project's git state. On the worker, the first task imports evallib
-and warms what the forked executor warms (:func:`evallib.pipeline.executor.warm_up`: the libraries, the data
-windows, matplotlib); every task then lays the files out in a private temporary project and runs the site
-exactly as a local run does (:func:`evallib.pipeline.execute.safe_execute` with the forked executor: a child
+The client sends each task what the site's notebook reads from the project: the notebook template, the site's
+params file, the own-data files the params name (in the project or in a data folder it names: :func:`site_files`)
+and the project's ``evallib.toml``, as bytes in the task's arguments (nothing is scattered, so a cluster without
+workers cannot hang the submission), with the bundled data windows the batch will harmonise and the project's git
+state. On the worker, the first task imports evallib, warms what the forked executor warms
+(:func:`evallib.pipeline.executor.warm_up`: the libraries, the data windows, matplotlib) and stops Dask's stack
+profiler (:func:`calm_worker`); every task then lays the files out in a private temporary project and runs the
+site exactly as a local run does (:func:`evallib.pipeline.execute.safe_execute` with the forked executor: a child
 forked after the warm-up executes the notebook, the page is rendered and checked against the fingerprint).
 The site's finished files come back to the client as bytes; the client, which holds the outputs lock, writes
 them into its own staging folder, signs the run record with its own key and swaps the folder in
