@@ -41,3 +41,22 @@ def test_the_first_task_on_a_worker_stops_its_profiler_and_slows_its_housekeepin
 
 def test_calming_outside_a_worker_does_nothing() -> None:
     dask_warm._calm_this_worker()  # no worker: returns without error
+
+
+def test_the_client_slows_the_schedulers_and_nannies_housekeeping() -> None:
+    def every(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[str, float]:
+        server = dask_worker if dask_worker is not None else dask_scheduler
+        return {n: server.periodic_callbacks[n].callback_time for n in ("tick", "monitor")}
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert client.run_on_scheduler(every)["tick"] < dask_warm.CALMER_MS["tick"]  # Dask's default
+        dask_warm.calm_cluster(client)
+        [nanny] = client.run(every, nanny=True).values()
+        scheduler = client.run_on_scheduler(every)
+    for server in (nanny, scheduler):
+        assert server == {n: dask_warm.CALMER_MS[n] for n in ("tick", "monitor")}

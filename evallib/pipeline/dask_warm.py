@@ -229,9 +229,37 @@ def calm_worker(worker: Any) -> None:
     for name in PROFILER_CALLBACKS:
         if name in callbacks:
             callbacks[name].stop()
-    for name, ms in CALMER_MS.items():
-        if name in callbacks and callbacks[name].callback_time < ms:
-            callbacks[name].callback_time = ms  # takes effect from the callback's next run
+    _slower(CALMER_MS)(worker)
+
+
+def _slower(every_ms: dict[str, int]) -> Any:
+    """A function slowing a Dask server's housekeeping callbacks to ``every_ms``; nested, so Dask sends it by
+    value and a scheduler without evallib installed can run it.
+    """
+
+    def slow(dask_worker: Any = None, dask_scheduler: Any = None) -> None:
+        server = dask_worker if dask_worker is not None else dask_scheduler
+        for name, ms in every_ms.items():
+            callback = server.periodic_callbacks.get(name)
+            if callback is not None and callback.callback_time < ms:
+                callback.callback_time = ms  # takes effect from the callback's next run
+
+    return slow
+
+
+def calm_cluster(client: Any) -> None:
+    """Slow the housekeeping (:data:`CALMER_MS`) of the scheduler and the workers' nannies ``client`` reaches.
+
+    Each polls for as long as the run lasts (about 1 s of CPU a minute each at Dask's defaults, so a loaded
+    machine that stretches the run stretches it too). Only diagnostics slow: the dashboard's system graphs and
+    the event-loop health check. Best effort: a nanny or scheduler that cannot run it is left as it was.
+    """
+    slow = _slower(CALMER_MS)
+    try:
+        client.run(slow, nanny=True, on_error="ignore")
+        client.run_on_scheduler(slow)
+    except Exception:  # noqa: BLE001 - a cluster that refuses runs as it is; only its housekeeping costs more
+        pass
 
 
 def _calm_this_worker() -> None:
