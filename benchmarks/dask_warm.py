@@ -1,14 +1,17 @@
 """CPU of a batch on warm Dask workers against the local forked run of the same sites.
 
-A real scheduler (``dask scheduler``) and two workers (``dask worker --nthreads 1``, each with its nanny) on 127.0.0.1,
-started in a folder of their own (not the project); the client is ``evallib run --scheduler``. Each run starts
+A real scheduler (``dask scheduler``) and two workers (plain ``dask worker --nthreads 1``, each with its nanny and
+Dask's default configuration) on 127.0.0.1, started in a folder of their own (not the project); the client is
+``evallib run --scheduler``. The first site on each worker stops its stack profiler and slows its housekeeping
+(``dask_warm.calm_worker``); ``--lean`` also starts the workers without a nanny and the whole cluster with the
+profiler off and calmer housekeeping in its configuration (``LEAN``), for comparison. Each run starts
 from fresh processes and is timed as CPU time of everything it started (client, scheduler, workers and every
 process they fork; ``RUSAGE_CHILDREN`` once all have exited), so imports and warm-up count on both sides.
 Rounds are interleaved (local, Dask, local, Dask, ...); the minimum and median of each are printed with their
 ratio, and the two runs' results are checked equal first (``tools/compare_results.py``).
 
     python benchmarks/dask_warm.py                  # 8 sites, 2 rounds
-    python benchmarks/dask_warm.py --sites all --rounds 1
+    python benchmarks/dask_warm.py --sites all --rounds 1   # the full batch
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
         _evallib(root, "--scheduler", address, env=env)
         client = _children_cpu() - client_before
         parts = {"scheduler": _cpu_tree(scheduler.pid), "workers": sum(_cpu_tree(w.pid) for w in workers)}
-        print(f"  dask: client {client:.1f} s, " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()) + " (live)")
+        shown = ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
+        print(f"  dask: client {client:.1f} s, {shown} (live, before they exit)", flush=True)
     finally:
         for p in [*workers, scheduler]:  # SIGTERM: each exits after reaping what it forked
             p.send_signal(signal.SIGTERM)
@@ -151,7 +155,7 @@ def main() -> None:
         for i in range(args.rounds):
             times["local"].append(run_local(local))
             times["dask"].append(run_dask(on_dask, workdir, args.lean))
-            print(f"round {i + 1}: local {times['local'][-1]:.1f} s, dask {times['dask'][-1]:.1f} s")
+            print(f"round {i + 1}: local {times['local'][-1]:.1f} s, dask {times['dask'][-1]:.1f} s", flush=True)
             if i == 0:
                 compare = [sys.executable, str(ROOT / "tools" / "compare_results.py"), str(local / "outputs")]
                 same = subprocess.run([*compare, str(on_dask / "outputs")], capture_output=True, text=True)

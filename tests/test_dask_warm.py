@@ -125,6 +125,15 @@ def test_warm_dask_run_matches_local_run_without_reading_the_project(tmp_path: P
     with _cluster() as cluster, distributed.Client(cluster) as client:
         _wall_off(client, on_dask, tmp_path / "elsewhere")
         result = run_batch(None, root=on_dask, progress=False, scheduler=cluster.scheduler_address)
+
+        def profiling(dask_worker: Any) -> tuple[bool, bool]:
+            from evallib.pipeline import dask_warm
+
+            running = dask_worker.periodic_callbacks["profile"].is_running()
+            return bool(dask_warm._WARMED), running
+
+        states = list(client.run(profiling).values())
+    assert (True, False) in states and (True, True) not in states  # a warm worker's profiler is stopped
     assert result.exit_code == 0, result.runs
     assert {r.site_id: r.status for r in result.runs} == {
         "S01": "evaluated",

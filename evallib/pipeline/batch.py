@@ -299,6 +299,7 @@ def _run_on_dask(
 def _submit_warm(client: Any, batch: list[SiteJob], root: Path, timeout: float) -> dict[Any, SiteJob]:
     """Submit each site to warm workers with the files it reads, the data windows and the git state."""
     windows, env, template = tuple(_windows(batch)), dask_warm.site_env(root), (root / TEMPLATE).read_bytes()
+    dask_warm.calm_cluster(client)  # the scheduler's and nannies' housekeeping; each worker calms itself
     jobs = {}
     for job in batch:
         files = dask_warm.site_files(root, job, template)

@@ -1,12 +1,13 @@
 """Warm Dask workers: sites run on a Dask cluster the way the local forked executor runs them, from shipped files.
 
-The client sends each task what the site's notebook reads from the project: the notebook template, the
-site's params file, any own-data files the params name inside the project (and the project's ``evallib.toml``),
-as bytes in the task's arguments (nothing is scattered, so a cluster without workers cannot hang the
-submission), with the bundled data windows the batch will harmonise and the project's git state. On the worker, the first task imports evallib
-and warms what the forked executor warms (:func:`evallib.pipeline.executor.warm_up`: the libraries, the data
-windows, matplotlib); every task then lays the files out in a private temporary project and runs the site
-exactly as a local run does (:func:`evallib.pipeline.execute.safe_execute` with the forked executor: a child
+The client sends each task what the site's notebook reads from the project: the notebook template, the site's
+params file, the own-data files the params name (in the project or in a data folder it names: :func:`site_files`)
+and the project's ``evallib.toml``, as bytes in the task's arguments (nothing is scattered, so a cluster without
+workers cannot hang the submission), with the bundled data windows the batch will harmonise and the project's git
+state. On the worker, the first task imports evallib, warms what the forked executor warms
+(:func:`evallib.pipeline.executor.warm_up`: the libraries, the data windows, matplotlib) and stops Dask's stack
+profiler (:func:`calm_worker`); every task then lays the files out in a private temporary project and runs the
+site exactly as a local run does (:func:`evallib.pipeline.execute.safe_execute` with the forked executor: a child
 forked after the warm-up executes the notebook, the page is rendered and checked against the fingerprint).
 The site's finished files come back to the client as bytes; the client, which holds the outputs lock, writes
 them into its own staging folder, signs the run record with its own key and swaps the folder in
@@ -44,42 +45,105 @@ from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, remove_tree
 from evallib.reporting.signing import KEY_ENV, sign, site_record_fields
 from evallib.reporting.static_site import scrub_paths
-from evallib.sources.files import SETTINGS_FILE, FileSource
+from evallib.sources.files import SETTINGS_FILE, SHIPPED, FileSource, data_folders, max_data_bytes, read_checked
 
 #: The files of a published site's folder that come back from a worker.
 REPORT_FILES = ("results.json", "run.json", "report.html", "report.ipynb")
 _COMMIT_ENV = "EVALLIB_GIT_COMMIT"
+#: Where own-data files from data folders outside the client's project travel, and the file saying where each
+#: path a params file names went (:func:`site_files`); neither is a path in the project.
+OUTSIDE = ".evallib-data-folders"
+MANIFEST = ".evallib-shipped.json"
 #: One BLAS thread per process, as `evallib run` and a Dask nanny set them: results then match to the last bit.
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _LOCK = threading.Lock()  # one site at a time per worker process: the site's environment is process-wide
 _WARMED: set[tuple[Any, ...]] = set()
+#: The worker's stack profiler (Dask samples every thread's stack every 10 ms for its dashboard): stopped once
+#: the worker is warm, since its cost grows with the run and was most of a default worker's overhead.
+PROFILER_CALLBACKS = ("profile", "profile-cycle")
+#: Housekeeping slowed to at most this often (ms; Dask's defaults: event-loop tick 20, system monitor 500,
+#: memory monitor 100): each polls for as long as the run lasts; none of them is needed faster by a site.
+CALMER_MS = {"tick": 1000, "monitor": 5000, "memory_monitor": 1000}
 
 
 def site_files(root: Path, job: SiteJob, template: bytes | None = None) -> dict[str, bytes]:
     """What ``job``'s notebook reads from the project, as bytes by project-relative path.
 
     The notebook template (``template`` when the caller read it once for the batch), the site's params file,
-    the project's ``evallib.toml`` (when there is one) and each own-data file the params name by a relative
-    path inside the project. A data file named by an absolute path, or in a data folder outside the project,
-    is not shipped: workers must see it at that path.
+    the project's ``evallib.toml`` (when there is one) and each own-data file the params name, checked and
+    read as a local run reads it (:func:`evallib.sources.files.read_checked`: inside the project or a data
+    folder ``evallib.toml`` names, a regular file under the size limit, the checked path opened without
+    following a link). A file in the project travels under its project-relative path; a file in a data folder
+    outside it under ``OUTSIDE/<folder's place in the list>/<folder's name>/<path in it>``, laid out beside
+    the worker's project (:func:`run_site`). Where the params name a file otherwise (an absolute path, ``..``,
+    a link), :data:`MANIFEST` says where it went. A file that fails the checks is not shipped: the worker's
+    run then fails on it as a local run does.
     """
     files = {TEMPLATE.as_posix(): template if template is not None else (root / TEMPLATE).read_bytes()}
     files[job.params_file] = (root / job.params_file).read_bytes()
     if (root / SETTINGS_FILE).is_file():
         files[SETTINGS_FILE] = (root / SETTINGS_FILE).read_bytes()
-    real_root = root.resolve()
     try:
         protocol = SiteProtocol.from_mapping(job.parameters)
+        folders = data_folders(root)
     except EvalLibError:
         return files  # preflight has refused it already
+    paths: dict[str, str] = {}
+    outside: dict[int, str] = {}
     for spec in protocol.analyses:
         source = spec.data_source
-        if not isinstance(source, FileSource) or Path(source.path).is_absolute():
+        if not isinstance(source, FileSource):
             continue
-        real = (root / source.path).resolve()
-        if real.is_relative_to(real_root) and real.is_file():
-            files.setdefault(real.relative_to(real_root).as_posix(), real.read_bytes())
+        try:
+            real, data = read_checked(source.path, root)
+        except EvalLibError:
+            continue
+        if real.is_relative_to(folders[0]):
+            name = real.relative_to(folders[0]).as_posix()
+        else:  # the first named folder holding it, as the published name (display_path) takes it
+            i = next(i for i, f in enumerate(folders) if real.is_relative_to(f))
+            if not folders[i].name:
+                continue  # a data folder at / cannot be laid out under its name
+            outside[i] = folders[i].name
+            name = f"{OUTSIDE}/{i}/{folders[i].name}/{real.relative_to(folders[i]).as_posix()}"
+        files.setdefault(name, data)
+        if str(Path(source.path)) != name:
+            paths[str(Path(source.path))] = name
+    if paths:
+        cap = max_data_bytes(root) // 2**20
+        manifest = {"paths": paths, "folders": sorted(outside.items()), "max_megabytes": cap}
+        files[MANIFEST] = json.dumps(manifest).encode()
     return files
+
+
+def _lay_out(files: dict[str, bytes], base: Path) -> Path:
+    """Write ``files`` (:func:`site_files`) into a fresh project under ``base``; point the data reader at them.
+
+    Files from data folders outside the client's project go to ``base/data-folders``, each folder under its
+    own name, and the worker's ``evallib.toml`` names those folders in the client's order, so the checks and
+    the published file names are the client's. Returns the project folder.
+    """
+    project = base / "project"
+
+    def place(name: str) -> Path:
+        rel = _safe_relative(name)
+        return base / "data-folders" / PurePosixPath(*rel.parts[1:]) if rel.parts[0] == OUTSIDE else project / rel
+
+    for name, data in files.items():
+        if name != MANIFEST:
+            path = place(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    manifest = json.loads(files[MANIFEST]) if MANIFEST in files else {}
+    folders = [base / "data-folders" / str(int(i)) / _safe_relative(n) for i, n in manifest.get("folders", [])]
+    if folders:
+        names = ", ".join(json.dumps(str(f)) for f in folders)
+        toml = f"[data]\nfolders = [{names}]\nmax_megabytes = {int(manifest['max_megabytes'])}\n"
+        (project / SETTINGS_FILE).write_text(toml)
+    shipped = {written: str(place(name)) for written, name in manifest.get("paths", {}).items()}
+    SHIPPED.clear()
+    SHIPPED.update(shipped)
+    return project
 
 
 def site_env(root: Path) -> dict[str, str]:
@@ -134,15 +198,12 @@ def run_site(
         return SiteRun(job.site_id, "failed", why), {}
     with _LOCK:
         if windows not in _WARMED:
+            _calm_this_worker()
             warm_up(windows)
             _WARMED.add(windows)
         base = Path(tempfile.mkdtemp(prefix=f"evallib-{job.site_id}-"))
         try:
-            project = base / "project"
-            for name, data in files.items():
-                path = project / _safe_relative(name)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+            project = _lay_out(files, base)
             outputs = make_dir(project / "outputs", project)
             key = base / "throwaway.key"  # outside the temporary project, as signing requires
             key.write_text(secrets.token_hex(32) + "\n")
@@ -154,7 +215,62 @@ def run_site(
             files = {n: writing.read_file(folder / n) for n in names if writing.check_file(folder / n)}
             return run, files
         finally:
+            SHIPPED.clear()
             shutil.rmtree(base, ignore_errors=True)
+
+
+def calm_worker(worker: Any) -> None:
+    """Stop ``worker``'s stack profiler and slow its housekeeping (:data:`CALMER_MS`); on its event loop.
+
+    Done at runtime by the first site's task, so a worker started by plain ``dask worker`` (nanny, defaults)
+    is as lean as one started with the profiler disabled in its configuration.
+    """
+    callbacks = worker.periodic_callbacks
+    for name in PROFILER_CALLBACKS:
+        if name in callbacks:
+            callbacks[name].stop()
+    _slower(CALMER_MS)(worker)
+
+
+def _slower(every_ms: dict[str, int]) -> Any:
+    """A function slowing a Dask server's housekeeping callbacks to ``every_ms``; nested, so Dask sends it by
+    value and a scheduler without evallib installed can run it.
+    """
+
+    def slow(dask_worker: Any = None, dask_scheduler: Any = None) -> None:
+        server = dask_worker if dask_worker is not None else dask_scheduler
+        for name, ms in every_ms.items():
+            callback = server.periodic_callbacks.get(name)
+            if callback is not None and callback.callback_time < ms:
+                callback.callback_time = ms  # takes effect from the callback's next run
+
+    return slow
+
+
+def calm_cluster(client: Any) -> None:
+    """Slow the housekeeping (:data:`CALMER_MS`) of the scheduler and the workers' nannies ``client`` reaches.
+
+    Each polls for as long as the run lasts (about 1 s of CPU a minute each at Dask's defaults, so a loaded
+    machine that stretches the run stretches it too). Only diagnostics slow: the dashboard's system graphs and
+    the event-loop health check. Best effort: a nanny or scheduler that cannot run it is left as it was.
+    """
+    slow = _slower(CALMER_MS)
+    try:
+        client.run(slow, nanny=True, on_error="ignore")
+        client.run_on_scheduler(slow)
+    except Exception:  # noqa: BLE001 - a cluster that refuses runs as it is; only its housekeeping costs more
+        pass
+
+
+def _calm_this_worker() -> None:
+    """:func:`calm_worker` for the Dask worker running this task (nothing outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    worker.loop.add_callback(calm_worker, worker)  # thread-safe: the callbacks belong to the event loop
 
 
 def publish_returned(job: SiteJob, run: SiteRun, files: dict[str, bytes], outputs: Path) -> SiteRun:

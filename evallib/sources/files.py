@@ -36,6 +36,9 @@ MAX_DATA_BYTES = 256 * 1024 * 1024
 #: Never data, wherever a setting points: the kernel's and devices' pseudo-files.
 _SYSTEM = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
 _READ: dict[str, str] = {}
+#: On a Dask worker only (:mod:`evallib.pipeline.dask_warm`): where the copy shipped for a path a params file
+#: names (as written, normalised by ``Path``) lies; the copy is then checked by the rules below like any file.
+SHIPPED: dict[str, str] = {}
 #: What a table may decode to (a small compressed file can hold hundreds of millions of rows): rows,
 #: columns, cells (rows x columns) and, for parquet, the uncompressed bytes its metadata declares. Checked
 #: before anything is decoded (parquet: from the file's metadata; CSV: line and separator counts).
@@ -142,7 +145,7 @@ def resolve_data_path(written: str, root: Path) -> Path:
     shown = written if len(written) <= 120 else written[:117] + "..."
     if not written or "\x00" in written:
         raise DataError("data_source.path is empty or holds a NUL character; name a file inside the project")
-    p = Path(written)
+    p = Path(SHIPPED.get(str(Path(written)), written))
     candidate = p if p.is_absolute() else root / p
     try:
         real = candidate.resolve(strict=True)
@@ -182,6 +185,14 @@ def _read_bytes(real: Path, cap: int, shown: str) -> bytes:
     if len(data) > cap:
         raise DataError(f"data file {shown} grew over the {cap / 2**20:,.0f} MB limit while it was read")
     return data
+
+
+def read_checked(written: str, root: Path) -> tuple[Path, bytes]:
+    """The real path and bytes of the data file ``written`` in a params file, checked and read as
+    :func:`read_table` reads it (the rules above; the checked path opened without following a link).
+    """
+    real = resolve_data_path(written, root)
+    return real, _read_bytes(real, max_data_bytes(root), Path(written).name)
 
 
 def read_digest(path: Path) -> str | None:
