@@ -214,8 +214,15 @@ def _run_local(
 ) -> list[SiteRun]:
     from tqdm import tqdm
 
-    # Forked executor: each worker imports the heavy libraries once, then forks per notebook.
+    # Forked executor: this process imports the heavy libraries and loads the data windows once, before the
+    # workers fork from it (copy-on-write), and each worker forks per notebook. A warm-up that fails here is
+    # left to the workers, whose sites then fail with the reason.
     warm = partial(fast.warm_up, tuple(_windows(batch))) if executor == "forked" else None
+    if warm is not None:
+        try:
+            warm()
+        except Exception:  # noqa: BLE001, S110 - each worker warms up again (a no-op when this one worked)
+            pass
     pool = WorkerPool(n_workers, initializer=warm, timeout=timeout)
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     runs: list[SiteRun] = []
