@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evallib.pipeline.pool import die_with_parent, set_child, timed_out
+from evallib.pipeline.warm import warm_pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +39,6 @@ ENGINE_NAME = "evallib-forked"
 #: ``skip_cells_with_tag``; the cells stay in the executed notebook, without outputs).
 SKIPPED_IN_BATCH = "explore"
 _SHELL: list[Any] = []
-_WARM: list[bool] = []
 
 
 def available() -> bool:
@@ -67,44 +67,11 @@ def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) ->
 
     prefetch(list(windows))
     _register()
-    _warm_pages()
+    warm_pages()
     if not _SHELL:
         config = Config()
         config.HistoryManager.enabled = False  # forked children would share one history database
         _SHELL.append(InteractiveShell.instance(config=config))
-
-
-def _warm_pages() -> None:
-    """Compile once, before the forks, what every site's page compiles on first use: the report templates,
-    matplotlib's SVG writer and fonts, nbformat's schema validator and nbconvert's templates. Each forked
-    process starts from its worker's memory, so without this every site compiled them again.
-    """
-    if _WARM:
-        return
-    import tempfile
-
-    import nbformat
-    from matplotlib.figure import Figure
-
-    from evallib.reporting.static_site import render_report
-    from evallib.reporting.templating import environment, figure_src
-
-    env = environment()
-    for name in env.list_templates(filter_func=lambda n: n.endswith(".j2")):
-        env.get_template(name)
-    fig = Figure(figsize=(2, 2))
-    ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], label="warm")
-    ax.set(title="warm", xlabel="x", ylabel="y")
-    ax.legend()
-    figure_src(fig)
-    nb = nbformat.v4.new_notebook()
-    out = nbformat.v4.new_output("execute_result", data={"text/html": "<p>warm</p>", "text/plain": "warm"})
-    nb.cells = [nbformat.v4.new_markdown_cell("# Warm\n\n*a* `b`"), nbformat.v4.new_code_cell("1", outputs=[out])]
-    with tempfile.TemporaryDirectory() as tmp:
-        nbformat.write(nb, Path(tmp) / "warm.ipynb")
-        render_report(Path(tmp) / "warm.ipynb", Path(tmp) / "warm.html", title="warm")
-    _WARM.append(True)
 
 
 def _register() -> None:
