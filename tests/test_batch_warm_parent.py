@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from evallib.pipeline import execute, executor
-from evallib.reporting.static_site import render_notebook, render_report
+from evallib.reporting.static_site import render_report
 
 from .conftest import make_project
 
@@ -67,7 +67,7 @@ def test_the_page_rendered_from_the_cleaned_notebook_is_the_page_rendered_from_i
     written = execute._clean_notebook(nb_path, "V04", root)
     assert str(root) not in nb_path.read_text(encoding="utf-8")
     assert nbformat.reads(nb_path.read_text(encoding="utf-8"), as_version=4) == written
-    render_notebook(written, tmp_path / "memory.html", title="V04: x", root=root, fingerprint="f")
+    render_report(written, tmp_path / "memory.html", title="V04: x", root=root, fingerprint="f")
     render_report(nb_path, tmp_path / "file.html", title="V04: x", root=root, fingerprint="f")
     page = (tmp_path / "memory.html").read_bytes()
     assert page == (tmp_path / "file.html").read_bytes()
@@ -95,7 +95,7 @@ def test_a_site_run_after_the_parent_warmed_with_another_site_gives_the_same_fil
             params = {"site_id": "V04", "output_dir": "."}
             assert executor.run_forked(template, folder / "report.ipynb", params, folder) is None
         nb = execute._clean_notebook(folder / "report.ipynb", "V04", root)
-        render_notebook(nb, folder / "report.html", title="V04", root=root)
+        render_report(nb, folder / "report.html", title="V04", root=root)
         return (folder / "results.json").read_bytes(), (folder / "report.html").read_bytes()
 
     try:

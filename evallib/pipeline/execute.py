@@ -43,7 +43,7 @@ from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, read_file, remove_tree
 from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, read_json
 from evallib.reporting.signing import programme_record_fields, sign, site_record_fields
-from evallib.reporting.static_site import render_notebook, scrub_paths
+from evallib.reporting.static_site import render_report, scrub_paths
 
 KERNEL_START_RETRIES = 3
 #: The default limit on one site's (or the programme's) notebook, in seconds: generous; ``--site-timeout``.
@@ -207,7 +207,7 @@ def _programme_in(
         record_failure(outputs, "programme", failure, notebook=nb_out)
         return SiteRun("programme", "failed", failure, time.perf_counter() - t0, attempts)
     nb = _clean_notebook(nb_out, "programme", root)
-    render_notebook(nb, staging / "report.html", title="New care models: the programme view", root=root)
+    render_report(nb, staging / "report.html", title="New care models: the programme view", root=root)
     remove_tree(inputs)
     record = {
         "inputs": inputs_fingerprint(chosen),
@@ -265,7 +265,7 @@ def _site_in(
     nb = _clean_notebook(nb_out, job.site_id, root_p)
     t1 = time.perf_counter()
     title = f"{job.site_id}: {results.get('site_name', '')}"
-    render_notebook(nb, staging / "report.html", title=title, root=root_p, fingerprint=job.result_fingerprint)
+    render_report(nb, staging / "report.html", title=title, root=root_p, fingerprint=job.result_fingerprint)
     t_render = time.perf_counter() - t1
     run_record = {
         "site_id": job.site_id,

@@ -59,8 +59,7 @@ def scrub_paths(text: str, root: Path) -> str:
     """
     prefixes = {str(root.resolve()), str(root), sys.prefix, sys.base_prefix, str(Path.home()), tempfile.gettempdir()}
     for prefix in sorted((p for p in prefixes if p and p != os.sep), key=len, reverse=True):
-        prefix = prefix.rstrip(os.sep) + os.sep
-        if prefix in text:  # a plain search first: the look-behind scan costs ~10 ms per prefix on a report
+        if (prefix := prefix.rstrip(os.sep) + os.sep) in text:  # a plain search first: the regex costs ~10 ms
             text = re.sub(r"(?<![\w./-])" + re.escape(prefix), "", text)
     return text
 
@@ -171,7 +170,7 @@ def _exporter() -> Any:
 
 
 def render_report(
-    notebook: Path,
+    notebook: Path | Any,
     html_out: Path,
     *,
     title: str,
@@ -183,19 +182,12 @@ def render_report(
 
     ``fingerprint`` (of the results the notebook wrote) goes into the page's ``<meta>``, so that
     publishing can check the page shows the numbers in ``results.json``. results.json carries no
-    time so that identical inputs give identical files.
+    time so that identical inputs give identical files. ``notebook`` may be the notebook already read (a
+    ``NotebookNode``, whose cells are then replaced by the published ones) rather than its file.
     """
     import nbformat
 
-    return render_notebook(
-        nbformat.read(notebook, as_version=4), html_out, title=title, root=root, fingerprint=fingerprint
-    )
-
-
-def render_notebook(
-    nb: Any, html_out: Path, *, title: str, root: Path | None = None, fingerprint: str | None = None
-) -> Path:
-    """:func:`render_report` of a notebook already read (its cells are replaced by the published ones)."""
+    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, Path) else notebook
     nb.cells = published_cells(nb.cells)
     body, _ = _exporter().from_notebook_node(nb)
     html = page(title, body, attribution=None, fingerprint=fingerprint, template="report_page.html.j2")
