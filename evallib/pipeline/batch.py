@@ -30,6 +30,7 @@ from evallib.pipeline.lock import check_writable, outputs_lock
 from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt, timed_out
 from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
 from evallib.pipeline.publish import current_expectations, publish
+from evallib.pipeline.warm import SITE_WARM_MIN, warm_with_site
 from evallib.protocol.params import SiteProtocol, find_params
 from evallib.protocol.writing import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
@@ -214,8 +215,20 @@ def _run_local(
 ) -> list[SiteRun]:
     from tqdm import tqdm
 
-    # Forked executor: each worker imports the heavy libraries once, then forks per notebook.
-    warm = partial(fast.warm_up, tuple(_windows(batch))) if executor == "forked" else None
+    # Forked executor: this process imports the heavy libraries, loads the data windows and (in a large batch)
+    # evaluates and draws one site once, before the workers fork from it (copy-on-write), and each worker forks
+    # per notebook (pipeline/warm.py). A warm-up that fails here is left to the workers, whose sites then fail
+    # with the reason.
+    warm = None
+    if executor == "forked":
+        protocols = _protocols(batch)
+        warm = partial(fast.warm_up, tuple(data_windows(protocols)))
+        try:
+            warm()
+            if len(batch) >= SITE_WARM_MIN and protocols:
+                warm_with_site(protocols[0], root)
+        except Exception:  # noqa: BLE001, S110 - each worker warms up again (a no-op when this one worked)
+            pass
     pool = WorkerPool(n_workers, initializer=warm, timeout=timeout)
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     runs: list[SiteRun] = []
@@ -366,12 +379,17 @@ def summary_table(result: BatchResult) -> str:
     return "\n".join(lines)
 
 
-def _windows(batch: list[SiteJob]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
-    """The bundled data windows the batch's sites will harmonise (for the workers to load once, before forking)."""
+def _protocols(batch: list[SiteJob]) -> list[SiteProtocol]:
+    """The protocols of the batch's sites (those preflight found valid)."""
     protocols = []
     for job in batch:
         try:
             protocols.append(SiteProtocol.from_mapping(job.parameters))
         except EvalLibError:
             continue  # preflight already reported it
-    return data_windows(protocols)
+    return protocols
+
+
+def _windows(batch: list[SiteJob]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
+    """The bundled data windows the batch's sites will harmonise (for the workers to load once, before forking)."""
+    return data_windows(_protocols(batch))

@@ -75,8 +75,10 @@ def _kernel_manager_class() -> type:
     return IPCKernelManager
 
 
-def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = None) -> None:
-    """Relative paths in papermill metadata; a visible failure marker when needed."""
+def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = None) -> Any:
+    """Relative paths in papermill metadata; a visible failure marker when needed. Returns the notebook as
+    written (for the page, so that it is not read again).
+    """
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -91,7 +93,10 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
         )
         banner.metadata["tags"] = ["papermill-error-cell-tag"]
         nb.cells.insert(0, banner)
-    write_atomic(path, scrub_paths(nbformat.writes(nb), root))
+    text = nbformat.writes(nb)
+    scrubbed = scrub_paths(text, root)
+    write_atomic(path, scrubbed)
+    return nb if scrubbed == text else nbformat.reads(scrubbed, as_version=4)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -201,8 +206,8 @@ def _programme_in(
             _clean_notebook(nb_out, "programme", root, failure)
         record_failure(outputs, "programme", failure, notebook=nb_out)
         return SiteRun("programme", "failed", failure, time.perf_counter() - t0, attempts)
-    _clean_notebook(nb_out, "programme", root)
-    render_report(nb_out, staging / "report.html", title="New care models: the programme view", root=root)
+    nb = _clean_notebook(nb_out, "programme", root)
+    render_report(nb, staging / "report.html", title="New care models: the programme view", root=root)
     remove_tree(inputs)
     record = {
         "inputs": inputs_fingerprint(chosen),
@@ -257,10 +262,10 @@ def _site_in(
             _clean_notebook(nb_out, job.site_id, root_p, failure)
         record_failure(out_p, job.site_id, failure, job.params_file, nb_out)
         return SiteRun(job.site_id, "failed", failure, time.perf_counter() - t0, attempts, {"execute": t_exec})
-    _clean_notebook(nb_out, job.site_id, root_p)
+    nb = _clean_notebook(nb_out, job.site_id, root_p)
     t1 = time.perf_counter()
     title = f"{job.site_id}: {results.get('site_name', '')}"
-    render_report(nb_out, staging / "report.html", title=title, root=root_p, fingerprint=job.result_fingerprint)
+    render_report(nb, staging / "report.html", title=title, root=root_p, fingerprint=job.result_fingerprint)
     t_render = time.perf_counter() - t1
     run_record = {
         "site_id": job.site_id,

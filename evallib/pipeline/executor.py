@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evallib.pipeline.pool import die_with_parent, set_child, timed_out
+from evallib.pipeline.warm import warm_pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,6 +67,7 @@ def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) ->
 
     prefetch(list(windows))
     _register()
+    warm_pages()
     if not _SHELL:
         config = Config()
         config.HistoryManager.enabled = False  # forked children would share one history database
@@ -164,8 +166,11 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None) -> Any:
                     break
             finally:
                 nb_man.cell_complete(cell, cell_index=index)
-    finally:
-        nb_man.save = save
+    except BaseException:
+        nb_man.save = save  # the engine's closing save writes how far it got
+        raise
+    # Not restored when every cell ran (or one failed): papermill writes the finished notebook right after the
+    # engine returns, so the engine's own closing save would write the same large notebook once more.
     return nb_man.nb
 
 

@@ -1,0 +1,105 @@
+"""What a batch's parent process loads and compiles before its workers fork, so that no site pays for it again.
+
+Each site's notebook runs in a process forked from a worker, itself forked from the batch's process, and
+starts with whatever that process held. Anything a site would otherwise load or compile on first use (the
+report templates, nbconvert's templates, nbformat's schema validator, matplotlib's SVG writer and fonts, the
+site registry, the text measurements of figure layout) is paid for once here, as it is once for the floor
+that ``benchmarks/batch_profile.py`` measures in one process. Nothing here changes what a site computes or
+shows: a site's results and pages are the same with or without it (``tests/test_batch_warm_parent.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import tempfile
+import threading
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evallib.protocol.params import SiteProtocol
+
+#: A batch of at least this many sites is warmed with one whole site (evaluated and drawn, then discarded):
+#: it costs one site's CPU and saves each site about a tenth of a second of first-use costs, so it pays from
+#: about 15 sites on.
+SITE_WARM_MIN = 16
+#: The most seconds the warm-up site may take; past it the warm-up stops and the batch goes on.
+SITE_WARM_LIMIT = 60.0
+_DONE: list[str] = []
+
+
+def warm_pages() -> None:
+    """Compile what every site's page compiles on first use: the report templates, matplotlib's SVG writer and
+    fonts, nbformat's schema validator and nbconvert's templates (once per process).
+    """
+    if "pages" in _DONE:
+        return
+    import nbformat
+    from matplotlib.figure import Figure
+
+    from evallib.reporting.static_site import render_report
+    from evallib.reporting.templating import environment, figure_src
+
+    env = environment()
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".j2")):
+        env.get_template(name)
+    fig = Figure(figsize=(2, 2))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], label="warm")
+    ax.set(title="warm", xlabel="x", ylabel="y")
+    ax.legend()
+    figure_src(fig)
+    nb = nbformat.v4.new_notebook()
+    out = nbformat.v4.new_output("execute_result", data={"text/html": "<p>warm</p>", "text/plain": "warm"})
+    nb.cells = [nbformat.v4.new_markdown_cell("# Warm\n\n*a* `b`"), nbformat.v4.new_code_cell("1", outputs=[out])]
+    with tempfile.TemporaryDirectory() as tmp:
+        nbformat.write(nb, Path(tmp) / "warm.ipynb")
+        render_report(Path(tmp) / "warm.ipynb", Path(tmp) / "warm.html", title="warm")
+    _DONE.append("pages")
+
+
+class _TooLong(Exception):
+    """The warm-up site ran past its limit."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _TooLong
+
+
+def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_LIMIT) -> bool:
+    """Evaluate ``protocol``'s site and draw its page in this process, keeping nothing but what that loaded or
+    compiled on first use; return whether it finished.
+
+    Never raises (a site that fails here fails again in its own process, where it is recorded) and never runs
+    past ``limit`` seconds (a timer stops it); only in the main thread, where the timer can be set (elsewhere it
+    does nothing). Warnings and printed text are discarded: the sites' notebooks show their own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    import matplotlib.pyplot as plt
+
+    from evallib.evaluation.site.evaluate import evaluate_site
+    from evallib.pipeline.preflight import project_env
+    from evallib.reporting.report import full_report
+
+    old = signal.signal(signal.SIGALRM, _stop)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            with project_env(root), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                with redirect_stderr(io.StringIO()):
+                    full_report(evaluate_site(protocol))
+            return True
+        except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
+            return False
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _TooLong:  # the timer fired as the site finished
+        return False
+    finally:
+        signal.signal(signal.SIGALRM, old)
+        plt.close("all")
