@@ -226,6 +226,8 @@ def _leaked_path(html: str, root: Path | None) -> bool:
     """
     specific, shared = _machine_paths(root)
     for prefix in specific + shared:
+        if prefix + os.sep not in html:  # a plain search first: the regex over a whole page costs ~10x more
+            continue
         pattern = r"(?<![\w./-])" + re.escape(prefix + os.sep) + r"([^/\s<>\"'&;,)]+)"
         for m in re.finditer(pattern, html):
             if prefix in specific or os.path.lexists(os.path.join(prefix, m.group(1))):
