@@ -65,9 +65,10 @@ def staggered_example():  # type: ignore[no-untyped-def]
     mp = pytest.MonkeyPatch()
     mp.setenv(ROOT_ENV, str(ROOT))  # the params file names its data relative to the repository
     try:
-        yield evaluate_site(load_params(ROOT / "examples" / "staggered" / "rollout.yaml"))
+        evaluated = evaluate_site(load_params(ROOT / "examples" / "staggered" / "rollout.yaml"))
     finally:
-        mp.undo()
+        mp.undo()  # not held for the session: a later test's `evallib` subprocess would inherit the root
+    return evaluated
 
 
 def tree_digest(folder: Path) -> dict[str, str]:

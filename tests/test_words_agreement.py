@@ -108,6 +108,8 @@ def test_the_robustness_verdict_agrees_with_how_many_checks_disagree() -> None:
         "matched": None,
         "synthetic": None,
         "balance": None,
+        "loo_all": 500,
+        "loo_top": 100,
     }
     one = str(render("robustness.html.j2", **base, disagreements="placebo in time", n_disagree=1))
     two = str(render("robustness.html.j2", **base, disagreements="placebo in time, pre-trend test", n_disagree=2))
