@@ -21,7 +21,7 @@ from evallib.sources import files as data_files
 from .conftest import SMALL_SITE, make_project, small_counts_csv
 
 
-@pytest.mark.parametrize("folder", ["extracts \U0001f600", "données", "a\\b \"q\""])
+@pytest.mark.parametrize("folder", ["extracts \U0001f600", "données", 'a\\b "q"'])
 def test_a_shipped_data_folder_with_an_odd_name_is_read_on_the_worker_as_on_the_client(
     tmp_path: Path, folder: str
 ) -> None:
