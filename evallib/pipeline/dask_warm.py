@@ -137,9 +137,10 @@ def _lay_out(files: dict[str, bytes], base: Path) -> Path:
     manifest = json.loads(files[MANIFEST]) if MANIFEST in files else {}
     folders = [base / "data-folders" / str(int(i)) / _safe_relative(n) for i, n in manifest.get("folders", [])]
     if folders:
-        names = ", ".join(json.dumps(str(f)) for f in folders)
+        # Unescaped: JSON writes a character past U+FFFF as a surrogate pair, which TOML refuses.
+        names = ", ".join(json.dumps(str(f), ensure_ascii=False) for f in folders)
         toml = f"[data]\nfolders = [{names}]\nmax_megabytes = {int(manifest['max_megabytes'])}\n"
-        (project / SETTINGS_FILE).write_text(toml)
+        (project / SETTINGS_FILE).write_text(toml, encoding="utf-8")
     shipped = {written: str(place(name)) for written, name in manifest.get("paths", {}).items()}
     SHIPPED.clear()
     SHIPPED.update(shipped)

@@ -280,7 +280,8 @@ class PoissonDiD:
             sets = random_single_sets(is_t, self.n_draws, self.seed)
         else:
             sets = placebo_sets(is_t, self.n_draws, self.seed)
-        n_sampled = 0 if (k == 1 and n_u <= self.max_exhaustive) else len(sets) - 1
+        # One treated unit with every unit drawn (n_draws >= the other units) is the exhaustive test: no draws.
+        n_sampled = 0 if (k == 1 and len(sets) == n_u) else len(sets) - 1
         assign = sets_to_matrix(sets, n_u)  # (assignments, n): the refits need it, and it is capped
         real = real_sets(sets, is_t)
         y = np.zeros((n_u, n_p))

@@ -40,7 +40,9 @@ class ControlledITSResult(EstimatorResult):
     ``placebo_draws`` is the number of random fake sites the p-values rank the site among when they were sampled
     (several treated units), 0 when every comparison unit was tried; ``p_value_mc_error`` is the headline
     (``mean_post_effect``) p-value's Monte Carlo standard error
-    (:func:`~evallib.methods.inference.permutation.mc_error`).
+    (:func:`~evallib.methods.inference.permutation.mc_error`). ``min_p_value`` is the smallest p-value the test
+    can give, ``1 / (fake sites + 1)``: fake sites come from the comparison units only, so it is not that of a test
+    giving the treatment to any units (``1 / C(units, k)``), which the verdict would otherwise assume.
     """
 
     rows: tuple[Estimate, ...]
@@ -55,6 +57,7 @@ class ControlledITSResult(EstimatorResult):
     n_post: int = 0
     placebo_draws: int = 0
     p_value_mc_error: float = 0.0
+    min_p_value: float = float("nan")
 
     headline_term: ClassVar[str | None] = "mean_post_effect"
 
@@ -205,6 +208,7 @@ class ControlledITS:
             n_post=n_post,
             placebo_draws=draws,
             p_value_mc_error=mc_error(rows[-1].p_value, draws),  # mean_post_effect, the last term
+            min_p_value=1.0 / (len(sets) + 1),  # the real site is never a fake one: no ties with it
         )
 
     def _fake_sites(self, n_comp: int, k: int) -> np.ndarray:
