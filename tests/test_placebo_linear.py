@@ -5,6 +5,7 @@ p-value's Monte Carlo error stated."""
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 
 import numpy as np
@@ -20,6 +21,7 @@ from evallib.methods.inference.permutation import (
     placebo_sets,
     real_sets,
     set_estimates,
+    sets_are_sampled,
     sets_to_matrix,
     treatment_assignments,
 )
@@ -91,6 +93,10 @@ def _treated(n: int, k: int, seed: int) -> np.ndarray:
 def test_placebo_sets_are_the_old_assignment_matrix(n: int, k: int) -> None:
     is_t = _treated(n, k, seed=n + k)
     sets = placebo_sets(is_t, 199, seed=11)
+    if k > 1 and not sets_are_sampled(n, k, 199):  # few distinct sets (7 units): each once, the real one first
+        assert len(sets) == math.comb(n, k) and len({tuple(s) for s in sets.tolist()}) == len(sets)
+        assert real_sets(sets, is_t).tolist() == [True] + [False] * (len(sets) - 1)
+        return
     np.testing.assert_array_equal(sets_to_matrix(sets, n), _old_assignments(is_t, 199, 11))
     np.testing.assert_array_equal(treatment_assignments(is_t, 199, 11), _old_assignments(is_t, 199, 11))
     np.testing.assert_array_equal(real_sets(sets, is_t), _old_assignments(is_t, 199, 11).astype(float) @ is_t == k)
@@ -118,7 +124,7 @@ def test_set_estimates_equal_the_matrix_product(n: int, k: int, n_stats: int) ->
 
 @pytest.mark.parametrize("studentized", [False, True])
 @pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("n", [9, 120, 400])
+@pytest.mark.parametrize("n", [16, 120, 400])  # C(16, 3) = 560 > 499 draws: sampled
 def test_permutation_test_equals_the_matrix_formulas(n: int, k: int, studentized: bool) -> None:
     """Estimates, placebo distribution, SD and interval to rounding; p-values and the real assignments exactly."""
     rng = np.random.default_rng(100 * n + 10 * k + studentized)

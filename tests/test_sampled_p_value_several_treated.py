@@ -73,7 +73,7 @@ def test_the_page_says_the_p_value_is_sampled_and_how_precise(several: SiteEvalu
 
 def test_the_method_text_says_random_sets_not_every_unit_in_turn(several: SiteEvaluation) -> None:
     text = _text(did(several))
-    assert "random sets of as many comparison units are given the treatment" in text
+    assert "random sets of as many units (drawn from every unit, the site's" in text
     assert "each comparison unit is given the treatment in turn and" not in text
     assert "p-value from 999 random placebo assignments, Monte Carlo error" in text
     assert "pre-trend test: p-value from 999 random placebo assignments" in text

@@ -230,7 +230,7 @@ def _sampled_row(row: Estimate, result: Any) -> bool:
 
 
 def _several(ev: SiteEvaluation) -> bool:
-    """Whether the site has several treated units (its placebo assignments are then random sets)."""
+    """Whether the site has several treated units (its placebo assignments are then sets of as many units)."""
     return any(h.row.n_treated > 1 for a in ev.analyses for h in a.headline.values())
 
 

@@ -36,6 +36,7 @@ from evallib.methods.inference.permutation import (
     placebo_sets,
     random_single_sets,
     real_sets,
+    sets_are_sampled,
     sets_to_matrix,
 )
 
@@ -281,7 +282,9 @@ class PoissonDiD:
         else:
             sets = placebo_sets(is_t, self.n_draws, self.seed)
         # One treated unit with every unit drawn (n_draws >= the other units) is the exhaustive test: no draws.
-        n_sampled = 0 if (k == 1 and len(sets) == n_u) else len(sets) - 1
+        # Several treated units with no more distinct sets than draws: each set once, also no draws.
+        sampled = sets_are_sampled(n_u, k, self.n_draws) if k > 1 else len(sets) < n_u
+        n_sampled = len(sets) - 1 if sampled else 0
         assign = sets_to_matrix(sets, n_u)  # (assignments, n): the refits need it, and it is capped
         real = real_sets(sets, is_t)
         y = np.zeros((n_u, n_p))

@@ -13,6 +13,8 @@ Statistics that are not linear in the effect (the Poisson rate ratio) are invert
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,7 @@ __all__ = [
     "real_assignments",
     "real_sets",
     "set_estimates",
+    "sets_are_sampled",
     "sets_to_matrix",
     "treatment_assignments",
 ]
@@ -70,7 +73,17 @@ def placebo_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     n, k = len(is_treated), len(t)
     if k == 1:
         return np.arange(n)[:, None]
+    if not sets_are_sampled(n, k, n_draws):
+        # Few distinct sets: each once (exact), the real one first. Random draws would repeat them and report a
+        # Monte Carlo error for a test that could have been exhaustive.
+        every = np.array(list(itertools.combinations(range(n), k)), np.intp)
+        return np.vstack([t[None], every[~(every == t).all(axis=1)]])
     return np.vstack([t[None], random_sets(n, k, n_draws, seed)])
+
+
+def sets_are_sampled(n: int, k: int, n_draws: int) -> bool:
+    """Whether :func:`placebo_sets` draws random sets (several treated units and more distinct sets than draws)."""
+    return k > 1 and math.comb(n, k) > n_draws
 
 
 def random_single_sets(is_treated: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
@@ -239,8 +252,9 @@ def permutation_test(
 
     With one treated unit every placebo estimate has the closed form ``v_i - (S - v_i) / (n - 1)``
     (``S`` the sum over units), so the test costs time and memory linear in the units, and every unit is tried.
-    With several treated units the ``n_draws`` assignments are random sets (the possible sets are too many to try):
-    the p-values then estimate the exhaustive test's, with :attr:`PermutationTest.p_value_mc_error`.
+    With several treated units the ``n_draws`` assignments are random sets when the possible sets outnumber them
+    (every distinct set once otherwise): the p-values then estimate the exhaustive test's, with
+    :attr:`PermutationTest.p_value_mc_error`.
     """
     values = np.asarray(unit_values, float)
     values = values[:, None] if values.ndim == 1 else values
@@ -277,7 +291,7 @@ def permutation_test(
         lo[j], hi[j] = count.interval(alpha)
     sd = est.std(axis=0, ddof=1)
     est.setflags(write=False)
-    draws = 0 if k == 1 else len(sets) - 1  # several treated units: independent random sets, the real one first
+    draws = len(sets) - 1 if sets_are_sampled(n, k, n_draws) else 0  # random sets, the real one first
     if unit_scale is None:
         return PermutationTest(diff, sd, lo, hi, p, est, real, placebo_draws=draws)
     stat_est.setflags(write=False)

@@ -26,6 +26,7 @@ from evallib.methods.inference.inversion import invert_linear
 from evallib.methods.inference.permutation import (
     mc_error,
     random_single_sets,
+    sets_are_sampled,
     sets_to_matrix,
     treatment_assignments,
 )
@@ -278,7 +279,7 @@ class SyntheticDiD:
         omega, lam = batch.omega, batch.lam[i_real]
         n_possible = math.comb(n, k)
         # One treated unit: distinct other units drawn (none when every unit is used); several: independent sets.
-        draws = 0 if k == 1 and len(assign) == n else len(assign) - 1
+        draws = len(assign) - 1 if (sets_are_sampled(n, k, self.n_draws) if k > 1 else len(assign) < n) else 0
         p_mc = mc_error(p, draws, n - 1 if k == 1 else None)
         treated_path = Y[real].mean(axis=0)
         synth = omega @ Y
