@@ -10,11 +10,13 @@ shows: a site's results and pages are the same with or without it (``tests/test_
 
 from __future__ import annotations
 
+import ctypes
 import io
 import signal
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,25 +76,36 @@ def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_
     compiled on first use; return whether it finished.
 
     Never raises (a site that fails here fails again in its own process, where it is recorded) and never runs
-    past ``limit`` seconds (a timer stops it); only in the main thread, where the timer can be set (elsewhere it
-    does nothing). Warnings and printed text are discarded: the sites' notebooks show their own.
+    past ``limit`` seconds: in the main thread a timer signal stops it; in another thread (a Dask worker's task)
+    a timer thread raises in it, which takes effect at its next Python instruction (:func:`_thread_limit`).
+    Warnings and printed text are discarded: the sites' notebooks show their own.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return False
     import matplotlib.pyplot as plt
 
     from evallib.evaluation.site.evaluate import evaluate_site
     from evallib.pipeline.preflight import project_env
     from evallib.reporting.report import full_report
 
+    def run() -> None:
+        with project_env(root), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            with redirect_stderr(io.StringIO()):
+                full_report(evaluate_site(protocol))
+
+    try:
+        limited = _signal_limit if threading.current_thread() is threading.main_thread() else _thread_limit
+        return limited(run, limit)
+    finally:
+        plt.close("all")
+
+
+def _signal_limit(run: Callable[[], None], limit: float) -> bool:
+    """Whether ``run()`` finished within ``limit`` seconds (a SIGALRM timer; main thread only); never raises."""
     old = signal.signal(signal.SIGALRM, _stop)
     try:
         try:
             signal.setitimer(signal.ITIMER_REAL, limit)
-            with project_env(root), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                with redirect_stderr(io.StringIO()):
-                    full_report(evaluate_site(protocol))
+            run()
             return True
         except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
             return False
@@ -102,4 +115,37 @@ def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_
         return False
     finally:
         signal.signal(signal.SIGALRM, old)
-        plt.close("all")
+
+
+def _thread_limit(run: Callable[[], None], limit: float) -> bool:
+    """Whether ``run()`` finished within ``limit`` seconds, in a thread other than the main one; never raises.
+
+    A timer thread raises :class:`_TooLong` in this thread (CPython's asynchronous exception); once ``run``
+    is over, under the same lock, no exception can be raised any more and one still pending is cleared, so
+    nothing reaches the caller after this returns.
+    """
+    tid = ctypes.c_ulong(threading.get_ident())
+    lock = threading.Lock()
+    running = [True]
+
+    def expire() -> None:
+        with lock:
+            if running[0]:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(tid, ctypes.py_object(_TooLong))
+
+    timer = threading.Timer(limit, expire)
+    timer.daemon = True
+    try:
+        try:
+            timer.start()
+            run()
+            return True
+        except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
+            return False
+        finally:
+            with lock:
+                running[0] = False
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(tid, None)  # clears one still pending
+            timer.cancel()
+    except _TooLong:  # raised as the site finished, before the lock was taken
+        return False

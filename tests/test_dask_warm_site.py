@@ -1,0 +1,77 @@
+"""A Dask worker warmed with a whole site, and a warm worker kept only for the files it warmed from
+(``pipeline/dask_warm.py``, ``pipeline/warm.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evallib.pipeline import dask_warm
+from evallib.pipeline.preflight import preflight
+from evallib.protocol.params import find_params
+
+from .conftest import make_project
+
+
+def _in_a_thread(*args: Any, **kwargs: Any) -> Any:
+    """``run_site`` in a thread other than the main one, as a Dask worker runs its tasks."""
+    found: list[Any] = []
+    thread = threading.Thread(target=lambda: found.append(dask_warm.run_site(*args, **kwargs)))
+    thread.start()
+    thread.join()
+    return found[0]
+
+
+@pytest.mark.e2e
+def test_a_site_run_on_a_worker_warmed_with_a_site_gives_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for v in dask_warm.BLAS_THREADS:
+        monkeypatch.setenv(v, "1")
+    root = make_project(tmp_path / "p", ["V04"], programme=False, small=True)
+    [job] = [j for j in preflight(find_params(root / "params", None), root) if j.site_id == "V04"]
+    files, env = dask_warm.site_files(root, job), dask_warm.site_env(root)
+    calls: list[bool] = []
+    real = dask_warm.warm_with_site
+
+    def counted(*args: Any, **kwargs: Any) -> bool:
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(dask_warm, "warm_with_site", counted)
+    monkeypatch.setattr(dask_warm, "_WARMED", set())
+    plain, plain_files = _in_a_thread(job, files, (), env)
+    assert calls == []  # not asked for: no site warm-up
+    monkeypatch.setattr(dask_warm, "_WARMED", set())
+    warmed, warmed_files = _in_a_thread(job, files, (), env, warm_site=True)
+    assert calls == [True]  # the warm-up site ran (and finished) in the worker's task thread
+    assert "site" in dask_warm._WARMED
+    assert plain.status == warmed.status == "evaluated"
+    assert plain_files["results.json"] == warmed_files["results.json"]  # byte-identical
+    _in_a_thread(job, files, (), env, warm_site=True)
+    assert calls == [True]  # once per worker
+
+
+def test_a_worker_whose_installed_files_changed_since_it_warmed_fails_its_sites_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for v in dask_warm.BLAS_THREADS:
+        monkeypatch.setenv(v, "1")
+    root = make_project(tmp_path / "p", ["V04"], programme=False)
+    [job] = [j for j in preflight(find_params(root / "params", None), root) if j.site_id == "V04"]
+    monkeypatch.setattr(dask_warm, "_INSTALLED", ["the state of an older install"])
+    run, files = dask_warm.run_site(job, dask_warm.site_files(root, job), (), {})
+    assert run.status == "failed" and "restart the workers" in run.reason and files == {}
+
+
+def test_the_installed_state_follows_the_bundled_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    monkeypatch.setattr(dask_warm, "bundled_data_dir", lambda: tmp_path)
+    before = dask_warm.installed_state()
+    assert dask_warm.installed_state() == before
+    (tmp_path / "a.csv").write_text("x\n2\n")
+    assert dask_warm.installed_state() != before
