@@ -75,3 +75,48 @@ def test_the_installed_state_follows_the_bundled_data(tmp_path: Path, monkeypatc
     assert dask_warm.installed_state() == before
     (tmp_path / "a.csv").write_text("x\n2\n")
     assert dask_warm.installed_state() != before
+
+
+_FAULTS = """
+import os, resource, sys
+import numpy as np
+from evallib.pipeline.dask_warm import _malloc_defaults
+
+def child_faults():
+    pid = os.fork()
+    if pid == 0:
+        for _ in range(50):
+            a = np.ones(2**17)  # 1 MiB: past the 128 KiB where the nanny's setting gives each array its own mapping
+            del a
+        os._exit(0)
+    return os.wait4(pid, 0)[2].ru_minflt
+
+np.ones(2**17)
+plain = child_faults()
+with _malloc_defaults():
+    kept = child_faults()
+after = child_faults()
+print(plain, kept, after)
+"""
+
+
+def test_a_site_forked_under_a_dask_nannys_malloc_trim_setting_reuses_its_heap(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536", "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
+    plain, kept, after = (int(x) for x in out.stdout.split())
+    # each 1 MiB array freshly mapped and zeroed (256 page faults) under the nanny's setting, the heap reused
+    # within _malloc_defaults, and the nanny's setting back after it
+    assert kept * 5 < plain and kept * 5 < after
+
+
+def test_malloc_is_left_alone_without_a_nannys_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a: pytest.fail("mallopt called without the nanny's setting"))
+    with dask_warm._malloc_defaults():
+        pass
