@@ -13,6 +13,7 @@ import pytest
 from evallib.pipeline import dask_warm
 from evallib.pipeline.preflight import preflight
 from evallib.protocol.params import find_params
+from evallib.sources import bundled
 
 from .conftest import make_project
 
@@ -70,7 +71,7 @@ def test_a_worker_whose_installed_files_changed_since_it_warmed_fails_its_sites_
 
 def test_the_installed_state_follows_the_bundled_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a.csv").write_text("x\n1\n")
-    monkeypatch.setattr(dask_warm, "bundled_data_dir", lambda: tmp_path)
+    monkeypatch.setattr(bundled, "bundled_data_dir", lambda: tmp_path)
     before = dask_warm.installed_state()
     assert dask_warm.installed_state() == before
     (tmp_path / "a.csv").write_text("x\n2\n")
@@ -80,7 +81,7 @@ def test_the_installed_state_follows_the_bundled_data(tmp_path: Path, monkeypatc
 _FAULTS = """
 import os, resource, sys
 import numpy as np
-from evallib.pipeline.dask_warm import _malloc_defaults
+from evallib.pipeline.warm import malloc_defaults
 
 def child_faults():
     pid = os.fork()
@@ -93,7 +94,7 @@ def child_faults():
 
 np.ones(2**17)
 plain = child_faults()
-with _malloc_defaults():
+with malloc_defaults():
     kept = child_faults()
 after = child_faults()
 print(plain, kept, after)
@@ -109,7 +110,7 @@ def test_a_site_forked_under_a_dask_nannys_malloc_trim_setting_reuses_its_heap(t
     out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
     plain, kept, after = (int(x) for x in out.stdout.split())
     # each 1 MiB array freshly mapped and zeroed (256 page faults) under the nanny's setting, the heap reused
-    # within _malloc_defaults, and the nanny's setting back after it
+    # within malloc_defaults, and the nanny's setting back after it
     assert kept * 5 < plain and kept * 5 < after
 
 
@@ -118,5 +119,5 @@ def test_malloc_is_left_alone_without_a_nannys_setting(monkeypatch: pytest.Monke
 
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     monkeypatch.setattr(ctypes, "CDLL", lambda *a: pytest.fail("mallopt called without the nanny's setting"))
-    with dask_warm._malloc_defaults():
+    with dask_warm.malloc_defaults():
         pass

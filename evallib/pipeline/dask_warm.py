@@ -20,7 +20,6 @@ worker); give workers one thread each (``dask worker --nthreads 1``) and as many
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -40,14 +39,13 @@ from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
-from evallib.pipeline.warm import warm_with_site
+from evallib.pipeline.warm import installed_state, malloc_defaults, warm_with_site
 from evallib.protocol import writing
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, remove_tree
 from evallib.reporting.signing import KEY_ENV, sign, site_record_fields
 from evallib.reporting.static_site import scrub_paths
-from evallib.sources.bundled import bundled_data_dir
 from evallib.sources.files import SETTINGS_FILE, SHIPPED, FileSource, data_folders, max_data_bytes, read_checked
 
 #: The files of a published site's folder that come back from a worker.
@@ -232,7 +230,7 @@ def run_site(
             with _environment({**env, KEY_ENV: str(key), ROOT_ENV: str(project)}):
                 if first and warm_site and "site" not in _WARMED:
                     _warm_with(job, project)
-                with _malloc_defaults():
+                with malloc_defaults():
                     run = safe_execute(job, str(project), str(outputs), str(project / TEMPLATE), "forked", timeout)
             folder = outputs / job.site_id
             names = FAILURE_FILES if run.status == "failed" else REPORT_FILES
@@ -241,57 +239,6 @@ def run_site(
         finally:
             SHIPPED.clear()
             shutil.rmtree(base, ignore_errors=True)
-
-
-#: glibc's mallopt parameters, and the thresholds its dynamic defaults reach (32 MiB the most an allocation
-#: is served from the heap rather than its own mapping; twice that kept before the heap is trimmed).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-HEAP_MMAP_THRESHOLD = 32 * 2**20
-_NANNY_TRIM = "MALLOC_TRIM_THRESHOLD_"
-
-
-@contextmanager
-def _malloc_defaults() -> Iterator[None]:
-    """While a site runs, glibc's heap kept as in a local run, where a Dask nanny started the worker with
-    ``MALLOC_TRIM_THRESHOLD_`` (65536 by default: the heap trimmed at every free of 64 KiB, and every array of
-    128 KiB or more in a mapping of its own); the forked site inherits it.
-
-    Under the nanny's setting a site's process took about 30 times the page faults (and most of a second more
-    CPU, mostly in the kernel) zeroing fresh pages for each array. Only the allocator's thresholds change, not
-    what is computed. Restored after (the worker's own memory is trimmed as the nanny asked); nothing happens
-    without the variable or without glibc.
-    """
-    nanny = os.environ.get(_NANNY_TRIM)
-    libc = None
-    if nanny is not None and nanny.isdigit():
-        try:
-            libc = ctypes.CDLL(None)
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):
-            libc = None
-    if libc is None:
-        yield
-        return
-    mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, 2 * HEAP_MMAP_THRESHOLD)
-    try:
-        yield
-    finally:
-        mallopt(_M_TRIM_THRESHOLD, int(nanny))
-        mallopt(_M_MMAP_THRESHOLD, 128 * 2**10)  # glibc's starting value, where the nanny's setting leaves it
-
-
-def installed_state() -> str:
-    """SHA-256 of the evallib source, report templates and bundled data files installed here, as on disk now
-    (a few megabytes: milliseconds a task).
-    """
-    package = Path(__file__).resolve().parents[1]  # evallib/ (this file is evallib/pipeline/)
-    h = hashlib.sha256()
-    names = [*package.rglob("*.py"), *(package / "reporting" / "templates").glob("*"), *bundled_data_dir().rglob("*")]
-    for f in sorted(p for p in names if p.is_file()):
-        h.update(str(f).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def _warm_with(job: SiteJob, project: Path) -> None:
