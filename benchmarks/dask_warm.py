@@ -12,6 +12,12 @@ ratio, and the two runs' results are checked equal first (``tools/compare_result
 
     python benchmarks/dask_warm.py                  # 8 sites, 2 rounds
     python benchmarks/dask_warm.py --sites all --rounds 1   # the full batch
+    python benchmarks/dask_warm.py --standing --rounds 3    # one cluster: a cold run, then two on it standing
+
+``--standing`` starts the scheduler and workers once and runs local and Dask interleaved on it: the first Dask
+run is counted from the cluster's start (cold), each later one as the CPU the scheduler, workers and nannies
+spent during it (psutil, living processes and what they reaped) plus the client's, i.e. a run's cost on a
+cluster already started and warm.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,9 +108,9 @@ def _cpu_tree(pid: int) -> float:
     return total
 
 
-def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
-    """CPU seconds of a scheduler, two one-thread workers and ``evallib run --scheduler`` (all they started)."""
-    before = _children_cpu()
+@contextmanager
+def _cluster(workdir: Path, lean: bool = False) -> Iterator[tuple[str, list[int], dict[str, str]]]:
+    """A scheduler and two one-thread workers on 127.0.0.1: their address, pids and environment; stopped after."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, **(LEAN if lean else {})}
@@ -117,12 +125,7 @@ def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
     workers = [subprocess.Popen(worker_cmd, **{**quiet, "env": env}) for _ in range(2)]
     try:
         time.sleep(3)  # the workers register; the client waits for them anyway
-        client_before = _children_cpu()
-        _evallib(root, "--scheduler", address, env=env)
-        client = _children_cpu() - client_before
-        parts = {"scheduler": _cpu_tree(scheduler.pid), "workers": sum(_cpu_tree(w.pid) for w in workers)}
-        shown = ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
-        print(f"  dask: client {client:.1f} s, {shown} (live, before they exit)", flush=True)
+        yield address, [scheduler.pid, *(w.pid for w in workers)], env
     finally:
         for p in [*workers, scheduler]:  # SIGTERM: each exits after reaping what it forked
             p.send_signal(signal.SIGTERM)
@@ -132,7 +135,67 @@ def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def _client_run(root: Path, address: str, env: dict[str, str]) -> float:
+    """CPU seconds of ``evallib run --scheduler`` (the client) and what it started."""
+    before = _children_cpu()
+    _evallib(root, "--scheduler", address, env=env)
     return _children_cpu() - before
+
+
+def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
+    """CPU seconds of a scheduler, two one-thread workers and ``evallib run --scheduler`` (all they started)."""
+    before = _children_cpu()
+    with _cluster(workdir, lean) as (address, pids, env):
+        client = _client_run(root, address, env)
+        parts = {"scheduler": _cpu_tree(pids[0]), "workers": sum(_cpu_tree(p) for p in pids[1:])}
+        shown = ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
+        print(f"  dask: client {client:.1f} s, {shown} (live, before they exit)", flush=True)
+    return _children_cpu() - before
+
+
+def standing(local: Path, on_dask: Path, workdir: Path, rounds: int, lean: bool) -> None:
+    """Local and Dask runs interleaved on one cluster started once: the first Dask run counts the cluster's
+    start and warm-up (cold), each later one only the CPU the scheduler, workers and nannies spent during it
+    (psutil deltas) plus the client's (standing).
+    """
+    lo: list[float] = []
+    cold = 0.0
+    warm: list[float] = []
+    with _cluster(workdir, lean) as (address, pids, env):
+        for i in range(rounds):
+            lo.append(run_local(local))
+            before = [_cpu_tree(p) for p in pids] if i else [0.0] * len(pids)  # cold: from the cluster's start
+            client = _client_run(on_dask, address, env)
+            cluster = [a - b for a, b in zip([_cpu_tree(p) for p in pids], before, strict=True)]
+            total = client + sum(cluster)
+            shown = f"client {client:.1f} s, scheduler {cluster[0]:.1f} s, workers and nannies {sum(cluster[1:]):.1f} s"
+            print(
+                f"round {i + 1}: local {lo[-1]:.1f} s, dask {'cold' if i == 0 else 'standing'} {total:.1f} s ({shown})"
+            )
+            if i == 0:
+                cold = total
+                _check_equal(local, on_dask)
+            else:
+                warm.append(total)
+    print(f"local forked: min {min(lo):.1f} s, median {statistics.median(lo):.1f} s")
+    print(f"dask cold (cluster start, warm-up, first run): {cold:.1f} s, {cold / lo[0]:.2f}x its round's local run")
+    if warm:
+        later = lo[1:]
+        print(f"dask standing: min {min(warm):.1f} s, median {statistics.median(warm):.1f} s")
+        print(
+            f"ratio standing/local (rounds 2+): {min(warm) / min(later):.2f}x (min), "
+            f"{statistics.median(warm) / statistics.median(later):.2f}x (median)"
+        )
+
+
+def _check_equal(local: Path, on_dask: Path) -> None:
+    compare = [sys.executable, str(ROOT / "tools" / "compare_results.py"), str(local / "outputs")]
+    same = subprocess.run([*compare, str(on_dask / "outputs")], capture_output=True, text=True)
+    if same.returncode != 0:
+        sys.exit(f"the Dask run's results differ from the local run's:\n{same.stdout[-3000:]}")
+    print("results equal (tools/compare_results.py)", flush=True)
 
 
 def main() -> None:
@@ -141,6 +204,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument(
         "--lean", action="store_true", help="Dask's housekeeping at a calmer pace (LEAN) and workers without a nanny"
+    )
+    ap.add_argument(
+        "--standing",
+        action="store_true",
+        help="one cluster for every round: the first Dask run cold, each later one as the CPU it added (psutil)",
     )
     args = ap.parse_args()
     sites = None if args.sites == ["all"] else args.sites
@@ -152,16 +220,15 @@ def main() -> None:
         workdir.mkdir()
         n = len(list((local / "params").rglob("*.yaml")))
         print(f"{n} sites, {os.cpu_count()} cores; CPU seconds, children included (machine may be loaded)")
+        if args.standing:
+            standing(local, on_dask, workdir, max(2, args.rounds), args.lean)
+            return
         for i in range(args.rounds):
             times["local"].append(run_local(local))
             times["dask"].append(run_dask(on_dask, workdir, args.lean))
             print(f"round {i + 1}: local {times['local'][-1]:.1f} s, dask {times['dask'][-1]:.1f} s", flush=True)
             if i == 0:
-                compare = [sys.executable, str(ROOT / "tools" / "compare_results.py"), str(local / "outputs")]
-                same = subprocess.run([*compare, str(on_dask / "outputs")], capture_output=True, text=True)
-                if same.returncode != 0:
-                    sys.exit(f"the Dask run's results differ from the local run's:\n{same.stdout[-3000:]}")
-                print("results equal (tools/compare_results.py)")
+                _check_equal(local, on_dask)
     lo, da = times["local"], times["dask"]
     print(f"local forked: min {min(lo):.1f} s, median {statistics.median(lo):.1f} s")
     print(f"dask warm:    min {min(da):.1f} s, median {statistics.median(da):.1f} s")

@@ -313,11 +313,14 @@ def _submit_warm(client: Any, batch: list[SiteJob], root: Path, timeout: float) 
     """Submit each site to warm workers with the files it reads, the data windows and the git state."""
     windows, env, template = tuple(_windows(batch)), dask_warm.site_env(root), (root / TEMPLATE).read_bytes()
     dask_warm.calm_cluster(client)  # the scheduler's and nannies' housekeeping; each worker calms itself
+    # Each worker warms itself with its first site where it will run enough sites for that to pay (warm.py)
+    warm_site = len(batch) >= SITE_WARM_MIN * max(1, len(client.scheduler_info().get("workers", {})))
     jobs = {}
     for job in batch:
         files = dask_warm.site_files(root, job, template)
         key = f"site-{job.site_id}-{uuid.uuid4().hex[:6]}"
-        jobs[client.submit(dask_warm.run_site, job, files, windows, env, timeout, key=key, pure=False)] = job
+        args = (job, files, windows, env, timeout, warm_site)
+        jobs[client.submit(dask_warm.run_site, *args, key=key, pure=False)] = job
     return jobs
 
 

@@ -39,6 +39,7 @@ from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
+from evallib.pipeline.warm import installed_state, malloc_defaults, warm_with_site
 from evallib.protocol import writing
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.paths import ROOT_ENV
@@ -57,7 +58,8 @@ MANIFEST = ".evallib-shipped.json"
 #: One BLAS thread per process, as `evallib run` and a Dask nanny set them: results then match to the last bit.
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _LOCK = threading.Lock()  # one site at a time per worker process: the site's environment is process-wide
-_WARMED: set[tuple[Any, ...]] = set()
+_WARMED: set[Any] = set()  # the data windows loaded, and "site" once a site warmed the worker
+_INSTALLED: list[str] = []  # installed_state() when the worker first warmed
 #: The worker's stack profiler (Dask samples every thread's stack every 10 ms for its dashboard): stopped once
 #: the worker is warm, since its cost grows with the run and was most of a default worker's overhead.
 PROFILER_CALLBACKS = ("profile", "profile-cycle")
@@ -181,13 +183,21 @@ def run_site(
     windows: tuple[tuple[str, Any, Any], ...],
     env: dict[str, str],
     timeout: float = SITE_TIMEOUT,
+    warm_site: bool = False,
 ) -> tuple[SiteRun, dict[str, bytes]]:
     """Run one site on a Dask worker from shipped files; return its run and its folder's files (a Dask task).
 
     The worker is warmed once (libraries and ``windows``); the site runs in a private temporary project
     holding ``files`` (:func:`site_files`), with the forked executor, as a local run does. The run record is
     signed with a throwaway key: the client signs it again with its own (:func:`publish_returned`). The
-    temporary project is removed however the task ends.
+    temporary project is removed however the task ends. With ``warm_site`` (a batch large enough to pay for
+    it), the worker's first site is also evaluated and drawn once in the worker before its own run forks
+    (:func:`evallib.pipeline.warm.warm_with_site`, as the local batch's parent does), so every later site
+    starts with what that loaded and compiled.
+
+    The warm state outlives a run (a standing cluster's second run pays no warm-up), so it is kept only for
+    the evallib code and bundled data it was made from: a worker whose installed files changed since it
+    warmed fails each site with the fix (restart the workers) rather than run stale code or data.
     """
     many = [v for v in BLAS_THREADS if os.environ.get(v) != "1"]
     if many:  # the estimates' last digits depend on how BLAS splits its sums: one thread, as `evallib run` uses
@@ -198,7 +208,16 @@ def run_site(
         )
         return SiteRun(job.site_id, "failed", why), {}
     with _LOCK:
-        if windows not in _WARMED:
+        installed = installed_state()
+        if _INSTALLED and _INSTALLED[0] != installed:
+            why = (
+                "this Dask worker warmed up from other evallib code or bundled data than it has installed now, so "
+                "its results would not be the installed version's; restart the workers and run again"
+            )
+            return SiteRun(job.site_id, "failed", why), {}
+        _INSTALLED[:1] = [installed]
+        first = windows not in _WARMED
+        if first:
             _calm_this_worker()
             warm_up(windows)
             _WARMED.add(windows)
@@ -210,7 +229,10 @@ def run_site(
             key.write_text(secrets.token_hex(32) + "\n")
             key.chmod(0o600)
             with _environment({**env, KEY_ENV: str(key), ROOT_ENV: str(project)}):
-                run = safe_execute(job, str(project), str(outputs), str(project / TEMPLATE), "forked", timeout)
+                if first and warm_site and "site" not in _WARMED:
+                    _warm_with(job, project)
+                with malloc_defaults():
+                    run = safe_execute(job, str(project), str(outputs), str(project / TEMPLATE), "forked", timeout)
             folder = outputs / job.site_id
             names = FAILURE_FILES if run.status == "failed" else REPORT_FILES
             files = {n: writing.read_file(folder / n) for n in names if writing.check_file(folder / n)}
@@ -218,6 +240,16 @@ def run_site(
         finally:
             SHIPPED.clear()
             shutil.rmtree(base, ignore_errors=True)
+
+
+def _warm_with(job: SiteJob, project: Path) -> None:
+    """Evaluate and draw ``job``'s site once in this worker, discarding it (never raises, time-limited)."""
+    try:
+        protocol = SiteProtocol.from_mapping(job.parameters)
+    except EvalLibError:
+        return  # preflight has refused it already
+    warm_with_site(protocol, project)
+    _WARMED.add("site")
 
 
 def calm_worker(worker: Any) -> None:

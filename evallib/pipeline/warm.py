@@ -6,16 +6,23 @@ report templates, nbconvert's templates, nbformat's schema validator, matplotlib
 site registry, the text measurements of figure layout) is paid for once here, as it is once for the floor
 that ``benchmarks/batch_profile.py`` measures in one process. Nothing here changes what a site computes or
 shows: a site's results and pages are the same with or without it (``tests/test_batch_warm_parent.py``).
+
+For Dask workers (``pipeline/dask_warm.py``), which warm the same way: :func:`malloc_defaults` (the heap a forked
+site inherits under a Dask nanny) and :func:`installed_state` (the code and data a warm state was made from).
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import io
+import os
 import signal
 import tempfile
 import threading
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,25 +81,36 @@ def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_
     compiled on first use; return whether it finished.
 
     Never raises (a site that fails here fails again in its own process, where it is recorded) and never runs
-    past ``limit`` seconds (a timer stops it); only in the main thread, where the timer can be set (elsewhere it
-    does nothing). Warnings and printed text are discarded: the sites' notebooks show their own.
+    past ``limit`` seconds: in the main thread a timer signal stops it; in another thread (a Dask worker's task)
+    a timer thread raises in it, which takes effect at its next Python instruction (:func:`_thread_limit`).
+    Warnings and printed text are discarded: the sites' notebooks show their own.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return False
     import matplotlib.pyplot as plt
 
     from evallib.evaluation.site.evaluate import evaluate_site
     from evallib.pipeline.preflight import project_env
     from evallib.reporting.report import full_report
 
+    def run() -> None:
+        with project_env(root), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            with redirect_stderr(io.StringIO()):
+                full_report(evaluate_site(protocol))
+
+    try:
+        limited = _signal_limit if threading.current_thread() is threading.main_thread() else _thread_limit
+        return limited(run, limit)
+    finally:
+        plt.close("all")
+
+
+def _signal_limit(run: Callable[[], None], limit: float) -> bool:
+    """Whether ``run()`` finished within ``limit`` seconds (a SIGALRM timer; main thread only); never raises."""
     old = signal.signal(signal.SIGALRM, _stop)
     try:
         try:
             signal.setitimer(signal.ITIMER_REAL, limit)
-            with project_env(root), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                with redirect_stderr(io.StringIO()):
-                    full_report(evaluate_site(protocol))
+            run()
             return True
         except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
             return False
@@ -102,4 +120,90 @@ def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_
         return False
     finally:
         signal.signal(signal.SIGALRM, old)
-        plt.close("all")
+
+
+def _thread_limit(run: Callable[[], None], limit: float) -> bool:
+    """Whether ``run()`` finished within ``limit`` seconds, in a thread other than the main one; never raises.
+
+    A timer thread raises :class:`_TooLong` in this thread (CPython's asynchronous exception); once ``run``
+    is over, under the same lock, no exception can be raised any more and one still pending is cleared, so
+    nothing reaches the caller after this returns.
+    """
+    tid = ctypes.c_ulong(threading.get_ident())
+    lock = threading.Lock()
+    running = [True]
+
+    def expire() -> None:
+        with lock:
+            if running[0]:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(tid, ctypes.py_object(_TooLong))
+
+    timer = threading.Timer(limit, expire)
+    timer.daemon = True
+    try:
+        try:
+            timer.start()
+            run()
+            return True
+        except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
+            return False
+        finally:
+            with lock:
+                running[0] = False
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(tid, None)  # clears one still pending
+            timer.cancel()
+    except _TooLong:  # raised as the site finished, before the lock was taken
+        return False
+
+
+#: glibc's mallopt parameters, and the thresholds its dynamic defaults reach (32 MiB the most an allocation
+#: is served from the heap rather than its own mapping; twice that kept before the heap is trimmed).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+HEAP_MMAP_THRESHOLD = 32 * 2**20
+_NANNY_TRIM = "MALLOC_TRIM_THRESHOLD_"
+
+
+@contextmanager
+def malloc_defaults() -> Iterator[None]:
+    """While a site runs, glibc's heap kept as in a local run, where a Dask nanny started the worker with
+    ``MALLOC_TRIM_THRESHOLD_`` (65536 by default: the heap trimmed at every free of 64 KiB, and every array of
+    128 KiB or more in a mapping of its own); the forked site inherits it.
+
+    Under the nanny's setting a site's process took about 30 times the page faults (and most of a second more
+    CPU, mostly in the kernel) zeroing fresh pages for each array. Only the allocator's thresholds change, not
+    what is computed. Restored after (the worker's own memory is trimmed as the nanny asked); nothing happens
+    without the variable or without glibc.
+    """
+    nanny = os.environ.get(_NANNY_TRIM, "")
+    libc = None
+    if nanny.isdigit():
+        try:
+            libc = ctypes.CDLL(None)
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):
+            libc = None
+    if libc is None:
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, 2 * HEAP_MMAP_THRESHOLD)
+    try:
+        yield
+    finally:
+        mallopt(_M_TRIM_THRESHOLD, int(nanny))
+        mallopt(_M_MMAP_THRESHOLD, 128 * 2**10)  # glibc's starting value, where the nanny's setting leaves it
+
+
+def installed_state() -> str:
+    """SHA-256 of the evallib source, report templates and bundled data files installed here, as on disk now
+    (a few megabytes: milliseconds a task).
+    """
+    from evallib.sources.bundled import bundled_data_dir
+
+    package = Path(__file__).resolve().parents[1]  # evallib/ (this file is evallib/pipeline/)
+    h = hashlib.sha256()
+    names = [*package.rglob("*.py"), *(package / "reporting" / "templates").glob("*"), *bundled_data_dir().rglob("*")]
+    for f in sorted(p for p in names if p.is_file()):
+        h.update(str(f).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
