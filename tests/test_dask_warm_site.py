@@ -121,3 +121,25 @@ def test_malloc_is_left_alone_without_a_nannys_setting(monkeypatch: pytest.Monke
     monkeypatch.setattr(ctypes, "CDLL", lambda *a: pytest.fail("mallopt called without the nanny's setting"))
     with dask_warm.malloc_defaults():
         pass
+
+
+def test_a_site_run_on_a_worker_leaves_nothing_of_its_project_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task restores every variable the site's run set (its params file, root and key): a later site, or a
+    notebook opened in the same process, must not load a params file from a temporary project that is gone."""
+    import os
+
+    from evallib.pipeline.notebook import PARAMS_FILE_ENV
+    from evallib.protocol.paths import ROOT_ENV
+
+    for v in dask_warm.BLAS_THREADS:
+        monkeypatch.setenv(v, "1")
+    monkeypatch.delenv(PARAMS_FILE_ENV, raising=False)
+    before = dict(os.environ)
+    root = make_project(tmp_path / "p", ["V04"], programme=False, small=True)
+    [job] = [j for j in preflight(find_params(root / "params", None), root) if j.site_id == "V04"]
+    run, _ = _in_a_thread(job, dask_warm.site_files(root, job), (), dask_warm.site_env(root))
+    assert run.status == "evaluated"
+    assert PARAMS_FILE_ENV not in os.environ and os.environ.get(ROOT_ENV) == before.get(ROOT_ENV)
+    assert dict(os.environ) == before

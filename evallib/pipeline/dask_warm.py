@@ -38,6 +38,7 @@ from evallib.evaluation.record.fingerprint import DIRTY_ENV, source_state
 from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
+from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
 from evallib.pipeline.warm import installed_state, malloc_defaults, warm_with_site
 from evallib.protocol import writing
@@ -228,7 +229,9 @@ def run_site(
             key = base / "throwaway.key"  # outside the temporary project, as signing requires
             key.write_text(secrets.token_hex(32) + "\n")
             key.chmod(0o600)
-            with _environment({**env, KEY_ENV: str(key), ROOT_ENV: str(project)}):
+            # The site's params file is named in the environment too (execute_site): restored with the rest, so
+            # nothing of this temporary project outlives the task in the worker's process.
+            with _environment({**env, KEY_ENV: str(key), ROOT_ENV: str(project), PARAMS_FILE_ENV: ""}):
                 if first and warm_site and "site" not in _WARMED:
                     _warm_with(job, project)
                 with malloc_defaults():
