@@ -50,6 +50,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from _growth import exponents  # noqa: E402  (benchmarks/_growth.py, beside this file)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 ESTIMATORS = (
@@ -140,13 +142,6 @@ def run_child(name: str, n: int, months: int, per_run: float, max_gb: float, wee
     return r
 
 
-def slope(xs: list[float], ys: list[float]) -> float:
-    lx, ly = [math.log(x) for x in xs], [math.log(max(y, 1e-6)) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    sxx = sum((x - mx) ** 2 for x in lx)
-    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / sxx if sxx else float("nan")
-
-
 def predict(done: list[tuple[int, dict]], n: int, key: str) -> float | None:
     """Extrapolate ``key`` to size ``n`` from the last two sizes measured (local exponent, at least 1)."""
     pts = [(m, r[key]) for m, r in done if key in r]
@@ -187,7 +182,7 @@ def main() -> None:
     if args.site:
         from scale_site import site_main  # benchmarks/scale_site.py, beside this file
 
-        site_main(args, slope)
+        site_main(args)
         return
     import evallib.methods.did.event_study  # noqa: F401  (imports once, before the forks)
     import evallib.methods.did.rate_ratio  # noqa: F401
@@ -254,13 +249,7 @@ def main() -> None:
         if len(pts) < 2:
             print(f"  {name:<17} fewer than two sizes measured")
             continue
-        ns = [n for n, _ in pts]
-        k = slope(ns, [r["cpu"] for _, r in pts])
-        k_mem = slope(ns, [r["rise_mb"] for _, r in pts])
-        local = ", ".join(
-            f"{a}->{b}: {math.log(rb['cpu'] / ra['cpu']) / math.log(b / a):.2f}"
-            for (a, ra), (b, rb) in zip(pts, pts[1:], strict=False)
-        )
+        k, k_mem, local = exponents(pts, "rise_mb")
         k_t = ""
         for n in long_sizes:
             a, b = rows.get(f"{n}x72", {}), rows.get(f"{n}x288", {})

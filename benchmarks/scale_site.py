@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import resource
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _growth import exponents  # benchmarks/_growth.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,33 +24,21 @@ def _site(n: int, primary: str, max_gb: float, conn) -> None:
     try:
         limit = int(max_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        from evallib import SiteProtocol
         from evallib.evaluation.site.evaluate import evaluate_site
-        from evallib.methods.simulate import simulate_nhs_panel
-        from evallib.sources.panel import validate_panel
+        from evallib.evaluation.studies.simulated import simulated_panel, simulated_site
 
-        frame = simulate_nhs_panel(n + 1, 72, start_period=36, effect=-0.1, seed=1, first_month="2010-04")
-        long = frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]]
-        protocol = SiteProtocol.from_mapping(
-            {
-                "site_id": "SIM",
-                "site_name": "Simulated site",
-                "site_type": "other",
-                "care_model": "other",
-                "membership_confidence": "high",
-                "treated_units": ["T000"],
-                "intervention_start": "2013-04",
-                "primary_outcome": "admissions",
-                "expected_direction": "decrease",
-                "pre_period_start": "2010-04",
-                "pre_period_end": "2013-03",
-                "post_period_end": "2016-03",
-                "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-                "primary_estimator": primary,
-            }
+        protocol, long = simulated_site(
+            n + 1,
+            72,
+            36,
+            effect=-0.1,
+            seed=1,
+            first_month="2010-04",
+            pre_period_start="2010-04",
+            primary_estimator=primary,
         )
-        panel = validate_panel(long, "monthly", source="sim")
-        del frame, long
+        panel = simulated_panel(long)
+        del long
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         c = time.process_time()
         ev = evaluate_site(protocol, panel)
@@ -96,10 +84,10 @@ def run_site(n: int, primary: str, limit_s: float, max_gb: float) -> dict[str, o
     return r
 
 
-def site_main(args: argparse.Namespace, slope: Callable[[list[float], list[float]], float]) -> None:
+def site_main(args: argparse.Namespace) -> None:
     """``--site``: one whole site's evaluation at each size, CPU, peak memory and growth exponents."""
     import evallib.evaluation.site.evaluate  # noqa: F401  (imports once, before the forks)
-    import evallib.methods.simulate  # noqa: F401
+    import evallib.evaluation.studies.simulated  # noqa: F401
 
     sizes = args.site_sizes or [100, 300, 1000] + ([3000, 7000] if args.full else [])
     limit = args.per_run or 300.0
@@ -122,13 +110,9 @@ def site_main(args: argparse.Namespace, slope: Callable[[list[float], list[float
     pts = [(n, rows[str(n)]) for n in sizes if "cpu" in rows[str(n)]]
     summary: dict[str, float] = {}
     if len(pts) >= 2:
-        ns = [n for n, _ in pts]
-        summary = {"k_cpu": slope(ns, [r["cpu"] for _, r in pts]), "k_peak": slope(ns, [r["peak_mb"] for _, r in pts])}
-        local = ", ".join(
-            f"{a}->{b}: {math.log(rb['cpu'] / ra['cpu']) / math.log(b / a):.2f}"
-            for (a, ra), (b, rb) in zip(pts, pts[1:], strict=False)
-        )
-        print(f"\nk = {summary['k_cpu']:.2f} in CPU (peak memory k = {summary['k_peak']:.2f}); local {local}")
+        k_cpu, k_peak, local = exponents(pts, "peak_mb")
+        summary = {"k_cpu": k_cpu, "k_peak": k_peak}
+        print(f"\nk = {k_cpu:.2f} in CPU (peak memory k = {k_peak:.2f}); local {local}")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / "scale_site.json").write_text(

@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evallib import SiteProtocol
-from evallib.methods.simulate import simulate_nhs_panel
-from evallib.sources.panel import Panel, validate_panel
+from evallib.evaluation.studies.simulated import simulated_panel as simulated_panel
+from evallib.evaluation.studies.simulated import simulated_site as simulated_site
 
 ROOT = Path(__file__).resolve().parents[1]
 #: DiD column roles of evallib.methods.simulate.simulate_panel, on the log scale.
@@ -28,6 +27,8 @@ SIM_ROLES = {
     "transform": "log",
 }
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# simulated_site and simulated_panel (the simulated own-data site the design, answer and wording tests share with
+# benchmarks/scale_site.py) are imported from here by the tests.
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -142,53 +143,3 @@ def published_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_batch(None, root=root, progress=False)
     assert result.exit_code == 0, result.runs
     return root
-
-
-def simulated_site(
-    n_units: int,
-    periods: int,
-    start_period: int,
-    *,
-    effect: float = 0.0,
-    treated_volatility: float | None = None,
-    seed: int,
-    first_month: str = "2011-04",
-    primary_estimator: str = "synthetic_did",
-) -> tuple[SiteProtocol, pd.DataFrame]:
-    """A simulated one-unit site (T000 treated from April 2013, pre-period from April 2011, follow-up to March 2016)
-    and its long data (``unit, period, outcome, value``): the set-up the design, answer and wording tests share.
-    """
-    frame = simulate_nhs_panel(
-        n_units,
-        periods,
-        start_period=start_period,
-        effect=effect,
-        treated_volatility=treated_volatility,
-        seed=seed,
-        first_month=first_month,
-    )
-    long = frame.assign(outcome="admissions")[["unit", "period", "outcome", "value"]]
-    protocol = SiteProtocol.from_mapping(
-        {
-            "site_id": "SIM",
-            "site_name": "Simulated site",
-            "site_type": "other",
-            "care_model": "other",
-            "membership_confidence": "high",
-            "treated_units": ["T000"],
-            "intervention_start": "2013-04",
-            "primary_outcome": "admissions",
-            "expected_direction": "decrease",
-            "pre_period_start": "2011-04",
-            "pre_period_end": "2013-03",
-            "post_period_end": "2016-03",
-            "data_source": {"path": "sim.csv", "unit": "unit", "period": "period", "outcomes": ["admissions"]},
-            "primary_estimator": primary_estimator,
-        }
-    )
-    return protocol, long
-
-
-def simulated_panel(long: pd.DataFrame) -> Panel:
-    """The simulated site's data as the validated monthly panel the analysis reads."""
-    return validate_panel(long, "monthly", source="sim")

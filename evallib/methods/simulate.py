@@ -273,3 +273,21 @@ def panel_frame(
             "volatility": np.repeat(volatility, t_),
         }
     )
+
+
+def long_panel(frame: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """A simulated panel's counts as one outcome of a long table, as an evaluator's own data file holds them.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A simulated panel (:func:`simulate_nhs_panel`, :func:`simulate_panel`): ``unit``, ``period``, ``value``.
+    outcome : str
+        The outcome's name.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``unit``, ``period``, ``outcome``, ``value``.
+    """
+    return frame.assign(outcome=outcome)[["unit", "period", "outcome", "value"]]

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable
-from evallib.evaluation.studies.design import ALPHA, POWER, TABLE_COLUMNS, SiteDesign, area_effect, as_percent
+from evallib.evaluation.studies.design import area_effect
 from evallib.evaluation.studies.pre_start import History, answer_estimator, design_history, nearest_sets
+from evallib.evaluation.studies.site_design import ALPHA, SiteDesign, build_site_design, power_columns
 from evallib.methods.base.design import Design
 from evallib.methods.did.rollout import StaggeredPlacebo
 from evallib.methods.inference.fake_starts import FakeStartTests, critical_values
@@ -113,7 +114,6 @@ def staggered_design(
         phase_in=lag,
     )
     hoped = area_effect(hoped_for_percent, share, protocol.expected_direction, hist.scale)
-    sign = -1.0 if protocol.expected_direction == "decrease" else 1.0
     rows, curves = [], []
     for pool in hist.pools:
         placebos, reals = _fit_pool(estimator, hist, pool, offsets, positions, fake_pre, fake_follow, span)
@@ -134,9 +134,6 @@ def staggered_design(
             )
         )
         curves.append((pool, tests))
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    top = table["mde"].replace(np.inf, np.nan).max()
-    effects = np.linspace(0, 3 * (top if np.isfinite(top) and top > 0 else abs(hoped)), 41)
     notes = [*hist.notes]
     word = "week" if weekly else ("month" if step == 1 else "period")
     if fake_follow < own - span:
@@ -144,41 +141,22 @@ def staggered_design(
             f"the history holds a fake follow-up of {fake_follow} {word}s for the last cohort, not its "
             f"{own - span}: the MDE shown is for the shorter follow-up"
         )
-    return SiteDesign(
-        site_id=protocol.site_id,
-        outcome=hist.outcome,
-        scale=hist.scale,
-        expected_direction=protocol.expected_direction,
+    notes.append(
+        "a staggered site: sized with Callaway-Sant'Anna's placebo test, every cohort's start moved back into the history"
+    )
+    return build_site_design(
+        protocol,
+        hist,
         primary_estimator=STAGGERED_ESTIMATOR,
         planned_start=first_start,
-        history=(hist.values.index.min(), hist.values.index.max()),
-        protocol_follow_up=own,
-        pre_periods=hist.pre_periods,
+        follow_up=own,
         hoped_for_percent=hoped_for_percent,
         share=share,
-        hoped_for_area=hoped,
-        pool_units=dict(hist.pools),
-        table=table,
-        curves=pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "estimator": STAGGERED_ESTIMATOR,
-                        "pool": pool,
-                        "follow_up": own,
-                        "effect": sign * effects,
-                        "power": tests.power(sign * effects),
-                    }
-                )
-                for pool, tests in curves
-            ],
-            ignore_index=True,
-        ),
-        notes=(
-            *notes,
-            "a staggered site: sized with Callaway-Sant'Anna's placebo test, every cohort's start moved back into the history",
-        ),
-        period_word="week" if weekly else "month",
+        hoped=hoped,
+        rows=rows,
+        tests=[(STAGGERED_ESTIMATOR, pool, own, tests) for pool, tests in curves],
+        notes=tuple(notes),
+        weekly=weekly,
     )
 
 
@@ -238,11 +216,8 @@ def _row(
     hoped: float,
     direction: str,
 ) -> dict[str, object]:
-    mde = tests.detectable(POWER, "either")
     q = critical_values(e, ALPHA)
     rejection = float(np.mean(p_values <= ALPHA))  # the site itself at each fake start, by the report's rule
-    holds = rejection <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / len(p_values))
-    power = float(tests.power(np.array([hoped]))[0])
     return {
         "estimator": STAGGERED_ESTIMATOR,
         "pool": pool,
@@ -250,14 +225,7 @@ def _row(
         "n_comparators": n_comp,
         "fake_pre": fake_pre,
         "fake_post": fake_follow,
-        "fake_starts": len(p_values),
         "spread_factor": 1.0,
-        "mde": mde,
-        "mde_expected_direction": tests.detectable(POWER, direction),  # type: ignore[arg-type]
-        "mde_percent": as_percent(mde, hist.scale, direction),
         "ci_width": float(np.mean(2 * q)),
-        "fake_start_rejection": rejection,
-        "holds_size": bool(holds),
-        "power_hoped_for": power,
-        "detects_hoped_for": bool(power >= POWER),
+        **power_columns(tests, rejection, len(p_values), hist.scale, hoped, direction),
     }
