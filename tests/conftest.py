@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -13,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from evallib.evaluation.site.robustness import Robustness
 from evallib.evaluation.studies.simulated import simulated_panel as simulated_panel
 from evallib.evaluation.studies.simulated import simulated_site as simulated_site
+from evallib.methods.base.results import Estimate
 
 ROOT = Path(__file__).resolve().parents[1]
 #: DiD column roles of evallib.methods.simulate.simulate_panel, on the log scale.
@@ -143,3 +146,29 @@ def published_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_batch(None, root=root, progress=False)
     assert result.exit_code == 0, result.runs
     return root
+
+
+# The robustness verdict's tests (test_robustness*.py, test_checks_that_cannot_test.py) judge hand-made rows.
+def estimate_row(estimate: float, lo: float, hi: float, p: float, method: str = "did_synthetic") -> Estimate:
+    """An effect estimate of outcome ``y`` (log scale, placebo in space, one treated unit among 50 comparators)."""
+    return Estimate("y", "treated_x_post", estimate, math.nan, lo, hi, p, method, "placebo_in_space", "log", 1, 50)
+
+
+def robustness_of(main: Estimate, checks: tuple) -> Robustness:  # type: ignore[type-arg]
+    """The verdict of judged ``checks`` on ``main``, with nothing else of a robustness analysis."""
+    return Robustness(
+        outcome="y",
+        main=main,
+        placebo_in_time=None,
+        leave_one_out=(math.nan, math.nan),
+        matched=None,
+        matched_did=None,
+        synthetic=None,
+        balance=None,
+        checks=checks,
+    )
+
+
+def check_status(checks: tuple, name: str) -> str:  # type: ignore[type-arg]
+    """The status of the check called ``name``."""
+    return next(c.status for c in checks if c.name == name)

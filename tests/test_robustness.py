@@ -12,11 +12,13 @@ from evallib.evaluation.site.verdict import judge
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.sensitivity import relative_magnitudes
 
+from .conftest import check_status, estimate_row, robustness_of
+
 pytestmark = pytest.mark.unit
 
 
 def _row(estimate: float, lo: float, hi: float, p: float, method: str = "did_twfe") -> Estimate:
-    return Estimate("y", "treated_x_post", estimate, math.nan, lo, hi, p, method, "placebo_in_space", "log", 1, 50)
+    return estimate_row(estimate, lo, hi, p, method)  # the plain DiD's rows
 
 
 MAIN = _row(-0.20, -0.30, -0.10, 0.01)
@@ -24,63 +26,47 @@ QUIET_FAKE_START = _row(0.01, -0.05, 0.07, 0.70, "did_twfe_placebo_in_time")
 STABLE = pd.Series([-0.22, -0.19, -0.18])
 
 
-def _verdict(main: Estimate, checks: tuple) -> Robustness:
-    return Robustness(
-        outcome="y",
-        main=main,
-        placebo_in_time=None,
-        leave_one_out=(math.nan, math.nan),
-        matched=None,
-        matched_did=None,
-        synthetic=None,
-        balance=None,
-        checks=checks,
-    )
-
-
-def _status(checks: tuple, name: str) -> str:
-    return next(c.status for c in checks if c.name == name)
-
-
 def test_parallel_trends_sensitivity_is_reported_beside_the_verdict_not_judged() -> None:
     # Leads whose largest change (0.08) accumulated over three years (bias 0.16 per Mbar) overturns the
     # interval's near end (0.10) below Mbar = 1: reported with a caution, the verdict still confirmed.
     rm = relative_magnitudes({-2: 0.08, -1: 0.0}, n_post_periods=3, ci_low=-0.30, ci_high=-0.10)
     checks = judge(MAIN, QUIET_FAKE_START, STABLE, _row(-0.15, -0.4, 0.1, 0.3), None, rm, n_comparators=60)
-    assert _status(checks, "parallel-trends sensitivity") == "reported"
-    rb = _verdict(MAIN, checks)
+    assert check_status(checks, "parallel-trends sensitivity") == "reported"
+    rb = robustness_of(MAIN, checks)
     assert rb.verdict == "confirmed"
     assert "0.62 times the largest pre-period one" in rb.sensitivity_words
     assert "rests on trends staying parallel" in rb.sensitivity_words
     robust = relative_magnitudes({-2: 0.01, -1: 0.0}, n_post_periods=3, ci_low=-0.30, ci_high=-0.10)
-    words = _verdict(MAIN, judge(MAIN, None, STABLE, None, None, robust, n_comparators=60)).sensitivity_words
+    words = robustness_of(MAIN, judge(MAIN, None, STABLE, None, None, robust, n_comparators=60)).sensitivity_words
     assert "5.00 times" in words and "rests on" not in words
 
 
 def test_alternative_comparison_sets_are_judged_by_agreement_not_their_own_significance() -> None:
     not_significant_but_agrees = _row(-0.12, -0.35, 0.11, 0.30)
     checks = judge(MAIN, QUIET_FAKE_START, STABLE, not_significant_but_agrees, None, None, n_comparators=60)
-    assert _status(checks, "10 matched comparators") == "agrees"
+    assert check_status(checks, "10 matched comparators") == "agrees"
     opposite = _row(0.05, 0.01, 0.09, 0.02)
     checks = judge(MAIN, QUIET_FAKE_START, STABLE, opposite, None, None, n_comparators=60)
-    assert _status(checks, "10 matched comparators") == "disagrees"
-    rb = _verdict(MAIN, checks)
+    assert check_status(checks, "10 matched comparators") == "disagrees"
+    rb = robustness_of(MAIN, checks)
     assert rb.verdict == "not confirmed" and [c.name for c in rb.disagreements] == ["10 matched comparators"]
     no_overlap = _row(-0.60, -0.70, -0.45, 0.01)
-    assert _status(judge(MAIN, None, STABLE, no_overlap, None, None, n_comparators=60), "10 matched comparators") == (
-        "disagrees"
+    assert (
+        check_status(judge(MAIN, None, STABLE, no_overlap, None, None, n_comparators=60), "10 matched comparators")
+        == "disagrees"
     )
 
 
 def test_a_placebo_test_that_cannot_reach_five_percent_could_not_test() -> None:
     # 15 comparators: the smallest attainable p is 1/16 > 0.05, so a fake start could never disagree.
     checks = judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=15)
-    assert _status(checks, "placebo in time") == "could not test"
-    assert _status(judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=19), "placebo in time") == (
-        "agrees"
+    assert check_status(checks, "placebo in time") == "could not test"
+    assert (
+        check_status(judge(MAIN, QUIET_FAKE_START, STABLE, None, None, None, n_comparators=19), "placebo in time")
+        == "agrees"
     )
     fake_effect = _row(-0.10, -0.15, -0.05, 0.01, "did_twfe_placebo_in_time")
-    assert _status(judge(MAIN, fake_effect, STABLE, None, None, None, n_comparators=60), "placebo in time") == (
+    assert check_status(judge(MAIN, fake_effect, STABLE, None, None, None, n_comparators=60), "placebo in time") == (
         "disagrees"
     )
 
@@ -95,21 +81,21 @@ def test_checks_that_did_not_run_are_never_counted_as_agreeing() -> None:
         "pre-trend test": "not run",
         "parallel-trends sensitivity": "not run",
     }
-    assert _verdict(MAIN, checks).sensitivity_words == ""
+    assert robustness_of(MAIN, checks).sensitivity_words == ""
 
 
 def test_a_null_result_is_never_confirmed() -> None:
     null = _row(-0.02, -0.12, 0.08, 0.60)
     checks = judge(null, QUIET_FAKE_START, STABLE, _row(-0.03, -0.2, 0.1, 0.7), None, None, n_comparators=60)
-    rb = _verdict(null, checks)
+    rb = robustness_of(null, checks)
     assert rb.verdict == "no clear effect"
-    assert _status(checks, "leave one comparator out") == "not run"
-    assert _status(checks, "parallel-trends sensitivity") == "not run"
+    assert check_status(checks, "leave one comparator out") == "not run"
+    assert check_status(checks, "parallel-trends sensitivity") == "not run"
 
 
 def test_one_comparator_that_flips_the_sign_disagrees() -> None:
     flips = pd.Series([-0.22, -0.19, 0.01])
-    assert _status(judge(MAIN, None, flips, None, None, None, n_comparators=60), "leave one comparator out") == (
+    assert check_status(judge(MAIN, None, flips, None, None, None, n_comparators=60), "leave one comparator out") == (
         "disagrees"
     )
 

@@ -25,7 +25,7 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.simulate import simulate_nhs_panel
 from evallib.methods.synth.synthetic_did import SyntheticDiD
 
-from .conftest import ROOT
+from .conftest import ROOT, estimate_row, robustness_of
 
 N_PRE, N_POST = 24, 12
 
@@ -144,38 +144,32 @@ def test_the_volatile_sites_studentized_did_is_refitted_with_its_own_test() -> N
     assert [r.method for r in rb.rows] == ["did_twfe_placebo_in_time", "did_twfe_matched"]
 
 
-def _row(estimate: float, lo: float, hi: float, p: float, method: str = "did_synthetic") -> Estimate:
-    return Estimate("y", "treated_x_post", estimate, math.nan, lo, hi, p, method, "placebo_in_space", "log", 1, 50)
-
-
-MAIN = _row(-0.20, -0.30, -0.10, 0.01)
-QUIET = _row(0.01, -0.05, 0.07, 0.70, "did_synthetic_placebo_in_time")
+MAIN = estimate_row(-0.20, -0.30, -0.10, 0.01)
+QUIET = estimate_row(0.01, -0.05, 0.07, 0.70, "did_synthetic_placebo_in_time")
 STABLE = pd.Series([-0.22, -0.19, -0.18])
-
-
-def _verdict(checks: tuple) -> str:
-    return Robustness("y", MAIN, None, (math.nan,) * 2, None, None, None, None, checks=checks).verdict
 
 
 @pytest.mark.unit
 def test_a_failed_pretrend_test_leaves_an_effect_unconfirmed() -> None:
     def checks(p: float) -> tuple:
-        pretrend = replace(_row(0.02, 0.01, 0.03, p, "did_pretrend"), term="pre_trend_difference")
+        pretrend = replace(estimate_row(0.02, 0.01, 0.03, p, "did_pretrend"), term="pre_trend_difference")
         return judge(MAIN, QUIET, STABLE, None, None, None, n_comparators=60, pretrend=pretrend)
 
     failed = checks(0.041)
     assert {c.name: c.status for c in failed}["pre-trend test"] == "disagrees"
-    assert _verdict(failed) == "not confirmed"
-    assert _verdict(checks(0.30)) == "confirmed"
+    assert robustness_of(MAIN, failed).verdict == "not confirmed"
+    assert robustness_of(MAIN, checks(0.30)).verdict == "confirmed"
     # A p-value just under 5% never prints as "p = 0.050" beside "differs".
     assert "p < 0.05" in next(c.detail for c in checks(0.0499) if c.name == "pre-trend test")
-    withheld = judge(MAIN, QUIET, STABLE, None, None, None, n_comparators=60, pretrend=_row(0.0, *[math.nan] * 3))
+    withheld = judge(
+        MAIN, QUIET, STABLE, None, None, None, n_comparators=60, pretrend=estimate_row(0.0, *[math.nan] * 3)
+    )
     assert {c.name: c.status for c in withheld}["pre-trend test"] == "not run"
 
 
 @pytest.mark.unit
 def test_check_words_are_in_percent_and_name_the_estimator() -> None:
-    matched = _row(-0.15, -0.40, 0.10, 0.30, "did_synthetic_matched")
+    matched = estimate_row(-0.15, -0.40, 0.10, 0.30, "did_synthetic_matched")
     checks = judge(MAIN, QUIET, STABLE, matched, None, None, n_comparators=60, estimator="synthetic_did")
     words = {c.name: c.detail for c in checks}
     assert (
