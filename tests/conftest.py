@@ -4,20 +4,28 @@ the scripts that produced them are in reference/ (reference/README.md)."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import math
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
-from evallib.evaluation.site.robustness import Robustness
 from evallib.evaluation.studies.simulated import simulated_panel as simulated_panel
 from evallib.evaluation.studies.simulated import simulated_site as simulated_site
-from evallib.methods.base.results import Estimate
+from evallib.protocol.params import SiteProtocol
+from evallib.sources.panel import Panel
+
+if TYPE_CHECKING:
+    from evallib.evaluation.site.robustness import Robustness
+    from evallib.methods.base.results import Estimate
 
 ROOT = Path(__file__).resolve().parents[1]
 #: DiD column roles of evallib.methods.simulate.simulate_panel, on the log scale.
@@ -64,15 +72,41 @@ def staggered_example():  # type: ignore[no-untyped-def]
     session: the site whose units started at different dates that the staggered, stacked and robustness tests read."""
     from evallib.evaluation.site.evaluate import evaluate_site
     from evallib.protocol.params import load_params
+
+    with project_root():  # the params file names its data relative to the repository
+        return evaluate_site(load_params(ROOT / "examples" / "staggered" / "rollout.yaml"))
+
+
+@contextlib.contextmanager
+def project_root(root: Path = ROOT) -> Iterator[None]:
+    """Params files name their data relative to ``root`` while this holds; undone after it (a session fixture must
+    not hold it: a later test's ``evallib`` subprocess would inherit the root)."""
     from evallib.protocol.paths import ROOT_ENV
 
     mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(ROOT))  # the params file names its data relative to the repository
+    mp.setenv(ROOT_ENV, str(root))
     try:
-        evaluated = evaluate_site(load_params(ROOT / "examples" / "staggered" / "rollout.yaml"))
+        yield
     finally:
-        mp.undo()  # not held for the session: a later test's `evallib` subprocess would inherit the root
-    return evaluated
+        mp.undo()
+
+
+def page_text(html: str) -> str:
+    """A page's words: figures (images, inline SVG) and tags taken out, white space folded."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>|<svg.*?</svg>", "", html, flags=re.S)))
+
+
+def panel_changed_from(protocol: SiteProtocol, start: str) -> Panel:
+    """The protocol's data with every value from ``start`` on tripled, the design step's cached histories forgotten:
+    a design step that reads nothing from ``start`` on gives the same table on it."""
+    from evallib.evaluation.site.coverage import load_source
+    from evallib.evaluation.studies.pre_start import forget_histories
+
+    panel = load_source(protocol.data_source)
+    d = panel.data.copy()
+    d.loc[d["period"] >= pd.Timestamp(start), "value"] *= 3.0
+    forget_histories()
+    return Panel(d, panel.frequency, panel.source, panel.files)
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -151,11 +185,15 @@ def published_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # The robustness verdict's tests (test_robustness*.py, test_checks_that_cannot_test.py) judge hand-made rows.
 def estimate_row(estimate: float, lo: float, hi: float, p: float, method: str = "did_synthetic") -> Estimate:
     """An effect estimate of outcome ``y`` (log scale, placebo in space, one treated unit among 50 comparators)."""
+    from evallib.methods.base.results import Estimate
+
     return Estimate("y", "treated_x_post", estimate, math.nan, lo, hi, p, method, "placebo_in_space", "log", 1, 50)
 
 
 def robustness_of(main: Estimate, checks: tuple) -> Robustness:  # type: ignore[type-arg]
     """The verdict of judged ``checks`` on ``main``, with nothing else of a robustness analysis."""
+    from evallib.evaluation.site.robustness import Robustness
+
     return Robustness(
         outcome="y",
         main=main,

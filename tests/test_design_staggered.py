@@ -7,7 +7,6 @@ January 2012) is sized from the 51 months before April 2016 only.
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -20,21 +19,15 @@ from evallib.errors import NotEvaluable
 from evallib.evaluation.studies.rollout_design import STAGGERED_ESTIMATOR, fake_layout, staggered_design
 from evallib.protocol.params import load_params
 
-from .conftest import ROOT
+from .conftest import ROOT, page_text, panel_changed_from, project_root
 
 EXAMPLE = ROOT / "examples" / "staggered"
 
 
 @pytest.fixture(scope="module")
 def protocol():  # type: ignore[no-untyped-def]
-    from evallib.protocol.paths import ROOT_ENV
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(ROOT))
-    try:
+    with project_root():
         yield replace(load_params(EXAMPLE / "rollout.yaml"), n_placebo_draws=499)
-    finally:
-        mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +58,7 @@ def test_a_staggered_site_is_sized_with_callaway_santannas_placebo_test(result) 
 
 @pytest.mark.integration
 def test_the_staggered_design_reads_nothing_from_the_first_start_on(protocol, result) -> None:  # type: ignore[no-untyped-def]
-    from evallib.evaluation.site.coverage import load_source
-    from evallib.evaluation.studies.pre_start import forget_histories
-    from evallib.sources.panel import Panel
-
-    panel = load_source(protocol.data_source)
-    d = panel.data.copy()
-    d.loc[d["period"] >= pd.Timestamp("2016-04-01"), "value"] *= 3.0
-    forget_histories()
-    other = staggered_design(
-        protocol, panel=Panel(d, panel.frequency, panel.source, panel.files), hoped_for_percent=10.0
-    )
+    other = staggered_design(protocol, panel=panel_changed_from(protocol, "2016-04-01"), hoped_for_percent=10.0)
     pd.testing.assert_frame_equal(other.table, result.table)
 
 
@@ -117,7 +100,7 @@ def test_evallib_design_sizes_a_staggered_site_with_its_own_estimator(tmp_path: 
     table = pd.read_csv(tmp_path / "design.csv")
     assert set(table["estimator"]) == {STAGGERED_ESTIMATOR}
     page = (tmp_path / "design.html").read_text(encoding="utf-8")
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", page, flags=re.S)))
+    text = page_text(page)
     assert "started at different dates" in text and "every cohort's start is moved back" in text
     assert "every comparison unit in turn plays the site" not in text  # the common-start method is not claimed
 

@@ -19,20 +19,15 @@ import pytest
 from evallib.evaluation.studies.design import WEEKLY_FOLLOW_UPS, design_site
 from evallib.protocol.params import load_params
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, page_text, panel_changed_from, project_root
+
 EXAMPLE = ROOT / "examples" / "weekly"
 
 
 @pytest.fixture(scope="module")
 def protocol(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from evallib.protocol.paths import ROOT_ENV
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(ROOT))
-    try:
+    with project_root():
         yield replace(load_params(EXAMPLE / "clinics.yaml"), n_placebo_draws=199)
-    finally:
-        mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +50,8 @@ def test_the_weekly_design_counts_follow_up_and_the_pre_period_in_weeks(result) 
 
 @pytest.mark.integration
 def test_the_weekly_design_reads_nothing_from_the_start_on(protocol, result) -> None:  # type: ignore[no-untyped-def]
-    from evallib.evaluation.site.coverage import load_source
-    from evallib.evaluation.studies.pre_start import forget_histories
-    from evallib.sources.panel import Panel
-
-    panel = load_source(protocol.data_source)
-    d = panel.data.copy()
-    d.loc[d["period"] >= pd.Timestamp("2018-01-01"), "value"] *= 3.0
-    forget_histories()
     other = design_site(
-        protocol,
-        panel=Panel(d, panel.frequency, panel.source, panel.files),
-        estimators=("did",),
-        hoped_for_percent=10.0,
+        protocol, panel=panel_changed_from(protocol, "2018-01-01"), estimators=("did",), hoped_for_percent=10.0
     )
     pd.testing.assert_frame_equal(other.table, result.table)
 
@@ -91,7 +75,7 @@ def test_evallib_design_runs_on_weekly_data_and_writes_a_page_in_weeks(tmp_path:
     said = run_design(ROOT, "clinics", Path("examples/weekly"), hoped_for=10.0, share=1.0, out=tmp_path)
     assert "53 weeks of follow-up" in said and "Recommended comparison pool" in said
     page = (tmp_path / "design.html").read_text(encoding="utf-8")
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", page, flags=re.S)))
+    text = page_text(page)
     assert "Follow-up (weeks)" in text and "pre-period (104 weeks)" in text
     assert "4 Jan 2016" in text or "2016" in text
     assert not re.search(r"\b\d+ months?\b", text), re.findall(r".{40}\b\d+ months?\b.{20}", text)

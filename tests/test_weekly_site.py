@@ -22,7 +22,8 @@ from evallib.methods.its.model import fourier_terms
 from evallib.protocol.params import SiteProtocol, load_params
 from evallib.sources.files import FileSource, load_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, page_text, project_root
+
 EXAMPLE = ROOT / "examples" / "weekly"
 TRUE_LOG = math.log(0.92)  # examples/weekly/make_data.py: 8% fewer attendances from 2018-01-01
 
@@ -154,14 +155,9 @@ def test_the_shipped_data_are_what_make_data_writes(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def example():  # type: ignore[no-untyped-def]
     from evallib.evaluation.site.evaluate import evaluate_site
-    from evallib.protocol.paths import ROOT_ENV
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(ROOT))
-    try:
+    with project_root():
         yield evaluate_site(load_params(EXAMPLE / "clinics.yaml"))
-    finally:
-        mp.undo()
 
 
 @pytest.mark.integration
@@ -192,7 +188,7 @@ def test_the_weekly_page_counts_weeks_not_months(example) -> None:  # type: igno
     from evallib.reporting.report import full_report
 
     html = full_report(example)
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>|<svg.*?</svg>", "", html, flags=re.S)))
+    text = page_text(html)
     assert "104 weeks" in text or "104 pre-period weeks" in text
     assert "53 weeks" in text
     assert not re.search(r"\b\d+ months?\b", text), re.findall(r".{60}\b\d+ months?\b.{20}", text)

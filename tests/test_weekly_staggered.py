@@ -17,34 +17,27 @@ import pandas as pd
 import pytest
 
 from evallib.errors import ParamsError
+from evallib.methods.simulate import simulate_weekly_counts
 from evallib.protocol.params import SiteProtocol
+
+from .conftest import page_text, project_root
 
 TRUE_LOG = math.log(0.90)
 STARTS = {"W01": "2017-07-03", "W02": "2017-07-03", "W03": "2017-10-02", "W04": "2017-10-23"}
 
 
 def weekly_rollout(seed: int = 7, n_areas: int = 40) -> pd.DataFrame:
-    """One row per area and ISO week (``area``, ``week``, ``attendances``), a 10% fall from each start."""
-    rng = np.random.default_rng(seed)
-    weeks = pd.date_range("2016-01-04", "2018-12-31", freq="W-MON")
-    t = np.arange(len(weeks)) / 52
-    year = (weeks.day_of_year.to_numpy() - 1) / 365.25
-    season = 0.10 * np.cos(2 * np.pi * year)
-    national = 0.02 * t + np.cumsum(rng.normal(0, 0.004, len(weeks)))
-    rows = []
-    for i in range(n_areas):
-        area = f"W{i + 1:02d}"
-        level = np.log(rng.uniform(300, 900)) + rng.normal(0, 0.01) * t
-        shocks = rng.normal(0, 0.03, len(weeks))
-        noise = np.zeros(len(weeks))
-        for j in range(len(weeks)):
-            noise[j] = (0.5 * noise[j - 1] if j else 0.0) + shocks[j]
-        log_mean = level + national + season + noise
-        if area in STARTS:
-            log_mean = log_mean + TRUE_LOG * (weeks >= pd.Timestamp(STARTS[area]))
-        counts = rng.poisson(np.exp(log_mean))
-        rows.append(pd.DataFrame({"area": area, "week": weeks.strftime("%Y-%m-%d"), "attendances": counts}))
-    return pd.concat(rows, ignore_index=True)
+    """One row per area and ISO week (``area``, ``week``, ``attendances``), a 10% fall from each start: the worked
+    weekly example's generator with a winter peak alone, a steadier national trend and larger areas."""
+    return simulate_weekly_counts(
+        np.random.default_rng(seed),
+        STARTS,
+        effect=TRUE_LOG,  # read when called (the Monte Carlo check sets it to 0)
+        n_areas=n_areas,
+        level_range=(300, 900),
+        second_harmonic=0.0,
+        national_sd=0.004,
+    )
 
 
 def _mapping(**changes: object) -> dict[str, object]:
@@ -127,16 +120,11 @@ def test_the_schema_takes_a_mapping_of_mondays_for_weekly_files_only() -> None:
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from evallib.evaluation.site.evaluate import evaluate_site
-    from evallib.protocol.paths import ROOT_ENV
 
     root = tmp_path_factory.mktemp("weekly_rollout")
     weekly_rollout().to_csv(root / "w.csv", index=False)
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ROOT_ENV, str(root))
-    try:
+    with project_root(root):
         yield evaluate_site(SiteProtocol.from_mapping(_mapping(), str(root / "weekly_rollout.yaml")))
-    finally:
-        mp.undo()
 
 
 @pytest.mark.integration
@@ -168,7 +156,7 @@ def test_the_weekly_staggered_page_counts_weeks_and_names_mondays(evaluated) -> 
     from evallib.reporting.report import full_report
 
     html = full_report(evaluated)
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>|<svg.*?</svg>", "", html, flags=re.S)))
+    text = page_text(html)
     assert "cohort starting 2 Oct 2017 (W03)" in text and "cohort starting 23 Oct 2017 (W04)" in text
     assert "W01, W02 from 3 Jul 2017" in text
     assert "weeks before its start as follow-up" in text and "weeks before their start as follow-up" in text

@@ -33,6 +33,7 @@ import pytest
 from evallib.evaluation.site.evaluate import evaluate_site
 from evallib.evaluation.studies.design import design_site
 from evallib.evaluation.studies.pre_start import forget_histories
+from evallib.methods.simulate import simulate_weekly_counts
 from evallib.protocol.params import SiteProtocol, load_params
 from evallib.protocol.paths import ROOT_ENV
 
@@ -49,30 +50,6 @@ ROLLOUTS = 30
 START = pd.Timestamp("2018-01-01")
 
 
-def weekly_site(
-    rng: np.random.Generator, first: str, n_areas: int, n_treated: int, ar: float, sd: float, effect: float
-) -> pd.DataFrame:
-    """One simulated weekly file (``area``, ``week``, ``attendances``), as ``examples/weekly/make_data.py`` makes it."""
-    weeks = pd.date_range(first, "2018-12-31", freq="W-MON")
-    t = np.arange(len(weeks)) / 52
-    year = (weeks.day_of_year.to_numpy() - 1) / 365.25
-    season = 0.10 * np.cos(2 * np.pi * year) + 0.03 * np.sin(4 * np.pi * year)
-    national = 0.02 * t + np.cumsum(rng.normal(0, 0.005, len(weeks)))
-    rows = []
-    for i in range(n_areas):
-        level = np.log(rng.uniform(200, 900)) + rng.normal(0, 0.01) * t
-        shocks = rng.normal(0, sd, len(weeks))
-        noise = np.zeros(len(weeks))
-        for j in range(len(weeks)):
-            noise[j] = (ar * noise[j - 1] if j else 0.0) + shocks[j]
-        log_mean = level + national + season + noise
-        if i < n_treated:
-            log_mean = log_mean + effect * (weeks >= START)
-        counts = rng.poisson(np.exp(log_mean))
-        rows.append(pd.DataFrame({"area": f"W{i + 1:02d}", "week": weeks.strftime("%Y-%m-%d"), "attendances": counts}))
-    return pd.concat(rows, ignore_index=True)
-
-
 def _ratios(root: Path, n: int, effect: float, seed: int) -> list[tuple[float, bool]]:
     """Predicted over reported MDE at ``n`` simulated weekly sites (files written under ``root``), each with whether
     the history held the protocol's whole windows (two years before the pre-period) or only the pre-period (the fake
@@ -83,15 +60,11 @@ def _ratios(root: Path, n: int, effect: float, seed: int) -> list[tuple[float, b
     for i in range(n):
         first = "2016-01-04" if rng.random() < 0.5 else "2014-01-06"
         k = int(rng.integers(1, 4))
-        data = weekly_site(
-            rng,
-            first,
-            int(rng.integers(30, 61)),
-            k,
-            float(rng.uniform(0.3, 0.8)),
-            float(rng.uniform(0.02, 0.05)),
-            effect,
-        )
+        n_areas = int(rng.integers(30, 61))
+        ar, sd = float(rng.uniform(0.3, 0.8)), float(rng.uniform(0.02, 0.05))
+        # As examples/weekly/make_data.py makes its file, with the site's own areas, noise and history.
+        starts = {f"W{j + 1:02d}": START for j in range(k)}
+        data = simulate_weekly_counts(rng, starts, effect=effect, n_areas=n_areas, first=first, ar=ar, sd=sd)
         name = f"w{seed}_{i}.csv"
         data.to_csv(root / name, index=False)
         p: SiteProtocol = replace(
