@@ -44,13 +44,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import multiprocessing  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from _growth import exponents  # noqa: E402  (benchmarks/_growth.py, beside this file)
+from _scale import exponents, run_forked  # noqa: E402  (benchmarks/_scale.py, beside this file)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +64,7 @@ ESTIMATORS = (
 )
 
 
-def _fit(name: str, n: int, months: int, max_gb: float, conn, weekly: bool = False) -> None:
+def _fit(name: str, n: int, months: int, max_gb: float, weekly: bool, conn) -> None:
     """In a child forked after the imports: fit one estimator on one panel size; send its figures back."""
     try:
         limit = int(max_gb * 2**30)
@@ -125,21 +124,7 @@ def _fit(name: str, n: int, months: int, max_gb: float, conn, weekly: bool = Fal
 
 def run_child(name: str, n: int, months: int, per_run: float, max_gb: float, weekly: bool = False) -> dict[str, object]:
     """One fit in a process forked from this one (imports done), so that its peak memory is its own."""
-    ctx = multiprocessing.get_context("fork")
-    here, there = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_fit, args=(name, n, months, max_gb, there, weekly))
-    p.start()
-    there.close()
-    if not here.poll(2 * per_run):
-        p.kill()
-        p.join()
-        return {"skipped": f"stopped after {2 * per_run:.0f} s"}
-    try:
-        r = here.recv()
-    except EOFError:
-        r = {"skipped": f"the process died (exit {p.exitcode}; over {max_gb:g} GB?)"}
-    p.join()
-    return r
+    return run_forked(_fit, (name, n, months, max_gb, weekly), 2 * per_run, max_gb)
 
 
 def predict(done: list[tuple[int, dict]], n: int, key: str) -> float | None:

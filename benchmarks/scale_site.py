@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import resource
 import time
 from pathlib import Path
 
-from _growth import exponents  # benchmarks/_growth.py, beside this file
+from _scale import exponents, run_forked  # benchmarks/_scale.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,21 +66,7 @@ def _site(n: int, primary: str, max_gb: float, conn) -> None:
 
 def run_site(n: int, primary: str, limit_s: float, max_gb: float) -> dict[str, object]:
     """One site's evaluation in a process forked from this one (imports done)."""
-    ctx = multiprocessing.get_context("fork")
-    here, there = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_site, args=(n, primary, max_gb, there))
-    p.start()
-    there.close()
-    if not here.poll(limit_s):
-        p.kill()
-        p.join()
-        return {"skipped": f"stopped after {limit_s:.0f} s"}
-    try:
-        r = here.recv()
-    except EOFError:
-        r = {"skipped": f"the process died (exit {p.exitcode}; over {max_gb:g} GB?)"}
-    p.join()
-    return r
+    return run_forked(_site, (n, primary, max_gb), limit_s, max_gb)
 
 
 def site_main(args: argparse.Namespace) -> None:

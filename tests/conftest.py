@@ -24,6 +24,7 @@ from evallib.protocol.params import SiteProtocol
 from evallib.sources.panel import Panel
 
 if TYPE_CHECKING:
+    from evallib.evaluation.site.evaluate import SiteEvaluation
     from evallib.evaluation.site.robustness import Robustness
     from evallib.methods.base.results import Estimate
 
@@ -94,6 +95,13 @@ def project_root(root: Path = ROOT) -> Iterator[None]:
 def page_text(html: str) -> str:
     """A page's words: figures (images, inline SVG) and tags taken out, white space folded."""
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>|<svg.*?</svg>", "", html, flags=re.S)))
+
+
+def report_text(evaluation: SiteEvaluation) -> str:
+    """The words of a site's whole report (:func:`page_text` of its page)."""
+    from evallib.reporting.report import full_report
+
+    return page_text(full_report(evaluation))
 
 
 def panel_changed_from(protocol: SiteProtocol, start: str) -> Panel:

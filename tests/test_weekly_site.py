@@ -22,7 +22,7 @@ from evallib.methods.its.model import fourier_terms
 from evallib.protocol.params import SiteProtocol, load_params
 from evallib.sources.files import FileSource, load_file
 
-from .conftest import ROOT, page_text, project_root
+from .conftest import ROOT, project_root, report_text
 
 EXAMPLE = ROOT / "examples" / "weekly"
 TRUE_LOG = math.log(0.92)  # examples/weekly/make_data.py: 8% fewer attendances from 2018-01-01
@@ -185,10 +185,7 @@ def test_every_estimator_runs_at_weekly_frequency(example) -> None:  # type: ign
 
 @pytest.mark.integration
 def test_the_weekly_page_counts_weeks_not_months(example) -> None:  # type: ignore[no-untyped-def]
-    from evallib.reporting.report import full_report
-
-    html = full_report(example)
-    text = page_text(html)
+    text = report_text(example)
     assert "104 weeks" in text or "104 pre-period weeks" in text
     assert "53 weeks" in text
     assert not re.search(r"\b\d+ months?\b", text), re.findall(r".{60}\b\d+ months?\b.{20}", text)

@@ -20,7 +20,7 @@ from evallib.errors import ParamsError
 from evallib.methods.simulate import simulate_weekly_counts
 from evallib.protocol.params import SiteProtocol
 
-from .conftest import page_text, project_root
+from .conftest import project_root, report_text
 
 TRUE_LOG = math.log(0.90)
 STARTS = {"W01": "2017-07-03", "W02": "2017-07-03", "W03": "2017-10-02", "W04": "2017-10-23"}
@@ -153,10 +153,7 @@ def test_a_weekly_staggered_site_is_evaluated_with_the_interval_holding_the_trut
 
 @pytest.mark.integration
 def test_the_weekly_staggered_page_counts_weeks_and_names_mondays(evaluated) -> None:  # type: ignore[no-untyped-def]
-    from evallib.reporting.report import full_report
-
-    html = full_report(evaluated)
-    text = page_text(html)
+    text = report_text(evaluated)
     assert "cohort starting 2 Oct 2017 (W03)" in text and "cohort starting 23 Oct 2017 (W04)" in text
     assert "W01, W02 from 3 Jul 2017" in text
     assert "weeks before its start as follow-up" in text and "weeks before their start as follow-up" in text

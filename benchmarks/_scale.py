@@ -1,8 +1,31 @@
-"""Growth exponents (cost ~ n^k) of the scale benchmarks, ``scale.py`` and ``scale_site.py``: computed and worded once."""
+"""What the scale benchmarks (``scale.py``, ``scale_site.py``) share: one measurement in a forked child, and the
+growth exponents (cost ~ n^k) computed and worded once."""
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+from collections.abc import Callable
+
+
+def run_forked(target: Callable[..., None], args: tuple, limit_s: float, max_gb: float) -> dict[str, object]:
+    """``target(*args, conn)`` in a process forked from this one (imports done), so that its peak memory is its
+    own: what it sends back, or why nothing came (stopped after ``limit_s`` seconds, or it died)."""
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=target, args=(*args, there))
+    p.start()
+    there.close()
+    if not here.poll(limit_s):
+        p.kill()
+        p.join()
+        return {"skipped": f"stopped after {limit_s:.0f} s"}
+    try:
+        r = here.recv()
+    except EOFError:
+        r = {"skipped": f"the process died (exit {p.exitcode}; over {max_gb:g} GB?)"}
+    p.join()
+    return r
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
