@@ -26,6 +26,7 @@ from evallib.sources.panel import Panel
 if TYPE_CHECKING:
     from evallib.evaluation.site.evaluate import SiteEvaluation
     from evallib.evaluation.site.robustness import Robustness
+    from evallib.methods.base.design import Design
     from evallib.methods.base.results import Estimate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,3 +219,25 @@ def robustness_of(main: Estimate, checks: tuple) -> Robustness:  # type: ignore[
 def check_status(checks: tuple, name: str) -> str:  # type: ignore[type-arg]
     """The status of the check called ``name``."""
     return next(c.status for c in checks if c.name == name)
+
+
+#: The staggered re-fit tests' simulated roll-out (test_staggered_*.py): four units' starts, months into 96.
+ROLLOUT_STARTS = {"U01": 48, "U02": 48, "U03": 54, "U04": 60}
+
+
+def rollout_design(seed: int, effect: float, *, early_drop: float = 0.0) -> Design:
+    """96 months of 30 units; four start at months 48, 48, 54 and 60 (:data:`ROLLOUT_STARTS`) with ``effect`` from
+    their own start, and ``early_drop`` from 24 months before it (a change before the start that a fake start should
+    find)."""
+    import numpy as np
+
+    from evallib.methods.base.design import Design
+
+    rng = np.random.default_rng(seed)
+    periods = pd.date_range("2011-01-01", periods=96, freq="MS")
+    logs = 7 + rng.normal(0, 0.3, 30) + np.cumsum(rng.normal(0, 0.01, (96, 30)), axis=0) + rng.normal(0, 0.02, (96, 30))
+    wide = pd.DataFrame(logs, index=periods, columns=[f"U{i:02d}" for i in range(30)])
+    for u, s in ROLLOUT_STARTS.items():
+        wide.loc[periods[s] :, u] += effect
+        wide.loc[periods[s - 24] :, u] += early_drop
+    return Design.staggered(np.exp(wide), {u: periods[s] for u, s in ROLLOUT_STARTS.items()}, measure="count")

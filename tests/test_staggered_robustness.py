@@ -9,8 +9,6 @@ import math
 import re
 from dataclasses import replace
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from evallib.evaluation.site.rollout_checks import (
@@ -24,20 +22,7 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo
 from evallib.methods.did.stacked import StackedDiD
 
-POSITIONS = {"U01": 48, "U02": 48, "U03": 54, "U04": 60}
-
-
-def _design(seed: int, effect: float, *, early_drop: float = 0.0) -> Design:
-    """96 months of 30 units; four start at months 48, 48, 54 and 60 with ``effect`` from their own start, and
-    ``early_drop`` from 24 months before it (a change before the start that a fake start should find)."""
-    rng = np.random.default_rng(seed)
-    periods = pd.date_range("2011-01-01", periods=96, freq="MS")
-    logs = 7 + rng.normal(0, 0.3, 30) + np.cumsum(rng.normal(0, 0.01, (96, 30)), axis=0) + rng.normal(0, 0.02, (96, 30))
-    wide = pd.DataFrame(logs, index=periods, columns=[f"U{i:02d}" for i in range(30)])
-    for u, s in POSITIONS.items():
-        wide.loc[periods[s] :, u] += effect
-        wide.loc[periods[s - 24] :, u] += early_drop
-    return Design.staggered(np.exp(wide), {u: periods[s] for u, s in POSITIONS.items()}, measure="count")
+from .conftest import rollout_design
 
 
 def _pretrend(p: float) -> Estimate:
@@ -66,7 +51,7 @@ def _check(design: Design, pretrend_p: float = 0.5):  # type: ignore[no-untyped-
 
 @pytest.mark.unit
 def test_a_clear_effect_that_every_refit_agrees_with_is_confirmed() -> None:
-    est, result, rb = _check(_design(1, -0.2))
+    est, result, rb = _check(rollout_design(1, -0.2))
     assert result.overall.p_value <= 0.05
     assert tuple(c.name for c in rb.checks) == STAGGERED_CHECKS
     assert [c.status for c in rb.checks] == ["agrees", "agrees", "agrees", "agrees"], rb.checks
@@ -76,7 +61,7 @@ def test_a_clear_effect_that_every_refit_agrees_with_is_confirmed() -> None:
 
 @pytest.mark.unit
 def test_leave_one_out_is_the_range_of_refits_without_each_comparison_unit() -> None:
-    design = _design(2, -0.2)
+    design = rollout_design(2, -0.2)
     est, _, rb = _check(design)
     never = [u for u, s in zip(design.units, design.unit_starts or (), strict=True) if s is None]
     refits = [est.fit(design.drop(u)).overall.estimate for u in never]
@@ -85,7 +70,7 @@ def test_leave_one_out_is_the_range_of_refits_without_each_comparison_unit() -> 
 
 @pytest.mark.unit
 def test_a_change_before_the_start_found_by_the_fake_start_leaves_the_effect_not_confirmed() -> None:
-    _, result, rb = _check(_design(3, -0.2, early_drop=-0.15))
+    _, result, rb = _check(rollout_design(3, -0.2, early_drop=-0.15))
     assert result.overall.p_value <= 0.05
     check = dict((c.name, c) for c in rb.checks)["placebo in time"]
     assert check.status == "disagrees" and "finds an effect where none can be" in check.detail
@@ -94,14 +79,14 @@ def test_a_change_before_the_start_found_by_the_fake_start_leaves_the_effect_not
 
 @pytest.mark.unit
 def test_a_failed_pre_trend_test_leaves_the_effect_not_confirmed() -> None:
-    _, _, rb = _check(_design(1, -0.2), pretrend_p=0.01)
+    _, _, rb = _check(rollout_design(1, -0.2), pretrend_p=0.01)
     assert dict((c.name, c.status) for c in rb.checks)["pre-trend test"] == "disagrees"
     assert rb.verdict == "not confirmed"
 
 
 @pytest.mark.unit
 def test_no_clear_effect_is_never_confirmed() -> None:
-    _, result, rb = _check(_design(4, 0.0))
+    _, result, rb = _check(rollout_design(4, 0.0))
     if result.overall.p_value > 0.05:
         assert rb.verdict == "no clear effect"
     assert dict((c.name, c.status) for c in rb.checks)["leave one comparator out"] in ("not run", "agrees")

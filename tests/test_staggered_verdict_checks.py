@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from evallib.evaluation.site.rollout_checks import check_staggered_robustness
@@ -20,18 +19,7 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo
 from evallib.methods.did.stacked import StackedDiD
 
-POSITIONS = {"U01": 48, "U02": 48, "U03": 54, "U04": 60}
-
-
-def _design(seed: int = 1, effect: float = -0.2) -> Design:
-    """96 months of 30 units; four start at months 48, 48, 54 and 60 with ``effect`` from their own start."""
-    rng = np.random.default_rng(seed)
-    periods = pd.date_range("2011-01-01", periods=96, freq="MS")
-    logs = 7 + rng.normal(0, 0.3, 30) + np.cumsum(rng.normal(0, 0.01, (96, 30)), axis=0) + rng.normal(0, 0.02, (96, 30))
-    wide = pd.DataFrame(logs, index=periods, columns=[f"U{i:02d}" for i in range(30)])
-    for u, s in POSITIONS.items():
-        wide.loc[periods[s] :, u] += effect
-    return Design.staggered(np.exp(wide), {u: periods[s] for u, s in POSITIONS.items()}, measure="count")
+from .conftest import rollout_design
 
 
 def _checks(design: Design, stacked: Estimate | None, why: str = ""):  # type: ignore[no-untyped-def]
@@ -51,7 +39,7 @@ def _checks(design: Design, stacked: Estimate | None, why: str = ""):  # type: i
 
 @pytest.mark.unit
 def test_a_stacked_did_that_agrees_confirms_and_one_that_disagrees_leaves_the_effect_not_confirmed() -> None:
-    design = _design()
+    design = rollout_design(1, -0.2)
     stacked = StackedDiD(n_draws=499, seed=3).fit(design).overall
     rb = _checks(design, stacked)
     check = {c.name: c for c in rb.checks}["stacked DiD"]
@@ -65,7 +53,7 @@ def test_a_stacked_did_that_agrees_confirms_and_one_that_disagrees_leaves_the_ef
 
 @pytest.mark.unit
 def test_a_stacked_did_that_cannot_reject_or_could_not_be_fitted_is_not_counted() -> None:
-    design = _design()
+    design = rollout_design(1, -0.2)
     stacked = StackedDiD(n_draws=499, seed=3).fit(design).overall
     unbounded = replace(stacked, ci_low=-np.inf, ci_high=np.inf, p_value=0.3)
     assert {c.name: c.status for c in _checks(design, unbounded).checks}["stacked DiD"] == "could not test"
