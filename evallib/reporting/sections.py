@@ -20,7 +20,7 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.inference.permutation import mc_error
 from evallib.reporting import plots
 from evallib.reporting.area_share import area_share
-from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
+from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, quantity, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 from evallib.reporting.words import p_text
 from evallib.vocabulary import estimator_label, ordinal, outcome_label, plural, spell_out, unit_plural
@@ -224,6 +224,26 @@ def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None) -> list[s
     return lines
 
 
+def _sampled_terms(ev: SiteEvaluation, period: str) -> list[str]:
+    """The controlled ITS's other rows, ranked among the same random fake sites as its headline: each one's Monte
+    Carlo error (every p-value in its table is sampled, not only the headline's); empty when exhaustive.
+    """
+    lines = []
+    for a in ev.analyses:
+        c = a.controlled
+        if c is None or not _sampled_row(c.headline, c):
+            continue
+        errors = c.term_mc_errors()
+        rest = [r for r in c.rows if r.term in errors and r.term != c.headline.term and _sampled_row(r, c)]
+        if rest:  # quantity() words an ITS row "method: term"; the line names the method once
+            each = "; ".join(f"{quantity(r, period).rpartition(': ')[2]} {errors[r.term]:.3f}" for r in rest)
+            lines.append(
+                f"{cap(a.label)}, controlled interrupted time series, its other rows (the same "
+                f"{c.placebo_draws:,} random placebo assignments): Monte Carlo error {each}."
+            )
+    return lines
+
+
 def _sampled_row(row: Estimate, result: Any) -> bool:
     """Whether a row's p-value is a placebo test's from random assignments (a withheld one is not shown)."""
     return row.inference.startswith("placebo") and int(getattr(result, "placebo_draws", 0) or 0) > 0
@@ -361,7 +381,8 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
         period_word=word,
         seasonal="" if ppy == 1 else ("two Fourier pairs" if ppy >= 6 else "one Fourier pair"),
         horizons=f"{plural(ppy, word)} and {plural(2 * ppy, word)}",
-        sampled=_sampled(ev, ("controlled_its",)),
+        sampled=_sampled(ev, ("controlled_its",)) + _sampled_terms(ev, word),
+        several=_several(ev),
         table=estimate_table(rows, word),
         diagnostics=diag,
         figures=figs,

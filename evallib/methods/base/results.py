@@ -167,18 +167,32 @@ class EstimatorResult:
         """
         t = self.tidy()
         head = self.headline
+        columns = ["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
+        errors = self.term_mc_errors()
+        if len(errors) > 1:  # several sampled terms: each p-value's own Monte Carlo error beside it
+            t = t.assign(p_value_mc_error=t["term"].map(errors))
+            columns.append("p_value_mc_error")
         lines = [
             f"{type(self).__name__}: {head.outcome} ({head.method}; inference: {head.inference}; scale: {head.scale})",
             f"treated units: {head.n_treated}; comparison units: {head.n_control}",
-            t[["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]].to_string(
-                index=False, float_format=lambda x: f"{x:.4g}"
-            ),
+            t[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"),
         ]
         draws = int(getattr(self, "placebo_draws", 0) or 0)  # a sampled placebo test says so (0: every one tried)
-        if draws > 0:
+        if len(errors) > 1:
+            lines.append(f"placebo p-value from {draws} seeded random assignments for every term (p_value_mc_error)")
+        elif draws > 0:
             err = float(getattr(self, "p_value_mc_error", 0.0) or 0.0)
             lines.append(f"placebo p-value from {draws} seeded random assignments (Monte Carlo error {err:.3g})")
         return "\n".join(lines)
+
+    def term_mc_errors(self) -> dict[str, float]:
+        """Monte Carlo standard error of each term's sampled placebo p-value, by term; empty when none was sampled.
+
+        The headline term's (``p_value_mc_error``) unless the result states every term's (the controlled ITS).
+        """
+        if int(getattr(self, "placebo_draws", 0) or 0) <= 0:
+            return {}
+        return {self.headline.term: float(getattr(self, "p_value_mc_error", 0.0) or 0.0)}
 
     def __str__(self) -> str:
         return self.summary()
