@@ -59,6 +59,7 @@ def test_every_sampled_term_states_its_monte_carlo_error() -> None:
     assert "p_value_mc_error" in text and "for every term" in text
     level = next(line for line in text.splitlines() if line.strip().startswith("level_change"))
     assert f"{r.term_mc_errors()['level_change']:.4g}" in level
+    assert "<th>p_value_mc_error</th>" in r._repr_html_()  # the notebook's table too
 
 
 def test_an_exhaustive_fit_states_no_monte_carlo_error() -> None:
@@ -66,6 +67,7 @@ def test_an_exhaustive_fit_states_no_monte_carlo_error() -> None:
         assert r.placebo_draws == 0 and r.term_mc_errors() == {}
         assert set(r.p_value_mc_errors) == {0.0}
         assert "Monte Carlo" not in r.summary() and "p_value_mc_error" not in r.summary()
+        assert "p_value_mc_error" not in r._repr_html_()
 
 
 def _branch(**kwargs: object) -> str:
