@@ -20,11 +20,11 @@ from evallib.methods.synth.synthetic_did import LOO_ALL_UNITS, LOO_UNITS
 POSITIONS = {"U00": 24, "U01": 24, "U02": 30}
 
 
-def _design() -> Design:
+def _design(n_units: int = 20) -> Design:
     rng = np.random.default_rng(7)
     periods = pd.date_range("2013-01-01", periods=48, freq="MS")
-    logs = 7 + rng.normal(0, 0.3, 20) + np.cumsum(rng.normal(0, 0.02, (48, 20)), axis=0)
-    wide = pd.DataFrame(logs, index=periods, columns=[f"U{i:02d}" for i in range(20)])
+    logs = 7 + rng.normal(0, 0.3, n_units) + np.cumsum(rng.normal(0, 0.02, (48, n_units)), axis=0)
+    wide = pd.DataFrame(logs, index=periods, columns=[f"U{i:02d}" for i in range(n_units)])
     for u, s in POSITIONS.items():
         wide.loc[periods[s] :, u] -= 0.3
     return Design.staggered(np.exp(wide), {u: periods[s] for u, s in POSITIONS.items()}, measure="count")
@@ -77,3 +77,9 @@ def test_at_or_below_the_cap_every_never_treated_unit_is_left_out() -> None:
     assert "never-treated units with the most extreme change" not in detail
     _, default, _ = _leave_one_out(_design())
     assert "most extreme" not in default
+
+
+@pytest.mark.unit
+def test_past_500_never_treated_units_the_default_caps_apply() -> None:
+    _, detail, _ = _leave_one_out(_design(3 + 520))
+    assert "(the 100 of 520 never-treated units with the most extreme change from before the first start" in detail
