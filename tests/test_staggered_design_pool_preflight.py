@@ -27,13 +27,14 @@ def _problem(**changes: object) -> str:
     return staggered_data_problem(SiteProtocol.from_mapping(_mapping(**changes), "p.yaml"), PERIODS, UNITS)
 
 
-def test_a_design_pool_outside_the_data_leaves_no_comparison_and_is_refused_before_any_notebook(
-    tmp_path: Path,
-) -> None:
+def test_a_design_pool_outside_the_data_is_refused_before_any_notebook(tmp_path: Path) -> None:
     msg = _preflight_refuses(_project(tmp_path, design_pool=["Z98", "Z99"]))
-    assert "field 'design_pool' (site rollout) leaves 0 areas that never started" in msg
-    assert "no cohort has a comparison" in msg and "Re-run `evallib design` for the site, or remove design_pool" in msg
-    assert "Z98" not in msg  # names the field, never echoes its contents
+    # Codes the data do not hold are refused as such first (tests/test_design_pool_unknown_codes.py); a code is not
+    # data, so the message names them.
+    assert "field 'design_pool' (site rollout) has 2 codes of 2 that are not a unit of the data (Z98, Z99)" in msg
+    assert "Re-run `evallib design` for the site on this data" in msg
+    # The staggered check on its own still refuses a pool that leaves no unit that never started.
+    assert "field 'design_pool' (site rollout) leaves 0 areas that never started" in _problem(design_pool=["Z98"])
 
 
 def test_a_design_pool_with_fewer_units_than_starts_is_refused() -> None:

@@ -51,6 +51,8 @@ def test_the_page_says_no_check_could_run_rather_than_naming_a_disagreement() ->
         checks=[],
         table="",
         staggered=True,
+        loo_all=500,
+        loo_top=100,
         points=False,
         units=5,
         unit="area",

@@ -24,7 +24,7 @@ from evallib.errors import DataError, ParamsError
 from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint, source_state
 from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.evaluation.site.staggered_site import staggered_data_problem
-from evallib.protocol.params import AnalysisSpec, SiteProtocol, load_params, read_yaml
+from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
 from evallib.sources.bundled import BUNDLED
@@ -252,6 +252,8 @@ def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: 
         )
     if not spec.primary:
         return ""
+    if protocol.design_pool and (problem := design_pool_problem(protocol, known)):
+        return problem
     missing = [c for c in protocol.comparison_include if c.upper() not in units]
     if missing:
         return (

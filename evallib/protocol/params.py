@@ -307,6 +307,35 @@ def _design_pool_clash(protocol: SiteProtocol) -> tuple[str, str, str] | None:
     return None
 
 
+#: Unknown ``design_pool`` codes a message names before it counts the rest.
+SHOWN_CODES = 5
+
+
+def design_pool_problem(protocol: SiteProtocol, known: set[str] | frozenset[str]) -> str:
+    """Why ``design_pool`` cannot be used as written ('' when it can): codes that ``known`` (the data's units, and
+    the NHS registers' codes for a bundled source; compared ignoring case) lacks.
+
+    The pool is chosen among the data's units at design time and can only narrow the comparison pool, so a code the
+    data do not hold would be dropped without a word (a typing error, or a design run on other data). Checked with
+    the data before any notebook runs (the pre-run check); the message names the site, the field, how many codes
+    and the first :data:`SHOWN_CODES` of them (codes, not data), and the fix.
+    """
+    upper = {c.upper() for c in known}
+    unknown = [c for c in protocol.design_pool if c.upper() not in upper]
+    if not unknown:
+        return ""
+    shown = ", ".join(unknown[:SHOWN_CODES]) + (
+        f" and {len(unknown) - SHOWN_CODES:,} more" if len(unknown) > SHOWN_CODES else ""
+    )
+    n = len(unknown)
+    return (
+        f"field 'design_pool' (site {protocol.site_id}) has {plural(n, 'code')} of {len(protocol.design_pool):,} "
+        f"that {agree(n, 'is', 'are')} not a unit of the data ({shown}), so the analysis would drop "
+        f"{agree(n, 'it', 'them')} without a word. Re-run `evallib design` for the site on this data (its pool is "
+        "chosen among the data's units), correct the codes, or remove design_pool to use the protocol's whole pool."
+    )
+
+
 def read_yaml(path: Path) -> Any:
     """Read YAML as Papermill does (safe loader) within bounds (:mod:`.safe_yaml`), errors as ParamsError."""
     return read_params_file(path)

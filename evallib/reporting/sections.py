@@ -20,7 +20,7 @@ from evallib.methods.base.results import Estimate
 from evallib.methods.inference.permutation import mc_error
 from evallib.reporting import plots
 from evallib.reporting.area_share import area_share
-from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, render
+from evallib.reporting.blocks import HTMLBlock, block, cap, estimate_table, figure_html, paragraph, quantity, render
 from evallib.reporting.disclosure import count_series_policy, format_count, its_count_figure, withheld_note
 from evallib.reporting.words import p_text
 from evallib.vocabulary import estimator_label, ordinal, outcome_label, plural, spell_out, unit_plural
@@ -207,10 +207,11 @@ def _placebo_source(a: OutcomeAnalysis) -> tuple[str, Any]:
     return "did", a.did
 
 
-def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None) -> list[str]:
+def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None, *, its_rows: str = "") -> list[str]:
     """One line per placebo p-value drawn from random assignments (not every one tried): the estimate, how many
     assignments and its Monte Carlo error; ``names`` keeps those headline estimators only (all, and the event
     study, when None). Empty when every p-value is exhaustive, and the method text then says every unit is tried.
+    With ``its_rows`` (the period's word), each analysis's line for the controlled ITS's other rows follows its own.
     """
     lines = []
     for a in ev.analyses:
@@ -221,7 +222,27 @@ def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None) -> list[s
         if names is None and _sampled_row(a.pretrend, a.did):  # the pre-trend test uses the DiD's draws and seed
             tests.append(("pre-trend test", a.did.placebo_draws, mc_error(a.pretrend.p_value, a.did.placebo_draws)))
         lines += [f"{cap(a.label)}, {label}: {sampled_text(draws, err)}." for label, draws, err in tests]
+        lines += _controlled_rows(a, its_rows) if its_rows else []
     return lines
+
+
+def _controlled_rows(a: OutcomeAnalysis, period: str) -> list[str]:
+    """The controlled ITS's other rows, ranked among the same random fake sites as its headline: each one's Monte
+    Carlo error (every p-value in its table is sampled, not only the headline's); empty when exhaustive.
+    """
+    c = a.controlled
+    if c is None or not _sampled_row(c.headline, c):
+        return []
+    errors = c.term_mc_errors()
+    rest = [r for r in c.rows if r.term in errors and r.term != c.headline.term and _sampled_row(r, c)]
+    if not rest:
+        return []
+    # quantity() words an ITS row "method: term"; the line names the method once.
+    each = "; ".join(f"{quantity(r, period).rpartition(': ')[2]} {errors[r.term]:.3f}" for r in rest)
+    return [
+        f"{cap(a.label)}, controlled interrupted time series, its other rows (the same {c.placebo_draws:,} random "
+        f"placebo assignments): Monte Carlo error {each}."
+    ]
 
 
 def _sampled_row(row: Estimate, result: Any) -> bool:
@@ -361,7 +382,8 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
         period_word=word,
         seasonal="" if ppy == 1 else ("two Fourier pairs" if ppy >= 6 else "one Fourier pair"),
         horizons=f"{plural(ppy, word)} and {plural(2 * ppy, word)}",
-        sampled=_sampled(ev, ("controlled_its",)),
+        sampled=_sampled(ev, ("controlled_its",), its_rows=word),
+        several=_several(ev),
         table=estimate_table(rows, word),
         diagnostics=diag,
         figures=figs,

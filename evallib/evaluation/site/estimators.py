@@ -21,7 +21,7 @@ real data. The others are reported beside it, and the findings say where they di
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -241,15 +241,25 @@ def _most_influential(name: str, data: DesignData, top: int) -> tuple[list[str],
     if name == "synthetic_control":  # its donors (the nearest SYNTH_DONORS), heaviest first
         donors = list(_synthetic_control(data, placebo=False).result.weights.index[:top])
         return sorted(donors), f"the {len(donors)} donors of its synthetic control, of {n:,} comparison units"
-    wide = data.design.frame()[comparators]
-    y = np.log(wide) if data.transform == "log" and data.design.positive else wide
-    post = data.design.post
+    left_out = extreme_changes(data.design, comparators, data.transform == "log", top)
+    return (
+        left_out,
+        f"the {top} of {n:,} comparison units with the most extreme change from the pre- to the post-period",
+    )
+
+
+def extreme_changes(design: Design, units: Sequence[str], log: bool, top: int) -> list[str]:
+    """The ``top`` of ``units`` (in unit order) with the most extreme change of the outcome from before the design's
+    start (the first start, for staggered starts) to after it: half from each end, the units whose removal moves a
+    comparison mean most. The leave-one-out check's rule for a large pool of a mean-based estimator.
+    """
+    wide = design.frame()[list(units)]
+    y = np.log(wide) if log and design.positive else wide
+    post = design.post
     change = (y[post].mean() - y[~post].mean()).to_numpy()
     order = np.argsort(change, kind="stable")
     ends = np.concatenate([order[: top // 2], order[len(order) - (top - top // 2) :]])
-    return [comparators[i] for i in sorted(ends)], (
-        f"the {top} of {n:,} comparison units with the most extreme change from the pre- to the post-period"
-    )
+    return [units[i] for i in sorted(ends)]
 
 
 def fit_headlines(data: DesignData, names: tuple[str, ...] = HEADLINE_ESTIMATORS) -> dict[str, Headline]:

@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from evallib.evaluation.site.estimators import PERCENT_SCALES, on_log_scale
+from evallib.evaluation.site.estimators import PERCENT_SCALES, extreme_changes, on_log_scale
 from evallib.evaluation.site.robustness import FIT_ERRORS, Robustness
 from evallib.evaluation.site.sampling import smallest_p_value
 from evallib.evaluation.site.verdict import Check, agreement, judge
@@ -28,6 +28,7 @@ from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate
 from evallib.methods.did.rollout import StaggeredPlacebo, StaggeredPlaceboResult
 from evallib.methods.inference.permutation import mc_error
+from evallib.methods.synth.synthetic_did import LOO_ALL_UNITS, LOO_UNITS
 
 #: The checks a staggered answer gets (the matched and synthetic comparisons and the sensitivity assume one start).
 STAGGERED_CHECKS = ("placebo in time", "leave one comparator out", "stacked DiD", "pre-trend test")
@@ -56,6 +57,8 @@ def check_staggered_robustness(
     why_no_stacked: str = "",
     stacked_draws: int = 0,
     pretrend_draws: int = 0,
+    loo_all_units: int = LOO_ALL_UNITS,
+    loo_top: int = LOO_UNITS,
 ) -> Robustness:
     """The staggered answer's robustness checks, each a re-fit of ``estimator`` on a modified ``design``.
 
@@ -65,6 +68,12 @@ def check_staggered_robustness(
     be fitted), judged by agreement with the answer. The start dates go to random units, so the fake start's test
     (the answer's draws), the stacked DiD's (``stacked_draws``) and, with several treated units, the pre-trend test's
     (``pretrend_draws``) are sampled: each check states its draws and Monte Carlo error.
+
+    Leave-one-out drops every never-treated unit in turn up to ``loo_all_units`` of them
+    (:data:`~evallib.methods.synth.synthetic_did.LOO_ALL_UNITS`, 500); past that, as for a common start, only the
+    ``loo_top`` (:data:`~evallib.methods.synth.synthetic_did.LOO_UNITS`, 100) with the most extreme change from
+    before the first start to after it (half from each end: those a comparison mean moves most without), each still
+    the exact re-fit, and the check names that rule.
     """
     main = on_log_scale(_scaled(result.overall, is_proportion))
     why_not: dict[str, str] = {}
@@ -74,20 +83,29 @@ def check_staggered_robustness(
         )
     # Leave one comparator out: the never-treated units, one at a time (point estimates only).
     comparators = [u for u, s in zip(design.units, _starts(design), strict=True) if s is None]
-    loo = [main.estimate]
+    loo = pd.Series([main.estimate], dtype=float)
     if len(comparators) <= 1:
         why_not["leave one comparator out"] = "fewer than two units that never start to leave out in turn"
     else:
+        left_out, rule = comparators, ""
+        if len(comparators) > loo_all_units and loo_top < len(comparators):  # each re-fit is linear in units
+            left_out = extreme_changes(design, comparators, estimator.transform == "log", loo_top)
+            rule = (
+                f"the {loo_top} of {len(comparators):,} never-treated units with the most extreme change from "
+                "before the first start to after it"
+            )
         try:
-            loo = [float(estimator.point_estimates(design.drop(u))[0]) for u in comparators]
+            loo = pd.Series({u: float(estimator.point_estimates(design.drop(u))[0]) for u in left_out}, dtype=float)
         except FIT_ERRORS as e:
             why_not["leave one comparator out"] = f"the re-fit failed ({e})"
+        if rule:
+            loo.attrs["left_out"] = rule
     # The smallest p-value the fake start's test can reach: one over the draws, or the distinct assignments if fewer.
     min_p = smallest_p_value(distinct_assignments(len(design.units), result.cohort_sizes), result.placebo_draws)
     checks = judge(
         main,
         None if placebo_in_time is None else on_log_scale(_scaled(placebo_in_time, is_proportion)),
-        pd.Series(loo, dtype=float),
+        loo,
         None,
         None,
         None,

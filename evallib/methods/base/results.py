@@ -165,27 +165,47 @@ class EstimatorResult:
         """A plain-text table of the estimates with the method and inference named, and, for a placebo p-value from
         random assignments, how many and its Monte Carlo error.
         """
-        t = self.tidy()
         head = self.headline
+        columns = ["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
+        errors = self.term_mc_errors()
         lines = [
             f"{type(self).__name__}: {head.outcome} ({head.method}; inference: {head.inference}; scale: {head.scale})",
             f"treated units: {head.n_treated}; comparison units: {head.n_control}",
-            t[["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]].to_string(
+            self._shown()[columns + (["p_value_mc_error"] if len(errors) > 1 else [])].to_string(
                 index=False, float_format=lambda x: f"{x:.4g}"
             ),
         ]
         draws = int(getattr(self, "placebo_draws", 0) or 0)  # a sampled placebo test says so (0: every one tried)
-        if draws > 0:
+        if len(errors) > 1:
+            lines.append(f"placebo p-value from {draws} seeded random assignments for every term (p_value_mc_error)")
+        elif draws > 0:
             err = float(getattr(self, "p_value_mc_error", 0.0) or 0.0)
             lines.append(f"placebo p-value from {draws} seeded random assignments (Monte Carlo error {err:.3g})")
         return "\n".join(lines)
+
+    def term_mc_errors(self) -> dict[str, float]:
+        """Monte Carlo standard error of each term's sampled placebo p-value, by term; empty when none was sampled.
+
+        The headline term's (``p_value_mc_error``) unless the result states every term's (the controlled ITS).
+        """
+        if int(getattr(self, "placebo_draws", 0) or 0) <= 0:
+            return {}
+        return {self.headline.term: float(getattr(self, "p_value_mc_error", 0.0) or 0.0)}
+
+    def _shown(self) -> pd.DataFrame:
+        """The tidy table as displayed: with each sampled p-value's Monte Carlo error beside it when several terms'
+        p-values were sampled (a single one is stated below the table).
+        """
+        t = self.tidy()
+        errors = self.term_mc_errors()
+        return t.assign(p_value_mc_error=t["term"].map(errors)) if len(errors) > 1 else t
 
     def __str__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
         caption = f"{type(self).__name__}: {self.headline.method}, {self.headline.inference} inference"
-        body = self.tidy().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        body = self._shown().to_html(index=False, float_format=lambda x: f"{x:.4g}")
         return f"<p><b>{html.escape(caption)}</b></p>{body}"
 
     def plot(self, *, ax: Axes | None = None, title: str = "") -> Figure:

@@ -8,7 +8,6 @@ fake sites' and the interval inverts that same test, so the two always agree.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -20,7 +19,7 @@ from evallib.methods.base.arrays import prepare_panel
 from evallib.methods.base.design import Design
 from evallib.methods.base.results import Estimate, EstimatorResult
 from evallib.methods.inference.inversion import PlaceboCount
-from evallib.methods.inference.permutation import mc_error, random_sets
+from evallib.methods.inference.permutation import mc_error, random_sets, sets_are_sampled
 from evallib.methods.its.model import SlopeCoding, its_design
 
 if TYPE_CHECKING:
@@ -38,9 +37,10 @@ class ControlledITSResult(EstimatorResult):
     slope changes set to zero. ``placebo_estimates`` has one row per assignment (the real
     one first) and one column per term of ``terms``, on the analysis scale (logs).
     ``placebo_draws`` is the number of random fake sites the p-values rank the site among when they were sampled
-    (several treated units), 0 when every comparison unit was tried; ``p_value_mc_error`` is the headline
-    (``mean_post_effect``) p-value's Monte Carlo standard error
-    (:func:`~evallib.methods.inference.permutation.mc_error`). ``min_p_value`` is the smallest p-value the test
+    (several treated units and more distinct sets of comparison units than draws), 0 when every fake site was tried;
+    ``p_value_mc_error`` is the headline (``mean_post_effect``) p-value's Monte Carlo standard error
+    (:func:`~evallib.methods.inference.permutation.mc_error`) and ``p_value_mc_errors`` every term's, in the order of
+    ``terms`` (every term ranks the site among the same draws; all zero when exhaustive). ``min_p_value`` is the smallest p-value the test
     can give, ``1 / (fake sites + 1)``: fake sites come from the comparison units only, so it is not that of a test
     giving the treatment to any units (``1 / C(units, k)``), which the verdict would otherwise assume.
     """
@@ -58,6 +58,11 @@ class ControlledITSResult(EstimatorResult):
     placebo_draws: int = 0
     p_value_mc_error: float = 0.0
     min_p_value: float = float("nan")
+    p_value_mc_errors: tuple[float, ...] = ()
+
+    def term_mc_errors(self) -> dict[str, float]:
+        """Each term's sampled p-value's Monte Carlo standard error, by term; empty when every fake site was tried."""
+        return dict(zip(self.terms, self.p_value_mc_errors, strict=True)) if self.placebo_draws > 0 else {}
 
     headline_term: ClassVar[str | None] = "mean_post_effect"
 
@@ -194,7 +199,9 @@ class ControlledITS:
         Xcf = X.assign(**{c: 0.0 for c in level_cols}).to_numpy()
         back = np.exp if self.transform == "log" else (lambda v: v)
         est.setflags(write=False)
-        draws = 0 if k == 1 or math.comb(len(comp), k) <= self.n_draws else len(sets)  # sampled: random fake sites
+        # Sampled by the rule every placebo test shares, applied to the comparison units the fake sites come from.
+        draws = len(sets) if sets_are_sampled(len(comp), k, self.n_draws) else 0
+        errors = tuple(mc_error(r.p_value, draws) for r in rows)  # every term ranks the site among the same draws
         return ControlledITSResult(
             rows=tuple(rows),
             observed=pd.Series(back(series[0]), index=index, name="relative"),
@@ -207,8 +214,9 @@ class ControlledITS:
             n_pre=n_pre,
             n_post=n_post,
             placebo_draws=draws,
-            p_value_mc_error=mc_error(rows[-1].p_value, draws),  # mean_post_effect, the last term
+            p_value_mc_error=errors[-1],  # mean_post_effect, the last term
             min_p_value=1.0 / (len(sets) + 1),  # the real site is never a fake one: no ties with it
+            p_value_mc_errors=errors,
         )
 
     def _fake_sites(self, n_comp: int, k: int) -> np.ndarray:
@@ -217,7 +225,7 @@ class ControlledITS:
         """
         if k == 1:
             return np.arange(n_comp)[:, None]
-        if math.comb(n_comp, k) <= self.n_draws:
+        if not sets_are_sampled(n_comp, k, self.n_draws):
             # Few distinct fake sites: every one once. Random draws would repeat them and let the p-value fall
             # below 1 / (distinct sets + 1), a precision the few fake sites cannot give.
             return np.array(list(itertools.combinations(range(n_comp), k)), np.intp)
