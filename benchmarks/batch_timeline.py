@@ -93,6 +93,11 @@ def _install() -> None:
     _wrap(static_site, "make_papers", "papers")
     _wrap(batch, "publish", "publish")
     _wrap(batch, "_finish", "finish")
+    from evallib.evaluation.site import units
+
+    _wrap(units, "harmonised_windows", "helper_windows", lambda w: str(len(w)))
+    if hasattr(warm, "WindowHelper"):
+        _wrap(warm.WindowHelper, "adopt", "adopt")
     _wrap(pool.WorkerPool, "close", "pool_close")
     real_spawn = pool.WorkerPool._spawn
 
@@ -111,29 +116,42 @@ def summarise(log: Path, parent: int | None = None) -> str:
     parent = parent or events[0][1]
     out = []
     for t, pid, cpu, name, d in events:
-        if name.startswith("site:") or pid != parent and name != "fork_worker":
+        if name.startswith("site:") or pid != parent and not name.startswith("helper"):
             continue
         out.append(f"{t:8.2f}  cpu {cpu:7.2f}  {name} {d}")
-    sites = [(t, name, d) for t, pid, cpu, name, d in events if name.startswith("site:")]
-    starts = [t for t, n, _ in sites if n == "site:start"]
-    ends = [t for t, n, _ in sites if n == "site:end"]
     end = max(t for t, *_ in events)
+    sites = [t for t, _, _, name, _ in events if name == "site:start"]
     lines = ["\n".join(out)]
-    if starts:
-        # lanes busy at each moment: sites running, plus the parent when it is in a serial phase before/after
-        marks = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
-        one = 0.0
-        busy, last = 0, starts[0]
-        for t, step in marks:
-            if busy < 2:
-                one += t - last
-            busy += step
-            last = t
-        lines.append(
-            f"first site starts {min(starts):.2f} s; last site ends {max(ends):.2f} s; exit {end:.2f} s\n"
-            f"core-idle seconds: {min(starts):.2f} before the first site (one lane), {one:.2f} while sites run "
-            f"(fewer than two running), {end - max(ends):.2f} after the last (one lane); {len(starts)} sites"
+    if not sites:
+        return lines[0]
+    first_fork = min(t for t, _, _, name, _ in events if name == "fork_worker")
+    last_end = max(t for t, _, _, name, _ in events if name == "site:end")
+    # Lanes busy: each running site, and this process before its first worker forks (the window helper beside
+    # it is not counted: a second lane at most), in the warm-up site and after the last site. Idle core-seconds
+    # on two cores: the time integral of 2 - lanes.
+    marks = [(0.0, 1), (first_fork, -1), (last_end, 1), (end, -1)]
+    marks += [
+        (t, 1 if name == "site:start" else -1) for t, _, _, name, _ in events if name in ("site:start", "site:end")
+    ]
+    warm_site = [t for t, _, _, name, _ in events if name.startswith("warm_site:")]
+    if len(warm_site) == 2 and warm_site[0] >= first_fork:  # beside the first worker's first site
+        marks += [(warm_site[0], 1), (warm_site[1], -1)]
+    idle = {"before the first site": 0.0, "while sites run": 0.0, "after the last site": 0.0}
+    busy, last = 0, 0.0
+    for t, step in sorted(marks):
+        part = (
+            "before the first site"
+            if t <= min(sites)
+            else "after the last site"
+            if last >= last_end
+            else "while sites run"
         )
+        idle[part] += max(0, 2 - busy) * (t - last)
+        busy, last = busy + step, t
+    lines.append(
+        f"first site starts {min(sites):.2f} s; last site ends {last_end:.2f} s; exit {end:.2f} s; {len(sites)} sites\n"
+        "idle core-seconds (2 cores): " + ", ".join(f"{v:.2f} {k}" for k, v in idle.items())
+    )
     return "\n".join(lines)
 
 

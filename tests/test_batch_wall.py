@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from evallib.pipeline import executor
-from evallib.pipeline.batch import longest_first
-from evallib.pipeline.preflight import SiteJob
+from evallib.pipeline.preflight import SiteJob, longest_first
 from evallib.pipeline.warm import WindowHelper, split_windows
 
 from .conftest import ROOT, make_project
@@ -112,12 +111,12 @@ def test_a_helper_that_fails_leaves_its_windows_here_and_none_outlives_its_block
 
 
 @pytest.mark.unit
-def test_the_warm_up_site_keeps_its_windows_and_the_helper_takes_the_rest() -> None:
+def test_the_helper_takes_two_thirds_of_the_windows_and_this_process_the_rest() -> None:
     windows = [("d", i, i + 1) for i in range(7)]
-    own, helper = split_windows(windows, [windows[4]])  # type: ignore[arg-type,list-item]
-    assert own == [windows[4]] and helper == windows[:4] + windows[5:]
-    own, helper = split_windows(windows, [])  # type: ignore[arg-type]
-    assert sorted(own + helper) == windows and own and len(helper) > len(own)
+    own, helper = split_windows(windows)  # type: ignore[arg-type]
+    assert sorted(own + helper) == windows and not set(own) & set(helper)
+    assert len(own) == 2 and len(helper) == 5
+    assert split_windows(windows[:2]) == ([], windows[:2])  # type: ignore[arg-type]
 
 
 def _job(site: str) -> SiteJob:
@@ -125,22 +124,55 @@ def _job(site: str) -> SiteJob:
 
 
 @pytest.mark.unit
-def test_sites_run_longest_first_by_the_last_runs_times(tmp_path: Path) -> None:
-    batch = [_job(s) for s in ("V01", "V02", "V03", "V04", "V05")]
-    assert longest_first(batch, tmp_path) == batch  # no summary: the batch's order
-    runs = [
-        {"site_id": "V01", "seconds": 1.5},
-        {"site_id": "V02", "seconds": 7.0},
-        {"site_id": "V03", "seconds": 0.0},  # skipped as unchanged last time: not timed
-        {"site_id": "V05", "seconds": 3.2},
-        {"site_id": "programme", "seconds": 9.0},
-    ]
-    (tmp_path / "run-summary.json").write_text(json.dumps({"runs": runs}))
+def test_sites_run_longest_first_by_their_last_runs_times(tmp_path: Path) -> None:
+    batch = [_job(s) for s in ("V01", "V02", "V03", "V04", "V05", "V06")]
+    assert longest_first(batch, tmp_path) == batch  # nothing run yet: the batch's order
+    for site, record in {
+        "V01": {"seconds": 1.5},
+        "V02": {"seconds": 7.0},
+        "V03": {"seconds": 0.0},  # not a time
+        "V05": {"seconds": 3.2},
+        "V06": {"seconds": "long"},
+    }.items():
+        (tmp_path / site).mkdir()
+        (tmp_path / site / "run.json").write_text(json.dumps(record))
     order = [j.site_id for j in longest_first(batch, tmp_path)]
-    assert order == ["V03", "V04", "V02", "V05", "V01"]  # untimed first, in the batch's order
-    (tmp_path / "run-summary.json").write_text('{"runs": [{"site_id": "V01", "seconds": "long"}, 7]')
-    assert longest_first(batch, tmp_path) == batch  # unreadable: the batch's order
-    (tmp_path / "run-summary.json").unlink()
-    (tmp_path / "elsewhere.json").write_text(json.dumps({"runs": runs}))
-    (tmp_path / "run-summary.json").symlink_to(tmp_path / "elsewhere.json")
-    assert longest_first(batch, tmp_path) == batch  # never read through a link
+    assert order == ["V03", "V04", "V06", "V02", "V05", "V01"]  # untimed first, in the batch's order
+    (tmp_path / "V04").mkdir()
+    (tmp_path / "elsewhere.json").write_text(json.dumps({"seconds": 99.0}))
+    (tmp_path / "V04" / "run.json").symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "V03" / "run.json").write_text("[7]")
+    assert [j.site_id for j in longest_first(batch, tmp_path)] == order  # never read through a link
+
+
+_WARMED: list[int] = []
+
+
+def _warm_more() -> None:
+    _WARMED.append(os.getpid())
+
+
+def _task(x: int) -> tuple[int, bool, int]:
+    return x, bool(_WARMED), os.getpid()
+
+
+@pytest.mark.unit
+def test_later_tasks_run_in_workers_forked_after_the_extra_warm_up_and_none_is_lost() -> None:
+    from evallib.pipeline.pool import WorkerPool
+
+    if not executor.available():
+        pytest.skip("no fork")
+    _WARMED.clear()
+    pool = WorkerPool(2, then=_warm_more)
+    try:
+        assert len(pool.pids) == 1  # the first worker starts before the extra warm-up
+        done = dict(pool.run(_task, [(i, (i,)) for i in range(6)], on_error=lambda job, why: why))
+    finally:
+        pool.close()
+        _WARMED.clear()
+    assert sorted(done) == list(range(6))
+    first = done[0]
+    assert first[1] is False  # forked before it: the first task ran while it was under way
+    assert all(done[i][1] for i in range(1, 6))  # every later one in a worker forked after it
+    assert first[2] not in {done[i][2] for i in range(1, 6)}  # the first worker was replaced after its task
+    assert len(pool.pids) == 2 and not pool._retired

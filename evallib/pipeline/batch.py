@@ -28,11 +28,11 @@ from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute, write_
 from evallib.pipeline.folders import check_outputs, record_failure, recover
 from evallib.pipeline.lock import check_writable, outputs_lock
 from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt, timed_out
-from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
+from evallib.pipeline.preflight import TEMPLATE, SiteJob, longest_first, preflight, relative, unchanged_since_last_run
 from evallib.pipeline.publish import current_expectations, publish
 from evallib.pipeline.warm import SITE_WARM_MIN, WindowHelper, split_windows, warm_with_site
 from evallib.protocol.params import SiteProtocol, find_params
-from evallib.protocol.writing import UnsafePath, read_file, remove_file, remove_tree
+from evallib.protocol.writing import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
 from evallib.reporting.signing import publish_key, tracked_outputs
 
@@ -216,22 +216,21 @@ def _run_local(
     from tqdm import tqdm
 
     # Forked executor: this process imports the heavy libraries, loads the data windows and (in a large batch)
-    # evaluates and draws one site once, before the workers fork from it (copy-on-write), and each worker forks
-    # per notebook (pipeline/warm.py). Meanwhile a helper process harmonises most of the data windows, taken into
-    # this process's cache before the workers fork. A warm-up that fails here is left to the workers, whose sites
-    # then fail with the reason.
-    warm = None
+    # evaluates and draws one site once, and the workers fork from it (copy-on-write); each worker forks per
+    # notebook (pipeline/warm.py). Two things overlap that warm-up with other work: a helper process harmonises
+    # most of the data windows while this one imports and compiles (taken into this process's cache before any
+    # worker forks), and the warm-up site runs while the first worker runs the first site (the other workers
+    # fork after it, and the first is replaced after its site). A warm-up that fails here is left to the
+    # workers, whose sites then fail with the reason.
+    warm = then = None
     if executor == "forked":
         protocols = _protocols(batch)
         windows = data_windows(protocols)
         warm = partial(fast.warm_up, tuple(windows))
-        site = protocols[0] if len(batch) >= SITE_WARM_MIN and protocols else None
-        own, others = split_windows(windows, data_windows([site]) if site else [])
+        own, others = split_windows(windows)
         with WindowHelper(others if n_workers > 1 else []) as helper:
             try:
                 fast.warm_up(tuple(own if helper.windows else windows))
-                if site is not None:
-                    warm_with_site(site, root)
             except Exception:  # noqa: BLE001, S110 - each worker warms up again (a no-op when this one worked)
                 pass
             helper.adopt()
@@ -239,7 +238,9 @@ def _run_local(
             warm()  # the windows a failed helper left, if any
         except Exception:  # noqa: BLE001, S110 - as above
             pass
-    pool = WorkerPool(n_workers, initializer=warm, timeout=timeout)
+        if len(batch) >= SITE_WARM_MIN and protocols:
+            then = partial(warm_with_site, protocols[0], root)  # never raises; stopped at its limit
+    pool = WorkerPool(n_workers, initializer=warm, timeout=timeout, then=then)
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     runs: list[SiteRun] = []
     try:
@@ -256,32 +257,6 @@ def _run_local(
         bar.close()
     pool.close()
     return runs
-
-
-#: The largest run summary read for the order of sites (a normal one is about 30 kB).
-SUMMARY_LIMIT = 2**22
-
-
-def longest_first(batch: list[SiteJob], outputs: Path) -> list[SiteJob]:
-    """The sites in the order that ends the batch soonest: longest first, by the seconds each took in the last
-    run (``outputs/run-summary.json``), so that the last to finish are short and no core waits long for the other
-    at the end; a site the last run did not time goes first (it may be long), in the batch's order, as does every
-    site when there is no readable summary. Only the order changes: each site runs alone in its own process.
-    """
-    seconds: dict[str, float] = {}
-    try:
-        data = read_file(outputs / "run-summary.json")  # never through a link
-        summary = json.loads(data) if len(data) <= SUMMARY_LIMIT else None
-    except (OSError, ValueError, UnsafePath):
-        summary = None
-    runs = summary.get("runs") if isinstance(summary, dict) else None
-    for r in runs if isinstance(runs, list) else []:
-        took = r.get("seconds") if isinstance(r, dict) else None
-        if (
-            isinstance(took, int | float) and not isinstance(took, bool) and took > 0
-        ):  # 0: skipped as unchanged, not timed
-            seconds.setdefault(str(r.get("site_id")), float(took))
-    return sorted(batch, key=lambda j: -seconds.get(j.site_id, float("inf")))
 
 
 def _run_on_dask(

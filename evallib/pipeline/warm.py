@@ -52,15 +52,12 @@ HELPER_LIMIT = 300.0
 _DONE: list[str] = []
 
 
-def split_windows(windows: list[Window], kept: list[Window]) -> tuple[list[Window], list[Window]]:
-    """The windows this process harmonises itself and those a helper harmonises: ``kept`` (the warm-up site's, which
-    this process needs first) here and the rest in the helper; without ``kept``, a third of them here, since this
-    process also imports and compiles meanwhile.
+def split_windows(windows: list[Window]) -> tuple[list[Window], list[Window]]:
+    """The windows this process harmonises itself and those a helper harmonises meanwhile: a third here, since
+    this process also imports and compiles what every site needs in that time (about as long as the helper's
+    two thirds).
     """
-    if kept:
-        own = [w for w in windows if w in kept]
-    else:
-        own = windows[2::3]
+    own = windows[2::3]
     return own, [w for w in windows if w not in own]
 
 
