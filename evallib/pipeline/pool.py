@@ -189,7 +189,7 @@ class WorkerPool:
         n: int,
         initializer: Callable[[], None] | None = None,
         timeout: float | None = None,
-        then: Callable[[], None] | None = None,
+        then: Callable[[], object] | None = None,
     ) -> None:
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("fork") if "fork" in methods else mp.get_context("spawn")

@@ -18,6 +18,7 @@ site inherits under a Dask nanny) and :func:`installed_state` (the code and data
 from __future__ import annotations
 
 import ctypes
+import gc
 import hashlib
 import io
 import multiprocessing as mp
@@ -98,7 +99,13 @@ class WindowHelper:
         ctx = mp.get_context("fork")
         receive, send = ctx.Pipe(duplex=False)
         self._process = ctx.Process(target=_harmonise_for_parent, args=(send, self.windows), daemon=True)
-        self._process.start()
+        # As for a site's process (executor.run_forked): the helper's collector leaves the inherited objects
+        # alone, so it does not touch (and copy) every page of this process's heap.
+        gc.freeze()
+        try:
+            self._process.start()
+        finally:
+            gc.unfreeze()
         send.close()
         self._conn = receive
 

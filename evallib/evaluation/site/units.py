@@ -88,7 +88,7 @@ def _harmonised(
     """Imputed then harmonised bundled data for one window, every outcome at once (cached: sites share windows)."""
     shipped = _SHIPPED.pop(("harmonised", source, start, end), None)
     if shipped is not None:
-        return shipped  # type: ignore[no-any-return]
+        return shipped
     panel = load_bundled(source)
     notes: list[tuple[str, str]] = []
     if source in SUSPECT_MONTH_DATASETS:
@@ -106,7 +106,7 @@ def _harmonised(
 def _breaks(source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, str]:
     shipped = _SHIPPED.pop(("breaks", source, outcome, start, end), None)
     if shipped is not None:
-        return shipped  # type: ignore[no-any-return]
+        return shipped
     breaks = structural_breaks(_harmonised(source, start, end)[0], outcome, start, end)
     return dict(zip(breaks["unit"], breaks["reason"], strict=True))
 
