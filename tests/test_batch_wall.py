@@ -176,3 +176,28 @@ def test_later_tasks_run_in_workers_forked_after_the_extra_warm_up_and_none_is_l
     assert all(done[i][1] for i in range(1, 6))  # every later one in a worker forked after it
     assert first[2] not in {done[i][2] for i in range(1, 6)}  # the first worker was replaced after its task
     assert len(pool.pids) == 2 and not pool._retired
+
+
+@pytest.mark.integration
+def test_the_run_command_leaves_at_once_with_its_status_and_every_line_written(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = make_project(tmp_path / "p", ["V45"], programme=False)  # V45: not evaluable, quick
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "evallib", "run", "--no-progress", "--jobs", "1"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "V45" in done.stdout and done.stdout.rstrip().endswith("Published outputs/site/index.html")
+    assert (root / "outputs" / "run-summary.json").is_file() and not (root / "outputs" / ".staging").exists()
+    (root / "params" / "vanguards" / "V45.yaml").write_text("site_id: [", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "evallib", "run", "--no-progress"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stderr.startswith("error: ")  # a refused run: its message, then exit 2
