@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from evallib.errors import DataError, ParamsError
+from evallib.errors import DataError, EvalLibError, ParamsError
 from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint, source_state
 from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.evaluation.site.staggered_site import staggered_data_problem
@@ -232,6 +232,17 @@ def unchanged_since_last_run(
     if verified_fingerprint(folder, tracked) != job.result_fingerprint:
         return None  # results.json changed since the run (exploration, a copy, a hand edit): rerun
     return read_json(folder / "results.json")
+
+
+def protocols_of(batch: list[SiteJob]) -> list[SiteProtocol]:
+    """The protocols of the batch's sites (those preflight found valid)."""
+    protocols = []
+    for job in batch:
+        try:
+            protocols.append(SiteProtocol.from_mapping(job.parameters))
+        except EvalLibError:
+            continue  # preflight already reported it
+    return protocols
 
 
 #: The largest run record read for the order of sites (a normal one is under 1 kB).
