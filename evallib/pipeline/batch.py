@@ -15,12 +15,13 @@ import json
 import os
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evallib.errors import EvalLibError, ExecutionError, ParamsError
+from evallib.errors import ExecutionError, ParamsError
 from evallib.evaluation.site.evaluate import data_windows
 from evallib.pipeline import dask_warm
 from evallib.pipeline import executor as fast
@@ -28,16 +29,23 @@ from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute, write_
 from evallib.pipeline.folders import check_outputs, record_failure, recover
 from evallib.pipeline.lock import check_writable, outputs_lock
 from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt, timed_out
-from evallib.pipeline.preflight import TEMPLATE, SiteJob, preflight, relative, unchanged_since_last_run
+from evallib.pipeline.preflight import (
+    TEMPLATE,
+    SiteJob,
+    longest_first,
+    preflight,
+    protocols_of,
+    relative,
+    unchanged_since_last_run,
+)
 from evallib.pipeline.publish import current_expectations, publish
-from evallib.pipeline.warm import SITE_WARM_MIN, warm_with_site
-from evallib.protocol.params import SiteProtocol, find_params
+from evallib.pipeline.warm import SITE_WARM_MIN, WindowHelper, split_windows, warm_with_site
+from evallib.protocol.params import find_params
 from evallib.protocol.writing import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
 from evallib.reporting.signing import publish_key, tracked_outputs
 
 if TYPE_CHECKING:
-    import pandas as pd
     from tqdm import tqdm
 
 
@@ -215,25 +223,30 @@ def _run_local(
 ) -> list[SiteRun]:
     from tqdm import tqdm
 
-    # Forked executor: this process imports the heavy libraries, loads the data windows and (in a large batch)
-    # evaluates and draws one site once, before the workers fork from it (copy-on-write), and each worker forks
-    # per notebook (pipeline/warm.py). A warm-up that fails here is left to the workers, whose sites then fail
-    # with the reason.
-    warm = None
+    # Forked executor: this process imports the libraries, loads the data windows (most in a helper process
+    # meanwhile) and, in a large batch, evaluates and draws one site while the first worker runs the first site;
+    # the workers fork from it (pipeline/warm.py). A warm-up that fails here is left to the workers, whose sites
+    # then fail with the reason (each worker warms up again: a no-op when this process did).
+    warm = then = None
     if executor == "forked":
-        protocols = _protocols(batch)
-        warm = partial(fast.warm_up, tuple(data_windows(protocols)))
-        try:
-            warm()
-            if len(batch) >= SITE_WARM_MIN and protocols:
-                warm_with_site(protocols[0], root)
-        except Exception:  # noqa: BLE001, S110 - each worker warms up again (a no-op when this one worked)
-            pass
-    pool = WorkerPool(n_workers, initializer=warm, timeout=timeout)
+        protocols = protocols_of(batch)
+        windows = data_windows(protocols)
+        warm = partial(fast.warm_up, tuple(windows))
+        own, others = split_windows(windows)
+        with WindowHelper(others if n_workers > 1 else []) as helper:
+            with suppress(Exception):
+                fast.warm_up(tuple(own if helper.windows else windows))
+            helper.adopt()
+        with suppress(Exception):
+            warm()  # the windows a failed helper left, if any
+        if len(batch) >= SITE_WARM_MIN and protocols:
+            then = partial(warm_with_site, protocols[0], root)  # never raises; stopped at its limit
+    pool = WorkerPool(n_workers, initializer=warm, timeout=timeout, then=then)
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     runs: list[SiteRun] = []
     try:
-        tasks = [(job, (job, str(root), str(outputs), str(template), executor, timeout)) for job in batch]
+        order = longest_first(batch, outputs)
+        tasks = [(job, (job, str(root), str(outputs), str(template), executor, timeout)) for job in order]
         for _, run in pool.run(safe_execute, tasks, on_error=_dead_worker(outputs)):
             runs.append(run)
             bar.set_postfix_str(f"{run.site_id} {run.status}")
@@ -311,7 +324,11 @@ def _run_on_dask(
 
 def _submit_warm(client: Any, batch: list[SiteJob], root: Path, timeout: float) -> dict[Any, SiteJob]:
     """Submit each site to warm workers with the files it reads, the data windows and the git state."""
-    windows, env, template = tuple(_windows(batch)), dask_warm.site_env(root), (root / TEMPLATE).read_bytes()
+    windows, env, template = (
+        tuple(data_windows(protocols_of(batch))),
+        dask_warm.site_env(root),
+        (root / TEMPLATE).read_bytes(),
+    )
     dask_warm.calm_cluster(client)  # the scheduler's and nannies' housekeeping; each worker calms itself
     # Each worker warms itself with its first site where it will run enough sites for that to pay (warm.py)
     warm_site = len(batch) >= SITE_WARM_MIN * max(1, len(client.scheduler_info().get("workers", {})))
@@ -380,19 +397,3 @@ def summary_table(result: BatchResult) -> str:
     lines.append("-" * 78)
     lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f" in {result.seconds:.1f} s")
     return "\n".join(lines)
-
-
-def _protocols(batch: list[SiteJob]) -> list[SiteProtocol]:
-    """The protocols of the batch's sites (those preflight found valid)."""
-    protocols = []
-    for job in batch:
-        try:
-            protocols.append(SiteProtocol.from_mapping(job.parameters))
-        except EvalLibError:
-            continue  # preflight already reported it
-    return protocols
-
-
-def _windows(batch: list[SiteJob]) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
-    """The bundled data windows the batch's sites will harmonise (for the workers to load once, before forking)."""
-    return data_windows(_protocols(batch))

@@ -144,6 +144,21 @@ def main(argv: list[str] | None = None) -> int:
     # fork. No notebook, params or results check uses those formats. This command's process only, not a kernel's.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     args = _parser().parse_args(argv)
+    code = _command(args)
+    if argv is None and args.command == "run":
+        # The command itself (not a caller of main()): leave without tearing down the interpreter. A batch's
+        # process holds every data window and library (about 0.3 s of CPU to free, on one core, after the
+        # work is done); nothing is left to finish: the workers and helper are reaped, the lock released, and
+        # every file written whole before this point.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the parsed command; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per cell is noise in a batch
     root = Path.cwd()

@@ -138,6 +138,7 @@ class _Worker:
     busy: bool = field(default=False)
     ready: bool = False
     deadline: float | None = None
+    stale: bool = False
 
 
 def _descendants(pid: int) -> list[int]:
@@ -175,14 +176,30 @@ def kill_tree(pid: int) -> None:
 class WorkerPool:
     """``n`` worker processes, each running ``initializer`` once, then one task at a time; a task running
     longer than ``timeout`` seconds (None: no limit) has its worker killed and fails.
+
+    With ``then``, one worker starts first and ``then()`` runs in this process once that worker has its first
+    task (more warm-up that need not delay it); the other workers start after ``then()``, and the first is
+    replaced by a fresh one as soon as its task is done, so every later task runs in a worker forked from this
+    process as ``then()`` left it. While ``then()`` runs no time limit is checked (one finishing meanwhile is
+    seen when it returns).
     """
 
-    def __init__(self, n: int, initializer: Callable[[], None] | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        initializer: Callable[[], None] | None = None,
+        timeout: float | None = None,
+        then: Callable[[], object] | None = None,
+    ) -> None:
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("fork") if "fork" in methods else mp.get_context("spawn")
         self._initializer = initializer
         self.timeout = timeout
-        self._workers = [self._spawn() for _ in range(max(1, n))]
+        self._n = max(1, n)
+        # ``then``: more warm-up for this process, done while one worker runs the first task (pipeline/warm.py).
+        self._then = then
+        self._retired: list[Any] = []
+        self._workers = [self._spawn() for _ in range(1 if then is not None else self._n)]
 
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._ctx.Pipe()
@@ -210,6 +227,9 @@ class WorkerPool:
         while pending or any(w.busy for w in self._workers):
             for i, w in enumerate(self._workers):
                 if not w.busy and pending:
+                    if w.stale:  # forked before ``then``: a fresh worker takes the next task
+                        self._retire(w)
+                        w = self._workers[i] = self._spawn()
                     if not w.process.is_alive():  # died while idle: replace it before giving it a site
                         w.conn.close()
                         w = self._workers[i] = self._spawn()
@@ -220,6 +240,13 @@ class WorkerPool:
                         w.conn.send((fn, args))
                     except (OSError, ValueError):
                         pass  # a dead worker: found below through its sentinel
+            if self._then is not None:
+                then, self._then = self._then, None
+                then()
+                for w in self._workers:
+                    w.stale = True
+                self._workers.extend(self._spawn() for _ in range(self._n - len(self._workers)))
+                continue  # the new workers take tasks at once
             busy = [w for w in self._workers if w.busy]
             deadlines = [w.deadline for w in busy if w.deadline is not None]
             left = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -259,6 +286,15 @@ class WorkerPool:
                 w.conn.close()
                 yield job, on_error(job, f"the worker process running it died ({how})")
 
+    def _retire(self, w: _Worker) -> None:
+        """Let idle worker ``w`` leave (it exits on the end message; reaped by :meth:`close`)."""
+        try:
+            w.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        w.conn.close()
+        self._retired.append(w.process)
+
     def _deadline(self, ready: bool) -> float | None:
         if self.timeout is None:
             return None
@@ -279,26 +315,29 @@ class WorkerPool:
                 w.conn.send(None)
             except (OSError, ValueError):
                 pass
-        for w in self._workers:
-            w.process.join(10)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join(5)
+        for p in [*self._retired, *(w.process for w in self._workers)]:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        self._retired = []
 
     def terminate(self, grace: float = 10.0) -> None:
         """Stop every worker now (SIGTERM: notebooks stop at once, a folder swap in progress completes)."""
-        for w in self._workers:
-            if w.process.is_alive():
+        processes = [*self._retired, *(w.process for w in self._workers)]
+        for p in processes:
+            if p.is_alive():
                 try:
-                    os.kill(w.process.pid, signal.SIGTERM)
+                    os.kill(p.pid, signal.SIGTERM)
                 except OSError:
                     pass
         deadline = time.monotonic() + grace
-        for w in self._workers:
-            w.process.join(max(0.0, deadline - time.monotonic()))
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join(5)
+        for p in processes:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        self._retired = []
 
 
 @contextmanager

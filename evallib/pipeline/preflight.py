@@ -11,6 +11,7 @@ results whose fingerprint differs (the data changed during the run).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from evallib.errors import DataError, ParamsError
+from evallib.errors import DataError, EvalLibError, ParamsError
 from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint, source_state
 from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.evaluation.site.staggered_site import staggered_data_problem
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem, load_params, read_yaml
 from evallib.protocol.paths import ROOT_ENV
+from evallib.protocol.writing import UnsafePath, read_file
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.registry import known_commissioners, known_trusts
@@ -230,6 +232,44 @@ def unchanged_since_last_run(
     if verified_fingerprint(folder, tracked) != job.result_fingerprint:
         return None  # results.json changed since the run (exploration, a copy, a hand edit): rerun
     return read_json(folder / "results.json")
+
+
+def protocols_of(batch: list[SiteJob]) -> list[SiteProtocol]:
+    """The protocols of the batch's sites (those preflight found valid)."""
+    protocols = []
+    for job in batch:
+        try:
+            protocols.append(SiteProtocol.from_mapping(job.parameters))
+        except EvalLibError:
+            continue  # preflight already reported it
+    return protocols
+
+
+#: The largest run record read for the order of sites (a normal one is under 1 kB).
+RECORD_LIMIT = 2**16
+
+
+def last_seconds(outputs: Path, site_id: str) -> float | None:
+    """How many seconds the site's last successful run took (its ``run.json``), or None when not known."""
+    try:
+        data = read_file(outputs / site_id / "run.json")  # never through a link
+        record = json.loads(data) if len(data) <= RECORD_LIMIT else None
+    except (OSError, ValueError, UnsafePath):
+        return None
+    took = record.get("seconds") if isinstance(record, dict) else None
+    if isinstance(took, int | float) and not isinstance(took, bool) and took > 0:
+        return float(took)
+    return None
+
+
+def longest_first(batch: list[SiteJob], outputs: Path) -> list[SiteJob]:
+    """The sites in the order that ends the batch soonest: longest first, by the seconds each site's last
+    successful run took (``outputs/<site>/run.json``), so that the last to finish are short and no core waits
+    long for another at the end; a site with no such record goes first (it may be long), in the batch's order.
+    Only the order changes: each site runs alone in its own process.
+    """
+    took = {job.site_id: last_seconds(outputs, job.site_id) for job in batch}
+    return sorted(batch, key=lambda j: -(took[j.site_id] or float("inf")))
 
 
 def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: pd.Timestamp, units: set[str]) -> str:

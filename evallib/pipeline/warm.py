@@ -7,6 +7,10 @@ site registry, the text measurements of figure layout) is paid for once here, as
 that ``benchmarks/batch_profile.py`` measures in one process. Nothing here changes what a site computes or
 shows: a site's results and pages are the same with or without it (``tests/test_batch_warm_parent.py``).
 
+The data windows are harmonised partly in a helper process forked from the batch's process (:class:`WindowHelper`),
+while the batch's process imports, compiles and evaluates the warm-up site; the helper's windows are pickled back
+and taken into the batch's cache before the workers fork (each window is still harmonised once per batch).
+
 For Dask workers (``pipeline/dask_warm.py``), which warm the same way: :func:`malloc_defaults` (the heap a forked
 site inherits under a Dask nanny) and :func:`installed_state` (the code and data a warm state was made from).
 """
@@ -14,8 +18,10 @@ site inherits under a Dask nanny) and :func:`installed_state` (the code and data
 from __future__ import annotations
 
 import ctypes
+import gc
 import hashlib
 import io
+import multiprocessing as mp
 import os
 import signal
 import tempfile
@@ -24,10 +30,16 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    import pandas as pd
+
     from evallib.protocol.params import SiteProtocol
+
+Window = tuple[str, "pd.Timestamp", "pd.Timestamp"]
 
 #: A batch of at least this many sites is warmed with one whole site (evaluated and drawn, then discarded):
 #: it costs one site's CPU and saves each site about a tenth of a second of first-use costs, so it pays from
@@ -35,7 +47,110 @@ if TYPE_CHECKING:
 SITE_WARM_MIN = 16
 #: The most seconds the warm-up site may take; past it the warm-up stops and the batch goes on.
 SITE_WARM_LIMIT = 60.0
+#: The most seconds the batch waits for its window helper; past it the helper is stopped and the batch's process
+#: harmonises the helper's windows itself.
+HELPER_LIMIT = 300.0
 _DONE: list[str] = []
+
+
+def split_windows(windows: list[Window]) -> tuple[list[Window], list[Window]]:
+    """The windows this process harmonises itself and those a helper harmonises meanwhile: a third here, since
+    this process also imports and compiles what every site needs in that time (about as long as the helper's
+    two thirds).
+    """
+    own = windows[2::3]
+    return own, [w for w in windows if w not in own]
+
+
+def _harmonise_for_parent(conn: Connection, windows: list[Window]) -> None:
+    """The helper process: harmonise ``windows`` and send the cache entries back (or None when that failed)."""
+    from evallib.pipeline.pool import die_with_parent
+
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle; it stops this process
+    try:
+        from evallib.evaluation.site.units import harmonised_windows
+
+        entries: list[Any] | None = harmonised_windows(windows)
+    except Exception:  # noqa: BLE001 - the batch's process harmonises them itself
+        entries = None
+    try:
+        conn.send(entries)
+    except (OSError, ValueError):
+        pass
+
+
+class WindowHelper:
+    """A process forked from this one that harmonises some data windows while this one does other work.
+
+    :meth:`adopt` takes its windows into this process's cache (:func:`evallib.evaluation.site.units.adopt`):
+    afterwards this process holds them as if it had harmonised them, and a process forked from it inherits them.
+    A helper that fails, dies or runs past :data:`HELPER_LIMIT` leaves its windows to this process (the caller's
+    :func:`~evallib.evaluation.site.units.prefetch` then harmonises them). Used as a context manager: on leaving,
+    a helper not yet adopted is stopped (a run that fails or is interrupted leaves no process behind).
+    """
+
+    def __init__(self, windows: list[Window]) -> None:
+        self.windows = list(windows)
+        self._conn: Connection | None = None
+        self._process: Any = None
+        if not self.windows or "fork" not in mp.get_all_start_methods():
+            return
+        ctx = mp.get_context("fork")
+        receive, send = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(target=_harmonise_for_parent, args=(send, self.windows), daemon=True)
+        # As for a site's process (executor.run_forked): the helper's collector leaves the inherited objects
+        # alone, so it does not touch (and copy) every page of this process's heap.
+        gc.freeze()
+        try:
+            self._process.start()
+        finally:
+            gc.unfreeze()
+        send.close()
+        self._conn = receive
+
+    def adopt(self, limit: float = HELPER_LIMIT) -> bool:
+        """Wait for the helper (at most ``limit`` seconds) and take in its windows; whether it delivered them."""
+        from evallib.evaluation.site.units import adopt
+
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return False
+        entries = None
+        try:
+            if conn.poll(limit):
+                entries = conn.recv()
+        except (EOFError, OSError):
+            entries = None
+        finally:
+            conn.close()
+            self.stop(wait=entries is not None)
+        if entries is None:
+            return False
+        adopt(entries)
+        return True
+
+    def stop(self, wait: bool = False) -> None:
+        """Stop the helper (``wait``: first give it a few seconds to leave by itself, as it does once it has sent
+        its windows) and reap it.
+        """
+        p, self._process = self._process, None
+        if p is None:
+            return
+        if wait:
+            p.join(5)
+        if p.is_alive():
+            p.kill()
+        p.join(5)
+
+    def __enter__(self) -> WindowHelper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.stop()
 
 
 def warm_pages() -> None:

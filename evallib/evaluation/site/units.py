@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import pandas as pd
 
@@ -75,12 +76,19 @@ def _runs(source: str, outcome: str) -> pd.DataFrame:
     return suspect_runs(load_bundled(source), outcome)
 
 
+#: Windows harmonised in another process (:func:`harmonised_windows`), each taken into the caches below once.
+_SHIPPED: dict[tuple[Any, ...], Any] = {}
+
+
 #: Big enough for every window of a whole batch (20 windows over 95 sites): prefetched before the forks.
 @lru_cache(maxsize=64)
 def _harmonised(
     source: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> tuple[Panel, AreaMap, tuple[tuple[str, str], ...]]:
     """Imputed then harmonised bundled data for one window, every outcome at once (cached: sites share windows)."""
+    shipped = _SHIPPED.pop(("harmonised", source, start, end), None)
+    if shipped is not None:
+        return shipped
     panel = load_bundled(source)
     notes: list[tuple[str, str]] = []
     if source in SUSPECT_MONTH_DATASETS:
@@ -96,6 +104,9 @@ def _harmonised(
 
 @lru_cache(maxsize=512)
 def _breaks(source: str, outcome: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, str]:
+    shipped = _SHIPPED.pop(("breaks", source, outcome, start, end), None)
+    if shipped is not None:
+        return shipped
     breaks = structural_breaks(_harmonised(source, start, end)[0], outcome, start, end)
     return dict(zip(breaks["unit"], breaks["reason"], strict=True))
 
@@ -182,3 +193,33 @@ def prefetch(windows: list[tuple[str, pd.Timestamp, pd.Timestamp]]) -> None:
         _harmonised(source, start, end)
         for outcome in load_bundled(source).outcomes:
             _breaks(source, outcome, start, end)
+
+
+def harmonised_windows(windows: list[tuple[str, pd.Timestamp, pd.Timestamp]]) -> list[tuple[tuple[Any, ...], Any]]:
+    """What :func:`prefetch` puts in this process's cache for ``windows``, as picklable ``(key, value)`` pairs,
+    for another process to take in with :func:`adopt` (the batch harmonises windows in a helper process while
+    its own process warms up).
+    """
+    prefetch(windows)
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    for source, start, end in windows:
+        if source not in BUNDLED:
+            continue
+        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        out.append((("harmonised", source, start, end), _harmonised(source, start, end)))
+        for outcome in load_bundled(source).outcomes:
+            out.append((("breaks", source, outcome, start, end), _breaks(source, outcome, start, end)))
+    return out
+
+
+def adopt(entries: list[tuple[tuple[Any, ...], Any]]) -> None:
+    """Take windows harmonised in another process (:func:`harmonised_windows`) into this process's cache, as if
+    harmonised here; a window this process already holds keeps its own.
+    """
+    for key, value in entries:
+        _SHIPPED[key] = value
+        if key[0] == "harmonised":
+            _harmonised(*key[1:])
+        else:
+            _breaks(*key[1:])
+        _SHIPPED.pop(key, None)
