@@ -11,6 +11,7 @@ placebos matches, so the ends stay within 0.001 placebo SDs as documented (revie
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from evallib.methods.did import rate_ratio
@@ -44,3 +45,27 @@ def test_each_end_is_within_a_hundredth_of_where_the_test_starts_to_reject(monke
         p_end = seen["p_of"](np.array([end]))[0][0]
         beyond = seen["p_of"](end + side * np.linspace(0.0005, 0.01, 20))[0]
         assert not rejects(p_end, 0.34) and rejects(beyond, 0.34).any(), (end, side)
+
+
+def test_a_tied_sparse_panel_reports_the_end_where_the_test_rejects_not_an_infinite_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tiny counts and a copy of the treated unit among the comparison units (ties): the plain search's steps of the
+    # placebo SD (296 log units here) reached null values where the refit breaks down and accepts, and reported no
+    # lower end; the test rejects from tau = 0 down.
+    d = simulate_panel(30, 8, treated=1, start_period=4, effect=0.05, baseline_rate=2e-6, overdispersion=5.0, seed=33)
+    twin = d[d.unit == "U000"].assign(unit="U999", treated=0)
+    d = pd.concat([d, twin], ignore_index=True)
+    seen = {}
+    search = rate_ratio.invert_by_search
+
+    def spy(p_of, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["p_of"] = p_of
+        return search(p_of, *args, **kwargs)
+
+    monkeypatch.setattr(rate_ratio, "invert_by_search", spy)
+    r = PoissonDiD(inference="placebo_in_space", alpha=0.34, exposure="population").fit(d)
+    lo = np.log(r.headline.ci_low)
+    assert np.isfinite(lo)
+    assert not rejects(seen["p_of"](np.array([lo]))[0][0], 0.34)
+    assert rejects(seen["p_of"](lo - np.linspace(0.0005, 0.01, 20))[0], 0.34).any()
