@@ -313,7 +313,7 @@ SHOWN_CODES = 5
 
 def design_pool_problem(protocol: SiteProtocol, known: set[str] | frozenset[str]) -> str:
     """Why ``design_pool`` cannot be used as written ('' when it can): codes that ``known`` (the data's units, and
-    the NHS registers' codes for a bundled source; compared ignoring case) lacks.
+    for a bundled source the codes successions link to them; compared ignoring case) lacks.
 
     The pool is chosen among the data's units at design time and can only narrow the comparison pool, so a code the
     data do not hold would be dropped without a word (a typing error, or a design run on other data). Checked with

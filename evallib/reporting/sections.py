@@ -383,6 +383,8 @@ def its(ev: SiteEvaluation) -> HTMLBlock:
         seasonal="" if ppy == 1 else ("two Fourier pairs" if ppy >= 6 else "one Fourier pair"),
         horizons=f"{plural(ppy, word)} and {plural(2 * ppy, word)}",
         sampled=_sampled(ev, ("controlled_its",), its_rows=word),
+        # Drawn even where its rows are withheld (a volatile site): then no line, but not "every set" either.
+        drawn=any(a.controlled is not None and a.controlled.placebo_draws > 0 for a in ev.analyses),
         several=_several(ev),
         table=estimate_table(rows, word),
         diagnostics=diag,

@@ -178,8 +178,8 @@ class EstimatorResult:
         draws = int(getattr(self, "placebo_draws", 0) or 0)  # a sampled placebo test says so (0: every one tried)
         if len(errors) > 1:
             lines.append(f"placebo p-value from {draws} seeded random assignments for every term (p_value_mc_error)")
-        elif draws > 0:
-            err = float(getattr(self, "p_value_mc_error", 0.0) or 0.0)
+        elif errors:  # none for a withheld p-value: its error would give it back
+            err = next(iter(errors.values()))
             lines.append(f"placebo p-value from {draws} seeded random assignments (Monte Carlo error {err:.3g})")
         return "\n".join(lines)
 
@@ -188,8 +188,8 @@ class EstimatorResult:
 
         The headline term's (``p_value_mc_error``) unless the result states every term's (the controlled ITS).
         """
-        if int(getattr(self, "placebo_draws", 0) or 0) <= 0:
-            return {}
+        if int(getattr(self, "placebo_draws", 0) or 0) <= 0 or not math.isfinite(self.headline.p_value):
+            return {}  # none sampled, or the p-value withheld (its error would give it back)
         return {self.headline.term: float(getattr(self, "p_value_mc_error", 0.0) or 0.0)}
 
     def _shown(self) -> pd.DataFrame:

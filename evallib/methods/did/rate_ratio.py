@@ -118,7 +118,8 @@ class PoissonDiD:
     prediction and the two null values 1/3 of the tolerance either side of it close the
     bracket: 8 null values in all where they do (at every pool size measured, 100 to 7,000
     units), where bracketing from the estimate in steps of the placebo SD took 10-16. Where that does not close it, each end is bracketed
-    and narrowed to within 0.001 placebo SDs (log scale; false position on that gap,
+    and narrowed to within 0.001 placebo SDs (log scale; 0.001 times their interquartile range / 1.349 where that
+    is smaller, so one wild placebo cannot coarsen it; false position on that gap,
     safeguarded by bisection),
     reporting the last value the test accepts, with tau = 0 (the reported p-value) among the brackets, so the interval
     holds 1 exactly when p > alpha (when the accepted set is an interval).
@@ -340,7 +341,14 @@ class PoissonDiD:
         sd = float(np.std(ests, ddof=1))
         step = sd if sd > 0 else 0.1
         # Rate ratios beyond exp(+-20) are not worth refitting: the end is then reported infinite.
-        doublings = int(np.clip(np.floor(np.log2(20 / step)), 1, 10))
+        reach = step * 2.0 ** int(np.clip(np.floor(np.log2(20 / step)), 1, 10))
+        # The search's step and tolerance: the SD, or the placebos' IQR / 1.349 where smaller (the same for normal
+        # placebos), so that one wild placebo (a unit with no events after the start) cannot coarsen the ends; the
+        # search reaches as far as from the SD.
+        finite = ests[np.isfinite(ests)]
+        iqr = float(np.subtract(*np.percentile(finite, [75, 25]))) / 1.349 if finite.size > 1 else 0.0
+        step = min(step, iqr) if iqr > 0 else step
+        doublings = max(1, int(np.ceil(np.log2(reach / step) - 1e-9)))
         # Under the null tau the real estimate moves by about -tau and the placebos barely move, so the test at
         # tau = 0 predicts each end: the estimate -+ the critical placebo |estimate| (refined by the search).
         guesses = None

@@ -61,8 +61,14 @@ class ControlledITSResult(EstimatorResult):
     p_value_mc_errors: tuple[float, ...] = ()
 
     def term_mc_errors(self) -> dict[str, float]:
-        """Each term's sampled p-value's Monte Carlo standard error, by term; empty when every fake site was tried."""
-        return dict(zip(self.terms, self.p_value_mc_errors, strict=True)) if self.placebo_draws > 0 else {}
+        """Each term's sampled p-value's Monte Carlo standard error, by term; empty when every fake site was tried.
+
+        A term whose p-value is withheld (NaN) has none: its error would give the p-value back.
+        """
+        if self.placebo_draws <= 0:
+            return {}
+        shown = {r.term for r in self.rows if np.isfinite(r.p_value)}
+        return {t: e for t, e in zip(self.terms, self.p_value_mc_errors, strict=True) if t in shown}
 
     headline_term: ClassVar[str | None] = "mean_post_effect"
 
