@@ -28,6 +28,8 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,14 +233,30 @@ def execute_site(
     it first; this holds on Dask too).
     """
     root_p, out_p = Path(root), Path(outputs)
-    os.environ[ROOT_ENV] = str(root_p)
-    os.environ[PARAMS_FILE_ENV] = str(root_p / job.params_file)  # the notebook loads exactly this protocol
-    t0 = time.perf_counter()
-    staging = _staging(out_p, f"{job.site_id}-")
+    # For the notebook only (the kernel or forked child inherits them): the project, and exactly the protocol it
+    # loads. Restored after, so nothing of this site reaches whatever this process runs next.
+    with _environment({ROOT_ENV: str(root_p), PARAMS_FILE_ENV: str(root_p / job.params_file)}):
+        t0 = time.perf_counter()
+        staging = _staging(out_p, f"{job.site_id}-")
+        try:
+            return _site_in(staging, job, root_p, out_p, Path(template), executor, timeout, t0)
+        finally:
+            remove_tree(staging)  # gone already when it was swapped in
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in ``os.environ`` for the duration; each variable restored (or removed) after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        return _site_in(staging, job, root_p, out_p, Path(template), executor, timeout, t0)
+        yield
     finally:
-        remove_tree(staging)  # gone already when it was swapped in
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _site_in(
