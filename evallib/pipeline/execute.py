@@ -82,8 +82,12 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
     written (for the page, so that it is not read again).
     """
     import nbformat
+    from nbformat import v4
 
-    nb = nbformat.read(path, as_version=4)
+    # Without nbformat's schema validation, which only logs (it never refuses) and cost more than the reading and
+    # writing themselves: papermill has just written this notebook through nbformat, which validated it, and only
+    # strings change here. The text written is nbformat.writes's own, byte for byte (the same v4 writer).
+    nb = v4.reads(read_file(path).decode("utf-8"))
     meta = nb.metadata.setdefault("papermill", {})
     meta["input_path"] = str(PROGRAMME_TEMPLATE if site_id == "programme" else TEMPLATE)
     meta["output_path"] = f"outputs/{site_id}/report.ipynb"
@@ -95,10 +99,10 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
         )
         banner.metadata["tags"] = ["papermill-error-cell-tag"]
         nb.cells.insert(0, banner)
-    text = nbformat.writes(nb)
+    text = v4.writes(nb)
     scrubbed = scrub_paths(text, root)
     write_atomic(path, scrubbed)
-    return nb if scrubbed == text else nbformat.reads(scrubbed, as_version=4)
+    return nb if scrubbed == text else v4.reads(scrubbed)
 
 
 def write_atomic(path: Path, text: str) -> None:
