@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 # One BLAS thread per process, before numpy loads, as `evallib run` sets it (pipeline/cli.py): the batch runs a
 # process per core. Left to OpenBLAS's default (a thread per core) the floor and the batch both pay for threads
 # spinning between calls, more so the more the machine is loaded: on 2 loaded cores the floor's estimation took
-# 27-30 s of CPU for 12 sites with the default and 8 s with one thread, the same results.
+# 27-30 s of CPU for 12 sites with the default and 8 s with one thread.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
