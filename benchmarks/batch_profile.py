@@ -41,6 +41,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# One BLAS thread per process, before numpy loads, as `evallib run` sets it (pipeline/cli.py): the batch runs a
+# process per core. Left to OpenBLAS's default (a thread per core) the floor and the batch both pay for threads
+# spinning between calls, more so the more the machine is loaded: on 2 loaded cores the floor's estimation took
+# 27-30 s of CPU for 12 sites with the default and 8 s with one thread.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 def _median_time(fn, repeat: int) -> float:
@@ -176,9 +182,9 @@ def profile_batch(sites: list[str] | None, jobs: int | None, keep: Path | None =
         root = Path(tmp)
         shutil.copytree(ROOT / "notebooks", root / "notebooks")
         shutil.copytree(ROOT / "params", root / "params")
-        t, c = time.perf_counter(), _cpu_with_children()
+        t, c, own = time.perf_counter(), _cpu_with_children(), time.process_time()
         result = run_batch(sites or None, root=root, jobs=jobs, progress=True)
-        wall, cpu = time.perf_counter() - t, _cpu_with_children() - c
+        wall, cpu, own = time.perf_counter() - t, _cpu_with_children() - c, time.process_time() - own
         if keep is not None:  # every site's results.json, for tools/compare_results.py against another run
             for f in (root / "outputs").glob("*/results.json"):
                 (keep / f.parent.name).mkdir(parents=True, exist_ok=True)
@@ -189,6 +195,7 @@ def profile_batch(sites: list[str] | None, jobs: int | None, keep: Path | None =
         "workers": jobs or os.cpu_count(),
         "wall seconds": wall,
         "CPU seconds (this process and its children)": cpu,
+        "  of which the batch process itself": own,
         "mean seconds per site (in its worker)": statistics.mean(r.seconds for r in runs),
         "sum of notebook execution": sum(r.timings.get("execute", 0.0) for r in runs),
         "sum of html rendering": sum(r.timings.get("render", 0.0) for r in runs),

@@ -28,6 +28,8 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +82,12 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
     written (for the page, so that it is not read again).
     """
     import nbformat
+    from nbformat import v4
 
-    nb = nbformat.read(path, as_version=4)
+    # Without nbformat's schema validation, which only logs (it never refuses) and cost more than the reading and
+    # writing themselves: papermill has just written this notebook through nbformat, which validated it, and only
+    # strings change here. The text written is nbformat.writes's own, byte for byte (the same v4 writer).
+    nb = v4.reads(read_file(path).decode("utf-8"))
     meta = nb.metadata.setdefault("papermill", {})
     meta["input_path"] = str(PROGRAMME_TEMPLATE if site_id == "programme" else TEMPLATE)
     meta["output_path"] = f"outputs/{site_id}/report.ipynb"
@@ -93,10 +99,10 @@ def _clean_notebook(path: Path, site_id: str, root: Path, failure: str | None = 
         )
         banner.metadata["tags"] = ["papermill-error-cell-tag"]
         nb.cells.insert(0, banner)
-    text = nbformat.writes(nb)
+    text = v4.writes(nb)
     scrubbed = scrub_paths(text, root)
     write_atomic(path, scrubbed)
-    return nb if scrubbed == text else nbformat.reads(scrubbed, as_version=4)
+    return nb if scrubbed == text else v4.reads(scrubbed)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -231,14 +237,30 @@ def execute_site(
     it first; this holds on Dask too).
     """
     root_p, out_p = Path(root), Path(outputs)
-    os.environ[ROOT_ENV] = str(root_p)
-    os.environ[PARAMS_FILE_ENV] = str(root_p / job.params_file)  # the notebook loads exactly this protocol
-    t0 = time.perf_counter()
-    staging = _staging(out_p, f"{job.site_id}-")
+    # For the notebook only (the kernel or forked child inherits them): the project, and exactly the protocol it
+    # loads. Restored after, so nothing of this site reaches whatever this process runs next.
+    with _environment({ROOT_ENV: str(root_p), PARAMS_FILE_ENV: str(root_p / job.params_file)}):
+        t0 = time.perf_counter()
+        staging = _staging(out_p, f"{job.site_id}-")
+        try:
+            return _site_in(staging, job, root_p, out_p, Path(template), executor, timeout, t0)
+        finally:
+            remove_tree(staging)  # gone already when it was swapped in
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in ``os.environ`` for the duration; each variable restored (or removed) after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        return _site_in(staging, job, root_p, out_p, Path(template), executor, timeout, t0)
+        yield
     finally:
-        remove_tree(staging)  # gone already when it was swapped in
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _site_in(
