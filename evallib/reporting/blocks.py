@@ -31,6 +31,12 @@ class HTMLBlock:
     def _repr_html_(self) -> str:
         return self.html
 
+    def __repr__(self) -> str:
+        # The notebook keeps a text/plain form beside the HTML of every displayed block; the dataclass repr
+        # repeated the whole HTML there (half of an executed site notebook's bytes, saved, read and scanned
+        # again at every step of a batch). A summary says what it is; the HTML form is the page.
+        return f"<report section: {len(self.html):,} characters of HTML>"
+
     def __str__(self) -> str:
         return self.html
 
