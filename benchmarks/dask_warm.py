@@ -3,7 +3,7 @@
 A real scheduler (``dask scheduler``) and two workers with one thread each on 127.0.0.1, started in a folder of
 their own (not the project); the client is ``evallib run --scheduler``. How the workers start (``--launch``,
 :data:`LAUNCHES`): ``preload`` (the default, README's recommended command), one ``dask worker --nworkers 2``
-whose two nannies fork their workers from one warm process (``--preload-nanny evallib.pipeline.dask_preload``);
+whose two nannies fork their workers from one warm process (``--preload-nanny evallib.pipeline.nanny``);
 ``plain``, two plain ``dask worker`` commands, each with its nanny and Dask's defaults; ``lean``, without nannies
 and with calmer housekeeping in the configuration. Each round runs local, then for each launch a fresh cluster:
 its first run is counted from the cluster's start (cold: the CPU of the scheduler, the ``dask worker`` processes,
@@ -93,7 +93,7 @@ _ONE_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREA
 LAUNCHES: dict[str, dict[str, Any]] = {
     "plain": {"args": []},
     "lean": {"args": ["--no-nanny"], "env": {**LEAN, **_ONE_BLAS}},
-    "preload": {"args": ["--nworkers", "2", "--preload-nanny", "evallib.pipeline.dask_preload"]},
+    "preload": {"args": ["--nworkers", "2", "--preload-nanny", "evallib.pipeline.nanny"]},
 }
 
 

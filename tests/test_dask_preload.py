@@ -1,4 +1,4 @@
-"""A cold Dask cluster's start-up: workers forked from one warm process (``pipeline/dask_preload.py``), tasks a
+"""A cold Dask cluster's start-up: workers forked from one warm process (``pipeline/nanny.py``), tasks a
 scheduler unpickles without evallib (``dask_warm.packed``), and what the client shares with in-process workers.
 """
 
@@ -74,9 +74,7 @@ def test_workers_started_with_the_preload_fork_from_one_warm_process_and_give_a_
         [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
     )
     worker = [str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"]
-    workers = subprocess.Popen(
-        [*worker, "--host", "127.0.0.1", "--preload-nanny", "evallib.pipeline.dask_preload"], **quiet
-    )
+    workers = subprocess.Popen([*worker, "--host", "127.0.0.1", "--preload-nanny", "evallib.pipeline.nanny"], **quiet)
     try:
         with distributed.Client(address, timeout=120) as client:
             client.wait_for_workers(2, timeout=120)

@@ -36,10 +36,10 @@ from typing import Any
 
 from evallib.errors import EvalLibError
 from evallib.evaluation.record.fingerprint import DIRTY_ENV, source_state
-from evallib.pipeline.dask_calm import CALMER_MS, PROFILER_CALLBACKS, calm_cluster, calm_this_worker, calm_worker
-from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, _results_problem, safe_execute
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
+from evallib.pipeline.housekeeping import CALMER_MS, PROFILER_CALLBACKS, calm_cluster, calm_this_worker, calm_worker
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
 from evallib.pipeline.warm import installed_state, malloc_defaults, warm_with_site
@@ -79,7 +79,7 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _LOCK = threading.Lock()
 _WARMED: set[Any] = set()  # the data windows loaded, and "site" once a site warmed the worker
 _INSTALLED: list[str] = []  # installed_state() when the worker first warmed
-#: The pid of the fork server this worker was forked from warm (:mod:`evallib.pipeline.dask_preload`), if any.
+#: The pid of the fork server this worker was forked from warm (:mod:`evallib.pipeline.nanny`), if any.
 FORKED: list[int] = []
 
 
@@ -391,4 +391,6 @@ def _report_problem(job: SiteJob, files: dict[str, bytes]) -> str | None:
             "the results do not match what was checked before the run (the worker's evallib, or the data, params "
             "or code changed while it ran); nothing was published: run it again"
         )
-    return _results_problem(results, job)  # the checks a local site's results pass (parameters departed from)
+    if provenance.get("departures"):  # as a local site's results are checked (execute.py)
+        return "the notebook ran with parameters that depart from the params file; nothing was published"
+    return None

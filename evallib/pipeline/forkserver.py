@@ -1,4 +1,4 @@
-"""Imported by the fork server of a ``dask worker`` started with :mod:`evallib.pipeline.dask_preload`: warms it.
+"""Imported by the fork server of a ``dask worker`` started with :mod:`evallib.pipeline.nanny`: warms it.
 
 Importing this module imports what the sites' processes import and compiles what their pages compile
 (:func:`evallib.pipeline.executor.warm_up` with no data windows), evaluates and draws one site on the bundled
