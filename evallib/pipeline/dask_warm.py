@@ -15,7 +15,11 @@ them into its own staging folder, signs the run record with its own key and swap
 writes the client's ``outputs/``.
 
 One site runs at a time in each worker process (the site's environment is process-wide, as it is in a local
-worker); give workers one thread each (``dask worker --nthreads 1``) and as many workers as cores.
+worker); give workers one thread each and as many workers as cores. Started with
+``dask worker ADDRESS --nworkers N --nthreads 1 --preload-nanny evallib.pipeline.nanny``, the workers fork from
+one fork server that imported and warmed once (:mod:`evallib.pipeline.nanny`), so a cold cluster pays that
+once rather than once per worker. Each task travels packed (:func:`packed`): the scheduler, which unpickles
+every task, never imports evallib.
 """
 
 from __future__ import annotations
