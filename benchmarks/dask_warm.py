@@ -1,23 +1,20 @@
-"""CPU of a batch on warm Dask workers against the local forked run of the same sites.
+"""CPU of a batch on warm Dask workers against the local forked run of the same sites: cold and standing.
 
-A real scheduler (``dask scheduler``) and two workers (plain ``dask worker --nthreads 1``, each with its nanny and
-Dask's default configuration) on 127.0.0.1, started in a folder of their own (not the project); the client is
-``evallib run --scheduler``. The first site on each worker stops its stack profiler and slows its housekeeping
-(``dask_warm.calm_worker``); ``--lean`` also starts the workers without a nanny and the whole cluster with the
-profiler off and calmer housekeeping in its configuration (``LEAN``), for comparison. Each run starts
-from fresh processes and is timed as CPU time of everything it started (client, scheduler, workers and every
-process they fork; ``RUSAGE_CHILDREN`` once all have exited), so imports and warm-up count on both sides.
-Rounds are interleaved (local, Dask, local, Dask, ...); the minimum and median of each are printed with their
-ratio, and the two runs' results are checked equal first (``tools/compare_results.py``).
+A real scheduler (``dask scheduler``) and two workers with one thread each on 127.0.0.1, started in a folder of
+their own (not the project); the client is ``evallib run --scheduler``. How the workers start (``--launch``,
+:data:`LAUNCHES`): ``preload`` (the default, README's recommended command), one ``dask worker --nworkers 2``
+whose two nannies fork their workers from one warm process (``--preload-nanny evallib.pipeline.nanny``);
+``plain``, two plain ``dask worker`` commands, each with its nanny and Dask's defaults; ``lean``, without nannies
+and with calmer housekeeping in the configuration. Each round runs local, then for each launch a fresh cluster:
+its first run is counted from the cluster's start (cold: the CPU of the scheduler, the ``dask worker`` processes,
+their workers and everything those forked, psutil, plus the client's), then, on the first launch's cluster,
+``--standing`` more runs, each counted as the CPU it added (a run on a cluster already started and warm).
+Local runs count ``evallib run --jobs 2`` and everything it forked. The first round's results are checked equal
+(``tools/compare_results.py``); the minimum and median of each are printed with their ratio to local.
 
-    python benchmarks/dask_warm.py                  # 8 sites, 2 rounds
-    python benchmarks/dask_warm.py --sites all --rounds 1   # the full batch
-    python benchmarks/dask_warm.py --standing --rounds 3    # one cluster: a cold run, then two on it standing
-
-``--standing`` starts the scheduler and workers once and runs local and Dask interleaved on it: the first Dask
-run is counted from the cluster's start (cold), each later one as the CPU the scheduler, workers and nannies
-spent during it (psutil, living processes and what they reaped) plus the client's, i.e. a run's cost on a
-cluster already started and warm.
+    python benchmarks/dask_warm.py                          # 8 sites, 2 rounds, preload launch
+    python benchmarks/dask_warm.py --sites all --rounds 1   # the full batch: local, cold, standing
+    python benchmarks/dask_warm.py --sites all --rounds 1 --launch preload plain   # both launches, cold
 """
 
 from __future__ import annotations
@@ -36,10 +33,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["V01", "V04", "V05", "V45", "I01", "I03", "I09", "I12"]
 BIN = Path(sys.executable).parent
+DEFAULT_LAUNCH = "preload"
 
 
 def _children_cpu() -> float:
@@ -87,45 +86,65 @@ LEAN = {
     "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
     "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__GIL__ENABLED": "False",
 }
+_ONE_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: How the two workers are started (``dask worker`` arguments after the scheduler's address and ``--nthreads 1``,
+#: and environment): ``plain``, two ``dask worker`` commands with Dask's defaults (a nanny each); ``lean``,
+#: without nannies and with the housekeeping of :data:`LEAN` (one BLAS thread set by hand, as a nanny would).
+LAUNCHES: dict[str, dict[str, Any]] = {
+    "plain": {"args": []},
+    "lean": {"args": ["--no-nanny"], "env": {**LEAN, **_ONE_BLAS}},
+    "preload": {"args": ["--nworkers", "2", "--preload-nanny", "evallib.pipeline.nanny"]},
+}
 
 
-def _cpu_tree(pid: int) -> float:
-    """CPU seconds of a living process, its reaped children and its living descendants (psutil)."""
+def _own_cpu(p: object) -> float:
+    t = p.cpu_times()  # type: ignore[attr-defined]
+    return float(t.user + t.system + t.children_user + t.children_system)
+
+
+def _cpu_parts(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each part of a running cluster (psutil): the scheduler, the processes ``dask worker``
+    started (its nannies, or the workers themselves without one) and everything below them (workers, the sites
+    they forked and reaped, Dask's helper processes).
+    """
     import psutil
 
-    try:
-        procs = [psutil.Process(pid)]
-        procs += procs[0].children(recursive=True)
-    except psutil.Error:
-        return 0.0
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+    parts = {"scheduler": 0.0, "dask worker": 0.0, "below": 0.0}
+    for name, ids in pids.items():
+        for pid in ids:
+            try:
+                top = psutil.Process(pid)
+                below = top.children(recursive=True)
+                parts[name] += _own_cpu(top)
+            except psutil.Error:
+                continue
+            for p in below:
+                try:
+                    parts["below"] += _own_cpu(p)
+                except psutil.Error:
+                    pass
+    return parts
 
 
 @contextmanager
-def _cluster(workdir: Path, lean: bool = False) -> Iterator[tuple[str, list[int], dict[str, str]]]:
-    """A scheduler and two one-thread workers on 127.0.0.1: their address, pids and environment; stopped after."""
+def _cluster(workdir: Path, launch: str) -> Iterator[tuple[str, dict[str, list[int]], dict[str, str]]]:
+    """A scheduler and two one-thread workers on 127.0.0.1 (:data:`LAUNCHES`): the address, the pids of the
+    scheduler and of the ``dask worker`` processes, and the environment; stopped after.
+    """
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, **(LEAN if lean else {})}
+    env = {**os.environ, **LAUNCHES[launch].get("env", {})}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": workdir, "env": env}
     scheduler = subprocess.Popen(
         [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
     )
     worker_cmd = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
-    if lean:  # no nanny process per worker; one BLAS thread each, as a nanny would set (dask_warm.BLAS_THREADS)
-        worker_cmd.append("--no-nanny")
-        env = {**env, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    workers = [subprocess.Popen(worker_cmd, **{**quiet, "env": env}) for _ in range(2)]
+    worker_cmd += LAUNCHES[launch]["args"]
+    n = 1 if "--nworkers" in worker_cmd else 2
+    workers = [subprocess.Popen(worker_cmd, **quiet) for _ in range(n)]
     try:
         time.sleep(3)  # the workers register; the client waits for them anyway
-        yield address, [scheduler.pid, *(w.pid for w in workers)], env
+        yield address, {"scheduler": [scheduler.pid], "dask worker": [w.pid for w in workers]}, env
     finally:
         for p in [*workers, scheduler]:  # SIGTERM: each exits after reaping what it forked
             p.send_signal(signal.SIGTERM)
@@ -144,50 +163,28 @@ def _client_run(root: Path, address: str, env: dict[str, str]) -> float:
     return _children_cpu() - before
 
 
-def run_dask(root: Path, workdir: Path, lean: bool = False) -> float:
-    """CPU seconds of a scheduler, two one-thread workers and ``evallib run --scheduler`` (all they started)."""
-    before = _children_cpu()
-    with _cluster(workdir, lean) as (address, pids, env):
-        client = _client_run(root, address, env)
-        parts = {"scheduler": _cpu_tree(pids[0]), "workers": sum(_cpu_tree(p) for p in pids[1:])}
-        shown = ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
-        print(f"  dask: client {client:.1f} s, {shown} (live, before they exit)", flush=True)
-    return _children_cpu() - before
+def _shown(client: float, parts: dict[str, float]) -> str:
+    return f"client {client:.1f}, " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
 
 
-def standing(local: Path, on_dask: Path, workdir: Path, rounds: int, lean: bool) -> None:
-    """Local and Dask runs interleaved on one cluster started once: the first Dask run counts the cluster's
-    start and warm-up (cold), each later one only the CPU the scheduler, workers and nannies spent during it
-    (psutil deltas) plus the client's (standing).
+def run_dask(root: Path, workdir: Path, launch: str, standing: int) -> tuple[float, list[float]]:
+    """CPU seconds of a cold Dask run (a fresh scheduler and two workers, counted from their start, and the client)
+    and of ``standing`` further runs on the same cluster (the CPU each added to it, and its client's).
     """
-    lo: list[float] = []
-    cold = 0.0
-    warm: list[float] = []
-    with _cluster(workdir, lean) as (address, pids, env):
-        for i in range(rounds):
-            lo.append(run_local(local))
-            before = [_cpu_tree(p) for p in pids] if i else [0.0] * len(pids)  # cold: from the cluster's start
-            client = _client_run(on_dask, address, env)
-            cluster = [a - b for a, b in zip([_cpu_tree(p) for p in pids], before, strict=True)]
-            total = client + sum(cluster)
-            shown = f"client {client:.1f} s, scheduler {cluster[0]:.1f} s, workers and nannies {sum(cluster[1:]):.1f} s"
-            print(
-                f"round {i + 1}: local {lo[-1]:.1f} s, dask {'cold' if i == 0 else 'standing'} {total:.1f} s ({shown})"
-            )
-            if i == 0:
-                cold = total
-                _check_equal(local, on_dask)
-            else:
-                warm.append(total)
-    print(f"local forked: min {min(lo):.1f} s, median {statistics.median(lo):.1f} s")
-    print(f"dask cold (cluster start, warm-up, first run): {cold:.1f} s, {cold / lo[0]:.2f}x its round's local run")
-    if warm:
-        later = lo[1:]
-        print(f"dask standing: min {min(warm):.1f} s, median {statistics.median(warm):.1f} s")
-        print(
-            f"ratio standing/local (rounds 2+): {min(warm) / min(later):.2f}x (min), "
-            f"{statistics.median(warm) / statistics.median(later):.2f}x (median)"
-        )
+    with _cluster(workdir, launch) as (address, pids, env):
+        client = _client_run(root, address, env)
+        parts = _cpu_parts(pids)
+        cold = client + sum(parts.values())
+        print(f"  dask cold {cold:.1f} s ({_shown(client, parts)})", flush=True)
+        warm = []
+        for _ in range(standing):
+            client = _client_run(root, address, env)
+            after = _cpu_parts(pids)
+            added = {k: after[k] - parts[k] for k in parts}
+            parts = after
+            warm.append(client + sum(added.values()))
+            print(f"  dask standing {warm[-1]:.1f} s ({_shown(client, added)})", flush=True)
+    return cold, warm
 
 
 def _check_equal(local: Path, on_dask: Path) -> None:
@@ -201,18 +198,16 @@ def _check_equal(local: Path, on_dask: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sites", nargs="*", default=DEFAULT, help="site ids, or 'all'")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of local, Dask cold, Dask standing")
     ap.add_argument(
-        "--lean", action="store_true", help="Dask's housekeeping at a calmer pace (LEAN) and workers without a nanny"
+        "--standing", type=int, default=1, help="Dask runs on the first launch's cluster after its cold one, each round"
     )
     ap.add_argument(
-        "--standing",
-        action="store_true",
-        help="one cluster for every round: the first Dask run cold, each later one as the CPU it added (psutil)",
+        "--launch", nargs="+", choices=sorted(LAUNCHES), default=[DEFAULT_LAUNCH], help="how the workers start"
     )
     args = ap.parse_args()
     sites = None if args.sites == ["all"] else args.sites
-    times: dict[str, list[float]] = {"local": [], "dask": []}
+    times: dict[str, list[float]] = {"local": [], **{f"{k} cold": [] for k in args.launch}, "standing": []}
     with tempfile.TemporaryDirectory() as tmp:
         local = _project(Path(tmp) / "local", sites)
         on_dask = _project(Path(tmp) / "dask", sites)
@@ -220,21 +215,24 @@ def main() -> None:
         workdir.mkdir()
         n = len(list((local / "params").rglob("*.yaml")))
         print(f"{n} sites, {os.cpu_count()} cores; CPU seconds, children included (machine may be loaded)")
-        if args.standing:
-            standing(local, on_dask, workdir, max(2, args.rounds), args.lean)
-            return
         for i in range(args.rounds):
             times["local"].append(run_local(local))
-            times["dask"].append(run_dask(on_dask, workdir, args.lean))
-            print(f"round {i + 1}: local {times['local'][-1]:.1f} s, dask {times['dask'][-1]:.1f} s", flush=True)
-            if i == 0:
-                _check_equal(local, on_dask)
-    lo, da = times["local"], times["dask"]
-    print(f"local forked: min {min(lo):.1f} s, median {statistics.median(lo):.1f} s")
-    print(f"dask warm:    min {min(da):.1f} s, median {statistics.median(da):.1f} s")
-    print(
-        f"ratio dask/local: {min(da) / min(lo):.2f}x (min), {statistics.median(da) / statistics.median(lo):.2f}x (median)"
-    )
+            print(f"round {i + 1}: local {times['local'][-1]:.1f} s", flush=True)
+            for j, launch in enumerate(args.launch):
+                print(f"  workers: {launch}", flush=True)
+                cold, warm = run_dask(on_dask, workdir, launch, 0 if j else args.standing)
+                times[f"{launch} cold"].append(cold)
+                times["standing"].extend(warm)
+                if i == 0:
+                    _check_equal(local, on_dask)
+    lo = times["local"]
+    print(f"local forked:  min {min(lo):.1f} s, median {statistics.median(lo):.1f} s")
+    for name, da in times.items():
+        if da and name != "local":
+            print(
+                f"dask {name + ':':14} min {min(da):.1f} s, median {statistics.median(da):.1f} s; "
+                f"{min(da) / min(lo):.2f}x local (min), {statistics.median(da) / statistics.median(lo):.2f}x (median)"
+            )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def test_the_first_task_on_a_worker_stops_its_profiler_and_slows_its_housekeepin
         [before] = client.run(_state).values()
         assert before["profiler"] == [True, True]  # Dask's default: on
         assert before["ms"]["tick"] < dask_warm.CALMER_MS["tick"]
-        client.submit(dask_warm._calm_this_worker, pure=False).result()
+        client.submit(dask_warm.calm_this_worker, pure=False).result()
         [after] = client.run(_state).values()
     assert after["profiler"] == [False, False]
     assert after["ms"] == {n: ms for n, ms in dask_warm.CALMER_MS.items() if n in after["ms"]}
@@ -40,7 +40,7 @@ def test_the_first_task_on_a_worker_stops_its_profiler_and_slows_its_housekeepin
 
 
 def test_calming_outside_a_worker_does_nothing() -> None:
-    dask_warm._calm_this_worker()  # no worker: returns without error
+    dask_warm.calm_this_worker()  # no worker: returns without error
 
 
 def test_the_client_slows_the_schedulers_and_nannies_housekeeping() -> None:

@@ -66,7 +66,7 @@ def test_a_worker_whose_installed_files_changed_since_it_warmed_fails_its_sites_
     [job] = [j for j in preflight(find_params(root / "params", None), root) if j.site_id == "V04"]
     monkeypatch.setattr(dask_warm, "_INSTALLED", ["the state of an older install"])
     run, files = dask_warm.run_site(job, dask_warm.site_files(root, job), (), {})
-    assert run.status == "failed" and "restart the workers" in run.reason and files == {}
+    assert run.status == "failed" and "restart the `dask worker` commands" in run.reason and files == {}
 
 
 def test_the_installed_state_follows_the_bundled_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

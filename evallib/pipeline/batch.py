@@ -337,7 +337,7 @@ def _submit_warm(client: Any, batch: list[SiteJob], root: Path, timeout: float) 
         files = dask_warm.site_files(root, job, template)
         key = f"site-{job.site_id}-{uuid.uuid4().hex[:6]}"
         args = (job, files, windows, env, timeout, warm_site)
-        jobs[client.submit(dask_warm.run_site, *args, key=key, pure=False)] = job
+        jobs[client.submit(*dask_warm.packed(dask_warm.run_site, *args), key=key, pure=False)] = job
     return jobs
 
 

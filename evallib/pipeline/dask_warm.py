@@ -15,7 +15,11 @@ them into its own staging folder, signs the run record with its own key and swap
 writes the client's ``outputs/``.
 
 One site runs at a time in each worker process (the site's environment is process-wide, as it is in a local
-worker); give workers one thread each (``dask worker --nthreads 1``) and as many workers as cores.
+worker); give workers one thread each and as many workers as cores. Started with
+``dask worker ADDRESS --nworkers N --nthreads 1 --preload-nanny evallib.pipeline.nanny``, the workers fork from
+one fork server that imported and warmed once (:mod:`evallib.pipeline.nanny`), so a cold cluster pays that
+once rather than once per worker. Each task travels packed (:func:`packed`): the scheduler, which unpickles
+every task, never imports evallib.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -38,6 +43,7 @@ from evallib.evaluation.record.fingerprint import DIRTY_ENV, source_state
 from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
+from evallib.pipeline.housekeeping import CALMER_MS, PROFILER_CALLBACKS, calm_cluster, calm_this_worker, calm_worker
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
 from evallib.pipeline.warm import installed_state, malloc_defaults, warm_with_site
@@ -49,6 +55,17 @@ from evallib.reporting.signing import KEY_ENV, sign, site_record_fields
 from evallib.reporting.static_site import scrub_paths
 from evallib.sources.files import SETTINGS_FILE, SHIPPED, FileSource, data_folders, max_data_bytes, read_checked
 
+__all__ = [
+    "CALMER_MS",
+    "PROFILER_CALLBACKS",
+    "calm_cluster",
+    "calm_this_worker",
+    "calm_worker",
+    "publish_safely",
+    "run_site",
+    "site_files",
+]
+
 #: The files of a published site's folder that come back from a worker.
 REPORT_FILES = ("results.json", "run.json", "report.html", "report.ipynb")
 _COMMIT_ENV = "EVALLIB_GIT_COMMIT"
@@ -58,15 +75,16 @@ OUTSIDE = ".evallib-data-folders"
 MANIFEST = ".evallib-shipped.json"
 #: One BLAS thread per process, as `evallib run` and a Dask nanny set them: results then match to the last bit.
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-_LOCK = threading.Lock()  # one site at a time per worker process: the site's environment is process-wide
+#: Held while a task runs a site (one site at a time per worker process: the site's environment, its key, root
+#: and params file, and the shipped paths (``SHIPPED``) are process-wide), and by the client while it reads a
+#: site's files or signs and publishes one: with an in-process cluster (``LocalCluster(processes=False)``) the
+#: workers are threads of the client's process, which would otherwise read data through a task's shipped paths
+#: or sign a report with a task's throwaway key.
+_LOCK = threading.Lock()
 _WARMED: set[Any] = set()  # the data windows loaded, and "site" once a site warmed the worker
 _INSTALLED: list[str] = []  # installed_state() when the worker first warmed
-#: The worker's stack profiler (Dask samples every thread's stack every 10 ms for its dashboard): stopped once
-#: the worker is warm, since its cost grows with the run and was most of a default worker's overhead.
-PROFILER_CALLBACKS = ("profile", "profile-cycle")
-#: Housekeeping slowed to at most this often (ms; Dask's defaults: event-loop tick 20, system monitor 500,
-#: memory monitor 100): each polls for as long as the run lasts; none of them is needed faster by a site.
-CALMER_MS = {"tick": 1000, "monitor": 5000, "memory_monitor": 1000}
+#: The pid of the fork server this worker was forked from warm (:mod:`evallib.pipeline.nanny`), if any.
+FORKED: list[int] = []
 
 
 def site_files(root: Path, job: SiteJob, template: bytes | None = None) -> dict[str, bytes]:
@@ -82,6 +100,11 @@ def site_files(root: Path, job: SiteJob, template: bytes | None = None) -> dict[
     a link), :data:`MANIFEST` says where it went. A file that fails the checks is not shipped: the worker's
     run then fails on it as a local run does.
     """
+    with _LOCK:  # no task of an in-process worker has its shipped paths in place meanwhile
+        return _site_files(root, job, template)
+
+
+def _site_files(root: Path, job: SiteJob, template: bytes | None) -> dict[str, bytes]:
     files = {TEMPLATE.as_posix(): template if template is not None else (root / TEMPLATE).read_bytes()}
     files[job.params_file] = (root / job.params_file).read_bytes()
     if (root / SETTINGS_FILE).is_file():
@@ -150,6 +173,24 @@ def _lay_out(files: dict[str, bytes], base: Path) -> Path:
     return project
 
 
+def packed(func: Callable[..., Any], *args: Any) -> tuple[Callable[[bytes], Any], bytes]:
+    """``func(*args)`` as a Dask task that a scheduler can unpickle without importing evallib or pandas.
+
+    Dask's scheduler unpickles every task it is sent; a task naming :func:`run_site` with a :class:`SiteJob`
+    made it import evallib (about 2.5 s of CPU in a fresh scheduler, and evallib installed where the scheduler
+    runs). Here the function and its arguments travel as one bytes object, unpickled only on the worker, by a
+    caller defined inside a function so that Dask sends it by value. Submit as ``client.submit(*packed(...))``.
+    """
+
+    def call(payload: bytes) -> Any:
+        import pickle
+
+        function, arguments = pickle.loads(payload)  # noqa: S301 - sent by this run's client
+        return function(*arguments)
+
+    return call, pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def site_env(root: Path) -> dict[str, str]:
     """The environment a site's notebook needs from the client's project: its git commit and whether it is dirty."""
     state = source_state(root)
@@ -213,13 +254,14 @@ def run_site(
         if _INSTALLED and _INSTALLED[0] != installed:
             why = (
                 "this Dask worker warmed up from other evallib code or bundled data than it has installed now, so "
-                "its results would not be the installed version's; restart the workers and run again"
+                "its results would not be the installed version's; restart the `dask worker` commands (a nanny "
+                "restarting its worker is not enough with the evallib preload) and run again"
             )
             return SiteRun(job.site_id, "failed", why), {}
         _INSTALLED[:1] = [installed]
         first = windows not in _WARMED
         if first:
-            _calm_this_worker()
+            calm_this_worker()
             warm_up(windows)
             _WARMED.add(windows)
         base = Path(tempfile.mkdtemp(prefix=f"evallib-{job.site_id}-"))
@@ -232,7 +274,7 @@ def run_site(
             # The site's params file is named in the environment too (execute_site): restored with the rest, so
             # nothing of this temporary project outlives the task in the worker's process.
             with _environment({**env, KEY_ENV: str(key), ROOT_ENV: str(project), PARAMS_FILE_ENV: ""}):
-                if first and warm_site and "site" not in _WARMED:
+                if warm_site:
                     _warm_with(job, project)
                 with malloc_defaults():
                     run = safe_execute(job, str(project), str(outputs), str(project / TEMPLATE), "forked", timeout)
@@ -246,80 +288,41 @@ def run_site(
 
 
 def _warm_with(job: SiteJob, project: Path) -> None:
-    """Evaluate and draw ``job``'s site once in this worker, discarding it (never raises, time-limited)."""
+    """Evaluate and draw ``job``'s site once in this worker, discarding it (never raises), if it reads only
+    bundled data.
+
+    A task's thread cannot be stopped safely (:func:`evallib.pipeline.warm.warm_with_site` runs it to the end),
+    so the warm-up is bounded by its choice of site: the bundled data are of a size fixed by the install, while
+    a site's own data may be as large as the size limit allows. A worker whose first site reads its own data
+    warms with the first later one that does not, or not at all.
+    """
+    if "site" in _WARMED:
+        return
     try:
         protocol = SiteProtocol.from_mapping(job.parameters)
     except EvalLibError:
         return  # preflight has refused it already
-    warm_with_site(protocol, project)
-    _WARMED.add("site")
-
-
-def calm_worker(worker: Any) -> None:
-    """Stop ``worker``'s stack profiler and slow its housekeeping (:data:`CALMER_MS`); on its event loop.
-
-    Done at runtime by the first site's task, so a worker started by plain ``dask worker`` (nanny, defaults)
-    is as lean as one started with the profiler disabled in its configuration.
-    """
-    callbacks = worker.periodic_callbacks
-    for name in PROFILER_CALLBACKS:
-        if name in callbacks:
-            callbacks[name].stop()
-    _slower(CALMER_MS)(worker)
-
-
-def _slower(every_ms: dict[str, int]) -> Any:
-    """A function slowing a Dask server's housekeeping callbacks to ``every_ms``; nested, so Dask sends it by
-    value and a scheduler without evallib installed can run it.
-    """
-
-    def slow(dask_worker: Any = None, dask_scheduler: Any = None) -> None:
-        server = dask_worker if dask_worker is not None else dask_scheduler
-        for name, ms in every_ms.items():
-            callback = server.periodic_callbacks.get(name)
-            if callback is not None and callback.callback_time < ms:
-                callback.callback_time = ms  # takes effect from the callback's next run
-
-    return slow
-
-
-def calm_cluster(client: Any) -> None:
-    """Slow the housekeeping (:data:`CALMER_MS`) of the scheduler and the workers' nannies ``client`` reaches.
-
-    Each polls for as long as the run lasts (about 1 s of CPU a minute each at Dask's defaults, so a loaded
-    machine that stretches the run stretches it too). Only diagnostics slow: the dashboard's system graphs and
-    the event-loop health check. Best effort: a nanny or scheduler that cannot run it is left as it was.
-    """
-    slow = _slower(CALMER_MS)
-    try:
-        client.run(slow, nanny=True, on_error="ignore")
-        client.run_on_scheduler(slow)
-    except Exception:  # noqa: BLE001 - a cluster that refuses runs as it is; only its housekeeping costs more
-        pass
-
-
-def _calm_this_worker() -> None:
-    """:func:`calm_worker` for the Dask worker running this task (nothing outside a worker)."""
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-    except (ImportError, ValueError):
+    if any(isinstance(spec.data_source, FileSource) for spec in protocol.analyses):
         return
-    worker.loop.add_callback(calm_worker, worker)  # thread-safe: the callbacks belong to the event loop
+    _WARMED.add("site")  # tried once, whatever happens
+    warm_with_site(protocol, project)
 
 
 def publish_returned(job: SiteJob, run: SiteRun, files: dict[str, bytes], outputs: Path) -> SiteRun:
     """Publish (on the client) what a worker returned for ``job``: the report swapped in whole, or the failure.
 
-    A report is written to a staging folder under ``outputs/.staging``, checked (the run record's hashes match
-    the files, the results carry the fingerprint checked before the run), its run record signed with this
-    machine's key, and the folder swapped into ``outputs/<site>`` (:func:`publish_dir`); anything amiss is the
-    site's failure, and its last good report stays.
+    A report is checked (the run record's hashes match the files and it names this site and the fingerprints
+    checked before the run; the results pass a local site's checks: that fingerprint, no parameter departing
+    from the params file), written to a staging folder under ``outputs/.staging``, its run record signed with
+    this machine's key, and the folder swapped into ``outputs/<site>`` (:func:`publish_dir`); the site's status
+    is the one its results state. Anything amiss is the site's failure, and its last good report stays. The
+    worker is trusted for the rest: results that pass these checks are signed as this machine's.
     """
     if run.status != "failed":
         problem = _report_problem(job, files)
         if problem is None:
+            results = json.loads(files["results.json"])  # its status as the results say, not as the worker did
+            run = replace(run, status=str(results["status"]), reason=str(results.get("reason", "")))
             staging = writing.fresh_dir(make_dir(outputs / ".staging", outputs), f"{job.site_id}-")
             try:
                 record = json.loads(files["run.json"])
@@ -354,7 +357,8 @@ def publish_safely(job: SiteJob, value: Any, outputs: Path, root: Path) -> SiteR
         return value  # already recorded
     try:
         run, files = value
-        return publish_returned(job, run, files, outputs)
+        with _LOCK:  # signed with this machine's key, not an in-process task's throwaway one
+            return publish_returned(job, run, files, outputs)
     except Exception as exc:  # noqa: BLE001 - one site's publishing fault must not stop the batch; it is recorded
         reason = fault_message(exc, outputs) if is_fault(exc) else f"runner error: {type(exc).__name__}"  # type: ignore[arg-type]
         reason = scrub_paths(str(exc) if isinstance(exc, EvalLibError) else reason, root)
@@ -383,10 +387,14 @@ def _report_problem(job: SiteJob, files: dict[str, bytes]) -> str | None:
         or record.get("fingerprint") != job.fingerprint
     ):
         return "the report the Dask worker returned does not match its run record; nothing was published"
-    provenance = results.get("provenance") if isinstance(results, dict) else None
+    if record.get("site_id") != job.site_id or not isinstance(results, dict) or "status" not in results:
+        return "the Dask worker returned another site's report or no status; nothing was published"
+    provenance = results.get("provenance")
     if not isinstance(provenance, dict) or provenance.get("fingerprint") != job.result_fingerprint:
         return (
             "the results do not match what was checked before the run (the worker's evallib, or the data, params "
             "or code changed while it ran); nothing was published: run it again"
         )
+    if provenance.get("departures"):  # as a local site's results are checked (execute.py)
+        return "the notebook ran with parameters that depart from the params file; nothing was published"
     return None

@@ -195,9 +195,10 @@ def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_
     """Evaluate ``protocol``'s site and draw its page in this process, keeping nothing but what that loaded or
     compiled on first use; return whether it finished.
 
-    Never raises (a site that fails here fails again in its own process, where it is recorded) and never runs
-    past ``limit`` seconds: in the main thread a timer signal stops it; in another thread (a Dask worker's task)
-    a timer thread raises in it, which takes effect at its next Python instruction (:func:`_thread_limit`).
+    Never raises (a site that fails here fails again in its own process, where it is recorded). In the main
+    thread a timer signal stops it past ``limit`` seconds. In another thread (a Dask worker's task) nothing
+    can stop Python code safely, so it is not stopped (:func:`_run_to_the_end`): the caller warms only with a
+    site whose cost is bounded (``pipeline/dask_warm.py``: one reading only bundled data).
     Warnings and printed text are discarded: the sites' notebooks show their own.
     """
     import matplotlib.pyplot as plt
@@ -213,7 +214,7 @@ def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_
                 full_report(evaluate_site(protocol))
 
     try:
-        limited = _signal_limit if threading.current_thread() is threading.main_thread() else _thread_limit
+        limited = _signal_limit if threading.current_thread() is threading.main_thread() else _run_to_the_end
         return limited(run, limit)
     finally:
         plt.close("all")
@@ -237,38 +238,20 @@ def _signal_limit(run: Callable[[], None], limit: float) -> bool:
         signal.signal(signal.SIGALRM, old)
 
 
-def _thread_limit(run: Callable[[], None], limit: float) -> bool:
-    """Whether ``run()`` finished within ``limit`` seconds, in a thread other than the main one; never raises.
+def _run_to_the_end(run: Callable[[], None], limit: float) -> bool:
+    """Whether ``run()`` finished without error, in a thread other than the main one; never raises.
 
-    A timer thread raises :class:`_TooLong` in this thread (CPython's asynchronous exception); once ``run``
-    is over, under the same lock, no exception can be raised any more and one still pending is cleared, so
-    nothing reaches the caller after this returns.
+    ``limit`` is not enforced: stopping a thread means raising in it asynchronously (CPython's
+    ``PyThreadState_SetAsyncExc``), which can land inside a ``finally`` that restores the environment or
+    ``sys.stdout``, or between a lock's acquiring and its ``try``, leaving the lock held in this process and in
+    every site forked from it. The caller bounds the cost by its choice of site instead.
     """
-    tid = ctypes.c_ulong(threading.get_ident())
-    lock = threading.Lock()
-    running = [True]
-
-    def expire() -> None:
-        with lock:
-            if running[0]:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(tid, ctypes.py_object(_TooLong))
-
-    timer = threading.Timer(limit, expire)
-    timer.daemon = True
+    del limit
     try:
-        try:
-            timer.start()
-            run()
-            return True
-        except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
-            return False
-        finally:
-            with lock:
-                running[0] = False
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(tid, None)  # clears one still pending
-            timer.cancel()
-    except _TooLong:  # raised as the site finished, before the lock was taken
+        run()
+    except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
         return False
+    return True
 
 
 #: glibc's mallopt parameters, and the thresholds its dynamic defaults reach (32 MiB the most an allocation
