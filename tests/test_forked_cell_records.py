@@ -1,0 +1,62 @@
+"""What the forked executor records for each cell: outputs equal to nbformat's own (made without validating each one,
+the finished notebook still validates) and papermill's per-cell metadata (times, duration, status)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from evallib.pipeline import executor
+
+
+def _notebook(tmp_path: Path, *sources: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    return tmp_path / "t.ipynb"
+
+
+@pytest.mark.integration
+def test_outputs_match_nbformats_and_the_notebook_validates(tmp_path: Path) -> None:
+    if not executor.available():
+        pytest.skip("no fork")
+    executor.warm_up()
+    src = _notebook(
+        tmp_path,
+        "import sys\nprint('out')\nprint('err', file=sys.stderr)",
+        "from IPython.display import HTML, display\ndisplay(HTML('<b>x</b>'))\n1 + 1",
+    )
+    assert executor.run_forked(src, tmp_path / "out.ipynb", {}, tmp_path) is None
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    nbformat.validate(nb)
+    new = nbformat.v4.new_output
+    assert nb.cells[0].outputs == [
+        new("stream", name="stdout", text="out\n"),
+        new("stream", name="stderr", text="err\n"),
+    ]
+    assert nb.cells[1].outputs == [
+        new("display_data", data={"text/html": "<b>x</b>", "text/plain": "<IPython.core.display.HTML object>"}),
+        new("execute_result", data={"text/plain": "2"}, execution_count=nb.cells[1].outputs[1]["execution_count"]),
+    ]
+
+
+@pytest.mark.integration
+def test_each_cell_records_its_times_duration_and_status(tmp_path: Path) -> None:
+    if not executor.available():
+        pytest.skip("no fork")
+    executor.warm_up()
+    src = _notebook(tmp_path, "import time\ntime.sleep(0.05)", "1 / 0", "'never'")
+    reason = executor.run_forked(src, tmp_path / "out.ipynb", {}, tmp_path)
+    assert reason is not None and "ZeroDivisionError" in reason
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    first, failed, after = (c.metadata.papermill for c in code)
+    assert first["status"] == "completed" and first["exception"] is False
+    assert first["start_time"] < first["end_time"] and 0.05 <= first["duration"] < 60
+    assert failed["status"] == "failed" and failed["exception"] is True and failed["duration"] >= 0
+    assert code[1].outputs[-1]["output_type"] == "error"
+    assert after["status"] == "pending" and after["duration"] is None
