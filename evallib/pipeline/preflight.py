@@ -10,6 +10,7 @@ results whose fingerprint differs (the data changed during the run).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from evallib.errors import DataError, EvalLibError, ParamsError
 from evallib.evaluation.record.fingerprint import combine, data_digests, result_fingerprint, source_state
 from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.evaluation.site.staggered_site import staggered_data_problem
-from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem, load_params, read_yaml
+from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem, read_yaml
 from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import UnsafePath, read_file
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
@@ -77,8 +78,18 @@ def is_draft(params_file: Path, root: Path) -> bool:
 
 def check_params(params_files: list[Path], root: Path) -> tuple[list[tuple[Path, SiteProtocol]], list[str]]:
     """Each valid params file with its protocol, and a problem line for each invalid one."""
+    valid, problems = _check_params(params_files, root)
+    return [(path, protocol) for path, protocol, _ in valid], problems
+
+
+def _check_params(
+    params_files: list[Path], root: Path
+) -> tuple[list[tuple[Path, SiteProtocol, dict[str, Any]]], list[str]]:
+    """:func:`check_params` with each valid file's values as read (Papermill's parameters): each file is parsed
+    once, and the values run are the values validated.
+    """
     problems: list[str] = []
-    valid: list[tuple[Path, SiteProtocol]] = []
+    valid: list[tuple[Path, SiteProtocol, dict[str, Any]]] = []
     seen: dict[str, str] = {}
     real_root = root.resolve()
     for path in params_files:
@@ -87,7 +98,8 @@ def check_params(params_files: list[Path], root: Path) -> tuple[list[tuple[Path,
             problems.append(f"{rel}: the params file resolves outside the project (a link?); copy it in instead")
             continue
         try:
-            protocol = load_params(path)
+            raw = read_yaml(path)
+            protocol = SiteProtocol.from_mapping(copy.deepcopy(raw), str(path))  # as load_params; raw kept as read
         except ParamsError as exc:
             problems.append(str(exc))
             continue
@@ -103,7 +115,7 @@ def check_params(params_files: list[Path], root: Path) -> tuple[list[tuple[Path,
             )
             continue
         seen[key] = rel
-        valid.append((path, protocol))
+        valid.append((path, protocol, raw))
     return valid, problems
 
 
@@ -156,22 +168,27 @@ def _source(protocol: SiteProtocol, root: Path) -> str:
     return relative(Path(protocol.source_file.split(" (site ")[0]), root)
 
 
-def _jobs(valid: list[tuple[Path, SiteProtocol]], root: Path, skip: set[str]) -> list[SiteJob]:
+def _jobs(valid: list[tuple[Path, SiteProtocol, dict[str, Any]]], root: Path, skip: set[str]) -> list[SiteJob]:
     template = root / TEMPLATE
     notebook = hashlib.sha256(template.read_bytes()).hexdigest() if template.is_file() else "missing"
     jobs = []
+    # Sites reading the same data sources read the same files: each set is hashed once, not once per site.
+    digests: dict[tuple[str, ...], list[dict[str, str]]] = {}
     with project_env(root):
         state = source_state(root)  # once for every site: the commit and uncommitted changes
-        for path, protocol in valid:
+        for path, protocol, raw in valid:
             if protocol.site_id in skip:
                 continue
-            result_fp = result_fingerprint(protocol, data_digests(protocol, root), state)
+            sources = tuple(repr(spec.data_source) for spec in protocol.analyses)
+            if sources not in digests:
+                digests[sources] = data_digests(protocol, root)
+            result_fp = result_fingerprint(protocol, digests[sources], state)
             run_fp = combine({"result": result_fp, "notebook": notebook})
             jobs.append(
                 SiteJob(
                     protocol.site_id,
                     relative(path, root),
-                    read_yaml(path),
+                    raw,
                     run_fp,
                     result_fp,
                     is_draft(path, root),
@@ -190,13 +207,13 @@ def preflight(params_files: list[Path], root: Path) -> list[SiteJob]:
     DataError
         When a data source cannot be loaded, lacks a protocol's outcome or does not fit it.
     """
-    valid, problems = check_params(params_files, root)
+    valid, problems = _check_params(params_files, root)
     if problems:
         raise ParamsError(
             f"{plural(len(problems), 'params file')} {agree(len(problems), 'is', 'are')} invalid; no site was run:\n- "
             + "\n- ".join(problems)
         )
-    data_problems = _check_data([p for _, p in valid], root)
+    data_problems = _check_data([p for _, p, _ in valid], root)
     if data_problems:
         first = next(iter(data_problems.values()))
         kind = DataError if first.startswith("site ") else ParamsError
@@ -208,8 +225,8 @@ def expectations(params_files: list[Path], root: Path) -> tuple[dict[str, Expect
     """What each site's published results must match, for publishing; invalid files are reported, not fatal
     (their sites are left off the public index until fixed).
     """
-    valid, problems = check_params(params_files, root)
-    data_problems = _check_data([p for _, p in valid], root)
+    valid, problems = _check_params(params_files, root)
+    data_problems = _check_data([p for _, p, _ in valid], root)
     problems.extend(data_problems.values())
     jobs = _jobs(valid, root, set(data_problems))
     return {j.site_id: Expected(j.result_fingerprint, j.draft) for j in jobs}, problems

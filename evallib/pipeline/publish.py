@@ -72,8 +72,8 @@ def publish(
         expected, found = current_expectations(root, params_dir or root / "params")
         notes.extend(found)
     check_outputs(outputs, sorted(expected))  # a planted link is refused before anything is written
-    entries, _ = collect_sites(outputs, expected)
-    chosen = [e for e in entries if e.page is not None]
+    collected = collect_sites(outputs, expected)
+    chosen = [e for e in collected[0] if e.page is not None]
     if programme_verified(outputs, chosen):
         step = SiteRun("programme", "unchanged", "made from the results now published")
     elif not programme:
@@ -87,6 +87,8 @@ def publish(
             raise
         if step.status == "failed":
             notes.append("programme: the programme notebook failed (see outputs/programme/failure.json)")
+    # With no programme notebook run since, the sites just read and verified are built as they are
+    again = collected if step.status in ("unchanged", "skipped") else None
     with interrupts_deferred():
-        index = build_site(outputs, expected=expected, root=root, problems=notes)
+        index = build_site(outputs, expected=expected, root=root, problems=notes, collected=again)
     return Published(index, step, tuple(dict.fromkeys(notes)))

@@ -295,6 +295,7 @@ def build_site(
     expected: dict[str, Expected] | None = None,
     root: Path | None = None,
     problems: list[str] | None = None,
+    collected: tuple[list[SiteEntry], list[str]] | None = None,
 ) -> Path:
     """Write ``outputs/site/``: ``index.html``, one page per verified site report, the programme page, the
     downloads with their data dictionary, the "how to read" page, the calibration study (from the
@@ -302,7 +303,8 @@ def build_site(
     for the programme (:mod:`evallib.reporting.board_paper`; skipped with a problem line without Chromium).
 
     Sites are chosen by :func:`evallib.reporting.publishing.collect_sites` (``expected`` from the current
-    params files: removed and draft sites are left out, stale ones shown without numbers). Every page and
+    params files: removed and draft sites are left out, stale ones shown without numbers); ``collected`` is
+    what that call just returned under the same lock, with nothing run since (not read and verified again). Every page and
     download is scanned before the new site replaces the old one. Returns the index; problems found (to
     report, never published) are appended to ``problems`` when a list is given.
 
@@ -315,7 +317,7 @@ def build_site(
     writing.check_dir(site)  # a link there is refused before anything is built
     staging = writing.fresh_dir(outputs, ".site-staging-")
     try:
-        entries, found = collect_sites(outputs, expected)
+        entries, found = collected if collected is not None else collect_sites(outputs, expected)
         problems = problems if problems is not None else []
         problems.extend(found)
         programme = _programme_page(outputs, entries)
