@@ -160,6 +160,12 @@ def _exporter() -> Any:
             )
             return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
 
+        def _validate_preprocessor(self, nbc: Any, preprocessor: Any) -> None:
+            # nbconvert validates the whole notebook against its schema after each of its dozen preprocessors
+            # (a third of a render); the notebook was validated when papermill wrote it and the preprocessors
+            # here only strip or reorder what it already holds.
+            return None
+
     return PageExporter(
         template_name="basic",
         exclude_input=True,
