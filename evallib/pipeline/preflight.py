@@ -283,7 +283,7 @@ def _small_file(path: Path) -> bytes:
     """The bytes of the regular file ``path``, at most :data:`RECORD_LIMIT` of them (ValueError past it); never
     through a link, never waiting on a pipe (a FIFO planted there would block the opening).
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
