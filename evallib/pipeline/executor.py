@@ -18,6 +18,7 @@ import gc
 import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -130,12 +131,12 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
     sink: list[Any] = []
 
     # Outputs are made as nbformat.v4.new_output makes them, less its schema validation of each one (a third of
-    # the display hook's time): papermill's closing save validates the whole notebook, these outputs included.
+    # the display hook's time); the one check a display can fail, text formats, is :func:`_text_bundle`'s.
     class Publisher(DisplayPublisher):
         def publish(
             self, data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any
         ) -> None:
-            sink.append(NotebookNode(output_type="display_data", metadata=metadata or {}, data=data))
+            sink.append(NotebookNode(output_type="display_data", metadata=metadata or {}, data=_text_bundle(data)))
 
     class Hook(DisplayHook):
         def write_output_prompt(self) -> None:
@@ -146,7 +147,7 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
                 NotebookNode(
                     output_type="execute_result",
                     metadata=md_dict or {},
-                    data=format_dict,
+                    data=_text_bundle(format_dict),
                     execution_count=shell.execution_count,
                 )
             )
@@ -210,6 +211,22 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
     # Not restored when every cell ran (or one failed): papermill writes the finished notebook right after the
     # engine returns, so the engine's own closing save would write the same large notebook once more.
     return nb_man.nb
+
+
+_JSON_TYPE = re.compile(r"^application/(.*\+)?json$")
+
+
+def _text_bundle(data: dict[str, Any]) -> dict[str, Any]:
+    """``data``, refused as nbformat's schema refuses it (the one check of an output's validation that a display
+    can fail): every format is text (a string or a list of strings) but JSON ones. papermill's save only logs an
+    invalid notebook, and nothing after validates it again, so an output that breaks the schema fails its cell.
+    """
+    for key, value in data.items():
+        if isinstance(value, str) or _JSON_TYPE.match(key):
+            continue
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"display output {key!r} is a {type(value).__name__}: the notebook format needs text")
+    return data
 
 
 def _cell_complete(nb_man: Any, cell: Any) -> None:

@@ -139,6 +139,7 @@ class _Worker:
     ready: bool = False
     deadline: float | None = None
     stale: bool = False
+    paused: float | None = None  # when ``then()`` began with this worker's site handed over and not yet seen ready
 
 
 def _descendants(pid: int) -> list[int]:
@@ -180,8 +181,8 @@ class WorkerPool:
     With ``then``, one worker starts first and ``then()`` runs in this process once that worker has its first
     task (more warm-up that need not delay it); the other workers start after ``then()``, and the first is
     replaced by a fresh one as soon as its task is done, so every later task runs in a worker forked from this
-    process as ``then()`` left it. While ``then()`` runs no time limit is checked (one finishing meanwhile is
-    seen when it returns).
+    process as ``then()`` left it. While ``then()`` runs no time limit is checked, but the first site's clock
+    runs: one past its limit when ``then()`` returns is stopped at once (a finished one is seen then).
     """
 
     def __init__(
@@ -242,9 +243,12 @@ class WorkerPool:
                         pass  # a dead worker: found below through its sentinel
             if self._then is not None:
                 then, self._then = self._then, None
+                began = time.monotonic()
                 then()
                 for w in self._workers:
                     w.stale = True
+                    if w.busy and not w.ready:  # its ready message waits unread: its clock ran from ``began``
+                        w.paused = began
                 self._workers.extend(self._spawn() for _ in range(self._n - len(self._workers)))
                 continue  # the new workers take tasks at once
             busy = [w for w in self._workers if w.busy]
@@ -264,8 +268,11 @@ class WorkerPool:
                 try:
                     while w.conn.poll():
                         msg = w.conn.recv()
-                        if msg == _READY:  # warmed up: the site's clock starts now
+                        if msg == _READY:  # warmed up: the site's clock starts now (or when ``then()`` began)
                             w.ready, w.deadline = True, self._deadline(True)
+                            if w.paused is not None and w.deadline is not None:
+                                w.deadline -= time.monotonic() - w.paused
+                            w.paused = None
                             continue
                         reply = msg
                         break

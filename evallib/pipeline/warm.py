@@ -68,6 +68,8 @@ def _harmonise_for_parent(conn: Connection, windows: list[Window]) -> None:
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle; it stops this process
+    # Not the batch's SIGTERM handler (raising KeyboardInterrupt here printed a traceback): a SIGTERM just ends it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         from evallib.evaluation.site.units import harmonised_windows
 

@@ -206,7 +206,9 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 def read_file(path: Path) -> bytes:
     """The bytes of the regular file ``path``, opened without following a link (:class:`UnsafePath` otherwise)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        # Non-blocking: a FIFO planted here would block the opening until a writer came (refused below instead)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _refuse(path, stat.S_IFLNK, "a file") from None

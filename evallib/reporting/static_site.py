@@ -6,8 +6,7 @@ lines of plain JavaScript, no network), the "how to read" page with its glossary
 data dictionary, and each site report, whose body is the executed notebook rendered by
 nbconvert's small "basic" template with code hidden (``--no-input``: ``--report-mode`` is ignored
 by nbconvert 7.17). All text taken from params, data or results is HTML-escaped; absolute paths
-are removed. What
-may be published, and the scan before the new site replaces the old one, are in
+are removed. What may be published, and the scan before the new site replaces the old one, are in
 :mod:`evallib.reporting.publishing`.
 """
 
@@ -161,9 +160,7 @@ def _exporter() -> Any:
             return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
 
         def _validate_preprocessor(self, nbc: Any, preprocessor: Any) -> None:
-            # nbconvert validates the whole notebook against its schema after each of its dozen preprocessors
-            # (a third of a render); the notebook was validated when papermill wrote it and the preprocessors
-            # here only strip or reorder what it already holds.
+            # Re-validation after each of a dozen preprocessors (a third of a render) that only strip or reorder.
             return None
 
     return PageExporter(
@@ -309,10 +306,10 @@ def build_site(
     for the programme (:mod:`evallib.reporting.board_paper`; skipped with a problem line without Chromium).
 
     Sites are chosen by :func:`evallib.reporting.publishing.collect_sites` (``expected`` from the current
-    params files: removed and draft sites are left out, stale ones shown without numbers); ``collected`` is
-    what that call just returned under the same lock, with nothing run since (not read and verified again). Every page and
-    download is scanned before the new site replaces the old one. Returns the index; problems found (to
-    report, never published) are appended to ``problems`` when a list is given.
+    params files: removed and draft sites are left out, stale ones shown without numbers); ``collected`` is what
+    that call just returned under the same lock, nothing run since (not read again). Every page and download is
+    scanned before the new site replaces the old one. Returns the index; problems found (to report, never
+    published) are appended to ``problems`` when a list is given.
 
     Raises
     ------

@@ -1,0 +1,61 @@
+"""The batch's order of sites reads each site's last ``run.json`` (``preflight.last_seconds``): a planted or
+hostile record can change only the order, never hang the batch or fill its memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from evallib.pipeline.preflight import RECORD_LIMIT, last_seconds
+
+
+def _site(tmp_path: Path) -> Path:
+    folder = tmp_path / "V04"
+    folder.mkdir()
+    return folder
+
+
+def test_a_fifo_named_run_json_is_not_waited_on(tmp_path: Path) -> None:
+    fifo = _site(tmp_path) / "run.json"
+    os.mkfifo(fifo)
+    got: list[object] = []
+    reader = threading.Thread(target=lambda: got.append(last_seconds(tmp_path, "V04")), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked opening the pipe: a writer lets it go, so the test run does not hang
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+        pytest.fail("last_seconds waited for a writer on a FIFO named run.json")
+    assert got == [None]
+
+
+def test_a_huge_run_json_is_not_read_into_memory(tmp_path: Path) -> None:
+    record = _site(tmp_path) / "run.json"
+    with open(record, "wb") as f:
+        f.write(b'{"seconds": 5}')
+        f.truncate(64 * 2**20)  # sparse: 64 MiB of zeros after a valid start
+    tracemalloc.start()
+    try:
+        assert last_seconds(tmp_path, "V04") is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * RECORD_LIMIT
+
+
+def test_a_record_at_the_limit_is_still_read(tmp_path: Path) -> None:
+    text = json.dumps({"seconds": 12.5})
+    (_site(tmp_path) / "run.json").write_text(text + " " * (RECORD_LIMIT - len(text)), encoding="utf-8")
+    assert last_seconds(tmp_path, "V04") == 12.5
+
+
+def test_a_linked_run_json_is_not_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"seconds": 99}', encoding="utf-8")
+    (_site(tmp_path) / "run.json").symlink_to(elsewhere)
+    assert last_seconds(tmp_path, "V04") is None
