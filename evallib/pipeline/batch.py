@@ -15,7 +15,7 @@ import json
 import os
 import time
 import uuid
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from evallib.errors import ExecutionError, ParamsError
 from evallib.evaluation.site.evaluate import data_windows
-from evallib.pipeline import dask_warm
+from evallib.pipeline import dask_programme, dask_warm
 from evallib.pipeline import executor as fast
-from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute, write_atomic
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, run_programme, safe_execute, write_atomic
 from evallib.pipeline.folders import check_outputs, record_failure, recover
 from evallib.pipeline.lock import check_writable, outputs_lock
 from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt, timed_out
@@ -185,22 +185,27 @@ def _sites_then_publish(
                 runs.append(SiteRun(job.site_id, str(previous.get("status")), reason, 0.0, 0))
         batch = todo
     n_workers = max(1, min(jobs or os.cpu_count() or 1, max(1, len(batch))))
-    try:
-        if scheduler is not None:
-            bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
-            runs.extend(_run_on_dask(scheduler, batch, root, outputs, template, bar, timeout, executor))
-            bar.close()
-        elif batch:
-            runs.extend(_run_local(batch, root, outputs, template, executor, n_workers, progress, timeout))
-    except KeyboardInterrupt:
-        # Finished sites are already in place (each swapped in whole); unfinished ones keep their
-        # previous outputs. Drop half-built staging folders and republish from what is verified.
-        with interrupts_deferred():  # a second Ctrl-C (or a SIGTERM) must not cut the clean-up
-            remove_tree(outputs / ".staging")
-            publish(root, outputs, expected=expected, params_dir=params_dir, programme=False)
-        raise
-    programme = executor if fast.available() else "kernel"  # the programme notebook runs here, even on Dask
-    return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, programme, timeout)
+    with ExitStack() as stack:  # a Dask client stays connected for the programme notebook
+        client = None
+        try:
+            if scheduler is not None:
+                client = stack.enter_context(dask_programme.connected(scheduler))
+                bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
+                runs.extend(_run_on_dask(client, batch, root, outputs, template, bar, timeout, executor))
+                bar.close()
+            elif batch:
+                runs.extend(_run_local(batch, root, outputs, template, executor, n_workers, progress, timeout))
+        except KeyboardInterrupt:
+            # Finished sites are already in place (each swapped in whole); unfinished ones keep their
+            # previous outputs. Drop half-built staging folders and republish from what is verified.
+            with interrupts_deferred():  # a second Ctrl-C (or a SIGTERM) must not cut the clean-up
+                remove_tree(outputs / ".staging")
+                publish(root, outputs, expected=expected, params_dir=params_dir, programme=False)
+            raise
+        programme = executor if fast.available() else "kernel"
+        # On warm Dask workers the programme notebook runs on a worker too (else, or if it cannot, here)
+        runner = dask_programme.runner(client) if client is not None and executor == "forked" else run_programme
+        return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, programme, timeout, runner)
 
 
 def _dead_worker(outputs: Path) -> Any:
@@ -261,7 +266,7 @@ def _run_local(
 
 
 def _run_on_dask(
-    scheduler: str,
+    scheduler: Any,
     batch: list[SiteJob],
     root: Path,
     outputs: Path,
@@ -270,7 +275,7 @@ def _run_on_dask(
     timeout: float,
     executor: str = "kernel",
 ) -> list[SiteRun]:
-    """The same site executions as tasks on a Dask cluster.
+    """The same site executions as tasks on a Dask cluster (``scheduler``: its address, or a connected client).
 
     ``executor="forked"``: warm workers run each site from files shipped to them and return its files, which
     are published here (:mod:`evallib.pipeline.dask_warm`); ``"kernel"``: one Jupyter kernel per notebook on
@@ -278,29 +283,16 @@ def _run_on_dask(
     workers all died), the sites still outstanding are cancelled and recorded as failed ("timed out");
     a task still running past its own limit publishes nothing (:func:`execute_site`).
     """
-    try:
-        from dask.distributed import Client
+    runs: list[SiteRun] = []
+    with dask_programme.connected(scheduler) as client:
         from dask.distributed import TimeoutError as DaskTimeout
         from dask.distributed import wait as dask_wait
-    except ImportError as exc:
-        raise ExecutionError("the Dask backend needs dask[distributed]: pip install 'evallib[dask]'") from exc
-    runs: list[SiteRun] = []
-    with Client(scheduler) as client:
+
         warm = executor == "forked"
         jobs = _submit_warm(client, batch, root, timeout) if warm else {}
         for job in batch if not warm else []:
-            fut = client.submit(
-                safe_execute,
-                job,
-                str(root),
-                str(outputs),
-                str(template),
-                "kernel",
-                timeout,
-                key=f"site-{job.site_id}-{uuid.uuid4().hex[:6]}",
-                pure=False,
-            )
-            jobs[fut] = job
+            args = (job, str(root), str(outputs), str(template), "kernel", timeout)
+            jobs[client.submit(safe_execute, *args, key=f"site-{job.site_id}-{uuid.uuid4().hex[:6]}", pure=False)] = job
         pending = set(jobs)
         while pending:
             try:
@@ -364,8 +356,9 @@ def _finish(
     n_workers: int,
     executor: str,
     timeout: float = SITE_TIMEOUT,
+    runner: dask_programme.Runner = run_programme,
 ) -> BatchResult:
-    """Tidy up after the site runs: failure records, the programme view, the summary and the site."""
+    """Tidy up after the site runs: failure records, the programme view (``runner``), the summary and the site."""
     runs.sort(key=lambda r: r.site_id)
     for r in runs:
         # A site that now runs cleanly leaves no stale failure record behind.
@@ -376,7 +369,9 @@ def _finish(
     problems: list[str] = []
     if expected is None:  # some sites were chosen: the others are checked against their params files too
         expected, problems = current_expectations(root, params_dir)
-    done = publish(root, outputs, expected=expected, executor=executor, problems=problems, timeout=timeout)
+    done = publish(
+        root, outputs, expected=expected, executor=executor, problems=problems, timeout=timeout, runner=runner
+    )
     if done.programme.status not in ("skipped", "unchanged"):
         runs.append(done.programme)
     result = BatchResult(tuple(runs), time.perf_counter() - t0, done.problems)

@@ -44,12 +44,10 @@ from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
 from evallib.pipeline.housekeeping import CALMER_MS, PROFILER_CALLBACKS, calm_cluster, calm_this_worker, calm_worker
-from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
 from evallib.pipeline.warm import installed_state, malloc_defaults, warm_with_site
 from evallib.protocol import writing
 from evallib.protocol.params import SiteProtocol
-from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, remove_tree
 from evallib.reporting.signing import KEY_ENV, sign, site_record_fields
 from evallib.reporting.static_site import scrub_paths
@@ -271,9 +269,9 @@ def run_site(
             key = base / "throwaway.key"  # outside the temporary project, as signing requires
             key.write_text(secrets.token_hex(32) + "\n")
             key.chmod(0o600)
-            # The site's params file is named in the environment too (execute_site): restored with the rest, so
-            # nothing of this temporary project outlives the task in the worker's process.
-            with _environment({**env, KEY_ENV: str(key), ROOT_ENV: str(project), PARAMS_FILE_ENV: ""}):
+            # The project root and params file are set (and restored) by execute_site, and by warm_with_site for
+            # its warm-up: nothing of this temporary project outlives the task in the worker's process.
+            with _environment({**env, KEY_ENV: str(key)}):
                 if warm_site:
                     _warm_with(job, project)
                 with malloc_defaults():

@@ -14,6 +14,7 @@ being rebuilt an interrupt waits, so the published site is either wholly rebuilt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from evallib.pipeline.folders import check_outputs
 from evallib.pipeline.pool import interrupts_deferred
 from evallib.pipeline.preflight import expectations
 from evallib.protocol.params import find_params
-from evallib.reporting.publishing import Expected, collect_sites, programme_verified
+from evallib.reporting.publishing import Expected, SiteEntry, collect_sites, programme_verified
 from evallib.reporting.signing import publish_key
 from evallib.reporting.static_site import build_site
 
@@ -52,12 +53,14 @@ def publish(
     problems: list[str] | None = None,
     programme: bool = True,
     timeout: float = SITE_TIMEOUT,
+    runner: Callable[[Path, Path, str, list[SiteEntry], float], SiteRun] = run_programme,
 ) -> Published:
     """Rebuild ``outputs/programme/`` (when its inputs changed) and ``outputs/site/`` from verified results.
 
     The caller holds the outputs lock. ``expected`` defaults to the params files under ``params_dir``.
     ``programme=False`` (after an interrupt) only rebuilds the site; a programme page made from
-    other results is then left off it. The programme notebook is stopped after ``timeout`` seconds.
+    other results is then left off it. The programme notebook is stopped after ``timeout`` seconds; ``runner``
+    runs it (:func:`run_programme` here, or on a Dask worker: :mod:`evallib.pipeline.dask_programme`).
 
     Raises
     ------
@@ -80,7 +83,7 @@ def publish(
         step = SiteRun("programme", "skipped", "interrupted")
     else:
         try:
-            step = run_programme(root, outputs, executor, chosen, timeout)
+            step = runner(root, outputs, executor, chosen, timeout)
         except KeyboardInterrupt:
             with interrupts_deferred():  # the sites' path: the site rebuilt from what is verified, then stop
                 build_site(outputs, expected=expected, root=root, problems=notes)
