@@ -1,4 +1,4 @@
-"""The programme notebook on a warm Dask worker (pipeline/dask_programme.py): the client ships the verified site
+"""The programme notebook on a warm Dask worker (pipeline/cluster.py): the client ships the verified site
 results, checks the page that comes back, signs it with its own key and publishes it, or runs the notebook itself.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from evallib.errors import EvalLibError
-from evallib.pipeline import dask_programme
+from evallib.pipeline import cluster
 from evallib.pipeline.batch import run_batch
 from evallib.pipeline.execute import SiteRun
 from evallib.reporting.publishing import SiteEntry, inputs_fingerprint, programme_verified
@@ -43,10 +43,10 @@ def test_the_programme_page_from_a_dask_run_is_the_local_runs_made_on_a_worker(t
     on_dask = make_project(tmp_path / "dask", ["V04", "V45"], small=True)
     assert run_batch(None, root=local, progress=False).exit_code == 0
     (tmp_path / "elsewhere").mkdir()
-    with _cluster() as cluster, distributed.Client(cluster) as client:
+    with _cluster() as local_cluster, distributed.Client(local_cluster) as client:
         _wall_off(client, on_dask, tmp_path / "elsewhere")  # the workers never read the client's project
         # The client in a process of its own: what it imported is what a `evallib run --scheduler` imports.
-        cmd = [sys.executable, "-c", _CLIENT, str(on_dask), cluster.scheduler_address]
+        cmd = [sys.executable, "-c", _CLIENT, str(on_dask), local_cluster.scheduler_address]
         done = subprocess.run(cmd, cwd=on_dask, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     client_run = json.loads(done.stdout.strip().splitlines()[-1])
@@ -122,13 +122,13 @@ def _old_report_kept(outputs: Path) -> bool:
 def test_a_programme_report_the_worker_tampered_with_is_refused_and_the_old_one_kept(tmp_path: Path) -> None:
     root, outputs, chosen = _published(tmp_path)
     tampered = _returned(chosen, b"<html>another page</html>", ran=b"<html>the page the notebook made</html>")
-    run = dask_programme.runner(_Client(tampered))(root, outputs, "forked", chosen, 60.0)
+    run = cluster.runner(_Client(tampered))(root, outputs, "forked", chosen, 60.0)
     assert run.status == "failed" and "does not match its run record" in run.reason
     assert _old_report_kept(outputs) and not programme_verified(outputs, chosen)
     assert json.loads((outputs / "programme" / "failure.json").read_text())["reason"] == run.reason
 
     other = _returned(chosen, b"<html>page</html>", inputs="0" * 64)  # made from other results than those chosen
-    run = dask_programme.runner(_Client(other))(root, outputs, "forked", chosen, 60.0)
+    run = cluster.runner(_Client(other))(root, outputs, "forked", chosen, 60.0)
     assert run.status == "failed" and _old_report_kept(outputs)
 
 
@@ -136,8 +136,8 @@ def test_a_returned_programme_file_over_the_size_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, outputs, chosen = _published(tmp_path)
-    monkeypatch.setattr(dask_programme, "RETURNED_MAX_BYTES", 100)
-    run = dask_programme.runner(_Client(_returned(chosen, b"<html>" + b"x" * 200 + b"</html>")))(
+    monkeypatch.setattr(cluster, "RETURNED_MAX_BYTES", 100)
+    run = cluster.runner(_Client(_returned(chosen, b"<html>" + b"x" * 200 + b"</html>")))(
         root, outputs, "forked", chosen, 60.0
     )
     assert run.status == "failed" and "over" in run.reason and _old_report_kept(outputs)
@@ -146,14 +146,14 @@ def test_a_returned_programme_file_over_the_size_limit_is_refused(
 def test_a_returned_programme_report_is_published_with_the_clients_own_signature(tmp_path: Path) -> None:
     root, outputs, chosen = _published(tmp_path)
     client = _Client(_returned(chosen, b"<html>the programme</html>"))
-    run = dask_programme.runner(client)(root, outputs, "forked", chosen, 60.0)
+    run = cluster.runner(client)(root, outputs, "forked", chosen, 60.0)
     assert run.status == "published"
     assert (outputs / "programme" / "report.html").read_bytes() == b"<html>the programme</html>"
     assert programme_verified(outputs, chosen)  # the worker's record carried no signature: this one is the client's
     assert not (outputs / "programme" / "failure.json").exists()
     # what travelled: the notebook template and a copy of each chosen site's verified results, as bytes
     [(function, (files, results, timeout))] = client.tasks
-    assert function is dask_programme.run_on_worker and timeout == 60.0
+    assert function is cluster.run_on_worker and timeout == 60.0
     assert results == {"V04": (outputs / "V04" / "results.json").read_bytes()}
     assert list(files) == ["notebooks/programme_summary.ipynb"]
 
@@ -163,21 +163,21 @@ def test_a_worker_failure_or_no_worker_runs_the_programme_on_the_client(
 ) -> None:
     root, outputs, chosen = _published(tmp_path)
     here: list[str] = []
-    monkeypatch.setattr(dask_programme, "run_programme", lambda *a: here.append("ran") or SiteRun("programme", "x"))
-    assert dask_programme.runner(_Client(None, workers=0))(root, outputs, "forked", chosen, 60.0).status == "x"
+    monkeypatch.setattr(cluster, "run_programme", lambda *a: here.append("ran") or SiteRun("programme", "x"))
+    assert cluster.runner(_Client(None, workers=0))(root, outputs, "forked", chosen, 60.0).status == "x"
     lost = _Client(RuntimeError("KilledWorker"))
-    assert dask_programme.runner(lost)(root, outputs, "forked", chosen, 60.0).status == "x"
+    assert cluster.runner(lost)(root, outputs, "forked", chosen, 60.0).status == "x"
     assert lost.futures[0].cancelled and here == ["ran", "ran"]
     with pytest.raises(KeyboardInterrupt):  # an interrupt is not a failure: it stops the run, as locally
-        dask_programme.runner(_Client(KeyboardInterrupt()))(root, outputs, "forked", chosen, 60.0)
+        cluster.runner(_Client(KeyboardInterrupt()))(root, outputs, "forked", chosen, 60.0)
     assert here == ["ran", "ran"]
 
 
 def test_a_worker_that_cannot_run_it_as_a_local_run_would_refuses_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     with pytest.raises(EvalLibError, match="OPENBLAS_NUM_THREADS"):
-        dask_programme.run_on_worker({}, {}, 60.0)
+        cluster.run_on_worker({}, {}, 60.0)
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(variable, "1")
     with pytest.raises(EvalLibError, match="not a folder name"):
-        dask_programme.run_on_worker({}, {"V04/x": b"{}"}, 60.0)
+        cluster.run_on_worker({}, {"V04/x": b"{}"}, 60.0)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from evallib.errors import ExecutionError, ParamsError
 from evallib.evaluation.site.evaluate import data_windows
-from evallib.pipeline import dask_programme, dask_warm
+from evallib.pipeline import cluster, dask_warm
 from evallib.pipeline import executor as fast
 from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, run_programme, safe_execute, write_atomic
 from evallib.pipeline.folders import check_outputs, record_failure, recover
@@ -189,7 +189,7 @@ def _sites_then_publish(
         client = None
         try:
             if scheduler is not None:
-                client = stack.enter_context(dask_programme.connected(scheduler))
+                client = stack.enter_context(cluster.connected(scheduler))
                 bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
                 runs.extend(_run_on_dask(client, batch, root, outputs, template, bar, timeout, executor))
                 bar.close()
@@ -204,7 +204,7 @@ def _sites_then_publish(
             raise
         programme = executor if fast.available() else "kernel"
         # On warm Dask workers the programme notebook runs on a worker too (else, or if it cannot, here)
-        runner = dask_programme.runner(client) if client is not None and executor == "forked" else run_programme
+        runner = cluster.runner(client) if client is not None and executor == "forked" else run_programme
         return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, programme, timeout, runner)
 
 
@@ -284,7 +284,7 @@ def _run_on_dask(
     a task still running past its own limit publishes nothing (:func:`execute_site`).
     """
     runs: list[SiteRun] = []
-    with dask_programme.connected(scheduler) as client:
+    with cluster.connected(scheduler) as client:
         from dask.distributed import TimeoutError as DaskTimeout
         from dask.distributed import wait as dask_wait
 
@@ -356,7 +356,7 @@ def _finish(
     n_workers: int,
     executor: str,
     timeout: float = SITE_TIMEOUT,
-    runner: dask_programme.Runner = run_programme,
+    runner: cluster.Runner = run_programme,
 ) -> BatchResult:
     """Tidy up after the site runs: failure records, the programme view (``runner``), the summary and the site."""
     runs.sort(key=lambda r: r.site_id)

@@ -60,7 +60,7 @@ def publish(
     The caller holds the outputs lock. ``expected`` defaults to the params files under ``params_dir``.
     ``programme=False`` (after an interrupt) only rebuilds the site; a programme page made from
     other results is then left off it. The programme notebook is stopped after ``timeout`` seconds; ``runner``
-    runs it (:func:`run_programme` here, or on a Dask worker: :mod:`evallib.pipeline.dask_programme`).
+    runs it (:func:`run_programme` here, or on a Dask worker: :mod:`evallib.pipeline.cluster`).
 
     Raises
     ------

@@ -1,20 +1,21 @@
-"""The programme notebook on a warm Dask worker: the client ships the verified site results and publishes the page.
+"""The batch's Dask client after its sites: the programme notebook on a warm worker, published by the client.
 
-After the sites, ``evallib run --scheduler`` (warm workers, the default forked executor) runs the programme
-notebook where the sites ran rather than on the client, which would otherwise import and warm the whole analysis
-stack for this one notebook. The client sends the task the notebook template, the project's ``evallib.toml`` and
-a copy of each verified ``results.json`` the page is made from (the same ones a local run copies:
-:func:`evallib.pipeline.execute.run_programme`), as bytes in one packed task (:func:`~evallib.pipeline.dask_warm
-.packed`). The worker lays them out in a private temporary project and runs the notebook there exactly as a local
-run does (the forked executor, the page rendered, a run record signed with a throwaway key), and returns the
-finished files as bytes. The client checks them (every file there and under :data:`RETURNED_MAX_BYTES`, the run
-record names exactly the results the client chose and the hash of the returned page, recomputed here), writes its
-own run record signed with its own key and swaps ``outputs/programme/`` in under its outputs lock. Nothing the
-worker returns is used as a path. A report that fails the checks is refused and recorded as the programme's
-failure: the previous programme report stays, no longer linked, as when the notebook fails.
+``evallib run --scheduler`` keeps one client (:func:`connected`) for its sites and then its programme notebook,
+which, with warm workers (the default forked executor), runs where the sites ran rather than on the client: the
+client never warmed, and would otherwise import and warm the whole analysis stack for this one notebook. The task
+carries the notebook template, the project's ``evallib.toml`` and a copy of each verified ``results.json`` the page
+is made from (the ones a local run copies: :func:`evallib.pipeline.execute.run_programme`) as bytes, packed
+(:func:`evallib.pipeline.dask_warm.packed`). The worker lays them out in a private temporary project and runs the
+notebook there as a local run does (the forked executor, the page rendered, a run record signed with a throwaway
+key), and returns the finished files as bytes. The client checks them (every file there and under
+:data:`RETURNED_MAX_BYTES`, the run record names exactly the results the client chose and the hash of the returned
+page, recomputed here), writes its own run record signed with its own key and swaps ``outputs/programme/`` in under
+its outputs lock. Nothing the worker returns is used as a path. A report that fails the checks is refused and
+recorded as the programme's failure: the previous programme report stays, no longer linked, as when the notebook
+fails.
 
 When the cluster has no worker, or the task fails on it (a lost worker, a worker that cannot run it as a local run
-would, no answer within the time limit and a margin), the client runs the notebook itself, as before this module.
+would, no answer within the time limit and a margin), the client runs the notebook itself, as a local run does.
 """
 
 from __future__ import annotations
