@@ -132,6 +132,19 @@ def test_a_programme_report_the_worker_tampered_with_is_refused_and_the_old_one_
     assert run.status == "failed" and _old_report_kept(outputs)
 
 
+def test_a_programme_notebook_that_failed_on_the_worker_keeps_the_old_report_beside_its_failure(
+    tmp_path: Path,
+) -> None:
+    root, outputs, chosen = _published(tmp_path)
+    failed = SiteRun("programme", "failed", "ValueError: boom"), {"failed.ipynb": b'{"cells": []}'}
+    run = cluster.runner(_Client(failed))(root, outputs, "forked", chosen, 60.0)
+    assert (run.status, run.reason) == ("failed", "ValueError: boom")
+    assert _old_report_kept(outputs) and not programme_verified(outputs, chosen)
+    assert json.loads((outputs / "programme" / "failure.json").read_text())["reason"] == "ValueError: boom"
+    assert (outputs / "programme" / "failed.ipynb").read_bytes() == b'{"cells": []}'
+    assert not any((outputs / ".staging").glob("*"))
+
+
 def test_a_returned_programme_file_over_the_size_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
