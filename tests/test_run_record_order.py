@@ -51,3 +51,11 @@ def test_a_linked_run_json_is_not_followed(tmp_path: Path) -> None:
     (_site(tmp_path) / "run.json").symlink_to(elsewhere)
     assert last_seconds(tmp_path, "V04") is None
 
+
+def test_a_folder_or_garbage_named_run_json_loses_only_its_place(tmp_path: Path) -> None:
+    (_site(tmp_path) / "run.json").mkdir()
+    assert last_seconds(tmp_path, "V04") is None
+    (tmp_path / "V04" / "run.json").rmdir()
+    for garbage in (b"\xff\xfe not UTF-8", b"{not JSON", b'{"seconds": true}', b"[5]"):
+        (tmp_path / "V04" / "run.json").write_bytes(garbage)
+        assert last_seconds(tmp_path, "V04") is None, garbage
