@@ -11,7 +11,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -241,3 +242,68 @@ def rollout_design(seed: int, effect: float, *, early_drop: float = 0.0) -> Desi
         wide.loc[periods[s] :, u] += effect
         wide.loc[periods[s - 24] :, u] += early_drop
     return Design.staggered(np.exp(wide), {u: periods[s] for u, s in ROLLOUT_STARTS.items()}, measure="count")
+
+
+@pytest.fixture
+def forked_notebook(tmp_path: Path) -> Callable[..., Path]:
+    """``forked_notebook(*sources)``: ``tmp_path/t.ipynb``, a Python notebook of one code cell per source, for
+    ``executor.run_forked``; the forked executor is warmed up first, and the test skipped where there is no fork."""
+    import nbformat
+
+    from evallib.pipeline import executor
+
+    if not executor.available():
+        pytest.skip("no fork")
+    executor.warm_up()
+
+    def write(*sources: str) -> Path:
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+        nbformat.write(nb, tmp_path / "t.ipynb")
+        return tmp_path / "t.ipynb"
+
+    return write
+
+
+def run_v04_forked(root: Path, folder: Path) -> tuple[bytes, bytes]:
+    """Site V04 of the project ``root`` run on the forked executor into the new folder ``folder`` (its params file
+    and project root in the environment, as the batch sets them), its notebook cleaned and rendered as the batch
+    does: the bytes of its ``results.json`` and ``report.html``. The caller warms the executor up."""
+    from evallib.pipeline import execute, executor
+    from evallib.pipeline.notebook import PARAMS_FILE_ENV
+    from evallib.pipeline.preflight import project_env
+    from evallib.reporting.static_site import render_report
+
+    folder.mkdir()
+    template = root / "notebooks" / "site_evaluation.ipynb"
+    with pytest.MonkeyPatch.context() as mp, project_env(root):
+        mp.setenv(PARAMS_FILE_ENV, str(root / "params" / "vanguards" / "V04.yaml"))
+        params = {"site_id": "V04", "output_dir": "."}
+        assert executor.run_forked(template, folder / "report.ipynb", params, folder) is None
+    nb = execute._clean_notebook(folder / "report.ipynb", "V04", root)
+    render_report(nb, folder / "report.html", title="V04", root=root)
+    return (folder / "results.json").read_bytes(), (folder / "report.html").read_bytes()
+
+
+def read_fifo_unblocked(fifo: Path, read: Callable[[], object]) -> object:
+    """What ``read()`` returned or raised, called in a thread while the FIFO ``fifo`` has no writer. A read still
+    blocked (waiting for a writer at the opening) after 10 s fails the test, once a writer has let it go so that
+    the test run does not hang."""
+    got: list[object] = []
+
+    def call() -> None:
+        try:
+            got.append(read())
+        except BaseException as exc:  # noqa: BLE001 - returned for the test to examine
+            got.append(exc)
+
+    reader = threading.Thread(target=call, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+        pytest.fail(f"the read waited for a writer on the FIFO {fifo.name}")
+    (result,) = got
+    return result

@@ -16,7 +16,7 @@ from evallib.pipeline import executor
 from evallib.pipeline.preflight import SiteJob, longest_first
 from evallib.pipeline.warm import WindowHelper, split_windows
 
-from .conftest import ROOT, make_project
+from .conftest import ROOT, make_project, run_v04_forked
 
 
 def _clear_window_caches() -> None:
@@ -37,30 +37,13 @@ def _windows(*sites: str) -> list[tuple]:  # type: ignore[type-arg]
 def test_a_site_run_on_windows_a_helper_harmonised_gives_the_same_files(tmp_path: Path) -> None:
     if not executor.available():
         pytest.skip("no fork")
-    from evallib.pipeline import execute
-    from evallib.pipeline.notebook import PARAMS_FILE_ENV
-    from evallib.pipeline.preflight import project_env
-    from evallib.reporting.static_site import render_report
-
     root = make_project(tmp_path / "p", ["V04"], programme=False)
-    template = root / "notebooks" / "site_evaluation.ipynb"
     windows = _windows("V04")
-
-    def run(name: str) -> tuple[bytes, bytes]:
-        folder = tmp_path / name
-        folder.mkdir()
-        os.environ[PARAMS_FILE_ENV] = str(root / "params" / "vanguards" / "V04.yaml")
-        with project_env(root):
-            params = {"site_id": "V04", "output_dir": "."}
-            assert executor.run_forked(template, folder / "report.ipynb", params, folder) is None
-        nb = execute._clean_notebook(folder / "report.ipynb", "V04", root)
-        render_report(nb, folder / "report.html", title="V04", root=root)
-        return (folder / "results.json").read_bytes(), (folder / "report.html").read_bytes()
 
     try:
         _clear_window_caches()
         executor.warm_up(tuple(windows))  # harmonised in this process
-        here = run("here")
+        here = run_v04_forked(root, tmp_path / "here")
         _clear_window_caches()
         with WindowHelper(windows) as helper:
             assert helper.adopt()
@@ -69,9 +52,8 @@ def test_a_site_run_on_windows_a_helper_harmonised_gives_the_same_files(tmp_path
         assert units._harmonised.cache_info().currsize == len(windows)
         executor.warm_up(tuple(windows))
         assert units._harmonised.cache_info().currsize == len(windows)  # nothing harmonised again here
-        assert run("shipped") == here
+        assert run_v04_forked(root, tmp_path / "shipped") == here
     finally:
-        os.environ.pop(PARAMS_FILE_ENV, None)
         _clear_window_caches()
 
 

@@ -13,7 +13,7 @@ import pytest
 from evallib.pipeline import execute, executor
 from evallib.reporting.static_site import render_report
 
-from .conftest import make_project
+from .conftest import make_project, run_v04_forked
 
 
 @pytest.mark.integration
@@ -81,32 +81,15 @@ def test_the_page_rendered_from_the_cleaned_notebook_is_the_page_rendered_from_i
 def test_a_site_run_after_the_parent_warmed_with_another_site_gives_the_same_files(tmp_path: Path) -> None:
     if not executor.available():
         pytest.skip("no fork")
-    from evallib.pipeline.notebook import PARAMS_FILE_ENV
-    from evallib.pipeline.preflight import project_env
     from evallib.pipeline.warm import warm_with_site
     from evallib.protocol.params import load_params
 
     root = make_project(tmp_path / "p", ["V04", "V06"], programme=False)
-    template = root / "notebooks" / "site_evaluation.ipynb"
     executor.warm_up()
 
-    def run(name: str) -> tuple[bytes, bytes]:
-        folder = tmp_path / name
-        folder.mkdir()
-        os.environ[PARAMS_FILE_ENV] = str(root / "params" / "vanguards" / "V04.yaml")
-        with project_env(root):
-            params = {"site_id": "V04", "output_dir": "."}
-            assert executor.run_forked(template, folder / "report.ipynb", params, folder) is None
-        nb = execute._clean_notebook(folder / "report.ipynb", "V04", root)
-        render_report(nb, folder / "report.html", title="V04", root=root)
-        return (folder / "results.json").read_bytes(), (folder / "report.html").read_bytes()
-
-    try:
-        before = run("before")
-        assert warm_with_site(load_params(root / "params" / "vanguards" / "V06.yaml"), root)
-        assert run("after") == before
-    finally:
-        os.environ.pop(PARAMS_FILE_ENV, None)
+    before = run_v04_forked(root, tmp_path / "before")
+    assert warm_with_site(load_params(root / "params" / "vanguards" / "V06.yaml"), root)
+    assert run_v04_forked(root, tmp_path / "after") == before
 
 
 @pytest.mark.unit

@@ -3,6 +3,7 @@ the finished notebook still validates) and papermill's per-cell metadata (times,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -11,21 +12,11 @@ import pytest
 from evallib.pipeline import executor
 
 
-def _notebook(tmp_path: Path, *sources: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    nbformat.write(nb, tmp_path / "t.ipynb")
-    return tmp_path / "t.ipynb"
-
-
 @pytest.mark.integration
-def test_outputs_match_nbformats_and_the_notebook_validates(tmp_path: Path) -> None:
-    if not executor.available():
-        pytest.skip("no fork")
-    executor.warm_up()
-    src = _notebook(
-        tmp_path,
+def test_outputs_match_nbformats_and_the_notebook_validates(
+    tmp_path: Path, forked_notebook: Callable[..., Path]
+) -> None:
+    src = forked_notebook(
         "import sys\nprint('out')\nprint('err', file=sys.stderr)",
         "from IPython.display import HTML, display\ndisplay(HTML('<b>x</b>'))\n1 + 1",
     )
@@ -44,11 +35,8 @@ def test_outputs_match_nbformats_and_the_notebook_validates(tmp_path: Path) -> N
 
 
 @pytest.mark.integration
-def test_each_cell_records_its_times_duration_and_status(tmp_path: Path) -> None:
-    if not executor.available():
-        pytest.skip("no fork")
-    executor.warm_up()
-    src = _notebook(tmp_path, "import time\ntime.sleep(0.05)", "1 / 0", "'never'")
+def test_each_cell_records_its_times_duration_and_status(tmp_path: Path, forked_notebook: Callable[..., Path]) -> None:
+    src = forked_notebook("import time\ntime.sleep(0.05)", "1 / 0", "'never'")
     reason = executor.run_forked(src, tmp_path / "out.ipynb", {}, tmp_path)
     assert reason is not None and "ZeroDivisionError" in reason
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)

@@ -5,6 +5,7 @@ being published as ``report.ipynb`` (which Jupyter then refuses to open)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -13,34 +14,19 @@ import pytest
 from evallib.pipeline import executor
 
 
-def _notebook(tmp_path: Path, *sources: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    nbformat.write(nb, tmp_path / "t.ipynb")
-    return tmp_path / "t.ipynb"
-
-
 @pytest.mark.integration
-def test_a_display_that_breaks_the_schema_fails_its_cell(tmp_path: Path) -> None:
-    if not executor.available():
-        pytest.skip("no fork")
-    executor.warm_up()
-    src = _notebook(
-        tmp_path, "from IPython.display import publish_display_data\npublish_display_data({'text/plain': 5})"
-    )
+def test_a_display_that_breaks_the_schema_fails_its_cell(tmp_path: Path, forked_notebook: Callable[..., Path]) -> None:
+    src = forked_notebook("from IPython.display import publish_display_data\npublish_display_data({'text/plain': 5})")
     failure = executor.run_forked(src, tmp_path / "out.ipynb", {}, tmp_path)
     assert failure is not None
     nbformat.validate(nbformat.read(tmp_path / "out.ipynb", as_version=4))  # what is written still validates
 
 
 @pytest.mark.integration
-def test_a_result_whose_format_breaks_the_schema_fails_its_cell(tmp_path: Path) -> None:
-    if not executor.available():
-        pytest.skip("no fork")
-    executor.warm_up()
-    src = _notebook(
-        tmp_path,
+def test_a_result_whose_format_breaks_the_schema_fails_its_cell(
+    tmp_path: Path, forked_notebook: Callable[..., Path]
+) -> None:
+    src = forked_notebook(
         "class Odd:\n    def _repr_html_(self):\n        return 5\n    def __repr__(self):\n        return 'odd'\nOdd()",
     )
     executor.run_forked(src, tmp_path / "out.ipynb", {}, tmp_path)

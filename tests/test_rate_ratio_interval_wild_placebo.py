@@ -10,6 +10,8 @@ placebos matches, so the ends stay within 0.001 placebo SDs as documented (revie
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,15 +30,22 @@ def _panel():  # type: ignore[no-untyped-def]
     return d
 
 
-def test_each_end_is_within_a_hundredth_of_where_the_test_starts_to_reject(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = {}
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``seen["p_of"]``: the p-value function of the null effect that the rate ratio's interval search inverts,
+    caught as the search is called (the search itself runs unchanged)."""
+    caught: dict[str, Any] = {}
     search = rate_ratio.invert_by_search
 
     def spy(p_of, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen["p_of"] = p_of
+        caught["p_of"] = p_of
         return search(p_of, *args, **kwargs)
 
     monkeypatch.setattr(rate_ratio, "invert_by_search", spy)
+    return caught
+
+
+def test_each_end_is_within_a_hundredth_of_where_the_test_starts_to_reject(seen: dict[str, Any]) -> None:
     model = PoissonDiD(inference="placebo_in_space", alpha=0.34, exposure="population")
     r = model.fit(_panel())
     assert r.headline.std_error > 100  # the wild placebo's SD
@@ -47,23 +56,13 @@ def test_each_end_is_within_a_hundredth_of_where_the_test_starts_to_reject(monke
         assert not rejects(p_end, 0.34) and rejects(beyond, 0.34).any(), (end, side)
 
 
-def test_a_tied_sparse_panel_reports_the_end_where_the_test_rejects_not_an_infinite_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_tied_sparse_panel_reports_the_end_where_the_test_rejects_not_an_infinite_one(seen: dict[str, Any]) -> None:
     # Tiny counts and a copy of the treated unit among the comparison units (ties): the plain search's steps of the
     # placebo SD (296 log units here) reached null values where the refit breaks down and accepts, and reported no
     # lower end; the test rejects from tau = 0 down.
     d = simulate_panel(30, 8, treated=1, start_period=4, effect=0.05, baseline_rate=2e-6, overdispersion=5.0, seed=33)
     twin = d[d.unit == "U000"].assign(unit="U999", treated=0)
     d = pd.concat([d, twin], ignore_index=True)
-    seen = {}
-    search = rate_ratio.invert_by_search
-
-    def spy(p_of, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen["p_of"] = p_of
-        return search(p_of, *args, **kwargs)
-
-    monkeypatch.setattr(rate_ratio, "invert_by_search", spy)
     r = PoissonDiD(inference="placebo_in_space", alpha=0.34, exposure="population").fit(d)
     lo = np.log(r.headline.ci_low)
     assert np.isfinite(lo)

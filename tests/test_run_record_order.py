@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import tracemalloc
 from pathlib import Path
 
-import pytest
-
 from evallib.pipeline.preflight import RECORD_LIMIT, last_seconds
+
+from .conftest import read_fifo_unblocked
 
 
 def _site(tmp_path: Path) -> Path:
@@ -23,15 +22,7 @@ def _site(tmp_path: Path) -> Path:
 def test_a_fifo_named_run_json_is_not_waited_on(tmp_path: Path) -> None:
     fifo = _site(tmp_path) / "run.json"
     os.mkfifo(fifo)
-    got: list[object] = []
-    reader = threading.Thread(target=lambda: got.append(last_seconds(tmp_path, "V04")), daemon=True)
-    reader.start()
-    reader.join(10)
-    if reader.is_alive():  # blocked opening the pipe: a writer lets it go, so the test run does not hang
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        reader.join(10)
-        pytest.fail("last_seconds waited for a writer on a FIFO named run.json")
-    assert got == [None]
+    assert read_fifo_unblocked(fifo, lambda: last_seconds(tmp_path, "V04")) is None
 
 
 def test_a_huge_run_json_is_not_read_into_memory(tmp_path: Path) -> None:
@@ -59,3 +50,12 @@ def test_a_linked_run_json_is_not_followed(tmp_path: Path) -> None:
     elsewhere.write_text('{"seconds": 99}', encoding="utf-8")
     (_site(tmp_path) / "run.json").symlink_to(elsewhere)
     assert last_seconds(tmp_path, "V04") is None
+
+
+def test_a_folder_or_garbage_named_run_json_loses_only_its_place(tmp_path: Path) -> None:
+    (_site(tmp_path) / "run.json").mkdir()
+    assert last_seconds(tmp_path, "V04") is None
+    (tmp_path / "V04" / "run.json").rmdir()
+    for garbage in (b"\xff\xfe not UTF-8", b"{not JSON", b'{"seconds": true}', b"[5]"):
+        (tmp_path / "V04" / "run.json").write_bytes(garbage)
+        assert last_seconds(tmp_path, "V04") is None, garbage

@@ -14,7 +14,6 @@ import copy
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from evallib.evaluation.site.coverage import load_source, unit_kind
 from evallib.evaluation.site.staggered_site import staggered_data_problem
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem, read_yaml
 from evallib.protocol.paths import ROOT_ENV
+from evallib.protocol.writing import UnsafePath, read_file
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
 from evallib.sources.areas import default_links
 from evallib.sources.bundled import BUNDLED
@@ -268,33 +268,20 @@ RECORD_LIMIT = 2**16
 
 
 def last_seconds(outputs: Path, site_id: str) -> float | None:
-    """How many seconds the site's last successful run took (its ``run.json``), or None when not known."""
+    """How many seconds the site's last successful run took (its ``run.json``), or None when not known.
+
+    The record is read by :func:`~evallib.protocol.writing.read_file` (never through a link, never waiting on a
+    FIFO) and at most :data:`RECORD_LIMIT` bytes of it: a planted or hostile one only loses the site its place in
+    the order.
+    """
     try:
-        record = json.loads(_small_file(outputs / site_id / "run.json"))
-    except (OSError, ValueError):  # a link (ELOOP), a pipe, a folder, too big, not JSON
+        record = json.loads(read_file(outputs / site_id / "run.json", limit=RECORD_LIMIT))
+    except (OSError, ValueError, UnsafePath):  # missing, unreadable; too big, not JSON; a link, a pipe, a folder
         return None
     took = record.get("seconds") if isinstance(record, dict) else None
     if isinstance(took, int | float) and not isinstance(took, bool) and took > 0:
         return float(took)
     return None
-
-
-def _small_file(path: Path) -> bytes:
-    """The bytes of the regular file ``path``, at most :data:`RECORD_LIMIT` of them (ValueError past it); never
-    through a link, never waiting on a pipe (a FIFO planted there would block the opening).
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > RECORD_LIMIT:
-            raise ValueError(f"{path.name}: not a small regular file")
-        data = os.read(fd, RECORD_LIMIT + 1)
-    finally:
-        os.close(fd)
-    if len(data) > RECORD_LIMIT:  # grew since
-        raise ValueError(f"{path.name}: not a small regular file")
-    return data
 
 
 def longest_first(batch: list[SiteJob], outputs: Path) -> list[SiteJob]:

@@ -44,6 +44,10 @@ class UnsafePath(EvalLibError):
     """A link, or an object evallib did not make, stands where evallib writes: refused, never followed."""
 
 
+class FileTooLarge(EvalLibError, ValueError):
+    """A file read with a size limit (:func:`read_file`'s ``limit``) is larger than that limit: not read."""
+
+
 class WriteFault(EvalLibError):
     """The file system refused a write (full, no inodes, read-only, immutable): nothing was half-written."""
 
@@ -203,8 +207,12 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             pass
 
 
-def read_file(path: Path) -> bytes:
-    """The bytes of the regular file ``path``, opened without following a link (:class:`UnsafePath` otherwise)."""
+def read_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path``, opened without following a link (:class:`UnsafePath` otherwise).
+
+    With ``limit``, a file of more than ``limit`` bytes raises :class:`FileTooLarge`, having read at most
+    ``limit + 1`` of them (so a hostile file cannot fill memory, even one that grows while it is read).
+    """
     try:
         # Non-blocking: a FIFO planted here would block the opening until a writer came (refused below instead)
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -217,9 +225,13 @@ def read_file(path: Path) -> bytes:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise _refuse(path, mode, "a file")
+        left = sys.maxsize if limit is None else limit + 1
         chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        while left and (chunk := os.read(fd, min(1 << 20, left))):
             chunks.append(chunk)
+            left -= len(chunk)
+        if not left:  # more than the limit: read no further
+            raise FileTooLarge(f"{shown(path)} is larger than {limit} bytes, the most evallib reads there: remove it")
         return b"".join(chunks)
     finally:
         os.close(fd)
