@@ -15,7 +15,8 @@ Stages for one site (medians of --repeat runs):
 
 Then the floor beside the batch, on the same sites: what a batch cannot do without, measured warm in
 this process (every site's data loaded first, untimed) as CPU time: ``evaluate_site`` + ``write_results``
-(estimation) and ``full_report`` (the page's HTML with its figures). The batch's CPU is this process's
+(estimation) and ``full_report`` (the page's HTML with its figures), and the programme page the batch publishes
+with them (``load_programme`` over those results and every block its notebook shows). The batch's CPU is this process's
 and its waited-for children's (``getrusage``); the ratio batch CPU / floor CPU is what papermill,
 nbconvert, forking, warm-up and the notebook's exploration cells add (issue 22's target: within 1.2x),
 and figures / estimation says whether the figures cost more than the statistics.
@@ -130,14 +131,17 @@ def _site_params(sites: list[str] | None) -> list[Path]:
 
 
 def profile_floor(sites: list[str] | None) -> dict[str, float]:
-    """CPU seconds of the floor, warm: estimation (with results.json) and the page with its figures, every site."""
+    """CPU seconds of the floor, warm: every site's estimation (with results.json) and page with its figures, then
+    the programme page's (its pooled estimates over those results, and its page with figures).
+    """
     import matplotlib.pyplot as plt
 
-    from evallib import write_results
+    from evallib import load_programme, write_results
     from evallib.evaluation.site.evaluate import data_windows, evaluate_site
     from evallib.evaluation.site.units import prefetch
     from evallib.protocol.params import load_params
-    from evallib.reporting.report import full_report
+    from evallib.reporting import programme_page
+    from evallib.reporting.report import attribution, full_report
 
     protocols = [load_params(f) for f in _site_params(sites)]
     # Warm as a batch worker is before it forks: every data window loaded and harmonised (the batch's own
@@ -151,17 +155,28 @@ def profile_floor(sites: list[str] | None) -> dict[str, float]:
         for protocol in protocols:
             c = time.process_time()
             ev = evaluate_site(protocol)
-            write_results(ev, Path(tmp))
+            write_results(ev, Path(tmp) / protocol.site_id)
             est += time.process_time() - c
             c = time.process_time()
             full_report(ev)
             plt.close("all")
             page += time.process_time() - c
+        # The programme page is a page of the batch too: what its notebook computes and shows, cell by cell (once,
+        # as the batch does: its comparisons with NHS England's figures are computed on first use).
+        c = time.process_time()
+        data = load_programme(Path(tmp))
+        blocks = (programme_page.pooled_answer, programme_page.pooled_table, programme_page.overview)
+        programme = "".join(block(data).html for block in blocks)
+        programme += programme_page.forest(data).html + programme_page.growth(data).html
+        programme += programme_page.nhs_england_comparison().html + attribution().html
+        plt.close("all")
+        programme_cpu = time.process_time() - c
     return {
         "sites": len(protocols),
         "estimation CPU": est,
         "page with figures CPU": page,
-        "floor CPU": est + page,
+        "programme page CPU (its estimates and figures)": programme_cpu,
+        "floor CPU": est + page + programme_cpu,
         "figures / estimation": page / est if est else float("nan"),
     }
 

@@ -31,6 +31,7 @@ vanguards began and no interval (the per-site analyses provide both).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 import pandas as pd
 
@@ -102,7 +103,7 @@ class _Growth:
         complete = wide.reindex(self.base).notna().all() & wide.reindex(self.follow).notna().all()
         self.reasons: dict[str, str] = {u: "not every month of both windows" for u in wide.columns[~complete]}
         if drop_suspect:  # runs are found on the codes' whole series, then mapped to areas
-            runs = suspect_runs(raw, OUTCOME)
+            runs = _bundled_runs() if panel is None else suspect_runs(raw, OUTCOME)
             to_unit = self.area_map.code_to_area if self.area_map is not None else {}
             for w in (self.base, self.follow):
                 for code in sorted(units_with_runs(runs, w[0], w[-1])):
@@ -134,6 +135,27 @@ class _Growth:
             bc, fc = float(self.base_sum[with_pop].sum()), float(self.follow_sum[with_pop].sum())
             per_head = 100 * ((fc / fp) / (bc / bp) - 1) if bc > 0 else float("nan")
         return len(used), b, f, growth, tuple(used), left, len(with_pop), per_head
+
+
+@lru_cache(maxsize=1)
+def _bundled_runs() -> pd.DataFrame:
+    """The bundled Monthly Activity Return's suspect runs (the same for every window: found on whole series)."""
+    return suspect_runs(load_bundled(DATASET), OUTCOME)
+
+
+@lru_cache(maxsize=16)
+def _bundled(base: Window, follow: Window, drop_suspect: bool, harmonised: bool, drop_breaks: bool) -> _Growth:
+    # The bundled data never change in a process (load_bundled is cached too) and nothing changes a _Growth once
+    # made: the pooled and site averages of one comparison (the programme page's four publications) share one.
+    return _Growth(base, follow, None, drop_suspect, harmonised, drop_breaks)
+
+
+def _growth(
+    base: Window, follow: Window, panel: Panel | None, drop_suspect: bool, harmonised: bool, drop_breaks: bool
+) -> _Growth:
+    if panel is None:
+        return _bundled(base, follow, drop_suspect, harmonised, drop_breaks)
+    return _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
 
 
 def vanguard_ccgs(care_models: Iterable[str] = CARE_MODELS) -> dict[str, tuple[str, ...]]:
@@ -179,7 +201,7 @@ def group_growth(
         Columns ``group``, ``n_units``, ``base_total``, ``follow_total``, ``growth_pct``, ``units`` (used),
         ``left_out`` (code: reason), ``n_units_per_head`` and ``growth_per_head_pct`` (see the module).
     """
-    g = _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
+    g = _growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
     rows = [(name, *g.row(g.codes(codes))) for name, codes in groups.items()]
     return pd.DataFrame(rows, columns=GROWTH_COLUMNS)
 
@@ -217,7 +239,7 @@ def programme_growth(
     """
     if average not in ("pooled", "site"):
         raise DataError(f"average must be 'pooled' or 'site', not {average!r}")
-    g = _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
+    g = _growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
     by_model = vanguard_ccgs()
     rows = []
     for group in care_models:
@@ -262,7 +284,7 @@ def site_growth(
     drop_breaks: bool = False,
 ) -> pd.DataFrame:
     """Growth of each vanguard site's CCGs (summed) between two windows; columns :data:`SITE_COLUMNS`."""
-    g = _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
+    g = _growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
     return _site_rows(g, tuple(care_models))
 
 
