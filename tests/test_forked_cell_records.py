@@ -30,8 +30,21 @@ def test_outputs_match_nbformats_and_the_notebook_validates(
     ]
     assert nb.cells[1].outputs == [
         new("display_data", data={"text/html": "<b>x</b>", "text/plain": "<IPython.core.display.HTML object>"}),
-        new("execute_result", data={"text/plain": "2"}, execution_count=nb.cells[1].outputs[1]["execution_count"]),
+        new("execute_result", data={"text/plain": "2"}, execution_count=nb.cells[1].execution_count),
     ]
+
+
+@pytest.mark.integration
+def test_a_cells_result_carries_the_cells_own_execution_count(
+    tmp_path: Path, forked_notebook: Callable[..., Path]
+) -> None:
+    src = forked_notebook("1", "x = 2", "x * 3", "1 / 0", "'never'")
+    executor.run_forked(src, tmp_path / "out.ipynb", {}, tmp_path)
+    code = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert counts[:4] == list(range(counts[0], counts[0] + 4)) and counts[4] is None  # as JupyterLab numbers them
+    results = {i: o["execution_count"] for i, c in enumerate(code) for o in c.outputs if "execution_count" in o}
+    assert results == {0: counts[0], 2: counts[2]}
 
 
 @pytest.mark.integration

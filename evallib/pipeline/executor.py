@@ -129,6 +129,9 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
 
     shell = _SHELL[0] if _SHELL else InteractiveShell.instance()
     sink: list[Any] = []
+    # The running cell's number, as Jupyter gives it to the cell and to its result (IPython has already moved its
+    # counter on when the display hook runs).
+    count = [0]
 
     # Outputs are made as nbformat.v4.new_output makes them, less its schema validation of each one (a third of
     # the display hook's time); the one check a display can fail, text formats, is :func:`_text_bundle`'s.
@@ -148,7 +151,7 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
                     output_type="execute_result",
                     metadata=md_dict or {},
                     data=_text_bundle(format_dict),
-                    execution_count=shell.execution_count,
+                    execution_count=count[0],
                 )
             )
 
@@ -181,6 +184,7 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
                     continue
                 save_quickly()
                 sink.clear()
+                count[0] = shell.execution_count
                 out, err = io.StringIO(), io.StringIO()
                 with redirect_stdout(out), redirect_stderr(err):
                     result = shell.run_cell(cell.source, store_history=True)
@@ -190,7 +194,7 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
                         outputs.append(NotebookNode(output_type="stream", name=name, text=buf.getvalue()))
                 outputs.extend(sink)
                 cell.outputs = outputs
-                cell.execution_count = shell.execution_count - 1
+                cell.execution_count = count[0]
                 exc = result.error_before_exec or result.error_in_exec
                 if exc is not None:
                     cell.outputs.append(
