@@ -129,6 +129,7 @@ def suspect_runs(
     low: float = SUSPECT_LOW,
     high: float = SUSPECT_HIGH,
     window: int = SUSPECT_WINDOW,
+    shares: tuple[pd.DataFrame, pd.DataFrame, pd.Series] | None = None,
 ) -> pd.DataFrame:
     """Runs of months whose share of England is far from the unit's usual share (see the module's rule).
 
@@ -147,8 +148,10 @@ def suspect_runs(
     DataFrame
         One row per run: ``unit``, ``first`` and ``last`` month, ``months`` (count) and ``ratio`` (median of
         share / usual share over the run, e.g. 0.1 = a tenth of the usual count), sorted by unit and month.
+    shares : tuple, optional
+        :func:`usual_share`'s result for this panel and outcome, where the caller holds it (computed otherwise).
     """
-    share, usual, _ = usual_share(panel, outcome, england, window=window)
+    share, usual, _ = shares if shares is not None else usual_share(panel, outcome, england, window=window)
     ratio = share / usual
     flagged = ((ratio < low) | (ratio > high)) & share.notna()
     rows = []
@@ -175,32 +178,50 @@ def impute_suspect(
     england: pd.Series | None = None,
     *,
     window: int = SUSPECT_WINDOW,
+    shares: tuple[pd.DataFrame, pd.DataFrame, pd.Series] | None = None,
 ) -> tuple[Panel, list[str]]:
     """Replace every month of ``runs`` by the unit's usual share of England times England's total that month.
 
     Returns the panel with those values replaced (other outcomes and rows untouched) and one note per run saying
-    which months were imputed, how, and how far the reported figure was from the imputed one.
+    which months were imputed, how, and how far the reported figure was from the imputed one. ``shares`` is
+    :func:`usual_share`'s result for this outcome of the panel, where the caller holds it (computed otherwise).
     """
     outcome = _outcome(panel, outcome)
-    share, usual, eng = usual_share(panel, outcome, england, window=window)
+    share, usual, eng = shares if shares is not None else usual_share(panel, outcome, england, window=window)
     data = panel.data.copy()
+    # On arrays, run by run in order (a run sees the values earlier runs imputed): pandas look-ups per run
+    # cost most of a batch's prefetch. Each unit's rows of the outcome, in the data's order.
+    values = data["value"].to_numpy(dtype=float, copy=True)
+    periods_all = data["period"].to_numpy()
+    rows_of = np.flatnonzero((data["outcome"] == outcome).to_numpy())
+    codes, names = pd.factorize(data["unit"].to_numpy()[rows_of])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    unit_at = {u: i for i, u in enumerate(names)}
+    usual_arr, eng_arr = usual.to_numpy(dtype=float), eng.to_numpy(dtype=float)
     notes: list[str] = []
     for run in runs.itertuples(index=False):
         months = pd.date_range(run.first, run.last, freq="MS") if panel.frequency == "monthly" else [run.first]
-        rows = (data["outcome"] == outcome) & (data["unit"] == run.unit) & data["period"].isin(months)
-        if not rows.any():
+        u = unit_at.get(run.unit)
+        rows = rows_of[order[bounds[u] : bounds[u + 1]]] if u is not None else rows_of[:0]
+        rows = rows[pd.DatetimeIndex(periods_all[rows]).isin(months)]
+        if not len(rows):
             continue
-        periods = data.loc[rows, "period"]
-        imputed = usual.loc[periods, run.unit].to_numpy() * eng.loc[periods].to_numpy()
-        reported = data.loc[rows, "value"].sum()
-        data.loc[rows, "value"] = np.round(imputed)
+        at = usual.index.get_indexer(periods_all[rows])
+        if (at < 0).any():
+            raise KeyError(f"{run.unit}: months missing from the usual shares")
+        usual_run = usual_arr[at, usual.columns.get_loc(run.unit)]
+        imputed = usual_run * eng_arr[at]
+        reported = pd.Series(values[rows]).sum()  # pandas' sum and mean, as on the frame
+        values[rows] = np.round(imputed)
         span = f"{run.first:%b %Y}" if run.months == 1 else f"{run.first:%b %Y} - {run.last:%b %Y}"
         notes.append(
             f"{run.unit}: {plural(run.months, 'month')} {span} imputed as the unit's usual share of England "
-            f"(centred {window}-month rolling median, about {100 * float(usual.loc[periods, run.unit].mean()):.2f}%) "
+            f"(centred {window}-month rolling median, about {100 * float(pd.Series(usual_run).mean()):.2f}%) "
             f"times England's total that month; the reported {reported:,.0f} became {imputed.sum():,.0f} "
             f"(reported / usual share {run.ratio:.2f})."
         )
+    data["value"] = values
     return Panel(data[PANEL_COLUMNS], panel.frequency, panel.source, panel.files), notes
 
 
