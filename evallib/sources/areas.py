@@ -41,7 +41,7 @@ from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label
 from evallib.sources.bundled import load_successions, organisation_names
 from evallib.sources.commissioners import join_links
 from evallib.sources.panel import PANEL_COLUMNS, Panel
-from evallib.sources.quality import BREAK_FLOOR, BREAK_K, BREAK_Z, level_steps
+from evallib.sources.quality import BREAK_FLOOR, BREAK_K, BREAK_Z, level_step_arrays
 from evallib.vocabulary import plural
 
 #: A succession link as read (``LINK_COLUMNS``: old code, new code, effective date, source) and an event
@@ -240,7 +240,7 @@ def _combine(
     denom = value.copy()
     value[p_idx, u_idx] = d["value"].to_numpy(dtype=float)
     denom[p_idx, u_idx] = d["denominator"].to_numpy(dtype=float)
-    a_idx, areas = pd.factorize(pd.Index(codes).map(code_area), sort=True)
+    a_idx, areas = pd.factorize(np.array([code_area[c] for c in codes.tolist()], dtype=object), sort=True)
     onehot = np.zeros((len(codes), len(areas)))
     onehot[np.arange(len(codes)), a_idx] = 1.0
     observed = ~np.isnan(value)
@@ -296,8 +296,7 @@ def _check_stitches(
     k: int,
 ) -> list[Event]:
     """Blank the months before a failed stitch in ``summed`` (in place); return the events."""
-    steps, sigma = level_steps(pd.DataFrame(summed, index=periods, columns=areas), k)
-    st, sg = steps.to_numpy(), sigma.to_numpy()
+    st, sg = level_step_arrays(summed, k)
     prev = np.vstack([np.zeros((1, active.shape[1]), dtype=bool), active[:-1]])
     moved = ((active != prev) @ onehot) > 0
     now, before = (active @ onehot) > 0, (prev @ onehot) > 0
@@ -305,8 +304,10 @@ def _check_stitches(
     col = {a: j for j, a in enumerate(areas)}
     for _, new, date, _ in link_rows:  # and each succession date the area reports across
         c = col.get(code_area.get(new))
+        if c is None or not multi[c]:
+            continue
         i = int(np.searchsorted(periods, date))
-        if c is not None and multi[c] and 0 < i < len(periods) and now[i, c] and now[i - 1, c]:
+        if 0 < i < len(periods) and now[i, c] and now[i - 1, c]:
             check[i, c] = True
     se = sg * np.sqrt(2 / k)
     with np.errstate(invalid="ignore"):

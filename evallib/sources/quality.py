@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
+from evallib.sources.arrays import nanmedian, wide_table
 from evallib.sources.bundled import BUNDLED, england_total
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.vocabulary import plural
@@ -91,7 +92,7 @@ def _outcome(panel: Panel, outcome: str | None) -> str:
 
 
 def _monthly_wide(panel: Panel, outcome: str) -> pd.DataFrame:
-    wide = panel.wide(outcome)
+    wide = wide_table(panel.data, outcome) if outcome in panel.outcomes else panel.wide(outcome)
     if panel.frequency != "monthly":
         return wide
     return wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="MS"))
@@ -232,12 +233,15 @@ def relative_log(wide: pd.DataFrame) -> pd.DataFrame:
     the period before, cumulated. Units entering or leaving the data (PCTs giving way to CCGs in April 2013, a
     new provider) therefore do not move it, as a median of levels would.
     """
-    logs = np.log(wide.where(wide > 0).to_numpy(dtype=float))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a period no unit spans has no median change
-        change = np.nanmedian(np.diff(logs, axis=0), axis=1)
+    return pd.DataFrame(_relative_log(wide.to_numpy(dtype=float)), index=wide.index, columns=wide.columns)
+
+
+def _relative_log(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        logs = np.log(np.where(values > 0, values, np.nan))
+    change = nanmedian(np.diff(logs, axis=0), axis=1)  # NaN for a period no unit spans
     path = np.concatenate([[0.0], np.cumsum(np.nan_to_num(change, nan=0.0))])
-    return pd.DataFrame(logs - path[:, None], index=wide.index, columns=wide.columns)
+    return logs - path[:, None]
 
 
 def level_steps(wide: pd.DataFrame, k: int = BREAK_K) -> tuple[pd.DataFrame, pd.Series]:
@@ -248,11 +252,16 @@ def level_steps(wide: pd.DataFrame, k: int = BREAK_K) -> tuple[pd.DataFrame, pd.
     the ``k - 1`` months after minus its mean over the ``k`` months before (NaN without ``k`` months on each
     side); ``sigma`` is the robust standard deviation of the unit's month-to-month change over sqrt(2).
     """
-    rel = relative_log(wide).to_numpy(dtype=float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as they should
+    step, sigma = level_step_arrays(wide.to_numpy(dtype=float), k)
+    return pd.DataFrame(step, index=wide.index, columns=wide.columns), pd.Series(sigma, index=wide.columns)
+
+
+def level_step_arrays(values: np.ndarray, k: int = BREAK_K) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`level_steps` on a period x unit array of counts: ``(step, sigma)`` as arrays."""
+    rel = _relative_log(values)
+    with np.errstate(invalid="ignore"):  # all-NaN columns give NaN, as they should
         diff = np.diff(rel, axis=0)
-        sigma = _MAD_SD * np.nanmedian(np.abs(diff - np.nanmedian(diff, axis=0)), axis=0) / np.sqrt(2)
+        sigma = _MAD_SD * nanmedian(np.abs(diff - nanmedian(diff, axis=0)), axis=0) / np.sqrt(2)
     # Means of k consecutive rows by cumulative sums; a window with any gap is NaN.
     ok = ~np.isnan(rel)
     zeros = np.zeros((1, rel.shape[1]))
@@ -266,7 +275,7 @@ def level_steps(wide: pd.DataFrame, k: int = BREAK_K) -> tuple[pd.DataFrame, pd.
         before = (csum[m] - csum[m - k]) / k
         full = (ccount[m + k] - ccount[m] == k) & (ccount[m] - ccount[m - k] == k)
         step[m] = np.where(full, after - before, np.nan)
-    return pd.DataFrame(step, index=wide.index, columns=wide.columns), pd.Series(sigma, index=wide.columns)
+    return step, sigma
 
 
 def is_break(step: float, sigma: float, k: int = BREAK_K, floor: float = BREAK_FLOOR, z: float = BREAK_Z) -> bool:
@@ -347,19 +356,23 @@ def structural_breaks(
         and ``reason`` in words; sorted by unit.
     """
     outcome = _outcome(panel, outcome)
-    wide = panel.wide(outcome)
+    wide = wide_table(panel.data, outcome) if outcome in panel.outcomes else panel.wide(outcome)
     lo = pd.Timestamp(start) if start is not None else wide.index.min()
     hi = pd.Timestamp(end) if end is not None else wide.index.max()
     wide = wide.loc[lo:hi]
-    steps, sigma = level_steps(wide, k)
+    arr, sigmas = level_step_arrays(wide.to_numpy(dtype=float), k)
     chosen = list(units) if units is not None else list(wide.columns)
     # Each unit's largest step, on arrays (a loop of pandas look-ups cost most of a batch's start).
-    arr = steps.to_numpy(dtype=float)
     absolute = np.where(np.isnan(arr), -np.inf, np.abs(arr))
     at = absolute.argmax(axis=0)  # the first month of the largest step, as idxmax
-    column = {u: i for i, u in enumerate(steps.columns)}
-    sigmas = sigma.reindex(steps.columns).to_numpy(dtype=float)
-    ratio = step_spread_ratio(steps, sigma, k) if own_noise else float("nan")
+    largest = arr[at, np.arange(arr.shape[1])]
+    se = sigmas * np.sqrt(2 / k)
+    # Units whose largest step can be a break (is_break's test on all units at once); only they are looked at.
+    with np.errstate(invalid="ignore"):
+        candidate = np.isfinite(largest) & (np.abs(largest) > floor) & (~(se > 0) | (np.abs(largest) > z * se))
+    column = {u: i for i, u in enumerate(wide.columns)}
+    steps = pd.DataFrame(arr, index=wide.index, columns=wide.columns)
+    ratio = step_spread_ratio(steps, pd.Series(sigmas, index=wide.columns), k) if own_noise else float("nan")
     weekly = panel.frequency == "weekly"  # the same rule per period; the words name a week by its Monday
     noise = "week-to-week" if weekly else "month-to-month"
 
@@ -369,13 +382,13 @@ def structural_breaks(
     rows = []
     for unit in chosen:
         i = column.get(unit)
-        if i is None or not np.isfinite(absolute[at[i], i]):
+        if i is None or not candidate[i] or not np.isfinite(absolute[at[i], i]):
             continue
-        month = steps.index[at[i]]
         step = float(arr[at[i], i])
         s = float(sigmas[i])
         if not is_break(step, s, k, floor, z):
             continue
+        month = wide.index[at[i]]
         if own_noise and not own_noise_score(arr[:, i], int(at[i]), s, ratio, k) > OWN_Z:
             continue
         score = abs(step) / (s * np.sqrt(2 / k)) if s > 0 else np.inf
