@@ -8,8 +8,12 @@ the cost (``tests/test_quality_arrays.py`` checks them against NumPy and pandas 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
+
+from evallib.sources.panel import Panel
 
 
 def nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
@@ -35,20 +39,21 @@ def nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-def wide_table(data: pd.DataFrame, outcome: str, column: str = "value") -> pd.DataFrame:
-    """``Panel.wide``: the period x unit table of one outcome of a panel's long frame, as ``DataFrame.pivot`` makes it.
+def wide_table(panel: Panel, outcome: str, column: Literal["value", "denominator"] = "value") -> pd.DataFrame:
+    """``panel.wide(outcome, column)``, the period x unit table ``DataFrame.pivot`` makes, without the pivot.
 
-    Falls back to ``pivot`` itself (which raises) where a unit has two rows for one period, and where the column is
-    not float.
+    Falls back to :meth:`Panel.wide` itself (which raises) for an outcome with no rows, a unit with two rows for
+    one period, or a column that is not float.
     """
-    d = data[data["outcome"] == outcome]
-    if d[column].dtype != np.float64:
-        return d.pivot(index="period", columns="unit", values=column).sort_index()
-    p_idx, periods = pd.factorize(d["period"], sort=True)
-    u_idx, units = pd.factorize(d["unit"], sort=True)
-    cell = p_idx.astype(np.int64) * max(len(units), 1) + u_idx
-    if len(np.unique(cell)) < len(cell):
-        return d.pivot(index="period", columns="unit", values=column).sort_index()
+    data = panel.data
+    rows = (data["outcome"] == outcome).to_numpy(dtype=bool)
+    if not rows.any() or data[column].dtype != np.float64:
+        return panel.wide(outcome, column)
+    p_idx, periods = pd.factorize(data["period"].to_numpy()[rows], sort=True)
+    u_idx, units = pd.factorize(data["unit"][rows], sort=True)
+    cells = np.bincount(p_idx.astype(np.int64) * len(units) + u_idx, minlength=len(periods) * len(units))
+    if cells.max() > 1:
+        return panel.wide(outcome, column)
     values = np.full((len(periods), len(units)), np.nan)
-    values[p_idx, u_idx] = d[column].to_numpy(dtype=float)
-    return pd.DataFrame(values, index=pd.Index(periods, name="period"), columns=pd.Index(units, name="unit"))
+    values[p_idx, u_idx] = data[column].to_numpy(dtype=float)[rows]
+    return pd.DataFrame(values, index=pd.DatetimeIndex(periods, name="period"), columns=pd.Index(units, name="unit"))

@@ -92,7 +92,7 @@ def _outcome(panel: Panel, outcome: str | None) -> str:
 
 
 def _monthly_wide(panel: Panel, outcome: str) -> pd.DataFrame:
-    wide = wide_table(panel.data, outcome) if outcome in panel.outcomes else panel.wide(outcome)
+    wide = wide_table(panel, outcome)
     if panel.frequency != "monthly":
         return wide
     return wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="MS"))
@@ -356,7 +356,7 @@ def structural_breaks(
         and ``reason`` in words; sorted by unit.
     """
     outcome = _outcome(panel, outcome)
-    wide = wide_table(panel.data, outcome) if outcome in panel.outcomes else panel.wide(outcome)
+    wide = wide_table(panel, outcome)
     lo = pd.Timestamp(start) if start is not None else wide.index.min()
     hi = pd.Timestamp(end) if end is not None else wide.index.max()
     wide = wide.loc[lo:hi]
@@ -371,8 +371,10 @@ def structural_breaks(
     with np.errstate(invalid="ignore"):
         candidate = np.isfinite(largest) & (np.abs(largest) > floor) & (~(se > 0) | (np.abs(largest) > z * se))
     column = {u: i for i, u in enumerate(wide.columns)}
-    steps = pd.DataFrame(arr, index=wide.index, columns=wide.columns)
-    ratio = step_spread_ratio(steps, pd.Series(sigmas, index=wide.columns), k) if own_noise else float("nan")
+    ratio = float("nan")
+    if own_noise:
+        steps = pd.DataFrame(arr, index=wide.index, columns=wide.columns)
+        ratio = step_spread_ratio(steps, pd.Series(sigmas, index=wide.columns), k)
     weekly = panel.frequency == "weekly"  # the same rule per period; the words name a week by its Monday
     noise = "week-to-week" if weekly else "month-to-month"
 
