@@ -20,22 +20,25 @@ def nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
     """``np.nanmedian(a, axis=axis)`` for a 2-D float array, bit for bit, without its warnings.
 
     The median of the values that are not NaN: the middle one of an odd count, ``(low + high) / 2`` of the two
-    middle ones of an even count (NumPy's arithmetic in both its paths), NaN where a slice has none.
+    middle ones of an even count, added as NumPy adds them in both its paths (from 0.0, so never -0.0); NaN where
+    a slice has none.
     """
     a = np.asarray(a, dtype=float)
     if a.ndim != 2:
         raise ValueError("nanmedian takes a 2-D array")
     moved = np.moveaxis(a, axis, -1)
+    if moved.shape[-1] == 0:  # NumPy's mean of nothing: 0 / 0, the platform's NaN
+        with np.errstate(invalid="ignore"):
+            return np.zeros(moved.shape[:-1]) / 0.0
     out = np.full(moved.shape[:-1], np.nan)
-    if moved.shape[-1] == 0:
-        return out
     ordered = np.sort(moved, axis=-1)  # NaN sort last
     counts = np.count_nonzero(~np.isnan(moved), axis=-1)
-    some = counts > 0
-    high = counts // 2
-    low = np.where(counts % 2 == 1, high, high - 1)
-    rows = np.flatnonzero(some)
-    out[rows] = (ordered[rows, low[rows]] + ordered[rows, high[rows]]) / 2
+    # NumPy adds from 0.0 (so a median of -0.0 is 0.0): the middle value of an odd count is 0.0 + x, the two
+    # middle values of an even count give ((0.0 + low) + high) / 2.
+    odd = np.flatnonzero(counts % 2 == 1)
+    even = np.flatnonzero((counts > 0) & (counts % 2 == 0))
+    out[odd] = 0.0 + ordered[odd, counts[odd] // 2]
+    out[even] = ((0.0 + ordered[even, counts[even] // 2 - 1]) + ordered[even, counts[even] // 2]) / 2
     return out
 
 
