@@ -16,7 +16,7 @@ import pytest
 
 from evallib.errors import DataError
 from evallib.sources.areas import _event_order, _span, _stack, harmonise
-from evallib.sources.arrays import nanmedian, wide_table
+from evallib.sources.arrays import nanmedian, rows_by_label, wide_table
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import (
@@ -307,3 +307,12 @@ def test_events_come_out_in_sort_values_order() -> None:
     _, area_map = harmonise(load_bundled("ae_attendances_2016_2019"), "2018-05-01", "2023-04-01")
     assert area_map.events["date"].isna().any()  # codes with no rows: events without a date
     _same_frame(area_map.events, area_map.events.sort_values(["area", "date", "kind"], ignore_index=True))
+
+
+def test_rows_by_label_are_groupbys_indices_in_order() -> None:
+    labels = np.array(["b", "a", "b", "c", "a", "b"], dtype=object)
+    got = rows_by_label(labels)
+    want = pd.Series(labels).groupby(labels).indices
+    assert list(got) == ["b", "a", "c"] and {k: list(v) for k, v in got.items()} == {
+        k: list(v) for k, v in want.items()
+    }

@@ -42,6 +42,14 @@ def nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
+def rows_by_label(labels: np.ndarray) -> dict[object, np.ndarray]:
+    """The positions of each label's rows, in order (``groupby(labels).indices``, on arrays)."""
+    codes, names = pd.factorize(labels)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    return {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(names)}
+
+
 def wide_table(panel: Panel, outcome: str, column: Literal["value", "denominator"] = "value") -> pd.DataFrame:
     """``panel.wide(outcome, column)``, the period x unit table ``DataFrame.pivot`` makes, without the pivot.
 

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.sources.arrays import nanmedian, wide_table
+from evallib.sources.arrays import nanmedian, rows_by_label, wide_table
 from evallib.sources.bundled import BUNDLED, england_total
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.vocabulary import plural
@@ -142,15 +142,13 @@ def suspect_runs(
         Needed when the panel holds several outcomes.
     england : Series, optional
         England's total by month; by default the bundled dataset's England total (:func:`england_total`), or the
-        sum over the panel's units for an evaluator's own file.
+        sum over the panel's units for an evaluator's own file. ``shares``: :func:`usual_share`'s result, if held.
 
     Returns
     -------
     DataFrame
         One row per run: ``unit``, ``first`` and ``last`` month, ``months`` (count) and ``ratio`` (median of
         share / usual share over the run, e.g. 0.1 = a tenth of the usual count), sorted by unit and month.
-    shares : tuple, optional
-        :func:`usual_share`'s result for this panel and outcome, where the caller holds it (computed otherwise).
     """
     share, usual, _ = shares if shares is not None else usual_share(panel, outcome, england, window=window)
     ratio = share / usual
@@ -184,27 +182,21 @@ def impute_suspect(
     """Replace every month of ``runs`` by the unit's usual share of England times England's total that month.
 
     Returns the panel with those values replaced (other outcomes and rows untouched) and one note per run saying
-    which months were imputed, how, and how far the reported figure was from the imputed one. ``shares`` is
-    :func:`usual_share`'s result for this outcome of the panel, where the caller holds it (computed otherwise).
+    which months were imputed, how, and how far the reported figure was from the imputed one. ``shares``:
+    :func:`usual_share`'s result for the panel and outcome, if the caller holds it.
     """
     outcome = _outcome(panel, outcome)
     share, usual, eng = shares if shares is not None else usual_share(panel, outcome, england, window=window)
     data = panel.data.copy()
-    # On arrays, run by run in order (a run sees the values earlier runs imputed): pandas look-ups per run
-    # cost most of a batch's prefetch. Each unit's rows of the outcome, in the data's order.
-    values = data["value"].to_numpy(dtype=float, copy=True)
-    periods_all = data["period"].to_numpy()
+    # On arrays, run by run in order (a run sees what earlier runs imputed): pandas look-ups per run were slow.
+    values, periods_all = data["value"].to_numpy(dtype=float, copy=True), data["period"].to_numpy()
     rows_of = np.flatnonzero((data["outcome"] == outcome).to_numpy())
-    codes, names = pd.factorize(data["unit"].to_numpy()[rows_of])
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    unit_at = {u: i for i, u in enumerate(names)}
+    unit_rows = rows_by_label(data["unit"].to_numpy()[rows_of])  # each unit's rows of the outcome, in order
     usual_arr, eng_arr = usual.to_numpy(dtype=float), eng.to_numpy(dtype=float)
     notes: list[str] = []
     for run in runs.itertuples(index=False):
         months = pd.date_range(run.first, run.last, freq="MS") if panel.frequency == "monthly" else [run.first]
-        u = unit_at.get(run.unit)
-        rows = rows_of[order[bounds[u] : bounds[u + 1]]] if u is not None else rows_of[:0]
+        rows = rows_of[unit_rows[run.unit]] if run.unit in unit_rows else rows_of[:0]
         rows = rows[pd.DatetimeIndex(periods_all[rows]).isin(months)]
         if not len(rows):
             continue
@@ -365,10 +357,8 @@ def structural_breaks(
     # Each unit's largest step, on arrays (a loop of pandas look-ups cost most of a batch's start).
     absolute = np.where(np.isnan(arr), -np.inf, np.abs(arr))
     at = absolute.argmax(axis=0)  # the first month of the largest step, as idxmax
-    largest = arr[at, np.arange(arr.shape[1])]
-    se = sigmas * np.sqrt(2 / k)
-    # Units whose largest step can be a break (is_break's test on all units at once); only they are looked at.
-    with np.errstate(invalid="ignore"):
+    largest, se = arr[at, np.arange(arr.shape[1])], sigmas * np.sqrt(2 / k)
+    with np.errstate(invalid="ignore"):  # is_break's test on every unit at once: only candidates are looked at
         candidate = np.isfinite(largest) & (np.abs(largest) > floor) & (~(se > 0) | (np.abs(largest) > z * se))
     column = {u: i for i, u in enumerate(wide.columns)}
     ratio = float("nan")
