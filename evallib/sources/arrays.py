@@ -42,7 +42,7 @@ def nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-def rows_by_label(labels: np.ndarray) -> dict[object, np.ndarray]:
+def rows_by_label(labels: np.ndarray | pd.Series) -> dict[object, np.ndarray]:
     """The positions of each label's rows, in order (``groupby(labels).indices``, on arrays)."""
     codes, names = pd.factorize(labels)
     order = np.argsort(codes, kind="stable")

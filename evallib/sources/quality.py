@@ -191,7 +191,7 @@ def impute_suspect(
     # On arrays, run by run in order (a run sees what earlier runs imputed): pandas look-ups per run were slow.
     values, periods_all = data["value"].to_numpy(dtype=float, copy=True), data["period"].to_numpy()
     rows_of = np.flatnonzero((data["outcome"] == outcome).to_numpy())
-    unit_rows = rows_by_label(data["unit"].to_numpy()[rows_of])  # each unit's rows of the outcome, in order
+    unit_rows = rows_by_label(data["unit"].iloc[rows_of])  # each unit's rows of the outcome, in order
     usual_arr, eng_arr = usual.to_numpy(dtype=float), eng.to_numpy(dtype=float)
     notes: list[str] = []
     for run in runs.itertuples(index=False):
