@@ -41,7 +41,7 @@ from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label
 from evallib.sources.bundled import load_successions, organisation_names
 from evallib.sources.commissioners import join_links
 from evallib.sources.panel import PANEL_COLUMNS, Panel
-from evallib.sources.quality import BREAK_FLOOR, BREAK_K, BREAK_Z, level_steps
+from evallib.sources.quality import BREAK_FLOOR, BREAK_K, BREAK_Z, level_step_arrays
 from evallib.vocabulary import plural
 
 #: A succession link as read (``LINK_COLUMNS``: old code, new code, effective date, source) and an event
@@ -130,20 +130,23 @@ def harmonise(
     links = links.assign(effective_date=pd.to_datetime(links["effective_date"]))[LINK_COLUMNS]
     if end < start:
         raise DataError(f"{panel.source}: the window {start:%Y-%m} to {end:%Y-%m} ends before it starts")
-    data = panel.data[(panel.data["period"] >= start) & (panel.data["period"] <= end)]
-    if data.empty:
+    # On arrays of the window's rows (in the data's order, so every sum adds in the same order as before).
+    data = panel.data
+    window = ((data["period"] >= start) & (data["period"] <= end)).to_numpy(dtype=bool)
+    if not window.any():
         raise DataError(
             f"{panel.source}: no rows between {start:%Y-%m} and {end:%Y-%m}; choose a window the data cover"
         )
+    period = data["period"].to_numpy()
+    unit_code, unit_name = pd.factorize(data["unit"])
+    outcome_code, outcome_name = pd.factorize(data["outcome"])
     inside = links[(links["effective_date"] > start) & (links["effective_date"] <= end)]
     link_rows = list(inside.itertuples(index=False, name=None))
-    span = data.groupby("unit")["period"].agg(["min", "max"])
-    units = list(span.index)
-    root = _components(units, [(o, n) for o, n, _, _ in link_rows])
+    first, last = _span(unit_code[window], period[window], unit_name)
+    root = _components(list(first), [(o, n) for o, n, _, _ in link_rows])
     groups: dict[str, list[str]] = {}
     for code, r in root.items():
         groups.setdefault(r, []).append(code)
-    first, last = span["min"].to_dict(), span["max"].to_dict()
     members: dict[str, tuple[str, ...]] = {}
     for codes in groups.values():
         reporting = [c for c in codes if c in first]
@@ -152,16 +155,56 @@ def harmonise(
     code_area = {c: a for a, cs in members.items() for c in cs}
     names = organisation_names()
     events = _structure_events(members, code_area, link_rows, links, set(first), end, names)
-    frames = []
-    for outcome in sorted(data["outcome"].unique()):
-        d = data[data["outcome"] == outcome]
-        long, ev = _combine(d, outcome, code_area, members, link_rows, names, check_continuity, k)
-        frames.append(long)
+    parts = []
+    values, denominators = data["value"].to_numpy(dtype=float), data["denominator"].to_numpy(dtype=float)
+    for j in sorted(np.unique(outcome_code[window]), key=lambda j: outcome_name[j]):
+        rows = np.flatnonzero(window & (outcome_code == j))
+        outcome = outcome_name[j]
+        cols = (period[rows], unit_code[rows], unit_name, values[rows], denominators[rows])
+        long, ev = _combine(*cols, outcome, code_area, members, link_rows, names, check_continuity, k)
+        parts.append((outcome, long))
         events.extend(ev)
-    out = pd.concat(frames, ignore_index=True)  # already in Panel order: outcome, unit, period
+    out = _stack(parts)  # already in Panel order: outcome, unit, period
     harmonised = Panel(out[PANEL_COLUMNS], panel.frequency, panel.source, panel.files)
-    ev_frame = pd.DataFrame(events, columns=EVENT_COLUMNS).sort_values(["area", "date", "kind"], ignore_index=True)
+    events.sort(key=_event_order)
+    ev_frame = pd.DataFrame(events, columns=EVENT_COLUMNS)
     return harmonised, AreaMap(start, end, members, ev_frame, links)
+
+
+def _event_order(event: Event) -> tuple[str, bool, pd.Timestamp | int, str]:
+    """Events in the order ``sort_values(["area", "date", "kind"])`` gives (stable, no date last), in Python: a
+    window has a few dozen events, which pandas' sort takes longer to set up than to sort.
+    """
+    area, date, kind = event[0], event[1], event[2]
+    return (area, pd.isna(date), 0 if pd.isna(date) else date, kind)
+
+
+def _span(
+    unit_code: np.ndarray, period: np.ndarray, unit_name: pd.Index
+) -> tuple[dict[str, pd.Timestamp], dict[str, pd.Timestamp]]:
+    """Each unit's first and last period, units in sorted order (as ``groupby("unit")["period"].agg``)."""
+    ticks = period.view(np.int64)
+    lo = np.full(len(unit_name), np.iinfo(np.int64).max)
+    hi = np.full(len(unit_name), np.iinfo(np.int64).min)
+    np.minimum.at(lo, unit_code, ticks)
+    np.maximum.at(hi, unit_code, ticks)
+    present = np.unique(unit_code)
+    names = list(unit_name[present])
+    firsts = list(pd.DatetimeIndex(lo[present].view(period.dtype)))
+    lasts = list(pd.DatetimeIndex(hi[present].view(period.dtype)))
+    by_name = sorted(range(len(names)), key=lambda i: names[i])
+    return {names[i]: firsts[i] for i in by_name}, {names[i]: lasts[i] for i in by_name}
+
+
+def _stack(parts: list[tuple[str, dict[str, np.ndarray]]]) -> pd.DataFrame:
+    """The outcomes' long frames one after another (one frame built once, as ``pd.concat`` of each outcome's)."""
+    lengths = [len(cols["value"]) for _, cols in parts]
+    if 0 in lengths:  # concat's own rules for an empty frame's dtypes
+        frames = [pd.DataFrame({**cols, "outcome": outcome})[PANEL_COLUMNS] for outcome, cols in parts]
+        return pd.concat(frames, ignore_index=True)
+    both = {c: np.concatenate([cols[c] for _, cols in parts]) for c in ("unit", "period", "value", "denominator")}
+    both["outcome"] = np.repeat(np.array([o for o, _ in parts], dtype=object), lengths)
+    return pd.DataFrame(both)[PANEL_COLUMNS]
 
 
 def _structure_events(
@@ -224,7 +267,11 @@ def _structure_events(
 
 
 def _combine(
-    d: pd.DataFrame,
+    period: np.ndarray,
+    unit_code: np.ndarray,
+    unit_name: pd.Index,
+    value_rows: np.ndarray,
+    denom_rows: np.ndarray,
     outcome: str,
     code_area: dict[str, str],
     members: dict[str, tuple[str, ...]],
@@ -232,15 +279,17 @@ def _combine(
     names: dict[str, str],
     check: bool,
     k: int,
-) -> tuple[pd.DataFrame, list[Event]]:
+) -> tuple[dict[str, np.ndarray], list[Event]]:
     # Period x code arrays, then sums over each area's codes by one product with a code x area indicator.
-    p_idx, periods = pd.factorize(d["period"], sort=True)
-    u_idx, codes = pd.factorize(d["unit"])
+    p_idx, periods = pd.factorize(period, sort=True)
+    periods = pd.DatetimeIndex(periods)
+    u_idx, seen = pd.factorize(unit_code)  # codes in order of their first row, as before
+    codes = list(unit_name[seen])
     value = np.full((len(periods), len(codes)), np.nan)
     denom = value.copy()
-    value[p_idx, u_idx] = d["value"].to_numpy(dtype=float)
-    denom[p_idx, u_idx] = d["denominator"].to_numpy(dtype=float)
-    a_idx, areas = pd.factorize(pd.Index(codes).map(code_area), sort=True)
+    value[p_idx, u_idx] = value_rows
+    denom[p_idx, u_idx] = denom_rows
+    a_idx, areas = pd.factorize(np.array([code_area[c] for c in codes], dtype=object), sort=True)
     onehot = np.zeros((len(codes), len(areas)))
     onehot[np.arange(len(codes)), a_idx] = 1.0
     observed = ~np.isnan(value)
@@ -268,15 +317,12 @@ def _combine(
         events.extend(ev)
     den[np.isnan(summed)] = np.nan
     cols, rows = np.nonzero(~np.isnan(summed.T))  # area-major, so the frame comes out sorted
-    long = pd.DataFrame(
-        {
-            "unit": np.asarray(areas, dtype=object)[cols],
-            "period": periods[rows],
-            "outcome": outcome,
-            "value": summed[rows, cols],
-            "denominator": den[rows, cols],
-        }
-    )
+    long = {
+        "unit": np.asarray(areas, dtype=object)[cols],
+        "period": periods[rows].to_numpy(),
+        "value": summed[rows, cols],
+        "denominator": den[rows, cols],
+    }
     return long, events
 
 
@@ -296,8 +342,7 @@ def _check_stitches(
     k: int,
 ) -> list[Event]:
     """Blank the months before a failed stitch in ``summed`` (in place); return the events."""
-    steps, sigma = level_steps(pd.DataFrame(summed, index=periods, columns=areas), k)
-    st, sg = steps.to_numpy(), sigma.to_numpy()
+    st, sg = level_step_arrays(summed, k)
     prev = np.vstack([np.zeros((1, active.shape[1]), dtype=bool), active[:-1]])
     moved = ((active != prev) @ onehot) > 0
     now, before = (active @ onehot) > 0, (prev @ onehot) > 0
@@ -305,8 +350,10 @@ def _check_stitches(
     col = {a: j for j, a in enumerate(areas)}
     for _, new, date, _ in link_rows:  # and each succession date the area reports across
         c = col.get(code_area.get(new))
+        if c is None or not multi[c]:
+            continue
         i = int(np.searchsorted(periods, date))
-        if c is not None and multi[c] and 0 < i < len(periods) and now[i, c] and now[i - 1, c]:
+        if 0 < i < len(periods) and now[i, c] and now[i - 1, c]:
             check[i, c] = True
     se = sg * np.sqrt(2 / k)
     with np.errstate(invalid="ignore"):

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
+from evallib.sources.arrays import nanmedian, rows_by_label, wide_table
 from evallib.sources.bundled import BUNDLED, england_total
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.vocabulary import plural
@@ -91,7 +92,7 @@ def _outcome(panel: Panel, outcome: str | None) -> str:
 
 
 def _monthly_wide(panel: Panel, outcome: str) -> pd.DataFrame:
-    wide = panel.wide(outcome)
+    wide = wide_table(panel, outcome)
     if panel.frequency != "monthly":
         return wide
     return wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="MS"))
@@ -129,6 +130,7 @@ def suspect_runs(
     low: float = SUSPECT_LOW,
     high: float = SUSPECT_HIGH,
     window: int = SUSPECT_WINDOW,
+    shares: tuple[pd.DataFrame, pd.DataFrame, pd.Series] | None = None,
 ) -> pd.DataFrame:
     """Runs of months whose share of England is far from the unit's usual share (see the module's rule).
 
@@ -140,7 +142,7 @@ def suspect_runs(
         Needed when the panel holds several outcomes.
     england : Series, optional
         England's total by month; by default the bundled dataset's England total (:func:`england_total`), or the
-        sum over the panel's units for an evaluator's own file.
+        sum over the panel's units for an evaluator's own file. ``shares``: :func:`usual_share`'s result, if held.
 
     Returns
     -------
@@ -148,7 +150,7 @@ def suspect_runs(
         One row per run: ``unit``, ``first`` and ``last`` month, ``months`` (count) and ``ratio`` (median of
         share / usual share over the run, e.g. 0.1 = a tenth of the usual count), sorted by unit and month.
     """
-    share, usual, _ = usual_share(panel, outcome, england, window=window)
+    share, usual, _ = shares if shares is not None else usual_share(panel, outcome, england, window=window)
     ratio = share / usual
     flagged = ((ratio < low) | (ratio > high)) & share.notna()
     rows = []
@@ -175,32 +177,44 @@ def impute_suspect(
     england: pd.Series | None = None,
     *,
     window: int = SUSPECT_WINDOW,
+    shares: tuple[pd.DataFrame, pd.DataFrame, pd.Series] | None = None,
 ) -> tuple[Panel, list[str]]:
     """Replace every month of ``runs`` by the unit's usual share of England times England's total that month.
 
     Returns the panel with those values replaced (other outcomes and rows untouched) and one note per run saying
-    which months were imputed, how, and how far the reported figure was from the imputed one.
+    which months were imputed, how, and how far the reported figure was from the imputed one. ``shares``:
+    :func:`usual_share`'s result for the panel and outcome, if the caller holds it.
     """
     outcome = _outcome(panel, outcome)
-    share, usual, eng = usual_share(panel, outcome, england, window=window)
+    share, usual, eng = shares if shares is not None else usual_share(panel, outcome, england, window=window)
     data = panel.data.copy()
+    # On arrays, run by run in order (a run sees what earlier runs imputed): pandas look-ups per run were slow.
+    values, periods_all = data["value"].to_numpy(dtype=float, copy=True), data["period"].to_numpy()
+    rows_of = np.flatnonzero((data["outcome"] == outcome).to_numpy())
+    unit_rows = rows_by_label(data["unit"].iloc[rows_of])  # each unit's rows of the outcome, in order
+    usual_arr, eng_arr = usual.to_numpy(dtype=float), eng.to_numpy(dtype=float)
     notes: list[str] = []
     for run in runs.itertuples(index=False):
         months = pd.date_range(run.first, run.last, freq="MS") if panel.frequency == "monthly" else [run.first]
-        rows = (data["outcome"] == outcome) & (data["unit"] == run.unit) & data["period"].isin(months)
-        if not rows.any():
+        rows = rows_of[unit_rows[run.unit]] if run.unit in unit_rows else rows_of[:0]
+        rows = rows[pd.DatetimeIndex(periods_all[rows]).isin(months)]
+        if not len(rows):
             continue
-        periods = data.loc[rows, "period"]
-        imputed = usual.loc[periods, run.unit].to_numpy() * eng.loc[periods].to_numpy()
-        reported = data.loc[rows, "value"].sum()
-        data.loc[rows, "value"] = np.round(imputed)
+        at = usual.index.get_indexer(periods_all[rows])
+        if (at < 0).any():
+            raise KeyError(f"{run.unit}: months missing from the usual shares")
+        usual_run = usual_arr[at, usual.columns.get_loc(run.unit)]
+        imputed = usual_run * eng_arr[at]
+        reported = pd.Series(values[rows]).sum()  # pandas' sum and mean, as on the frame
+        values[rows] = np.round(imputed)
         span = f"{run.first:%b %Y}" if run.months == 1 else f"{run.first:%b %Y} - {run.last:%b %Y}"
         notes.append(
             f"{run.unit}: {plural(run.months, 'month')} {span} imputed as the unit's usual share of England "
-            f"(centred {window}-month rolling median, about {100 * float(usual.loc[periods, run.unit].mean()):.2f}%) "
+            f"(centred {window}-month rolling median, about {100 * float(pd.Series(usual_run).mean()):.2f}%) "
             f"times England's total that month; the reported {reported:,.0f} became {imputed.sum():,.0f} "
             f"(reported / usual share {run.ratio:.2f})."
         )
+    data["value"] = values
     return Panel(data[PANEL_COLUMNS], panel.frequency, panel.source, panel.files), notes
 
 
@@ -211,12 +225,15 @@ def relative_log(wide: pd.DataFrame) -> pd.DataFrame:
     the period before, cumulated. Units entering or leaving the data (PCTs giving way to CCGs in April 2013, a
     new provider) therefore do not move it, as a median of levels would.
     """
-    logs = np.log(wide.where(wide > 0).to_numpy(dtype=float))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a period no unit spans has no median change
-        change = np.nanmedian(np.diff(logs, axis=0), axis=1)
+    return pd.DataFrame(_relative_log(wide.to_numpy(dtype=float)), index=wide.index, columns=wide.columns)
+
+
+def _relative_log(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        logs = np.log(np.where(values > 0, values, np.nan))
+    change = nanmedian(np.diff(logs, axis=0), axis=1)  # NaN for a period no unit spans
     path = np.concatenate([[0.0], np.cumsum(np.nan_to_num(change, nan=0.0))])
-    return pd.DataFrame(logs - path[:, None], index=wide.index, columns=wide.columns)
+    return logs - path[:, None]
 
 
 def level_steps(wide: pd.DataFrame, k: int = BREAK_K) -> tuple[pd.DataFrame, pd.Series]:
@@ -227,11 +244,16 @@ def level_steps(wide: pd.DataFrame, k: int = BREAK_K) -> tuple[pd.DataFrame, pd.
     the ``k - 1`` months after minus its mean over the ``k`` months before (NaN without ``k`` months on each
     side); ``sigma`` is the robust standard deviation of the unit's month-to-month change over sqrt(2).
     """
-    rel = relative_log(wide).to_numpy(dtype=float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as they should
+    step, sigma = level_step_arrays(wide.to_numpy(dtype=float), k)
+    return pd.DataFrame(step, index=wide.index, columns=wide.columns), pd.Series(sigma, index=wide.columns)
+
+
+def level_step_arrays(values: np.ndarray, k: int = BREAK_K) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`level_steps` on a period x unit array of counts: ``(step, sigma)`` as arrays."""
+    rel = _relative_log(values)
+    with np.errstate(invalid="ignore"):  # all-NaN columns give NaN, as they should
         diff = np.diff(rel, axis=0)
-        sigma = _MAD_SD * np.nanmedian(np.abs(diff - np.nanmedian(diff, axis=0)), axis=0) / np.sqrt(2)
+        sigma = _MAD_SD * nanmedian(np.abs(diff - nanmedian(diff, axis=0)), axis=0) / np.sqrt(2)
     # Means of k consecutive rows by cumulative sums; a window with any gap is NaN.
     ok = ~np.isnan(rel)
     zeros = np.zeros((1, rel.shape[1]))
@@ -245,7 +267,7 @@ def level_steps(wide: pd.DataFrame, k: int = BREAK_K) -> tuple[pd.DataFrame, pd.
         before = (csum[m] - csum[m - k]) / k
         full = (ccount[m + k] - ccount[m] == k) & (ccount[m] - ccount[m - k] == k)
         step[m] = np.where(full, after - before, np.nan)
-    return pd.DataFrame(step, index=wide.index, columns=wide.columns), pd.Series(sigma, index=wide.columns)
+    return step, sigma
 
 
 def is_break(step: float, sigma: float, k: int = BREAK_K, floor: float = BREAK_FLOOR, z: float = BREAK_Z) -> bool:
@@ -326,19 +348,23 @@ def structural_breaks(
         and ``reason`` in words; sorted by unit.
     """
     outcome = _outcome(panel, outcome)
-    wide = panel.wide(outcome)
+    wide = wide_table(panel, outcome)
     lo = pd.Timestamp(start) if start is not None else wide.index.min()
     hi = pd.Timestamp(end) if end is not None else wide.index.max()
     wide = wide.loc[lo:hi]
-    steps, sigma = level_steps(wide, k)
+    arr, sigmas = level_step_arrays(wide.to_numpy(dtype=float), k)
     chosen = list(units) if units is not None else list(wide.columns)
     # Each unit's largest step, on arrays (a loop of pandas look-ups cost most of a batch's start).
-    arr = steps.to_numpy(dtype=float)
     absolute = np.where(np.isnan(arr), -np.inf, np.abs(arr))
     at = absolute.argmax(axis=0)  # the first month of the largest step, as idxmax
-    column = {u: i for i, u in enumerate(steps.columns)}
-    sigmas = sigma.reindex(steps.columns).to_numpy(dtype=float)
-    ratio = step_spread_ratio(steps, sigma, k) if own_noise else float("nan")
+    largest, se = arr[at, np.arange(arr.shape[1])], sigmas * np.sqrt(2 / k)
+    with np.errstate(invalid="ignore"):  # is_break's test on every unit at once: only candidates are looked at
+        candidate = np.isfinite(largest) & (np.abs(largest) > floor) & (~(se > 0) | (np.abs(largest) > z * se))
+    column = {u: i for i, u in enumerate(wide.columns)}
+    ratio = float("nan")
+    if own_noise:
+        steps = pd.DataFrame(arr, index=wide.index, columns=wide.columns)
+        ratio = step_spread_ratio(steps, pd.Series(sigmas, index=wide.columns), k)
     weekly = panel.frequency == "weekly"  # the same rule per period; the words name a week by its Monday
     noise = "week-to-week" if weekly else "month-to-month"
 
@@ -348,13 +374,13 @@ def structural_breaks(
     rows = []
     for unit in chosen:
         i = column.get(unit)
-        if i is None or not np.isfinite(absolute[at[i], i]):
+        if i is None or not candidate[i] or not np.isfinite(absolute[at[i], i]):
             continue
-        month = steps.index[at[i]]
         step = float(arr[at[i], i])
         s = float(sigmas[i])
         if not is_break(step, s, k, floor, z):
             continue
+        month = wide.index[at[i]]
         if own_noise and not own_noise_score(arr[:, i], int(at[i]), s, ratio, k) > OWN_Z:
             continue
         score = abs(step) / (s * np.sqrt(2 / k)) if s > 0 else np.inf

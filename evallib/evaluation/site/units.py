@@ -30,7 +30,7 @@ import pandas as pd
 from evallib.sources.areas import AreaMap, harmonise, resolve
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.panel import Panel
-from evallib.sources.quality import impute_suspect, structural_breaks, suspect_runs
+from evallib.sources.quality import impute_suspect, structural_breaks, suspect_runs, usual_share
 
 #: Bundled datasets whose months are checked against the unit's usual share of England.
 SUSPECT_MONTH_DATASETS = frozenset(name for name, d in BUNDLED.items() if d.unit_kind == "CCG")
@@ -72,8 +72,14 @@ class AreaData:
 
 
 @lru_cache(maxsize=8)
+def _shares(source: str, outcome: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    # The same for every window (imputing one outcome leaves the others' rows as they are): once per outcome.
+    return usual_share(load_bundled(source), outcome)
+
+
+@lru_cache(maxsize=8)
 def _runs(source: str, outcome: str) -> pd.DataFrame:
-    return suspect_runs(load_bundled(source), outcome)
+    return suspect_runs(load_bundled(source), outcome, shares=_shares(source, outcome))
 
 
 #: Windows harmonised in another process (:func:`harmonised_windows`), each taken into the caches below once.
@@ -96,7 +102,7 @@ def _harmonised(
             runs = _runs(source, outcome)
             runs = runs[(runs["first"] <= end) & (runs["last"] >= start)]
             if len(runs):
-                panel, words = impute_suspect(panel, runs, outcome)
+                panel, words = impute_suspect(panel, runs, outcome, shares=_shares(source, outcome))
                 notes.extend((w.split(":", 1)[0], w) for w in words)  # each note starts "<unit>: "
     harmonised, area_map = harmonise(panel, start, end)
     return harmonised, area_map, tuple(notes)
