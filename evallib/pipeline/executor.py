@@ -55,11 +55,17 @@ def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) ->
     import matplotlib
 
     matplotlib.use("Agg")
+    # bdb, IPython's history logger and the results writer (evallib's lazily loaded ``write_results``) too: every
+    # site's notebook would otherwise import them afresh in its own process, about 4 ms a site.
+    import bdb  # noqa: F401
+
+    import IPython.core.logger  # noqa: F401
     import papermill  # noqa: F401
     import statsmodels.api  # noqa: F401
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
+    import evallib.evaluation.record.results_file  # noqa: F401
     import evallib.evaluation.site.evaluate  # noqa: F401
     import evallib.pipeline.notebook  # noqa: F401
     import evallib.reporting.programme_page  # noqa: F401
