@@ -178,6 +178,7 @@ def publish_programme(chosen: list[SiteEntry], run: SiteRun, files: dict[str, by
     in (:func:`publish_dir`). Otherwise the previous report stays, unlinked, beside the failure's record.
     """
     failure = str(run.reason) if run.status == "failed" else _problem(chosen, run, files)
+    attempts = run.attempts if type(run.attempts) is int and run.attempts >= 0 else 1  # unpickled: any type
     if failure is None:
         page = files["report.html"]
         record = {"inputs": inputs_fingerprint(chosen), "report_sha256": hashlib.sha256(page).hexdigest()}
@@ -190,18 +191,18 @@ def publish_programme(chosen: list[SiteEntry], run: SiteRun, files: dict[str, by
             publish_dir(staging, outputs / "programme")
         finally:
             remove_tree(staging)
-        return SiteRun("programme", "published", "", attempts=run.attempts)
+        return SiteRun("programme", "published", "", attempts=attempts)
     kept: Path | None = None
     notebook = files.get("failed.ipynb") if run.status == "failed" else None
     try:
-        if notebook is not None and len(notebook) <= RETURNED_MAX_BYTES:
+        if isinstance(notebook, bytes) and len(notebook) <= RETURNED_MAX_BYTES:
             kept = writing.fresh_dir(make_dir(outputs / ".staging", outputs), "programme-")
             writing.write_atomic(kept / "failed.ipynb", notebook)
         record_failure(outputs, "programme", failure, notebook=None if kept is None else kept / "failed.ipynb")
     finally:
         if kept is not None:
             remove_tree(kept)
-    return SiteRun("programme", "failed", failure, attempts=run.attempts)
+    return SiteRun("programme", "failed", failure, attempts=attempts)
 
 
 def _problem(chosen: list[SiteEntry], run: SiteRun, files: dict[str, bytes]) -> str | None:
