@@ -41,3 +41,30 @@ def test_a_returned_run_whose_attempts_are_not_a_count_still_gives_a_count(tmp_p
     run = cluster.runner(_Client((ran, files)))(root, outputs, "forked", chosen, 60.0)
     assert run.status == "published" and type(run.attempts) is int and run.attempts == 1
     json.dumps(run.__dict__)  # the run summary can be written
+
+
+class _GoneClient(_Client):
+    """A client whose scheduler went away after the sites: asking it anything raises."""
+
+    def __init__(self, fails: str) -> None:
+        super().__init__(None)
+        self.fails = fails
+
+    def scheduler_info(self) -> dict[str, Any]:
+        if self.fails == "scheduler_info":
+            raise OSError("Timed out trying to connect to tcp://127.0.0.1:8786")
+        return super().scheduler_info()
+
+    def submit(self, call: Any, payload: bytes, key: str, pure: bool) -> Any:
+        raise RuntimeError("Client is closed")  # distributed's ClosedClientError is a RuntimeError too
+
+
+@pytest.mark.parametrize("fails", ["scheduler_info", "submit"])
+def test_a_scheduler_gone_before_the_programme_notebook_runs_it_on_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    root, outputs, chosen = _published(tmp_path)
+    here: list[str] = []
+    monkeypatch.setattr(cluster, "run_programme", lambda *a: here.append("ran") or SiteRun("programme", "x"))
+    assert cluster.runner(_GoneClient(fails))(root, outputs, "forked", chosen, 60.0).status == "x"
+    assert here == ["ran"]

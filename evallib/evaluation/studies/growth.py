@@ -154,7 +154,7 @@ def _growth(
     base: Window, follow: Window, panel: Panel | None, drop_suspect: bool, harmonised: bool, drop_breaks: bool
 ) -> _Growth:
     if panel is None:  # a window may come as a list (read from JSON or YAML): a tuple is a cache key
-        return _bundled(tuple(base), tuple(follow), drop_suspect, harmonised, drop_breaks)  # type: ignore[arg-type]
+        return _bundled(tuple(base), tuple(follow), drop_suspect, harmonised, drop_breaks)
     return _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
 
 
