@@ -68,3 +68,12 @@ def test_a_scheduler_gone_before_the_programme_notebook_runs_it_on_the_client(
     monkeypatch.setattr(cluster, "run_programme", lambda *a: here.append("ran") or SiteRun("programme", "x"))
     assert cluster.runner(_GoneClient(fails))(root, outputs, "forked", chosen, 60.0).status == "x"
     assert here == ["ran"]
+
+
+def test_a_returned_run_record_nested_past_the_parsers_depth_is_refused_not_raised(tmp_path: Path) -> None:
+    root, outputs, chosen = _published(tmp_path)
+    ran, files = _returned(chosen, b"<html>the programme</html>")
+    files["run.json"] = b"[" * 200_000  # well under the size limit, far past json's recursion limit
+    run = cluster.runner(_Client((ran, files)))(root, outputs, "forked", chosen, 60.0)
+    assert run.status == "failed" and "unreadable" in run.reason
+    assert _old_report_kept(outputs) and not programme_verified(outputs, chosen)

@@ -227,7 +227,7 @@ def _problem(chosen: list[SiteEntry], run: SiteRun, files: dict[str, bytes]) -> 
         return f"the Dask worker returned a programme file over {RETURNED_MAX_BYTES // 2**20} MB; nothing was published"
     try:
         record = json.loads(files["run.json"])
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return "the Dask worker returned an unreadable programme run record; nothing was published"
     if (
         not isinstance(record, dict)
