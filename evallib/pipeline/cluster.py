@@ -28,7 +28,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,7 @@ def _run_on_cluster(
 ) -> SiteRun:
     template = root / PROGRAMME_TEMPLATE
     chosen = [e for e in sites if e.page is not None]
-    if not template.is_file() or not chosen or not client.scheduler_info().get("workers"):
+    if not template.is_file() or not chosen or not _has_workers(client):
         # Nothing to run (run_programme says so), or no worker to run it: the client runs it, as a local run does.
         return run_programme(root, outputs, executor, chosen, timeout)
     t0 = time.perf_counter()
@@ -94,20 +94,34 @@ def _run_on_cluster(
         files[SETTINGS_FILE] = writing.read_file(root / SETTINGS_FILE)
     results = {e.site_id: writing.read_file(outputs / e.site_id / "results.json") for e in chosen}
     task = dask_warm.packed(run_on_worker, files, results, timeout)
-    future = client.submit(*task, key=f"programme-{uuid.uuid4().hex[:6]}", pure=False)
+    future = None
     try:
+        future = client.submit(*task, key=f"programme-{uuid.uuid4().hex[:6]}", pure=False)
         run, returned = future.result(timeout=timeout + MARGIN)
         if not isinstance(run, SiteRun) or not isinstance(returned, dict):
             raise TypeError("the programme task returned something else than its run and files")
     except KeyboardInterrupt:
-        future.cancel()
+        _cancel(future)
         raise
-    except Exception:  # noqa: BLE001 - a lost, refused or stuck task: the client runs the notebook itself
-        future.cancel()
+    except Exception:  # noqa: BLE001 - a scheduler gone, a lost, refused or stuck task: the client runs it itself
+        _cancel(future)
         return run_programme(root, outputs, executor, chosen, timeout)
     with dask_warm._LOCK:  # signed with this machine's key, not an in-process task's throwaway one
         run = publish_programme(chosen, run, returned, outputs)
     return SiteRun("programme", run.status, run.reason, time.perf_counter() - t0, run.attempts)
+
+
+def _has_workers(client: Any) -> bool:
+    try:
+        return bool(client.scheduler_info().get("workers"))
+    except Exception:  # noqa: BLE001 - a scheduler gone since the sites ran has no worker for this
+        return False
+
+
+def _cancel(future: Any) -> None:
+    if future is not None:
+        with suppress(Exception):  # a client already closed: nothing left to cancel
+            future.cancel()
 
 
 def run_on_worker(
@@ -178,6 +192,7 @@ def publish_programme(chosen: list[SiteEntry], run: SiteRun, files: dict[str, by
     in (:func:`publish_dir`). Otherwise the previous report stays, unlinked, beside the failure's record.
     """
     failure = str(run.reason) if run.status == "failed" else _problem(chosen, run, files)
+    attempts = run.attempts if type(run.attempts) is int and run.attempts >= 0 else 1  # unpickled: any type
     if failure is None:
         page = files["report.html"]
         record = {"inputs": inputs_fingerprint(chosen), "report_sha256": hashlib.sha256(page).hexdigest()}
@@ -190,18 +205,18 @@ def publish_programme(chosen: list[SiteEntry], run: SiteRun, files: dict[str, by
             publish_dir(staging, outputs / "programme")
         finally:
             remove_tree(staging)
-        return SiteRun("programme", "published", "", attempts=run.attempts)
+        return SiteRun("programme", "published", "", attempts=attempts)
     kept: Path | None = None
     notebook = files.get("failed.ipynb") if run.status == "failed" else None
     try:
-        if notebook is not None and len(notebook) <= RETURNED_MAX_BYTES:
+        if isinstance(notebook, bytes) and len(notebook) <= RETURNED_MAX_BYTES:
             kept = writing.fresh_dir(make_dir(outputs / ".staging", outputs), "programme-")
             writing.write_atomic(kept / "failed.ipynb", notebook)
         record_failure(outputs, "programme", failure, notebook=None if kept is None else kept / "failed.ipynb")
     finally:
         if kept is not None:
             remove_tree(kept)
-    return SiteRun("programme", "failed", failure, attempts=run.attempts)
+    return SiteRun("programme", "failed", failure, attempts=attempts)
 
 
 def _problem(chosen: list[SiteEntry], run: SiteRun, files: dict[str, bytes]) -> str | None:
@@ -212,7 +227,7 @@ def _problem(chosen: list[SiteEntry], run: SiteRun, files: dict[str, bytes]) -> 
         return f"the Dask worker returned a programme file over {RETURNED_MAX_BYTES // 2**20} MB; nothing was published"
     try:
         record = json.loads(files["run.json"])
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return "the Dask worker returned an unreadable programme run record; nothing was published"
     if (
         not isinstance(record, dict)

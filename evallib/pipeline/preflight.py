@@ -276,7 +276,7 @@ def last_seconds(outputs: Path, site_id: str) -> float | None:
     """
     try:
         record = json.loads(read_file(outputs / site_id / "run.json", limit=RECORD_LIMIT))
-    except (OSError, ValueError, UnsafePath):  # missing, unreadable; too big, not JSON; a link, a pipe, a folder
+    except (OSError, ValueError, RecursionError, UnsafePath):  # missing; too big, not JSON, nested too deep; a link
         return None
     took = record.get("seconds") if isinstance(record, dict) else None
     if isinstance(took, int | float) and not isinstance(took, bool) and took > 0:

@@ -82,7 +82,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``; None when it is missing, unreadable, truncated or not an object."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: arrays nested past the parser's depth
         return None
     return value if isinstance(value, dict) else None
 

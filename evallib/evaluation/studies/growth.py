@@ -153,8 +153,8 @@ def _bundled(base: Window, follow: Window, drop_suspect: bool, harmonised: bool,
 def _growth(
     base: Window, follow: Window, panel: Panel | None, drop_suspect: bool, harmonised: bool, drop_breaks: bool
 ) -> _Growth:
-    if panel is None:
-        return _bundled(base, follow, drop_suspect, harmonised, drop_breaks)
+    if panel is None:  # a window may come as a list (read from JSON or YAML): a tuple is a cache key
+        return _bundled(tuple(base), tuple(follow), drop_suspect, harmonised, drop_breaks)
     return _Growth(base, follow, panel, drop_suspect, harmonised, drop_breaks)
 
 
