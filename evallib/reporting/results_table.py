@@ -152,7 +152,7 @@ def sites_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: arrays nested past the parser's depth
         return None
     return value if isinstance(value, dict) and "site_id" in value else None
 
