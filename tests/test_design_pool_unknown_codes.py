@@ -61,3 +61,19 @@ def test_evallib_validate_exits_2_naming_the_unknown_codes(
     err = capsys.readouterr().err
     assert "field 'design_pool' (site rollout) has 1 code of 11 that is not a unit of the data (Z99)" in err
     assert "Traceback" not in err
+
+
+def test_a_notebook_run_on_its_own_refuses_a_design_pool_code_the_data_lack() -> None:
+    # Outside the batch no pre-run check runs: evaluate_site itself refuses, rather than drop the code silently.
+    from dataclasses import replace
+
+    from evallib import evaluate_site
+    from evallib.errors import ParamsError
+    from evallib.protocol.params import load_params
+
+    from .conftest import ROOT
+
+    protocol = load_params(ROOT / "params" / "vanguards" / "V30.yaml")
+    assert protocol.design_pool
+    with pytest.raises(ParamsError, match=r"field 'design_pool' \(site V30\) has 1 code of \d+ .*\(Z99\)"):
+        evaluate_site(replace(protocol, design_pool=(*protocol.design_pool, "Z99")))

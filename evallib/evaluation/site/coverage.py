@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from evallib.errors import DataError, NotEvaluable
+from evallib.errors import DataError, NotEvaluable, ParamsError
 from evallib.evaluation.site.breaks import SiteBreak, screen_site
-from evallib.protocol.params import AnalysisSpec, SiteProtocol
+from evallib.evaluation.site.units import AreaData
+from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem
 from evallib.protocol.paths import project_root
 from evallib.protocol.windows import Windows, period_label
 from evallib.sources.bundled import BUNDLED, load_bundled
@@ -112,6 +113,22 @@ class Coverage:
     def units(self) -> str:
         """The kind of unit in words, plural ("CCGs", "trusts", "areas")."""
         return unit_plural(self.unit_kind)
+
+
+def _known_codes(areas: AreaData) -> set[str]:
+    """The data's codes in this window and every code a chain of successions links to one of them (any era), as the
+    batch's pre-run check counts them: an own file's codes are its areas.
+    """
+    if areas.area_map is None:
+        return set(areas.panel.units)
+    links = areas.area_map.links
+    pairs = list(zip(links["old_code"].astype(str), links["new_code"].astype(str), strict=True))
+    known, grew = set(areas.area_map.code_to_area), True
+    while grew:
+        before = len(known)
+        known |= {b for a, b in pairs if a in known} | {a for a, b in pairs if b in known}
+        grew = len(known) > before
+    return known
 
 
 def load_source(data_source: str | FileSource) -> Panel:
@@ -250,6 +267,11 @@ def analysis_frame(
         excluded["excluded by the protocol"] = before - len(pool)
     if protocol.design_pool and spec.data_source == protocol.data_source:
         # Chosen at design time among the units the rules admit; other data sources' units keep their own pools.
+        # A code that is none of the data's would be dropped without a word: refused, as the batch's pre-run check
+        # refuses it, here too for a notebook run on its own.
+        problem = design_pool_problem(protocol, _known_codes(areas))
+        if problem:
+            raise ParamsError(problem)
         before = len(pool)
         chosen = areas.areas_for(protocol.design_pool)
         pool = [u for u in pool if u in chosen]
