@@ -221,6 +221,12 @@ def _sampled(ev: SiteEvaluation, names: tuple[str, ...] | None = None, *, its_ro
         tests = [(label, r.placebo_draws, r.p_value_mc_error) for label, row, r in fits if _sampled_row(row, r)]
         if names is None and _sampled_row(a.pretrend, a.did):  # the pre-trend test uses the DiD's draws and seed
             tests.append(("pre-trend test", a.did.placebo_draws, mc_error(a.pretrend.p_value, a.did.placebo_draws)))
+        es = a.event_study
+        if names is None and es is not None and _sampled_row(es.pretrend, es) and math.isfinite(es.pretrend.p_value):
+            # The leads' joint p-value the pre-trend paragraph quotes ranks the site among the event study's draws.
+            tests.append(
+                ("event-study leads (joint test)", es.placebo_draws, mc_error(es.pretrend.p_value, es.placebo_draws))
+            )
         lines += [f"{cap(a.label)}, {label}: {sampled_text(draws, err)}." for label, draws, err in tests]
         lines += _controlled_rows(a, its_rows) if its_rows else []
     return lines

@@ -29,8 +29,8 @@ class EventStudyResult(EstimatorResult):
     ``pretrend`` is the joint test that every lead (pre-period event time) is zero. The headline is the
     first post-period event time. ``placebo_draws`` is the number of random assignments the placebo p-values rank
     the site among when they were sampled (several treated units), 0 when every unit was tried; ``p_value_mc_error``
-    is the headline p-value's Monte Carlo standard error (any row's is
-    :func:`~evallib.methods.inference.permutation.mc_error` of its p-value and ``placebo_draws``).
+    is the headline p-value's Monte Carlo standard error, and :meth:`term_mc_errors` every event time's (the
+    summary and the notebook table show them beside the p-values).
     """
 
     headline_term: ClassVar[str | None] = "event_time_0"
@@ -47,6 +47,20 @@ class EventStudyResult(EstimatorResult):
         """The same result with its rows' ``scale`` relabelled (e.g. after aggregating logs)."""
         rows = tuple(Estimate(**{**r.__dict__, "scale": scale}) for r in self.rows)
         return replace(self, rows=rows)
+
+    def term_mc_errors(self) -> dict[str, float]:
+        """Every event time's sampled placebo p-value's Monte Carlo standard error, by term; empty when every
+        unit was tried. All of them rank the site among the same random assignments, so each has its own error
+        (:func:`~evallib.methods.inference.permutation.mc_error` of its p-value), not only the headline's; a
+        withheld (NaN) p-value has none, as its error would give it back.
+        """
+        if self.placebo_draws <= 0:
+            return {}
+        return {
+            r.term: mc_error(r.p_value, self.placebo_draws)
+            for r in self.rows
+            if r.inference.startswith("placebo") and np.isfinite(r.p_value)
+        }
 
     @property
     def leads(self) -> tuple[Estimate, ...]:
