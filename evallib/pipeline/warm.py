@@ -79,7 +79,12 @@ def _harmonise_for_parent(conn: Connection, windows: list[Window]) -> None:
     try:
         conn.send(entries)
     except (OSError, ValueError):
-        pass
+        pass  # the batch's process has gone or closed its end
+    except Exception:  # noqa: BLE001 - entries that cannot be pickled: say so, no traceback (pickling writes nothing)
+        try:
+            conn.send(None)
+        except (OSError, ValueError):
+            pass
 
 
 class WindowHelper:
