@@ -52,3 +52,30 @@ def test_a_returned_report_is_published_only_as_a_local_sites_would_be(tmp_path:
     run = dask_warm.publish_returned(job, claimed, _returned(job, honest), outputs)
     assert (run.status, run.reason) == ("not evaluable", "no comparators")
     assert json.loads((outputs / "V04" / "results.json").read_text())["status"] == "not evaluable"
+
+
+def test_an_oversized_or_malformed_returned_report_is_refused_and_the_old_one_kept(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    root = make_project(tmp_path / "p", ["V04"], programme=False)
+    [job] = preflight(find_params(root / "params", None), root)
+    outputs = root / "outputs"
+    outputs.mkdir()
+    claimed = SiteRun("V04", "evaluated")
+    good = {"status": "evaluated", "provenance": {"fingerprint": job.result_fingerprint}}
+    assert dask_warm.publish_returned(job, claimed, _returned(job, good), outputs).status == "evaluated"
+    kept = (outputs / "V04" / "results.json").read_bytes()
+
+    monkeypatch.setattr(dask_warm, "RETURNED_MAX_BYTES", 100)  # a page far larger than any page is not one
+    big = _returned(job, good) | {"report.ipynb": b"{" + b" " * 200 + b"}"}
+    run = dask_warm.publish_returned(job, claimed, big, outputs)
+    assert run.status == "failed" and "oversized report" in run.reason
+    monkeypatch.undo()
+
+    for files in (
+        _returned(job, good) | {"report.html": "<html></html>"},  # text, not bytes
+        _returned(job, good) | {"run.json": b"[" * 100_000},  # nested past the parser's depth
+    ):
+        run = dask_warm.publish_returned(job, claimed, files, outputs)
+        assert run.status == "failed" and "nothing was published" in run.reason
+    assert (outputs / "V04" / "results.json").read_bytes() == kept

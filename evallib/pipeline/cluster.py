@@ -51,7 +51,7 @@ __all__ = ["RETURNED_MAX_BYTES", "connected", "publish_programme", "run_on_worke
 #: The files of ``outputs/programme/`` that come back from a worker.
 PROGRAMME_FILES = ("report.html", "report.ipynb", "run.json")
 #: The most a returned file may hold: a programme page with its figures is a few MB; anything far larger is not one.
-RETURNED_MAX_BYTES = 64 * 2**20
+RETURNED_MAX_BYTES = dask_warm.RETURNED_MAX_BYTES
 #: How long past the notebook's own limit the client waits for the task before running the notebook itself: the
 #: worker stops the notebook at the limit and returns its failure, so only a lost or stuck task takes this long.
 MARGIN = 120.0

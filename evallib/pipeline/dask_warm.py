@@ -64,8 +64,10 @@ __all__ = [
     "site_files",
 ]
 
-#: The files of a published site's folder that come back from a worker.
+#: The files of a published site's folder that come back from a worker, and the most one may hold (a page with
+#: its figures is a few MB; anything far larger is not one).
 REPORT_FILES = ("results.json", "run.json", "report.html", "report.ipynb")
+RETURNED_MAX_BYTES = 64 * 2**20
 _COMMIT_ENV = "EVALLIB_GIT_COMMIT"
 #: Where own-data files from data folders outside the client's project travel, and the file saying where each
 #: path a params file names went (:func:`site_files`); neither is a path in the project.
@@ -335,7 +337,7 @@ def publish_returned(job: SiteJob, run: SiteRun, files: dict[str, bytes], output
         run = replace(run, status="failed", reason=problem)
     notebook: Path | None = None
     kept: Path | None = None
-    if "failed.ipynb" in files:
+    if isinstance(files.get("failed.ipynb"), bytes) and len(files["failed.ipynb"]) <= RETURNED_MAX_BYTES:
         kept = writing.fresh_dir(make_dir(outputs / ".staging", outputs), f"{job.site_id}-")
         notebook = kept / "failed.ipynb"
         writing.write_atomic(notebook, files["failed.ipynb"])
@@ -369,12 +371,12 @@ def publish_safely(job: SiteJob, value: Any, outputs: Path, root: Path) -> SiteR
 
 def _report_problem(job: SiteJob, files: dict[str, bytes]) -> str | None:
     """Why the files a worker returned cannot be published as ``job``'s report (None when they can)."""
-    if any(n not in files for n in REPORT_FILES):
-        return "the Dask worker returned an incomplete report; nothing was published"
+    if any(not isinstance(files.get(n), bytes) or len(files[n]) > RETURNED_MAX_BYTES for n in REPORT_FILES):
+        return "the Dask worker returned an incomplete or oversized report; nothing was published"
     try:
         record = json.loads(files["run.json"])
         results = json.loads(files["results.json"])
-    except ValueError:
+    except (ValueError, RecursionError):
         return "the Dask worker returned an unreadable report; nothing was published"
     sha = {n: hashlib.sha256(files[n]).hexdigest() for n in ("results.json", "report.html")}
     if (
