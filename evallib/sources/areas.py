@@ -49,7 +49,7 @@ from evallib.vocabulary import plural
 Link = tuple[str, str, pd.Timestamp, str]
 Event = tuple[str, pd.Timestamp, str, str, str, str]
 
-__all__ = ["AreaMap", "default_links", "harmonise", "resolve"]
+__all__ = ["AreaMap", "default_links", "harmonise", "linked_codes", "resolve"]
 
 _COMMISSIONERS = {"ccg", "pct", "care_trust"}
 
@@ -67,6 +67,26 @@ def _default_links() -> pd.DataFrame:
 def default_links() -> pd.DataFrame:
     """ODS successions (among CCGs, PCTs and care trusts; among NHS trusts) and the accepted PCT -> CCG joins."""
     return _default_links().copy()
+
+
+def linked_codes(units: set[str] | frozenset[str]) -> set[str]:
+    """``units`` (upper case) and every code a chain of ODS successions or accepted joins links to one of them (any
+    era): the codes a bundled source's data answer for. The one rule for a ``design_pool`` (the pre-run check and
+    ``evaluate_site`` both ask it, so a file one accepts the other never refuses).
+    """
+    return set(_linked(frozenset(u.upper() for u in units)))
+
+
+@lru_cache(maxsize=8)
+def _linked(units: frozenset[str]) -> frozenset[str]:
+    links = _default_links()
+    pairs = list(zip(links["old_code"].astype(str).str.upper(), links["new_code"].astype(str).str.upper(), strict=True))
+    out, grew = set(units), True
+    while grew:
+        before = len(out)
+        out |= {b for a, b in pairs if a in out} | {a for a, b in pairs if b in out}
+        grew = len(out) > before
+    return frozenset(out)
 
 
 def _components(codes: list[str], pairs: list[tuple[str, str]]) -> dict[str, str]:
