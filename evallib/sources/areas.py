@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label, resolve
+from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label, linked, resolve
 from evallib.sources.bundled import load_successions, organisation_names
 from evallib.sources.commissioners import join_links
 from evallib.sources.panel import PANEL_COLUMNS, Panel
@@ -70,23 +70,10 @@ def default_links() -> pd.DataFrame:
 
 
 def linked_codes(units: set[str] | frozenset[str]) -> set[str]:
-    """``units`` (upper case) and every code a chain of ODS successions or accepted joins links to one of them (any
-    era): the codes a bundled source's data answer for. The one rule for a ``design_pool`` (the pre-run check and
-    ``evaluate_site`` both ask it, so a file one accepts the other never refuses).
+    """``units`` (upper case) and every code :func:`default_links` chain to one of them: the one rule for the codes a
+    bundled source answers for, asked by the pre-run check and by ``evaluate_site`` alike (:func:`.area_map.linked`).
     """
-    return set(_linked(frozenset(u.upper() for u in units)))
-
-
-@lru_cache(maxsize=8)
-def _linked(units: frozenset[str]) -> frozenset[str]:
-    links = _default_links()
-    pairs = list(zip(links["old_code"].astype(str).str.upper(), links["new_code"].astype(str).str.upper(), strict=True))
-    out, grew = set(units), True
-    while grew:
-        before = len(out)
-        out |= {b for a, b in pairs if a in out} | {a for a, b in pairs if b in out}
-        grew = len(out) > before
-    return frozenset(out)
+    return linked(units, _default_links())
 
 
 def _components(codes: list[str], pairs: list[tuple[str, str]]) -> dict[str, str]:
