@@ -83,6 +83,7 @@ def test_the_worked_examples_stacked_did_is_a_check_in_results_json_and_on_the_p
 def test_a_staggered_site_compares_only_with_the_pool_chosen_at_design_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from evallib.errors import ParamsError
     from evallib.evaluation.site.evaluate import evaluate_site
     from evallib.protocol.params import load_params
     from evallib.protocol.paths import ROOT_ENV
@@ -91,7 +92,9 @@ def test_a_staggered_site_compares_only_with_the_pool_chosen_at_design_time(
     monkeypatch.setenv(ROOT_ENV, str(root))
     protocol = load_params(root / "examples" / "staggered" / "rollout.yaml")
     chosen = tuple(f"A{i:02d}" for i in range(5, 30))  # 25 of the 36 areas that never start
-    ev = evaluate_site(replace(protocol, design_pool=(*chosen, "Z99")))  # Z99 is not in the data: never added
+    with pytest.raises(ParamsError, match=r"design_pool.*\(Z99\)"):  # not in the data: refused, never dropped
+        evaluate_site(replace(protocol, design_pool=(*chosen, "Z99")))
+    ev = evaluate_site(replace(protocol, design_pool=chosen))
     st = ev.staggered
     assert ev.status == "evaluated" and st is not None
     assert st.n_comparators == len(chosen)

@@ -30,7 +30,7 @@ from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_prob
 from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import UnsafePath, read_file
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
-from evallib.sources.areas import default_links
+from evallib.sources.areas import linked_codes
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.registry import known_commissioners, known_trusts
 from evallib.vocabulary import agree, plural, unit_plural
@@ -330,18 +330,6 @@ def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: 
             f"({data_start:%Y-%m}), so there can be no pre-period. Check the date or the data source."
         )
     return ""
-
-
-def linked_codes(units: set[str]) -> set[str]:
-    """``units`` and every code a chain of ODS successions or accepted joins links to one of them (any era)."""
-    links = default_links()
-    pairs = list(zip(links["old_code"].astype(str).str.upper(), links["new_code"].astype(str).str.upper(), strict=True))
-    out, grew = set(units), True
-    while grew:
-        before = len(out)
-        out |= {b for a, b in pairs if a in out} | {a for a, b in pairs if b in out}
-        grew = len(out) > before
-    return out
 
 
 def known_codes(kind: str) -> frozenset[str]:

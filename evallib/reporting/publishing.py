@@ -79,10 +79,12 @@ class SiteEntry:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``; None when it is missing, unreadable, truncated or not an object."""
+    """A JSON object from ``path``; None when it is missing, unreadable, truncated or not an object, or not a regular
+    file (a link is not followed, a FIFO not waited on: :func:`~evallib.protocol.writing.read_file`).
+    """
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: arrays nested past the parser's depth
+        value = json.loads(writing.read_file(path).decode("utf-8"))
+    except (OSError, ValueError, RecursionError, writing.UnsafePath):  # RecursionError: nested past the parser's depth
         return None
     return value if isinstance(value, dict) else None
 

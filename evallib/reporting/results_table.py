@@ -4,7 +4,6 @@ published downloads (``results.csv``, ``results.parquet``, ``sites.csv``) with t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from evallib.methods.base.results import TIDY_COLUMNS
-from evallib.reporting.publishing import NOT_SITES, verified_fingerprint
+from evallib.reporting.publishing import NOT_SITES, read_json, verified_fingerprint
 
 #: Columns of :func:`results_table` before the tidy row's own, with their meaning (the data dictionary).
 SITE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -150,11 +149,8 @@ def sites_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: arrays nested past the parser's depth
-        return None
-    return value if isinstance(value, dict) and "site_id" in value else None
+    value = read_json(path)  # a link not followed, a FIFO not waited on
+    return value if value is not None and "site_id" in value else None
 
 
 def results_table(outputs: str | Path = "outputs", *, verified_only: bool = False) -> pd.DataFrame:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label, resolve
+from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label, linked, resolve
 from evallib.sources.bundled import load_successions, organisation_names
 from evallib.sources.commissioners import join_links
 from evallib.sources.panel import PANEL_COLUMNS, Panel
@@ -49,7 +49,7 @@ from evallib.vocabulary import plural
 Link = tuple[str, str, pd.Timestamp, str]
 Event = tuple[str, pd.Timestamp, str, str, str, str]
 
-__all__ = ["AreaMap", "default_links", "harmonise", "resolve"]
+__all__ = ["AreaMap", "default_links", "harmonise", "linked_codes", "resolve"]
 
 _COMMISSIONERS = {"ccg", "pct", "care_trust"}
 
@@ -67,6 +67,13 @@ def _default_links() -> pd.DataFrame:
 def default_links() -> pd.DataFrame:
     """ODS successions (among CCGs, PCTs and care trusts; among NHS trusts) and the accepted PCT -> CCG joins."""
     return _default_links().copy()
+
+
+def linked_codes(units: set[str] | frozenset[str]) -> set[str]:
+    """``units`` (upper case) and every code :func:`default_links` chain to one of them: the one rule for the codes a
+    bundled source answers for, asked by the pre-run check and by ``evaluate_site`` alike (:func:`.area_map.linked`).
+    """
+    return linked(units, _default_links())
 
 
 def _components(codes: list[str], pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -14,10 +14,10 @@ import pandas as pd
 
 from evallib.errors import DataError, NotEvaluable, ParamsError
 from evallib.evaluation.site.breaks import SiteBreak, screen_site
-from evallib.evaluation.site.units import AreaData
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem
 from evallib.protocol.paths import project_root
 from evallib.protocol.windows import Windows, period_label
+from evallib.sources.areas import linked_codes
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
@@ -115,20 +115,12 @@ class Coverage:
         return unit_plural(self.unit_kind)
 
 
-def _known_codes(areas: AreaData) -> set[str]:
-    """The data's codes in this window and every code a chain of successions links to one of them (any era), as the
-    batch's pre-run check counts them: an own file's codes are its areas.
+def _known_codes(panel: Panel, data_source: str | FileSource) -> set[str]:
+    """The codes ``design_pool`` may name, as the batch's pre-run check counts them: the data's codes (any period) and,
+    for a bundled source, every code a chain of successions links to one of them (any era).
     """
-    if areas.area_map is None:
-        return set(areas.panel.units)
-    links = areas.area_map.links
-    pairs = list(zip(links["old_code"].astype(str), links["new_code"].astype(str), strict=True))
-    known, grew = set(areas.area_map.code_to_area), True
-    while grew:
-        before = len(known)
-        known |= {b for a, b in pairs if a in known} | {a for a, b in pairs if b in known}
-        grew = len(known) > before
-    return known
+    bundled = isinstance(data_source, str) and data_source in BUNDLED
+    return linked_codes(set(panel.units)) if bundled else set(panel.units)
 
 
 def load_source(data_source: str | FileSource) -> Panel:
@@ -269,7 +261,7 @@ def analysis_frame(
         # Chosen at design time among the units the rules admit; other data sources' units keep their own pools.
         # A code that is none of the data's would be dropped without a word: refused, as the batch's pre-run check
         # refuses it, here too for a notebook run on its own.
-        problem = design_pool_problem(protocol, _known_codes(areas))
+        problem = design_pool_problem(protocol, _known_codes(panel, spec.data_source))
         if problem:
             raise ParamsError(problem)
         before = len(pool)
