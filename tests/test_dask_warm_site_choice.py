@@ -24,7 +24,7 @@ from .conftest import ROOT, make_project
 def test_a_warm_up_site_in_a_task_thread_runs_to_its_end_and_restores_what_it_redirected(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """No exception is raised into the thread at the limit (it could land in the ``finally`` restoring
+    """No exception is raised into the thread from outside (it could land in the ``finally`` restoring
     ``sys.stdout`` or the environment, or leave a lock held for every site forked later)."""
     from evallib.evaluation.site import evaluate
     from evallib.pipeline import warm
@@ -34,21 +34,21 @@ def test_a_warm_up_site_in_a_task_thread_runs_to_its_end_and_restores_what_it_re
 
     def slow(p: object) -> None:
         print("discarded")
-        time.sleep(0.5)  # past the limit below
+        time.sleep(0.5)
         finished.append(True)
         raise ValueError("then fails, as a site may")
 
     monkeypatch.setattr(evaluate, "evaluate_site", slow)
     stdout, environ = sys.stdout, dict(os.environ)
     found: list[bool] = []
-    thread = threading.Thread(target=lambda: found.append(warm.warm_with_site(protocol, tmp_path, limit=0.1)))
+    thread = threading.Thread(target=lambda: found.append(warm.warm_with_site(protocol, tmp_path)))
     thread.start()
     thread.join(20)
     assert finished == [True] and found == [False]  # ran to its end; its failure reported, not raised
     assert sys.stdout is stdout and dict(os.environ) == environ
     monkeypatch.setattr(evaluate, "evaluate_site", lambda p: None)
     monkeypatch.setattr("evallib.reporting.report.full_report", lambda r: None)
-    thread = threading.Thread(target=lambda: found.append(warm.warm_with_site(protocol, tmp_path, limit=0.1)))
+    thread = threading.Thread(target=lambda: found.append(warm.warm_with_site(protocol, tmp_path)))
     thread.start()
     thread.join(20)
     assert found == [False, True]

@@ -39,7 +39,7 @@ from evallib.pipeline.preflight import (
     unchanged_since_last_run,
 )
 from evallib.pipeline.publish import current_expectations, publish
-from evallib.pipeline.warm import SITE_WARM_MIN, WindowHelper, split_windows, warm_with_site
+from evallib.pipeline.warm import SITE_WARM_MIN, WindowHelper, reads_bundled_only, split_windows, warm_with_site
 from evallib.protocol.params import find_params
 from evallib.protocol.writing import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
@@ -244,8 +244,9 @@ def _run_local(
             helper.adopt()
         with suppress(Exception):
             warm()  # the windows a failed helper left, if any
-        if len(batch) >= SITE_WARM_MIN and protocols:
-            then = partial(warm_with_site, protocols[0], root)  # never raises; stopped at its limit
+        bounded = [p for p in protocols if reads_bundled_only(p)]  # never stopped part-way: a site of bounded cost
+        if len(batch) >= SITE_WARM_MIN and bounded:
+            then = partial(warm_with_site, bounded[0], root)  # never raises
     pool = WorkerPool(n_workers, initializer=warm, timeout=timeout, then=then)
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     runs: list[SiteRun] = []

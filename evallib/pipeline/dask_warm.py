@@ -45,7 +45,7 @@ from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
 from evallib.pipeline.housekeeping import CALMER_MS, PROFILER_CALLBACKS, calm_cluster, calm_this_worker, calm_worker
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
-from evallib.pipeline.warm import installed_state, malloc_defaults, warm_with_site
+from evallib.pipeline.warm import installed_state, malloc_defaults, reads_bundled_only, warm_with_site
 from evallib.protocol import writing
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, remove_tree
@@ -291,9 +291,8 @@ def _warm_with(job: SiteJob, project: Path) -> None:
     """Evaluate and draw ``job``'s site once in this worker, discarding it (never raises), if it reads only
     bundled data.
 
-    A task's thread cannot be stopped safely (:func:`evallib.pipeline.warm.warm_with_site` runs it to the end),
-    so the warm-up is bounded by its choice of site: the bundled data are of a size fixed by the install, while
-    a site's own data may be as large as the size limit allows. A worker whose first site reads its own data
+    A warm-up is never stopped part-way (:func:`evallib.pipeline.warm.warm_with_site` runs it to the end), so it
+    is bounded by its choice of site (:func:`evallib.pipeline.warm.reads_bundled_only`). A worker whose first site reads its own data
     warms with the first later one that does not, or not at all.
     """
     if "site" in _WARMED:
@@ -302,7 +301,7 @@ def _warm_with(job: SiteJob, project: Path) -> None:
         protocol = SiteProtocol.from_mapping(job.parameters)
     except EvalLibError:
         return  # preflight has refused it already
-    if any(isinstance(spec.data_source, FileSource) for spec in protocol.analyses):
+    if not reads_bundled_only(protocol):
         return
     _WARMED.add("site")  # tried once, whatever happens
     warm_with_site(protocol, project)

@@ -25,12 +25,13 @@ import multiprocessing as mp
 import os
 import signal
 import tempfile
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from evallib.sources.files import FileSource
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -45,8 +46,6 @@ Window = tuple[str, "pd.Timestamp", "pd.Timestamp"]
 #: it costs one site's CPU and saves each site about a tenth of a second of first-use costs, so it pays from
 #: about 15 sites on.
 SITE_WARM_MIN = 16
-#: The most seconds the warm-up site may take; past it the warm-up stops and the batch goes on.
-SITE_WARM_LIMIT = 60.0
 #: The most seconds the batch waits for its window helper; past it the helper is stopped and the batch's process
 #: harmonises the helper's windows itself.
 HELPER_LIMIT = 300.0
@@ -190,23 +189,24 @@ def warm_pages() -> None:
     _DONE.append("pages")
 
 
-class _TooLong(Exception):
-    """The warm-up site ran past its limit."""
+def reads_bundled_only(protocol: SiteProtocol) -> bool:
+    """Whether every analysis of ``protocol`` reads bundled data: a warm-up site of bounded cost (the bundled data
+    are of a size fixed by the install; a site's own file may be as large as the size limit allows).
+    """
+    return not any(isinstance(spec.data_source, FileSource) for spec in protocol.analyses)
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise _TooLong
-
-
-def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_LIMIT) -> bool:
+def warm_with_site(protocol: SiteProtocol, root: Path) -> bool:
     """Evaluate ``protocol``'s site and draw its page in this process, keeping nothing but what that loaded or
-    compiled on first use; return whether it finished.
+    compiled on first use; return whether it finished without error.
 
-    Never raises (a site that fails here fails again in its own process, where it is recorded). In the main
-    thread a timer signal stops it past ``limit`` seconds. In another thread (a Dask worker's task) nothing
-    can stop Python code safely, so it is not stopped (:func:`_run_to_the_end`): the caller warms only with a
-    site whose cost is bounded (``pipeline/dask_warm.py``: one reading only bundled data).
-    Warnings and printed text are discarded: the sites' notebooks show their own.
+    Never raises (a site that fails here fails again in its own process, where it is recorded), and is never
+    stopped part-way: stopping Python code from outside means raising in it asynchronously (a signal handler's
+    exception in the main thread, ``PyThreadState_SetAsyncExc`` in another), which can land inside a ``finally``
+    that restores the environment or ``sys.stdout``, or between a lock's acquiring and its ``try``, leaving the
+    lock held in this process and in every site forked from it. Callers bound its cost by their choice of site
+    instead (:func:`reads_bundled_only`). Warnings and printed text are discarded: the sites' notebooks show their
+    own.
     """
     import matplotlib.pyplot as plt
 
@@ -214,50 +214,15 @@ def warm_with_site(protocol: SiteProtocol, root: Path, limit: float = SITE_WARM_
     from evallib.pipeline.preflight import project_env
     from evallib.reporting.report import full_report
 
-    def run() -> None:
+    try:
         with project_env(root), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             with redirect_stderr(io.StringIO()):
                 full_report(evaluate_site(protocol))
-
-    try:
-        limited = _signal_limit if threading.current_thread() is threading.main_thread() else _run_to_the_end
-        return limited(run, limit)
-    finally:
-        plt.close("all")
-
-
-def _signal_limit(run: Callable[[], None], limit: float) -> bool:
-    """Whether ``run()`` finished within ``limit`` seconds (a SIGALRM timer; main thread only); never raises."""
-    old = signal.signal(signal.SIGALRM, _stop)
-    try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, limit)
-            run()
-            return True
-        except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
-            return False
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _TooLong:  # the timer fired as the site finished
-        return False
-    finally:
-        signal.signal(signal.SIGALRM, old)
-
-
-def _run_to_the_end(run: Callable[[], None], limit: float) -> bool:
-    """Whether ``run()`` finished without error, in a thread other than the main one; never raises.
-
-    ``limit`` is not enforced: stopping a thread means raising in it asynchronously (CPython's
-    ``PyThreadState_SetAsyncExc``), which can land inside a ``finally`` that restores the environment or
-    ``sys.stdout``, or between a lock's acquiring and its ``try``, leaving the lock held in this process and in
-    every site forked from it. The caller bounds the cost by its choice of site instead.
-    """
-    del limit
-    try:
-        run()
     except Exception:  # noqa: BLE001 - the site runs (and fails, if it does) in its own process
         return False
+    finally:
+        plt.close("all")
     return True
 
 
