@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -35,10 +34,10 @@ from typing import Any
 
 from evallib.errors import EvalLibError, ExecutionError
 from evallib.pipeline import dask_warm
-from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, run_programme
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, environment, run_programme
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE
-from evallib.pipeline.warm import installed_state, malloc_defaults
+from evallib.pipeline.warm import malloc_defaults
 from evallib.protocol import writing
 from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import make_dir, remove_tree
@@ -140,14 +139,10 @@ def run_on_worker(
         When this worker cannot run it as a local run would (BLAS on several threads, installed files changed
         since it warmed): the client then runs it itself.
     """
-    many = [v for v in dask_warm.BLAS_THREADS if os.environ.get(v) != "1"]
-    if many:  # the pooled estimates' last digits depend on how BLAS splits its sums
-        raise EvalLibError(f"the Dask worker does not run BLAS on one thread ({', '.join(many)} not 1)")
     with dask_warm._LOCK:  # one notebook at a time in this process: its environment and key are process-wide
-        installed = installed_state()
-        if dask_warm._INSTALLED and dask_warm._INSTALLED[0] != installed:
-            raise EvalLibError("this Dask worker warmed up from other evallib code or data than it has installed")
-        dask_warm._INSTALLED[:1] = [installed]
+        why = dask_warm.refusal()
+        if why is not None:
+            raise EvalLibError(why)
         dask_warm.calm_this_worker()  # the notebook warms up as a local one does (run_programme)
         base = Path(tempfile.mkdtemp(prefix="evallib-programme-"))
         try:
@@ -172,11 +167,9 @@ def _run_in(
             raise EvalLibError(f"site id {site_id!r} shipped to the worker is not a folder name")
         writing.write_atomic(make_dir(outputs / site_id, project) / "results.json", data)
         entries.append(SiteEntry(site_id, "evaluated", json.loads(data), page=outputs / site_id / "report.html"))
-    key = base / "throwaway.key"  # outside the temporary project, as signing requires
-    key.write_text(os.urandom(32).hex() + "\n")
-    key.chmod(0o600)
+    key = dask_warm.throwaway_key(base)  # outside the temporary project, as signing requires
     # The temporary project as the root for the signing too (the key must lie outside it), restored after.
-    with dask_warm._environment({KEY_ENV: str(key), ROOT_ENV: str(project)}), malloc_defaults():
+    with environment({KEY_ENV: str(key), ROOT_ENV: str(project)}), malloc_defaults():
         run = run_programme(project, outputs, "forked", entries, timeout)
     folder = outputs / "programme"
     names = FAILURE_FILES if run.status == "failed" else PROGRAMME_FILES

@@ -32,15 +32,14 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from evallib.errors import EvalLibError
 from evallib.evaluation.record.fingerprint import DIRTY_ENV, source_state
-from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, safe_execute
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, environment, safe_execute
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
 from evallib.pipeline.housekeeping import CALMER_MS, PROFILER_CALLBACKS, calm_cluster, calm_this_worker, calm_worker
@@ -205,18 +204,36 @@ def _safe_relative(name: str) -> PurePosixPath:
     return p
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def refusal() -> str | None:
+    """Why this worker cannot run a notebook as a local run would (None when it can): BLAS on several threads, or
+    installed files changed since it warmed. Called under ``_LOCK``; the first call records the installed state.
+    """
+    many = [v for v in BLAS_THREADS if os.environ.get(v) != "1"]
+    if many:  # the estimates' last digits depend on how BLAS splits its sums: one thread, as `evallib run` uses
+        return (
+            f"the Dask worker does not run BLAS on one thread ({', '.join(many)} not 1), so its results could differ "
+            "in the last digits from a local run; start workers with `dask worker` (its nanny sets them) or set "
+            "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
+        )
+    installed = installed_state()
+    if _INSTALLED and _INSTALLED[0] != installed:
+        return (
+            "this Dask worker warmed up from other evallib code or bundled data than it has installed now, so "
+            "its results would not be the installed version's; restart the `dask worker` commands (a nanny "
+            "restarting its worker is not enough with the evallib preload) and run again"
+        )
+    _INSTALLED[:1] = [installed]
+    return None
+
+
+def throwaway_key(base: Path) -> Path:
+    """A signing key for one task, in ``base`` (outside the task's project, as signing requires): the client signs
+    what comes back with its own.
+    """
+    key = base / "throwaway.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
+    return key
 
 
 def run_site(
@@ -241,24 +258,10 @@ def run_site(
     the evallib code and bundled data it was made from: a worker whose installed files changed since it
     warmed fails each site with the fix (restart the workers) rather than run stale code or data.
     """
-    many = [v for v in BLAS_THREADS if os.environ.get(v) != "1"]
-    if many:  # the estimates' last digits depend on how BLAS splits its sums: one thread, as `evallib run` uses
-        why = (
-            f"the Dask worker does not run BLAS on one thread ({', '.join(many)} not 1), so its results could differ "
-            "in the last digits from a local run; start workers with `dask worker` (its nanny sets them) or set "
-            "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
-        )
-        return SiteRun(job.site_id, "failed", why), {}
     with _LOCK:
-        installed = installed_state()
-        if _INSTALLED and _INSTALLED[0] != installed:
-            why = (
-                "this Dask worker warmed up from other evallib code or bundled data than it has installed now, so "
-                "its results would not be the installed version's; restart the `dask worker` commands (a nanny "
-                "restarting its worker is not enough with the evallib preload) and run again"
-            )
+        why = refusal()
+        if why is not None:
             return SiteRun(job.site_id, "failed", why), {}
-        _INSTALLED[:1] = [installed]
         first = windows not in _WARMED
         if first:
             calm_this_worker()
@@ -268,12 +271,10 @@ def run_site(
         try:
             project = _lay_out(files, base)
             outputs = make_dir(project / "outputs", project)
-            key = base / "throwaway.key"  # outside the temporary project, as signing requires
-            key.write_text(secrets.token_hex(32) + "\n")
-            key.chmod(0o600)
+            key = throwaway_key(base)
             # The project root and params file are set (and restored) by execute_site, and by warm_with_site for
             # its warm-up: nothing of this temporary project outlives the task in the worker's process.
-            with _environment({**env, KEY_ENV: str(key)}):
+            with environment({**env, KEY_ENV: str(key)}):
                 if warm_site:
                     _warm_with(job, project)
                 with malloc_defaults():

@@ -239,7 +239,7 @@ def execute_site(
     root_p, out_p = Path(root), Path(outputs)
     # For the notebook only (the kernel or forked child inherits them): the project, and exactly the protocol it
     # loads. Restored after, so nothing of this site reaches whatever this process runs next.
-    with _environment({ROOT_ENV: str(root_p), PARAMS_FILE_ENV: str(root_p / job.params_file)}):
+    with environment({ROOT_ENV: str(root_p), PARAMS_FILE_ENV: str(root_p / job.params_file)}):
         t0 = time.perf_counter()
         staging = _staging(out_p, f"{job.site_id}-")
         try:
@@ -249,7 +249,7 @@ def execute_site(
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
     """``values`` set in ``os.environ`` for the duration; each variable restored (or removed) after."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
