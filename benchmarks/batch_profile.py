@@ -16,12 +16,12 @@ Stages for one site (medians of --repeat runs):
 Then the floor beside the batch, on the same sites: what a batch cannot do without, measured warm in
 this process (every site's data loaded first, untimed) as CPU time: ``evaluate_site`` + ``write_results``
 (estimation) and ``full_report`` (the page's HTML with its figures), and the programme page the batch publishes
-with them (``load_programme`` over those results and every block its notebook shows). The batch runs in a fresh process,
-as ``evallib run`` does, and its CPU is that process's and its waited-for children's (``getrusage``), from the
-interpreter's start: the imports and the data windows' harmonising count, as they do in a real run. The ratio batch
-CPU / floor CPU is what the batch adds: imports, harmonising, warm-up, forking each site's process, papermill,
-nbconvert and publishing (issue 22's target: within 1.2x); figures / estimation says whether the figures cost more
-than the statistics.
+with them (``load_programme`` over those results and every block its notebook shows). The batch is the command
+itself, ``evallib run --force``, in a fresh copy of the project (every page and board paper made anew), and its CPU
+is that process's and its waited-for children's (``getrusage``), from the interpreter's start: the imports and the
+data windows' harmonising count, as they do in a real run. The ratio batch CPU / floor CPU is what the batch adds:
+imports, harmonising, warm-up, the workers, papermill, nbconvert and publishing, board papers included (issue 22's
+target: within 1.2x); figures / estimation says whether the figures cost more than the statistics.
 
     python benchmarks/batch_profile.py --skip-one-site --sites V04 V06 I01   # floor and batch, three sites
     python benchmarks/batch_profile.py --skip-one-site --keep-results /tmp/new  # and keep the batch's results
@@ -191,53 +191,39 @@ def _children_cpu() -> float:
 
 
 def profile_batch(sites: list[str] | None, jobs: int | None, keep: Path | None = None) -> dict[str, object]:
-    """The batch in a fresh process, as ``evallib run`` is: its CPU counts the interpreter's start, the imports and
-    the data windows' harmonising, which a batch cannot skip (run in this process, after the floor, it would find
-    them done and look cheaper than it is)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "batch.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "--run-batch", str(report)]
-        command += (["--sites", *sites] if sites else []) + (["--jobs", str(jobs)] if jobs else [])
-        command += ["--keep-results", str(keep)] if keep is not None else []
-        t, c = time.perf_counter(), _children_cpu()
-        subprocess.run(command, check=True)
-        wall, cpu = time.perf_counter() - t, _children_cpu() - c
-        inside = json.loads(report.read_text())
-    return {
-        "sites": inside["sites"],
-        "workers": jobs or os.cpu_count(),
-        "wall seconds (the whole process)": wall,
-        "CPU seconds (the process and its children)": cpu,
-        "  of which the batch process itself": inside["own CPU"],
-        **{k: v for k, v in inside.items() if k not in ("sites", "own CPU")},
-    }
-
-
-def run_batch_here(report: Path, sites: list[str] | None, jobs: int | None, keep: Path | None) -> None:
-    """The batch (``--run-batch``, in the fresh process :func:`profile_batch` starts): its figures into ``report``."""
+    """The batch as an evaluator runs it: the ``evallib run --force`` command, in a fresh process and a fresh copy
+    of the project (every page, board paper and programme page made anew). Its CPU is that process's and its
+    waited-for children's (``getrusage``), from the interpreter's start: the imports and the data windows'
+    harmonising count, as they do in a real run (run in this process, after the floor, it would find them done
+    and look cheaper than it is)."""
     import shutil
-
-    from evallib.pipeline.batch import run_batch
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shutil.copytree(ROOT / "notebooks", root / "notebooks")
         shutil.copytree(ROOT / "params", root / "params")
-        result = run_batch(sites or None, root=root, jobs=jobs, progress=True)
+        command = [sys.executable, "-m", "evallib", "run", "--force", "--no-progress", *(sites or [])]
+        command += ["--jobs", str(jobs)] if jobs else []
+        t, c = time.perf_counter(), _children_cpu()
+        done = subprocess.run(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wall, cpu = time.perf_counter() - t, _children_cpu() - c
+        if done.returncode not in (0, 1):  # 1: a site failed, which the statuses show
+            raise SystemExit(f"evallib run failed ({done.returncode}): {done.stderr[-2000:]}")
+        runs = json.loads((root / "outputs" / "run-summary.json").read_text())["runs"]
         if keep is not None:  # every site's results.json, for tools/compare_results.py against another run
             for f in (root / "outputs").glob("*/results.json"):
                 (keep / f.parent.name).mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, keep / f.parent.name / "results.json")
-    runs = result.runs
-    figures = {
+    return {
         "sites": len(runs),
-        "own CPU": time.process_time(),
-        "mean seconds per site (in its worker)": statistics.mean(r.seconds for r in runs),
-        "sum of notebook execution": sum(r.timings.get("execute", 0.0) for r in runs),
-        "sum of html rendering": sum(r.timings.get("render", 0.0) for r in runs),
-        "statuses": {s: sum(r.status == s for r in runs) for s in sorted({r.status for r in runs})},
+        "workers": jobs or os.cpu_count(),
+        "wall seconds (the whole command)": wall,
+        "CPU seconds (the command and its children)": cpu,
+        "mean seconds per site (in its worker)": statistics.mean(r["seconds"] for r in runs),
+        "sum of notebook execution": sum(r["timings"].get("execute", 0.0) for r in runs),
+        "sum of html rendering": sum(r["timings"].get("render", 0.0) for r in runs),
+        "statuses": {s: sum(r["status"] == s for r in runs) for s in sorted({r["status"] for r in runs})},
     }
-    report.write_text(json.dumps(figures))
 
 
 def main() -> None:
@@ -250,13 +236,9 @@ def main() -> None:
     ap.add_argument("--skip-one-site", action="store_true", help="leave out the stage-by-stage profile")
     ap.add_argument("--skip-floor", action="store_true", help="leave out the floor")
     ap.add_argument("--keep-results", type=Path, help="copy the batch's results.json files into this folder")
-    ap.add_argument("--run-batch", type=Path, help=argparse.SUPPRESS)  # the fresh process profile_batch starts
     args = ap.parse_args()
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["EVALLIB_PROJECT_ROOT"] = str(ROOT)
-    if args.run_batch is not None:
-        run_batch_here(args.run_batch, args.sites, args.jobs, args.keep_results)
-        return
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}")
     record: dict[str, object] = {"site": args.site, "load average at start": os.getloadavg()[0]}
     if not args.skip_one_site:
@@ -278,7 +260,7 @@ def main() -> None:
         for k, v in batch.items():
             print(f"  {k:<44} {v if not isinstance(v, float) else f'{v:.1f}'}")
         if floor:
-            ratio = float(batch["CPU seconds (the process and its children)"]) / floor["floor CPU"]  # type: ignore[arg-type]
+            ratio = float(batch["CPU seconds (the command and its children)"]) / floor["floor CPU"]  # type: ignore[arg-type]
             batch["batch CPU / floor CPU"] = ratio
             print(f"  {'batch CPU / floor CPU':<44} {ratio:.2f}   (issue 22's target: at most 1.2)")
         record["batch"] = batch

@@ -25,7 +25,15 @@ from evallib.errors import ExecutionError, ParamsError
 from evallib.evaluation.site.evaluate import data_windows
 from evallib.pipeline import cluster, dask_warm
 from evallib.pipeline import executor as fast
-from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, run_programme, safe_execute, write_atomic
+from evallib.pipeline.execute import (
+    IN_WORKER,
+    SITE_TIMEOUT,
+    SiteRun,
+    run_programme,
+    safe_execute,
+    salvage_failure,
+    write_atomic,
+)
 from evallib.pipeline.folders import check_outputs, record_failure, recover
 from evallib.pipeline.lock import check_writable, outputs_lock
 from evallib.pipeline.pool import WorkerPool, interrupts_deferred, sigterm_as_interrupt, timed_out
@@ -39,7 +47,7 @@ from evallib.pipeline.preflight import (
     unchanged_since_last_run,
 )
 from evallib.pipeline.publish import current_expectations, publish
-from evallib.pipeline.warm import SITE_WARM_MIN, WindowHelper, reads_bundled_only, split_windows, warm_with_site
+from evallib.pipeline.warm import SITE_WARM_MIN, WindowHelper, split_windows
 from evallib.protocol.params import find_params
 from evallib.protocol.writing import remove_file, remove_tree
 from evallib.reporting.publishing import Expected
@@ -208,9 +216,9 @@ def _sites_then_publish(
         return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, programme, timeout, runner)
 
 
-def _dead_worker(outputs: Path) -> Any:
+def _dead_worker(outputs: Path, root: Path) -> Any:
     def on_error(job: SiteJob, why: str) -> SiteRun:
-        record_failure(outputs, job.site_id, why, job.params_file)
+        why = salvage_failure(outputs, root, job, why)  # with the notebook as far as it got, when it ran here
         return SiteRun(job.site_id, "failed", why)
 
     return on_error
@@ -228,11 +236,11 @@ def _run_local(
 ) -> list[SiteRun]:
     from tqdm import tqdm
 
-    # Forked executor: this process imports the libraries, loads the data windows (most in a helper process
-    # meanwhile) and, in a large batch, evaluates and draws one site while the first worker runs the first site;
-    # the workers fork from it (pipeline/warm.py). A warm-up that fails here is left to the workers, whose sites
-    # then fail with the reason (each worker warms up again: a no-op when this process did).
-    warm = then = None
+    # Forked executor: this process imports the libraries and loads the data windows (most in a helper process
+    # meanwhile); the workers fork from it (pipeline/warm.py) and run their sites one after another in their own
+    # process (pipeline/in_worker.py). A warm-up that fails here is left to the workers, whose sites then fail
+    # with the reason (each worker warms up again: a no-op when this process did).
+    warm = None
     if executor == "forked":
         protocols = protocols_of(batch)
         windows = data_windows(protocols)
@@ -244,16 +252,14 @@ def _run_local(
             helper.adopt()
         with suppress(Exception):
             warm()  # the windows a failed helper left, if any
-        bounded = [p for p in protocols if reads_bundled_only(p)]  # never stopped part-way: a site of bounded cost
-        if len(batch) >= SITE_WARM_MIN and bounded:
-            then = partial(warm_with_site, bounded[0], root)  # never raises
-    pool = WorkerPool(n_workers, initializer=warm, timeout=timeout, then=then)
+    pool = WorkerPool(n_workers, initializer=warm, timeout=timeout)
+    in_worker = IN_WORKER if executor == "forked" else executor
     bar = tqdm(total=len(batch), desc="sites", unit="site", disable=not progress)
     runs: list[SiteRun] = []
     try:
         order = longest_first(batch, outputs)
-        tasks = [(job, (job, str(root), str(outputs), str(template), executor, timeout)) for job in order]
-        for _, run in pool.run(safe_execute, tasks, on_error=_dead_worker(outputs)):
+        tasks = [(job, (job, str(root), str(outputs), str(template), in_worker, timeout)) for job in order]
+        for _, run in pool.run(safe_execute, tasks, on_error=_dead_worker(outputs, root)):
             runs.append(run)
             bar.set_postfix_str(f"{run.site_id} {run.status}")
             bar.update()

@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 from evallib.errors import EvalLibError
 from evallib.pipeline.executor import SKIPPED_IN_BATCH, run_forked, warm_up
 from evallib.pipeline.folders import publish_dir, record_failure
+from evallib.pipeline.in_worker import run_in_worker
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
 from evallib.pipeline.pool import timed_out
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
@@ -48,6 +50,9 @@ from evallib.reporting.signing import programme_record_fields, sign, site_record
 from evallib.reporting.static_site import render_report, scrub_paths
 
 KERNEL_START_RETRIES = 3
+#: The executor a local batch's workers use for the forked executor: each site in the worker's own process
+#: (:mod:`evallib.pipeline.in_worker`); "forked" forks a process per site (Dask workers, the programme).
+IN_WORKER = "in-worker"
 #: The default limit on one site's (or the programme's) notebook, in seconds: generous; ``--site-timeout``.
 SITE_TIMEOUT = 20 * 60.0
 
@@ -268,7 +273,9 @@ def _site_in(
 ) -> SiteRun:
     nb_out = staging / "report.ipynb"
     params = {**job.parameters, "output_dir": "."}
-    if executor == "forked":
+    if executor == IN_WORKER:
+        failure, attempts = run_in_worker(template, nb_out, params, staging), 1
+    elif executor == "forked":
         failure, attempts = run_forked(template, nb_out, params, staging, timeout), 1
     else:
         failure, attempts = execute_notebook(template, nb_out, params, staging, timeout)
@@ -311,6 +318,29 @@ def _site_in(
         attempts,
         {"execute": t_exec, "render": t_render},
     )
+
+
+def salvage_failure(outputs: Path, root: Path, job: SiteJob, why: str) -> str:
+    """Record ``job``'s failure when the process running its notebook was killed (it died, or passed the time
+    limit); returns the reason recorded.
+
+    The notebook as far as it got (saved before each cell) is kept as ``failed.ipynb``, marked failed, when its
+    staging folder is still there (the site ran in a worker of this run: :data:`IN_WORKER`).
+    """
+    pattern = re.compile(re.escape(job.site_id) + "-[0-9a-f]{8}")
+    staged = None
+    with suppress(OSError, UnsafePath):  # a link planted there is never followed: no notebook then
+        folders = [p for p in (outputs / ".staging").iterdir() if pattern.fullmatch(p.name) and writing.check_dir(p)]
+        notebooks = [p / "report.ipynb" for p in folders if writing.check_file(p / "report.ipynb")]
+        staged = max(notebooks, key=lambda p: p.stat().st_mtime) if notebooks else None
+    if staged is not None:
+        why = f"{why}; the notebook stopped part-way"
+        try:
+            _clean_notebook(staged, job.site_id, root, why)
+        except Exception:  # noqa: BLE001 - a notebook cut mid-write: the failure is recorded without it
+            staged = None
+    record_failure(outputs, job.site_id, why, job.params_file, staged)
+    return why
 
 
 def _results_problem(results: dict[str, Any] | None, job: SiteJob) -> str | None:

@@ -81,6 +81,12 @@ def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) ->
         _SHELL.append(InteractiveShell.instance(config=config))
 
 
+def reset_shell() -> None:
+    """Start the warm shell afresh, as a new process's would be: namespace, output history, cell numbers."""
+    if _SHELL:
+        _SHELL[0].reset(new_session=True)
+
+
 def _register() -> None:
     from papermill.engines import Engine, NotebookExecutionManager, papermill_engines
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
-_STATE = {"critical": 0, "stop": 0, "child": 0}
+_STATE = {"critical": 0, "stop": 0, "child": 0, "retire": 0}
 #: How long a worker may take to warm up before its first site's clock starts anyway (seconds).
 WARM_UP_LIMIT = 600.0
 _READY = ("ready", None)
@@ -67,6 +67,11 @@ def die_with_parent(watch: bool = True) -> None:
             os._exit(1)
 
         threading.Thread(target=_watch, daemon=True, name="evallib-parent-watch").start()
+
+
+def retire_after_task() -> None:
+    """Have this worker replaced by a fresh one once its task is answered (it may hold a failed site's state)."""
+    _STATE["retire"] = 1
 
 
 def set_child(pid: int) -> None:
@@ -120,12 +125,13 @@ def _worker_main(conn: Connection, initializer: Callable[[], None] | None) -> No
         if task is None:
             return
         fn, args = task
+        _STATE["retire"] = 0
         try:
-            reply: tuple[str, Any] = ("ok", fn(*args))
+            reply: tuple[str, Any, int] = ("ok", fn(*args), 0)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records it
-            reply = ("error", f"{type(exc).__name__}: {exc}")
+            reply = ("error", f"{type(exc).__name__}: {exc}", 1)
         try:
-            conn.send(reply)
+            conn.send(reply[:2] + (reply[2] or _STATE["retire"],))
         except (OSError, ValueError):
             return
 
@@ -283,7 +289,8 @@ class WorkerPool:
                 job = w.job
                 w.job, w.busy, w.deadline = None, False, None
                 if reply is not None:
-                    kind, value = reply
+                    kind, value, retire = reply
+                    w.stale = w.stale or bool(retire)  # replaced before its next task (retire_after_task)
                     yield job, (value if kind == "ok" else on_error(job, value))
                     continue
                 w.process.join(5)
