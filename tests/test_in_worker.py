@@ -6,6 +6,7 @@ worker is killed mid-site."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -144,3 +145,37 @@ def test_a_task_can_ask_for_its_worker_to_be_replaced() -> None:
     finally:
         workers.close()
     assert pids["a"] == pids["b"] != pids["c"] == pids["d"]
+
+
+def _twice(template: str, folder: str) -> list[str]:
+    """In a worker: the same notebook twice through run_in_worker; the two executed notebooks' text."""
+    from evallib.pipeline.executor import warm_up
+    from evallib.pipeline.in_worker import run_in_worker
+
+    warm_up()
+    texts = []
+    for i in range(2):
+        out = Path(folder) / f"out{i}.ipynb"
+        assert run_in_worker(Path(template), out, {}, Path(folder)) is None
+        texts.append(out.read_text(encoding="utf-8"))
+    return texts
+
+
+@pytest.mark.integration
+def test_a_sites_warning_filters_never_reach_the_next_site_a_worker_runs(
+    tmp_path: Path, forked_notebook: Callable[..., Path]
+) -> None:
+    # A site that turns warnings into errors, or hides them, does so for itself only.
+    forked_notebook(
+        "import warnings\n"
+        'print("every warning an error:", warnings.filters[0] == ("error", None, Warning, None, 0))\n'
+        'warnings.simplefilter("error")'
+    )
+    workers = pool.WorkerPool(1)
+    try:
+        args = (str(tmp_path / "t.ipynb"), str(tmp_path))
+        texts = [value for _, value in workers.run(_twice, [("t", args)], on_error=lambda j, why: why)][0]
+    finally:
+        workers.close()
+    assert isinstance(texts, list), texts
+    assert all("every warning an error: False" in text for text in texts)

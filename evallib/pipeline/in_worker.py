@@ -7,8 +7,8 @@ site's CPU. So a local worker runs its sites in its own process, each on a fresh
 fork of the warm process whenever it cannot be trusted to be clean:
 
 * every notebook starts as in a process of its own: the shell's namespace, history and cell numbers reset, the
-  figures closed, matplotlib's settings and the warning filters restored and every "shown once" warning shown
-  again (:func:`run_in_worker`);
+  figures closed, and matplotlib's settings and the warning filters as the warm process left them
+  (:func:`run_in_worker`);
 * a site that fails (a cell error, or anything the runner raises) has its worker replaced before the next site
   (:func:`evallib.pipeline.pool.retire_after_task`): a half-done step could have left a cache or a module changed;
 * a worker that dies, or runs past the time limit, is killed and replaced by the pool as before, and the notebook
@@ -52,8 +52,8 @@ def run_in_worker(
         _FROZEN.append(True)
     reason: str | None = None
     try:
-        # Each notebook sees the warning filters and matplotlib settings as the warm process left them; entering
-        # catch_warnings also forgets which warnings were already shown, so a site sees its own once-only warnings.
+        # Each notebook sees the warning filters and matplotlib settings as the warm process left them, whatever
+        # the site before it changed.
         with warnings.catch_warnings(), matplotlib.rc_context():
             pm.execute_notebook(
                 str(template),
