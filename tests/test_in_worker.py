@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import nbformat
@@ -97,7 +98,7 @@ def test_a_site_that_fails_has_its_worker_replaced_before_the_next(tmp_path: Pat
     assert {runs["V04"].status, runs["V33"].status} == {"evaluated"}
     seen = _seen(log)
     order = [s["site"] for s in seen]
-    for before, after in zip(seen, seen[1:]):
+    for before, after in pairwise(seen):
         assert (before["pid"] != after["pid"]) == (before["site"] == "V06"), order  # a fresh worker only after V06
     assert all(not s["leftover"] for s in seen)
 

@@ -99,7 +99,7 @@ def test_failures_keep_the_last_good_report(tmp_path: Path, executor: str) -> No
     runs = {r.site_id: r for r in result.runs}
     assert runs["V04"].status == "failed" and "boom in V04" in runs["V04"].reason
     assert runs["V08"].status == "failed"
-    assert ("kernel died" if executor == "kernel" else "process died") in runs["V08"].reason
+    assert ("kernel died" if executor == "kernel" else "process running it died (exit code 1)") in runs["V08"].reason
     out = root / "outputs"
     assert (out / "V04" / "report.html").read_bytes() == good  # previous report untouched
     failed = nbformat.read(out / "V04" / "failed.ipynb", as_version=4)

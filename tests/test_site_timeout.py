@@ -184,7 +184,8 @@ def test_a_stopped_worker_fails_its_site_alone(published_project: Path, tmp_path
     root = _copy(published_project, tmp_path)
     last_good = _report(root, "S01")
     pidfile = tmp_path / "pids"
-    _inject(root, f"import os\nif site_id == 'S01':\n    open({str(pidfile)!r}, 'w').write(str(os.getppid()))")
+    # The worker runs the notebook in its own process (pipeline/in_worker.py): the notebook's process is the worker.
+    _inject(root, f"import os\nif site_id == 'S01':\n    open({str(pidfile)!r}, 'w').write(str(os.getpid()))")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "evallib", "run", "--jobs", "2", "--no-progress", "--site-timeout", LIMIT]
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

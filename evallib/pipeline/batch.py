@@ -216,12 +216,8 @@ def _sites_then_publish(
         return _finish(runs, root, params_dir, outputs, expected, t0, n_workers, programme, timeout, runner)
 
 
-def _dead_worker(outputs: Path, root: Path) -> Any:
-    def on_error(job: SiteJob, why: str) -> SiteRun:
-        why = salvage_failure(outputs, root, job, why)  # with the notebook as far as it got, when it ran here
-        return SiteRun(job.site_id, "failed", why)
-
-    return on_error
+def _failed_run(outputs: Path, root: Path, job: SiteJob, why: str) -> SiteRun:
+    return SiteRun(job.site_id, "failed", salvage_failure(outputs, root, job, why))
 
 
 def _run_local(
@@ -259,7 +255,9 @@ def _run_local(
     try:
         order = longest_first(batch, outputs)
         tasks = [(job, (job, str(root), str(outputs), str(template), in_worker, timeout)) for job in order]
-        for _, run in pool.run(safe_execute, tasks, on_error=_dead_worker(outputs, root)):
+        # A worker killed mid-site (it died, or passed the limit): its failure, with the notebook as far as it got
+        dead = partial(_failed_run, outputs, root)
+        for _, run in pool.run(safe_execute, tasks, on_error=dead):
             runs.append(run)
             bar.set_postfix_str(f"{run.site_id} {run.status}")
             bar.update()
