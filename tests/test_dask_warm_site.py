@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from evallib.pipeline import dask_warm
+from evallib.pipeline import dask_warm, warm
 from evallib.pipeline.preflight import preflight
 from evallib.protocol.params import find_params
 from evallib.sources import bundled
@@ -119,7 +119,7 @@ def test_malloc_is_left_alone_without_a_nannys_setting(monkeypatch: pytest.Monke
 
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     monkeypatch.setattr(ctypes, "CDLL", lambda *a: pytest.fail("mallopt called without the nanny's setting"))
-    with dask_warm.malloc_defaults():
+    with warm.malloc_defaults():
         pass
 
 

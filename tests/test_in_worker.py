@@ -180,3 +180,33 @@ def test_a_sites_warning_filters_never_reach_the_next_site_a_worker_runs(
         workers.close()
     assert isinstance(texts, list), texts
     assert all("every warning an error: False" in text for text in texts)
+
+
+@pytest.mark.e2e
+def test_a_dask_workers_sites_run_in_one_child_forked_afresh_when_its_warm_state_grows(tmp_path: Path) -> None:
+    """A Dask worker's site process (pipeline/site_process.py): its sites run one after another in one child of
+    the worker, as a local worker runs them, and a new child is forked once the worker has warmed more."""
+    import os
+
+    from evallib.pipeline import dask_warm, site_process
+    from evallib.pipeline.preflight import preflight
+    from evallib.protocol.params import find_params
+    from evallib.reporting.signing import KEY_ENV
+
+    root = make_project(tmp_path / "p", ["V04", "V06", "V33"], programme=False)
+    log = _probe(root, tmp_path)
+    jobs = {j.site_id: j for j in preflight(find_params(root / "params", None), root)}
+    outputs = root / "outputs"
+    outputs.mkdir()
+    env = {**dask_warm.site_env(root), KEY_ENV: str(dask_warm.throwaway_key(tmp_path))}
+    try:
+        runs = [site_process.run_in_child(1, jobs[s], root, outputs, 600.0, env) for s in ("V04", "V06")]
+        runs.append(site_process.run_in_child(2, jobs["V33"], root, outputs, 600.0, env))  # the worker warmed more
+    finally:
+        if "pool" in site_process._CHILD:
+            site_process._CHILD.pop("pool").close()
+    assert [r.status for r in runs] == ["evaluated"] * 3, runs
+    pids = [s["pid"] for s in _seen(log)]
+    assert pids[0] == pids[1] != pids[2] and os.getpid() not in pids
+    for site in ("V04", "V06", "V33"):  # published in the worker's outputs, as a task returns them
+        assert (outputs / site / "results.json").is_file() and (outputs / site / "report.html").is_file()

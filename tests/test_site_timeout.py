@@ -176,6 +176,8 @@ def test_a_cell_that_never_ends_fails_its_site_alone(
     assert cli_main(["run", "--jobs", "2", "--no-progress", "--site-timeout", LIMIT]) == 1
     _check_timed_out_alone(root, last_good, capsys.readouterr().out)
     assert _gone(int(pidfile.read_text()))  # the notebook process was stopped with its worker
+    failed = (root / "outputs" / "S01" / "failed.ipynb").read_text(encoding="utf-8")
+    assert "time.sleep(100000)" in failed and "timed out" in failed  # the notebook as far as it got, marked
 
 
 @pytest.mark.e2e

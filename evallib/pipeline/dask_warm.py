@@ -7,8 +7,8 @@ workers cannot hang the submission), with the bundled data windows the batch wil
 state. On the worker, the first task imports evallib, warms what the forked executor warms
 (:func:`evallib.pipeline.executor.warm_up`: the libraries, the data windows, matplotlib) and stops Dask's stack
 profiler (:func:`calm_worker`); every task then lays the files out in a private temporary project and runs the
-site exactly as a local run does (:func:`evallib.pipeline.execute.safe_execute` with the forked executor: a child
-forked after the warm-up executes the notebook, the page is rendered and checked against the fingerprint).
+site exactly as a local run does (:func:`evallib.pipeline.execute.safe_execute` in the worker's site process, one
+child forked warm that runs the sites one after another: :mod:`evallib.pipeline.site_process`).
 The site's finished files come back to the client as bytes; the client, which holds the outputs lock, writes
 them into its own staging folder, signs the run record with its own key and swaps the folder in
 (:func:`publish_returned`). Nothing relies on a path the client and the workers share, and a worker never
@@ -39,12 +39,13 @@ from typing import Any
 
 from evallib.errors import EvalLibError
 from evallib.evaluation.record.fingerprint import DIRTY_ENV, source_state
-from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, environment, safe_execute
+from evallib.pipeline.execute import SITE_TIMEOUT, SiteRun, environment
 from evallib.pipeline.executor import warm_up
 from evallib.pipeline.folders import FAILURE_FILES, publish_dir, record_failure
 from evallib.pipeline.housekeeping import CALMER_MS, PROFILER_CALLBACKS, calm_cluster, calm_this_worker, calm_worker
 from evallib.pipeline.preflight import TEMPLATE, SiteJob
-from evallib.pipeline.warm import installed_state, malloc_defaults, reads_bundled_only, warm_with_site
+from evallib.pipeline.site_process import run_in_child
+from evallib.pipeline.warm import installed_state, reads_bundled_only, warm_with_site
 from evallib.protocol import writing
 from evallib.protocol.params import SiteProtocol
 from evallib.protocol.writing import UnsafePath, fault_message, is_fault, make_dir, remove_tree
@@ -247,10 +248,10 @@ def run_site(
     """Run one site on a Dask worker from shipped files; return its run and its folder's files (a Dask task).
 
     The worker is warmed once (libraries and ``windows``); the site runs in a private temporary project
-    holding ``files`` (:func:`site_files`), with the forked executor, as a local run does. The run record is
+    holding ``files`` (:func:`site_files`), in the worker's site process, as a local run does. The run record is
     signed with a throwaway key: the client signs it again with its own (:func:`publish_returned`). The
     temporary project is removed however the task ends. With ``warm_site`` (a batch large enough to pay for
-    it), the worker's first site is also evaluated and drawn once in the worker before its own run forks
+    it), the worker's first site is also evaluated and drawn once in the worker before its site process forks
     (:func:`evallib.pipeline.warm.warm_with_site`, as the local batch's parent does), so every later site
     starts with what that loaded and compiled.
 
@@ -277,8 +278,7 @@ def run_site(
             with environment({**env, KEY_ENV: str(key)}):
                 if warm_site:
                     _warm_with(job, project)
-                with malloc_defaults():
-                    run = safe_execute(job, str(project), str(outputs), str(project / TEMPLATE), "forked", timeout)
+                run = run_in_child(len(_WARMED), job, project, outputs, timeout, {**env, KEY_ENV: str(key)})
             folder = outputs / job.site_id
             names = FAILURE_FILES if run.status == "failed" else REPORT_FILES
             files = {n: writing.read_file(folder / n) for n in names if writing.check_file(folder / n)}
