@@ -1,12 +1,10 @@
-"""Batch execution of the site notebook, one Papermill run per params file, then the programme view
-and the static site.
+"""Batch execution of the site notebook, one Papermill run per params file, then the programme view and the static site.
 
-A failing site never stops the batch, and neither does a dead worker (it fails only
-its own site); sites whose inputs are unchanged since their last successful run are
-skipped; notebooks run in parallel processes (forked after the imports, or one
-kernel each), or as tasks on a Dask cluster. One run at a time holds the outputs
-folder; SIGTERM stops a run as Ctrl-C does: finished sites stay published, the rest
-keep their previous reports, and no worker outlives the run.
+A failing site never stops the batch, and neither does a dead worker (it fails only its own site); sites whose
+inputs are unchanged since their last successful run are skipped; notebooks run in parallel worker processes
+(forked after the imports, each running its sites in its own process; or one kernel each), or as tasks on a Dask
+cluster. One run at a time holds the outputs folder; SIGTERM stops a run as Ctrl-C does: finished sites stay
+published, the rest keep their previous reports, and no worker outlives the run.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from evallib.pipeline.execute import (
     IN_WORKER,
     SITE_TIMEOUT,
     SiteRun,
+    environment,
     run_programme,
     safe_execute,
     salvage_failure,
@@ -194,6 +193,9 @@ def _sites_then_publish(
         batch = todo
     n_workers = max(1, min(jobs or os.cpu_count() or 1, max(1, len(batch))))
     with ExitStack() as stack:  # a Dask client stays connected for the programme notebook
+        # The checkout's git state, read once for every notebook's provenance (the code that runs is the code
+        # imported now), not by two git commands in each notebook.
+        stack.enter_context(environment(dask_warm.site_env(root)))
         client = None
         try:
             if scheduler is not None:
@@ -256,8 +258,7 @@ def _run_local(
         order = longest_first(batch, outputs)
         tasks = [(job, (job, str(root), str(outputs), str(template), in_worker, timeout)) for job in order]
         # A worker killed mid-site (it died, or passed the limit): its failure, with the notebook as far as it got
-        dead = partial(_failed_run, outputs, root)
-        for _, run in pool.run(safe_execute, tasks, on_error=dead):
+        for _, run in pool.run(safe_execute, tasks, on_error=partial(_failed_run, outputs, root)):
             runs.append(run)
             bar.set_postfix_str(f"{run.site_id} {run.status}")
             bar.update()
