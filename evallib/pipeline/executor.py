@@ -1,15 +1,14 @@
-"""Fast notebook execution: a Papermill engine that runs cells in a process forked after the imports.
+"""Fast notebook execution: a Papermill engine that runs cells in a process that imported everything once.
 
-A Jupyter kernel per notebook costs about 3 s before the first cell does anything:
-starting the kernel and importing pandas, statsmodels and matplotlib again. Here a
-worker process imports all of that once; for each notebook it forks a child, which
-executes the cells in-process on a fresh IPython shell (copy-on-write: nothing one
-notebook does reaches the next) and writes the executed notebook through Papermill
-as usual (parameter injection, metadata, failure banners). A child that dies is
-reported like a dead kernel.
+A Jupyter kernel per notebook costs about 3 s before the first cell does anything: starting the kernel and
+importing pandas, statsmodels and matplotlib again. Here a warm process (:func:`warm_up`) executes the cells
+in-process on an IPython shell and writes the executed notebook through Papermill as usual (parameter injection,
+metadata, failure banners). A batch's workers run their sites this way one after another in their own process
+(:mod:`evallib.pipeline.in_worker`, the shell reset for each); :func:`run_forked` runs one notebook in a child
+forked for it (copy-on-write: nothing it does reaches this process), as the programme notebook runs. A child that
+dies is reported like a dead kernel.
 
-POSIX only (``os.fork``); elsewhere the runner uses ordinary kernels. Dask workers fork from a warm worker the
-same way (:mod:`evallib.pipeline.dask_warm`).
+POSIX only (``os.fork``); elsewhere the runner uses ordinary kernels.
 """
 
 from __future__ import annotations

@@ -34,9 +34,8 @@ def _warm() -> None:
 
 
 def _warm_with_site() -> bool:
-    """Evaluate and draw :data:`WARM_SITE` (its default protocol, on bundled data) once, discarded, as the
-    local batch's parent warms with its first site (:func:`evallib.pipeline.warm.warm_with_site`); whether it
-    finished.
+    """Evaluate and draw :data:`WARM_SITE` (its default protocol, on bundled data) once, discarded, as a Dask
+    worker warms with its first site (:func:`evallib.pipeline.warm.warm_with_site`); whether it finished.
     """
     from evallib.pipeline.warm import warm_with_site
     from evallib.protocol.generator import chosen_estimators, chosen_pools, protocol_for

@@ -1,6 +1,6 @@
 """What a batch's parent process loads and compiles before its workers fork, so that no site pays for it again.
 
-Each site's notebook runs in a process forked from a worker, itself forked from the batch's process, and
+Each site's notebook runs in a worker forked from the batch's process (:mod:`evallib.pipeline.in_worker`), and
 starts with whatever that process held. Anything a site would otherwise load or compile on first use (the
 report templates, nbconvert's templates, nbformat's schema validator, matplotlib's SVG writer and fonts, the
 site registry, the text measurements of figure layout) is paid for once here, as it is once for the floor
@@ -8,11 +8,12 @@ that ``benchmarks/batch_profile.py`` measures in one process. Nothing here chang
 shows: a site's results and pages are the same with or without it (``tests/test_batch_warm_parent.py``).
 
 The data windows are harmonised partly in a helper process forked from the batch's process (:class:`WindowHelper`),
-while the batch's process imports, compiles and evaluates the warm-up site; the helper's windows are pickled back
+while the batch's process imports and compiles; the helper's windows are pickled back
 and taken into the batch's cache before the workers fork (each window is still harmonised once per batch).
 
-For Dask workers (``pipeline/dask_warm.py``), which warm the same way: :func:`malloc_defaults` (the heap a forked
-site inherits under a Dask nanny) and :func:`installed_state` (the code and data a warm state was made from).
+For Dask workers (``pipeline/dask_warm.py``), which warm the same way: one site evaluated and drawn, discarded
+(:func:`warm_with_site`), :func:`malloc_defaults` (the heap a worker's site process inherits under a Dask nanny) and
+:func:`installed_state` (the code and data a warm state was made from).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ if TYPE_CHECKING:
 
 Window = tuple[str, "pd.Timestamp", "pd.Timestamp"]
 
-#: A batch of at least this many sites is warmed with one whole site (evaluated and drawn, then discarded):
-#: it costs one site's CPU and saves each site about a tenth of a second of first-use costs, so it pays from
-#: about 15 sites on.
+#: A Dask worker with at least this many of a batch's sites is warmed with one whole site (evaluated and drawn,
+#: then discarded) before its site process forks: it costs one site's CPU and saved each site forked after it about
+#: a tenth of a second of first-use costs. A local worker warms itself with its first site instead.
 SITE_WARM_MIN = 16
 #: The most seconds the batch waits for its window helper; past it the helper is stopped and the batch's process
 #: harmonises the helper's windows itself.
