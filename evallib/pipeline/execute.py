@@ -40,7 +40,7 @@ from evallib.pipeline.executor import SKIPPED_IN_BATCH, run_forked, warm_up
 from evallib.pipeline.folders import publish_dir, record_failure
 from evallib.pipeline.in_worker import run_in_worker
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
-from evallib.pipeline.pool import timed_out
+from evallib.pipeline.pool import retire_after_task, timed_out
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
 from evallib.protocol import writing
 from evallib.protocol.paths import ROOT_ENV
@@ -367,7 +367,10 @@ def safe_execute(
     files go is recorded as one line naming the folder and the fix, never a traceback.
     """
     try:
-        return execute_site(job, root, outputs, template, executor, timeout)
+        run = execute_site(job, root, outputs, template, executor, timeout)
+        if run.status == "failed" and executor == IN_WORKER:
+            retire_after_task()  # results that cannot be published, or a late fault: as for a cell error
+        return run
     except Exception as exc:  # noqa: BLE001 - one site's crash must not stop the batch; it is recorded
         if is_fault(exc):  # named for the outputs folder, not the staging folder inside it
             reason = fault_message(exc, Path(outputs))  # type: ignore[arg-type]
@@ -377,6 +380,8 @@ def safe_execute(
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             reason = f"runner error: {scrub_paths(detail, Path(root))}"
         reason = scrub_paths(reason, Path(root))
+        if executor == IN_WORKER:
+            retire_after_task()  # the runner failed part-way in this process: a fresh worker for the next site
         try:
             record_failure(Path(outputs), job.site_id, reason, job.params_file)
         except (OSError, UnsafePath):
