@@ -1,7 +1,8 @@
 """What a site changes in its worker's process never reaches the next site the worker runs (pipeline/in_worker.py):
-environment variables, ``sys.path``, numpy's error handling, the global random states, the worker's signal
-handlers and the shell's hooks (events, extensions) are put back after each notebook; a site that leaves a thread running, or fails after its notebook ran
-(results that cannot be published), has its worker replaced before the next site, as a cell error does."""
+environment variables, ``sys.path``, the file mode mask, numpy's error handling, the global random states, the
+worker's signal handlers and the shell's hooks (events, extensions) are put back after each notebook; a site that
+leaves a thread running, or fails after its notebook ran (results that cannot be published), has its worker replaced
+before the next site, as a cell error does."""
 
 from __future__ import annotations
 
@@ -23,19 +24,22 @@ import json, os, random, signal, sys
 import numpy as np
 print("state:", json.dumps({"env": os.environ.get("EVALLIB_TEST_LEAK"), "path": "/leaked" in sys.path,
       "divide": np.geterr()["divide"], "random": random.random(), "np_random": float(np.random.random()),
-      "sigterm": signal.getsignal(signal.SIGTERM) is signal.SIG_IGN}))"""
+      "sigterm": signal.getsignal(signal.SIGTERM) is signal.SIG_IGN, "umask": os.umask(0o022)}))
+os.umask(0o022)"""
 CHANGE = """\
 os.environ["EVALLIB_TEST_LEAK"] = "set by the site before"
 sys.path.insert(0, "/leaked")
 np.seterr(all="raise")
 random.seed(1)
 np.random.seed(1)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)"""
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.umask(0o077)"""
 
 
 def _task(kind: str, template: str = "", folder: str = "") -> Any:
     """In a worker: ``kind`` "twice" runs ``template`` twice through run_in_worker (each run's cell outputs),
-    "once" once (its failure and this worker's pid), "site" runs it once as a site whose notebook writes no results (its run), "pid" this worker's pid.
+    "once" once (its failure and this worker's pid), "site" once as a site whose notebook writes no results (its
+    status, reason and this worker's pid), else this worker's pid.
     """
     from evallib.pipeline.execute import IN_WORKER, safe_execute
     from evallib.pipeline.in_worker import run_in_worker
@@ -81,7 +85,9 @@ def test_a_sites_environment_path_error_handling_random_state_and_signals_never_
 def test_a_site_that_leaves_a_thread_running_has_its_worker_replaced(
     tmp_path: Path, forked_notebook: Callable[..., Path]
 ) -> None:
-    template = forked_notebook("import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()")
+    template = forked_notebook(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()"
+    )
     (reason, pid), after = _in_one_worker([("a", ("once", str(template), str(tmp_path))), ("b", ("pid",))])
     assert reason is None  # the site itself succeeded
     assert after != pid  # but its thread must not run on beside the next site

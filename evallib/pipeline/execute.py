@@ -330,7 +330,9 @@ def salvage_failure(outputs: Path, root: Path, job: SiteJob, why: str) -> str:
     pattern = re.compile(re.escape(job.site_id) + "-[0-9a-f]{8}")
     staged = None
     with suppress(OSError, UnsafePath):  # a link planted there is never followed: no notebook then
-        folders = [p for p in (outputs / ".staging").iterdir() if pattern.fullmatch(p.name) and writing.check_dir(p)]
+        staging = outputs / ".staging"
+        found = staging.iterdir() if writing.check_dir(staging) else iter(())  # .staging itself a link too
+        folders = [p for p in found if pattern.fullmatch(p.name) and writing.check_dir(p)]
         notebooks = [p / "report.ipynb" for p in folders if writing.check_file(p / "report.ipynb")]
         staged = max(notebooks, key=lambda p: p.stat().st_mtime) if notebooks else None
     if staged is not None:

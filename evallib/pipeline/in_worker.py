@@ -8,17 +8,18 @@ fork of the warm process whenever it cannot be trusted to be clean:
 
 * every notebook starts as in a process of its own: the shell's namespace, history and cell numbers reset, the
   figures closed, and matplotlib's settings, the warning filters, ``os.environ``, ``sys.path``, numpy's error
-  handling and the global random states (``random``, ``numpy.random``) as the warm process left them
+  handling, the file mode mask, the global random states (``random``, ``numpy.random``), the worker's signal
+  handlers and the shell's hooks (events, extensions) as the warm process left them
   (:func:`run_in_worker`);
-* a site that fails (a cell error, anything the runner raises, results that cannot be published) has its worker
-  replaced before the next site (:func:`evallib.pipeline.pool.retire_after_task`): a half-done step could have
-  left a cache or a module changed;
+* a site that fails (a cell error, anything the runner raises, results that cannot be published), or leaves a
+  thread running, has its worker replaced before the next site (:func:`evallib.pipeline.pool.retire_after_task`):
+  a half-done step could have left a cache or a module changed;
 * a worker that dies, or runs past the time limit, is killed and replaced by the pool as before, and the notebook
   it had saved so far is kept as the site's ``failed.ipynb`` (:func:`evallib.pipeline.execute.salvage_failure`).
 
 A site's results and pages are byte-identical to those of the same site run alone in a fresh process
-(``tests/test_in_worker.py``). What a notebook changes beyond that (a module's globals, a thread it leaves
-running) is not undone. A Dask worker runs its sites the same way in one child of its own
+(``tests/test_in_worker.py``). What a notebook changes beyond that (a module's globals, an object a cache
+returned) is not undone. A Dask worker runs its sites the same way in one child of its own
 (:mod:`evallib.pipeline.site_process`); the programme notebook runs in a process forked for it.
 """
 
@@ -97,14 +98,18 @@ def run_in_worker(
 
 def _process_state() -> Callable[[], None]:
     """What a notebook may change in this process and a process of its own would not pass on: ``os.environ``,
-    ``sys.path``, the global random states and the worker's signal handlers (a SIGTERM must still stop the
-    worker as :mod:`evallib.pipeline.pool` set it); returns the function that puts them back as they are now.
+    ``sys.path``, the file mode mask, the warnings' format, the global random states and the worker's signal
+    handlers (a SIGTERM must still stop the worker as :mod:`evallib.pipeline.pool` set it); returns the function
+    that puts them back as they are now.
     """
     import numpy as np
 
     env, path = dict(os.environ), list(sys.path)
+    umask = os.umask(0o022)  # read (the only way) and put back at once
+    os.umask(umask)
     py_random, np_random = random.getstate(), np.random.get_state()
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    formatwarning = warnings.formatwarning  # catch_warnings keeps the filters, not the format
 
     def restore() -> None:
         for name in [k for k in os.environ if k not in env]:
@@ -113,6 +118,8 @@ def _process_state() -> Callable[[], None]:
             if os.environ.get(name) != value:
                 os.environ[name] = value
         sys.path[:] = path
+        os.umask(umask)  # the modes of every later site's published files
+        warnings.formatwarning = formatwarning
         random.setstate(py_random)
         np.random.set_state(np_random)
         for signum, handler in handlers.items():
