@@ -77,7 +77,7 @@ def test_a_sites_environment_path_error_handling_random_state_and_signals_never_
     template = forked_notebook(REPORT, CHANGE)
     [runs] = _in_one_worker([("twice", ("twice", str(template), str(tmp_path)))])
     assert isinstance(runs, list), runs
-    first, second = (json.loads(outputs[0][0]["text"].split("state:", 1)[1]) for outputs in runs)
+    first, second = (json.loads("".join(outputs[0][0]["text"]).split("state:", 1)[1]) for outputs in runs)
     assert first["env"] is None and not first["path"] and first["divide"] != "raise" and not first["sigterm"]
     assert second == first  # the second notebook started as the first did, random draws included
 
