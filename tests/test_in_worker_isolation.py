@@ -97,9 +97,7 @@ def test_a_site_that_ran_but_cannot_be_published_has_its_worker_replaced(
     tmp_path: Path, forked_notebook: Callable[..., Path]
 ) -> None:
     template = forked_notebook("x = 1")  # runs without error, writes no results.json
-    (status, reason, pid), after = _in_one_worker(
-        [("a", ("site", str(template), str(tmp_path))), ("b", ("pid",))]
-    )
+    (status, reason, pid), after = _in_one_worker([("a", ("site", str(template), str(tmp_path))), ("b", ("pid",))])
     assert status == "failed" and "results.json" in reason
     assert after != pid  # replaced as after a cell error: the runner's failure came after the notebook ran
 

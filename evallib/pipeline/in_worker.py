@@ -107,7 +107,7 @@ def _process_state() -> Callable[[], None]:
     env, path = dict(os.environ), list(sys.path)
     umask = os.umask(0o022)  # read (the only way) and put back at once
     os.umask(umask)
-    py_random, np_random = random.getstate(), np.random.get_state()
+    py_random, np_random = random.getstate(), np.random.get_state()  # noqa: NPY002 - the legacy global state
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     formatwarning = warnings.formatwarning  # catch_warnings keeps the filters, not the format
 
@@ -121,7 +121,7 @@ def _process_state() -> Callable[[], None]:
         os.umask(umask)  # the modes of every later site's published files
         warnings.formatwarning = formatwarning
         random.setstate(py_random)
-        np.random.set_state(np_random)
+        np.random.set_state(np_random)  # noqa: NPY002 - a notebook may draw from it
         for signum, handler in handlers.items():
             if signal.getsignal(signum) is not handler and handler is not None:
                 signal.signal(signum, handler)
