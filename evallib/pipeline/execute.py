@@ -40,7 +40,7 @@ from evallib.pipeline.executor import SKIPPED_IN_BATCH, run_forked, warm_up
 from evallib.pipeline.folders import publish_dir, record_failure
 from evallib.pipeline.in_worker import run_in_worker
 from evallib.pipeline.notebook import PARAMS_FILE_ENV
-from evallib.pipeline.pool import timed_out
+from evallib.pipeline.pool import retire_after_task, timed_out
 from evallib.pipeline.preflight import PROGRAMME_TEMPLATE, TEMPLATE, SiteJob, project_env, relative
 from evallib.protocol import writing
 from evallib.protocol.paths import ROOT_ENV
@@ -330,7 +330,9 @@ def salvage_failure(outputs: Path, root: Path, job: SiteJob, why: str) -> str:
     pattern = re.compile(re.escape(job.site_id) + "-[0-9a-f]{8}")
     staged = None
     with suppress(OSError, UnsafePath):  # a link planted there is never followed: no notebook then
-        folders = [p for p in (outputs / ".staging").iterdir() if pattern.fullmatch(p.name) and writing.check_dir(p)]
+        staging = outputs / ".staging"
+        found = staging.iterdir() if writing.check_dir(staging) else iter(())  # .staging itself a link too
+        folders = [p for p in found if pattern.fullmatch(p.name) and writing.check_dir(p)]
         notebooks = [p / "report.ipynb" for p in folders if writing.check_file(p / "report.ipynb")]
         staged = max(notebooks, key=lambda p: p.stat().st_mtime) if notebooks else None
     if staged is not None:
@@ -367,7 +369,10 @@ def safe_execute(
     files go is recorded as one line naming the folder and the fix, never a traceback.
     """
     try:
-        return execute_site(job, root, outputs, template, executor, timeout)
+        run = execute_site(job, root, outputs, template, executor, timeout)
+        if run.status == "failed" and executor == IN_WORKER:
+            retire_after_task()  # results that cannot be published, or a late fault: as for a cell error
+        return run
     except Exception as exc:  # noqa: BLE001 - one site's crash must not stop the batch; it is recorded
         if is_fault(exc):  # named for the outputs folder, not the staging folder inside it
             reason = fault_message(exc, Path(outputs))  # type: ignore[arg-type]
@@ -377,6 +382,8 @@ def safe_execute(
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             reason = f"runner error: {scrub_paths(detail, Path(root))}"
         reason = scrub_paths(reason, Path(root))
+        if executor == IN_WORKER:
+            retire_after_task()  # the runner failed part-way in this process: a fresh worker for the next site
         try:
             record_failure(Path(outputs), job.site_id, reason, job.params_file)
         except (OSError, UnsafePath):
