@@ -264,6 +264,32 @@ def _cell_complete(nb_man: Any, cell: Any) -> None:
         nb_man.pbar.update(1)
 
 
+def execute_here(
+    template: Path, nb_out: Path, params: dict[str, Any], cwd: Path, skip_tag: str | None = SKIPPED_IN_BATCH
+) -> str | None:
+    """Execute one notebook in this process on the warm shell (:func:`warm_up`); return the failure in words (a
+    cell's error, or whatever else stopped it), or None. Code cells tagged ``skip_tag`` are left unexecuted.
+    """
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(
+            str(template),
+            str(nb_out),
+            parameters=params,
+            cwd=str(cwd),
+            engine_name=ENGINE_NAME,
+            progress_bar=False,
+            log_output=False,
+            skip_cells_with_tag=skip_tag or "",
+        )
+    except pm.PapermillExecutionError as exc:
+        return f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # noqa: BLE001 - the notebook's failure, recorded by the caller
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def run_forked(
     template: Path,
     nb_out: Path,
@@ -298,26 +324,13 @@ def run_forked(
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             die_with_parent()
-            import papermill as pm
-
-            reason = ""
             try:
-                pm.execute_notebook(
-                    str(template),
-                    str(nb_out),
-                    parameters=params,
-                    cwd=str(cwd),
-                    engine_name=ENGINE_NAME,
-                    progress_bar=False,
-                    log_output=False,
-                    skip_cells_with_tag=skip_tag or "",
-                )
-                code = 0
-            except pm.PapermillExecutionError as exc:
-                reason = f"{exc.ename}: {exc.evalue}"
+                reason = execute_here(template, nb_out, params, cwd, skip_tag)
             except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records it
                 reason = f"{type(exc).__name__}: {exc}"
-            if code:
+            if reason is None:
+                code = 0
+            else:
                 error_file.write_text(json.dumps({"reason": reason[:2000]}))
         finally:
             os._exit(code)

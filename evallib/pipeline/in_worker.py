@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evallib.pipeline.executor import ENGINE_NAME, SKIPPED_IN_BATCH, reset_shell, warm_up
+from evallib.pipeline.executor import SKIPPED_IN_BATCH, execute_here, reset_shell, warm_up
 from evallib.pipeline.pool import retire_after_task
 
 _FROZEN: list[bool] = []
@@ -53,7 +53,6 @@ def run_in_worker(
     import matplotlib
     import matplotlib.pyplot as plt
     import numpy as np
-    import papermill as pm
 
     warm_up()  # a no-op in a warm worker; it registers the engine and builds the shell
     if not _FROZEN:
@@ -68,20 +67,7 @@ def run_in_worker(
         # Each notebook sees the warning filters, matplotlib settings and numpy's error handling as the warm
         # process left them, whatever the site before it changed.
         with warnings.catch_warnings(), matplotlib.rc_context(), np.errstate():
-            pm.execute_notebook(
-                str(template),
-                str(nb_out),
-                parameters=params,
-                cwd=str(cwd),
-                engine_name=ENGINE_NAME,
-                progress_bar=False,
-                log_output=False,
-                skip_cells_with_tag=skip_tag or "",
-            )
-    except pm.PapermillExecutionError as exc:
-        reason = f"{exc.ename}: {exc.evalue}"
-    except Exception as exc:  # noqa: BLE001 - the site's failure, recorded by the caller
-        reason = f"{type(exc).__name__}: {exc}"
+            reason = execute_here(template, nb_out, params, cwd, skip_tag)
     finally:
         try:
             plt.close("all")
@@ -139,7 +125,8 @@ def _shell_hooks() -> Callable[[], None]:
 
     shell = InteractiveShell.instance()  # the warm shell (executor.warm_up)
     events = {name: list(found) for name, found in shell.events.callbacks.items()}
-    loaded = set(shell.extension_manager.loaded)
+    extensions: Any = shell.extension_manager  # built with the shell (never None once it exists)
+    loaded = set(extensions.loaded)
     custom = (shell.custom_exceptions, shell.__dict__.get("CustomTB"))
     lists = [shell.ast_transformers, shell.input_transformers_post, shell.input_transformers_cleanup]
     saved = [list(x) for x in lists]
@@ -147,8 +134,8 @@ def _shell_hooks() -> Callable[[], None]:
     def restore() -> None:
         for name, found in events.items():
             shell.events.callbacks[name][:] = found
-        shell.extension_manager.loaded.clear()
-        shell.extension_manager.loaded.update(loaded)
+        extensions.loaded.clear()
+        extensions.loaded.update(loaded)
         shell.custom_exceptions = custom[0]
         if custom[1] is None:
             shell.__dict__.pop("CustomTB", None)

@@ -59,7 +59,7 @@ def run_in_child(
         pool.timeout = timeout
         args = (job, str(project), str(outputs), timeout, env, dict(SHIPPED))
         for _, run in pool.run(_run_here, [(job, args)], on_error=lambda j, why: _failed(outputs, project, j, why)):
-            return run  # type: ignore[no-any-return]
+            return run
     raise RuntimeError("the site process returned nothing")  # pragma: no cover - run() yields once per task
 
 
