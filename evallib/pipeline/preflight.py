@@ -30,7 +30,7 @@ from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_prob
 from evallib.protocol.paths import ROOT_ENV
 from evallib.protocol.writing import UnsafePath, read_file
 from evallib.reporting.publishing import Expected, read_json, verified_fingerprint
-from evallib.sources.areas import linked_codes
+from evallib.sources.areas import pool_codes
 from evallib.sources.bundled import BUNDLED
 from evallib.sources.registry import known_commissioners, known_trusts
 from evallib.vocabulary import agree, plural, unit_plural
@@ -316,7 +316,7 @@ def _check_against_data(protocol: SiteProtocol, spec: AnalysisSpec, data_start: 
         return ""
     # The pool's codes are mapped to the data's areas (codes of any era), so a register code counts only when a
     # succession links it to the data's codes: one that holds no area would be dropped without a word.
-    if protocol.design_pool and (problem := design_pool_problem(protocol, linked_codes(units) if bundled else units)):
+    if protocol.design_pool and (problem := design_pool_problem(protocol, pool_codes(units, spec.data_source))):
         return problem
     missing = [c for c in protocol.comparison_include if c.upper() not in units]
     if missing:

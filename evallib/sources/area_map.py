@@ -153,18 +153,6 @@ def resolve(codes: Iterable[str], area_map: AreaMap) -> tuple[tuple[str, ...], t
     return tuple(areas), tuple(notes)
 
 
-def linked(units: set[str] | frozenset[str], links: pd.DataFrame) -> set[str]:
-    """``units`` and every code a chain of ``links`` (either way, any date) joins to one of them, all upper case."""
-    old, new = links["old_code"].astype(str).str.upper(), links["new_code"].astype(str).str.upper()
-    pairs = list(zip(old, new, strict=True))
-    out, grew = {u.upper() for u in units}, True
-    while grew:
-        before = len(out)
-        out |= {b for a, b in pairs if a in out} | {a for a, b in pairs if b in out}
-        grew = len(out) > before
-    return out
-
-
 def _walk(
     code: str, links: pd.DataFrame, code_area: dict[str, str], *, backward: bool, after: pd.Timestamp
 ) -> tuple[set[str], set[str]] | None:

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 from evallib.errors import DataError
-from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label, linked, resolve
-from evallib.sources.bundled import load_successions, organisation_names
+from evallib.sources.area_map import EVENT_COLUMNS, LINK_COLUMNS, AreaMap, label, resolve
+from evallib.sources.bundled import BUNDLED, load_successions, organisation_names
 from evallib.sources.commissioners import join_links
 from evallib.sources.panel import PANEL_COLUMNS, Panel
 from evallib.sources.quality import BREAK_FLOOR, BREAK_K, BREAK_Z, level_step_arrays
@@ -49,7 +49,7 @@ from evallib.vocabulary import plural
 Link = tuple[str, str, pd.Timestamp, str]
 Event = tuple[str, pd.Timestamp, str, str, str, str]
 
-__all__ = ["AreaMap", "default_links", "harmonise", "linked_codes", "resolve"]
+__all__ = ["AreaMap", "default_links", "harmonise", "pool_codes", "resolve"]
 
 _COMMISSIONERS = {"ccg", "pct", "care_trust"}
 
@@ -69,11 +69,19 @@ def default_links() -> pd.DataFrame:
     return _default_links().copy()
 
 
-def linked_codes(units: set[str] | frozenset[str]) -> set[str]:
-    """``units`` (upper case) and every code :func:`default_links` chain to one of them: the one rule for the codes a
-    bundled source answers for, asked by the pre-run check and by ``evaluate_site`` alike (:func:`.area_map.linked`).
+def pool_codes(units: set[str] | frozenset[str], data_source: object) -> set[str]:
+    """The codes a ``design_pool`` may name for data holding ``units`` (all upper case): those codes and, for a
+    bundled source, every code :func:`default_links` chain to one of them, in either direction and any era. The one
+    rule of the pre-run check and of ``evaluate_site``.
     """
-    return linked(units, _default_links())
+    codes = {u.upper() for u in units}
+    if not (isinstance(data_source, str) and data_source in BUNDLED):
+        return codes
+    links = _default_links()
+    old, new = links["old_code"].astype(str).str.upper(), links["new_code"].astype(str).str.upper()
+    root = _components(sorted(codes), list(zip(old, new, strict=True)))
+    joined = {root[c] for c in codes}
+    return {c for c, r in root.items() if r in joined}
 
 
 def _components(codes: list[str], pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from evallib.evaluation.site.breaks import SiteBreak, screen_site
 from evallib.protocol.params import AnalysisSpec, SiteProtocol, design_pool_problem
 from evallib.protocol.paths import project_root
 from evallib.protocol.windows import Windows, period_label
-from evallib.sources.areas import linked_codes
+from evallib.sources.areas import pool_codes
 from evallib.sources.bundled import BUNDLED, load_bundled
 from evallib.sources.files import FileSource, load_file
 from evallib.sources.panel import Panel
@@ -113,14 +113,6 @@ class Coverage:
     def units(self) -> str:
         """The kind of unit in words, plural ("CCGs", "trusts", "areas")."""
         return unit_plural(self.unit_kind)
-
-
-def _known_codes(panel: Panel, data_source: str | FileSource) -> set[str]:
-    """The codes ``design_pool`` may name, as the batch's pre-run check counts them: the data's codes (any period) and,
-    for a bundled source, every code a chain of successions links to one of them (any era).
-    """
-    bundled = isinstance(data_source, str) and data_source in BUNDLED
-    return linked_codes(set(panel.units)) if bundled else set(panel.units)
 
 
 def load_source(data_source: str | FileSource) -> Panel:
@@ -261,7 +253,7 @@ def analysis_frame(
         # Chosen at design time among the units the rules admit; other data sources' units keep their own pools.
         # A code that is none of the data's would be dropped without a word: refused, as the batch's pre-run check
         # refuses it, here too for a notebook run on its own.
-        problem = design_pool_problem(protocol, _known_codes(panel, spec.data_source))
+        problem = design_pool_problem(protocol, pool_codes(set(panel.units), spec.data_source))
         if problem:
             raise ParamsError(problem)
         before = len(pool)
