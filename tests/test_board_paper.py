@@ -8,8 +8,8 @@ minimum detectable effect) and no path of this machine; each page is rendered to
 paper's HTML and printed as text. Without Chromium, or when it fails, the papers are skipped with one line and no
 link is shown; an unchanged paper is not printed again.
 
-Printing needs Debian's ``chromium`` (``.ci/run`` installs it) and pip's ``playwright`` (a test extra); those
-tests are skipped where either is absent. The skip and failure paths run everywhere.
+Printing needs Debian's ``chromium`` (``.ci/run`` installs it); those tests are skipped without it. The skip and
+failure paths run everywhere (``tests/test_pdf_chromium.py`` has the browser's own failures).
 """
 
 from __future__ import annotations

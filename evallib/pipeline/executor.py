@@ -60,7 +60,6 @@ def warm_up(windows: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()) ->
 
     import IPython.core.logger  # noqa: F401
     import papermill  # noqa: F401
-    import statsmodels.api  # noqa: F401
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
