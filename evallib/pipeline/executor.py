@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evallib.pipeline.pool import die_with_parent, set_child, timed_out
+from evallib.pipeline.quick_save import QuickSave
 from evallib.pipeline.warm import warm_pages
 
 if TYPE_CHECKING:
@@ -179,20 +180,14 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
     if save is None:
         save, nb_man.save = nb_man.save, lambda **kwargs: None
 
-    def save_quickly() -> None:
-        # Read only if the process dies in the next cell: compact JSON from the C encoder, without the schema
-        # validation and deep copy of papermill's save (its pretty, validated save writes the end).
-        if nb_man.output_path:
-            with open(nb_man.output_path, "w", encoding="utf-8") as f:
-                f.write(json.dumps(nb_man.nb, ensure_ascii=False))
-
+    save_quickly = QuickSave(nb_man.nb, nb_man.output_path)
     try:
         for index, cell in enumerate(nb_man.nb.cells):
             nb_man.cell_start(cell, index)
             try:
                 if cell.cell_type != "code" or (skip_tag and skip_tag in cell.metadata.get("tags", [])):
                     continue
-                save_quickly()
+                save_quickly(index)
                 sink.clear()
                 count[0] = shell.execution_count
                 out, err = io.StringIO(), io.StringIO()
@@ -222,6 +217,8 @@ def _execute_cells(nb_man: Any, skip_tag: str | None = None, save: Any = None) -
     except BaseException:
         nb_man.save = save  # the engine's closing save writes how far it got
         raise
+    finally:
+        save_quickly.close()
     # Not restored when every cell ran (or one failed): papermill writes the finished notebook right after the
     # engine returns, so the engine's own closing save would write the same large notebook once more.
     return nb_man.nb
