@@ -12,6 +12,7 @@ built, so a hostile file costs milliseconds. Error messages never quote more tha
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,23 @@ def _check_text(value: Any, path: str = "") -> str | None:
     return None
 
 
+#: Files parsed in this process, by their bytes: a batch parses every params file before its workers fork, and
+#: each site's notebook reads its own again (the same bytes, parsed once; a copy is returned each time).
+_PARSED: dict[bytes, Any] = {}
+_PARSED_MOST = 1024
+
+
 def parse_params_text(data: bytes, source: str) -> Any:
     """Parse the bytes of a params file with every bound above; raise :class:`ParamsError` naming ``source``."""
+    if data in _PARSED:
+        return copy.deepcopy(_PARSED[data])
+    value = _parse(data, source)
+    if len(_PARSED) < _PARSED_MOST:
+        _PARSED[data] = copy.deepcopy(value)
+    return value
+
+
+def _parse(data: bytes, source: str) -> Any:
     if len(data) > MAX_PARAMS_BYTES:
         raise ParamsError(
             f"{source}: the params file is {len(data):,} bytes, more than the {MAX_PARAMS_BYTES:,} allowed; "
