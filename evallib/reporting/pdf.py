@@ -18,6 +18,7 @@ of its own, ended with the session (or when this process dies: it exits when its
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -110,6 +111,7 @@ class _Browser:
                 os.close(fd)
         os.set_blocking(self._in, False)  # see call()
         self.status: int | None = None
+        self.exited = False
         self._buffer = b""
         self._next_id = 0
 
@@ -124,18 +126,27 @@ class _Browser:
         while True:
             while b"\0" in self._buffer:
                 raw, self._buffer = self._buffer.split(b"\0", 1)
-                reply = json.loads(raw)
+                try:
+                    reply = json.loads(raw)
+                except ValueError:  # not UTF-8 or not JSON: whatever sent it is no DevTools pipe
+                    raise _failed(f"{method}: a reply that is not JSON") from None
+                if not isinstance(reply, dict):
+                    raise _failed(f"{method}: a reply that is not a JSON object")
                 if reply.get("id") != self._next_id:
                     continue
                 if "error" in reply:
-                    raise _failed(f"{method}: {reply['error'].get('message', 'an error')}")
-                result: dict[str, Any] = reply.get("result", {})
+                    error = reply["error"]
+                    raise _failed(f"{method}: {isinstance(error, dict) and error.get('message') or 'an error'}")
+                result = reply.get("result", {})
+                if not isinstance(result, dict):
+                    raise _failed(f"{method}: a result that is not a JSON object")
                 return result
             # Write what is left while reading what comes (a page larger than the pipe holds is sent in parts,
             # and a browser that stops reading or answering is given up at the deadline, not waited for).
+            # The deadline is checked on every pass: a browser that never stops writing must not extend it.
             left = deadline - time.monotonic()
             readable, writable, _ = select.select([self._out], [self._in] if unsent else [], [], max(left, 0))
-            if not readable and not writable:
+            if left <= 0 or not (readable or writable):
                 raise _failed(f"{method} took more than {TIMEOUT_S} s")
             if writable:
                 try:
@@ -149,21 +160,32 @@ class _Browser:
                 self._buffer += chunk
 
     def _exited(self) -> str:
-        code = self.wait(5)
-        return "it stopped answering" if code is None else f"it exited (status {code})"
+        if not self.wait(5):
+            return "it stopped answering"
+        return "it exited" if self.status is None else f"it exited (status {self.status})"
 
-    def wait(self, seconds: float) -> int | None:
-        """The browser's exit status once it has exited, waiting at most ``seconds``; None while it runs."""
+    def wait(self, seconds: float) -> bool:
+        """Whether the browser has exited, waiting at most ``seconds``; its status goes to :attr:`status`.
+
+        It is not reaped here (``WNOWAIT``): until :meth:`close` reaps it, its process id, which names its
+        process group, cannot be given to another process.
+        """
         deadline = time.monotonic() + seconds
-        while self.status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.status = os.waitstatus_to_exitcode(status)
+        while not self.exited:
+            try:
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # reaped already (SIGCHLD ignored, inherited from our parent): status lost
+                self.exited = True
+                break
+            if info is not None and info.si_pid:
+                self.exited = True
+                exited_normally = info.si_code == os.CLD_EXITED
+                self.status = info.si_status if exited_normally else -info.si_status
             elif time.monotonic() >= deadline:
                 break
             else:
                 time.sleep(0.02)
-        return self.status
+        return self.exited
 
     def close(self) -> None:
         """Ask the browser to close, then end its process group whatever it did."""
@@ -173,16 +195,22 @@ class _Browser:
             pass  # it has gone already
         for fd in (self._in, self._out):
             os.close(fd)
-        if self.wait(10) is None:  # it did not close: its whole group is ended (zygote and renderers too)
+        try:
+            self.wait(10)
+        finally:
+            # Its whole group is ended whether or not it closed: processes of its group (zygote, renderers, or
+            # what a wrapper script started) can outlive the browser itself. It is reaped only after.
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            os.waitpid(self.pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
 
 
 def _failed(why: str) -> RuntimeError:
-    return RuntimeError(f"Chromium failed: {why}"[:200])
+    # One line whatever the browser said (an error message of its own may hold line breaks).
+    return RuntimeError(" ".join(f"Chromium failed: {why}".split())[:200])
 
 
 def print_pdfs(jobs: list[tuple[str, Path]]) -> None:
@@ -194,8 +222,8 @@ def print_pdfs(jobs: list[tuple[str, Path]]) -> None:
     Raises
     ------
     RuntimeError
-        When Chromium cannot be started, or a page cannot be loaded or printed within :data:`TIMEOUT_S` (the message
-        is one line, without paths).
+        When Chromium cannot be started, answers with what is not a PDF, or a page cannot be loaded or printed
+        within :data:`TIMEOUT_S`, or a PDF cannot be written (the message is one line, without paths).
     """
     if not jobs:
         return
@@ -213,8 +241,12 @@ def print_pdfs(jobs: list[tuple[str, Path]]) -> None:
             for html, out in jobs:
                 browser.call("Page.setDocumentContent", {"frameId": frame, "html": html}, session)
                 browser.call("Runtime.evaluate", {"expression": _LOADED, "awaitPromise": True}, session)
-                printed = browser.call("Page.printToPDF", _print_settings(), session)
-                _write_whole(out, base64.b64decode(printed["data"]))
+                printed = base64.b64decode(browser.call("Page.printToPDF", _print_settings(), session)["data"])
+                if not printed.startswith(b"%PDF-"):
+                    raise ValueError("not a PDF")
+                _write_whole(out, printed)
+        except (KeyError, TypeError, ValueError):  # a reply without the field it must have, or not a PDF
+            raise _failed("a reply of an unexpected form") from None
         finally:
             browser.close()
 
@@ -243,10 +275,18 @@ def _print_settings() -> dict[str, Any]:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole; an OSError (folder gone, disk full) is a one-line RuntimeError, as the
+    caller catches no other, and leaves no temporary file.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    # Never through a link planted at the temporary name.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    tmp.replace(path)
+    try:
+        tmp.unlink(missing_ok=True)
+        # Never through a link planted at the temporary name.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _failed(f"a PDF could not be written ({exc.strerror or type(exc).__name__})") from None
