@@ -11,6 +11,7 @@ Debian's ``chromium`` and are skipped without it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import sys
@@ -377,3 +378,31 @@ def test_no_page_brings_a_file_of_this_machine_into_a_pdf(tmp_path: Path) -> Non
         text = _pdf_text(out)
         assert f"page {i}" in text
         assert not any(word in text for word in ("SECRET", "STYLE", "FRAME", "DATA")), text
+
+
+@needs_chromium
+def test_a_renderer_that_crashes_while_printing_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noted: dict[str, Any]
+) -> None:
+    # Killed (the OOM killer's choice on a big page), the renderer never answers: the next command waited its
+    # whole TIMEOUT_S (60 s) before. Chromium says so at once (Inspector.targetCrashed).
+    monkeypatch.setattr(pdf, "TIMEOUT_S", 20)
+    write = pdf._write_whole
+
+    def crash_after_the_first(path: Path, data: bytes) -> None:  # between two pages: no command in flight
+        write(path, data)
+        renderers = []
+        for pid in _in_session(noted["pid"]):
+            with contextlib.suppress(OSError):
+                if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+                    renderers.append(pid)
+        assert renderers
+        while any(_alive(pid) for pid in renderers):
+            time.sleep(0.01)
+
+    monkeypatch.setattr(pdf, "_write_whole", crash_after_the_first)
+    with pytest.raises(RuntimeError, match=r"^Chromium failed: .*crashed") as failed:
+        pdf.print_pdfs([(PAGE, tmp_path / "1.pdf"), (PAGE, tmp_path / "2.pdf")])
+    _one_line_without_paths(failed.value, tmp_path)
+    assert not _left_in_session(noted["pid"])
