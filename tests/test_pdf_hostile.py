@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -406,3 +408,46 @@ def test_a_renderer_that_crashes_while_printing_fails_at_once(
         pdf.print_pdfs([(PAGE, tmp_path / "1.pdf"), (PAGE, tmp_path / "2.pdf")])
     _one_line_without_paths(failed.value, tmp_path)
     assert not _left_in_session(noted["pid"])
+
+
+def test_a_reply_that_never_ends_is_given_up_before_it_fills_the_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bytes without the NUL that ends a message were all held until the deadline: 1.4 GB in 3 s here, so tens of
+    # gigabytes in the 60 s of TIMEOUT_S.
+    monkeypatch.setenv("EVALLIB_CHROMIUM", str(_stand_in(tmp_path, "exec yes >&4")))
+    monkeypatch.setattr(pdf, "TIMEOUT_S", 5)
+    monkeypatch.setattr(pdf, "LONGEST_REPLY", 1 << 20)
+    with pytest.raises(RuntimeError, match=r"^Chromium failed: Target.createTarget: a reply of more than 1 MiB$"):
+        pdf.print_pdfs([(PAGE, tmp_path / "V04.pdf")])
+    assert not _left_in_session(int((tmp_path / "pid").read_text()))
+
+
+def test_a_temporary_folder_that_is_gone_fails_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TMPDIR removed under a running batch (or full): the profile folder's OSError escaped print_pdfs.
+    monkeypatch.setenv("EVALLIB_CHROMIUM", str(_stand_in(tmp_path, UNTIL_CLOSED)))
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent-tmp")  # short: used as it is
+    with pytest.raises(RuntimeError, match=r"^Chromium failed: no folder for its profile \(") as failed:
+        pdf.print_pdfs([(PAGE, tmp_path / "V04.pdf")])
+    _one_line_without_paths(failed.value, tmp_path, Path("/nonexistent-tmp"))
+
+
+def test_file_descriptors_running_out_fails_in_one_line_and_leaks_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second pipe refused (EMFILE): the OSError escaped print_pdfs, and the first pipe's two fds stayed open.
+    monkeypatch.setenv("EVALLIB_CHROMIUM", str(_stand_in(tmp_path, UNTIL_CLOSED)))
+    pipe, made = os.pipe, []
+
+    def second_refused() -> tuple[int, int]:
+        if made:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        made.append(pipe())
+        return made[0]
+
+    before = set(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "pipe", second_refused)
+    with pytest.raises(RuntimeError, match=r"^Chromium failed: it could not be started \(Too many open files\)$"):
+        pdf.print_pdfs([(PAGE, tmp_path / "V04.pdf")])
+    monkeypatch.undo()
+    assert set(os.listdir("/proc/self/fd")) <= before

@@ -34,6 +34,9 @@ TIMEOUT_S = 60
 #: The longest temporary folder used as it is: Chromium's socket path below it (about 70 more bytes, the profile
 #: folder's name included) must stay under the 108 bytes of a Unix socket address.
 _LONGEST_TMP = 32
+#: The most a reply may hold (a PDF's base64 is a third larger than the PDF): a stream without the NUL that ends
+#: a message would otherwise be held in memory until the deadline, gigabytes a second.
+LONGEST_REPLY = 1 << 30
 #: A4 in inches, as Chromium's print settings take it (the pages' own ``@page`` size wins where they set one).
 A4 = (8.27, 11.7)
 _FLAGS = (
@@ -81,34 +84,34 @@ class _Browser:
     def __init__(self, executable: str, profile: str) -> None:
         import fcntl  # POSIX only, as posix_spawn: imported here so that the module imports everywhere
 
-        to_browser, self._in = os.pipe()  # the browser reads its commands on fd 3
-        self._out, from_browser = os.pipe()  # and writes its replies on fd 4
-        # Copies numbered from 10 (close-on-exec, like every fd here), so that putting them on 3 and 4 in the
-        # child cannot overwrite one with the other; posix_spawn runs no Python between fork and exec.
-        ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
-        for fd in (to_browser, from_browser):
-            os.close(fd)
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-            (os.POSIX_SPAWN_DUP2, ends[0], 3),
-            (os.POSIX_SPAWN_DUP2, ends[1], 4),
-        ]
-        argv = [executable, *_FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        opened: list[int] = []  # closed again, all, if the browser cannot be started (fds may run out)
         try:
+            opened += os.pipe()  # the browser reads its commands on fd 3 (from opened[0])
+            opened += os.pipe()  # and writes its replies on fd 4 (to opened[3])
+            # Copies numbered from 10 (close-on-exec, like every fd here), so that putting them on 3 and 4 in the
+            # child cannot overwrite one with the other; posix_spawn runs no Python between fork and exec.
+            for fd in (opened[0], opened[3]):
+                opened.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+                (os.POSIX_SPAWN_DUP2, opened[4], 3),
+                (os.POSIX_SPAWN_DUP2, opened[5], 4),
+            ]
+            argv = [executable, *_FLAGS, f"--user-data-dir={profile}", "about:blank"]
             # In a session of its own: its group (zygote, renderers, utilities) is ended as one.
             # Its temporary files (a Unix socket among them) in its own folder: a socket's path must be under
             # 108 bytes, and a long TMPDIR made Chromium abort.
             env = {**os.environ, "TMPDIR": profile}
             self.pid = os.posix_spawn(executable, argv, env, file_actions=actions, setsid=True)
         except OSError as exc:
-            for fd in (self._in, self._out):
+            for fd in opened:
                 os.close(fd)
             raise _failed(f"it could not be started ({exc.strerror})") from None
-        finally:
-            for fd in ends:
-                os.close(fd)
+        self._in, self._out = opened[1], opened[2]
+        for fd in (opened[0], opened[3], *opened[4:]):  # the browser's ends: its own copies are on 3 and 4
+            os.close(fd)
         os.set_blocking(self._in, False)  # see call()
         self.status: int | None = None
         self.exited = False
@@ -167,6 +170,8 @@ class _Browser:
                 if not chunk:
                     raise _failed(self._exited())
                 self._buffer += chunk
+                if len(self._buffer) > LONGEST_REPLY:
+                    raise _failed(f"{method}: a reply of more than {LONGEST_REPLY >> 20} MiB")
 
     def _exited(self) -> str:
         if not self.wait(5):
@@ -239,7 +244,11 @@ def print_pdfs(jobs: list[tuple[str, Path]]) -> None:
     executable = chromium_path()
     if executable is None:
         raise _failed("it was not found")
-    with _profile_folder() as profile:
+    try:
+        folder = _profile_folder()
+    except OSError as exc:  # the temporary folder gone (or full): the caller catches RuntimeError only
+        raise _failed(f"no folder for its profile ({exc.strerror})") from None
+    with folder as profile:
         browser = _Browser(executable, profile)
         try:
             target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
