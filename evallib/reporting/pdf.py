@@ -18,6 +18,7 @@ of its own, ended with the session (or when this process dies: it exits when its
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -33,6 +34,9 @@ TIMEOUT_S = 60
 #: The longest temporary folder used as it is: Chromium's socket path below it (about 70 more bytes, the profile
 #: folder's name included) must stay under the 108 bytes of a Unix socket address.
 _LONGEST_TMP = 32
+#: The most a reply may hold (a PDF's base64 is a third larger than the PDF): a stream without the NUL that ends
+#: a message would otherwise be held in memory until the deadline, gigabytes a second.
+LONGEST_REPLY = 1 << 30
 #: A4 in inches, as Chromium's print settings take it (the pages' own ``@page`` size wins where they set one).
 A4 = (8.27, 11.7)
 _FLAGS = (
@@ -80,37 +84,42 @@ class _Browser:
     def __init__(self, executable: str, profile: str) -> None:
         import fcntl  # POSIX only, as posix_spawn: imported here so that the module imports everywhere
 
-        to_browser, self._in = os.pipe()  # the browser reads its commands on fd 3
-        self._out, from_browser = os.pipe()  # and writes its replies on fd 4
-        # Copies numbered from 10 (close-on-exec, like every fd here), so that putting them on 3 and 4 in the
-        # child cannot overwrite one with the other; posix_spawn runs no Python between fork and exec.
-        ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
-        for fd in (to_browser, from_browser):
-            os.close(fd)
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-            (os.POSIX_SPAWN_DUP2, ends[0], 3),
-            (os.POSIX_SPAWN_DUP2, ends[1], 4),
-        ]
-        argv = [executable, *_FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        opened: list[int] = []  # closed again, all, if the browser cannot be started (fds may run out)
         try:
+            opened += os.pipe()  # the browser reads its commands on fd 3 (from opened[0])
+            opened += os.pipe()  # and writes its replies on fd 4 (to opened[3])
+            # Copies numbered from 10 (close-on-exec, like every fd here), so that putting them on 3 and 4 in the
+            # child cannot overwrite one with the other; posix_spawn runs no Python between fork and exec.
+            for fd in (opened[0], opened[3]):
+                opened.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+                (os.POSIX_SPAWN_DUP2, opened[4], 3),
+                (os.POSIX_SPAWN_DUP2, opened[5], 4),
+            ]
+            argv = [executable, *_FLAGS, f"--user-data-dir={profile}", "about:blank"]
             # In a session of its own: its group (zygote, renderers, utilities) is ended as one.
             # Its temporary files (a Unix socket among them) in its own folder: a socket's path must be under
             # 108 bytes, and a long TMPDIR made Chromium abort.
             env = {**os.environ, "TMPDIR": profile}
             self.pid = os.posix_spawn(executable, argv, env, file_actions=actions, setsid=True)
         except OSError as exc:
-            for fd in (self._in, self._out):
+            for fd in opened:
                 os.close(fd)
             raise _failed(f"it could not be started ({exc.strerror})") from None
-        finally:
-            for fd in ends:
-                os.close(fd)
+        self._in, self._out = opened[1], opened[2]
+        for fd in (opened[0], opened[3], *opened[4:]):  # the browser's ends: its own copies are on 3 and 4
+            os.close(fd)
         os.set_blocking(self._in, False)  # see call()
         self.status: int | None = None
-        self._buffer = b""
+        self.exited = False
+        # What has come and not been taken, and how much of it is known to hold no NUL: a reply of megabytes
+        # arrives in 64 KiB parts, and copying or searching it whole for each part cost time quadratic in it
+        # (20 s of CPU for a 50 MB PDF).
+        self._buffer = bytearray()
+        self._scanned = 0
         self._next_id = 0
 
     def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
@@ -122,20 +131,34 @@ class _Browser:
         deadline = time.monotonic() + TIMEOUT_S
         unsent = json.dumps(message).encode() + b"\0"
         while True:
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                reply = json.loads(raw)
+            while (end := self._buffer.find(b"\0", self._scanned)) >= 0:
+                raw = self._buffer[:end]
+                del self._buffer[: end + 1]
+                self._scanned = 0
+                try:
+                    reply = json.loads(raw)
+                except ValueError:  # not UTF-8 or not JSON: whatever sent it is no DevTools pipe
+                    raise _failed(f"{method}: a reply that is not JSON") from None
+                if not isinstance(reply, dict):
+                    raise _failed(f"{method}: a reply that is not a JSON object")
+                if reply.get("method") == "Inspector.targetCrashed":  # its renderer would never answer
+                    raise _failed(f"{method}: the page's renderer crashed")
                 if reply.get("id") != self._next_id:
                     continue
                 if "error" in reply:
-                    raise _failed(f"{method}: {reply['error'].get('message', 'an error')}")
-                result: dict[str, Any] = reply.get("result", {})
+                    error = reply["error"]
+                    raise _failed(f"{method}: {isinstance(error, dict) and error.get('message') or 'an error'}")
+                result = reply.get("result", {})
+                if not isinstance(result, dict):
+                    raise _failed(f"{method}: a result that is not a JSON object")
                 return result
+            self._scanned = len(self._buffer)
             # Write what is left while reading what comes (a page larger than the pipe holds is sent in parts,
             # and a browser that stops reading or answering is given up at the deadline, not waited for).
+            # The deadline is checked on every pass: a browser that never stops writing must not extend it.
             left = deadline - time.monotonic()
             readable, writable, _ = select.select([self._out], [self._in] if unsent else [], [], max(left, 0))
-            if not readable and not writable:
+            if left <= 0 or not (readable or writable):
                 raise _failed(f"{method} took more than {TIMEOUT_S} s")
             if writable:
                 try:
@@ -147,23 +170,36 @@ class _Browser:
                 if not chunk:
                     raise _failed(self._exited())
                 self._buffer += chunk
+                if len(self._buffer) > LONGEST_REPLY:
+                    raise _failed(f"{method}: a reply of more than {LONGEST_REPLY >> 20} MiB")
 
     def _exited(self) -> str:
-        code = self.wait(5)
-        return "it stopped answering" if code is None else f"it exited (status {code})"
+        if not self.wait(5):
+            return "it stopped answering"
+        return "it exited" if self.status is None else f"it exited (status {self.status})"
 
-    def wait(self, seconds: float) -> int | None:
-        """The browser's exit status once it has exited, waiting at most ``seconds``; None while it runs."""
+    def wait(self, seconds: float) -> bool:
+        """Whether the browser has exited, waiting at most ``seconds``; its status goes to :attr:`status`.
+
+        It is not reaped here (``WNOWAIT``): until :meth:`close` reaps it, its process id, which names its
+        process group, cannot be given to another process.
+        """
         deadline = time.monotonic() + seconds
-        while self.status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.status = os.waitstatus_to_exitcode(status)
+        while not self.exited:
+            try:
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # reaped already (SIGCHLD ignored, inherited from our parent): status lost
+                self.exited = True
+                break
+            if info is not None and info.si_pid:
+                self.exited = True
+                exited_normally = info.si_code == os.CLD_EXITED
+                self.status = info.si_status if exited_normally else -info.si_status
             elif time.monotonic() >= deadline:
                 break
             else:
                 time.sleep(0.02)
-        return self.status
+        return self.exited
 
     def close(self) -> None:
         """Ask the browser to close, then end its process group whatever it did."""
@@ -173,16 +209,22 @@ class _Browser:
             pass  # it has gone already
         for fd in (self._in, self._out):
             os.close(fd)
-        if self.wait(10) is None:  # it did not close: its whole group is ended (zygote and renderers too)
+        try:
+            self.wait(10)
+        finally:
+            # Its whole group is ended whether or not it closed: processes of its group (zygote, renderers, or
+            # what a wrapper script started) can outlive the browser itself. It is reaped only after.
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            os.waitpid(self.pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
 
 
 def _failed(why: str) -> RuntimeError:
-    return RuntimeError(f"Chromium failed: {why}"[:200])
+    # One line whatever the browser said (an error message of its own may hold line breaks).
+    return RuntimeError(" ".join(f"Chromium failed: {why}".split())[:200])
 
 
 def print_pdfs(jobs: list[tuple[str, Path]]) -> None:
@@ -194,27 +236,36 @@ def print_pdfs(jobs: list[tuple[str, Path]]) -> None:
     Raises
     ------
     RuntimeError
-        When Chromium cannot be started, or a page cannot be loaded or printed within :data:`TIMEOUT_S` (the message
-        is one line, without paths).
+        When Chromium cannot be started, answers with what is not a PDF, or a page cannot be loaded or printed
+        within :data:`TIMEOUT_S`, or a PDF cannot be written (the message is one line, without paths).
     """
     if not jobs:
         return
     executable = chromium_path()
     if executable is None:
         raise _failed("it was not found")
-    with _profile_folder() as profile:
+    try:
+        folder = _profile_folder()
+    except OSError as exc:  # the temporary folder gone (or full): the caller catches RuntimeError only
+        raise _failed(f"no folder for its profile ({exc.strerror})") from None
+    with folder as profile:
         browser = _Browser(executable, profile)
         try:
             target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
             session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            browser.call("Inspector.enable", session=session)  # for its targetCrashed event (see call())
             browser.call("Emulation.setScriptExecutionDisabled", {"value": True}, session)
             browser.call("Emulation.setEmulatedMedia", {"media": "print"}, session)
             frame = browser.call("Page.getFrameTree", session=session)["frameTree"]["frame"]["id"]
             for html, out in jobs:
                 browser.call("Page.setDocumentContent", {"frameId": frame, "html": html}, session)
                 browser.call("Runtime.evaluate", {"expression": _LOADED, "awaitPromise": True}, session)
-                printed = browser.call("Page.printToPDF", _print_settings(), session)
-                _write_whole(out, base64.b64decode(printed["data"]))
+                printed = base64.b64decode(browser.call("Page.printToPDF", _print_settings(), session)["data"])
+                if not printed.startswith(b"%PDF-"):
+                    raise ValueError("not a PDF")
+                _write_whole(out, printed)
+        except (KeyError, TypeError, ValueError):  # a reply without the field it must have, or not a PDF
+            raise _failed("a reply of an unexpected form") from None
         finally:
             browser.close()
 
@@ -243,10 +294,18 @@ def _print_settings() -> dict[str, Any]:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole; an OSError (folder gone, disk full) is a one-line RuntimeError, as the
+    caller catches no other, and leaves no temporary file.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    # Never through a link planted at the temporary name.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    tmp.replace(path)
+    try:
+        tmp.unlink(missing_ok=True)
+        # Never through a link planted at the temporary name.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _failed(f"a PDF could not be written ({exc.strerror or type(exc).__name__})") from None
