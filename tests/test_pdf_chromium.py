@@ -31,15 +31,6 @@ def _stand_in(tmp_path: Path, body: str) -> Path:
     return script
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has ended; only its parent's wait is missing.
-    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
 def _pdf_text(path: Path) -> str:
     pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 is a test extra")
     doc = pdfium.PdfDocument(str(path))
@@ -152,11 +143,15 @@ def test_the_browser_ends_when_the_process_printing_is_killed(tmp_path: Path) ->
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "OUT": str(tmp_path)}, timeout=120)
     assert done.returncode == -signal.SIGKILL
     session = int((tmp_path / "browser-pid").read_text())
-    deadline, left = time.monotonic() + 20, [session]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = [p for p in _in_session(session) if _alive(p)]
-    assert not left, "Chromium outlived the process that started it"
+    assert not _left_in_session(session, seconds=20), "Chromium outlived the process that started it"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
 
 
 def _in_session(session: int) -> list[int]:
@@ -167,6 +162,14 @@ def _in_session(session: int) -> list[int]:
                 stat = (proc / "stat").read_text()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[3]) == session:  # the session id, after state, ppid, pgrp
+            if int(stat.rsplit(")", 1)[1].split()[3]) == session and _alive(int(proc.name)):
                 pids.append(int(proc.name))
     return pids
+
+
+def _left_in_session(session: int, seconds: float = 5) -> list[int]:
+    """The live processes of ``session``, once they have had ``seconds`` to end (SIGKILL is not instant)."""
+    deadline = time.monotonic() + seconds
+    while (left := _in_session(session)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left

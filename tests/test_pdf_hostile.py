@@ -27,6 +27,8 @@ import pytest
 
 from evallib.reporting import pdf
 
+from .test_pdf_chromium import _alive, _in_session, _left_in_session
+
 needs_chromium = pytest.mark.skipif(pdf.unavailable() is not None, reason=f"no Chromium here: {pdf.unavailable()}")
 PAGE = "<!DOCTYPE html><html><body><h1>Board paper</h1><p>An answer in words.</p></body></html>"
 # Reads the pipe until it closes, as Chromium does: a stand-in that ends with it is closed at once.
@@ -67,35 +69,6 @@ def _fake_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, printed: Any)
     script.chmod(0o755)
     monkeypatch.setenv("EVALLIB_CHROMIUM", str(script))
     monkeypatch.setenv("FAKE_PRINT", __import__("json").dumps(printed))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-
-
-def _in_session(session: int) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[3]) == session and _alive(int(proc.name)):
-                pids.append(int(proc.name))
-    return pids
-
-
-def _left_in_session(session: int, seconds: float = 5) -> list[int]:
-    """The live processes of ``session``, once they have had ``seconds`` to end (SIGKILL is not instant)."""
-    deadline = time.monotonic() + seconds
-    while (left := _in_session(session)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
 
 
 def _one_line_without_paths(exc: BaseException, *paths: Path) -> None:
