@@ -27,7 +27,7 @@ import pytest
 
 from evallib.reporting import pdf
 
-from .test_pdf_chromium import _alive, _in_session, _left_in_session
+from .test_pdf_chromium import _alive, _in_session, _left_in_session, _pdf_text
 
 needs_chromium = pytest.mark.skipif(pdf.unavailable() is not None, reason=f"no Chromium here: {pdf.unavailable()}")
 PAGE = "<!DOCTYPE html><html><body><h1>Board paper</h1><p>An answer in words.</p></body></html>"
@@ -75,15 +75,6 @@ def _one_line_without_paths(exc: BaseException, *paths: Path) -> None:
     message = str(exc)
     assert message.startswith("Chromium failed: ") and "\n" not in message
     assert not any(str(p) in message for p in paths), message
-
-
-def _pdf_text(path: Path) -> str:
-    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 is a test extra")
-    doc = pdfium.PdfDocument(str(path))
-    try:
-        return " ".join(" ".join(doc[i].get_textpage().get_text_range().split()) for i in range(len(doc)))
-    finally:
-        doc.close()
 
 
 def _pages(path: Path) -> int:
