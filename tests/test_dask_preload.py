@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 def test_a_task_reaches_the_worker_without_the_scheduler_importing_evallib() -> None:
     import cloudpickle
 
-    call, payload = dask_warm.packed(dask_warm._safe_relative, "a/b")
+    call, payload = dask_warm.packed(dask_warm.safe_relative, "a/b")
     blob = cloudpickle.dumps((call, payload))  # as Dask sends a task to the scheduler, which unpickles it
     code = (
         "import pickle, sys\n"
@@ -118,7 +118,7 @@ def test_the_client_waits_for_an_in_process_task_to_restore_the_shipped_paths_an
     holding, release = threading.Event(), threading.Event()
 
     def task() -> None:  # what run_site does to the process while a site runs
-        with dask_warm._LOCK:
+        with dask_warm.TASK_LOCK:
             data_files.SHIPPED.update({name: f"/nowhere/{name}" for name in expected})
             os.environ[KEY_ENV] = "/nowhere/throwaway.key"
             holding.set()

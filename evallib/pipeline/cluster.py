@@ -105,7 +105,7 @@ def _run_on_cluster(
     except Exception:  # noqa: BLE001 - a scheduler gone, a lost, refused or stuck task: the client runs it itself
         _cancel(future)
         return run_programme(root, outputs, executor, chosen, timeout)
-    with dask_warm._LOCK:  # signed with this machine's key, not an in-process task's throwaway one
+    with dask_warm.TASK_LOCK:  # signed with this machine's key, not an in-process task's throwaway one
         run = publish_programme(chosen, run, returned, outputs)
     return SiteRun("programme", run.status, run.reason, time.perf_counter() - t0, run.attempts)
 
@@ -139,7 +139,7 @@ def run_on_worker(
         When this worker cannot run it as a local run would (BLAS on several threads, installed files changed
         since it warmed): the client then runs it itself.
     """
-    with dask_warm._LOCK:  # one notebook at a time in this process: its environment and key are process-wide
+    with dask_warm.TASK_LOCK:  # one notebook at a time in this process: its environment and key are process-wide
         why = dask_warm.refusal()
         if why is not None:
             raise EvalLibError(why)
@@ -157,13 +157,13 @@ def _run_in(
     project = base / "project"
     project.mkdir()
     for name, data in files.items():
-        path = project / dask_warm._safe_relative(name)
+        path = project / dask_warm.safe_relative(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     outputs = make_dir(project / "outputs", project)
     entries = []
     for site_id, data in results.items():
-        if len(dask_warm._safe_relative(site_id).parts) != 1:
+        if len(dask_warm.safe_relative(site_id).parts) != 1:
             raise EvalLibError(f"site id {site_id!r} shipped to the worker is not a folder name")
         writing.write_atomic(make_dir(outputs / site_id, project) / "results.json", data)
         entries.append(SiteEntry(site_id, "evaluated", json.loads(data), page=outputs / site_id / "report.html"))

@@ -75,12 +75,11 @@ OUTSIDE = ".evallib-data-folders"
 MANIFEST = ".evallib-shipped.json"
 #: One BLAS thread per process, as `evallib run` and a Dask nanny set them: results then match to the last bit.
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-#: Held while a task runs a site (one site at a time per worker process: the site's environment, its key, root
-#: and params file, and the shipped paths (``SHIPPED``) are process-wide), and by the client while it reads a
-#: site's files or signs and publishes one: with an in-process cluster (``LocalCluster(processes=False)``) the
-#: workers are threads of the client's process, which would otherwise read data through a task's shipped paths
-#: or sign a report with a task's throwaway key.
-_LOCK = threading.Lock()
+#: Held while a task runs a site (its environment, key, root, params file and shipped paths, ``SHIPPED``, are
+#: process-wide), and by the client while it reads a site's files or signs and publishes one: with an in-process
+#: cluster (``LocalCluster(processes=False)``) the workers are threads of the client's process, which would
+#: otherwise read data through a task's shipped paths or sign a report with a task's throwaway key.
+TASK_LOCK = threading.Lock()
 _WARMED: set[Any] = set()  # the data windows loaded, and "site" once a site warmed the worker
 _INSTALLED: list[str] = []  # installed_state() when the worker first warmed
 #: The pid of the fork server this worker was forked from warm (:mod:`evallib.pipeline.nanny`), if any.
@@ -100,7 +99,7 @@ def site_files(root: Path, job: SiteJob, template: bytes | None = None) -> dict[
     a link), :data:`MANIFEST` says where it went. A file that fails the checks is not shipped: the worker's
     run then fails on it as a local run does.
     """
-    with _LOCK:  # no task of an in-process worker has its shipped paths in place meanwhile
+    with TASK_LOCK:  # no task of an in-process worker has its shipped paths in place meanwhile
         return _site_files(root, job, template)
 
 
@@ -152,7 +151,7 @@ def _lay_out(files: dict[str, bytes], base: Path) -> Path:
     project = base / "project"
 
     def place(name: str) -> Path:
-        rel = _safe_relative(name)
+        rel = safe_relative(name)
         return base / "data-folders" / PurePosixPath(*rel.parts[1:]) if rel.parts[0] == OUTSIDE else project / rel
 
     for name, data in files.items():
@@ -161,7 +160,7 @@ def _lay_out(files: dict[str, bytes], base: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
     manifest = json.loads(files[MANIFEST]) if MANIFEST in files else {}
-    folders = [base / "data-folders" / str(int(i)) / _safe_relative(n) for i, n in manifest.get("folders", [])]
+    folders = [base / "data-folders" / str(int(i)) / safe_relative(n) for i, n in manifest.get("folders", [])]
     if folders:
         # Unescaped: JSON writes a character past U+FFFF as a surrogate pair, which TOML refuses.
         names = ", ".join(json.dumps(str(f), ensure_ascii=False) for f in folders)
@@ -198,7 +197,8 @@ def site_env(root: Path) -> dict[str, str]:
     return {_COMMIT_ENV: state["commit"] or "", DIRTY_ENV: "" if dirty is None else ("1" if dirty else "0")}
 
 
-def _safe_relative(name: str) -> PurePosixPath:
+def safe_relative(name: str) -> PurePosixPath:
+    """``name`` as a path inside the project (a shipped file's or a site's), refused when it could leave it."""
     p = PurePosixPath(name)
     if p.is_absolute() or not p.parts or ".." in p.parts:
         raise EvalLibError(f"file {name!r} shipped to the worker is not a path inside the project")
@@ -207,7 +207,7 @@ def _safe_relative(name: str) -> PurePosixPath:
 
 def refusal() -> str | None:
     """Why this worker cannot run a notebook as a local run would (None when it can): BLAS on several threads, or
-    installed files changed since it warmed. Called under ``_LOCK``; the first call records the installed state.
+    installed files changed since it warmed. Called under ``TASK_LOCK``; the first call records the installed state.
     """
     many = [v for v in BLAS_THREADS if os.environ.get(v) != "1"]
     if many:  # the estimates' last digits depend on how BLAS splits its sums: one thread, as `evallib run` uses
@@ -259,7 +259,7 @@ def run_site(
     the evallib code and bundled data it was made from: a worker whose installed files changed since it
     warmed fails each site with the fix (restart the workers) rather than run stale code or data.
     """
-    with _LOCK:
+    with TASK_LOCK:
         why = refusal()
         if why is not None:
             return SiteRun(job.site_id, "failed", why), {}
@@ -357,7 +357,7 @@ def publish_safely(job: SiteJob, value: Any, outputs: Path, root: Path) -> SiteR
         return value  # already recorded
     try:
         run, files = value
-        with _LOCK:  # signed with this machine's key, not an in-process task's throwaway one
+        with TASK_LOCK:  # signed with this machine's key, not an in-process task's throwaway one
             return publish_returned(job, run, files, outputs)
     except Exception as exc:  # noqa: BLE001 - one site's publishing fault must not stop the batch; it is recorded
         reason = fault_message(exc, outputs) if is_fault(exc) else f"runner error: {type(exc).__name__}"  # type: ignore[arg-type]
