@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evallib.protocol import writing
+
 #: Seconds one launch or one page may take before the papers are given up (publishing goes on without them).
 TIMEOUT_S = 60
 #: The longest temporary folder used as it is: Chromium's socket path below it (about 70 more bytes, the profile
@@ -294,18 +296,13 @@ def _print_settings() -> dict[str, Any]:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole; an OSError (folder gone, disk full) is a one-line RuntimeError, as the
-    caller catches no other, and leaves no temporary file.
+    """Write ``data`` to ``path`` whole or not at all, never through a link (:func:`writing.write_atomic`, as every
+    published file); a refusal or fault is a one-line RuntimeError without paths, as the caller catches no other.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.unlink(missing_ok=True)
-        # Never through a link planted at the temporary name.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        tmp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise _failed(f"a PDF could not be written ({exc.strerror or type(exc).__name__})") from None
+        writing.write_atomic(path, data)
+    except writing.UnsafePath:
+        raise _failed("a PDF could not be written (its folder is gone, or a link or folder stands there)") from None
+    except (OSError, writing.WriteFault) as exc:
+        why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise _failed(f"a PDF could not be written ({why})") from None
